@@ -1,0 +1,28 @@
+// @ts-check
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["node_modules/**", "proto/gen/**", "**/*.js", "data/**"] },
+  ...tseslint.configs.recommended,
+  {
+    files: ["**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "no-restricted-imports": "off",
+    },
+  },
+  {
+    // The Raft core is a pure state machine: no I/O, no clocks, no timers.
+    files: ["node/raft/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [
+          { group: ["node:*", "fs", "net", "os", "child_process", "crypto", "timers", "worker_threads"], message: "node/raft must not do I/O or read clocks" },
+          { group: ["**/storage/**", "**/transport/**", "**/vault/**", "**/server/**", "**/hsm/**"], message: "raft imports nothing above it" },
+        ],
+      }],
+      "no-restricted-globals": ["error", "setTimeout", "setInterval", "setImmediate", "queueMicrotask", "performance", "process", "Date"],
+      "no-restricted-properties": ["error", { object: "Math", property: "random", message: "inject randomness" }],
+    },
+  },
+);
