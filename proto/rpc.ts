@@ -1,0 +1,121 @@
+// Protocol glue shared by the node and the client: grpc-js service
+// definitions built from protoc-gen-es descriptors, and the structured error
+// detail (bkv.v1.ErrorDetail in `grpc-status-details-bin`, see
+// proto/bkv/v1/status.proto). No server logic lives here.
+//
+// protoc-gen-es v2 emits message schemas and service descriptors but no
+// grpc-js stubs; `serviceDefinition` turns a GenService into the
+// ServiceDefinition that grpc-js `Server.addService` and
+// `makeGenericClientConstructor` take.
+
+import { create, fromBinary, toBinary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
+import {
+  Metadata,
+  type MethodDefinition,
+  type ServiceDefinition,
+  type ServerErrorResponse,
+  type StatusObject,
+  type handleBidiStreamingCall,
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type status,
+} from "@grpc/grpc-js";
+import { ErrorDetailSchema, StatusSchema, type ErrorDetail } from "./gen/bkv/v1/status_pb.js";
+
+type Method = GenServiceMethods[string];
+type Req<M extends Method> = MessageShape<M["input"]>;
+type Res<M extends Method> = MessageShape<M["output"]>;
+
+/** The grpc-js method definitions of a service, keyed by the method's localName. */
+export type ServiceDefinitionOf<T extends GenServiceMethods> = {
+  [K in keyof T]: MethodDefinition<Req<T[K]>, Res<T[K]>>;
+};
+
+/** The handler grpc-js expects for a method, by its kind. */
+export type HandlerOf<M extends Method> =
+  M["methodKind"] extends "unary" ? handleUnaryCall<Req<M>, Res<M>>
+  : M["methodKind"] extends "server_streaming" ? handleServerStreamingCall<Req<M>, Res<M>>
+  : M["methodKind"] extends "client_streaming" ? handleClientStreamingCall<Req<M>, Res<M>>
+  : handleBidiStreamingCall<Req<M>, Res<M>>;
+
+/** A server implementation of a service: one handler per method localName. */
+export type ServiceImplementation<T extends GenServiceMethods> = { [K in keyof T]: HandlerOf<T[K]> };
+
+export interface DefinitionOptions {
+  /**
+   * Called when an incoming request does not parse (before grpc-js ends the
+   * call with INTERNAL). For metrics; must not throw.
+   */
+  onRequestDecodeError?(method: string, err: unknown): void;
+}
+
+/** Builds the grpc-js ServiceDefinition for a protoc-gen-es service descriptor. */
+export function serviceDefinition<T extends GenServiceMethods>(
+  service: GenService<T>, options: DefinitionOptions = {},
+): ServiceDefinitionOf<T> & ServiceDefinition {
+  const def: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    const path = `/${service.typeName}/${method.name}`;
+    def[method.localName] = {
+      path,
+      originalName: method.name,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: (msg) => Buffer.from(toBinary(method.input, msg as never)),
+      requestDeserialize: (buf: Buffer) => {
+        try {
+          return fromBinary(method.input, buf);
+        } catch (err) {
+          options.onRequestDecodeError?.(path, err);
+          throw err;
+        }
+      },
+      responseSerialize: (msg) => Buffer.from(toBinary(method.output, msg as never)),
+      responseDeserialize: (buf: Buffer) => fromBinary(method.output, buf),
+    };
+  }
+  return def as ServiceDefinitionOf<T> & ServiceDefinition;
+}
+
+/** The trailer that carries a binary bkv.v1.Status (google.rpc.Status encoding). */
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+/**
+ * A grpc-js error status carrying `detail` in `grpc-status-details-bin`.
+ * Pass it to a unary callback or `call.emit("error", ...)` on a stream.
+ * `message` is shown to clients: it must not contain secrets.
+ */
+export function errorWithDetail(
+  code: status, message: string, detail?: MessageInitShape<typeof ErrorDetailSchema>,
+): ServerErrorResponse & Pick<StatusObject, "code" | "details" | "metadata"> {
+  const metadata = new Metadata();
+  if (detail !== undefined) {
+    const st = create(StatusSchema, {
+      code, message, details: [anyPack(ErrorDetailSchema, create(ErrorDetailSchema, detail))],
+    });
+    metadata.set(STATUS_DETAILS_KEY, Buffer.from(toBinary(StatusSchema, st)));
+  }
+  return Object.assign(new Error(message), { code, details: message, metadata });
+}
+
+/**
+ * The ErrorDetail of a failed call (a client-side ServiceError or anything
+ * with its trailing metadata), or undefined when absent or unreadable.
+ */
+export function errorDetailOf(err: { metadata?: Metadata | undefined }): ErrorDetail | undefined {
+  const raw = err.metadata?.get(STATUS_DETAILS_KEY)[0];
+  if (!(raw instanceof Uint8Array)) return undefined;
+  try {
+    const st = fromBinary(StatusSchema, raw);
+    for (const any of st.details) {
+      const detail = anyUnpack(any, ErrorDetailSchema);
+      if (detail !== undefined) return detail;
+    }
+  } catch {
+    // A malformed trailer is treated as absent: the status code still holds.
+  }
+  return undefined;
+}
