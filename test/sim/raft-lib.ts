@@ -1,0 +1,63 @@
+// The slice of the node/raft public API (see /work/raft-api.md) that the
+// simulation drives. The harness receives it as a value so that a copy of
+// the library (e.g. one with a deliberately injected bug, see
+// docs/simulation.md) can be loaded instead of node/raft.
+
+import type { ConfChange, ConfState, HardState, Message, NodeId, Ready, SoftState, Storage } from "../../node/raft/types.js";
+
+export interface SimRaftConfig {
+  id: NodeId;
+  storage: Storage;
+  electionTick: number;
+  heartbeatTick: number;
+  applied?: number;
+  maxSizePerMsg?: number;
+  maxInflightMsgs?: number;
+  maxInflightBytes?: number;
+  maxUncommittedEntriesSize?: number;
+  maxSnapshotChunkBytes?: number;
+  checkQuorum?: boolean;
+  preVote?: boolean;
+  randomInt: (maxExclusive: number) => number;
+}
+
+export interface SimStatus {
+  readonly id: NodeId;
+  readonly hardState: HardState;
+  readonly softState: SoftState;
+  readonly applied: number;
+}
+
+export interface SimRawNode {
+  tick(): void;
+  campaign(): void;
+  propose(data: Uint8Array): void;
+  proposeConfChange(cc: ConfChange): void;
+  applyConfChange(cc: ConfChange): ConfState;
+  step(m: Message): void;
+  readIndex(context: Uint8Array): void;
+  transferLeadership(to: NodeId): void;
+  reportUnreachable(id: NodeId): void;
+  reportSnapshot(id: NodeId, ok: boolean): void;
+  hasReady(): boolean;
+  ready(): Ready;
+  advance(rd: Ready): void;
+  status(): SimStatus;
+}
+
+export interface RaftLib {
+  RawNode: new (config: SimRaftConfig) => SimRawNode;
+  encodeConfChange(cc: ConfChange): Uint8Array;
+  decodeConfChange(b: Uint8Array): ConfChange;
+}
+
+/** Loads the library from a module path (default: this repository's node/raft). */
+export async function loadRaftLib(modulePath?: string): Promise<RaftLib> {
+  const spec = modulePath ?? new URL("../../node/raft/index.js", import.meta.url).href;
+  const mod = (await import(spec)) as Partial<RaftLib>;
+  if (typeof mod.RawNode !== "function" || typeof mod.encodeConfChange !== "function"
+    || typeof mod.decodeConfChange !== "function") {
+    throw new Error(`${spec} does not export RawNode, encodeConfChange and decodeConfChange`);
+  }
+  return mod as RaftLib;
+}
