@@ -3,7 +3,7 @@
 
 import test from "ava";
 import { type Entry, EntryType } from "../../node/raft/types.js";
-import { Checker, checkDurability, checkLogMatching, type LogView, Violation } from "./checker.js";
+import { Checker, checkDurability, checkLogMatching, type Invariant, type LogView, Violation } from "./checker.js";
 import { encodeProposal, StateMachine } from "./state-machine.js";
 
 const ent = (index: number, term: number, p = index): Entry => ({ index, term, type: EntryType.Normal, data: encodeProposal(p) });
@@ -20,7 +20,7 @@ function logOf(entries: Entry[], snap = 0, snapTerm = 0): LogView {
   };
 }
 
-function violates(t: import("ava").ExecutionContext, invariant: string, fn: () => void): void {
+function violates(t: import("ava").ExecutionContext, invariant: Invariant, fn: () => void): void {
   const err = t.throws(fn, { instanceOf: Violation });
   t.is(err?.invariant, invariant);
 }
