@@ -1,0 +1,181 @@
+// A vault node's HSM: its token, its two keys, evaluation and signing.
+import { createHash, randomBytes } from "node:crypto";
+import { p256 } from "@noble/curves/nist.js";
+import pkcs11js from "pkcs11js";
+import { readPin, resolveConfig, type HsmConfig, type ResolvedHsmConfig } from "./config.js";
+import { HsmError, toHsmError } from "./errors.js";
+import {
+  X_TEMPLATE, asyncCalls, ecdh, evaluateInSession, parseEvaluationInput, syncCalls, type Calls,
+} from "./evaluate.js";
+import { findOrGenerateKeyPair, type NodeKeyPair } from "./keys.js";
+import { G, decodePoint, xOf } from "./points.js";
+import { Token, type Handle } from "./token.js";
+
+const P = pkcs11js;
+const N = p256.Point.Fn.ORDER;
+
+/**
+ * How evaluations call the token. "async": the *Async calls on the libuv
+ * pool, one pooled session per evaluation in flight (the default: measured
+ * best, see docs/hsm.md). "sync": blocking calls on the caller's thread (for
+ * worker threads and benchmarks).
+ */
+export type CallStrategy = "async" | "sync";
+
+export interface HsmOptions {
+  strategy?: CallStrategy;
+  /** Use a session copy (C_CopyObject, CKA_TOKEN=false) of the agreement key per session. Default true. */
+  sessionKeyCopies?: boolean;
+}
+
+export interface HsmStats {
+  evaluations: number;
+  signatures: number;
+  /** Session objects whose C_DestroyObject failed (freed when the session closes). */
+  destroyFailures: number;
+}
+
+export class Hsm {
+  readonly agreementPublicKey: Uint8Array;
+  readonly identityPublicKey: Uint8Array;
+  readonly stats: HsmStats = { evaluations: 0, signatures: 0, destroyFailures: 0 };
+  /** @internal exposed for tests and tools that inspect the token. */
+  readonly token: Token;
+  /** @internal */
+  readonly keys: { agreement: NodeKeyPair; identity: NodeKeyPair };
+  private readonly cfg: ResolvedHsmConfig;
+  private readonly calls: Calls;
+  private readonly agreementBySession = new Map<string, Handle>();
+
+  private constructor(token: Token, cfg: ResolvedHsmConfig, keys: Hsm["keys"], strategy: CallStrategy) {
+    this.token = token;
+    this.cfg = cfg;
+    this.keys = keys;
+    this.agreementPublicKey = keys.agreement.publicKey;
+    this.identityPublicKey = keys.identity.publicKey;
+    this.calls = strategy === "async" ? asyncCalls(token.p11) : syncCalls(token.p11);
+  }
+
+  /**
+   * Opens the configured token, logs in, creates the node keys at first start
+   * (finds them afterwards) and checks that each private key matches its
+   * public key.
+   */
+  static async open(config: HsmConfig, options: HsmOptions = {}): Promise<Hsm> {
+    const cfg = resolveConfig(config);
+    const token = Token.open(cfg, readPin(config));
+    try {
+      const session = firstSession(token);
+      const keys = {
+        agreement: findOrGenerateKeyPair(token.p11, session, "agreement"),
+        identity: findOrGenerateKeyPair(token.p11, session, "identity"),
+      };
+      const hsm = new Hsm(token, cfg, keys, options.strategy ?? "async");
+      if (options.sessionKeyCopies ?? true) hsm.copyAgreementKeyPerSession();
+      await hsm.selfTest();
+      return hsm;
+    } catch (err) {
+      token.close();
+      throw toHsmError(err, "opening the HSM");
+    }
+  }
+
+  private copyAgreementKeyPerSession(): void {
+    for (const s of this.token.sessions) {
+      try {
+        const copy = this.token.p11.C_CopyObject(s, this.keys.agreement.privateKey, [
+          { type: P.CKA_TOKEN, value: false },
+        ]);
+        this.agreementBySession.set(s.toString("hex"), copy);
+      } catch (err) {
+        throw toHsmError(err, "copying the agreement key into a session");
+      }
+    }
+  }
+
+  private agreementKeyFor(session: Handle): Handle {
+    return this.agreementBySession.get(session.toString("hex")) ?? this.keys.agreement.privateKey;
+  }
+
+  /**
+   * k_i·B (33-byte compressed) for the share wrapped in `wrappedShare` (format
+   * v1), the blinded element `blinded` and the share commitment `commitment`
+   * (K_i = k_i·G), both SEC1 points. Inputs are validated before the token
+   * sees them; the share exists only as a non-extractable session object.
+   */
+  async evaluate(wrappedShare: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array> {
+    const input = parseEvaluationInput(wrappedShare, blinded, commitment);
+    const out = await this.token.withSession((session) => evaluateInSession({
+      p11: this.token.p11,
+      calls: this.calls,
+      wrapMechanism: this.cfg.wrapMechanism,
+      agreementKey: this.agreementKeyFor(session),
+      onDestroyFailure: () => { this.stats.destroyFailures++; },
+    }, session, input));
+    this.stats.evaluations++;
+    return out;
+  }
+
+  /** ECDSA P-256 over SHA-256(message) with the identity key: 64-byte r||s, low-S. */
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    if (!(message instanceof Uint8Array)) throw new HsmError("INVALID_INPUT", "the message to sign must be bytes");
+    const digest = createHash("sha256").update(message).digest();
+    const sig = await this.token.withSession(async (session) => {
+      try {
+        return await this.calls.sign(session, { mechanism: P.CKM_ECDSA }, this.keys.identity.privateKey, digest);
+      } catch (err) {
+        throw toHsmError(err, "signing");
+      }
+    });
+    this.stats.signatures++;
+    return normalizeLowS(sig);
+  }
+
+  /** Proves that each private key on the token matches the public key it exports. */
+  private async selfTest(): Promise<void> {
+    const r = p256.utils.randomSecretKey();
+    const R = G.multiply(bytesToBigInt(r));
+    const expected = xOf(decodePoint(this.agreementPublicKey, "agreement key").multiply(bytesToBigInt(r)));
+    const got = await this.token.withSession(async (s) => {
+      const h = await this.calls.derive(s, ecdh(R.toBytes(false)), this.agreementKeyFor(s), X_TEMPLATE);
+      try {
+        return this.token.p11.C_GetAttributeValue(s, h, [{ type: P.CKA_VALUE }])[0]?.value;
+      } finally {
+        this.token.p11.C_DestroyObject(s, h);
+      }
+    });
+    if (got === undefined || !Buffer.from(expected).equals(got)) {
+      throw new HsmError("KEY_INVALID", "the agreement private key does not match its public key");
+    }
+    const msg = randomBytes(32);
+    const sig = await this.sign(msg);
+    if (!p256.verify(sig, msg, this.identityPublicKey, { prehash: true, lowS: true })) {
+      throw new HsmError("KEY_INVALID", "the identity private key does not match its public key");
+    }
+    this.stats.signatures = 0;
+  }
+
+  close(): void {
+    this.token.close();
+  }
+}
+
+function firstSession(token: Token): Handle {
+  const s = token.sessions[0];
+  if (s === undefined) throw new HsmError("CONFIG_INVALID", "the session pool is empty");
+  return s;
+}
+
+function bytesToBigInt(b: Uint8Array): bigint {
+  return BigInt("0x" + Buffer.from(b).toString("hex"));
+}
+
+/** r||s with s replaced by n - s when s > n/2 (CKM_ECDSA does not normalize). */
+export function normalizeLowS(sig: Uint8Array): Uint8Array {
+  if (sig.length !== 64) throw new HsmError("HSM_ERROR", `the token returned a ${sig.length}-byte ECDSA signature`);
+  const s = bytesToBigInt(sig.subarray(32));
+  if (s <= N >> 1n) return Uint8Array.from(sig);
+  const out = Uint8Array.from(sig);
+  out.set(Buffer.from((N - s).toString(16).padStart(64, "0"), "hex"), 32);
+  return out;
+}
