@@ -1,0 +1,194 @@
+// A tiny in-process network of RawNodes for the raft unit tests: each node
+// has a MemoryStorage, a Ready loop that persists, sends and applies, and
+// the network delivers messages until quiet. Links can be cut per direction,
+// and individual messages can be dropped with a filter.
+
+import {
+  type Config,
+  ConfChangeType,
+  type Entry,
+  EntryType,
+  type Message,
+  MessageType,
+  MemoryStorage,
+  type NodeId,
+  RawNode,
+  type Ready,
+  type ReadState,
+  StateType,
+  bootstrapSnapshot,
+  decodeConfChange,
+} from "../../node/raft/index.js";
+
+export function mulberry32(seed: number): (maxExclusive: number) => number {
+  let a = seed >>> 0;
+  return (maxExclusive: number) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return Math.floor(r * maxExclusive);
+  };
+}
+
+export interface TestNode {
+  id: NodeId;
+  raw: RawNode;
+  storage: MemoryStorage;
+  /** Normal entries with data, in apply order. */
+  applied: Entry[];
+  /** Every applied index, to check exactly-once. */
+  appliedIndexes: number[];
+  readStates: ReadState[];
+  snapshotsApplied: number;
+  config: Config;
+}
+
+export type Filter = (m: Message) => boolean;
+
+export class Network {
+  readonly nodes = new Map<NodeId, TestNode>();
+  private queue: Message[] = [];
+  private readonly cut = new Set<string>();
+  /** Messages for which a filter returns true are dropped. */
+  filters: Filter[] = [];
+  /** Every message delivered (for assertions). */
+  readonly delivered: Message[] = [];
+
+  constructor(voters: NodeId[], private readonly base: Partial<Config> = {}, seed = 1) {
+    for (const id of voters) this.addNode(id, bootstrapSnapshot(voters), seed);
+  }
+
+  /** Adds a node; with a snapshot it is an initial member, without one it is a blank joiner. */
+  addNode(id: NodeId, snap?: ReturnType<typeof bootstrapSnapshot>, seed = 1, cfg: Partial<Config> = {}): TestNode {
+    const storage = new MemoryStorage();
+    if (snap !== undefined) storage.applySnapshot(snap);
+    return this.start(id, storage, seed, cfg);
+  }
+
+  /** (Re)starts node id from storage, as after a crash that kept everything persisted. */
+  start(id: NodeId, storage: MemoryStorage, seed = 1, cfg: Partial<Config> = {}): TestNode {
+    const config: Config = {
+      id, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(seed * 1000 + id), ...this.base, ...cfg,
+    };
+    const node: TestNode = {
+      id, raw: new RawNode(config), storage, applied: [], appliedIndexes: [], readStates: [], snapshotsApplied: 0, config,
+    };
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  node(id: NodeId): TestNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Runs the Ready loop of one node: persist, queue messages, apply, advance. */
+  processReady(id: NodeId): boolean {
+    const n = this.node(id);
+    if (!n.raw.hasReady()) return false;
+    const rd = n.raw.ready();
+    this.persist(n, rd);
+    this.queue.push(...rd.messages);
+    this.apply(n, rd);
+    n.raw.advance(rd);
+    return true;
+  }
+
+  private persist(n: TestNode, rd: Ready): void {
+    if (rd.snapshot !== null) n.storage.applySnapshot(rd.snapshot);
+    n.storage.append(rd.entries);
+    if (rd.hardState !== null) n.storage.setHardState(rd.hardState);
+  }
+
+  private apply(n: TestNode, rd: Ready): void {
+    if (rd.snapshot !== null) n.snapshotsApplied++;
+    n.readStates.push(...rd.readStates);
+    for (const e of rd.committedEntries) {
+      n.appliedIndexes.push(e.index);
+      if (e.type === EntryType.ConfChange) n.raw.applyConfChange(decodeConfChange(e.data));
+      else if (e.data.byteLength > 0) n.applied.push(e);
+    }
+  }
+
+  /** Delivers messages until no node has anything to do. */
+  settle(maxMessages = 100_000): void {
+    for (let i = 0; i < maxMessages; i++) {
+      for (const id of this.nodes.keys()) this.processReady(id);
+      const m = this.queue.shift();
+      if (m === undefined) return;
+      this.deliver(m);
+    }
+    throw new Error("network did not settle");
+  }
+
+  /** Takes all queued messages without delivering them (for manual delivery). */
+  takeMessages(): Message[] {
+    for (const id of this.nodes.keys()) this.processReady(id);
+    const q = this.queue;
+    this.queue = [];
+    return q;
+  }
+
+  deliver(m: Message): void {
+    if (this.cut.has(`${m.from}->${m.to}`) || this.filters.some((f) => f(m))) return;
+    const to = this.nodes.get(m.to);
+    if (to === undefined) return;
+    this.delivered.push(m);
+    to.raw.step(m);
+  }
+
+  /** Ticks every node (or the given ones) n times, settling after each tick. */
+  tick(n = 1, ids: NodeId[] = [...this.nodes.keys()]): void {
+    for (let i = 0; i < n; i++) {
+      for (const id of ids) this.node(id).raw.tick();
+      this.settle();
+    }
+  }
+
+  isolate(id: NodeId): void {
+    for (const other of this.nodes.keys()) {
+      if (other === id) continue;
+      this.cut.add(`${id}->${other}`);
+      this.cut.add(`${other}->${id}`);
+    }
+  }
+
+  cutLink(from: NodeId, to: NodeId): void {
+    this.cut.add(`${from}->${to}`);
+  }
+
+  heal(): void {
+    this.cut.clear();
+    this.filters = [];
+  }
+
+  /** Elects `id` by campaigning and settling. */
+  elect(id: NodeId): void {
+    this.node(id).raw.campaign();
+    this.settle();
+  }
+
+  leaders(): NodeId[] {
+    return [...this.nodes.values()].filter((n) => n.raw.status().softState.state === StateType.Leader).map((n) => n.id);
+  }
+
+  propose(id: NodeId, text: string): void {
+    this.node(id).raw.propose(new TextEncoder().encode(text));
+    this.settle();
+  }
+
+  appliedText(id: NodeId): string[] {
+    return this.node(id).applied.map((e) => new TextDecoder().decode(e.data));
+  }
+
+  status(id: NodeId) {
+    return this.node(id).raw.status();
+  }
+}
+
+export const enc = (s: string) => new TextEncoder().encode(s);
+
+export { ConfChangeType, MessageType, StateType };
