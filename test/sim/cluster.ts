@@ -32,7 +32,9 @@ export interface RunStats {
   crashes: number;
   partitions: number;
   confChanges: number;
+  confChangesApplied: number;
   snapshotsInstalled: number;
+  compactions: number;
   acknowledged: number;
   reads: number;
   commit: number;
@@ -48,7 +50,7 @@ export interface RunResult {
   readonly lastLines: readonly string[];
 }
 
-export const DEFAULT_STEPS = 600;
+export const DEFAULT_STEPS = 2000;
 /** Ticks allowed to reach quiescence after healing everything. */
 const SETTLE_TICKS = 600;
 
@@ -79,7 +81,8 @@ class Simulation {
   readonly trace: Trace;
   readonly checker = new Checker();
   readonly stats: RunStats = {
-    ticks: 0, leaders: 0, crashes: 0, partitions: 0, confChanges: 0, snapshotsInstalled: 0, acknowledged: 0, reads: 0, commit: 0,
+    ticks: 0, leaders: 0, crashes: 0, partitions: 0, confChanges: 0, confChangesApplied: 0, snapshotsInstalled: 0, compactions: 0,
+    acknowledged: 0, reads: 0, commit: 0,
   };
   now = 0;
   private readonly rng: Prng;
@@ -125,6 +128,8 @@ class Simulation {
       send: (from, m) => this.send(from, m),
       acknowledge: (p) => this.acknowledged.add(p),
       readDone: (node, ctx, index) => this.readDone(node, ctx, index),
+      crashed: (node) => this.scheduleRestart(node),
+      count: (stat) => { this.stats[stat]++; },
     };
   }
 
@@ -178,7 +183,7 @@ class Simulation {
       if (!any) break;
     }
     for (const n of this.nodes.values()) {
-      if (n.crashPending !== null && n.live) this.crashNode(n, "between Readys");
+      if (n.crashPending !== null && n.live) n.crash("between Readys");
     }
   }
 
@@ -215,11 +220,10 @@ class Simulation {
     return live - 1 >= Math.floor(voters.length / 2) + 1;
   }
 
-  private crashNode(n: SimNode, why: string): void {
-    n.crash(why);
+  private scheduleRestart(id: NodeId): void {
     this.stats.crashes++;
     const [lo, hi] = this.profile.downtime;
-    this.restartAt.set(n.id, this.now + this.rng.range(lo, hi));
+    this.restartAt.set(id, this.now + this.rng.range(lo, hi));
   }
 
   private restartDue(): void {

@@ -50,6 +50,10 @@ export interface NodeEnv {
   /** A proposal was applied somewhere: it is acknowledged. */
   acknowledge(proposal: number): void;
   readDone(node: NodeId, context: Uint8Array, index: number): void;
+  /** Counts an event for the run's statistics. */
+  count(stat: "leaders" | "snapshotsInstalled" | "confChangesApplied" | "compactions"): void;
+  /** The node just crashed (the cluster schedules its restart). */
+  crashed(node: NodeId): void;
 }
 
 const STATE_NAMES = ["follower", "pre-candidate", "candidate", "leader"];
@@ -133,6 +137,7 @@ export class SimNode {
     const hs = this.hardState();
     if (hs.commit !== this.synced.commit) this.storage.setHardState(this.synced);
     this.env.trace(this.id, `CRASH ${why} (durable: ${describeHs(this.synced)} last=${this.storage.lastIndex()})`);
+    this.env.crashed(this.id);
   }
 
   /** Calls `fn` with the RawNode after the current Ready is advanced (e.g. reportUnreachable). */
@@ -202,7 +207,9 @@ export class SimNode {
     this.state = state;
     const term = this.hardState().term;
     this.env.trace(this.id, `${STATE_NAMES[state] ?? state} term=${term} lead=${lead}`);
-    if (state === StateType.Leader) this.env.checker.observeLeader(this.id, term);
+    if (state !== StateType.Leader) return;
+    this.env.checker.observeLeader(this.id, term);
+    this.env.count("leaders");
   }
 
   /** Sends the messages; with `crashMidway`, only a random prefix. Returns false if the crash struck. */
@@ -224,6 +231,7 @@ export class SimNode {
       throw new Violation("State Machine Safety", `node ${this.id}: snapshot index ${snap.metadata.index} holds state applied to ${sm.applied}`);
     }
     this.env.checker.observeRestore(this.id, this.sm.applied, snap.metadata.index, sm.digest());
+    this.env.count("snapshotsInstalled");
     this.sm = sm;
     this.confState = snap.metadata.confState;
     for (const id of sm.appliedIds()) this.env.acknowledge(id);
@@ -237,6 +245,7 @@ export class SimNode {
     if (e.type !== EntryType.ConfChange) return;
     const cc = this.env.lib.decodeConfChange(e.data);
     this.confState = raw.applyConfChange(cc);
+    this.env.count("confChangesApplied");
     this.env.trace(this.id, `apply conf change @${e.index}: ${ConfChangeType[cc.type]} ${cc.nodeId} -> ${describeConf(this.confState)}`);
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) this.removed = true;
   }
@@ -249,6 +258,7 @@ export class SimNode {
     const keepFrom = applied - p.compactKeep;
     if (keepFrom > this.storage.firstIndex()) this.storage.compact(keepFrom);
     this.synced = this.hardState();
+    this.env.count("compactions");
     this.env.trace(this.id, `snapshot at ${applied}, log now [${this.storage.firstIndex()}, ${this.storage.lastIndex()}]`);
   }
 
