@@ -67,17 +67,22 @@ export function serviceDefinition<T extends GenServiceMethods>(
       requestSerialize: (msg) => Buffer.from(toBinary(method.input, msg as never)),
       requestDeserialize: (buf: Buffer) => {
         try {
-          return fromBinary(method.input, buf);
+          return fromBinary(method.input, plain(buf));
         } catch (err) {
           options.onRequestDecodeError?.(path, err);
           throw err;
         }
       },
       responseSerialize: (msg) => Buffer.from(toBinary(method.output, msg as never)),
-      responseDeserialize: (buf: Buffer) => fromBinary(method.output, buf),
+      responseDeserialize: (buf: Buffer) => fromBinary(method.output, plain(buf)),
     };
   }
   return def as ServiceDefinitionOf<T> & ServiceDefinition;
+}
+
+/** A plain Uint8Array view of a Buffer, so that decoded bytes fields are never Buffers. */
+function plain(buf: Buffer): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 /** The trailer that carries a binary bkv.v1.Status (google.rpc.Status encoding). */

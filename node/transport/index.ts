@@ -1,0 +1,185 @@
+// Raft messages between vault nodes over gRPC (proto/bkv/v1/raft.proto).
+//
+// A Transport serves RaftService.Stream for inbound traffic and keeps one
+// outbound Peer (one long-lived stream) per known node. It knows raft's
+// message types and nothing about vaults. See docs/transport.md.
+//
+// Contract with the node:
+// - `send()` never blocks and never throws for a peer's failure; messages to
+//   an unreachable peer are dropped (raft tolerates loss) and reported
+//   through `reportUnreachable`, and a lost snapshot chunk through
+//   `reportSnapshot(id, false)`. Callbacks run in a later event-loop turn.
+// - `onMessage` gets only well-formed wire messages addressed to this node,
+//   in the order the sending peer sent them.
+
+import * as grpc from "@grpc/grpc-js";
+import type { Message, NodeId } from "../raft/types.js";
+import { RaftService, type StreamRequest, type StreamResponse } from "../../proto/gen/bkv/v1/raft_pb.js";
+import { serviceDefinition } from "../../proto/rpc.js";
+import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
+import { isWireType } from "./convert.js";
+import { serveStream } from "./inbound.js";
+import { Peer, type PeerContext, type PeerState } from "./peer.js";
+import { newStats, type TransportStats } from "./stats.js";
+import {
+  channelCredentials, defaultPeerName, serverCredentials, serverNameOptions, type TlsMaterial,
+} from "./tls.js";
+
+export { loadTls, devCertFiles, type TlsMaterial, type TlsFiles } from "./tls.js";
+export type { TransportStats } from "./stats.js";
+export type { PeerState } from "./peer.js";
+export type { BackoffOptions } from "./backoff.js";
+
+/** Largest inbound frame accepted (a batch or one snapshot chunk). */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+export interface TransportOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  /** host:port to listen on for peers ("127.0.0.1:0" picks a free port). */
+  readonly listenAddress: string;
+  readonly tls: TlsMaterial;
+  /** Delivers an inbound message to the raft node. Must not throw. */
+  onMessage(m: Message): void;
+  /** A message to `id` was dropped or its stream failed (raft: ReportUnreachable). */
+  reportUnreachable(id: NodeId): void;
+  /** A snapshot transfer to `id` was sent out (true) or lost (false). */
+  reportSnapshot(id: NodeId, ok: boolean): void;
+  /** Messages queued per peer before new ones are dropped. Default 4096. */
+  readonly queueCapacity?: number;
+  /** Soft cap on one MessageBatch write. Default 4 MiB. */
+  readonly maxBatchBytes?: number;
+  /** Time for a peer to accept a new stream. Default 5 s. */
+  readonly connectTimeoutMs?: number;
+  readonly backoff?: BackoffOptions;
+  /** Certificate name of node `id`. Default "node-<id>". */
+  peerName?(id: NodeId): string;
+  /** Structured events (no secrets are ever passed). Default: silent. */
+  log?(event: string, fields: Record<string, unknown>): void;
+}
+
+export class Transport {
+  readonly stats: TransportStats = newStats();
+  private readonly peers = new Map<NodeId, Peer>();
+  private server: grpc.Server | null = null;
+  private boundAddress: string | null = null;
+  private readonly definition: grpc.ServiceDefinition;
+  private readonly peerCtx: PeerContext;
+
+  constructor(private readonly opts: TransportOptions) {
+    if (!Number.isSafeInteger(opts.nodeId) || opts.nodeId <= 0) throw new RangeError("nodeId must be a positive safe integer");
+    if (opts.clusterId === "") throw new RangeError("clusterId must not be empty");
+    validateBackoff(opts.backoff ?? DEFAULT_BACKOFF);
+    const stats = this.stats;
+    this.definition = serviceDefinition(RaftService, { onRequestDecodeError: () => { stats.undecodableFrames++; } });
+    this.peerCtx = this.makePeerContext();
+  }
+
+  /** Starts serving peers; resolves with the bound host:port. */
+  async start(): Promise<string> {
+    if (this.server !== null) throw new Error("transport already started");
+    const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_FRAME_BYTES });
+    server.addService(this.definition, {
+      stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, {
+        localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,
+        peerName: this.peerName, onMessage: this.opts.onMessage, log: this.log,
+      }),
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(this.opts.listenAddress, serverCredentials(this.opts.tls), (err, p) => err ? reject(err) : resolve(p));
+    });
+    this.server = server;
+    const host = this.opts.listenAddress.slice(0, this.opts.listenAddress.lastIndexOf(":"));
+    this.boundAddress = `${host}:${port}`;
+    return this.boundAddress;
+  }
+
+  /** Closes every peer stream and the server. Idempotent. */
+  async stop(): Promise<void> {
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    this.server?.forceShutdown();
+    this.server = null;
+  }
+
+  get address(): string | null {
+    return this.boundAddress;
+  }
+
+  /** Adds (or re-addresses) the peer `id` at host:port. */
+  addPeer(id: NodeId, address: string): void {
+    if (!Number.isSafeInteger(id) || id <= 0) throw new RangeError(`peer id ${id} is not a positive safe integer`);
+    if (id === this.opts.nodeId) throw new RangeError("a node is not its own peer");
+    const peer = this.peers.get(id);
+    if (peer !== undefined) peer.setAddress(address);
+    else this.peers.set(id, new Peer(id, address, this.peerCtx));
+  }
+
+  removePeer(id: NodeId): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  /** Queues each message for its peer (`m.to`). Never blocks; see the contract above. */
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      const peer = this.peers.get(m.to);
+      if (peer === undefined) {
+        this.stats.droppedUnknownPeer++;
+        this.stats.messagesDropped++;
+      } else if (!isWireType(m.type) || m.from !== this.opts.nodeId) {
+        this.stats.droppedInvalid++;
+        this.stats.messagesDropped++;
+        this.log("transport.invalid_outbound", { type: m.type, from: m.from, to: m.to });
+      } else {
+        this.enqueue(peer, m);
+      }
+    }
+  }
+
+  private enqueue(peer: Peer, m: Message): void {
+    try {
+      peer.enqueue(m);
+    } catch (err) {
+      // toWire refused a field (negative or fractional number): a raft bug, not the peer's.
+      this.stats.droppedInvalid++;
+      this.stats.messagesDropped++;
+      this.log("transport.invalid_outbound", { type: m.type, to: m.to, error: String(err) });
+    }
+  }
+
+  /** The state of the outbound stream to `id`, or undefined for an unknown peer. */
+  peerState(id: NodeId): PeerState | undefined {
+    return this.peers.get(id)?.currentState;
+  }
+
+  private readonly peerName = (id: NodeId): string => (this.opts.peerName ?? defaultPeerName)(id);
+
+  private readonly log = (event: string, fields: Record<string, unknown>): void => {
+    this.opts.log?.(event, { node: this.opts.nodeId, ...fields });
+  };
+
+  private makePeerContext(): PeerContext {
+    const o = this.opts;
+    const Client = grpc.makeGenericClientConstructor(this.definition, "RaftService");
+    const creds = channelCredentials(o.tls);
+    return {
+      localId: o.nodeId, clusterId: o.clusterId, stats: this.stats,
+      queueCapacity: o.queueCapacity ?? 4096,
+      maxBatchBytes: o.maxBatchBytes ?? 4 * 1024 * 1024,
+      connectTimeoutMs: o.connectTimeoutMs ?? 5000,
+      newClient: (id, address) => new Client(address, creds, {
+        ...serverNameOptions(this.peerName(id)),
+        "grpc.use_local_subchannel_pool": 1,
+        "grpc.max_send_message_length": MAX_FRAME_BYTES,
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.keepalive_permit_without_calls": 1,
+      }),
+      newBackoff: () => new Backoff(o.backoff ?? DEFAULT_BACKOFF),
+      reportUnreachable: (id) => o.reportUnreachable(id),
+      reportSnapshot: (id, ok) => o.reportSnapshot(id, ok),
+      log: this.log,
+    };
+  }
+}
