@@ -56,9 +56,9 @@ const CKR_TO_CODE: Readonly<Record<string, HsmErrorCode>> = {
   CKR_CRYPTOKI_NOT_INITIALIZED: "CLOSED",
 };
 
-/** Return values that mean "the token or session is unwell", never "bad input". */
-const INFRASTRUCTURE: ReadonlySet<HsmErrorCode> = new Set<HsmErrorCode>([
-  "TOKEN_NOT_PRESENT", "DEVICE_ERROR", "NOT_LOGGED_IN", "CLOSED", "PIN_LOCKED",
+/** Return values that mean "the token, session or configuration is wrong", never "bad input". */
+const NOT_INPUT: ReadonlySet<HsmErrorCode> = new Set<HsmErrorCode>([
+  "TOKEN_NOT_PRESENT", "DEVICE_ERROR", "NOT_LOGGED_IN", "CLOSED", "PIN_LOCKED", "MECHANISM_INVALID",
 ]);
 
 /** The CKR name of a pkcs11js error, or undefined for anything else. */
@@ -70,8 +70,8 @@ export function ckrName(err: unknown): string | undefined {
 
 /**
  * Converts whatever a PKCS#11 call threw into an HsmError for `operation`.
- * `inputCode`, when given, is used for any failure that is not an
- * infrastructure failure: SoftHSM reports malformed inputs with vague codes
+ * `inputCode`, when given, is used for any failure that is not a token,
+ * session or configuration failure: SoftHSM reports malformed inputs with vague codes
  * (CKR_GENERAL_ERROR, CKR_FUNCTION_FAILED), so the caller that knows which
  * input the step consumed names the cause.
  */
@@ -80,7 +80,7 @@ export function toHsmError(err: unknown, operation: string, inputCode?: HsmError
   const ckr = ckrName(err);
   const mapped = ckr === undefined ? undefined : CKR_TO_CODE[ckr];
   let code: HsmErrorCode = mapped ?? "HSM_ERROR";
-  if (inputCode !== undefined && !INFRASTRUCTURE.has(code)) code = inputCode;
+  if (inputCode !== undefined && !NOT_INPUT.has(code)) code = inputCode;
   const cause = ckr ?? (err instanceof Error ? err.name : "unknown failure");
   return new HsmError(code, `${operation} failed: ${describe(code)} (${cause})`, ckr);
 }

@@ -1,0 +1,108 @@
+// HSM evaluation throughput and event-loop stall per calling strategy.
+//   npx tsx bench/hsm.ts            (BKV_BENCH_SECONDS=N per configuration, default 4, max 15)
+// Creates a throw-away SoftHSM token with deploy/softhsm/init-token.sh.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import { Hsm, HsmWorkerPool, type HsmConfig } from "../node/hsm/index.js";
+import { Point, randomPoint, randomScalar, wrapShareForTest } from "../test/hsm/helpers.js";
+
+const SECONDS = Math.min(15, Number(process.env.BKV_BENCH_SECONDS ?? 4));
+const CONCURRENCY = [1, 16];
+const ROOT = resolve(import.meta.dirname, "..");
+
+interface Evaluator {
+  agreementPublicKey: Uint8Array;
+  evaluate(blob: Uint8Array, b: Uint8Array, k: Uint8Array): Promise<Uint8Array>;
+  close(): void | Promise<void>;
+}
+
+interface Strategy {
+  name: string;
+  open(config: HsmConfig): Promise<Evaluator>;
+}
+
+const strategies: Strategy[] = [
+  { name: "sync, token key", open: (c) => Hsm.open(c, { strategy: "sync", sessionKeyCopies: false }) },
+  { name: "sync, session key copies", open: (c) => Hsm.open(c, { strategy: "sync", sessionKeyCopies: true }) },
+  { name: "async, token key", open: (c) => Hsm.open({ ...c, sessions: 16 }, { strategy: "async", sessionKeyCopies: false }) },
+  { name: "async, session key copies", open: (c) => Hsm.open({ ...c, sessions: 16 }, { strategy: "async", sessionKeyCopies: true }) },
+  { name: "2 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 2) },
+  { name: "4 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 4) },
+];
+
+interface Job { blob: Uint8Array; b: Uint8Array; k: Uint8Array; expected: Uint8Array }
+
+function makeJobs(agreement: Uint8Array, n: number): Job[] {
+  return Array.from({ length: n }, () => {
+    const k = randomScalar();
+    const B = randomPoint();
+    return {
+      blob: wrapShareForTest(agreement, k),
+      b: B.toBytes(true),
+      k: Point.BASE.multiply(k).toBytes(true),
+      expected: B.multiply(k).toBytes(true),
+    };
+  });
+}
+
+async function run(ev: Evaluator, jobs: Job[], concurrency: number): Promise<{ rate: number; maxMs: number; p99Ms: number }> {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  const end = performance.now() + SECONDS * 1000;
+  let done = 0;
+  const loop = async (offset: number) => {
+    for (let i = offset; performance.now() < end; i += concurrency) {
+      const job = jobs[i % jobs.length] as Job;
+      const out = await ev.evaluate(job.blob, job.b, job.k);
+      if (!Buffer.from(out).equals(Buffer.from(job.expected))) throw new Error("wrong evaluation");
+      done++;
+      await new Promise((r) => setImmediate(r)); // each evaluation is its own macrotask, like an RPC
+    }
+  };
+  const start = performance.now();
+  h.enable();
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => loop(i)));
+  h.disable();
+  const elapsed = (performance.now() - start) / 1000;
+  return { rate: done / elapsed, maxMs: h.max / 1e6, p99Ms: h.percentile(99) / 1e6 };
+}
+
+function machine(): string {
+  const softhsm = execFileSync("softhsm2-util", ["--version"]).toString().trim();
+  const pkcs11js = JSON.parse(readFileSync(join(ROOT, "node_modules/pkcs11js/package.json"), "utf8")).version;
+  return [
+    `- nproc: ${availableParallelism()}, CPU: ${cpus()[0]?.model ?? "unknown"}`,
+    `- node ${process.version}, SoftHSM ${softhsm}, pkcs11js ${pkcs11js}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? "4 (default)"}`,
+    `- ${SECONDS} s per row; each evaluation = ECDH(KEK) + unwrap + 2 ECDH + destroy, result checked`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bkv-bench-hsm-"));
+  try {
+    execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), dir, "bench"], { stdio: "ignore" });
+    const config: HsmConfig = { tokenLabel: "bench", pinFile: join(dir, "pin"), softhsmConf: join(dir, "softhsm2.conf") };
+    let jobs: Job[] | undefined;
+    const rows: string[] = [];
+    for (const s of strategies) {
+      const ev = await s.open(config);
+      jobs ??= makeJobs(ev.agreementPublicKey, 64);
+      for (const c of CONCURRENCY) {
+        const r = await run(ev, jobs, c);
+        rows.push(`| ${s.name} | ${c} | ${r.rate.toFixed(0)} | ${r.maxMs.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`);
+        process.stderr.write(`${rows.at(-1)}\n`);
+      }
+      await ev.close();
+    }
+    console.log(machine());
+    console.log("\n| strategy | concurrency | evaluations/s | max event-loop delay (ms) | p99 delay (ms) |");
+    console.log("|---|---:|---:|---:|---:|");
+    for (const r of rows) console.log(r);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,148 @@
+// Evaluation in one real SoftHSM token: correct results, typed errors for
+// every kind of bad input, and no session object left behind.
+import test from "ava";
+import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode } from "../../node/hsm/index.js";
+import {
+  Point, countSessionObjects, createToken, randomPoint, randomScalar, wrapShareForTest, type TestToken,
+} from "./helpers.js";
+
+let token: TestToken;
+let hsm: Hsm;
+let baseline: number;
+
+test.before(async () => {
+  token = createToken("eval");
+  hsm = await Hsm.open(token.config);
+  baseline = await countSessionObjects(hsm);
+});
+
+test.after.always(() => {
+  hsm?.close();
+  token?.remove();
+});
+
+function fixture(k = randomScalar()) {
+  const B = randomPoint();
+  return {
+    k, B,
+    blob: wrapShareForTest(hsm.agreementPublicKey, k),
+    b: B.toBytes(true),
+    K: Point.BASE.multiply(k).toBytes(true),
+    expected: Buffer.from(B.multiply(k).toBytes(true)),
+  };
+}
+
+async function rejectsWith(t: import("ava").ExecutionContext, p: Promise<unknown>, code: HsmErrorCode): Promise<HsmError> {
+  const err = await t.throwsAsync(p, { instanceOf: HsmError });
+  t.is(err?.code, code, err?.message);
+  t.is(await countSessionObjects(hsm), baseline, "no session object left behind");
+  return err as HsmError;
+}
+
+test.serial("evaluate returns k_i·B and leaves no session object", async (t) => {
+  const f = fixture();
+  const out = await hsm.evaluate(f.blob, f.b, f.K);
+  t.is(out.length, 33);
+  t.deepEqual(Buffer.from(out), f.expected);
+  t.is(await countSessionObjects(hsm), baseline);
+});
+
+test.serial("evaluate accepts uncompressed B and K_i", async (t) => {
+  const f = fixture();
+  const out = await hsm.evaluate(f.blob, f.B.toBytes(false), Point.BASE.multiply(f.k).toBytes(false));
+  t.deepEqual(Buffer.from(out), f.expected);
+});
+
+test.serial("32 concurrent evaluations share the session pool and are all correct", async (t) => {
+  const fs = Array.from({ length: 32 }, () => fixture());
+  const outs = await Promise.all(fs.map((f) => hsm.evaluate(f.blob, f.b, f.K)));
+  outs.forEach((o, i) => t.deepEqual(Buffer.from(o), fs[i]?.expected));
+  t.is(await countSessionObjects(hsm), baseline);
+});
+
+test.serial("a wrap of a different key than K_i commits to fails with SHARE_MISMATCH", async (t) => {
+  const f = fixture();
+  const other = wrapShareForTest(hsm.agreementPublicKey, randomScalar());
+  await rejectsWith(t, hsm.evaluate(other, f.b, f.K), "SHARE_MISMATCH");
+});
+
+test.serial("a tampered wrapped key fails with WRAPPED_KEY_INVALID", async (t) => {
+  const f = fixture();
+  for (const at of [66, 80, f.blob.length - 1]) {
+    const bad = Uint8Array.from(f.blob);
+    bad[at] = (bad[at] as number) ^ 0x01;
+    await rejectsWith(t, hsm.evaluate(bad, f.b, f.K), "WRAPPED_KEY_INVALID");
+  }
+});
+
+test.serial("a different valid ephemeral key fails with WRAPPED_KEY_INVALID", async (t) => {
+  const f = fixture();
+  const bad = Uint8Array.from(f.blob);
+  bad.set(randomPoint().toBytes(false), 1);
+  await rejectsWith(t, hsm.evaluate(bad, f.b, f.K), "WRAPPED_KEY_INVALID");
+});
+
+test.serial("an off-curve ephemeral key fails with INVALID_POINT before reaching the token", async (t) => {
+  const f = fixture();
+  const bad = Uint8Array.from(f.blob);
+  bad[65] = (bad[65] as number) ^ 0x01; // last byte of y
+  await rejectsWith(t, hsm.evaluate(bad, f.b, f.K), "INVALID_POINT");
+});
+
+test.serial("invalid points for B and K_i fail with INVALID_POINT", async (t) => {
+  const f = fixture();
+  const offCurve = Uint8Array.from(f.B.toBytes(false));
+  offCurve[64] = (offCurve[64] as number) ^ 0x01;
+  const badPrefix = Uint8Array.from(f.b);
+  badPrefix[0] = 0x05;
+  const minusG = Point.BASE.negate().toBytes(true);
+  await rejectsWith(t, hsm.evaluate(f.blob, offCurve, f.K), "INVALID_POINT");
+  await rejectsWith(t, hsm.evaluate(f.blob, badPrefix, f.K), "INVALID_POINT");
+  await rejectsWith(t, hsm.evaluate(f.blob, new Uint8Array(33), f.K), "INVALID_POINT");
+  await rejectsWith(t, hsm.evaluate(f.blob, minusG, f.K), "INVALID_POINT");
+  await rejectsWith(t, hsm.evaluate(f.blob, f.b, offCurve), "INVALID_POINT");
+});
+
+test.serial("wrong-length inputs and an unknown blob version fail with INVALID_INPUT", async (t) => {
+  const f = fixture();
+  const v2 = Uint8Array.from(f.blob);
+  v2[0] = 2;
+  const e1 = await rejectsWith(t, hsm.evaluate(f.blob.subarray(0, f.blob.length - 3), f.b, f.K), "INVALID_INPUT");
+  t.regex(e1.message, /wrapped share/);
+  await rejectsWith(t, hsm.evaluate(f.blob.subarray(0, 70), f.b, f.K), "INVALID_INPUT");
+  await rejectsWith(t, hsm.evaluate(v2, f.b, f.K), "INVALID_INPUT");
+  await rejectsWith(t, hsm.evaluate(new Uint8Array(0), f.b, f.K), "INVALID_INPUT");
+  const e2 = await rejectsWith(t, hsm.evaluate(f.blob, f.b.subarray(1), f.K), "INVALID_INPUT");
+  t.regex(e2.message, /blinded element B/);
+  await rejectsWith(t, hsm.evaluate(f.blob, new Uint8Array([0]), f.K), "INVALID_INPUT"); // SEC1 identity
+  await rejectsWith(t, hsm.evaluate(f.blob, f.b, new Uint8Array(64)), "INVALID_INPUT");
+});
+
+test.serial("a wrap mechanism the module lacks fails with MECHANISM_INVALID", async (t) => {
+  const kwp = await Hsm.open({ ...token.config, wrapMechanism: 0x210b, sessions: 1 });
+  try {
+    const f = fixture();
+    const err = await t.throwsAsync(kwp.evaluate(f.blob, f.b, f.K), { instanceOf: HsmError });
+    t.is(err?.code, "MECHANISM_INVALID");
+  } finally {
+    kwp.close();
+  }
+});
+
+test.serial("a worker-thread pool on the same token evaluates correctly and reports typed errors", async (t) => {
+  const pool = await HsmWorkerPool.open(token.config, 2);
+  try {
+    t.deepEqual(Buffer.from(pool.agreementPublicKey), Buffer.from(hsm.agreementPublicKey));
+    const fs = Array.from({ length: 8 }, () => fixture());
+    const outs = await Promise.all(fs.map((f) => pool.evaluate(f.blob, f.b, f.K)));
+    outs.forEach((o, i) => t.deepEqual(Buffer.from(o), fs[i]?.expected));
+    const f = fixture();
+    const err = await t.throwsAsync(pool.evaluate(wrapShareForTest(hsm.agreementPublicKey, randomScalar()), f.b, f.K),
+      { instanceOf: HsmError });
+    t.is(err?.code, "SHARE_MISMATCH");
+  } finally {
+    await pool.close();
+  }
+  const f = fixture();
+  t.deepEqual(Buffer.from(await hsm.evaluate(f.blob, f.b, f.K)), f.expected, "main-thread HSM still works");
+});
