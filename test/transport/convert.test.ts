@@ -1,5 +1,5 @@
 import test from "ava";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { fromWire, isWireType, MalformedMessage, toWire } from "../../node/transport/convert.js";
 import { MessageType, message, type Message } from "../../node/raft/types.js";
 import {
@@ -17,6 +17,12 @@ test("every wire message type survives encode, serialize, parse, decode unchange
   for (const m of all) t.deepEqual(fromWire(viaBytes(m)), m);
 });
 
+test("numbers raft should never produce (negative, fractional, unsafe) are refused on the way out", (t) => {
+  for (const term of [-1, 1.5, 2 ** 53, Number.NaN]) {
+    t.throws(() => toWire(message({ type: MessageType.Heartbeat, from: 1, to: 2, term })), { instanceOf: RangeError });
+  }
+});
+
 test("local message types are refused on the way out", (t) => {
   for (const type of [MessageType.Hup, MessageType.Beat, MessageType.Unreachable, MessageType.SnapStatus, MessageType.CheckQuorum]) {
     t.false(isWireType(type));
@@ -24,7 +30,7 @@ test("local message types are refused on the way out", (t) => {
   }
 });
 
-function wire(fields: Partial<RaftMessage>): RaftMessage {
+function wire(fields: MessageInitShape<typeof RaftMessageSchema>): RaftMessage {
   return create(RaftMessageSchema, { type: RaftMessageType.HEARTBEAT, from: 1n, to: 2n, term: 1n, ...fields });
 }
 
