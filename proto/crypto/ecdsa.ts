@@ -1,0 +1,51 @@
+// ECDSA P-256 / SHA-256 with 64-byte r||s signatures.
+// Reset-key signatures (made by clients with @noble) are low-S and verified
+// strictly low-S, so every node reaches the same verdict on the same bytes.
+// Node identity signatures come from a token's CKM_ECDSA, which does not
+// normalize S: their verifier accepts both halves (malleability of an
+// evaluation response is harmless), and normalizeLowS is offered.
+import { sha256 } from "@noble/hashes/sha2.js";
+import { p256 } from "@noble/curves/nist.js";
+import { bigIntToBytes, bytesToBigInt, expectLength } from "./bytes.js";
+import { ORDER, SCALAR_LENGTH, decodePoint, encodeScalar } from "./group.js";
+import { InvalidEncodingError } from "./errors.js";
+
+export const SIGNATURE_LENGTH = 64;
+
+/** SHA-256 of a message: what a token's CKM_ECDSA signs. */
+export function messageDigest(message: Uint8Array): Uint8Array {
+  return sha256(message);
+}
+
+/** Deterministic (RFC 6979) low-S signature of SHA-256(message). */
+export function signMessage(privateKey: bigint, message: Uint8Array): Uint8Array {
+  return p256.sign(message, encodeScalar(privateKey, "signing key"), { prehash: true, lowS: true, format: "compact" });
+}
+
+/**
+ * Verifies a 64-byte r||s signature over SHA-256(message). Returns false for
+ * a wrong signature; throws InvalidLengthError / InvalidPointError for a
+ * malformed signature length or public key.
+ */
+export function verifyMessage(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, opts: { allowHighS: boolean }): boolean {
+  decodePoint(publicKey, "public key");
+  expectLength(signature, "signature", SIGNATURE_LENGTH);
+  try {
+    return p256.verify(signature, message, publicKey, { prehash: true, lowS: !opts.allowHighS, format: "compact" });
+  } catch {
+    return false;
+  }
+}
+
+/** Maps (r, s) to (r, n - s) when s > n/2. */
+export function normalizeLowS(signature: Uint8Array): Uint8Array {
+  expectLength(signature, "signature", SIGNATURE_LENGTH);
+  const r = signature.subarray(0, SCALAR_LENGTH);
+  const s = bytesToBigInt(signature.subarray(SCALAR_LENGTH));
+  if (s === 0n || s >= ORDER) throw new InvalidEncodingError("signature s is out of range");
+  const low = s > ORDER >> 1n ? ORDER - s : s;
+  const out = new Uint8Array(SIGNATURE_LENGTH);
+  out.set(r, 0);
+  out.set(bigIntToBytes(low, SCALAR_LENGTH), SCALAR_LENGTH);
+  return out;
+}

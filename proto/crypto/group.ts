@@ -1,0 +1,122 @@
+// The P-256 group: strict point and scalar codecs, hash-to-curve (RFC 9380
+// P256_XMD:SHA-256_SSWU_RO_), and the sign recovery of an evaluation from the
+// two x-coordinates a PKCS#11 token returns. Every point that enters the
+// protocol goes through decodePoint: on the curve, not the identity, 33 or 65
+// bytes.
+import { p256, p256_hasher } from "@noble/curves/nist.js";
+import { bigIntToBytes, bytesToBigInt, equalBytes, expectLength } from "./bytes.js";
+import { IdentityPointError, InvalidArgumentError, InvalidPointError, InvalidScalarError, ShareMismatchError } from "./errors.js";
+
+export const Point = p256.Point;
+export type Point = InstanceType<typeof p256.Point>;
+/** The scalar field of P-256 (integers mod the group order n). */
+export const Fn = Point.Fn;
+export const ORDER: bigint = Fn.ORDER;
+export const G: Point = Point.BASE;
+
+export const SCALAR_LENGTH = 32;
+export const COMPRESSED_POINT_LENGTH = 33;
+export const UNCOMPRESSED_POINT_LENGTH = 65;
+
+/**
+ * Decodes a SEC1 P-256 point (33-byte compressed or 65-byte uncompressed).
+ * Throws InvalidLengthError, InvalidPointError (not on the curve, bad prefix)
+ * or IdentityPointError.
+ */
+export function decodePoint(bytes: Uint8Array, what = "point"): Point {
+  expectLength(bytes, what, COMPRESSED_POINT_LENGTH, UNCOMPRESSED_POINT_LENGTH);
+  let p: Point;
+  try {
+    p = Point.fromBytes(bytes);
+    p.assertValidity();
+  } catch {
+    throw new InvalidPointError(what);
+  }
+  if (p.is0()) throw new IdentityPointError(what);
+  return p;
+}
+
+/** SEC1 encoding of a non-identity point; compressed (33 bytes) by default. */
+export function encodePoint(p: Point, compressed = true): Uint8Array {
+  assertNotIdentity(p, "point");
+  return p.toBytes(compressed);
+}
+
+/** The 32-byte big-endian x-coordinate of a non-identity point. */
+export function xCoordinate(p: Point): Uint8Array {
+  assertNotIdentity(p, "point");
+  return p.toBytes(true).slice(1);
+}
+
+export function assertNotIdentity(p: Point, what: string): void {
+  if (p.is0()) throw new IdentityPointError(what);
+}
+
+/** Decodes a 32-byte big-endian scalar in [1, n-1]. */
+export function decodeScalar(bytes: Uint8Array, what = "scalar"): bigint {
+  expectLength(bytes, what, SCALAR_LENGTH);
+  return checkScalar(bytesToBigInt(bytes), what);
+}
+
+/** The 32-byte big-endian encoding of a scalar in [1, n-1]. */
+export function encodeScalar(s: bigint, what = "scalar"): Uint8Array {
+  return bigIntToBytes(checkScalar(s, what), SCALAR_LENGTH);
+}
+
+/** Returns s if it is a bigint in [1, n-1], else throws InvalidScalarError. */
+export function checkScalar(s: bigint, what = "scalar"): bigint {
+  if (typeof s !== "bigint" || s <= 0n || s >= ORDER) throw new InvalidScalarError(what);
+  return s;
+}
+
+/** A uniformly random scalar in [1, n-1] (noble's randomSecretKey: CSPRNG + bias-free reduction). */
+export function randomScalar(): bigint {
+  return bytesToBigInt(p256.utils.randomSecretKey());
+}
+
+/** RFC 9380 hash_to_curve with suite P256_XMD:SHA-256_SSWU_RO_ and the given DST. */
+export function hashToCurve(msg: Uint8Array, dst: Uint8Array): Point {
+  if (dst.length === 0 || dst.length > 255) throw new InvalidArgumentError("a DST must be 1 to 255 bytes");
+  const p = p256_hasher.hashToCurve(msg, { DST: dst });
+  assertNotIdentity(p, "hash-to-curve output");
+  return p;
+}
+
+/**
+ * B + G, the second point a node's token derives with its share (checked
+ * input for the token). Throws IdentityPointError when B = -G.
+ */
+export function addGenerator(blinded: Point): Point {
+  const sum = blinded.add(G);
+  if (sum.is0()) throw new IdentityPointError("B + G");
+  return sum;
+}
+
+/**
+ * Sign recovery of a token evaluation. Given x1 = x(k_i·B), x2 = x(k_i·(B+G))
+ * and the share commitment Ki = k_i·G, returns the one point P with x(P) = x1
+ * and x(P + Ki) = x2 (at most one of ±P qualifies, since P and Ki are not of
+ * order 2). Throws ShareMismatchError when neither does: the token used a
+ * share other than the one Ki commits to.
+ */
+export function recoverEvaluatedPoint(x1: Uint8Array, x2: Uint8Array, Ki: Point): Point {
+  expectLength(x1, "x(k_i·B)", SCALAR_LENGTH);
+  expectLength(x2, "x(k_i·(B+G))", SCALAR_LENGTH);
+  assertNotIdentity(Ki, "K_i");
+  const candidate = pointWithX(x1);
+  for (const p of [candidate, candidate.negate()]) {
+    const sum = p.add(Ki);
+    if (!sum.is0() && equalBytes(xCoordinate(sum), x2)) return p;
+  }
+  throw new ShareMismatchError();
+}
+
+function pointWithX(x: Uint8Array): Point {
+  try {
+    const p = Point.fromBytes(Uint8Array.of(0x02, ...x));
+    p.assertValidity();
+    return p;
+  } catch {
+    throw new InvalidPointError("x(k_i·B)", "is not the x-coordinate of a P-256 point");
+  }
+}

@@ -1,0 +1,28 @@
+// bkv protocol code shared by node and client (docs/protocol.md).
+// No gRPC, no Raft, no PKCS#11 here: only node:crypto and @noble/*.
+export * from "./errors.js";
+export { Reader, Writer, bigIntToBytes, bytesToBigInt, equalBytes } from "./bytes.js";
+export {
+  COMPRESSED_POINT_LENGTH,
+  Fn,
+  G,
+  ORDER,
+  Point,
+  SCALAR_LENGTH,
+  UNCOMPRESSED_POINT_LENGTH,
+  addGenerator,
+  checkScalar,
+  decodePoint,
+  decodeScalar,
+  encodePoint,
+  encodeScalar,
+  hashToCurve,
+  randomScalar,
+  recoverEvaluatedPoint,
+  xCoordinate,
+} from "./group.js";
+export { type EvaluatedPoint, type Share, MAX_SHARES, combinePoints, combineShares, lagrangeCoefficients, splitSecret, validateIds, validateThreshold } from "./shamir.js";
+export { type ParsedWrappedShare, WRAP_BLOB_VERSION, joinWrappedShare, parseWrappedShare, sharePkcs8, unwrapShareForTest, wrapShare } from "./wrap.js";
+export * from "./messages.js";
+export { SIGNATURE_LENGTH, messageDigest, normalizeLowS, signMessage, verifyMessage } from "./ecdsa.js";
+export * from "./signatures.js";

@@ -1,0 +1,121 @@
+// Wrapping of a Shamir share to a node's agreement key (DESIGN §4/§5).
+// The client does an ephemeral P-256 ECDH with the node's agreement public
+// key; the KEK is the 32-byte x-coordinate of the shared point, exactly what
+// a token derives with CKM_ECDH1_DERIVE + CKD_NULL into a 32-byte CKK_AES key.
+// The share is wrapped as a PKCS#8 P-256 private key with RFC 5649 AES key
+// wrap with padding, so the token can C_UnwrapKey it into a non-extractable
+// session object.
+//
+// Blob v1: 0x01 || E (65 bytes, uncompressed SEC1) || RFC5649(KEK, PKCS#8(k_i)).
+import { createCipheriv, createDecipheriv, createPrivateKey } from "node:crypto";
+import { bigIntToBytes, bytesToBigInt, concat, expectLength } from "./bytes.js";
+import {
+  G,
+  SCALAR_LENGTH,
+  UNCOMPRESSED_POINT_LENGTH,
+  checkScalar,
+  decodePoint,
+  encodePoint,
+  randomScalar,
+  xCoordinate,
+} from "./group.js";
+import { InvalidEncodingError, InvalidLengthError, UnsupportedVersionError, UnwrapError } from "./errors.js";
+
+export const WRAP_BLOB_VERSION = 1;
+/** node:crypto name of RFC 5649 AES-256 key wrap with padding. */
+const KWP_CIPHER = "id-aes256-wrap-pad";
+/** RFC 5649 alternative initial value (the default; spelled out for clarity). */
+const KWP_IV = Uint8Array.of(0xa6, 0x59, 0x59, 0xa6);
+/** RFC 5649 output: 8-byte blocks, at least 2; a PKCS#8 P-256 key wraps to 144-160 bytes. */
+const MIN_WRAPPED = 16;
+const MAX_WRAPPED = 512;
+
+export interface ParsedWrappedShare {
+  /** Always WRAP_BLOB_VERSION for a parsed blob. */
+  readonly version: number;
+  /** The client's ephemeral public key E, 65 bytes uncompressed, validated. */
+  readonly ephemeralPublicKey: Uint8Array;
+  /** The RFC 5649 ciphertext. */
+  readonly wrapped: Uint8Array;
+}
+
+/** Wraps share k_i to a node's agreement public key (33 or 65 bytes SEC1). Returns blob v1. */
+export function wrapShare(agreementPublicKey: Uint8Array, share: bigint): Uint8Array {
+  const A = decodePoint(agreementPublicKey, "agreement public key");
+  const pkcs8 = sharePkcs8(share);
+  const e = randomScalar();
+  const kek = xCoordinate(A.multiply(e));
+  const cipher = createCipheriv(KWP_CIPHER, kek, KWP_IV);
+  const wrapped = concat(cipher.update(pkcs8), cipher.final());
+  kek.fill(0);
+  pkcs8.fill(0);
+  return concat(Uint8Array.of(WRAP_BLOB_VERSION), encodePoint(G.multiply(e), false), wrapped);
+}
+
+/** Splits and validates a wrap blob (version, ephemeral point, wrapped length). */
+export function parseWrappedShare(blob: Uint8Array): ParsedWrappedShare {
+  if (!(blob instanceof Uint8Array) || blob.length < 1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED) {
+    throw new InvalidLengthError("a wrapped share", `at least ${1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED}`, blob?.length ?? -1);
+  }
+  const version = blob[0] ?? 0;
+  if (version !== WRAP_BLOB_VERSION) throw new UnsupportedVersionError("wrapped share", version);
+  const ephemeralPublicKey = blob.slice(1, 1 + UNCOMPRESSED_POINT_LENGTH);
+  if (ephemeralPublicKey[0] !== 0x04) throw new InvalidEncodingError("a wrapped share's ephemeral key must be uncompressed SEC1");
+  decodePoint(ephemeralPublicKey, "ephemeral public key");
+  const wrapped = blob.slice(1 + UNCOMPRESSED_POINT_LENGTH);
+  if (wrapped.length % 8 !== 0 || wrapped.length > MAX_WRAPPED) {
+    throw new InvalidLengthError("an RFC 5649 wrapped key", `a multiple of 8 in [${MIN_WRAPPED}, ${MAX_WRAPPED}]`, wrapped.length);
+  }
+  return { version, ephemeralPublicKey, wrapped };
+}
+
+/** Rebuilds blob v1 from its parts (e.g. from the proto's WrappedShare message), validated. */
+export function joinWrappedShare(ephemeralPublicKey: Uint8Array, wrapped: Uint8Array): Uint8Array {
+  expectLength(ephemeralPublicKey, "ephemeral public key", UNCOMPRESSED_POINT_LENGTH);
+  const blob = concat(Uint8Array.of(WRAP_BLOB_VERSION), ephemeralPublicKey, wrapped);
+  parseWrappedShare(blob);
+  return blob;
+}
+
+/**
+ * Pure-JS unwrap, for tests only: in production only the node's token holds
+ * the agreement private key. Throws UnwrapError for a tampered blob or the
+ * wrong key.
+ */
+export function unwrapShareForTest(blob: Uint8Array, agreementPrivateKey: bigint): bigint {
+  const { ephemeralPublicKey, wrapped } = parseWrappedShare(blob);
+  const kek = xCoordinate(decodePoint(ephemeralPublicKey).multiply(checkScalar(agreementPrivateKey, "agreement private key")));
+  let pkcs8: Buffer;
+  try {
+    const decipher = createDecipheriv(KWP_CIPHER, kek, KWP_IV);
+    pkcs8 = Buffer.concat([decipher.update(wrapped), decipher.final()]);
+  } catch {
+    throw new UnwrapError();
+  }
+  return shareFromPkcs8(pkcs8);
+}
+
+/** The PKCS#8 DER encoding of share k as a P-256 private key (with its public key). */
+export function sharePkcs8(share: bigint): Uint8Array {
+  const d = bigIntToBytes(checkScalar(share, "share"), SCALAR_LENGTH);
+  const pub = encodePoint(G.multiply(share), false);
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64url");
+  const key = createPrivateKey({
+    key: { kty: "EC", crv: "P-256", d: b64(d), x: b64(pub.subarray(1, 33)), y: b64(pub.subarray(33)) },
+    format: "jwk",
+  });
+  d.fill(0);
+  return new Uint8Array(key.export({ format: "der", type: "pkcs8" }));
+}
+
+function shareFromPkcs8(pkcs8: Uint8Array): bigint {
+  let d: string | undefined;
+  try {
+    const jwk = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" }).export({ format: "jwk" });
+    if (jwk.kty === "EC" && jwk.crv === "P-256") d = jwk.d;
+  } catch {
+    throw new UnwrapError("the unwrapped share is not a PKCS#8 key");
+  }
+  if (d === undefined) throw new UnwrapError("the unwrapped share is not a P-256 private key");
+  return checkScalar(bytesToBigInt(Buffer.from(d, "base64url")), "unwrapped share");
+}
