@@ -1,0 +1,13 @@
+// node/storage: durable storage for node/raft (WAL + snapshot files).
+export { DiskStorage, type DiskStorageOptions, type OpenReport, type SaveRequest } from "./disk-storage.js";
+export {
+  EncodeError,
+  InvalidSaveError,
+  SnapshotCorruptError,
+  StorageError,
+  StorageFailedError,
+  WalCorruptError,
+  WalInconsistentError,
+} from "./errors.js";
+export { crc32c } from "./crc32c.js";
+export type { WalStats } from "./wal.js";

@@ -1,0 +1,64 @@
+// Rebuilds the stable log from the loaded snapshot and the WAL records.
+//
+// Rules, applied in WAL order:
+//  - an entry at or below the snapshot index is already covered: skipped;
+//  - an entry at index i replaces the entry at i and everything after it
+//    (raft truncation); an entry past lastIndex+1 is a gap: refused;
+//  - the last hard-state record wins;
+//  - a snapshot marker (m, t) means "a snapshot from the leader was installed
+//    here": every entry before it is discarded. If the loaded snapshot is
+//    older than m (the newest snapshot file was corrupt), the WAL must still
+//    hold entries up to m with term(m) = t, which then stand in for it;
+//    otherwise the state cannot be rebuilt and open() refuses.
+//  - if the loaded snapshot was Installed but its marker never made it to the
+//    WAL (crash between the snapshot file and the marker), the install still
+//    happened last: entries are discarded at the end.
+
+import { type Entry, type HardState, emptyHardState } from "../raft/types.js";
+import { WalInconsistentError } from "./errors.js";
+import { SnapshotKind, type StoredSnapshot } from "./snapshotter.js";
+import type { WalItem } from "./wal-reader.js";
+
+export interface ReplayedLog {
+  hardState: HardState;
+  /** Contiguous entries starting at snapshot index + 1. */
+  entries: Entry[];
+}
+
+export function replay(items: readonly WalItem[], base: StoredSnapshot | null): ReplayedLog {
+  const snapIndex = base?.snapshot.metadata.index ?? 0;
+  let entries: Entry[] = [];
+  let hardState = emptyHardState();
+  let sawBaseMarker = false;
+  for (const it of items) {
+    if (it.kind === "hardState") {
+      hardState = it.hardState;
+    } else if (it.kind === "entry") {
+      const e = it.entry;
+      if (e.index <= snapIndex) continue;
+      const next = snapIndex + entries.length + 1;
+      if (e.index > next) {
+        throw new WalInconsistentError(`${it.file} at byte offset ${it.offset}: entry ${e.index} leaves a gap after ${next - 1}`);
+      }
+      entries.length = e.index - snapIndex - 1;
+      entries.push(e);
+    } else {
+      const m = it.marker;
+      if (m.index === snapIndex) sawBaseMarker = true;
+      if (m.index <= snapIndex) {
+        entries = [];
+        continue;
+      }
+      const at = entries[m.index - snapIndex - 1];
+      if (at === undefined || at.term !== m.term) {
+        throw new WalInconsistentError(
+          `${it.file} at byte offset ${it.offset}: the WAL records a snapshot installed at index ${m.index} term ${m.term}, ` +
+            `but no snapshot file for it could be loaded (newest usable: index ${snapIndex}) and the log does not cover it`,
+        );
+      }
+      entries.length = m.index - snapIndex;
+    }
+  }
+  if (base?.kind === SnapshotKind.Installed && !sawBaseMarker) entries = [];
+  return { hardState, entries };
+}

@@ -1,0 +1,40 @@
+// Shared helpers for the storage tests: temp dirs and entries whose payload is
+// derived from the index, so that any returned entry can be checked exactly.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ExecutionContext } from "ava";
+import { type Entry, EntryType } from "../../node/raft/types.js";
+
+/** A fresh directory under os.tmpdir(), removed when the test ends. */
+export function tempDir(t: ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "bkv-storage-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Deterministic payload for index i (length 8..71, content mixes i and term). */
+export function payloadFor(index: number, term = 1): Uint8Array {
+  const out = new Uint8Array(8 + (index % 64));
+  for (let j = 0; j < out.length; j++) out[j] = (index * 31 + term * 7 + j) & 0xff;
+  return out;
+}
+
+export function entry(index: number, term = 1): Entry {
+  return { index, term, type: EntryType.Normal, data: payloadFor(index, term) };
+}
+
+export function entries(from: number, to: number, term = 1): Entry[] {
+  const out: Entry[] = [];
+  for (let i = from; i <= to; i++) out.push(entry(i, term));
+  return out;
+}
+
+export const quiet = { warn: () => {} };
+
+/** Collects warnings instead of printing them. */
+export function recordingLogger(): { warn(msg: string): void; messages: string[] } {
+  const messages: string[] = [];
+  return { warn: (m: string) => void messages.push(m), messages };
+}
