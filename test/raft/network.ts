@@ -104,13 +104,33 @@ export class Network {
   }
 
   private apply(n: TestNode, rd: Ready): void {
-    if (rd.snapshot !== null) n.snapshotsApplied++;
+    if (rd.snapshot !== null) {
+      n.snapshotsApplied++;
+      n.applied = decodeState(rd.snapshot.data);
+    }
     n.readStates.push(...rd.readStates);
     for (const e of rd.committedEntries) {
       n.appliedIndexes.push(e.index);
       if (e.type === EntryType.ConfChange) n.raw.applyConfChange(decodeConfChange(e.data));
       else if (e.data.byteLength > 0) n.applied.push(e);
     }
+  }
+
+  /** Snapshots node id's state machine at its applied index and compacts its log up to it. */
+  compact(id: NodeId): void {
+    const n = this.node(id);
+    const st = n.raw.status();
+    n.storage.createSnapshot(st.applied, st.confState, encodeState(n.applied));
+    n.storage.compact(st.applied);
+  }
+
+  /** Replaces node id's RawNode by a fresh one over the same storage (a restart losing nothing durable). */
+  restart(id: NodeId, seed = 7): TestNode {
+    const old = this.node(id);
+    const snap = old.storage.snapshot();
+    const n = this.start(id, old.storage, seed, old.config);
+    n.applied = snap.metadata.index === 0 ? [] : decodeState(snap.data);
+    return n;
   }
 
   /** Delivers messages until no node has anything to do. */
@@ -127,6 +147,14 @@ export class Network {
   /** Takes all queued messages without delivering them (for manual delivery). */
   takeMessages(): Message[] {
     for (const id of this.nodes.keys()) this.processReady(id);
+    const q = this.queue;
+    this.queue = [];
+    return q;
+  }
+
+  /** Like takeMessages, but leaves node `id` untouched (its Ready is not taken). */
+  takeMessagesExcept(id: NodeId): Message[] {
+    for (const other of this.nodes.keys()) if (other !== id) this.processReady(other);
     const q = this.queue;
     this.queue = [];
     return q;
@@ -187,6 +215,17 @@ export class Network {
   status(id: NodeId) {
     return this.node(id).raw.status();
   }
+}
+
+/** The test state machine is the list of applied entries; its snapshot is JSON. */
+function encodeState(applied: Entry[]): Uint8Array {
+  return enc(JSON.stringify(applied.map((e) => ({ term: e.term, index: e.index, text: new TextDecoder().decode(e.data) }))));
+}
+
+function decodeState(b: Uint8Array): Entry[] {
+  if (b.byteLength === 0) return [];
+  const rows = JSON.parse(new TextDecoder().decode(b)) as { term: number; index: number; text: string }[];
+  return rows.map((r) => ({ term: r.term, index: r.index, type: EntryType.Normal, data: enc(r.text) }));
 }
 
 export const enc = (s: string) => new TextEncoder().encode(s);

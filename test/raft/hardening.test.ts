@@ -1,0 +1,147 @@
+// Hardening beyond crash-fault Raft: refusal to truncate committed entries,
+// exactly-once delivery of committed entries, invariant checks, bad input.
+import test from "ava";
+import {
+  EntryType, ErrInvalidMessage, MemoryStorage, RaftPanic, RawNode, bootstrapSnapshot, message,
+} from "../../node/raft/index.js";
+import { MessageType, Network, enc, mulberry32 } from "./network.js";
+
+function committedCluster(): Network {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  for (const x of ["a", "b", "c"]) net.propose(1, x);
+  net.tick(2);
+  return net;
+}
+
+test("a follower refuses (and counts) an append that would replace committed entries", (t) => {
+  const net = committedCluster();
+  const f = net.node(2);
+  const commit = f.raw.status().hardState.commit;
+  const term = f.raw.status().hardState.term;
+  const before = f.storage.entries(f.storage.firstIndex(), f.storage.lastIndex() + 1, Infinity);
+  const evil = message({
+    type: MessageType.App, from: 1, to: 2, term, index: commit - 2, logTerm: f.storage.term(commit - 2),
+    entries: [{ term: term + 5, index: commit - 1, type: EntryType.Normal, data: enc("overwrite") }],
+    commit,
+  });
+  f.raw.step(evil);
+  const rd = f.raw.ready();
+  t.deepEqual(rd.entries, []);
+  t.deepEqual(rd.messages.filter((m) => m.type === MessageType.AppResp), [], "no acknowledgement");
+  f.raw.advance(rd);
+  t.is(f.raw.status().refusedTruncations, 1);
+  t.deepEqual(f.storage.entries(f.storage.firstIndex(), f.storage.lastIndex() + 1, Infinity), before);
+  t.is(f.raw.status().hardState.commit, commit);
+});
+
+test("a follower also refuses a mismatched previous entry at or below its commit index", (t) => {
+  const net = committedCluster();
+  const f = net.node(2);
+  const { commit, term } = f.raw.status().hardState;
+  f.raw.step(message({
+    type: MessageType.App, from: 1, to: 2, term, index: commit - 1, logTerm: term + 3,
+    entries: [{ term: term + 3, index: commit, type: EntryType.Normal, data: enc("x") }], commit,
+  }));
+  t.is(f.raw.status().refusedTruncations, 1);
+});
+
+test("a stale but consistent MsgApp below the commit index is acknowledged, not counted as refused", (t) => {
+  const net = committedCluster();
+  const f = net.node(2);
+  const { commit, term } = f.raw.status().hardState;
+  const entries = f.storage.entries(commit - 1, commit + 1, Infinity);
+  f.raw.step(message({
+    type: MessageType.App, from: 1, to: 2, term, index: commit - 2, logTerm: f.storage.term(commit - 2), entries, commit,
+  }));
+  const rd = f.raw.ready();
+  t.is(f.raw.status().refusedTruncations, 0);
+  const resp = rd.messages.find((m) => m.type === MessageType.AppResp);
+  t.is(resp?.index, commit);
+  t.false(resp?.reject);
+  f.raw.advance(rd);
+});
+
+test("committed entries are handed out once even if ready() is called again before advance()", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  const leader = net.node(1);
+  leader.raw.propose(enc("x"));
+  const rd0 = leader.raw.ready(); // holds the new entry; not advanced yet
+  leader.storage.append(rd0.entries);
+  for (const m of rd0.messages) net.deliver(m);
+  for (const m of net.takeMessagesExcept(1)) net.deliver(m); // the followers' acks: "x" commits
+  const rd1 = leader.raw.ready();
+  const rd2 = leader.raw.ready();
+  t.deepEqual(rd1.committedEntries.map((e) => new TextDecoder().decode(e.data)), ["x"]);
+  t.deepEqual(rd2.committedEntries, [], "not handed out twice");
+  t.deepEqual(rd1.entries, [], "the entry was already handed out in rd0");
+  t.is(rd2.hardState, null);
+  t.is(rd2.messages.length, 0);
+  for (const rd of [rd0, rd1, rd2]) leader.raw.advance(rd);
+  t.false(leader.raw.hasReady() && leader.raw.ready().committedEntries.length > 0);
+  t.is(leader.raw.status().applied, rd1.committedEntries[0]!.index);
+});
+
+test("advance() with entries that were never committed is a broken invariant: RaftPanic", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  const raw = net.node(2).raw;
+  const rd = raw.ready();
+  const fake = { ...rd, committedEntries: [{ term: 1, index: 999, type: EntryType.Normal, data: enc("") }] };
+  t.throws(() => raw.advance(fake), { instanceOf: RaftPanic });
+});
+
+test("step() refuses local message types, misaddressed and malformed messages with ErrInvalidMessage", (t) => {
+  const net = new Network([1, 2, 3]);
+  const raw = net.node(1).raw;
+  for (const type of [MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum, MessageType.SnapStatus, MessageType.Unreachable]) {
+    t.throws(() => raw.step(message({ type, from: 2, to: 1 })), { instanceOf: ErrInvalidMessage });
+  }
+  t.throws(() => raw.step(message({ type: MessageType.Heartbeat, from: 2, to: 3, term: 1 })), { instanceOf: ErrInvalidMessage });
+  t.throws(() => raw.step(message({ type: MessageType.Heartbeat, from: 0, to: 1, term: 1 })), { instanceOf: ErrInvalidMessage });
+  t.throws(() => raw.step(message({
+    type: MessageType.App, from: 2, to: 1, term: 1, index: 1,
+    entries: [{ term: 1, index: 5, type: EntryType.Normal, data: enc("") }],
+  })), { instanceOf: ErrInvalidMessage });
+  t.throws(() => raw.step(message({ type: 99 as MessageType, from: 2, to: 1 })), { instanceOf: ErrInvalidMessage });
+  t.is(raw.status().hardState.term, 0, "nothing was applied");
+});
+
+test("a restarted node keeps term, vote and log, and re-applies only entries after its snapshot", (t) => {
+  const net = committedCluster();
+  net.compact(2);
+  const before = net.status(2);
+  net.propose(1, "d");
+  const n = net.restart(2);
+  const after = n.raw.status();
+  t.is(after.hardState.term, before.hardState.term);
+  t.is(after.hardState.vote, before.hardState.vote);
+  t.true(after.hardState.commit >= before.hardState.commit);
+  net.settle();
+  net.tick(2);
+  t.deepEqual(net.appliedText(2), ["a", "b", "c", "d"]);
+  const snapIndex = n.storage.firstIndex() - 1;
+  t.true(n.appliedIndexes.every((i) => i > snapIndex));
+});
+
+test("bad configuration and inconsistent storage are rejected loudly", (t) => {
+  const storage = new MemoryStorage();
+  storage.applySnapshot(bootstrapSnapshot([1]));
+  const base = { id: 1, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(1) };
+  t.throws(() => new RawNode({ ...base, id: 0 }), { instanceOf: RaftPanic });
+  t.throws(() => new RawNode({ ...base, electionTick: 1 }), { instanceOf: RaftPanic });
+  storage.setHardState({ term: 3, vote: 0, commit: 50 });
+  t.throws(() => new RawNode(base), { instanceOf: RaftPanic, message: /commit 50 is past last index/ });
+});
+
+test("a single-voter cluster elects itself and commits alone", (t) => {
+  const net = new Network([1]);
+  net.tick(25);
+  t.deepEqual(net.leaders(), [1]);
+  net.propose(1, "solo");
+  t.deepEqual(net.appliedText(1), ["solo"]);
+  net.node(1).raw.readIndex(enc("r"));
+  net.settle();
+  t.is(net.node(1).readStates.length, 1);
+});
