@@ -3,8 +3,9 @@
 // Conventions:
 // - EC points are SEC1 compressed P-256 encodings (33 bytes); ECDSA
 //   signatures are 64 bytes (r || s, big-endian). The exact messages that are
-//   signed, the share-wrapping format and the ciphertext format are defined
-//   by proto/crypto and docs/protocol.md, not here.
+//   signed (proto/crypto/messages.ts), the share-wrapping blob
+//   (proto/crypto/wrap.ts), the ciphertext C (proto/crypto/aead.ts) and the
+//   record digest (proto/crypto/record.ts) are defined by proto/crypto.
 // - `user_id` is 1 to 256 bytes of UTF-8.
 // - Requests that change state carry a 16-byte random `request_id`. A retry
 //   must reuse it: the state machine applies each request id at most once and
@@ -27,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bkv/v1/vault.proto.
  */
 export const file_bkv_v1_vault: GenFile = /*@__PURE__*/
-  fileDesc("ChJia3YvdjEvdmF1bHQucHJvdG8SBmJrdi52MSIvCgxTY3J5cHRQYXJhbXMSCQoBbhgBIAEoDRIJCgFyGAIgASgNEgkKAXAYAyABKA0iQQoMV3JhcHBlZFNoYXJlEhwKFGVwaGVtZXJhbF9wdWJsaWNfa2V5GAEgASgMEhMKC3dyYXBwZWRfa2V5GAIgASgMIl8KCU5vZGVTaGFyZRIPCgdub2RlX2lkGAEgASgEEhQKDHB1YmxpY19zaGFyZRgCIAEoDBIrCg13cmFwcGVkX3NoYXJlGAMgASgLMhQuYmt2LnYxLldyYXBwZWRTaGFyZSKUAgoPUmVnaXN0ZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHdXNlcl9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhEKCXRocmVzaG9sZBgEIAEoDRITCgtndWVzc19saW1pdBgFIAEoDRIhCgZzaGFyZXMYBiADKAsyES5ia3YudjEuTm9kZVNoYXJlEhIKCmNpcGhlcnRleHQYByABKAwSGAoQcmVzZXRfcHVibGljX2tleRgIIAEoDBIMCgRzYWx0GAkgASgMEisKDXNjcnlwdF9wYXJhbXMYCiABKAsyFC5ia3YudjEuU2NyeXB0UGFyYW1zEhcKD293bmVyX3NpZ25hdHVyZRgLIAEoDCJWChBSZWdpc3RlclJlc3BvbnNlEg8KB3ZlcnNpb24YASABKA0SGgoSYXR0ZW1wdHNfcmVtYWluaW5nGAIgASgNEhUKDXJlY29yZF9kaWdlc3QYAyABKAwiJwoUR2V0UmVjb3JkSW5mb1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI0CgtQdWJsaWNTaGFyZRIPCgdub2RlX2lkGAEgASgEEhQKDHB1YmxpY19zaGFyZRgCIAEoDCLQAgoVR2V0UmVjb3JkSW5mb1Jlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoDRIRCgl0aHJlc2hvbGQYAyABKA0SEwoLZ3Vlc3NfbGltaXQYBCABKA0SGgoSYXR0ZW1wdHNfcmVtYWluaW5nGAUgASgNEg4KBmxvY2tlZBgGIAEoCBIMCgRzYWx0GAcgASgMEisKDXNjcnlwdF9wYXJhbXMYCCABKAsyFC5ia3YudjEuU2NyeXB0UGFyYW1zEhIKCmNpcGhlcnRleHQYCSABKAwSGAoQcmVzZXRfcHVibGljX2tleRgKIAEoDBIqCg1wdWJsaWNfc2hhcmVzGAsgAygLMhMuYmt2LnYxLlB1YmxpY1NoYXJlEhUKDXJlY29yZF9kaWdlc3QYDCABKAwSFQoNYXBwbGllZF9pbmRleBgNIAEoBCJUChRCZWdpblJlY292ZXJ5UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEg8KB3VzZXJfaWQYAiABKAkSFwoPYmxpbmRlZF9lbGVtZW50GAMgASgMIlgKFUJlZ2luUmVjb3ZlcnlSZXNwb25zZRISCgphdHRlbXB0X2lkGAEgASgEEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgCIAEoDRIPCgd2ZXJzaW9uGAMgASgNIjYKD0V2YWx1YXRlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhIKCmF0dGVtcHRfaWQYAiABKAQilwEKEEV2YWx1YXRlUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoBBIXCg9ibGluZGVkX2VsZW1lbnQYAiABKAwSGQoRZXZhbHVhdGVkX2VsZW1lbnQYAyABKAwSEQoJc2lnbmF0dXJlGAQgASgMEg8KB3ZlcnNpb24YBSABKA0SGgoSYXR0ZW1wdHNfcmVtYWluaW5nGAYgASgNInUKFkNvbmZpcm1SZWNvdmVyeVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SEgoKYXR0ZW1wdF9pZBgEIAEoBBIRCglzaWduYXR1cmUYBSABKAwiNQoXQ29uZmlybVJlY292ZXJ5UmVzcG9uc2USGgoSYXR0ZW1wdHNfcmVtYWluaW5nGAEgASgNIl4KDURlbGV0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SFwoPb3duZXJfc2lnbmF0dXJlGAQgASgMIhAKDkRlbGV0ZVJlc3BvbnNlIh0KG0dldENsdXN0ZXJEZXNjcmlwdG9yUmVxdWVzdCKAAQoOTm9kZURlc2NyaXB0b3ISDwoHbm9kZV9pZBgBIAEoBBIPCgdhZGRyZXNzGAIgASgJEhwKFGFncmVlbWVudF9wdWJsaWNfa2V5GAMgASgMEhsKE2lkZW50aXR5X3B1YmxpY19rZXkYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMImEKEUNsdXN0ZXJEZXNjcmlwdG9yEhIKCmNsdXN0ZXJfaWQYASABKAkSEQoJdGhyZXNob2xkGAIgASgNEiUKBW5vZGVzGAMgAygLMhYuYmt2LnYxLk5vZGVEZXNjcmlwdG9yIk0KHEdldENsdXN0ZXJEZXNjcmlwdG9yUmVzcG9uc2USLQoKZGVzY3JpcHRvchgBIAEoCzIZLmJrdi52MS5DbHVzdGVyRGVzY3JpcHRvcjKYBAoMVmF1bHRTZXJ2aWNlEj0KCFJlZ2lzdGVyEhcuYmt2LnYxLlJlZ2lzdGVyUmVxdWVzdBoYLmJrdi52MS5SZWdpc3RlclJlc3BvbnNlEkwKDUdldFJlY29yZEluZm8SHC5ia3YudjEuR2V0UmVjb3JkSW5mb1JlcXVlc3QaHS5ia3YudjEuR2V0UmVjb3JkSW5mb1Jlc3BvbnNlEkwKDUJlZ2luUmVjb3ZlcnkSHC5ia3YudjEuQmVnaW5SZWNvdmVyeVJlcXVlc3QaHS5ia3YudjEuQmVnaW5SZWNvdmVyeVJlc3BvbnNlEj0KCEV2YWx1YXRlEhcuYmt2LnYxLkV2YWx1YXRlUmVxdWVzdBoYLmJrdi52MS5FdmFsdWF0ZVJlc3BvbnNlElIKD0NvbmZpcm1SZWNvdmVyeRIeLmJrdi52MS5Db25maXJtUmVjb3ZlcnlSZXF1ZXN0Gh8uYmt2LnYxLkNvbmZpcm1SZWNvdmVyeVJlc3BvbnNlEjcKBkRlbGV0ZRIVLmJrdi52MS5EZWxldGVSZXF1ZXN0GhYuYmt2LnYxLkRlbGV0ZVJlc3BvbnNlEmEKFEdldENsdXN0ZXJEZXNjcmlwdG9yEiMuYmt2LnYxLkdldENsdXN0ZXJEZXNjcmlwdG9yUmVxdWVzdBokLmJrdi52MS5HZXRDbHVzdGVyRGVzY3JpcHRvclJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChJia3YvdjEvdmF1bHQucHJvdG8SBmJrdi52MSIvCgxTY3J5cHRQYXJhbXMSCQoBbhgBIAEoDRIJCgFyGAIgASgNEgkKAXAYAyABKA0iSQoJTm9kZVNoYXJlEg8KB25vZGVfaWQYASABKAQSFAoMcHVibGljX3NoYXJlGAIgASgMEhUKDXdyYXBwZWRfc2hhcmUYAyABKAwilAIKD1JlZ2lzdGVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEg8KB3VzZXJfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoDRIRCgl0aHJlc2hvbGQYBCABKA0SEwoLZ3Vlc3NfbGltaXQYBSABKA0SIQoGc2hhcmVzGAYgAygLMhEuYmt2LnYxLk5vZGVTaGFyZRISCgpjaXBoZXJ0ZXh0GAcgASgMEhgKEHJlc2V0X3B1YmxpY19rZXkYCCABKAwSDAoEc2FsdBgJIAEoDBIrCg1zY3J5cHRfcGFyYW1zGAogASgLMhQuYmt2LnYxLlNjcnlwdFBhcmFtcxIXCg9vd25lcl9zaWduYXR1cmUYCyABKAwiVgoQUmVnaXN0ZXJSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgCIAEoDRIVCg1yZWNvcmRfZGlnZXN0GAMgASgMIicKFEdldFJlY29yZEluZm9SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiNAoLUHVibGljU2hhcmUSDwoHbm9kZV9pZBgBIAEoBBIUCgxwdWJsaWNfc2hhcmUYAiABKAwi0AIKFUdldFJlY29yZEluZm9SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKA0SEQoJdGhyZXNob2xkGAMgASgNEhMKC2d1ZXNzX2xpbWl0GAQgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgFIAEoDRIOCgZsb2NrZWQYBiABKAgSDAoEc2FsdBgHIAEoDBIrCg1zY3J5cHRfcGFyYW1zGAggASgLMhQuYmt2LnYxLlNjcnlwdFBhcmFtcxISCgpjaXBoZXJ0ZXh0GAkgASgMEhgKEHJlc2V0X3B1YmxpY19rZXkYCiABKAwSKgoNcHVibGljX3NoYXJlcxgLIAMoCzITLmJrdi52MS5QdWJsaWNTaGFyZRIVCg1yZWNvcmRfZGlnZXN0GAwgASgMEhUKDWFwcGxpZWRfaW5kZXgYDSABKAQiVAoUQmVnaW5SZWNvdmVyeVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEhcKD2JsaW5kZWRfZWxlbWVudBgDIAEoDCJYChVCZWdpblJlY292ZXJ5UmVzcG9uc2USEgoKYXR0ZW1wdF9pZBgBIAEoBBIaChJhdHRlbXB0c19yZW1haW5pbmcYAiABKA0SDwoHdmVyc2lvbhgDIAEoDSI2Cg9FdmFsdWF0ZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRISCgphdHRlbXB0X2lkGAIgASgEIpcBChBFdmFsdWF0ZVJlc3BvbnNlEg8KB25vZGVfaWQYASABKAQSFwoPYmxpbmRlZF9lbGVtZW50GAIgASgMEhkKEWV2YWx1YXRlZF9lbGVtZW50GAMgASgMEhEKCXNpZ25hdHVyZRgEIAEoDBIPCgd2ZXJzaW9uGAUgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgGIAEoDSJ1ChZDb25maXJtUmVjb3ZlcnlSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHdXNlcl9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhIKCmF0dGVtcHRfaWQYBCABKAQSEQoJc2lnbmF0dXJlGAUgASgMIjUKF0NvbmZpcm1SZWNvdmVyeVJlc3BvbnNlEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgBIAEoDSJeCg1EZWxldGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHdXNlcl9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhcKD293bmVyX3NpZ25hdHVyZRgEIAEoDCIQCg5EZWxldGVSZXNwb25zZSIdChtHZXRDbHVzdGVyRGVzY3JpcHRvclJlcXVlc3QigAEKDk5vZGVEZXNjcmlwdG9yEg8KB25vZGVfaWQYASABKAQSDwoHYWRkcmVzcxgCIAEoCRIcChRhZ3JlZW1lbnRfcHVibGljX2tleRgDIAEoDBIbChNpZGVudGl0eV9wdWJsaWNfa2V5GAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJhChFDbHVzdGVyRGVzY3JpcHRvchISCgpjbHVzdGVyX2lkGAEgASgJEhEKCXRocmVzaG9sZBgCIAEoDRIlCgVub2RlcxgDIAMoCzIWLmJrdi52MS5Ob2RlRGVzY3JpcHRvciJNChxHZXRDbHVzdGVyRGVzY3JpcHRvclJlc3BvbnNlEi0KCmRlc2NyaXB0b3IYASABKAsyGS5ia3YudjEuQ2x1c3RlckRlc2NyaXB0b3IymAQKDFZhdWx0U2VydmljZRI9CghSZWdpc3RlchIXLmJrdi52MS5SZWdpc3RlclJlcXVlc3QaGC5ia3YudjEuUmVnaXN0ZXJSZXNwb25zZRJMCg1HZXRSZWNvcmRJbmZvEhwuYmt2LnYxLkdldFJlY29yZEluZm9SZXF1ZXN0Gh0uYmt2LnYxLkdldFJlY29yZEluZm9SZXNwb25zZRJMCg1CZWdpblJlY292ZXJ5EhwuYmt2LnYxLkJlZ2luUmVjb3ZlcnlSZXF1ZXN0Gh0uYmt2LnYxLkJlZ2luUmVjb3ZlcnlSZXNwb25zZRI9CghFdmFsdWF0ZRIXLmJrdi52MS5FdmFsdWF0ZVJlcXVlc3QaGC5ia3YudjEuRXZhbHVhdGVSZXNwb25zZRJSCg9Db25maXJtUmVjb3ZlcnkSHi5ia3YudjEuQ29uZmlybVJlY292ZXJ5UmVxdWVzdBofLmJrdi52MS5Db25maXJtUmVjb3ZlcnlSZXNwb25zZRI3CgZEZWxldGUSFS5ia3YudjEuRGVsZXRlUmVxdWVzdBoWLmJrdi52MS5EZWxldGVSZXNwb25zZRJhChRHZXRDbHVzdGVyRGVzY3JpcHRvchIjLmJrdi52MS5HZXRDbHVzdGVyRGVzY3JpcHRvclJlcXVlc3QaJC5ia3YudjEuR2V0Q2x1c3RlckRlc2NyaXB0b3JSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * ScryptParams are the password-hardening parameters stored in a record.
@@ -65,34 +66,6 @@ export const ScryptParamsSchema: GenMessage<ScryptParams> = /*@__PURE__*/
   messageDesc(file_bkv_v1_vault, 0);
 
 /**
- * WrappedShare is an OPRF key share k_i wrapped to node i's agreement key.
- *
- * @generated from message bkv.v1.WrappedShare
- */
-export type WrappedShare = Message<"bkv.v1.WrappedShare"> & {
-  /**
-   * The client's ephemeral P-256 public key for the ECDH with the node.
-   *
-   * @generated from field: bytes ephemeral_public_key = 1;
-   */
-  ephemeralPublicKey: Uint8Array;
-
-  /**
-   * RFC 5649 AES key wrap (with padding) of the PKCS#8 encoding of k_i.
-   *
-   * @generated from field: bytes wrapped_key = 2;
-   */
-  wrappedKey: Uint8Array;
-};
-
-/**
- * Describes the message bkv.v1.WrappedShare.
- * Use `create(WrappedShareSchema)` to create a new message.
- */
-export const WrappedShareSchema: GenMessage<WrappedShare> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 1);
-
-/**
  * NodeShare is the part of a registration addressed to one node.
  *
  * @generated from message bkv.v1.NodeShare
@@ -113,9 +86,12 @@ export type NodeShare = Message<"bkv.v1.NodeShare"> & {
   publicShare: Uint8Array;
 
   /**
-   * @generated from field: bkv.v1.WrappedShare wrapped_share = 3;
+   * k_i wrapped to the node's agreement key: wrap blob v1 of proto/crypto
+   * (0x01 || ephemeral point, 65 bytes || RFC 5649 wrap of PKCS#8(k_i)).
+   *
+   * @generated from field: bytes wrapped_share = 3;
    */
-  wrappedShare?: WrappedShare | undefined;
+  wrappedShare: Uint8Array;
 };
 
 /**
@@ -123,7 +99,7 @@ export type NodeShare = Message<"bkv.v1.NodeShare"> & {
  * Use `create(NodeShareSchema)` to create a new message.
  */
 export const NodeShareSchema: GenMessage<NodeShare> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 2);
+  messageDesc(file_bkv_v1_vault, 1);
 
 /**
  * RegisterRequest is DESIGN §5 registration step 6.
@@ -196,8 +172,9 @@ export type RegisterRequest = Message<"bkv.v1.RegisterRequest"> & {
   scryptParams?: ScryptParams | undefined;
 
   /**
-   * Empty for a new record. For an overwrite: a signature by the current
-   * record's reset key over this request (see docs/protocol.md).
+   * Empty for a new record. For an overwrite: the current record's reset-key
+   * signature over overwriteMessage(cluster id, user id, current version,
+   * digest of the new record) of proto/crypto.
    *
    * @generated from field: bytes owner_signature = 11;
    */
@@ -209,7 +186,7 @@ export type RegisterRequest = Message<"bkv.v1.RegisterRequest"> & {
  * Use `create(RegisterRequestSchema)` to create a new message.
  */
 export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 3);
+  messageDesc(file_bkv_v1_vault, 2);
 
 /**
  * RegisterResponse reports the committed record.
@@ -228,7 +205,8 @@ export type RegisterResponse = Message<"bkv.v1.RegisterResponse"> & {
   attemptsRemaining: number;
 
   /**
-   * SHA-256 digest of the committed record (docs/protocol.md); the client
+   * SHA-256 of the committed record's canonical encoding (proto/crypto
+   * record.ts); the client
    * compares it with t+1 nodes' GetRecordInfo (DESIGN §5 step 7).
    *
    * @generated from field: bytes record_digest = 3;
@@ -241,7 +219,7 @@ export type RegisterResponse = Message<"bkv.v1.RegisterResponse"> & {
  * Use `create(RegisterResponseSchema)` to create a new message.
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 4);
+  messageDesc(file_bkv_v1_vault, 3);
 
 /**
  * GetRecordInfoRequest names a record.
@@ -260,7 +238,7 @@ export type GetRecordInfoRequest = Message<"bkv.v1.GetRecordInfoRequest"> & {
  * Use `create(GetRecordInfoRequestSchema)` to create a new message.
  */
 export const GetRecordInfoRequestSchema: GenMessage<GetRecordInfoRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 5);
+  messageDesc(file_bkv_v1_vault, 4);
 
 /**
  * PublicShare is a node's public share K_i.
@@ -284,7 +262,7 @@ export type PublicShare = Message<"bkv.v1.PublicShare"> & {
  * Use `create(PublicShareSchema)` to create a new message.
  */
 export const PublicShareSchema: GenMessage<PublicShare> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 6);
+  messageDesc(file_bkv_v1_vault, 5);
 
 /**
  * GetRecordInfoResponse is the public part of a record, as this node applied it.
@@ -367,7 +345,7 @@ export type GetRecordInfoResponse = Message<"bkv.v1.GetRecordInfoResponse"> & {
  * Use `create(GetRecordInfoResponseSchema)` to create a new message.
  */
 export const GetRecordInfoResponseSchema: GenMessage<GetRecordInfoResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 7);
+  messageDesc(file_bkv_v1_vault, 6);
 
 /**
  * BeginRecoveryRequest is DESIGN §5 recovery step 1.
@@ -398,7 +376,7 @@ export type BeginRecoveryRequest = Message<"bkv.v1.BeginRecoveryRequest"> & {
  * Use `create(BeginRecoveryRequestSchema)` to create a new message.
  */
 export const BeginRecoveryRequestSchema: GenMessage<BeginRecoveryRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 8);
+  messageDesc(file_bkv_v1_vault, 7);
 
 /**
  * BeginRecoveryResponse names the committed attempt.
@@ -431,7 +409,7 @@ export type BeginRecoveryResponse = Message<"bkv.v1.BeginRecoveryResponse"> & {
  * Use `create(BeginRecoveryResponseSchema)` to create a new message.
  */
 export const BeginRecoveryResponseSchema: GenMessage<BeginRecoveryResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 9);
+  messageDesc(file_bkv_v1_vault, 8);
 
 /**
  * EvaluateRequest asks for this node's evaluation of a pending attempt.
@@ -455,7 +433,7 @@ export type EvaluateRequest = Message<"bkv.v1.EvaluateRequest"> & {
  * Use `create(EvaluateRequestSchema)` to create a new message.
  */
 export const EvaluateRequestSchema: GenMessage<EvaluateRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 10);
+  messageDesc(file_bkv_v1_vault, 9);
 
 /**
  * EvaluateResponse is k_i·B, signed by the node's identity key.
@@ -483,8 +461,8 @@ export type EvaluateResponse = Message<"bkv.v1.EvaluateResponse"> & {
   evaluatedElement: Uint8Array;
 
   /**
-   * Identity-key signature binding cluster id, node id, user id, version,
-   * attempt id, B and k_i·B (docs/protocol.md).
+   * Identity-key signature over evaluationSigningMessage (proto/crypto):
+   * cluster id, user id, version, attempt id, node id, B and k_i·B.
    *
    * @generated from field: bytes signature = 4;
    */
@@ -506,7 +484,7 @@ export type EvaluateResponse = Message<"bkv.v1.EvaluateResponse"> & {
  * Use `create(EvaluateResponseSchema)` to create a new message.
  */
 export const EvaluateResponseSchema: GenMessage<EvaluateResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 11);
+  messageDesc(file_bkv_v1_vault, 10);
 
 /**
  * ConfirmRecoveryRequest is DESIGN §5 recovery step 4.
@@ -535,8 +513,8 @@ export type ConfirmRecoveryRequest = Message<"bkv.v1.ConfirmRecoveryRequest"> & 
   attemptId: bigint;
 
   /**
-   * Reset-key signature over the domain-separated (cluster id, user id,
-   * version, attempt id).
+   * Reset-key signature over confirmMessage(cluster id, user id, version,
+   * attempt id) of proto/crypto.
    *
    * @generated from field: bytes signature = 5;
    */
@@ -548,7 +526,7 @@ export type ConfirmRecoveryRequest = Message<"bkv.v1.ConfirmRecoveryRequest"> & 
  * Use `create(ConfirmRecoveryRequestSchema)` to create a new message.
  */
 export const ConfirmRecoveryRequestSchema: GenMessage<ConfirmRecoveryRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 12);
+  messageDesc(file_bkv_v1_vault, 11);
 
 /**
  * ConfirmRecoveryResponse reports the reset counter.
@@ -567,7 +545,7 @@ export type ConfirmRecoveryResponse = Message<"bkv.v1.ConfirmRecoveryResponse"> 
  * Use `create(ConfirmRecoveryResponseSchema)` to create a new message.
  */
 export const ConfirmRecoveryResponseSchema: GenMessage<ConfirmRecoveryResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 13);
+  messageDesc(file_bkv_v1_vault, 12);
 
 /**
  * DeleteRequest removes a record.
@@ -586,12 +564,15 @@ export type DeleteRequest = Message<"bkv.v1.DeleteRequest"> & {
   userId: string;
 
   /**
+   * The version being deleted.
+   *
    * @generated from field: uint32 version = 3;
    */
   version: number;
 
   /**
-   * Reset-key signature over this request (docs/protocol.md).
+   * Reset-key signature over deleteMessage(cluster id, user id, version) of
+   * proto/crypto.
    *
    * @generated from field: bytes owner_signature = 4;
    */
@@ -603,7 +584,7 @@ export type DeleteRequest = Message<"bkv.v1.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 14);
+  messageDesc(file_bkv_v1_vault, 13);
 
 /**
  * DeleteResponse is empty: the record, and so its counter, no longer exists.
@@ -618,7 +599,7 @@ export type DeleteResponse = Message<"bkv.v1.DeleteResponse"> & {
  * Use `create(DeleteResponseSchema)` to create a new message.
  */
 export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 15);
+  messageDesc(file_bkv_v1_vault, 14);
 
 /**
  * GetClusterDescriptorRequest is empty.
@@ -633,7 +614,7 @@ export type GetClusterDescriptorRequest = Message<"bkv.v1.GetClusterDescriptorRe
  * Use `create(GetClusterDescriptorRequestSchema)` to create a new message.
  */
 export const GetClusterDescriptorRequestSchema: GenMessage<GetClusterDescriptorRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 16);
+  messageDesc(file_bkv_v1_vault, 15);
 
 /**
  * NodeDescriptor is one vault node as clients see it.
@@ -668,7 +649,7 @@ export type NodeDescriptor = Message<"bkv.v1.NodeDescriptor"> & {
   identityPublicKey: Uint8Array;
 
   /**
-   * The node's identity-key signature over its own entry (docs/protocol.md).
+   * The node's identity-key signature over nodeDescriptorMessage (proto/crypto).
    *
    * @generated from field: bytes signature = 5;
    */
@@ -680,7 +661,7 @@ export type NodeDescriptor = Message<"bkv.v1.NodeDescriptor"> & {
  * Use `create(NodeDescriptorSchema)` to create a new message.
  */
 export const NodeDescriptorSchema: GenMessage<NodeDescriptor> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 17);
+  messageDesc(file_bkv_v1_vault, 16);
 
 /**
  * ClusterDescriptor is what a client pins.
@@ -711,7 +692,7 @@ export type ClusterDescriptor = Message<"bkv.v1.ClusterDescriptor"> & {
  * Use `create(ClusterDescriptorSchema)` to create a new message.
  */
 export const ClusterDescriptorSchema: GenMessage<ClusterDescriptor> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 18);
+  messageDesc(file_bkv_v1_vault, 17);
 
 /**
  * GetClusterDescriptorResponse carries the current descriptor.
@@ -730,7 +711,7 @@ export type GetClusterDescriptorResponse = Message<"bkv.v1.GetClusterDescriptorR
  * Use `create(GetClusterDescriptorResponseSchema)` to create a new message.
  */
 export const GetClusterDescriptorResponseSchema: GenMessage<GetClusterDescriptorResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_vault, 19);
+  messageDesc(file_bkv_v1_vault, 18);
 
 /**
  * VaultService registers and recovers password-protected backup keys.
