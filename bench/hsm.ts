@@ -6,8 +6,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import pkcs11js from "pkcs11js";
+import { X_TEMPLATE, ecdh, parseEvaluationInput } from "../node/hsm/evaluate.js";
 import { Hsm, HsmWorkerPool, type HsmConfig } from "../node/hsm/index.js";
-import { Point, randomPoint, randomScalar, wrapShareForTest } from "../test/hsm/helpers.js";
+import { recoverEvaluatedPoint, xCoordinate as xOf } from "../proto/crypto/index.js";
+import { Point, randomPoint, randomScalar, wrapShare } from "../test/hsm/helpers.js";
 
 const SECONDS = Math.min(15, Number(process.env.BKV_BENCH_SECONDS ?? 4));
 const CONCURRENCY = [1, 16];
@@ -29,6 +32,7 @@ const strategies: Strategy[] = [
   { name: "sync, session key copies", open: (c) => Hsm.open(c, { strategy: "sync", sessionKeyCopies: true }) },
   { name: "async, token key", open: (c) => Hsm.open({ ...c, sessions: 16 }, { strategy: "async", sessionKeyCopies: false }) },
   { name: "async, session key copies", open: (c) => Hsm.open({ ...c, sessions: 16 }, { strategy: "async", sessionKeyCopies: true }) },
+  { name: "async, copies, 2 sessions", open: (c) => Hsm.open({ ...c, sessions: 2 }, { strategy: "async", sessionKeyCopies: true }) },
   { name: "2 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 2) },
   { name: "4 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 4) },
 ];
@@ -40,7 +44,7 @@ function makeJobs(agreement: Uint8Array, n: number): Job[] {
     const k = randomScalar();
     const B = randomPoint();
     return {
-      blob: wrapShareForTest(agreement, k),
+      blob: wrapShare(agreement, k),
       b: B.toBytes(true),
       k: Point.BASE.multiply(k).toBytes(true),
       expected: B.multiply(k).toBytes(true),
@@ -67,6 +71,38 @@ async function run(ev: Evaluator, jobs: Job[], concurrency: number): Promise<{ r
   h.disable();
   const elapsed = (performance.now() - start) / 1000;
   return { rate: done / elapsed, maxMs: h.max / 1e6, p99Ms: h.percentile(99) / 1e6 };
+}
+
+/** Median time of single blocking calls: ECDH with the token key vs. a session copy, and the JS-side work. */
+async function microTimings(config: HsmConfig, jobs: Job[]): Promise<string[]> {
+  const hsm = await Hsm.open({ ...config, sessions: 1 }, { strategy: "sync", sessionKeyCopies: true });
+  const p11 = hsm.token.p11;
+  const median = (f: () => void, n = 400) => {
+    const ts: number[] = [];
+    for (let i = 0; i < n; i++) { const t0 = performance.now(); f(); ts.push(performance.now() - t0); }
+    return (ts.sort((a, b) => a - b)[n >> 1] as number) * 1000;
+  };
+  const rows: string[] = [];
+  await hsm.token.withSession((s) => {
+    const [copy] = (() => {
+      p11.C_FindObjectsInit(s, [{ type: pkcs11js.CKA_TOKEN, value: false }]);
+      try { return p11.C_FindObjects(s, 1); } finally { p11.C_FindObjectsFinal(s); }
+    })();
+    const pub = randomPoint().toBytes(false);
+    const derive = (key: pkcs11js.Handle) => () => p11.C_DestroyObject(s, p11.C_DeriveKey(s, ecdh(pub), key, X_TEMPLATE));
+    rows.push(`| ECDH, token agreement key | ${median(derive(hsm.keys.agreement.privateKey)).toFixed(0)} |`);
+    if (copy !== undefined) rows.push(`| ECDH, session copy | ${median(derive(copy)).toFixed(0)} |`);
+  });
+  const job = jobs[0] as Job;
+  const kB = Point.fromBytes(job.expected);
+  const x1 = xOf(kB);
+  const x2 = xOf(kB.add(Point.fromBytes(job.k)));
+  rows.push(`| JS-side validation + sign recovery (noble) | ${median(() => {
+    const input = parseEvaluationInput(job.blob, job.b, job.k);
+    recoverEvaluatedPoint(x1, x2, input.K);
+  }, 200).toFixed(0)} |`);
+  hsm.close();
+  return rows;
 }
 
 function machine(): string {
@@ -96,7 +132,11 @@ async function main(): Promise<void> {
       }
       await ev.close();
     }
+    const micro = await microTimings(config, jobs ?? []);
     console.log(machine());
+    console.log("\n| single call (median) | µs |");
+    console.log("|---|---:|");
+    for (const r of micro) console.log(r);
     console.log("\n| strategy | concurrency | evaluations/s | max event-loop delay (ms) | p99 delay (ms) |");
     console.log("|---|---:|---:|---:|---:|");
     for (const r of rows) console.log(r);

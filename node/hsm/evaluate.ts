@@ -7,19 +7,16 @@
 // x1 and x2 are extractable by design: they are the evaluation output the node
 // returns anyway (k_i·B is public to the requester), not secrets at rest.
 import pkcs11js from "pkcs11js";
+import {
+  ProtocolError, addGenerator, decodePoint, parseWrappedShare, recoverEvaluatedPoint, type Point,
+} from "../../proto/crypto/index.js";
 import { HsmError, toHsmError, type HsmErrorCode } from "./errors.js";
-import { G, decodePoint, recoverEvaluatedPoint, type Point } from "./points.js";
 import type { Handle } from "./token.js";
 
 type PKCS11 = pkcs11js.PKCS11;
 type Template = pkcs11js.Template;
 type Mechanism = pkcs11js.Mechanism;
 const P = pkcs11js;
-
-/** The wrap blob format v1: 0x01 || ephemeral public key (65 bytes) || RFC 5649 wrap. */
-export const WRAP_V1 = 0x01;
-const EPHEMERAL_LEN = 65;
-const MAX_WRAPPED_LEN = 512;
 
 /** The PKCS#11 calls an evaluation makes, either blocking or on the libuv pool. */
 export interface Calls {
@@ -116,24 +113,35 @@ export interface EvaluationInput {
   K: Point;
 }
 
-/** Parses and validates everything before the token sees any of it. */
+/**
+ * Parses and validates everything before the token sees any of it (blob v1
+ * = 0x01 || ephemeral public key || RFC 5649 wrap, see proto/crypto/wrap.ts).
+ */
 export function parseEvaluationInput(blob: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): EvaluationInput {
-  if (!(blob instanceof Uint8Array)) throw new HsmError("INVALID_INPUT", "the wrapped share must be bytes");
-  const wrappedLen = blob.length - 1 - EPHEMERAL_LEN;
-  if (blob[0] !== WRAP_V1) throw new HsmError("INVALID_INPUT", "the wrapped share is not format v1");
-  if (wrappedLen < 16 || wrappedLen > MAX_WRAPPED_LEN || wrappedLen % 8 !== 0) {
-    throw new HsmError("INVALID_INPUT",
-      `the wrapped share has ${blob.length} bytes: want 1 + 65 + a multiple of 8 in [16, ${MAX_WRAPPED_LEN}]`);
-  }
-  const ephemeral = blob.subarray(1, 1 + EPHEMERAL_LEN);
-  if (ephemeral[0] !== 0x04) throw new HsmError("INVALID_INPUT", "the wrap's ephemeral key must be uncompressed");
-  decodePoint(ephemeral, "the wrap's ephemeral key");
-  const B = decodePoint(blinded, "the blinded element B");
-  const K = decodePoint(commitment, "the share commitment K_i");
-  const BG = B.add(G);
-  if (BG.is0()) throw new HsmError("INVALID_POINT", "the blinded element B is -G");
-  return { ephemeral: Uint8Array.from(ephemeral), wrapped: Buffer.from(blob.subarray(1 + EPHEMERAL_LEN)), B, BG, K };
+  return fromProtocolErrors(() => {
+    const { ephemeralPublicKey, wrapped } = parseWrappedShare(blob);
+    const B = decodePoint(blinded, "the blinded element B");
+    const K = decodePoint(commitment, "the share commitment K_i");
+    return { ephemeral: ephemeralPublicKey, wrapped: Buffer.from(wrapped), B, BG: addGenerator(B), K };
+  });
 }
+
+/** Runs fn, turning proto/crypto's typed errors into HsmErrors with the same message. */
+export function fromProtocolErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    throw new HsmError(PROTOCOL_TO_HSM[err.code] ?? "INVALID_INPUT", err.message);
+  }
+}
+
+const PROTOCOL_TO_HSM: Partial<Record<ProtocolError["code"], HsmErrorCode>> = {
+  INVALID_POINT: "INVALID_POINT",
+  IDENTITY_POINT: "INVALID_POINT",
+  SHARE_MISMATCH: "SHARE_MISMATCH",
+  UNWRAP_FAILED: "WRAPPED_KEY_INVALID",
+};
 
 export interface EvaluationContext {
   p11: PKCS11;
@@ -169,11 +177,21 @@ export async function evaluateInSession(ctx: EvaluationContext, session: Handle,
       () => calls.derive(session, ecdh(input.BG.toBytes(false)), share, X_TEMPLATE));
     const x1 = readValue(p11, session, h1);
     const x2 = readValue(p11, session, h2);
-    return recoverEvaluatedPoint(x1, x2, input.K).toBytes(true);
+    return recoverOrMismatch(x1, x2, input.K).toBytes(true);
   } finally {
     for (const h of created.reverse()) {
       try { p11.C_DestroyObject(session, h); } catch { ctx.onDestroyFailure(); }
     }
+  }
+}
+
+/** Sign recovery; any failure means the share is not the one K_i commits to. */
+function recoverOrMismatch(x1: Uint8Array, x2: Uint8Array, K: Point): Point {
+  try {
+    return recoverEvaluatedPoint(x1, x2, K);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    throw new HsmError("SHARE_MISMATCH", "the unwrapped share does not match its commitment K_i");
   }
 }
 

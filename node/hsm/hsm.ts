@@ -2,17 +2,16 @@
 import { createHash, randomBytes } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
 import pkcs11js from "pkcs11js";
+import { G, decodePoint, normalizeLowS, randomScalar, xCoordinate } from "../../proto/crypto/index.js";
 import { readPin, resolveConfig, type HsmConfig, type ResolvedHsmConfig } from "./config.js";
 import { HsmError, toHsmError } from "./errors.js";
 import {
-  X_TEMPLATE, asyncCalls, ecdh, evaluateInSession, parseEvaluationInput, syncCalls, type Calls,
+  X_TEMPLATE, asyncCalls, ecdh, evaluateInSession, fromProtocolErrors, parseEvaluationInput, syncCalls, type Calls,
 } from "./evaluate.js";
 import { findOrGenerateKeyPair, type NodeKeyPair } from "./keys.js";
-import { G, decodePoint, xOf } from "./points.js";
 import { Token, type Handle } from "./token.js";
 
 const P = pkcs11js;
-const N = p256.Point.Fn.ORDER;
 
 /**
  * How evaluations call the token. "async": the *Async calls on the libuv
@@ -128,14 +127,14 @@ export class Hsm {
       }
     });
     this.stats.signatures++;
-    return normalizeLowS(sig);
+    return fromProtocolErrors(() => normalizeLowS(sig));
   }
 
   /** Proves that each private key on the token matches the public key it exports. */
   private async selfTest(): Promise<void> {
-    const r = p256.utils.randomSecretKey();
-    const R = G.multiply(bytesToBigInt(r));
-    const expected = xOf(decodePoint(this.agreementPublicKey, "agreement key").multiply(bytesToBigInt(r)));
+    const r = randomScalar();
+    const R = G.multiply(r);
+    const expected = xCoordinate(decodePoint(this.agreementPublicKey, "agreement key").multiply(r));
     const got = await this.token.withSession(async (s) => {
       const h = await this.calls.derive(s, ecdh(R.toBytes(false)), this.agreementKeyFor(s), X_TEMPLATE);
       try {
@@ -164,18 +163,4 @@ function firstSession(token: Token): Handle {
   const s = token.sessions[0];
   if (s === undefined) throw new HsmError("CONFIG_INVALID", "the session pool is empty");
   return s;
-}
-
-function bytesToBigInt(b: Uint8Array): bigint {
-  return BigInt("0x" + Buffer.from(b).toString("hex"));
-}
-
-/** r||s with s replaced by n - s when s > n/2 (CKM_ECDSA does not normalize). */
-export function normalizeLowS(sig: Uint8Array): Uint8Array {
-  if (sig.length !== 64) throw new HsmError("HSM_ERROR", `the token returned a ${sig.length}-byte ECDSA signature`);
-  const s = bytesToBigInt(sig.subarray(32));
-  if (s <= N >> 1n) return Uint8Array.from(sig);
-  const out = Uint8Array.from(sig);
-  out.set(Buffer.from((N - s).toString(16).padStart(64, "0"), "hex"), 32);
-  return out;
 }

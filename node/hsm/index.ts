@@ -1,5 +1,5 @@
 // node/hsm: the vault node's PKCS#11 token (see docs/hsm.md).
-export { Hsm, normalizeLowS, type CallStrategy, type HsmOptions, type HsmStats } from "./hsm.js";
+export { Hsm, type CallStrategy, type HsmOptions, type HsmStats } from "./hsm.js";
 export {
   CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD_SOFTHSM, DEFAULT_MODULE_PATH, type HsmConfig,
 } from "./config.js";

@@ -3,9 +3,9 @@ import test from "ava";
 import { createPublicKey, verify as nodeVerify } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
 import pkcs11js from "pkcs11js";
-import { Hsm, normalizeLowS } from "../../node/hsm/index.js";
+import { Hsm } from "../../node/hsm/index.js";
 import { KEK_TEMPLATE, SHARE_TEMPLATE, ecdh, parseEvaluationInput } from "../../node/hsm/evaluate.js";
-import { N, Point, createToken, randomPoint, randomScalar, wrapShareForTest, type TestToken } from "./helpers.js";
+import { N, Point, createToken, randomPoint, randomScalar, wrapShare, type TestToken } from "./helpers.js";
 
 const P = pkcs11js;
 let token: TestToken;
@@ -69,7 +69,7 @@ test.serial("the key usage of the token keys cannot be widened to extraction", a
 
 test.serial("an unwrapped share is unreadable, sensitive and non-extractable", async (t) => {
   const k = randomScalar();
-  const input = parseEvaluationInput(wrapShareForTest(hsm.agreementPublicKey, k), randomPoint().toBytes(true),
+  const input = parseEvaluationInput(wrapShare(hsm.agreementPublicKey, k), randomPoint().toBytes(true),
     Point.BASE.multiply(k).toBytes(true));
   const p11 = hsm.token.p11;
   await hsm.token.withSession((s) => {
@@ -105,14 +105,4 @@ test.serial("identity signatures verify with noble and node:crypto and are low-S
     t.true(s <= N / 2n);
   }
   t.false(p256.verify(await hsm.sign(new Uint8Array([1])), new Uint8Array([2]), hsm.identityPublicKey));
-});
-
-test("normalizeLowS flips a high S and keeps a low one", (t) => {
-  const low = new Uint8Array(64);
-  low[63] = 5;
-  t.deepEqual(normalizeLowS(low), low);
-  const high = Uint8Array.from(low);
-  high.set(Buffer.from((N - 5n).toString(16).padStart(64, "0"), "hex"), 32);
-  t.deepEqual(normalizeLowS(high), low);
-  t.throws(() => normalizeLowS(new Uint8Array(63)));
 });

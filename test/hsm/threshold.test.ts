@@ -7,20 +7,21 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
 import { resolve } from "node:path";
 import { p256_oprf } from "@noble/curves/nist.js";
-import { N, Point, createToken, randomScalar, wrapShareForTest, type TestToken } from "./helpers.js";
+import { combinePoints, encodeScalar, splitSecret, type EvaluatedPoint } from "../../proto/crypto/index.js";
+import { Point, createToken, randomScalar, wrapShare, type TestToken } from "./helpers.js";
 
 const FIXTURE = resolve(import.meta.dirname, "fixture-token.ts");
 const TSX = resolve(import.meta.dirname, "../../node_modules/.bin/tsx");
 
 interface Node {
-  id: bigint;
+  id: number;
   token: TestToken;
   proc: ChildProcessWithoutNullStreams;
   agreement: Uint8Array;
   call(req: object): Promise<Record<string, string>>;
 }
 
-async function startNode(id: bigint): Promise<Node> {
+async function startNode(id: number): Promise<Node> {
   const token = createToken(`node-${id}`);
   const proc = spawn(TSX, [FIXTURE, token.dir, `node-${id}`], { stdio: ["pipe", "pipe", "pipe"] });
   const waiting = new Map<number, (m: Record<string, string>) => void>();
@@ -46,25 +47,12 @@ async function startNode(id: bigint): Promise<Node> {
   };
 }
 
-const mod = (a: bigint) => ((a % N) + N) % N;
-function inv(a: bigint): bigint {
-  let [r0, r1, s0, s1] = [mod(a), N, 1n, 0n];
-  while (r1 !== 0n) { const q = r0 / r1; [r0, r1] = [r1, r0 - q * r1]; [s0, s1] = [s1, s0 - q * s1]; }
-  return mod(s0);
-}
-/** Lagrange coefficient at 0 of node `i` within `ids`. */
-function lagrange(i: bigint, ids: bigint[]): bigint {
-  let num = 1n, den = 1n;
-  for (const j of ids) if (j !== i) { num = mod(num * -j); den = mod(den * (i - j)); }
-  return mod(num * inv(den));
-}
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-const be32 = (n: bigint) => Uint8Array.from(Buffer.from(n.toString(16).padStart(64, "0"), "hex"));
 
 let nodes: Node[] = [];
 
 test.before(async () => {
-  nodes = await Promise.all([1n, 2n, 3n].map(startNode));
+  nodes = await Promise.all([1, 2, 3].map(startNode));
 });
 
 test.after.always(() => {
@@ -77,26 +65,24 @@ test("three tokens have distinct agreement keys", (t) => {
 
 test("2-of-3 evaluation in three real tokens reproduces the RFC 9497 output of the whole key", async (t) => {
   const k = randomScalar();
-  const a1 = randomScalar();
-  const share = (i: bigint) => mod(k + a1 * i); // degree-1 Shamir polynomial, node ids as x
+  const shares = new Map(splitSecret(k, 2, [1, 2, 3]).map((s) => [s.id, s.share]));
   const input = new TextEncoder().encode("correct horse battery staple");
   const { blind, blinded } = p256_oprf.oprf.blind(input);
   const B = Point.fromBytes(blinded);
 
-  const evaluated = new Map<bigint, InstanceType<typeof Point>>();
+  const evaluated = new Map<number, EvaluatedPoint>();
   for (const n of nodes) {
-    const ki = share(n.id);
+    const ki = shares.get(n.id) as bigint;
     const Ki = Point.BASE.multiply(ki).toBytes(true);
-    const reply = await n.call({ blob: hex(wrapShareForTest(n.agreement, ki)), b: hex(blinded), k: hex(Ki) });
+    const reply = await n.call({ blob: hex(wrapShare(n.agreement, ki)), b: hex(blinded), k: hex(Ki) });
     t.is(reply.out, hex(B.multiply(ki).toBytes(true)), `node ${n.id} equals the pure-JS k_i·B`);
-    evaluated.set(n.id, Point.fromHex(reply.out ?? ""));
+    evaluated.set(n.id, { id: n.id, point: Point.fromHex(reply.out ?? "") });
   }
 
   // the non-threshold RFC 9497 path with the whole key k
-  const expected = p256_oprf.oprf.finalize(input, blind, p256_oprf.oprf.blindEvaluate(be32(k), blinded));
-  for (const ids of [[1n, 2n], [1n, 3n], [2n, 3n]]) {
-    let combined = Point.ZERO;
-    for (const i of ids) combined = combined.add((evaluated.get(i) as InstanceType<typeof Point>).multiply(lagrange(i, ids)));
+  const expected = p256_oprf.oprf.finalize(input, blind, p256_oprf.oprf.blindEvaluate(encodeScalar(k), blinded));
+  for (const ids of [[1, 2], [1, 3], [2, 3]]) {
+    const combined = combinePoints(ids.map((i) => evaluated.get(i) as EvaluatedPoint));
     const out = p256_oprf.oprf.finalize(input, blind, combined.toBytes(true));
     t.is(hex(out), hex(expected), `subset ${ids.join(",")}`);
   }
@@ -107,7 +93,7 @@ test("a share wrapped to another node's token is refused as WRAPPED_KEY_INVALID"
   const ki = randomScalar();
   const B = Point.BASE.multiply(randomScalar());
   const reply = await n2.call({
-    blob: hex(wrapShareForTest(n1.agreement, ki)), b: hex(B.toBytes(true)), k: hex(Point.BASE.multiply(ki).toBytes(true)),
+    blob: hex(wrapShare(n1.agreement, ki)), b: hex(B.toBytes(true)), k: hex(Point.BASE.multiply(ki).toBytes(true)),
   }) as unknown as { error?: { code: string } };
   t.is(reply.error?.code, "WRAPPED_KEY_INVALID");
 });
