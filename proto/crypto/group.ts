@@ -20,10 +20,12 @@ export const UNCOMPRESSED_POINT_LENGTH = 65;
 
 /**
  * Decodes a SEC1 P-256 point (33-byte compressed or 65-byte uncompressed).
- * Throws InvalidLengthError, InvalidPointError (not on the curve, bad prefix)
- * or IdentityPointError.
+ * Throws IdentityPointError for the SEC1 identity (the single byte 0x00),
+ * InvalidLengthError for any other length, InvalidPointError for a bad
+ * prefix or a point not on the curve.
  */
 export function decodePoint(bytes: Uint8Array, what = "point"): Point {
+  if (bytes instanceof Uint8Array && bytes.length === 1 && bytes[0] === 0x00) throw new IdentityPointError(what);
   expectLength(bytes, what, COMPRESSED_POINT_LENGTH, UNCOMPRESSED_POINT_LENGTH);
   let p: Point;
   try {

@@ -26,3 +26,21 @@ export { type ParsedWrappedShare, WRAP_BLOB_VERSION, joinWrappedShare, parseWrap
 export * from "./messages.js";
 export { SIGNATURE_LENGTH, messageDigest, normalizeLowS, signMessage, verifyMessage } from "./ecdsa.js";
 export * from "./signatures.js";
+export {
+  type Blinded,
+  type OprfSuite,
+  BKV_V1,
+  RFC9497_CONTEXT_STRING,
+  RFC9497_P256_SHA256,
+  blind,
+  blindEvaluate,
+  evaluateOprf,
+  finalize,
+  hashToGroup,
+  unblind,
+} from "./oprf.js";
+export * from "./kdf.js";
+export * from "./aead.js";
+export * from "./record.js";
+export { type RobustResult, combineRobustly } from "./robust.js";
+export * from "./client.js";

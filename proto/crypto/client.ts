@@ -1,0 +1,172 @@
+// High-level client steps of DESIGN §5: registration, blinding for a
+// recovery, and robust finishing of a recovery. Pure computation: the client
+// SDK does the network calls and the t+1 digest read-back.
+import { randomBytes } from "node:crypto";
+import { equalBytes, expectLength } from "./bytes.js";
+import { G, type Point, decodePoint, encodePoint, randomScalar } from "./group.js";
+import { BKV_V1, blind, finalize, hashToGroup, unblind } from "./oprf.js";
+import { type EvaluatedPoint, splitSecret } from "./shamir.js";
+import { wrapShare } from "./wrap.js";
+import { BACKUP_KEY_LENGTH, decryptBackupKey, encryptBackupKey } from "./aead.js";
+import { DEFAULT_SCRYPT, SALT_LENGTH, type ScryptParams, deriveKeys, hardenPassword } from "./kdf.js";
+import { type RegistrationRecord, recordDigest, validateRecord } from "./record.js";
+import { signOverwrite } from "./signatures.js";
+import { validateClusterId } from "./messages.js";
+import { IdentityPointError, InvalidArgumentError, InvalidPointError, ProtocolError, RecordMismatchError } from "./errors.js";
+import { combineRobustly } from "./robust.js";
+
+export interface NodeKey {
+  readonly id: number;
+  /** The node's agreement public key (33 or 65 bytes SEC1). */
+  readonly agreementPublicKey: Uint8Array;
+}
+
+export interface RegistrationInput {
+  readonly clusterId: string;
+  readonly user: string;
+  readonly password: string;
+  /** The 32-byte backup key K. */
+  readonly backupKey: Uint8Array;
+  readonly threshold: number;
+  readonly guessLimit: number;
+  /** The pinned descriptor's nodes: each gets one share. */
+  readonly nodes: readonly NodeKey[];
+  /** 1 for a new record; current + 1 for an overwrite. Default 1. */
+  readonly version?: number;
+  readonly scrypt?: ScryptParams;
+  /** For an overwrite: the current record's reset key, to sign the overwrite. */
+  readonly previousResetPrivateKey?: bigint;
+}
+
+export interface Registration {
+  readonly record: RegistrationRecord;
+  readonly digest: Uint8Array;
+  /** Secret: kept by the device that registered (it can also be recovered). */
+  readonly resetPrivateKey: bigint;
+  /** Present iff previousResetPrivateKey was given: the owner signature of the overwrite. */
+  readonly ownerSignature?: Uint8Array;
+}
+
+/** Builds a registration record (DESIGN §5 registration steps 1-6). */
+export function createRegistration(input: RegistrationInput): Registration {
+  validateClusterId(input.clusterId);
+  expectLength(input.backupKey, "backup key", BACKUP_KEY_LENGTH);
+  const version = input.version ?? 1;
+  const scrypt = input.scrypt ?? DEFAULT_SCRYPT;
+  const salt = new Uint8Array(randomBytes(SALT_LENGTH));
+  const pwh = hardenPassword(input.password, salt, scrypt);
+  const k = randomScalar();
+  const shares = splitSecret(k, input.threshold, input.nodes.map((n) => n.id));
+  const keys = deriveKeys(finalize(pwh, hashToGroup(pwh, BKV_V1).multiply(k)));
+  const record: RegistrationRecord = {
+    user: input.user,
+    version,
+    threshold: input.threshold,
+    guessLimit: input.guessLimit,
+    shares: input.nodes.map((node, i) => {
+      const share = shares[i]?.share ?? 0n;
+      return { nodeId: node.id, publicShare: encodePoint(G.multiply(share)), wrappedShare: wrapShare(node.agreementPublicKey, share) };
+    }),
+    ciphertext: encryptBackupKey(keys.encKey, input.backupKey, input.user, version),
+    resetPublicKey: keys.resetPublicKey,
+    salt,
+    scrypt,
+  };
+  const digest = recordDigest(record);
+  const registration: Registration = { record, digest, resetPrivateKey: keys.resetPrivateKey };
+  if (input.previousResetPrivateKey === undefined) return registration;
+  if (version < 2) throw new InvalidArgumentError("an overwrite needs version >= 2");
+  const ref = { clusterId: input.clusterId, user: input.user, version: version - 1 };
+  return { ...registration, ownerSignature: signOverwrite(input.previousResetPrivateKey, ref, digest) };
+}
+
+/** Client-side secret state between BeginRecovery and finishRecovery. Never send or log it. */
+export interface RecoveryState {
+  readonly user: string;
+  readonly version: number;
+  readonly salt: Uint8Array;
+  readonly pwh: Uint8Array;
+  readonly blind: bigint;
+  readonly blinded: Point;
+}
+
+/** Hardens the password with the record's parameters and blinds it. Returns B (33 bytes) to send. */
+export function startRecovery(password: string, record: RegistrationRecord): { blinded: Uint8Array; state: RecoveryState } {
+  validateRecord(record);
+  const pwh = hardenPassword(password, record.salt, record.scrypt);
+  const b = blind(pwh, BKV_V1);
+  const state = { user: record.user, version: record.version, salt: record.salt, pwh, blind: b.blind, blinded: b.blinded };
+  return { blinded: encodePoint(b.blinded), state };
+}
+
+export interface NodeEvaluation {
+  readonly nodeId: number;
+  /** k_i·B as the node returned it (SEC1 bytes) or decoded. */
+  readonly point: Uint8Array | Point;
+}
+
+export interface FaultyAnswer {
+  readonly nodeId: number;
+  readonly reason: string;
+}
+
+export interface Recovery {
+  readonly backupKey: Uint8Array;
+  readonly resetPrivateKey: bigint;
+  readonly resetPublicKey: Uint8Array;
+  /** The t nodes whose answers opened the record. */
+  readonly usedNodeIds: number[];
+  /** Answers that were malformed or off the winning polynomial. */
+  readonly faulty: FaultyAnswer[];
+}
+
+/**
+ * Combines the evaluations (at least t, from distinct share holders; t+1 or
+ * more to detect and skip a faulty node), unblinds, finalizes and opens C.
+ * Throws WrongPasswordError, InconsistentEvaluationsError,
+ * InsufficientEvaluationsError, or RecordMismatchError (the state is for
+ * another record, or C does not open although y matches the reset key).
+ */
+export function finishRecovery(state: RecoveryState, record: RegistrationRecord, evaluations: readonly NodeEvaluation[]): Recovery {
+  validateRecord(record);
+  if (state.user !== record.user || state.version !== record.version || !equalBytes(state.salt, record.salt)) {
+    throw new RecordMismatchError("the recovery state was made for another record");
+  }
+  const { answers, faulty } = decodeEvaluations(record, evaluations);
+  const result = combineRobustly(answers, record.threshold, (kB) => openRecord(state, record, kB));
+  const badIds = result.faultyNodeIds.map((nodeId) => ({ nodeId, reason: "evaluation is off the other answers' polynomial" }));
+  return { ...result.value, usedNodeIds: result.usedNodeIds, faulty: [...faulty, ...badIds] };
+}
+
+function decodeEvaluations(record: RegistrationRecord, evaluations: readonly NodeEvaluation[]) {
+  const holders = new Set(record.shares.map((s) => s.nodeId));
+  const seen = new Set<number>();
+  const answers: EvaluatedPoint[] = [];
+  const faulty: FaultyAnswer[] = [];
+  for (const e of evaluations) {
+    if (!holders.has(e.nodeId)) throw new InvalidArgumentError(`node ${String(e.nodeId)} holds no share of this record`);
+    if (seen.has(e.nodeId)) throw new InvalidArgumentError(`two evaluations from node ${e.nodeId}`);
+    seen.add(e.nodeId);
+    try {
+      const point = e.point instanceof Uint8Array ? decodePoint(e.point, `evaluation of node ${e.nodeId}`) : e.point;
+      if (point.is0()) throw new IdentityPointError(`evaluation of node ${e.nodeId}`);
+      point.assertValidity();
+      answers.push({ id: e.nodeId, point });
+    } catch (err) {
+      const reason = err instanceof ProtocolError ? err.message : new InvalidPointError(`evaluation of node ${e.nodeId}`).message;
+      faulty.push({ nodeId: e.nodeId, reason });
+    }
+  }
+  return { answers, faulty };
+}
+
+/** Opens the record with a candidate k·B, or returns null if it is not the right one. */
+function openRecord(state: RecoveryState, record: RegistrationRecord, kB: Point) {
+  const keys = deriveKeys(finalize(state.pwh, unblind(state.blind, kB)));
+  // The reset public key commits to y: it rejects a wrong candidate before
+  // AES-GCM (which is not key-committing) is tried.
+  if (!equalBytes(keys.resetPublicKey, record.resetPublicKey)) return null;
+  const backupKey = decryptBackupKey(keys.encKey, record.ciphertext, record.user, record.version);
+  if (backupKey === null) throw new RecordMismatchError("the record's ciphertext does not open with the key that matches its reset key");
+  return { backupKey, resetPrivateKey: keys.resetPrivateKey, resetPublicKey: keys.resetPublicKey };
+}

@@ -1,0 +1,119 @@
+// A registration record, its canonical binary encoding (v1) and its digest.
+//
+// Encoding v1 (big-endian; lp16 = u16 length || bytes):
+//   "bkvR" || u8 1 || lp16(user UTF-8) || u32 version || u16 t || u8 guess_limit
+//   || u16 count || count × (u64 node id || K_i (33, compressed) || lp16(wrap blob v1))
+//   || lp16(C) || reset_pk (33, compressed) || salt (16) || u32 N || u32 r || u32 p
+// Shares are in strictly ascending node id order; the encoder sorts them, the
+// decoder refuses any other order, so one record has exactly one encoding.
+// digest = SHA-256(encoding).
+import { sha256 } from "@noble/hashes/sha2.js";
+import { Reader, Writer, equalBytes, expectLength } from "./bytes.js";
+import { COMPRESSED_POINT_LENGTH, decodePoint } from "./group.js";
+import { validateIds, validateThreshold } from "./shamir.js";
+import { parseWrappedShare } from "./wrap.js";
+import { validateCiphertext } from "./aead.js";
+import { SALT_LENGTH, type ScryptParams, validateScryptParams } from "./kdf.js";
+import { validateUserId, validateVersion } from "./messages.js";
+import { InvalidArgumentError, InvalidEncodingError, UnsupportedVersionError } from "./errors.js";
+
+export const RECORD_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x52); // "bkvR"
+export const RECORD_VERSION = 1;
+export const MAX_GUESS_LIMIT = 255;
+export const DIGEST_LENGTH = 32;
+
+export interface RecordShare {
+  /** The holder's permanent node id, the share's x-coordinate. */
+  readonly nodeId: number;
+  /** K_i = k_i·G, 33 bytes compressed. */
+  readonly publicShare: Uint8Array;
+  /** Wrap blob v1 of k_i to the node's agreement key. */
+  readonly wrappedShare: Uint8Array;
+}
+
+export interface RegistrationRecord {
+  readonly user: string;
+  readonly version: number;
+  readonly threshold: number;
+  readonly guessLimit: number;
+  readonly shares: readonly RecordShare[];
+  /** C v1 (aead.ts). */
+  readonly ciphertext: Uint8Array;
+  /** 33 bytes compressed. */
+  readonly resetPublicKey: Uint8Array;
+  readonly salt: Uint8Array;
+  readonly scrypt: ScryptParams;
+}
+
+/** Throws a ProtocolError naming the first field that is out of range or malformed. */
+export function validateRecord(rec: RegistrationRecord): void {
+  validateUserId(rec.user);
+  validateVersion(rec.version);
+  if (!Number.isSafeInteger(rec.guessLimit) || rec.guessLimit < 1 || rec.guessLimit > MAX_GUESS_LIMIT) {
+    throw new InvalidArgumentError(`guess limit ${String(rec.guessLimit)} must be in [1, ${MAX_GUESS_LIMIT}]`);
+  }
+  if (!Array.isArray(rec.shares)) throw new InvalidArgumentError("shares must be an array");
+  validateThreshold(rec.threshold, rec.shares.length);
+  validateIds(rec.shares.map((s) => s.nodeId));
+  for (const s of rec.shares) {
+    expectLength(s.publicShare, `K_${s.nodeId}`, COMPRESSED_POINT_LENGTH);
+    decodePoint(s.publicShare, `K_${s.nodeId}`);
+    parseWrappedShare(s.wrappedShare);
+  }
+  validateCiphertext(rec.ciphertext);
+  expectLength(rec.resetPublicKey, "reset public key", COMPRESSED_POINT_LENGTH);
+  decodePoint(rec.resetPublicKey, "reset public key");
+  expectLength(rec.salt, "salt", SALT_LENGTH);
+  validateScryptParams(rec.scrypt);
+}
+
+/** The canonical encoding v1 of a valid record. */
+export function encodeRecord(rec: RegistrationRecord): Uint8Array {
+  validateRecord(rec);
+  const w = new Writer().fixed(RECORD_MAGIC).u8(RECORD_VERSION).str(rec.user).u32(rec.version);
+  w.u16(rec.threshold).u8(rec.guessLimit).u16(rec.shares.length);
+  for (const s of [...rec.shares].sort((a, b) => a.nodeId - b.nodeId)) {
+    w.u64(s.nodeId).fixed(s.publicShare).lp16(s.wrappedShare);
+  }
+  w.lp16(rec.ciphertext).fixed(rec.resetPublicKey).fixed(rec.salt);
+  return w.u32(rec.scrypt.N).u32(rec.scrypt.r).u32(rec.scrypt.p).bytes();
+}
+
+/** Parses and validates encoding v1 (InvalidEncodingError, UnsupportedVersionError, ...). */
+export function decodeRecord(bytes: Uint8Array): RegistrationRecord {
+  const r = new Reader(bytes, "record");
+  if (!equalBytes(r.fixed(RECORD_MAGIC.length), RECORD_MAGIC)) throw new InvalidEncodingError("not a bkv record (bad magic)");
+  const format = r.u8();
+  if (format !== RECORD_VERSION) throw new UnsupportedVersionError("record encoding", format);
+  const user = r.str();
+  const version = r.u32();
+  const threshold = r.u16();
+  const guessLimit = r.u8();
+  const shares = readShares(r, r.u16());
+  const ciphertext = r.lp16();
+  const resetPublicKey = r.fixed(COMPRESSED_POINT_LENGTH);
+  const salt = r.fixed(SALT_LENGTH);
+  const scrypt = { N: r.u32(), r: r.u32(), p: r.u32() };
+  r.end();
+  const rec: RegistrationRecord = { user, version, threshold, guessLimit, shares, ciphertext, resetPublicKey, salt, scrypt };
+  validateRecord(rec);
+  return rec;
+}
+
+function readShares(r: Reader, count: number): RecordShare[] {
+  const shares: RecordShare[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = r.u64();
+    const prev = shares[shares.length - 1];
+    if (id > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidEncodingError("record node id is too large");
+    const nodeId = Number(id);
+    if (prev !== undefined && nodeId <= prev.nodeId) throw new InvalidEncodingError("record shares are not in ascending node id order");
+    shares.push({ nodeId, publicShare: r.fixed(COMPRESSED_POINT_LENGTH), wrappedShare: r.lp16() });
+  }
+  return shares;
+}
+
+/** SHA-256 of the canonical encoding: what clients compare across t+1 nodes. */
+export function recordDigest(rec: RegistrationRecord): Uint8Array {
+  return sha256(encodeRecord(rec));
+}

@@ -1,0 +1,124 @@
+import test from "ava";
+import {
+  G,
+  IdentityPointError,
+  InvalidLengthError,
+  InvalidPointError,
+  InvalidScalarError,
+  ORDER,
+  Point,
+  ShareMismatchError,
+  addGenerator,
+  bigIntToBytes,
+  decodePoint,
+  decodeScalar,
+  encodePoint,
+  encodeScalar,
+  hashToCurve,
+  randomScalar,
+  recoverEvaluatedPoint,
+  xCoordinate,
+} from "../../proto/crypto/index.js";
+import { randomPoint } from "./helpers.js";
+
+test("points round-trip compressed and uncompressed", (t) => {
+  const p = randomPoint();
+  t.true(decodePoint(encodePoint(p, true)).equals(p));
+  t.true(decodePoint(encodePoint(p, false)).equals(p));
+  t.is(encodePoint(p).length, 33);
+  t.is(encodePoint(p, false).length, 65);
+});
+
+test("decodePoint: wrong lengths are InvalidLengthError", (t) => {
+  const good = encodePoint(randomPoint());
+  for (const len of [0, 32, 34, 64, 66]) {
+    const b = new Uint8Array(len);
+    b.set(good.subarray(0, Math.min(len, 33)));
+    t.throws(() => decodePoint(b), { instanceOf: InvalidLengthError }, `length ${len}`);
+  }
+  t.throws(() => decodePoint("02ab" as unknown as Uint8Array), { code: "INVALID_ARGUMENT" });
+});
+
+test("decodePoint: off-curve points and bad prefixes are InvalidPointError", (t) => {
+  const u = encodePoint(randomPoint(), false);
+  u[64] = (u[64] ?? 0) ^ 1; // y no longer matches x
+  t.throws(() => decodePoint(u), { instanceOf: InvalidPointError });
+  const c = encodePoint(randomPoint());
+  c[0] = 0x05;
+  t.throws(() => decodePoint(c), { instanceOf: InvalidPointError });
+  // a small x with no curve point
+  let found = false;
+  for (let x = 1n; x < 50n && !found; x++) {
+    const b = Uint8Array.of(0x02, ...bigIntToBytes(x, 32));
+    try {
+      Point.fromBytes(b);
+    } catch {
+      t.throws(() => decodePoint(b), { instanceOf: InvalidPointError });
+      found = true;
+    }
+  }
+  t.true(found);
+  t.throws(() => decodePoint(new Uint8Array(65)), { instanceOf: InvalidPointError });
+});
+
+test("the identity is refused with IdentityPointError", (t) => {
+  t.throws(() => decodePoint(Uint8Array.of(0)), { instanceOf: IdentityPointError });
+  t.throws(() => encodePoint(Point.ZERO), { instanceOf: IdentityPointError });
+  t.throws(() => xCoordinate(Point.ZERO), { instanceOf: IdentityPointError });
+  t.throws(() => addGenerator(G.negate()), { instanceOf: IdentityPointError });
+  t.throws(() => recoverEvaluatedPoint(new Uint8Array(32), new Uint8Array(32), Point.ZERO), { instanceOf: IdentityPointError });
+});
+
+test("scalars: 0, n and wrong lengths are refused", (t) => {
+  const s = randomScalar();
+  t.is(decodeScalar(encodeScalar(s)), s);
+  t.throws(() => decodeScalar(new Uint8Array(32)), { instanceOf: InvalidScalarError });
+  t.throws(() => decodeScalar(bigIntToBytes(ORDER, 32)), { instanceOf: InvalidScalarError });
+  t.throws(() => decodeScalar(new Uint8Array(31)), { instanceOf: InvalidLengthError });
+  t.throws(() => encodeScalar(ORDER), { instanceOf: InvalidScalarError });
+  t.throws(() => encodeScalar(-1n), { instanceOf: InvalidScalarError });
+});
+
+test("recoverEvaluatedPoint fixes the sign from x(k·B), x(k·(B+G)) and K = k·G", (t) => {
+  for (let i = 0; i < 20; i++) {
+    const k = randomScalar();
+    const B = randomPoint();
+    const kB = B.multiply(k);
+    const x2 = xCoordinate(addGenerator(B).multiply(k));
+    t.true(recoverEvaluatedPoint(xCoordinate(kB), x2, G.multiply(k)).equals(kB));
+  }
+});
+
+test("recoverEvaluatedPoint: a share other than K's is ShareMismatchError", (t) => {
+  const k = randomScalar();
+  const B = randomPoint();
+  const other = randomScalar();
+  const x1 = xCoordinate(B.multiply(other));
+  const x2 = xCoordinate(addGenerator(B).multiply(other));
+  t.throws(() => recoverEvaluatedPoint(x1, x2, G.multiply(k)), { instanceOf: ShareMismatchError });
+  // right x1, wrong x2
+  t.throws(() => recoverEvaluatedPoint(xCoordinate(B.multiply(k)), x2, G.multiply(k)), { instanceOf: ShareMismatchError });
+});
+
+test("recoverEvaluatedPoint: lengths and non-x inputs are refused", (t) => {
+  const K = randomPoint();
+  t.throws(() => recoverEvaluatedPoint(new Uint8Array(31), new Uint8Array(32), K), { instanceOf: InvalidLengthError });
+  t.throws(() => recoverEvaluatedPoint(new Uint8Array(32), new Uint8Array(33), K), { instanceOf: InvalidLengthError });
+  let x = 1n;
+  for (;; x++) {
+    try {
+      Point.fromBytes(Uint8Array.of(0x02, ...bigIntToBytes(x, 32)));
+    } catch {
+      break;
+    }
+  }
+  t.throws(() => recoverEvaluatedPoint(bigIntToBytes(x, 32), new Uint8Array(32), K), { instanceOf: InvalidPointError });
+});
+
+test("hashToCurve is deterministic, DST-separated and refuses an empty DST", (t) => {
+  const msg = Uint8Array.of(1, 2, 3);
+  const a = new TextEncoder().encode("A");
+  t.true(hashToCurve(msg, a).equals(hashToCurve(msg, a)));
+  t.false(hashToCurve(msg, a).equals(hashToCurve(msg, new TextEncoder().encode("B"))));
+  t.throws(() => hashToCurve(msg, new Uint8Array(0)), { code: "INVALID_ARGUMENT" });
+});
