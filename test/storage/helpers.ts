@@ -38,3 +38,15 @@ export function recordingLogger(): { warn(msg: string): void; messages: string[]
   const messages: string[] = [];
   return { warn: (m: string) => void messages.push(m), messages };
 }
+
+/** mulberry32: a small seeded PRNG returning integers in [0, n). */
+export function prng(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+}
