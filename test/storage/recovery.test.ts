@@ -65,7 +65,7 @@ test("a bit flipped in the middle of the last segment refuses to open, naming fi
   buf[victim + 12]! ^= 0x04;
   writeFileSync(seg!, buf);
   const err = await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalCorruptError });
-  t.is(err?.file, seg);
+  t.is(err?.file, seg!);
   t.is(err?.offset, victim);
   t.regex(err?.message ?? "", new RegExp(`${seg!}.*offset ${victim}.*CRC32C mismatch; valid records follow`));
   t.deepEqual(readFileSync(seg!), buf, "a refused WAL is not modified");
