@@ -88,11 +88,11 @@ export class Peer {
     this.scheduleFlush();
   }
 
-  /** Points the peer at a new address; the current stream is reopened. */
+  /** Points the peer at a new address; a current stream is closed and reopened there. */
   setAddress(address: string): void {
     if (address === this.address) return;
     this.address = address;
-    this.fail("address changed");
+    if (this.state === "connecting" || this.state === "open") this.fail("address changed");
   }
 
   close(): void {

@@ -179,6 +179,18 @@ test("a dialer refuses a server whose certificate names another node", async (t)
   t.not(a.transport.peerState(3), "open");
 });
 
+test("re-adding a peer with a new address moves its stream there", async (t) => {
+  const a = node(1, { connectTimeoutMs: 500 });
+  const b = node(2);
+  await connectPair(a, b);
+  const right = b.transport.address!;
+  a.transport.addPeer(2, "127.0.0.1:9");
+  await waitFor(() => { a.transport.send([heartbeat(1, 2)]); return a.unreachable.includes(2); }, "failure at the wrong address");
+  a.transport.addPeer(2, right);
+  await waitFor(() => { a.transport.send([heartbeat(1, 2, 5)]); return b.received.length > 0; }, "delivery at the new address");
+  t.is(b.received[0]!.term, 5);
+});
+
 test("bad options are refused at construction", (t) => {
   t.throws(() => node(1, { backoff: { ...FAST_BACKOFF, initialMs: 0 } }), { instanceOf: RangeError });
   t.throws(() => node(0, { tls: loadTls(devCertFiles(certs.dir, 1)) }), { instanceOf: RangeError });
