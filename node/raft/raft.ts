@@ -5,6 +5,8 @@
 
 import { applyToConfState } from "./confchange.js";
 import { type Config, type Logger, NOOP_LOGGER, validateConfig } from "./config.js";
+import { CampaignType, TRANSFER_CONTEXT, isTransferContext } from "./campaign.js";
+import { stepFollower } from "./follower.js";
 import { bcastAppend, maybeCommit, maybeSendAppend, stepLeader } from "./leader.js";
 import { NO_LIMIT, RaftLog } from "./log.js";
 import { ReadOnly } from "./read-only.js";
@@ -29,19 +31,6 @@ import {
   isEmptyHardState,
   message,
 } from "./types.js";
-
-export enum CampaignType {
-  PreElection = "CampaignPreElection",
-  Election = "CampaignElection",
-  /** Forced by MsgTimeoutNow: skips PreVote and overrides the leader lease. */
-  Transfer = "CampaignTransfer",
-}
-
-const TRANSFER_CONTEXT = new TextEncoder().encode(CampaignType.Transfer);
-
-export function isTransferContext(ctx: Uint8Array): boolean {
-  return ctx.byteLength === TRANSFER_CONTEXT.byteLength && ctx.every((b, i) => b === TRANSFER_CONTEXT[i]);
-}
 
 type OutMessage = Partial<Message> & Pick<Message, "type" | "to">;
 
@@ -358,7 +347,7 @@ export class Raft {
   private stepByState(m: Message): void {
     switch (this.state) {
       case StateType.Leader: stepLeader(this, m); return;
-      case StateType.Follower: this.stepFollower(m); return;
+      case StateType.Follower: stepFollower(this, m); return;
       default: this.stepCandidate(m);
     }
   }
@@ -372,7 +361,7 @@ export class Raft {
       case MessageType.Heartbeat:
       case MessageType.Snap:
         this.becomeFollower(m.term, m.from);
-        this.stepFollower(m);
+        stepFollower(this, m);
         return;
       case myRespType: {
         const res = this.poll(m.from, !m.reject);
@@ -387,116 +376,6 @@ export class Raft {
       default:
         return;
     }
-  }
-
-  private stepFollower(m: Message): void {
-    switch (m.type) {
-      case MessageType.Prop:
-        if (this.lead === NONE) throw new ErrProposalDropped(`${this.id} has no leader at term ${this.term}`);
-        this.send({ ...m, to: this.lead });
-        return;
-      case MessageType.App:
-        this.heardFromLeader(m.from);
-        this.handleAppendEntries(m);
-        return;
-      case MessageType.Heartbeat:
-        this.heardFromLeader(m.from);
-        this.handleHeartbeat(m);
-        return;
-      case MessageType.Snap:
-        this.heardFromLeader(m.from);
-        this.handleSnapshot(m);
-        return;
-      case MessageType.TransferLeader:
-      case MessageType.ReadIndex:
-        if (this.lead === NONE) {
-          this.logger.info(`${this.id} has no leader: dropping ${MessageType[m.type]}`);
-          return;
-        }
-        this.send({ ...m, to: this.lead });
-        return;
-      case MessageType.TimeoutNow:
-        this.logger.info(`${this.id} received TimeoutNow from ${m.from}: campaigning to take over leadership`);
-        this.hup(CampaignType.Transfer);
-        return;
-      case MessageType.ReadIndexResp:
-        this.readStates.push({ index: m.index, context: m.context });
-        return;
-      default:
-        return;
-    }
-  }
-
-  private heardFromLeader(from: NodeId): void {
-    this.electionElapsed = 0;
-    this.lead = from;
-  }
-
-  // ---- follower side of replication ----
-
-  private handleAppendEntries(m: Message): void {
-    if (m.index < this.log.committed) {
-      if (this.conflictsWithCommitted(m)) {
-        this.refuseTruncation(m);
-        return;
-      }
-      this.send({ type: MessageType.AppResp, to: m.from, index: this.log.committed });
-      return;
-    }
-    const res = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
-    if (res === "refused") {
-      this.refuseTruncation(m);
-    } else if (res !== undefined) {
-      this.send({ type: MessageType.AppResp, to: m.from, index: res });
-    } else {
-      // Reject with a hint for fast backtracking: the largest index <= m.index
-      // whose term is <= m.logTerm (the leader can skip a whole term at once).
-      const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
-      this.send({
-        type: MessageType.AppResp, to: m.from, index: m.index, reject: true,
-        rejectHint: hint.index, logTerm: hint.term,
-      });
-    }
-  }
-
-  /** True if m disagrees with an entry at or below our commit index (only a faulty leader sends that). */
-  private conflictsWithCommitted(m: Message): boolean {
-    const known = (i: number) => i >= this.log.firstIndex() - 1 && i <= this.log.committed;
-    if (known(m.index) && !this.log.matchTerm(m.index, m.logTerm)) return true;
-    return m.entries.some((e) => known(e.index) && !this.log.matchTerm(e.index, e.term));
-  }
-
-  private refuseTruncation(m: Message): void {
-    this.refusedTruncations++;
-    this.logger.warn(
-      `${this.id} REFUSED append from ${m.from} at term ${m.term} (index ${m.index}, ${m.entries.length} entries): ` +
-      `it would replace entries at or below commit index ${this.log.committed}`,
-    );
-  }
-
-  private handleHeartbeat(m: Message): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send({ type: MessageType.HeartbeatResp, to: m.from, context: m.context });
-  }
-
-  private handleSnapshot(m: Message): void {
-    const c = m.snapshot;
-    if (c === null) return;
-    const sidx = c.metadata.index;
-    if (sidx <= this.log.committed) {
-      this.snapRecv.reset();
-      this.send({ type: MessageType.AppResp, to: m.from, index: this.log.committed });
-      return;
-    }
-    const out = this.snapRecv.receive(m.from, m.term, c);
-    if (out.kind === "complete") {
-      const restored = this.restore(out.snapshot);
-      this.send({ type: MessageType.AppResp, to: m.from, index: restored ? this.log.lastIndex() : this.log.committed });
-      return;
-    }
-    this.send({
-      type: MessageType.SnapResp, to: m.from, index: out.received, rejectHint: sidx, reject: out.kind === "reject",
-    });
   }
 
   /** Installs a snapshot from the leader; false if it was not needed. */

@@ -1,6 +1,6 @@
 // Leadership transfer (dissertation §3.10) and ReadIndex (§6.4).
 import test from "ava";
-import { ErrProposalDropped } from "../../node/raft/index.js";
+import { ErrProposalDropped, message } from "../../node/raft/index.js";
 import { MessageType, Network, StateType, enc } from "./network.js";
 
 test("transfer: the target becomes leader at a higher term", (t) => {
@@ -127,4 +127,14 @@ test("ReadIndex with no leader is dropped", (t) => {
   net.settle();
   t.deepEqual(net.node(2).readStates, []);
   t.is(net.delivered.filter((m) => m.type === MessageType.ReadIndex).length, 0);
+});
+
+test("a forwarded transfer request arriving at a follower is forwarded again to the leader", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  const term = net.status(2).hardState.term;
+  // As if 3 had forwarded it to 2 believing 2 was the leader.
+  net.node(2).raw.step(message({ type: MessageType.TransferLeader, from: 3, to: 2, term }));
+  net.settle();
+  t.deepEqual(net.leaders(), [3]);
 });
