@@ -1,0 +1,112 @@
+import test from "ava";
+import { p256 } from "@noble/curves/nist.js";
+import {
+  G,
+  InvalidArgumentError,
+  InvalidLengthError,
+  ORDER,
+  bigIntToBytes,
+  bytesToBigInt,
+  confirmMessage,
+  deleteMessage,
+  encodePoint,
+  encodeScalar,
+  evaluationSigningMessage,
+  messageDigest,
+  normalizeLowS,
+  overwriteMessage,
+  randomScalar,
+  signConfirm,
+  signDelete,
+  signOverwrite,
+  verifyConfirm,
+  verifyDelete,
+  verifyEvaluationSignature,
+  verifyOverwrite,
+} from "../../proto/crypto/index.js";
+import { hex, randomKey, randomPoint } from "./helpers.js";
+
+const ref = { clusterId: "cluster-a", user: "alice", version: 4 };
+const resetKey = randomScalar();
+const resetPk = encodePoint(G.multiply(resetKey));
+
+test("confirm signatures verify, and fail for another attempt, user, version or cluster", (t) => {
+  const sig = signConfirm(resetKey, ref, 17n);
+  t.is(sig.length, 64);
+  t.true(verifyConfirm(resetPk, ref, 17n, sig));
+  t.true(verifyConfirm(resetPk, ref, 17, sig));
+  t.false(verifyConfirm(resetPk, ref, 18n, sig));
+  t.false(verifyConfirm(resetPk, { ...ref, user: "bob" }, 17n, sig));
+  t.false(verifyConfirm(resetPk, { ...ref, version: 5 }, 17n, sig));
+  t.false(verifyConfirm(resetPk, { ...ref, clusterId: "cluster-b" }, 17n, sig));
+  t.false(verifyConfirm(encodePoint(randomPoint()), ref, 17n, sig));
+});
+
+test("delete and overwrite signatures verify only for their own message", (t) => {
+  const del = signDelete(resetKey, ref);
+  t.true(verifyDelete(resetPk, ref, del));
+  t.false(verifyDelete(resetPk, { ...ref, version: 3 }, del));
+  t.false(verifyConfirm(resetPk, ref, 1n, del));
+  const digest = randomKey();
+  const ow = signOverwrite(resetKey, ref, digest);
+  t.true(verifyOverwrite(resetPk, ref, digest, ow));
+  t.false(verifyOverwrite(resetPk, ref, randomKey(), ow));
+  t.false(verifyOverwrite(resetPk, { ...ref, user: "alicE" }, digest, ow));
+  t.false(verifyDelete(resetPk, ref, ow));
+});
+
+test("reset signatures must be low-S; the high-S twin is refused", (t) => {
+  const sig = signConfirm(resetKey, ref, 9n);
+  const s = bytesToBigInt(sig.subarray(32));
+  t.true(s <= ORDER >> 1n);
+  const high = Uint8Array.of(...sig.subarray(0, 32), ...bigIntToBytes(ORDER - s, 32));
+  t.false(verifyConfirm(resetPk, ref, 9n, high));
+  t.is(hex(normalizeLowS(high)), hex(sig));
+});
+
+test("evaluation signatures (as a token makes them: high-S possible) verify and bind every field", (t) => {
+  const idKey = randomScalar();
+  const idPk = encodePoint(G.multiply(idKey), false);
+  const fields = { clusterId: "c", user: "alice", version: 2, attemptId: 41n, nodeId: 3, blinded: randomPoint(), evaluated: randomPoint() };
+  const msg = evaluationSigningMessage(fields);
+  // CKM_ECDSA signs the SHA-256 digest and does not normalize S.
+  const sig = p256.sign(messageDigest(msg), encodeScalar(idKey), { prehash: false, lowS: false });
+  t.true(verifyEvaluationSignature(idPk, fields, sig));
+  t.true(verifyEvaluationSignature(idPk, fields, normalizeLowS(sig)));
+  const variants = [
+    { ...fields, clusterId: "d" },
+    { ...fields, user: "bob" },
+    { ...fields, version: 3 },
+    { ...fields, attemptId: 42n },
+    { ...fields, nodeId: 4 },
+    { ...fields, blinded: randomPoint() },
+    { ...fields, evaluated: randomPoint() },
+  ];
+  for (const v of variants) t.false(verifyEvaluationSignature(idPk, v, sig));
+});
+
+test("signed messages are domain-separated and canonical", (t) => {
+  const all = [confirmMessage("c", "u", 1, 1n), deleteMessage("c", "u", 1), overwriteMessage("c", "u", 1, new Uint8Array(32))];
+  t.is(new Set(all.map(hex)).size, 3);
+  // length prefixes keep ("ab","c") and ("a","bc") apart
+  t.not(hex(deleteMessage("ab", "c", 1)), hex(deleteMessage("a", "bc", 1)));
+  const fields = { clusterId: "c", user: "u", version: 1, attemptId: 1n, nodeId: 1, blinded: randomPoint(), evaluated: randomPoint() };
+  const fromPoints = evaluationSigningMessage(fields);
+  const fromBytes = evaluationSigningMessage({ ...fields, blinded: encodePoint(fields.blinded, false), evaluated: encodePoint(fields.evaluated) });
+  t.is(hex(fromPoints), hex(fromBytes));
+});
+
+test("bad message fields and signature lengths fail with specific errors", (t) => {
+  t.throws(() => confirmMessage("c", "u", 1, 0n), { instanceOf: InvalidArgumentError });
+  t.throws(() => confirmMessage("c", "u", 1, 2n ** 64n), { instanceOf: InvalidArgumentError });
+  t.throws(() => confirmMessage("c", "u", 0, 1n), { instanceOf: InvalidArgumentError });
+  t.throws(() => confirmMessage("c", "x".repeat(257), 1, 1n), { instanceOf: InvalidArgumentError });
+  t.throws(() => confirmMessage("", "u", 1, 1n), { instanceOf: InvalidArgumentError });
+  t.throws(() => deleteMessage("c", "\ud800", 1), { instanceOf: InvalidArgumentError });
+  t.throws(() => overwriteMessage("c", "u", 1, new Uint8Array(31)), { instanceOf: InvalidLengthError });
+  t.throws(() => verifyConfirm(resetPk, ref, 1n, new Uint8Array(63)), { instanceOf: InvalidLengthError });
+  t.throws(() => verifyConfirm(new Uint8Array(32), ref, 1n, new Uint8Array(64)), { instanceOf: InvalidLengthError });
+  const fields = { clusterId: "c", user: "u", version: 1, attemptId: 1n, nodeId: 0, blinded: randomPoint(), evaluated: randomPoint() };
+  t.throws(() => evaluationSigningMessage(fields), { instanceOf: InvalidArgumentError });
+  t.throws(() => evaluationSigningMessage({ ...fields, nodeId: 1, evaluated: new Uint8Array(33) }), { code: "INVALID_POINT" });
+});
