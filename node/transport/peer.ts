@@ -59,7 +59,7 @@ export class Peer {
   private flushScheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private unreachablePending = false;
-  /** A snapshot chunk went out and its transfer's last chunk has not. */
+  /** A snapshot chunk was written and the write of its transfer's last chunk has not completed. */
   private snapshotInFlight = false;
   private snapshotFailed = false;
   private readonly backoff: Backoff;
@@ -120,6 +120,7 @@ export class Peer {
 
   private flush(): void {
     this.flushScheduled = false;
+    if (this.state === "closed") return;
     this.reportPending();
     if (this.state === "idle") this.connect();
     if (this.state !== "open" || !this.writable) return;
@@ -150,14 +151,16 @@ export class Peer {
     }
     const batch = this.queue.splice(0, n);
     const lastSnap = batch.findLast((q) => q.snap !== null)?.snap ?? null;
-    if (lastSnap !== null) this.snapshotInFlight = !lastSnap.done;
+    if (lastSnap !== null) this.snapshotInFlight = true;
     const frame = create(StreamRequestSchema, {
       frame: { case: "batch", value: create(MessageBatchSchema, { messages: batch.map((q) => q.wire) }) },
     });
     this.ctx.stats.writes++;
     this.ctx.stats.messagesSent += batch.length;
     const ok = call.write(frame, (err?: Error | null) => {
-      if (lastSnap?.done === true && !err && call === this.call) this.ctx.reportSnapshot(this.id, true);
+      if (lastSnap?.done !== true || err || call !== this.call) return;
+      this.snapshotInFlight = false;
+      this.ctx.reportSnapshot(this.id, true);
     });
     if (!ok) {
       this.writable = false;
