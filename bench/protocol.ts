@@ -1,0 +1,106 @@
+// Client-side CPU cost of one registration (3 nodes, t=2) and one recovery,
+// excluding network and node work (node evaluations are computed outside the
+// timed region). Run: npx tsx bench/protocol.ts   (about 15-30 s)
+import { cpus, loadavg, totalmem } from "node:os";
+import { randomBytes } from "node:crypto";
+import {
+  DEFAULT_SCRYPT,
+  type NodeEvaluation,
+  type RegistrationRecord,
+  type ScryptParams,
+  createRegistration,
+  encodePoint,
+  finishRecovery,
+  hardenPassword,
+  startRecovery,
+} from "../proto/crypto/index.js";
+import { evaluateAsNode, makeNodes, randomPoint } from "../test/protocol/helpers.js";
+
+const MIN_SCRYPT: ScryptParams = { N: 1 << 10, r: 8, p: 1 };
+const nodes = makeNodes([1, 2, 3]);
+const user = "bench-user";
+const password = "correct horse battery staple";
+
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+/** Runs fn `runs` times after one warm-up; returns median wall and CPU (user+system) ms. */
+function measure(runs: number, fn: () => void): Sample {
+  fn();
+  const walls: number[] = [];
+  const cpus: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    fn();
+    walls.push(performance.now() - w0);
+    const c = process.cpuUsage(c0);
+    cpus.push((c.user + c.system) / 1000);
+  }
+  return { wall: median(walls), cpu: median(cpus) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+function register(scrypt: ScryptParams): RegistrationRecord {
+  const backupKey = new Uint8Array(randomBytes(32));
+  return createRegistration({ clusterId: "bench", user, password, backupKey, threshold: 2, guessLimit: 10, nodes, scrypt }).record;
+}
+
+/** One recovery, timing only the client's work: start, then finish with `answers` evaluations. */
+function recoveryCost(scrypt: ScryptParams, answers: number, faulty: boolean, runs: number): Sample {
+  const record = register(scrypt);
+  const samples: Sample[] = [];
+  for (let i = 0; i < runs + 1; i++) {
+    const start = measureOnce(() => startRecovery(password, record));
+    const evs: NodeEvaluation[] = nodes.slice(0, answers).map((n) => ({ nodeId: n.id, point: encodePoint(evaluateAsNode(n, record, start.value.blinded)) }));
+    if (faulty) evs[0] = { nodeId: nodes[0]!.id, point: encodePoint(randomPoint()) };
+    const finish = measureOnce(() => finishRecovery(start.value.state, record, evs));
+    if (i > 0) samples.push({ wall: start.wall + finish.wall, cpu: start.cpu + finish.cpu });
+  }
+  return { wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)) };
+}
+
+function measureOnce<T>(fn: () => T): Sample & { value: T } {
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  const value = fn();
+  const wall = performance.now() - w0;
+  const c = process.cpuUsage(c0);
+  return { value, wall, cpu: (c.user + c.system) / 1000 };
+}
+
+const salt = new Uint8Array(16);
+const scryptDefault = measure(5, () => hardenPassword(password, salt, DEFAULT_SCRYPT));
+const scryptMin = measure(9, () => hardenPassword(password, salt, MIN_SCRYPT));
+const regDefault = measure(5, () => register(DEFAULT_SCRYPT));
+const regMin = measure(9, () => register(MIN_SCRYPT));
+const recDefault = recoveryCost(DEFAULT_SCRYPT, 2, false, 5);
+const recMin = recoveryCost(MIN_SCRYPT, 2, false, 9);
+const recMinT1 = recoveryCost(MIN_SCRYPT, 3, false, 9);
+const recMinFaulty = recoveryCost(MIN_SCRYPT, 3, true, 9);
+
+const minus = (a: Sample, b: Sample): Sample => ({ wall: Math.max(0, a.wall - b.wall), cpu: Math.max(0, a.cpu - b.cpu) });
+const fmt = (x: number) => x.toFixed(1);
+const { N, r, p } = DEFAULT_SCRYPT;
+const rows: Array<[string, Sample]> = [
+  [`scrypt alone (N=2^${Math.log2(N)}, r=${r}, p=${p}, ${(128 * N * r) >> 20} MiB)`, scryptDefault],
+  ["registration (3 nodes, t=2), default scrypt", regDefault],
+  ["registration, without scrypt", minus(regMin, scryptMin)],
+  ["recovery (t=2 answers), default scrypt", recDefault],
+  ["recovery (t=2 answers), without scrypt", minus(recMin, scryptMin)],
+  ["recovery (t+1=3 answers), without scrypt", minus(recMinT1, scryptMin)],
+  ["recovery (t+1=3 answers, 1 faulty), without scrypt", minus(recMinFaulty, scryptMin)],
+];
+
+const cpu = cpus()[0]?.model ?? "unknown CPU";
+console.log(`Machine: ${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log("Client CPU per operation (median; 'without scrypt' = run with N=2^10 minus scrypt N=2^10 alone):\n");
+console.log("| operation | wall ms | CPU ms |");
+console.log("|---|---:|---:|");
+for (const [name, s] of rows) console.log(`| ${name} | ${fmt(s.wall)} | ${fmt(s.cpu)} |`);
