@@ -26,7 +26,11 @@ export interface HsmConfig {
    * exactly one token directory.
    */
   softhsmConf?: string;
-  /** Sessions in the pool = evaluations or signatures in flight at once. Default 8. */
+  /**
+   * Sessions in the pool = evaluations or signatures in flight at once.
+   * Default 4: each in-flight *Async call holds one libuv pool thread
+   * (UV_THREADPOOL_SIZE, default 4), and more in flight only queue there.
+   */
   sessions?: number;
 }
 
@@ -43,7 +47,7 @@ export function resolveConfig(config: HsmConfig): ResolvedHsmConfig {
   if (typeof label !== "string" || label.length === 0 || Buffer.byteLength(label) > 32) {
     throw new HsmError("CONFIG_INVALID", "tokenLabel must be 1 to 32 bytes");
   }
-  const sessions = config.sessions ?? 8;
+  const sessions = config.sessions ?? 4;
   if (!Number.isInteger(sessions) || sessions < 1 || sessions > 256) {
     throw new HsmError("CONFIG_INVALID", "sessions must be an integer in [1, 256]");
   }

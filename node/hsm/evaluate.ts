@@ -99,10 +99,8 @@ export const X_TEMPLATE: Template = [
 ];
 
 export function ecdh(publicPoint: Uint8Array): Mechanism {
-  return {
-    mechanism: P.CKM_ECDH1_DERIVE,
-    parameter: { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: Buffer.from(publicPoint) },
-  } as Mechanism;
+  const parameter: pkcs11js.ECDH1 = { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: Buffer.from(publicPoint) };
+  return { mechanism: P.CKM_ECDH1_DERIVE, parameter };
 }
 
 export interface EvaluationInput {

@@ -118,7 +118,12 @@ export class Hsm {
   /** ECDSA P-256 over SHA-256(message) with the identity key: 64-byte r||s, low-S. */
   async sign(message: Uint8Array): Promise<Uint8Array> {
     if (!(message instanceof Uint8Array)) throw new HsmError("INVALID_INPUT", "the message to sign must be bytes");
-    const digest = createHash("sha256").update(message).digest();
+    const sig = await this.signDigest(createHash("sha256").update(message).digest());
+    this.stats.signatures++;
+    return sig;
+  }
+
+  private async signDigest(digest: Buffer): Promise<Uint8Array> {
     const sig = await this.token.withSession(async (session) => {
       try {
         return await this.calls.sign(session, { mechanism: P.CKM_ECDSA }, this.keys.identity.privateKey, digest);
@@ -126,7 +131,6 @@ export class Hsm {
         throw toHsmError(err, "signing");
       }
     });
-    this.stats.signatures++;
     return fromProtocolErrors(() => normalizeLowS(sig));
   }
 
@@ -147,11 +151,10 @@ export class Hsm {
       throw new HsmError("KEY_INVALID", "the agreement private key does not match its public key");
     }
     const msg = randomBytes(32);
-    const sig = await this.sign(msg);
+    const sig = await this.signDigest(createHash("sha256").update(msg).digest());
     if (!p256.verify(sig, msg, this.identityPublicKey, { prehash: true, lowS: true })) {
       throw new HsmError("KEY_INVALID", "the identity private key does not match its public key");
     }
-    this.stats.signatures = 0;
   }
 
   close(): void {
