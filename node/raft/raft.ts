@@ -85,8 +85,20 @@ export class Raft {
     const { hardState, confState } = c.storage.initialState();
     this.prs.applyConfState(confState, this.log.lastIndex() + 1);
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
-    if (c.applied !== undefined && c.applied > 0) this.log.appliedTo(c.applied);
+    if (c.applied !== undefined && c.applied > 0) this.restoreApplied(c.applied);
     this.becomeFollower(this.term, NONE);
+  }
+
+  /**
+   * An applied entry was committed, so a commit index that was not synced
+   * before a crash is raised to `applied`; an applied index past the log means lost entries.
+   */
+  private restoreApplied(applied: number): void {
+    if (applied > this.log.lastIndex()) {
+      throw new RaftPanic(`config.applied ${applied} is past last index ${this.log.lastIndex()}: log lost`);
+    }
+    this.log.commitTo(applied);
+    this.log.appliedTo(applied);
   }
 
   private loadState(hs: HardState): void {
@@ -119,7 +131,8 @@ export class Raft {
     const isVote = t === MessageType.Vote || t === MessageType.PreVote ||
       t === MessageType.VoteResp || t === MessageType.PreVoteResp;
     let term = fields.term ?? 0;
-    if (isVote && term === 0) throw new RaftPanic(`term must be set for ${MessageType[t]}`);
+    // (A rejection may carry term 0: a node that has never seen a term rejects a pre-vote.)
+    if (isVote && term === 0 && !fields.reject) throw new RaftPanic(`term must be set for ${MessageType[t]}`);
     if (!isVote && term !== 0) throw new RaftPanic(`term must not be set for ${MessageType[t]}`);
     if (!isVote && t !== MessageType.Prop && t !== MessageType.ReadIndex) term = this.term;
     const from = fields.from !== undefined && fields.from !== NONE ? fields.from : this.id;

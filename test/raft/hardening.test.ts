@@ -145,3 +145,24 @@ test("a single-voter cluster elects itself and commits alone", (t) => {
   net.settle();
   t.is(net.node(1).readStates.length, 1);
 });
+
+test("a node at term 0 can reject a pre-vote (the rejection carries term 0)", (t) => {
+  const net = new Network([1, 2, 3]);
+  const raw = net.node(2).raw;
+  raw.step(message({ type: MessageType.PreVote, from: 3, to: 2, term: 1, index: 0, logTerm: 0 }));
+  const resp = raw.ready().messages.find((m) => m.type === MessageType.PreVoteResp);
+  t.true(resp?.reject);
+  t.is(resp?.term, 0);
+});
+
+test("restart with an applied index above the synced commit index raises the commit index", (t) => {
+  const net = committedCluster();
+  const n = net.node(2);
+  const { commit } = n.raw.status().hardState;
+  n.storage.setHardState({ ...n.storage.initialState().hardState, commit: 1 }); // commit was not synced
+  const restarted = net.start(2, n.storage, 3, { applied: commit });
+  t.is(restarted.raw.status().hardState.commit, commit);
+  t.is(restarted.raw.status().applied, commit);
+  t.false(restarted.raw.hasReady() && restarted.raw.ready().committedEntries.length > 0, "nothing re-applied");
+  t.throws(() => net.start(2, n.storage, 3, { applied: commit + 10 }), { instanceOf: RaftPanic });
+});
