@@ -1,6 +1,14 @@
 // Sign and verify the protocol's signed messages (messages.ts) with the
 // reset key (clients) and check node identity signatures (clients).
-import { type EvaluationFields, confirmMessage, deleteMessage, evaluationSigningMessage, overwriteMessage } from "./messages.js";
+import {
+  type EvaluationFields,
+  type NodeDescriptorFields,
+  confirmMessage,
+  deleteMessage,
+  evaluationSigningMessage,
+  nodeDescriptorMessage,
+  overwriteMessage,
+} from "./messages.js";
 import { signMessage, verifyMessage } from "./ecdsa.js";
 
 export interface RecordRef {
@@ -38,4 +46,9 @@ export function verifyOverwrite(resetPublicKey: Uint8Array, ref: RecordRef, newR
 /** Checks a node's identity signature over its evaluation (high-S accepted: tokens do not normalize). */
 export function verifyEvaluationSignature(identityPublicKey: Uint8Array, fields: EvaluationFields, signature: Uint8Array): boolean {
   return verifyMessage(identityPublicKey, evaluationSigningMessage(fields), signature, { allowHighS: true });
+}
+
+/** Checks a node's identity signature over its own descriptor entry (high-S accepted, as above). */
+export function verifyNodeDescriptorSignature(fields: NodeDescriptorFields, signature: Uint8Array): boolean {
+  return verifyMessage(fields.identityPublicKey, nodeDescriptorMessage(fields), signature, { allowHighS: true });
 }

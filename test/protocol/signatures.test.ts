@@ -13,6 +13,7 @@ import {
   encodeScalar,
   evaluationSigningMessage,
   messageDigest,
+  nodeDescriptorMessage,
   normalizeLowS,
   overwriteMessage,
   randomScalar,
@@ -22,6 +23,7 @@ import {
   verifyConfirm,
   verifyDelete,
   verifyEvaluationSignature,
+  verifyNodeDescriptorSignature,
   verifyOverwrite,
 } from "../../proto/crypto/index.js";
 import { hex, randomKey, randomPoint } from "./helpers.js";
@@ -109,4 +111,21 @@ test("bad message fields and signature lengths fail with specific errors", (t) =
   const fields = { clusterId: "c", user: "u", version: 1, attemptId: 1n, nodeId: 0, blinded: randomPoint(), evaluated: randomPoint() };
   t.throws(() => evaluationSigningMessage(fields), { instanceOf: InvalidArgumentError });
   t.throws(() => evaluationSigningMessage({ ...fields, nodeId: 1, evaluated: new Uint8Array(33) }), { code: "INVALID_POINT" });
+});
+
+test("node descriptor signatures verify with the entry's identity key and bind every field", (t) => {
+  const idKey = randomScalar();
+  const fields = {
+    clusterId: "c",
+    nodeId: 2,
+    address: "127.0.0.1:7002",
+    agreementPublicKey: encodePoint(randomPoint(), false),
+    identityPublicKey: encodePoint(G.multiply(idKey), false),
+  };
+  const sig = p256.sign(messageDigest(nodeDescriptorMessage(fields)), encodeScalar(idKey), { prehash: false, lowS: false });
+  t.true(verifyNodeDescriptorSignature(fields, sig));
+  t.false(verifyNodeDescriptorSignature({ ...fields, address: "127.0.0.1:7003" }, sig));
+  t.false(verifyNodeDescriptorSignature({ ...fields, nodeId: 3 }, sig));
+  t.false(verifyNodeDescriptorSignature({ ...fields, agreementPublicKey: encodePoint(randomPoint()) }, sig));
+  t.throws(() => nodeDescriptorMessage({ ...fields, address: "" }), { instanceOf: InvalidArgumentError });
 });
