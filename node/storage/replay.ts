@@ -12,9 +12,14 @@
 //    otherwise the state cannot be rebuilt and open() refuses.
 //  - if the loaded snapshot was Installed but its marker never made it to the
 //    WAL (crash between the snapshot file and the marker), the install still
-//    happened last: entries are discarded at the end.
+//    happened last: entries are discarded at the end;
+//  - the hard state is raised to cover the snapshot (commit >= its index,
+//    term >= its term, vote cleared if the term rises). In the same crash
+//    window the Ready's hard state may not have reached the WAL; a snapshot
+//    holds only committed entries, and a vote in a term above the durable one
+//    was never sent (votes are durable before they are sent), so this is safe.
 
-import { type Entry, type HardState, emptyHardState } from "../raft/types.js";
+import { type Entry, type HardState, NONE, emptyHardState } from "../raft/types.js";
 import { WalInconsistentError } from "./errors.js";
 import { SnapshotKind, type StoredSnapshot } from "./snapshotter.js";
 import type { WalItem } from "./wal-reader.js";
@@ -60,5 +65,11 @@ export function replay(items: readonly WalItem[], base: StoredSnapshot | null): 
     }
   }
   if (base?.kind === SnapshotKind.Installed && !sawBaseMarker) entries = [];
+  if (base) hardState = coverSnapshot(hardState, base.snapshot.metadata.term, snapIndex);
   return { hardState, entries };
+}
+
+function coverSnapshot(hs: HardState, snapTerm: number, snapIndex: number): HardState {
+  const commit = Math.max(hs.commit, snapIndex);
+  return hs.term >= snapTerm ? { ...hs, commit } : { term: snapTerm, vote: NONE, commit };
 }

@@ -167,7 +167,7 @@ export class Wal {
     if (r.index !== undefined) {
       const seg = this.current();
       seg.maxIndex = Math.max(seg.maxIndex, r.index);
-      if (r.type === RecordType.Entry) this.state.lastIndex = r.index;
+      this.state.lastIndex = r.index; // an entry, or a marker after which the log restarts
     }
   }
 

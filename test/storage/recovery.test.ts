@@ -2,6 +2,7 @@ import { appendFileSync, readFileSync, readdirSync, truncateSync, unlinkSync, wr
 import { join } from "node:path";
 import test from "ava";
 import { DiskStorage, WalCorruptError, WalInconsistentError } from "../../node/storage/index.js";
+import { RecordType, frameRecord } from "../../node/storage/codec.js";
 import { SnapshotKind, Snapshotter } from "../../node/storage/snapshotter.js";
 import { entries, quiet, recordingLogger, tempDir } from "./helpers.js";
 
@@ -153,6 +154,7 @@ test("a snapshot installed from the leader whose WAL marker was lost in a crash 
   t.deepEqual(s.snapshot(), snap);
   t.is(s.firstIndex(), 91);
   t.is(s.lastIndex(), 90, "entries written before the install are gone");
+  t.deepEqual(s.initialState().hardState, { term: 4, vote: 0, commit: 90 }, "hard state raised to cover the snapshot");
   await s.close();
 });
 
@@ -172,4 +174,23 @@ test("a corrupt installed snapshot that the log cannot replace is refused", asyn
     instanceOf: WalInconsistentError,
     message: /snapshot installed at index 500 term 3/,
   });
+});
+
+test("a record with a valid checksum but an undecodable payload is refused", async (t) => {
+  const dir = tempDir(t);
+  const [seg] = await writeLog(dir, 10);
+  const offset = readFileSync(seg!).length;
+  appendFileSync(seg!, frameRecord(RecordType.Entry, new Uint8Array(3)));
+  const err = await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalCorruptError, message: /undecodable/ });
+  t.is(err?.offset, offset);
+});
+
+test("snapshots without a WAL are refused (the hard state would be lost)", async (t) => {
+  const dir = tempDir(t);
+  const s = await DiskStorage.open(dir, { logger: quiet });
+  await s.save({ entries: entries(1, 10), hardState: { term: 2, vote: 1, commit: 10 } });
+  await s.createSnapshot(10, cs, Uint8Array.of(1));
+  await s.close();
+  for (const f of readdirSync(join(dir, "wal"))) unlinkSync(join(dir, "wal", f));
+  await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalInconsistentError, message: /hard state is lost/ });
 });
