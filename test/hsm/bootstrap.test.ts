@@ -1,7 +1,7 @@
 // Token creation, key bootstrap at first start, and opening failures.
 import test from "ava";
 import { execFileSync } from "node:child_process";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkcs11js from "pkcs11js";
 import { Hsm, HsmError } from "../../node/hsm/index.js";
@@ -55,6 +55,18 @@ test.serial("first open creates both key pairs; a second open finds the same key
     t.is(await countTokenKeys(second), 4, "no new key objects on the second start");
   } finally {
     second.close();
+  }
+});
+
+test.serial("no key material, not even a public key, is stored in plaintext in the token directory", async (t) => {
+  const hsm = await Hsm.open(token.config);
+  const needles = [hsm.agreementPublicKey, hsm.identityPublicKey].map((k) => Buffer.from(k.subarray(1, 33)));
+  hsm.close();
+  const files = readdirSync(join(token.dir, "tokens"), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  t.true(files.length >= 4);
+  for (const f of files) {
+    const data = readFileSync(join(f.parentPath, f.name));
+    for (const n of needles) t.false(data.includes(n), `${f.name} holds a key in plaintext`);
   }
 });
 
