@@ -12,7 +12,11 @@ import { create, fromBinary, toBinary, type MessageInitShape, type MessageShape 
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import {
+  Client,
   Metadata,
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
   type MethodDefinition,
   type ServiceDefinition,
   type ServerErrorResponse,
@@ -43,6 +47,9 @@ export type HandlerOf<M extends Method> =
 
 /** A server implementation of a service: one handler per method localName. */
 export type ServiceImplementation<T extends GenServiceMethods> = { [K in keyof T]: HandlerOf<T[K]> };
+
+/** `ServiceImplementation` of a generated service value: `ImplementationOf<typeof VaultService>`. */
+export type ImplementationOf<S> = S extends GenService<infer T> ? ServiceImplementation<T> : never;
 
 export interface DefinitionOptions {
   /**
@@ -78,6 +85,41 @@ export function serviceDefinition<T extends GenServiceMethods>(
     };
   }
   return def as ServiceDefinitionOf<T> & ServiceDefinition;
+}
+
+/** Options of one unary call made through a UnaryClient. */
+export interface UnaryCallOptions extends CallOptions {
+  metadata?: Metadata;
+}
+
+/** Promise-returning unary methods of a service, keyed by localName. */
+export type UnaryClient<T extends GenServiceMethods> = {
+  [K in keyof T as T[K]["methodKind"] extends "unary" ? K : never]:
+    (req: MessageInitShape<T[K]["input"]>, options?: UnaryCallOptions) => Promise<Res<T[K]>>;
+};
+
+/**
+ * A typed client for the unary methods of `service` on one channel. A failed
+ * call rejects with grpc-js's ServiceError (read its detail with
+ * `errorDetailOf`). `channel.close()` releases the connection.
+ */
+export function unaryClient<T extends GenServiceMethods>(
+  service: GenService<T>, address: string, credentials: ChannelCredentials, options: ChannelOptions = {},
+): { client: UnaryClient<T>; channel: Client } {
+  const channel = new Client(address, credentials, options);
+  const client: Record<string, (req: never, o?: UnaryCallOptions) => Promise<unknown>> = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    const path = `/${service.typeName}/${method.name}`;
+    client[method.localName] = (req, o = {}) => new Promise((resolve, reject) => {
+      const { metadata = new Metadata(), ...callOptions } = o;
+      channel.makeUnaryRequest(
+        path, (msg) => Buffer.from(toBinary(method.input, msg)), (buf) => fromBinary(method.output, plain(buf)),
+        create(method.input, req), metadata, callOptions, (err, value) => (err ? reject(err) : resolve(value)),
+      );
+    });
+  }
+  return { client: client as unknown as UnaryClient<T>, channel };
 }
 
 /** A plain Uint8Array view of a Buffer, so that decoded bytes fields are never Buffers. */

@@ -1,40 +1,39 @@
 // proto/rpc.ts over real gRPC: service definitions built from protoc-gen-es
-// descriptors, and ErrorDetail carried in grpc-status-details-bin.
+// descriptors (server side), unaryClient (client side), and ErrorDetail
+// carried in grpc-status-details-bin.
 
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
-  GetRecordInfoResponseSchema, VaultService, type GetRecordInfoRequest, type GetRecordInfoResponse,
+  GetRecordInfoRequestSchema, GetRecordInfoResponseSchema, VaultService, type GetRecordInfoRequest, type GetRecordInfoResponse,
 } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
-import { errorDetailOf, errorWithDetail, serviceDefinition, STATUS_DETAILS_KEY } from "../../proto/rpc.js";
-
-type Unary<Req, Res> = (req: Req, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
+import {
+  errorDetailOf, errorWithDetail, serviceDefinition, STATUS_DETAILS_KEY, unaryClient,
+  type ImplementationOf,
+} from "../../proto/rpc.js";
 
 async function withVault(
   getRecordInfo: grpc.handleUnaryCall<GetRecordInfoRequest, GetRecordInfoResponse>,
-  body: (call: (req: Partial<GetRecordInfoRequest>) => Promise<GetRecordInfoResponse>) => Promise<void>,
+  body: (call: (req: MessageInitShape<typeof GetRecordInfoRequestSchema>) => Promise<GetRecordInfoResponse>) => Promise<void>,
 ): Promise<void> {
   const def = serviceDefinition(VaultService);
   const server = new grpc.Server();
   const unimplemented = (_: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED });
-  server.addService(def, {
+  const impl: ImplementationOf<typeof VaultService> = {
     register: unimplemented, beginRecovery: unimplemented, evaluate: unimplemented, confirmRecovery: unimplemented,
     delete: unimplemented, getClusterDescriptor: unimplemented, getRecordInfo,
-  });
+  };
+  server.addService(def, impl);
   const port = await new Promise<number>((res, rej) => {
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => e ? rej(e) : res(p));
   });
-  const Client = grpc.makeGenericClientConstructor(def, "VaultService");
-  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const method = (client as unknown as { getRecordInfo: Unary<unknown, GetRecordInfoResponse> }).getRecordInfo.bind(client);
+  const { client, channel } = unaryClient(VaultService, `127.0.0.1:${port}`, grpc.credentials.createInsecure());
   try {
-    await body((req) => new Promise((res, rej) => {
-      method({ $typeName: "bkv.v1.GetRecordInfoRequest", userId: "", ...req }, (err, r) => err ? rej(err) : res(r!));
-    }));
+    await body((req) => client.getRecordInfo(req, { deadline: Date.now() + 10_000 }));
   } finally {
-    client.close();
+    channel.close();
     server.forceShutdown();
   }
 }
