@@ -1,0 +1,213 @@
+// Typed errors of the bkv client. Every failure a caller may want to act on
+// has its own class and a stable `code`; the CLI maps codes to exit codes.
+// Messages never carry a password, key, share or reset key.
+import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { errorDetailOf } from "../../proto/rpc.js";
+
+export type ClientErrorCode =
+  | "RPC"
+  | "UNAVAILABLE"
+  | "RECORD_NOT_FOUND"
+  | "RECORD_EXISTS"
+  | "RECORD_LOCKED"
+  | "WRONG_PASSWORD"
+  | "RECORD_MISMATCH"
+  | "UNVERIFIED_REGISTRATION"
+  | "NOT_ENOUGH_EVALUATIONS"
+  | "INCONSISTENT_EVALUATIONS"
+  | "DESCRIPTOR"
+  | "INVALID_INPUT"
+  | "KEY_FORMAT"
+  | "CLOSED"
+  | "STOPPED"
+  | "BACKUP_FORMAT"
+  | "BACKUP_WRONG_KEY"
+  | "BACKUP_INTEGRITY"
+  | "IO";
+
+/** Base class of every error the client throws on purpose. */
+export class ClientError extends Error {
+  readonly code: ClientErrorCode;
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A gRPC call that failed: the status code's name, the server's message and its ErrorDetail. */
+export class RpcError extends ClientError {
+  /** Numeric gRPC status code. */
+  readonly grpcCode: number;
+  /** Its canonical name, e.g. "FAILED_PRECONDITION". */
+  readonly codeName: string;
+  /** The server's message (grpc-message), never a secret. */
+  readonly serverMessage: string;
+  /** ErrorReason name without prefix (e.g. "NOT_LEADER"), or "UNSPECIFIED". */
+  readonly reason: string;
+  readonly attemptsRemaining: number | undefined;
+  readonly leaderAddress: string | undefined;
+  /** The node address the call went to. */
+  readonly address: string;
+  constructor(init: RpcErrorInit, code: ClientErrorCode = "RPC") {
+    const extra = init.attemptsRemaining === undefined ? "" : ` (${init.attemptsRemaining} attempts remaining)`;
+    super(code, `${init.method} on ${init.address}: ${statusName(init.grpcCode)}: ${init.serverMessage}${extra}`);
+    this.grpcCode = init.grpcCode;
+    this.codeName = statusName(init.grpcCode);
+    this.serverMessage = init.serverMessage;
+    this.reason = init.reason;
+    this.attemptsRemaining = init.attemptsRemaining;
+    this.leaderAddress = init.leaderAddress;
+    this.address = init.address;
+  }
+}
+
+export interface RpcErrorInit {
+  method: string;
+  address: string;
+  grpcCode: number;
+  serverMessage: string;
+  reason: string;
+  attemptsRemaining: number | undefined;
+  leaderAddress: string | undefined;
+}
+
+/** No record for this user on the cluster. */
+export class RecordNotFoundError extends RpcError {
+  constructor(init: RpcErrorInit) {
+    super(init, "RECORD_NOT_FOUND");
+  }
+}
+
+/** A new registration for a user that already has a record (use changePassword). */
+export class RecordExistsError extends RpcError {
+  constructor(init: RpcErrorInit) {
+    super(init, "RECORD_EXISTS");
+  }
+}
+
+/** The guess limit was reached: the record's shares are wiped for ever. */
+export class RecordLockedError extends RpcError {
+  constructor(init: RpcErrorInit) {
+    super({ ...init, attemptsRemaining: init.attemptsRemaining ?? 0 }, "RECORD_LOCKED");
+  }
+}
+
+/** Retries were exhausted: no node (or no leader) answered before the deadline. */
+export class UnavailableError extends ClientError {
+  readonly attempts: number;
+  readonly lastError: unknown;
+  constructor(operation: string, attempts: number, lastError: unknown) {
+    const last = lastError instanceof Error ? lastError.message : String(lastError);
+    super("UNAVAILABLE", `${operation}: cluster unavailable after ${attempts} tries; last error: ${last}`, { cause: lastError });
+    this.attempts = attempts;
+    this.lastError = lastError;
+  }
+}
+
+/** The password did not open the record. The attempt was counted. */
+export class WrongPasswordError extends ClientError {
+  readonly attemptsRemaining: number;
+  /** False when exactly t nodes answered: a faulty node would look the same. */
+  readonly conclusive: boolean;
+  constructor(attemptsRemaining: number, conclusive: boolean) {
+    const hint = conclusive ? "" : " (or a faulty node among exactly t answers)";
+    super("WRONG_PASSWORD", `wrong password${hint}: ${attemptsRemaining} attempts remaining`);
+    this.attemptsRemaining = attemptsRemaining;
+    this.conclusive = conclusive;
+  }
+}
+
+/** What the cluster holds differs from what was sent, or nodes disagree on a record. */
+export class RecordMismatchError extends ClientError {
+  constructor(message: string) {
+    super("RECORD_MISMATCH", message);
+  }
+}
+
+/** The record was committed but fewer than t+1 nodes confirmed its digest before the deadline. */
+export class UnverifiedRegistrationError extends ClientError {
+  readonly confirmed: number;
+  readonly needed: number;
+  constructor(confirmed: number, needed: number, detail: string) {
+    super("UNVERIFIED_REGISTRATION",
+      `registration committed but only ${confirmed} of the ${needed} nodes needed confirmed its digest (${detail}); ` +
+      "do not rely on it: run a recovery to check it");
+    this.confirmed = confirmed;
+    this.needed = needed;
+  }
+}
+
+/** Fewer than t nodes gave a usable evaluation. `failures` says why, per node. */
+export class NotEnoughEvaluationsError extends ClientError {
+  readonly failures: ReadonlyMap<number, string>;
+  constructor(have: number, need: number, failures: ReadonlyMap<number, string>) {
+    const why = [...failures].map(([id, reason]) => `node ${id}: ${reason}`).join("; ");
+    super("NOT_ENOUGH_EVALUATIONS", `need ${need} evaluations, got ${have}${why ? ` (${why})` : ""}`);
+    this.failures = failures;
+  }
+}
+
+/** More than t answers that disagree: faulty nodes (the attempt was counted). */
+export class InconsistentEvaluationsError extends ClientError {
+  constructor(message: string) {
+    super("INCONSISTENT_EVALUATIONS", message);
+  }
+}
+
+/** A cluster descriptor that does not load or validate; `field` names the culprit. */
+export class DescriptorError extends ClientError {
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super("DESCRIPTOR", `cluster descriptor: ${field}: ${problem}`);
+    this.field = field;
+  }
+}
+
+/** A caller argument out of range (user id, guess limit, threshold, key length...). */
+export class InvalidInputError extends ClientError {
+  constructor(message: string) {
+    super("INVALID_INPUT", message);
+  }
+}
+
+/** A backup key in text form that is not 64 hex digits. Never echoes the input. */
+export class KeyFormatError extends ClientError {
+  constructor(message: string) {
+    super("KEY_FORMAT", message);
+  }
+}
+
+/** The canonical name of a gRPC status code. */
+export function statusName(code: number): string {
+  return (GrpcStatus as unknown as Record<number, string>)[code] ?? `CODE_${code}`;
+}
+
+/** Whether an error is a grpc-js ServiceError (a call's failure). */
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "metadata" in err;
+}
+
+/** Turns a grpc-js failure into the typed client error for its status and reason. */
+export function rpcErrorFrom(err: ServiceError, method: string, address: string): RpcError {
+  const detail = errorDetailOf(err);
+  const init: RpcErrorInit = {
+    method,
+    address,
+    grpcCode: err.code,
+    serverMessage: err.details || err.message,
+    reason: ErrorReason[detail?.reason ?? ErrorReason.UNSPECIFIED] ?? "UNSPECIFIED",
+    attemptsRemaining: detail?.attemptsRemaining,
+    leaderAddress: detail?.leaderAddress ? detail.leaderAddress : undefined,
+  };
+  const exhausted = err.code === GrpcStatus.RESOURCE_EXHAUSTED && init.attemptsRemaining === 0;
+  if (init.reason === "RECORD_LOCKED" || exhausted) {
+    return new RecordLockedError(init);
+  }
+  if (init.reason === "RECORD_NOT_FOUND" || err.code === GrpcStatus.NOT_FOUND && init.reason === "UNSPECIFIED") {
+    return new RecordNotFoundError(init);
+  }
+  if (err.code === GrpcStatus.ALREADY_EXISTS) return new RecordExistsError(init);
+  return new RpcError(init);
+}

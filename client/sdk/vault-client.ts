@@ -1,0 +1,373 @@
+// VaultClient: register, recover, verify, change and delete a password-
+// protected backup key on a bkv cluster (DESIGN §5), against a pinned
+// cluster descriptor.
+//
+// Contracts:
+// - every mutating call carries a 16-byte random request id made once per
+//   logical operation; every retry of it reuses that id;
+// - mutating calls go to the last known leader, follow ErrorDetail
+//   leader_address hints at once, otherwise rotate through the descriptor's
+//   nodes with jittered exponential backoff, and end with UnavailableError
+//   after the retry deadline;
+// - a registration is reported only after t+1 nodes serve its digest;
+// - a recovery uses only evaluations signed by the pinned identity keys.
+import { randomBytes } from "node:crypto";
+import {
+  DEFAULT_SCRYPT,
+  InconsistentEvaluationsError as CryptoInconsistent,
+  InsufficientEvaluationsError as CryptoInsufficient,
+  InvalidArgumentError,
+  RecordMismatchError as CryptoRecordMismatch,
+  type Recovery,
+  type Registration,
+  type RegistrationRecord,
+  type ScryptParams,
+  WrongPasswordError as CryptoWrongPassword,
+  createRegistration,
+  equalBytes,
+  finishRecovery,
+  signConfirm,
+  signDelete,
+  startRecovery,
+  validateUserId,
+} from "../../proto/crypto/index.js";
+import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
+import {
+  ClientError,
+  InconsistentEvaluationsError,
+  InvalidInputError,
+  NotEnoughEvaluationsError,
+  RecordLockedError,
+  RecordMismatchError,
+  RecordNotFoundError,
+  RpcError,
+  UnverifiedRegistrationError,
+  WrongPasswordError,
+} from "./errors.js";
+import { type Collection, collectEvaluations } from "./evaluations.js";
+import { KEY_BYTES, generateKey } from "./key.js";
+import { type PublicRecord, agreeOnRecord, publicRecordFrom, registerRequest } from "./records.js";
+import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "./retry.js";
+import { type MethodName, type RequestOf, type ResponseOf, Transport } from "./transport.js";
+import { type ClusterStatus, probeCluster } from "./status.js";
+
+export const DEFAULT_GUESS_LIMIT = 10;
+export const REQUEST_ID_BYTES = 16;
+
+export interface VaultClientOptions {
+  /** Retry deadlines and backoff (mutations, reads and evaluations). */
+  readonly retry?: Partial<RetryPolicy>;
+  /** scrypt parameters for new records; default DEFAULT_SCRYPT (tests pass cheaper ones). */
+  readonly scrypt?: ScryptParams;
+  /** How long to wait for t+1 nodes to serve a new record's digest (default 10 s). */
+  readonly readBackTimeoutMs?: number;
+  /** Called with non-fatal problems (e.g. a failed re-share after a membership change). */
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface RegisterOptions {
+  /** The 32-byte key to escrow; a new random one when absent. */
+  readonly backupKey?: Uint8Array;
+  /** Attempts allowed between two confirmed recoveries, 1-255 (default 10). */
+  readonly guessLimit?: number;
+  /** Shares needed to recover (default: the descriptor's threshold). */
+  readonly threshold?: number;
+}
+
+/** The outcome of a recovery, kept inside the client: it holds the reset key. */
+interface Opened {
+  readonly record: RegistrationRecord;
+  readonly recovery: Recovery;
+  readonly attemptsRemaining: number;
+}
+
+export class VaultClient {
+  private readonly transport: Transport;
+  private readonly policy: RetryPolicy;
+  private leader: string | undefined;
+  private next = 0;
+
+  constructor(readonly descriptor: ClusterDescriptor, private readonly options: VaultClientOptions = {}) {
+    this.transport = new Transport({ tlsCa: descriptor.tlsCa });
+    this.policy = { ...DEFAULT_RETRY, ...options.retry };
+  }
+
+  /** Escrows a backup key under a password; returns the key (new unless given). */
+  async register(user: string, password: string, opts: RegisterOptions = {}): Promise<Uint8Array> {
+    checkUser(user);
+    const backupKey = opts.backupKey ?? generateKey();
+    if (!(backupKey instanceof Uint8Array) || backupKey.length !== KEY_BYTES) throw new InvalidInputError(`a backup key is ${KEY_BYTES} bytes`);
+    const reg = this.createRecord(user, password, backupKey, {
+      threshold: opts.threshold ?? this.descriptor.threshold,
+      guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT,
+    });
+    await this.submit(reg);
+    return backupKey;
+  }
+
+  /** Recovers the backup key. Throws WrongPasswordError (with attempts remaining), RecordLockedError, ... */
+  async recover(user: string, password: string): Promise<Uint8Array> {
+    const opened = await this.open(user, password);
+    await this.reshareIfMembershipChanged(user, password, opened);
+    return opened.recovery.backupKey;
+  }
+
+  /** A full recovery and confirmation that does not return the key: true iff the password is right. */
+  async verifyPassword(user: string, password: string): Promise<boolean> {
+    try {
+      await this.open(user, password);
+      return true;
+    } catch (err) {
+      if (err instanceof WrongPasswordError) return false;
+      throw err;
+    }
+  }
+
+  /** Re-registers the same key under a new password (an overwrite signed by the current reset key). */
+  async changePassword(user: string, oldPassword: string, newPassword: string): Promise<void> {
+    const opened = await this.open(user, oldPassword);
+    await this.overwrite(user, newPassword, opened);
+  }
+
+  /** Deletes the record (recovering first, to learn the reset key that signs the deletion). */
+  async delete(user: string, password: string): Promise<void> {
+    const opened = await this.open(user, password);
+    const ref = { clusterId: this.descriptor.clusterId, user, version: opened.record.version };
+    const ownerSignature = signDelete(opened.recovery.resetPrivateKey, ref);
+    await this.mutate("delete", { requestId: newRequestId(), userId: user, version: ref.version, ownerSignature });
+  }
+
+  /** Per-node reachability and descriptor agreement; with a user, each node's view of the record. */
+  status(user?: string): Promise<ClusterStatus> {
+    if (user !== undefined) checkUser(user);
+    return probeCluster(this.transport, this.descriptor, this.policy.callTimeoutMs, user);
+  }
+
+  /** Closes every channel. Calls in flight fail with CANCELLED. */
+  close(): void {
+    this.transport.close();
+  }
+
+  // --- registration ---
+
+  private createRecord(user: string, password: string, backupKey: Uint8Array, p: { threshold: number; guessLimit: number; version?: number; previousResetPrivateKey?: bigint }): Registration {
+    try {
+      return createRegistration({
+        clusterId: this.descriptor.clusterId, user, password, backupKey, ...p,
+        nodes: this.descriptor.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey })),
+        scrypt: this.options.scrypt ?? DEFAULT_SCRYPT,
+      });
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw new InvalidInputError(err.message);
+      throw err;
+    }
+  }
+
+  /** Sends a registration, checks the answer's digest, then reads it back from t+1 nodes. */
+  private async submit(reg: Registration): Promise<void> {
+    const res = await this.mutate("register", registerRequest(reg, newRequestId(), reg.ownerSignature));
+    if (!equalBytes(res.recordDigest, reg.digest)) {
+      throw new RecordMismatchError("the cluster committed a record other than the one sent (digest differs)");
+    }
+    await this.readBack(reg.record, reg.digest);
+  }
+
+  /** DESIGN §5 registration step 7: min(t+1, n) distinct nodes must serve the digest we sent. */
+  private async readBack(record: RegistrationRecord, digest: Uint8Array): Promise<void> {
+    const need = Math.min(record.threshold + 1, this.descriptor.nodes.length);
+    const policy = { ...this.policy, deadlineMs: this.options.readBackTimeoutMs ?? 10_000 };
+    const problems = new Map<number, string>();
+    let confirmed = 0;
+    let stopped = false;
+    let mismatch: RecordMismatchError | undefined;
+    let done: () => void = () => {};
+    const enough = new Promise<void>((resolve) => (done = resolve));
+    const tasks = this.descriptor.nodes.map(async (node) => {
+      try {
+        await withRetries(`read-back from node ${node.nodeId}`, policy, () => {
+          if (stopped) throw new ClientError("STOPPED", "enough nodes confirmed already");
+          return this.confirmDigest(node, record, digest);
+        });
+        confirmed++;
+      } catch (err) {
+        if (err instanceof RecordMismatchError) mismatch ??= err;
+        problems.set(node.nodeId, err instanceof Error ? err.message : String(err));
+      }
+      if (confirmed >= need || mismatch !== undefined) done();
+    });
+    await Promise.race([enough, Promise.all(tasks)]);
+    stopped = true;
+    if (mismatch !== undefined) throw mismatch;
+    if (confirmed < need) {
+      const detail = [...problems].map(([id, why]) => `node ${id}: ${why}`).join("; ");
+      throw new UnverifiedRegistrationError(confirmed, need, detail);
+    }
+  }
+
+  /** Resolves when the node serves `digest` for the record; throws a transient error while it lags. */
+  private async confirmDigest(node: NodeEntry, record: RegistrationRecord, digest: Uint8Array): Promise<void> {
+    let info;
+    try {
+      info = await this.transport.call(node.address, "getRecordInfo", { userId: record.user }, this.policy.callTimeoutMs);
+    } catch (err) {
+      if (err instanceof RecordNotFoundError) throw notYetApplied(node);
+      throw err;
+    }
+    if (info.version < record.version) throw notYetApplied(node);
+    if (info.version === record.version && equalBytes(info.recordDigest, digest)) return;
+    throw new RecordMismatchError(`node ${node.nodeId} serves version ${info.version} with another digest than the record sent`);
+  }
+
+  private async overwrite(user: string, password: string, opened: Opened): Promise<void> {
+    const current = opened.record;
+    const threshold = current.threshold <= this.descriptor.nodes.length ? current.threshold : this.descriptor.threshold;
+    const reg = this.createRecord(user, password, opened.recovery.backupKey, {
+      threshold, guessLimit: current.guessLimit, version: current.version + 1, previousResetPrivateKey: opened.recovery.resetPrivateKey,
+    });
+    await this.submit(reg);
+  }
+
+  /** DESIGN §5: after a membership change, the record's shares follow the current nodes. */
+  private async reshareIfMembershipChanged(user: string, password: string, opened: Opened): Promise<void> {
+    const held = opened.record.shares.map((s) => s.nodeId).sort((a, b) => a - b).join(",");
+    const pinned = this.descriptor.nodes.map((n) => n.nodeId).sort((a, b) => a - b).join(",");
+    if (held === pinned) return;
+    try {
+      await this.overwrite(user, password, opened);
+    } catch (err) {
+      this.options.onWarning?.(`re-sharing the record to the current nodes failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  // --- recovery ---
+
+  /** Recovery steps 1-4: record, BeginRecovery, evaluations, combination, ConfirmRecovery. */
+  private async open(user: string, password: string): Promise<Opened> {
+    checkUser(user);
+    const current = await this.readRecord(user);
+    const { blinded, state } = startRecovery(password, current.record);
+    const begin = await this.mutate("beginRecovery", { requestId: newRequestId(), userId: user, blindedElement: blinded });
+    if (begin.version !== current.record.version) {
+      throw new RecordMismatchError(`the record changed during the recovery (version ${current.record.version} read, ${begin.version} committed): try again`);
+    }
+    const ref = { clusterId: this.descriptor.clusterId, user, version: begin.version, attemptId: begin.attemptId, blinded };
+    const t = current.record.threshold;
+    const collection = await collectEvaluations(this.transport, this.descriptor.nodes, current.record, ref, t + 1, this.evaluatePolicy());
+    let recovery: Recovery;
+    try {
+      recovery = await combine(collection, (evaluations) => finishRecovery(state, current.record, evaluations), t, begin.attemptsRemaining);
+    } finally {
+      collection.stop();
+    }
+    const signature = signConfirm(recovery.resetPrivateKey, ref, begin.attemptId);
+    const confirmed = await this.mutate("confirmRecovery", {
+      requestId: newRequestId(), userId: user, version: begin.version, attemptId: begin.attemptId, signature,
+    });
+    return { record: current.record, recovery, attemptsRemaining: confirmed.attemptsRemaining };
+  }
+
+  private evaluatePolicy(): RetryPolicy {
+    return { ...this.policy, deadlineMs: Math.min(this.policy.deadlineMs, 5_000) };
+  }
+
+  /** The record's public part from every reachable node, cross-checked (retried while none answers). */
+  private readRecord(user: string): Promise<PublicRecord> {
+    return withRetries("GetRecordInfo", this.policy, async () => {
+      const settled = await Promise.allSettled(this.descriptor.nodes.map(async (n) => {
+        const info = await this.transport.call(n.address, "getRecordInfo", { userId: user }, this.policy.callTimeoutMs);
+        return publicRecordFrom(n.address, info);
+      }));
+      const answers = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+      const errors = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
+      const mismatch = errors.find((e) => e instanceof RecordMismatchError);
+      if (mismatch !== undefined) throw mismatch;
+      if (answers.length === 0) throw errors.find((e) => e instanceof RecordNotFoundError) ?? errors[0];
+      const chosen = agreeOnRecord(answers);
+      if (chosen.locked) throw lockedError(chosen.address);
+      return chosen;
+    });
+  }
+
+  // --- routing ---
+
+  /** A mutating call, retried with the same request (id) until the deadline. */
+  private mutate<M extends MethodName>(method: M, request: RequestOf<M>): Promise<ResponseOf<M>> {
+    let address = this.leader ?? this.rotate();
+    return withRetries(String(method), this.policy, async () => {
+      const res = await this.transport.call(address, method, request, this.policy.callTimeoutMs);
+      this.leader = address;
+      return res;
+    }, {
+      onTransient: (err) => {
+        const hint = err instanceof RpcError ? err.leaderAddress : undefined;
+        if (hint !== undefined && hint !== address) {
+          address = hint;
+          return REDIRECT;
+        }
+        this.leader = undefined;
+        address = this.rotate();
+      },
+    });
+  }
+
+  private rotate(): string {
+    const nodes = this.descriptor.nodes;
+    const node = nodes[this.next++ % nodes.length];
+    if (node === undefined) throw new Error("descriptor has no nodes");
+    return node.address;
+  }
+}
+
+/** Combines with the first answers; if that fails while nodes are still answering, waits for all and tries again. */
+async function combine(collection: Collection, finish: (e: Collection["evaluations"]) => Recovery, t: number, attemptsRemaining: number): Promise<Recovery> {
+  try {
+    return finish([...collection.evaluations]);
+  } catch (first) {
+    const retryable = first instanceof CryptoInconsistent || first instanceof CryptoInsufficient
+      || (first instanceof CryptoWrongPassword && !first.conclusive);
+    if (!retryable) throw translate(first, collection, t, attemptsRemaining);
+    const before = collection.evaluations.length;
+    await collection.settled;
+    if (collection.evaluations.length === before) throw translate(first, collection, t, attemptsRemaining);
+    try {
+      return finish([...collection.evaluations]);
+    } catch (second) {
+      throw translate(second, collection, t, attemptsRemaining);
+    }
+  }
+}
+
+function translate(err: unknown, collection: Collection, t: number, attemptsRemaining: number): unknown {
+  if (err instanceof CryptoWrongPassword) return new WrongPasswordError(attemptsRemaining, err.conclusive);
+  if (err instanceof CryptoInsufficient) return new NotEnoughEvaluationsError(collection.evaluations.length, t, collection.failures);
+  if (err instanceof CryptoInconsistent) return new InconsistentEvaluationsError(`${err.message}; attempts remaining: ${attemptsRemaining}`);
+  if (err instanceof CryptoRecordMismatch) return new RecordMismatchError(err.message);
+  return err;
+}
+
+function newRequestId(): Uint8Array {
+  return new Uint8Array(randomBytes(REQUEST_ID_BYTES));
+}
+
+function checkUser(user: string): void {
+  try {
+    validateUserId(user);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new InvalidInputError(err.message);
+    throw err;
+  }
+}
+
+function notYetApplied(node: NodeEntry): RpcError {
+  return new RpcError({
+    method: "GetRecordInfo", address: node.address, grpcCode: 14, serverMessage: "the node has not applied the registration yet",
+    reason: "ATTEMPT_NOT_APPLIED", attemptsRemaining: undefined, leaderAddress: undefined,
+  });
+}
+
+function lockedError(address: string): RecordLockedError {
+  return new RecordLockedError({
+    method: "GetRecordInfo", address, grpcCode: 9, serverMessage: "the record is locked: its guess limit was reached and its shares are wiped",
+    reason: "RECORD_LOCKED", attemptsRemaining: 0, leaderAddress: undefined,
+  });
+}
