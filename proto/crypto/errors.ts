@@ -92,20 +92,23 @@ export class UnwrapError extends ProtocolError {
 
 /**
  * The evaluations combine to an output that does not open the record.
- * `conclusive` is true when more than t answers agreed (so no single faulty
- * node explains the failure); with exactly t answers a faulty node and a wrong
+ * `agreeing` is the size of the largest set of answers that lie on one
+ * polynomial of degree t-1. `conclusive` is `agreeing > t`: then no single
+ * faulty node explains the failure (with up to f faulty answers, require
+ * `agreeing >= t + f`). With exactly t answers a faulty node and a wrong
  * password look the same.
  */
 export class WrongPasswordError extends ProtocolError {
   readonly conclusive: boolean;
-  constructor(conclusive: boolean) {
+  readonly agreeing: number;
+  constructor(agreeing: number, t: number) {
+    const conclusive = agreeing > t;
     super(
       "WRONG_PASSWORD",
-      conclusive
-        ? "wrong password"
-        : "wrong password, or a faulty node among exactly t answers (ask one more node to tell)",
+      conclusive ? "wrong password" : "wrong password, or a faulty node among the answers (ask one more node to tell)",
     );
     this.conclusive = conclusive;
+    this.agreeing = agreeing;
   }
 }
 

@@ -21,9 +21,9 @@ export interface RobustResult<T> {
 /**
  * Finds t answers whose combination k·B opens the record. `open` maps a
  * candidate k·B to the opened value, or null; it is called at most once per
- * distinct candidate. When nothing opens: WrongPasswordError (conclusive iff
- * more than t answers agree on one polynomial), or InconsistentEvaluationsError
- * when more than t answers were given and no t+1 of them agree.
+ * distinct candidate. When nothing opens: WrongPasswordError when more than t
+ * answers agree on one polynomial (conclusive) or exactly t were given (not
+ * conclusive); otherwise InconsistentEvaluationsError.
  */
 export function combineRobustly<T>(answers: readonly EvaluatedPoint[], t: number, open: (kB: Point) => T | null): RobustResult<T> {
   if (answers.length < t) throw new InsufficientEvaluationsError(answers.length, t);
@@ -43,8 +43,7 @@ export function combineRobustly<T>(answers: readonly EvaluatedPoint[], t: number
 
 function failure(answers: readonly EvaluatedPoint[], t: number): Error {
   const agreeing = largestAgreement(answers, t);
-  if (agreeing > t) return new WrongPasswordError(true);
-  if (answers.length === t) return new WrongPasswordError(false);
+  if (agreeing > t || answers.length === t) return new WrongPasswordError(agreeing, t);
   return new InconsistentEvaluationsError(
     `${answers.length} evaluations disagree and no ${t} of them open the record: wrong password or faulty nodes (ask more nodes)`,
   );

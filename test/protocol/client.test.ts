@@ -59,6 +59,7 @@ test("a wrong password is WrongPasswordError: conclusive with t+1 agreeing answe
   const { blinded, state } = startRecovery("hunter3", record);
   const err = t.throws(() => finishRecovery(state, record, evaluations(nodes, record, blinded)), { instanceOf: WrongPasswordError });
   t.true(err?.conclusive);
+  t.is(err?.agreeing, 3);
   const { blinded: b2, state: s2 } = startRecovery("hunter3", record);
   const err2 = t.throws(() => finishRecovery(s2, record, evaluations(nodes.slice(0, 2), record, b2)), { instanceOf: WrongPasswordError });
   t.false(err2?.conclusive);
@@ -122,6 +123,7 @@ test("wrong password plus one faulty node: t+1 answers cannot tell, t+2 can", (t
   t.throws(() => finishRecovery(state, record, evs.slice(0, 3)), { instanceOf: InconsistentEvaluationsError });
   const err = t.throws(() => finishRecovery(state, record, evs), { instanceOf: WrongPasswordError });
   t.true(err?.conclusive);
+  t.is(err?.agreeing, 3);
 });
 
 test("evaluations must come from distinct share holders", (t) => {
