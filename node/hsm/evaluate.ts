@@ -11,6 +11,7 @@ import {
   ProtocolError, addGenerator, decodePoint, parseWrappedShare, recoverEvaluatedPoint, type Point,
 } from "../../proto/crypto/index.js";
 import { HsmError, toHsmError, type HsmErrorCode } from "./errors.js";
+import { P256_EC_PARAMS } from "./keys.js";
 import type { Handle } from "./token.js";
 
 type PKCS11 = pkcs11js.PKCS11;
@@ -169,6 +170,7 @@ export async function evaluateInSession(ctx: EvaluationContext, session: Handle,
       () => calls.derive(session, ecdh(input.ephemeral), ctx.agreementKey, KEK_TEMPLATE));
     const share = await step("unwrapping the share", "WRAPPED_KEY_INVALID",
       () => calls.unwrap(session, { mechanism: ctx.wrapMechanism }, kek, input.wrapped, SHARE_TEMPLATE));
+    assertP256(p11, session, share);
     const h1 = await step("evaluating on B", undefined,
       () => calls.derive(session, ecdh(input.B.toBytes(false)), share, X_TEMPLATE));
     const h2 = await step("evaluating on B+G", undefined,
@@ -180,6 +182,14 @@ export async function evaluateInSession(ctx: EvaluationContext, session: Handle,
     for (const h of created.reverse()) {
       try { p11.C_DestroyObject(session, h); } catch { ctx.onDestroyFailure(); }
     }
+  }
+}
+
+/** The unwrapped PKCS#8 may hold a key on another curve: refuse it as a bad wrap. */
+function assertP256(p11: PKCS11, session: Handle, key: Handle): void {
+  const params = p11.C_GetAttributeValue(session, key, [{ type: P.CKA_EC_PARAMS }])[0]?.value;
+  if (params === undefined || !P256_EC_PARAMS.equals(params)) {
+    throw new HsmError("WRAPPED_KEY_INVALID", "the wrapped share is not a P-256 private key");
   }
 }
 

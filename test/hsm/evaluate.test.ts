@@ -1,6 +1,8 @@
 // Evaluation in one real SoftHSM token: correct results, typed errors for
 // every kind of bad input, and no session object left behind.
 import test from "ava";
+import { createCipheriv, generateKeyPairSync } from "node:crypto";
+import { G, decodePoint, xCoordinate } from "../../proto/crypto/index.js";
 import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode } from "../../node/hsm/index.js";
 import {
   Point, countSessionObjects, createToken, randomPoint, randomScalar, wrapShare, type TestToken,
@@ -73,6 +75,17 @@ test.serial("a tampered wrapped key fails with WRAPPED_KEY_INVALID", async (t) =
     bad[at] = (bad[at] as number) ^ 0x01;
     await rejectsWith(t, hsm.evaluate(bad, f.b, f.K), "WRAPPED_KEY_INVALID");
   }
+});
+
+test.serial("a wrapped key on another curve fails with WRAPPED_KEY_INVALID", async (t) => {
+  const f = fixture();
+  const e = randomScalar();
+  const kek = xCoordinate(decodePoint(hsm.agreementPublicKey).multiply(e));
+  const p384 = generateKeyPairSync("ec", { namedCurve: "P-384" }).privateKey.export({ format: "der", type: "pkcs8" });
+  const c = createCipheriv("id-aes256-wrap-pad", kek, Buffer.from("a65959a6", "hex"));
+  const blob = Buffer.concat([Buffer.from([1]), G.multiply(e).toBytes(false), c.update(p384), c.final()]);
+  const err = await rejectsWith(t, hsm.evaluate(blob, f.b, f.K), "WRAPPED_KEY_INVALID");
+  t.regex(err.message, /P-256/);
 });
 
 test.serial("a different valid ephemeral key fails with WRAPPED_KEY_INVALID", async (t) => {
