@@ -17,7 +17,7 @@ import type { Message, NodeId } from "../raft/types.js";
 import { RaftService, type StreamRequest, type StreamResponse } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { serviceDefinition } from "../../proto/rpc.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
-import { isWireType } from "./convert.js";
+import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
 import { Peer, type PeerContext, type PeerState } from "./peer.js";
 import { newStats, type TransportStats } from "./stats.js";
@@ -32,6 +32,13 @@ export type { BackoffOptions } from "./backoff.js";
 
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/**
+ * Largest single message sent. A bigger one could never be delivered (the
+ * peer would refuse the frame, the stream would fail, raft would resend):
+ * it is dropped as invalid instead. Raft's own limits (maxSizePerMsg,
+ * maxSnapshotChunkBytes) keep real messages far below it.
+ */
+export const MAX_MESSAGE_BYTES = MAX_FRAME_BYTES - 1024 * 1024;
 
 export interface TransportOptions {
   readonly nodeId: NodeId;
@@ -127,7 +134,7 @@ export class Transport {
       if (peer === undefined) {
         this.stats.droppedUnknownPeer++;
         this.stats.messagesDropped++;
-      } else if (!isWireType(m.type) || m.from !== this.opts.nodeId) {
+      } else if (!isWireType(m.type) || m.from !== this.opts.nodeId || wireSize(m) > MAX_MESSAGE_BYTES) {
         this.stats.droppedInvalid++;
         this.stats.messagesDropped++;
         this.log("transport.invalid_outbound", { type: m.type, from: m.from, to: m.to });

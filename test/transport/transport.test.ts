@@ -2,7 +2,7 @@
 
 import test from "ava";
 import { MessageType, message, type NodeId } from "../../node/raft/types.js";
-import { devCertFiles, loadTls } from "../../node/transport/index.js";
+import { devCertFiles, loadTls, MAX_MESSAGE_BYTES } from "../../node/transport/index.js";
 import {
   connectPair, everyWireMessage, FAST_BACKOFF, heartbeat, makeCerts, makeNode, waitFor, type TestNode,
 } from "./helpers.js";
@@ -120,8 +120,9 @@ test("messages to unknown or removed peers, and local or forged messages, are dr
   await connectPair(a, b);
   a.transport.send([heartbeat(1, 3)]);
   t.is(a.transport.stats.droppedUnknownPeer, 1);
-  a.transport.send([message({ type: MessageType.Hup, from: 1, to: 2 }), heartbeat(3, 2), heartbeat(1, 2, -1)]);
-  t.is(a.transport.stats.droppedInvalid, 3);
+  const huge = message({ type: MessageType.Prop, from: 1, to: 2, entries: [{ term: 0, index: 0, type: 0, data: new Uint8Array(MAX_MESSAGE_BYTES) }] });
+  a.transport.send([message({ type: MessageType.Hup, from: 1, to: 2 }), heartbeat(3, 2), heartbeat(1, 2, -1), huge]);
+  t.is(a.transport.stats.droppedInvalid, 4);
   a.transport.send([heartbeat(1, 2, 7)]);
   await waitFor(() => b.received.length === 1, "the valid message");
   t.is(b.received[0]!.term, 7);
