@@ -1,0 +1,227 @@
+// The vault's Raft entry payloads: a versioned, canonical binary encoding of
+// the five commands (docs/vault.md §1).
+//
+//   "bkvC" || u8 format (1) || u8 kind || body
+//   register (1): request id (16) || lp16(record encoding v1) || lp16(owner signature: 0 or 64 bytes)
+//   begin    (2): request id (16) || lp16(user) || B (33, compressed)
+//   confirm  (3): request id (16) || lp16(user) || u32 version || u64 attempt id || signature (64)
+//   delete   (4): request id (16) || lp16(user) || u32 version || signature (64)
+//   announce (5): u64 node id || lp16(client address) || agreement key (65) || identity key (65) || signature (64)
+//
+// Decoding is strict: truncation, trailing bytes, unknown kinds and every
+// out-of-range field are refused with a ProtocolError. One command has
+// exactly one encoding, so equal bytes mean an equal request.
+import {
+  COMPRESSED_POINT_LENGTH,
+  InvalidArgumentError,
+  InvalidEncodingError,
+  ProtocolError,
+  Reader,
+  type RegistrationRecord,
+  SIGNATURE_LENGTH,
+  UNCOMPRESSED_POINT_LENGTH,
+  UnsupportedVersionError,
+  Writer,
+  addGenerator,
+  decodePoint,
+  decodeRecord,
+  encodeRecord,
+  equalBytes,
+  expectLength,
+  utf8,
+  validateAttemptId,
+  validateNodeId,
+  validateRecord,
+  validateUserId,
+  validateVersion,
+} from "../../proto/crypto/index.js";
+
+export const COMMAND_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x43); // "bkvC"
+export const COMMAND_FORMAT_VERSION = 1;
+export const REQUEST_ID_LENGTH = 16;
+export const MAX_ADDRESS_BYTES = 255;
+
+export interface NodeAnnouncement {
+  nodeId: number;
+  clientAddress: string;
+  /** 65 bytes, uncompressed SEC1. */
+  agreementPublicKey: Uint8Array;
+  /** 65 bytes, uncompressed SEC1. */
+  identityPublicKey: Uint8Array;
+  /** 64 bytes: the identity key's signature over nodeDescriptorMessage. */
+  signature: Uint8Array;
+}
+
+export type Command =
+  | { kind: "register"; requestId: Uint8Array; record: RegistrationRecord; ownerSignature: Uint8Array }
+  | { kind: "begin"; requestId: Uint8Array; user: string; blinded: Uint8Array }
+  | { kind: "confirm"; requestId: Uint8Array; user: string; version: number; attemptId: number; signature: Uint8Array }
+  | { kind: "delete"; requestId: Uint8Array; user: string; version: number; signature: Uint8Array }
+  | { kind: "announce"; node: NodeAnnouncement };
+
+export type CommandKind = Command["kind"];
+
+const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5 };
+const KINDS: readonly CommandKind[] = ["register", "begin", "confirm", "delete", "announce"];
+
+/** Validates every field; throws the first ProtocolError found. */
+export function validateCommand(c: Command): void {
+  switch (c.kind) {
+    case "register":
+      return validateRegister(c.requestId, c.record, c.ownerSignature);
+    case "begin":
+      return validateBegin(c.requestId, c.user, c.blinded);
+    case "confirm":
+      validateRef(c.requestId, c.user, c.version, c.signature);
+      validateAttemptId(c.attemptId);
+      if (!Number.isSafeInteger(c.attemptId)) throw new InvalidArgumentError("attempt id must be a safe integer");
+      return;
+    case "delete":
+      return validateRef(c.requestId, c.user, c.version, c.signature);
+    case "announce":
+      return validateAnnouncement(c.node);
+    default:
+      throw new InvalidArgumentError(`unknown command kind ${String((c as { kind?: unknown }).kind)}`);
+  }
+}
+
+function validateRequestId(id: Uint8Array): void {
+  expectLength(id, "request id", REQUEST_ID_LENGTH);
+}
+
+function validateRegister(requestId: Uint8Array, record: RegistrationRecord, ownerSignature: Uint8Array): void {
+  validateRequestId(requestId);
+  validateRecord(record);
+  expectLength(ownerSignature, "owner signature", 0, SIGNATURE_LENGTH);
+  if (record.version === 1 && ownerSignature.length !== 0) throw new InvalidArgumentError("a new record (version 1) carries no owner signature");
+  if (record.version > 1 && ownerSignature.length === 0) throw new InvalidArgumentError(`an overwrite (version ${record.version}) needs an owner signature`);
+}
+
+function validateBegin(requestId: Uint8Array, user: string, blinded: Uint8Array): void {
+  validateRequestId(requestId);
+  validateUserId(user);
+  expectLength(blinded, "blinded element B", COMPRESSED_POINT_LENGTH);
+  // B must be a point, and B + G too: the token derives on both (DESIGN §5 recovery step 2).
+  addGenerator(decodePoint(blinded, "blinded element B"));
+}
+
+function validateRef(requestId: Uint8Array, user: string, version: number, signature: Uint8Array): void {
+  validateRequestId(requestId);
+  validateUserId(user);
+  validateVersion(version);
+  expectLength(signature, "signature", SIGNATURE_LENGTH);
+}
+
+export function validateAnnouncement(n: NodeAnnouncement): void {
+  validateNodeId(n.nodeId);
+  if (typeof n.clientAddress !== "string") throw new InvalidArgumentError("client address must be a string");
+  const len = utf8(n.clientAddress).length;
+  if (len < 1 || len > MAX_ADDRESS_BYTES) throw new InvalidArgumentError(`client address must be 1 to ${MAX_ADDRESS_BYTES} bytes (got ${len})`);
+  expectLength(n.agreementPublicKey, "agreement public key", UNCOMPRESSED_POINT_LENGTH);
+  decodePoint(n.agreementPublicKey, "agreement public key");
+  expectLength(n.identityPublicKey, "identity public key", UNCOMPRESSED_POINT_LENGTH);
+  decodePoint(n.identityPublicKey, "identity public key");
+  expectLength(n.signature, "announcement signature", SIGNATURE_LENGTH);
+}
+
+/** Validates, then encodes. Throws a ProtocolError for an invalid command. */
+export function encodeCommand(c: Command): Uint8Array {
+  validateCommand(c);
+  const w = new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(KIND_CODES[c.kind]);
+  switch (c.kind) {
+    case "register":
+      return w.fixed(c.requestId).lp16(encodeRecord(c.record)).lp16(c.ownerSignature).bytes();
+    case "begin":
+      return w.fixed(c.requestId).str(c.user).fixed(c.blinded).bytes();
+    case "confirm":
+      return w.fixed(c.requestId).str(c.user).u32(c.version).u64(c.attemptId).fixed(c.signature).bytes();
+    case "delete":
+      return w.fixed(c.requestId).str(c.user).u32(c.version).fixed(c.signature).bytes();
+    case "announce": {
+      const n = c.node;
+      return w.u64(n.nodeId).str(n.clientAddress).fixed(n.agreementPublicKey).fixed(n.identityPublicKey).fixed(n.signature).bytes();
+    }
+  }
+}
+
+/** Parses and validates a payload; throws a ProtocolError on any malformed or invalid input. */
+export function decodeCommand(bytes: Uint8Array): Command {
+  const env = parseEnvelope(bytes);
+  if (env.error !== null) throw env.error;
+  if (env.command === null) throw new InvalidEncodingError("vault command did not decode");
+  return env.command;
+}
+
+/**
+ * What apply needs from a payload: the request id as soon as the header
+ * parses (so a refused command can still be answered to its waiter), and
+ * either the validated command or the error that refuses it. Never throws.
+ */
+export interface Envelope {
+  readonly requestId: Uint8Array | null;
+  readonly command: Command | null;
+  readonly error: ProtocolError | null;
+}
+
+export function parseEnvelope(bytes: Uint8Array): Envelope {
+  let requestId: Uint8Array | null = null;
+  try {
+    const r = new Reader(bytes, "vault command");
+    const kind = readHeader(r);
+    if (kind !== "announce") requestId = r.fixed(REQUEST_ID_LENGTH);
+    const command = readBody(r, kind, requestId);
+    r.end();
+    validateCommand(command);
+    return { requestId, command, error: null };
+  } catch (err) {
+    return { requestId, command: null, error: asProtocolError(err) };
+  }
+}
+
+function readHeader(r: Reader): CommandKind {
+  if (!equalBytes(r.fixed(COMMAND_MAGIC.length), COMMAND_MAGIC)) throw new InvalidEncodingError("not a vault command (bad magic)");
+  const format = r.u8();
+  if (format !== COMMAND_FORMAT_VERSION) throw new UnsupportedVersionError("vault command encoding", format);
+  const code = r.u8();
+  const kind = KINDS[code - 1];
+  if (kind === undefined) throw new InvalidEncodingError(`unknown vault command kind ${code}`);
+  return kind;
+}
+
+function readBody(r: Reader, kind: CommandKind, requestId: Uint8Array | null): Command {
+  const id = requestId ?? new Uint8Array(0);
+  switch (kind) {
+    case "register":
+      return { kind, requestId: id, record: decodeRecord(r.lp16()), ownerSignature: r.lp16() };
+    case "begin":
+      return { kind, requestId: id, user: r.str(), blinded: r.fixed(COMPRESSED_POINT_LENGTH) };
+    case "confirm":
+      return { kind, requestId: id, user: r.str(), version: r.u32(), attemptId: readSafeU64(r, "attempt id"), signature: r.fixed(SIGNATURE_LENGTH) };
+    case "delete":
+      return { kind, requestId: id, user: r.str(), version: r.u32(), signature: r.fixed(SIGNATURE_LENGTH) };
+    case "announce":
+      return { kind, node: readAnnouncement(r) };
+  }
+}
+
+function readAnnouncement(r: Reader): NodeAnnouncement {
+  return {
+    nodeId: readSafeU64(r, "node id"),
+    clientAddress: r.str(),
+    agreementPublicKey: r.fixed(UNCOMPRESSED_POINT_LENGTH),
+    identityPublicKey: r.fixed(UNCOMPRESSED_POINT_LENGTH),
+    signature: r.fixed(SIGNATURE_LENGTH),
+  };
+}
+
+export function readSafeU64(r: Reader, what: string): number {
+  const v = r.u64();
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidEncodingError(`${what} is too large`);
+  return Number(v);
+}
+
+/** Everything a decoder can throw becomes a ProtocolError (noble or TextDecoder surprises included). */
+function asProtocolError(err: unknown): ProtocolError {
+  if (err instanceof ProtocolError) return err;
+  return new InvalidEncodingError(`vault command does not parse (${err instanceof Error ? err.name : "unknown error"})`);
+}

@@ -1,0 +1,23 @@
+// node/vault: the replicated state machine of DESIGN §5 (docs/vault.md).
+// Pure and deterministic; imports proto/crypto only.
+export {
+  type Command,
+  type CommandKind,
+  type Envelope,
+  type NodeAnnouncement,
+  COMMAND_FORMAT_VERSION,
+  COMMAND_MAGIC,
+  MAX_ADDRESS_BYTES,
+  REQUEST_ID_LENGTH,
+  decodeCommand,
+  encodeCommand,
+  parseEnvelope,
+  validateAnnouncement,
+  validateCommand,
+} from "./commands.js";
+export { type VaultCode, type VaultError, type VaultResult, GRPC_STATUS, decodeResult, encodeResult, vaultError } from "./result.js";
+export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
+export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
+export { SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC } from "./snapshot.js";
+export { verifyAnnouncement } from "./nodes.js";
+export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";

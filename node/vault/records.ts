@@ -1,0 +1,159 @@
+// The record transitions of DESIGN §5, as pure functions: each takes the
+// current stored record (or undefined) and returns the result and, for an
+// applied command, the record that replaces it. Stored records are never
+// mutated, so a refused command cannot leave a half-applied change.
+//
+// Invariants of a StoredRecord (checked by assertStoredRecord):
+//   0 <= attempts <= guessLimit; pending.length <= attempts;
+//   pending attempt ids strictly increasing;
+//   locked => shares wiped, pending empty, attempts == guessLimit.
+import {
+  type RegistrationRecord,
+  encodeRecord,
+  verifyConfirm,
+  verifyDelete,
+  verifyOverwrite,
+} from "../../proto/crypto/index.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { type VaultError, type VaultResult, vaultError } from "./result.js";
+import { VaultInvariantError } from "./errors.js";
+
+export interface PendingAttempt {
+  readonly attemptId: number;
+  readonly blinded: Uint8Array;
+}
+
+export interface StoredRecord {
+  /** With shares wiped ([]) once locked. */
+  readonly record: RegistrationRecord;
+  /** recordDigest of the record as registered (with its shares). */
+  readonly digest: Uint8Array;
+  /** The canonical encoding v1 of the registered record; null once locked (shares wiped). */
+  readonly encoded: Uint8Array | null;
+  readonly attempts: number;
+  readonly locked: boolean;
+  readonly pending: readonly PendingAttempt[];
+}
+
+/** A transition: the result, and for an applied command the next record (null = removed). */
+export interface Transition {
+  readonly result: VaultResult;
+  readonly next?: StoredRecord | null;
+}
+
+export function remaining(s: StoredRecord): number {
+  return s.record.guessLimit - s.attempts;
+}
+
+/** A fresh (or overwritten) record: no attempts, nothing pending, not locked. */
+export function freshRecord(record: RegistrationRecord): StoredRecord {
+  const encoded = encodeRecord(record);
+  return { record, digest: sha256(encoded), encoded, attempts: 0, locked: false, pending: [] };
+}
+
+/**
+ * Register or overwrite. The command was validated (including the owner
+ * signature's presence: version 1 <=> no signature); the caller checked the
+ * share holders against the voters.
+ */
+export function register(clusterId: string, cur: StoredRecord | undefined, record: RegistrationRecord, ownerSignature: Uint8Array): Transition {
+  const user = record.user;
+  if (record.version === 1) {
+    if (cur !== undefined) return refuse("ALREADY_EXISTS", `user ${quote(user)} already has a record (version ${cur.record.version}); an overwrite needs version ${cur.record.version + 1} and an owner signature`, cur);
+    return registered(freshRecord(record));
+  }
+  if (cur === undefined) return refuse("NOT_FOUND", `user ${quote(user)} has no record to overwrite`);
+  if (record.version !== cur.record.version + 1) {
+    return refuse("FAILED_PRECONDITION", `an overwrite of version ${cur.record.version} must have version ${cur.record.version + 1} (got ${record.version})`, cur);
+  }
+  const next = freshRecord(record);
+  const ref = { clusterId, user, version: cur.record.version };
+  if (!verifyOverwrite(cur.record.resetPublicKey, ref, next.digest, ownerSignature)) {
+    return refuse("PERMISSION_DENIED", `the owner signature does not verify with the reset key of version ${cur.record.version}`, cur);
+  }
+  return registered(next);
+}
+
+function registered(next: StoredRecord): Transition {
+  const result: VaultResult = { ok: true, kind: "register", version: next.record.version, attemptsRemaining: remaining(next), recordDigest: next.digest };
+  return { result, next };
+}
+
+/** BeginRecovery applied at log index `attemptId` (DESIGN §5 recovery step 1). */
+export function begin(cur: StoredRecord | undefined, user: string, attemptId: number, blinded: Uint8Array): Transition {
+  if (cur === undefined) return refuse("NOT_FOUND", `user ${quote(user)} has no record`);
+  if (cur.locked) return refuse("FAILED_PRECONDITION", `the record of ${quote(user)} is locked: its guess limit was reached and its shares are destroyed`, cur);
+  if (cur.attempts >= cur.record.guessLimit) {
+    const next = lockRecord(cur);
+    const result = vaultError("RESOURCE_EXHAUSTED", `the guess limit (${cur.record.guessLimit}) of ${quote(user)} is reached: its shares are now destroyed`, 0);
+    return { result, next };
+  }
+  const next: StoredRecord = { ...cur, attempts: cur.attempts + 1, pending: [...cur.pending, { attemptId, blinded }] };
+  return { result: { ok: true, kind: "begin", attemptId, attemptsRemaining: remaining(next), version: next.record.version }, next };
+}
+
+/** Wipes the shares and the pending attempts for ever: the key is gone. */
+function lockRecord(cur: StoredRecord): StoredRecord {
+  const record: RegistrationRecord = { ...cur.record, shares: [] };
+  return { record, digest: cur.digest, encoded: null, attempts: cur.record.guessLimit, locked: true, pending: [] };
+}
+
+/** ConfirmRecovery (DESIGN §5 recovery step 4): a verified confirmation resets the counter. */
+export function confirm(clusterId: string, cur: StoredRecord | undefined, user: string, version: number, attemptId: number, signature: Uint8Array): Transition {
+  const stale = checkVersion(cur, user, version, "confirm");
+  if (stale !== null) return { result: stale };
+  const s = cur as StoredRecord;
+  if (!s.pending.some((p) => p.attemptId === attemptId)) {
+    return refuse("FAILED_PRECONDITION", `attempt ${attemptId} is not pending for ${quote(user)} (never begun, already confirmed, superseded or locked)`, s);
+  }
+  if (!verifyConfirm(s.record.resetPublicKey, { clusterId, user, version }, attemptId, signature)) {
+    return refuse("PERMISSION_DENIED", `the confirmation signature does not verify with the reset key of version ${version}`, s);
+  }
+  const next: StoredRecord = { ...s, attempts: 0, pending: [] };
+  return { result: { ok: true, kind: "confirm", attemptsRemaining: remaining(next) }, next };
+}
+
+/** Delete: an owner-signed removal of the named version (locked records included). */
+export function remove(clusterId: string, cur: StoredRecord | undefined, user: string, version: number, signature: Uint8Array): Transition {
+  const stale = checkVersion(cur, user, version, "delete");
+  if (stale !== null) return { result: stale };
+  const s = cur as StoredRecord;
+  if (!verifyDelete(s.record.resetPublicKey, { clusterId, user, version }, signature)) {
+    return refuse("PERMISSION_DENIED", `the delete signature does not verify with the reset key of version ${version}`, s);
+  }
+  return { result: { ok: true, kind: "delete" }, next: null };
+}
+
+function checkVersion(cur: StoredRecord | undefined, user: string, version: number, what: string): VaultError | null {
+  if (cur === undefined) return vaultError("NOT_FOUND", `user ${quote(user)} has no record`);
+  if (cur.record.version !== version) {
+    return vaultError("FAILED_PRECONDITION", `cannot ${what} version ${version}: the record of ${quote(user)} is at version ${cur.record.version}`, remaining(cur));
+  }
+  return null;
+}
+
+function refuse(code: VaultError["code"], message: string, cur?: StoredRecord): Transition {
+  return { result: vaultError(code, message, cur === undefined ? undefined : remaining(cur)) };
+}
+
+/** User ids in messages: quoted and bounded (they are 1-256 bytes, never secrets). */
+function quote(user: string): string {
+  return JSON.stringify(user);
+}
+
+/** Throws VaultInvariantError if a stored record breaks an invariant (a bug, or a forged snapshot). */
+export function assertStoredRecord(s: StoredRecord): void {
+  const limit = s.record.guessLimit;
+  const fail = (why: string) => {
+    throw new VaultInvariantError(`record ${quote(s.record.user)}: ${why}`);
+  };
+  if (!Number.isSafeInteger(s.attempts) || s.attempts < 0 || s.attempts > limit) fail(`attempts ${s.attempts} outside [0, ${limit}]`);
+  if (s.pending.length > s.attempts) fail(`${s.pending.length} pending attempts but only ${s.attempts} counted`);
+  for (let i = 1; i < s.pending.length; i++) {
+    if ((s.pending[i]?.attemptId ?? 0) <= (s.pending[i - 1]?.attemptId ?? 0)) fail("pending attempt ids are not increasing");
+  }
+  if (s.locked && (s.record.shares.length !== 0 || s.pending.length !== 0 || s.attempts !== limit || s.encoded !== null)) {
+    fail("locked but shares or pending attempts remain");
+  }
+  if (!s.locked && s.encoded === null) fail("unlocked without its encoding");
+}

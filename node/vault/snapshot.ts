@@ -1,0 +1,224 @@
+// The canonical snapshot of the vault state (docs/vault.md §4).
+//
+//   "bkvS" || u8 format (1) || lp16(cluster id) || u64 applied index || u32 request-id capacity
+//   || u32 record count || records, ascending by user id (UTF-8 bytes)
+//   || u32 node count   || nodes, ascending by node id
+//   || u32 request count || request entries, oldest first (FIFO order)
+//   || SHA-256 of everything before (32)
+//
+//   record:  u8 state (0 active, 1 locked) || u8 attempts || u16 pending count
+//            || pending × (u64 attempt id || B (33)) || record digest (32)
+//            || u32 length || body: active = record encoding v1 (with shares);
+//               locked = wiped body (no shares, see writeWiped)
+//   node:    u64 node id || lp16(address) || agreement key (65) || identity key (65) || signature (64)
+//   request: request id (16) || fingerprint (32) || lp16(outcome, result.ts encoding)
+//
+// Equal states give equal bytes on every node; restore re-validates every
+// field and invariant, so a snapshot that passes the checksum but was forged
+// or produced by a bug is still refused.
+import { sha256 } from "@noble/hashes/sha2.js";
+import {
+  COMPRESSED_POINT_LENGTH,
+  DIGEST_LENGTH,
+  ProtocolError,
+  Reader,
+  type RegistrationRecord,
+  SALT_LENGTH,
+  UNCOMPRESSED_POINT_LENGTH,
+  SIGNATURE_LENGTH,
+  UnsupportedVersionError,
+  Writer,
+  decodePoint,
+  decodeRecord,
+  equalBytes,
+  utf8,
+  validateCiphertext,
+  validateScryptParams,
+  validateThreshold,
+  validateUserId,
+  validateVersion,
+  MAX_GUESS_LIMIT,
+} from "../../proto/crypto/index.js";
+import { REQUEST_ID_LENGTH, type NodeAnnouncement, readSafeU64, validateAnnouncement } from "./commands.js";
+import { FINGERPRINT_LENGTH, RequestTable } from "./dedupe.js";
+import { decodeResult } from "./result.js";
+import { type PendingAttempt, type StoredRecord, assertStoredRecord } from "./records.js";
+import { verifyAnnouncement } from "./nodes.js";
+import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
+
+export const SNAPSHOT_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x53); // "bkvS"
+export const SNAPSHOT_FORMAT_VERSION = 1;
+const HEADER_LENGTH = SNAPSHOT_MAGIC.length + 1;
+
+export interface VaultState {
+  readonly clusterId: string;
+  appliedIndex: number;
+  readonly records: Map<string, StoredRecord>;
+  readonly nodes: Map<number, NodeAnnouncement>;
+  readonly requests: RequestTable;
+}
+
+export function encodeSnapshot(s: VaultState): Uint8Array {
+  const w = new Writer().fixed(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT_VERSION).str(s.clusterId).u64(s.appliedIndex).u32(s.requests.capacity);
+  const users = [...s.records.keys()].map((u) => ({ u, b: utf8(u) })).sort((x, y) => compareBytes(x.b, y.b));
+  w.u32(users.length);
+  for (const { u } of users) writeRecord(w, s.records.get(u) as StoredRecord);
+  const ids = [...s.nodes.keys()].sort((a, b) => a - b);
+  w.u32(ids.length);
+  for (const id of ids) writeNode(w, s.nodes.get(id) as NodeAnnouncement);
+  w.u32(s.requests.size);
+  for (const e of s.requests.list()) w.fixed(e.requestId).fixed(e.fingerprint).lp16(e.outcome);
+  const body = w.bytes();
+  return new Writer().fixed(body).fixed(sha256(body)).bytes();
+}
+
+function writeRecord(w: Writer, s: StoredRecord): void {
+  w.u8(s.locked ? 1 : 0).u8(s.attempts).u16(s.pending.length);
+  for (const p of s.pending) w.u64(p.attemptId).fixed(p.blinded);
+  w.fixed(s.digest);
+  const body = s.encoded ?? writeWiped(s.record);
+  w.u32(body.length).fixed(body);
+}
+
+/** A locked record without its shares: the fields of encoding v1 minus the share list. */
+function writeWiped(r: RegistrationRecord): Uint8Array {
+  const w = new Writer().str(r.user).u32(r.version).u16(r.threshold).u8(r.guessLimit);
+  w.lp16(r.ciphertext).fixed(r.resetPublicKey).fixed(r.salt);
+  return w.u32(r.scrypt.N).u32(r.scrypt.r).u32(r.scrypt.p).bytes();
+}
+
+function writeNode(w: Writer, n: NodeAnnouncement): void {
+  w.u64(n.nodeId).str(n.clientAddress).fixed(n.agreementPublicKey).fixed(n.identityPublicKey).fixed(n.signature);
+}
+
+/** Parses and fully validates a snapshot. Throws CorruptSnapshotError or UnsupportedVersionError. */
+export function decodeSnapshot(clusterId: string, data: Uint8Array): VaultState {
+  checkFrame(data);
+  try {
+    return readState(clusterId, new Reader(data.subarray(0, data.length - DIGEST_LENGTH), "vault snapshot"));
+  } catch (err) {
+    if (err instanceof CorruptSnapshotError) throw err;
+    if (err instanceof ProtocolError || err instanceof VaultInvariantError) throw new CorruptSnapshotError(err.message);
+    throw err;
+  }
+}
+
+function checkFrame(data: Uint8Array): void {
+  if (!(data instanceof Uint8Array) || data.length < HEADER_LENGTH + DIGEST_LENGTH) throw new CorruptSnapshotError(`truncated (${data?.length ?? 0} bytes)`);
+  if (!equalBytes(data.subarray(0, SNAPSHOT_MAGIC.length), SNAPSHOT_MAGIC)) throw new CorruptSnapshotError("not a vault snapshot (bad magic)");
+  const format = data[SNAPSHOT_MAGIC.length] ?? 0;
+  if (format !== SNAPSHOT_FORMAT_VERSION) throw new UnsupportedVersionError("vault snapshot", format);
+  const body = data.subarray(0, data.length - DIGEST_LENGTH);
+  if (!equalBytes(sha256(body), data.subarray(data.length - DIGEST_LENGTH))) throw new CorruptSnapshotError("checksum mismatch (truncated or altered)");
+}
+
+function readState(clusterId: string, r: Reader): VaultState {
+  r.fixed(HEADER_LENGTH);
+  const snapCluster = r.str();
+  if (snapCluster !== clusterId) throw new CorruptSnapshotError(`it belongs to cluster ${JSON.stringify(snapCluster)}, not ${JSON.stringify(clusterId)}`);
+  const appliedIndex = readSafeU64(r, "applied index");
+  const state: VaultState = { clusterId, appliedIndex, records: new Map(), nodes: new Map(), requests: new RequestTable(r.u32()) };
+  readRecords(r, state);
+  readNodes(r, state);
+  readRequests(r, state);
+  r.end();
+  return state;
+}
+
+function readRecords(r: Reader, state: VaultState): void {
+  let prev: Uint8Array | null = null;
+  for (let i = r.u32(); i > 0; i--) {
+    const s = readRecord(r, state.appliedIndex);
+    const key = utf8(s.record.user);
+    if (prev !== null && compareBytes(prev, key) >= 0) throw new CorruptSnapshotError("records are not in ascending user id order");
+    prev = key;
+    state.records.set(s.record.user, s);
+  }
+}
+
+function readRecord(r: Reader, appliedIndex: number): StoredRecord {
+  const state = r.u8();
+  if (state > 1) throw new CorruptSnapshotError(`unknown record state ${state}`);
+  const attempts = r.u8();
+  const pending = readPending(r, r.u16(), appliedIndex);
+  const digest = r.fixed(DIGEST_LENGTH);
+  const body = r.fixed(r.u32());
+  const s: StoredRecord =
+    state === 0
+      ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending }
+      : { record: readWiped(body), digest, encoded: null, attempts, locked: true, pending };
+  if (s.encoded !== null && !equalBytes(sha256(s.encoded), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
+  assertStoredRecord(s);
+  return s;
+}
+
+function readPending(r: Reader, count: number, appliedIndex: number): PendingAttempt[] {
+  const out: PendingAttempt[] = [];
+  for (let i = 0; i < count; i++) {
+    const attemptId = readSafeU64(r, "attempt id");
+    const blinded = r.fixed(COMPRESSED_POINT_LENGTH);
+    decodePoint(blinded, "pending B");
+    if (attemptId < 1 || attemptId > appliedIndex) throw new CorruptSnapshotError(`pending attempt ${attemptId} is not an applied index`);
+    out.push({ attemptId, blinded });
+  }
+  return out;
+}
+
+function readWiped(body: Uint8Array): RegistrationRecord {
+  const r = new Reader(body, "locked record");
+  const user = r.str();
+  const version = r.u32();
+  const threshold = r.u16();
+  const guessLimit = r.u8();
+  const ciphertext = r.lp16();
+  const resetPublicKey = r.fixed(COMPRESSED_POINT_LENGTH);
+  const salt = r.fixed(SALT_LENGTH);
+  const scrypt = { N: r.u32(), r: r.u32(), p: r.u32() };
+  r.end();
+  validateUserId(user);
+  validateVersion(version);
+  validateThreshold(threshold, threshold);
+  if (guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) throw new CorruptSnapshotError(`guess limit ${guessLimit} out of range`);
+  validateCiphertext(ciphertext);
+  decodePoint(resetPublicKey, "reset public key");
+  validateScryptParams(scrypt);
+  return { user, version, threshold, guessLimit, shares: [], ciphertext, resetPublicKey, salt, scrypt };
+}
+
+function readNodes(r: Reader, state: VaultState): void {
+  let prev = 0;
+  for (let i = r.u32(); i > 0; i--) {
+    const n: NodeAnnouncement = {
+      nodeId: readSafeU64(r, "node id"),
+      clientAddress: r.str(),
+      agreementPublicKey: r.fixed(UNCOMPRESSED_POINT_LENGTH),
+      identityPublicKey: r.fixed(UNCOMPRESSED_POINT_LENGTH),
+      signature: r.fixed(SIGNATURE_LENGTH),
+    };
+    validateAnnouncement(n);
+    if (n.nodeId <= prev) throw new CorruptSnapshotError("nodes are not in ascending id order");
+    if (!verifyAnnouncement(state.clusterId, n)) throw new CorruptSnapshotError(`node ${n.nodeId}'s announcement signature does not verify`);
+    prev = n.nodeId;
+    state.nodes.set(n.nodeId, n);
+  }
+}
+
+function readRequests(r: Reader, state: VaultState): void {
+  const count = r.u32();
+  if (count > state.requests.capacity) throw new CorruptSnapshotError(`${count} request ids exceed the capacity ${state.requests.capacity}`);
+  for (let i = 0; i < count; i++) {
+    const entry = { requestId: r.fixed(REQUEST_ID_LENGTH), fingerprint: r.fixed(FINGERPRINT_LENGTH), outcome: r.lp16() };
+    decodeResult(entry.outcome);
+    state.requests.add(entry);
+  }
+}
+
+/** Lexicographic order of byte strings. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}

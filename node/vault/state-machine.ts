@@ -1,0 +1,218 @@
+// The replicated state machine of DESIGN §5: every node applies the same
+// committed entries in the same order and reaches the same state. Pure and
+// deterministic: no I/O, no clocks, no randomness.
+//
+// Contracts:
+// - apply/skip are called once per log index, in increasing order (gaps are
+//   tolerated: a bootstrap snapshot starts the log after index 1).
+// - apply never throws for a bad payload: it returns a refusal and changes
+//   nothing but appliedIndex and the request-id table (DESIGN §6.6).
+// - attempts of a record only grow, except by a verified confirmation, a
+//   verified overwrite or a verified delete (DESIGN §6.4); a record at its
+//   guess limit has its shares wiped on the next begin (§6.1).
+// - pendingAttempt returns B only for an attempt this state holds.
+import { sha256 } from "@noble/hashes/sha2.js";
+import { validateClusterId } from "../../proto/crypto/index.js";
+import { type Command, type NodeAnnouncement, parseEnvelope } from "./commands.js";
+import { RequestTable, fingerprint } from "./dedupe.js";
+import { type VaultResult, vaultError } from "./result.js";
+import { type Transition, assertStoredRecord, begin, confirm, register, remaining, remove } from "./records.js";
+import { announce } from "./nodes.js";
+import { type VaultState, decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { VaultInvariantError } from "./errors.js";
+import type { RegistrationRecord } from "../../proto/crypto/index.js";
+
+export interface RecordView {
+  /** Shares are wiped (an empty list) once locked. */
+  readonly record: RegistrationRecord;
+  readonly attempts: number;
+  readonly attemptsRemaining: number;
+  readonly locked: boolean;
+  readonly pending: readonly { attemptId: number; blinded: Uint8Array }[];
+  /** recordDigest of the record as registered. */
+  readonly digest: Uint8Array;
+}
+
+export interface ApplyOutcome {
+  /** The command's request id; null for announcements and undecodable payloads. */
+  readonly requestId: Uint8Array | null;
+  readonly result: VaultResult;
+}
+
+export interface VaultOptions {
+  readonly clusterId: string;
+  /** Request ids remembered (default 100,000). Must be equal on every node; a snapshot carries its own. */
+  readonly requestIdCapacity?: number;
+}
+
+export class VaultStateMachine {
+  private state: VaultState;
+
+  constructor(opts: VaultOptions) {
+    validateClusterId(opts.clusterId);
+    this.state = { clusterId: opts.clusterId, appliedIndex: 0, records: new Map(), nodes: new Map(), requests: new RequestTable(opts.requestIdCapacity) };
+  }
+
+  /** Rebuilds a state machine from snapshot(); throws CorruptSnapshotError / UnsupportedVersionError. */
+  static restore(opts: VaultOptions, data: Uint8Array): VaultStateMachine {
+    const s = decodeSnapshot(opts.clusterId, data);
+    const sm = new VaultStateMachine({ clusterId: opts.clusterId, requestIdCapacity: s.requests.capacity });
+    sm.state = s;
+    return sm;
+  }
+
+  get appliedIndex(): number {
+    return this.state.appliedIndex;
+  }
+
+  get clusterId(): string {
+    return this.state.clusterId;
+  }
+
+  /**
+   * Applies one committed Normal entry. `voters` are the Raft voters at this
+   * index: a record's share holders must be among them.
+   */
+  apply(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
+    this.checkIndex(index);
+    const out = data.length === 0 ? NO_OP : this.applyPayload(index, data, voters);
+    this.state.appliedIndex = index;
+    return out;
+  }
+
+  /** Advances appliedIndex past an entry that is not a vault command (a conf change). */
+  skip(index: number): void {
+    this.checkIndex(index);
+    this.state.appliedIndex = index;
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isSafeInteger(index) || index <= this.state.appliedIndex) {
+      throw new VaultInvariantError(`index ${String(index)} applied after index ${this.state.appliedIndex}: entries must be applied once, in order`);
+    }
+  }
+
+  private applyPayload(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
+    const env = parseEnvelope(data);
+    if (env.requestId === null) {
+      if (env.command?.kind === "announce") return { requestId: null, result: this.applyAnnounce(env.command.node) };
+      return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command") };
+    }
+    const print = fingerprint(data);
+    const prior = this.state.requests.lookup(env.requestId, print);
+    if (prior !== undefined) return { requestId: env.requestId, result: prior };
+    const result = env.command === null ? invalid(env.error?.message ?? "invalid vault command") : this.execute(index, env.command, voters);
+    this.state.requests.remember(env.requestId, print, result);
+    return { requestId: env.requestId, result };
+  }
+
+  /** Runs a validated command with a request id; commits its transition, if any. */
+  private execute(index: number, c: Command, voters: readonly number[]): VaultResult {
+    const id = this.state.clusterId;
+    let user: string;
+    let t: Transition;
+    switch (c.kind) {
+      case "register": {
+        user = c.record.user;
+        const outsider = c.record.shares.find((s) => !voters.includes(s.nodeId));
+        if (outsider !== undefined) return invalid(`share holder ${outsider.nodeId} is not a voter of this cluster`);
+        t = register(id, this.state.records.get(user), c.record, c.ownerSignature);
+        break;
+      }
+      case "begin":
+        user = c.user;
+        t = begin(this.state.records.get(user), user, index, c.blinded);
+        break;
+      case "confirm":
+        user = c.user;
+        t = confirm(id, this.state.records.get(user), user, c.version, c.attemptId, c.signature);
+        break;
+      case "delete":
+        user = c.user;
+        t = remove(id, this.state.records.get(user), user, c.version, c.signature);
+        break;
+      case "announce":
+        return this.applyAnnounce(c.node);
+    }
+    this.commit(user, t);
+    return t.result;
+  }
+
+  private commit(user: string, t: Transition): void {
+    if (t.next === undefined) return;
+    if (t.next === null) {
+      this.state.records.delete(user);
+      return;
+    }
+    assertStoredRecord(t.next);
+    const prev = this.state.records.get(user);
+    if (prev !== undefined && t.next.record.version === prev.record.version && t.next.attempts < prev.attempts && !(t.result.ok && t.result.kind === "confirm")) {
+      throw new VaultInvariantError(`attempts of ${JSON.stringify(user)} would decrease without a confirmation`);
+    }
+    this.state.records.set(user, t.next);
+  }
+
+  private applyAnnounce(node: NodeAnnouncement): VaultResult {
+    const { result, next } = announce(this.state.clusterId, this.state.nodes.get(node.nodeId), node);
+    if (next !== undefined) this.state.nodes.set(next.nodeId, next);
+    return result;
+  }
+
+  getRecord(user: string): RecordView | undefined {
+    const s = this.state.records.get(user);
+    if (s === undefined) return undefined;
+    return {
+      record: s.record,
+      attempts: s.attempts,
+      attemptsRemaining: remaining(s),
+      locked: s.locked,
+      pending: s.pending.map((p) => ({ attemptId: p.attemptId, blinded: p.blinded.slice() })),
+      digest: s.digest.slice(),
+    };
+  }
+
+  /** B of a pending attempt that this applied state holds (never for a locked record). */
+  pendingAttempt(user: string, attemptId: number): { blinded: Uint8Array; version: number } | undefined {
+    const s = this.state.records.get(user);
+    const p = s?.pending.find((a) => a.attemptId === attemptId);
+    if (s === undefined || p === undefined || s.locked) return undefined;
+    return { blinded: p.blinded.slice(), version: s.record.version };
+  }
+
+  /** Announced node descriptors, ascending by node id. */
+  nodes(): readonly NodeAnnouncement[] {
+    return [...this.state.nodes.values()].sort((a, b) => a.nodeId - b.nodeId);
+  }
+
+  /** Number of request ids remembered (at most the capacity). */
+  get rememberedRequests(): number {
+    return this.state.requests.size;
+  }
+
+  snapshot(): Uint8Array {
+    return encodeSnapshot(this.state);
+  }
+
+  /** SHA-256 of snapshot(): equal on every node at the same applied index. */
+  digest(): Uint8Array {
+    return sha256(this.snapshot());
+  }
+
+  /**
+   * SHA-256 of the records and node descriptors only (not the applied index,
+   * not the request-id table): unchanged by a refused command.
+   */
+  contentDigest(): Uint8Array {
+    const s = this.state;
+    return sha256(encodeSnapshot({ ...s, appliedIndex: 0, requests: new RequestTable(s.requests.capacity) }));
+  }
+}
+
+const NO_OP: ApplyOutcome = Object.freeze({
+  requestId: null,
+  result: Object.freeze(vaultError("INVALID_ARGUMENT", "empty entry (a leader's no-op): nothing to apply")),
+});
+
+function invalid(message: string): VaultResult {
+  return vaultError("INVALID_ARGUMENT", message);
+}
