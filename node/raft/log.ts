@@ -53,14 +53,17 @@ export class RaftLog {
     return this.storage.term(i);
   }
 
+  /** Term of entry i, or undefined if it is compacted or past the end (no exception: hot path). */
+  maybeTerm(i: number): number | undefined {
+    const t = this.unstable.maybeTerm(i);
+    if (t !== undefined) return t;
+    if (i < this.firstIndex() - 1 || i > this.lastIndex()) return undefined;
+    return this.storage.term(i);
+  }
+
   /** Term of entry i, or 0 if it is not available (compacted or past the end). */
   zeroTermOnOutOfBounds(i: number): number {
-    try {
-      return this.term(i);
-    } catch (e) {
-      if (e instanceof ErrCompacted || e instanceof ErrUnavailable) return 0;
-      throw e;
-    }
+    return this.maybeTerm(i) ?? 0;
   }
 
   lastTerm(): number {
@@ -68,12 +71,7 @@ export class RaftLog {
   }
 
   matchTerm(i: number, t: number): boolean {
-    try {
-      return this.term(i) === t;
-    } catch (e) {
-      if (e instanceof ErrCompacted || e instanceof ErrUnavailable) return false;
-      throw e;
-    }
+    return this.maybeTerm(i) === t;
   }
 
   /** Raft §5.4.1: a log ending in (index, term) is at least as up to date as ours. */
@@ -126,13 +124,8 @@ export class RaftLog {
    */
   findConflictByTerm(index: number, term: number): { index: number; term: number } {
     for (let i = index; i >= 0; i--) {
-      let t: number;
-      try {
-        t = this.term(i);
-      } catch (e) {
-        if (e instanceof ErrCompacted || e instanceof ErrUnavailable) return { index: i, term: 0 };
-        throw e;
-      }
+      const t = this.maybeTerm(i);
+      if (t === undefined) return { index: i, term: 0 };
       if (t <= term) return { index: i, term: t };
     }
     return { index: 0, term: 0 };

@@ -32,6 +32,9 @@ import {
   message,
 } from "./types.js";
 
+const NO_ENTRIES: readonly Entry[] = [];
+const NO_BYTES = new Uint8Array(0);
+
 type OutMessage = Partial<Message> & Pick<Message, "type" | "to">;
 
 export class Raft {
@@ -136,7 +139,12 @@ export class Raft {
     if (!isVote && term !== 0) throw new RaftPanic(`term must not be set for ${MessageType[t]}`);
     if (!isVote && t !== MessageType.Prop && t !== MessageType.ReadIndex) term = this.term;
     const from = fields.from !== undefined && fields.from !== NONE ? fields.from : this.id;
-    this.msgs.push(message({ ...fields, from, term }));
+    // Built field by field (one object shape): this is the hottest allocation.
+    this.msgs.push({
+      type: t, from, to: fields.to, term, logTerm: fields.logTerm ?? 0, index: fields.index ?? 0,
+      entries: fields.entries ?? NO_ENTRIES, commit: fields.commit ?? 0, reject: fields.reject ?? false,
+      rejectHint: fields.rejectHint ?? 0, snapshot: fields.snapshot ?? null, context: fields.context ?? NO_BYTES,
+    });
   }
 
   // ---- role transitions ----
