@@ -1,5 +1,6 @@
 // HSM evaluation throughput and event-loop stall per calling strategy.
-//   npx tsx bench/hsm.ts            (BKV_BENCH_SECONDS=N per configuration, default 3, max 15)
+//   npx tsx bench/hsm.ts   BKV_BENCH_SECONDS=N per row and round (default 3, max 15)
+//                          BKV_BENCH_ROUNDS=R interleaved rounds, medians reported (default 1)
 // Creates a throw-away SoftHSM token with deploy/softhsm/init-token.sh.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -13,6 +14,7 @@ import { recoverEvaluatedPoint, xCoordinate as xOf } from "../proto/crypto/index
 import { Point, randomPoint, randomScalar, wrapShare } from "../test/hsm/helpers.js";
 
 const SECONDS = Math.min(15, Number(process.env.BKV_BENCH_SECONDS ?? 3));
+const ROUNDS = Math.max(1, Number(process.env.BKV_BENCH_ROUNDS ?? 1));
 const CONCURRENCY = [1, 16];
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -53,7 +55,14 @@ function makeJobs(agreement: Uint8Array, n: number): Job[] {
   });
 }
 
-async function run(ev: Evaluator, jobs: Job[], concurrency: number): Promise<{ rate: number; maxMs: number; p99Ms: number }> {
+interface Result { rate: number; maxMs: number; p99Ms: number }
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1] as number;
+}
+
+async function run(ev: Evaluator, jobs: Job[], concurrency: number): Promise<Result> {
   const h = monitorEventLoopDelay({ resolution: 1 });
   const end = performance.now() + SECONDS * 1000;
   let done = 0;
@@ -78,7 +87,7 @@ async function run(ev: Evaluator, jobs: Job[], concurrency: number): Promise<{ r
 async function microTimings(config: HsmConfig, jobs: Job[]): Promise<string[]> {
   const hsm = await Hsm.open({ ...config, sessions: 1 }, { strategy: "sync", sessionKeyCopies: true });
   const p11 = hsm.token.p11;
-  const median = (f: () => void, n = 400) => {
+  const medianMicros = (f: () => void, n = 400) => {
     const ts: number[] = [];
     for (let i = 0; i < n; i++) { const t0 = performance.now(); f(); ts.push(performance.now() - t0); }
     return (ts.sort((a, b) => a - b)[n >> 1] as number) * 1000;
@@ -91,14 +100,14 @@ async function microTimings(config: HsmConfig, jobs: Job[]): Promise<string[]> {
     })();
     const pub = randomPoint().toBytes(false);
     const derive = (key: pkcs11js.Handle) => () => p11.C_DestroyObject(s, p11.C_DeriveKey(s, ecdh(pub), key, X_TEMPLATE));
-    rows.push(`| ECDH, token agreement key | ${median(derive(hsm.keys.agreement.privateKey)).toFixed(0)} |`);
-    if (copy !== undefined) rows.push(`| ECDH, session copy | ${median(derive(copy)).toFixed(0)} |`);
+    rows.push(`| ECDH, token agreement key | ${medianMicros(derive(hsm.keys.agreement.privateKey)).toFixed(0)} |`);
+    if (copy !== undefined) rows.push(`| ECDH, session copy | ${medianMicros(derive(copy)).toFixed(0)} |`);
   });
   const job = jobs[0] as Job;
   const kB = Point.fromBytes(job.expected);
   const x1 = xOf(kB);
   const x2 = xOf(kB.add(Point.fromBytes(job.k)));
-  rows.push(`| JS-side validation + sign recovery (noble) | ${median(() => {
+  rows.push(`| JS-side validation + sign recovery (noble) | ${medianMicros(() => {
     const input = parseEvaluationInput(job.blob, job.b, job.k);
     recoverEvaluatedPoint(x1, x2, input.K);
   }, 200).toFixed(0)} |`);
@@ -112,7 +121,7 @@ function machine(): string {
   return [
     `- nproc: ${availableParallelism()}, CPU: ${cpus()[0]?.model ?? "unknown"}`,
     `- node ${process.version}, SoftHSM ${softhsm}, pkcs11js ${pkcs11js}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? "4 (default)"}`,
-    `- ${SECONDS} s per row; each evaluation = ECDH(KEK) + unwrap + 2 ECDH + destroy, result checked`,
+    `- ${SECONDS} s per row and round; each evaluation = ECDH(KEK) + unwrap + 2 ECDH + destroy, result checked`,
   ].join("\n");
 }
 
@@ -122,26 +131,34 @@ async function main(): Promise<void> {
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), dir, "bench"], { stdio: "ignore" });
     const config: HsmConfig = { tokenLabel: "bench", pinFile: join(dir, "pin"), softhsmConf: join(dir, "softhsm2.conf") };
     let jobs: Job[] | undefined;
-    const rows: string[] = [];
-    for (const s of strategies) {
-      const ev = await s.open(config);
-      jobs ??= makeJobs(ev.agreementPublicKey, 64);
-      for (const c of CONCURRENCY) {
-        const r = await run(ev, jobs, c);
-        rows.push(`| ${s.name} | ${c} | ${r.rate.toFixed(0)} | ${r.maxMs.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`);
-        process.stderr.write(`${rows.at(-1)}\n`);
+    const results = new Map<string, Result[]>(); // "strategy|concurrency" -> one result per round
+    const loadBefore = loadavg()[0] ?? 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const s of strategies) {
+        const ev = await s.open(config);
+        jobs ??= makeJobs(ev.agreementPublicKey, 64);
+        for (const c of CONCURRENCY) {
+          const r = await run(ev, jobs, c);
+          const key = `${s.name}|${c}`;
+          results.set(key, [...(results.get(key) ?? []), r]);
+          process.stderr.write(`round ${round}: ${s.name}, ${c}: ${r.rate.toFixed(0)}/s, max ${r.maxMs.toFixed(1)} ms\n`);
+        }
+        await ev.close();
       }
-      await ev.close();
     }
     const micro = await microTimings(config, jobs ?? []);
     console.log(machine());
-    console.log(`- load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(" ")} (other processes share the CPUs)`);
+    console.log(`- ${ROUNDS} interleaved round(s), medians shown; 1-min load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? 0).toFixed(1)} after (other processes share the CPUs)`);
     console.log("\n| single call (median) | µs |");
     console.log("|---|---:|");
     for (const r of micro) console.log(r);
     console.log("\n| strategy | concurrency | evaluations/s | max event-loop delay (ms) | p99 delay (ms) |");
     console.log("|---|---:|---:|---:|---:|");
-    for (const r of rows) console.log(r);
+    for (const [key, rs] of results) {
+      const [name, c] = key.split("|");
+      const med = (f: (r: Result) => number) => median(rs.map(f));
+      console.log(`| ${name} | ${c} | ${med((r) => r.rate).toFixed(0)} | ${med((r) => r.maxMs).toFixed(1)} | ${med((r) => r.p99Ms).toFixed(1)} |`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
