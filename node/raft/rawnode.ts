@@ -162,7 +162,7 @@ export class RawNode {
     const u = r.log.unstable;
     return !softStateEqual(r.softState(), this.prevSoftState) ||
       !hardStateEqual(r.hardState(), this.prevHardState) ||
-      u.nextSnapshot() !== null || u.nextEntries().length > 0 ||
+      u.nextSnapshot() !== null || u.hasNextEntries() ||
       r.msgs.length > 0 || r.readStates.length > 0 || r.log.hasNextCommittedEntries();
   }
 

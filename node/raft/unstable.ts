@@ -43,6 +43,10 @@ export class Unstable {
     return this.entries.slice(inProgress);
   }
 
+  hasNextEntries(): boolean {
+    return this.offsetInProgress < this.offset + this.entries.length;
+  }
+
   /** The snapshot, if not yet handed out in a Ready. */
   nextSnapshot(): Snapshot | null {
     return this.snapshotInProgress ? null : this.snapshot;
