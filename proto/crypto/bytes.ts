@@ -11,16 +11,16 @@ export class Writer {
   private size = 0;
 
   u8(v: number): this {
-    return this.fixed(uintBytes(BigInt(v), 1, "u8"));
+    return this.fixed(uintBytes(v, 1, "u8"));
   }
   u16(v: number): this {
-    return this.fixed(uintBytes(BigInt(v), 2, "u16"));
+    return this.fixed(uintBytes(v, 2, "u16"));
   }
   u32(v: number): this {
-    return this.fixed(uintBytes(BigInt(v), 4, "u32"));
+    return this.fixed(uintBytes(v, 4, "u32"));
   }
   u64(v: bigint | number): this {
-    return this.fixed(uintBytes(BigInt(v), 8, "u64"));
+    return this.fixed(uintBytes(v, 8, "u64"));
   }
   /** Bytes written as they are (the reader must know the length). */
   fixed(b: Uint8Array): this {
@@ -93,9 +93,10 @@ export class Reader {
   }
 }
 
-function uintBytes(v: bigint, len: number, what: string): Uint8Array {
-  if (v < 0n || v >= 1n << BigInt(8 * len)) throw new InvalidEncodingError(`${v} does not fit a ${what}`);
-  return bigIntToBytes(v, len);
+function uintBytes(v: bigint | number, len: number, what: string): Uint8Array {
+  const b = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v) : -1n;
+  if (b < 0n || b >= 1n << BigInt(8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
+  return bigIntToBytes(b, len);
 }
 
 /** Big-endian unsigned encoding of v on exactly len bytes. */

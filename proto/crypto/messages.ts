@@ -2,10 +2,9 @@
 // Every message is: lp16(tag) || fields, in the canonical encoding of
 // bytes.ts (strings lp16 UTF-8, integers big-endian fixed width, points
 // compressed SEC1). Tags carry the protocol version ("bkv-v1/...").
-import { Writer, checkU64, utf8 } from "./bytes.js";
+import { Writer, checkU64, expectLength, utf8 } from "./bytes.js";
 import { type Point, decodePoint, encodePoint } from "./group.js";
 import { InvalidArgumentError } from "./errors.js";
-import { expectLength } from "./bytes.js";
 
 export const TAG_EVALUATION = "bkv-v1/evaluation";
 export const TAG_RESET_CONFIRM = "bkv-v1/reset/confirm";

@@ -19,7 +19,7 @@ import {
   randomScalar,
   xCoordinate,
 } from "./group.js";
-import { InvalidEncodingError, InvalidLengthError, UnsupportedVersionError, UnwrapError } from "./errors.js";
+import { InvalidArgumentError, InvalidEncodingError, InvalidLengthError, UnsupportedVersionError, UnwrapError } from "./errors.js";
 
 export const WRAP_BLOB_VERSION = 1;
 /** node:crypto name of RFC 5649 AES-256 key wrap with padding. */
@@ -54,8 +54,9 @@ export function wrapShare(agreementPublicKey: Uint8Array, share: bigint): Uint8A
 
 /** Splits and validates a wrap blob (version, ephemeral point, wrapped length). */
 export function parseWrappedShare(blob: Uint8Array): ParsedWrappedShare {
-  if (!(blob instanceof Uint8Array) || blob.length < 1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED) {
-    throw new InvalidLengthError("a wrapped share", `at least ${1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED}`, blob?.length ?? -1);
+  if (!(blob instanceof Uint8Array)) throw new InvalidArgumentError("a wrapped share must be a Uint8Array");
+  if (blob.length < 1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED) {
+    throw new InvalidLengthError("a wrapped share", `at least ${1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED}`, blob.length);
   }
   const version = blob[0] ?? 0;
   if (version !== WRAP_BLOB_VERSION) throw new UnsupportedVersionError("wrapped share", version);

@@ -122,3 +122,26 @@ test("hashToCurve is deterministic, DST-separated and refuses an empty DST", (t)
   t.false(hashToCurve(msg, a).equals(hashToCurve(msg, new TextEncoder().encode("B"))));
   t.throws(() => hashToCurve(msg, new Uint8Array(0)), { code: "INVALID_ARGUMENT" });
 });
+
+// RFC 9380, Appendix J.1.1, suite P256_XMD:SHA-256_SSWU_RO_
+// (https://www.rfc-editor.org/rfc/rfc9380#appendix-J.1.1).
+const RFC9380_DST = "QUUX-V01-CS02-with-P256_XMD:SHA-256_SSWU_RO_";
+const RFC9380_VECTORS = [
+  {
+    msg: "",
+    x: "2c15230b26dbc6fc9a37051158c95b79656e17a1a920b11394ca91c44247d3e4",
+    y: "8a7a74985cc5c776cdfe4b1f19884970453912e9d31528c060be9ab5c43e8415",
+  },
+  {
+    msg: "abc",
+    x: "0bb8b87485551aa43ed54f009230450b492fead5f1cc91658775dac4a3388a0f",
+    y: "5c41b3d0731a27a7b14bc0bf0ccded2d8751f83493404c84a88e71ffd424212e",
+  },
+];
+
+for (const v of RFC9380_VECTORS) {
+  test(`RFC 9380 J.1.1 P256_XMD:SHA-256_SSWU_RO_ msg="${v.msg}"`, (t) => {
+    const p = hashToCurve(new TextEncoder().encode(v.msg), new TextEncoder().encode(RFC9380_DST));
+    t.is(Buffer.from(encodePoint(p, false)).toString("hex"), "04" + v.x + v.y);
+  });
+}

@@ -109,3 +109,12 @@ test("invalid records are refused with specific errors", (t) => {
     instanceOf: InvalidLengthError,
   });
 });
+
+test("the canonical writer refuses values that do not fit their width", (t) => {
+  t.throws(() => new Writer().u8(256), { instanceOf: InvalidArgumentError });
+  t.throws(() => new Writer().u16(-1), { instanceOf: InvalidArgumentError });
+  t.throws(() => new Writer().u32(1.5), { instanceOf: InvalidArgumentError });
+  t.throws(() => new Writer().u64(2n ** 64n), { instanceOf: InvalidArgumentError });
+  t.throws(() => new Writer().lp16(new Uint8Array(65536)), { instanceOf: InvalidLengthError });
+  t.is(hex(new Writer().u16(258).u64(1n).str("é").bytes()), "0102" + "0000000000000001" + "0002c3a9");
+});
