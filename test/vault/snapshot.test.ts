@@ -1,0 +1,152 @@
+import test from "ava";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { UnsupportedVersionError } from "../../proto/crypto/index.js";
+import { CorruptSnapshotError, VaultStateMachine } from "../../node/vault/index.js";
+import {
+  CLUSTER,
+  Harness,
+  NODES,
+  announcement,
+  beginCmd,
+  blindedPoint,
+  confirmCmd,
+  deleteCmd,
+  expectOk,
+  hex,
+  register,
+  registerCmd,
+} from "./helpers.js";
+import type { Command } from "../../node/vault/index.js";
+
+const alice = register("alice", { guessLimit: 3 });
+const bob = register("bob", { guessLimit: 2 });
+const zed = register("Zed ✓", { guessLimit: 2 });
+
+/** A state with an active record with pending attempts, a locked record, a node and remembered requests. */
+function populated(): { h: Harness; replay: Command } {
+  const h = new Harness();
+  h.apply({ kind: "announce", node: announcement(NODES[1] as (typeof NODES)[number]) });
+  h.apply({ kind: "announce", node: announcement(NODES[0] as (typeof NODES)[number]) });
+  for (const reg of [zed, bob, alice]) h.result(registerCmd(reg));
+  const replay = beginCmd("alice", blindedPoint(5));
+  h.result(replay);
+  h.result(beginCmd("alice", blindedPoint(6)));
+  for (let i = 0; i < 3; i++) h.result(beginCmd("bob")); // bob: 2 attempts, then locked
+  return { h, replay };
+}
+
+function restored(h: Harness): Harness {
+  const r = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot()));
+  r.index = h.index;
+  return r;
+}
+
+test("snapshot → restore gives the identical digest, state and views", (t) => {
+  const { h } = populated();
+  const r = restored(h);
+  t.is(hex(r.sm.digest()), hex(h.sm.digest()));
+  t.is(hex(r.sm.snapshot()), hex(h.sm.snapshot()));
+  t.is(r.sm.appliedIndex, h.sm.appliedIndex);
+  for (const user of ["alice", "bob", "Zed ✓"]) t.deepEqual(r.sm.getRecord(user), h.sm.getRecord(user), user);
+  t.deepEqual(r.sm.nodes(), h.sm.nodes());
+  t.is(r.sm.rememberedRequests, h.sm.rememberedRequests);
+  t.true(r.sm.getRecord("bob")?.locked);
+  t.deepEqual(r.sm.getRecord("bob")?.record.shares, []);
+});
+
+test("a restored state machine behaves identically afterwards, remembered request ids included", (t) => {
+  const { h, replay } = populated();
+  const r = restored(h);
+  const b = r.sm.getRecord("alice")?.pending[1]?.attemptId ?? 0;
+  const next: Command[] = [replay, beginCmd("alice"), confirmCmd(alice, b), beginCmd("bob"), deleteCmd(zed), registerCmd(register("carol"))];
+  for (const c of next) t.deepEqual(r.apply(c), h.apply(c), c.kind);
+  t.is(hex(r.sm.digest()), hex(h.sm.digest()));
+  t.is(r.sm.getRecord("alice")?.attempts, 0);
+});
+
+test("the snapshot is canonical: insertion order of records and nodes does not matter", (t) => {
+  const a = new Harness();
+  const b = new Harness();
+  for (const reg of [alice, bob, zed]) a.result(registerCmd(reg));
+  for (const reg of [zed, alice, bob]) b.result(registerCmd(reg));
+  for (const n of NODES) a.apply({ kind: "announce", node: announcement(n) });
+  for (const n of [...NODES].reverse()) b.apply({ kind: "announce", node: announcement(n) });
+  t.is(hex(a.sm.contentDigest()), hex(b.sm.contentDigest()));
+  t.not(hex(a.sm.digest()), hex(b.sm.digest()), "the request-id tables differ (FIFO order is part of the state)");
+});
+
+test("the request-id capacity travels in the snapshot", (t) => {
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, requestIdCapacity: 2 }));
+  h.result(registerCmd(register("dora", { guessLimit: 9 })));
+  const first = beginCmd("dora");
+  h.result(first);
+  h.result(beginCmd("dora"));
+  const r = restored(h);
+  const later = beginCmd("dora");
+  h.result(later);
+  r.result(later);
+  t.is(r.sm.rememberedRequests, 2);
+  t.is(hex(r.sm.digest()), hex(h.sm.digest()));
+});
+
+test("restore refuses every truncation with a clear error", (t) => {
+  const snap = populated().h.sm.snapshot();
+  for (let len = 0; len < snap.length; len += Math.max(1, Math.floor(snap.length / 97))) {
+    const err = t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, snap.subarray(0, len)), { instanceOf: CorruptSnapshotError });
+    t.regex(err?.message ?? "", /vault snapshot refused/);
+  }
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, snap.subarray(0, snap.length - 1)), { instanceOf: CorruptSnapshotError });
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, Uint8Array.of(...snap, 0)), { instanceOf: CorruptSnapshotError });
+});
+
+test("restore refuses altered bytes, a bad magic, an unknown version and another cluster", (t) => {
+  const snap = populated().h.sm.snapshot();
+  for (let pos = 0; pos < snap.length; pos += 61) {
+    const bad = snap.slice();
+    bad[pos] = (bad[pos] ?? 0) ^ 0x10;
+    t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, bad), { instanceOf: Error }, `flip at ${pos}`);
+  }
+  const v2 = resealed(snap, (b) => (b[4] = 2));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v2), { instanceOf: UnsupportedVersionError });
+  const magic = snap.slice();
+  magic[0] = 0x41;
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, magic), { instanceOf: CorruptSnapshotError, message: /bad magic/ });
+  t.throws(() => VaultStateMachine.restore({ clusterId: "other" }, snap), { instanceOf: CorruptSnapshotError, message: /belongs to cluster/ });
+});
+
+/** A copy with `edit` applied and the checksum recomputed: only the semantic checks can refuse it. */
+function resealed(snap: Uint8Array, edit: (body: Uint8Array) => void): Uint8Array {
+  const body = snap.slice(0, snap.length - 32);
+  edit(body);
+  return Uint8Array.of(...body, ...sha256(body));
+}
+
+test("restore re-validates invariants even under a valid checksum", (t) => {
+  const h = new Harness();
+  h.result(registerCmd(alice));
+  h.result(beginCmd("alice"));
+  const snap = h.sm.snapshot();
+  // Layout: magic(4) format(1) lp16(cluster) u64 index u32 capacity u32 count, then record: state u8, attempts u8.
+  const recordAt = 4 + 1 + 2 + CLUSTER.length + 8 + 4 + 4;
+  t.is(snap[recordAt + 1], 1, "attempts byte located");
+  const cases: [string, (b: Uint8Array) => void, RegExp][] = [
+    ["attempts above the limit", (b) => (b[recordAt + 1] = 4), /attempts 4 outside/],
+    ["pending without attempts", (b) => (b[recordAt + 1] = 0), /pending attempts but only 0/],
+    ["locked with shares", (b) => (b[recordAt] = 1), /.+/],
+    ["unknown state", (b) => (b[recordAt] = 7), /unknown record state/],
+    ["digest mismatch", (b) => (b[recordAt + 4 + 8 + 33] = (b[recordAt + 4 + 8 + 33] ?? 0) ^ 1), /does not match its digest/],
+    ["pending attempt in the future", (b) => (b[recordAt + 4 + 7] = 200), /not an applied index/],
+  ];
+  for (const [what, edit, msg] of cases) {
+    t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, resealed(snap, edit)), { instanceOf: CorruptSnapshotError, message: msg }, what);
+  }
+  t.notThrows(() => VaultStateMachine.restore({ clusterId: CLUSTER }, resealed(snap, () => undefined)));
+});
+
+test("an empty state snapshots and restores", (t) => {
+  const sm = new VaultStateMachine({ clusterId: CLUSTER });
+  const r = VaultStateMachine.restore({ clusterId: CLUSTER }, sm.snapshot());
+  t.is(hex(r.digest()), hex(sm.digest()));
+  t.is(r.appliedIndex, 0);
+  expectOk(t, new Harness(r).result(registerCmd(alice)), "register");
+});
