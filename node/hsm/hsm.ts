@@ -2,11 +2,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
 import pkcs11js from "pkcs11js";
-import { G, decodePoint, normalizeLowS, randomScalar, xCoordinate } from "../../proto/crypto/index.js";
+import { G, equalBytes, normalizeLowS, randomScalar, wrapShare } from "../../proto/crypto/index.js";
 import { readPin, resolveConfig, type HsmConfig, type ResolvedHsmConfig } from "./config.js";
 import { HsmError, toHsmError } from "./errors.js";
 import {
-  X_TEMPLATE, asyncCalls, ecdh, evaluateInSession, fromProtocolErrors, parseEvaluationInput, syncCalls, type Calls,
+  asyncCalls, evaluateInSession, fromProtocolErrors, parseEvaluationInput, syncCalls, type Calls,
 } from "./evaluate.js";
 import { findOrGenerateKeyPair, type NodeKeyPair } from "./keys.js";
 import { Token, type Handle } from "./token.js";
@@ -103,16 +103,20 @@ export class Hsm {
    * sees them; the share exists only as a non-extractable session object.
    */
   async evaluate(wrappedShare: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array> {
+    const out = await this.evaluateUncounted(wrappedShare, blinded, commitment);
+    this.stats.evaluations++;
+    return out;
+  }
+
+  private evaluateUncounted(wrappedShare: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array> {
     const input = parseEvaluationInput(wrappedShare, blinded, commitment);
-    const out = await this.token.withSession((session) => evaluateInSession({
+    return this.token.withSession((session) => evaluateInSession({
       p11: this.token.p11,
       calls: this.calls,
       wrapMechanism: this.cfg.wrapMechanism,
       agreementKey: this.agreementKeyFor(session),
       onDestroyFailure: () => { this.stats.destroyFailures++; },
     }, session, input));
-    this.stats.evaluations++;
-    return out;
   }
 
   /** ECDSA P-256 over SHA-256(message) with the identity key: 64-byte r||s, low-S. */
@@ -135,20 +139,25 @@ export class Hsm {
   }
 
   /** Proves that each private key on the token matches the public key it exports. */
+  /**
+   * Proves that each private key on the token matches the public key it
+   * exports, and that the configured mechanisms work: one full evaluation of
+   * a random share wrapped in JS (as a client would), and one signature.
+   * Only objects the evaluation itself makes are derived from the agreement
+   * key, so this also works on HSMs that enforce a CKA_DERIVE_TEMPLATE.
+   */
   private async selfTest(): Promise<void> {
-    const r = randomScalar();
-    const R = G.multiply(r);
-    const expected = xCoordinate(decodePoint(this.agreementPublicKey, "agreement key").multiply(r));
-    const got = await this.token.withSession(async (s) => {
-      const h = await this.calls.derive(s, ecdh(R.toBytes(false)), this.agreementKeyFor(s), X_TEMPLATE);
-      try {
-        return this.token.p11.C_GetAttributeValue(s, h, [{ type: P.CKA_VALUE }])[0]?.value;
-      } finally {
-        this.token.p11.C_DestroyObject(s, h);
-      }
-    });
-    if (got === undefined || !Buffer.from(expected).equals(got)) {
+    const k = randomScalar();
+    const B = G.multiply(randomScalar());
+    let out: Uint8Array;
+    try {
+      out = await this.evaluateUncounted(wrapShare(this.agreementPublicKey, k), B.toBytes(true), G.multiply(k).toBytes(true));
+    } catch (err) {
+      if (!(err instanceof HsmError) || err.code !== "WRAPPED_KEY_INVALID") throw err;
       throw new HsmError("KEY_INVALID", "the agreement private key does not match its public key");
+    }
+    if (!equalBytes(out, B.multiply(k).toBytes(true))) {
+      throw new HsmError("KEY_INVALID", "the self-test evaluation returned a wrong point");
     }
     const msg = randomBytes(32);
     const sig = await this.signDigest(createHash("sha256").update(msg).digest());
