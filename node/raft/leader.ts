@@ -259,7 +259,8 @@ function confirmLeadershipForRead(r: Raft, m: Message): void {
   bcastHeartbeat(r, m.context);
 }
 
-function releasePendingReadIndexMessages(r: Raft): void {
+/** Serves ReadIndex requests that waited for an entry of this term to commit. */
+export function releasePendingReadIndexMessages(r: Raft): void {
   if (r.pendingReadIndexMessages.length === 0 || !committedEntryInCurrentTerm(r)) return;
   const msgs = r.pendingReadIndexMessages;
   r.pendingReadIndexMessages = [];

@@ -7,7 +7,7 @@ import { applyToConfState } from "./confchange.js";
 import { type Config, type Logger, NOOP_LOGGER, validateConfig } from "./config.js";
 import { CampaignType, TRANSFER_CONTEXT, isTransferContext } from "./campaign.js";
 import { stepFollower } from "./follower.js";
-import { bcastAppend, maybeCommit, maybeSendAppend, stepLeader } from "./leader.js";
+import { bcastAppend, maybeCommit, maybeSendAppend, releasePendingReadIndexMessages, stepLeader } from "./leader.js";
 import { NO_LIMIT, RaftLog } from "./log.js";
 import { ReadOnly } from "./read-only.js";
 import { SnapshotReceiver } from "./snapshot-recv.js";
@@ -470,8 +470,10 @@ export class Raft {
       return;
     }
     if (this.state !== StateType.Leader) return;
-    if (maybeCommit(this)) bcastAppend(this);
-    else for (const id of this.prs.memberIds()) if (id !== this.id) maybeSendAppend(this, id, false);
+    if (maybeCommit(this)) {
+      releasePendingReadIndexMessages(this);
+      bcastAppend(this);
+    } else for (const id of this.prs.memberIds()) if (id !== this.id) maybeSendAppend(this, id, false);
     if (this.leadTransferee !== NONE && !this.prs.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
   }
 
