@@ -133,7 +133,11 @@ export class DiskStorage implements Storage {
   save(rd: SaveRequest): Promise<void> {
     if (this.closed) return Promise.reject(new StorageFailedError("storage is closed"));
     if (this.failed) return Promise.reject(this.failed);
-    this.validate(rd);
+    try {
+      this.validate(rd);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     if (this.chained === 0 && !rd.snapshot) return this.commit(rd);
     this.chained++;
     const enqueued = this.chain.then(async () => {

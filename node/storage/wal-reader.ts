@@ -79,6 +79,8 @@ function parseRecord(buf: Buffer, off: number): Parse {
 /** True if any offset in [from, end) starts a complete record with a valid CRC. */
 function validRecordFollows(buf: Buffer, from: number): boolean {
   for (let p = from; p + FRAME_HEADER < buf.length; p++) {
+    const len = buf.readUInt32LE(p); // cheap pre-check: most offsets fail here
+    if (len < 1 || len > MAX_RECORD_LEN || p + FRAME_HEADER + len > buf.length) continue;
     if (parseRecord(buf, p).ok) return true;
   }
   return false;

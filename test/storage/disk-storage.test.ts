@@ -46,8 +46,9 @@ test("saves that would leave a gap are refused before anything is written", asyn
   const dir = tempDir(t);
   const s = await reopen(dir);
   await s.save({ entries: entries(1, 3), mustSync: true });
-  t.throws(() => void s.save({ entries: entries(5, 6) }), { instanceOf: InvalidSaveError });
-  t.throws(() => void s.save({ entries: [...entries(4, 4), ...entries(6, 6)] }), { instanceOf: InvalidSaveError });
+  await t.throwsAsync(s.save({ entries: entries(5, 6) }), { instanceOf: InvalidSaveError });
+  await t.throwsAsync(s.save({ entries: [...entries(4, 4), ...entries(6, 6)] }), { instanceOf: InvalidSaveError });
+  t.is(s.lastIndex(), 3);
   t.is(s.stats.appends, 1);
   await s.close();
   await t.throwsAsync(s.save({ entries: entries(4, 4) }), { instanceOf: StorageFailedError });

@@ -194,3 +194,23 @@ test("snapshots without a WAL are refused (the hard state would be lost)", async
   for (const f of readdirSync(join(dir, "wal"))) unlinkSync(join(dir, "wal", f));
   await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalInconsistentError, message: /hard state is lost/ });
 });
+
+test("a corrupt installed snapshot is replaced by the log when the log still covers it", async (t) => {
+  const dir = tempDir(t);
+  const s = await DiskStorage.open(dir, { logger: quiet });
+  await s.save({ entries: entries(1, 60, 1), hardState: { term: 1, vote: 1, commit: 60 } });
+  await s.createSnapshot(10, cs, Uint8Array.of(10));
+  await s.saveSnapshot({ metadata: { index: 50, term: 1, confState: cs }, data: Uint8Array.of(50) });
+  await s.save({ entries: entries(51, 55, 2), hardState: { term: 2, vote: 0, commit: 55 } });
+  await s.close();
+  const snapDir = join(dir, "snap");
+  const newest = join(snapDir, readdirSync(snapDir).sort().at(-1)!);
+  const buf = readFileSync(newest);
+  buf[buf.length - 1]! ^= 0x80;
+  writeFileSync(newest, buf);
+  const r = await DiskStorage.open(dir, { logger: quiet });
+  t.is(r.openReport.snapshotIndex, 10);
+  t.deepEqual(r.entries(11, 56, Infinity), [...entries(11, 50, 1), ...entries(51, 55, 2)]);
+  t.deepEqual(r.initialState().hardState, { term: 2, vote: 0, commit: 55 });
+  await r.close();
+});
