@@ -5,13 +5,22 @@ import { randomBytes } from "node:crypto";
 import { equalBytes, expectLength } from "./bytes.js";
 import { G, type Point, decodePoint, encodePoint, randomScalar } from "./group.js";
 import { BKV_V1, blind, finalize, hashToGroup, unblind } from "./oprf.js";
-import { type EvaluatedPoint, splitSecret } from "./shamir.js";
+import { type EvaluatedPoint, splitSecret, validateIds, validateThreshold } from "./shamir.js";
 import { wrapShare } from "./wrap.js";
 import { BACKUP_KEY_LENGTH, decryptBackupKey, encryptBackupKey } from "./aead.js";
-import { DEFAULT_SCRYPT, SALT_LENGTH, type ScryptParams, deriveKeys, hardenPassword } from "./kdf.js";
-import { type RegistrationRecord, recordDigest, validateRecord } from "./record.js";
+import {
+  DEFAULT_SCRYPT,
+  SALT_LENGTH,
+  type ScryptParams,
+  deriveKeys,
+  hardenPassword,
+  hardenPasswordAsync,
+  passwordBytes,
+  validateScryptParams,
+} from "./kdf.js";
+import { type RegistrationRecord, recordDigest, validateGuessLimit, validateRecord } from "./record.js";
 import { signOverwrite } from "./signatures.js";
-import { validateClusterId } from "./messages.js";
+import { validateClusterId, validateUserId, validateVersion } from "./messages.js";
 import { IdentityPointError, InvalidArgumentError, InvalidPointError, ProtocolError, RecordMismatchError } from "./errors.js";
 import { combineRobustly } from "./robust.js";
 
@@ -47,14 +56,39 @@ export interface Registration {
   readonly ownerSignature?: Uint8Array;
 }
 
-/** Builds a registration record (DESIGN §5 registration steps 1-6). */
+/** Builds a registration record (DESIGN §5 registration steps 1-6). Runs scrypt on this thread. */
 export function createRegistration(input: RegistrationInput): Registration {
+  const { salt, scrypt } = prepareRegistration(input);
+  return buildRegistration(input, salt, hardenPassword(input.password, salt, scrypt));
+}
+
+/** createRegistration with scrypt on the libuv thread pool. */
+export async function createRegistrationAsync(input: RegistrationInput): Promise<Registration> {
+  const { salt, scrypt } = prepareRegistration(input);
+  return buildRegistration(input, salt, await hardenPasswordAsync(input.password, salt, scrypt));
+}
+
+/** Validates everything that can be checked before the (slow) hardening; draws the salt. */
+function prepareRegistration(input: RegistrationInput): { salt: Uint8Array; scrypt: ScryptParams } {
   validateClusterId(input.clusterId);
+  validateUserId(input.user);
+  validateVersion(input.version ?? 1);
   expectLength(input.backupKey, "backup key", BACKUP_KEY_LENGTH);
-  const version = input.version ?? 1;
+  validateIds(input.nodes.map((n) => n.id));
+  validateThreshold(input.threshold, input.nodes.length);
+  validateGuessLimit(input.guessLimit);
+  for (const n of input.nodes) decodePoint(n.agreementPublicKey, `agreement public key of node ${n.id}`);
+  if (input.previousResetPrivateKey !== undefined && (input.version ?? 1) < 2) {
+    throw new InvalidArgumentError("an overwrite needs version >= 2");
+  }
   const scrypt = input.scrypt ?? DEFAULT_SCRYPT;
-  const salt = new Uint8Array(randomBytes(SALT_LENGTH));
-  const pwh = hardenPassword(input.password, salt, scrypt);
+  validateScryptParams(scrypt);
+  passwordBytes(input.password);
+  return { salt: new Uint8Array(randomBytes(SALT_LENGTH)), scrypt };
+}
+
+function buildRegistration(input: RegistrationInput, salt: Uint8Array, pwh: Uint8Array): Registration {
+  const version = input.version ?? 1;
   const k = randomScalar();
   const shares = splitSecret(k, input.threshold, input.nodes.map((n) => n.id));
   const keys = deriveKeys(finalize(pwh, hashToGroup(pwh, BKV_V1).multiply(k)));
@@ -70,12 +104,11 @@ export function createRegistration(input: RegistrationInput): Registration {
     ciphertext: encryptBackupKey(keys.encKey, input.backupKey, input.user, version),
     resetPublicKey: keys.resetPublicKey,
     salt,
-    scrypt,
+    scrypt: input.scrypt ?? DEFAULT_SCRYPT,
   };
   const digest = recordDigest(record);
   const registration: Registration = { record, digest, resetPrivateKey: keys.resetPrivateKey };
   if (input.previousResetPrivateKey === undefined) return registration;
-  if (version < 2) throw new InvalidArgumentError("an overwrite needs version >= 2");
   const ref = { clusterId: input.clusterId, user: input.user, version: version - 1 };
   return { ...registration, ownerSignature: signOverwrite(input.previousResetPrivateKey, ref, digest) };
 }
@@ -93,7 +126,16 @@ export interface RecoveryState {
 /** Hardens the password with the record's parameters and blinds it. Returns B (33 bytes) to send. */
 export function startRecovery(password: string, record: RegistrationRecord): { blinded: Uint8Array; state: RecoveryState } {
   validateRecord(record);
-  const pwh = hardenPassword(password, record.salt, record.scrypt);
+  return blindForRecovery(record, hardenPassword(password, record.salt, record.scrypt));
+}
+
+/** startRecovery with scrypt on the libuv thread pool. */
+export async function startRecoveryAsync(password: string, record: RegistrationRecord): Promise<{ blinded: Uint8Array; state: RecoveryState }> {
+  validateRecord(record);
+  return blindForRecovery(record, await hardenPasswordAsync(password, record.salt, record.scrypt));
+}
+
+function blindForRecovery(record: RegistrationRecord, pwh: Uint8Array): { blinded: Uint8Array; state: RecoveryState } {
   const b = blind(pwh, BKV_V1);
   const state = { user: record.user, version: record.version, salt: record.salt, pwh, blind: b.blind, blinded: b.blinded };
   return { blinded: encodePoint(b.blinded), state };

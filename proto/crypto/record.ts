@@ -45,13 +45,17 @@ export interface RegistrationRecord {
   readonly scrypt: ScryptParams;
 }
 
+export function validateGuessLimit(guessLimit: number): void {
+  if (!Number.isSafeInteger(guessLimit) || guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) {
+    throw new InvalidArgumentError(`guess limit ${String(guessLimit)} must be in [1, ${MAX_GUESS_LIMIT}]`);
+  }
+}
+
 /** Throws a ProtocolError naming the first field that is out of range or malformed. */
 export function validateRecord(rec: RegistrationRecord): void {
   validateUserId(rec.user);
   validateVersion(rec.version);
-  if (!Number.isSafeInteger(rec.guessLimit) || rec.guessLimit < 1 || rec.guessLimit > MAX_GUESS_LIMIT) {
-    throw new InvalidArgumentError(`guess limit ${String(rec.guessLimit)} must be in [1, ${MAX_GUESS_LIMIT}]`);
-  }
+  validateGuessLimit(rec.guessLimit);
   if (!Array.isArray(rec.shares)) throw new InvalidArgumentError("shares must be an array");
   validateThreshold(rec.threshold, rec.shares.length);
   validateIds(rec.shares.map((s) => s.nodeId));

@@ -11,11 +11,13 @@ import {
   type RegistrationRecord,
   WrongPasswordError,
   createRegistration,
+  createRegistrationAsync,
   encodePoint,
   finishRecovery,
   randomScalar,
   signConfirm,
   startRecovery,
+  startRecoveryAsync,
   verifyConfirm,
   verifyOverwrite,
 } from "../../proto/crypto/index.js";
@@ -174,4 +176,17 @@ test("createRegistration validates its inputs", (t) => {
     instanceOf: InvalidLengthError,
   });
   t.throws(() => createRegistration({ ...base, version: 1, previousResetPrivateKey: randomScalar() }), { instanceOf: InvalidArgumentError });
+});
+
+test("the async variants (scrypt off the event loop) give a record the sync path recovers, and vice versa", async (t) => {
+  const nodes = makeNodes([1, 2, 3]);
+  const backupKey = randomKey();
+  const input = { clusterId: "c1", user: "carol", password: "pw async", backupKey, threshold: 2, guessLimit: 5, nodes, scrypt: TEST_SCRYPT };
+  const { record } = await createRegistrationAsync(input);
+  const { blinded, state } = startRecovery("pw async", record);
+  t.is(hex(finishRecovery(state, record, evaluations(nodes, record, blinded)).backupKey), hex(backupKey));
+  const other = createRegistration(input);
+  const started = await startRecoveryAsync("pw async", other.record);
+  t.is(hex(finishRecovery(started.state, other.record, evaluations(nodes, other.record, started.blinded)).backupKey), hex(backupKey));
+  await t.throwsAsync(createRegistrationAsync({ ...input, threshold: 4 }), { instanceOf: InvalidArgumentError });
 });
