@@ -24,6 +24,9 @@ export interface RunOptions {
   readonly print?: (line: string) => void;
   /** Also trace every message delivery. */
   readonly verbose?: boolean;
+  /** Overrides of the seed's drawn fault profile and raft tuning (for focused experiments and tests). */
+  readonly profile?: Partial<FaultProfile>;
+  readonly params?: Partial<NodeParams>;
 }
 
 export interface RunStats {
@@ -91,6 +94,8 @@ class Simulation {
   private readonly partitions: PartitionSchedule;
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly restartAt = new Map<NodeId, number>();
+  /** Fresh leaders doomed to crash at a given time (Figure 8 schedules). */
+  private readonly crashAt = new Map<NodeId, number>();
   private readonly acknowledged = new Set<number>();
   private readonly readsIssuedAt = new Map<number, number>();
   private readonly env: NodeEnv;
@@ -103,10 +108,10 @@ class Simulation {
     this.trace = new Trace(opts.print ?? null, opts.verbose ?? false);
     const root = new Prng(opts.seed);
     this.rng = root.fork("actions");
-    this.profile = chooseProfile(root.fork("profile"));
+    this.profile = { ...chooseProfile(root.fork("profile")), ...opts.profile };
     this.net = new Network(root.fork("network"), this.profile.net);
     this.partitions = new PartitionSchedule(root.fork("partitions"), this.profile);
-    this.env = this.makeEnv(chooseNodeParams(root.fork("params")));
+    this.env = this.makeEnv({ ...chooseNodeParams(root.fork("params"), this.profile), ...opts.params });
     this.nextNodeId = opts.nodes + 1;
     const voters = Array.from({ length: opts.nodes }, (_, i) => i + 1);
     for (const id of voters) this.addNode(id, bootstrapSnapshot(voters));
@@ -129,6 +134,7 @@ class Simulation {
       acknowledge: (p) => this.acknowledged.add(p),
       readDone: (node, ctx, index) => this.readDone(node, ctx, index),
       crashed: (node) => this.scheduleRestart(node),
+      elected: (node) => this.maybeDoomLeader(node),
       count: (stat) => { this.stats[stat]++; },
     };
   }
@@ -203,13 +209,25 @@ class Simulation {
       this.trace.add(this.now, null, change);
     }
     if (this.rng.chance(this.profile.crashRate)) this.scheduleCrash();
+    for (const [id, at] of this.crashAt) {
+      if (at > this.now) continue;
+      this.crashAt.delete(id);
+      const n = this.nodes.get(id)!;
+      if (n.live && n.crashPending === null && this.canLose(id)) n.crashPending = this.rng.pick(CRASH_POINTS);
+    }
+  }
+
+  private maybeDoomLeader(id: NodeId): void {
+    if (this.faultsOn && this.rng.chance(this.profile.freshLeaderCrashRate)) this.crashAt.set(id, this.now + this.rng.range(0, 3));
   }
 
   /** Picks a node to crash, keeping a quorum of live voters possible. */
   private scheduleCrash(): void {
     const victims = this.liveNodes().filter((n) => n.crashPending === null && this.canLose(n.id));
     if (victims.length === 0) return;
-    const v = this.rng.pick(victims);
+    const leader = this.leader();
+    const hitLeader = leader !== null && victims.includes(leader) && this.rng.chance(this.profile.leaderCrashBias);
+    const v = hitLeader ? leader : this.rng.pick(victims);
     v.crashPending = this.rng.pick(CRASH_POINTS);
   }
 
@@ -402,11 +420,12 @@ function members(cs: ConfState): NodeId[] {
 }
 
 /** Per-seed raft tuning: small messages and snapshot chunks so that batching and chunking paths run. */
-function chooseNodeParams(rng: Prng): NodeParams {
+function chooseNodeParams(rng: Prng, profile: FaultProfile): NodeParams {
+  const maxSizePerMsg = rng.pick([1, 64, 256, 4096]);
   return {
     electionTick: 10,
     heartbeatTick: 1,
-    maxSizePerMsg: rng.pick([64, 256, 4096]),
+    maxSizePerMsg: profile.storm ? 1 : maxSizePerMsg,
     maxInflightMsgs: rng.pick([1, 4, 64]),
     maxSnapshotChunkBytes: rng.pick([64, 200, 1024]),
     snapshotEvery: rng.range(5, 40),

@@ -7,9 +7,18 @@ import type { Network, NetworkParams } from "./network.js";
 import type { Prng } from "./prng.js";
 
 export interface FaultProfile {
+  /** An election storm (see stormProfile): also makes replication send one entry per message. */
+  readonly storm: boolean;
   readonly net: NetworkParams;
   /** Per-tick probability that some node crashes. */
   readonly crashRate: number;
+  /** Probability that a crash hits the current leader (when it can be lost). */
+  readonly leaderCrashBias: number;
+  /**
+   * Probability that a newly elected leader crashes within a few ticks, before
+   * its no-op is replicated: the schedule of the Raft paper's Figure 8.
+   */
+  readonly freshLeaderCrashRate: number;
   /** A crashed node stays down for [min, max] ticks. */
   readonly downtime: readonly [number, number];
   /** Per-tick probability that a partition starts (when none is active). */
@@ -23,10 +32,35 @@ export interface FaultProfile {
   readonly transferRate: number;
 }
 
-/** Draws the profile of one seed: some seeds are calm, some hostile. */
+/** Draws the profile of one seed: some seeds are calm, some hostile, one in eight an election storm. */
 export function chooseProfile(rng: Prng): FaultProfile {
+  const base = drawProfile(rng);
+  return rng.chance(1 / 8) ? stormProfile(base, rng) : base;
+}
+
+/**
+ * An election storm: fresh leaders crash within a few ticks, crashes aim at
+ * the leader, nodes come back fast and replication sends one entry per
+ * message. This leaves divergent uncommitted suffixes of several terms on
+ * different nodes, the precondition of the Raft paper's Figure 8.
+ */
+function stormProfile(base: FaultProfile, rng: Prng): FaultProfile {
+  return {
+    ...base,
+    storm: true,
+    freshLeaderCrashRate: rng.pick([0.4, 0.6]),
+    crashRate: 0.03,
+    leaderCrashBias: 0.9,
+    downtime: [1, 30],
+    proposeRate: 0.6,
+    partitionRate: 0.01,
+  };
+}
+
+function drawProfile(rng: Prng): FaultProfile {
   const maxDelay = rng.pick([1, 2, 3, 5]);
   return {
+    storm: false,
     net: {
       dropRate: rng.pick([0, 0.01, 0.05, 0.1, 0.2]),
       dupRate: rng.pick([0, 0.02, 0.1]),
@@ -35,8 +69,10 @@ export function chooseProfile(rng: Prng): FaultProfile {
       longDelayRate: rng.pick([0, 0.01, 0.05]),
       longDelay: maxDelay + rng.range(5, 30),
     },
-    crashRate: rng.pick([0, 0.003, 0.01, 0.02]),
-    downtime: [5, rng.range(20, 120)],
+    crashRate: rng.pick([0, 0.003, 0.01, 0.03, 0.06]),
+    leaderCrashBias: rng.pick([0, 0.5, 0.9]),
+    freshLeaderCrashRate: rng.pick([0, 0, 0.2, 0.5]),
+    downtime: [rng.range(1, 10), rng.range(20, 120)],
     partitionRate: rng.pick([0, 0.005, 0.02]),
     partitionLength: [10, rng.range(30, 150)],
     proposeRate: rng.pick([0.1, 0.3, 0.6]),

@@ -6,7 +6,6 @@
 // fsynced, and the log is sequential). A crash loses the RawNode and the
 // state machine; a restart rebuilds both from the durable storage.
 
-import { MemoryStorage } from "../../node/raft/memory-storage.js";
 import {
   ConfChangeType,
   type ConfState,
@@ -21,7 +20,7 @@ import {
 } from "../../node/raft/types.js";
 import { type Checker, type LogView, Violation } from "./checker.js";
 import type { Prng } from "./prng.js";
-import type { RaftLib, SimRawNode } from "./raft-lib.js";
+import type { RaftLib, SimRawNode, SimStorage } from "./raft-lib.js";
 import { StateMachine } from "./state-machine.js";
 
 /** Where, within the handling of one Ready, a crash strikes. */
@@ -52,13 +51,15 @@ export interface NodeEnv {
   readDone(node: NodeId, context: Uint8Array, index: number): void;
   /** Counts an event for the run's statistics. */
   count(stat: "leaders" | "snapshotsInstalled" | "confChangesApplied" | "compactions"): void;
+  /** The node just became leader. */
+  elected(node: NodeId): void;
   /** The node just crashed (the cluster schedules its restart). */
   crashed(node: NodeId): void;
 }
 
 const STATE_NAMES = ["follower", "pre-candidate", "candidate", "leader"];
 
-export function storageView(s: MemoryStorage): LogView {
+export function storageView(s: SimStorage): LogView {
   return {
     snapshotIndex: () => s.firstIndex() - 1,
     lastIndex: () => s.lastIndex(),
@@ -75,8 +76,8 @@ export function bootstrapSnapshot(voters: readonly NodeId[]): Snapshot {
 }
 
 export class SimNode {
-  readonly storage = new MemoryStorage();
-  readonly log: LogView = storageView(this.storage);
+  readonly storage: SimStorage;
+  readonly log: LogView;
   raw: SimRawNode | null = null;
   sm = new StateMachine();
   confState: ConfState = { voters: [], learners: [] };
@@ -90,6 +91,8 @@ export class SimNode {
   private deferred: (() => void)[] = [];
 
   constructor(readonly id: NodeId, private readonly env: NodeEnv, private readonly rng: Prng, bootstrap: Snapshot | null) {
+    this.storage = new env.lib.MemoryStorage();
+    this.log = storageView(this.storage);
     if (bootstrap !== null) {
       this.storage.applySnapshot(bootstrap);
       this.storage.setHardState({ term: bootstrap.metadata.term, vote: 0, commit: bootstrap.metadata.index });
@@ -185,6 +188,11 @@ export class SimNode {
       checker.observeAppend(this.id, rd.entries, this.log);
     }
     if (rd.hardState !== null) this.persistHardState(before, rd.hardState, rd.mustSync);
+    const commit = this.hardState().commit;
+    if (commit > this.storage.lastIndex()) {
+      throw new Violation("State Machine Safety",
+        `node ${this.id} lost committed entries: its commit index is ${commit} but its durable log ends at ${this.storage.lastIndex()}`);
+    }
     if (rd.mustSync) this.synced = this.hardState();
     if (rd.softState !== null) this.observeSoftState(rd.softState.state, rd.softState.lead);
   }
@@ -210,6 +218,7 @@ export class SimNode {
     if (state !== StateType.Leader) return;
     this.env.checker.observeLeader(this.id, term);
     this.env.count("leaders");
+    this.env.elected(this.id);
   }
 
   /** Sends the messages; with `crashMidway`, only a random prefix. Returns false if the crash struck. */

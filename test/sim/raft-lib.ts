@@ -3,7 +3,18 @@
 // the library (e.g. one with a deliberately injected bug, see
 // docs/simulation.md) can be loaded instead of node/raft.
 
-import type { ConfChange, ConfState, HardState, Message, NodeId, Ready, SoftState, Storage } from "../../node/raft/types.js";
+import type {
+  ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState, Storage,
+} from "../../node/raft/types.js";
+
+/** The write side of MemoryStorage that the simulated disk uses. */
+export interface SimStorage extends Storage {
+  setHardState(hs: HardState): void;
+  applySnapshot(snap: Snapshot): boolean;
+  createSnapshot(i: number, confState: ConfState, data: Uint8Array): Snapshot;
+  compact(compactIndex: number): void;
+  append(entries: readonly Entry[]): void;
+}
 
 export interface SimRaftConfig {
   id: NodeId;
@@ -47,6 +58,8 @@ export interface SimRawNode {
 
 export interface RaftLib {
   RawNode: new (config: SimRaftConfig) => SimRawNode;
+  /** The library's own MemoryStorage (its error classes are the ones the library's raft recognizes). */
+  MemoryStorage: new () => SimStorage;
   encodeConfChange(cc: ConfChange): Uint8Array;
   decodeConfChange(b: Uint8Array): ConfChange;
 }
@@ -55,9 +68,9 @@ export interface RaftLib {
 export async function loadRaftLib(modulePath?: string): Promise<RaftLib> {
   const spec = modulePath ?? new URL("../../node/raft/index.js", import.meta.url).href;
   const mod = (await import(spec)) as Partial<RaftLib>;
-  if (typeof mod.RawNode !== "function" || typeof mod.encodeConfChange !== "function"
+  if (typeof mod.RawNode !== "function" || typeof mod.MemoryStorage !== "function" || typeof mod.encodeConfChange !== "function"
     || typeof mod.decodeConfChange !== "function") {
-    throw new Error(`${spec} does not export RawNode, encodeConfChange and decodeConfChange`);
+    throw new Error(`${spec} does not export RawNode, MemoryStorage, encodeConfChange and decodeConfChange`);
   }
   return mod as RaftLib;
 }
