@@ -92,6 +92,21 @@ test("wrong attempts count down; at the limit the next begin wipes the shares an
   t.true(h.sm.getRecord("alice")?.locked);
 });
 
+test("a node serves an attempt only once its own applied state holds it", (t) => {
+  const leader = withAlice();
+  const follower = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, leader.sm.snapshot()));
+  follower.index = leader.index;
+  const cmd = beginCmd("alice", blindedPoint(9));
+  const b = expectOk(t, leader.result(cmd), "begin");
+  t.truthy(leader.sm.pendingAttempt("alice", b.attemptId));
+  t.is(follower.sm.pendingAttempt("alice", b.attemptId), undefined, "not applied here yet");
+  t.is(leader.sm.pendingAttempt("bob", b.attemptId), undefined);
+  t.is(leader.sm.pendingAttempt("alice", b.attemptId - 1), undefined);
+  follower.result(cmd);
+  t.is(hex(follower.sm.pendingAttempt("alice", b.attemptId)?.blinded ?? new Uint8Array()), hex(blindedPoint(9)));
+  t.is(follower.sm.pendingAttempt("alice", b.attemptId)?.version, 1);
+});
+
 test("a confirmation is refused and changes nothing: bad signature, unknown attempt, other version, unknown user", (t) => {
   const h = withAlice();
   const b = expectOk(t, h.result(beginCmd("alice")), "begin");
