@@ -149,10 +149,17 @@ export class NotEnoughEvaluationsError extends ClientError {
   }
 }
 
-/** More than t answers that disagree: faulty nodes (the attempt was counted). */
+/**
+ * More than t answers and no t of them open the record, but no t+1 agree
+ * either: a wrong password with a faulty node among the answers, or several
+ * faulty nodes. The attempt was counted.
+ */
 export class InconsistentEvaluationsError extends ClientError {
-  constructor(message: string) {
-    super("INCONSISTENT_EVALUATIONS", message);
+  readonly attemptsRemaining: number;
+  constructor(attemptsRemaining: number) {
+    super("INCONSISTENT_EVALUATIONS",
+      `the evaluations disagree and none opens the record: wrong password, or faulty nodes; ${attemptsRemaining} attempts remaining`);
+    this.attemptsRemaining = attemptsRemaining;
   }
 }
 

@@ -34,19 +34,29 @@ export interface Collection {
   stop(): void;
 }
 
+export interface Wanted {
+  /** Answers needed at all (t). */
+  readonly need: number;
+  /** Answers wanted to detect a faulty node (t+1). */
+  readonly want: number;
+  /** Once `need` answers are in, how long to wait for `want` before going on. */
+  readonly graceMs: number;
+}
+
 /**
- * Asks every share holder; resolves once `enough` valid answers arrived or
- * every node has answered or given up (the rest keep filling the returned
- * arrays until `settled`).
+ * Asks every share holder; resolves once `want` valid answers arrived, or
+ * `graceMs` after `need` arrived, or when every node has answered or given
+ * up (the rest keep filling the returned arrays until `settled`).
  */
 export async function collectEvaluations(
-  transport: Transport, nodes: readonly NodeEntry[], record: RegistrationRecord, ref: AttemptRef, enough: number, policy: RetryPolicy,
+  transport: Transport, nodes: readonly NodeEntry[], record: RegistrationRecord, ref: AttemptRef, wanted: Wanted, policy: RetryPolicy,
 ): Promise<Collection> {
   const holders = new Set(record.shares.map((s) => s.nodeId));
   const evaluations: NodeEvaluation[] = [];
   const failures = new Map<number, string>();
   for (const id of holders) if (!nodes.some((n) => n.nodeId === id)) failures.set(id, "holds a share but is not in the pinned descriptor");
   let stopped = false;
+  let grace: NodeJS.Timeout | undefined;
   let wake: () => void = () => {};
   const enoughOrAll = new Promise<void>((resolve) => (wake = resolve));
   const tasks = nodes.filter((n) => holders.has(n.nodeId)).map(async (node) => {
@@ -61,10 +71,12 @@ export async function collectEvaluations(
     } catch (err) {
       failures.set(node.nodeId, err instanceof Error ? err.message : String(err));
     }
-    if (evaluations.length >= enough) wake();
+    if (evaluations.length >= wanted.want) wake();
+    else if (evaluations.length === wanted.need && grace === undefined) grace = setTimeout(wake, wanted.graceMs);
   });
   const settled = Promise.all(tasks).then(() => wake());
   await enoughOrAll;
+  clearTimeout(grace);
   return { evaluations, failures, settled, stop: () => (stopped = true) };
 }
 

@@ -61,6 +61,8 @@ export interface VaultClientOptions {
   readonly scrypt?: ScryptParams;
   /** How long to wait for t+1 nodes to serve a new record's digest (default 10 s). */
   readonly readBackTimeoutMs?: number;
+  /** Once t evaluations are in, how long to wait for a (t+1)th before combining (default 300 ms). */
+  readonly evaluationGraceMs?: number;
   /** Called with non-fatal problems (e.g. a failed re-share after a membership change). */
   readonly onWarning?: (message: string) => void;
 }
@@ -114,11 +116,16 @@ export class VaultClient {
 
   /** A full recovery and confirmation that does not return the key: true iff the password is right. */
   async verifyPassword(user: string, password: string): Promise<boolean> {
+    return (await this.checkPassword(user, password)).ok;
+  }
+
+  /** verifyPassword with the attempts remaining after it (the limit again when confirmed). */
+  async checkPassword(user: string, password: string): Promise<{ ok: boolean; attemptsRemaining: number }> {
     try {
-      await this.open(user, password);
-      return true;
+      const opened = await this.open(user, password);
+      return { ok: true, attemptsRemaining: opened.attemptsRemaining };
     } catch (err) {
-      if (err instanceof WrongPasswordError) return false;
+      if (err instanceof WrongPasswordError) return { ok: false, attemptsRemaining: err.attemptsRemaining };
       throw err;
     }
   }
@@ -252,7 +259,8 @@ export class VaultClient {
     }
     const ref = { clusterId: this.descriptor.clusterId, user, version: begin.version, attemptId: begin.attemptId, blinded };
     const t = current.record.threshold;
-    const collection = await collectEvaluations(this.transport, this.descriptor.nodes, current.record, ref, t + 1, this.evaluatePolicy());
+    const wanted = { need: t, want: t + 1, graceMs: this.options.evaluationGraceMs ?? 300 };
+    const collection = await collectEvaluations(this.transport, this.descriptor.nodes, current.record, ref, wanted, this.evaluatePolicy());
     let recovery: Recovery;
     try {
       recovery = await combine(collection, (evaluations) => finishRecovery(state, current.record, evaluations), t, begin.attemptsRemaining);
@@ -340,7 +348,7 @@ async function combine(collection: Collection, finish: (e: Collection["evaluatio
 function translate(err: unknown, collection: Collection, t: number, attemptsRemaining: number): unknown {
   if (err instanceof CryptoWrongPassword) return new WrongPasswordError(attemptsRemaining, err.conclusive);
   if (err instanceof CryptoInsufficient) return new NotEnoughEvaluationsError(collection.evaluations.length, t, collection.failures);
-  if (err instanceof CryptoInconsistent) return new InconsistentEvaluationsError(`${err.message}; attempts remaining: ${attemptsRemaining}`);
+  if (err instanceof CryptoInconsistent) return new InconsistentEvaluationsError(attemptsRemaining);
   if (err instanceof CryptoRecordMismatch) return new RecordMismatchError(err.message);
   return err;
 }

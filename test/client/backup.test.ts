@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import {
-  BackupFormatError, BackupIntegrityError, BackupKeyError, DecryptStream, EncryptStream, HEADER_LENGTH, TAG_LENGTH,
+  BackupFormatError, BackupIntegrityError, BackupKeyError, DecryptStream, EncryptStream, HEADER_LENGTH, type IntegrityPart, TAG_LENGTH,
   decryptFile, encryptFile,
 } from "../../client/backup/index.js";
 import { ClientError } from "../../client/sdk/errors.js";
@@ -96,7 +96,7 @@ async function refused(t: import("ava").ExecutionContext, tamper: (sealed: Buffe
   }
 }
 
-function integrity(t: import("ava").ExecutionContext, err: Error, part: string, index?: number): void {
+function integrity(t: import("ava").ExecutionContext, err: Error, part: IntegrityPart, index?: number): void {
   t.true(err instanceof BackupIntegrityError, err.message);
   t.is((err as BackupIntegrityError).part, part);
   if (index !== undefined) t.is((err as BackupIntegrityError).chunkIndex, index);

@@ -1,0 +1,110 @@
+// Terminal I/O for `bkv`: secret lines from stdin (hidden prompts on a TTY,
+// lines from a pipe otherwise) and a progress bar on stderr.
+import { UsageError } from "./args.js";
+
+/** What a command may touch; tests pass their own. */
+export interface CliIo {
+  /** Reads `prompts.length` secret lines (a hidden prompt each on a TTY). */
+  readSecrets(prompts: readonly string[]): Promise<string[]>;
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** Whether stderr is a terminal (progress bars only then). */
+  readonly stderrIsTTY: boolean;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const MAX_STDIN = 64 * 1024;
+
+/** The process's own I/O. */
+export function processIo(): CliIo {
+  return {
+    readSecrets: (prompts) => (process.stdin.isTTY ? readHidden(prompts) : readPipedLines(prompts.length)),
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    stderrIsTTY: process.stderr.isTTY === true,
+    env: process.env,
+  };
+}
+
+/** The first `count` lines of stdin (CR LF or LF); a missing line is an error. */
+async function readPipedLines(count: number): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > MAX_STDIN) throw new UsageError("stdin holds more than 64 KiB: expected one secret per line");
+  }
+  return splitSecretLines(Buffer.concat(chunks).toString("utf8"), count);
+}
+
+/** Splits text into `count` non-empty lines; throws naming the missing line (never echoing input). */
+export function splitSecretLines(text: string, count: number): string[] {
+  const lines = text.split(/\r?\n/);
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const line = lines[i];
+    if (line === undefined || line.length === 0) throw new UsageError(`expected ${count} non-empty line(s) on stdin, line ${i + 1} is missing or empty`);
+    out.push(line);
+  }
+  return out;
+}
+
+/** Prompts on stderr and reads each line from the terminal without echo. */
+async function readHidden(prompts: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const prompt of prompts) {
+    process.stderr.write(prompt);
+    const line = await readHiddenLine();
+    process.stderr.write("\n");
+    if (line.length === 0) throw new UsageError("empty input");
+    out.push(line);
+  }
+  return out;
+}
+
+function readHiddenLine(): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    let line = "";
+    const finish = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off("data", onData);
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const onData = (data: Buffer) => {
+      for (const ch of data.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") return finish();
+        if (ch === "\u0003") return finish(new Error("interrupted"));
+        if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
+        else line += ch;
+      }
+    };
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.on("data", onData);
+  });
+}
+
+/** Files above this size get a progress bar (when stderr is a terminal). */
+export const PROGRESS_THRESHOLD = 8 * 1024 * 1024;
+
+/** A progress callback drawing `label [#####.....] 45%  9.0/20.0 MiB` at most every 100 ms, or undefined. */
+export function progressBar(io: CliIo, label: string): ((done: number, total: number) => void) | undefined {
+  if (!io.stderrIsTTY) return undefined;
+  let last = 0;
+  return (done, total) => {
+    if (total <= PROGRESS_THRESHOLD) return;
+    const now = Date.now();
+    if (done < total && now - last < 100) return;
+    last = now;
+    const frac = Math.min(1, done / total);
+    const width = 30;
+    const filled = Math.round(frac * width);
+    const mib = (n: number) => (n / (1024 * 1024)).toFixed(1);
+    io.stderr(`\r${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${Math.floor(frac * 100)}%  ${mib(done)}/${mib(total)} MiB`);
+    if (done >= total) io.stderr("\n");
+  };
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// The `bkv` command line (docs/client.md). Run: npx tsx client/cli/main.ts ...
+//
+// Exit codes: 0 ok; 1 unexpected error; 2 wrong password; 3 record locked;
+// 4 record not found / already exists; 5 cluster unavailable or too few
+// nodes; 6 integrity (record mismatch, unverified registration, inconsistent
+// evaluations, backup file altered / wrong key / not a backup); 7 bad
+// cluster descriptor; 8 file I/O; 64 usage (bad arguments or key format).
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { ClientError, InconsistentEvaluationsError, WrongPasswordError } from "../sdk/errors.js";
+import { UsageError, parseFlags } from "./args.js";
+import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
+import { type CliIo, processIo } from "./io.js";
+
+export const EXIT = {
+  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, USAGE: 64,
+} as const;
+
+const EXIT_BY_CODE: Readonly<Record<string, number>> = {
+  WRONG_PASSWORD: EXIT.WRONG_PASSWORD,
+  RECORD_LOCKED: EXIT.LOCKED,
+  RECORD_NOT_FOUND: EXIT.RECORD,
+  RECORD_EXISTS: EXIT.RECORD,
+  UNAVAILABLE: EXIT.UNAVAILABLE,
+  NOT_ENOUGH_EVALUATIONS: EXIT.UNAVAILABLE,
+  RECORD_MISMATCH: EXIT.INTEGRITY,
+  UNVERIFIED_REGISTRATION: EXIT.INTEGRITY,
+  INCONSISTENT_EVALUATIONS: EXIT.WRONG_PASSWORD,
+  BACKUP_FORMAT: EXIT.INTEGRITY,
+  BACKUP_WRONG_KEY: EXIT.INTEGRITY,
+  BACKUP_INTEGRITY: EXIT.INTEGRITY,
+  DESCRIPTOR: EXIT.DESCRIPTOR,
+  IO: EXIT.IO,
+  KEY_FORMAT: EXIT.USAGE,
+  INVALID_INPUT: EXIT.USAGE,
+};
+
+/** The exit code for an error a command threw. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof UsageError) return EXIT.USAGE;
+  if (err instanceof ClientError) return EXIT_BY_CODE[err.code] ?? EXIT.ERROR;
+  return EXIT.ERROR;
+}
+
+/** Runs one `bkv` invocation; returns the exit code. Never throws. */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  try {
+    const found = findCommand(argv);
+    if (found === undefined) {
+      if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+        io.stdout(overview());
+        return EXIT.OK;
+      }
+      throw new UsageError(`unknown command ${JSON.stringify(argv.slice(0, 2).join(" "))}`);
+    }
+    const parsed = parseFlags(found.command, argv.slice(found.words));
+    if (parsed.help) {
+      io.stdout(commandHelp(found.command));
+      return EXIT.OK;
+    }
+    return await found.command.run(parsed, io);
+  } catch (err) {
+    return report(err, io);
+  }
+}
+
+function findCommand(argv: readonly string[]): { command: Command; words: number } | undefined {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(" ");
+    const command = COMMANDS.find((c) => c.name === name);
+    if (command !== undefined && argv.length >= words) return { command, words };
+  }
+  return undefined;
+}
+
+function report(err: unknown, io: CliIo): number {
+  const code = exitCodeFor(err);
+  if (err instanceof WrongPasswordError || err instanceof InconsistentEvaluationsError) {
+    const hint = err instanceof WrongPasswordError && err.conclusive ? "" : " (or a faulty node: the nodes' answers disagree)";
+    io.stderr(`bkv: wrong password${hint}: ${err.attemptsRemaining} attempts remaining\n`);
+  } else if (err instanceof UsageError) {
+    io.stderr(`bkv: ${err.message}\nRun \`bkv --help\` or \`bkv COMMAND --help\`.\n`);
+  } else if (err instanceof ClientError) {
+    io.stderr(`bkv: ${err.message}\n`);
+  } else {
+    io.stderr(`bkv: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+  return code;
+}
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const list = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n");
+  return `bkv: client of a bkv Backup Key Vault cluster.
+
+Usage: bkv COMMAND [options]   (bkv COMMAND --help for details)
+
+Commands:
+${list}
+
+Passwords and keys are read from stdin (or a key file), never from arguments.
+${CLUSTER_HELP}
+
+Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 record not found
+or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O, 64 usage.
+`;
+}
+
+function commandHelp(c: Command): string {
+  const clusterFlags = "timeout" in c.flags ? CLUSTER_HELP : "\n  -h, --help       this help";
+  return `Usage: ${c.usage}\n\n${c.help}\n${clusterFlags}\n`;
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  void run(process.argv.slice(2), processIo()).then((code) => {
+    process.exitCode = code;
+  });
+}

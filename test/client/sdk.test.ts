@@ -1,0 +1,218 @@
+// VaultClient against an in-process fake cluster (fake-cluster.ts): the
+// protocol end to end with real crypto, retries that reuse request ids,
+// leader hints, t+1 read-back, robust combination, and typed errors.
+import test from "ava";
+import * as grpc from "@grpc/grpc-js";
+import { randomBytes } from "node:crypto";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import {
+  InconsistentEvaluationsError, InvalidInputError, NotEnoughEvaluationsError, RecordExistsError, RecordLockedError, RecordMismatchError, RecordNotFoundError,
+  RpcError, UnavailableError, VaultClient, type VaultClientOptions, WrongPasswordError,
+} from "../../client/sdk/index.js";
+import { FakeCluster, TEST_SCRYPT, fail, unavailableTimes } from "./fake-cluster.js";
+
+const FAST: VaultClientOptions = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 20 }, readBackTimeoutMs: 2_000 };
+
+async function withCluster(body: (c: FakeCluster, client: VaultClient) => Promise<void>, opts: VaultClientOptions = FAST, n = 3, t = 2): Promise<void> {
+  const cluster = await FakeCluster.start(n, t);
+  const client = new VaultClient(cluster.descriptor(), opts);
+  try {
+    await body(cluster, client);
+  } finally {
+    client.close();
+    cluster.stop();
+  }
+}
+
+test.serial("register then recover returns the key; a correct recovery resets the counter", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("alice", "correct horse", { guessLimit: 5 });
+    t.is(key.length, 32);
+    t.deepEqual(await client.recover("alice", "correct horse"), key);
+    const s = cluster.records.get("alice");
+    t.is(s?.attempts, 0, "confirmed: counter reset");
+    t.is(s?.record.guessLimit, 5);
+    t.is(cluster.callsOf("ConfirmRecovery").length, 1);
+    t.is(cluster.callsOf("Evaluate").length, 3, "every node was asked");
+  });
+});
+
+test.serial("register escrows a given key and reads the digest back from t+1 nodes", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const given = new Uint8Array(randomBytes(32));
+    t.deepEqual(await client.register("bob", "pw", { backupKey: given }), given);
+    const readers = new Set(cluster.callsOf("GetRecordInfo").map((c) => c.node));
+    t.true(readers.size >= 3, "t+1 = 3 distinct nodes served the digest");
+  });
+});
+
+test.serial("a second registration of the same user is refused with RecordExistsError", async (t) => {
+  await withCluster(async (_cluster, client) => {
+    await client.register("carol", "pw");
+    await t.throwsAsync(client.register("carol", "pw2"), { instanceOf: RecordExistsError });
+  });
+});
+
+test.serial("a wrong password throws WrongPasswordError with the attempts remaining, and counts down", async (t) => {
+  await withCluster(async (_cluster, client) => {
+    await client.register("dave", "right", { guessLimit: 3 });
+    const e1 = await t.throwsAsync(client.recover("dave", "wrong"), { instanceOf: WrongPasswordError }) as WrongPasswordError;
+    t.is(e1.attemptsRemaining, 2);
+    t.true(e1.conclusive, "3 agreeing answers with t = 2");
+    t.false(await client.verifyPassword("dave", "wrong again"));
+    t.deepEqual(await client.checkPassword("dave", "wrong thrice"), { ok: false, attemptsRemaining: 0 });
+    const locked = await t.throwsAsync(client.recover("dave", "right"), { instanceOf: RecordLockedError }) as RecordLockedError;
+    t.is(locked.attemptsRemaining, 0);
+    t.is(locked.codeName, "RESOURCE_EXHAUSTED");
+    await t.throwsAsync(client.recover("dave", "right"), { instanceOf: RecordLockedError }, "locked for ever");
+  });
+});
+
+test.serial("retries after UNAVAILABLE carry the same request id", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("erin", "pw");
+    const twice = unavailableTimes("BeginRecovery", 2); // shared by all nodes: the first two calls anywhere fail
+    for (const n of cluster.nodes) cluster.fault(n.id, twice);
+    await client.recover("erin", "pw");
+    const begins = cluster.callsOf("BeginRecovery");
+    t.is(begins.length, 3, "two UNAVAILABLE, then OK");
+    t.is(new Set(begins.map((c) => c.requestId)).size, 1, "one request id for the three tries");
+    t.is(begins[0]?.requestId?.length, 32, "16 bytes");
+    t.is(cluster.records.get("erin")?.attempts, 0);
+  });
+});
+
+test.serial("a NOT_LEADER answer with leader_address sends the retry to the leader, same request id", async (t) => {
+  await withCluster(async (cluster, client) => {
+    cluster.leaderId = 3;
+    await client.register("frank", "pw");
+    const registers = cluster.callsOf("Register");
+    t.is(registers[0]?.node, 1, "first try on the first node");
+    t.is(registers.at(-1)?.node, 3, "then the leader it named");
+    t.is(registers.length, 2, "straight there, no rotation");
+    t.is(new Set(registers.map((c) => c.requestId)).size, 1);
+    await client.recover("frank", "pw");
+    t.true(cluster.callsOf("BeginRecovery").every((c) => c.node === 3), "the known leader is used first afterwards");
+  });
+});
+
+test.serial("retries give up with UnavailableError after the deadline", async (t) => {
+  await withCluster(async (cluster, client) => {
+    for (const n of cluster.nodes) cluster.fault(n.id, (m) => (m === "Register" ? fail(grpc.status.UNAVAILABLE, "no leader", ErrorReason.NO_LEADER) : undefined));
+    const err = await t.throwsAsync(client.register("gina", "pw"), { instanceOf: UnavailableError }) as UnavailableError;
+    t.true(err.attempts > 1);
+    t.true(err.lastError instanceof RpcError);
+    t.regex(err.message, /NO_LEADER|no leader/);
+    t.is(new Set(cluster.callsOf("Register").map((c) => c.requestId)).size, 1, "every try reused the request id");
+    t.true(new Set(cluster.callsOf("Register").map((c) => c.node)).size > 1, "rotated through the nodes");
+  }, { ...FAST, retry: { ...FAST.retry, deadlineMs: 300 } });
+});
+
+test.serial("a non-transient error is not retried and is typed with code, message and attempts", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("hank", "pw");
+    cluster.fault(1, (m) => (m === "BeginRecovery" ? fail(grpc.status.INVALID_ARGUMENT, "B is not a point", ErrorReason.INVALID_ARGUMENT, 7) : undefined));
+    cluster.leaderId = 1;
+    const err = await t.throwsAsync(client.recover("hank", "pw"), { instanceOf: RpcError }) as RpcError;
+    t.is(err.codeName, "INVALID_ARGUMENT");
+    t.is(err.serverMessage, "B is not a point");
+    t.is(err.reason, "INVALID_ARGUMENT");
+    t.is(err.attemptsRemaining, 7);
+    t.is(cluster.callsOf("BeginRecovery").length, 1);
+  });
+});
+
+test.serial("a node answering a wrong evaluation is detected and skipped with t+1 answers", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("ivy", "pw");
+    cluster.evaluationFaults.set(2, "wrong-point");
+    t.deepEqual(await client.recover("ivy", "pw"), key);
+    // A wrong password with a faulty node among 3 answers (t = 2): no two
+    // answers open the record and no three agree, so it cannot be told apart.
+    const e = await t.throwsAsync(client.recover("ivy", "bad"), { instanceOf: InconsistentEvaluationsError }) as InconsistentEvaluationsError;
+    t.is(e.attemptsRemaining, 9);
+  });
+});
+
+test.serial("an evaluation with a bad identity signature is skipped", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("jack", "pw");
+    cluster.evaluationFaults.set(1, "bad-signature");
+    t.deepEqual(await client.recover("jack", "pw"), key, "the two other nodes suffice (t = 2)");
+    cluster.evaluationFaults.set(2, "bad-signature");
+    const err = await t.throwsAsync(client.recover("jack", "pw"), { instanceOf: NotEnoughEvaluationsError });
+    t.regex(err.message, /node 1: bad identity signature/);
+  });
+});
+
+test.serial("recovery works with one node of three down and fails clearly with two down", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("kim", "pw");
+    await cluster.stopNode(3);
+    t.deepEqual(await client.recover("kim", "pw"), key);
+    await cluster.stopNode(2);
+    const err = await t.throwsAsync(client.recover("kim", "pw"));
+    t.true(err instanceof NotEnoughEvaluationsError || err instanceof UnavailableError, err.message);
+  });
+});
+
+test.serial("a node committing another record than the one sent fails the registration", async (t) => {
+  await withCluster(async (cluster, client) => {
+    cluster.servedDigest.set(2, new Uint8Array(32).fill(7));
+    const err = await t.throwsAsync(client.register("lea", "pw"), { instanceOf: RecordMismatchError });
+    t.regex(err.message, /node 2/);
+  });
+});
+
+test.serial("a node serving a different public record is caught before recovering", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("max", "pw");
+    cluster.servedDigest.set(3, new Uint8Array(32).fill(1));
+    await t.throwsAsync(client.recover("max", "pw"), { instanceOf: RecordMismatchError });
+    t.is(cluster.callsOf("BeginRecovery").length, 0, "no attempt was spent");
+  });
+});
+
+test.serial("changePassword keeps the key and switches the password", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("nina", "old");
+    await client.changePassword("nina", "old", "new");
+    t.is(cluster.records.get("nina")?.record.version, 2);
+    t.deepEqual(await client.recover("nina", "new"), key);
+    await t.throwsAsync(client.recover("nina", "old"), { instanceOf: WrongPasswordError });
+  });
+});
+
+test.serial("delete removes the record; a later recovery is RecordNotFoundError", async (t) => {
+  await withCluster(async (_cluster, client) => {
+    await client.register("otto", "pw");
+    await t.throwsAsync(client.delete("otto", "nope"), { instanceOf: WrongPasswordError });
+    await client.delete("otto", "pw");
+    const err = await t.throwsAsync(client.recover("otto", "pw"), { instanceOf: RecordNotFoundError }) as RecordNotFoundError;
+    t.is(err.codeName, "NOT_FOUND");
+  });
+});
+
+test.serial("status reports reachability, descriptor agreement and a record per node", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("pia", "pw", { guessLimit: 4 });
+    await cluster.stopNode(2);
+    const s = await client.status("pia");
+    t.true(s.recoverable);
+    t.deepEqual(s.nodes.map((n) => n.reachable), [true, false, true]);
+    t.true(s.nodes[0]?.descriptorMatches);
+    t.is(s.nodes[0]?.record?.version, 1);
+    t.is(s.nodes[0]?.record?.attemptsRemaining, 4);
+    t.is((await client.status("nobody")).nodes[0]?.record?.found, false);
+  });
+});
+
+test.serial("bad input is refused before any call", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await t.throwsAsync(client.register("", "pw"), { instanceOf: InvalidInputError });
+    await t.throwsAsync(client.register("u", "pw", { guessLimit: 0 }), { instanceOf: InvalidInputError });
+    await t.throwsAsync(client.register("u", "pw", { threshold: 4 }), { instanceOf: InvalidInputError });
+    await t.throwsAsync(client.register("u", "pw", { backupKey: new Uint8Array(16) }), { instanceOf: InvalidInputError });
+    t.is(cluster.calls.length, 0);
+  });
+});
