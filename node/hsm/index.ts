@@ -5,3 +5,12 @@ export {
 } from "./config.js";
 export { HsmError, type HsmErrorCode } from "./errors.js";
 export { HsmWorkerPool } from "./worker-pool.js";
+
+/** What the vault needs from a node's HSM; both Hsm and HsmWorkerPool provide it. */
+export interface NodeHsm {
+  readonly agreementPublicKey: Uint8Array;
+  readonly identityPublicKey: Uint8Array;
+  evaluate(wrappedShare: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array>;
+  sign(message: Uint8Array): Promise<Uint8Array>;
+  close(): void | Promise<void>;
+}

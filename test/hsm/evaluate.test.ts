@@ -3,7 +3,7 @@
 import test from "ava";
 import { createCipheriv, generateKeyPairSync } from "node:crypto";
 import { G, decodePoint, xCoordinate } from "../../proto/crypto/index.js";
-import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode } from "../../node/hsm/index.js";
+import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode, type NodeHsm } from "../../node/hsm/index.js";
 import {
   Point, countSessionObjects, createToken, randomPoint, randomScalar, wrapShare, type TestToken,
 } from "./helpers.js";
@@ -139,7 +139,8 @@ test.serial("a wrap mechanism the module lacks fails at open with MECHANISM_INVA
 });
 
 test.serial("a worker-thread pool on the same token evaluates correctly and reports typed errors", async (t) => {
-  const pool = await HsmWorkerPool.open(token.config, 2);
+  const pool: NodeHsm = await HsmWorkerPool.open(token.config, 2);
+  const _same: NodeHsm = hsm; // both implementations satisfy the vault's interface
   try {
     t.deepEqual(Buffer.from(pool.agreementPublicKey), Buffer.from(hsm.agreementPublicKey));
     const fs = Array.from({ length: 8 }, () => fixture());

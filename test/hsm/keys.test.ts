@@ -106,3 +106,14 @@ test.serial("identity signatures verify with noble and node:crypto and are low-S
   }
   t.false(p256.verify(await hsm.sign(new Uint8Array([1])), new Uint8Array([2]), hsm.identityPublicKey));
 });
+
+test.serial("signatures and evaluations interleave on the session pool", async (t) => {
+  const k = randomScalar();
+  const B = randomPoint();
+  const blob = wrapShare(hsm.agreementPublicKey, k);
+  const K = Point.BASE.multiply(k).toBytes(true);
+  const ops = Array.from({ length: 24 }, (_, i) => i % 2 === 0
+    ? hsm.sign(Uint8Array.of(i)).then((sig) => p256.verify(sig, Uint8Array.of(i), hsm.identityPublicKey, { prehash: true, lowS: true }))
+    : hsm.evaluate(blob, B.toBytes(true), K).then((out) => Buffer.from(out).equals(Buffer.from(B.multiply(k).toBytes(true)))));
+  t.deepEqual(await Promise.all(ops), ops.map(() => true));
+});
