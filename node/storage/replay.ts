@@ -22,6 +22,7 @@
 import { type Entry, type HardState, NONE, emptyHardState } from "../raft/types.js";
 import { WalInconsistentError } from "./errors.js";
 import { SnapshotKind, type StoredSnapshot } from "./snapshotter.js";
+import type { SnapshotMarker } from "./codec.js";
 import type { WalItem } from "./wal-reader.js";
 
 export interface ReplayedLog {
@@ -31,42 +32,53 @@ export interface ReplayedLog {
 }
 
 export function replay(items: readonly WalItem[], base: StoredSnapshot | null): ReplayedLog {
-  const snapIndex = base?.snapshot.metadata.index ?? 0;
-  let entries: Entry[] = [];
+  const log = new LogBuilder(base?.snapshot.metadata.index ?? 0);
   let hardState = emptyHardState();
   let sawBaseMarker = false;
   for (const it of items) {
-    if (it.kind === "hardState") {
-      hardState = it.hardState;
-    } else if (it.kind === "entry") {
-      const e = it.entry;
-      if (e.index <= snapIndex) continue;
-      const next = snapIndex + entries.length + 1;
-      if (e.index > next) {
-        throw new WalInconsistentError(`${it.file} at byte offset ${it.offset}: entry ${e.index} leaves a gap after ${next - 1}`);
-      }
-      entries.length = e.index - snapIndex - 1;
-      entries.push(e);
-    } else {
-      const m = it.marker;
-      if (m.index === snapIndex) sawBaseMarker = true;
-      if (m.index <= snapIndex) {
-        entries = [];
-        continue;
-      }
-      const at = entries[m.index - snapIndex - 1];
-      if (at === undefined || at.term !== m.term) {
-        throw new WalInconsistentError(
-          `${it.file} at byte offset ${it.offset}: the WAL records a snapshot installed at index ${m.index} term ${m.term}, ` +
-            `but no snapshot file for it could be loaded (newest usable: index ${snapIndex}) and the log does not cover it`,
-        );
-      }
-      entries.length = m.index - snapIndex;
+    const at = `${it.file} at byte offset ${it.offset}`;
+    if (it.kind === "hardState") hardState = it.hardState;
+    else if (it.kind === "entry") log.append(it.entry, at);
+    else {
+      if (it.marker.index === log.snapIndex) sawBaseMarker = true;
+      log.restartAfter(it.marker, at);
     }
   }
-  if (base?.kind === SnapshotKind.Installed && !sawBaseMarker) entries = [];
-  if (base) hardState = coverSnapshot(hardState, base.snapshot.metadata.term, snapIndex);
-  return { hardState, entries };
+  if (base?.kind === SnapshotKind.Installed && !sawBaseMarker) log.clear();
+  if (base) hardState = coverSnapshot(hardState, base.snapshot.metadata.term, log.snapIndex);
+  return { hardState, entries: log.entries };
+}
+
+/** The entries after the loaded snapshot, kept contiguous. */
+class LogBuilder {
+  entries: Entry[] = [];
+  constructor(readonly snapIndex: number) {}
+
+  /** Entry i replaces entry i and everything after it; entries the snapshot covers are skipped. */
+  append(e: Entry, at: string): void {
+    if (e.index <= this.snapIndex) return;
+    const next = this.snapIndex + this.entries.length + 1;
+    if (e.index > next) throw new WalInconsistentError(`${at}: entry ${e.index} leaves a gap after ${next - 1}`);
+    this.entries.length = e.index - this.snapIndex - 1;
+    this.entries.push(e);
+  }
+
+  /** A snapshot (m.index, m.term) was installed here: entries before it are void. */
+  restartAfter(m: SnapshotMarker, at: string): void {
+    if (m.index <= this.snapIndex) return this.clear();
+    const e = this.entries[m.index - this.snapIndex - 1];
+    if (e === undefined || e.term !== m.term) {
+      throw new WalInconsistentError(
+        `${at}: the WAL records a snapshot installed at index ${m.index} term ${m.term}, but no snapshot file ` +
+          `for it could be loaded (newest usable: index ${this.snapIndex}) and the log does not cover it`,
+      );
+    }
+    this.entries.length = m.index - this.snapIndex; // the log up to m stands in for the lost snapshot
+  }
+
+  clear(): void {
+    this.entries = [];
+  }
 }
 
 function coverSnapshot(hs: HardState, snapTerm: number, snapIndex: number): HardState {

@@ -135,3 +135,18 @@ test("a snapshot from the leader replaces the log, durably", async (t) => {
   t.deepEqual(r.initialState().hardState, { term: 3, vote: 0, commit: 52 });
   await r.close();
 });
+
+test("after a failed write every later save is refused and memory is untouched", async (t) => {
+  const dir = tempDir(t);
+  const s = await reopen(dir);
+  await s.save({ entries: entries(1, 3) });
+  // Inject an I/O failure: close the segment's file handle underneath the WAL.
+  await (s as unknown as { wal: { fh: { close(): Promise<void> } } }).wal.fh.close();
+  await t.throwsAsync(s.save({ entries: entries(4, 5) }), { instanceOf: StorageFailedError, message: /WAL write failed/ });
+  await t.throwsAsync(s.save({ entries: entries(4, 5) }), { instanceOf: StorageFailedError });
+  t.is(s.lastIndex(), 3);
+  await s.close();
+  const r = await reopen(dir);
+  t.deepEqual(r.entries(1, 4, Infinity), entries(1, 3));
+  await r.close();
+});
