@@ -18,7 +18,7 @@ import {
   passwordBytes,
   validateScryptParams,
 } from "./kdf.js";
-import { type RegistrationRecord, recordDigest, validateGuessLimit, validateRecord } from "./record.js";
+import { type RecordPublicPart, type RegistrationRecord, recordDigest, validateGuessLimit, validatePublicPart } from "./record.js";
 import { signOverwrite } from "./signatures.js";
 import { validateClusterId, validateUserId, validateVersion } from "./messages.js";
 import { IdentityPointError, InvalidArgumentError, InvalidPointError, ProtocolError, RecordMismatchError } from "./errors.js";
@@ -124,18 +124,18 @@ export interface RecoveryState {
 }
 
 /** Hardens the password with the record's parameters and blinds it. Returns B (33 bytes) to send. */
-export function startRecovery(password: string, record: RegistrationRecord): { blinded: Uint8Array; state: RecoveryState } {
-  validateRecord(record);
+export function startRecovery(password: string, record: RecordPublicPart): { blinded: Uint8Array; state: RecoveryState } {
+  validatePublicPart(record);
   return blindForRecovery(record, hardenPassword(password, record.salt, record.scrypt));
 }
 
 /** startRecovery with scrypt on the libuv thread pool. */
-export async function startRecoveryAsync(password: string, record: RegistrationRecord): Promise<{ blinded: Uint8Array; state: RecoveryState }> {
-  validateRecord(record);
+export async function startRecoveryAsync(password: string, record: RecordPublicPart): Promise<{ blinded: Uint8Array; state: RecoveryState }> {
+  validatePublicPart(record);
   return blindForRecovery(record, await hardenPasswordAsync(password, record.salt, record.scrypt));
 }
 
-function blindForRecovery(record: RegistrationRecord, pwh: Uint8Array): { blinded: Uint8Array; state: RecoveryState } {
+function blindForRecovery(record: RecordPublicPart, pwh: Uint8Array): { blinded: Uint8Array; state: RecoveryState } {
   const b = blind(pwh, BKV_V1);
   const state = { user: record.user, version: record.version, salt: record.salt, pwh, blind: b.blind, blinded: b.blinded };
   return { blinded: encodePoint(b.blinded), state };
@@ -169,8 +169,8 @@ export interface Recovery {
  * InsufficientEvaluationsError, or RecordMismatchError (the state is for
  * another record, or C does not open although y matches the reset key).
  */
-export function finishRecovery(state: RecoveryState, record: RegistrationRecord, evaluations: readonly NodeEvaluation[]): Recovery {
-  validateRecord(record);
+export function finishRecovery(state: RecoveryState, record: RecordPublicPart, evaluations: readonly NodeEvaluation[]): Recovery {
+  validatePublicPart(record);
   if (state.user !== record.user || state.version !== record.version || !equalBytes(state.salt, record.salt)) {
     throw new RecordMismatchError("the recovery state was made for another record");
   }
@@ -180,7 +180,7 @@ export function finishRecovery(state: RecoveryState, record: RegistrationRecord,
   return { ...result.value, usedNodeIds: result.usedNodeIds, faulty: [...faulty, ...badIds] };
 }
 
-function decodeEvaluations(record: RegistrationRecord, evaluations: readonly NodeEvaluation[]) {
+function decodeEvaluations(record: RecordPublicPart, evaluations: readonly NodeEvaluation[]) {
   const holders = new Set(record.shares.map((s) => s.nodeId));
   const seen = new Set<number>();
   const answers: EvaluatedPoint[] = [];
@@ -203,7 +203,7 @@ function decodeEvaluations(record: RegistrationRecord, evaluations: readonly Nod
 }
 
 /** Opens the record with a candidate k·B, or returns null if it is not the right one. */
-function openRecord(state: RecoveryState, record: RegistrationRecord, kB: Point) {
+function openRecord(state: RecoveryState, record: RecordPublicPart, kB: Point) {
   const keys = deriveKeys(finalize(state.pwh, unblind(state.blind, kB)));
   // The reset public key commits to y: it rejects a wrong candidate before
   // AES-GCM (which is not key-committing) is tried.

@@ -18,31 +18,44 @@ import { validateUserId, validateVersion } from "./messages.js";
 import { InvalidArgumentError, InvalidEncodingError, UnsupportedVersionError } from "./errors.js";
 
 export const RECORD_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x52); // "bkvR"
+export const PUBLIC_PART_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x50); // "bkvP"
 export const RECORD_VERSION = 1;
 export const MAX_GUESS_LIMIT = 255;
 export const DIGEST_LENGTH = 32;
 
-export interface RecordShare {
+/** A share as every node may show it: holder and commitment, no wrapped key. */
+export interface PublicShare {
   /** The holder's permanent node id, the share's x-coordinate. */
   readonly nodeId: number;
   /** K_i = k_i·G, 33 bytes compressed. */
   readonly publicShare: Uint8Array;
+}
+
+export interface RecordShare extends PublicShare {
   /** Wrap blob v1 of k_i to the node's agreement key. */
   readonly wrappedShare: Uint8Array;
 }
 
-export interface RegistrationRecord {
+/**
+ * What a client needs to recover: a record without its wrapped shares (what
+ * GetRecordInfo answers). Every RegistrationRecord is one.
+ */
+export interface RecordPublicPart {
   readonly user: string;
   readonly version: number;
   readonly threshold: number;
   readonly guessLimit: number;
-  readonly shares: readonly RecordShare[];
+  readonly shares: readonly PublicShare[];
   /** C v1 (aead.ts). */
   readonly ciphertext: Uint8Array;
   /** 33 bytes compressed. */
   readonly resetPublicKey: Uint8Array;
   readonly salt: Uint8Array;
   readonly scrypt: ScryptParams;
+}
+
+export interface RegistrationRecord extends RecordPublicPart {
+  readonly shares: readonly RecordShare[];
 }
 
 export function validateGuessLimit(guessLimit: number): void {
@@ -53,6 +66,12 @@ export function validateGuessLimit(guessLimit: number): void {
 
 /** Throws a ProtocolError naming the first field that is out of range or malformed. */
 export function validateRecord(rec: RegistrationRecord): void {
+  validatePublicPart(rec);
+  for (const s of rec.shares) parseWrappedShare(s.wrappedShare);
+}
+
+/** validateRecord without the wrapped shares (which it does not look at). */
+export function validatePublicPart(rec: RecordPublicPart): void {
   validateUserId(rec.user);
   validateVersion(rec.version);
   validateGuessLimit(rec.guessLimit);
@@ -62,7 +81,6 @@ export function validateRecord(rec: RegistrationRecord): void {
   for (const s of rec.shares) {
     expectLength(s.publicShare, `K_${s.nodeId}`, COMPRESSED_POINT_LENGTH);
     decodePoint(s.publicShare, `K_${s.nodeId}`);
-    parseWrappedShare(s.wrappedShare);
   }
   validateCiphertext(rec.ciphertext);
   expectLength(rec.resetPublicKey, "reset public key", COMPRESSED_POINT_LENGTH);
@@ -74,10 +92,29 @@ export function validateRecord(rec: RegistrationRecord): void {
 /** The canonical encoding v1 of a valid record. */
 export function encodeRecord(rec: RegistrationRecord): Uint8Array {
   validateRecord(rec);
-  const w = new Writer().fixed(RECORD_MAGIC).u8(RECORD_VERSION).str(rec.user).u32(rec.version);
+  return writeRecord(RECORD_MAGIC, rec, (w, s) => w.lp16((s as RecordShare).wrappedShare));
+}
+
+/**
+ * The canonical encoding of a record's public part: as encodeRecord, with
+ * magic "bkvP" and no wrapped shares. Two nodes' GetRecordInfo answers agree
+ * iff these encodings (or their SHA-256, publicPartDigest) are equal.
+ */
+export function encodePublicPart(rec: RecordPublicPart): Uint8Array {
+  validatePublicPart(rec);
+  return writeRecord(PUBLIC_PART_MAGIC, rec, () => undefined);
+}
+
+export function publicPartDigest(rec: RecordPublicPart): Uint8Array {
+  return sha256(encodePublicPart(rec));
+}
+
+function writeRecord(magic: Uint8Array, rec: RecordPublicPart, writeWrapped: (w: Writer, s: PublicShare) => void): Uint8Array {
+  const w = new Writer().fixed(magic).u8(RECORD_VERSION).str(rec.user).u32(rec.version);
   w.u16(rec.threshold).u8(rec.guessLimit).u16(rec.shares.length);
   for (const s of [...rec.shares].sort((a, b) => a.nodeId - b.nodeId)) {
-    w.u64(s.nodeId).fixed(s.publicShare).lp16(s.wrappedShare);
+    w.u64(s.nodeId).fixed(s.publicShare);
+    writeWrapped(w, s);
   }
   w.lp16(rec.ciphertext).fixed(rec.resetPublicKey).fixed(rec.salt);
   return w.u32(rec.scrypt.N).u32(rec.scrypt.r).u32(rec.scrypt.p).bytes();

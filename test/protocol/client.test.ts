@@ -190,3 +190,10 @@ test("the async variants (scrypt off the event loop) give a record the sync path
   t.is(hex(finishRecovery(started.state, other.record, evaluations(nodes, other.record, started.blinded)).backupKey), hex(backupKey));
   await t.throwsAsync(createRegistrationAsync({ ...input, threshold: 4 }), { instanceOf: InvalidArgumentError });
 });
+
+test("recovery needs only the record's public part (what GetRecordInfo answers)", (t) => {
+  const { nodes, backupKey, record } = register([1, 2, 3], 2);
+  const publicPart = { ...record, shares: record.shares.map(({ nodeId, publicShare }) => ({ nodeId, publicShare })) };
+  const { blinded, state } = startRecovery("hunter2", publicPart);
+  t.is(hex(finishRecovery(state, publicPart, evaluations(nodes, record, blinded)).backupKey), hex(backupKey));
+});

@@ -10,6 +10,8 @@ import {
   decodeRecord,
   encodePoint,
   encodeRecord,
+  encodePublicPart,
+  publicPartDigest,
   recordDigest,
   wrapShare,
   randomScalar,
@@ -117,4 +119,18 @@ test("the canonical writer refuses values that do not fit their width", (t) => {
   t.throws(() => new Writer().u64(2n ** 64n), { instanceOf: InvalidArgumentError });
   t.throws(() => new Writer().lp16(new Uint8Array(65536)), { instanceOf: InvalidLengthError });
   t.is(hex(new Writer().u16(258).u64(1n).str("é").bytes()), "0102" + "0000000000000001" + "0002c3a9");
+});
+
+test("the public part (no wrapped shares) has its own encoding and digest", (t) => {
+  const publicOnly = { ...record, shares: record.shares.map(({ nodeId, publicShare }) => ({ nodeId, publicShare })) };
+  const d = hex(publicPartDigest(publicOnly));
+  t.is(hex(publicPartDigest(record)), d);
+  t.is(hex(encodePublicPart(record)).slice(0, 8), "626b7650");
+  t.not(d, hex(recordDigest(record)));
+  const s0 = record.shares[0]!;
+  const rewrapped = { ...record, shares: [{ ...s0, wrappedShare: wrapShare(nodes[0]!.agreementPublicKey, randomScalar()) }, ...record.shares.slice(1)] };
+  t.is(hex(publicPartDigest(rewrapped)), d);
+  t.not(hex(publicPartDigest({ ...publicOnly, guessLimit: 11 })), d);
+  t.not(hex(publicPartDigest({ ...publicOnly, shares: [{ ...publicOnly.shares[0]!, publicShare: encodePoint(randomPoint()) }, ...publicOnly.shares.slice(1)] })), d);
+  t.throws(() => encodePublicPart({ ...publicOnly, threshold: 0 }), { instanceOf: InvalidArgumentError });
 });
