@@ -41,6 +41,7 @@ export interface RunStats {
   acknowledged: number;
   reads: number;
   commit: number;
+  messages: number;
 }
 
 export interface RunResult {
@@ -54,6 +55,8 @@ export interface RunResult {
 }
 
 export const DEFAULT_STEPS = 2000;
+/** Messages per tick above which a run counts as a message storm. */
+const MESSAGES_PER_TICK_LIMIT = 200;
 /** Ticks allowed to reach quiescence after healing everything. */
 const SETTLE_TICKS = 600;
 
@@ -85,7 +88,7 @@ class Simulation {
   readonly checker = new Checker();
   readonly stats: RunStats = {
     ticks: 0, leaders: 0, crashes: 0, partitions: 0, confChanges: 0, confChangesApplied: 0, snapshotsInstalled: 0, compactions: 0,
-    acknowledged: 0, reads: 0, commit: 0,
+    acknowledged: 0, reads: 0, commit: 0, messages: 0,
   };
   now = 0;
   private readonly rng: Prng;
@@ -103,6 +106,8 @@ class Simulation {
   private nextRead = 1;
   private nextNodeId: NodeId;
   private faultsOn = true;
+  /** A runaway guard: far above what a healthy run sends (a retransmission loop is a bug, and must not hang the CLI). */
+  private readonly maxMessages: number;
 
   constructor(private readonly opts: RunOptions) {
     this.trace = new Trace(opts.print ?? null, opts.verbose ?? false);
@@ -113,6 +118,7 @@ class Simulation {
     this.partitions = new PartitionSchedule(root.fork("partitions"), this.profile);
     this.env = this.makeEnv({ ...chooseNodeParams(root.fork("params"), this.profile), ...opts.params });
     this.nextNodeId = opts.nodes + 1;
+    this.maxMessages = MESSAGES_PER_TICK_LIMIT * ((opts.steps ?? DEFAULT_STEPS) + SETTLE_TICKS);
     const voters = Array.from({ length: opts.nodes }, (_, i) => i + 1);
     for (const id of voters) this.addNode(id, bootstrapSnapshot(voters));
   }
@@ -173,6 +179,9 @@ class Simulation {
   }
 
   private send(from: SimNode, m: Message): void {
+    if (++this.stats.messages > this.maxMessages) {
+      throw new Violation("Liveness", `message storm: more than ${this.maxMessages} messages sent`);
+    }
     if (this.trace.verbose) this.trace.add(this.now, from.id, `send ${describeMsg(m)}`);
     const outcome = this.net.send(m, this.now);
     if (outcome !== "cut") return;
@@ -377,6 +386,12 @@ class Simulation {
       for (let j = i + 1; j < ms.length; j++) checkLogMatching(ms[i]!, ms[j]!);
     }
     checkDurability(this.acknowledged, ms.map((m) => ({ id: m.id, has: (p: number) => m.sm.has(p) })));
+    for (const n of this.liveNodes()) {
+      const refused = n.raw!.status().refusedTruncations ?? 0;
+      if (refused > 0) {
+        throw new Violation("Leader Completeness", `node ${n.id} refused ${refused} append(s) that would have replaced committed entries`);
+      }
+    }
     this.stats.acknowledged = this.acknowledged.size;
     this.stats.commit = leader.hardState().commit;
     this.trace.add(this.now, leader.id,

@@ -37,6 +37,8 @@ export interface SimStatus {
   readonly hardState: HardState;
   readonly softState: SoftState;
   readonly applied: number;
+  /** Appends refused because they would have replaced committed entries (hardening; must stay 0). */
+  readonly refusedTruncations?: number;
 }
 
 export interface SimRawNode {
