@@ -1,0 +1,196 @@
+// The `bkv` CLI, driven through run() with in-memory I/O (and once as a real
+// process), against the in-process fake cluster.
+import test from "ava";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { EXIT, run } from "../../client/cli/main.js";
+import { COMMANDS } from "../../client/cli/commands.js";
+import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
+import { descriptorToJson, parseKey } from "../../client/sdk/index.js";
+import { FakeCluster } from "./fake-cluster.js";
+
+interface Result {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function bkv(argv: string[], stdin = "", env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  let out = "";
+  let err = "";
+  const io: CliIo = {
+    readSecrets: async (prompts) => splitSecretLines(stdin, prompts.length),
+    stdout: (s) => (out += s),
+    stderr: (s) => (err += s),
+    stderrIsTTY: false,
+    env,
+  };
+  const code = await run(argv, io);
+  return { code, out, err };
+}
+
+test("unknown commands and options are usage errors (64)", async (t) => {
+  const r = await bkv(["frobnicate"]);
+  t.is(r.code, EXIT.USAGE);
+  t.regex(r.err, /unknown command "frobnicate"/);
+  t.is((await bkv(["recover", "--user", "u", "--password-stdin", "--verbose"])).code, EXIT.USAGE);
+  t.is((await bkv(["recover", "--password-stdin"])).code, EXIT.USAGE, "--user is required");
+  t.is((await bkv(["recover", "--user"])).code, EXIT.USAGE, "--user needs a value");
+  t.is((await bkv(["register", "--user", "u", "--password-stdin", "--guess-limit", "0"])).code, EXIT.USAGE);
+  t.is((await bkv(["key", "generate", "extra"])).code, EXIT.USAGE);
+});
+
+test("a password or key on argv is refused and never echoed", async (t) => {
+  for (const argv of [
+    ["recover", "--user", "u", "--password", "hunter2"],
+    ["recover", "--user", "u", "--password=hunter2"],
+    ["register", "--user", "u", "--key", "hunter2"],
+  ]) {
+    const r = await bkv(argv);
+    t.is(r.code, EXIT.USAGE);
+    t.regex(r.err, /never read from the command line/);
+    t.false(r.err.includes("hunter2"));
+  }
+  const r = await bkv(["recover", "--user", "u"]);
+  t.is(r.code, EXIT.USAGE);
+  t.regex(r.err, /--password-stdin/);
+});
+
+test("every command has --help", async (t) => {
+  for (const c of COMMANDS) {
+    const r = await bkv([...c.name.split(" "), "--help"]);
+    t.is(r.code, 0, c.name);
+    t.true(r.out.startsWith(`Usage: bkv ${c.name}`), c.name);
+  }
+  const top = await bkv(["--help"]);
+  t.is(top.code, 0);
+  t.regex(top.out, /Exit codes/);
+});
+
+test("key generate prints a grouped key", async (t) => {
+  const r = await bkv(["key", "generate"]);
+  t.is(r.code, 0);
+  t.regex(r.out, /^([0-9a-f]{4} ){15}[0-9a-f]{4}\n$/);
+});
+
+test("a missing or bad descriptor exits 7", async (t) => {
+  const r = await bkv(["recover", "--user", "u", "--password-stdin", "--cluster", "/nonexistent/cluster.json"], "pw\n");
+  t.is(r.code, EXIT.DESCRIPTOR);
+  t.regex(r.err, /no such file/);
+  const env = await bkv(["status"], "", { BKV_CLUSTER: "/nonexistent/env.json" });
+  t.regex(env.err, /env\.json/, "$BKV_CLUSTER is used");
+});
+
+async function withClusterFile(body: (cluster: FakeCluster, file: string, dir: string) => Promise<void>): Promise<void> {
+  const cluster = await FakeCluster.start(3, 2);
+  const dir = await mkdtemp(join(tmpdir(), "bkv-cli-"));
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify(descriptorToJson(cluster.descriptor())));
+  try {
+    await body(cluster, file, dir);
+  } finally {
+    cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test.serial("register, recover, wrong password (exit 2), verify, change, delete, status", async (t) => {
+  await withClusterFile(async (_cluster, file) => {
+    const c = ["--cluster", file];
+    const key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const reg = await bkv(["register", "--user", "ann", "--password-stdin", "--key-stdin", "--guess-limit", "4", ...c], `pw1\n${key}\n`);
+    t.is(reg.code, 0, reg.err);
+    t.deepEqual(parseKey(reg.out), parseKey(key));
+    const rec = await bkv(["recover", "--user", "ann", "--password-stdin", ...c], "pw1\n");
+    t.is(rec.code, 0, rec.err);
+    t.is(rec.out, "0011 2233 4455 6677 8899 aabb ccdd eeff 0011 2233 4455 6677 8899 aabb ccdd eeff\n");
+    const wrong = await bkv(["recover", "--user", "ann", "--password-stdin", ...c], "nope\n");
+    t.is(wrong.code, EXIT.WRONG_PASSWORD);
+    t.regex(wrong.err, /wrong password: 3 attempts remaining/);
+    t.is(wrong.out, "");
+    const verifyBad = await bkv(["verify-password", "--user", "ann", "--password-stdin", ...c], "nope\n");
+    t.is(verifyBad.code, EXIT.WRONG_PASSWORD);
+    t.regex(verifyBad.err, /2 attempts remaining/);
+    t.is((await bkv(["verify-password", "--user", "ann", "--password-stdin", ...c], "pw1\n")).out, "password ok\n");
+    t.is((await bkv(["change-password", "--user", "ann", "--password-stdin", ...c], "pw1\npw2\n")).code, 0);
+    t.is((await bkv(["recover", "--user", "ann", "--password-stdin", ...c], "pw2\n")).code, 0);
+    const status = await bkv(["status", "--user", "ann", ...c]);
+    t.is(status.code, 0);
+    t.regex(status.out, /3\/3 nodes reachable/);
+    t.regex(status.out, /record v2, 4 attempts remaining/);
+    const json = JSON.parse((await bkv(["status", "--json", ...c])).out) as { nodes: unknown[]; recoverable: boolean };
+    t.is(json.nodes.length, 3);
+    t.true(json.recoverable);
+    t.is((await bkv(["delete", "--user", "ann", "--password-stdin", ...c], "pw2\n")).code, 0);
+    const gone = await bkv(["recover", "--user", "ann", "--password-stdin", ...c], "pw2\n");
+    t.is(gone.code, EXIT.RECORD);
+    t.regex(gone.err, /NOT_FOUND/);
+  });
+});
+
+test.serial("register: a second registration exits 4, a malformed key on stdin exits 64, a missing line exits 64", async (t) => {
+  await withClusterFile(async (_cluster, file) => {
+    const c = ["--cluster", file];
+    const first = await bkv(["register", "--user", "bo", "--password-stdin", ...c], "pw\n");
+    t.is(first.code, 0, first.err);
+    t.regex(first.out, /^([0-9a-f]{4} ){15}[0-9a-f]{4}\n$/);
+    t.is((await bkv(["register", "--user", "bo", "--password-stdin", ...c], "pw\n")).code, EXIT.RECORD);
+    const bad = await bkv(["register", "--user", "cy", "--password-stdin", "--key-stdin", ...c], "pw\nabc\n");
+    t.is(bad.code, EXIT.USAGE);
+    t.regex(bad.err, /64 hex digits \(got 3\)/);
+    t.is((await bkv(["register", "--user", "cy", "--password-stdin", "--key-stdin", ...c], "pw\n")).code, EXIT.USAGE);
+  });
+});
+
+test.serial("status exits 5 when fewer than t nodes answer", async (t) => {
+  await withClusterFile(async (cluster, file) => {
+    await cluster.stopNode(1);
+    await cluster.stopNode(2);
+    const r = await bkv(["status", "--cluster", file, "--timeout", "2"]);
+    t.is(r.code, EXIT.UNAVAILABLE);
+    t.regex(r.out, /UNREACHABLE/);
+  });
+});
+
+test("backup encrypt and decrypt through the CLI; a tampered file exits 6 and leaves nothing", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "bkv-cli-backup-"));
+  try {
+    const keyFile = join(dir, "key");
+    await writeFile(keyFile, `${(await bkv(["key", "generate"])).out}`);
+    await writeFile(join(dir, "plain"), "chat history\n".repeat(10_000));
+    const enc = await bkv(["backup", "encrypt", "--key-file", keyFile, "--in", join(dir, "plain"), "--out", join(dir, "enc")]);
+    t.is(enc.code, 0, enc.err);
+    const dec = await bkv(["backup", "decrypt", "--key-file", keyFile, "--in", join(dir, "enc"), "--out", join(dir, "back")]);
+    t.is(dec.code, 0, dec.err);
+    t.deepEqual(await readFile(join(dir, "back")), await readFile(join(dir, "plain")));
+    const sealed = await readFile(join(dir, "enc"));
+    sealed[200] = (sealed[200] ?? 0) ^ 1;
+    await writeFile(join(dir, "bad"), sealed);
+    const bad = await bkv(["backup", "decrypt", "--key-file", keyFile, "--in", join(dir, "bad"), "--out", join(dir, "out")]);
+    t.is(bad.code, EXIT.INTEGRITY);
+    t.regex(bad.err, /chunk 0 does not authenticate/);
+    await t.throwsAsync(readFile(join(dir, "out")));
+    const exists = await bkv(["backup", "decrypt", "--key-file", keyFile, "--in", join(dir, "enc"), "--out", join(dir, "back")]);
+    t.is(exists.code, EXIT.IO);
+    t.is((await bkv(["backup", "decrypt", "--key-file", keyFile, "--in", join(dir, "enc"), "--out", join(dir, "back"), "--force"])).code, 0);
+    await writeFile(join(dir, "badkey"), "1234");
+    t.is((await bkv(["backup", "encrypt", "--key-file", join(dir, "badkey"), "--in", join(dir, "plain"), "--out", join(dir, "x")])).code, EXIT.USAGE);
+    t.is((await bkv(["backup", "encrypt", "--key-file", join(dir, "nokey"), "--in", join(dir, "plain"), "--out", join(dir, "x")])).code, EXIT.IO);
+    t.is((await bkv(["backup", "encrypt", "--key-file", keyFile, "--in", join(dir, "plain")])).code, EXIT.USAGE, "--out is required");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("the CLI runs as a process: exit codes and stdin", async (t) => {
+  const exec = promisify(execFile);
+  const main = join(process.cwd(), "client/cli/main.ts");
+  const ok = await exec(process.execPath, ["--import", "tsx", main, "key", "generate"]);
+  t.regex(ok.stdout, /^([0-9a-f]{4} ){15}[0-9a-f]{4}\n$/);
+  const err = await t.throwsAsync(exec(process.execPath, ["--import", "tsx", main, "recover", "--user", "u", "--password", "x"])) as Error & { code: number; stderr: string };
+  t.is(err.code, EXIT.USAGE);
+  t.regex(err.stderr, /never read from the command line/);
+});
