@@ -100,9 +100,8 @@ function lockRecord(cur: StoredRecord): StoredRecord {
 
 /** ConfirmRecovery (DESIGN §5 recovery step 4): a verified confirmation resets the counter. */
 export function confirm(clusterId: string, cur: StoredRecord | undefined, user: string, version: number, attemptId: number, signature: Uint8Array): Transition {
-  const stale = checkVersion(cur, user, version, "confirm");
-  if (stale !== null) return { result: stale };
-  const s = cur as StoredRecord;
+  const s = currentVersion(cur, user, version, "confirm");
+  if ("ok" in s) return { result: s };
   if (!s.pending.some((p) => p.attemptId === attemptId)) {
     return refuse("FAILED_PRECONDITION", `attempt ${attemptId} is not pending for ${quote(user)} (never begun, already confirmed, superseded or locked)`, s);
   }
@@ -115,21 +114,21 @@ export function confirm(clusterId: string, cur: StoredRecord | undefined, user: 
 
 /** Delete: an owner-signed removal of the named version (locked records included). */
 export function remove(clusterId: string, cur: StoredRecord | undefined, user: string, version: number, signature: Uint8Array): Transition {
-  const stale = checkVersion(cur, user, version, "delete");
-  if (stale !== null) return { result: stale };
-  const s = cur as StoredRecord;
+  const s = currentVersion(cur, user, version, "delete");
+  if ("ok" in s) return { result: s };
   if (!verifyDelete(s.record.resetPublicKey, { clusterId, user, version }, signature)) {
     return refuse("PERMISSION_DENIED", `the delete signature does not verify with the reset key of version ${version}`, s);
   }
   return { result: { ok: true, kind: "delete" }, next: null };
 }
 
-function checkVersion(cur: StoredRecord | undefined, user: string, version: number, what: string): VaultError | null {
+/** The record if it exists at exactly this version, else the refusal. */
+function currentVersion(cur: StoredRecord | undefined, user: string, version: number, what: string): StoredRecord | VaultError {
   if (cur === undefined) return vaultError("NOT_FOUND", `user ${quote(user)} has no record`);
   if (cur.record.version !== version) {
     return vaultError("FAILED_PRECONDITION", `cannot ${what} version ${version}: the record of ${quote(user)} is at version ${cur.record.version}`, remaining(cur));
   }
-  return null;
+  return cur;
 }
 
 function refuse(code: VaultError["code"], message: string, cur?: StoredRecord): Transition {

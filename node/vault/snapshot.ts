@@ -60,12 +60,12 @@ export interface VaultState {
 
 export function encodeSnapshot(s: VaultState): Uint8Array {
   const w = new Writer().fixed(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT_VERSION).str(s.clusterId).u64(s.appliedIndex).u32(s.requests.capacity);
-  const users = [...s.records.keys()].map((u) => ({ u, b: utf8(u) })).sort((x, y) => compareBytes(x.b, y.b));
-  w.u32(users.length);
-  for (const { u } of users) writeRecord(w, s.records.get(u) as StoredRecord);
-  const ids = [...s.nodes.keys()].sort((a, b) => a - b);
-  w.u32(ids.length);
-  for (const id of ids) writeNode(w, s.nodes.get(id) as NodeAnnouncement);
+  const records = [...s.records.values()].map((r) => ({ r, key: utf8(r.record.user) })).sort((x, y) => compareBytes(x.key, y.key));
+  w.u32(records.length);
+  for (const { r } of records) writeRecord(w, r);
+  const nodes = [...s.nodes.values()].sort((a, b) => a.nodeId - b.nodeId);
+  w.u32(nodes.length);
+  for (const n of nodes) writeNode(w, n);
   w.u32(s.requests.size);
   for (const e of s.requests.list()) w.fixed(e.requestId).fixed(e.fingerprint).lp16(e.outcome);
   const body = w.bytes();
