@@ -54,6 +54,8 @@ export class DiskStorage implements Storage {
   private chained = 0;
   /** lastIndex once every queued save is applied: validates new saves before they are written. */
   private expectedLast: number;
+  /** Index of the newest snapshot passed to save(), durable or not. */
+  private installedIndex = 0;
   private closed = false;
   private failed: StorageFailedError | null = null;
   /** Serializes snapshot retention and WAL purges. Never rejects. */
@@ -209,13 +211,20 @@ export class DiskStorage implements Storage {
   /** Refuses saves that would leave a gap, before anything is written. */
   private validate(rd: SaveRequest): void {
     const ents = rd.entries ?? [];
-    let last = rd.snapshot ? rd.snapshot.metadata.index : this.expectedLast;
+    const snapIndex = rd.snapshot?.metadata.index;
+    if (snapIndex !== undefined) {
+      const current = Math.max(this.installedIndex, this.memory.snapshot().metadata.index);
+      // An older snapshot would be ignored by memory but would reset the log on replay: refuse it.
+      if (snapIndex <= current) throw new InvalidSaveError(`save: snapshot ${snapIndex} is not newer than ${current}`);
+    }
+    let last = snapIndex ?? this.expectedLast;
     for (const e of ents) {
       if (!Number.isSafeInteger(e.index) || e.index < 1 || e.index > last + 1) {
         throw new InvalidSaveError(`save: entry ${e.index} does not follow ${last}`);
       }
       last = e.index;
     }
+    if (snapIndex !== undefined) this.installedIndex = snapIndex;
     if (rd.snapshot || ents.length > 0) this.expectedLast = last;
   }
 

@@ -133,6 +133,8 @@ test("a snapshot from the leader replaces the log, durably", async (t) => {
   t.is(r.firstIndex(), 51);
   t.deepEqual(r.entries(51, 56, Infinity), entries(51, 55, 3));
   t.deepEqual(r.initialState().hardState, { term: 3, vote: 0, commit: 52 });
+  await t.throwsAsync(r.saveSnapshot(snap), { instanceOf: InvalidSaveError, message: /not newer/ });
+  t.is(r.lastIndex(), 55);
   await r.close();
 });
 
