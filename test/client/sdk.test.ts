@@ -216,3 +216,23 @@ test.serial("bad input is refused before any call", async (t) => {
     t.is(cluster.calls.length, 0);
   });
 });
+
+test.serial("after a membership change, a recovery re-shares the record to the pinned nodes", async (t) => {
+  const cluster = await FakeCluster.start(4, 2);
+  const full = cluster.descriptor();
+  const old = new VaultClient({ ...full, nodes: full.nodes.slice(0, 3) }, FAST);
+  const current = new VaultClient(full, FAST);
+  try {
+    const key = await old.register("quin", "pw");
+    t.deepEqual(cluster.records.get("quin")?.record.shares.map((s) => s.nodeId), [1, 2, 3]);
+    t.deepEqual(await current.recover("quin", "pw"), key);
+    const rec = cluster.records.get("quin")?.record;
+    t.is(rec?.version, 2);
+    t.deepEqual(rec?.shares.map((s) => s.nodeId), [1, 2, 3, 4]);
+    t.deepEqual(await current.recover("quin", "pw"), key, "the re-shared record opens with the same password");
+  } finally {
+    old.close();
+    current.close();
+    cluster.stop();
+  }
+});
