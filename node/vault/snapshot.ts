@@ -1,6 +1,6 @@
 // The canonical snapshot of the vault state (docs/vault.md §4).
 //
-//   "bkvS" || u8 format (1) || lp16(cluster id) || u64 applied index || u32 request-id capacity
+//   "bkvV" || u8 format (1) || lp16(cluster id) || u64 applied index || u32 request-id capacity
 //   || u32 record count || records, ascending by user id (UTF-8 bytes)
 //   || u32 node count   || nodes, ascending by node id
 //   || u32 request count || request entries, oldest first (FIFO order)
@@ -46,7 +46,7 @@ import { type PendingAttempt, type StoredRecord, assertStoredRecord } from "./re
 import { verifyAnnouncement } from "./nodes.js";
 import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
 
-export const SNAPSHOT_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x53); // "bkvS"
+export const SNAPSHOT_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x56); // "bkvV"
 export const SNAPSHOT_FORMAT_VERSION = 1;
 const HEADER_LENGTH = SNAPSHOT_MAGIC.length + 1;
 
