@@ -201,3 +201,26 @@ test("validation errors name the field and are InvalidArgument-family ProtocolEr
   const e2 = t.throws(() => encodeCommand({ ...registerCmd(alice), ownerSignature: new Uint8Array(64) }), { instanceOf: InvalidArgumentError });
   t.regex(e2?.message ?? "", /owner signature/);
 });
+
+test("golden encoding of a begin command (format v1 is frozen)", (t) => {
+  const requestId = Uint8Array.from({ length: 16 }, (_, i) => i);
+  const bytes = encodeCommand({ kind: "begin", requestId, user: "alice", blinded: encodePoint(G) });
+  t.is(
+    hex(bytes),
+    "626b7643" + "01" + "02" + "000102030405060708090a0b0c0d0e0f" + "0005" + "616c696365" +
+      "036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
+  );
+});
+
+test("a retried begin that hit the limit answers RESOURCE_EXHAUSTED again and changes nothing", (t) => {
+  const h = new Harness();
+  const one = register("olga", { guessLimit: 1 });
+  h.result(registerCmd(one));
+  h.result(beginCmd("olga"));
+  const over = beginCmd("olga");
+  expectError(t, h.result(over), "RESOURCE_EXHAUSTED");
+  const locked = hex(h.sm.contentDigest());
+  expectError(t, h.result(over), "RESOURCE_EXHAUSTED");
+  t.is(hex(h.sm.contentDigest()), locked);
+  t.true(h.sm.getRecord("olga")?.locked);
+});
