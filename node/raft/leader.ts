@@ -161,6 +161,10 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
     }
     return;
   }
+  if (m.index > r.log.lastIndex()) {
+    r.logger.warn(`${r.id} ignored MsgAppResp from ${m.from}: index ${m.index} is past our last index`);
+    return;
+  }
   const oldPaused = pr.isPaused();
   if (!pr.maybeUpdate(m.index)) return;
   if (pr.state === ProgressState.Probe) {

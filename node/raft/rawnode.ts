@@ -23,6 +23,7 @@ import {
   type NodeId,
   RaftPanic,
   type Ready,
+  type SnapshotChunk,
   type SoftState,
   StateType,
   message,
@@ -62,6 +63,10 @@ export interface Status {
 const LOCAL_ONLY = new Set([
   MessageType.Hup, MessageType.Beat, MessageType.Unreachable, MessageType.SnapStatus, MessageType.CheckQuorum,
 ]);
+
+/** Forwarded requests carry no term; every other network message does (a vote rejection may carry 0). */
+const TERMLESS = new Set([MessageType.Prop, MessageType.ReadIndex]);
+const VOTE_RESPONSES = new Set([MessageType.VoteResp, MessageType.PreVoteResp]);
 
 export class RawNode {
   private readonly raft: Raft;
@@ -124,12 +129,21 @@ export class RawNode {
     if (LOCAL_ONLY.has(m.type)) throw new ErrInvalidMessage(`step: local message type ${MessageType[m.type]} refused`);
     if (m.to !== this.raft.id) throw new ErrInvalidMessage(`step: message to ${m.to} delivered to ${this.raft.id}`);
     if (!Number.isSafeInteger(m.from) || m.from <= 0) throw new ErrInvalidMessage(`step: invalid sender ${m.from}`);
-    if (!Number.isSafeInteger(m.term) || m.term < 0) throw new ErrInvalidMessage(`step: invalid term ${m.term}`);
+    if (!isIndex(m.term)) throw new ErrInvalidMessage(`step: invalid term ${m.term}`);
+    if ((m.term === 0) !== TERMLESS.has(m.type) && !(m.term === 0 && m.reject && VOTE_RESPONSES.has(m.type))) {
+      throw new ErrInvalidMessage(`step: ${MessageType[m.type]} with term ${m.term}`);
+    }
     if (m.type === MessageType.App && m.entries.some((e, i) => e.index !== m.index + 1 + i)) {
       throw new ErrInvalidMessage(`step: MsgApp entries not contiguous after index ${m.index}`);
     }
     if (m.type === MessageType.Prop && m.entries.length === 0) throw new ErrInvalidMessage("step: empty MsgProp");
-    if (m.type === MessageType.Snap && m.snapshot === null) throw new ErrInvalidMessage("step: MsgSnap without chunk");
+    if (m.type === MessageType.App && m.entries.some((e) => !isIndex(e.term) || e.term > m.term)) {
+      throw new ErrInvalidMessage(`step: MsgApp entry term outside [1, ${m.term}]`);
+    }
+    if (!isIndex(m.index) || !isIndex(m.commit) || !isIndex(m.logTerm) || !isIndex(m.rejectHint)) {
+      throw new ErrInvalidMessage("step: index, commit, logTerm and rejectHint must be non-negative integers");
+    }
+    if (m.type === MessageType.Snap) validateChunk(m.snapshot);
   }
 
   /** Requests a linearizable read point; the answer arrives in Ready.readStates with the same context. */
@@ -247,6 +261,23 @@ export class RawNode {
     }
     if (l.committed > l.lastIndex()) throw new RaftPanic(`invariant: committed ${l.committed} > last ${l.lastIndex()}`);
     return out;
+  }
+}
+
+function isIndex(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+function validateChunk(c: SnapshotChunk | null): void {
+  if (c === null) throw new ErrInvalidMessage("step: MsgSnap without chunk");
+  const { index, term, confState } = c.metadata;
+  if (!isIndex(index) || index === 0 || !isIndex(term) || !isIndex(c.offset) || !isIndex(c.totalSize) ||
+      c.offset + c.data.byteLength > c.totalSize) {
+    throw new ErrInvalidMessage("step: MsgSnap chunk with invalid index, term, offset or size");
+  }
+  const ids = [...confState.voters, ...confState.learners];
+  if (ids.some((id) => !Number.isSafeInteger(id) || id <= 0) || new Set(ids).size !== ids.length) {
+    throw new ErrInvalidMessage("step: MsgSnap chunk with an invalid configuration");
   }
 }
 

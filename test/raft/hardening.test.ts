@@ -20,8 +20,9 @@ test("a follower refuses (and counts) an append that would replace committed ent
   const commit = f.raw.status().hardState.commit;
   const term = f.raw.status().hardState.term;
   const before = f.storage.entries(f.storage.firstIndex(), f.storage.lastIndex() + 1, Infinity);
+  // A (faulty) leader of a later term whose log disagrees with our committed entries.
   const evil = message({
-    type: MessageType.App, from: 1, to: 2, term, index: commit - 2, logTerm: f.storage.term(commit - 2),
+    type: MessageType.App, from: 1, to: 2, term: term + 5, index: commit - 2, logTerm: f.storage.term(commit - 2),
     entries: [{ term: term + 5, index: commit - 1, type: EntryType.Normal, data: enc("overwrite") }],
     commit,
   });
@@ -40,7 +41,7 @@ test("a follower also refuses a mismatched previous entry at or below its commit
   const f = net.node(2);
   const { commit, term } = f.raw.status().hardState;
   f.raw.step(message({
-    type: MessageType.App, from: 1, to: 2, term, index: commit - 1, logTerm: term + 3,
+    type: MessageType.App, from: 1, to: 2, term: term + 3, index: commit - 1, logTerm: term + 3,
     entries: [{ term: term + 3, index: commit, type: EntryType.Normal, data: enc("x") }], commit,
   }));
   t.is(f.raw.status().refusedTruncations, 1);
@@ -105,6 +106,20 @@ test("step() refuses local message types, misaddressed and malformed messages wi
     entries: [{ term: 1, index: 5, type: EntryType.Normal, data: enc("") }],
   })), { instanceOf: ErrInvalidMessage });
   t.throws(() => raw.step(message({ type: 99 as MessageType, from: 2, to: 1 })), { instanceOf: ErrInvalidMessage });
+  t.throws(() => raw.step(message({
+    type: MessageType.App, from: 2, to: 1, term: 1, index: 1,
+    entries: [{ term: 7, index: 2, type: EntryType.Normal, data: enc("") }],
+  })), { instanceOf: ErrInvalidMessage }, "entry from a term after the message's");
+  t.throws(() => raw.step(message({ type: MessageType.Heartbeat, from: 2, to: 1, term: 1, commit: -1 })), { instanceOf: ErrInvalidMessage });
+  const chunk = {
+    metadata: { index: 5, term: 1, confState: { voters: [1, 2], learners: [2] } }, totalSize: 3, offset: 0,
+    data: new Uint8Array(3), done: true,
+  };
+  t.throws(() => raw.step(message({ type: MessageType.Snap, from: 2, to: 1, term: 1, snapshot: chunk })), { instanceOf: ErrInvalidMessage });
+  t.throws(() => raw.step(message({
+    type: MessageType.Snap, from: 2, to: 1, term: 1,
+    snapshot: { ...chunk, metadata: { ...chunk.metadata, confState: { voters: [1], learners: [] } }, totalSize: 2 },
+  })), { instanceOf: ErrInvalidMessage });
   t.is(raw.status().hardState.term, 0, "nothing was applied");
 });
 
@@ -165,4 +180,36 @@ test("restart with an applied index above the synced commit index raises the com
   t.is(restarted.raw.status().applied, commit);
   t.false(restarted.raw.hasReady() && restarted.raw.ready().committedEntries.length > 0, "nothing re-applied");
   t.throws(() => net.start(2, n.storage, 3, { applied: commit + 10 }), { instanceOf: RaftPanic });
+});
+
+test("fuzz: random messages only ever raise ErrInvalidMessage, never a crash or a panic", (t) => {
+  const rnd = mulberry32(42);
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  net.propose(1, "a");
+  const types = Array.from({ length: 20 }, (_, i) => i as MessageType);
+  let invalid = 0;
+  for (let i = 0; i < 3000; i++) {
+    const to = pick([1, 2, 3]);
+    const term = pick([0, 1, 2, 3, 50]);
+    const index = pick([0, 1, 2, 3, 4, 100, -1]);
+    const m = message({
+      type: pick(types), from: pick([1, 2, 3, 4, 9]), to, term, index, logTerm: pick([0, 1, 2, 3]),
+      commit: pick([0, 1, 3, 100]), reject: rnd(2) === 0, rejectHint: pick([0, 1, 5]),
+      entries: rnd(3) === 0 ? [{ term: pick([1, 2, term]), index: index + 1, type: EntryType.Normal, data: enc("z") }] : [],
+      context: rnd(4) === 0 ? enc(`c${i}`) : new Uint8Array(0),
+    });
+    try {
+      net.node(to).raw.step(m);
+    } catch (e) {
+      if (!(e instanceof ErrInvalidMessage)) throw e;
+      invalid++;
+    }
+    if (i % 10 === 0) net.settle();
+    if (i % 50 === 0) net.tick(1);
+  }
+  t.true(invalid > 0);
+  net.tick(30);
+  t.is(net.leaders().length, 1);
 });
