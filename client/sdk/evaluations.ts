@@ -5,7 +5,7 @@
 // else is skipped and reported in `failures`.
 import {
   type NodeEvaluation,
-  type RegistrationRecord,
+  type RecordPublicPart,
   equalBytes,
   verifyEvaluationSignature,
 } from "../../proto/crypto/index.js";
@@ -49,7 +49,7 @@ export interface Wanted {
  * up (the rest keep filling the returned arrays until `settled`).
  */
 export async function collectEvaluations(
-  transport: Transport, nodes: readonly NodeEntry[], record: RegistrationRecord, ref: AttemptRef, wanted: Wanted, policy: RetryPolicy,
+  transport: Transport, nodes: readonly NodeEntry[], record: RecordPublicPart, ref: AttemptRef, wanted: Wanted, policy: RetryPolicy,
 ): Promise<Collection> {
   const holders = new Set(record.shares.map((s) => s.nodeId));
   const evaluations: NodeEvaluation[] = [];

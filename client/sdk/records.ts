@@ -4,36 +4,22 @@
 import { create } from "@bufbuild/protobuf";
 import { type GetRecordInfoResponse, RegisterRequestSchema, type RegisterRequest } from "../../proto/gen/bkv/v1/vault_pb.js";
 import {
-  G,
   ProtocolError,
+  type RecordPublicPart,
   type Registration,
-  type RegistrationRecord,
-  WRAP_BLOB_VERSION,
-  encodePoint,
   equalBytes,
-  recordDigest,
-  validateRecord,
+  publicPartDigest,
+  validatePublicPart,
 } from "../../proto/crypto/index.js";
 import { RecordMismatchError } from "./errors.js";
-
-/**
- * GetRecordInfo carries no wrapped shares, but proto/crypto's
- * startRecovery/finishRecovery take a whole RegistrationRecord and validate
- * it. The public view fills each wrapped share with this fixed, well-formed
- * blob v1 (0x01 || G uncompressed || 16 zero bytes). It is never sent, never
- * unwrapped, and is the same for every node, so two views compare equal
- * exactly when their public parts do.
- */
-export const PLACEHOLDER_WRAPPED_SHARE: Uint8Array = Uint8Array.of(WRAP_BLOB_VERSION, ...encodePoint(G, false), ...new Uint8Array(16));
 
 /** A record's public part as one node answered it. */
 export interface PublicRecord {
   readonly address: string;
-  /** With placeholder wrapped shares (see above). */
-  readonly record: RegistrationRecord;
+  readonly record: RecordPublicPart;
   /** The node's digest of the full committed record. */
   readonly digest: Uint8Array;
-  /** SHA-256 of the public view: equal iff the public parts are equal. */
+  /** publicPartDigest: equal iff the public parts are equal. */
   readonly publicFingerprint: Uint8Array;
   readonly attemptsRemaining: number;
   readonly locked: boolean;
@@ -42,12 +28,12 @@ export interface PublicRecord {
 
 /** Converts and validates one GetRecordInfo answer; RecordMismatchError if it is malformed. */
 export function publicRecordFrom(address: string, info: GetRecordInfoResponse): PublicRecord {
-  const record: RegistrationRecord = {
+  const record: RecordPublicPart = {
     user: info.userId,
     version: info.version,
     threshold: info.threshold,
     guessLimit: info.guessLimit,
-    shares: info.publicShares.map((s) => ({ nodeId: safeId(s.nodeId), publicShare: s.publicShare, wrappedShare: PLACEHOLDER_WRAPPED_SHARE })),
+    shares: info.publicShares.map((s) => ({ nodeId: safeId(s.nodeId), publicShare: s.publicShare })),
     ciphertext: info.ciphertext,
     resetPublicKey: info.resetPublicKey,
     salt: info.salt,
@@ -55,7 +41,7 @@ export function publicRecordFrom(address: string, info: GetRecordInfoResponse): 
   };
   if (!info.locked) {
     try {
-      validateRecord(record);
+      validatePublicPart(record);
     } catch (err) {
       if (err instanceof ProtocolError) throw new RecordMismatchError(`node ${address} answered a malformed record: ${err.message}`);
       throw err;
@@ -65,7 +51,7 @@ export function publicRecordFrom(address: string, info: GetRecordInfoResponse): 
     address,
     record,
     digest: info.recordDigest,
-    publicFingerprint: info.locked ? new Uint8Array(0) : recordDigest(record),
+    publicFingerprint: info.locked ? new Uint8Array(0) : publicPartDigest(record),
     attemptsRemaining: info.attemptsRemaining,
     locked: info.locked,
     appliedIndex: info.appliedIndex,

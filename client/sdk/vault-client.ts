@@ -18,17 +18,18 @@ import {
   InsufficientEvaluationsError as CryptoInsufficient,
   InvalidArgumentError,
   RecordMismatchError as CryptoRecordMismatch,
+  type RecordPublicPart,
   type Recovery,
   type Registration,
   type RegistrationRecord,
   type ScryptParams,
   WrongPasswordError as CryptoWrongPassword,
-  createRegistration,
+  createRegistrationAsync,
   equalBytes,
   finishRecovery,
   signConfirm,
   signDelete,
-  startRecovery,
+  startRecoveryAsync,
   validateUserId,
 } from "../../proto/crypto/index.js";
 import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
@@ -78,7 +79,7 @@ export interface RegisterOptions {
 
 /** The outcome of a recovery, kept inside the client: it holds the reset key. */
 interface Opened {
-  readonly record: RegistrationRecord;
+  readonly record: RecordPublicPart;
   readonly recovery: Recovery;
   readonly attemptsRemaining: number;
 }
@@ -99,7 +100,7 @@ export class VaultClient {
     checkUser(user);
     const backupKey = opts.backupKey ?? generateKey();
     if (!(backupKey instanceof Uint8Array) || backupKey.length !== KEY_BYTES) throw new InvalidInputError(`a backup key is ${KEY_BYTES} bytes`);
-    const reg = this.createRecord(user, password, backupKey, {
+    const reg = await this.createRecord(user, password, backupKey, {
       threshold: opts.threshold ?? this.descriptor.threshold,
       guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT,
     });
@@ -157,9 +158,9 @@ export class VaultClient {
 
   // --- registration ---
 
-  private createRecord(user: string, password: string, backupKey: Uint8Array, p: { threshold: number; guessLimit: number; version?: number; previousResetPrivateKey?: bigint }): Registration {
+  private async createRecord(user: string, password: string, backupKey: Uint8Array, p: { threshold: number; guessLimit: number; version?: number; previousResetPrivateKey?: bigint }): Promise<Registration> {
     try {
-      return createRegistration({
+      return await createRegistrationAsync({
         clusterId: this.descriptor.clusterId, user, password, backupKey, ...p,
         nodes: this.descriptor.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey })),
         scrypt: this.options.scrypt ?? DEFAULT_SCRYPT,
@@ -228,7 +229,7 @@ export class VaultClient {
   private async overwrite(user: string, password: string, opened: Opened): Promise<void> {
     const current = opened.record;
     const threshold = current.threshold <= this.descriptor.nodes.length ? current.threshold : this.descriptor.threshold;
-    const reg = this.createRecord(user, password, opened.recovery.backupKey, {
+    const reg = await this.createRecord(user, password, opened.recovery.backupKey, {
       threshold, guessLimit: current.guessLimit, version: current.version + 1, previousResetPrivateKey: opened.recovery.resetPrivateKey,
     });
     await this.submit(reg);
@@ -252,7 +253,7 @@ export class VaultClient {
   private async open(user: string, password: string): Promise<Opened> {
     checkUser(user);
     const current = await this.readRecord(user);
-    const { blinded, state } = startRecovery(password, current.record);
+    const { blinded, state } = await startRecoveryAsync(password, current.record);
     const begin = await this.mutate("beginRecovery", { requestId: newRequestId(), userId: user, blindedElement: blinded });
     if (begin.version !== current.record.version) {
       throw new RecordMismatchError(`the record changed during the recovery (version ${current.record.version} read, ${begin.version} committed): try again`);
