@@ -22,6 +22,7 @@ import { type VaultState, decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { VaultInvariantError } from "./errors.js";
 import type { RegistrationRecord } from "../../proto/crypto/index.js";
 
+/** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
 export interface RecordView {
   /** Shares are wiped (an empty list) once locked. */
   readonly record: RegistrationRecord;
