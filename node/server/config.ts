@@ -1,0 +1,189 @@
+// The bkv-node configuration: a JSON file plus BKV_* environment overrides.
+// Validation names the offending field. The HSM PIN is never read here (only
+// where it comes from: a file path or an environment variable name), so it
+// can never appear in a config error or a log line.
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve, dirname } from "node:path";
+
+export interface NodeAddress {
+  readonly id: number;
+  readonly clientAddress: string;
+  readonly peerAddress: string;
+}
+
+export interface ServerConfig {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly dataDir: string;
+  readonly clientListen: string;
+  readonly peerListen: string;
+  readonly adminListen: string;
+  /** Empty: no metrics endpoint. */
+  readonly metricsListen: string;
+  /** Default threshold t of the cluster descriptor. */
+  readonly threshold: number;
+  readonly hsm: {
+    readonly module: string;
+    readonly tokenLabel: string;
+    readonly pinFile?: string;
+    /** Name of the environment variable holding the PIN. */
+    readonly pinEnv?: string;
+    readonly softhsmConf?: string;
+    readonly wrapMechanism?: number;
+  };
+  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+  /** The initial voters (used only to bootstrap an empty data dir, and as address book). */
+  readonly nodes: readonly NodeAddress[];
+  readonly logLevel: LogLevel;
+  /** Take a snapshot and compact every this many applied entries. */
+  readonly snapshotInterval: number;
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  /** How long a proposal waits to be applied before UNAVAILABLE. */
+  readonly proposalTimeoutMs: number;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly field: string, why: string) {
+    super(`config: ${field} ${why}`);
+  }
+}
+
+const DEFAULTS = {
+  metricsListen: "",
+  logLevel: "info" as LogLevel,
+  snapshotInterval: 10_000,
+  tickMs: 100,
+  electionTick: 10,
+  heartbeatTick: 1,
+  proposalTimeoutMs: 5_000,
+  module: "/usr/lib/softhsm/libsofthsm2.so",
+};
+
+/** Env var → config path; applied over the file. */
+const ENV: ReadonlyArray<readonly [string, string]> = [
+  ["BKV_NODE_ID", "nodeId"], ["BKV_CLUSTER_ID", "clusterId"], ["BKV_DATA_DIR", "dataDir"],
+  ["BKV_CLIENT_LISTEN", "clientListen"], ["BKV_PEER_LISTEN", "peerListen"], ["BKV_ADMIN_LISTEN", "adminListen"],
+  ["BKV_THRESHOLD", "threshold"], ["BKV_METRICS_LISTEN", "metricsListen"], ["BKV_LOG_LEVEL", "logLevel"],
+  ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"],
+  ["BKV_HSM_MODULE", "hsm.module"], ["BKV_HSM_TOKEN_LABEL", "hsm.tokenLabel"], ["BKV_HSM_PIN_FILE", "hsm.pinFile"],
+  ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"],
+  ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
+];
+const NUMERIC = new Set(["nodeId", "threshold", "snapshotInterval"]);
+
+/** Reads FILE (may be undefined: env only), applies env overrides, validates. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  let raw: Record<string, unknown> = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ConfigError("file", `${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+    try {
+      raw = obj(JSON.parse(text), "file");
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError("file", `${file} is not JSON: ${(err as Error).message}`);
+    }
+  }
+  applyEnv(raw, env);
+  return validate(raw, file === undefined ? process.cwd() : dirname(resolve(file)));
+}
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const [name, path] of ENV) {
+    const v = env[name];
+    if (v === undefined || v === "") continue;
+    const [a, b] = path.split(".") as [string, string | undefined];
+    const value: unknown = NUMERIC.has(path) ? Number(v) : v;
+    if (b === undefined) raw[a] = value;
+    else raw[a] = { ...(raw[a] as object | undefined), [b]: value };
+  }
+  // BKV_HSM_PIN: the PIN itself in the environment; the config only names the variable.
+  if (env.BKV_HSM_PIN !== undefined && env.BKV_HSM_PIN_FILE === undefined) {
+    const hsm = { ...(raw.hsm as object | undefined) } as Record<string, unknown>;
+    delete hsm.pinFile;
+    raw.hsm = { ...hsm, pinEnv: "BKV_HSM_PIN" };
+  }
+}
+
+export function validate(raw: Record<string, unknown>, baseDir: string): ServerConfig {
+  const path = (v: string) => (isAbsolute(v) ? v : resolve(baseDir, v));
+  const nodeId = posInt(raw.nodeId, "nodeId");
+  const nodes = nodeList(raw.nodes);
+  if (!nodes.some((n) => n.id === nodeId)) throw new ConfigError("nodes", `must list this node (id ${nodeId})`);
+  const threshold = posInt(raw.threshold ?? Math.floor(nodes.length / 2) + 1, "threshold");
+  if (threshold > nodes.length) throw new ConfigError("threshold", `must be at most the number of nodes (${nodes.length})`);
+  const hsm = obj(raw.hsm, "hsm");
+  if ((hsm.pinFile === undefined) === (hsm.pinEnv === undefined)) {
+    throw new ConfigError("hsm", "needs exactly one of pinFile (BKV_HSM_PIN_FILE) and the BKV_HSM_PIN environment variable");
+  }
+  const tls = obj(raw.tls, "tls");
+  const logLevel = (raw.logLevel ?? DEFAULTS.logLevel) as LogLevel;
+  if (!LEVELS.includes(logLevel)) throw new ConfigError("logLevel", `must be one of ${LEVELS.join(", ")}`);
+  return {
+    nodeId, threshold, nodes, logLevel,
+    clusterId: str(raw.clusterId, "clusterId"),
+    dataDir: path(str(raw.dataDir, "dataDir")),
+    clientListen: hostPort(raw.clientListen, "clientListen"),
+    peerListen: hostPort(raw.peerListen, "peerListen"),
+    adminListen: hostPort(raw.adminListen, "adminListen"),
+    metricsListen: raw.metricsListen === undefined || raw.metricsListen === "" ? "" : hostPort(raw.metricsListen, "metricsListen"),
+    hsm: {
+      module: str(hsm.module ?? DEFAULTS.module, "hsm.module"),
+      tokenLabel: str(hsm.tokenLabel, "hsm.tokenLabel"),
+      ...(hsm.pinFile !== undefined ? { pinFile: path(str(hsm.pinFile, "hsm.pinFile")) } : {}),
+      ...(hsm.pinEnv !== undefined ? { pinEnv: str(hsm.pinEnv, "hsm.pinEnv") } : {}),
+      ...(hsm.softhsmConf !== undefined ? { softhsmConf: path(str(hsm.softhsmConf, "hsm.softhsmConf")) } : {}),
+      ...(hsm.wrapMechanism !== undefined ? { wrapMechanism: posInt(hsm.wrapMechanism, "hsm.wrapMechanism") } : {}),
+    },
+    tls: { ca: path(str(tls.ca, "tls.ca")), cert: path(str(tls.cert, "tls.cert")), key: path(str(tls.key, "tls.key")) },
+    snapshotInterval: posInt(raw.snapshotInterval ?? DEFAULTS.snapshotInterval, "snapshotInterval"),
+    tickMs: posInt(raw.tickMs ?? DEFAULTS.tickMs, "tickMs"),
+    electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
+    heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
+    proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
+  };
+}
+
+function nodeList(v: unknown): NodeAddress[] {
+  if (!Array.isArray(v) || v.length === 0) throw new ConfigError("nodes", "must be a non-empty array of {id, clientAddress, peerAddress}");
+  const seen = new Set<number>();
+  return v.map((n, i) => {
+    const o = obj(n, `nodes[${i}]`);
+    const id = posInt(o.id, `nodes[${i}].id`);
+    if (seen.has(id)) throw new ConfigError(`nodes[${i}].id`, `duplicates node id ${id}`);
+    seen.add(id);
+    return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`) };
+  });
+}
+
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(field, "must be an object");
+  return v as Record<string, unknown>;
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== "string" || v.length === 0) throw new ConfigError(field, "must be a non-empty string");
+  return v;
+}
+
+function posInt(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw new ConfigError(field, `must be a positive integer (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+function hostPort(v: unknown, field: string): string {
+  const s = str(v, field);
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  if (m === null || Number(m[2]) > 65535) throw new ConfigError(field, `must be host:port (got ${JSON.stringify(s)})`);
+  return s;
+}

@@ -1,0 +1,93 @@
+// Mapping of every failure a service handler can meet to a canonical gRPC
+// status, a clear message (never a secret) and a bkv.v1.ErrorDetail.
+import { status, type ServerErrorResponse } from "@grpc/grpc-js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ProtocolError } from "../../proto/crypto/index.js";
+import { ErrorReason, type ErrorDetailSchema } from "../../proto/gen/bkv/v1/status_pb.js";
+import { errorWithDetail } from "../../proto/rpc.js";
+import { GRPC_STATUS, type VaultError } from "../vault/index.js";
+import { HsmError } from "../hsm/index.js";
+import { ProposalError } from "./raft-loop.js";
+
+type Detail = MessageInitShape<typeof ErrorDetailSchema>;
+
+/** A failure with its status already chosen. */
+export class RpcFailure extends Error {
+  override readonly name = "RpcFailure";
+  constructor(readonly code: status, message: string, readonly detail?: Detail) {
+    super(message);
+  }
+}
+
+export function invalidArgument(message: string): RpcFailure {
+  return new RpcFailure(status.INVALID_ARGUMENT, message, { reason: ErrorReason.INVALID_ARGUMENT });
+}
+
+export interface LeaderHint {
+  readonly leaderId: number;
+  readonly leaderAddress: string;
+  readonly self: number;
+}
+
+/** The status of a refused vault command. */
+export function fromVaultError(e: VaultError): RpcFailure {
+  const detail: Detail = { reason: vaultReason(e), ...(e.attemptsRemaining === undefined ? {} : { attemptsRemaining: e.attemptsRemaining }) };
+  return new RpcFailure(GRPC_STATUS[e.code], e.message, detail);
+}
+
+function vaultReason(e: VaultError): ErrorReason {
+  switch (e.code) {
+    case "INVALID_ARGUMENT":
+      return e.message.includes("request id") ? ErrorReason.REQUEST_ID_REUSED : ErrorReason.INVALID_ARGUMENT;
+    case "NOT_FOUND":
+      return ErrorReason.RECORD_NOT_FOUND;
+    case "PERMISSION_DENIED":
+      return ErrorReason.BAD_SIGNATURE;
+    case "RESOURCE_EXHAUSTED":
+      return ErrorReason.RECORD_LOCKED;
+    case "FAILED_PRECONDITION":
+      if (e.message.includes("locked")) return ErrorReason.RECORD_LOCKED;
+      if (e.message.includes("is not pending")) return ErrorReason.ATTEMPT_NOT_FOUND;
+      return ErrorReason.VERSION_MISMATCH;
+    case "ALREADY_EXISTS":
+      return ErrorReason.UNSPECIFIED;
+  }
+}
+
+/** The status of a proposal that did not complete: always retryable (UNAVAILABLE). */
+export function fromProposalError(e: ProposalError, hint: LeaderHint): RpcFailure {
+  const known = hint.leaderId !== 0 && hint.leaderId !== hint.self;
+  const reason = e.reason === "DROPPED" ? ErrorReason.OVERLOADED
+    : e.reason === "NO_LEADER" || hint.leaderId === 0 ? ErrorReason.NO_LEADER
+    : known ? ErrorReason.NOT_LEADER : ErrorReason.UNSPECIFIED;
+  const where = known ? ` (leader: node ${hint.leaderId} at ${hint.leaderAddress || "unknown address"})` : "";
+  return new RpcFailure(status.UNAVAILABLE, `${e.message}${where}`, {
+    reason, leaderId: BigInt(hint.leaderId), leaderAddress: known ? hint.leaderAddress : "",
+  });
+}
+
+export function fromHsmError(e: HsmError): RpcFailure {
+  switch (e.code) {
+    case "INVALID_POINT":
+    case "INVALID_INPUT":
+    case "WRAPPED_KEY_INVALID":
+    case "SHARE_MISMATCH":
+      return new RpcFailure(status.FAILED_PRECONDITION, `this node's share of the record cannot be evaluated: ${e.message}`, { reason: ErrorReason.UNSPECIFIED });
+    default:
+      return new RpcFailure(status.UNAVAILABLE, `this node's HSM failed (${e.code}); ask another node`, { reason: ErrorReason.HSM_UNAVAILABLE });
+  }
+}
+
+/** Any failure → the grpc-js error object to hand to the callback. */
+export function toServiceError(err: unknown, hint: () => LeaderHint, onInternal: (err: unknown) => void): ServerErrorResponse {
+  let f: RpcFailure;
+  if (err instanceof RpcFailure) f = err;
+  else if (err instanceof ProposalError) f = fromProposalError(err, hint());
+  else if (err instanceof ProtocolError) f = invalidArgument(err.message);
+  else if (err instanceof HsmError) f = fromHsmError(err);
+  else {
+    onInternal(err);
+    f = new RpcFailure(status.INTERNAL, "internal error (see the node's log)");
+  }
+  return errorWithDetail(f.code, f.message, f.detail);
+}

@@ -1,0 +1,28 @@
+// Structured JSON logs on stdout: one object per line with time, level, msg,
+// node and fields. Callers pass only non-secret fields (ids, indexes, codes).
+import type { LogLevel } from "./config.js";
+
+const RANK: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export function jsonLogger(level: LogLevel, base: Record<string, unknown>, out: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+  const emit = (lvl: LogLevel) => (msg: string, fields: Record<string, unknown> = {}) => {
+    if (RANK[lvl] < RANK[level]) return;
+    out(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }, replacer)}\n`);
+  };
+  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
+}
+
+/** Bytes are never logged (they could be secret-adjacent); bigints as strings. */
+function replacer(_key: string, v: unknown): unknown {
+  if (v instanceof Uint8Array) return `<${v.length} bytes>`;
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Error) return { name: v.name, message: v.message };
+  return v;
+}

@@ -1,0 +1,79 @@
+// Prometheus metrics (prom-client) and the /metrics, /healthz, /readyz HTTP
+// endpoint. Gauges of Raft state are read from the loop at scrape time.
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface RaftView {
+  term(): number;
+  commit(): number;
+  applied(): number;
+  leader(): number;
+  isLeader(): boolean;
+  snapshotIndex(): number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly proposals = new Counter({ name: "bkv_proposals_total", help: "Vault commands proposed by this node", labelNames: ["kind"], registers: [this.registry] });
+  readonly requests = new Counter({ name: "bkv_grpc_requests_total", help: "Client API calls by method and status", labelNames: ["method", "code"], registers: [this.registry] });
+  readonly requestSeconds = new Histogram({
+    name: "bkv_grpc_request_seconds", help: "Client API call latency", labelNames: ["method"], registers: [this.registry],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  });
+  readonly applySeconds = new Histogram({
+    name: "bkv_apply_seconds", help: "Time to apply one Ready's committed entries", registers: [this.registry],
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+  });
+  readonly appliedEntries = new Counter({ name: "bkv_applied_entries_total", help: "Committed entries applied", registers: [this.registry] });
+  readonly hsmEvaluation = new Histogram({
+    name: "bkv_hsm_evaluation_seconds", help: "HSM unwrap + evaluation + signature of one Evaluate", registers: [this.registry],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+  });
+
+  constructor(view: () => RaftView | null, labels: Record<string, string>) {
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry });
+    const gauge = (name: string, help: string, read: (v: RaftView) => number) => new Gauge({
+      name, help, registers: [this.registry],
+      collect() {
+        const v = view();
+        if (v !== null) this.set(read(v));
+      },
+    });
+    gauge("bkv_raft_term", "Current Raft term", (v) => v.term());
+    gauge("bkv_raft_commit_index", "Raft commit index", (v) => v.commit());
+    gauge("bkv_raft_applied_index", "Index applied to the vault", (v) => v.applied());
+    gauge("bkv_raft_leader_id", "Known leader id (0: none)", (v) => v.leader());
+    gauge("bkv_raft_is_leader", "1 on the leader", (v) => (v.isLeader() ? 1 : 0));
+    gauge("bkv_raft_snapshot_index", "Index of the latest snapshot", (v) => v.snapshotIndex());
+  }
+
+  request(method: string, code: string, ms: number): void {
+    this.requests.inc({ method, code });
+    this.requestSeconds.observe({ method }, ms / 1000);
+  }
+}
+
+/** Serves /metrics, /healthz (process alive) and /readyz (a leader is known and the node applied its log). */
+export function serveMetrics(listen: string, metrics: Metrics, ready: () => boolean): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      metrics.registry.metrics().then(
+        (body) => { res.writeHead(200, { "content-type": metrics.registry.contentType }); res.end(body); },
+        () => { res.writeHead(500); res.end("metrics failed\n"); },
+      );
+    } else if (req.url === "/healthz") {
+      res.writeHead(200); res.end("ok\n");
+    } else if (req.url === "/readyz") {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503); res.end(ok ? "ready\n" : "not ready\n");
+    } else {
+      res.writeHead(404); res.end("not found\n");
+    }
+  });
+  const i = listen.lastIndexOf(":");
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(listen.slice(i + 1)), listen.slice(0, i), () => resolve(server));
+  });
+}

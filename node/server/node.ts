@@ -1,0 +1,201 @@
+// A vault node: wires the HSM, DiskStorage, the Raft loop, the peer
+// transport, the client and admin gRPC servers, metrics and the node's
+// self-announcement into the cluster descriptor.
+import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { decodePoint, encodePoint, nodeDescriptorMessage } from "../../proto/crypto/index.js";
+import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
+import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
+import { serviceDefinition } from "../../proto/rpc.js";
+import { bootstrapSnapshot } from "../raft/index.js";
+import { DiskStorage } from "../storage/index.js";
+import { Transport, type TlsMaterial } from "../transport/index.js";
+import { Hsm } from "../hsm/index.js";
+import { VaultStateMachine, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
+import type { ServerConfig } from "./config.js";
+import type { Logger } from "./log.js";
+import { Metrics, serveMetrics } from "./metrics.js";
+import { RaftLoop } from "./raft-loop.js";
+import { encodeServerSnapshot } from "./snapshot-data.js";
+import { vaultService } from "./vault-service.js";
+import { adminService } from "./admin-service.js";
+import type { LeaderHint } from "./errors.js";
+
+export interface NodeAddresses {
+  readonly client: string;
+  readonly peer: string;
+  readonly admin: string;
+}
+
+export class VaultNode {
+  private loop!: RaftLoop;
+  private hsm!: Hsm;
+  private storage!: DiskStorage;
+  private transport!: Transport;
+  private clientServer: grpc.Server | null = null;
+  private adminServer: grpc.Server | null = null;
+  private http: HttpServer | null = null;
+  private announceTimer: NodeJS.Timeout | null = null;
+  private announcing = false;
+  private stopping = false;
+  readonly metrics: Metrics;
+
+  constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
+    this.metrics = new Metrics(() => (this.loop === undefined ? null : {
+      term: () => this.loop.raw.status().hardState.term,
+      commit: () => this.loop.raw.status().hardState.commit,
+      applied: () => this.loop.vault.appliedIndex,
+      leader: () => this.loop.leaderId,
+      isLeader: () => this.loop.isLeader,
+      snapshotIndex: () => this.loop.lastSnapshotIndex,
+    }), { node: String(cfg.nodeId) });
+  }
+
+  async start(): Promise<NodeAddresses> {
+    const c = this.cfg;
+    this.hsm = await Hsm.open({
+      modulePath: c.hsm.module, tokenLabel: c.hsm.tokenLabel,
+      ...(c.hsm.pinFile !== undefined ? { pinFile: c.hsm.pinFile } : { pinEnv: c.hsm.pinEnv as string }),
+      ...(c.hsm.softhsmConf !== undefined ? { softhsmConf: c.hsm.softhsmConf } : {}),
+      ...(c.hsm.wrapMechanism !== undefined ? { wrapMechanism: c.hsm.wrapMechanism } : {}),
+    });
+    this.log.info("hsm opened", { token: c.hsm.tokenLabel });
+    this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
+    await this.bootstrapIfEmpty();
+    this.loop = new RaftLoop({
+      id: c.nodeId, clusterId: c.clusterId, storage: this.storage, tickMs: c.tickMs, electionTick: c.electionTick,
+      heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, proposalTimeoutMs: c.proposalTimeoutMs,
+      log: this.log, onFatal: this.onFatal,
+      onApplied: (n, ms) => { this.metrics.appliedEntries.inc(n); this.metrics.applySeconds.observe(ms / 1000); },
+    });
+    const tls = this.tls();
+    this.transport = new Transport({
+      nodeId: c.nodeId, clusterId: c.clusterId, listenAddress: c.peerListen, tls,
+      onMessage: (m) => this.loop.step(m),
+      reportUnreachable: (id) => this.loop.reportUnreachable(id),
+      reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
+      log: (event, fields) => this.log.debug(event, fields),
+    });
+    const peer = await this.transport.start();
+    this.loop.start(this.transport);
+    const client = await this.serveClients(tls);
+    const admin = await this.serveAdmin(tls);
+    if (c.metricsListen !== "") {
+      this.http = await serveMetrics(c.metricsListen, this.metrics, () => this.loop.leaderId !== 0);
+    }
+    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
+    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex });
+    return { client, peer, admin };
+  }
+
+  /** A new data dir: every initial voter starts from the same bootstrap snapshot. */
+  private async bootstrapIfEmpty(): Promise<void> {
+    if (this.storage.lastIndex() > 0 || this.storage.snapshot().metadata.index > 0) return;
+    const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
+    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId }).snapshot();
+    await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
+    this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
+  }
+
+  private tls(): TlsMaterial {
+    const t = this.cfg.tls;
+    return { ca: readFileSync(t.ca), cert: readFileSync(t.cert), key: readFileSync(t.key) };
+  }
+
+  private async serveClients(tls: TlsMaterial): Promise<string> {
+    const server = new grpc.Server();
+    server.addService(serviceDefinition(VaultService), vaultService({
+      nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
+      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: 2000,
+    }));
+    this.clientServer = server;
+    // Client port: server-authenticated TLS with the cluster certificate; clients need no certificate.
+    return bind(server, this.cfg.clientListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false));
+  }
+
+  private async serveAdmin(tls: TlsMaterial): Promise<string> {
+    const server = new grpc.Server();
+    server.addService(serviceDefinition(AdminService), adminService({
+      nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.leaderHint,
+      peerReachable: (id) => this.transport.peerState(id) === "open",
+    }));
+    this.adminServer = server;
+    // Admin port: mutual TLS, callers need a certificate from the cluster CA.
+    return bind(server, this.cfg.adminListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
+  }
+
+  readonly leaderHint = (): LeaderHint => {
+    const lead = this.loop.leaderId;
+    const announced = this.loop.vault.nodes().find((n) => n.nodeId === lead)?.clientAddress;
+    const configured = this.cfg.nodes.find((n) => n.id === lead)?.clientAddress;
+    return { leaderId: lead, leaderAddress: announced ?? configured ?? "", self: this.cfg.nodeId };
+  };
+
+  /** Proposes this node's descriptor entry until the vault holds it with the current address. */
+  private async maybeAnnounce(): Promise<void> {
+    if (this.announcing || this.stopping || this.loop.leaderId === 0) return;
+    const me = this.cfg.nodes.find((n) => n.id === this.cfg.nodeId);
+    const address = me?.clientAddress ?? this.cfg.clientListen;
+    const have = this.loop.vault.nodes().find((n) => n.nodeId === this.cfg.nodeId);
+    if (have !== undefined && have.clientAddress === address) {
+      if (this.announceTimer !== null) clearInterval(this.announceTimer);
+      this.announceTimer = null;
+      return;
+    }
+    this.announcing = true;
+    try {
+      const node = await this.announcement(address);
+      this.loop.proposeUnwaited(encodeCommand({ kind: "announce", node }));
+      this.log.info("announced this node", { address });
+    } catch (err) {
+      this.log.warn("announcement not proposed yet", { error: err });
+    } finally {
+      this.announcing = false;
+    }
+  }
+
+  private async announcement(clientAddress: string): Promise<NodeAnnouncement> {
+    const uncompressed = (k: Uint8Array) => encodePoint(decodePoint(k), false);
+    const agreementPublicKey = uncompressed(this.hsm.agreementPublicKey);
+    const identityPublicKey = uncompressed(this.hsm.identityPublicKey);
+    const msg = nodeDescriptorMessage({ clusterId: this.cfg.clusterId, nodeId: this.cfg.nodeId, address: clientAddress, agreementPublicKey, identityPublicKey });
+    return { nodeId: this.cfg.nodeId, clientAddress, agreementPublicKey, identityPublicKey, signature: await this.hsm.sign(msg) };
+  }
+
+  /** Graceful stop: hand leadership over, stop serving, flush storage, close the HSM. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.announceTimer !== null) clearInterval(this.announceTimer);
+    if (this.loop?.isLeader && this.loop.voters.length > 1) {
+      const to = await this.loop.transferLeadership(0, 2000);
+      this.log.info("leadership transferred before shutdown", { to });
+    }
+    await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);
+    await this.loop?.stop();
+    await this.transport?.stop();
+    await this.storage?.close();
+    this.http?.close();
+    this.hsm?.close();
+    this.log.info("node stopped");
+  }
+}
+
+function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (err, port) => {
+      if (err) reject(err);
+      else resolve(`${address.slice(0, address.lastIndexOf(":"))}:${port}`);
+    });
+  });
+}
+
+function shutdown(server: grpc.Server | null): Promise<void> {
+  if (server === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { server.forceShutdown(); resolve(); }, 2000);
+    server.tryShutdown(() => { clearTimeout(t); resolve(); });
+  });
+}

@@ -1,0 +1,402 @@
+// Drives one RawNode: ticks, inbound messages, and the Ready loop of
+// /work/raft-api.md. Invariants:
+// - a Ready's hard state, entries and snapshot are durable (DiskStorage.save)
+//   BEFORE its messages are sent;
+// - committed entries are applied to the vault once each, in order; conf
+//   changes go to RawNode.applyConfChange and the transport, and are skipped
+//   by the vault;
+// - only one Ready is in flight: drain() is never re-entered.
+import { randomInt } from "node:crypto";
+import {
+  type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
+  type Message, type NodeId, RawNode, type Ready, type Snapshot, type SoftState, StateType, decodeConfChange,
+
+} from "../raft/index.js";
+import type { DiskStorage } from "../storage/index.js";
+import { VaultStateMachine, type VaultResult } from "../vault/index.js";
+import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
+import type { Logger } from "./log.js";
+
+export interface PeerLink {
+  send(messages: readonly Message[]): void;
+  addPeer(id: NodeId, address: string): void;
+  removePeer(id: NodeId): void;
+}
+
+export interface RaftLoopOptions {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  readonly storage: DiskStorage;
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly snapshotInterval: number;
+  readonly proposalTimeoutMs: number;
+  readonly log: Logger;
+  /** Called when the loop cannot go on (storage failure, broken invariant). */
+  onFatal(err: unknown): void;
+  /** Observers for metrics. */
+  onApplied?(entries: number, ms: number): void;
+}
+
+/** A proposal that could not be made or did not complete: the caller may retry with the same request id. */
+export class ProposalError extends Error {
+  override readonly name = "ProposalError";
+  constructor(readonly reason: "NO_LEADER" | "DROPPED" | "TIMEOUT" | "LEADER_CHANGED" | "STOPPED", message: string) {
+    super(message);
+  }
+}
+
+interface Waiter { resolve(r: VaultResult): void; reject(e: Error): void; timer: NodeJS.Timeout }
+interface IndexWaiter { index: number; resolve(ok: boolean): void; timer: NodeJS.Timeout }
+interface ConfWaiter { cc: ConfChange; resolve(index: number): void; reject(e: Error): void; timer: NodeJS.Timeout }
+
+export class RaftLoop {
+  readonly raw: RawNode;
+  vault: VaultStateMachine;
+  /** Peer (raft) addresses of every member, this node included. */
+  readonly peers = new Map<NodeId, string>();
+  private confState: ConfState;
+  private link: PeerLink | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private draining = false;
+  private stopped = false;
+  private soft: SoftState = { lead: 0, state: StateType.Follower };
+  private snapshotIndex: number;
+  private readonly waiters = new Map<string, Waiter[]>();
+  private indexWaiters: IndexWaiter[] = [];
+  private confWaiters: ConfWaiter[] = [];
+  private snapshotWaiters: Array<{ resolve(s: Snapshot): void; reject(e: Error): void }> = [];
+
+  constructor(private readonly o: RaftLoopOptions) {
+    const snap = o.storage.snapshot();
+    const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : { peers: new Map<number, string>(), vault: new Uint8Array(0) };
+    for (const [id, addr] of data.peers) this.peers.set(id, addr);
+    this.vault = data.vault.length > 0
+      ? VaultStateMachine.restore({ clusterId: o.clusterId }, data.vault)
+      : new VaultStateMachine({ clusterId: o.clusterId });
+    this.confState = snap.metadata.confState;
+    this.snapshotIndex = snap.metadata.index;
+    this.raw = new RawNode({
+      id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
+      applied: snap.metadata.index, randomInt: (n) => randomInt(n),
+      logger: { debug: () => {}, info: (m) => o.log.info(m), warn: (m) => o.log.warn(m) },
+    });
+  }
+
+  /** Connects the transport and starts ticking. */
+  start(link: PeerLink): void {
+    this.link = link;
+    for (const [id, addr] of this.peers) if (id !== this.o.id) link.addPeer(id, addr);
+    this.timer = setInterval(() => this.guard(() => this.raw.tick()), this.o.tickMs);
+    this.schedule();
+  }
+
+  /** Stops ticking and fails every waiter; the storage is closed by the caller. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+    this.failWaiters(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
+    for (const w of this.indexWaiters) { clearTimeout(w.timer); w.resolve(false); }
+    this.indexWaiters = [];
+  }
+
+  // --- inputs -----------------------------------------------------------
+
+  step(m: Message): void {
+    this.guard(() => this.raw.step(m));
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.guard(() => this.raw.reportUnreachable(id));
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.guard(() => this.raw.reportSnapshot(id, ok));
+  }
+
+  private guard(f: () => void): void {
+    if (this.stopped) return;
+    try {
+      f();
+    } catch (err) {
+      if (!(err instanceof ErrInvalidMessage)) { this.o.onFatal(err); return; }
+    }
+    this.schedule();
+  }
+
+  /**
+   * Proposes an encoded vault command carrying `requestId` and resolves with
+   * its outcome once applied here. A follower's proposal is forwarded to the
+   * leader by Raft. Rejects with ProposalError when it cannot know the outcome.
+   */
+  propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult> {
+    this.checkCanPropose();
+    const key = Buffer.from(requestId).toString("hex");
+    const p = new Promise<VaultResult>((resolve, reject) => {
+      const timer = setTimeout(() => this.expire(key, waiter), this.o.proposalTimeoutMs);
+      const waiter: Waiter = { resolve, reject, timer };
+      const list = this.waiters.get(key) ?? [];
+      list.push(waiter);
+      this.waiters.set(key, list);
+    });
+    this.submit(() => this.raw.propose(data));
+    return p;
+  }
+
+  /** Proposes an entry whose outcome nobody waits for (node announcements). */
+  proposeUnwaited(data: Uint8Array): void {
+    this.checkCanPropose();
+    this.submit(() => this.raw.propose(data));
+  }
+
+  /** Proposes a membership change; resolves with its log index once applied here. */
+  proposeConfChange(cc: ConfChange): Promise<number> {
+    this.checkCanPropose();
+    const p = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.confWaiters = this.confWaiters.filter((w) => w !== waiter);
+        reject(new ProposalError("TIMEOUT", "the membership change was not applied in time"));
+      }, this.o.proposalTimeoutMs);
+      const waiter: ConfWaiter = { cc, resolve, reject, timer };
+      this.confWaiters.push(waiter);
+    });
+    this.submit(() => this.raw.proposeConfChange(cc));
+    return p;
+  }
+
+  private checkCanPropose(): void {
+    if (this.stopped) throw new ProposalError("STOPPED", "the node is shutting down");
+    if (this.soft.lead === 0) throw new ProposalError("NO_LEADER", "no leader is known (election in progress); retry");
+  }
+
+  private submit(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      if (err instanceof ErrProposalDropped) {
+        const e = new ProposalError("DROPPED", "the proposal was dropped (leadership transfer or overload); retry");
+        this.failWaiters(e);
+        throw e;
+      }
+      throw err;
+    }
+    this.schedule();
+  }
+
+  private expire(key: string, w: Waiter): void {
+    const list = (this.waiters.get(key) ?? []).filter((x) => x !== w);
+    if (list.length === 0) this.waiters.delete(key);
+    else this.waiters.set(key, list);
+    w.reject(new ProposalError("TIMEOUT", "the request was not committed in time; retry with the same request id"));
+  }
+
+  /** Resolves true once this node applied `index` (false after timeoutMs). */
+  waitApplied(index: number, timeoutMs: number): Promise<boolean> {
+    if (this.vault.appliedIndex >= index) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w: IndexWaiter = {
+        index, resolve, timer: setTimeout(() => {
+          this.indexWaiters = this.indexWaiters.filter((x) => x !== w);
+          resolve(false);
+        }, timeoutMs),
+      };
+      this.indexWaiters.push(w);
+    });
+  }
+
+  /** Snapshots the applied state and compacts the log (admin TakeSnapshot). */
+  requestSnapshot(): Promise<Snapshot> {
+    const p = new Promise<Snapshot>((resolve, reject) => this.snapshotWaiters.push({ resolve, reject }));
+    this.schedule();
+    return p;
+  }
+
+  // --- the Ready loop ---------------------------------------------------
+
+  private schedule(): void {
+    if (this.draining || this.stopped) return;
+    this.draining = true;
+    setImmediate(() => { void this.drain(); });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (!this.stopped && this.raw.hasReady()) await this.handle(this.raw.ready());
+      if (!this.stopped) await this.maybeSnapshot();
+    } catch (err) {
+      this.o.onFatal(err);
+    } finally {
+      this.draining = false;
+    }
+    if (!this.stopped && this.raw.hasReady()) this.schedule();
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    if (rd.softState !== null) this.onSoftState(rd.softState);
+    await this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+    this.link?.send(rd.messages);
+    if (rd.snapshot !== null) this.restore(rd.snapshot);
+    const t0 = performance.now();
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (rd.committedEntries.length > 0) this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    this.raw.advance(rd);
+    this.wakeIndexWaiters();
+  }
+
+  private onSoftState(s: SoftState): void {
+    const leaderChanged = s.lead !== this.soft.lead;
+    this.soft = s;
+    if (leaderChanged) {
+      this.o.log.info("leader changed", { leader: s.lead, term: this.raw.status().hardState.term, role: StateType[s.state] });
+      // A proposal in flight may or may not commit now: the caller retries with the same request id.
+      this.failWaiters(new ProposalError("LEADER_CHANGED", "leadership changed; retry with the same request id"));
+    }
+  }
+
+  private restore(snap: Snapshot): void {
+    const data = decodeServerSnapshot(snap.data);
+    this.vault = VaultStateMachine.restore({ clusterId: this.o.clusterId }, data.vault);
+    this.setPeers(data.peers);
+    this.confState = snap.metadata.confState;
+    this.snapshotIndex = snap.metadata.index;
+    this.o.log.info("restored snapshot", { index: snap.metadata.index, term: snap.metadata.term });
+  }
+
+  private setPeers(peers: ReadonlyMap<number, string>): void {
+    for (const id of this.peers.keys()) if (!peers.has(id) && id !== this.o.id) this.link?.removePeer(id);
+    this.peers.clear();
+    for (const [id, addr] of peers) {
+      this.peers.set(id, addr);
+      if (id !== this.o.id) this.link?.addPeer(id, addr);
+    }
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index <= this.vault.appliedIndex) return; // covered by a restored snapshot
+    if (e.type === EntryType.ConfChange) {
+      this.applyConfChange(e);
+      return;
+    }
+    const out = this.vault.apply(e.index, e.data, this.confState.voters);
+    if (out.requestId === null) return;
+    const key = Buffer.from(out.requestId).toString("hex");
+    const list = this.waiters.get(key);
+    if (list === undefined) return;
+    this.waiters.delete(key);
+    for (const w of list) { clearTimeout(w.timer); w.resolve(out.result); }
+  }
+
+  private applyConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    this.confState = this.raw.applyConfChange(cc);
+    this.vault.skip(e.index);
+    if (cc.type === ConfChangeType.AddLearner) {
+      const addr = new TextDecoder().decode(cc.context);
+      this.peers.set(cc.nodeId, addr);
+      if (cc.nodeId !== this.o.id) this.link?.addPeer(cc.nodeId, addr);
+    } else if (cc.type === ConfChangeType.RemoveNode) {
+      this.peers.delete(cc.nodeId);
+      if (cc.nodeId !== this.o.id) this.link?.removePeer(cc.nodeId);
+    }
+    this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters: this.confState.voters, learners: this.confState.learners });
+    const matched = this.confWaiters.filter((w) => w.cc.type === cc.type && w.cc.nodeId === cc.nodeId);
+    this.confWaiters = this.confWaiters.filter((w) => !matched.includes(w));
+    for (const w of matched) { clearTimeout(w.timer); w.resolve(e.index); }
+  }
+
+  private wakeIndexWaiters(): void {
+    const applied = this.vault.appliedIndex;
+    const ready = this.indexWaiters.filter((w) => w.index <= applied);
+    if (ready.length === 0) return;
+    this.indexWaiters = this.indexWaiters.filter((w) => w.index > applied);
+    for (const w of ready) { clearTimeout(w.timer); w.resolve(true); }
+  }
+
+  private failWaiters(err: Error): void {
+    for (const list of this.waiters.values()) for (const w of list) { clearTimeout(w.timer); w.reject(err); }
+    this.waiters.clear();
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.vault.appliedIndex;
+    const due = applied - this.snapshotIndex >= this.o.snapshotInterval;
+    if (!due && this.snapshotWaiters.length === 0) return;
+    const waiters = this.snapshotWaiters;
+    this.snapshotWaiters = [];
+    try {
+      const snap = await this.takeSnapshot(applied);
+      for (const w of waiters) w.resolve(snap);
+    } catch (err) {
+      for (const w of waiters) w.reject(err as Error);
+      throw err;
+    }
+  }
+
+  private async takeSnapshot(applied: number): Promise<Snapshot> {
+    if (applied <= this.snapshotIndex) return this.o.storage.snapshot();
+    const data = encodeServerSnapshot({ peers: this.peers, vault: this.vault.snapshot() });
+    const snap = await this.o.storage.createSnapshot(applied, this.confState, data);
+    this.o.storage.compact(applied);
+    this.snapshotIndex = applied;
+    this.o.log.info("took snapshot", { index: applied, bytes: data.length });
+    return snap;
+  }
+
+  // --- views ------------------------------------------------------------
+
+  get leaderId(): NodeId {
+    return this.soft.lead;
+  }
+
+  get isLeader(): boolean {
+    return this.soft.state === StateType.Leader;
+  }
+
+  get role(): StateType {
+    return this.soft.state;
+  }
+
+  get voters(): readonly NodeId[] {
+    return this.confState.voters;
+  }
+
+  get learners(): readonly NodeId[] {
+    return this.confState.learners;
+  }
+
+  get lastSnapshotIndex(): number {
+    return this.snapshotIndex;
+  }
+
+  /** Hands leadership to the most caught-up other voter; resolves once it moved (or after timeoutMs). */
+  async transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId> {
+    const target = to !== 0 ? to : this.bestTransferee();
+    if (target === 0) return this.soft.lead;
+    this.guard(() => this.raw.transferLeadership(target));
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && (this.soft.lead === this.o.id || this.soft.lead === 0)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.soft.lead;
+  }
+
+  private bestTransferee(): NodeId {
+    const progress = this.raw.status().progress;
+    let best = 0;
+    let bestMatch = -1;
+    for (const id of this.confState.voters) {
+      const pr = progress?.get(id);
+      if (id === this.o.id || pr === undefined) continue;
+      if (pr.match > bestMatch) { best = id; bestMatch = pr.match; }
+    }
+    return best;
+  }
+}
+
+export function encodePeerContext(address: string): Uint8Array {
+  return new TextEncoder().encode(address);
+}
+

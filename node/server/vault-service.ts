@@ -1,0 +1,189 @@
+// VaultService (proto/bkv/v1/vault.proto) on top of a RaftLoop and the node's
+// HSM. Every request field is validated (proto/crypto + node/vault
+// validateCommand) before anything is proposed; a mutating call on a
+// follower is proposed there and forwarded to the leader by Raft.
+import { create } from "@bufbuild/protobuf";
+import { status, type handleUnaryCall } from "@grpc/grpc-js";
+import {
+  type RegistrationRecord, evaluationSigningMessage, validateUserId,
+} from "../../proto/crypto/index.js";
+import {
+  BeginRecoveryResponseSchema, ConfirmRecoveryResponseSchema, DeleteResponseSchema, EvaluateResponseSchema,
+  GetClusterDescriptorResponseSchema, GetRecordInfoResponseSchema, RegisterResponseSchema, type RegisterRequest,
+  type VaultService,
+} from "../../proto/gen/bkv/v1/vault_pb.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import type { ImplementationOf } from "../../proto/rpc.js";
+import { type Command, type VaultResult, encodeCommand, validateCommand } from "../vault/index.js";
+import type { Hsm } from "../hsm/index.js";
+import { RpcFailure, fromVaultError, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
+import type { RaftLoop } from "./raft-loop.js";
+import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics.js";
+
+export interface VaultServiceDeps {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly threshold: number;
+  readonly loop: () => RaftLoop;
+  readonly hsm: Hsm;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly leaderHint: () => LeaderHint;
+  /** How long Evaluate waits for this node to apply the attempt. */
+  readonly evaluateWaitMs: number;
+}
+
+export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof VaultService> {
+  const unary = handlerFactory(d);
+  return {
+    register: unary("Register", async (req) => {
+      const r = ok(await propose(d, registerCommand(req)), "register");
+      return create(RegisterResponseSchema, { version: r.version, attemptsRemaining: r.attemptsRemaining, recordDigest: r.recordDigest });
+    }),
+    beginRecovery: unary("BeginRecovery", async (req) => {
+      const c: Command = { kind: "begin", requestId: req.requestId, user: req.userId, blinded: req.blindedElement };
+      const r = ok(await propose(d, c), "begin");
+      return create(BeginRecoveryResponseSchema, { attemptId: BigInt(r.attemptId), attemptsRemaining: r.attemptsRemaining, version: r.version });
+    }),
+    confirmRecovery: unary("ConfirmRecovery", async (req) => {
+      const c: Command = {
+        kind: "confirm", requestId: req.requestId, user: req.userId, version: req.version,
+        attemptId: safeId(req.attemptId, "attempt_id"), signature: req.signature,
+      };
+      const r = ok(await propose(d, c), "confirm");
+      return create(ConfirmRecoveryResponseSchema, { attemptsRemaining: r.attemptsRemaining });
+    }),
+    delete: unary("Delete", async (req) => {
+      const c: Command = { kind: "delete", requestId: req.requestId, user: req.userId, version: req.version, signature: req.ownerSignature };
+      ok(await propose(d, c), "delete");
+      return create(DeleteResponseSchema, {});
+    }),
+    getRecordInfo: unary("GetRecordInfo", async (req) => {
+      await Promise.resolve();
+      checkUser(req.userId);
+      const loop = d.loop();
+      const view = loop.vault.getRecord(req.userId);
+      if (view === undefined) throw notFound(req.userId);
+      const rec = view.record;
+      return create(GetRecordInfoResponseSchema, {
+        userId: rec.user, version: rec.version, threshold: rec.threshold, guessLimit: rec.guessLimit,
+        attemptsRemaining: view.attemptsRemaining, locked: view.locked, salt: rec.salt,
+        scryptParams: { n: rec.scrypt.N, r: rec.scrypt.r, p: rec.scrypt.p },
+        ciphertext: rec.ciphertext, resetPublicKey: rec.resetPublicKey,
+        publicShares: rec.shares.map((s) => ({ nodeId: BigInt(s.nodeId), publicShare: s.publicShare })),
+        recordDigest: view.digest, appliedIndex: BigInt(loop.vault.appliedIndex),
+      });
+    }),
+    evaluate: unary("Evaluate", (req) => evaluate(d, req.userId, req.attemptId)),
+    getClusterDescriptor: unary("GetClusterDescriptor", async () => {
+      await Promise.resolve();
+      const loop = d.loop();
+      const voters = new Set(loop.voters);
+      const nodes = loop.vault.nodes().filter((n) => voters.has(n.nodeId)).map((n) => ({
+        nodeId: BigInt(n.nodeId), address: n.clientAddress, agreementPublicKey: n.agreementPublicKey,
+        identityPublicKey: n.identityPublicKey, signature: n.signature,
+      }));
+      return create(GetClusterDescriptorResponseSchema, { descriptor: { clusterId: d.clusterId, threshold: d.threshold, nodes } });
+    }),
+  };
+}
+
+/** Wraps an async handler: metrics, and every failure mapped to a status with ErrorDetail. */
+function handlerFactory(d: VaultServiceDeps) {
+  return <Req, Res>(method: string, f: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
+    const t0 = performance.now();
+    f(call.request).then(
+      (res) => { d.metrics.request(method, "OK", performance.now() - t0); callback(null, res); },
+      (err: unknown) => {
+        const e = toServiceError(err, d.leaderHint, (x) => d.log.error("internal error", { method, error: x }));
+        d.metrics.request(method, status[e.code ?? status.UNKNOWN] ?? "UNKNOWN", performance.now() - t0);
+        callback(e);
+      },
+    );
+  };
+}
+
+async function propose(d: VaultServiceDeps, c: Command): Promise<VaultResult> {
+  try {
+    validateCommand(c);
+  } catch (err) {
+    throw invalidArgument(err instanceof Error ? err.message : String(err));
+  }
+  const data = encodeCommand(c);
+  const requestId = c.kind === "announce" ? new Uint8Array(0) : c.requestId;
+  d.metrics.proposals.inc({ kind: c.kind });
+  return d.loop().propose(requestId, data);
+}
+
+type Ok<K extends string> = Extract<VaultResult, { ok: true; kind: K }>;
+
+function ok<K extends VaultResult extends infer R ? R extends { ok: true; kind: infer X extends string } ? X : never : never>(r: VaultResult, kind: K): Ok<K> {
+  if (!r.ok) throw fromVaultError(r);
+  if (r.kind !== kind) throw new RpcFailure(status.INVALID_ARGUMENT, `the request id was already used for a ${r.kind} request`, { reason: ErrorReason.REQUEST_ID_REUSED });
+  return r as Ok<K>;
+}
+
+function registerCommand(req: RegisterRequest): Command {
+  const sp = req.scryptParams;
+  if (sp === undefined) throw invalidArgument("scrypt_params is required");
+  const record: RegistrationRecord = {
+    user: req.userId, version: req.version, threshold: req.threshold, guessLimit: req.guessLimit,
+    shares: req.shares.map((s, i) => ({ nodeId: safeId(s.nodeId, `shares[${i}].node_id`), publicShare: s.publicShare, wrappedShare: s.wrappedShare })),
+    ciphertext: req.ciphertext, resetPublicKey: req.resetPublicKey, salt: req.salt, scrypt: { N: sp.n, r: sp.r, p: sp.p },
+  };
+  return { kind: "register", requestId: req.requestId, record, ownerSignature: req.ownerSignature };
+}
+
+function safeId(v: bigint, field: string): number {
+  if (v <= 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${field} must be a positive integer below 2^53 (got ${v})`);
+  return Number(v);
+}
+
+function checkUser(user: string): void {
+  try {
+    validateUserId(user);
+  } catch (err) {
+    throw invalidArgument(`user_id: ${(err as Error).message}`);
+  }
+}
+
+function notFound(user: string): RpcFailure {
+  return new RpcFailure(status.NOT_FOUND, `user ${JSON.stringify(user.slice(0, 64))} has no record`, { reason: ErrorReason.RECORD_NOT_FOUND });
+}
+
+/**
+ * DESIGN §5 recovery step 2: only for an attempt this node's own applied
+ * state holds; waits up to evaluateWaitMs for the attempt's index to apply.
+ */
+async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint) {
+  checkUser(user);
+  const attemptId = safeId(attemptIdWire, "attempt_id");
+  if (!(await d.loop().waitApplied(attemptId, d.evaluateWaitMs))) {
+    throw new RpcFailure(status.UNAVAILABLE, `this node has not applied attempt ${attemptId} yet; retry shortly`, { reason: ErrorReason.ATTEMPT_NOT_APPLIED });
+  }
+  const vault = d.loop().vault;
+  const view = vault.getRecord(user);
+  if (view === undefined) throw notFound(user);
+  if (view.locked) {
+    throw new RpcFailure(status.FAILED_PRECONDITION, "the record is locked: its guess limit was reached and its shares are destroyed", { reason: ErrorReason.RECORD_LOCKED, attemptsRemaining: 0 });
+  }
+  const pending = vault.pendingAttempt(user, attemptId);
+  if (pending === undefined) {
+    throw new RpcFailure(status.FAILED_PRECONDITION, `attempt ${attemptId} is not pending for this record (never begun, confirmed or superseded)`, { reason: ErrorReason.ATTEMPT_NOT_FOUND, attemptsRemaining: view.attemptsRemaining });
+  }
+  const share = view.record.shares.find((s) => s.nodeId === d.nodeId);
+  if (share === undefined) {
+    throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} holds no share of this record`, { reason: ErrorReason.UNSPECIFIED, attemptsRemaining: view.attemptsRemaining });
+  }
+  const t0 = performance.now();
+  const evaluated = await d.hsm.evaluate(share.wrappedShare, pending.blinded, share.publicShare);
+  const signature = await d.hsm.sign(evaluationSigningMessage({
+    clusterId: d.clusterId, user, version: pending.version, attemptId, nodeId: d.nodeId, blinded: pending.blinded, evaluated,
+  }));
+  d.metrics.hsmEvaluation.observe((performance.now() - t0) / 1000);
+  return create(EvaluateResponseSchema, {
+    nodeId: BigInt(d.nodeId), blindedElement: pending.blinded, evaluatedElement: evaluated, signature,
+    version: pending.version, attemptsRemaining: view.attemptsRemaining,
+  });
+}

@@ -1,0 +1,223 @@
+// Test helper: a local cluster of real bkv-node processes (tsx), each with
+// its own SoftHSM token, certificates from deploy/certs/make-certs.sh, real
+// gRPC on 127.0.0.1 with free ports, and its own data dir under a temp dir.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
+import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
+import { unaryClient } from "../../proto/rpc.js";
+import { type ClusterDescriptor, parseDescriptor } from "../../client/sdk/index.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+export interface ClusterOptions {
+  readonly size?: number;
+  readonly snapshotInterval?: number;
+  readonly clusterId?: string;
+}
+
+interface NodeInfo {
+  readonly id: number;
+  readonly client: string;
+  readonly peer: string;
+  readonly admin: string;
+  readonly configFile: string;
+  proc: ChildProcess | null;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export class LocalCluster {
+  readonly dir: string;
+  readonly clusterId: string;
+  readonly nodes: NodeInfo[] = [];
+  private readonly clients = new Map<string, grpc.Client>();
+
+  private constructor(readonly opts: ClusterOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), "bkv-e2e-"));
+    this.clusterId = opts.clusterId ?? "e2e-cluster";
+  }
+
+  /** Creates tokens, certificates and configs, and starts every node. */
+  static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
+    const c = new LocalCluster(opts);
+    const ids = Array.from({ length: opts.size ?? 3 }, (_, i) => i + 1);
+    execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(c.dir, "certs"), ...ids.map(String)], { stdio: "ignore" });
+    const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
+    for (const id of ids) {
+      const [cp, pp, ap] = ports.slice((id - 1) * 3, id * 3) as [number, number, number];
+      c.nodes.push({ id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(c.dir, `node-${id}.json`), proc: null });
+    }
+    for (const n of c.nodes) c.writeConfig(n);
+    for (const n of c.nodes) c.spawn(n);
+    await c.waitReady();
+    return c;
+  }
+
+  private writeConfig(n: NodeInfo): void {
+    const hsmDir = join(this.dir, `hsm-${n.id}`);
+    execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, `bkv-e2e-${n.id}`], { stdio: "ignore" });
+    const config = {
+      nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.dir, `data-${n.id}`),
+      clientListen: n.client, peerListen: n.peer, adminListen: n.admin, logLevel: process.env.BKV_E2E_LOG_LEVEL ?? "info",
+      snapshotInterval: this.opts.snapshotInterval ?? 10_000, tickMs: 50, electionTick: 10, heartbeatTick: 1,
+      hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
+      tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
+      nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer })),
+    };
+    writeFileSync(n.configFile, JSON.stringify(config, null, 2));
+  }
+
+  private spawn(n: NodeInfo): void {
+    // The child writes straight to its log file: no pipe through this process to block on.
+    const fd = openSync(join(this.dir, `node-${n.id}.log`), "a");
+    const env = { ...process.env };
+    delete env.BKV_HSM_PIN;
+    const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], {
+      cwd: ROOT, stdio: ["ignore", fd, fd], env,
+    });
+    closeSync(fd);
+    n.proc = proc;
+  }
+
+  node(id: number): NodeInfo {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** The node's log (JSON lines). */
+  logOf(id: number): string {
+    return readFileSync(join(this.dir, `node-${id}.log`), "utf8");
+  }
+
+  private creds(): grpc.ChannelCredentials {
+    return grpc.credentials.createSsl(readFileSync(join(this.dir, "certs/ca.crt")));
+  }
+
+  private adminCreds(id: number): grpc.ChannelCredentials {
+    const d = join(this.dir, "certs");
+    return grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, `node-${id}.key`)), readFileSync(join(d, `node-${id}.crt`)));
+  }
+
+  /** A typed VaultService client for node `id`. */
+  vault(id: number) {
+    const { client, channel } = unaryClient(VaultService, this.node(id).client, this.creds());
+    this.clients.set(`v${id}-${this.clients.size}`, channel);
+    return client;
+  }
+
+  /** A typed AdminService client for node `id` (mTLS with that node's certificate). */
+  admin(id: number) {
+    const { client, channel } = unaryClient(AdminService, this.node(id).admin, this.adminCreds(id), { "grpc.ssl_target_name_override": `node-${id}` });
+    this.clients.set(`a${id}-${this.clients.size}`, channel);
+    return client;
+  }
+
+  private deadline(ms = 3000) {
+    return { deadline: new Date(Date.now() + ms) };
+  }
+
+  /** Waits for one leader known by every running node and every node announced. */
+  async waitReady(timeoutMs = 30_000): Promise<number> {
+    const running = this.nodes.filter((n) => n.proc !== null);
+    return waitFor(async () => {
+      const sts = await Promise.all(running.map((n) => this.admin(n.id).getClusterStatus({}, this.deadline())));
+      const leaders = new Set(sts.map((s) => Number(s.leaderId)));
+      const [lead] = leaders;
+      if (leaders.size !== 1 || lead === undefined || lead === 0) return undefined;
+      const d = await this.vault(lead).getClusterDescriptor({}, this.deadline());
+      return d.descriptor?.nodes.length === this.nodes.length ? lead : undefined;
+    }, "a leader and all nodes announced", timeoutMs);
+  }
+
+  async leaderId(): Promise<number> {
+    const running = this.nodes.filter((n) => n.proc !== null);
+    return waitFor(async () => {
+      for (const n of running) {
+        const s = await this.admin(n.id).getClusterStatus({}, this.deadline()).catch(() => undefined);
+        if (s !== undefined && Number(s.leaderId) === n.id) return n.id;
+      }
+      return undefined;
+    }, "a leader");
+  }
+
+  async status(id: number) {
+    return this.admin(id).getClusterStatus({}, this.deadline());
+  }
+
+  /** The client descriptor, from GetClusterDescriptor, with the CA. */
+  async descriptor(): Promise<ClusterDescriptor> {
+    const lead = await this.leaderId();
+    const res = await this.vault(lead).getClusterDescriptor({}, this.deadline());
+    const d = res.descriptor;
+    if (d === undefined) throw new Error("no descriptor");
+    const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+    return parseDescriptor({
+      version: 1, clusterId: d.clusterId, threshold: d.threshold,
+      nodes: d.nodes.map((n) => ({ nodeId: Number(n.nodeId), address: n.address, agreementPublicKey: hex(n.agreementPublicKey), identityPublicKey: hex(n.identityPublicKey), signature: hex(n.signature) })),
+      tls: { ca: readFileSync(join(this.dir, "certs/ca.crt"), "utf8") },
+    });
+  }
+
+  /** SIGKILL: no graceful shutdown. */
+  async kill(id: number): Promise<void> {
+    await this.signal(id, "SIGKILL");
+  }
+
+  /** SIGTERM: graceful shutdown. */
+  async stop(id: number): Promise<void> {
+    await this.signal(id, "SIGTERM");
+  }
+
+  private async signal(id: number, sig: NodeJS.Signals): Promise<void> {
+    const n = this.node(id);
+    const proc = n.proc;
+    if (proc === null) return;
+    n.proc = null;
+    if (proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill(sig);
+    await exited;
+  }
+
+  restart(id: number): void {
+    const n = this.node(id);
+    if (n.proc !== null) throw new Error(`node ${id} is running`);
+    this.spawn(n);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    await Promise.all(this.nodes.map((n) => this.signal(n.id, "SIGTERM")));
+    if (process.env.BKV_E2E_KEEP === undefined) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
