@@ -51,6 +51,13 @@ export interface Call {
 /** Returns an error to answer instead of serving, or undefined to serve normally. */
 export type Fault = (method: string, request: { requestId?: Uint8Array }) => grpc.ServiceError | undefined;
 
+/** PEM strings of a CA and one server certificate valid for 127.0.0.1. */
+export interface FakeTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export type EvaluationFault = "wrong-point" | "bad-signature";
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
@@ -68,10 +75,11 @@ export class FakeCluster {
   readonly servedDigest = new Map<number, Uint8Array>();
   private index = 0n;
 
-  private constructor(readonly clusterId: string, readonly threshold: number) {}
+  private constructor(readonly clusterId: string, readonly threshold: number, private readonly tls?: FakeTls) {}
 
-  static async start(n = 3, threshold = 2, clusterId = "test-cluster"): Promise<FakeCluster> {
-    const c = new FakeCluster(clusterId, threshold);
+  /** With `tls`, every node serves the client API over TLS (no client certificates, like bkv-node). */
+  static async start(n = 3, threshold = 2, clusterId = "test-cluster", tls?: FakeTls): Promise<FakeCluster> {
+    const c = new FakeCluster(clusterId, threshold, tls);
     for (let id = 1; id <= n; id++) c.nodes.push(await c.startNode(id));
     return c;
   }
@@ -81,7 +89,10 @@ export class FakeCluster {
     const node: FakeNode = { id, address: "", agreementKey: randomScalar(), identityKey: randomScalar(), server };
     server.addService(serviceDefinition(VaultService), this.implementation(node));
     const port = await new Promise<number>((res, rej) => {
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p)));
+      const creds = this.tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(Buffer.from(this.tls.ca), [{ private_key: Buffer.from(this.tls.key), cert_chain: Buffer.from(this.tls.cert) }], false);
+      server.bindAsync("127.0.0.1:0", creds, (e, p) => (e ? rej(e) : res(p)));
     });
     node.address = `127.0.0.1:${port}`;
     return node;
@@ -89,7 +100,7 @@ export class FakeCluster {
 
   descriptor(): ClusterDescriptor {
     return {
-      version: 1, clusterId: this.clusterId, threshold: this.threshold,
+      version: 1, clusterId: this.clusterId, threshold: this.threshold, tlsCa: this.tls?.ca,
       nodes: this.nodes.map((n) => {
         const entry = {
           nodeId: n.id, address: n.address,
