@@ -27,10 +27,10 @@ function runSeeds(cmd: Extract<CliCommand, { kind: "seeds" }>, lib: RaftLib): nu
   for (let k = 0; k < cmd.seeds; k++) {
     const seed = cmd.from + k;
     const nodes = nodesForSeed(seed, cmd.nodes);
-    const r = runSeed({ seed, nodes, lib, ...(cmd.steps === null ? {} : { steps: cmd.steps }) });
+    const r = runSeed({ seed, nodes, lib, storm: cmd.storm, ...(cmd.steps === null ? {} : { steps: cmd.steps }) });
     if (r.violation !== null) {
       violations++;
-      reportViolation(r, cmd.steps);
+      reportViolation(r, cmd);
     }
     if ((k + 1) % 100 === 0 && k + 1 < cmd.seeds) {
       const secs = ((Date.now() - started) / 1000).toFixed(1);
@@ -43,12 +43,12 @@ function runSeeds(cmd: Extract<CliCommand, { kind: "seeds" }>, lib: RaftLib): nu
   return violations > 0 ? 1 : 0;
 }
 
-function reportViolation(r: RunResult, steps: number | null): void {
+function reportViolation(r: RunResult, cmd: Extract<CliCommand, { kind: "seeds" }>): void {
   const v = r.violation!;
   process.stdout.write([
     `VIOLATION seed=${r.seed} nodes=${r.nodes} invariant="${v.invariant}"`,
     `  ${v.detail.split("\n").join("\n  ")}`,
-    `  replay: ${replayCommand(r.seed, r.nodes, steps)}`,
+    `  replay: ${replayCommand(r.seed, r.nodes, cmd.steps, cmd.raft, cmd.storm)}`,
     "  last events:",
     ...r.lastLines.slice(-12).map((l) => `    ${l}`),
     "",
@@ -58,7 +58,7 @@ function reportViolation(r: RunResult, steps: number | null): void {
 function replay(cmd: Extract<CliCommand, { kind: "replay" }>, lib: RaftLib): number {
   const nodes = nodesForSeed(cmd.seed, cmd.nodes);
   const r = runSeed({
-    seed: cmd.seed, nodes, lib, verbose: cmd.verbose, print: (line) => process.stdout.write(`${line}\n`),
+    seed: cmd.seed, nodes, lib, storm: cmd.storm, verbose: cmd.verbose, print: (line) => process.stdout.write(`${line}\n`),
     ...(cmd.steps === null ? {} : { steps: cmd.steps }),
   });
   const s = r.stats;

@@ -26,6 +26,8 @@ export interface RunOptions {
   readonly verbose?: boolean;
   /** Overrides of the seed's drawn fault profile and raft tuning (for focused experiments and tests). */
   readonly profile?: Partial<FaultProfile>;
+  /** Make the seed an election storm (see faults.ts). */
+  readonly storm?: boolean;
   readonly params?: Partial<NodeParams>;
 }
 
@@ -113,7 +115,7 @@ class Simulation {
     this.trace = new Trace(opts.print ?? null, opts.verbose ?? false);
     const root = new Prng(opts.seed);
     this.rng = root.fork("actions");
-    this.profile = { ...chooseProfile(root.fork("profile")), ...opts.profile };
+    this.profile = { ...chooseProfile(root.fork("profile"), opts.storm ?? false), ...opts.profile };
     this.net = new Network(root.fork("network"), this.profile.net);
     this.partitions = new PartitionSchedule(root.fork("partitions"), this.profile);
     this.env = this.makeEnv({ ...chooseNodeParams(root.fork("params"), this.profile), ...opts.params });

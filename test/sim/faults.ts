@@ -32,10 +32,15 @@ export interface FaultProfile {
   readonly transferRate: number;
 }
 
-/** Draws the profile of one seed: some seeds are calm, some hostile, one in eight an election storm. */
-export function chooseProfile(rng: Prng): FaultProfile {
+/**
+ * Draws the profile of one seed: some seeds are calm, some hostile, one in
+ * eight an election storm. `forceStorm` makes every seed a storm; it consumes
+ * the same draws, so it changes nothing else about a seed.
+ */
+export function chooseProfile(rng: Prng, forceStorm = false): FaultProfile {
   const base = drawProfile(rng);
-  return rng.chance(1 / 8) ? stormProfile(base, rng) : base;
+  const storm = rng.chance(1 / 8);
+  return storm || forceStorm ? stormProfile(base, rng) : base;
 }
 
 /**
