@@ -174,6 +174,11 @@ export class LocalCluster {
     return this.admin(id).getClusterStatus({}, this.deadline());
   }
 
+  /** Waits until node `id` applied `index`. */
+  async waitApplied(id: number, index: number, timeoutMs = 20_000): Promise<void> {
+    await waitFor(async () => Number((await this.status(id)).appliedIndex) >= index || undefined, `node ${id} to apply ${index}`, timeoutMs);
+  }
+
   /** The client descriptor, from GetClusterDescriptor, with the CA. */
   async descriptor(): Promise<ClusterDescriptor> {
     const lead = await this.leaderId();
