@@ -1,8 +1,10 @@
 // The `bkv` commands: specs (flags, help) and what each one does.
-import { readFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, rename, stat, writeFile } from "node:fs/promises";
 import { decryptFile, encryptFile } from "../backup/index.js";
 import { ClientError } from "../sdk/errors.js";
-import { descriptorPath, loadDescriptor } from "../sdk/descriptor.js";
+import { type ClusterDescriptor, descriptorPath, descriptorToJson, loadDescriptor } from "../sdk/descriptor.js";
+import { fetchDescriptor } from "../sdk/fetch.js";
 import { formatKey, generateKey, parseKey } from "../sdk/key.js";
 import type { ClusterStatus } from "../sdk/status.js";
 import { VaultClient } from "../sdk/vault-client.js";
@@ -212,8 +214,42 @@ an existing Y is kept unless --force. A progress bar is drawn on a terminal for 
   };
 }
 
+const clusterFetch: Command = {
+  name: "cluster fetch",
+  summary: "fetch a cluster descriptor from a node (trust on first use)",
+  usage: "bkv cluster fetch --address HOST:PORT [--ca FILE] --out FILE [--force]",
+  flags: { address: "string", ca: "string", out: "string", force: "boolean" },
+  required: ["address", "out"],
+  help: `Asks the node at HOST:PORT (TLS with the CA in --ca FILE, else plaintext) for the cluster
+descriptor, checks every node's signature, writes it to --out FILE and prints each node's identity
+key fingerprint. This is trust on first use: compare the fingerprints with the operators' before
+pinning the file. An existing FILE is kept unless --force.`,
+  async run(p, io) {
+    const caFile = stringFlag(p, "ca");
+    const ca = caFile === undefined ? undefined : await readFile(caFile, "utf8").catch((err: NodeJS.ErrnoException) => {
+      throw new ClientError("IO", `cannot read CA file ${caFile}: ${err.code ?? err.message}`);
+    });
+    const out = stringFlag(p, "out") as string;
+    if (p.flags.get("force") !== true && (await stat(out).then(() => true, () => false))) {
+      throw new ClientError("IO", `${out} exists (pass --force to replace it)`);
+    }
+    const d = await fetchDescriptor(stringFlag(p, "address") as string, ca === undefined ? {} : { tlsCa: ca });
+    const temp = `${out}.tmp-${randomBytes(6).toString("hex")}`;
+    await writeFile(temp, `${JSON.stringify(descriptorToJson(d), null, 2)}\n`, { mode: 0o644 });
+    await rename(temp, out);
+    io.stdout(describeDescriptor(d));
+    return 0;
+  },
+};
+
+function describeDescriptor(d: ClusterDescriptor): string {
+  const fp = (key: Uint8Array) => createHash("sha256").update(key).digest("hex").slice(0, 32).replace(/(.{4})(?!$)/g, "$1:");
+  const nodes = d.nodes.map((n) => `  node ${n.nodeId} ${n.address} identity ${fp(n.identityPublicKey)}`);
+  return `cluster ${d.clusterId}: threshold ${d.threshold}, ${d.nodes.length} nodes, ${d.tlsCa === undefined ? "PLAINTEXT" : "TLS"}\n${nodes.join("\n")}\n`;
+}
+
 export const COMMANDS: readonly Command[] = [
-  keyGenerate, register, recover, verifyPassword, changePassword, deleteCmd, status, backup("encrypt"), backup("decrypt"),
+  keyGenerate, register, recover, verifyPassword, changePassword, deleteCmd, status, backup("encrypt"), backup("decrypt"), clusterFetch,
 ];
 
 export { CLUSTER_HELP };

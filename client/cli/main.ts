@@ -8,7 +8,7 @@
 // cluster descriptor; 8 file I/O; 64 usage (bad arguments or key format).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ClientError, InconsistentEvaluationsError, WrongPasswordError } from "../sdk/errors.js";
+import { ClientError, InconsistentEvaluationsError, RpcError, WrongPasswordError } from "../sdk/errors.js";
 import { UsageError, parseFlags } from "./args.js";
 import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
@@ -39,6 +39,7 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
 /** The exit code for an error a command threw. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EXIT.USAGE;
+  if (err instanceof RpcError && (err.codeName === "UNAVAILABLE" || err.codeName === "DEADLINE_EXCEEDED")) return EXIT.UNAVAILABLE;
   if (err instanceof ClientError) return EXIT_BY_CODE[err.code] ?? EXIT.ERROR;
   return EXIT.ERROR;
 }

@@ -14,6 +14,7 @@ import {
   validateClusterId,
   verifyMessage,
 } from "../../proto/crypto/index.js";
+import type { ClusterDescriptor as ProtoDescriptor } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { DescriptorError } from "./errors.js";
 
 export const DESCRIPTOR_VERSION = 1;
@@ -175,4 +176,26 @@ export function descriptorToJson(d: ClusterDescriptor): object {
     })),
     ...(d.tlsCa === undefined ? {} : { tls: { ca: d.tlsCa } }),
   };
+}
+
+/**
+ * A descriptor from a node's GetClusterDescriptor answer, validated exactly
+ * like a file (every node signature). Trust on first use: whoever fetches it
+ * must check the keys out of band before pinning it.
+ */
+export function descriptorFromProto(d: ProtoDescriptor, tlsCa?: string): ClusterDescriptor {
+  const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  return parseDescriptor({
+    version: DESCRIPTOR_VERSION,
+    clusterId: d.clusterId,
+    threshold: d.threshold,
+    nodes: d.nodes.map((n) => ({
+      nodeId: n.nodeId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n.nodeId) : -1,
+      address: n.address,
+      agreementPublicKey: toHex(n.agreementPublicKey),
+      identityPublicKey: toHex(n.identityPublicKey),
+      signature: toHex(n.signature),
+    })),
+    ...(tlsCa === undefined ? {} : { tls: { ca: tlsCa } }),
+  });
 }

@@ -2,6 +2,7 @@
 export * from "./errors.js";
 export * from "./descriptor.js";
 export * from "./key.js";
+export { fetchDescriptor } from "./fetch.js";
 export { type RetryPolicy, DEFAULT_RETRY } from "./retry.js";
 export type { ClusterStatus, NodeStatus, RecordStatus } from "./status.js";
 export { DEFAULT_GUESS_LIMIT, type RegisterOptions, VaultClient, type VaultClientOptions } from "./vault-client.js";

@@ -194,3 +194,21 @@ test("the CLI runs as a process: exit codes and stdin", async (t) => {
   t.is(err.code, EXIT.USAGE);
   t.regex(err.stderr, /never read from the command line/);
 });
+
+test.serial("cluster fetch writes a validated descriptor that the other commands can use", async (t) => {
+  await withClusterFile(async (cluster, _file, dir) => {
+    const out = join(dir, "fetched.json");
+    const r = await bkv(["cluster", "fetch", "--address", cluster.nodes[1]!.address, "--out", out]);
+    t.is(r.code, 0, r.err);
+    t.regex(r.out, /cluster test-cluster: threshold 2, 3 nodes, PLAINTEXT/);
+    t.regex(r.out, /node 3 127\.0\.0\.1:\d+ identity ([0-9a-f]{4}:){7}[0-9a-f]{4}/);
+    const fetched = JSON.parse(await readFile(out, "utf8")) as unknown;
+    t.deepEqual(fetched, JSON.parse(JSON.stringify(descriptorToJson(cluster.descriptor()))));
+    t.is((await bkv(["status", "--cluster", out])).code, 0);
+    t.is((await bkv(["cluster", "fetch", "--address", cluster.nodes[0]!.address, "--out", out])).code, EXIT.IO, "kept unless --force");
+    await cluster.stopNode(1);
+    const down = await bkv(["cluster", "fetch", "--address", cluster.nodes[0]!.address, "--out", join(dir, "x.json")]);
+    t.is(down.code, EXIT.UNAVAILABLE, down.err);
+    t.regex(down.err, /UNAVAILABLE/);
+  });
+});
