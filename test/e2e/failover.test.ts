@@ -1,0 +1,64 @@
+// Failures on a real 3-node cluster: recovery with one node down (the leader),
+// a clear failure with two down, and a node restarted after missing many
+// entries catching up through a snapshot, then serving evaluations.
+import test from "ava";
+import { randomBytes } from "node:crypto";
+import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
+import { ClientError, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
+import { LocalCluster, waitFor } from "./cluster.js";
+
+const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
+
+let cluster: LocalCluster;
+let client: VaultClient;
+
+test.before(async () => {
+  cluster = await LocalCluster.start({ snapshotInterval: 20 });
+  client = new VaultClient(await cluster.descriptor(), OPTS);
+});
+
+test.after.always(async () => {
+  client?.close();
+  await cluster?.close();
+});
+
+test.serial("recovery succeeds with the leader down and fails with a clear error with two nodes down", async (t) => {
+  const key = await client.register("gina", "pw");
+  const lead = await cluster.leaderId();
+  await cluster.kill(lead);
+  t.deepEqual(await client.recover("gina", "pw"), key);
+  const other = cluster.nodes.find((n) => n.id !== lead && n.proc !== null)?.id ?? 0;
+  await cluster.kill(other);
+  const impatient = new VaultClient(client.descriptor, { ...OPTS, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000 } });
+  const err = await t.throwsAsync(impatient.recover("gina", "pw"), { instanceOf: ClientError });
+  impatient.close();
+  t.regex(err?.message ?? "", /unavailable|evaluations/i);
+  cluster.restart(lead);
+  cluster.restart(other);
+  await cluster.waitReady(60_000);
+  t.deepEqual(await client.recover("gina", "pw"), key);
+});
+
+test.serial("a node restarted after missing many entries catches up through a snapshot and serves evaluations", async (t) => {
+  await client.register("hank", "pw", { guessLimit: 255 });
+  const ivyKey = await client.register("ivy", "pw");
+  const lead0 = await cluster.leaderId();
+  const victim = cluster.nodes.find((n) => n.id !== lead0)?.id ?? 0;
+  await cluster.kill(victim);
+  const lead = await cluster.leaderId();
+  const v = cluster.vault(lead);
+  // 60 committed attempts on hank: three snapshots' worth at an interval of 20.
+  for (let i = 0; i < 60; i++) {
+    await v.beginRecovery({ requestId: new Uint8Array(randomBytes(16)), userId: "hank", blindedElement: encodePoint(G.multiply(randomScalar())) });
+  }
+  const st = await cluster.status(lead);
+  t.true(Number(st.snapshotIndex) > 20, "the leader compacted its log");
+  cluster.restart(victim);
+  await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
+  await waitFor(() => cluster.logOf(victim).includes("restored snapshot") || undefined, "the snapshot install on the restarted node");
+  t.is((await cluster.vault(victim).getRecordInfo({ userId: "hank" })).attemptsRemaining, 255 - 60);
+  // With the third node stopped, a recovery needs the restarted node's evaluation.
+  const third = cluster.nodes.find((n) => n.id !== victim && n.id !== lead)?.id ?? 0;
+  await cluster.stop(third);
+  t.deepEqual(await client.recover("ivy", "pw"), ivyKey);
+});
