@@ -46,6 +46,7 @@ import {
   WrongPasswordError,
 } from "./errors.js";
 import { type Collection, collectEvaluations } from "./evaluations.js";
+import { gatherWithGrace } from "./gather.js";
 import { KEY_BYTES, generateKey } from "./key.js";
 import { type PublicRecord, agreeOnRecord, publicRecordFrom, registerRequest } from "./records.js";
 import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "./retry.js";
@@ -64,6 +65,8 @@ export interface VaultClientOptions {
   readonly readBackTimeoutMs?: number;
   /** Once t evaluations are in, how long to wait for a (t+1)th before combining (default 300 ms). */
   readonly evaluationGraceMs?: number;
+  /** Once one node served a record, how long to wait for the others to cross-check it (default 300 ms). */
+  readonly readGraceMs?: number;
   /** Called with non-fatal problems (e.g. a failed re-share after a membership change). */
   readonly onWarning?: (message: string) => void;
 }
@@ -279,15 +282,16 @@ export class VaultClient {
     return { ...this.policy, deadlineMs: Math.min(this.policy.deadlineMs, 5_000) };
   }
 
-  /** The record's public part from every reachable node, cross-checked (retried while none answers). */
+  /**
+   * The record's public part from the nodes that answer within the read
+   * grace, cross-checked (retried while none answers).
+   */
   private readRecord(user: string): Promise<PublicRecord> {
     return withRetries("GetRecordInfo", this.policy, async () => {
-      const settled = await Promise.allSettled(this.descriptor.nodes.map(async (n) => {
+      const { values: answers, errors } = await gatherWithGrace(this.descriptor.nodes.map(async (n) => {
         const info = await this.transport.call(n.address, "getRecordInfo", { userId: user }, this.policy.callTimeoutMs);
         return publicRecordFrom(n.address, info);
-      }));
-      const answers = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
-      const errors = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
+      }), this.options.readGraceMs ?? 300);
       const mismatch = errors.find((e) => e instanceof RecordMismatchError);
       if (mismatch !== undefined) throw mismatch;
       if (answers.length === 0) throw errors.find((e) => e instanceof RecordNotFoundError) ?? errors[0];
