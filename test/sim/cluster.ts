@@ -59,8 +59,9 @@ export interface RunResult {
 export const DEFAULT_STEPS = 2000;
 /** Messages per tick above which a run counts as a message storm. */
 const MESSAGES_PER_TICK_LIMIT = 200;
-/** Ticks allowed to reach quiescence after healing everything. */
+/** After healing everything: ticks allowed without any progress, and in total, to reach quiescence. */
 const SETTLE_TICKS = 600;
+const SETTLE_MAX_TICKS = 20_000;
 
 export function runSeed(opts: RunOptions): RunResult {
   const sim = new Simulation(opts);
@@ -121,6 +122,7 @@ class Simulation {
     this.env = this.makeEnv({ ...chooseNodeParams(root.fork("params"), this.profile), ...opts.params });
     this.nextNodeId = opts.nodes + 1;
     this.maxMessages = MESSAGES_PER_TICK_LIMIT * ((opts.steps ?? DEFAULT_STEPS) + SETTLE_TICKS);
+    // (The settle phase may run longer than SETTLE_TICKS, but a healthy one sends far fewer messages.)
     const voters = Array.from({ length: opts.nodes }, (_, i) => i + 1);
     for (const id of voters) this.addNode(id, bootstrapSnapshot(voters));
   }
@@ -360,13 +362,33 @@ class Simulation {
     this.net.params = CALM;
     for (const n of this.nodes.values()) n.crashPending = null;
     this.trace.add(this.now, null, "heal all, restart crashed nodes, settle");
-    const deadline = this.now + SETTLE_TICKS;
-    while (this.now < deadline) {
+    // A slow configuration (one entry per MsgApp, one in flight) may have a long
+    // backlog to drain: keep going while members still apply entries.
+    const start = this.now;
+    let applied = -1;
+    let lastProgress = this.now;
+    for (;;) {
       this.step();
       const leader = this.quiescentLeader();
       if (leader !== null) return this.finalChecks(leader);
+      const a = this.totalApplied();
+      if (a > applied) {
+        applied = a;
+        lastProgress = this.now;
+      }
+      if (this.now - lastProgress >= SETTLE_TICKS) {
+        throw new Violation("Liveness", `no quiescent cluster and no progress for ${SETTLE_TICKS} ticks after healing everything`);
+      }
+      if (this.now - start >= SETTLE_MAX_TICKS) {
+        throw new Violation("Liveness", `no quiescent cluster ${SETTLE_MAX_TICKS} ticks after healing everything`);
+      }
     }
-    throw new Violation("Liveness", `no quiescent cluster ${SETTLE_TICKS} ticks after healing everything`);
+  }
+
+  private totalApplied(): number {
+    let sum = 0;
+    for (const n of this.nodes.values()) if (n.live) sum += n.sm.applied;
+    return sum;
   }
 
   /** The leader, if the cluster is quiescent: every member is live and has applied the leader's whole log. */
