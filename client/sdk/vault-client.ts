@@ -12,6 +12,7 @@
 // - a registration is reported only after t+1 nodes serve its digest;
 // - a recovery uses only evaluations signed by the pinned identity keys.
 import { randomBytes } from "node:crypto";
+import { status } from "@grpc/grpc-js";
 import {
   DEFAULT_SCRYPT,
   InconsistentEvaluationsError as CryptoInconsistent,
@@ -42,6 +43,7 @@ import {
   RecordMismatchError,
   RecordNotFoundError,
   RpcError,
+  UnavailableError,
   UnverifiedRegistrationError,
   WrongPasswordError,
 } from "./errors.js";
@@ -238,16 +240,35 @@ export class VaultClient {
     await this.submit(reg);
   }
 
-  /** DESIGN §5: after a membership change, the record's shares follow the current nodes. */
+  /**
+   * DESIGN §5: after a membership change, the record's shares follow the
+   * current nodes. Only when the pinned descriptor lists exactly the voters
+   * the cluster announces: a stale descriptor must never move shares back to
+   * removed nodes. Failures are warnings: the key was recovered.
+   */
   private async reshareIfMembershipChanged(user: string, password: string, opened: Opened): Promise<void> {
-    const held = opened.record.shares.map((s) => s.nodeId).sort((a, b) => a - b).join(",");
-    const pinned = this.descriptor.nodes.map((n) => n.nodeId).sort((a, b) => a - b).join(",");
-    if (held === pinned) return;
+    const pinned = idList(this.descriptor.nodes.map((n) => n.nodeId));
+    if (idList(opened.record.shares.map((s) => s.nodeId)) === pinned) return;
+    const warn = (m: string) => this.options.onWarning?.(m);
     try {
+      const live = await this.announcedNodeIds();
+      if (live !== pinned) {
+        warn(`the record's shares (nodes ${idList(opened.record.shares.map((s) => s.nodeId))}) and the pinned descriptor ` +
+          `(nodes ${pinned}) differ, and the cluster announces nodes ${live}: update the descriptor (bkv cluster fetch); not re-sharing`);
+        return;
+      }
       await this.overwrite(user, password, opened);
     } catch (err) {
-      this.options.onWarning?.(`re-sharing the record to the current nodes failed: ${err instanceof Error ? err.message : String(err)}`);
+      warn(`re-sharing the record to the current nodes failed: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  /** The node ids of the cluster's current descriptor, as a sorted list, from any node that answers. */
+  private announcedNodeIds(): Promise<string> {
+    return withRetries("GetClusterDescriptor", this.policy, async () => {
+      const res = await this.transport.call(this.leader ?? this.rotate(), "getClusterDescriptor", {}, this.policy.callTimeoutMs);
+      return idList((res.descriptor?.nodes ?? []).map((n) => Number(n.nodeId)));
+    });
   }
 
   // --- recovery ---
@@ -271,11 +292,27 @@ export class VaultClient {
     } finally {
       collection.stop();
     }
-    const signature = signConfirm(recovery.resetPrivateKey, ref, begin.attemptId);
-    const confirmed = await this.mutate("confirmRecovery", {
-      requestId: newRequestId(), userId: user, version: begin.version, attemptId: begin.attemptId, signature,
-    });
-    return { record: current.record, recovery, attemptsRemaining: confirmed.attemptsRemaining };
+    const attemptsRemaining = await this.confirm(ref, recovery, begin.attemptsRemaining);
+    return { record: current.record, recovery, attemptsRemaining };
+  }
+
+  /**
+   * Recovery step 4. The key is already open: if the cluster stays
+   * unavailable, the attempt simply keeps counting (a warning), and the next
+   * successful recovery resets the counter.
+   */
+  private async confirm(ref: { user: string; version: number; attemptId: bigint }, recovery: Recovery, attemptsRemaining: number): Promise<number> {
+    const signature = signConfirm(recovery.resetPrivateKey, { clusterId: this.descriptor.clusterId, ...ref }, ref.attemptId);
+    try {
+      const res = await this.mutate("confirmRecovery", {
+        requestId: newRequestId(), userId: ref.user, version: ref.version, attemptId: ref.attemptId, signature,
+      });
+      return res.attemptsRemaining;
+    } catch (err) {
+      if (!(err instanceof UnavailableError)) throw err;
+      this.options.onWarning?.(`the recovery could not be confirmed (${err.message}); this attempt still counts`);
+      return attemptsRemaining;
+    }
   }
 
   private evaluatePolicy(): RetryPolicy {
@@ -358,6 +395,10 @@ function translate(err: unknown, collection: Collection, t: number, attemptsRema
   return err;
 }
 
+function idList(ids: readonly number[]): string {
+  return [...ids].sort((a, b) => a - b).join(",");
+}
+
 function newRequestId(): Uint8Array {
   return new Uint8Array(randomBytes(REQUEST_ID_BYTES));
 }
@@ -373,14 +414,14 @@ function checkUser(user: string): void {
 
 function notYetApplied(node: NodeEntry): RpcError {
   return new RpcError({
-    method: "GetRecordInfo", address: node.address, grpcCode: 14, serverMessage: "the node has not applied the registration yet",
+    method: "GetRecordInfo", address: node.address, grpcCode: status.UNAVAILABLE, serverMessage: "the node has not applied the registration yet",
     reason: "ATTEMPT_NOT_APPLIED", attemptsRemaining: undefined, leaderAddress: undefined,
   });
 }
 
 function lockedError(address: string): RecordLockedError {
   return new RecordLockedError({
-    method: "GetRecordInfo", address, grpcCode: 9, serverMessage: "the record is locked: its guess limit was reached and its shares are wiped",
+    method: "GetRecordInfo", address, grpcCode: status.FAILED_PRECONDITION, serverMessage: "the record is locked: its guess limit was reached and its shares are wiped",
     reason: "RECORD_LOCKED", attemptsRemaining: 0, leaderAddress: undefined,
   });
 }

@@ -236,3 +236,33 @@ test.serial("after a membership change, a recovery re-shares the record to the p
     cluster.stop();
   }
 });
+
+test.serial("a stale descriptor never moves shares back: no re-share, a warning", async (t) => {
+  const cluster = await FakeCluster.start(4, 2);
+  const full = cluster.descriptor();
+  const warnings: string[] = [];
+  const current = new VaultClient(full, FAST);
+  const stale = new VaultClient({ ...full, nodes: full.nodes.slice(0, 3) }, { ...FAST, onWarning: (m) => warnings.push(m) });
+  try {
+    const key = await current.register("rex", "pw");
+    t.deepEqual(await stale.recover("rex", "pw"), key, "three of the four holders suffice");
+    t.is(cluster.records.get("rex")?.record.version, 1, "not re-shared");
+    t.is(warnings.length, 1);
+    t.regex(warnings[0] ?? "", /update the descriptor/);
+  } finally {
+    current.close();
+    stale.close();
+    cluster.stop();
+  }
+});
+
+test.serial("an unconfirmable recovery still returns the key, with a warning", async (t) => {
+  const warnings: string[] = [];
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("sam", "pw");
+    for (const n of cluster.nodes) cluster.fault(n.id, (m) => (m === "ConfirmRecovery" ? fail(grpc.status.UNAVAILABLE, "down", ErrorReason.NO_LEADER) : undefined));
+    t.deepEqual(await client.recover("sam", "pw"), key);
+    t.is(cluster.records.get("sam")?.attempts, 1, "the attempt still counts");
+    t.regex(warnings.join("\n"), /could not be confirmed/);
+  }, { ...FAST, retry: { ...FAST.retry, deadlineMs: 300 }, onWarning: (m) => warnings.push(m) });
+});
