@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `npm start`: a 3-node bkv cluster on 127.0.0.1 with one SoftHSM token per
+# node, under data/local/ (BKV_LOCAL_DIR). A second run reuses the tokens,
+# certificates and Raft data. Ctrl-C stops the three nodes gracefully.
+#
+# Ports (BKV_LOCAL_PORT_BASE, default 7100): node N serves clients on
+# base+N, peers on base+100+N, admin (mTLS) on base+200+N, metrics on
+# base+300+N (/metrics, /healthz, /readyz).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+if [ "$(id -u)" = 0 ]; then
+  bash deploy/local/preflight.sh --install
+else
+  bash deploy/local/preflight.sh
+fi
+
+dir=${BKV_LOCAL_DIR:-data/local}
+base=${BKV_LOCAL_PORT_BASE:-7100}
+cluster_id=${BKV_CLUSTER_ID:-bkv-local}
+ids=(1 2 3)
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+umask 077
+
+bash deploy/certs/make-certs.sh "$dir/certs" "${ids[@]}" >/dev/null
+
+nodes_json=""
+for id in "${ids[@]}"; do
+  nodes_json+="${nodes_json:+,}{\"id\":$id,\"clientAddress\":\"127.0.0.1:$((base + id))\",\"peerAddress\":\"127.0.0.1:$((base + 100 + id))\"}"
+done
+
+for id in "${ids[@]}"; do
+  bash deploy/softhsm/init-token.sh "$dir/hsm-$id" "bkv-local-$id" >/dev/null
+  cat >"$dir/node-$id.json" <<JSON
+{
+  "nodeId": $id,
+  "clusterId": "$cluster_id",
+  "dataDir": "$dir/node-$id",
+  "clientListen": "127.0.0.1:$((base + id))",
+  "peerListen": "127.0.0.1:$((base + 100 + id))",
+  "adminListen": "127.0.0.1:$((base + 200 + id))",
+  "metricsListen": "127.0.0.1:$((base + 300 + id))",
+  "threshold": 2,
+  "hsm": { "tokenLabel": "bkv-local-$id", "pinFile": "$dir/hsm-$id/pin", "softhsmConf": "$dir/hsm-$id/softhsm2.conf" },
+  "tls": { "ca": "$dir/certs/ca.crt", "cert": "$dir/certs/node-$id.crt", "key": "$dir/certs/node-$id.key" },
+  "nodes": [$nodes_json]
+}
+JSON
+done
+
+pids=()
+stop() {
+  trap - INT TERM
+  echo
+  echo "stopping the cluster..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "stopped. Data kept in $dir (a new 'npm start' reuses it)."
+  exit 0
+}
+trap stop INT TERM
+
+for id in "${ids[@]}"; do
+  node --import tsx "$root/node/server/main.ts" --config "$dir/node-$id.json" >>"$dir/node-$id.log" 2>&1 &
+  pids+=($!)
+done
+echo "started nodes ${ids[*]} (logs: $dir/node-N.log); waiting for a leader and the node announcements..."
+
+addresses=()
+for id in "${ids[@]}"; do addresses+=("127.0.0.1:$((base + id))"); done
+if ! node --no-deprecation --import tsx deploy/local/write-descriptor.ts "$dir/cluster.json" "$dir/certs/ca.crt" "${#ids[@]}" "${addresses[@]}"; then
+  tail -n 5 "$dir"/node-*.log >&2 || true
+  stop
+fi
+
+cat <<MSG
+
+bkv cluster '$cluster_id' is up: 3 nodes, threshold 2.
+  descriptor  $dir/cluster.json   (the CLI's default --cluster)
+  clients     ${addresses[*]}
+  metrics     http://127.0.0.1:$((base + 301))/metrics  (and +1, +2)
+
+In another terminal:
+  echo 'my password' | npx tsx client/cli/main.ts register --user alice --password-stdin
+  echo 'my password' | npx tsx client/cli/main.ts recover --user alice --password-stdin
+  npx tsx client/cli/main.ts status
+  (or: npm run bkv -- register --user alice --password-stdin)
+
+Ctrl-C stops the cluster.
+MSG
+
+wait
