@@ -123,7 +123,21 @@ function isMain(): boolean {
   }
 }
 
+/**
+ * grpc-js sets the TLS server name to the target's host, and Node warns
+ * (DEP0123) when that host is an IP address, as on a local cluster. The
+ * certificate is still checked against the IP's subjectAltName; the warning
+ * is noise for CLI users, so only that one is dropped.
+ */
+function quietIpServerNameWarning(): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (w: Error & { code?: string }) => {
+    if (w.code !== "DEP0123") process.stderr.write(`${w.name}: ${w.message}\n`);
+  });
+}
+
 if (isMain()) {
+  quietIpServerNameWarning();
   void run(process.argv.slice(2), processIo()).then((code) => {
     process.exitCode = code;
   });
