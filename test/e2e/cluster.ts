@@ -114,6 +114,11 @@ export class LocalCluster {
     return n;
   }
 
+  /** The node's token PIN (to check that it never leaks). */
+  pin(id: number): string {
+    return readFileSync(join(this.dir, `hsm-${id}`, "pin"), "utf8").trim();
+  }
+
   /** The node's log (JSON lines). */
   logOf(id: number): string {
     return readFileSync(join(this.dir, `node-${id}.log`), "utf8");

@@ -153,3 +153,12 @@ test.serial("invalid inputs answer a canonical status with a clear message and p
   t.is(notPending.code, status.FAILED_PRECONDITION);
   t.is(notPending.reason, ErrorReason.ATTEMPT_NOT_FOUND);
 });
+
+test.serial("no node log line holds a PIN, a password or key material", async (t) => {
+  for (const n of cluster.nodes) {
+    const log = cluster.logOf(n.id);
+    t.false(log.includes(cluster.pin(n.id)), `node ${n.id}'s log holds its PIN`);
+    t.false(log.includes("correct horse"), `node ${n.id}'s log holds a password`);
+    for (const line of log.trim().split("\n")) t.notThrows(() => JSON.parse(line), `node ${n.id}: a log line is not JSON: ${line.slice(0, 80)}`);
+  }
+});

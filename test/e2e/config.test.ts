@@ -1,0 +1,69 @@
+// bkv-node configuration: file + BKV_* overrides, validation errors that name
+// the field, and the PIN never in an error.
+import test from "ava";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../../node/server/config.js";
+
+const dir = mkdtempSync(join(tmpdir(), "bkv-config-"));
+const base = {
+  nodeId: 1, clusterId: "c1", dataDir: "data", clientListen: "127.0.0.1:7101", peerListen: "127.0.0.1:7201",
+  adminListen: "127.0.0.1:7301", hsm: { tokenLabel: "t1", pinFile: "pin" },
+  tls: { ca: "ca.crt", cert: "n.crt", key: "n.key" },
+  nodes: [1, 2, 3].map((id) => ({ id, clientAddress: `127.0.0.1:710${id}`, peerAddress: `127.0.0.1:720${id}` })),
+};
+
+function file(obj: unknown): string {
+  const f = join(dir, `${Math.random().toString(16).slice(2)}.json`);
+  writeFileSync(f, JSON.stringify(obj));
+  return f;
+}
+
+test("a valid file gets defaults and paths relative to the file", (t) => {
+  const c = loadConfig(file(base), {});
+  t.is(c.threshold, 2);
+  t.is(c.dataDir, join(dir, "data"));
+  t.is(c.hsm.pinFile, join(dir, "pin"));
+  t.is(c.snapshotInterval, 10_000);
+  t.is(c.metricsListen, "");
+});
+
+test("environment variables override the file", (t) => {
+  const c = loadConfig(file(base), { BKV_NODE_ID: "2", BKV_THRESHOLD: "3", BKV_CLIENT_LISTEN: "0.0.0.0:9000", BKV_LOG_LEVEL: "debug", BKV_HSM_TOKEN_LABEL: "t2" });
+  t.is(c.nodeId, 2);
+  t.is(c.threshold, 3);
+  t.is(c.clientListen, "0.0.0.0:9000");
+  t.is(c.logLevel, "debug");
+  t.is(c.hsm.tokenLabel, "t2");
+});
+
+test("BKV_HSM_PIN replaces the PIN file and never appears in the config", (t) => {
+  const c = loadConfig(file(base), { BKV_HSM_PIN: "s3cret-pin" });
+  t.is(c.hsm.pinEnv, "BKV_HSM_PIN");
+  t.is(c.hsm.pinFile, undefined);
+  t.false(JSON.stringify(c).includes("s3cret-pin"));
+});
+
+test("validation errors name the field", (t) => {
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...base, nodeId: 0 }, /nodeId/],
+    [{ ...base, nodeId: 4 }, /nodes must list this node/],
+    [{ ...base, clientListen: "nohost" }, /clientListen must be host:port/],
+    [{ ...base, threshold: 4 }, /threshold/],
+    [{ ...base, hsm: { tokenLabel: "t" } }, /hsm needs exactly one of pinFile/],
+    [{ ...base, nodes: [...base.nodes, base.nodes[0]] }, /nodes\[3\]\.id duplicates/],
+    [{ ...base, logLevel: "loud" }, /logLevel/],
+    [{ ...base, tls: undefined }, /tls must be an object/],
+  ];
+  for (const [cfg, re] of bad) {
+    const err = t.throws(() => loadConfig(file(cfg), {}), { instanceOf: ConfigError });
+    t.regex(err?.message ?? "", re);
+  }
+  t.throws(() => loadConfig(join(dir, "missing.json"), {}), { instanceOf: ConfigError, message: /cannot be read/ });
+});
+
+test("a PIN given in the environment is absent from every validation error", (t) => {
+  const err = t.throws(() => loadConfig(file({ ...base, clusterId: "" }), { BKV_HSM_PIN: "s3cret-pin" }), { instanceOf: ConfigError });
+  t.false(err?.message.includes("s3cret-pin"));
+});
