@@ -164,16 +164,11 @@ export class VaultClient {
   // --- registration ---
 
   private async createRecord(user: string, password: string, backupKey: Uint8Array, p: { threshold: number; guessLimit: number; version?: number; previousResetPrivateKey?: bigint }): Promise<Registration> {
-    try {
-      return await createRegistrationAsync({
-        clusterId: this.descriptor.clusterId, user, password, backupKey, ...p,
-        nodes: this.descriptor.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey })),
-        scrypt: this.options.scrypt ?? DEFAULT_SCRYPT,
-      });
-    } catch (err) {
-      if (err instanceof InvalidArgumentError) throw new InvalidInputError(err.message);
-      throw err;
-    }
+    return asInputError(() => createRegistrationAsync({
+      clusterId: this.descriptor.clusterId, user, password, backupKey, ...p,
+      nodes: this.descriptor.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey })),
+      scrypt: this.options.scrypt ?? DEFAULT_SCRYPT,
+    }));
   }
 
   /** Sends a registration, checks the answer's digest, then reads it back from t+1 nodes. */
@@ -277,7 +272,7 @@ export class VaultClient {
   private async open(user: string, password: string): Promise<Opened> {
     checkUser(user);
     const current = await this.readRecord(user);
-    const { blinded, state } = await startRecoveryAsync(password, current.record);
+    const { blinded, state } = await asInputError(() => startRecoveryAsync(password, current.record));
     const begin = await this.mutate("beginRecovery", { requestId: newRequestId(), userId: user, blindedElement: blinded });
     if (begin.version !== current.record.version) {
       throw new RecordMismatchError(`the record changed during the recovery (version ${current.record.version} read, ${begin.version} committed): try again`);
@@ -401,6 +396,16 @@ function idList(ids: readonly number[]): string {
 
 function newRequestId(): Uint8Array {
   return new Uint8Array(randomBytes(REQUEST_ID_BYTES));
+}
+
+/** Runs a proto/crypto step whose InvalidArgumentError means a bad caller argument. */
+async function asInputError<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new InvalidInputError(err.message);
+    throw err;
+  }
 }
 
 function checkUser(user: string): void {

@@ -213,7 +213,11 @@ test.serial("bad input is refused before any call", async (t) => {
     await t.throwsAsync(client.register("u", "pw", { guessLimit: 0 }), { instanceOf: InvalidInputError });
     await t.throwsAsync(client.register("u", "pw", { threshold: 4 }), { instanceOf: InvalidInputError });
     await t.throwsAsync(client.register("u", "pw", { backupKey: new Uint8Array(16) }), { instanceOf: InvalidInputError });
+    await t.throwsAsync(client.register("u", ""), { instanceOf: InvalidInputError, message: /password/ });
     t.is(cluster.calls.length, 0);
+    await client.register("u", "pw");
+    await t.throwsAsync(client.recover("u", ""), { instanceOf: InvalidInputError, message: /password/ });
+    t.is(cluster.callsOf("BeginRecovery").length, 0, "no attempt spent on an empty password");
   });
 });
 
