@@ -2,6 +2,7 @@
 
 import test from "ava";
 import * as raft from "../../node/raft/index.js";
+import { EntryType, type Ready } from "../../node/raft/index.js";
 import { runSeed } from "./cluster.js";
 import type { RaftLib } from "./raft-lib.js";
 
@@ -26,4 +27,42 @@ test("20 seeds, 3 and 5 nodes: no violation, and the runs do real work", (t) => 
     commits += r.stats.commit;
   }
   t.true(commits > 20 * 10, `only ${commits} commits in 20 seeds`);
+});
+
+// The harness must catch a broken library end to end (a simulation that cannot fail is a defect).
+// These wrap the real RawNode; node/raft itself is not modified.
+
+class CorruptApplyRawNode extends raft.RawNode {
+  private readonly corrupt: boolean;
+  constructor(config: ConstructorParameters<typeof raft.RawNode>[0]) {
+    super(config);
+    this.corrupt = config.id === 2;
+  }
+
+  /** Node 2 applies a different proposal than the one committed. */
+  override ready(): Ready {
+    const rd = super.ready();
+    if (!this.corrupt || rd.committedEntries.length === 0) return rd;
+    const committedEntries = rd.committedEntries.map((e) => (e.data.byteLength > 0 && e.type === EntryType.Normal
+      ? { ...e, data: new TextEncoder().encode("p999999") } : e));
+    return { ...rd, committedEntries };
+  }
+}
+
+class LazySyncRawNode extends raft.RawNode {
+  /** Claims that appended entries need no fsync. */
+  override ready(): Ready {
+    const rd = super.ready();
+    return rd.entries.length > 0 ? { ...rd, mustSync: false } : rd;
+  }
+}
+
+test("a library whose node applies a different entry is caught (State Machine Safety)", (t) => {
+  const r = runSeed({ seed: 1, nodes: 3, lib: { ...raft, RawNode: CorruptApplyRawNode }, steps: 300 });
+  t.is(r.violation?.invariant, "State Machine Safety");
+});
+
+test("a library that does not ask to fsync new entries is caught (Ready Contract)", (t) => {
+  const r = runSeed({ seed: 1, nodes: 3, lib: { ...raft, RawNode: LazySyncRawNode }, steps: 300 });
+  t.is(r.violation?.invariant, "Ready Contract");
 });
