@@ -1,0 +1,254 @@
+// Offline checks of the deploy/k8s manifests: Kubernetes schema validation
+// (kubernetes-models v4) and the bkv invariants. Each check returns a list of
+// problems (empty: passes), so tests can feed crafted broken objects and
+// expect the right complaint. No cluster is needed: `kubectl kustomize` only
+// renders.
+import { execFileSync } from "node:child_process";
+import { parseAllDocuments } from "yaml";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { Namespace } from "kubernetes-models/v1/Namespace";
+import { Service } from "kubernetes-models/v1/Service";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+
+/** A rendered Kubernetes object, loosely typed: checks must survive any shape. */
+export type K8sObject = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export const PEER_PORT = 7001;
+export const VAULT_CONTAINER = "bkv-node";
+export const TOKEN_DIR = "/var/lib/bkv/hsm";
+const MONITORING_KINDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor"]);
+
+/** Renders deploy/k8s/overlays/NAME with kubectl's built-in kustomize. */
+export function renderOverlay(name: string): K8sObject[] {
+  const out = execFileSync("kubectl", ["kustomize", `deploy/k8s/overlays/${name}`], { encoding: "utf8", maxBuffer: 16 << 20 });
+  return parseStream(out);
+}
+
+export function parseStream(text: string): K8sObject[] {
+  return parseAllDocuments(text).map((doc, i) => {
+    if (doc.errors.length > 0) throw new Error(`document ${i}: ${doc.errors[0]?.message}`);
+    return doc.toJS() as K8sObject;
+  }).filter((o) => o !== null);
+}
+
+type ModelClass = new (data: any) => { validate(): void }; // eslint-disable-line @typescript-eslint/no-explicit-any
+const MODELS: ReadonlyMap<string, ModelClass> = new Map<string, ModelClass>([
+  ["v1:ConfigMap", ConfigMap], ["v1:Namespace", Namespace], ["v1:Service", Service],
+  ["v1:ServiceAccount", ServiceAccount], ["apps/v1:StatefulSet", StatefulSet],
+  ["policy/v1:PodDisruptionBudget", PodDisruptionBudget], ["networking.k8s.io/v1:NetworkPolicy", NetworkPolicy],
+]);
+
+const ref = (o: K8sObject) => `${o.kind}/${o.metadata?.name}`;
+
+/** Validates every object against its schema; an unknown kind is a problem. */
+export function schemaProblems(objects: readonly K8sObject[]): string[] {
+  const problems: string[] = [];
+  for (const o of objects) {
+    const key = `${o.apiVersion}:${o.kind}`;
+    const Model = MODELS.get(key);
+    if (Model !== undefined) {
+      try {
+        new Model(o).validate();
+      } catch (err) {
+        problems.push(`${ref(o)}: schema: ${(err as Error).message}`);
+      }
+    } else if (MONITORING_KINDS.has(key)) {
+      problems.push(...serviceMonitorProblems(o));
+    } else {
+      problems.push(`${ref(o)}: no schema known for ${key}`);
+    }
+  }
+  return problems;
+}
+
+/** prometheus-operator CRDs are not in kubernetes-models: the fields bkv relies on. */
+function serviceMonitorProblems(o: K8sObject): string[] {
+  const eps = o.spec?.endpoints;
+  if (typeof o.spec?.selector?.matchLabels !== "object" || !Array.isArray(eps) || eps.length === 0) {
+    return [`${ref(o)}: schema: needs spec.selector.matchLabels and spec.endpoints`];
+  }
+  return eps.some((e: K8sObject) => e.port !== "metrics" || e.path !== "/metrics") ? [`${ref(o)}: endpoints must scrape port metrics at /metrics`] : [];
+}
+
+/** Every bkv invariant over one rendered overlay. */
+export function invariantProblems(objects: readonly K8sObject[]): string[] {
+  const sets = objects.filter((o) => o.kind === "StatefulSet");
+  if (sets.length !== 1) return [`expected exactly one StatefulSet, found ${sets.length}`];
+  const sts = sets[0] as K8sObject;
+  const config = nodeConfig(objects);
+  return [
+    ...replicaProblems(sts),
+    ...(config === null ? ["no ConfigMap holds config.json"] : configProblems(config, sts, objects)),
+    ...tokenVolumeProblems(sts),
+    ...pinProblems(objects),
+    ...securityProblems(sts),
+    ...probeProblems(sts),
+    ...pdbProblems(sts, objects),
+    ...networkPolicyProblems(sts, objects),
+  ];
+}
+
+export function nodeConfig(objects: readonly K8sObject[]): K8sObject | null {
+  const cm = objects.find((o) => o.kind === "ConfigMap" && typeof o.data?.["config.json"] === "string");
+  return cm === undefined ? null : (JSON.parse(cm.data["config.json"] as string) as K8sObject);
+}
+
+function replicaProblems(sts: K8sObject): string[] {
+  const n = sts.spec?.replicas;
+  const problems: string[] = [];
+  if (!Number.isSafeInteger(n) || n < 3 || n % 2 === 0) problems.push(`replicas must be odd and at least 3 (got ${n})`);
+  if (sts.spec?.podManagementPolicy !== "Parallel") {
+    problems.push("podManagementPolicy must be Parallel (readiness needs a leader, so OrderedReady never starts pod 1)");
+  }
+  return problems;
+}
+
+/**
+ * The config must list exactly the pods' node ids (ordinal + 1) at their
+ * stable peer names, and the threshold t must be a majority that survives
+ * the PDB's voluntary disruptions: floor(n/2) + 1 <= t <= n - maxUnavailable.
+ */
+function configProblems(config: K8sObject, sts: K8sObject, objects: readonly K8sObject[]): string[] {
+  const n = sts.spec?.replicas as number;
+  const problems: string[] = [];
+  const nodes = Array.isArray(config.nodes) ? (config.nodes as K8sObject[]) : [];
+  const ids = nodes.map((x) => x.id).sort((a, b) => a - b);
+  if (ids.length !== n || ids.some((id, i) => id !== i + 1)) problems.push(`config nodes must be ids 1..${n} (one per replica), got [${ids.join(",")}]`);
+  const service = sts.spec?.serviceName;
+  for (const x of nodes) {
+    if (typeof x.peerAddress !== "string" || !x.peerAddress.startsWith(`${sts.metadata?.name}-${x.id - 1}.${service}`)) {
+      problems.push(`node ${x.id}: peerAddress ${x.peerAddress} is not the stable name of pod ${sts.metadata?.name}-${x.id - 1}`);
+    }
+  }
+  const t = config.threshold;
+  const f = maxUnavailable(objects);
+  if (!Number.isSafeInteger(t) || t < Math.floor(n / 2) + 1) problems.push(`threshold ${t} is not a majority of ${n}`);
+  else if (t > n - f) problems.push(`threshold ${t} > ${n} - ${f}: a PDB disruption could block recoveries`);
+  if (config.nodeId !== undefined) problems.push("the shared config must not fix nodeId (derived from the pod ordinal)");
+  return problems;
+}
+
+function maxUnavailable(objects: readonly K8sObject[]): number {
+  const pdb = objects.find((o) => o.kind === "PodDisruptionBudget");
+  const v = pdb?.spec?.maxUnavailable;
+  return typeof v === "number" ? v : 1;
+}
+
+const podSpec = (sts: K8sObject): K8sObject => sts.spec?.template?.spec ?? {};
+const allContainers = (sts: K8sObject): K8sObject[] => [...(podSpec(sts).initContainers ?? []), ...(podSpec(sts).containers ?? [])];
+const vaultContainer = (sts: K8sObject): K8sObject | undefined => (podSpec(sts).containers ?? []).find((c: K8sObject) => c.name === VAULT_CONTAINER);
+
+/** Data and SoftHSM token directory come from the pod's own PVCs (volumeClaimTemplates), in every container that mounts them. */
+function tokenVolumeProblems(sts: K8sObject): string[] {
+  const templates = new Set((sts.spec?.volumeClaimTemplates ?? []).map((t: K8sObject) => t.metadata?.name));
+  const problems: string[] = [];
+  const vault = vaultContainer(sts);
+  if (vault === undefined) return [`no container named ${VAULT_CONTAINER}`];
+  for (const [path, what] of [[TOKEN_DIR, "HSM token directory"], ["/var/lib/bkv/data", "data directory"]] as const) {
+    for (const c of allContainers(sts)) {
+      const m = (c.volumeMounts ?? []).find((v: K8sObject) => v.mountPath === path);
+      if (m === undefined && c !== vault) continue;
+      if (m === undefined || !templates.has(m.name)) problems.push(`${c.name}: ${what} ${path} must be mounted from a volumeClaimTemplate (one per pod)`);
+    }
+  }
+  return problems;
+}
+
+const PIN_KEY = /pin/i;
+const PIN_FIELD = /"(so[_-]?)?pin"\s*:/i;
+const PIN_ARG = /(^|-)(so-)?pin(=|$)/i;
+const PIN_VALUE = /\b[0-9a-f]{32}\b/i;
+
+/** A PIN lives only in the bkv-hsm Secret: never in a ConfigMap, args, command or a literal env value. */
+export function pinProblems(objects: readonly K8sObject[]): string[] {
+  const problems: string[] = [];
+  for (const o of objects.filter((x) => x.kind === "ConfigMap")) {
+    for (const [key, value] of Object.entries((o.data ?? {}) as Record<string, unknown>)) {
+      if (PIN_KEY.test(key)) problems.push(`${ref(o)}: key ${key} looks like a PIN`);
+      if (typeof value === "string" && (PIN_FIELD.test(value) || PIN_VALUE.test(value))) problems.push(`${ref(o)}: ${key} holds a PIN value`);
+    }
+  }
+  for (const o of objects.filter((x) => x.kind === "StatefulSet")) {
+    for (const c of allContainers(o)) {
+      for (const arg of [...(c.command ?? []), ...(c.args ?? [])] as string[]) {
+        if (PIN_ARG.test(String(arg)) || PIN_VALUE.test(String(arg))) problems.push(`${c.name}: a PIN on the command line (${JSON.stringify(arg)})`);
+      }
+      for (const e of (c.env ?? []) as K8sObject[]) {
+        if (/PIN/i.test(String(e.name)) && e.value !== undefined && e.name !== "BKV_HSM_PIN_FILE") problems.push(`${c.name}: env ${e.name} carries a literal PIN`);
+      }
+    }
+  }
+  return problems;
+}
+
+function securityProblems(sts: K8sObject): string[] {
+  const pod = podSpec(sts).securityContext ?? {};
+  const problems: string[] = [];
+  if (pod.runAsNonRoot !== true) problems.push("pod securityContext.runAsNonRoot must be true");
+  if (pod.runAsUser === 0) problems.push("pod must not run as uid 0");
+  if (podSpec(sts).automountServiceAccountToken !== false) problems.push("pod must not mount a service account token");
+  for (const c of allContainers(sts)) {
+    const s = c.securityContext ?? {};
+    if (s.runAsUser === 0 || s.runAsNonRoot === false) problems.push(`${c.name}: runs as root`);
+    if (s.allowPrivilegeEscalation !== false) problems.push(`${c.name}: allowPrivilegeEscalation must be false`);
+    if (s.readOnlyRootFilesystem !== true) problems.push(`${c.name}: readOnlyRootFilesystem must be true`);
+    if (s.privileged === true) problems.push(`${c.name}: privileged`);
+    if (!(s.capabilities?.drop ?? []).includes("ALL") || (s.capabilities?.add ?? []).length > 0) problems.push(`${c.name}: must drop ALL capabilities and add none`);
+    if (c.resources?.requests === undefined || c.resources?.limits?.memory === undefined) problems.push(`${c.name}: needs resource requests and a memory limit`);
+  }
+  return problems;
+}
+
+function probeProblems(sts: K8sObject): string[] {
+  const c = vaultContainer(sts);
+  if (c === undefined) return [];
+  const problems: string[] = [];
+  for (const [probe, path] of [["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]] as const) {
+    const get = c[probe]?.httpGet;
+    if (get?.path !== path || get?.port !== "metrics") problems.push(`${c.name}: ${probe} must GET ${path} on the metrics port`);
+  }
+  return problems;
+}
+
+function pdbProblems(sts: K8sObject, objects: readonly K8sObject[]): string[] {
+  const pdbs = objects.filter((o) => o.kind === "PodDisruptionBudget" && selects(o.spec?.selector?.matchLabels, podLabels(sts)));
+  if (pdbs.length === 0) return ["no PodDisruptionBudget selects the vault pods"];
+  return pdbs.some((p) => p.spec?.maxUnavailable === 1) ? [] : ["the PodDisruptionBudget must have maxUnavailable: 1"];
+}
+
+const podLabels = (sts: K8sObject): Record<string, string> => sts.spec?.template?.metadata?.labels ?? {};
+
+/** True when every label of SELECTOR (matchLabels; {} selects all) is on LABELS. */
+function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (selector === undefined) return false;
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/**
+ * Some policy selecting the vault pods restricts Ingress, and every ingress
+ * rule that opens the peer port (explicitly or by listing no ports) admits
+ * only vault pods of the same namespace (podSelector selecting them, no
+ * namespaceSelector, no ipBlock).
+ */
+function networkPolicyProblems(sts: K8sObject, objects: readonly K8sObject[]): string[] {
+  const labels = podLabels(sts);
+  const policies = objects.filter((o) => o.kind === "NetworkPolicy" && selects(o.spec?.podSelector?.matchLabels ?? {}, labels)
+    && (o.spec?.policyTypes ?? ["Ingress"]).includes("Ingress"));
+  if (policies.length === 0) return ["no NetworkPolicy restricts ingress to the vault pods"];
+  const problems: string[] = [];
+  for (const p of policies) {
+    for (const [i, rule] of ((p.spec?.ingress ?? []) as K8sObject[]).entries()) {
+      const ports = (rule.ports ?? []) as K8sObject[];
+      const opensPeer = ports.length === 0 || ports.some((x) => x.port === PEER_PORT || x.port === "peer" || x.port === undefined);
+      if (!opensPeer) continue;
+      const from = (rule.from ?? []) as K8sObject[];
+      const onlyVault = from.length > 0 && from.every((f) => f.namespaceSelector === undefined && f.ipBlock === undefined
+        && f.podSelector !== undefined && Object.keys(f.podSelector.matchLabels ?? {}).length > 0 && selects(f.podSelector.matchLabels, labels));
+      if (!onlyVault) problems.push(`${ref(p)}: ingress rule ${i} opens the peer port ${PEER_PORT} to more than the vault pods`);
+    }
+  }
+  return problems;
+}

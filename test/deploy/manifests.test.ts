@@ -1,0 +1,136 @@
+// deploy/k8s rendered offline (kubectl kustomize) and checked against the
+// Kubernetes schemas and the bkv invariants; each invariant check is also
+// fed a crafted broken manifest and must complain.
+import test from "ava";
+import { invariantProblems, nodeConfig, parseStream, pinProblems, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
+
+const OVERLAYS = ["kind", "production"] as const;
+const rendered = new Map(OVERLAYS.map((name) => [name, renderOverlay(name)]));
+
+/** A deep copy of the kind overlay, changed by EDIT. */
+function broken(edit: (objects: K8sObject[]) => void): K8sObject[] {
+  const objects = structuredClone(rendered.get("kind") as K8sObject[]);
+  edit(objects);
+  return objects;
+}
+const find = (objects: K8sObject[], kind: string) => objects.find((o) => o.kind === kind) as K8sObject;
+const sts = (objects: K8sObject[]) => find(objects, "StatefulSet");
+const vault = (objects: K8sObject[]) => (sts(objects).spec.template.spec.containers as K8sObject[]).find((c) => c.name === "bkv-node") as K8sObject;
+function editConfig(objects: K8sObject[], edit: (c: K8sObject) => void): void {
+  const cm = objects.find((o) => o.kind === "ConfigMap" && o.data?.["config.json"] !== undefined) as K8sObject;
+  const c = JSON.parse(cm.data["config.json"] as string) as K8sObject;
+  edit(c);
+  cm.data["config.json"] = JSON.stringify(c);
+}
+function assertComplains(t: import("ava").ExecutionContext, objects: K8sObject[], pattern: RegExp): void {
+  const problems = invariantProblems(objects);
+  t.true(problems.some((p) => pattern.test(p)), `expected a problem matching ${pattern}, got ${JSON.stringify(problems)}`);
+}
+
+for (const name of OVERLAYS) {
+  test(`overlay ${name}: every object is valid against its Kubernetes schema`, (t) => {
+    const objects = rendered.get(name) as K8sObject[];
+    const kinds = new Set(objects.map((o) => o.kind));
+    for (const k of ["StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "Namespace"]) t.true(kinds.has(k), k);
+    t.deepEqual(schemaProblems(objects), []);
+  });
+
+  test(`overlay ${name}: holds every bkv invariant`, (t) => {
+    t.deepEqual(invariantProblems(rendered.get(name) as K8sObject[]), []);
+  });
+}
+
+test("overlays: kind runs 3 nodes with threshold 2, production 5 with threshold 3 and a real PKCS#11 module", (t) => {
+  const kind = rendered.get("kind") as K8sObject[];
+  const prod = rendered.get("production") as K8sObject[];
+  t.is(sts(kind).spec.replicas, 3);
+  t.is(nodeConfig(kind)?.threshold, 2);
+  t.is(sts(prod).spec.replicas, 5);
+  t.is(nodeConfig(prod)?.threshold, 3);
+  const env = vault(prod).env as K8sObject[];
+  t.regex(String(env.find((e) => e.name === "BKV_HSM_MODULE")?.value), /^\/.+\.so$/);
+  t.true(prod.some((o) => o.kind === "ServiceMonitor"));
+  t.false(kind.some((o) => o.kind === "ServiceMonitor"));
+});
+
+test("schema: a wrongly typed field or an unknown kind is reported", (t) => {
+  const objects = broken((o) => { sts(o).spec.replicas = "3"; });
+  t.true(schemaProblems(objects).some((p) => /StatefulSet\/bkv: schema: .*replicas/.test(p)));
+  t.deepEqual(schemaProblems([{ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } }]), ["Widget/w: no schema known for example.com/v1:Widget"]);
+  t.true(schemaProblems([{ apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", metadata: { name: "m" }, spec: {} }]).length > 0);
+});
+
+test("invariant: replicas must be odd and at least 3, with Parallel pod management", (t) => {
+  assertComplains(t, broken((o) => { sts(o).spec.replicas = 4; }), /replicas must be odd/);
+  assertComplains(t, broken((o) => { sts(o).spec.replicas = 1; }), /replicas must be odd/);
+  assertComplains(t, broken((o) => { delete sts(o).spec.podManagementPolicy; }), /podManagementPolicy must be Parallel/);
+});
+
+test("invariant: the config lists one node per replica at its stable peer name", (t) => {
+  assertComplains(t, broken((o) => { sts(o).spec.replicas = 5; }), /config nodes must be ids 1\.\.5/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodes[1].peerAddress = "10.0.0.7:7001"; })), /node 2: peerAddress/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodeId = 1; })), /must not fix nodeId/);
+});
+
+test("invariant: the threshold is a majority that survives one voluntary disruption", (t) => {
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.threshold = 1; })), /threshold 1 is not a majority of 3/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.threshold = 3; })), /threshold 3 > 3 - 1/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { delete c.threshold; })), /not a majority/);
+});
+
+test("invariant: every pod has its own token volume and data volume", (t) => {
+  assertComplains(t, broken((o) => {
+    const s = sts(o);
+    s.spec.volumeClaimTemplates = s.spec.volumeClaimTemplates.filter((v: K8sObject) => v.metadata.name !== "hsm-token");
+    s.spec.template.spec.volumes.push({ name: "hsm-token", emptyDir: {} });
+  }), /bkv-node: HSM token directory \/var\/lib\/bkv\/hsm must be mounted from a volumeClaimTemplate/);
+  assertComplains(t, broken((o) => {
+    vault(o).volumeMounts = vault(o).volumeMounts.filter((m: K8sObject) => m.name !== "data");
+  }), /data directory/);
+});
+
+test("invariant: no PIN in a ConfigMap, in args or in a literal env value", (t) => {
+  assertComplains(t, broken((o) => { find(o, "ConfigMap").data["hsm-pin"] = "0123"; }), /key hsm-pin looks like a PIN/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.hsm.pin = "s3cret"; })), /config\.json holds a PIN value/);
+  assertComplains(t, broken((o) => { vault(o).args.push("--pin", "s3cret"); }), /a PIN on the command line/);
+  assertComplains(t, broken((o) => { vault(o).env.push({ name: "BKV_HSM_PIN", value: "s3cret" }); }), /env BKV_HSM_PIN carries a literal PIN/);
+  assertComplains(t, broken((o) => { find(o, "ConfigMap").data.notes = "pin is 00112233445566778899aabbccddeeff"; }), /notes holds a PIN value/);
+  // A PIN taken from a Secret through the environment is allowed.
+  const fromSecret = broken((o) => { vault(o).env.push({ name: "BKV_HSM_PIN", valueFrom: { secretKeyRef: { name: "bkv-hsm", key: "pin-1" } } }); });
+  t.deepEqual(pinProblems(fromSecret), []);
+});
+
+test("invariant: containers run non-root, read-only, without capabilities", (t) => {
+  assertComplains(t, broken((o) => { sts(o).spec.template.spec.securityContext.runAsNonRoot = false; }), /runAsNonRoot must be true/);
+  assertComplains(t, broken((o) => { vault(o).securityContext = { ...vault(o).securityContext, runAsUser: 0 }; }), /bkv-node: runs as root/);
+  assertComplains(t, broken((o) => { sts(o).spec.template.spec.initContainers[0].securityContext = { readOnlyRootFilesystem: true }; }), /init-node: allowPrivilegeEscalation/);
+  assertComplains(t, broken((o) => { vault(o).securityContext = { ...vault(o).securityContext, capabilities: { drop: ["ALL"], add: ["NET_ADMIN"] } }; }), /drop ALL capabilities and add none/);
+  assertComplains(t, broken((o) => { vault(o).securityContext = { ...vault(o).securityContext, readOnlyRootFilesystem: false }; }), /readOnlyRootFilesystem/);
+  assertComplains(t, broken((o) => { delete vault(o).resources; }), /needs resource requests/);
+});
+
+test("invariant: readiness and liveness probes on /readyz and /healthz", (t) => {
+  assertComplains(t, broken((o) => { delete vault(o).readinessProbe; }), /readinessProbe must GET \/readyz/);
+  assertComplains(t, broken((o) => { vault(o).livenessProbe.httpGet.path = "/readyz"; }), /livenessProbe must GET \/healthz/);
+});
+
+test("invariant: a PodDisruptionBudget with maxUnavailable 1 covers the vault pods", (t) => {
+  assertComplains(t, broken((o) => { o.splice(o.indexOf(find(o, "PodDisruptionBudget")), 1); }), /no PodDisruptionBudget/);
+  assertComplains(t, broken((o) => { find(o, "PodDisruptionBudget").spec.selector.matchLabels = { app: "other" }; }), /no PodDisruptionBudget/);
+  assertComplains(t, broken((o) => { find(o, "PodDisruptionBudget").spec.maxUnavailable = 2; }), /maxUnavailable: 1/);
+});
+
+test("invariant: the NetworkPolicy admits only vault pods to the peer port", (t) => {
+  const np = (o: K8sObject[]) => find(o, "NetworkPolicy");
+  assertComplains(t, broken((o) => { o.splice(o.indexOf(np(o)), 1); }), /no NetworkPolicy/);
+  assertComplains(t, broken((o) => { delete np(o).spec.ingress[0].from; }), /opens the peer port 7001/);
+  assertComplains(t, broken((o) => { np(o).spec.ingress[0].from = [{ podSelector: {} }]; }), /opens the peer port/);
+  assertComplains(t, broken((o) => { np(o).spec.ingress[1].ports.push({ protocol: "TCP", port: 7001 }); }), /ingress rule 1 opens the peer port/);
+  assertComplains(t, broken((o) => { np(o).spec.ingress.push({ from: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }); }), /opens the peer port/);
+  assertComplains(t, broken((o) => { np(o).spec.policyTypes = ["Egress"]; }), /no NetworkPolicy restricts ingress/);
+});
+
+test("parseStream: a malformed YAML stream is an error, not an empty list", (t) => {
+  t.throws(() => parseStream("kind: [unclosed\n"), { message: /document 0/ });
+  t.is(parseStream("---\nkind: A\n---\nkind: B\n").length, 2);
+});
