@@ -1,0 +1,32 @@
+// Runs every checker over a history and the final state.
+import type { HistoryEvent } from "../history.js";
+import { checkCounters, type CounterCheckOptions } from "./counters.js";
+import { checkDigests } from "./digests.js";
+import { checkDurability } from "./durability.js";
+import { checkGuessBound } from "./guess-bound.js";
+import { checkLeaders, type LeaderLogOptions } from "./leaders.js";
+import { checkNoRelease } from "./no-release.js";
+import type { CheckResult, FinalState } from "./types.js";
+
+export type { CheckResult, FinalState, FinalRecord, Violation } from "./types.js";
+export { checkCounters, checkDigests, checkDurability, checkGuessBound, checkLeaders, checkNoRelease };
+
+export interface CheckAllInput {
+  events: readonly HistoryEvent[];
+  final: FinalState;
+  logs: ReadonlyMap<number, string>;
+  guessLimit?: number;
+  counters?: CounterCheckOptions;
+  leaderLog?: LeaderLogOptions;
+}
+
+export function checkAll(i: CheckAllInput): CheckResult[] {
+  return [
+    checkGuessBound(i.events, i.guessLimit),
+    checkNoRelease(i.events),
+    checkDurability(i.events, i.final),
+    checkCounters(i.events, i.counters),
+    checkLeaders(i.events, i.logs, i.leaderLog),
+    checkDigests(i.final),
+  ];
+}
