@@ -212,3 +212,17 @@ test.serial("cluster fetch writes a validated descriptor that the other commands
     t.regex(down.err, /UNAVAILABLE/);
   });
 });
+
+test.serial("past the guess limit the CLI exits 3: the key is destroyed", async (t) => {
+  await withClusterFile(async (_cluster, file) => {
+    const c = ["--cluster", file];
+    t.is((await bkv(["register", "--user", "lim", "--password-stdin", "--guess-limit", "1", ...c], "pw\n")).code, 0);
+    const wrong = await bkv(["recover", "--user", "lim", "--password-stdin", ...c], "nope\n");
+    t.is(wrong.code, EXIT.WRONG_PASSWORD);
+    t.regex(wrong.err, /0 attempts remaining/);
+    const locked = await bkv(["recover", "--user", "lim", "--password-stdin", ...c], "pw\n");
+    t.is(locked.code, EXIT.LOCKED);
+    t.regex(locked.err, /RESOURCE_EXHAUSTED|locked/);
+    t.is(locked.out, "");
+  });
+});
