@@ -42,6 +42,12 @@ export interface ServerConfig {
   readonly heartbeatTick: number;
   /** How long a proposal waits to be applied before UNAVAILABLE. */
   readonly proposalTimeoutMs: number;
+  /**
+   * True for a node added to a running cluster (AddLearner): an empty data dir
+   * is NOT bootstrapped; the node waits for the leader's snapshot. `nodes`
+   * then lists the existing members (to reach them) and this node.
+   */
+  readonly join: boolean;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -70,7 +76,7 @@ const ENV: ReadonlyArray<readonly [string, string]> = [
   ["BKV_NODE_ID", "nodeId"], ["BKV_CLUSTER_ID", "clusterId"], ["BKV_DATA_DIR", "dataDir"],
   ["BKV_CLIENT_LISTEN", "clientListen"], ["BKV_PEER_LISTEN", "peerListen"], ["BKV_ADMIN_LISTEN", "adminListen"],
   ["BKV_THRESHOLD", "threshold"], ["BKV_METRICS_LISTEN", "metricsListen"], ["BKV_LOG_LEVEL", "logLevel"],
-  ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"],
+  ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"], ["BKV_JOIN", "join"],
   ["BKV_HSM_MODULE", "hsm.module"], ["BKV_HSM_TOKEN_LABEL", "hsm.tokenLabel"], ["BKV_HSM_PIN_FILE", "hsm.pinFile"],
   ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"],
   ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
@@ -103,7 +109,7 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
     const v = env[name];
     if (v === undefined || v === "") continue;
     const [a, b] = path.split(".") as [string, string | undefined];
-    const value: unknown = NUMERIC.has(path) ? Number(v) : v;
+    const value: unknown = NUMERIC.has(path) ? Number(v) : path === "join" ? v === "1" || v === "true" : v;
     if (b === undefined) raw[a] = value;
     else raw[a] = { ...(raw[a] as object | undefined), [b]: value };
   }
@@ -151,6 +157,7 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
     heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
     proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
+    join: bool(raw.join ?? false, "join"),
   };
 }
 
@@ -164,6 +171,11 @@ function nodeList(v: unknown): NodeAddress[] {
     seen.add(id);
     return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`) };
   });
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") throw new ConfigError(field, "must be true or false");
+  return v;
 }
 
 function obj(v: unknown, field: string): Record<string, unknown> {

@@ -79,7 +79,7 @@ export class VaultNode {
       log: (event, fields) => this.log.debug(event, fields),
     });
     const peer = await this.transport.start();
-    this.loop.start(this.transport);
+    this.loop.start(this.transport, new Map(c.nodes.map((n) => [n.id, n.peerAddress])));
     const client = await this.serveClients(tls);
     const admin = await this.serveAdmin(tls);
     if (c.metricsListen !== "") {
@@ -93,6 +93,10 @@ export class VaultNode {
   /** A new data dir: every initial voter starts from the same bootstrap snapshot. */
   private async bootstrapIfEmpty(): Promise<void> {
     if (this.storage.lastIndex() > 0 || this.storage.snapshot().metadata.index > 0) return;
+    if (this.cfg.join) {
+      this.log.info("joining a running cluster: waiting for the leader's snapshot");
+      return;
+    }
     const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
     const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId }).snapshot();
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));

@@ -84,9 +84,14 @@ export class RaftLoop {
     });
   }
 
-  /** Connects the transport and starts ticking. */
-  start(link: PeerLink): void {
+  /**
+   * Connects the transport and starts ticking. `addressBook` (the config's
+   * nodes) lets a joining node answer the leader before a snapshot tells it
+   * the members; the replicated peer list wins where both know a node.
+   */
+  start(link: PeerLink, addressBook: ReadonlyMap<NodeId, string>): void {
     this.link = link;
+    for (const [id, addr] of addressBook) if (id !== this.o.id && !this.peers.has(id)) link.addPeer(id, addr);
     for (const [id, addr] of this.peers) if (id !== this.o.id) link.addPeer(id, addr);
     this.timer = setInterval(() => this.guard(() => this.raw.tick()), this.o.tickMs);
     this.schedule();

@@ -82,7 +82,18 @@ export class LocalCluster {
     return c;
   }
 
-  private writeConfig(n: NodeInfo): void {
+  /** Starts a new node `id` that joins the running cluster (its config has join: true); the caller adds it with AddLearner. */
+  async addNode(id: number): Promise<NodeInfo> {
+    execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(this.dir, "certs"), String(id)], { stdio: "ignore" });
+    const [cp, pp, ap] = await Promise.all([freePort(), freePort(), freePort()]);
+    const n: NodeInfo = { id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(this.dir, `node-${id}.json`), proc: null };
+    this.nodes.push(n);
+    this.writeConfig(n, true);
+    this.spawn(n);
+    return n;
+  }
+
+  private writeConfig(n: NodeInfo, join_ = false): void {
     const hsmDir = join(this.dir, `hsm-${n.id}`);
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, `bkv-e2e-${n.id}`], { stdio: "ignore" });
     const config = {
@@ -92,6 +103,7 @@ export class LocalCluster {
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer })),
+      join: join_,
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
   }

@@ -1,0 +1,49 @@
+// Membership through the admin API on real processes: a fourth node joins as
+// a learner, catches up from the leader's snapshot, is promoted, announces
+// itself, holds a share of a new record, and is removed again.
+import test from "ava";
+import { randomBytes } from "node:crypto";
+import { VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
+import { LocalCluster, waitFor } from "./cluster.js";
+
+const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
+const rid = () => new Uint8Array(randomBytes(16));
+
+let cluster: LocalCluster;
+
+test.before(async () => {
+  cluster = await LocalCluster.start({ snapshotInterval: 20 });
+});
+
+test.after.always(async () => {
+  await cluster?.close();
+});
+
+test.serial("a node added as a learner catches up, is promoted, serves a share, and is removed", async (t) => {
+  const old = new VaultClient(await cluster.descriptor(), OPTS);
+  const oldKey = await old.register("judy", "pw");
+  old.close();
+  const lead = await cluster.leaderId();
+  const admin = cluster.admin(lead);
+  const n4 = await cluster.addNode(4);
+  await admin.addLearner({ requestId: rid(), nodeId: 4n, peerAddress: n4.peer });
+  const applied = Number((await cluster.status(lead)).appliedIndex);
+  await cluster.waitApplied(4, applied, 60_000);
+  await admin.promoteLearner({ requestId: rid(), nodeId: 4n });
+  const st = await cluster.status(lead);
+  t.deepEqual(st.members.filter((m) => m.kind === 1).map((m) => Number(m.nodeId)).sort(), [1, 2, 3, 4]);
+  const d = await waitFor(async () => {
+    const desc = await cluster.descriptor();
+    return desc.nodes.length === 4 ? desc : undefined;
+  }, "node 4 in the descriptor", 30_000);
+  const client = new VaultClient(d, OPTS);
+  const key = await client.register("kim", "pw");
+  const info = await cluster.vault(4).getRecordInfo({ userId: "kim" });
+  t.true(info.publicShares.some((s) => Number(s.nodeId) === 4));
+  t.deepEqual(await client.recover("kim", "pw"), key);
+  t.deepEqual(await client.recover("judy", "pw"), oldKey, "a record from before the change still recovers");
+  client.close();
+  await admin.removeNode({ requestId: rid(), nodeId: 4n });
+  const after = await cluster.status(lead);
+  t.false(after.members.some((m) => Number(m.nodeId) === 4));
+});
