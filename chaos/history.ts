@@ -20,6 +20,8 @@ export interface OpValue {
   keyReleased?: boolean;
   /** A released key equals the key the workload registered. */
   keyMatches?: boolean;
+  /** False when the SDK reported that the confirmation of a successful recovery failed (the attempt still counts). */
+  confirmed?: boolean;
   /** The record version the operation saw or produced. */
   version?: number;
   guessLimit?: number;

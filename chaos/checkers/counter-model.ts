@@ -85,7 +85,8 @@ export function stepRead(s: CounterState, seen: ReadSeen): CounterState | null {
   return s;
 }
 
-type Step = { label: string; apply: (s: CounterState) => CounterState | null };
+/** `optional`: this step may not have taken effect even though the client operation completed ok. */
+type Step = { label: string; apply: (s: CounterState) => CounterState | null; optional?: boolean };
 
 /** The model steps of one client operation, or [] when it carries no information about the counter. */
 export function stepsOf(op: Operation): Step[] {
@@ -111,7 +112,8 @@ export function stepsOf(op: Operation): Step[] {
     case "confirm":
       return ok || info ? [confirm] : [];
     case "recover":
-      if (ok) return [begin({ kind: "attempt", remaining: op.output.attemptsRemaining }), confirm];
+      // The SDK returns the key even when the confirmation failed (a warning): then the confirm step is optional.
+      if (ok) return [begin({ kind: "attempt", remaining: op.output.attemptsRemaining }), op.output.confirmed === false ? { ...confirm, optional: true } : confirm];
       if (info) return op.input.passwordCorrect === false ? [begin({ kind: "any" })] : [begin({ kind: "any" }), confirm];
       if (err === "WRONG_PASSWORD") return [begin({ kind: "attempt", remaining: op.output.attemptsRemaining })];
       return lockedSeen();
@@ -138,8 +140,8 @@ export function linOpsOf(ops: readonly Operation[]): { linOps: LinOp<CounterStat
   const linOps: LinOp<CounterState>[] = [];
   const origin = new Map<number, Operation>();
   for (const op of ops) {
-    const required = op.outcome !== "info";
     stepsOf(op).forEach((step, i) => {
+      const required = op.outcome !== "info" && step.optional !== true;
       const id = op.index * 4 + i;
       origin.set(id, op);
       linOps.push({

@@ -1,0 +1,34 @@
+import test from "ava";
+import { htmlReport, terminalSummary, type RunSummary } from "../../chaos/report.js";
+import { checkGuessBound, checkNoRelease } from "../../chaos/checkers/index.js";
+import { H } from "./history-builder.js";
+
+function crafted(): RunSummary {
+  const h = new H().op(1, "register", "alice", 0, 10, "ok", { guessLimit: 3 }, { version: 1 });
+  h.op(2, "recover", "alice", 20, 40, "ok", { passwordCorrect: false }, { keyReleased: true });
+  h.op(3, "begin", "bob<script>", 25, null, "info");
+  const events = h.sorted();
+  events.push({ type: "nemesis", fault: "kill", target: "node-2", phase: "start", time: 30 }, { type: "nemesis", fault: "heal", time: 50 });
+  return { seed: "42", nodes: 3, durationS: 1, events, results: [checkGuessBound(events), checkNoRelease(events)], leaders: new Map([[2, [1]], [3, [2, 3]]]) };
+}
+
+test("terminal summary ends with the faults/violations line and names the failing checker", (t) => {
+  const out = terminalSummary(crafted());
+  t.is(out.split("\n").at(-1), "faults: 1, violations: 1");
+  t.regex(out, /FAIL no-release/);
+  t.regex(out, /ok {3}guess-bound/);
+});
+
+test("HTML report is self-contained and shows clients, faults, leaders and violations", (t) => {
+  const html = htmlReport(crafted());
+  t.false(/https?:\/\//.test(html.replace('xmlns="http://www.w3.org/2000/svg"', "")), "no network reference");
+  t.regex(html, /<svg[^>]*class="timeline"/);
+  t.regex(html, /client 1<\/text>[\s\S]*client 2<\/text>[\s\S]*client 3<\/text>/);
+  t.is((html.match(/<rect class="op /g) ?? []).length, 3);
+  t.regex(html, /<rect class="op info"/);
+  t.regex(html, /class="fault-label">kill</);
+  t.regex(html, /<tr class="bad"><td>3<\/td><td>2, 3<\/td>/);
+  t.regex(html, /key released to a wrong password/);
+  t.false(html.includes("bob<script>"), "user ids are escaped");
+  t.regex(html, /faults: 1, violations: 1/);
+});
