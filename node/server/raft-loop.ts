@@ -139,16 +139,16 @@ export class RaftLoop {
    */
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult> {
     this.checkCanPropose();
+    this.submit(() => this.raw.propose(data));
+    // Registered synchronously after the proposal: nothing is applied before drain() runs.
     const key = Buffer.from(requestId).toString("hex");
-    const p = new Promise<VaultResult>((resolve, reject) => {
+    return new Promise<VaultResult>((resolve, reject) => {
       const timer = setTimeout(() => this.expire(key, waiter), this.o.proposalTimeoutMs);
       const waiter: Waiter = { resolve, reject, timer };
       const list = this.waiters.get(key) ?? [];
       list.push(waiter);
       this.waiters.set(key, list);
     });
-    this.submit(() => this.raw.propose(data));
-    return p;
   }
 
   /** Proposes an entry whose outcome nobody waits for (node announcements). */
@@ -160,7 +160,8 @@ export class RaftLoop {
   /** Proposes a membership change; resolves with its log index once applied here. */
   proposeConfChange(cc: ConfChange): Promise<number> {
     this.checkCanPropose();
-    const p = new Promise<number>((resolve, reject) => {
+    this.submit(() => this.raw.proposeConfChange(cc));
+    return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.confWaiters = this.confWaiters.filter((w) => w !== waiter);
         reject(new ProposalError("TIMEOUT", "the membership change was not applied in time"));
@@ -168,8 +169,6 @@ export class RaftLoop {
       const waiter: ConfWaiter = { cc, resolve, reject, timer };
       this.confWaiters.push(waiter);
     });
-    this.submit(() => this.raw.proposeConfChange(cc));
-    return p;
   }
 
   private checkCanPropose(): void {
@@ -177,14 +176,13 @@ export class RaftLoop {
     if (this.soft.lead === 0) throw new ProposalError("NO_LEADER", "no leader is known (election in progress); retry");
   }
 
+  /** Runs a RawNode proposal; a dropped proposal fails only its own caller. */
   private submit(f: () => void): void {
     try {
       f();
     } catch (err) {
       if (err instanceof ErrProposalDropped) {
-        const e = new ProposalError("DROPPED", "the proposal was dropped (leadership transfer or overload); retry");
-        this.failWaiters(e);
-        throw e;
+        throw new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
       }
       throw err;
     }

@@ -25,6 +25,9 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
   old.close();
   const lead = await cluster.leaderId();
   const admin = cluster.admin(lead);
+  const snap = await admin.takeSnapshot({});
+  t.true(snap.index > 1n && snap.sizeBytes > 0n, "TakeSnapshot snapshots the applied state");
+  t.is((await cluster.status(lead)).snapshotIndex, snap.index);
   const n4 = await cluster.addNode(4);
   await admin.addLearner({ requestId: rid(), nodeId: 4n, peerAddress: n4.peer });
   const applied = Number((await cluster.status(lead)).appliedIndex);
