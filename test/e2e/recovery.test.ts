@@ -162,3 +162,15 @@ test.serial("no node log line holds a PIN, a password or key material", async (t
     for (const line of log.trim().split("\n")) t.notThrows(() => JSON.parse(line), `node ${n.id}: a log line is not JSON: ${line.slice(0, 80)}`);
   }
 });
+
+test.serial("SIGTERM on the leader hands leadership to another voter before it stops", async (t) => {
+  const lead = await cluster.leaderId();
+  await cluster.stop(lead);
+  const line = cluster.logOf(lead).split("\n").find((l) => l.includes("leadership transferred before shutdown"));
+  t.truthy(line, "the leader logged its transfer");
+  const to = (JSON.parse(line ?? "{}") as { to?: number }).to ?? 0;
+  t.not(to, lead);
+  t.not(to, 0);
+  t.true(cluster.logOf(lead).includes('"msg":"node stopped"'));
+  t.is(await cluster.leaderId(), to);
+});
