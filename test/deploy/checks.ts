@@ -115,20 +115,41 @@ function configProblems(config: K8sObject, sts: K8sObject, objects: readonly K8s
   const n = sts.spec?.replicas as number;
   const problems: string[] = [];
   const nodes = Array.isArray(config.nodes) ? (config.nodes as K8sObject[]) : [];
+  const ordinalOf = new Map(podIds(sts, n).map((id, ordinal) => [id, ordinal]));
   const ids = nodes.map((x) => x.id).sort((a, b) => a - b);
-  if (ids.length !== n || ids.some((id, i) => id !== i + 1)) problems.push(`config nodes must be ids 1..${n} (one per replica), got [${ids.join(",")}]`);
+  const want = [...ordinalOf.keys()].sort((a, b) => a - b);
+  if (ids.join(",") !== want.join(",")) problems.push(`config nodes must be ids [${want.join(",")}] (one per replica), got [${ids.join(",")}]`);
   const service = sts.spec?.serviceName;
   for (const x of nodes) {
-    if (typeof x.peerAddress !== "string" || !x.peerAddress.startsWith(`${sts.metadata?.name}-${x.id - 1}.${service}`)) {
-      problems.push(`node ${x.id}: peerAddress ${x.peerAddress} is not the stable name of pod ${sts.metadata?.name}-${x.id - 1}`);
+    const pod = `${sts.metadata?.name}-${ordinalOf.get(x.id)}`;
+    if (typeof x.peerAddress !== "string" || !x.peerAddress.startsWith(`${pod}.${service}`)) {
+      problems.push(`node ${x.id}: peerAddress ${x.peerAddress} is not the stable name of pod ${pod}`);
     }
   }
+  const voters = Number(initEnv(sts, "BKV_BOOTSTRAP_VOTERS"));
+  if (!Number.isSafeInteger(voters) || voters < 1 || voters > n) problems.push(`init env BKV_BOOTSTRAP_VOTERS must be 1..${n} (got ${initEnv(sts, "BKV_BOOTSTRAP_VOTERS")})`);
+  if (config.join !== undefined) problems.push("the shared config must not set join (derived per node)");
   const t = config.threshold;
   const f = maxUnavailable(objects);
   if (!Number.isSafeInteger(t) || t < Math.floor(n / 2) + 1) problems.push(`threshold ${t} is not a majority of ${n}`);
   else if (t > n - f) problems.push(`threshold ${t} > ${n} - ${f}: a PDB disruption could block recoveries`);
   if (config.nodeId !== undefined) problems.push("the shared config must not fix nodeId (derived from the pod ordinal)");
   return problems;
+}
+
+function initEnv(sts: K8sObject, name: string): string | undefined {
+  const init = (podSpec(sts).initContainers ?? []) as K8sObject[];
+  return init.flatMap((c) => (c.env ?? []) as K8sObject[]).find((e) => e.name === name)?.value;
+}
+
+/** The node id of each ordinal 0..n-1, as init-node.sh derives it (ordinal + 1 unless BKV_NODE_IDS maps it). */
+export function podIds(sts: K8sObject, n: number): number[] {
+  const map = new Map<number, number>();
+  for (const pair of (initEnv(sts, "BKV_NODE_IDS") ?? "").split(",").filter((p) => p !== "")) {
+    const [ordinal, id] = pair.split("=").map(Number) as [number, number];
+    map.set(ordinal, id);
+  }
+  return Array.from({ length: Math.max(0, n) }, (_, ordinal) => map.get(ordinal) ?? ordinal + 1);
 }
 
 function maxUnavailable(objects: readonly K8sObject[]): number {

@@ -26,7 +26,7 @@ function makeRoot(t: import("ava").ExecutionContext, configFile = "deploy/k8s/ba
   const run = (pod: string, env: Record<string, string> = {}) => {
     const r = spawnSync("bash", [SCRIPT], {
       encoding: "utf8",
-      env: { ...process.env, POD_NAME: pod, BKV_INIT_ROOT: dir, BKV_INIT_TOKEN_SCRIPT: "deploy/softhsm/init-token.sh", ...env },
+      env: { ...process.env, POD_NAME: pod, BKV_INIT_ROOT: dir, BKV_INIT_TOKEN_SCRIPT: "deploy/softhsm/init-token.sh", BKV_BOOTSTRAP_VOTERS: "3", ...env },
     });
     return { status: r.status, out: `${r.stdout}${r.stderr}` };
   };
@@ -48,6 +48,7 @@ test("pod bkv-1 becomes node 2: own secrets, token bkv-node-2, a config bkv-node
   t.is(readFileSync(join(root.dir, "var/lib/bkv/data/node-id"), "utf8").trim(), "2");
   const cfg = validate(renderedConfig(root), "/");
   t.is(cfg.nodeId, 2);
+  t.false(cfg.join);
   t.is(cfg.hsm.tokenLabel, "bkv-node-2");
   t.is(cfg.hsm.pinFile, "/run/bkv/secrets/pin");
   t.is(readFileSync(join(root.dir, "run/bkv/secrets/pin"), "utf8"), `${PIN.slice(0, 30)}22`);
@@ -85,6 +86,28 @@ test("missing secrets, a pod name without ordinal and an unlisted node fail with
   t.false(existsSync(join(root2.dir, "etc/bkv/config.json")));
 });
 
+test("a replaced ordinal takes its mapped id and joins; a token without Raft state is refused", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "bkv-init-cfg-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const base = JSON.parse(readFileSync("deploy/k8s/base/config.json", "utf8")) as { nodes: Array<Record<string, unknown>> };
+  base.nodes[1] = { ...base.nodes[1], id: 4 };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(base));
+  const root = makeRoot(t, join(dir, "config.json"), [4]);
+  const r = root.run("bkv-1", { BKV_NODE_IDS: "0=1,1=4" });
+  t.is(r.status, 0, r.out);
+  const cfg = validate(renderedConfig(root), "/");
+  t.is(cfg.nodeId, 4);
+  t.true(cfg.join);
+  t.deepEqual(tokenLabels(root), ["bkv-node-4"]);
+  t.regex(root.run("bkv-1", { BKV_NODE_IDS: "1=x" }).out, /entry '1=x' is not ORDINAL=ID/);
+  t.regex(root.run("bkv-1", { BKV_BOOTSTRAP_VOTERS: "" }).out, /BKV_BOOTSTRAP_VOTERS must be/);
+
+  rmSync(join(root.dir, "var/lib/bkv/data/node-id"));
+  const lost = root.run("bkv-1", { BKV_NODE_IDS: "1=4" });
+  t.is(lost.status, 1);
+  t.regex(lost.out, /has a token but an empty data volume: node 4 lost its Raft state/);
+});
+
 for (const overlay of ["kind", "production"]) {
   test(`overlay ${overlay}: the config renders for every node id and passes bkv-node's validation`, (t) => {
     const file = `deploy/k8s/overlays/${overlay}/config.json`;
@@ -92,10 +115,11 @@ for (const overlay of ["kind", "production"]) {
     const ids = Array.from({ length: n }, (_, i) => i + 1);
     for (const id of ids) {
       const root = makeRoot(t, file, [id]);
-      const r = root.run(`bkv-${id - 1}`, { BKV_INIT_SOFTHSM: "false" });
+      const r = root.run(`bkv-${id - 1}`, { BKV_INIT_SOFTHSM: "false", BKV_BOOTSTRAP_VOTERS: String(n) });
       t.is(r.status, 0, r.out);
       const cfg = validate(renderedConfig(root), "/");
       t.is(cfg.nodeId, id);
+      t.false(cfg.join);
       t.is(cfg.threshold, Math.floor(n / 2) + 1);
       t.false(existsSync(join(root.dir, "var/lib/bkv/hsm/softhsm2.conf")), "no SoftHSM token when BKV_INIT_SOFTHSM=false");
     }

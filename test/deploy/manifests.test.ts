@@ -67,7 +67,16 @@ test("invariant: replicas must be odd and at least 3, with Parallel pod manageme
 });
 
 test("invariant: the config lists one node per replica at its stable peer name", (t) => {
-  assertComplains(t, broken((o) => { sts(o).spec.replicas = 5; }), /config nodes must be ids 1\.\.5/);
+  assertComplains(t, broken((o) => { sts(o).spec.replicas = 5; }), /config nodes must be ids \[1,2,3,4,5\]/);
+  // Node 2 replaced by node 4 at ordinal 1: the config must follow the map.
+  const setIds = (o: K8sObject[], v: string) => { (sts(o).spec.template.spec.initContainers[0].env as K8sObject[]).find((e) => e.name === "BKV_NODE_IDS")!.value = v; };
+  assertComplains(t, broken((o) => setIds(o, "1=4")), /config nodes must be ids \[1,3,4\]/);
+  t.deepEqual(invariantProblems(broken((o) => {
+    setIds(o, "1=4");
+    editConfig(o, (c) => { c.nodes[1].id = 4; });
+  })), []);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.join = true; })), /must not set join/);
+  assertComplains(t, broken((o) => { sts(o).spec.template.spec.initContainers[0].env = []; }), /BKV_BOOTSTRAP_VOTERS must be 1\.\.3/);
   assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodes[1].peerAddress = "10.0.0.7:7001"; })), /node 2: peerAddress/);
   assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodeId = 1; })), /must not fix nodeId/);
 });

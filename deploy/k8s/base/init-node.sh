@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Init container of a bkv vault pod (runs with the bkv image, before bkv-node).
 #
-# 1. node id = pod ordinal + 1, recorded once on the data volume (data/node-id);
-#    a volume recorded for another id is refused: ids are permanent.
+# 1. node id = pod ordinal + 1, or the id BKV_NODE_IDS ("ORDINAL=ID,...")
+#    gives an ordinal whose node was replaced (ids are never reused); recorded
+#    once on the data volume (data/node-id). A volume recorded for another id
+#    is refused, and so is an empty data volume next to an existing token (a
+#    voter that lost its Raft state must not vote again: docs/kubernetes.md).
+#    join = id > BKV_BOOTSTRAP_VOTERS: nodes added later wait for the leader
+#    instead of bootstrapping.
 # 2. copies only THIS node's PIN, certificate and key from the mounted
 #    Secrets (bkv-hsm: pin-N [so-pin-N]; bkv-tls: ca.crt, node-N.crt,
 #    node-N.key) into the memory-backed /run/bkv/secrets, mode 0400.
-# 3. renders /etc/bkv/config.json: the ConfigMap template plus nodeId and
-#    tokenLabel "<template label>-N".
+# 3. renders /etc/bkv/config.json: the ConfigMap template plus nodeId, join
+#    and tokenLabel "<template label>-N".
 # 4. BKV_INIT_SOFTHSM=true: creates the node's SoftHSM token once in
 #    /var/lib/bkv/hsm (deploy/softhsm/init-token.sh) with the PIN of the
 #    Secret; the PIN files init-token.sh needs are removed again on exit, so
@@ -23,6 +28,22 @@ if ! [[ $ordinal =~ ^[0-9]+$ ]]; then
   exit 1
 fi
 id=$((10#$ordinal + 1))
+if [[ -n ${BKV_NODE_IDS:-} ]]; then
+  for pair in ${BKV_NODE_IDS//,/ }; do
+    if ! [[ $pair =~ ^([0-9]+)=([1-9][0-9]{0,8})$ ]]; then
+      echo "init-node: BKV_NODE_IDS entry '$pair' is not ORDINAL=ID" >&2
+      exit 1
+    fi
+    if ((10#${BASH_REMATCH[1]} == 10#$ordinal)); then id=${BASH_REMATCH[2]}; fi
+  done
+fi
+bootstrap_voters=${BKV_BOOTSTRAP_VOTERS:-}
+if ! [[ $bootstrap_voters =~ ^[1-9][0-9]{0,8}$ ]]; then
+  echo "init-node: BKV_BOOTSTRAP_VOTERS must be the number of voters the cluster was created with" >&2
+  exit 1
+fi
+join=false
+if ((id > bootstrap_voters)); then join=true; fi
 # BKV_INIT_ROOT prefixes every path (tests run the script in a temp dir).
 root=${BKV_INIT_ROOT:-}
 data=$root/var/lib/bkv/data
@@ -42,6 +63,10 @@ if [[ -s $data/node-id ]]; then
     exit 1
   fi
 else
+  if [[ -d $token_dir/tokens ]] && [[ -n $(ls -A "$token_dir/tokens") ]]; then
+    echo "init-node: $pod has a token but an empty data volume: node $id lost its Raft state and must not vote again; replace it under a new id (docs/kubernetes.md)" >&2
+    exit 1
+  fi
   echo "$id" >"$data/node-id.tmp"
   mv "$data/node-id.tmp" "$data/node-id"
 fi
@@ -62,9 +87,10 @@ copy_secret "$tls_secret/node-$id.key" node.key "key of node $id (Secret bkv-tls
 # 3. Per-node config.
 label=$(node -e '
 const fs = require("node:fs");
-const [tpl, out, id] = process.argv.slice(1);
+const [tpl, out, id, join] = process.argv.slice(1);
 const c = JSON.parse(fs.readFileSync(tpl, "utf8"));
 c.nodeId = Number(id);
+c.join = join === "true";
 if (!Array.isArray(c.nodes) || !c.nodes.some((n) => n.id === c.nodeId)) {
   console.error(`init-node: the config lists no node ${id}: add it to config.json before scaling`);
   process.exit(1);
@@ -73,7 +99,7 @@ c.hsm = { ...c.hsm, tokenLabel: `${c.hsm.tokenLabel}-${id}` };
 fs.writeFileSync(`${out}.tmp`, JSON.stringify(c, null, 2) + "\n", { mode: 0o444 });
 fs.renameSync(`${out}.tmp`, out);
 process.stdout.write(c.hsm.tokenLabel);
-' "$config_in" "$config_out" "$id")
+' "$config_in" "$config_out" "$id" "$join")
 
 # 4. The SoftHSM token, once.
 if [[ ${BKV_INIT_SOFTHSM:-true} == true ]]; then
@@ -84,4 +110,4 @@ if [[ ${BKV_INIT_SOFTHSM:-true} == true ]]; then
   fi
   bash "$init_token" "$token_dir" "$label" >&2
 fi
-echo "init-node: $pod is node $id (token '$label')"
+echo "init-node: $pod is node $id (token '$label', join $join)"
