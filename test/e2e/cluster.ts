@@ -78,7 +78,13 @@ export class LocalCluster {
     }
     for (const n of c.nodes) c.writeConfig(n);
     for (const n of c.nodes) c.spawn(n);
-    await c.waitReady();
+    try {
+      await c.waitReady(90_000);
+    } catch (err) {
+      const tails = c.nodes.map((n) => `node ${n.id}: ${c.logOf(n.id).trim().split("\n").slice(-3).join("\n  ")}`).join("\n");
+      await c.close();
+      throw new Error(`${(err as Error).message}\n${tails}`);
+    }
     return c;
   }
 
@@ -176,7 +182,7 @@ export class LocalCluster {
     }, "a leader and all nodes announced", timeoutMs);
   }
 
-  async leaderId(): Promise<number> {
+  async leaderId(timeoutMs = 30_000): Promise<number> {
     const running = this.nodes.filter((n) => n.proc !== null);
     return waitFor(async () => {
       for (const n of running) {
@@ -184,7 +190,7 @@ export class LocalCluster {
         if (s !== undefined && Number(s.leaderId) === n.id) return n.id;
       }
       return undefined;
-    }, "a leader");
+    }, "a leader", timeoutMs);
   }
 
   async status(id: number) {
