@@ -23,7 +23,14 @@ const MONITORING_KINDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor"]);
 
 /** Renders deploy/k8s/overlays/NAME with kubectl's built-in kustomize. */
 export function renderOverlay(name: string): K8sObject[] {
-  const out = execFileSync("kubectl", ["kustomize", `deploy/k8s/overlays/${name}`], { encoding: "utf8", maxBuffer: 16 << 20 });
+  let out: string;
+  try {
+    out = execFileSync("kubectl", ["kustomize", `deploy/k8s/overlays/${name}`], { encoding: "utf8", maxBuffer: 16 << 20, stdio: ["ignore", "pipe", "pipe"] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === "ENOENT") throw new Error("kubectl not found: test/deploy needs kubectl on PATH (it only renders; no cluster is used)");
+    throw new Error(`kubectl kustomize deploy/k8s/overlays/${name} failed: ${e.stderr ?? e.message}`);
+  }
   return parseStream(out);
 }
 

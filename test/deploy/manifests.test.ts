@@ -143,3 +143,7 @@ test("parseStream: a malformed YAML stream is an error, not an empty list", (t) 
   t.throws(() => parseStream("kind: [unclosed\n"), { message: /document 0/ });
   t.is(parseStream("---\nkind: A\n---\nkind: B\n").length, 2);
 });
+
+test("renderOverlay: an unknown overlay is a clear error", (t) => {
+  t.throws(() => renderOverlay("no-such-overlay"), { message: /kubectl kustomize deploy\/k8s\/overlays\/no-such-overlay failed/ });
+});
