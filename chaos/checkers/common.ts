@@ -42,15 +42,13 @@ export function mayReplace(op: Operation): boolean {
 
 /** An attempt the cluster certainly committed and answered (the client learned a verdict). */
 export function isDefiniteAttempt(op: Operation): boolean {
-  if (op.op === "begin" || op.op === "recover" || op.op === "evaluate") {
-    if (op.outcome === "ok") return true;
-    return op.outcome === "fail" && op.output.error === "WRONG_PASSWORD";
-  }
-  return false;
+  const wrong = op.outcome === "fail" && op.output.error === "WRONG_PASSWORD";
+  if (op.op === "begin" || op.op === "recover" || op.op === "evaluate") return op.outcome === "ok" || wrong;
+  return (op.op === "change-password" || op.op === "delete") && (op.outcome === "ok" || wrong);
 }
 
 export function isPossibleAttempt(op: Operation): boolean {
-  return (op.op === "begin" || op.op === "recover") && op.outcome === "info";
+  return (op.op === "begin" || op.op === "recover" || op.op === "change-password" || op.op === "delete") && op.outcome === "info";
 }
 
 /** A completed observation that the record was locked at some point during the op. */

@@ -120,9 +120,11 @@ export function stepsOf(op: Operation): Step[] {
     case "change-password":
       if (ok) return [begin({ kind: "attempt" }), confirm, reg(op.output.version ?? "next")];
       if (info) return [begin({ kind: "any" }), confirm, reg("next")];
+      if (err === "WRONG_PASSWORD") return [begin({ kind: "attempt", remaining: op.output.attemptsRemaining })];
       return lockedSeen();
     case "delete":
       if (ok || info) return [begin({ kind: ok ? "attempt" : "any" }), confirm, { label: "delete", apply: stepDelete }];
+      if (err === "WRONG_PASSWORD") return [begin({ kind: "attempt", remaining: op.output.attemptsRemaining })];
       return lockedSeen();
     case "read-attempts":
       if (!ok || op.output.node !== undefined) return [];

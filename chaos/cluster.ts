@@ -1,0 +1,273 @@
+// A local cluster of real bkv-node processes for the chaos runner: each node
+// has its own SoftHSM token, data dir and log file, and reaches every peer
+// through a LinkProxy (one per directed link), so the nemesis can cut,
+// delay and reset links without root. Node a's config names node b's peer
+// address as the port of proxy a→b; certificates are checked by name
+// (node-<id>), not by address, so TLS passes through the proxy untouched.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
+import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
+import { unaryClient } from "../proto/rpc.js";
+import { type ClusterDescriptor, parseDescriptor } from "../client/sdk/index.js";
+import { LinkProxy } from "./proxy.js";
+import { linkKey, type LinkKey } from "./partitions.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+
+export interface ChaosNode {
+  readonly id: number;
+  readonly client: string;
+  readonly peer: string;
+  readonly admin: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  proc: ChildProcess | null;
+  paused: boolean;
+}
+
+export interface ChaosClusterOptions {
+  size: number;
+  dir: string;
+  snapshotInterval?: number;
+  clusterId?: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(f: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await sleep(100);
+  }
+}
+
+export class ChaosCluster {
+  readonly nodes: ChaosNode[] = [];
+  readonly proxies = new Map<LinkKey, LinkProxy>();
+  readonly clusterId: string;
+  private readonly channels: grpc.Client[] = [];
+
+  private constructor(readonly opts: ChaosClusterOptions) {
+    this.clusterId = opts.clusterId ?? "chaos-cluster";
+  }
+
+  get ids(): number[] {
+    return this.nodes.map((n) => n.id);
+  }
+
+  static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+    const c = new ChaosCluster(opts);
+    mkdirSync(opts.dir, { recursive: true });
+    const ids = Array.from({ length: opts.size }, (_, i) => i + 1);
+    execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(opts.dir, "certs"), ...ids.map(String)], { stdio: "ignore" });
+    for (const id of ids) {
+      const [cp, pp, ap] = await Promise.all([freePort(), freePort(), freePort()]);
+      c.nodes.push({ id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(opts.dir, `node-${id}.json`), logFile: join(opts.dir, `node-${id}.log`), proc: null, paused: false });
+    }
+    await c.startProxies();
+    for (const n of c.nodes) c.writeConfig(n);
+    for (const n of c.nodes) c.spawn(n);
+    await c.waitReady(60_000);
+    return c;
+  }
+
+  private async startProxies(): Promise<void> {
+    for (const a of this.nodes)
+      for (const b of this.nodes) {
+        if (a.id === b.id) continue;
+        const [host, port] = b.peer.split(":") as [string, string];
+        const p = new LinkProxy({ targetHost: host, targetPort: Number(port), name: linkKey(a.id, b.id) });
+        await p.start();
+        this.proxies.set(linkKey(a.id, b.id), p);
+      }
+  }
+
+  private peerAddressFor(from: number, to: ChaosNode): string {
+    if (from === to.id) return to.peer;
+    return `127.0.0.1:${this.proxies.get(linkKey(from, to.id))!.port}`;
+  }
+
+  private writeConfig(n: ChaosNode): void {
+    const hsmDir = join(this.opts.dir, `hsm-${n.id}`);
+    execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, `bkv-chaos-${n.id}`], { stdio: "ignore" });
+    const config = {
+      nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.opts.dir, `data-${n.id}`),
+      clientListen: n.client, peerListen: n.peer, adminListen: n.admin, logLevel: "info",
+      snapshotInterval: this.opts.snapshotInterval ?? 200, tickMs: 50, electionTick: 10, heartbeatTick: 1,
+      hsm: { tokenLabel: `bkv-chaos-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
+      tls: { ca: join(this.opts.dir, "certs/ca.crt"), cert: join(this.opts.dir, `certs/node-${n.id}.crt`), key: join(this.opts.dir, `certs/node-${n.id}.key`) },
+      nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: this.peerAddressFor(n.id, m) })),
+      join: false,
+    };
+    writeFileSync(n.configFile, JSON.stringify(config, null, 2));
+  }
+
+  private spawn(n: ChaosNode): void {
+    const fd = openSync(n.logFile, "a");
+    const env = { ...process.env };
+    delete env.BKV_HSM_PIN;
+    n.proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], { cwd: ROOT, stdio: ["ignore", fd, fd], env });
+    n.paused = false;
+    closeSync(fd);
+  }
+
+  node(id: number): ChaosNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  logOf(id: number): string {
+    try {
+      return readFileSync(this.node(id).logFile, "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  private creds(): grpc.ChannelCredentials {
+    return grpc.credentials.createSsl(readFileSync(join(this.opts.dir, "certs/ca.crt")));
+  }
+
+  vault(id: number) {
+    const { client, channel } = unaryClient(VaultService, this.node(id).client, this.creds());
+    this.channels.push(channel);
+    return { client, close: () => channel.close() };
+  }
+
+  admin(id: number) {
+    const d = join(this.opts.dir, "certs");
+    const creds = grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, `node-${id}.key`)), readFileSync(join(d, `node-${id}.crt`)));
+    const { client, channel } = unaryClient(AdminService, this.node(id).admin, creds, { "grpc.ssl_target_name_override": `node-${id}` });
+    return { client, close: () => channel.close() };
+  }
+
+  async status(id: number, timeoutMs = 1500) {
+    const a = this.admin(id);
+    try {
+      return await a.client.getClusterStatus({}, { deadline: new Date(Date.now() + timeoutMs) });
+    } finally {
+      a.close();
+    }
+  }
+
+  /** The node that reports itself leader, if any running node does. */
+  async leader(): Promise<number | undefined> {
+    const sts = await Promise.all(this.nodes.filter((n) => n.proc !== null && !n.paused).map((n) => this.status(n.id).catch(() => undefined)));
+    const self = sts.find((s) => s !== undefined && s.leaderId === s.nodeId);
+    return self === undefined ? undefined : Number(self.nodeId);
+  }
+
+  /** Waits for one leader known by every running node and every node announced in the descriptor. */
+  async waitReady(timeoutMs: number): Promise<number> {
+    return waitFor(async () => {
+      const running = this.nodes.filter((n) => n.proc !== null);
+      const sts = await Promise.all(running.map((n) => this.status(n.id)));
+      const leaders = new Set(sts.map((s) => Number(s.leaderId)));
+      const [lead] = leaders;
+      if (leaders.size !== 1 || lead === undefined || lead === 0) return undefined;
+      const v = this.vault(lead);
+      try {
+        const d = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 2000) });
+        return d.descriptor?.nodes.length === this.nodes.length ? lead : undefined;
+      } finally {
+        v.close();
+      }
+    }, "a leader and all nodes announced", timeoutMs);
+  }
+
+  async descriptor(): Promise<ClusterDescriptor> {
+    const lead = await this.waitReady(30_000);
+    const v = this.vault(lead);
+    try {
+      const res = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 3000) });
+      const d = res.descriptor;
+      if (d === undefined) throw new Error("no descriptor");
+      const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+      return parseDescriptor({
+        version: 1, clusterId: d.clusterId, threshold: d.threshold,
+        nodes: d.nodes.map((n) => ({ nodeId: Number(n.nodeId), address: n.address, agreementPublicKey: hex(n.agreementPublicKey), identityPublicKey: hex(n.identityPublicKey), signature: hex(n.signature) })),
+        tls: { ca: readFileSync(join(this.opts.dir, "certs/ca.crt"), "utf8") },
+      });
+    } finally {
+      v.close();
+    }
+  }
+
+  async kill(id: number): Promise<void> {
+    await this.signal(id, "SIGKILL");
+  }
+
+  restart(id: number): void {
+    const n = this.node(id);
+    if (n.proc !== null) return;
+    this.spawn(n);
+  }
+
+  pause(id: number): void {
+    const n = this.node(id);
+    if (n.proc === null || n.paused) return;
+    n.proc.kill("SIGSTOP");
+    n.paused = true;
+  }
+
+  resume(id: number): void {
+    const n = this.node(id);
+    if (n.proc === null || !n.paused) return;
+    n.proc.kill("SIGCONT");
+    n.paused = false;
+  }
+
+  private async signal(id: number, sig: NodeJS.Signals): Promise<void> {
+    const n = this.node(id);
+    const proc = n.proc;
+    if (proc === null) return;
+    n.proc = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    if (n.paused) proc.kill("SIGCONT");
+    n.paused = false;
+    proc.kill(sig);
+    await exited;
+  }
+
+  /** Stops everything this cluster started: nodes (SIGTERM, then SIGKILL), proxies, channels. */
+  async close(): Promise<void> {
+    for (const c of this.channels) c.close();
+    await Promise.all(this.nodes.map(async (n) => {
+      const proc = n.proc;
+      if (proc === null || proc.exitCode !== null) return;
+      if (n.paused) proc.kill("SIGCONT");
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+      n.proc = null;
+    }));
+    for (const p of this.proxies.values()) await p.close();
+  }
+}

@@ -1,0 +1,177 @@
+// The chaos workload: concurrent clients (client/sdk VaultClient) registering,
+// recovering with right and wrong passwords, changing passwords, deleting and
+// reading records, recording every operation in the history.
+//
+// Outcomes: an error that proves the operation had no effect beyond what it
+// reports (wrong password, locked, not found, exists, invalid input) is `fail`;
+// every other error (unavailable, timeouts, too few evaluations, unverified
+// registration, mismatches) is `info`: it may have taken effect.
+// passwordCorrect=false is recorded only for passwords never set for the user.
+import { randomBytes } from "node:crypto";
+import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, VaultClient, WrongPasswordError, type ClusterDescriptor } from "../client/sdk/index.js";
+import type { HistoryWriter, OpName, OpValue } from "./history.js";
+import { seededRandom } from "./nemesis.js";
+
+export interface UserModel {
+  /** Every password ever (possibly) set, oldest first. */
+  passwords: string[];
+  /** The last password acknowledged as current, if any. */
+  current: string | undefined;
+  /** Every key ever (possibly) registered (hex). */
+  keys: Set<string>;
+}
+
+export interface WorkloadOptions {
+  descriptor: ClusterDescriptor;
+  clients: number;
+  users: string[];
+  guessLimit: number;
+  seed: string;
+  history: HistoryWriter;
+  /** Reads one node's view of a record (GetRecordInfo on that node), or null when absent. */
+  readNode: (node: number, user: string) => Promise<{ version: number; attemptsRemaining: number; locked: boolean } | null>;
+  nodes: readonly number[];
+  /** Called when a recovery (recover, change-password, delete) is invoked. */
+  onRecoveryStart?: (user: string) => void;
+}
+
+export const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+
+export function newUserModel(): UserModel {
+  return { passwords: [], current: undefined, keys: new Set() };
+}
+
+export function clientOptions(onWarning: (m: string) => void) {
+  return { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 8000, callTimeoutMs: 2000 }, readBackTimeoutMs: 4000, onWarning } as const;
+}
+
+/** Maps an SDK error to an outcome and the recorded value. */
+export function classifyError(err: unknown): { type: "fail" | "info"; value: OpValue } {
+  if (err instanceof WrongPasswordError) return { type: "fail", value: { error: "WRONG_PASSWORD", attemptsRemaining: err.attemptsRemaining } };
+  if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED" } };
+  if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND" } };
+  if (err instanceof RecordExistsError) return { type: "fail", value: { error: "RECORD_EXISTS" } };
+  if (err instanceof ClientError && err.code === "INVALID_INPUT") return { type: "fail", value: { error: "INVALID_INPUT" } };
+  return { type: "info", value: { error: err instanceof ClientError ? err.code : err instanceof Error ? err.name : "UNKNOWN" } };
+}
+
+type OpKind = "register" | "recover-right" | "recover-wrong" | "change-password" | "delete" | "read";
+const WEIGHTS: readonly [OpKind, number][] = [["register", 2], ["recover-right", 4], ["recover-wrong", 3], ["change-password", 1], ["delete", 1], ["read", 3]];
+
+export class Workload {
+  readonly models = new Map<string, UserModel>();
+  private stopped = false;
+  private passwordCounter = 0;
+
+  constructor(private readonly o: WorkloadOptions) {
+    for (const u of o.users) this.models.set(u, newUserModel());
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Runs every client until stop(); resolves when all have finished their current operation. */
+  async run(): Promise<void> {
+    await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.runClient(i + 1)));
+  }
+
+  private async runClient(process: number): Promise<void> {
+    let warnings: string[] = [];
+    const client = new VaultClient(this.o.descriptor, clientOptions((m) => warnings.push(m)));
+    const rnd = seededRandom(`${this.o.seed}/client/${process}`);
+    try {
+      while (!this.stopped) {
+        warnings = [];
+        const user = this.o.users[Math.floor(rnd() * this.o.users.length)]!;
+        await this.step(process, client, user, pickKind(rnd), rnd, () => warnings);
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  private freshPassword(user: string): string {
+    return `pw-${user}-${++this.passwordCounter}-${randomBytes(4).toString("hex")}`;
+  }
+
+  /** Runs one operation and records it (invoke, then ok / fail / info). */
+  async record(process: number, op: OpName, user: string, input: OpValue, body: () => Promise<OpValue>): Promise<boolean> {
+    const h = this.o.history;
+    h.invoke(process, op, user, input);
+    try {
+      const out = await body();
+      h.complete("ok", process, op, user, out);
+      return true;
+    } catch (err) {
+      const { type, value } = classifyError(err);
+      h.complete(type, process, op, user, value);
+      return false;
+    }
+  }
+
+  private async step(p: number, client: VaultClient, user: string, kind: OpKind, rnd: () => number, warnings: () => string[]): Promise<void> {
+    const m = this.models.get(user)!;
+    const known = m.current ?? m.passwords.at(-1);
+    switch (kind) {
+      case "register": {
+        const pw = this.freshPassword(user);
+        const key = generateKey();
+        m.passwords.push(pw);
+        m.keys.add(hex(key));
+        if (await this.record(p, "register", user, { guessLimit: this.o.guessLimit, version: 1 }, async () => {
+          await client.register(user, pw, { backupKey: key, guessLimit: this.o.guessLimit });
+          return { version: 1 };
+        })) m.current = pw;
+        return;
+      }
+      case "recover-right":
+      case "recover-wrong": {
+        const right = kind === "recover-right" && known !== undefined;
+        const pw = right ? known : `wrong-${randomBytes(6).toString("hex")}`;
+        this.o.onRecoveryStart?.(user);
+        await this.record(p, "recover", user, { passwordCorrect: right }, async () => {
+          const key = await client.recover(user, pw);
+          const confirmed = !warnings().some((w) => /could not be confirmed/.test(w));
+          return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed };
+        });
+        return;
+      }
+      case "change-password": {
+        if (known === undefined) return;
+        const pw = this.freshPassword(user);
+        m.passwords.push(pw);
+        this.o.onRecoveryStart?.(user);
+        if (await this.record(p, "change-password", user, { passwordCorrect: true }, async () => {
+          await client.changePassword(user, known, pw);
+          return {};
+        })) m.current = pw;
+        return;
+      }
+      case "delete": {
+        if (known === undefined || rnd() < 0.5) return;
+        this.o.onRecoveryStart?.(user);
+        await this.record(p, "delete", user, { passwordCorrect: true }, async () => {
+          await client.delete(user, known);
+          return {};
+        });
+        return;
+      }
+      case "read": {
+        const node = this.o.nodes[Math.floor(rnd() * this.o.nodes.length)]!;
+        await this.record(p, "read-attempts", user, {}, async () => {
+          const r = await this.o.readNode(node, user);
+          return r === null ? { node, error: "RECORD_NOT_FOUND" } : { node, attemptsRemaining: r.attemptsRemaining, version: r.version };
+        });
+        return;
+      }
+    }
+  }
+}
+
+function pickKind(rnd: () => number): OpKind {
+  const total = WEIGHTS.reduce((n, [, w]) => n + w, 0);
+  let r = rnd() * total;
+  for (const [k, w] of WEIGHTS) if ((r -= w) < 0) return k;
+  return "read";
+}
