@@ -11,10 +11,24 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function jsonLogger(level: LogLevel, base: Record<string, unknown>, out: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+/**
+ * `base` fields go on every line; `context()` adds fields read at each line
+ * (the Raft term). A throwing context() is ignored.
+ */
+export function jsonLogger(
+  level: LogLevel, base: Record<string, unknown>, context: () => Record<string, unknown> = () => ({}),
+  out: (line: string) => void = (l) => process.stdout.write(l),
+): Logger {
+  const ctx = () => {
+    try {
+      return context();
+    } catch {
+      return {};
+    }
+  };
   const emit = (lvl: LogLevel) => (msg: string, fields: Record<string, unknown> = {}) => {
     if (RANK[lvl] < RANK[level]) return;
-    out(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }, replacer)}\n`);
+    out(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...ctx(), ...fields }, replacer)}\n`);
   };
   return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
 }

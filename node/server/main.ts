@@ -18,23 +18,25 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = jsonLogger(cfg.logLevel, { node: cfg.nodeId });
+  let node: VaultNode | null = null;
+  const log = jsonLogger(cfg.logLevel, { node: cfg.nodeId }, () => node?.logContext() ?? {});
   const fatal = (err: unknown) => {
     log.error("fatal error: stopping", { error: err });
     process.exit(1);
   };
-  const node = new VaultNode(cfg, log, fatal);
+  const vaultNode = new VaultNode(cfg, log, fatal);
+  node = vaultNode;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info("stopping", { signal });
-    node.stop().then(() => process.exit(0), fatal);
+    vaultNode.stop().then(() => process.exit(0), fatal);
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   try {
-    await node.start();
+    await vaultNode.start();
   } catch (err) {
     log.error("start failed", { error: err });
     process.exit(1);

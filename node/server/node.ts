@@ -130,6 +130,11 @@ export class VaultNode {
     return bind(server, this.cfg.adminListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
   }
 
+  /** Fields on every log line once the Raft loop runs. */
+  logContext(): Record<string, unknown> {
+    return this.loop === undefined ? {} : { term: this.loop.raw.status().hardState.term };
+  }
+
   readonly leaderHint = (): LeaderHint => {
     const lead = this.loop.leaderId;
     const announced = this.loop.vault.nodes().find((n) => n.nodeId === lead)?.clientAddress;

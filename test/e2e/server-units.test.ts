@@ -1,0 +1,78 @@
+// In-process checks of node/server pieces: the server snapshot payload, the
+// status mapping of failures, and the JSON logger.
+import test from "ava";
+import { status } from "@grpc/grpc-js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { errorDetailOf } from "../../proto/rpc.js";
+import { VaultStateMachine, vaultError } from "../../node/vault/index.js";
+import { decodeServerSnapshot, encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { fromProposalError, fromVaultError, toServiceError } from "../../node/server/errors.js";
+import { ProposalError } from "../../node/server/raft-loop.js";
+import { jsonLogger } from "../../node/server/log.js";
+import { InvalidArgumentError } from "../../proto/crypto/index.js";
+
+test("the server snapshot round-trips peers and vault bytes, and refuses damage", (t) => {
+  const vault = new VaultStateMachine({ clusterId: "c" }).snapshot();
+  const peers = new Map([[3, "h3:3"], [1, "h1:1"]]);
+  const enc = encodeServerSnapshot({ peers, vault });
+  const dec = decodeServerSnapshot(enc);
+  t.deepEqual([...dec.peers].sort(), [[1, "h1:1"], [3, "h3:3"]]);
+  t.deepEqual(dec.vault, vault);
+  t.notThrows(() => VaultStateMachine.restore({ clusterId: "c" }, dec.vault));
+  t.throws(() => decodeServerSnapshot(new Uint8Array(3)), { message: /bad magic/ });
+  const badVersion = enc.slice();
+  badVersion[4] = 9;
+  t.throws(() => decodeServerSnapshot(badVersion), { message: /unsupported version 9/ });
+  t.throws(() => decodeServerSnapshot(enc.subarray(0, 12)), { message: /truncated/ });
+});
+
+test("vault refusals map to canonical statuses with reasons and attempts remaining", (t) => {
+  const cases: Array<[ReturnType<typeof vaultError>, number, ErrorReason]> = [
+    [vaultError("NOT_FOUND", "user \"u\" has no record"), status.NOT_FOUND, ErrorReason.RECORD_NOT_FOUND],
+    [vaultError("FAILED_PRECONDITION", "the record of \"u\" is locked: ...", 0), status.FAILED_PRECONDITION, ErrorReason.RECORD_LOCKED],
+    [vaultError("FAILED_PRECONDITION", "attempt 5 is not pending for \"u\"", 3), status.FAILED_PRECONDITION, ErrorReason.ATTEMPT_NOT_FOUND],
+    [vaultError("FAILED_PRECONDITION", "cannot confirm version 2: the record is at version 1", 3), status.FAILED_PRECONDITION, ErrorReason.VERSION_MISMATCH],
+    [vaultError("PERMISSION_DENIED", "the signature does not verify", 4), status.PERMISSION_DENIED, ErrorReason.BAD_SIGNATURE],
+    [vaultError("RESOURCE_EXHAUSTED", "the guess limit is reached", 0), status.RESOURCE_EXHAUSTED, ErrorReason.RECORD_LOCKED],
+    [vaultError("INVALID_ARGUMENT", "this request id was already used for a different request"), status.INVALID_ARGUMENT, ErrorReason.REQUEST_ID_REUSED],
+  ];
+  for (const [e, code, reason] of cases) {
+    const f = fromVaultError(e);
+    t.is(f.code, code, e.message);
+    t.is(f.detail?.reason, reason, e.message);
+    t.is(f.detail?.attemptsRemaining, e.attemptsRemaining);
+    t.is(f.message, e.message);
+  }
+});
+
+test("an unfinished proposal is UNAVAILABLE and names the leader's address when known", (t) => {
+  const f = fromProposalError(new ProposalError("TIMEOUT", "not committed in time"), { leaderId: 2, leaderAddress: "127.0.0.1:7102", self: 1 });
+  t.is(f.code, status.UNAVAILABLE);
+  t.is(f.detail?.reason, ErrorReason.NOT_LEADER);
+  t.is(f.detail?.leaderAddress, "127.0.0.1:7102");
+  const none = fromProposalError(new ProposalError("NO_LEADER", "no leader"), { leaderId: 0, leaderAddress: "", self: 1 });
+  t.is(none.detail?.reason, ErrorReason.NO_LEADER);
+});
+
+test("unknown errors become INTERNAL without their message; protocol errors INVALID_ARGUMENT", (t) => {
+  let seen: unknown;
+  const hint = () => ({ leaderId: 0, leaderAddress: "", self: 1 });
+  const internal = toServiceError(new Error("secret-ish detail"), hint, (e) => { seen = e; });
+  t.is(internal.code, status.INTERNAL);
+  t.false(String(internal.details).includes("secret-ish"));
+  t.truthy(seen);
+  const bad = toServiceError(new InvalidArgumentError("guess limit 0 must be in [1, 255]"), hint, () => {});
+  t.is(bad.code, status.INVALID_ARGUMENT);
+  t.regex(String(bad.details), /guess limit/);
+  t.is(errorDetailOf(bad as never)?.reason, ErrorReason.INVALID_ARGUMENT);
+});
+
+test("the logger writes one JSON object per line, filters by level, and never writes bytes", (t) => {
+  const lines: string[] = [];
+  const log = jsonLogger("info", { node: 7 }, () => ({ term: 3 }), (l) => lines.push(l));
+  log.debug("hidden");
+  log.info("shown", { share: new Uint8Array([1, 2, 3]), big: 5n });
+  t.is(lines.length, 1);
+  const o = JSON.parse(lines[0] ?? "") as Record<string, unknown>;
+  t.like(o, { level: "info", msg: "shown", node: 7, term: 3, share: "<3 bytes>", big: "5" });
+});
