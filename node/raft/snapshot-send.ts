@@ -1,8 +1,12 @@
 // Chunked InstallSnapshot, leader side: one SnapshotSender per follower in
 // Progress Snapshot state. Chunks go out in order with at most WINDOW_CHUNKS
 // unacknowledged; the follower acks each chunk with MsgSnapResp (index =
-// bytes received). A rejection rewinds to the follower's byte count; a
-// heartbeat interval without progress resends from the last acked byte.
+// bytes received). A rejection rewinds to the follower's byte count, at most
+// once per position: chunks of the window already in flight produce more
+// rejections for the same position, and acting on each would grow traffic
+// without bound under reordering and duplication (found by the simulation,
+// seed 2007). A heartbeat interval without progress resends from the last
+// acked byte, which covers a lost resend.
 
 import type { Snapshot, SnapshotChunk } from "./types.js";
 
@@ -15,6 +19,8 @@ export class SnapshotSender {
   private sent = 0;
   private lastChunkSent = false;
   private progressSinceBeat = true;
+  /** True after a rewind caused by a rejection, until the follower acks new bytes. */
+  private rewoundByReject = false;
 
   constructor(readonly snapshot: Snapshot, private readonly chunkSize: number) {}
 
@@ -53,12 +59,16 @@ export class SnapshotSender {
     } else if (received > this.acked && received <= this.sent) {
       this.acked = received;
       this.progressSinceBeat = true;
+      this.rewoundByReject = false;
     }
   }
 
   /** The follower asks to resume from `received` bytes (0 = restart). */
   onReject(received: number): void {
-    this.rewindTo(received <= this.sent ? received : 0);
+    const to = received <= this.sent ? received : 0;
+    if (this.rewoundByReject && to === this.acked) return; // already resending from there
+    this.rewindTo(to);
+    this.rewoundByReject = true;
   }
 
   /** Called once per heartbeat interval; rewinds to the last ack if nothing moved. Returns true if rewound. */
@@ -74,5 +84,6 @@ export class SnapshotSender {
     this.sent = bytes;
     this.lastChunkSent = false;
     this.progressSinceBeat = true;
+    this.rewoundByReject = false;
   }
 }

@@ -135,6 +135,29 @@ test("snapshot receiver: gaps, strangers and bad sizes are rejected; duplicates 
   t.deepEqual(rx.receive(1, 5, lying), { kind: "reject", received: 0 }, "more bytes than totalSize");
 });
 
+test("snapshot receiver: one rejection per gap position, not one per chunk of the window (sim seed 2007)", (t) => {
+  const chunks = new SnapshotSender(snap(600), 100).nextChunks();
+  const rx = new SnapshotReceiver();
+  const kinds = [0, 2, 3, 2, 3, 1].map((i) => rx.receive(1, 5, chunks[i]!).kind);
+  t.deepEqual(kinds, ["ack", "reject", "ignore", "ignore", "ignore", "ack"]);
+  t.is(rx.receive(1, 5, chunks[3]!).kind, "reject", "a new gap position is rejected again");
+});
+
+test("snapshot sender: repeated rejections for one position resend one window (sim seed 2007)", (t) => {
+  const tx = new SnapshotSender(snap(1000), 100);
+  tx.nextChunks();
+  tx.onAck(100);
+  tx.nextChunks();
+  tx.onReject(100);
+  t.deepEqual(tx.nextChunks().map((c) => c.offset), [100, 200, 300, 400]);
+  for (let i = 0; i < 5; i++) tx.onReject(100);
+  t.deepEqual(tx.nextChunks(), [], "the window already in flight is not resent per rejection");
+  tx.onAck(200);
+  tx.onReject(200);
+  t.deepEqual(tx.nextChunks().map((c) => c.offset), [200, 300, 400, 500], "a rejection at a new position rewinds");
+  t.true(tx.onHeartbeat() === false && tx.onHeartbeat(), "a stalled resend is still repeated by the heartbeat");
+});
+
 test("tracker: quorum commit index over voters only; vote tally", (t) => {
   const tr = new ProgressTracker(10, 0);
   tr.applyConfState({ voters: [1, 2, 3], learners: [4] }, 1);
