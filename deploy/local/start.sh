@@ -51,6 +51,7 @@ JSON
 done
 
 pids=()
+# stop [CODE]: stops the nodes gracefully (SIGTERM), keeps the data, exits CODE.
 stop() {
   trap - INT TERM
   echo
@@ -58,9 +59,14 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "stopped. Data kept in $dir (a new 'npm start' reuses it)."
-  exit 0
+  exit "${1:-0}"
 }
 trap stop INT TERM
+failed_start() {
+  echo "the cluster did not come up; last log lines:" >&2
+  for id in "${ids[@]}"; do echo "--- node $id" >&2; tail -n 3 "$dir/node-$id.log" >&2 || true; done
+  stop 1
+}
 
 for id in "${ids[@]}"; do
   node --import tsx "$root/node/server/main.ts" --config "$dir/node-$id.json" >>"$dir/node-$id.log" 2>&1 &
@@ -70,10 +76,18 @@ echo "started nodes ${ids[*]} (logs: $dir/node-N.log); waiting for a leader and 
 
 addresses=()
 for id in "${ids[@]}"; do addresses+=("127.0.0.1:$((base + id))"); done
-if ! node --no-deprecation --import tsx deploy/local/write-descriptor.ts "$dir/cluster.json" "$dir/certs/ca.crt" "${#ids[@]}" "${addresses[@]}"; then
-  tail -n 5 "$dir"/node-*.log >&2 || true
-  stop
-fi
+node --no-deprecation --import tsx deploy/local/write-descriptor.ts "$dir/cluster.json" "$dir/certs/ca.crt" "${#ids[@]}" "${addresses[@]}" &
+writer=$!
+while kill -0 "$writer" 2>/dev/null; do
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      kill "$writer" 2>/dev/null || true
+      failed_start
+    fi
+  done
+  sleep 1
+done
+wait "$writer" || failed_start
 
 cat <<MSG
 
