@@ -200,6 +200,10 @@ export function pinProblems(objects: readonly K8sObject[]): string[] {
     }
   }
   for (const o of objects.filter((x) => x.kind === "StatefulSet")) {
+    const secretVolumes = new Set(((podSpec(o).volumes ?? []) as K8sObject[]).filter((v) => v.secret !== undefined || v.projected !== undefined).map((v) => v.name));
+    for (const m of (vaultContainer(o)?.volumeMounts ?? []) as K8sObject[]) {
+      if (secretVolumes.has(m.name)) problems.push(`${VAULT_CONTAINER}: mounts Secret volume ${m.name} (every node's PINs/keys): only the init container may`);
+    }
     for (const c of allContainers(o)) {
       for (const arg of [...(c.command ?? []), ...(c.args ?? [])] as string[]) {
         if (PIN_ARG.test(String(arg)) || PIN_VALUE.test(String(arg))) problems.push(`${c.name}: a PIN on the command line (${JSON.stringify(arg)})`);

@@ -104,6 +104,7 @@ test("invariant: no PIN in a ConfigMap, in args or in a literal env value", (t) 
   assertComplains(t, broken((o) => { vault(o).args.push("--pin", "s3cret"); }), /a PIN on the command line/);
   assertComplains(t, broken((o) => { vault(o).env.push({ name: "BKV_HSM_PIN", value: "s3cret" }); }), /env BKV_HSM_PIN carries a literal PIN/);
   assertComplains(t, broken((o) => { find(o, "ConfigMap").data.notes = "pin is 00112233445566778899aabbccddeeff"; }), /notes holds a PIN value/);
+  assertComplains(t, broken((o) => { vault(o).volumeMounts.push({ name: "hsm-secret", mountPath: "/etc/bkv-secrets/hsm", readOnly: true }); }), /bkv-node: mounts Secret volume hsm-secret/);
   // A PIN taken from a Secret through the environment is allowed.
   const fromSecret = broken((o) => { vault(o).env.push({ name: "BKV_HSM_PIN", valueFrom: { secretKeyRef: { name: "bkv-hsm", key: "pin-1" } } }); });
   t.deepEqual(pinProblems(fromSecret), []);
