@@ -342,10 +342,16 @@ export class RaftLoop {
     if (applied <= this.snapshotIndex) return this.o.storage.snapshot();
     const data = encodeServerSnapshot({ peers: this.peers, vault: this.vault.snapshot() });
     const snap = await this.o.storage.createSnapshot(applied, this.confState, data);
-    this.o.storage.compact(applied);
+    // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
+    // follower slightly behind catches up from the log, not a full snapshot.
+    this.o.storage.compact(Math.max(1, applied - this.catchUpEntries()));
     this.snapshotIndex = applied;
     this.o.log.info("took snapshot", { index: applied, bytes: data.length });
     return snap;
+  }
+
+  private catchUpEntries(): number {
+    return Math.min(5000, Math.floor(this.o.snapshotInterval / 2));
   }
 
   // --- views ------------------------------------------------------------
