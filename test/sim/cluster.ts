@@ -8,7 +8,9 @@ import { ConfChangeType, type ConfState, type Message, MessageType, type NodeId,
 import { Checker, checkDurability, checkLogMatching, Violation } from "./checker.js";
 import { chooseProfile, type FaultProfile, PartitionSchedule } from "./faults.js";
 import { CALM, Network } from "./network.js";
-import { bootstrapSnapshot, CRASH_POINTS, describeConf, type NodeEnv, type NodeParams, SimNode } from "./node.js";
+import {
+  bootstrapSnapshot, CRASH_POINTS, describeConf, type NodeEnv, type NodeParams, SimNode, STATE_NAMES,
+} from "./node.js";
 import { Prng } from "./prng.js";
 import type { RaftLib } from "./raft-lib.js";
 import { encodeProposal } from "./state-machine.js";
@@ -377,12 +379,24 @@ class Simulation {
         lastProgress = this.now;
       }
       if (this.now - lastProgress >= SETTLE_TICKS) {
-        throw new Violation("Liveness", `no quiescent cluster and no progress for ${SETTLE_TICKS} ticks after healing everything`);
+        throw new Violation("Liveness",
+          `no quiescent cluster and no progress for ${SETTLE_TICKS} ticks after healing everything; ${this.describeCluster()}`);
       }
       if (this.now - start >= SETTLE_MAX_TICKS) {
-        throw new Violation("Liveness", `no quiescent cluster ${SETTLE_MAX_TICKS} ticks after healing everything`);
+        throw new Violation("Liveness", `no quiescent cluster ${SETTLE_MAX_TICKS} ticks after healing everything; ${this.describeCluster()}`);
       }
     }
+  }
+
+  /** One line per node for a Liveness report: role, term, commit, applied, log bounds, membership view. */
+  private describeCluster(): string {
+    const lines = [...this.nodes.values()].map((n) => {
+      if (!n.live) return `n${n.id}: ${n.removed ? "removed" : "down"}`;
+      const hs = n.hardState();
+      return `n${n.id}: ${STATE_NAMES[n.state] ?? n.state} term=${hs.term} commit=${hs.commit} applied=${n.sm.applied} `
+        + `log=[${n.storage.firstIndex()},${n.storage.lastIndex()}] ${describeConf(n.confState)}`;
+    });
+    return `nodes:\n${lines.join("\n")}`;
   }
 
   private totalApplied(): number {

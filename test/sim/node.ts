@@ -57,7 +57,7 @@ export interface NodeEnv {
   crashed(node: NodeId): void;
 }
 
-const STATE_NAMES = ["follower", "pre-candidate", "candidate", "leader"];
+export const STATE_NAMES = ["follower", "pre-candidate", "candidate", "leader"];
 
 export function storageView(s: SimStorage): LogView {
   return {
