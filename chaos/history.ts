@@ -27,6 +27,8 @@ export interface OpValue {
   guessLimit?: number;
   /** Error code (client/sdk ClientError.code or gRPC code name). */
   error?: string;
+  /** The server's ErrorReason name, when the error came from a server status. */
+  reason?: string;
   /** Sub-steps of a recover, known from the client: whether BeginRecovery answered. */
   beginCommitted?: boolean;
   node?: number;

@@ -67,7 +67,8 @@ export async function runChaos(o: RunOptions): Promise<RunResult> {
     if (left > 0) await sleep(left);
     workload.stop();
     await running;
-    log("healing and collecting the final state");
+    const accepted = [...cluster.proxies.values()].reduce((n, p) => n + p.accepted, 0);
+    log(`healing and collecting the final state (peer connections through the proxies so far: ${accepted})`);
     for (const id of cluster.ids) cluster.restart(id);
     const final = await collectFinalState(cluster, workload, history, users);
     history.close();

@@ -8,7 +8,7 @@
 // registration, mismatches) is `info`: it may have taken effect.
 // passwordCorrect=false is recorded only for passwords never set for the user.
 import { randomBytes } from "node:crypto";
-import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, VaultClient, WrongPasswordError, type ClusterDescriptor } from "../client/sdk/index.js";
+import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClusterDescriptor } from "../client/sdk/index.js";
 import type { HistoryWriter, OpName, OpValue } from "./history.js";
 import { seededRandom } from "./nemesis.js";
 
@@ -45,14 +45,20 @@ export function clientOptions(onWarning: (m: string) => void) {
   return { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 8000, callTimeoutMs: 2000 }, readBackTimeoutMs: 4000, onWarning } as const;
 }
 
+/** "method:REASON" of a server status (the SDK's message starts with the method name). */
+function rpcReason(err: RpcError): string {
+  return `${err.message.split(" ")[0] ?? "?"}:${err.reason}`;
+}
+
 /** Maps an SDK error to an outcome and the recorded value. */
 export function classifyError(err: unknown): { type: "fail" | "info"; value: OpValue } {
   if (err instanceof WrongPasswordError) return { type: "fail", value: { error: "WRONG_PASSWORD", attemptsRemaining: err.attemptsRemaining } };
-  if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED" } };
+  if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED", reason: rpcReason(err) } };
   if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND" } };
   if (err instanceof RecordExistsError) return { type: "fail", value: { error: "RECORD_EXISTS" } };
   if (err instanceof ClientError && err.code === "INVALID_INPUT") return { type: "fail", value: { error: "INVALID_INPUT" } };
-  return { type: "info", value: { error: err instanceof ClientError ? err.code : err instanceof Error ? err.name : "UNKNOWN" } };
+  const reason = err instanceof RpcError ? { reason: rpcReason(err) } : {};
+  return { type: "info", value: { error: err instanceof ClientError ? err.code : err instanceof Error ? err.name : "UNKNOWN", ...reason } };
 }
 
 type OpKind = "register" | "recover-right" | "recover-wrong" | "change-password" | "delete" | "read";

@@ -97,7 +97,16 @@ export function stepsOf(op: Operation): Step[] {
   const begin = (seen: BeginSeen): Step => ({ label: `begin(${describeSeen(seen)})`, apply: (s) => stepBegin(s, seen) });
   const confirm: Step = { label: "confirm", apply: stepConfirm };
   const reg = (v: number | "next"): Step => ({ label: `register(v${v})`, apply: (s) => stepRegister(s, v, limit) });
-  const lockedSeen = (): Step[] => (err === "RECORD_LOCKED" || err === "RESOURCE_EXHAUSTED" || err === "FAILED_PRECONDITION" ? [begin({ kind: "locked-or-exhausted" })] : err === "RECORD_NOT_FOUND" ? [begin({ kind: "not-found" })] : []);
+  const lockedSeen = (): Step[] => {
+    if (err === "RECORD_NOT_FOUND") return [begin({ kind: "not-found" })];
+    if (err !== "RECORD_LOCKED" && err !== "RESOURCE_EXHAUSTED" && err !== "FAILED_PRECONDITION") return [];
+    // With the failing RPC known (value.reason "Method:REASON"), place the observation precisely.
+    const method = op.output.reason?.split(":")[0];
+    const seenLocked: Step = { label: "read(locked)", apply: (s) => (s.present && s.locked ? s : null) };
+    if (method === "GetRecordInfo") return [seenLocked];
+    if (method === "ConfirmRecovery" || method === "Evaluate") return [begin({ kind: "attempt" }), seenLocked];
+    return [begin({ kind: "locked-or-exhausted" })];
+  };
   switch (op.op) {
     case "register":
       if (ok) return [reg(op.output.version ?? op.input.version ?? 1)];

@@ -252,3 +252,19 @@ test("digests: different digests at the same index, or no convergence, are viola
   t.regex(lag.violations[0]!.description, /did not converge/);
   t.false(checkDigests({ nodes: [] }).valid);
 });
+
+test("counters: RECORD_LOCKED from ConfirmRecovery means the begin counted and the record was locked at confirm time", (t) => {
+  const locked = { error: "RECORD_LOCKED", reason: "ConfirmRecovery:RECORD_LOCKED" };
+  // Genuine: p1's begin is the last allowed; p2's begin at the limit locks the record before p1 confirms.
+  const ok = new H().op(1, "register", "u", 0, 1, "ok", { guessLimit: 1 }, { version: 1 });
+  ok.op(1, "recover", "u", 10, 40, "fail", right, locked);
+  ok.op(2, "recover", "u", 15, 20, "fail", wrong, { error: "RECORD_LOCKED", reason: "BeginRecovery:RECORD_LOCKED" });
+  t.true(checkCounters(ok.sorted()).valid);
+  // Found by seed smoke1: a concurrent confirmation cleared the attempt and the server called it "locked".
+  const bad = new H().op(1, "register", "u", 0, 1, "ok", L3, { version: 1 });
+  bad.op(1, "recover", "u", 10, 20, "ok", right, { keyReleased: true, keyMatches: true, confirmed: true });
+  bad.op(2, "recover", "u", 12, 30, "fail", right, locked);
+  const r = checkCounters(bad.sorted());
+  t.false(r.valid);
+  t.regex(r.violations[0]!.description, /cannot then place: #2 p2 recover fail .*RECORD_LOCKED/);
+});
