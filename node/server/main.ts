@@ -6,11 +6,36 @@ import { ConfigError, loadConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
 import { VaultNode } from "./node.js";
 
+const USAGE = `Usage: bkv-node --config FILE
+
+Runs one bkv vault node. Every setting can also come from a BKV_* environment
+variable, which overrides the file (docs/operations.md lists them). The HSM PIN
+comes from a file (hsm.pinFile / BKV_HSM_PIN_FILE) or BKV_HSM_PIN, never a flag.
+`;
+
+/** The --config value, or exits with usage (64) on bad arguments, 0 on --help. */
+function parseCommandLine(): string | undefined {
+  try {
+    const { values } = parseArgs({ options: { config: { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true });
+    if (values.help === true) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    return values.config;
+  } catch (err) {
+    // A stray positional argument may be a secret typed in the wrong place: never echo it.
+    const positional = (err as { code?: string }).code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL";
+    const reason = positional ? "unexpected argument (not shown)" : (err as Error).message;
+    process.stderr.write(`bkv-node: ${reason}\n\n${USAGE}`);
+    process.exit(64);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: "string" } }, strict: true });
+  const configPath = parseCommandLine();
   let cfg;
   try {
-    cfg = loadConfig(values.config);
+    cfg = loadConfig(configPath);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`bkv-node: ${err.message}\n`);
