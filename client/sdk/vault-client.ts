@@ -304,6 +304,11 @@ export class VaultClient {
       });
       return res.attemptsRemaining;
     } catch (err) {
+      if (err instanceof RpcError && err.reason === "ATTEMPT_NOT_FOUND") {
+        // Another device's confirmation settled this attempt first: the key is open and the counter was reset.
+        this.options.onWarning?.(`the recovery was already confirmed by a concurrent recovery (${err.message})`);
+        return attemptsRemaining;
+      }
       if (!(err instanceof UnavailableError)) throw err;
       this.options.onWarning?.(`the recovery could not be confirmed (${err.message}); this attempt still counts`);
       return attemptsRemaining;

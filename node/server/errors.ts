@@ -46,8 +46,10 @@ function vaultReason(e: VaultError): ErrorReason {
     case "RESOURCE_EXHAUSTED":
       return ErrorReason.RECORD_LOCKED;
     case "FAILED_PRECONDITION":
-      if (e.message.includes("locked")) return ErrorReason.RECORD_LOCKED;
+      // "is not pending" first: its message also mentions "locked" among the causes
+      // (chaos seeds smoke1/five1: a healthy record was reported destroyed).
       if (e.message.includes("is not pending")) return ErrorReason.ATTEMPT_NOT_FOUND;
+      if (e.message.includes("is locked")) return ErrorReason.RECORD_LOCKED;
       return ErrorReason.VERSION_MISMATCH;
     case "ALREADY_EXISTS":
       return ErrorReason.UNSPECIFIED;

@@ -270,3 +270,17 @@ test.serial("an unconfirmable recovery still returns the key, with a warning", a
     t.regex(warnings.join("\n"), /could not be confirmed/);
   }, { ...FAST, retry: { ...FAST.retry, deadlineMs: 300 }, onWarning: (m) => warnings.push(m) });
 });
+
+test.serial("a confirmation already settled by a concurrent recovery is a warning: the key is still returned (chaos smoke1)", async (t) => {
+  const warnings: string[] = [];
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("racer", "pw");
+    const settled = (method: string) => method === "ConfirmRecovery"
+      ? fail(grpc.status.FAILED_PRECONDITION, "attempt 9 is not pending for \"racer\" (never begun, already confirmed, superseded or locked)", ErrorReason.ATTEMPT_NOT_FOUND)
+      : undefined;
+    for (const id of [1, 2, 3]) cluster.fault(id, settled);
+    t.deepEqual(await client.recover("racer", "pw"), key);
+    t.is(warnings.length, 1);
+    t.regex(warnings[0]!, /already confirmed by a concurrent recovery/);
+  }, { ...FAST, onWarning: (m) => warnings.push(m) });
+});

@@ -30,7 +30,8 @@ test("vault refusals map to canonical statuses with reasons and attempts remaini
   const cases: Array<[ReturnType<typeof vaultError>, number, ErrorReason]> = [
     [vaultError("NOT_FOUND", "user \"u\" has no record"), status.NOT_FOUND, ErrorReason.RECORD_NOT_FOUND],
     [vaultError("FAILED_PRECONDITION", "the record of \"u\" is locked: ...", 0), status.FAILED_PRECONDITION, ErrorReason.RECORD_LOCKED],
-    [vaultError("FAILED_PRECONDITION", "attempt 5 is not pending for \"u\"", 3), status.FAILED_PRECONDITION, ErrorReason.ATTEMPT_NOT_FOUND],
+    // The vault's exact wording, which also names "locked" among the causes (chaos seeds smoke1/five1).
+    [vaultError("FAILED_PRECONDITION", "attempt 5 is not pending for \"u\" (never begun, already confirmed, superseded or locked)", 3), status.FAILED_PRECONDITION, ErrorReason.ATTEMPT_NOT_FOUND],
     [vaultError("FAILED_PRECONDITION", "cannot confirm version 2: the record is at version 1", 3), status.FAILED_PRECONDITION, ErrorReason.VERSION_MISMATCH],
     [vaultError("PERMISSION_DENIED", "the signature does not verify", 4), status.PERMISSION_DENIED, ErrorReason.BAD_SIGNATURE],
     [vaultError("RESOURCE_EXHAUSTED", "the guess limit is reached", 0), status.RESOURCE_EXHAUSTED, ErrorReason.RECORD_LOCKED],
