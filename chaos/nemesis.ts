@@ -252,8 +252,18 @@ export async function runSchedule(ex: NemesisExecutor, schedule: readonly Schedu
     if (stop()) break;
     const wait = s.atMs - h.now();
     if (wait > 0) await ex.sleep(wait);
-    await runFault(ex, s.fault, h, rnd);
-    done++;
+    try {
+      await runFault(ex, s.fault, h, rnd);
+      done++;
+    } catch (err) {
+      // A fault that could not be injected is recorded, not fatal: the run goes on after healing.
+      h.nemesis("nemesis-error", err instanceof Error ? err.message : String(err));
+      for (const id of ex.nodes) {
+        await ex.resume(id).catch(() => {});
+        await ex.restartNode(id).catch(() => {});
+      }
+      await ex.heal();
+    }
   }
   await ex.heal();
   h.nemesis("heal");

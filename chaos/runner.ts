@@ -69,7 +69,10 @@ export async function runChaos(o: RunOptions): Promise<RunResult> {
     await running;
     const accepted = [...cluster.proxies.values()].reduce((n, p) => n + p.accepted, 0);
     log(`healing and collecting the final state (peer connections through the proxies so far: ${accepted})`);
-    for (const id of cluster.ids) cluster.restart(id);
+    for (const id of cluster.ids) {
+      cluster.resume(id);
+      cluster.restart(id);
+    }
     const final = await collectFinalState(cluster, workload, history, users);
     history.close();
     const logs = new Map(cluster.ids.map((id) => [id, cluster.logOf(id)]));

@@ -90,3 +90,15 @@ test("runSchedule runs every fault and heals at the end", async (t) => {
   t.is(ex.calls.at(-1), "heal");
   t.is(ex.down.size, 0);
 });
+
+test("a fault that cannot be injected is recorded and the schedule goes on, healed", async (t) => {
+  const ex = new FakeExecutor([1, 2, 3]);
+  ex.killNode = async () => {
+    throw new Error("no such process");
+  };
+  const h = new HistoryWriter(null, () => 1e9);
+  const n = await runSchedule(ex, [{ atMs: 0, fault: { kind: "kill", target: { node: 1 }, downMs: 1 } }, { atMs: 0, fault: { kind: "pause", target: { node: 2 }, downMs: 1 } }], h, "e", () => false);
+  t.is(n, 1);
+  t.true(h.events.some((e) => e.type === "nemesis" && e.fault === "nemesis-error" && e.target === "no such process"));
+  t.true(ex.calls.includes("pause 2") && ex.calls.at(-1) === "heal");
+});
