@@ -10,6 +10,7 @@ export interface RaftView {
   leader(): number;
   isLeader(): boolean;
   snapshotIndex(): number;
+  vaultStats(): { records: number; locked: number };
 }
 
 export class Metrics {
@@ -46,6 +47,8 @@ export class Metrics {
     gauge("bkv_raft_leader_id", "Known leader id (0: none)", (v) => v.leader());
     gauge("bkv_raft_is_leader", "1 on the leader", (v) => (v.isLeader() ? 1 : 0));
     gauge("bkv_raft_snapshot_index", "Index of the latest snapshot", (v) => v.snapshotIndex());
+    gauge("bkv_vault_records", "Records in this node's applied state", (v) => v.vaultStats().records);
+    gauge("bkv_vault_locked_records", "Records locked at their guess limit (shares destroyed)", (v) => v.vaultStats().locked);
   }
 
   request(method: string, code: string, ms: number): void {

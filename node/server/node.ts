@@ -50,6 +50,7 @@ export class VaultNode {
       leader: () => this.loop.leaderId,
       isLeader: () => this.loop.isLeader,
       snapshotIndex: () => this.loop.lastSnapshotIndex,
+      vaultStats: () => this.loop.vault.stats(),
     }), { node: String(cfg.nodeId) });
   }
 

@@ -70,6 +70,13 @@ export class VaultStateMachine {
     return this.state.clusterId;
   }
 
+  /** Record counts for metrics. O(records): call at scrape time, not per entry. */
+  stats(): { records: number; locked: number } {
+    let locked = 0;
+    for (const r of this.state.records.values()) if (r.locked) locked++;
+    return { records: this.state.records.size, locked };
+  }
+
   /**
    * Applies one committed Normal entry. `voters` are the Raft voters at this
    * index: a record's share holders must be among them.

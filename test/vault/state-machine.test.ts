@@ -64,6 +64,7 @@ test("register → begin → confirm resets the counter and clears pending attem
 test("wrong attempts count down; at the limit the next begin wipes the shares and locks for ever", (t) => {
   const h = withAlice();
   const ids: number[] = [];
+  t.deepEqual(h.sm.stats(), { records: 1, locked: 0 });
   for (const left of [2, 1, 0]) {
     const b = expectOk(t, h.result(beginCmd("alice")), "begin");
     t.is(b.attemptsRemaining, left);
@@ -76,6 +77,7 @@ test("wrong attempts count down; at the limit the next begin wipes the shares an
   t.is(over.ok ? -1 : over.attemptsRemaining, 0);
   const view = h.sm.getRecord("alice");
   t.true(view?.locked);
+  t.deepEqual(h.sm.stats(), { records: 1, locked: 1 });
   t.deepEqual(view?.record.shares, []);
   t.deepEqual(view?.pending, []);
   t.is(view?.attemptsRemaining, 0);
