@@ -119,7 +119,9 @@ export class LocalCluster {
     const fd = openSync(join(this.dir, `node-${n.id}.log`), "a");
     const env = { ...process.env };
     delete env.BKV_HSM_PIN;
-    const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], {
+    // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const extra = (process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+    const proc = spawn(process.execPath, [...extra, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], {
       cwd: ROOT, stdio: ["ignore", fd, fd], env,
     });
     closeSync(fd);
