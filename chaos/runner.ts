@@ -73,7 +73,7 @@ export async function runChaos(o: RunOptions): Promise<RunResult> {
       cluster.resume(id);
       cluster.restart(id);
     }
-    const final = await collectFinalState(cluster, workload, history, users);
+    const final = await collectFinalState(cluster, workload, history, workload.users);
     history.close();
     const logs = new Map(cluster.ids.map((id) => [id, cluster.logOf(id)]));
     const results = checkAll({ events: history.events, final, logs, guessLimit: o.guessLimit ?? 5 });
@@ -206,16 +206,18 @@ async function waitConverged(cluster: ChaosCluster): Promise<void> {
 
 /** After healing: recover every present, unlocked record with its possibly-current passwords (newest first). Recorded as process 0. */
 async function finalRecover(cluster: ChaosCluster, workload: Workload, records: Record<string, FinalRecord | null>): Promise<FinalState["finalRecoveries"]> {
-  const out: Record<string, "ok" | "wrong-password" | "locked" | "not-found" | "unavailable"> = {};
+  const out: Record<string, NonNullable<FinalState["finalRecoveries"]>[string]> = {};
   const client = new VaultClient(await cluster.descriptor(), clientOptions(() => {}));
   try {
     for (const [user, rec] of Object.entries(records)) {
       if (rec === null || rec.locked) continue;
       const m = workload.models.get(user)!;
-      const candidates = [...new Set([m.current, ...[...m.passwords].reverse()].filter((x): x is string => x !== undefined))].slice(0, Math.max(1, rec.attemptsRemaining - 1));
-      out[user] = "wrong-password";
+      const all = [...new Set([m.current, ...[...m.possible].reverse()].filter((x): x is string => x !== undefined))];
+      // Never lock a record by probing: keep one attempt spare.
+      const candidates = all.slice(0, Math.max(1, rec.attemptsRemaining - 1));
+      out[user] = candidates.length < all.length ? "inconclusive" : "wrong-password";
       for (const pw of candidates) {
-        const seen: { outcome: (typeof out)[string] } = { outcome: "unavailable" };
+        const seen: { outcome: NonNullable<FinalState["finalRecoveries"]>[string] } = { outcome: "unavailable" };
         await workload.record(0, "recover", user, { passwordCorrect: true }, async () => {
           try {
             const key = await client.recover(user, pw);
@@ -226,8 +228,10 @@ async function finalRecover(cluster: ChaosCluster, workload: Workload, records: 
             throw err;
           }
         });
-        out[user] = seen.outcome;
-        if (seen.outcome !== "wrong-password") break;
+        if (seen.outcome !== "wrong-password") {
+          out[user] = seen.outcome;
+          break;
+        }
       }
     }
   } finally {

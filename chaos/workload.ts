@@ -9,12 +9,14 @@
 // passwordCorrect=false is recorded only for passwords never set for the user.
 import { randomBytes } from "node:crypto";
 import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClusterDescriptor } from "../client/sdk/index.js";
-import type { HistoryWriter, OpName, OpValue } from "./history.js";
+import type { HistoryWriter, OpName, OpValue, Outcome } from "./history.js";
 import { seededRandom } from "./nemesis.js";
 
 export interface UserModel {
-  /** Every password ever (possibly) set, oldest first. */
+  /** Every password ever (possibly) set, oldest first (never-set ones are still "correct" for passwordCorrect). */
   passwords: string[];
+  /** Passwords whose register / change-password did not certainly fail: the record's password is one of these. */
+  possible: string[];
   /** The last password acknowledged as current, if any. */
   current: string | undefined;
   /** Every key ever (possibly) registered (hex). */
@@ -38,7 +40,7 @@ export interface WorkloadOptions {
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 export function newUserModel(): UserModel {
-  return { passwords: [], current: undefined, keys: new Set() };
+  return { passwords: [], possible: [], current: undefined, keys: new Set() };
 }
 
 export function clientOptions(onWarning: (m: string) => void) {
@@ -68,9 +70,29 @@ export class Workload {
   readonly models = new Map<string, UserModel>();
   private stopped = false;
   private passwordCounter = 0;
+  /** Users in play. A user seen locked is retired (a locked record can never be opened, overwritten or deleted) and replaced by a fresh one. */
+  private readonly active: string[];
 
   constructor(private readonly o: WorkloadOptions) {
+    this.active = [...o.users];
     for (const u of o.users) this.models.set(u, newUserModel());
+  }
+
+  /** Every user the workload touched, in order of first use. */
+  get users(): string[] {
+    return [...this.models.keys()];
+  }
+
+  /** The error of each process's last completed operation. */
+  private readonly lastError = new Map<number, string | undefined>();
+
+  private retireIfLocked(process: number, user: string): void {
+    if (this.lastError.get(process) !== "RECORD_LOCKED") return;
+    const i = this.active.indexOf(user);
+    if (i < 0) return;
+    const fresh = `user-${this.models.size + 1}`;
+    this.models.set(fresh, newUserModel());
+    this.active[i] = fresh;
   }
 
   stop(): void {
@@ -89,12 +111,19 @@ export class Workload {
     try {
       while (!this.stopped) {
         warnings = [];
-        const user = this.o.users[Math.floor(rnd() * this.o.users.length)]!;
+        const user = this.active[Math.floor(rnd() * this.active.length)]!;
         await this.step(process, client, user, pickKind(rnd), rnd, () => warnings);
+        this.retireIfLocked(process, user);
       }
     } finally {
       client.close();
     }
+  }
+
+  /** After a register / change-password with `pw`: current when acknowledged, dropped from `possible` when it certainly failed. */
+  private settle(m: UserModel, pw: string, outcome: Outcome): void {
+    if (outcome === "ok") m.current = pw;
+    if (outcome !== "fail") m.possible.push(pw);
   }
 
   private freshPassword(user: string): string {
@@ -102,17 +131,19 @@ export class Workload {
   }
 
   /** Runs one operation and records it (invoke, then ok / fail / info). */
-  async record(process: number, op: OpName, user: string, input: OpValue, body: () => Promise<OpValue>): Promise<boolean> {
+  async record(process: number, op: OpName, user: string, input: OpValue, body: () => Promise<OpValue>): Promise<Outcome> {
     const h = this.o.history;
     h.invoke(process, op, user, input);
+    this.lastError.set(process, undefined);
     try {
       const out = await body();
       h.complete("ok", process, op, user, out);
-      return true;
+      return "ok";
     } catch (err) {
       const { type, value } = classifyError(err);
       h.complete(type, process, op, user, value);
-      return false;
+      this.lastError.set(process, value.error);
+      return type;
     }
   }
 
@@ -125,10 +156,11 @@ export class Workload {
         const key = generateKey();
         m.passwords.push(pw);
         m.keys.add(hex(key));
-        if (await this.record(p, "register", user, { guessLimit: this.o.guessLimit, version: 1 }, async () => {
+        const outcome = await this.record(p, "register", user, { guessLimit: this.o.guessLimit, version: 1 }, async () => {
           await client.register(user, pw, { backupKey: key, guessLimit: this.o.guessLimit });
           return { version: 1 };
-        })) m.current = pw;
+        });
+        this.settle(m, pw, outcome);
         return;
       }
       case "recover-right":
@@ -148,10 +180,11 @@ export class Workload {
         const pw = this.freshPassword(user);
         m.passwords.push(pw);
         this.o.onRecoveryStart?.(user);
-        if (await this.record(p, "change-password", user, { passwordCorrect: true }, async () => {
+        const outcome = await this.record(p, "change-password", user, { passwordCorrect: true }, async () => {
           await client.changePassword(user, known, pw);
           return {};
-        })) m.current = pw;
+        });
+        this.settle(m, pw, outcome);
         return;
       }
       case "delete": {

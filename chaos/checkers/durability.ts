@@ -48,7 +48,8 @@ export function checkDurability(events: readonly HistoryEvent[], final: FinalSta
       continue;
     }
     const fr = final.finalRecoveries?.[user];
-    if (fr !== undefined && rec !== null && !rec.locked && fr !== "ok")
+    if (fr === "inconclusive") notes.push(`${user}: final recovery inconclusive (more possible passwords than spare attempts)`);
+    else if (fr !== undefined && rec !== null && !rec.locked && fr !== "ok")
       violations.push({ checker: NAME, subject: user, description: `record ${user}: present and unlocked at version ${rec.version} but the final recovery with the last acknowledged password answered ${fr}`, ops: [last.index] });
     if (fr === undefined && rec !== null && !rec.locked) notes.push(`${user}: no final recovery run`);
   }

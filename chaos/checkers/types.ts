@@ -31,8 +31,11 @@ export interface FinalState {
   nodes: readonly Pick<NodeStateEvent, "node" | "appliedIndex" | "digest">[];
   /** Per user the workload touched: the record after healing, null when absent. */
   records: Readonly<Record<string, FinalRecord | null>>;
-  /** Per user: the outcome of a final recovery with the last acknowledged password, when the runner ran one. */
-  finalRecoveries?: Readonly<Record<string, "ok" | "wrong-password" | "locked" | "not-found" | "unavailable">>;
+  /**
+   * Per user: the outcome of the final recoveries with the possibly-current passwords, when the runner ran them.
+   * "inconclusive": none opened but not every possible password could be tried without risking the lock.
+   */
+  finalRecoveries?: Readonly<Record<string, "ok" | "wrong-password" | "locked" | "not-found" | "unavailable" | "inconclusive">>;
 }
 
 export function result(checker: string, violations: Violation[], notes: string[] = []): CheckResult {

@@ -268,3 +268,10 @@ test("counters: RECORD_LOCKED from ConfirmRecovery means the begin counted and t
   t.false(r.valid);
   t.regex(r.violations[0]!.description, /cannot then place: #2 p2 recover fail .*RECORD_LOCKED/);
 });
+
+test("durability: an inconclusive final recovery (too many possible passwords) is a note, not a violation", (t) => {
+  const h = new H().op(1, "register", "u", 0, 1, "ok", L3, { version: 1 });
+  const r = checkDurability(h.sorted(), final({ u: { version: 1, attemptsRemaining: 1, locked: false } }, { u: "inconclusive" }));
+  t.true(r.valid);
+  t.true(r.notes.some((n) => /inconclusive/.test(n)));
+});
