@@ -104,7 +104,6 @@ function handleSnapshot(r: Raft, m: Message): void {
     return;
   }
   const out = r.snapRecv.receive(m.from, m.term, c);
-  if (out.kind === "ignore") return;
   if (out.kind === "complete") {
     const restored = r.restore(out.snapshot);
     r.send({ type: MessageType.AppResp, to: m.from, index: restored ? r.log.lastIndex() : r.log.committed });

@@ -1,16 +1,15 @@
 // Chunked InstallSnapshot, follower side: accumulates the chunks of one
 // snapshot from one leader in one term, in order. Anything else restarts the
 // transfer (offset 0) or is rejected with the byte count held, so the leader
-// can resume from there. A rejection is sent once per (transfer, byte count):
-// later gaps at the same count are the rest of a window already in flight and
-// are ignored (the leader's heartbeat stall detection covers a lost rejection).
+// can resume from there. Every gap is answered: the leader dedupes rejections
+// (a follower that stays silent after one rejection can livelock a transfer
+// whose leader believes it holds more than it does: sim seed 673).
 
 import type { NodeId, Snapshot, SnapshotChunk } from "./types.js";
 
 export type ChunkOutcome =
   | { kind: "ack"; received: number }
   | { kind: "reject"; received: number }
-  | { kind: "ignore" }
   | { kind: "complete"; snapshot: Snapshot };
 
 interface Assembly {
@@ -25,8 +24,6 @@ interface Assembly {
 
 export class SnapshotReceiver {
   private asm: Assembly | null = null;
-  /** The last rejection sent, as "from/term/index/received". */
-  private lastReject = "";
 
   /** Bytes held for the transfer (from, term, index), 0 if none. */
   received(from: NodeId, term: number, index: number): number {
@@ -36,22 +33,9 @@ export class SnapshotReceiver {
 
   reset(): void {
     this.asm = null;
-    this.lastReject = "";
   }
 
   receive(from: NodeId, term: number, c: SnapshotChunk): ChunkOutcome {
-    const out = this.accept(from, term, c);
-    if (out.kind !== "reject") {
-      if (out.kind === "ack" || out.kind === "complete") this.lastReject = "";
-      return out;
-    }
-    const key = `${from}/${term}/${c.metadata.index}/${out.received}`;
-    if (key === this.lastReject) return { kind: "ignore" };
-    this.lastReject = key;
-    return out;
-  }
-
-  private accept(from: NodeId, term: number, c: SnapshotChunk): ChunkOutcome {
     if (c.offset === 0 && this.received(from, term, c.metadata.index) === 0) this.start(from, term, c);
     const a = this.asm;
     if (a === null || a.from !== from || a.term !== term || a.index !== c.metadata.index ||

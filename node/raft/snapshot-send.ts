@@ -4,9 +4,11 @@
 // bytes received). A rejection rewinds to the follower's byte count, at most
 // once per position: chunks of the window already in flight produce more
 // rejections for the same position, and acting on each would grow traffic
-// without bound under reordering and duplication (found by the simulation,
-// seed 2007). A heartbeat interval without progress resends from the last
-// acked byte, which covers a lost resend.
+// without bound under reordering and duplication (sim seed 2007). Any other
+// rejection is obeyed, even one below the acked position: a follower's count
+// goes back when it restarts or its assembly is reset, and it must be heard
+// (sim seeds 673, 3922). A heartbeat interval without progress resends from
+// the last acked byte, which covers a lost resend.
 
 import type { Snapshot, SnapshotChunk } from "./types.js";
 
