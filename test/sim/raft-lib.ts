@@ -3,6 +3,7 @@
 // the library (e.g. one with a deliberately injected bug, see
 // docs/simulation.md) can be loaded instead of node/raft.
 
+import type { Config } from "../../node/raft/config.js";
 import type {
   ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState, Storage,
 } from "../../node/raft/types.js";
@@ -16,21 +17,8 @@ export interface SimStorage extends Storage {
   append(entries: readonly Entry[]): void;
 }
 
-export interface SimRaftConfig {
-  id: NodeId;
-  storage: Storage;
-  electionTick: number;
-  heartbeatTick: number;
-  applied?: number;
-  maxSizePerMsg?: number;
-  maxInflightMsgs?: number;
-  maxInflightBytes?: number;
-  maxUncommittedEntriesSize?: number;
-  maxSnapshotChunkBytes?: number;
-  checkQuorum?: boolean;
-  preVote?: boolean;
-  randomInt: (maxExclusive: number) => number;
-}
+/** The library's own Config, without its logger (the harness traces instead). */
+export type SimRaftConfig = Omit<Config, "logger">;
 
 export interface SimStatus {
   readonly id: NodeId;
