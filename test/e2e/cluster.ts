@@ -3,13 +3,13 @@
 // gRPC on 127.0.0.1 with free ports, and its own data dir under a temp dir.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../../proto/rpc.js";
+import { freePort } from "../../chaos/cluster.js";
 import { type ClusterDescriptor, parseDescriptor } from "../../client/sdk/index.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -29,16 +29,7 @@ interface NodeInfo {
   proc: ChildProcess | null;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort } from "../../chaos/cluster.js";
 
 export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
