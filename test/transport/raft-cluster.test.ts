@@ -4,7 +4,7 @@
 
 import test from "ava";
 import {
-  type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped, MemoryStorage, type NodeId, RawNode, type Ready, StateType,
+  type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped, MemoryStorage, MessageType, type NodeId, RawNode, type Ready, StateType,
   bootstrapSnapshot, decodeConfChange,
 } from "../../node/raft/index.js";
 import { Transport, devCertFiles, loadTls } from "../../node/transport/index.js";
@@ -20,6 +20,8 @@ class GrpcRaftNode {
   readonly transport: Transport;
   applied: string[] = [];
   snapshotsApplied = 0;
+  /** MsgSnap chunks received. */
+  snapChunks = 0;
   private timer: NodeJS.Timeout | null = null;
 
   /** A new member of `voters`, or, with `restart`, the same node back on its durable storage. */
@@ -38,7 +40,10 @@ class GrpcRaftNode {
     this.transport = new Transport({
       nodeId: id, clusterId: "raft-test", listenAddress: restart?.listenAddress ?? "127.0.0.1:0", tls: loadTls(devCertFiles(certDir, id)),
       backoff: FAST_BACKOFF,
-      onMessage: (m) => this.guarded(() => this.raw.step(m)),
+      onMessage: (m) => {
+        if (m.type === MessageType.Snap) this.snapChunks++;
+        this.guarded(() => this.raw.step(m));
+      },
       reportUnreachable: (p) => this.guarded(() => this.raw.reportUnreachable(p)),
       reportSnapshot: (p, ok) => this.guarded(() => this.raw.reportSnapshot(p, ok)),
     });
@@ -155,8 +160,8 @@ test("three RawNodes over gRPC elect one leader and commit entries on every node
   await proposeAll(nodes, values);
   await waitFor(() => nodes.every((n) => n.applied.length === values.length), "entries applied everywhere");
   for (const n of nodes) t.deepEqual(n.applied, values);
-  const sum = (f: (n: GrpcRaftNode) => number) => nodes.reduce((acc, n) => acc + f(n), 0);
-  t.true(sum((n) => n.transport.stats.writes) < sum((n) => n.transport.stats.messagesSent), "messages were batched");
+  // Batching is asserted deterministically in transport.test.ts: how many messages share an
+  // event-loop turn here depends on the machine's load.
 });
 
 test("after the leader stops, the other two elect a new leader and keep committing", async (t) => {
@@ -197,5 +202,6 @@ test("a node that missed compacted entries catches up through a chunked snapshot
   await waitFor(() => restarted.applied.length === values.length, "lagger caught up");
   t.deepEqual(restarted.applied, values);
   t.true(restarted.snapshotsApplied >= 1, "through a snapshot");
-  t.true(restarted.transport.stats.messagesReceived > 10, "the snapshot came in many chunks");
+  const size = live[0]!.storage.snapshot().data.byteLength;
+  t.true(restarted.snapChunks >= Math.ceil(size / 64), `the ${size}-byte snapshot came in 64-byte chunks`);
 });
