@@ -170,7 +170,9 @@ export class Workload {
         this.o.onRecoveryStart?.(user);
         await this.record(p, "recover", user, { passwordCorrect: right }, async () => {
           const key = await client.recover(user, pw);
-          const confirmed = !warnings().some((w) => /could not be confirmed/.test(w));
+          // The SDK warns, and returns the key, when its ConfirmRecovery did not commit (cluster unavailable)
+          // or was refused because a concurrent recovery's confirmation settled the attempt first.
+          const confirmed = !warnings().some((w) => /could not be confirmed|already confirmed by a concurrent recovery/.test(w));
           return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed };
         });
         return;
