@@ -15,6 +15,13 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
+# npm dependencies (a fresh clone): install them from the lockfile.
+root=$(cd "$(dirname "$0")/../.." && pwd)
+if [ ! -x "$root/node_modules/.bin/tsx" ]; then
+  echo "preflight: installing npm dependencies (npm ci)" >&2
+  (cd "$root" && npm ci --no-audit --no-fund) || { echo "npm ci failed: run 'npm install' in $root" >&2; exit 1; }
+fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "${1:-}" = "--install" ] || { [ "$(id -u)" = 0 ] && [ "${BKV_AUTO_INSTALL:-}" = 1 ]; }; then
