@@ -1,7 +1,8 @@
 // npm run chaos -- --nodes 3|5 --duration SECONDS --seed S [--clients N] [--users N] [--guess-limit N] [--keep]
-// Ends with `faults: F, violations: V`; exit 1 when V > 0, 2 on a usage or setup error.
+// Ends with `faults: F, violations: V`; exit 1 when V > 0, 2 on a usage or setup error, or when interrupted
+// (SIGINT/SIGTERM: the workload is stopped and the node processes the run started are killed).
 import { randomBytes } from "node:crypto";
-import { runChaos, type RunOptions } from "./runner.js";
+import { RunAborted, runChaos, type ChaosTarget, type RunOptions } from "./runner.js";
 
 export function parseArgs(argv: readonly string[]): RunOptions {
   const o: RunOptions = { nodes: 3, durationS: 60, seed: randomBytes(4).toString("hex") };
@@ -41,13 +42,68 @@ async function main(): Promise<number> {
     return 2;
   }
   process.stderr.write(`chaos: seed ${opts.seed} (replay: npm run chaos -- --nodes ${opts.nodes} --duration ${opts.durationS} --seed ${opts.seed})\n`);
-  const r = await runChaos(opts);
-  process.stdout.write(`${r.summary}\n`);
-  process.stderr.write(`report: ${r.outDir}/report.html\n`);
-  return r.violations > 0 ? 1 : 0;
+  const interrupt = onInterrupt("chaos");
+  try {
+    const r = await runChaos({ ...opts, signal: interrupt.signal, onTarget: interrupt.setTarget });
+    process.stdout.write(`${r.summary}\n`);
+    process.stderr.write(`report: ${r.outDir}/report.html\n`);
+    return r.violations > 0 ? 1 : 0;
+  } catch (err) {
+    if (err instanceof RunAborted) {
+      process.stderr.write(`${interrupt.prefix}: ${interrupt.reason()}: workload stopped and the node processes it started killed; run aborted, no verdict\n`);
+      return 2;
+    }
+    throw err;
+  } finally {
+    interrupt.dispose();
+  }
 }
 
-if (process.argv[1]?.endsWith("cli.ts")) {
+/** How long the cleanup after SIGINT/SIGTERM may take before the processes are killed outright. */
+const FORCED_EXIT_MS = 20_000;
+
+/**
+ * SIGINT/SIGTERM handling shared by the chaos CLIs: the first signal aborts the run (the runner stops the
+ * workload and closes its target, which stops every process it started); a second signal, or a cleanup
+ * longer than FORCED_EXIT_MS, SIGKILLs the target's processes synchronously and exits 2.
+ */
+export function onInterrupt(prefix: string) {
+  const ac = new AbortController();
+  let target: Pick<ChaosTarget, "killAllSync"> | undefined;
+  let received: NodeJS.Signals | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const force = (why: string): never => {
+    const n = target?.killAllSync() ?? 0;
+    process.stderr.write(`${prefix}: ${why}: killed ${n} process(es) outright; run aborted, no verdict\n`);
+    process.exit(2);
+  };
+  const handler = (sig: NodeJS.Signals): void => {
+    if (received !== undefined) force(`second ${sig}`);
+    received = sig;
+    process.stderr.write(`${prefix}: ${sig} received: stopping the workload and the processes this run started\n`);
+    ac.abort(sig);
+    timer = setTimeout(() => force(`cleanup after ${sig} took more than ${FORCED_EXIT_MS / 1000} s`), FORCED_EXIT_MS);
+    timer.unref();
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return {
+    signal: ac.signal,
+    prefix,
+    /** What a forced exit kills (the target, or whatever starts its processes). */
+    setTarget: (t: Pick<ChaosTarget, "killAllSync">): void => {
+      target = t;
+    },
+    reason: (): string => `interrupted by ${received ?? "an abort"}`,
+    dispose: (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+    },
+  };
+}
+
+if (process.argv[1]?.endsWith("chaos/cli.ts")) {
   main().then((code) => process.exit(code), (err) => {
     process.stderr.write(`chaos: ${err instanceof Error ? err.stack ?? err.message : String(err)}\nchaos: run aborted (no verdict)\n`);
     process.exit(2);

@@ -14,7 +14,9 @@ import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
 import { type ClusterDescriptor, parseDescriptor } from "../client/sdk/index.js";
 import { LinkProxy } from "./proxy.js";
-import { linkKey, type LinkKey } from "./partitions.js";
+import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
+import type { FaultKind } from "./nemesis.js";
+import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./runner.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -159,10 +161,7 @@ export class ChaosCluster {
   }
 
   admin(id: number) {
-    const d = join(this.opts.dir, "certs");
-    const creds = grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, `node-${id}.key`)), readFileSync(join(d, `node-${id}.crt`)));
-    const { client, channel } = unaryClient(AdminService, this.node(id).admin, creds, { "grpc.ssl_target_name_override": `node-${id}` });
-    return { client, close: () => channel.close() };
+    return adminChannel(this.node(id).admin, join(this.opts.dir, "certs"), id);
   }
 
   async status(id: number, timeoutMs = 1500) {
@@ -254,6 +253,18 @@ export class ChaosCluster {
     await exited;
   }
 
+  /** SIGKILLs every node process at once, synchronously (a forced exit). Returns how many were signalled. */
+  killAllSync(): number {
+    let n = 0;
+    for (const node of this.nodes) {
+      const proc = node.proc;
+      if (proc === null || proc.exitCode !== null || proc.signalCode !== null) continue;
+      proc.kill("SIGKILL");
+      n++;
+    }
+    return n;
+  }
+
   /** Stops everything this cluster started: nodes (SIGTERM, then SIGKILL), proxies, channels. */
   async close(): Promise<void> {
     for (const c of this.channels) c.close();
@@ -269,5 +280,119 @@ export class ChaosCluster {
       n.proc = null;
     }));
     for (const p of this.proxies.values()) await p.close();
+  }
+}
+
+/**
+ * A vault client channel to `address` checking the server's certificate against `ca` under the name
+ * `serverName` (default: the address's host, as the SDK does).
+ */
+export function vaultChannel(address: string, ca: Buffer, serverName?: string) {
+  const opts = serverName === undefined ? {} : { "grpc.ssl_target_name_override": serverName };
+  const { client, channel } = unaryClient(VaultService, address, grpc.credentials.createSsl(ca), opts);
+  return { client, close: () => channel.close() };
+}
+
+/** An admin channel to node `id` at `address`, with node `id`'s certificate from `certDir` (mTLS; the server is checked as node-<id>). */
+export function adminChannel(address: string, certDir: string, id: number) {
+  const creds = grpc.credentials.createSsl(readFileSync(join(certDir, "ca.crt")), readFileSync(join(certDir, `node-${id}.key`)), readFileSync(join(certDir, `node-${id}.crt`)));
+  const { client, channel } = unaryClient(AdminService, address, creds, { "grpc.ssl_target_name_override": `node-${id}` });
+  return { client, close: () => channel.close() };
+}
+
+/** The local process cluster as a chaos target: every fault kind, through signals and the link proxies. */
+export class LocalTarget implements ChaosTarget {
+  readonly faultKinds: readonly FaultKind[] = ["kill", "kill-minority", "pause", "partition", "latency", "reset-links", "recovery-kill", "snapshot-kill"];
+  readonly faults: TargetFaults;
+
+  constructor(readonly cluster: ChaosCluster) {
+    const c = cluster;
+    this.faults = {
+      killNode: (id) => c.kill(id),
+      restartNode: async (id) => c.restart(id),
+      pause: async (id) => c.pause(id),
+      resume: async (id) => c.resume(id),
+      partition: async (spec) => applyPartition(c.proxies, c.ids, spec),
+      setLatency: async (ms) => {
+        for (const p of c.proxies.values()) p.setLatency(ms);
+      },
+      resetLinks: async () => {
+        for (const p of c.proxies.values()) p.resetAll();
+      },
+      heal: async () => healAll(c.proxies),
+    };
+  }
+
+  get name(): string {
+    return `${this.cluster.ids.length} local node processes`;
+  }
+
+  get ids(): number[] {
+    return this.cluster.ids;
+  }
+
+  descriptor(): Promise<ClusterDescriptor> {
+    return this.cluster.descriptor();
+  }
+
+  async readRecord(node: number, user: string): Promise<NodeRecord | null> {
+    return readRecordVia(this.cluster.vault(node), user);
+  }
+
+  async status(node: number, timeoutMs?: number): Promise<NodeStatus> {
+    return nodeStatus(await this.cluster.status(node, timeoutMs));
+  }
+
+  leader(): Promise<number | undefined> {
+    return this.cluster.leader();
+  }
+
+  waitReady(timeoutMs: number): Promise<number> {
+    return this.cluster.waitReady(timeoutMs);
+  }
+
+  async restoreAll(): Promise<void> {
+    for (const id of this.cluster.ids) {
+      this.cluster.resume(id);
+      this.cluster.restart(id);
+    }
+    healAll(this.cluster.proxies);
+  }
+
+  async logs(): Promise<Map<number, string>> {
+    return new Map(this.cluster.ids.map((id) => [id, this.cluster.logOf(id)]));
+  }
+
+  progressNote(): string {
+    const accepted = [...this.cluster.proxies.values()].reduce((n, p) => n + p.accepted, 0);
+    return `peer connections through the proxies so far: ${accepted}`;
+  }
+
+  close(): Promise<void> {
+    return this.cluster.close();
+  }
+
+  killAllSync(): number {
+    return this.cluster.killAllSync();
+  }
+}
+
+/** The runner's view of a GetClusterStatus answer. */
+export function nodeStatus(s: { nodeId: bigint; leaderId: bigint; commitIndex: bigint; appliedIndex: bigint }): NodeStatus {
+  return { nodeId: Number(s.nodeId), leaderId: Number(s.leaderId), commitIndex: Number(s.commitIndex), appliedIndex: Number(s.appliedIndex) };
+}
+
+type VaultHandle = ReturnType<ChaosCluster["vault"]>;
+
+/** GetRecordInfo through a vault client handle (closed afterwards); null on NOT_FOUND. */
+export async function readRecordVia(v: Pick<VaultHandle, "client" | "close">, user: string): Promise<NodeRecord | null> {
+  try {
+    const r = await v.client.getRecordInfo({ userId: user }, { deadline: new Date(Date.now() + 1500) });
+    return { version: r.version, attemptsRemaining: r.attemptsRemaining, locked: r.locked, digest: Buffer.from(r.recordDigest).toString("hex"), appliedIndex: Number(r.appliedIndex) };
+  } catch (err) {
+    if ((err as { code?: number }).code === grpc.status.NOT_FOUND) return null;
+    throw err;
+  } finally {
+    v.close();
   }
 }

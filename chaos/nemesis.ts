@@ -24,6 +24,8 @@ export type Fault =
   | { kind: "recovery-kill"; phase: RecoveryPhase; target: Target; downMs: number }
   | { kind: "snapshot-kill"; laggingMs: number; downMs: number };
 
+export type FaultKind = Fault["kind"];
+
 export interface ScheduledFault {
   /** Start, ms after the run started. */
   atMs: number;
@@ -36,6 +38,11 @@ export interface ScheduleOptions {
   durationMs: number;
   /** Mean quiet gap between the end of one fault and the next (default 1500 ms). */
   meanGapMs?: number;
+  /**
+   * The kinds the target can inject (default: every kind). The schedule contains only these; without this
+   * option the schedule is exactly the one of earlier versions for the same seed.
+   */
+  kinds?: readonly FaultKind[];
 }
 
 /** A small deterministic PRNG (mulberry32) seeded by an FNV-1a hash of the seed text. */
@@ -90,15 +97,27 @@ function randomPartition(rnd: () => number, nodes: readonly number[]): Partition
 }
 
 /** Kinds and their weights. Recovery-timed kills are frequent on purpose: they attack the weakest point. */
-const KINDS: readonly [Fault["kind"], number][] = [
+const KINDS: readonly [FaultKind, number][] = [
   ["kill", 3], ["kill-minority", 1], ["pause", 2], ["partition", 3], ["latency", 1], ["reset-links", 1], ["recovery-kill", 3], ["snapshot-kill", 1],
 ];
 
-function randomFault(rnd: () => number, nodes: readonly number[]): Fault {
-  const total = KINDS.reduce((n, [, w]) => n + w, 0);
+/** Every fault kind the nemesis knows. */
+export const FAULT_KINDS: readonly FaultKind[] = KINDS.map(([k]) => k);
+
+/** The weight table restricted to `kinds` (all of it when undefined). Throws on an unknown kind or an empty set. */
+function kindTable(kinds: readonly FaultKind[] | undefined): readonly [FaultKind, number][] {
+  if (kinds === undefined) return KINDS;
+  for (const k of kinds) if (!FAULT_KINDS.includes(k)) throw new RangeError(`unknown fault kind ${JSON.stringify(k)}`);
+  const table = KINDS.filter(([k]) => kinds.includes(k));
+  if (table.length === 0) throw new RangeError("the nemesis needs at least one fault kind");
+  return table;
+}
+
+function randomFault(rnd: () => number, nodes: readonly number[], table: readonly [FaultKind, number][]): Fault {
+  const total = table.reduce((n, [, w]) => n + w, 0);
   let r = rnd() * total;
-  let kind: Fault["kind"] = "kill";
-  for (const [k, w] of KINDS) if ((r -= w) < 0) { kind = k; break; }
+  let kind: FaultKind = table[0]![0];
+  for (const [k, w] of table) if ((r -= w) < 0) { kind = k; break; }
   const downMs = between(rnd, 500, 3000);
   switch (kind) {
     case "kill": return { kind, target: randomTarget(rnd, nodes), downMs };
@@ -124,12 +143,13 @@ export function faultSpanMs(f: Fault): number {
 /** A pure function of its options: the same seed gives the same schedule. */
 export function generateSchedule(o: ScheduleOptions): ScheduledFault[] {
   if (o.nodes.length < 3) throw new RangeError("the nemesis needs at least 3 nodes");
+  const table = kindTable(o.kinds);
   const rnd = seededRandom(`${o.seed}/${o.nodes.join(",")}/${o.durationMs}`);
   const gap = o.meanGapMs ?? 1500;
   const out: ScheduledFault[] = [];
   let t = between(rnd, 500, 1500);
   while (true) {
-    const fault = randomFault(rnd, o.nodes);
+    const fault = randomFault(rnd, o.nodes, table);
     if (t + faultSpanMs(fault) > o.durationMs) break;
     out.push({ atMs: t, fault });
     t += faultSpanMs(fault) + between(rnd, gap / 2, gap * 1.5);

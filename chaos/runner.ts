@@ -1,19 +1,63 @@
-// The chaos run: cluster with proxied peer links, workload, nemesis, healing,
-// final reads, checkers, report (chaos/out/<seed>/).
+// The chaos run against a target: workload, nemesis, healing, final reads,
+// checkers, report (OUT/<seed>/). The target is where the nodes run: local
+// processes with proxied peer links (chaos/cluster.ts LocalTarget, `runChaos`)
+// or pods of a Kubernetes cluster (chaos/k8s/target.ts). Same workload, same
+// checkers, same report, same last line `faults: F, violations: V`.
 import { createHash } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { status as grpcStatus } from "@grpc/grpc-js";
-import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError } from "../client/sdk/index.js";
-import { ChaosCluster, sleep, waitFor } from "./cluster.js";
+import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor } from "../client/sdk/index.js";
+import { ChaosCluster, LocalTarget, sleep, waitFor } from "./cluster.js";
 import { checkAll } from "./checkers/index.js";
 import type { FinalRecord, FinalState } from "./checkers/types.js";
 import { leadersByTerm } from "./checkers/leaders.js";
 import { HistoryWriter } from "./history.js";
-import { generateSchedule, runSchedule, type NemesisExecutor, type RecoveryPhase } from "./nemesis.js";
-import { applyPartition, healAll } from "./partitions.js";
+import { generateSchedule, runSchedule, type FaultKind, type NemesisExecutor, type RecoveryPhase } from "./nemesis.js";
 import { faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
 import { clientOptions, hex, Workload } from "./workload.js";
+
+/** One node's view of a record (GetRecordInfo on that node). */
+export type NodeRecord = FinalRecord & { digest: string; appliedIndex: number };
+
+/** The fields of a node's admin GetClusterStatus the runner uses. */
+export interface NodeStatus {
+  nodeId: number;
+  leaderId: number;
+  commitIndex: number;
+  appliedIndex: number;
+}
+
+/** Fault injection; only the methods of the target's `faultKinds` are called, plus resume/restartNode/heal after an error. */
+export type TargetFaults = Pick<NemesisExecutor, "killNode" | "restartNode" | "pause" | "resume" | "partition" | "setLatency" | "resetLinks" | "heal">;
+
+/** Where the nodes run. Every call may fail while a node is down; the runner retries where it must. */
+export interface ChaosTarget {
+  /** For logs and the summary ("3 local processes", "k8s namespace bkv"). */
+  readonly name: string;
+  readonly ids: readonly number[];
+  /** The fault kinds this target can inject: the schedule contains only these. */
+  readonly faultKinds: readonly FaultKind[];
+  readonly faults: TargetFaults;
+  /** The descriptor the SDK uses from this process (addresses reachable from here). */
+  descriptor(): Promise<ClusterDescriptor>;
+  /** GetRecordInfo on one node; null when the node has no such record. */
+  readRecord(node: number, user: string): Promise<NodeRecord | null>;
+  status(node: number, timeoutMs?: number): Promise<NodeStatus>;
+  /** The node that reports itself leader, if a reachable node does. */
+  leader(): Promise<number | undefined>;
+  /** Waits for one leader known by every running node; returns its id. */
+  waitReady(timeoutMs: number): Promise<number>;
+  /** After the nemesis: every node running and unpaused, every network fault gone. */
+  restoreAll(): Promise<void>;
+  /** Each node's log (JSON lines) for the leaders checker. */
+  logs(): Promise<Map<number, string>>;
+  /** A line about the target's own machinery, logged before healing (optional). */
+  progressNote?(): string;
+  /** Stops everything the target started (processes, port-forwards, channels). */
+  close(): Promise<void>;
+  /** Last resort on a forced exit: kills every child process synchronously. Returns how many it signalled. */
+  killAllSync(): number;
+}
 
 export interface RunOptions {
   nodes: number;
@@ -26,6 +70,10 @@ export interface RunOptions {
   /** Keep the cluster's data dir (tokens, data, logs) after the run. */
   keep?: boolean;
   log?: (line: string) => void;
+  /** Aborting stops the workload and the nemesis; the run then rejects with RunAborted after closing the target. */
+  signal?: AbortSignal;
+  /** Called as soon as the target exists (the CLI keeps it for a forced exit). */
+  onTarget?: (t: ChaosTarget) => void;
 }
 
 export interface RunResult {
@@ -35,56 +83,31 @@ export interface RunResult {
   summary: string;
 }
 
+/** The run was aborted (signal); no verdict. */
+export class RunAborted extends Error {
+  constructor(readonly reason: string) {
+    super(`run aborted (${reason}): no verdict`);
+    this.name = "RunAborted";
+  }
+}
+
 const ROOT = resolve(import.meta.dirname, "..");
 
+/** A local run: starts `o.nodes` node processes, runs against them, stops them. */
 export async function runChaos(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const outDir = o.outDir ?? join(ROOT, "chaos/out", o.seed);
-  rmSync(outDir, { recursive: true, force: true });
-  mkdirSync(outDir, { recursive: true });
+  prepareOutDir(outDir);
   const clusterDir = join(outDir, "cluster");
   log(`starting ${o.nodes} nodes in ${clusterDir}`);
+  throwIfAborted(o.signal);
   const cluster = await ChaosCluster.start({ size: o.nodes, dir: clusterDir });
+  const target = new LocalTarget(cluster);
   try {
-    const descriptor = await cluster.descriptor();
-    // Time 0 of the history (and of the schedule) is the start of the workload.
-    const history = new HistoryWriter(join(outDir, "history.jsonl"));
-    const users = Array.from({ length: o.users ?? 6 }, (_, i) => `user-${i + 1}`);
-    const workload = new Workload({
-      descriptor, clients: o.clients ?? 4, users, guessLimit: o.guessLimit ?? 5, seed: o.seed, history, nodes: cluster.ids,
-      readNode: (node, user) => readRecord(cluster, node, user),
-      onRecoveryStart: (user) => recoveryStarts.emit(user),
-    });
-    const recoveryStarts = new Signal();
-    const executor = makeExecutor(cluster, recoveryStarts);
-    const schedule = generateSchedule({ seed: o.seed, nodes: cluster.ids, durationMs: o.durationS * 1000 });
-    writeFileSync(join(outDir, "schedule.json"), JSON.stringify(schedule, null, 1));
-    log(`workload and nemesis for ${o.durationS} s (${schedule.length} faults scheduled)`);
-    const running = workload.run();
-    const deadline = Date.now() + o.durationS * 1000;
-    await runSchedule(executor, schedule, history, o.seed, () => Date.now() >= deadline);
-    const left = deadline - Date.now();
-    if (left > 0) await sleep(left);
-    workload.stop();
-    await running;
-    const accepted = [...cluster.proxies.values()].reduce((n, p) => n + p.accepted, 0);
-    log(`healing and collecting the final state (peer connections through the proxies so far: ${accepted})`);
-    for (const id of cluster.ids) {
-      cluster.resume(id);
-      cluster.restart(id);
-    }
-    const final = await collectFinalState(cluster, workload, history, workload.users);
-    history.close();
-    const logs = new Map(cluster.ids.map((id) => [id, cluster.logOf(id)]));
-    const results = checkAll({ events: history.events, final, logs, guessLimit: o.guessLimit ?? 5 });
-    const summaryIn = { seed: o.seed, nodes: o.nodes, durationS: o.durationS, events: history.events, results, leaders: leadersByTerm(logs) };
-    const summary = terminalSummary(summaryIn);
-    writeFileSync(join(outDir, "report.html"), htmlReport(summaryIn));
-    writeFileSync(join(outDir, "summary.txt"), summary + "\n");
-    writeFileSync(join(outDir, "final-state.json"), JSON.stringify(final, null, 1));
-    return { faults: faultCount(history.events), violations: violationCount(results), outDir, summary };
+    o.onTarget?.(target);
+    return await runAgainst(target, { ...o, outDir, log });
   } finally {
-    await cluster.close();
+    await target.close();
     if (!o.keep) {
       for (const id of cluster.ids) {
         rmSync(join(clusterDir, `data-${id}`), { recursive: true, force: true });
@@ -93,6 +116,97 @@ export async function runChaos(o: RunOptions): Promise<RunResult> {
       rmSync(join(clusterDir, "certs"), { recursive: true, force: true });
     }
   }
+}
+
+/** Empties (or creates) a run's output directory. */
+export function prepareOutDir(outDir: string): void {
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new RunAborted(String(signal.reason ?? "aborted"));
+}
+
+/** Rejects with RunAborted when `signal` aborts; never settles otherwise. */
+function abortion(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal === undefined) return;
+    const fire = (): void => reject(new RunAborted(String(signal.reason ?? "aborted")));
+    if (signal.aborted) fire();
+    else signal.addEventListener("abort", fire, { once: true });
+  });
+}
+
+/** A sleep that ends early when `signal` aborts. */
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return sleep(ms);
+  return new Promise((res) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal!.removeEventListener("abort", done);
+      res();
+    }
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * One run against a started target, writing into `o.outDir` (which must exist and be empty).
+ * The caller closes the target. On abort: the workload is stopped and RunAborted is thrown.
+ */
+export async function runAgainst(target: ChaosTarget, o: Omit<RunOptions, "nodes"> & { outDir: string; log: (line: string) => void }): Promise<RunResult> {
+  const state: { workload?: Workload; history?: HistoryWriter } = {};
+  const body = runBody(target, o, state);
+  body.catch(() => {}); // after an abort the body may still fail against the closed target: nobody waits for it.
+  try {
+    return await Promise.race([body, abortion(o.signal)]);
+  } finally {
+    state.workload?.stop();
+    state.history?.close();
+  }
+}
+
+async function runBody(target: ChaosTarget, o: Omit<RunOptions, "nodes"> & { outDir: string; log: (line: string) => void }, state: { workload?: Workload; history?: HistoryWriter }): Promise<RunResult> {
+  const { outDir, log, signal } = o;
+  const guessLimit = o.guessLimit ?? 5;
+  const descriptor = await target.descriptor();
+  // Time 0 of the history (and of the schedule) is the start of the workload.
+  const history = (state.history = new HistoryWriter(join(outDir, "history.jsonl")));
+  const users = Array.from({ length: o.users ?? 6 }, (_, i) => `user-${i + 1}`);
+  const recoveryStarts = new Signal();
+  const workload = (state.workload = new Workload({
+    descriptor, clients: o.clients ?? 4, users, guessLimit, seed: o.seed, history, nodes: target.ids,
+    readNode: (node, user) => target.readRecord(node, user),
+    onRecoveryStart: (user) => recoveryStarts.emit(user),
+  }));
+  const executor = makeExecutor(target, recoveryStarts, signal);
+  const schedule = generateSchedule({ seed: o.seed, nodes: target.ids, durationMs: o.durationS * 1000, kinds: target.faultKinds });
+  writeFileSync(join(outDir, "schedule.json"), JSON.stringify(schedule, null, 1));
+  log(`workload and nemesis for ${o.durationS} s against ${target.name} (${schedule.length} faults scheduled; kinds: ${target.faultKinds.join(", ")})`);
+  const running = workload.run();
+  const deadline = Date.now() + o.durationS * 1000;
+  await runSchedule(executor, schedule, history, o.seed, () => Date.now() >= deadline || signal?.aborted === true);
+  const left = deadline - Date.now();
+  if (left > 0) await abortableSleep(left, signal);
+  workload.stop();
+  await running;
+  throwIfAborted(signal);
+  const note = target.progressNote?.();
+  log(`healing and collecting the final state${note ? ` (${note})` : ""}`);
+  await target.restoreAll();
+  const final = await collectFinalState(target, workload, history, workload.users);
+  history.close();
+  const logs = await target.logs();
+  const results = checkAll({ events: history.events, final, logs, guessLimit });
+  const summaryIn = { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, events: history.events, results, leaders: leadersByTerm(logs) };
+  const summary = terminalSummary(summaryIn);
+  writeFileSync(join(outDir, "report.html"), htmlReport(summaryIn));
+  writeFileSync(join(outDir, "summary.txt"), summary + "\n");
+  writeFileSync(join(outDir, "final-state.json"), JSON.stringify(final, null, 1));
+  return { faults: faultCount(history.events), violations: violationCount(results), outDir, summary };
 }
 
 /** A one-shot broadcast of recovery starts to whoever waits for one. */
@@ -114,100 +228,86 @@ class Signal {
   }
 }
 
-async function readRecord(cluster: ChaosCluster, node: number, user: string): Promise<(FinalRecord & { digest: string; appliedIndex: number }) | null> {
-  const v = cluster.vault(node);
-  try {
-    const r = await v.client.getRecordInfo({ userId: user }, { deadline: new Date(Date.now() + 1500) });
-    return { version: r.version, attemptsRemaining: r.attemptsRemaining, locked: r.locked, digest: hex(r.recordDigest), appliedIndex: Number(r.appliedIndex) };
-  } catch (err) {
-    if ((err as { code?: number }).code === grpcStatus.NOT_FOUND) return null;
-    throw err;
-  } finally {
-    v.close();
-  }
-}
-
 /** Delay after the begin is seen committed, per phase (approximate: the client's steps take a few ms each). */
 const PHASE_DELAY_MS: Record<RecoveryPhase, number> = { "after-begin": 0, "between-evaluations": 3, "before-confirm": 15 };
 
-function makeExecutor(cluster: ChaosCluster, recoveryStarts: Signal): NemesisExecutor {
+function makeExecutor(target: ChaosTarget, recoveryStarts: Signal, signal: AbortSignal | undefined): NemesisExecutor {
+  const f = target.faults;
   return {
-    nodes: cluster.ids,
-    killNode: (id) => cluster.kill(id),
-    restartNode: async (id) => cluster.restart(id),
-    pause: async (id) => cluster.pause(id),
-    resume: async (id) => cluster.resume(id),
-    partition: async (spec) => applyPartition(cluster.proxies, cluster.ids, spec),
-    setLatency: async (ms) => {
-      for (const p of cluster.proxies.values()) p.setLatency(ms);
-    },
-    resetLinks: async () => {
-      for (const p of cluster.proxies.values()) p.resetAll();
-    },
-    heal: async () => healAll(cluster.proxies),
-    leader: () => cluster.leader(),
+    nodes: target.ids,
+    killNode: (id) => f.killNode(id),
+    restartNode: (id) => f.restartNode(id),
+    pause: (id) => f.pause(id),
+    resume: (id) => f.resume(id),
+    partition: (spec) => f.partition(spec),
+    setLatency: (ms) => f.setLatency(ms),
+    resetLinks: () => f.resetLinks(),
+    heal: () => f.heal(),
+    leader: () => target.leader(),
     waitRecoveryPhase: async (phase, timeoutMs) => {
       const user = await recoveryStarts.next(timeoutMs);
       if (user === undefined) return undefined;
-      const lead = await cluster.leader();
+      const lead = await target.leader();
       if (lead === undefined) return user;
-      const before = await readRecord(cluster, lead, user).catch(() => null);
+      const before = await target.readRecord(lead, user).catch(() => null);
       if (before === null) return user;
       // The begin is committed when the leader's counter for the user moves.
       await waitFor(async () => {
-        const now = await readRecord(cluster, lead, user);
+        const now = await target.readRecord(lead, user);
         return now === null || now.attemptsRemaining !== before.attemptsRemaining || now.appliedIndex > before.appliedIndex + 50 ? true : undefined;
       }, "the recovery's begin", 3000).catch(() => undefined);
       await sleep(PHASE_DELAY_MS[phase]);
       return user;
     },
-    sleep,
+    sleep: (ms) => abortableSleep(ms, signal),
   };
 }
 
-async function collectFinalState(cluster: ChaosCluster, workload: Workload, history: HistoryWriter, users: string[]): Promise<FinalState> {
-  await cluster.waitReady(60_000);
-  await waitConverged(cluster);
+async function readFinalRecords(target: ChaosTarget, lead: number, users: readonly string[]): Promise<Record<string, FinalRecord | null>> {
   const records: Record<string, FinalRecord | null> = {};
-  const lead = await cluster.waitReady(30_000);
   for (const u of users) {
-    const r = await readRecord(cluster, lead, u);
+    const r = await target.readRecord(lead, u);
     records[u] = r === null ? null : { version: r.version, attemptsRemaining: r.attemptsRemaining, locked: r.locked };
   }
-  const finalRecoveries = await finalRecover(cluster, workload, records);
-  await waitConverged(cluster);
-  for (const u of users) {
-    const r = await readRecord(cluster, lead, u);
-    records[u] = r === null ? null : { version: r.version, attemptsRemaining: r.attemptsRemaining, locked: r.locked };
-  }
+  return records;
+}
+
+async function collectFinalState(target: ChaosTarget, workload: Workload, history: HistoryWriter, users: string[]): Promise<FinalState> {
+  await target.waitReady(60_000);
+  await waitConverged(target);
+  const lead = await target.waitReady(30_000);
+  const first = await readFinalRecords(target, lead, users);
+  const finalRecoveries = await finalRecover(await target.descriptor(), workload, first);
+  await waitConverged(target);
+  const records = await readFinalRecords(target, lead, users);
   const nodes = [];
-  for (const id of cluster.ids) {
-    const st = await cluster.status(id, 3000);
+  for (const id of target.ids) {
+    const st = await target.status(id, 3000);
     const h = createHash("sha256");
     for (const u of users) {
-      const r = await readRecord(cluster, id, u);
+      const r = await target.readRecord(id, u);
       h.update(`${u}|${r === null ? "-" : `${r.version}|${r.attemptsRemaining}|${r.locked}|${r.digest}`}\n`);
     }
-    nodes.push({ node: id, appliedIndex: Number(st.appliedIndex), digest: h.digest("hex") });
-    history.append({ type: "node-state", node: id, appliedIndex: Number(st.appliedIndex), digest: nodes.at(-1)!.digest, time: history.now() });
+    nodes.push({ node: id, appliedIndex: st.appliedIndex, digest: h.digest("hex") });
+    history.append({ type: "node-state", node: id, appliedIndex: st.appliedIndex, digest: nodes.at(-1)!.digest, time: history.now() });
   }
   return { nodes, records, finalRecoveries };
 }
 
 /** Waits until every node applied the same index (the leader's commit index). */
-async function waitConverged(cluster: ChaosCluster): Promise<void> {
+async function waitConverged(target: ChaosTarget): Promise<void> {
   await waitFor(async () => {
-    const sts = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
-    const idx = new Set(sts.map((s) => Number(s.appliedIndex)));
-    const commit = Math.max(...sts.map((s) => Number(s.commitIndex)));
+    const sts = await Promise.all(target.ids.map((id) => target.status(id)));
+    const idx = new Set(sts.map((s) => s.appliedIndex));
+    const commit = Math.max(...sts.map((s) => s.commitIndex));
     return idx.size === 1 && [...idx][0]! >= commit ? true : undefined;
   }, "all nodes to apply the same index", 60_000).catch(() => undefined);
 }
 
 /** After healing: recover every present, unlocked record with its possibly-current passwords (newest first). Recorded as process 0. */
-async function finalRecover(cluster: ChaosCluster, workload: Workload, records: Record<string, FinalRecord | null>): Promise<FinalState["finalRecoveries"]> {
+async function finalRecover(descriptor: ClusterDescriptor, workload: Workload, records: Record<string, FinalRecord | null>): Promise<FinalState["finalRecoveries"]> {
   const out: Record<string, NonNullable<FinalState["finalRecoveries"]>[string]> = {};
-  const client = new VaultClient(await cluster.descriptor(), clientOptions(() => {}));
+  const client = new VaultClient(descriptor, clientOptions(() => {}));
   try {
     for (const [user, rec] of Object.entries(records)) {
       if (rec === null || rec.locked) continue;

@@ -1,6 +1,6 @@
 import test from "ava";
 import { HistoryWriter } from "../../chaos/history.js";
-import { faultSpanMs, generateSchedule, runFault, runSchedule, seededRandom, type NemesisExecutor, type RecoveryPhase } from "../../chaos/nemesis.js";
+import { FAULT_KINDS, faultSpanMs, generateSchedule, runFault, runSchedule, seededRandom, type NemesisExecutor, type RecoveryPhase } from "../../chaos/nemesis.js";
 import type { PartitionSpec } from "../../chaos/partitions.js";
 
 test("same seed, same schedule; another seed, another schedule", (t) => {
@@ -101,4 +101,23 @@ test("a fault that cannot be injected is recorded and the schedule goes on, heal
   t.is(n, 1);
   t.true(h.events.some((e) => e.type === "nemesis" && e.fault === "nemesis-error" && e.target === "no such process"));
   t.true(ex.calls.includes("pause 2") && ex.calls.at(-1) === "heal");
+});
+
+test("a schedule restricted to some kinds contains only those, and stays deterministic", (t) => {
+  const kinds = ["kill", "kill-minority", "recovery-kill"] as const;
+  const o = { seed: "k8s", nodes: [1, 2, 3], durationMs: 600_000, kinds };
+  const s = generateSchedule(o);
+  t.true(s.length > 50);
+  t.deepEqual([...new Set(s.map((f) => f.fault.kind))].sort(), [...kinds].sort());
+  t.deepEqual(generateSchedule({ ...o }), s);
+  const withNet = generateSchedule({ ...o, kinds: [...kinds, "partition", "latency"] });
+  t.true(withNet.some((f) => f.fault.kind === "partition") && withNet.some((f) => f.fault.kind === "latency"));
+  t.false(withNet.some((f) => ["pause", "reset-links", "snapshot-kill"].includes(f.fault.kind)));
+});
+
+test("without kinds the schedule is the one of every kind; an empty or unknown kind list is refused", (t) => {
+  const o = { seed: "7", nodes: [1, 2, 3], durationMs: 120_000 };
+  t.deepEqual(generateSchedule({ ...o, kinds: FAULT_KINDS }), generateSchedule(o));
+  t.throws(() => generateSchedule({ ...o, kinds: [] }), { instanceOf: RangeError, message: /at least one fault kind/ });
+  t.throws(() => generateSchedule({ ...o, kinds: ["meteor" as never] }), { instanceOf: RangeError, message: /unknown fault kind "meteor"/ });
 });
