@@ -5,7 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ProtocolError } from "../../proto/crypto/index.js";
 import { ErrorReason, type ErrorDetailSchema } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorWithDetail } from "../../proto/rpc.js";
-import { GRPC_STATUS, type VaultError } from "../vault/index.js";
+import { GRPC_STATUS, type VaultError, type VaultReason } from "../vault/index.js";
 import { HsmError } from "../hsm/index.js";
 import { ProposalError } from "./raft-loop.js";
 
@@ -29,29 +29,41 @@ export interface LeaderHint {
   readonly self: number;
 }
 
-/** The status of a refused vault command. */
+/** The status of a refused vault command: the code from the vault's code, the reason from the vault's reason. */
 export function fromVaultError(e: VaultError): RpcFailure {
-  const detail: Detail = { reason: vaultReason(e), ...(e.attemptsRemaining === undefined ? {} : { attemptsRemaining: e.attemptsRemaining }) };
+  const detail: Detail = { reason: vaultReason(e.reason), ...(e.attemptsRemaining === undefined ? {} : { attemptsRemaining: e.attemptsRemaining }) };
   return new RpcFailure(GRPC_STATUS[e.code], e.message, detail);
 }
 
-function vaultReason(e: VaultError): ErrorReason {
-  switch (e.code) {
+/**
+ * The ErrorReason of each vault refusal reason: a total switch (a new
+ * VaultReason does not compile until it is mapped). Where status.proto has
+ * no exact value, the nearest one (the status code tells them apart).
+ */
+export function vaultReason(reason: VaultReason): ErrorReason {
+  switch (reason) {
     case "INVALID_ARGUMENT":
-      return e.message.includes("request id") ? ErrorReason.REQUEST_ID_REUSED : ErrorReason.INVALID_ARGUMENT;
-    case "NOT_FOUND":
+      return ErrorReason.INVALID_ARGUMENT;
+    case "REQUEST_ID_REUSED":
+      return ErrorReason.REQUEST_ID_REUSED;
+    case "RECORD_NOT_FOUND":
       return ErrorReason.RECORD_NOT_FOUND;
-    case "PERMISSION_DENIED":
-      return ErrorReason.BAD_SIGNATURE;
-    case "RESOURCE_EXHAUSTED":
-      return ErrorReason.RECORD_LOCKED;
-    case "FAILED_PRECONDITION":
-      // "is not pending" first: its message also mentions "locked" among the causes
-      // (chaos seeds smoke1/five1: a healthy record was reported destroyed).
-      if (e.message.includes("is not pending")) return ErrorReason.ATTEMPT_NOT_FOUND;
-      if (e.message.includes("is locked")) return ErrorReason.RECORD_LOCKED;
+    case "RECORD_EXISTS":
+      // No RECORD_EXISTS in status.proto: version 1 is not current + 1 (status ALREADY_EXISTS).
       return ErrorReason.VERSION_MISMATCH;
-    case "ALREADY_EXISTS":
+    case "RECORD_LOCKED":
+    case "GUESS_LIMIT_REACHED":
+      return ErrorReason.RECORD_LOCKED;
+    case "VERSION_MISMATCH":
+      return ErrorReason.VERSION_MISMATCH;
+    case "ATTEMPT_NOT_FOUND":
+      return ErrorReason.ATTEMPT_NOT_FOUND;
+    case "BAD_SIGNATURE":
+      return ErrorReason.BAD_SIGNATURE;
+    case "NODE_ID_TAKEN":
+      // No NODE_ID_TAKEN in status.proto: node ids are cluster membership.
+      return ErrorReason.MEMBERSHIP;
+    case "UNRECORDED":
       return ErrorReason.UNSPECIFIED;
   }
 }

@@ -48,7 +48,7 @@ export class RequestTable {
     const e = this.entries.get(key(requestId));
     if (e === undefined) return undefined;
     if (!equalBytes(e.fingerprint, print)) {
-      return vaultError("INVALID_ARGUMENT", "this request id was already used for a different request: a retry must resend the same request, a new request needs a new id");
+      return vaultError("REQUEST_ID_REUSED", "this request id was already used for a different request: a retry must resend the same request, a new request needs a new id");
     }
     return decodeResult(e.outcome);
   }

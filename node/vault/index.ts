@@ -15,7 +15,20 @@ export {
   validateAnnouncement,
   validateCommand,
 } from "./commands.js";
-export { type VaultCode, type VaultError, type VaultResult, GRPC_STATUS, decodeResult, encodeResult, vaultError } from "./result.js";
+export {
+  type RefusalReason,
+  type VaultCode,
+  type VaultError,
+  type VaultReason,
+  type VaultResult,
+  GRPC_STATUS,
+  REASON_CODE,
+  REFUSAL_REASONS,
+  VAULT_REASONS,
+  decodeResult,
+  encodeResult,
+  vaultError,
+} from "./result.js";
 export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
 export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
 export { SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC } from "./snapshot.js";

@@ -30,10 +30,10 @@ export function verifyAnnouncement(clusterId: string, n: NodeAnnouncement): bool
  */
 export function announce(clusterId: string, cur: NodeAnnouncement | undefined, n: NodeAnnouncement): { result: VaultResult; next?: NodeAnnouncement } {
   if (!verifyAnnouncement(clusterId, n)) {
-    return { result: vaultError("PERMISSION_DENIED", `the announcement of node ${n.nodeId} is not signed by its identity key`) };
+    return { result: vaultError("BAD_SIGNATURE", `the announcement of node ${n.nodeId} is not signed by its identity key`) };
   }
   if (cur !== undefined && !(equalBytes(cur.agreementPublicKey, n.agreementPublicKey) && equalBytes(cur.identityPublicKey, n.identityPublicKey))) {
-    return { result: vaultError("PERMISSION_DENIED", `node ${n.nodeId} is already announced with other keys: node ids are permanent, a new token needs a new node id`) };
+    return { result: vaultError("NODE_ID_TAKEN", `node ${n.nodeId} is already announced with other keys: node ids are permanent, a new token needs a new node id`) };
   }
   const copy: NodeAnnouncement = {
     nodeId: n.nodeId,

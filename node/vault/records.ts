@@ -15,7 +15,7 @@ import {
   verifyOverwrite,
 } from "../../proto/crypto/index.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { type VaultError, type VaultResult, vaultError } from "./result.js";
+import { type RefusalReason, type VaultError, type VaultResult, vaultError } from "./result.js";
 import { VaultInvariantError } from "./errors.js";
 
 export interface PendingAttempt {
@@ -59,17 +59,17 @@ export function freshRecord(record: RegistrationRecord): StoredRecord {
 export function register(clusterId: string, cur: StoredRecord | undefined, record: RegistrationRecord, ownerSignature: Uint8Array): Transition {
   const user = record.user;
   if (record.version === 1) {
-    if (cur !== undefined) return refuse("ALREADY_EXISTS", `user ${quote(user)} already has a record (version ${cur.record.version}); an overwrite needs version ${cur.record.version + 1} and an owner signature`, cur);
+    if (cur !== undefined) return refuse("RECORD_EXISTS", `user ${quote(user)} already has a record (version ${cur.record.version}); an overwrite needs version ${cur.record.version + 1} and an owner signature`, cur);
     return registered(freshRecord(record));
   }
-  if (cur === undefined) return refuse("NOT_FOUND", `user ${quote(user)} has no record to overwrite`);
+  if (cur === undefined) return refuse("RECORD_NOT_FOUND", `user ${quote(user)} has no record to overwrite`);
   if (record.version !== cur.record.version + 1) {
-    return refuse("FAILED_PRECONDITION", `an overwrite of version ${cur.record.version} must have version ${cur.record.version + 1} (got ${record.version})`, cur);
+    return refuse("VERSION_MISMATCH", `an overwrite of version ${cur.record.version} must have version ${cur.record.version + 1} (got ${record.version})`, cur);
   }
   const next = freshRecord(record);
   const ref = { clusterId, user, version: cur.record.version };
   if (!verifyOverwrite(cur.record.resetPublicKey, ref, next.digest, ownerSignature)) {
-    return refuse("PERMISSION_DENIED", `the owner signature does not verify with the reset key of version ${cur.record.version}`, cur);
+    return refuse("BAD_SIGNATURE", `the owner signature does not verify with the reset key of version ${cur.record.version}`, cur);
   }
   return registered(next);
 }
@@ -81,11 +81,11 @@ function registered(next: StoredRecord): Transition {
 
 /** BeginRecovery applied at log index `attemptId` (DESIGN §5 recovery step 1). */
 export function begin(cur: StoredRecord | undefined, user: string, attemptId: number, blinded: Uint8Array): Transition {
-  if (cur === undefined) return refuse("NOT_FOUND", `user ${quote(user)} has no record`);
-  if (cur.locked) return refuse("FAILED_PRECONDITION", `the record of ${quote(user)} is locked: its guess limit was reached and its shares are destroyed`, cur);
+  if (cur === undefined) return refuse("RECORD_NOT_FOUND", `user ${quote(user)} has no record`);
+  if (cur.locked) return refuse("RECORD_LOCKED", `the record of ${quote(user)} is locked: its guess limit was reached and its shares are destroyed`, cur);
   if (cur.attempts >= cur.record.guessLimit) {
     const next = lockRecord(cur);
-    const result = vaultError("RESOURCE_EXHAUSTED", `the guess limit (${cur.record.guessLimit}) of ${quote(user)} is reached: its shares are now destroyed`, 0);
+    const result = vaultError("GUESS_LIMIT_REACHED", `the guess limit (${cur.record.guessLimit}) of ${quote(user)} is reached: its shares are now destroyed`, 0);
     return { result, next };
   }
   const next: StoredRecord = { ...cur, attempts: cur.attempts + 1, pending: [...cur.pending, { attemptId, blinded }] };
@@ -103,10 +103,10 @@ export function confirm(clusterId: string, cur: StoredRecord | undefined, user: 
   const s = currentVersion(cur, user, version, "confirm");
   if ("ok" in s) return { result: s };
   if (!s.pending.some((p) => p.attemptId === attemptId)) {
-    return refuse("FAILED_PRECONDITION", `attempt ${attemptId} is not pending for ${quote(user)} (never begun, already confirmed, superseded or locked)`, s);
+    return refuse("ATTEMPT_NOT_FOUND", `attempt ${attemptId} is not pending for ${quote(user)} (never begun, already confirmed, superseded or locked)`, s);
   }
   if (!verifyConfirm(s.record.resetPublicKey, { clusterId, user, version }, attemptId, signature)) {
-    return refuse("PERMISSION_DENIED", `the confirmation signature does not verify with the reset key of version ${version}`, s);
+    return refuse("BAD_SIGNATURE", `the confirmation signature does not verify with the reset key of version ${version}`, s);
   }
   const next: StoredRecord = { ...s, attempts: 0, pending: [] };
   return { result: { ok: true, kind: "confirm", attemptsRemaining: remaining(next) }, next };
@@ -117,22 +117,22 @@ export function remove(clusterId: string, cur: StoredRecord | undefined, user: s
   const s = currentVersion(cur, user, version, "delete");
   if ("ok" in s) return { result: s };
   if (!verifyDelete(s.record.resetPublicKey, { clusterId, user, version }, signature)) {
-    return refuse("PERMISSION_DENIED", `the delete signature does not verify with the reset key of version ${version}`, s);
+    return refuse("BAD_SIGNATURE", `the delete signature does not verify with the reset key of version ${version}`, s);
   }
   return { result: { ok: true, kind: "delete" }, next: null };
 }
 
 /** The record if it exists at exactly this version, else the refusal. */
 function currentVersion(cur: StoredRecord | undefined, user: string, version: number, what: string): StoredRecord | VaultError {
-  if (cur === undefined) return vaultError("NOT_FOUND", `user ${quote(user)} has no record`);
+  if (cur === undefined) return vaultError("RECORD_NOT_FOUND", `user ${quote(user)} has no record`);
   if (cur.record.version !== version) {
-    return vaultError("FAILED_PRECONDITION", `cannot ${what} version ${version}: the record of ${quote(user)} is at version ${cur.record.version}`, remaining(cur));
+    return vaultError("VERSION_MISMATCH", `cannot ${what} version ${version}: the record of ${quote(user)} is at version ${cur.record.version}`, remaining(cur));
   }
   return cur;
 }
 
-function refuse(code: VaultError["code"], message: string, cur?: StoredRecord): Transition {
-  return { result: vaultError(code, message, cur === undefined ? undefined : remaining(cur)) };
+function refuse(reason: RefusalReason, message: string, cur?: StoredRecord): Transition {
+  return { result: vaultError(reason, message, cur === undefined ? undefined : remaining(cur)) };
 }
 
 /** User ids in messages: quoted and bounded (they are 1-256 bytes, never secrets). */

@@ -4,9 +4,9 @@ import test from "ava";
 import { status } from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
-import { VaultStateMachine, vaultError } from "../../node/vault/index.js";
+import { GRPC_STATUS, REASON_CODE, VAULT_REASONS, type VaultReason, VaultStateMachine, decodeResult, vaultError } from "../../node/vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "../../node/server/snapshot-data.js";
-import { fromProposalError, fromVaultError, toServiceError } from "../../node/server/errors.js";
+import { fromProposalError, fromVaultError, toServiceError, vaultReason } from "../../node/server/errors.js";
 import { ProposalError } from "../../node/server/raft-loop.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { InvalidArgumentError } from "../../proto/crypto/index.js";
@@ -26,16 +26,18 @@ test("the server snapshot round-trips peers and vault bytes, and refuses damage"
   t.throws(() => decodeServerSnapshot(enc.subarray(0, 12)), { message: /truncated/ });
 });
 
-test("vault refusals map to canonical statuses with reasons and attempts remaining", (t) => {
+test("vault refusals map to canonical statuses, with the vault's reason and attempts remaining", (t) => {
   const cases: Array<[ReturnType<typeof vaultError>, number, ErrorReason]> = [
-    [vaultError("NOT_FOUND", "user \"u\" has no record"), status.NOT_FOUND, ErrorReason.RECORD_NOT_FOUND],
-    [vaultError("FAILED_PRECONDITION", "the record of \"u\" is locked: ...", 0), status.FAILED_PRECONDITION, ErrorReason.RECORD_LOCKED],
-    // The vault's exact wording, which also names "locked" among the causes (chaos seeds smoke1/five1).
-    [vaultError("FAILED_PRECONDITION", "attempt 5 is not pending for \"u\" (never begun, already confirmed, superseded or locked)", 3), status.FAILED_PRECONDITION, ErrorReason.ATTEMPT_NOT_FOUND],
-    [vaultError("FAILED_PRECONDITION", "cannot confirm version 2: the record is at version 1", 3), status.FAILED_PRECONDITION, ErrorReason.VERSION_MISMATCH],
-    [vaultError("PERMISSION_DENIED", "the signature does not verify", 4), status.PERMISSION_DENIED, ErrorReason.BAD_SIGNATURE],
-    [vaultError("RESOURCE_EXHAUSTED", "the guess limit is reached", 0), status.RESOURCE_EXHAUSTED, ErrorReason.RECORD_LOCKED],
-    [vaultError("INVALID_ARGUMENT", "this request id was already used for a different request"), status.INVALID_ARGUMENT, ErrorReason.REQUEST_ID_REUSED],
+    [vaultError("RECORD_NOT_FOUND", "user \"u\" has no record"), status.NOT_FOUND, ErrorReason.RECORD_NOT_FOUND],
+    [vaultError("RECORD_LOCKED", "the record of \"u\" is locked: ...", 0), status.FAILED_PRECONDITION, ErrorReason.RECORD_LOCKED],
+    // The vault's wording names "locked" among the causes (chaos seeds smoke1/five1): the reason decides, not the text.
+    [vaultError("ATTEMPT_NOT_FOUND", "attempt 5 is not pending for \"u\" (never begun, already confirmed, superseded or locked)", 3), status.FAILED_PRECONDITION, ErrorReason.ATTEMPT_NOT_FOUND],
+    [vaultError("VERSION_MISMATCH", "the record is locked, not pending, request id", 3), status.FAILED_PRECONDITION, ErrorReason.VERSION_MISMATCH],
+    [vaultError("BAD_SIGNATURE", "the signature does not verify", 4), status.PERMISSION_DENIED, ErrorReason.BAD_SIGNATURE],
+    [vaultError("GUESS_LIMIT_REACHED", "the guess limit is reached", 0), status.RESOURCE_EXHAUSTED, ErrorReason.RECORD_LOCKED],
+    [vaultError("REQUEST_ID_REUSED", "this request id was already used for a different request"), status.INVALID_ARGUMENT, ErrorReason.REQUEST_ID_REUSED],
+    [vaultError("INVALID_ARGUMENT", "a request id of 3 bytes"), status.INVALID_ARGUMENT, ErrorReason.INVALID_ARGUMENT],
+    [vaultError("RECORD_EXISTS", "user \"u\" already has a record", 10), status.ALREADY_EXISTS, ErrorReason.VERSION_MISMATCH],
   ];
   for (const [e, code, reason] of cases) {
     const f = fromVaultError(e);
@@ -44,6 +46,38 @@ test("vault refusals map to canonical statuses with reasons and attempts remaini
     t.is(f.detail?.attemptsRemaining, e.attemptsRemaining);
     t.is(f.message, e.message);
   }
+});
+
+test("every vault reason maps to its ErrorReason (the mapping is total; the message text plays no part)", (t) => {
+  const expected: Record<VaultReason, ErrorReason> = {
+    INVALID_ARGUMENT: ErrorReason.INVALID_ARGUMENT,
+    REQUEST_ID_REUSED: ErrorReason.REQUEST_ID_REUSED,
+    RECORD_NOT_FOUND: ErrorReason.RECORD_NOT_FOUND,
+    RECORD_EXISTS: ErrorReason.VERSION_MISMATCH, // status.proto has no RECORD_EXISTS
+    RECORD_LOCKED: ErrorReason.RECORD_LOCKED,
+    GUESS_LIMIT_REACHED: ErrorReason.RECORD_LOCKED,
+    VERSION_MISMATCH: ErrorReason.VERSION_MISMATCH,
+    ATTEMPT_NOT_FOUND: ErrorReason.ATTEMPT_NOT_FOUND,
+    BAD_SIGNATURE: ErrorReason.BAD_SIGNATURE,
+    NODE_ID_TAKEN: ErrorReason.MEMBERSHIP, // status.proto has no NODE_ID_TAKEN
+    UNRECORDED: ErrorReason.UNSPECIFIED,
+  };
+  t.deepEqual([...VAULT_REASONS].sort(), Object.keys(expected).sort());
+  for (const reason of VAULT_REASONS) {
+    t.is(vaultReason(reason), expected[reason], reason);
+    if (reason === "UNRECORDED") continue;
+    const f = fromVaultError(vaultError(reason, "any text"));
+    t.is(f.detail?.reason, expected[reason], reason);
+    t.is(f.code, GRPC_STATUS[REASON_CODE[reason]], reason);
+  }
+  // A format-1 refusal (stored before reasons were recorded) whose code does not determine the reason.
+  const old = decodeResult(Uint8Array.of(0x80, 3, 0, 1, 0x78, 1, 0, 2));
+  if (old.ok) return t.fail("a refusal");
+  t.is(old.reason, "UNRECORDED");
+  const f = fromVaultError(old);
+  t.is(f.code, status.FAILED_PRECONDITION);
+  t.is(f.detail?.reason, ErrorReason.UNSPECIFIED);
+  t.is(f.detail?.attemptsRemaining, 2);
 });
 
 test("an unfinished proposal is UNAVAILABLE and names the leader's address when known", (t) => {

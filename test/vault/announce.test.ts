@@ -29,7 +29,7 @@ test("the first announcement of an id wins: other keys are refused, the same key
   const h = new Harness();
   expectOk(t, announce(h, announcement(n1)).result, "announce");
   const twin = VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot());
-  expectError(t, announce(h, announcement(n1Other)).result, "PERMISSION_DENIED");
+  expectError(t, announce(h, announcement(n1Other)).result, "PERMISSION_DENIED", "NODE_ID_TAKEN");
   twin.skip(h.index);
   t.is(hex(h.sm.digest()), hex(twin.digest()), "the refused announcement changed nothing but the index");
   t.is(hex(h.sm.nodes()[0]?.identityPublicKey ?? new Uint8Array()), hex(n1.identityPublicKey));
@@ -42,10 +42,10 @@ test("the first announcement of an id wins: other keys are refused, the same key
 test("an announcement not signed by its own identity key is refused and changes nothing", (t) => {
   const h = new Harness();
   const before = hex(h.sm.contentDigest());
-  expectError(t, announce(h, announcement(n1, "127.0.0.1:7001", n2.identityPrivateKey)).result, "PERMISSION_DENIED");
+  expectError(t, announce(h, announcement(n1, "127.0.0.1:7001", n2.identityPrivateKey)).result, "PERMISSION_DENIED", "BAD_SIGNATURE");
   const good = announcement(n1);
-  expectError(t, announce(h, { ...good, clientAddress: "127.0.0.1:9999" }).result, "PERMISSION_DENIED");
-  expectError(t, announce(h, { ...good, agreementPublicKey: n2.agreementPublicKey }).result, "PERMISSION_DENIED");
+  expectError(t, announce(h, { ...good, clientAddress: "127.0.0.1:9999" }).result, "PERMISSION_DENIED", "BAD_SIGNATURE");
+  expectError(t, announce(h, { ...good, agreementPublicKey: n2.agreementPublicKey }).result, "PERMISSION_DENIED", "BAD_SIGNATURE");
   t.is(hex(h.sm.contentDigest()), before);
   t.deepEqual(h.sm.nodes(), []);
 });

@@ -9,7 +9,7 @@ import {
   encodePoint,
   encodeRecord,
 } from "../../proto/crypto/index.js";
-import { type Command, COMMAND_MAGIC, VaultStateMachine, decodeCommand, encodeCommand, parseEnvelope } from "../../node/vault/index.js";
+import { type Command, COMMAND_MAGIC, type VaultReason, VaultStateMachine, decodeCommand, encodeCommand, parseEnvelope } from "../../node/vault/index.js";
 import {
   CLUSTER,
   Harness,
@@ -148,12 +148,12 @@ test("decodeCommand refuses every truncation, trailing bytes, bad magic, unknown
   }
 });
 
-/** Applies raw bytes and checks: INVALID_ARGUMENT, and no change beyond the request-id table. */
-function assertRefused(t: import("ava").ExecutionContext, h: Harness, bytes: Uint8Array, what: string, voters?: readonly number[], why?: RegExp) {
+/** Applies raw bytes and checks: INVALID_ARGUMENT (with `reason`), and no change beyond the request-id table. */
+function assertRefused(t: import("ava").ExecutionContext, h: Harness, bytes: Uint8Array, what: string, voters?: readonly number[], why?: RegExp, reason: VaultReason = "INVALID_ARGUMENT") {
   const before = hex(h.sm.contentDigest());
   const twin = VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot());
   const out = h.apply(bytes, voters);
-  expectError(t, out.result, "INVALID_ARGUMENT");
+  expectError(t, out.result, "INVALID_ARGUMENT", reason);
   if (why !== undefined) t.regex(out.result.ok ? "" : out.result.message, why, what);
   t.is(hex(h.sm.contentDigest()), before, `${what}: content unchanged`);
   if (out.requestId === null) {
@@ -185,7 +185,10 @@ test("every invalid field is refused on apply with INVALID_ARGUMENT and changes 
   assertRefused(t, h, frame(4, newRequestId(), str("alice"), new Writer().u32(1).bytes(), conf.signature.subarray(0, 63)), "short signature");
   assertRefused(t, h, frame(9, newRequestId()), "unknown command kind", undefined, /unknown vault command kind 9/);
   const good = encodeCommand(beginCmd("alice"));
-  for (const len of [1, 4, 5, 6, 10, 22, 30, good.length - 1]) assertRefused(t, h, good.subarray(0, len), `truncated to ${len}`);
+  // From 22 bytes on the truncations carry the same request id: the first is remembered, the others reuse it.
+  for (const len of [1, 4, 5, 6, 10, 22, 30, good.length - 1]) {
+    assertRefused(t, h, good.subarray(0, len), `truncated to ${len}`, undefined, undefined, len > 22 ? "REQUEST_ID_REUSED" : "INVALID_ARGUMENT");
+  }
   let seed = 7;
   for (let i = 0; i < 20; i++) {
     const junk = new Uint8Array(1 + (i * 37) % 200).map(() => (seed = (seed * 1103515245 + 12345) % 2147483648) & 0xff);
@@ -218,9 +221,9 @@ test("a retried begin that hit the limit answers RESOURCE_EXHAUSTED again and ch
   h.result(registerCmd(one));
   h.result(beginCmd("olga"));
   const over = beginCmd("olga");
-  expectError(t, h.result(over), "RESOURCE_EXHAUSTED");
+  expectError(t, h.result(over), "RESOURCE_EXHAUSTED", "GUESS_LIMIT_REACHED");
   const locked = hex(h.sm.contentDigest());
-  expectError(t, h.result(over), "RESOURCE_EXHAUSTED");
+  expectError(t, h.result(over), "RESOURCE_EXHAUSTED", "GUESS_LIMIT_REACHED");
   t.is(hex(h.sm.contentDigest()), locked);
   t.true(h.sm.getRecord("olga")?.locked);
 });

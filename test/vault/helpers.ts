@@ -13,7 +13,7 @@ import {
   signDelete,
   signMessage,
 } from "../../proto/crypto/index.js";
-import { type ApplyOutcome, type Command, type NodeAnnouncement, type VaultCode, type VaultResult, VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
+import { type ApplyOutcome, type Command, type NodeAnnouncement, type VaultCode, type VaultReason, type VaultResult, VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
 
 export const CLUSTER = "vault-test";
 export const VOTERS: readonly number[] = [1, 2, 3];
@@ -126,9 +126,10 @@ export function expectOk<K extends Extract<VaultResult, { ok: true }>["kind"]>(t
   return r as Extract<VaultResult, { kind: K }>;
 }
 
-export function expectError(t: ExecutionContext, r: VaultResult, code: VaultCode): void {
-  if (r.ok) t.fail(`expected ${code}, got ok ${r.kind}`);
-  else t.is(r.code, code, r.message);
+/** A refusal with this code and this reason (the reason is what consumers switch on). */
+export function expectError(t: ExecutionContext, r: VaultResult, code: VaultCode, reason: VaultReason): void {
+  if (r.ok) t.fail(`expected ${code} ${reason}, got ok ${r.kind}`);
+  else t.deepEqual([r.code, r.reason], [code, reason], r.message);
 }
 
 export function hex(b: Uint8Array): string {

@@ -73,7 +73,7 @@ test("wrong attempts count down; at the limit the next begin wipes the shares an
   // The last attempt can still be evaluated: the limit is reached, not passed.
   t.truthy(h.sm.pendingAttempt("alice", ids[2] ?? 0));
   const over = h.result(beginCmd("alice"));
-  expectError(t, over, "RESOURCE_EXHAUSTED");
+  expectError(t, over, "RESOURCE_EXHAUSTED", "GUESS_LIMIT_REACHED");
   t.is(over.ok ? -1 : over.attemptsRemaining, 0);
   const view = h.sm.getRecord("alice");
   t.true(view?.locked);
@@ -87,9 +87,9 @@ test("wrong attempts count down; at the limit the next begin wipes the shares an
   // Nothing brings it back: neither a begin nor a validly signed confirm of an old attempt.
   const locked = hex(h.sm.contentDigest());
   const again = h.result(beginCmd("alice"));
-  expectError(t, again, "FAILED_PRECONDITION");
+  expectError(t, again, "FAILED_PRECONDITION", "RECORD_LOCKED");
   t.is(again.ok ? -1 : again.attemptsRemaining, 0);
-  for (const id of ids) expectError(t, h.result(confirmCmd(alice, id)), "FAILED_PRECONDITION");
+  for (const id of ids) expectError(t, h.result(confirmCmd(alice, id)), "FAILED_PRECONDITION", "ATTEMPT_NOT_FOUND");
   t.is(hex(h.sm.contentDigest()), locked);
   t.true(h.sm.getRecord("alice")?.locked);
 });
@@ -114,12 +114,12 @@ test("a confirmation is refused and changes nothing: bad signature, unknown atte
   const b = expectOk(t, h.result(beginCmd("alice")), "begin");
   const before = hex(h.sm.contentDigest());
   const other = register("alice", { guessLimit: 3 }); // same user, another reset key
-  expectError(t, h.result(confirmCmd(alice, b.attemptId, { key: other.resetPrivateKey })), "PERMISSION_DENIED");
+  expectError(t, h.result(confirmCmd(alice, b.attemptId, { key: other.resetPrivateKey })), "PERMISSION_DENIED", "BAD_SIGNATURE");
   const sigForOther = confirmCmd(alice, b.attemptId + 1); // valid signature, attempt id not pending
-  expectError(t, h.result({ ...sigForOther, attemptId: b.attemptId }), "PERMISSION_DENIED");
-  expectError(t, h.result(confirmCmd(alice, b.attemptId + 100)), "FAILED_PRECONDITION");
-  expectError(t, h.result(confirmCmd(alice, b.attemptId, { version: 2 })), "FAILED_PRECONDITION");
-  expectError(t, h.result({ ...confirmCmd(alice, b.attemptId), user: "bob" }), "NOT_FOUND");
+  expectError(t, h.result({ ...sigForOther, attemptId: b.attemptId }), "PERMISSION_DENIED", "BAD_SIGNATURE");
+  expectError(t, h.result(confirmCmd(alice, b.attemptId + 100)), "FAILED_PRECONDITION", "ATTEMPT_NOT_FOUND");
+  expectError(t, h.result(confirmCmd(alice, b.attemptId, { version: 2 })), "FAILED_PRECONDITION", "VERSION_MISMATCH");
+  expectError(t, h.result({ ...confirmCmd(alice, b.attemptId), user: "bob" }), "NOT_FOUND", "RECORD_NOT_FOUND");
   t.is(hex(h.sm.contentDigest()), before);
   t.is(attemptsOf(h), 1);
   t.truthy(h.sm.pendingAttempt("alice", b.attemptId));
@@ -155,9 +155,9 @@ test("a replayed request id counts once and returns the same attempt id", (t) =>
 test("a refused command's outcome is remembered too", (t) => {
   const h = new Harness();
   const cmd = beginCmd("alice");
-  expectError(t, h.result(cmd), "NOT_FOUND");
+  expectError(t, h.result(cmd), "NOT_FOUND", "RECORD_NOT_FOUND");
   h.result(registerCmd(alice));
-  expectError(t, h.result(cmd), "NOT_FOUND");
+  expectError(t, h.result(cmd), "NOT_FOUND", "RECORD_NOT_FOUND");
   t.is(attemptsOf(h), 0);
 });
 
@@ -167,7 +167,7 @@ test("a request id reused for a different request is refused and changes nothing
   expectOk(t, h.result(beginCmd("alice", blindedPoint(1), id)), "begin");
   const before = hex(h.sm.contentDigest());
   const r = h.result(beginCmd("alice", blindedPoint(2), id));
-  expectError(t, r, "INVALID_ARGUMENT");
+  expectError(t, r, "INVALID_ARGUMENT", "REQUEST_ID_REUSED");
   t.is(hex(h.sm.contentDigest()), before);
   t.is(attemptsOf(h), 1);
 });
@@ -203,21 +203,21 @@ test("overwrite is refused with a bad signature, a skipped version, or no record
   h.result(beginCmd("alice"));
   const before = hex(h.sm.contentDigest());
   const stranger = register("alice", { version: 2, previous: register("alice"), guessLimit: 5 });
-  expectError(t, h.result(registerCmd(stranger)), "PERMISSION_DENIED");
+  expectError(t, h.result(registerCmd(stranger)), "PERMISSION_DENIED", "BAD_SIGNATURE");
   const v3 = register("alice", { version: 3, previous: alice });
-  expectError(t, h.result(registerCmd(v3)), "FAILED_PRECONDITION");
-  expectError(t, h.result(registerCmd(register("alice"))), "ALREADY_EXISTS");
+  expectError(t, h.result(registerCmd(v3)), "FAILED_PRECONDITION", "VERSION_MISMATCH");
+  expectError(t, h.result(registerCmd(register("alice"))), "ALREADY_EXISTS", "RECORD_EXISTS");
   t.is(hex(h.sm.contentDigest()), before);
   t.is(attemptsOf(h), 1);
   const bob2 = register("bob", { version: 2, previous: register("bob") });
-  expectError(t, h.result(registerCmd(bob2)), "NOT_FOUND");
+  expectError(t, h.result(registerCmd(bob2)), "NOT_FOUND", "RECORD_NOT_FOUND");
 });
 
 test("an owner may overwrite a locked record; the old shares stay gone", (t) => {
   const carol = register("carol", { guessLimit: 1 });
   const h2 = withAlice(carol);
   h2.result(beginCmd("carol"));
-  expectError(t, h2.result(beginCmd("carol")), "RESOURCE_EXHAUSTED");
+  expectError(t, h2.result(beginCmd("carol")), "RESOURCE_EXHAUSTED", "GUESS_LIMIT_REACHED");
   const v2 = register("carol", { version: 2, previous: carol, guessLimit: 4 });
   expectOk(t, h2.result(registerCmd(v2)), "register");
   const view = h2.sm.getRecord("carol");
@@ -229,13 +229,13 @@ test("an owner may overwrite a locked record; the old shares stay gone", (t) => 
 test("delete needs the reset key's signature over the current version", (t) => {
   const h = withAlice();
   const before = hex(h.sm.contentDigest());
-  expectError(t, h.result(deleteCmd(alice, { key: 999n })), "PERMISSION_DENIED");
-  expectError(t, h.result(deleteCmd(alice, { version: 2 })), "FAILED_PRECONDITION");
+  expectError(t, h.result(deleteCmd(alice, { key: 999n })), "PERMISSION_DENIED", "BAD_SIGNATURE");
+  expectError(t, h.result(deleteCmd(alice, { version: 2 })), "FAILED_PRECONDITION", "VERSION_MISMATCH");
   t.is(hex(h.sm.contentDigest()), before);
   expectOk(t, h.result(deleteCmd(alice)), "delete");
   t.is(h.sm.getRecord("alice"), undefined);
-  expectError(t, h.result(deleteCmd(alice)), "NOT_FOUND");
-  expectError(t, h.result(beginCmd("alice")), "NOT_FOUND");
+  expectError(t, h.result(deleteCmd(alice)), "NOT_FOUND", "RECORD_NOT_FOUND");
+  expectError(t, h.result(beginCmd("alice")), "NOT_FOUND", "RECORD_NOT_FOUND");
   // The user may register again from scratch.
   expectOk(t, h.result(registerCmd(register("alice"))), "register");
 });
@@ -247,7 +247,7 @@ test("attempt ids are log indexes: a confirmation signed for one attempt does no
   t.not(b1.attemptId, b2.attemptId);
   const sig = signConfirm(alice.resetPrivateKey, { clusterId: "another-cluster", user: "alice", version: 1 }, b1.attemptId);
   const cmd = confirmCmd(alice, b1.attemptId);
-  expectError(t, h.result({ ...cmd, requestId: newRequestId(), signature: sig }), "PERMISSION_DENIED");
+  expectError(t, h.result({ ...cmd, requestId: newRequestId(), signature: sig }), "PERMISSION_DENIED", "BAD_SIGNATURE");
   expectOk(t, h.result(confirmCmd(alice, b1.attemptId)), "confirm");
 });
 
