@@ -71,6 +71,7 @@ export class ChaosCluster {
   readonly proxies = new Map<LinkKey, LinkProxy>();
   readonly clusterId: string;
   private readonly channels: grpc.Client[] = [];
+  private closed = false;
 
   private constructor(readonly opts: ChaosClusterOptions) {
     this.clusterId = opts.clusterId ?? "chaos-cluster";
@@ -128,6 +129,7 @@ export class ChaosCluster {
   }
 
   private spawn(n: ChaosNode): void {
+    if (this.closed) return; // a nemesis step still running after close() must not start a node again
     const fd = openSync(n.logFile, "a");
     const env = { ...process.env };
     delete env.BKV_HSM_PIN;
@@ -267,6 +269,7 @@ export class ChaosCluster {
 
   /** Stops everything this cluster started: nodes (SIGTERM, then SIGKILL), proxies, channels. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const c of this.channels) c.close();
     await Promise.all(this.nodes.map(async (n) => {
       const proc = n.proc;

@@ -142,7 +142,11 @@ export class LogFollower {
         continue;
       }
       const since = st.uid === lastUid && lastEnd !== undefined ? new Date(lastEnd.getTime() - 2000) : undefined;
-      await this.followOnce(since);
+      try {
+        await this.followOnce(since);
+      } catch {
+        await sleep(1000); // kubectl could not start (or is closed): try again unless stopped
+      }
       lastUid = st.uid;
       lastEnd = new Date();
       if (!this.stopped) await sleep(500);

@@ -29,6 +29,8 @@ const UNREACHABLE = /Unable to connect to the server|connection refused|no such 
 
 export class Kubectl {
   private readonly children = new Set<ChildProcess>();
+  /** After close(): nothing new is started (a nemesis step still running after an abort). */
+  private closed = false;
 
   constructor(readonly o: KubectlOptions) {}
 
@@ -49,6 +51,7 @@ export class Kubectl {
   /** Runs one command to completion; resolves with stdout, rejects with a KubectlError naming the command. */
   run(args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
     const full = this.args(args);
+    if (this.closed) return Promise.reject(new KubectlError(`kubectl is closed: \`${this.show(args)}\` not run`));
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       try {
@@ -83,6 +86,7 @@ export class Kubectl {
 
   /** Starts a long-running command (port-forward, logs -f); stopped by stop(), close() or killAllSync(). */
   spawnLong(args: readonly string[]): ChildProcess {
+    if (this.closed) throw new KubectlError(`kubectl is closed: \`${this.show(args)}\` not started`);
     const child = spawn(this.bin, this.args(args), { stdio: ["ignore", "pipe", "pipe"] });
     this.children.add(child);
     child.once("exit", () => this.children.delete(child));
@@ -106,6 +110,7 @@ export class Kubectl {
 
   /** Stops every child this instance started. */
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.children].map((c) => this.stop(c)));
   }
 

@@ -1,5 +1,10 @@
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
 import test from "ava";
 import { parseArgs } from "../../chaos/cli.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
 
 test("cli arguments: nodes, duration, seed and options", (t) => {
   const o = parseArgs(["--nodes", "5", "--duration", "60", "--seed", "s-1", "--clients", "3", "--guess-limit", "4", "--keep"]);
@@ -13,4 +18,45 @@ test("cli arguments: bad input is a clear error", (t) => {
   t.throws(() => parseArgs(["--duration"]), { message: /needs a value/ });
   t.throws(() => parseArgs(["--seed", "../x"]), { message: /--seed must be/ });
   t.throws(() => parseArgs(["--frobnicate"]), { message: /unknown argument --frobnicate/ });
+});
+
+/** Pids of processes whose command line contains `needle` (Linux /proc). */
+function pidsWith(needle: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, "utf8").includes(needle)) out.push(Number(d));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+test("SIGTERM stops the workload, kills the node processes the run started, and exits 2 with a clear line", async (t) => {
+  const seed = `cli-sigterm-${process.pid}`;
+  const outDir = join(ROOT, "chaos/out", seed);
+  const child = spawn(process.execPath, ["--import", "tsx", "chaos/cli.ts", "--nodes", "3", "--duration", "120", "--seed", seed], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  try {
+    const deadline = Date.now() + 240_000;
+    while (!stderr.includes("workload and nemesis")) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the run did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const nodeMarker = `${outDir}/cluster/node-`;
+    t.true(pidsWith(nodeMarker).length > 0, "node processes are running");
+    child.kill("SIGTERM");
+    t.is(await exited, 2);
+    t.regex(stderr, /SIGTERM received: stopping the workload/);
+    t.regex(stderr, /interrupted by SIGTERM: workload stopped and the node processes it started killed; run aborted, no verdict/);
+    t.deepEqual(pidsWith(nodeMarker), [], "no node process outlives the run");
+  } finally {
+    child.kill("SIGKILL");
+    for (const pid of pidsWith(`${outDir}/cluster/node-`)) process.kill(pid, "SIGKILL");
+    rmSync(outDir, { recursive: true, force: true });
+  }
 });
