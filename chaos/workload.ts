@@ -8,7 +8,7 @@
 // registration, mismatches) is `info`: it may have taken effect.
 // passwordCorrect=false is recorded only for passwords never set for the user.
 import { randomBytes } from "node:crypto";
-import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClusterDescriptor } from "../client/sdk/index.js";
+import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClientWarning, type ClusterDescriptor, type WarningCode } from "../client/sdk/index.js";
 import type { HistoryWriter, OpName, OpValue, Outcome } from "./history.js";
 import { seededRandom } from "./nemesis.js";
 
@@ -43,8 +43,29 @@ export function newUserModel(): UserModel {
   return { passwords: [], possible: [], current: undefined, keys: new Set() };
 }
 
-export function clientOptions(onWarning: (m: string) => void) {
+export function clientOptions(onWarning: (w: ClientWarning) => void) {
   return { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 8000, callTimeoutMs: 2000 }, readBackTimeoutMs: 4000, onWarning } as const;
+}
+
+/**
+ * Whether the recovery's own ConfirmRecovery committed, from the SDK's
+ * warning codes (never their text): the SDK returns the key with a warning
+ * when the confirmation did not commit (cluster unavailable) or was refused
+ * because a concurrent recovery's confirmation settled the attempt first.
+ */
+export function ownConfirmationCommitted(warnings: readonly ClientWarning[]): boolean {
+  return !warnings.some((w) => voidsConfirmation(w.code));
+}
+
+function voidsConfirmation(code: WarningCode): boolean {
+  switch (code) {
+    case "CONFIRM_UNAVAILABLE":
+    case "CONFIRM_SUPERSEDED":
+      return true;
+    case "RESHARE_STALE_DESCRIPTOR":
+    case "RESHARE_FAILED":
+      return false;
+  }
 }
 
 /** "method:REASON" of a server status (the SDK's message starts with the method name). */
@@ -105,8 +126,8 @@ export class Workload {
   }
 
   private async runClient(process: number): Promise<void> {
-    let warnings: string[] = [];
-    const client = new VaultClient(this.o.descriptor, clientOptions((m) => warnings.push(m)));
+    let warnings: ClientWarning[] = [];
+    const client = new VaultClient(this.o.descriptor, clientOptions((w) => warnings.push(w)));
     const rnd = seededRandom(`${this.o.seed}/client/${process}`);
     try {
       while (!this.stopped) {
@@ -147,7 +168,7 @@ export class Workload {
     }
   }
 
-  private async step(p: number, client: VaultClient, user: string, kind: OpKind, rnd: () => number, warnings: () => string[]): Promise<void> {
+  private async step(p: number, client: VaultClient, user: string, kind: OpKind, rnd: () => number, warnings: () => ClientWarning[]): Promise<void> {
     const m = this.models.get(user)!;
     const known = m.current ?? m.passwords.at(-1);
     switch (kind) {
@@ -170,10 +191,7 @@ export class Workload {
         this.o.onRecoveryStart?.(user);
         await this.record(p, "recover", user, { passwordCorrect: right }, async () => {
           const key = await client.recover(user, pw);
-          // The SDK warns, and returns the key, when its ConfirmRecovery did not commit (cluster unavailable)
-          // or was refused because a concurrent recovery's confirmation settled the attempt first.
-          const confirmed = !warnings().some((w) => /could not be confirmed|already confirmed by a concurrent recovery/.test(w));
-          return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed };
+          return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed: ownConfirmationCommitted(warnings()) };
         });
         return;
       }

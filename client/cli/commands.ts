@@ -28,7 +28,7 @@ async function withClient<T>(p: Parsed, io: CliIo, prompts: readonly string[], b
   const timeout = intFlag(p, "timeout", 1, 3600);
   const client = new VaultClient(descriptor, {
     ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }),
-    onWarning: (m) => io.stderr(`bkv: warning: ${m}\n`),
+    onWarning: (w) => io.stderr(`bkv: warning: ${w.message}\n`),
   });
   try {
     const secrets = prompts.length === 0 ? [] : await io.readSecrets(prompts);

@@ -54,6 +54,7 @@ import { type PublicRecord, agreeOnRecord, publicRecordFrom, registerRequest } f
 import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "./retry.js";
 import { type MethodName, type RequestOf, type ResponseOf, Transport } from "./transport.js";
 import { type ClusterStatus, probeCluster } from "./status.js";
+import type { ClientWarning, WarningCode } from "./warnings.js";
 
 export const DEFAULT_GUESS_LIMIT = 10;
 export const REQUEST_ID_BYTES = 16;
@@ -69,8 +70,8 @@ export interface VaultClientOptions {
   readonly evaluationGraceMs?: number;
   /** Once one node served a record, how long to wait for the others to cross-check it (default 300 ms). */
   readonly readGraceMs?: number;
-  /** Called with non-fatal problems (e.g. a failed re-share after a membership change). */
-  readonly onWarning?: (message: string) => void;
+  /** Called with non-fatal problems (e.g. a failed re-share after a membership change); switch on `code`. */
+  readonly onWarning?: (warning: ClientWarning) => void;
 }
 
 export interface RegisterOptions {
@@ -244,17 +245,16 @@ export class VaultClient {
   private async reshareIfMembershipChanged(user: string, password: string, opened: Opened): Promise<void> {
     const pinned = idList(this.descriptor.nodes.map((n) => n.nodeId));
     if (idList(opened.record.shares.map((s) => s.nodeId)) === pinned) return;
-    const warn = (m: string) => this.options.onWarning?.(m);
     try {
       const live = await this.announcedNodeIds();
       if (live !== pinned) {
-        warn(`the record's shares (nodes ${idList(opened.record.shares.map((s) => s.nodeId))}) and the pinned descriptor ` +
+        this.warn("RESHARE_STALE_DESCRIPTOR", `the record's shares (nodes ${idList(opened.record.shares.map((s) => s.nodeId))}) and the pinned descriptor ` +
           `(nodes ${pinned}) differ, and the cluster announces nodes ${live}: update the descriptor (bkv cluster fetch); not re-sharing`);
         return;
       }
       await this.overwrite(user, password, opened);
     } catch (err) {
-      warn(`re-sharing the record to the current nodes failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.warn("RESHARE_FAILED", `re-sharing the record to the current nodes failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
@@ -306,13 +306,17 @@ export class VaultClient {
     } catch (err) {
       if (err instanceof RpcError && err.reason === "ATTEMPT_NOT_FOUND") {
         // Another device's confirmation settled this attempt first: the key is open and the counter was reset.
-        this.options.onWarning?.(`the recovery was already confirmed by a concurrent recovery (${err.message})`);
+        this.warn("CONFIRM_SUPERSEDED", `the recovery was already confirmed by a concurrent recovery (${err.message})`);
         return attemptsRemaining;
       }
       if (!(err instanceof UnavailableError)) throw err;
-      this.options.onWarning?.(`the recovery could not be confirmed (${err.message}); this attempt still counts`);
+      this.warn("CONFIRM_UNAVAILABLE", `the recovery could not be confirmed (${err.message}); this attempt still counts`);
       return attemptsRemaining;
     }
+  }
+
+  private warn(code: WarningCode, message: string): void {
+    this.options.onWarning?.({ code, message });
   }
 
   private evaluatePolicy(): RetryPolicy {

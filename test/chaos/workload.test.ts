@@ -1,6 +1,6 @@
 import test from "ava";
 import { RecordLockedError, UnavailableError, WrongPasswordError } from "../../client/sdk/index.js";
-import { classifyError } from "../../chaos/workload.js";
+import { classifyError, ownConfirmationCommitted } from "../../chaos/workload.js";
 
 test("errors that prove no hidden effect are fail; the rest are info (unknown outcome)", (t) => {
   t.deepEqual(classifyError(new WrongPasswordError(3, true)), { type: "fail", value: { error: "WRONG_PASSWORD", attemptsRemaining: 3 } });
@@ -10,4 +10,13 @@ test("errors that prove no hidden effect are fail; the rest are info (unknown ou
   t.is(locked.value.reason, "confirmRecovery:RECORD_LOCKED");
   t.like(classifyError(new UnavailableError("beginRecovery", 4, new Error("down"))), { type: "info", value: { error: "UNAVAILABLE" } });
   t.like(classifyError(new Error("boom")), { type: "info", value: { error: "Error" } });
+});
+
+test("a recovery's own confirmation committed unless the SDK warned, by code, that it did not", (t) => {
+  t.true(ownConfirmationCommitted([]));
+  t.false(ownConfirmationCommitted([{ code: "CONFIRM_UNAVAILABLE", message: "any text" }]));
+  t.false(ownConfirmationCommitted([{ code: "CONFIRM_SUPERSEDED", message: "any text" }]));
+  // Re-sharing warnings come after a committed confirmation.
+  t.true(ownConfirmationCommitted([{ code: "RESHARE_FAILED", message: "the recovery could not be confirmed" }, { code: "RESHARE_STALE_DESCRIPTOR", message: "" }]));
+  t.false(ownConfirmationCommitted([{ code: "RESHARE_FAILED", message: "" }, { code: "CONFIRM_SUPERSEDED", message: "" }]));
 });

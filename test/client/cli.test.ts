@@ -10,7 +10,9 @@ import { EXIT, run } from "../../client/cli/main.js";
 import { COMMANDS } from "../../client/cli/commands.js";
 import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
 import { descriptorToJson, parseKey } from "../../client/sdk/index.js";
-import { FakeCluster } from "./fake-cluster.js";
+import * as grpc from "@grpc/grpc-js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { FakeCluster, fail } from "./fake-cluster.js";
 
 interface Result {
   code: number;
@@ -128,6 +130,19 @@ test.serial("register, recover, wrong password (exit 2), verify, change, delete,
     const gone = await bkv(["recover", "--user", "ann", "--password-stdin", ...c], "pw2\n");
     t.is(gone.code, EXIT.RECORD);
     t.regex(gone.err, /NOT_FOUND/);
+  });
+});
+
+test.serial("a recovery whose confirmation was settled by a concurrent one prints the key and the SDK's warning", async (t) => {
+  await withClusterFile(async (cluster, file) => {
+    const c = ["--cluster", file];
+    t.is((await bkv(["register", "--user", "dot", "--password-stdin", ...c], "pw\n")).code, 0);
+    const settled = (method: string) => method === "ConfirmRecovery" ? fail(grpc.status.FAILED_PRECONDITION, "attempt 9 is not pending", ErrorReason.ATTEMPT_NOT_FOUND) : undefined;
+    for (const n of cluster.nodes) cluster.fault(n.id, settled);
+    const r = await bkv(["recover", "--user", "dot", "--password-stdin", ...c], "pw\n");
+    t.is(r.code, 0, r.err);
+    t.regex(r.out, /^([0-9a-f]{4} ){15}[0-9a-f]{4}\n$/);
+    t.regex(r.err, /^bkv: warning: the recovery was already confirmed by a concurrent recovery \(.*attempt 9 is not pending.*\)\n$/);
   });
 });
 

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import {
   InconsistentEvaluationsError, InvalidInputError, NotEnoughEvaluationsError, RecordExistsError, RecordLockedError, RecordMismatchError, RecordNotFoundError,
-  RpcError, UnavailableError, VaultClient, type VaultClientOptions, WrongPasswordError,
+  RpcError, UnavailableError, VaultClient, type ClientWarning, type VaultClientOptions, WrongPasswordError,
 } from "../../client/sdk/index.js";
 import { FakeCluster, TEST_SCRYPT, fail, unavailableTimes } from "./fake-cluster.js";
 
@@ -244,15 +244,15 @@ test.serial("after a membership change, a recovery re-shares the record to the p
 test.serial("a stale descriptor never moves shares back: no re-share, a warning", async (t) => {
   const cluster = await FakeCluster.start(4, 2);
   const full = cluster.descriptor();
-  const warnings: string[] = [];
+  const warnings: ClientWarning[] = [];
   const current = new VaultClient(full, FAST);
-  const stale = new VaultClient({ ...full, nodes: full.nodes.slice(0, 3) }, { ...FAST, onWarning: (m) => warnings.push(m) });
+  const stale = new VaultClient({ ...full, nodes: full.nodes.slice(0, 3) }, { ...FAST, onWarning: (w) => warnings.push(w) });
   try {
     const key = await current.register("rex", "pw");
     t.deepEqual(await stale.recover("rex", "pw"), key, "three of the four holders suffice");
     t.is(cluster.records.get("rex")?.record.version, 1, "not re-shared");
-    t.is(warnings.length, 1);
-    t.regex(warnings[0] ?? "", /update the descriptor/);
+    t.deepEqual(warnings.map((w) => w.code), ["RESHARE_STALE_DESCRIPTOR"]);
+    t.regex(warnings[0]?.message ?? "", /update the descriptor/);
   } finally {
     current.close();
     stale.close();
@@ -260,19 +260,20 @@ test.serial("a stale descriptor never moves shares back: no re-share, a warning"
   }
 });
 
-test.serial("an unconfirmable recovery still returns the key, with a warning", async (t) => {
-  const warnings: string[] = [];
+test.serial("an unconfirmable recovery still returns the key, with a CONFIRM_UNAVAILABLE warning", async (t) => {
+  const warnings: ClientWarning[] = [];
   await withCluster(async (cluster, client) => {
     const key = await client.register("sam", "pw");
     for (const n of cluster.nodes) cluster.fault(n.id, (m) => (m === "ConfirmRecovery" ? fail(grpc.status.UNAVAILABLE, "down", ErrorReason.NO_LEADER) : undefined));
     t.deepEqual(await client.recover("sam", "pw"), key);
     t.is(cluster.records.get("sam")?.attempts, 1, "the attempt still counts");
-    t.regex(warnings.join("\n"), /could not be confirmed/);
-  }, { ...FAST, retry: { ...FAST.retry, deadlineMs: 300 }, onWarning: (m) => warnings.push(m) });
+    t.deepEqual(warnings.map((w) => w.code), ["CONFIRM_UNAVAILABLE"]);
+    t.regex(warnings[0]?.message ?? "", /could not be confirmed/);
+  }, { ...FAST, retry: { ...FAST.retry, deadlineMs: 300 }, onWarning: (w) => warnings.push(w) });
 });
 
-test.serial("a confirmation already settled by a concurrent recovery is a warning: the key is still returned (chaos smoke1)", async (t) => {
-  const warnings: string[] = [];
+test.serial("a confirmation already settled by a concurrent recovery is a CONFIRM_SUPERSEDED warning: the key is still returned (chaos smoke1)", async (t) => {
+  const warnings: ClientWarning[] = [];
   await withCluster(async (cluster, client) => {
     const key = await client.register("racer", "pw");
     const settled = (method: string) => method === "ConfirmRecovery"
@@ -280,7 +281,21 @@ test.serial("a confirmation already settled by a concurrent recovery is a warnin
       : undefined;
     for (const id of [1, 2, 3]) cluster.fault(id, settled);
     t.deepEqual(await client.recover("racer", "pw"), key);
-    t.is(warnings.length, 1);
-    t.regex(warnings[0]!, /already confirmed by a concurrent recovery/);
-  }, { ...FAST, onWarning: (m) => warnings.push(m) });
+    t.deepEqual(warnings.map((w) => w.code), ["CONFIRM_SUPERSEDED"]);
+    t.regex(warnings[0]?.message ?? "", /already confirmed by a concurrent recovery/);
+  }, { ...FAST, onWarning: (w) => warnings.push(w) });
+});
+
+test.serial("a confirmation refused for another reason fails, whatever its text: the reason decides, not the message", async (t) => {
+  const warnings: ClientWarning[] = [];
+  await withCluster(async (cluster, client) => {
+    await client.register("vera", "pw");
+    const stale = (method: string) => method === "ConfirmRecovery"
+      ? fail(grpc.status.FAILED_PRECONDITION, "attempt 9 is not pending for \"vera\" (never begun, already confirmed, superseded or locked)", ErrorReason.VERSION_MISMATCH)
+      : undefined;
+    for (const id of [1, 2, 3]) cluster.fault(id, stale);
+    const err = await t.throwsAsync(client.recover("vera", "pw"), { instanceOf: RpcError });
+    t.is(err?.reason, "VERSION_MISMATCH");
+    t.deepEqual(warnings, []);
+  }, { ...FAST, onWarning: (w) => warnings.push(w) });
 });

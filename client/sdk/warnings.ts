@@ -1,0 +1,32 @@
+// Non-fatal problems the SDK reports through VaultClientOptions.onWarning:
+// the operation still returned its result. Callers switch on `code`; the
+// message is for humans (never a secret) and may change.
+
+export type WarningCode =
+  /**
+   * recover (and every call that recovers first): the key opened, but
+   * ConfirmRecovery did not succeed before the retry deadline (cluster
+   * unavailable). The attempt keeps counting unless the confirmation
+   * committed unseen; the next confirmed recovery resets the counter.
+   */
+  | "CONFIRM_UNAVAILABLE"
+  /**
+   * recover: the cluster refused ConfirmRecovery because the attempt is no
+   * longer pending (ATTEMPT_NOT_FOUND): a concurrent recovery's confirmation
+   * settled it first and reset the counter. This confirmation did not commit.
+   */
+  | "CONFIRM_SUPERSEDED"
+  /**
+   * recover: the record's share holders differ from the pinned descriptor,
+   * and the pinned descriptor differs from the voters the cluster announces:
+   * the shares are not moved (update the descriptor).
+   */
+  | "RESHARE_STALE_DESCRIPTOR"
+  /** recover: re-sharing the record to the current nodes after a membership change failed. */
+  | "RESHARE_FAILED";
+
+export interface ClientWarning {
+  readonly code: WarningCode;
+  /** Human-readable; never a password, key, share or reset key. */
+  readonly message: string;
+}
