@@ -14,7 +14,7 @@ import {
 } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
-import { type Command, type VaultResult, encodeCommand, validateCommand } from "../vault/index.js";
+import { type Command, type VaultResult, encodeCommand } from "../vault/index.js";
 import type { Hsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
 import type { RaftLoop } from "./raft-loop.js";
@@ -105,12 +105,12 @@ function handlerFactory(d: VaultServiceDeps) {
 }
 
 async function propose(d: VaultServiceDeps, c: Command): Promise<VaultResult> {
+  let data: Uint8Array;
   try {
-    validateCommand(c);
+    data = encodeCommand(c); // validates first (validateCommand): a point is decoded once here, not twice
   } catch (err) {
     throw invalidArgument(err instanceof Error ? err.message : String(err));
   }
-  const data = encodeCommand(c);
   const requestId = c.kind === "announce" ? new Uint8Array(0) : c.requestId;
   d.metrics.proposals.inc({ kind: c.kind });
   return d.loop().propose(requestId, data);

@@ -61,6 +61,39 @@ test("decodePoint: off-curve points and bad prefixes are InvalidPointError", (t)
   t.throws(() => decodePoint(new Uint8Array(65)), { instanceOf: InvalidPointError });
 });
 
+/** @noble's own decoding, the reference decodePoint must agree with (it decompresses through OpenSSL). */
+function nobleDecode(b: Uint8Array): Point | null {
+  try {
+    const p = Point.fromBytes(b);
+    p.assertValidity();
+    return p.is0() ? null : p;
+  } catch {
+    return null;
+  }
+}
+
+test("decodePoint accepts exactly the compressed points @noble accepts, with the same y", (t) => {
+  const p = Point.Fp.ORDER;
+  const xs = [0n, p - 1n, p, p + 1n, 2n ** 256n - 1n, ...Array.from({ length: 64 }, (_, i) => BigInt(i + 1))];
+  for (let i = 0; i < 64; i++) xs.push(BigInt("0x" + Buffer.from(xCoordinate(randomPoint())).toString("hex")));
+  let accepted = 0;
+  let refused = 0;
+  for (const x of xs) {
+    for (const prefix of [0x02, 0x03]) {
+      const b = Uint8Array.of(prefix, ...Buffer.from(x.toString(16).padStart(64, "0"), "hex"));
+      const want = nobleDecode(b);
+      if (want === null) {
+        t.throws(() => decodePoint(b), { instanceOf: InvalidPointError }, `x=${x} prefix ${prefix}`);
+        refused++;
+      } else {
+        t.true(decodePoint(b).equals(want), `x=${x} prefix ${prefix}`);
+        accepted++;
+      }
+    }
+  }
+  t.true(accepted > 100 && refused > 10); // both outcomes were exercised
+});
+
 test("the identity is refused with IdentityPointError", (t) => {
   t.throws(() => decodePoint(Uint8Array.of(0)), { instanceOf: IdentityPointError });
   t.throws(() => encodePoint(Point.ZERO), { instanceOf: IdentityPointError });
