@@ -11,16 +11,16 @@ export class Writer {
   private size = 0;
 
   u8(v: number): this {
-    return this.fixed(uintBytes(v, 1, "u8"));
+    return this.fixed(smallUintBytes(v, 1, "u8"));
   }
   u16(v: number): this {
-    return this.fixed(uintBytes(v, 2, "u16"));
+    return this.fixed(smallUintBytes(v, 2, "u16"));
   }
   u32(v: number): this {
-    return this.fixed(uintBytes(v, 4, "u32"));
+    return this.fixed(smallUintBytes(v, 4, "u32"));
   }
   u64(v: bigint | number): this {
-    return this.fixed(uintBytes(v, 8, "u64"));
+    return this.fixed(typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? safeU64Bytes(v) : uintBytes(v, 8, "u64"));
   }
   /** Bytes written as they are (the reader must know the length). */
   fixed(b: Uint8Array): this {
@@ -57,29 +57,32 @@ export class Reader {
   ) {}
 
   u8(): number {
-    return Number(this.uint(1));
+    return this.uint(1);
   }
   u16(): number {
-    return Number(this.uint(2));
+    return this.uint(2);
   }
   u32(): number {
-    return Number(this.uint(4));
+    return this.uint(4);
   }
   u64(): bigint {
-    return this.uint(8);
+    const hi = this.uint(4);
+    return (BigInt(hi) << 32n) | BigInt(this.uint(4));
   }
+  /** The next len bytes, as a copy (callers may keep it: it does not alias the input). */
   fixed(len: number): Uint8Array {
-    if (this.off + len > this.buf.length) throw new InvalidEncodingError(`${this.what} is truncated`);
-    const out = this.buf.slice(this.off, this.off + len);
-    this.off += len;
-    return out;
+    return this.buf.slice(this.off, this.advance(len));
   }
   lp16(): Uint8Array {
     return this.fixed(this.u16());
   }
+  /** An lp16 string; strict UTF-8 (fatal decoding; a leading BOM is dropped, as TextDecoder does). */
   str(): string {
+    const len = this.u16();
+    const start = this.off;
+    const bytes = this.buf.subarray(start, this.advance(len));
     try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(this.lp16());
+      return STRICT_UTF8.decode(bytes);
     } catch {
       throw new InvalidEncodingError(`${this.what} holds a string that is not UTF-8`);
     }
@@ -88,9 +91,48 @@ export class Reader {
   end(): void {
     if (this.off !== this.buf.length) throw new InvalidEncodingError(`${this.what} has ${this.buf.length - this.off} trailing bytes`);
   }
-  private uint(len: number): bigint {
-    return bytesToBigInt(this.fixed(len));
+  /** Moves past len bytes and returns the new offset; throws if fewer remain. */
+  private advance(len: number): number {
+    const end = this.off + len;
+    if (end > this.buf.length) throw new InvalidEncodingError(`${this.what} is truncated`);
+    this.off = end;
+    return end;
   }
+  /** A big-endian unsigned integer of 1 to 4 bytes. */
+  private uint(len: 1 | 2 | 4): number {
+    const start = this.off;
+    this.advance(len);
+    let v = 0;
+    for (let i = start; i < start + len; i++) v = v * 256 + (this.buf[i] as number);
+    return v;
+  }
+}
+
+// TextDecoder.decode without { stream: true } starts afresh on every call, so
+// one decoder per semantics is shared (creating one per string was the main
+// cost of decoding strings).
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+const LENIENT_UTF8 = new TextDecoder();
+const UTF8_ENCODER = new TextEncoder();
+
+/** Big-endian bytes of a number that must be an integer in [0, 2^(8·len)). */
+function smallUintBytes(v: number, len: 1 | 2 | 4, what: string): Uint8Array {
+  if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
+  const out = new Uint8Array(len);
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = v & 0xff;
+    v = Math.floor(v / 256);
+  }
+  return out;
+}
+
+/** Big-endian 8 bytes of a safe non-negative integer. */
+function safeU64Bytes(v: number): Uint8Array {
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, Math.floor(v / 2 ** 32));
+  view.setUint32(4, v >>> 0);
+  return out;
 }
 
 function uintBytes(v: bigint | number, len: number, what: string): Uint8Array {
@@ -118,8 +160,8 @@ export function bytesToBigInt(b: Uint8Array): bigint {
 
 /** Strict UTF-8 encoding; a string with lone surrogates is refused. */
 export function utf8(s: string): Uint8Array {
-  const b = new TextEncoder().encode(s);
-  if (new TextDecoder().decode(b) !== s) throw new InvalidArgumentError("string is not well-formed Unicode");
+  const b = UTF8_ENCODER.encode(s);
+  if (LENIENT_UTF8.decode(b) !== s) throw new InvalidArgumentError("string is not well-formed Unicode");
   return b;
 }
 
