@@ -15,8 +15,9 @@
 //
 // Equal states give equal bytes on every node; restore re-validates every
 // field and invariant, so a snapshot that passes the checksum but was forged
-// or produced by a bug is still refused.
-import { sha256 } from "@noble/hashes/sha2.js";
+// or produced by a bug is still refused. The checksum is also the state
+// digest (digest.ts streams the same body into SHA-256).
+import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,
   DIGEST_LENGTH,
@@ -31,7 +32,6 @@ import {
   decodePoint,
   decodeRecord,
   equalBytes,
-  utf8,
   validateCiphertext,
   validateScryptParams,
   validateThreshold,
@@ -59,17 +59,43 @@ export interface VaultState {
 }
 
 export function encodeSnapshot(s: VaultState): Uint8Array {
-  const w = new Writer().fixed(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT_VERSION).str(s.clusterId).u64(s.appliedIndex).u32(s.requests.capacity);
-  const records = [...s.records.values()].map((r) => ({ r, key: utf8(r.record.user) })).sort((x, y) => compareBytes(x.key, y.key));
-  w.u32(records.length);
-  for (const { r } of records) writeRecord(w, r);
+  const w = new Writer();
+  const h = createHash("sha256");
+  for (const piece of snapshotBody(s)) {
+    w.fixed(piece);
+    h.update(piece);
+  }
+  return w.fixed(h.digest()).bytes();
+}
+
+/**
+ * The snapshot body (everything before the checksum) as consecutive pieces:
+ * the header, then one piece per record, node and request entry, and the
+ * counts. Concatenated, they are the canonical encoding of the state.
+ */
+export function* snapshotBody(s: VaultState): Generator<Uint8Array> {
+  yield new Writer().fixed(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT_VERSION).str(s.clusterId).u64(s.appliedIndex).u32(s.requests.capacity).u32(s.records.size).bytes();
+  for (const r of recordsInOrder(s.records)) {
+    const w = new Writer();
+    writeRecord(w, r);
+    yield w.bytes();
+  }
   const nodes = [...s.nodes.values()].sort((a, b) => a.nodeId - b.nodeId);
-  w.u32(nodes.length);
-  for (const n of nodes) writeNode(w, n);
-  w.u32(s.requests.size);
-  for (const e of s.requests.list()) w.fixed(e.requestId).fixed(e.fingerprint).lp16(e.outcome);
-  const body = w.bytes();
-  return new Writer().fixed(body).fixed(sha256(body)).bytes();
+  yield new Writer().u32(nodes.length).bytes();
+  for (const n of nodes) {
+    const w = new Writer();
+    writeNode(w, n);
+    yield w.bytes();
+  }
+  yield new Writer().u32(s.requests.size).bytes();
+  for (const e of s.requests.list()) yield new Writer().fixed(e.requestId).fixed(e.fingerprint).lp16(e.outcome).bytes();
+}
+
+/** Records ascending by the UTF-8 bytes of their user id (user ids are well-formed: validated on apply and restore). */
+function recordsInOrder(records: ReadonlyMap<string, StoredRecord>): StoredRecord[] {
+  const keyed = [...records.values()].map((r) => ({ r, key: Buffer.from(r.record.user, "utf8") }));
+  keyed.sort((x, y) => Buffer.compare(x.key, y.key));
+  return keyed.map((k) => k.r);
 }
 
 function writeRecord(w: Writer, s: StoredRecord): void {
@@ -109,7 +135,7 @@ function checkFrame(data: Uint8Array): void {
   const format = data[SNAPSHOT_MAGIC.length] ?? 0;
   if (format !== SNAPSHOT_FORMAT_VERSION) throw new UnsupportedVersionError("vault snapshot", format);
   const body = data.subarray(0, data.length - DIGEST_LENGTH);
-  if (!equalBytes(sha256(body), data.subarray(data.length - DIGEST_LENGTH))) throw new CorruptSnapshotError("checksum mismatch (truncated or altered)");
+  if (!equalBytes(createHash("sha256").update(body).digest(), data.subarray(data.length - DIGEST_LENGTH))) throw new CorruptSnapshotError("checksum mismatch (truncated or altered)");
 }
 
 function readState(clusterId: string, r: Reader): VaultState {
@@ -126,11 +152,11 @@ function readState(clusterId: string, r: Reader): VaultState {
 }
 
 function readRecords(r: Reader, state: VaultState): void {
-  let prev: Uint8Array | null = null;
+  let prev: Buffer | null = null;
   for (let i = r.u32(); i > 0; i--) {
     const s = readRecord(r, state.appliedIndex);
-    const key = utf8(s.record.user);
-    if (prev !== null && compareBytes(prev, key) >= 0) throw new CorruptSnapshotError("records are not in ascending user id order");
+    const key = Buffer.from(s.record.user, "utf8");
+    if (prev !== null && Buffer.compare(prev, key) >= 0) throw new CorruptSnapshotError("records are not in ascending user id order");
     prev = key;
     state.records.set(s.record.user, s);
   }
@@ -147,7 +173,7 @@ function readRecord(r: Reader, appliedIndex: number): StoredRecord {
     state === 0
       ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending }
       : { record: readWiped(body), digest, encoded: null, attempts, locked: true, pending };
-  if (s.encoded !== null && !equalBytes(sha256(s.encoded), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
+  if (s.encoded !== null && !equalBytes(createHash("sha256").update(s.encoded).digest(), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
   assertStoredRecord(s);
   return s;
 }

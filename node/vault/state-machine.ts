@@ -20,6 +20,7 @@ import { type Transition, assertStoredRecord, begin, confirm, register, remainin
 import { announce } from "./nodes.js";
 import { type VaultState, decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { VaultInvariantError } from "./errors.js";
+import { stateDigest } from "./digest.js";
 import type { RegistrationRecord } from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
@@ -48,6 +49,10 @@ export interface VaultOptions {
 
 export class VaultStateMachine {
   private state: VaultState;
+  /** Records with locked set; kept equal to a scan of state.records by commit and restore. */
+  private lockedRecords = 0;
+  /** digest() at an applied index: the state changes only with appliedIndex. */
+  private digestCache: { readonly index: number; readonly digest: Uint8Array } | null = null;
 
   constructor(opts: VaultOptions) {
     validateClusterId(opts.clusterId);
@@ -59,6 +64,7 @@ export class VaultStateMachine {
     const s = decodeSnapshot(opts.clusterId, data);
     const sm = new VaultStateMachine({ clusterId: opts.clusterId, requestIdCapacity: s.requests.capacity });
     sm.state = s;
+    for (const r of s.records.values()) if (r.locked) sm.lockedRecords++;
     return sm;
   }
 
@@ -70,11 +76,9 @@ export class VaultStateMachine {
     return this.state.clusterId;
   }
 
-  /** Record counts for metrics. O(records): call at scrape time, not per entry. */
+  /** Record counts for metrics, O(1): maintained on every change and counted once on restore. */
   stats(): { records: number; locked: number } {
-    let locked = 0;
-    for (const r of this.state.records.values()) if (r.locked) locked++;
-    return { records: this.state.records.size, locked };
+    return { records: this.state.records.size, locked: this.lockedRecords };
   }
 
   /**
@@ -148,16 +152,18 @@ export class VaultStateMachine {
 
   private commit(user: string, t: Transition): void {
     if (t.next === undefined) return;
+    const prev = this.state.records.get(user);
     if (t.next === null) {
       this.state.records.delete(user);
+      if (prev?.locked === true) this.lockedRecords--;
       return;
     }
     assertStoredRecord(t.next);
-    const prev = this.state.records.get(user);
     if (prev !== undefined && t.next.record.version === prev.record.version && t.next.attempts < prev.attempts && !(t.result.ok && t.result.kind === "confirm")) {
       throw new VaultInvariantError(`attempts of ${JSON.stringify(user)} would decrease without a confirmation`);
     }
     this.state.records.set(user, t.next);
+    this.lockedRecords += (t.next.locked ? 1 : 0) - (prev?.locked === true ? 1 : 0);
   }
 
   private applyAnnounce(node: NodeAnnouncement): VaultResult {
@@ -201,9 +207,16 @@ export class VaultStateMachine {
     return encodeSnapshot(this.state);
   }
 
-  /** SHA-256 of snapshot(): equal on every node at the same applied index. */
+  /**
+   * The state digest (digest.ts): SHA-256 of the whole replicated state, equal
+   * to the checksum that ends snapshot(), so equal on every node at the same
+   * applied index however it got there. O(state), computed on demand (cached
+   * until the next apply or skip); never call it per entry.
+   */
   digest(): Uint8Array {
-    return sha256(this.snapshot());
+    const index = this.state.appliedIndex;
+    if (this.digestCache?.index !== index) this.digestCache = { index, digest: stateDigest(this.state) };
+    return this.digestCache.digest.slice();
   }
 
   /**

@@ -1,5 +1,5 @@
-// node/vault must be deterministic: it imports proto/crypto, @noble and its
-// own modules only, and touches no clock, timer, randomness or process state.
+// node/vault must be deterministic: it imports proto/crypto, @noble, createHash
+// from node:crypto and its own modules only, and touches no clock, timer, randomness or process state.
 import test from "ava";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -9,13 +9,17 @@ const sources = readdirSync(DIR)
   .filter((f) => f.endsWith(".ts"))
   .map((f) => ({ file: f, text: readFileSync(join(DIR, f), "utf8") }));
 
-test("node/vault imports only proto/crypto, @noble and itself", (t) => {
+test("node/vault imports only proto/crypto, @noble, node:crypto createHash and itself", (t) => {
   t.true(sources.length >= 8);
   for (const { file, text } of sources) {
     for (const m of text.matchAll(/from\s+"([^"]+)"/g)) {
       const spec = m[1] ?? "";
-      const allowed = spec.startsWith("./") || spec === "../../proto/crypto/index.js" || spec.startsWith("@noble/hashes/");
+      const allowed = spec.startsWith("./") || spec === "../../proto/crypto/index.js" || spec.startsWith("@noble/hashes/") || spec === "node:crypto";
       t.true(allowed, `${file} imports ${spec}`);
+    }
+    // node:crypto for its SHA-256 only (snapshot checksum, state digest): nothing random.
+    for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from\s+"node:crypto"/g)) {
+      t.deepEqual((m[1] ?? "").split(",").map((x) => x.trim()).filter((x) => x !== ""), ["createHash"], `${file} imports more than createHash from node:crypto`);
     }
   }
 });

@@ -136,6 +136,8 @@ test("restore re-validates invariants even under a valid checksum", (t) => {
     ["unknown state", (b) => (b[recordAt] = 7), /unknown record state/],
     ["digest mismatch", (b) => (b[recordAt + 4 + 8 + 33] = (b[recordAt + 4 + 8 + 33] ?? 0) ^ 1), /does not match its digest/],
     ["pending attempt in the future", (b) => (b[recordAt + 4 + 7] = 200), /not an applied index/],
+    ["a string that is not UTF-8 (strict decoding)", (b) => (b[4 + 1 + 2] = 0xff), /not UTF-8/],
+    ["a truncated UTF-8 sequence", (b) => (b[4 + 1 + 2 + CLUSTER.length - 1] = 0xe2), /not UTF-8/],
   ];
   for (const [what, edit, msg] of cases) {
     t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, resealed(snap, edit)), { instanceOf: CorruptSnapshotError, message: msg }, what);

@@ -276,3 +276,52 @@ test("the cluster id is validated", (t) => {
   t.throws(() => new VaultStateMachine({ clusterId: "" }));
   t.throws(() => new VaultStateMachine({ clusterId: CLUSTER, requestIdCapacity: 0 }), { instanceOf: VaultInvariantError });
 });
+
+/** stats() recomputed by a full scan of the users a test touched. */
+function scanStats(sm: VaultStateMachine, users: readonly string[]): { records: number; locked: number } {
+  const views = users.map((u) => sm.getRecord(u)).filter((v) => v !== undefined);
+  return { records: views.length, locked: views.filter((v) => v.locked).length };
+}
+
+/** mulberry32: a seeded PRNG, so a failing sequence can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+test("stats() counters equal a full scan after random command sequences and after a snapshot restore", (t) => {
+  const users = ["u0", "u1", "u2", "u3"];
+  const first = new Map(users.map((u) => [u, register(u, { guessLimit: 2 })]));
+  for (const seed of [1, 2, 3]) {
+    const rand = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const h = new Harness();
+    const current = new Map(first);
+    let locked = 0;
+    for (let step = 0; step < 120; step++) {
+      const u = pick(users);
+      const reg = current.get(u) as Registration;
+      const view = h.sm.getRecord(u);
+      const op = pick(["register", "begin", "begin", "begin", "confirm", "delete", "overwrite"] as const);
+      if (op === "register") h.result(registerCmd(first.get(u) as Registration));
+      if (op === "begin") h.result(beginCmd(u, blindedPoint(step)));
+      if (op === "confirm" && view !== undefined && view.pending.length > 0) h.result(confirmCmd(reg, pick(view.pending).attemptId));
+      if (op === "delete" && h.result(deleteCmd(reg)).ok) current.set(u, first.get(u) as Registration);
+      if (op === "overwrite" && view !== undefined) {
+        const next = register(u, { guessLimit: 2, version: view.record.version + 1, previous: reg });
+        if (h.result(registerCmd(next)).ok) current.set(u, next);
+      }
+      t.deepEqual(h.sm.stats(), scanStats(h.sm, users), `seed ${seed} step ${step} (${op} ${u})`);
+      locked = Math.max(locked, h.sm.stats().locked);
+    }
+    t.true(locked > 0, `seed ${seed} locked some record (the sequence exercises locking)`);
+    const r = VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot());
+    t.deepEqual(r.stats(), scanStats(r, users), `seed ${seed}: restored`);
+    t.deepEqual(r.stats(), h.sm.stats());
+  }
+});
