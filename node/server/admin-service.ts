@@ -40,9 +40,9 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     return BigInt(await loop.proposeConfChange(cc));
   };
   return {
-    getClusterStatus: unary("GetClusterStatus", async () => {
+    getClusterStatus: unary("GetClusterStatus", async (req) => {
       await Promise.resolve();
-      return clusterStatus(d);
+      return clusterStatus(d, req.includeStateDigest);
     }),
     addLearner: unary("AddLearner", async (req) => {
       if (!/^[^\s]+:\d{1,5}$/.test(req.peerAddress)) throw invalidArgument(`peer_address must be host:port (got ${JSON.stringify(req.peerAddress)})`);
@@ -65,9 +65,15 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
   };
 }
 
-function clusterStatus(d: AdminDeps) {
+/**
+ * This node's view. With `withDigest`, the vault's state digest (O(state),
+ * synchronous: the index and the digest are read in the same turn of the
+ * event loop, so they belong together).
+ */
+function clusterStatus(d: AdminDeps, withDigest: boolean) {
   const loop = d.loop();
   const st = loop.raw.status();
+  const digest = withDigest ? { stateDigest: loop.vault.digest(), stateDigestIndex: BigInt(loop.vault.appliedIndex) } : {};
   const members = [...loop.voters.map((id) => [id, MemberKind.VOTER] as const), ...loop.learners.map((id) => [id, MemberKind.LEARNER] as const)];
   return create(GetClusterStatusResponseSchema, {
     clusterId: d.clusterId, nodeId: BigInt(d.nodeId), role: st.softState.state + 1, leaderId: BigInt(st.softState.lead),
@@ -77,6 +83,7 @@ function clusterStatus(d: AdminDeps) {
       nodeId: BigInt(id), peerAddress: loop.peers.get(id) ?? "", kind,
       matchIndex: BigInt(st.progress?.get(id)?.match ?? 0), reachable: id === d.nodeId || d.peerReachable(id),
     })),
+    ...digest,
   });
 }
 

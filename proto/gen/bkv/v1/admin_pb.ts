@@ -16,14 +16,22 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bkv/v1/admin.proto.
  */
 export const file_bkv_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChJia3YvdjEvYWRtaW4ucHJvdG8SBmJrdi52MSIZChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdCJ/CgxNZW1iZXJTdGF0dXMSDwoHbm9kZV9pZBgBIAEoBBIUCgxwZWVyX2FkZHJlc3MYAiABKAkSIAoEa2luZBgDIAEoDjISLmJrdi52MS5NZW1iZXJLaW5kEhMKC21hdGNoX2luZGV4GAQgASgEEhEKCXJlYWNoYWJsZRgFIAEoCCLsAQoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEhIKCmNsdXN0ZXJfaWQYASABKAkSDwoHbm9kZV9pZBgCIAEoBBIeCgRyb2xlGAMgASgOMhAuYmt2LnYxLk5vZGVSb2xlEhEKCWxlYWRlcl9pZBgEIAEoBBIMCgR0ZXJtGAUgASgEEhQKDGNvbW1pdF9pbmRleBgGIAEoBBIVCg1hcHBsaWVkX2luZGV4GAcgASgEEhYKDnNuYXBzaG90X2luZGV4GAggASgEEiUKB21lbWJlcnMYCSADKAsyFC5ia3YudjEuTWVtYmVyU3RhdHVzIk4KEUFkZExlYXJuZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBBIUCgxwZWVyX2FkZHJlc3MYAyABKAkiIwoSQWRkTGVhcm5lclJlc3BvbnNlEg0KBWluZGV4GAEgASgEIjwKFVByb21vdGVMZWFybmVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEg8KB25vZGVfaWQYAiABKAQiJwoWUHJvbW90ZUxlYXJuZXJSZXNwb25zZRINCgVpbmRleBgBIAEoBCI4ChFSZW1vdmVOb2RlUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEg8KB25vZGVfaWQYAiABKAQiIwoSUmVtb3ZlTm9kZVJlc3BvbnNlEg0KBWluZGV4GAEgASgEIiwKGVRyYW5zZmVyTGVhZGVyc2hpcFJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoBCI9ChpUcmFuc2ZlckxlYWRlcnNoaXBSZXNwb25zZRIRCglsZWFkZXJfaWQYASABKAQSDAoEdGVybRgCIAEoBCIVChNUYWtlU25hcHNob3RSZXF1ZXN0IkcKFFRha2VTbmFwc2hvdFJlc3BvbnNlEg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSEgoKc2l6ZV9ieXRlcxgDIAEoBCqJAQoITm9kZVJvbGUSGQoVTk9ERV9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTk9ERV9ST0xFX0ZPTExPV0VSEAESGwoXTk9ERV9ST0xFX1BSRV9DQU5ESURBVEUQAhIXChNOT0RFX1JPTEVfQ0FORElEQVRFEAMSFAoQTk9ERV9ST0xFX0xFQURFUhAEKlkKCk1lbWJlcktpbmQSGwoXTUVNQkVSX0tJTkRfVU5TUEVDSUZJRUQQABIVChFNRU1CRVJfS0lORF9WT1RFUhABEhcKE01FTUJFUl9LSU5EX0xFQVJORVIQAjLoAwoMQWRtaW5TZXJ2aWNlElUKEEdldENsdXN0ZXJTdGF0dXMSHy5ia3YudjEuR2V0Q2x1c3RlclN0YXR1c1JlcXVlc3QaIC5ia3YudjEuR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEkMKCkFkZExlYXJuZXISGS5ia3YudjEuQWRkTGVhcm5lclJlcXVlc3QaGi5ia3YudjEuQWRkTGVhcm5lclJlc3BvbnNlEk8KDlByb21vdGVMZWFybmVyEh0uYmt2LnYxLlByb21vdGVMZWFybmVyUmVxdWVzdBoeLmJrdi52MS5Qcm9tb3RlTGVhcm5lclJlc3BvbnNlEkMKClJlbW92ZU5vZGUSGS5ia3YudjEuUmVtb3ZlTm9kZVJlcXVlc3QaGi5ia3YudjEuUmVtb3ZlTm9kZVJlc3BvbnNlElsKElRyYW5zZmVyTGVhZGVyc2hpcBIhLmJrdi52MS5UcmFuc2ZlckxlYWRlcnNoaXBSZXF1ZXN0GiIuYmt2LnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlEkkKDFRha2VTbmFwc2hvdBIbLmJrdi52MS5UYWtlU25hcHNob3RSZXF1ZXN0GhwuYmt2LnYxLlRha2VTbmFwc2hvdFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChJia3YvdjEvYWRtaW4ucHJvdG8SBmJrdi52MSI3ChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBIcChRpbmNsdWRlX3N0YXRlX2RpZ2VzdBgBIAEoCCJ/CgxNZW1iZXJTdGF0dXMSDwoHbm9kZV9pZBgBIAEoBBIUCgxwZWVyX2FkZHJlc3MYAiABKAkSIAoEa2luZBgDIAEoDjISLmJrdi52MS5NZW1iZXJLaW5kEhMKC21hdGNoX2luZGV4GAQgASgEEhEKCXJlYWNoYWJsZRgFIAEoCCKeAgoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEhIKCmNsdXN0ZXJfaWQYASABKAkSDwoHbm9kZV9pZBgCIAEoBBIeCgRyb2xlGAMgASgOMhAuYmt2LnYxLk5vZGVSb2xlEhEKCWxlYWRlcl9pZBgEIAEoBBIMCgR0ZXJtGAUgASgEEhQKDGNvbW1pdF9pbmRleBgGIAEoBBIVCg1hcHBsaWVkX2luZGV4GAcgASgEEhYKDnNuYXBzaG90X2luZGV4GAggASgEEiUKB21lbWJlcnMYCSADKAsyFC5ia3YudjEuTWVtYmVyU3RhdHVzEhQKDHN0YXRlX2RpZ2VzdBgKIAEoDBIaChJzdGF0ZV9kaWdlc3RfaW5kZXgYCyABKAQiTgoRQWRkTGVhcm5lclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgdub2RlX2lkGAIgASgEEhQKDHBlZXJfYWRkcmVzcxgDIAEoCSIjChJBZGRMZWFybmVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoVUHJvbW90ZUxlYXJuZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBCInChZQcm9tb3RlTGVhcm5lclJlc3BvbnNlEg0KBWluZGV4GAEgASgEIjgKEVJlbW92ZU5vZGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBCIjChJSZW1vdmVOb2RlUmVzcG9uc2USDQoFaW5kZXgYASABKAQiLAoZVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIj0KGlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlEhEKCWxlYWRlcl9pZBgBIAEoBBIMCgR0ZXJtGAIgASgEIhUKE1Rha2VTbmFwc2hvdFJlcXVlc3QiRwoUVGFrZVNuYXBzaG90UmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBISCgpzaXplX2J5dGVzGAMgASgEKokBCghOb2RlUm9sZRIZChVOT0RFX1JPTEVfVU5TUEVDSUZJRUQQABIWChJOT0RFX1JPTEVfRk9MTE9XRVIQARIbChdOT0RFX1JPTEVfUFJFX0NBTkRJREFURRACEhcKE05PREVfUk9MRV9DQU5ESURBVEUQAxIUChBOT0RFX1JPTEVfTEVBREVSEAQqWQoKTWVtYmVyS2luZBIbChdNRU1CRVJfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FTUJFUl9LSU5EX1ZPVEVSEAESFwoTTUVNQkVSX0tJTkRfTEVBUk5FUhACMugDCgxBZG1pblNlcnZpY2USVQoQR2V0Q2x1c3RlclN0YXR1cxIfLmJrdi52MS5HZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBogLmJrdi52MS5HZXRDbHVzdGVyU3RhdHVzUmVzcG9uc2USQwoKQWRkTGVhcm5lchIZLmJrdi52MS5BZGRMZWFybmVyUmVxdWVzdBoaLmJrdi52MS5BZGRMZWFybmVyUmVzcG9uc2USTwoOUHJvbW90ZUxlYXJuZXISHS5ia3YudjEuUHJvbW90ZUxlYXJuZXJSZXF1ZXN0Gh4uYmt2LnYxLlByb21vdGVMZWFybmVyUmVzcG9uc2USQwoKUmVtb3ZlTm9kZRIZLmJrdi52MS5SZW1vdmVOb2RlUmVxdWVzdBoaLmJrdi52MS5SZW1vdmVOb2RlUmVzcG9uc2USWwoSVHJhbnNmZXJMZWFkZXJzaGlwEiEuYmt2LnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlcXVlc3QaIi5ia3YudjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2USSQoMVGFrZVNuYXBzaG90EhsuYmt2LnYxLlRha2VTbmFwc2hvdFJlcXVlc3QaHC5ia3YudjEuVGFrZVNuYXBzaG90UmVzcG9uc2ViBnByb3RvMw");
 
 /**
- * GetClusterStatusRequest is empty.
+ * GetClusterStatusRequest asks for a node's view of the cluster.
  *
  * @generated from message bkv.v1.GetClusterStatusRequest
  */
 export type GetClusterStatusRequest = Message<"bkv.v1.GetClusterStatusRequest"> & {
+  /**
+   * Also compute state_digest. It costs O(state) on the node (about 1 s of
+   * CPU per 100,000 records, see docs/vault.md) unless the applied index did
+   * not move since the last digest: ask for it to compare nodes, do not poll it.
+   *
+   * @generated from field: bool include_state_digest = 1;
+   */
+  includeStateDigest: boolean;
 };
 
 /**
@@ -128,6 +136,25 @@ export type GetClusterStatusResponse = Message<"bkv.v1.GetClusterStatusResponse"
    * @generated from field: repeated bkv.v1.MemberStatus members = 9;
    */
   members: MemberStatus[];
+
+  /**
+   * With include_state_digest: SHA-256 of this node's whole replicated vault
+   * state (records, attempt counters, pending attempts, node announcements,
+   * request-id table, applied index) at state_digest_index. Two nodes at the
+   * same index have equal digests unless their states diverged. It equals the
+   * checksum that ends the vault snapshot taken at that index. Empty without
+   * include_state_digest.
+   *
+   * @generated from field: bytes state_digest = 10;
+   */
+  stateDigest: Uint8Array;
+
+  /**
+   * The applied index state_digest was taken at (0 without include_state_digest).
+   *
+   * @generated from field: uint64 state_digest_index = 11;
+   */
+  stateDigestIndex: bigint;
 };
 
 /**
@@ -439,7 +466,8 @@ export const MemberKindSchema: GenEnum<MemberKind> = /*@__PURE__*/
  */
 export const AdminService: GenService<{
   /**
-   * GetClusterStatus reports this node's view of the cluster.
+   * GetClusterStatus reports this node's view of the cluster and, on request,
+   * the digest of its replicated state.
    *
    * @generated from rpc bkv.v1.AdminService.GetClusterStatus
    */
