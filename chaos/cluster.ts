@@ -166,10 +166,10 @@ export class ChaosCluster {
     return adminChannel(this.node(id).admin, join(this.opts.dir, "certs"), id);
   }
 
-  async status(id: number, timeoutMs = 1500) {
+  async status(id: number, timeoutMs = 1500, withDigest = false) {
     const a = this.admin(id);
     try {
-      return await a.client.getClusterStatus({}, { deadline: new Date(Date.now() + timeoutMs) });
+      return await a.client.getClusterStatus({ includeStateDigest: withDigest }, { deadline: new Date(Date.now() + timeoutMs) });
     } finally {
       a.close();
     }
@@ -342,8 +342,8 @@ export class LocalTarget implements ChaosTarget {
     return readRecordVia(this.cluster.vault(node), user);
   }
 
-  async status(node: number, timeoutMs?: number): Promise<NodeStatus> {
-    return nodeStatus(await this.cluster.status(node, timeoutMs));
+  async status(node: number, timeoutMs?: number, withDigest?: boolean): Promise<NodeStatus> {
+    return nodeStatus(await this.cluster.status(node, timeoutMs, withDigest));
   }
 
   leader(): Promise<number | undefined> {
@@ -381,8 +381,10 @@ export class LocalTarget implements ChaosTarget {
 }
 
 /** The runner's view of a GetClusterStatus answer. */
-export function nodeStatus(s: { nodeId: bigint; leaderId: bigint; commitIndex: bigint; appliedIndex: bigint }): NodeStatus {
-  return { nodeId: Number(s.nodeId), leaderId: Number(s.leaderId), commitIndex: Number(s.commitIndex), appliedIndex: Number(s.appliedIndex) };
+export function nodeStatus(s: { nodeId: bigint; leaderId: bigint; commitIndex: bigint; appliedIndex: bigint; stateDigest: Uint8Array; stateDigestIndex: bigint }): NodeStatus {
+  const st: NodeStatus = { nodeId: Number(s.nodeId), leaderId: Number(s.leaderId), commitIndex: Number(s.commitIndex), appliedIndex: Number(s.appliedIndex) };
+  if (s.stateDigest.length > 0) st.stateDigest = { digest: Buffer.from(s.stateDigest).toString("hex"), index: Number(s.stateDigestIndex) };
+  return st;
 }
 
 type VaultHandle = ReturnType<ChaosCluster["vault"]>;

@@ -3,7 +3,6 @@
 // processes with proxied peer links (chaos/cluster.ts LocalTarget, `runChaos`)
 // or pods of a Kubernetes cluster (chaos/k8s/target.ts). Same workload, same
 // checkers, same report, same last line `faults: F, violations: V`.
-import { createHash } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor } from "../client/sdk/index.js";
@@ -25,6 +24,8 @@ export interface NodeStatus {
   leaderId: number;
   commitIndex: number;
   appliedIndex: number;
+  /** The vault state digest (hex) and the index it was taken at; only when asked for. */
+  stateDigest?: { digest: string; index: number };
 }
 
 /** Fault injection; only the methods of the target's `faultKinds` are called, plus resume/restartNode/heal after an error. */
@@ -42,7 +43,8 @@ export interface ChaosTarget {
   descriptor(): Promise<ClusterDescriptor>;
   /** GetRecordInfo on one node; null when the node has no such record. */
   readRecord(node: number, user: string): Promise<NodeRecord | null>;
-  status(node: number, timeoutMs?: number): Promise<NodeStatus>;
+  /** The node's admin GetClusterStatus; `withDigest` asks for the vault state digest (O(state) on the node). */
+  status(node: number, timeoutMs?: number, withDigest?: boolean): Promise<NodeStatus>;
   /** The node that reports itself leader, if a reachable node does. */
   leader(): Promise<number | undefined>;
   /** Waits for one leader known by every running node; returns its id. */
@@ -282,14 +284,11 @@ async function collectFinalState(target: ChaosTarget, workload: Workload, histor
   const records = await readFinalRecords(target, lead, users);
   const nodes = [];
   for (const id of target.ids) {
-    const st = await target.status(id, 3000);
-    const h = createHash("sha256");
-    for (const u of users) {
-      const r = await target.readRecord(id, u);
-      h.update(`${u}|${r === null ? "-" : `${r.version}|${r.attemptsRemaining}|${r.locked}|${r.digest}`}\n`);
-    }
-    nodes.push({ node: id, appliedIndex: st.appliedIndex, digest: h.digest("hex") });
-    history.append({ type: "node-state", node: id, appliedIndex: st.appliedIndex, digest: nodes.at(-1)!.digest, time: history.now() });
+    const st = await target.status(id, 10_000, true);
+    if (st.stateDigest === undefined) throw new Error(`node ${id} answered no state digest (a bkv-node older than the harness?)`);
+    const { digest, index } = st.stateDigest;
+    nodes.push({ node: id, appliedIndex: index, digest });
+    history.append({ type: "node-state", node: id, appliedIndex: index, digest, time: history.now() });
   }
   return { nodes, records, finalRecoveries };
 }

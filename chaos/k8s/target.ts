@@ -270,11 +270,11 @@ export class K8sTarget implements ChaosTarget {
     return readRecordVia(vaultChannel(`127.0.0.1:${n.clientPort}`, this.ca, `node-${n.id}`), user);
   }
 
-  async status(node: number, timeoutMs = 3000): Promise<NodeStatus> {
+  async status(node: number, timeoutMs = 3000, withDigest = false): Promise<NodeStatus> {
     const n = this.node(node);
     const a = adminChannel(`127.0.0.1:${n.adminPort}`, this.o.certsDir, n.id);
     try {
-      return nodeStatus(await a.client.getClusterStatus({}, { deadline: new Date(Date.now() + timeoutMs) }));
+      return nodeStatus(await a.client.getClusterStatus({ includeStateDigest: withDigest }, { deadline: new Date(Date.now() + timeoutMs) }));
     } finally {
       a.close();
     }
