@@ -10,6 +10,7 @@ export interface RaftView {
   leader(): number;
   isLeader(): boolean;
   snapshotIndex(): number;
+  /** O(1) (VaultStateMachine.stats keeps its counters): read at every scrape. */
   vaultStats(): { records: number; locked: number };
 }
 

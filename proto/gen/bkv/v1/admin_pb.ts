@@ -25,7 +25,7 @@ export const file_bkv_v1_admin: GenFile = /*@__PURE__*/
  */
 export type GetClusterStatusRequest = Message<"bkv.v1.GetClusterStatusRequest"> & {
   /**
-   * Also compute state_digest. It costs O(state) on the node (about 1 s of
+   * Also compute state_digest. It costs O(state) on the node (about 0.7 s of
    * CPU per 100,000 records, see docs/vault.md) unless the applied index did
    * not move since the last digest: ask for it to compare nodes, do not poll it.
    *
