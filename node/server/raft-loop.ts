@@ -1,16 +1,23 @@
 // Drives one RawNode: ticks, inbound messages, and the Ready loop of
-// /work/raft-api.md. Invariants:
-// - a Ready's hard state, entries and snapshot are durable (DiskStorage.save)
-//   BEFORE its messages are sent;
+// docs/raft.md. Invariants (the argument is in docs/raft.md, "Sending while
+// the leader writes"):
+// - only one Ready is in flight: drain() is never re-entered, and a Ready is
+//   taken only once every earlier Ready's write is durable;
+// - a message leaves before its Ready's write completes only if it is a
+//   leader's App/Heartbeat/Snap, the Ready changes neither term nor vote,
+//   and every entry at or below the commit index is already durable here,
+//   or if the Ready writes nothing but the commit index (planReady); every
+//   other message (AppResp, votes, ...) waits for the write;
+// - a committed entry is applied only once it is durable here (possibly
+//   while a later Ready's write runs);
 // - committed entries are applied to the vault once each, in order; conf
 //   changes go to RawNode.applyConfChange and the transport, and are skipped
-//   by the vault;
-// - only one Ready is in flight: drain() is never re-entered.
+//   by the vault.
 import { randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
-  type Message, type NodeId, RawNode, type Ready, type Snapshot, type SoftState, StateType, decodeConfChange,
-
+  type HardState, type Message, MessageType, type NodeId, RawNode, type Ready, type Snapshot, type SoftState, StateType,
+  decodeConfChange,
 } from "../raft/index.js";
 import type { DiskStorage } from "../storage/index.js";
 import { VaultStateMachine, type VaultResult } from "../vault/index.js";
@@ -62,6 +69,8 @@ export class RaftLoop {
   private draining = false;
   private stopped = false;
   private soft: SoftState = { lead: 0, state: StateType.Follower };
+  /** The hard state of the last Ready handed to storage (its term and vote are durable: they always sync). */
+  private hard: HardState;
   private snapshotIndex: number;
   private readonly waiters = new Map<string, Waiter[]>();
   private indexWaiters: IndexWaiter[] = [];
@@ -77,6 +86,7 @@ export class RaftLoop {
       : new VaultStateMachine({ clusterId: o.clusterId });
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
+    this.hard = o.storage.initialState().hardState;
     this.raw = new RawNode({
       id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
       applied: snap.metadata.index, randomInt: (n) => randomInt(n),
@@ -239,14 +249,25 @@ export class RaftLoop {
 
   private async handle(rd: Ready): Promise<void> {
     if (rd.softState !== null) this.onSoftState(rd.softState);
-    await this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
-    this.link?.send(rd.messages);
+    const plan = planReady(rd, this.soft.state, { hardState: this.hard, lastIndex: this.o.storage.lastIndex() });
+    const saving = this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+    saving.catch(() => undefined); // awaited below; this only keeps a failure from being "unhandled" meanwhile
+    if (rd.hardState !== null) this.hard = rd.hardState;
+    if (plan.early.length > 0) this.link?.send(plan.early);
+    if (plan.applyBeforeWrite) this.applyCommitted(rd);
+    await saving;
+    if (plan.late.length > 0) this.link?.send(plan.late);
     if (rd.snapshot !== null) this.restore(rd.snapshot);
-    const t0 = performance.now();
-    for (const e of rd.committedEntries) this.applyEntry(e);
-    if (rd.committedEntries.length > 0) this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    if (!plan.applyBeforeWrite) this.applyCommitted(rd);
     this.raw.advance(rd);
     this.wakeIndexWaiters();
+  }
+
+  private applyCommitted(rd: Ready): void {
+    if (rd.committedEntries.length === 0) return;
+    const t0 = performance.now();
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
   }
 
   private onSoftState(s: SoftState): void {
@@ -403,6 +424,72 @@ export class RaftLoop {
     }
     return best;
   }
+}
+
+/** What this node had made durable when a Ready was taken. */
+export interface DurableState {
+  /** The last hard state handed to storage (its term and vote always sync). */
+  readonly hardState: HardState;
+  /** The storage's last index: DiskStorage exposes an entry only once it is durable. */
+  readonly lastIndex: number;
+}
+
+/** What of a Ready may happen while its write runs, and what must wait for it. */
+export interface ReadyPlan {
+  /** Sent before the write completes. */
+  readonly early: readonly Message[];
+  /** Sent once the write is durable. */
+  readonly late: readonly Message[];
+  /** The committed entries are durable here already and may be applied before the write completes. */
+  readonly applyBeforeWrite: boolean;
+}
+
+/** Message types a leader may send while its own copy of their entries is being written. */
+const REPLICATION = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
+
+/**
+ * Orders the work of `rd` around its write (etcd's Ready contract; Raft
+ * thesis §10.2.1; the safety argument is in docs/raft.md):
+ * - a Ready that changes nothing but the commit index (writesOnlyCommit):
+ *   every message is early (everything the node holds is durable);
+ * - otherwise a leader's App, Heartbeat and Snap messages are early when the
+ *   Ready changes neither term nor vote, appends right after the durable log
+ *   and commits nothing above it: they may carry entries that are not durable
+ *   here yet, never a commit index that counts them. Everything else
+ *   (AppResp, votes, TimeoutNow, a follower's messages) is late;
+ * - committed entries are applied before the write when every one of them is
+ *   durable here and none is replaced by this Ready's entries.
+ */
+export function planReady(rd: Ready, role: StateType, durable: DurableState): ReadyPlan {
+  const lastCommitted = rd.committedEntries.at(-1)?.index ?? 0;
+  const firstNew = rd.entries[0]?.index ?? Infinity;
+  const applyBeforeWrite = rd.snapshot === null && lastCommitted <= durable.lastIndex && lastCommitted < firstNew;
+  if (writesOnlyCommit(rd, durable.hardState)) return { early: rd.messages, late: [], applyBeforeWrite };
+  if (!maySendEarly(rd, role, durable)) return { early: [], late: rd.messages, applyBeforeWrite };
+  const early: Message[] = [];
+  const late: Message[] = [];
+  for (const m of rd.messages) (REPLICATION.has(m.type) ? early : late).push(m);
+  return { early, late, applyBeforeWrite };
+}
+
+function maySendEarly(rd: Ready, role: StateType, durable: DurableState): boolean {
+  if (role !== StateType.Leader || rd.snapshot !== null) return false;
+  const hs = rd.hardState ?? durable.hardState;
+  if (hs.term !== durable.hardState.term || hs.vote !== durable.hardState.vote) return false;
+  if (hs.commit > durable.lastIndex) return false; // e.g. a single voter commits at append: only after the write
+  const first = rd.entries[0];
+  return first === undefined || first.index === durable.lastIndex + 1;
+}
+
+/**
+ * True when writing `rd` can change nothing but the commit index: no entries,
+ * no snapshot, term and vote unchanged. Every entry the node holds is then
+ * durable, so no message of it needs to wait for the write (a commit index is
+ * not fsynced on its own; etcd's mustSync = false).
+ */
+export function writesOnlyCommit(rd: Ready, durable: HardState): boolean {
+  if (rd.entries.length > 0 || rd.snapshot !== null || rd.mustSync) return false;
+  return rd.hardState === null || (rd.hardState.term === durable.term && rd.hardState.vote === durable.vote);
 }
 
 export function encodePeerContext(address: string): Uint8Array {
