@@ -97,6 +97,20 @@ export class RawNode {
     })));
   }
 
+  /**
+   * Proposes several entries in one MsgProp: a leader appends them together
+   * and replicates them in the same MsgApp; a follower forwards them in one
+   * message. All or none: throws ErrProposalDropped and appends nothing when
+   * the proposal cannot be taken. An empty list is a no-op.
+   */
+  proposeMany(data: readonly Uint8Array[]): void {
+    if (data.length === 0) return;
+    this.guard(() => this.raft.step(message({
+      type: MessageType.Prop, from: this.raft.id,
+      entries: data.map((d) => ({ term: 0, index: 0, type: EntryType.Normal, data: d })),
+    })));
+  }
+
   /** Proposes a membership change; only the leader accepts one, and only when none is pending. */
   proposeConfChange(cc: ConfChange): void {
     const refusal = this.raft.confChangeRefusal(cc);

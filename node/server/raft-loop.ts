@@ -54,6 +54,9 @@ export class ProposalError extends Error {
   }
 }
 
+/** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
+const MAX_BATCH = 256;
+
 interface Waiter { resolve(r: VaultResult): void; reject(e: Error): void; timer: NodeJS.Timeout }
 interface IndexWaiter { index: number; resolve(ok: boolean): void; timer: NodeJS.Timeout }
 interface ConfWaiter { cc: ConfChange; resolve(index: number): void; reject(e: Error): void; timer: NodeJS.Timeout }
@@ -76,6 +79,8 @@ export class RaftLoop {
   private indexWaiters: IndexWaiter[] = [];
   private confWaiters: ConfWaiter[] = [];
   private snapshotWaiters: Array<{ resolve(s: Snapshot): void; reject(e: Error): void }> = [];
+  /** Proposals waiting for the next drain, which hands them to Raft together. */
+  private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
 
   constructor(private readonly o: RaftLoopOptions) {
     const snap = o.storage.snapshot();
@@ -113,6 +118,7 @@ export class RaftLoop {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     while (this.draining) await new Promise((r) => setTimeout(r, 5));
+    this.batch = [];
     this.failWaiters(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
     for (const w of this.indexWaiters) { clearTimeout(w.timer); w.resolve(false); }
     this.indexWaiters = [];
@@ -149,8 +155,6 @@ export class RaftLoop {
    */
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult> {
     this.checkCanPropose();
-    this.submit(() => this.raw.propose(data));
-    // Registered synchronously after the proposal: nothing is applied before drain() runs.
     const key = Buffer.from(requestId).toString("hex");
     return new Promise<VaultResult>((resolve, reject) => {
       const timer = setTimeout(() => this.expire(key, waiter), this.o.proposalTimeoutMs);
@@ -158,7 +162,27 @@ export class RaftLoop {
       const list = this.waiters.get(key) ?? [];
       list.push(waiter);
       this.waiters.set(key, list);
+      // Proposed with the others of this event-loop turn by the next drain (one MsgProp, one MsgApp per follower).
+      this.batch.push({ data, dropped: (err) => { clearTimeout(timer); this.forget(key, waiter); reject(err); } });
+      this.schedule();
     });
+  }
+
+  /**
+   * Proposes the queued entries, at most MAX_BATCH at a time. A batch Raft
+   * refuses (ErrProposalDropped) fails only its own callers.
+   */
+  private proposeBatch(): void {
+    while (this.batch.length > 0) {
+      const part = this.batch.splice(0, MAX_BATCH);
+      try {
+        this.raw.proposeMany(part.map((p) => p.data));
+      } catch (err) {
+        if (!(err instanceof ErrProposalDropped)) throw err;
+        const e = new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
+        for (const p of part) p.dropped(e);
+      }
+    }
   }
 
   /** Proposes an entry whose outcome nobody waits for (node announcements). */
@@ -200,10 +224,14 @@ export class RaftLoop {
   }
 
   private expire(key: string, w: Waiter): void {
+    this.forget(key, w);
+    w.reject(new ProposalError("TIMEOUT", "the request was not committed in time; retry with the same request id"));
+  }
+
+  private forget(key: string, w: Waiter): void {
     const list = (this.waiters.get(key) ?? []).filter((x) => x !== w);
     if (list.length === 0) this.waiters.delete(key);
     else this.waiters.set(key, list);
-    w.reject(new ProposalError("TIMEOUT", "the request was not committed in time; retry with the same request id"));
   }
 
   /** Resolves true once this node applied `index` (false after timeoutMs). */
@@ -237,14 +265,18 @@ export class RaftLoop {
 
   private async drain(): Promise<void> {
     try {
-      while (!this.stopped && this.raw.hasReady()) await this.handle(this.raw.ready());
+      while (!this.stopped) {
+        this.proposeBatch();
+        if (!this.raw.hasReady()) break;
+        await this.handle(this.raw.ready());
+      }
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
       this.o.onFatal(err);
     } finally {
       this.draining = false;
     }
-    if (!this.stopped && this.raw.hasReady()) this.schedule();
+    if (!this.stopped && (this.batch.length > 0 || this.raw.hasReady())) this.schedule();
   }
 
   private async handle(rd: Ready): Promise<void> {

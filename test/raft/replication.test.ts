@@ -1,6 +1,7 @@
 // Raft §5.3 (log replication, log matching) and §5.4.2 (commitment, Figure 8).
 import test from "ava";
 import { MessageType, Network, StateType } from "./network.js";
+import { ErrProposalDropped } from "../../node/raft/index.js";
 
 const NO_PREVOTE = { preVote: false, checkQuorum: false };
 
@@ -116,4 +117,34 @@ test("followers learn the commit index and apply every entry exactly once, in or
     const idx = net.node(id).appliedIndexes;
     t.deepEqual(idx, Array.from({ length: idx.length }, (_, i) => idx[0]! + i));
   }
+});
+
+test("proposeMany: entries are appended together and travel in one MsgApp per follower; a follower forwards them in one MsgProp", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  const enc = (xs: string[]) => xs.map((x) => new TextEncoder().encode(x));
+  net.node(1).raw.proposeMany(enc(["a", "b", "c"]));
+  net.processReady(1);
+  const apps = net.takeMessages().filter((m) => m.type === MessageType.App);
+  t.deepEqual(apps.map((m) => [m.to, m.entries.length]), [[2, 3], [3, 3]]);
+  for (const m of apps) net.deliver(m);
+  net.settle();
+  net.node(2).raw.proposeMany(enc(["d", "e"]));
+  net.processReady(2);
+  const props = net.takeMessages().filter((m) => m.type === MessageType.Prop);
+  t.deepEqual(props.map((m) => [m.to, m.entries.length]), [[1, 2]]);
+  for (const m of props) net.deliver(m);
+  net.tick(2);
+  for (const id of [1, 2, 3]) t.deepEqual(net.appliedText(id), ["a", "b", "c", "d", "e"]);
+  net.node(1).raw.proposeMany([]); // no-op
+  t.false(net.node(1).raw.hasReady());
+});
+
+test("proposeMany: all or nothing when the proposal cannot be taken", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  net.node(1).raw.transferLeadership(2); // a leader refuses proposals while it transfers
+  const last = net.status(1).lastIndex;
+  t.throws(() => net.node(1).raw.proposeMany([Uint8Array.of(1), Uint8Array.of(2)]), { instanceOf: ErrProposalDropped });
+  t.is(net.status(1).lastIndex, last);
 });
