@@ -232,11 +232,17 @@ function readNodes(r: Reader, state: VaultState): void {
 function readRequests(r: Reader, state: VaultState): void {
   const count = r.u32();
   if (count > state.requests.capacity) throw new CorruptSnapshotError(`${count} request ids exceed the capacity ${state.requests.capacity}`);
+  // The table is the last section. It is copied once, and its entries are
+  // views of that copy: one allocation instead of three per entry (a third
+  // of the restore time with 100,000 ids). The copy lives until its last
+  // entry is evicted: at most the size of the table section again.
+  const table = new Reader(r.fixed(r.remaining), "vault snapshot request table");
   for (let i = 0; i < count; i++) {
-    const entry = { requestId: r.fixed(REQUEST_ID_LENGTH), fingerprint: r.fixed(FINGERPRINT_LENGTH), outcome: r.lp16() };
+    const entry = { requestId: table.view(REQUEST_ID_LENGTH), fingerprint: table.view(FINGERPRINT_LENGTH), outcome: table.view(table.u16()) };
     decodeResult(entry.outcome);
     state.requests.add(entry);
   }
+  table.end();
 }
 
 /** Lexicographic order of byte strings. */

@@ -73,6 +73,18 @@ export class Reader {
   fixed(len: number): Uint8Array {
     return this.buf.slice(this.off, this.advance(len));
   }
+  /**
+   * The next len bytes as a view of the input, without a copy: it aliases the
+   * input and keeps all of it alive. Only for a caller that owns the input
+   * and never changes it.
+   */
+  view(len: number): Uint8Array {
+    return this.buf.subarray(this.off, this.advance(len));
+  }
+  /** Bytes not read yet. */
+  get remaining(): number {
+    return this.buf.length - this.off;
+  }
   lp16(): Uint8Array {
     return this.fixed(this.u16());
   }
