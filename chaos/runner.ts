@@ -282,15 +282,31 @@ async function collectFinalState(target: ChaosTarget, workload: Workload, histor
   const finalRecoveries = await finalRecover(await target.descriptor(), workload, first);
   await waitConverged(target);
   const records = await readFinalRecords(target, lead, users);
-  const nodes = [];
-  for (const id of target.ids) {
-    const st = await target.status(id, 10_000, true);
-    if (st.stateDigest === undefined) throw new Error(`node ${id} answered no state digest (a bkv-node older than the harness?)`);
-    const { digest, index } = st.stateDigest;
-    nodes.push({ node: id, appliedIndex: index, digest });
-    history.append({ type: "node-state", node: id, appliedIndex: index, digest, time: history.now() });
-  }
+  const nodes = await collectDigests(target);
+  for (const n of nodes) history.append({ type: "node-state", node: n.node, appliedIndex: n.appliedIndex, digest: n.digest, time: history.now() });
   return { nodes, records, finalRecoveries };
+}
+
+/**
+ * Every node's vault state digest. The digests are taken one node at a time, so
+ * an entry committed in between (a new leader's empty entry) can put them at
+ * different indexes: then converge and ask again (a few times) before handing
+ * the checker digests at different indexes, which it reports as not converged.
+ */
+async function collectDigests(target: ChaosTarget): Promise<FinalState["nodes"]> {
+  type NodeDigest = FinalState["nodes"][number];
+  let nodes: NodeDigest[] = [];
+  for (let round = 0; round < 5; round++) {
+    nodes = [];
+    for (const id of target.ids) {
+      const st = await target.status(id, 10_000, true);
+      if (st.stateDigest === undefined) throw new Error(`node ${id} answered no state digest (a bkv-node older than the harness?)`);
+      nodes.push({ node: id, appliedIndex: st.stateDigest.index, digest: st.stateDigest.digest });
+    }
+    if (new Set(nodes.map((n) => n.appliedIndex)).size === 1) break;
+    await waitConverged(target);
+  }
+  return nodes;
 }
 
 /** Waits until every node applied the same index (the leader's commit index). */
