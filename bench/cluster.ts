@@ -4,16 +4,18 @@
 //   2. committed BeginRecovery per second over gRPC to the leader at 1 and 64
 //      requests in flight: every call is one Raft entry replicated, fsynced on a
 //      majority and applied (the figure to compare with etcd's puts).
-// Run: npx tsx bench/cluster.ts [--seconds S]   (prints a markdown table)
+// Run: npx tsx bench/cluster.ts [--seconds S] [--in-flight 1,64] [--rounds R] [--no-recover]
+//   (prints markdown tables and the load average before and after each row;
+//   --rounds repeats the throughput rows on the same cluster, for A/B runs)
 import { randomBytes } from "node:crypto";
-import { cpus } from "node:os";
+import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { G, encodePoint, randomScalar } from "../proto/crypto/index.js";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../test/e2e/cluster.js";
 
 const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
-const USERS = 256;
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
@@ -29,11 +31,26 @@ async function recoverLatency(client: VaultClient, user: string, runs: number): 
   return out.sort((a, b) => a - b);
 }
 
-/** Runs `inFlight` loops of BeginRecovery against the leader for `seconds`; returns ops/s and sorted latencies. */
-async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: number, seconds: number): Promise<{ rate: number; lat: number[] }> {
+/** CPU seconds (user + system) used so far by process `pid` (Linux /proc; NaN elsewhere). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs: number; clientCpuMs: number }
+
+/**
+ * Runs `inFlight` loops of BeginRecovery against the leader for `seconds`;
+ * returns ops/s, sorted latencies, and CPU milliseconds per committed call
+ * of the leader, of the followers (mean) and of this benchmark client: CPU
+ * per call depends much less on the machine's load than the rate does.
+ */
+async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: number, seconds: number, users: number): Promise<Row> {
   const vault = cluster.vault(leader);
-  // Blinded elements made up front: the client's EC cost is not what this measures.
-  const blinded = Array.from({ length: 64 }, () => encodePoint(G.multiply(randomScalar())));
   const lat: number[] = [];
   const end = performance.now() + seconds * 1000;
   let n = 0;
@@ -41,20 +58,59 @@ async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: 
     for (let i = k; performance.now() < end; i += inFlight) {
       const t0 = performance.now();
       await vault.beginRecovery({
-        requestId: new Uint8Array(randomBytes(16)), userId: `u${i % USERS}`, blindedElement: blinded[i % blinded.length]!,
+        requestId: new Uint8Array(randomBytes(16)), userId: `u${i % users}`, blindedElement: nextBlinded(),
       }, { deadline: new Date(Date.now() + 10_000) });
       lat.push(performance.now() - t0);
       n++;
     }
   };
+  const pids = cluster.nodes.map((x) => ({ id: x.id, pid: x.proc?.pid }));
+  const cpu0 = pids.map((x) => cpuSeconds(x.pid));
+  const client0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: inFlight }, (_, k) => loop(k)));
-  return { rate: n / ((performance.now() - t0) / 1000), lat: lat.sort((a, b) => a - b) };
+  const elapsed = (performance.now() - t0) / 1000;
+  const client = process.cpuUsage(client0);
+  const perCall = pids.map((x, i) => ((cpuSeconds(x.pid) - cpu0[i]!) * 1000) / n);
+  const followers = perCall.filter((_, i) => pids[i]!.id !== leader);
+  return {
+    rate: n / elapsed, lat: lat.sort((a, b) => a - b),
+    leaderCpuMs: perCall[pids.findIndex((x) => x.id === leader)]!,
+    followerCpuMs: followers.reduce((a, b) => a + b, 0) / followers.length,
+    clientCpuMs: (client.user + client.system) / 1000 / n,
+  };
+}
+
+/**
+ * Distinct blinded elements, made up front (the client's EC cost is not what
+ * this measures): consecutive multiples of G from a random start, so that no
+ * node sees a point twice within a run (a node remembers recently decoded
+ * points; a real client blinds every attempt afresh).
+ */
+const BLINDED = ((n: number) => {
+  let p = G.multiply(randomScalar());
+  return Array.from({ length: n }, () => encodePoint(p = p.add(G)));
+})(40_000);
+let blindedNext = 0;
+function nextBlinded(): Uint8Array {
+  return BLINDED[blindedNext++ % BLINDED.length]!;
+}
+
+function load(): string {
+  return loadavg()[0]!.toFixed(1);
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" } } });
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: "string", default: "10" }, "in-flight": { type: "string", default: "1,64" },
+      rounds: { type: "string", default: "1" }, users: { type: "string", default: "1024" }, "no-recover": { type: "boolean", default: false },
+    },
+  });
   const seconds = Number(values.seconds);
+  const inFlights = values["in-flight"].split(",").map(Number);
+  const rounds = Number(values.rounds);
+  const users = Number(values.users);
   const cluster = await LocalCluster.start({ clusterId: "bench" });
   try {
     const descriptor = await cluster.descriptor();
@@ -62,24 +118,35 @@ async function main(): Promise<void> {
     const cheap = new VaultClient(descriptor, { scrypt: CHEAP_SCRYPT });
     await def.register("bench-default", "bench password");
     await cheap.register("bench-cheap", "bench password");
-    const latDefault = await recoverLatency(def, "bench-default", 20);
-    const latCheap = await recoverLatency(cheap, "bench-cheap", 20);
-    // Throughput users: each BeginRecovery spends one of 255 attempts; 256 users cover ~65k calls.
-    for (let i = 0; i < USERS; i++) await cheap.register(`u${i}`, "x", { guessLimit: 255 });
+    const latDefault = values["no-recover"] ? [] : await recoverLatency(def, "bench-default", 20);
+    const latCheap = values["no-recover"] ? [] : await recoverLatency(cheap, "bench-cheap", 20);
+    // Throughput users: each BeginRecovery spends one of 255 attempts; 1024 users cover ~260k calls.
+    for (let i = 0; i < users; i += 32) {
+      await Promise.all(Array.from({ length: Math.min(32, users - i) }, (_, k) => cheap.register(`u${i + k}`, "x", { guessLimit: 255 })));
+    }
     const leader = await cluster.leaderId();
-    const one = await beginThroughput(cluster, leader, 1, seconds);
-    const many = await beginThroughput(cluster, leader, 64, seconds);
+    const rows: Array<[string, Row, string]> = [];
+    for (let round = 0; round < rounds; round++) {
+      for (const k of inFlights) {
+        const before = load();
+        const r = await beginThroughput(cluster, leader, k, seconds, users);
+        rows.push([`${k} in flight`, r, `${before} → ${load()}`]);
+      }
+    }
     def.close();
     cheap.close();
     const ms = (v: number) => v.toFixed(1);
     console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, node ${process.version}`);
-    console.log("\n| recover() end to end (20 runs) | p50 ms | p90 ms | min | max |\n|---|---:|---:|---:|---:|");
-    for (const [name, l] of [["default scrypt (N=2^15)", latDefault], ["scrypt N=2^10", latCheap]] as const) {
-      console.log(`| ${name} | ${ms(quantile(l, 0.5))} | ${ms(quantile(l, 0.9))} | ${ms(l[0]!)} | ${ms(l[l.length - 1]!)} |`);
+    if (!values["no-recover"]) {
+      console.log("\n| recover() end to end (20 runs) | p50 ms | p90 ms | min | max |\n|---|---:|---:|---:|---:|");
+      for (const [name, l] of [["default scrypt (N=2^15)", latDefault], ["scrypt N=2^10", latCheap]] as const) {
+        console.log(`| ${name} | ${ms(quantile(l, 0.5))} | ${ms(quantile(l, 0.9))} | ${ms(l[0]!)} | ${ms(l[l.length - 1]!)} |`);
+      }
     }
-    console.log(`\n| BeginRecovery to the leader (${seconds} s) | committed/s | p50 ms | p99 ms |\n|---|---:|---:|---:|`);
-    for (const [name, r] of [["1 in flight", one], ["64 in flight", many]] as const) {
-      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${ms(quantile(r.lat, 0.5))} | ${ms(quantile(r.lat, 0.99))} |`);
+    console.log(`\n| BeginRecovery to the leader (${seconds} s) | committed/s | p50 ms | p99 ms | CPU ms per call: leader / follower / client | load (1 min) |\n|---|---:|---:|---:|---|---|`);
+    for (const [name, r, ld] of rows) {
+      const cpu = [r.leaderCpuMs, r.followerCpuMs, r.clientCpuMs].map((x) => x.toFixed(2)).join(" / ");
+      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${ms(quantile(r.lat, 0.5))} | ${ms(quantile(r.lat, 0.99))} | ${cpu} | ${ld} |`);
     }
   } finally {
     await cluster.close();

@@ -20,6 +20,16 @@ export const COMPRESSED_POINT_LENGTH = 33;
 export const UNCOMPRESSED_POINT_LENGTH = 65;
 
 /**
+ * Valid points decoded lately, by their exact encoding (oldest evicted
+ * first). A vault leader decodes a BeginRecovery's B when it validates the
+ * request and again when it applies the entry; the second decode is a
+ * lookup. Only successful decodes are kept, and Points are immutable, so a
+ * hit returns exactly what decoding the same bytes again would.
+ */
+const recentlyDecoded = new Map<string, Point>();
+const RECENTLY_DECODED_MAX = 4096;
+
+/**
  * Decodes a SEC1 P-256 point (33-byte compressed or 65-byte uncompressed).
  * Throws IdentityPointError for the SEC1 identity (the single byte 0x00),
  * InvalidLengthError for any other length, InvalidPointError for a bad
@@ -28,6 +38,9 @@ export const UNCOMPRESSED_POINT_LENGTH = 65;
 export function decodePoint(bytes: Uint8Array, what = "point"): Point {
   if (bytes instanceof Uint8Array && bytes.length === 1 && bytes[0] === 0x00) throw new IdentityPointError(what);
   expectLength(bytes, what, COMPRESSED_POINT_LENGTH, UNCOMPRESSED_POINT_LENGTH);
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+  const known = recentlyDecoded.get(key);
+  if (known !== undefined) return known;
   let p: Point;
   try {
     p = Point.fromBytes(isCompressed(bytes) ? decompress(bytes) : bytes);
@@ -36,6 +49,8 @@ export function decodePoint(bytes: Uint8Array, what = "point"): Point {
     throw new InvalidPointError(what);
   }
   if (p.is0()) throw new IdentityPointError(what);
+  if (recentlyDecoded.size >= RECENTLY_DECODED_MAX) recentlyDecoded.delete(recentlyDecoded.keys().next().value!);
+  recentlyDecoded.set(key, p);
   return p;
 }
 

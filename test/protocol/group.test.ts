@@ -94,6 +94,23 @@ test("decodePoint accepts exactly the compressed points @noble accepts, with the
   t.true(accepted > 100 && refused > 10); // both outcomes were exercised
 });
 
+test("decodePoint gives the same answer the second time (valid points are remembered, refusals are not)", (t) => {
+  const b = encodePoint(randomPoint());
+  const first = decodePoint(b);
+  t.true(decodePoint(Uint8Array.from(b)).equals(first));
+  const bad = Uint8Array.from(b);
+  bad[0] = 0x05;
+  t.throws(() => decodePoint(bad), { instanceOf: InvalidPointError });
+  t.throws(() => decodePoint(bad), { instanceOf: InvalidPointError });
+  const offCurve = encodePoint(randomPoint(), false);
+  offCurve[64] = (offCurve[64] ?? 0) ^ 1;
+  for (let i = 0; i < 2; i++) t.throws(() => decodePoint(offCurve), { instanceOf: InvalidPointError });
+  // a view into a larger buffer is keyed by its own bytes only
+  const wide = new Uint8Array(40);
+  wide.set(b, 3);
+  t.true(decodePoint(wide.subarray(3, 36)).equals(first));
+});
+
 test("the identity is refused with IdentityPointError", (t) => {
   t.throws(() => decodePoint(Uint8Array.of(0)), { instanceOf: IdentityPointError });
   t.throws(() => encodePoint(Point.ZERO), { instanceOf: IdentityPointError });
