@@ -191,17 +191,21 @@ export class K8sTarget implements ChaosTarget {
       if (ordinal === undefined) throw new Error(`pod ${pod} has no ordinal`);
       const id = ordinal + 1;
       const [clientPort, adminPort] = ports(id);
-      const forward = new PortForward(this.k, pod, [[clientPort, CLIENT_PORT], [adminPort, ADMIN_PORT]], this.log);
       const logs = new LogFollower(this.k, pod, CONTAINER, join(this.o.logDir, `node-${id}.log`), (name) => this.podState(name));
-      this.nodes.push({ id, pod, clientPort, adminPort, forward, logs, killedUid: undefined });
+      this.nodes.push({ id, pod, clientPort, adminPort, forward: this.forwardOf(pod, clientPort, adminPort), logs, killedUid: undefined });
     }
+  }
+
+  /** A (not started) port-forward of `pod`'s client and admin ports to the given local ports. */
+  private forwardOf(pod: string, clientPort: number, adminPort: number): PortForward {
+    return new PortForward(this.k, pod, [[clientPort, CLIENT_PORT], [adminPort, ADMIN_PORT]], this.log);
   }
 
   /** Picks free local ports, forwards every pod, checks the ids, waits for a leader, fetches the descriptor. */
   private async attach(): Promise<void> {
     for (const n of this.nodes) {
       [n.clientPort, n.adminPort] = [await freePort(), await freePort()];
-      n.forward = new PortForward(this.k, n.pod, [[n.clientPort, CLIENT_PORT], [n.adminPort, ADMIN_PORT]], this.log);
+      n.forward = this.forwardOf(n.pod, n.clientPort, n.adminPort);
     }
     for (const n of this.nodes) {
       await n.forward.start();
@@ -251,7 +255,7 @@ export class K8sTarget implements ChaosTarget {
       }
       await n.forward.stop();
       n.clientPort = port;
-      n.forward = new PortForward(this.k, n.pod, [[n.clientPort, CLIENT_PORT], [n.adminPort, ADMIN_PORT]], this.log);
+      n.forward = this.forwardOf(n.pod, n.clientPort, n.adminPort);
       await n.forward.start();
     }
   }
