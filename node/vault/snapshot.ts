@@ -244,13 +244,3 @@ function readRequests(r: Reader, state: VaultState): void {
   }
   table.end();
 }
-
-/** Lexicographic order of byte strings. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
