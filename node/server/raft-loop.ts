@@ -54,6 +54,10 @@ export class ProposalError extends Error {
   }
 }
 
+function proposalDropped(): ProposalError {
+  return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
+}
+
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
 
@@ -72,8 +76,6 @@ export class RaftLoop {
   private draining = false;
   private stopped = false;
   private soft: SoftState = { lead: 0, state: StateType.Follower };
-  /** The hard state of the last Ready handed to storage (its term and vote are durable: they always sync). */
-  private hard: HardState;
   private snapshotIndex: number;
   private readonly waiters = new Map<string, Waiter[]>();
   private indexWaiters: IndexWaiter[] = [];
@@ -91,7 +93,6 @@ export class RaftLoop {
       : new VaultStateMachine({ clusterId: o.clusterId });
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
-    this.hard = o.storage.initialState().hardState;
     this.raw = new RawNode({
       id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
       applied: snap.metadata.index, randomInt: (n) => randomInt(n),
@@ -179,7 +180,7 @@ export class RaftLoop {
         this.raw.proposeMany(part.map((p) => p.data));
       } catch (err) {
         if (!(err instanceof ErrProposalDropped)) throw err;
-        const e = new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
+        const e = proposalDropped();
         for (const p of part) p.dropped(e);
       }
     }
@@ -216,7 +217,7 @@ export class RaftLoop {
       f();
     } catch (err) {
       if (err instanceof ErrProposalDropped) {
-        throw new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
+        throw proposalDropped();
       }
       throw err;
     }
@@ -281,10 +282,9 @@ export class RaftLoop {
 
   private async handle(rd: Ready): Promise<void> {
     if (rd.softState !== null) this.onSoftState(rd.softState);
-    const plan = planReady(rd, this.soft.state, { hardState: this.hard, lastIndex: this.o.storage.lastIndex() });
+    const plan = planReady(rd, this.soft.state, this.durable());
     const saving = this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
     saving.catch(() => undefined); // awaited below; this only keeps a failure from being "unhandled" meanwhile
-    if (rd.hardState !== null) this.hard = rd.hardState;
     if (plan.early.length > 0) this.link?.send(plan.early);
     if (plan.applyBeforeWrite) this.applyCommitted(rd);
     await saving;
@@ -293,6 +293,15 @@ export class RaftLoop {
     if (!plan.applyBeforeWrite) this.applyCommitted(rd);
     this.raw.advance(rd);
     this.wakeIndexWaiters();
+  }
+
+  /**
+   * What storage holds: DiskStorage applies a Ready's hard state and entries
+   * to what it exposes only once their write completed, and a Ready is taken
+   * only after the previous write completed (rule 1).
+   */
+  private durable(): DurableState {
+    return { hardState: this.o.storage.initialState().hardState, lastIndex: this.o.storage.lastIndex() };
   }
 
   private applyCommitted(rd: Ready): void {
@@ -460,7 +469,7 @@ export class RaftLoop {
 
 /** What this node had made durable when a Ready was taken. */
 export interface DurableState {
-  /** The last hard state handed to storage (its term and vote always sync). */
+  /** The storage's hard state: DiskStorage exposes one only once written (its term and vote always sync). */
   readonly hardState: HardState;
   /** The storage's last index: DiskStorage exposes an entry only once it is durable. */
   readonly lastIndex: number;
