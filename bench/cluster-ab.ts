@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { basename, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { median } from "./sample.js";
 
 interface Cluster {
   readonly nodes: ReadonlyArray<{ readonly proc: { readonly pid?: number } | null }>;
@@ -66,11 +67,6 @@ async function row(t: Tree, inFlight: number, seconds: number, blinded: Uint8Arr
   pids.forEach((pid, i) => { cpu += cpuSeconds(pid) - cpu0[i]!; });
   lat.sort((a, b) => a - b);
   return { rate: lat.length / elapsed, p50: lat[Math.floor(lat.length / 2)]!, cpuMs: (cpu * 1000) / lat.length, load: loadavg()[0]! };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 async function main(): Promise<void> {

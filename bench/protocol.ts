@@ -15,37 +15,12 @@ import {
   startRecovery,
 } from "../proto/crypto/index.js";
 import { evaluateAsNode, makeNodes, randomPoint } from "../test/protocol/helpers.js";
+import { type Sample, measure, measureOnce, medianSample } from "./sample.js";
 
 const MIN_SCRYPT: ScryptParams = { N: 1 << 10, r: 8, p: 1 };
 const nodes = makeNodes([1, 2, 3]);
 const user = "bench-user";
 const password = "correct horse battery staple";
-
-interface Sample {
-  wall: number;
-  cpu: number;
-}
-
-/** Runs fn `runs` times after one warm-up; returns median wall and CPU (user+system) ms. */
-function measure(runs: number, fn: () => void): Sample {
-  fn();
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const c0 = process.cpuUsage();
-    const w0 = performance.now();
-    fn();
-    walls.push(performance.now() - w0);
-    const c = process.cpuUsage(c0);
-    cpus.push((c.user + c.system) / 1000);
-  }
-  return { wall: median(walls), cpu: median(cpus) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
 
 function register(scrypt: ScryptParams): RegistrationRecord {
   const backupKey = new Uint8Array(randomBytes(32));
@@ -63,16 +38,7 @@ function recoveryCost(scrypt: ScryptParams, answers: number, faulty: boolean, ru
     const finish = measureOnce(() => finishRecovery(start.value.state, record, evs));
     if (i > 0) samples.push({ wall: start.wall + finish.wall, cpu: start.cpu + finish.cpu });
   }
-  return { wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)) };
-}
-
-function measureOnce<T>(fn: () => T): Sample & { value: T } {
-  const c0 = process.cpuUsage();
-  const w0 = performance.now();
-  const value = fn();
-  const wall = performance.now() - w0;
-  const c = process.cpuUsage(c0);
-  return { value, wall, cpu: (c.user + c.system) / 1000 };
+  return medianSample(samples);
 }
 
 const salt = new Uint8Array(16);

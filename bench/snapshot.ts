@@ -17,6 +17,7 @@ import { type StoredRecord, freshRecord } from "../node/vault/records.js";
 import { type VaultState, encodeSnapshot } from "../node/vault/snapshot.js";
 import { stateDigest } from "../node/vault/digest.js";
 import { CLUSTER, blindedPoint, register } from "../test/vault/helpers.js";
+import { type Sample, measure } from "./sample.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -51,41 +52,12 @@ function buildState(records: number, requests: number): VaultState {
   return state;
 }
 
-interface Sample {
-  wall: number;
-  cpu: number;
-}
-
-/**
- * Median wall and CPU (user+system of the process, GC threads included) ms of
- * `runs` calls after one warm-up. On a loaded machine CPU is the steadier one.
- */
-function time(runs: number, fn: () => unknown): Sample {
-  fn();
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    fn();
-    walls.push(performance.now() - t0);
-    const c = process.cpuUsage(c0);
-    cpus.push((c.user + c.system) / 1000);
-  }
-  return { wall: median(walls), cpu: median(cpus) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
-
 /** Decodes `n` lp16 strings of about 40 bytes with Reader.str. */
 function strDecodeMs(n: number): Sample {
   const w = new Writer();
   for (let i = 0; i < n; i++) w.str(`user "bench-user-${String(i).padStart(6, "0")}" has no record`);
   const bytes = w.bytes();
-  return time(RUNS, () => {
+  return measure(RUNS, () => {
     const r = new Reader(bytes, "bench");
     for (let i = 0; i < n; i++) r.str();
     r.end();
@@ -102,11 +74,11 @@ const sm = VaultStateMachine.restore({ clusterId: CLUSTER }, full);
 
 const rows: Array<[string, Sample]> = [
   [`Reader.str, ${REQUESTS.toLocaleString("en")} strings`, strDecodeMs(REQUESTS)],
-  [`restore, ${REQUESTS.toLocaleString("en")} request ids, no records (${(requestsOnly.length / 2 ** 20).toFixed(1)} MiB)`, time(RUNS, () => VaultStateMachine.restore({ clusterId: CLUSTER }, requestsOnly))],
-  [`restore, ${RECORDS.toLocaleString("en")} records + ${REQUESTS.toLocaleString("en")} request ids (${(full.length / 2 ** 20).toFixed(1)} MiB)`, time(1, () => VaultStateMachine.restore({ clusterId: CLUSTER }, full))],
-  ["snapshot() of that state", time(RUNS, () => sm.snapshot())],
-  ["state digest of that state (uncached)", time(RUNS, () => stateDigest(state))],
-  ["stats() of that state", time(RUNS, () => sm.stats())],
+  [`restore, ${REQUESTS.toLocaleString("en")} request ids, no records (${(requestsOnly.length / 2 ** 20).toFixed(1)} MiB)`, measure(RUNS, () => VaultStateMachine.restore({ clusterId: CLUSTER }, requestsOnly))],
+  [`restore, ${RECORDS.toLocaleString("en")} records + ${REQUESTS.toLocaleString("en")} request ids (${(full.length / 2 ** 20).toFixed(1)} MiB)`, measure(1, () => VaultStateMachine.restore({ clusterId: CLUSTER }, full))],
+  ["snapshot() of that state", measure(RUNS, () => sm.snapshot())],
+  ["state digest of that state (uncached)", measure(RUNS, () => stateDigest(state))],
+  ["stats() of that state", measure(RUNS, () => sm.stats())],
 ];
 console.log(`\n| operation, median of ${RUNS} runs | wall ms | CPU ms |\n|---|---:|---:|`);
 for (const [name, s] of rows) console.log(`| ${name} | ${fmt(s.wall)} | ${fmt(s.cpu)} |`);

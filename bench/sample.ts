@@ -1,0 +1,37 @@
+// Timing helpers shared by the benchmarks: wall and CPU time of synchronous
+// work, reported as medians. On a loaded machine CPU is the steadier one.
+
+/** Wall and CPU (user+system of the process, GC threads included) milliseconds. */
+export interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+/** One call of fn, timed; returns its value with the sample. */
+export function measureOnce<T>(fn: () => T): Sample & { value: T } {
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  const value = fn();
+  const wall = performance.now() - w0;
+  const c = process.cpuUsage(c0);
+  return { value, wall, cpu: (c.user + c.system) / 1000 };
+}
+
+/** Runs fn `runs` times after one warm-up; returns the median wall and CPU ms. */
+export function measure(runs: number, fn: () => unknown): Sample {
+  fn();
+  const samples: Sample[] = [];
+  for (let i = 0; i < runs; i++) samples.push(measureOnce(fn));
+  return medianSample(samples);
+}
+
+/** The median wall and the median CPU of samples (each taken on its own). */
+export function medianSample(samples: readonly Sample[]): Sample {
+  return { wall: median(samples.map((s) => s.wall)), cpu: median(samples.map((s) => s.cpu)) };
+}
+
+/** The upper median (NaN for none). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
