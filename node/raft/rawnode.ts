@@ -92,9 +92,7 @@ export class RawNode {
 
   /** Proposes data; throws ErrProposalDropped if there is no leader, a transfer runs or the cap is reached. */
   propose(data: Uint8Array): void {
-    this.guard(() => this.raft.step(message({
-      type: MessageType.Prop, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
-    })));
+    this.proposeMany([data]);
   }
 
   /**
