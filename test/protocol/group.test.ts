@@ -111,6 +111,18 @@ test("decodePoint gives the same answer the second time (valid points are rememb
   t.true(decodePoint(wide.subarray(3, 36)).equals(first));
 });
 
+test("decodePoint of a buffer changed in place after a successful decode decodes the new bytes", (t) => {
+  const p = randomPoint();
+  const buf = encodePoint(p);
+  const first = decodePoint(buf);
+  buf[0] = 0x05; // an invalid prefix, in the very buffer that was decoded (and remembered)
+  t.throws(() => decodePoint(buf), { instanceOf: InvalidPointError });
+  const q = randomPoint();
+  buf.set(encodePoint(q));
+  t.true(decodePoint(buf).equals(q));
+  t.true(first.equals(p), "the point returned first is unchanged");
+});
+
 test("the identity is refused with IdentityPointError", (t) => {
   t.throws(() => decodePoint(Uint8Array.of(0)), { instanceOf: IdentityPointError });
   t.throws(() => encodePoint(Point.ZERO), { instanceOf: IdentityPointError });
