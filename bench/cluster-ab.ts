@@ -8,11 +8,10 @@
 //   git archive <commit> | tar -x -C /tmp/before && ln -s $PWD/node_modules /tmp/before/
 //   npx tsx bench/cluster-ab.ts --trees /tmp/before,. [--in-flight 1,64] [--seconds 4] [--rounds 6]
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { basename, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { median } from "./sample.js";
+import { median, processCpuSeconds } from "./sample.js";
 
 interface Cluster {
   readonly nodes: ReadonlyArray<{ readonly proc: { readonly pid?: number } | null }>;
@@ -25,12 +24,6 @@ interface Tree { readonly name: string; readonly cluster: Cluster; readonly lead
 interface Row { readonly rate: number; readonly p50: number; readonly cpuMs: number; readonly load: number }
 
 const USERS = 512;
-
-/** CPU seconds (user + system) used so far by process `pid` (Linux /proc). */
-function cpuSeconds(pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 async function startTree(dir: string): Promise<Tree> {
   const { LocalCluster } = await import(resolve(dir, "test/e2e/cluster.ts")) as { LocalCluster: { start(o: object): Promise<Cluster> } };
@@ -49,7 +42,7 @@ let nextBlinded = 0;
 async function row(t: Tree, inFlight: number, seconds: number, blinded: Uint8Array[]): Promise<Row> {
   const vault = t.cluster.vault(t.leader);
   const pids = t.cluster.nodes.map((n) => n.proc?.pid);
-  const cpu0 = pids.map(cpuSeconds);
+  const cpu0 = pids.map(processCpuSeconds);
   const lat: number[] = [];
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
@@ -64,7 +57,7 @@ async function row(t: Tree, inFlight: number, seconds: number, blinded: Uint8Arr
   }));
   const elapsed = (performance.now() - t0) / 1000;
   let cpu = 0;
-  pids.forEach((pid, i) => { cpu += cpuSeconds(pid) - cpu0[i]!; });
+  pids.forEach((pid, i) => { cpu += processCpuSeconds(pid) - cpu0[i]!; });
   lat.sort((a, b) => a - b);
   return { rate: lat.length / elapsed, p50: lat[Math.floor(lat.length / 2)]!, cpuMs: (cpu * 1000) / lat.length, load: loadavg()[0]! };
 }

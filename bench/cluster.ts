@@ -8,12 +8,12 @@
 //   (prints markdown tables and the load average before and after each row;
 //   --rounds repeats the throughput rows on the same cluster, for A/B runs)
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { G, encodePoint, randomScalar } from "../proto/crypto/index.js";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../test/e2e/cluster.js";
+import { processCpuSeconds } from "./sample.js";
 
 const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
 
@@ -29,16 +29,6 @@ async function recoverLatency(client: VaultClient, user: string, runs: number): 
     out.push(performance.now() - t0);
   }
   return out.sort((a, b) => a - b);
-}
-
-/** CPU seconds (user + system) used so far by process `pid` (Linux /proc; NaN elsewhere). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return NaN;
-  }
 }
 
 interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs: number; clientCpuMs: number }
@@ -65,13 +55,13 @@ async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: 
     }
   };
   const pids = cluster.nodes.map((x) => ({ id: x.id, pid: x.proc?.pid }));
-  const cpu0 = pids.map((x) => cpuSeconds(x.pid));
+  const cpu0 = pids.map((x) => processCpuSeconds(x.pid));
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: inFlight }, (_, k) => loop(k)));
   const elapsed = (performance.now() - t0) / 1000;
   const client = process.cpuUsage(client0);
-  const perCall = pids.map((x, i) => ((cpuSeconds(x.pid) - cpu0[i]!) * 1000) / n);
+  const perCall = pids.map((x, i) => ((processCpuSeconds(x.pid) - cpu0[i]!) * 1000) / n);
   const followers = perCall.filter((_, i) => pids[i]!.id !== leader);
   return {
     rate: n / elapsed, lat: lat.sort((a, b) => a - b),

@@ -1,5 +1,7 @@
 // Timing helpers shared by the benchmarks: wall and CPU time of synchronous
-// work, reported as medians. On a loaded machine CPU is the steadier one.
+// work, reported as medians, and the CPU time of another process. On a
+// loaded machine CPU is the steadier one.
+import { readFileSync } from "node:fs";
 
 /** Wall and CPU (user+system of the process, GC threads included) milliseconds. */
 export interface Sample {
@@ -34,4 +36,14 @@ export function medianSample(samples: readonly Sample[]): Sample {
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** CPU seconds (user + system) used so far by process `pid` (Linux /proc; NaN elsewhere). */
+export function processCpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
 }
