@@ -73,6 +73,11 @@ interface PodJson {
 
 const labelSelector = (): string => Object.entries(POD_LABELS).map(([k, v]) => `${k}=${v}`).join(",");
 
+/** Whether kubectl failed because the object it was asked about does not exist. */
+function isNotFound(err: unknown): err is KubectlError {
+  return err instanceof KubectlError && /NotFound|not found/i.test(err.stderr);
+}
+
 /** The ordinal of a StatefulSet pod name (`bkv-2` → 2), or undefined. */
 export function podOrdinal(name: string): number | undefined {
   const m = /-(\d+)$/.exec(name);
@@ -85,7 +90,7 @@ export async function preflight(k: Kubectl, o: { namespace: string; chaosMesh: b
   try {
     await k.run(["get", "namespace", o.namespace, "-o", "name"]);
   } catch (err) {
-    if (err instanceof KubectlError && /NotFound|not found/i.test(err.stderr))
+    if (isNotFound(err))
       throw new KubectlError(`namespace ${o.namespace} does not exist (${k.where()}): deploy bkv with \`kubectl apply -k deploy/k8s/overlays/kind\` as in ${DOC}, or pass --namespace`);
     throw err;
   }
@@ -101,7 +106,7 @@ export async function preflight(k: Kubectl, o: { namespace: string; chaosMesh: b
     try {
       await k.run(["get", "crd", "networkchaos.chaos-mesh.org", "-o", "name"]);
     } catch (err) {
-      if (err instanceof KubectlError && /NotFound|not found/i.test(err.stderr))
+      if (isNotFound(err))
         throw new KubectlError(`Chaos Mesh is not installed (no CRD networkchaos.chaos-mesh.org): install it with helm as in ${DOC} "Chaos Mesh", or run without --chaos-mesh`);
       throw err;
     }
@@ -284,17 +289,20 @@ export class K8sTarget implements ChaosTarget {
     }
   }
 
+  /** The nodes whose pod was not killed (or was forwarded again since). */
+  private up(): PodNode[] {
+    return this.nodes.filter((n) => n.killedUid === undefined);
+  }
+
   async leader(): Promise<number | undefined> {
-    const up = this.nodes.filter((n) => n.killedUid === undefined);
-    const sts = await Promise.all(up.map((n) => this.status(n.id).catch(() => undefined)));
+    const sts = await Promise.all(this.up().map((n) => this.status(n.id).catch(() => undefined)));
     const self = sts.find((s) => s !== undefined && s.leaderId === s.nodeId);
     return self?.nodeId;
   }
 
   waitReady(timeoutMs: number): Promise<number> {
     return waitFor(async () => {
-      const up = this.nodes.filter((n) => n.killedUid === undefined);
-      const sts = await Promise.all(up.map((n) => this.status(n.id)));
+      const sts = await Promise.all(this.up().map((n) => this.status(n.id)));
       const leaders = new Set(sts.map((s) => s.leaderId));
       const [lead] = leaders;
       return leaders.size === 1 && lead !== undefined && lead !== 0 ? lead : undefined;
@@ -307,7 +315,7 @@ export class K8sTarget implements ChaosTarget {
       const p = JSON.parse(await this.k.run(["get", "pod", pod, "-o", "json"], { timeoutMs: 15_000 })) as PodJson;
       return { uid: p.metadata.uid, phase: p.status?.phase ?? "Unknown" };
     } catch (err) {
-      if (err instanceof KubectlError && /NotFound|not found/i.test(err.stderr)) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
