@@ -4,9 +4,8 @@
 // appended to a local file, resumed for every new container of the pod).
 import { appendFileSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
+import { sleep } from "../cluster.js";
 import { type Kubectl, KubectlError } from "./kubectl.js";
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The arguments of a port-forward of `pod` on 127.0.0.1 (local:remote pairs). */
 export function portForwardArgs(pod: string, ports: readonly (readonly [number, number])[]): string[] {
