@@ -234,17 +234,9 @@ class Signal {
 const PHASE_DELAY_MS: Record<RecoveryPhase, number> = { "after-begin": 0, "between-evaluations": 3, "before-confirm": 15 };
 
 function makeExecutor(target: ChaosTarget, recoveryStarts: Signal, signal: AbortSignal | undefined): NemesisExecutor {
-  const f = target.faults;
   return {
+    ...target.faults,
     nodes: target.ids,
-    killNode: (id) => f.killNode(id),
-    restartNode: (id) => f.restartNode(id),
-    pause: (id) => f.pause(id),
-    resume: (id) => f.resume(id),
-    partition: (spec) => f.partition(spec),
-    setLatency: (ms) => f.setLatency(ms),
-    resetLinks: () => f.resetLinks(),
-    heal: () => f.heal(),
     leader: () => target.leader(),
     waitRecoveryPhase: async (phase, timeoutMs) => {
       const user = await recoveryStarts.next(timeoutMs);
