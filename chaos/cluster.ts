@@ -15,7 +15,7 @@ import { unaryClient } from "../proto/rpc.js";
 import { type ClusterDescriptor, parseDescriptor } from "../client/sdk/index.js";
 import { LinkProxy } from "./proxy.js";
 import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
-import type { FaultKind } from "./nemesis.js";
+import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
 import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./runner.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -305,7 +305,7 @@ export function adminChannel(address: string, certDir: string, id: number) {
 
 /** The local process cluster as a chaos target: every fault kind, through signals and the link proxies. */
 export class LocalTarget implements ChaosTarget {
-  readonly faultKinds: readonly FaultKind[] = ["kill", "kill-minority", "pause", "partition", "latency", "reset-links", "recovery-kill", "snapshot-kill"];
+  readonly faultKinds: readonly FaultKind[] = FAULT_KINDS;
   readonly faults: TargetFaults;
 
   constructor(readonly cluster: ChaosCluster) {
