@@ -4,13 +4,21 @@
 import { randomBytes } from "node:crypto";
 import { RunAborted, runChaos, type ChaosTarget, type RunOptions } from "./runner.js";
 
-export function parseArgs(argv: readonly string[]): RunOptions {
-  const o: RunOptions = { nodes: 3, durationS: 60, seed: randomBytes(4).toString("hex") };
+/**
+ * Walks `--flag [value]` arguments, calling `onFlag` once per flag with readers of its value: `val()` takes
+ * the next argument (throws "`flag` needs a value" when there is none, or when it starts with `--` and
+ * `refuseFlagAsValue`), `int(lo, hi)` takes it as an integer in lo..hi.
+ */
+export function walkArgs(
+  argv: readonly string[],
+  onFlag: (flag: string, val: () => string, int: (lo: number, hi: number) => number) => void,
+  opts: { refuseFlagAsValue?: boolean } = {},
+): void {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
+      if (v === undefined || (opts.refuseFlagAsValue === true && v.startsWith("--"))) throw new Error(`${a} needs a value`);
       return v;
     };
     const int = (lo: number, hi: number): number => {
@@ -19,6 +27,13 @@ export function parseArgs(argv: readonly string[]): RunOptions {
       if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${a} must be an integer in ${lo}..${hi}, got ${JSON.stringify(v)}`);
       return n;
     };
+    onFlag(a, val, int);
+  }
+}
+
+export function parseArgs(argv: readonly string[]): RunOptions {
+  const o: RunOptions = { nodes: 3, durationS: 60, seed: randomBytes(4).toString("hex") };
+  walkArgs(argv, (a, val, int) => {
     switch (a) {
       case "--nodes": o.nodes = int(3, 5); if (o.nodes === 4) throw new Error("--nodes must be 3 or 5"); break;
       case "--duration": o.durationS = int(5, 86_400); break;
@@ -29,7 +44,7 @@ export function parseArgs(argv: readonly string[]): RunOptions {
       case "--keep": o.keep = true; break;
       default: throw new Error(`unknown argument ${a}`);
     }
-  }
+  });
   return o;
 }
 

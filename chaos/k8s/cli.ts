@@ -5,7 +5,7 @@
 // pods, certificates, Chaos Mesh: the message says what to run) or when interrupted.
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { onInterrupt } from "../cli.js";
+import { onInterrupt, walkArgs } from "../cli.js";
 import { prepareOutDir, RunAborted, runAgainst } from "../runner.js";
 import { DOC, Kubectl, KubectlError } from "./kubectl.js";
 import { K8sTarget } from "./target.js";
@@ -27,19 +27,7 @@ const USAGE = "usage: npm run chaos:k8s -- --namespace NS --duration SECONDS --s
 
 export function parseK8sArgs(argv: readonly string[]): K8sRunOptions {
   const o: K8sRunOptions = { namespace: "bkv", chaosMesh: false, certsDir: "data/k8s-certs", durationS: 60, seed: randomBytes(4).toString("hex") };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith("--")) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const int = (lo: number, hi: number): number => {
-      const v = val();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${a} must be an integer in ${lo}..${hi}, got ${JSON.stringify(v)}`);
-      return n;
-    };
+  walkArgs(argv, (a, val, int) => {
     switch (a) {
       case "--namespace": o.namespace = val(); if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(o.namespace)) throw new Error("--namespace must be a Kubernetes namespace name"); break;
       case "--context": o.context = val(); break;
@@ -52,7 +40,7 @@ export function parseK8sArgs(argv: readonly string[]): K8sRunOptions {
       case "--guess-limit": o.guessLimit = int(1, 255); break;
       default: throw new Error(`unknown argument ${a}`);
     }
-  }
+  }, { refuseFlagAsValue: true });
   return o;
 }
 
