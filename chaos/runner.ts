@@ -155,11 +155,14 @@ function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<vo
   });
 }
 
+/** The options of a run against a started target: those of a local run but the node count, with where and how to report. */
+export type TargetRunOptions = Omit<RunOptions, "nodes"> & { outDir: string; log: (line: string) => void };
+
 /**
  * One run against a started target, writing into `o.outDir` (which must exist and be empty).
  * The caller closes the target. On abort: the workload is stopped and RunAborted is thrown.
  */
-export async function runAgainst(target: ChaosTarget, o: Omit<RunOptions, "nodes"> & { outDir: string; log: (line: string) => void }): Promise<RunResult> {
+export async function runAgainst(target: ChaosTarget, o: TargetRunOptions): Promise<RunResult> {
   const state: { workload?: Workload; history?: HistoryWriter } = {};
   const body = runBody(target, o, state);
   body.catch(() => {}); // after an abort the body may still fail against the closed target: nobody waits for it.
@@ -171,7 +174,7 @@ export async function runAgainst(target: ChaosTarget, o: Omit<RunOptions, "nodes
   }
 }
 
-async function runBody(target: ChaosTarget, o: Omit<RunOptions, "nodes"> & { outDir: string; log: (line: string) => void }, state: { workload?: Workload; history?: HistoryWriter }): Promise<RunResult> {
+async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { workload?: Workload; history?: HistoryWriter }): Promise<RunResult> {
   const { outDir, log, signal } = o;
   const guessLimit = o.guessLimit ?? 5;
   const descriptor = await target.descriptor();
