@@ -6,19 +6,18 @@ import { RunAborted, runChaos, type ChaosTarget, type RunOptions } from "./runne
 
 /**
  * Walks `--flag [value]` arguments, calling `onFlag` once per flag with readers of its value: `val()` takes
- * the next argument (throws "`flag` needs a value" when there is none, or when it starts with `--` and
- * `refuseFlagAsValue`), `int(lo, hi)` takes it as an integer in lo..hi.
+ * the next argument (throws "`flag` needs a value" when there is none or it is itself a `--flag`: a
+ * forgotten value must not swallow the next flag), `int(lo, hi)` takes it as an integer in lo..hi.
  */
 export function walkArgs(
   argv: readonly string[],
   onFlag: (flag: string, val: () => string, int: (lo: number, hi: number) => number) => void,
-  opts: { refuseFlagAsValue?: boolean } = {},
 ): void {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string => {
       const v = argv[++i];
-      if (v === undefined || (opts.refuseFlagAsValue === true && v.startsWith("--"))) throw new Error(`${a} needs a value`);
+      if (v === undefined || v.startsWith("--")) throw new Error(`${a} needs a value`);
       return v;
     };
     const int = (lo: number, hi: number): number => {

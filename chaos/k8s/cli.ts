@@ -40,7 +40,7 @@ export function parseK8sArgs(argv: readonly string[]): K8sRunOptions {
       case "--guess-limit": o.guessLimit = int(1, 255); break;
       default: throw new Error(`unknown argument ${a}`);
     }
-  }, { refuseFlagAsValue: true });
+  });
   return o;
 }
 

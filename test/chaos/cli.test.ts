@@ -16,6 +16,7 @@ test("cli arguments: bad input is a clear error", (t) => {
   t.throws(() => parseArgs(["--nodes", "4"]), { message: /3 or 5/ });
   t.throws(() => parseArgs(["--nodes", "7"]), { message: /--nodes must be an integer in 3..5/ });
   t.throws(() => parseArgs(["--duration"]), { message: /needs a value/ });
+  t.throws(() => parseArgs(["--seed", "--keep"]), { message: /--seed needs a value/ });
   t.throws(() => parseArgs(["--seed", "../x"]), { message: /--seed must be/ });
   t.throws(() => parseArgs(["--frobnicate"]), { message: /unknown argument --frobnicate/ });
 });
