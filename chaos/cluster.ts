@@ -12,7 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
-import { type ClusterDescriptor, parseDescriptor } from "../client/sdk/index.js";
+import { type ClusterDescriptor, descriptorFromProto } from "../client/sdk/index.js";
 import { LinkProxy } from "./proxy.js";
 import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
@@ -205,14 +205,8 @@ export class ChaosCluster {
     const v = this.vault(lead);
     try {
       const res = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 3000) });
-      const d = res.descriptor;
-      if (d === undefined) throw new Error("no descriptor");
-      const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-      return parseDescriptor({
-        version: 1, clusterId: d.clusterId, threshold: d.threshold,
-        nodes: d.nodes.map((n) => ({ nodeId: Number(n.nodeId), address: n.address, agreementPublicKey: hex(n.agreementPublicKey), identityPublicKey: hex(n.identityPublicKey), signature: hex(n.signature) })),
-        tls: { ca: readFileSync(join(this.opts.dir, "certs/ca.crt"), "utf8") },
-      });
+      if (res.descriptor === undefined) throw new Error("no descriptor");
+      return descriptorFromProto(res.descriptor, readFileSync(join(this.opts.dir, "certs/ca.crt"), "utf8"));
     } finally {
       v.close();
     }

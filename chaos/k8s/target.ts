@@ -20,7 +20,7 @@
 // - Logs: `kubectl logs -f` per pod into OUT/cluster/node-N.log (forward.ts).
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ClusterDescriptor, parseDescriptor } from "../../client/sdk/index.js";
+import { type ClusterDescriptor, descriptorFromProto } from "../../client/sdk/index.js";
 import { adminChannel, freePort, nodeStatus, readRecordVia, sleep, vaultChannel, waitFor } from "../cluster.js";
 import type { FaultKind } from "../nemesis.js";
 import type { PartitionSpec } from "../partitions.js";
@@ -233,14 +233,8 @@ export class K8sTarget implements ChaosTarget {
     const v = vaultChannel(`127.0.0.1:${this.node(lead).clientPort}`, this.ca, `node-${lead}`);
     try {
       const res = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 5000) });
-      const d = res.descriptor;
-      if (d === undefined) throw new Error(`node ${lead} answered no descriptor`);
-      const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-      return parseDescriptor({
-        version: 1, clusterId: d.clusterId, threshold: d.threshold,
-        nodes: d.nodes.map((n) => ({ nodeId: Number(n.nodeId), address: n.address, agreementPublicKey: hex(n.agreementPublicKey), identityPublicKey: hex(n.identityPublicKey), signature: hex(n.signature) })),
-        tls: { ca: this.ca.toString("utf8") },
-      });
+      if (res.descriptor === undefined) throw new Error(`node ${lead} answered no descriptor`);
+      return descriptorFromProto(res.descriptor, this.ca.toString("utf8"));
     } finally {
       v.close();
     }

@@ -10,7 +10,7 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../../proto/rpc.js";
 import { freePort } from "../../chaos/cluster.js";
-import { type ClusterDescriptor, parseDescriptor } from "../../client/sdk/index.js";
+import { type ClusterDescriptor, descriptorFromProto } from "../../client/sdk/index.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -199,14 +199,8 @@ export class LocalCluster {
   async descriptor(): Promise<ClusterDescriptor> {
     const lead = await this.leaderId();
     const res = await this.vault(lead).getClusterDescriptor({}, this.deadline());
-    const d = res.descriptor;
-    if (d === undefined) throw new Error("no descriptor");
-    const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-    return parseDescriptor({
-      version: 1, clusterId: d.clusterId, threshold: d.threshold,
-      nodes: d.nodes.map((n) => ({ nodeId: Number(n.nodeId), address: n.address, agreementPublicKey: hex(n.agreementPublicKey), identityPublicKey: hex(n.identityPublicKey), signature: hex(n.signature) })),
-      tls: { ca: readFileSync(join(this.dir, "certs/ca.crt"), "utf8") },
-    });
+    if (res.descriptor === undefined) throw new Error("no descriptor");
+    return descriptorFromProto(res.descriptor, readFileSync(join(this.dir, "certs/ca.crt"), "utf8"));
   }
 
   /** SIGKILL: no graceful shutdown. */
