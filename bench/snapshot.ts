@@ -38,7 +38,7 @@ function buildState(records: number, requests: number): VaultState {
     const user = `bench-user-${String(i).padStart(6, "0")}`;
     let s: StoredRecord = freshRecord({ ...base, user });
     if (i % 10 === 1) s = { ...s, attempts: 1, pending: [{ attemptId: i + 2, blinded }] };
-    if (i % 100 === 2) s = { record: { ...s.record, shares: [] }, digest: s.digest, encoded: null, attempts: s.record.guessLimit, locked: true, pending: [] };
+    if (i % 100 === 2) s = { record: { ...s.record, shares: [] }, digest: s.digest, encoded: null, attempts: s.record.guessLimit, locked: true, pending: [], confirmedAt: 0 };
     state.records.set(user, s);
   }
   for (let i = 0; i < requests; i++) {

@@ -58,6 +58,10 @@ export function vaultReason(reason: VaultReason): ErrorReason {
       return ErrorReason.VERSION_MISMATCH;
     case "ATTEMPT_NOT_FOUND":
       return ErrorReason.ATTEMPT_NOT_FOUND;
+    case "ATTEMPT_SUPERSEDED":
+      return ErrorReason.ATTEMPT_SUPERSEDED;
+    case "RECORD_CHANGED":
+      return ErrorReason.RECORD_CHANGED;
     case "BAD_SIGNATURE":
       return ErrorReason.BAD_SIGNATURE;
     case "NODE_ID_TAKEN":

@@ -13,7 +13,7 @@
 // - committed entries are applied to the vault once each, in order; conf
 //   changes go to RawNode.applyConfChange and the transport, and are skipped
 //   by the vault.
-import { randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
   type HardState, type Message, MessageType, type NodeId, RawNode, type Ready, type Snapshot, type SoftState, StateType,
@@ -81,6 +81,8 @@ export class RaftLoop {
   private indexWaiters: IndexWaiter[] = [];
   private confWaiters: ConfWaiter[] = [];
   private snapshotWaiters: Array<{ resolve(s: Snapshot): void; reject(e: Error): void }> = [];
+  /** Linearizable reads waiting for their read index, by hex context. */
+  private readonly reads = new Map<string, (index: number) => void>();
   /** Proposals waiting for the next drain, which hands them to Raft together. */
   private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
 
@@ -249,6 +251,31 @@ export class RaftLoop {
     });
   }
 
+  /**
+   * A linearizable read point (ReadIndex, Raft thesis §6.4): resolves once
+   * this node applied at least the commit index the leader had when it
+   * confirmed its leadership with a heartbeat quorum, after this call. Rejects
+   * with ProposalError NO_LEADER at once, or TIMEOUT when no leader answered
+   * (partitioned, deposed) or this node did not apply in time.
+   */
+  async readBarrier(timeoutMs: number): Promise<void> {
+    this.checkCanPropose();
+    const deadline = Date.now() + timeoutMs;
+    const context = new Uint8Array(randomBytes(8));
+    const key = Buffer.from(context).toString("hex");
+    const index = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(key);
+        reject(new ProposalError("TIMEOUT", "no leader confirmed a read index in time (partitioned or electing); retry"));
+      }, timeoutMs);
+      this.reads.set(key, (i) => { clearTimeout(timer); this.reads.delete(key); resolve(i); });
+      this.guard(() => this.raw.readIndex(context));
+    });
+    if (!(await this.waitApplied(index, Math.max(0, deadline - Date.now())))) {
+      throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
+    }
+  }
+
   /** Snapshots the applied state and compacts the log (admin TakeSnapshot). */
   requestSnapshot(): Promise<Snapshot> {
     const p = new Promise<Snapshot>((resolve, reject) => this.snapshotWaiters.push({ resolve, reject }));
@@ -292,6 +319,7 @@ export class RaftLoop {
     if (rd.snapshot !== null) this.restore(rd.snapshot);
     if (!plan.applyBeforeWrite) this.applyCommitted(rd);
     this.raw.advance(rd);
+    for (const rs of rd.readStates) this.reads.get(Buffer.from(rs.context).toString("hex"))?.(rs.index);
     this.wakeIndexWaiters();
   }
 

@@ -14,7 +14,7 @@ import {
 } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
-import { type Command, type VaultResult, encodeCommand } from "../vault/index.js";
+import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
 import type { Hsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
 import type { RaftLoop } from "./raft-loop.js";
@@ -30,7 +30,7 @@ export interface VaultServiceDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly leaderHint: () => LeaderHint;
-  /** How long Evaluate waits for this node to apply the attempt. */
+  /** How long Evaluate waits for this node to apply the attempt, and a linearizable read for its read index. */
   readonly evaluateWaitMs: number;
 }
 
@@ -42,7 +42,10 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
       return create(RegisterResponseSchema, { version: r.version, attemptsRemaining: r.attemptsRemaining, recordDigest: r.recordDigest });
     }),
     beginRecovery: unary("BeginRecovery", async (req) => {
-      const c: Command = { kind: "begin", requestId: req.requestId, user: req.userId, blinded: req.blindedElement };
+      const c: Command = {
+        kind: "begin", requestId: req.requestId, user: req.userId, blinded: req.blindedElement,
+        ...(req.recordDigest.length === 0 ? {} : { recordDigest: req.recordDigest }),
+      };
       const r = ok(await propose(d, c), "begin");
       return create(BeginRecoveryResponseSchema, { attemptId: BigInt(r.attemptId), attemptsRemaining: r.attemptsRemaining, version: r.version });
     }),
@@ -60,8 +63,8 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
       return create(DeleteResponseSchema, {});
     }),
     getRecordInfo: unary("GetRecordInfo", async (req) => {
-      await Promise.resolve();
       checkUser(req.userId);
+      await readPoint(d, req.stale);
       const loop = d.loop();
       const view = loop.vault.getRecord(req.userId);
       if (view === undefined) throw notFound(req.userId);
@@ -76,8 +79,8 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
       });
     }),
     evaluate: unary("Evaluate", (req) => evaluate(d, req.userId, req.attemptId)),
-    getClusterDescriptor: unary("GetClusterDescriptor", async () => {
-      await Promise.resolve();
+    getClusterDescriptor: unary("GetClusterDescriptor", async (req) => {
+      await readPoint(d, req.stale);
       const loop = d.loop();
       const voters = new Set(loop.voters);
       const nodes = loop.vault.nodes().filter((n) => voters.has(n.nodeId)).map((n) => ({
@@ -140,6 +143,12 @@ function safeId(v: bigint, field: string): number {
   return Number(v);
 }
 
+/** A linearizable read waits for a ReadIndex applied here (ProposalError → UNAVAILABLE with the leader hint); a stale one reads at once. */
+async function readPoint(d: VaultServiceDeps, stale: boolean): Promise<void> {
+  if (stale) await Promise.resolve();
+  else await d.loop().readBarrier(d.evaluateWaitMs);
+}
+
 function checkUser(user: string): void {
   try {
     validateUserId(user);
@@ -169,9 +178,7 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
     throw new RpcFailure(status.FAILED_PRECONDITION, "the record is locked: its guess limit was reached and its shares are destroyed", { reason: ErrorReason.RECORD_LOCKED, attemptsRemaining: 0 });
   }
   const pending = vault.pendingAttempt(user, attemptId);
-  if (pending === undefined) {
-    throw new RpcFailure(status.FAILED_PRECONDITION, `attempt ${attemptId} is not pending for this record (never begun, confirmed or superseded)`, { reason: ErrorReason.ATTEMPT_NOT_FOUND, attemptsRemaining: view.attemptsRemaining });
-  }
+  if (pending === undefined) throw fromVaultError(vault.whyNotPending(user, attemptId) ?? vaultError("ATTEMPT_NOT_FOUND", `attempt ${attemptId} is not pending`));
   const share = view.record.shares.find((s) => s.nodeId === d.nodeId);
   if (share === undefined) {
     throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} holds no share of this record`, { reason: ErrorReason.UNSPECIFIED, attemptsRemaining: view.attemptsRemaining });

@@ -4,6 +4,9 @@
 //   "bkvC" || u8 format (1) || u8 kind || body
 //   register (1): request id (16) || lp16(record encoding v1) || lp16(owner signature: 0 or 64 bytes)
 //   begin    (2): request id (16) || lp16(user) || B (33, compressed)
+//   begin    (6): request id (16) || lp16(user) || B (33) || record digest (32)
+//                 (a begin bound to the record the client read; kind 2 stays
+//                 for clients that send no digest and for entries already logged)
 //   confirm  (3): request id (16) || lp16(user) || u32 version || u64 attempt id || signature (64)
 //   delete   (4): request id (16) || lp16(user) || u32 version || signature (64)
 //   announce (5): u64 node id || lp16(client address) || agreement key (65) || identity key (65) || signature (64)
@@ -13,6 +16,7 @@
 // exactly one encoding, so equal bytes mean an equal request.
 import {
   COMPRESSED_POINT_LENGTH,
+  DIGEST_LENGTH,
   InvalidArgumentError,
   InvalidEncodingError,
   ProtocolError,
@@ -54,7 +58,7 @@ export interface NodeAnnouncement {
 
 export type Command =
   | { kind: "register"; requestId: Uint8Array; record: RegistrationRecord; ownerSignature: Uint8Array }
-  | { kind: "begin"; requestId: Uint8Array; user: string; blinded: Uint8Array }
+  | { kind: "begin"; requestId: Uint8Array; user: string; blinded: Uint8Array; recordDigest?: Uint8Array }
   | { kind: "confirm"; requestId: Uint8Array; user: string; version: number; attemptId: number; signature: Uint8Array }
   | { kind: "delete"; requestId: Uint8Array; user: string; version: number; signature: Uint8Array }
   | { kind: "announce"; node: NodeAnnouncement };
@@ -63,6 +67,8 @@ export type CommandKind = Command["kind"];
 
 const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5 };
 const KINDS: readonly CommandKind[] = ["register", "begin", "confirm", "delete", "announce"];
+/** The code of a begin that carries a record digest. */
+const BOUND_BEGIN_CODE = 6;
 
 /** Validates every field; throws the first ProtocolError found. */
 export function validateCommand(c: Command): void {
@@ -70,7 +76,9 @@ export function validateCommand(c: Command): void {
     case "register":
       return validateRegister(c.requestId, c.record, c.ownerSignature);
     case "begin":
-      return validateBegin(c.requestId, c.user, c.blinded);
+      validateBegin(c.requestId, c.user, c.blinded);
+      if (c.recordDigest !== undefined) expectLength(c.recordDigest, "record digest", DIGEST_LENGTH);
+      return;
     case "confirm":
       validateRef(c.requestId, c.user, c.version, c.signature);
       validateAttemptId(c.attemptId);
@@ -127,12 +135,14 @@ export function validateAnnouncement(n: NodeAnnouncement): void {
 /** Validates, then encodes. Throws a ProtocolError for an invalid command. */
 export function encodeCommand(c: Command): Uint8Array {
   validateCommand(c);
-  const w = new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(KIND_CODES[c.kind]);
+  const bound = c.kind === "begin" && c.recordDigest !== undefined;
+  const w = new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(bound ? BOUND_BEGIN_CODE : KIND_CODES[c.kind]);
   switch (c.kind) {
     case "register":
       return w.fixed(c.requestId).lp16(encodeRecord(c.record)).lp16(c.ownerSignature).bytes();
     case "begin":
-      return w.fixed(c.requestId).str(c.user).fixed(c.blinded).bytes();
+      w.fixed(c.requestId).str(c.user).fixed(c.blinded);
+      return (c.recordDigest === undefined ? w : w.fixed(c.recordDigest)).bytes();
     case "confirm":
       return w.fixed(c.requestId).str(c.user).u32(c.version).u64(c.attemptId).fixed(c.signature).bytes();
     case "delete":
@@ -167,9 +177,12 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
   let requestId: Uint8Array | null = null;
   try {
     const r = new Reader(bytes, "vault command");
-    const kind = readHeader(r);
+    const code = readHeader(r);
+    const kind = code === BOUND_BEGIN_CODE ? "begin" : KINDS[code - 1];
+    if (kind === undefined) throw new InvalidEncodingError(`unknown vault command kind ${code}`);
     if (kind !== "announce") requestId = r.fixed(REQUEST_ID_LENGTH);
     const command = readBody(r, kind, requestId);
+    if (code === BOUND_BEGIN_CODE && command.kind === "begin") command.recordDigest = r.fixed(DIGEST_LENGTH);
     r.end();
     validateCommand(command);
     return { requestId, command, error: null };
@@ -178,14 +191,12 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
   }
 }
 
-function readHeader(r: Reader): CommandKind {
+/** Checks magic and format; returns the kind code. */
+function readHeader(r: Reader): number {
   if (!equalBytes(r.fixed(COMMAND_MAGIC.length), COMMAND_MAGIC)) throw new InvalidEncodingError("not a vault command (bad magic)");
   const format = r.u8();
   if (format !== COMMAND_FORMAT_VERSION) throw new UnsupportedVersionError("vault command encoding", format);
-  const code = r.u8();
-  const kind = KINDS[code - 1];
-  if (kind === undefined) throw new InvalidEncodingError(`unknown vault command kind ${code}`);
-  return kind;
+  return r.u8();
 }
 
 function readBody(r: Reader, kind: CommandKind, requestId: Uint8Array | null): Command {

@@ -5,11 +5,17 @@
 //
 // Invariants of a StoredRecord (checked by assertStoredRecord):
 //   0 <= attempts <= guessLimit; pending.length <= attempts;
-//   pending attempt ids strictly increasing;
+//   pending attempt ids strictly increasing, and above confirmedAt;
 //   locked => shares wiped, pending empty, attempts == guessLimit.
+//
+// Supersession: a confirmation applied at log index C resets the counter and
+// settles every attempt pending at C. The record keeps C (confirmedAt), so an
+// attempt id below C that is not pending is told apart ("superseded") from
+// one never begun on this record.
 import {
   type RegistrationRecord,
   encodeRecord,
+  equalBytes,
   verifyConfirm,
   verifyDelete,
   verifyOverwrite,
@@ -33,6 +39,8 @@ export interface StoredRecord {
   readonly attempts: number;
   readonly locked: boolean;
   readonly pending: readonly PendingAttempt[];
+  /** Log index of the last confirmation applied to this record version; 0 if none. */
+  readonly confirmedAt: number;
 }
 
 /** A transition: the result, and for an applied command the next record (null = removed). */
@@ -48,7 +56,7 @@ export function remaining(s: StoredRecord): number {
 /** A fresh (or overwritten) record: no attempts, nothing pending, not locked. */
 export function freshRecord(record: RegistrationRecord): StoredRecord {
   const encoded = encodeRecord(record);
-  return { record, digest: sha256(encoded), encoded, attempts: 0, locked: false, pending: [] };
+  return { record, digest: sha256(encoded), encoded, attempts: 0, locked: false, pending: [], confirmedAt: 0 };
 }
 
 /**
@@ -79,9 +87,16 @@ function registered(next: StoredRecord): Transition {
   return { result, next };
 }
 
-/** BeginRecovery applied at log index `attemptId` (DESIGN §5 recovery step 1). */
-export function begin(cur: StoredRecord | undefined, user: string, attemptId: number, blinded: Uint8Array): Transition {
+/**
+ * BeginRecovery applied at log index `attemptId` (DESIGN §5 recovery step 1).
+ * A begin bound to `recordDigest` (the record the client read) is refused
+ * without counting when the committed record is another one.
+ */
+export function begin(cur: StoredRecord | undefined, user: string, attemptId: number, blinded: Uint8Array, recordDigest?: Uint8Array): Transition {
   if (cur === undefined) return refuse("RECORD_NOT_FOUND", `user ${quote(user)} has no record`);
+  if (recordDigest !== undefined && !equalBytes(recordDigest, cur.digest)) {
+    return refuse("RECORD_CHANGED", `the record of ${quote(user)} changed since it was read (overwritten, or deleted and registered again): read it again; no attempt was counted`, cur);
+  }
   if (cur.locked) return refuse("RECORD_LOCKED", `the record of ${quote(user)} is locked: its guess limit was reached and its shares are destroyed`, cur);
   if (cur.attempts >= cur.record.guessLimit) {
     const next = lockRecord(cur);
@@ -95,21 +110,32 @@ export function begin(cur: StoredRecord | undefined, user: string, attemptId: nu
 /** Wipes the shares and the pending attempts for ever: the key is gone. */
 function lockRecord(cur: StoredRecord): StoredRecord {
   const record: RegistrationRecord = { ...cur.record, shares: [] };
-  return { record, digest: cur.digest, encoded: null, attempts: cur.record.guessLimit, locked: true, pending: [] };
+  return { record, digest: cur.digest, encoded: null, attempts: cur.record.guessLimit, locked: true, pending: [], confirmedAt: cur.confirmedAt };
 }
 
-/** ConfirmRecovery (DESIGN §5 recovery step 4): a verified confirmation resets the counter. */
-export function confirm(clusterId: string, cur: StoredRecord | undefined, user: string, version: number, attemptId: number, signature: Uint8Array): Transition {
+/**
+ * ConfirmRecovery applied at log index `index` (DESIGN §5 recovery step 4):
+ * a verified confirmation resets the counter and supersedes every pending attempt.
+ */
+export function confirm(clusterId: string, cur: StoredRecord | undefined, user: string, version: number, attemptId: number, signature: Uint8Array, index: number): Transition {
   const s = currentVersion(cur, user, version, "confirm");
   if ("ok" in s) return { result: s };
-  if (!s.pending.some((p) => p.attemptId === attemptId)) {
-    return refuse("ATTEMPT_NOT_FOUND", `attempt ${attemptId} is not pending for ${quote(user)} (never begun, already confirmed, superseded or locked)`, s);
-  }
+  if (!s.pending.some((p) => p.attemptId === attemptId)) return { result: notPending(s, attemptId) };
   if (!verifyConfirm(s.record.resetPublicKey, { clusterId, user, version }, attemptId, signature)) {
     return refuse("BAD_SIGNATURE", `the confirmation signature does not verify with the reset key of version ${version}`, s);
   }
-  const next: StoredRecord = { ...s, attempts: 0, pending: [] };
+  const next: StoredRecord = { ...s, attempts: 0, pending: [], confirmedAt: index };
   return { result: { ok: true, kind: "confirm", attemptsRemaining: remaining(next) }, next };
+}
+
+/** Why `attemptId` is not pending on `s`: superseded by a later confirmation, or never begun (or wiped by a lock). */
+export function notPending(s: StoredRecord, attemptId: number): VaultError {
+  const user = quote(s.record.user);
+  if (attemptId < s.confirmedAt) {
+    return vaultError("ATTEMPT_SUPERSEDED", `attempt ${attemptId} was superseded by a later confirmation of this record (${user}, confirmed at ${s.confirmedAt})`, remaining(s));
+  }
+  const why = s.locked ? "the record is locked" : "never begun on this record";
+  return vaultError("ATTEMPT_NOT_FOUND", `attempt ${attemptId} is not pending for ${user} (${why})`, remaining(s));
 }
 
 /** Delete: an owner-signed removal of the named version (locked records included). */
@@ -148,6 +174,8 @@ export function assertStoredRecord(s: StoredRecord): void {
   };
   if (!Number.isSafeInteger(s.attempts) || s.attempts < 0 || s.attempts > limit) fail(`attempts ${s.attempts} outside [0, ${limit}]`);
   if (s.pending.length > s.attempts) fail(`${s.pending.length} pending attempts but only ${s.attempts} counted`);
+  if (!Number.isSafeInteger(s.confirmedAt) || s.confirmedAt < 0) fail(`confirmed at ${s.confirmedAt}`);
+  if ((s.pending[0]?.attemptId ?? Infinity) <= s.confirmedAt) fail("an attempt pending from before the last confirmation");
   for (let i = 1; i < s.pending.length; i++) {
     if ((s.pending[i]?.attemptId ?? 0) <= (s.pending[i - 1]?.attemptId ?? 0)) fail("pending attempt ids are not increasing");
   }

@@ -45,8 +45,12 @@ export type RefusalReason =
   | "GUESS_LIMIT_REACHED"
   /** The version named is not the current one (confirm, delete) or not current + 1 (overwrite). */
   | "VERSION_MISMATCH"
-  /** The attempt is not pending (never begun, already confirmed, superseded, or the record was locked). */
+  /** The attempt is not pending (never begun, or the record was overwritten or locked since). */
   | "ATTEMPT_NOT_FOUND"
+  /** The attempt is not pending and a later confirmation of the record settled it (records.ts). */
+  | "ATTEMPT_SUPERSEDED"
+  /** A begin bound to a record digest other than the committed record's: nothing counted. */
+  | "RECORD_CHANGED"
   /** A reset-key, owner or announcement signature does not verify. */
   | "BAD_SIGNATURE"
   /** An announcement with other keys for a node id already announced. */
@@ -89,6 +93,8 @@ export const REASON_CODE: Readonly<Record<RefusalReason, VaultCode>> = {
   GUESS_LIMIT_REACHED: "RESOURCE_EXHAUSTED",
   VERSION_MISMATCH: "FAILED_PRECONDITION",
   ATTEMPT_NOT_FOUND: "FAILED_PRECONDITION",
+  ATTEMPT_SUPERSEDED: "FAILED_PRECONDITION",
+  RECORD_CHANGED: "FAILED_PRECONDITION",
   BAD_SIGNATURE: "PERMISSION_DENIED",
   NODE_ID_TAKEN: "PERMISSION_DENIED",
 };
@@ -115,6 +121,8 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "ATTEMPT_NOT_FOUND",
   "BAD_SIGNATURE",
   "NODE_ID_TAKEN",
+  "ATTEMPT_SUPERSEDED",
+  "RECORD_CHANGED",
 ];
 
 /** Every VaultReason, for exhaustive tests of its consumers. */

@@ -1,6 +1,6 @@
 // The canonical snapshot of the vault state (docs/vault.md §4).
 //
-//   "bkvV" || u8 format (1) || lp16(cluster id) || u64 applied index || u32 request-id capacity
+//   "bkvV" || u8 format (2) || lp16(cluster id) || u64 applied index || u32 request-id capacity
 //   || u32 record count || records, ascending by user id (UTF-8 bytes)
 //   || u32 node count   || nodes, ascending by node id
 //   || u32 request count || request entries, oldest first (FIFO order)
@@ -8,6 +8,7 @@
 //
 //   record:  u8 state (0 active, 1 locked) || u8 attempts || u16 pending count
 //            || pending × (u64 attempt id || B (33)) || record digest (32)
+//            || u64 confirmed at (log index of the last confirmation; format 2 only)
 //            || u32 length || body: active = record encoding v1 (with shares);
 //               locked = wiped body (no shares, see writeWiped)
 //   node:    u64 node id || lp16(address) || agreement key (65) || identity key (65) || signature (64)
@@ -17,6 +18,9 @@
 // field and invariant, so a snapshot that passes the checksum but was forged
 // or produced by a bug is still refused. The checksum is also the state
 // digest (digest.ts streams the same body into SHA-256).
+//
+// Format 1 (before records kept their last confirmation index) still decodes,
+// with confirmed at = 0; it is never written.
 import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,
@@ -47,7 +51,9 @@ import { verifyAnnouncement } from "./nodes.js";
 import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
 
 export const SNAPSHOT_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x56); // "bkvV"
-export const SNAPSHOT_FORMAT_VERSION = 1;
+export const SNAPSHOT_FORMAT_VERSION = 2;
+/** Format 1 records lack `confirmed at`. */
+const SNAPSHOT_FORMATS = new Set([1, SNAPSHOT_FORMAT_VERSION]);
 const HEADER_LENGTH = SNAPSHOT_MAGIC.length + 1;
 
 export interface VaultState {
@@ -101,7 +107,7 @@ function recordsInOrder(records: ReadonlyMap<string, StoredRecord>): StoredRecor
 function writeRecord(w: Writer, s: StoredRecord): void {
   w.u8(s.locked ? 1 : 0).u8(s.attempts).u16(s.pending.length);
   for (const p of s.pending) w.u64(p.attemptId).fixed(p.blinded);
-  w.fixed(s.digest);
+  w.fixed(s.digest).u64(s.confirmedAt);
   const body = s.encoded ?? writeWiped(s.record);
   w.u32(body.length).fixed(body);
 }
@@ -133,28 +139,28 @@ function checkFrame(data: Uint8Array): void {
   if (!(data instanceof Uint8Array) || data.length < HEADER_LENGTH + DIGEST_LENGTH) throw new CorruptSnapshotError(`truncated (${data?.length ?? 0} bytes)`);
   if (!equalBytes(data.subarray(0, SNAPSHOT_MAGIC.length), SNAPSHOT_MAGIC)) throw new CorruptSnapshotError("not a vault snapshot (bad magic)");
   const format = data[SNAPSHOT_MAGIC.length] ?? 0;
-  if (format !== SNAPSHOT_FORMAT_VERSION) throw new UnsupportedVersionError("vault snapshot", format);
+  if (!SNAPSHOT_FORMATS.has(format)) throw new UnsupportedVersionError("vault snapshot", format);
   const body = data.subarray(0, data.length - DIGEST_LENGTH);
   if (!equalBytes(createHash("sha256").update(body).digest(), data.subarray(data.length - DIGEST_LENGTH))) throw new CorruptSnapshotError("checksum mismatch (truncated or altered)");
 }
 
 function readState(clusterId: string, r: Reader): VaultState {
-  r.fixed(HEADER_LENGTH);
+  const format = r.fixed(HEADER_LENGTH)[SNAPSHOT_MAGIC.length] ?? 0;
   const snapCluster = r.str();
   if (snapCluster !== clusterId) throw new CorruptSnapshotError(`it belongs to cluster ${JSON.stringify(snapCluster)}, not ${JSON.stringify(clusterId)}`);
   const appliedIndex = readSafeU64(r, "applied index");
   const state: VaultState = { clusterId, appliedIndex, records: new Map(), nodes: new Map(), requests: new RequestTable(r.u32()) };
-  readRecords(r, state);
+  readRecords(r, state, format);
   readNodes(r, state);
   readRequests(r, state);
   r.end();
   return state;
 }
 
-function readRecords(r: Reader, state: VaultState): void {
+function readRecords(r: Reader, state: VaultState, format: number): void {
   let prev: Buffer | null = null;
   for (let i = r.u32(); i > 0; i--) {
-    const s = readRecord(r, state.appliedIndex);
+    const s = readRecord(r, state.appliedIndex, format);
     const key = Buffer.from(s.record.user, "utf8");
     if (prev !== null && Buffer.compare(prev, key) >= 0) throw new CorruptSnapshotError("records are not in ascending user id order");
     prev = key;
@@ -162,17 +168,19 @@ function readRecords(r: Reader, state: VaultState): void {
   }
 }
 
-function readRecord(r: Reader, appliedIndex: number): StoredRecord {
+function readRecord(r: Reader, appliedIndex: number, format: number): StoredRecord {
   const state = r.u8();
   if (state > 1) throw new CorruptSnapshotError(`unknown record state ${state}`);
   const attempts = r.u8();
   const pending = readPending(r, r.u16(), appliedIndex);
   const digest = r.fixed(DIGEST_LENGTH);
+  const confirmedAt = format === 1 ? 0 : readSafeU64(r, "confirmed at");
+  if (confirmedAt > appliedIndex) throw new CorruptSnapshotError(`a confirmation at ${confirmedAt} is not an applied index`);
   const body = r.fixed(r.u32());
   const s: StoredRecord =
     state === 0
-      ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending }
-      : { record: readWiped(body), digest, encoded: null, attempts, locked: true, pending };
+      ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt }
+      : { record: readWiped(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt };
   if (s.encoded !== null && !equalBytes(createHash("sha256").update(s.encoded).digest(), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
   assertStoredRecord(s);
   return s;

@@ -15,8 +15,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { validateClusterId } from "../../proto/crypto/index.js";
 import { type Command, type NodeAnnouncement, parseEnvelope } from "./commands.js";
 import { RequestTable, fingerprint } from "./dedupe.js";
-import { type VaultResult, vaultError } from "./result.js";
-import { type Transition, assertStoredRecord, begin, confirm, register, remaining, remove } from "./records.js";
+import { type VaultError, type VaultResult, vaultError } from "./result.js";
+import { type Transition, assertStoredRecord, begin, confirm, notPending, register, remaining, remove } from "./records.js";
 import { announce } from "./nodes.js";
 import { type VaultState, decodeSnapshot, encodeSnapshot } from "./snapshot.js";
 import { VaultInvariantError } from "./errors.js";
@@ -33,6 +33,8 @@ export interface RecordView {
   readonly pending: readonly { attemptId: number; blinded: Uint8Array }[];
   /** recordDigest of the record as registered. */
   readonly digest: Uint8Array;
+  /** Log index of the last confirmation of this version (0: none): attempts below it are superseded. */
+  readonly confirmedAt: number;
 }
 
 export interface ApplyOutcome {
@@ -133,11 +135,11 @@ export class VaultStateMachine {
       }
       case "begin":
         user = c.user;
-        t = begin(this.state.records.get(user), user, index, c.blinded);
+        t = begin(this.state.records.get(user), user, index, c.blinded, c.recordDigest);
         break;
       case "confirm":
         user = c.user;
-        t = confirm(id, this.state.records.get(user), user, c.version, c.attemptId, c.signature);
+        t = confirm(id, this.state.records.get(user), user, c.version, c.attemptId, c.signature, index);
         break;
       case "delete":
         user = c.user;
@@ -182,7 +184,15 @@ export class VaultStateMachine {
       locked: s.locked,
       pending: s.pending.map((p) => ({ attemptId: p.attemptId, blinded: p.blinded.slice() })),
       digest: s.digest.slice(),
+      confirmedAt: s.confirmedAt,
     };
+  }
+
+  /** Why an attempt of an existing record is not pending (superseded or not found); undefined if it is pending. */
+  whyNotPending(user: string, attemptId: number): VaultError | undefined {
+    const s = this.state.records.get(user);
+    if (s === undefined) return vaultError("RECORD_NOT_FOUND", `user ${JSON.stringify(user)} has no record`);
+    return s.pending.some((p) => p.attemptId === attemptId) ? undefined : notPending(s, attemptId);
   }
 
   /** B of a pending attempt that this applied state holds (never for a locked record). */

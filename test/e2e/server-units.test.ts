@@ -58,6 +58,8 @@ test("every vault reason maps to its ErrorReason (the mapping is total; the mess
     GUESS_LIMIT_REACHED: ErrorReason.RECORD_LOCKED,
     VERSION_MISMATCH: ErrorReason.VERSION_MISMATCH,
     ATTEMPT_NOT_FOUND: ErrorReason.ATTEMPT_NOT_FOUND,
+    ATTEMPT_SUPERSEDED: ErrorReason.ATTEMPT_SUPERSEDED,
+    RECORD_CHANGED: ErrorReason.RECORD_CHANGED,
     BAD_SIGNATURE: ErrorReason.BAD_SIGNATURE,
     NODE_ID_TAKEN: ErrorReason.MEMBERSHIP, // status.proto has no NODE_ID_TAKEN
     UNRECORDED: ErrorReason.UNSPECIFIED,

@@ -42,12 +42,12 @@ export function makeNode(id: number, salt = 0n): TestNode {
 
 export const NODES: readonly TestNode[] = VOTERS.map((id) => makeNode(id));
 
-export function register(user: string, opts: { guessLimit?: number; version?: number; previous?: Registration; nodes?: readonly TestNode[]; threshold?: number } = {}): Registration {
+export function register(user: string, opts: { guessLimit?: number; version?: number; previous?: Registration; nodes?: readonly TestNode[]; threshold?: number; backupKey?: Uint8Array } = {}): Registration {
   return createRegistration({
     clusterId: CLUSTER,
     user,
     password: `pw-of-${user}`,
-    backupKey: new Uint8Array(randomBytes(32)),
+    backupKey: opts.backupKey ?? new Uint8Array(randomBytes(32)),
     threshold: opts.threshold ?? 2,
     guessLimit: opts.guessLimit ?? 3,
     nodes: (opts.nodes ?? NODES).map((n) => ({ id: n.id, agreementPublicKey: n.agreementPublicKey })),

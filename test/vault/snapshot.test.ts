@@ -106,8 +106,8 @@ test("restore refuses altered bytes, a bad magic, an unknown version and another
     bad[pos] = (bad[pos] ?? 0) ^ 0x10;
     t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, bad), { instanceOf: Error }, `flip at ${pos}`);
   }
-  const v2 = resealed(snap, (b) => (b[4] = 2));
-  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v2), { instanceOf: UnsupportedVersionError });
+  const v3 = resealed(snap, (b) => (b[4] = 3));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v3), { instanceOf: UnsupportedVersionError });
   const magic = snap.slice();
   magic[0] = 0x41;
   t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, magic), { instanceOf: CorruptSnapshotError, message: /bad magic/ });

@@ -28,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bkv/v1/vault.proto.
  */
 export const file_bkv_v1_vault: GenFile = /*@__PURE__*/
-  fileDesc("ChJia3YvdjEvdmF1bHQucHJvdG8SBmJrdi52MSIvCgxTY3J5cHRQYXJhbXMSCQoBbhgBIAEoDRIJCgFyGAIgASgNEgkKAXAYAyABKA0iSQoJTm9kZVNoYXJlEg8KB25vZGVfaWQYASABKAQSFAoMcHVibGljX3NoYXJlGAIgASgMEhUKDXdyYXBwZWRfc2hhcmUYAyABKAwilAIKD1JlZ2lzdGVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEg8KB3VzZXJfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoDRIRCgl0aHJlc2hvbGQYBCABKA0SEwoLZ3Vlc3NfbGltaXQYBSABKA0SIQoGc2hhcmVzGAYgAygLMhEuYmt2LnYxLk5vZGVTaGFyZRISCgpjaXBoZXJ0ZXh0GAcgASgMEhgKEHJlc2V0X3B1YmxpY19rZXkYCCABKAwSDAoEc2FsdBgJIAEoDBIrCg1zY3J5cHRfcGFyYW1zGAogASgLMhQuYmt2LnYxLlNjcnlwdFBhcmFtcxIXCg9vd25lcl9zaWduYXR1cmUYCyABKAwiVgoQUmVnaXN0ZXJSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgCIAEoDRIVCg1yZWNvcmRfZGlnZXN0GAMgASgMIicKFEdldFJlY29yZEluZm9SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiNAoLUHVibGljU2hhcmUSDwoHbm9kZV9pZBgBIAEoBBIUCgxwdWJsaWNfc2hhcmUYAiABKAwi0AIKFUdldFJlY29yZEluZm9SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKA0SEQoJdGhyZXNob2xkGAMgASgNEhMKC2d1ZXNzX2xpbWl0GAQgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgFIAEoDRIOCgZsb2NrZWQYBiABKAgSDAoEc2FsdBgHIAEoDBIrCg1zY3J5cHRfcGFyYW1zGAggASgLMhQuYmt2LnYxLlNjcnlwdFBhcmFtcxISCgpjaXBoZXJ0ZXh0GAkgASgMEhgKEHJlc2V0X3B1YmxpY19rZXkYCiABKAwSKgoNcHVibGljX3NoYXJlcxgLIAMoCzITLmJrdi52MS5QdWJsaWNTaGFyZRIVCg1yZWNvcmRfZGlnZXN0GAwgASgMEhUKDWFwcGxpZWRfaW5kZXgYDSABKAQiVAoUQmVnaW5SZWNvdmVyeVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEhcKD2JsaW5kZWRfZWxlbWVudBgDIAEoDCJYChVCZWdpblJlY292ZXJ5UmVzcG9uc2USEgoKYXR0ZW1wdF9pZBgBIAEoBBIaChJhdHRlbXB0c19yZW1haW5pbmcYAiABKA0SDwoHdmVyc2lvbhgDIAEoDSI2Cg9FdmFsdWF0ZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRISCgphdHRlbXB0X2lkGAIgASgEIpcBChBFdmFsdWF0ZVJlc3BvbnNlEg8KB25vZGVfaWQYASABKAQSFwoPYmxpbmRlZF9lbGVtZW50GAIgASgMEhkKEWV2YWx1YXRlZF9lbGVtZW50GAMgASgMEhEKCXNpZ25hdHVyZRgEIAEoDBIPCgd2ZXJzaW9uGAUgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgGIAEoDSJ1ChZDb25maXJtUmVjb3ZlcnlSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHdXNlcl9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhIKCmF0dGVtcHRfaWQYBCABKAQSEQoJc2lnbmF0dXJlGAUgASgMIjUKF0NvbmZpcm1SZWNvdmVyeVJlc3BvbnNlEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgBIAEoDSJeCg1EZWxldGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHdXNlcl9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgNEhcKD293bmVyX3NpZ25hdHVyZRgEIAEoDCIQCg5EZWxldGVSZXNwb25zZSIdChtHZXRDbHVzdGVyRGVzY3JpcHRvclJlcXVlc3QigAEKDk5vZGVEZXNjcmlwdG9yEg8KB25vZGVfaWQYASABKAQSDwoHYWRkcmVzcxgCIAEoCRIcChRhZ3JlZW1lbnRfcHVibGljX2tleRgDIAEoDBIbChNpZGVudGl0eV9wdWJsaWNfa2V5GAQgASgMEhEKCXNpZ25hdHVyZRgFIAEoDCJhChFDbHVzdGVyRGVzY3JpcHRvchISCgpjbHVzdGVyX2lkGAEgASgJEhEKCXRocmVzaG9sZBgCIAEoDRIlCgVub2RlcxgDIAMoCzIWLmJrdi52MS5Ob2RlRGVzY3JpcHRvciJNChxHZXRDbHVzdGVyRGVzY3JpcHRvclJlc3BvbnNlEi0KCmRlc2NyaXB0b3IYASABKAsyGS5ia3YudjEuQ2x1c3RlckRlc2NyaXB0b3IymAQKDFZhdWx0U2VydmljZRI9CghSZWdpc3RlchIXLmJrdi52MS5SZWdpc3RlclJlcXVlc3QaGC5ia3YudjEuUmVnaXN0ZXJSZXNwb25zZRJMCg1HZXRSZWNvcmRJbmZvEhwuYmt2LnYxLkdldFJlY29yZEluZm9SZXF1ZXN0Gh0uYmt2LnYxLkdldFJlY29yZEluZm9SZXNwb25zZRJMCg1CZWdpblJlY292ZXJ5EhwuYmt2LnYxLkJlZ2luUmVjb3ZlcnlSZXF1ZXN0Gh0uYmt2LnYxLkJlZ2luUmVjb3ZlcnlSZXNwb25zZRI9CghFdmFsdWF0ZRIXLmJrdi52MS5FdmFsdWF0ZVJlcXVlc3QaGC5ia3YudjEuRXZhbHVhdGVSZXNwb25zZRJSCg9Db25maXJtUmVjb3ZlcnkSHi5ia3YudjEuQ29uZmlybVJlY292ZXJ5UmVxdWVzdBofLmJrdi52MS5Db25maXJtUmVjb3ZlcnlSZXNwb25zZRI3CgZEZWxldGUSFS5ia3YudjEuRGVsZXRlUmVxdWVzdBoWLmJrdi52MS5EZWxldGVSZXNwb25zZRJhChRHZXRDbHVzdGVyRGVzY3JpcHRvchIjLmJrdi52MS5HZXRDbHVzdGVyRGVzY3JpcHRvclJlcXVlc3QaJC5ia3YudjEuR2V0Q2x1c3RlckRlc2NyaXB0b3JSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChJia3YvdjEvdmF1bHQucHJvdG8SBmJrdi52MSIvCgxTY3J5cHRQYXJhbXMSCQoBbhgBIAEoDRIJCgFyGAIgASgNEgkKAXAYAyABKA0iSQoJTm9kZVNoYXJlEg8KB25vZGVfaWQYASABKAQSFAoMcHVibGljX3NoYXJlGAIgASgMEhUKDXdyYXBwZWRfc2hhcmUYAyABKAwilAIKD1JlZ2lzdGVyUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEg8KB3VzZXJfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoDRIRCgl0aHJlc2hvbGQYBCABKA0SEwoLZ3Vlc3NfbGltaXQYBSABKA0SIQoGc2hhcmVzGAYgAygLMhEuYmt2LnYxLk5vZGVTaGFyZRISCgpjaXBoZXJ0ZXh0GAcgASgMEhgKEHJlc2V0X3B1YmxpY19rZXkYCCABKAwSDAoEc2FsdBgJIAEoDBIrCg1zY3J5cHRfcGFyYW1zGAogASgLMhQuYmt2LnYxLlNjcnlwdFBhcmFtcxIXCg9vd25lcl9zaWduYXR1cmUYCyABKAwiVgoQUmVnaXN0ZXJSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgCIAEoDRIVCg1yZWNvcmRfZGlnZXN0GAMgASgMIjYKFEdldFJlY29yZEluZm9SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFc3RhbGUYAiABKAgiNAoLUHVibGljU2hhcmUSDwoHbm9kZV9pZBgBIAEoBBIUCgxwdWJsaWNfc2hhcmUYAiABKAwi0AIKFUdldFJlY29yZEluZm9SZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKA0SEQoJdGhyZXNob2xkGAMgASgNEhMKC2d1ZXNzX2xpbWl0GAQgASgNEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgFIAEoDRIOCgZsb2NrZWQYBiABKAgSDAoEc2FsdBgHIAEoDBIrCg1zY3J5cHRfcGFyYW1zGAggASgLMhQuYmt2LnYxLlNjcnlwdFBhcmFtcxISCgpjaXBoZXJ0ZXh0GAkgASgMEhgKEHJlc2V0X3B1YmxpY19rZXkYCiABKAwSKgoNcHVibGljX3NoYXJlcxgLIAMoCzITLmJrdi52MS5QdWJsaWNTaGFyZRIVCg1yZWNvcmRfZGlnZXN0GAwgASgMEhUKDWFwcGxpZWRfaW5kZXgYDSABKAQiawoUQmVnaW5SZWNvdmVyeVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEhcKD2JsaW5kZWRfZWxlbWVudBgDIAEoDBIVCg1yZWNvcmRfZGlnZXN0GAQgASgMIlgKFUJlZ2luUmVjb3ZlcnlSZXNwb25zZRISCgphdHRlbXB0X2lkGAEgASgEEhoKEmF0dGVtcHRzX3JlbWFpbmluZxgCIAEoDRIPCgd2ZXJzaW9uGAMgASgNIjYKD0V2YWx1YXRlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhIKCmF0dGVtcHRfaWQYAiABKAQilwEKEEV2YWx1YXRlUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoBBIXCg9ibGluZGVkX2VsZW1lbnQYAiABKAwSGQoRZXZhbHVhdGVkX2VsZW1lbnQYAyABKAwSEQoJc2lnbmF0dXJlGAQgASgMEg8KB3ZlcnNpb24YBSABKA0SGgoSYXR0ZW1wdHNfcmVtYWluaW5nGAYgASgNInUKFkNvbmZpcm1SZWNvdmVyeVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SEgoKYXR0ZW1wdF9pZBgEIAEoBBIRCglzaWduYXR1cmUYBSABKAwiNQoXQ29uZmlybVJlY292ZXJ5UmVzcG9uc2USGgoSYXR0ZW1wdHNfcmVtYWluaW5nGAEgASgNIl4KDURlbGV0ZVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgd1c2VyX2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKA0SFwoPb3duZXJfc2lnbmF0dXJlGAQgASgMIhAKDkRlbGV0ZVJlc3BvbnNlIiwKG0dldENsdXN0ZXJEZXNjcmlwdG9yUmVxdWVzdBINCgVzdGFsZRgBIAEoCCKAAQoOTm9kZURlc2NyaXB0b3ISDwoHbm9kZV9pZBgBIAEoBBIPCgdhZGRyZXNzGAIgASgJEhwKFGFncmVlbWVudF9wdWJsaWNfa2V5GAMgASgMEhsKE2lkZW50aXR5X3B1YmxpY19rZXkYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMImEKEUNsdXN0ZXJEZXNjcmlwdG9yEhIKCmNsdXN0ZXJfaWQYASABKAkSEQoJdGhyZXNob2xkGAIgASgNEiUKBW5vZGVzGAMgAygLMhYuYmt2LnYxLk5vZGVEZXNjcmlwdG9yIk0KHEdldENsdXN0ZXJEZXNjcmlwdG9yUmVzcG9uc2USLQoKZGVzY3JpcHRvchgBIAEoCzIZLmJrdi52MS5DbHVzdGVyRGVzY3JpcHRvcjKYBAoMVmF1bHRTZXJ2aWNlEj0KCFJlZ2lzdGVyEhcuYmt2LnYxLlJlZ2lzdGVyUmVxdWVzdBoYLmJrdi52MS5SZWdpc3RlclJlc3BvbnNlEkwKDUdldFJlY29yZEluZm8SHC5ia3YudjEuR2V0UmVjb3JkSW5mb1JlcXVlc3QaHS5ia3YudjEuR2V0UmVjb3JkSW5mb1Jlc3BvbnNlEkwKDUJlZ2luUmVjb3ZlcnkSHC5ia3YudjEuQmVnaW5SZWNvdmVyeVJlcXVlc3QaHS5ia3YudjEuQmVnaW5SZWNvdmVyeVJlc3BvbnNlEj0KCEV2YWx1YXRlEhcuYmt2LnYxLkV2YWx1YXRlUmVxdWVzdBoYLmJrdi52MS5FdmFsdWF0ZVJlc3BvbnNlElIKD0NvbmZpcm1SZWNvdmVyeRIeLmJrdi52MS5Db25maXJtUmVjb3ZlcnlSZXF1ZXN0Gh8uYmt2LnYxLkNvbmZpcm1SZWNvdmVyeVJlc3BvbnNlEjcKBkRlbGV0ZRIVLmJrdi52MS5EZWxldGVSZXF1ZXN0GhYuYmt2LnYxLkRlbGV0ZVJlc3BvbnNlEmEKFEdldENsdXN0ZXJEZXNjcmlwdG9yEiMuYmt2LnYxLkdldENsdXN0ZXJEZXNjcmlwdG9yUmVxdWVzdBokLmJrdi52MS5HZXRDbHVzdGVyRGVzY3JpcHRvclJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * ScryptParams are the password-hardening parameters stored in a record.
@@ -231,6 +231,17 @@ export type GetRecordInfoRequest = Message<"bkv.v1.GetRecordInfoRequest"> & {
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * False (the default): a linearizable read. The node confirms through Raft
+   * (ReadIndex) that it knows the latest commit and answers once it applied
+   * up to it; a node that cannot reach a leader answers UNAVAILABLE
+   * (ERROR_REASON_NO_LEADER or ERROR_REASON_NOT_LEADER with the leader hint).
+   * True: this node's local applied state, at once, possibly stale.
+   *
+   * @generated from field: bool stale = 2;
+   */
+  stale: boolean;
 };
 
 /**
@@ -333,7 +344,8 @@ export type GetRecordInfoResponse = Message<"bkv.v1.GetRecordInfoResponse"> & {
   recordDigest: Uint8Array;
 
   /**
-   * The Raft index this node had applied when it answered.
+   * The Raft index this node had applied when it answered (for a
+   * linearizable read, at least the read index).
    *
    * @generated from field: uint64 applied_index = 13;
    */
@@ -369,6 +381,17 @@ export type BeginRecoveryRequest = Message<"bkv.v1.BeginRecoveryRequest"> & {
    * @generated from field: bytes blinded_element = 3;
    */
   blindedElement: Uint8Array;
+
+  /**
+   * The record_digest of the record the client read (GetRecordInfo). The
+   * attempt is refused without being counted (FAILED_PRECONDITION,
+   * ERROR_REASON_RECORD_CHANGED) when the committed record has another
+   * digest: it was overwritten, or deleted and registered again. Empty only
+   * for clients that predate it: the attempt is then not bound to a record.
+   *
+   * @generated from field: bytes record_digest = 4;
+   */
+  recordDigest: Uint8Array;
 };
 
 /**
@@ -602,11 +625,17 @@ export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
   messageDesc(file_bkv_v1_vault, 14);
 
 /**
- * GetClusterDescriptorRequest is empty.
+ * GetClusterDescriptorRequest asks for the current descriptor.
  *
  * @generated from message bkv.v1.GetClusterDescriptorRequest
  */
 export type GetClusterDescriptorRequest = Message<"bkv.v1.GetClusterDescriptorRequest"> & {
+  /**
+   * As GetRecordInfoRequest.stale: false (the default) is a linearizable read.
+   *
+   * @generated from field: bool stale = 1;
+   */
+  stale: boolean;
 };
 
 /**
@@ -733,6 +762,7 @@ export const VaultService: GenService<{
   },
   /**
    * GetRecordInfo returns a record's public part. It counts no attempt.
+   * Linearizable unless the request asks for a stale read.
    *
    * @generated from rpc bkv.v1.VaultService.GetRecordInfo
    */
@@ -784,7 +814,8 @@ export const VaultService: GenService<{
     output: typeof DeleteResponseSchema;
   },
   /**
-   * GetClusterDescriptor returns the cluster's nodes and public keys.
+   * GetClusterDescriptor returns the cluster's nodes and public keys
+   * (linearizable unless the request asks for a stale read).
    *
    * @generated from rpc bkv.v1.VaultService.GetClusterDescriptor
    */
