@@ -54,19 +54,10 @@ export function clientOptions(onWarning: (w: ClientWarning) => void) {
  * because a concurrent recovery's confirmation settled the attempt first.
  */
 export function ownConfirmationCommitted(warnings: readonly ClientWarning[]): boolean {
-  return !warnings.some((w) => voidsConfirmation(w.code));
+  return !warnings.some((w) => VOIDS_CONFIRMATION.has(w.code));
 }
 
-function voidsConfirmation(code: WarningCode): boolean {
-  switch (code) {
-    case "CONFIRM_UNAVAILABLE":
-    case "CONFIRM_SUPERSEDED":
-      return true;
-    case "RESHARE_STALE_DESCRIPTOR":
-    case "RESHARE_FAILED":
-      return false;
-  }
-}
+const VOIDS_CONFIRMATION: ReadonlySet<WarningCode> = new Set<WarningCode>(["CONFIRM_UNAVAILABLE", "CONFIRM_SUPERSEDED"]);
 
 /** "method:REASON" of a server status (the SDK's message starts with the method name). */
 function rpcReason(err: RpcError): string {

@@ -5,16 +5,20 @@
 // 4 record not found / already exists; 5 cluster unavailable or too few
 // nodes; 6 integrity (record mismatch, unverified registration, inconsistent
 // evaluations, backup file altered / wrong key / not a backup); 7 bad
-// cluster descriptor; 8 file I/O; 64 usage (bad arguments or key format).
+// cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
+// superseded this one twice, or the record changed twice while recovering:
+// nothing is wrong, try again); 64 usage (bad arguments or key format).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ClientError, InconsistentEvaluationsError, RpcError, WrongPasswordError } from "../sdk/errors.js";
+import {
+  AttemptSupersededError, ClientError, InconsistentEvaluationsError, RecordChangedError, RpcError, WrongPasswordError,
+} from "../sdk/errors.js";
 import { UsageError, parseFlags } from "./args.js";
 import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
 
 export const EXIT = {
-  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, USAGE: 64,
+  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, CONCURRENT: 9, USAGE: 64,
 } as const;
 
 const EXIT_BY_CODE: Readonly<Record<string, number>> = {
@@ -22,6 +26,8 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   RECORD_LOCKED: EXIT.LOCKED,
   RECORD_NOT_FOUND: EXIT.RECORD,
   RECORD_EXISTS: EXIT.RECORD,
+  ATTEMPT_SUPERSEDED: EXIT.CONCURRENT,
+  RECORD_CHANGED: EXIT.CONCURRENT,
   UNAVAILABLE: EXIT.UNAVAILABLE,
   NOT_ENOUGH_EVALUATIONS: EXIT.UNAVAILABLE,
   RECORD_MISMATCH: EXIT.INTEGRITY,
@@ -80,6 +86,10 @@ function report(err: unknown, io: CliIo): number {
   if (err instanceof WrongPasswordError || err instanceof InconsistentEvaluationsError) {
     const hint = err instanceof WrongPasswordError && err.conclusive ? "" : " (or a faulty node: the nodes' answers disagree)";
     io.stderr(`bkv: wrong password${hint}: ${err.attemptsRemaining} attempts remaining\n`);
+  } else if (err instanceof AttemptSupersededError) {
+    io.stderr(`bkv: superseded by a concurrent recovery of the same record, twice: ${err.message}\n`);
+  } else if (err instanceof RecordChangedError) {
+    io.stderr(`bkv: the record changed (overwritten, or deleted and registered again) while recovering, twice; no attempt was counted: try again\n`);
   } else if (err instanceof UsageError) {
     io.stderr(`bkv: ${err.message}\nRun \`bkv --help\` or \`bkv COMMAND --help\`.\n`);
   } else if (err instanceof ClientError) {
@@ -104,7 +114,8 @@ Passwords and keys are read from stdin (or a key file), never from arguments.
 ${CLUSTER_HELP}
 
 Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 record not found
-or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O, 64 usage.
+or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O,
+9 concurrent change (superseded by a concurrent recovery, or the record changed): try again, 64 usage.
 `;
 }
 

@@ -11,6 +11,8 @@ export type ClientErrorCode =
   | "RECORD_NOT_FOUND"
   | "RECORD_EXISTS"
   | "RECORD_LOCKED"
+  | "RECORD_CHANGED"
+  | "ATTEMPT_SUPERSEDED"
   | "WRONG_PASSWORD"
   | "RECORD_MISMATCH"
   | "UNVERIFIED_REGISTRATION"
@@ -91,6 +93,35 @@ export class RecordExistsError extends RpcError {
 export class RecordLockedError extends RpcError {
   constructor(init: RpcErrorInit) {
     super({ ...init, attemptsRemaining: init.attemptsRemaining ?? 0 }, "RECORD_LOCKED");
+  }
+}
+
+/**
+ * BeginRecovery was refused without counting an attempt: the record changed
+ * (overwritten, or deleted and registered again) since it was read. The SDK
+ * re-reads and begins once more; this is thrown when the record changed again.
+ */
+export class RecordChangedError extends RpcError {
+  constructor(init: RpcErrorInit) {
+    super(init, "RECORD_CHANGED");
+  }
+}
+
+/**
+ * A concurrent recovery of the same record confirmed first and so superseded
+ * this recovery's attempt before t nodes evaluated it, twice: the first time
+ * the SDK warned (NEW_ATTEMPT) and began a fresh attempt, which was superseded
+ * too. Both attempts were counted and then reset by the winners'
+ * confirmations. Trying again is safe.
+ */
+export class AttemptSupersededError extends ClientError {
+  /** The node's refusal, e.g. "attempt 12 was superseded by a later confirmation of this record". */
+  readonly serverMessage: string;
+  constructor(serverMessage: string, retried: boolean) {
+    const again = retried ? "; the fresh attempt begun after the first supersession was superseded too" : "";
+    super("ATTEMPT_SUPERSEDED",
+      `a concurrent recovery of this record confirmed first and settled this recovery's attempt before enough nodes evaluated it (${serverMessage})${again}: try again`);
+    this.serverMessage = serverMessage;
   }
 }
 
@@ -216,5 +247,6 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
     return new RecordNotFoundError(init);
   }
   if (err.code === GrpcStatus.ALREADY_EXISTS) return new RecordExistsError(init);
+  if (init.reason === "RECORD_CHANGED") return new RecordChangedError(init);
   return new RpcError(init);
 }

@@ -2,6 +2,8 @@
 // counting an attempt or changing anything. vault.proto exposes neither the
 // Raft role nor the leader (that is the admin API, on the operators'
 // network), so the leader column is the last leader hint this client saw, if any.
+// Every probe is a stale read (each node's own applied state, answered even
+// without a leader): status shows what each node holds, not the cluster's answer.
 import { equalBytes } from "../../proto/crypto/index.js";
 import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
 import type { Transport } from "./transport.js";
@@ -56,7 +58,7 @@ async function probeNode(transport: Transport, d: ClusterDescriptor, node: NodeE
   const started = Date.now();
   let status: NodeStatus;
   try {
-    const res = await transport.call(node.address, "getClusterDescriptor", {}, timeoutMs);
+    const res = await transport.call(node.address, "getClusterDescriptor", { stale: true }, timeoutMs);
     const remote = res.descriptor;
     const self = remote?.nodes.find((n) => n.nodeId === BigInt(node.nodeId));
     const matches = remote !== undefined && remote.clusterId === d.clusterId && self !== undefined
@@ -75,7 +77,7 @@ async function probeNode(transport: Transport, d: ClusterDescriptor, node: NodeE
 
 async function probeRecord(transport: Transport, node: NodeEntry, timeoutMs: number, user: string): Promise<RecordStatus> {
   try {
-    const info = await transport.call(node.address, "getRecordInfo", { userId: user }, timeoutMs);
+    const info = await transport.call(node.address, "getRecordInfo", { userId: user, stale: true }, timeoutMs);
     return {
       found: true, version: info.version, attemptsRemaining: info.attemptsRemaining, locked: info.locked,
       appliedIndex: info.appliedIndex, digestPrefix: Buffer.from(info.recordDigest.subarray(0, 8)).toString("hex"),

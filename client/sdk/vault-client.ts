@@ -35,10 +35,12 @@ import {
 } from "../../proto/crypto/index.js";
 import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
 import {
+  AttemptSupersededError,
   ClientError,
   InconsistentEvaluationsError,
   InvalidInputError,
   NotEnoughEvaluationsError,
+  RecordChangedError,
   RecordLockedError,
   RecordMismatchError,
   RecordNotFoundError,
@@ -268,15 +270,39 @@ export class VaultClient {
 
   // --- recovery ---
 
-  /** Recovery steps 1-4: record, BeginRecovery, evaluations, combination, ConfirmRecovery. */
+  /**
+   * Recovery steps 1-4 for one password: at most one counted attempt, except
+   * after a NEW_ATTEMPT warning. A begin refused as RECORD_CHANGED (nothing
+   * counted) re-reads the record and begins once more; an attempt superseded
+   * before t evaluations warns NEW_ATTEMPT and begins once more.
+   */
   private async open(user: string, password: string): Promise<Opened> {
     checkUser(user);
-    const current = await this.readRecord(user);
-    const { blinded, state } = await asInputError(() => startRecoveryAsync(password, current.record));
-    const begin = await this.mutate("beginRecovery", { requestId: newRequestId(), userId: user, blindedElement: blinded });
-    if (begin.version !== current.record.version) {
-      throw new RecordMismatchError(`the record changed during the recovery (version ${current.record.version} read, ${begin.version} committed): try again`);
+    let changed = false;
+    let superseded = false;
+    for (;;) {
+      const current = await this.readRecord(user);
+      try {
+        return await this.openAttempt(user, password, current);
+      } catch (err) {
+        if (err instanceof RecordChangedError && !changed) {
+          changed = true;
+        } else if (err instanceof AttemptSupersededError && !superseded) {
+          superseded = true;
+          this.warn("NEW_ATTEMPT", `a concurrent recovery's confirmation superseded this recovery's attempt (${err.serverMessage}); beginning one fresh attempt`);
+        } else if (err instanceof AttemptSupersededError) {
+          throw new AttemptSupersededError(err.serverMessage, true);
+        } else {
+          throw err;
+        }
+      }
     }
+  }
+
+  /** One attempt on the record read: BeginRecovery bound to its digest, evaluations, combination, ConfirmRecovery. */
+  private async openAttempt(user: string, password: string, current: PublicRecord): Promise<Opened> {
+    const { blinded, state } = await asInputError(() => startRecoveryAsync(password, current.record));
+    const begin = await this.mutate("beginRecovery", { requestId: newRequestId(), userId: user, blindedElement: blinded, recordDigest: current.digest });
     const ref = { clusterId: this.descriptor.clusterId, user, version: begin.version, attemptId: begin.attemptId, blinded };
     const t = current.record.threshold;
     const wanted = { need: t, want: t + 1, graceMs: this.options.evaluationGraceMs ?? 300 };
@@ -304,7 +330,7 @@ export class VaultClient {
       });
       return res.attemptsRemaining;
     } catch (err) {
-      if (err instanceof RpcError && err.reason === "ATTEMPT_NOT_FOUND") {
+      if (err instanceof RpcError && (err.reason === "ATTEMPT_SUPERSEDED" || err.reason === "ATTEMPT_NOT_FOUND")) {
         // Another device's confirmation settled this attempt first: the key is open and the counter was reset.
         this.warn("CONFIRM_SUPERSEDED", `the recovery was already confirmed by a concurrent recovery (${err.message})`);
         return attemptsRemaining;
@@ -393,10 +419,23 @@ async function combine(collection: Collection, finish: (e: Collection["evaluatio
 
 function translate(err: unknown, collection: Collection, t: number, attemptsRemaining: number): unknown {
   if (err instanceof CryptoWrongPassword) return new WrongPasswordError(attemptsRemaining, err.conclusive);
-  if (err instanceof CryptoInsufficient) return new NotEnoughEvaluationsError(collection.evaluations.length, t, collection.failures);
+  if (err instanceof CryptoInsufficient) return refusalOf(collection) ?? new NotEnoughEvaluationsError(collection.evaluations.length, t, collection.failures);
   if (err instanceof CryptoInconsistent) return new InconsistentEvaluationsError(attemptsRemaining);
   if (err instanceof CryptoRecordMismatch) return new RecordMismatchError(err.message);
   return err;
+}
+
+/**
+ * Why too few nodes evaluated, when the nodes said so: the record is locked
+ * (by other attempts reaching the limit), the attempt was superseded by a
+ * concurrent recovery's confirmation, or the record is gone.
+ */
+function refusalOf(collection: Collection): ClientError | undefined {
+  const r = collection.refusals;
+  const superseded = r.find((e) => e.reason === "ATTEMPT_SUPERSEDED");
+  return r.find((e) => e instanceof RecordLockedError)
+    ?? (superseded === undefined ? undefined : new AttemptSupersededError(superseded.serverMessage, false))
+    ?? r.find((e) => e instanceof RecordNotFoundError);
 }
 
 function idList(ids: readonly number[]): string {

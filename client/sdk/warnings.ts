@@ -11,11 +11,21 @@ export type WarningCode =
    */
   | "CONFIRM_UNAVAILABLE"
   /**
-   * recover: the cluster refused ConfirmRecovery because the attempt is no
-   * longer pending (ATTEMPT_NOT_FOUND): a concurrent recovery's confirmation
-   * settled it first and reset the counter. This confirmation did not commit.
+   * recover (and every call that recovers first): the key opened, but the
+   * cluster refused ConfirmRecovery because the attempt is no longer pending
+   * (ATTEMPT_SUPERSEDED; ATTEMPT_NOT_FOUND from older nodes or after a lock):
+   * a concurrent recovery's confirmation settled it first and reset the
+   * counter. This confirmation did not commit.
    */
   | "CONFIRM_SUPERSEDED"
+  /**
+   * recover (and every call that recovers first): a concurrent recovery's
+   * confirmation superseded this recovery's attempt before t nodes evaluated
+   * it (Evaluate refused ATTEMPT_SUPERSEDED). The SDK begins ONE fresh
+   * attempt after this warning (the winner's confirmation reset the counter);
+   * if that is superseded too, the call throws AttemptSupersededError.
+   */
+  | "NEW_ATTEMPT"
   /**
    * recover: the record's share holders differ from the pinned descriptor,
    * and the pinned descriptor differs from the voters the cluster announces:
