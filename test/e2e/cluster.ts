@@ -224,6 +224,15 @@ export class LocalCluster {
     await exited;
   }
 
+  /** SIGSTOP: the process freezes (no ticks, no answers) with its state intact, until resume(). */
+  pause(id: number): void {
+    this.node(id).proc?.kill("SIGSTOP");
+  }
+
+  resume(id: number): void {
+    this.node(id).proc?.kill("SIGCONT");
+  }
+
   restart(id: number): void {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`node ${id} is running`);
