@@ -149,9 +149,11 @@ test.serial("invalid inputs answer a canonical status with a clear message and p
   const missing = await failure(v.getRecordInfo({ userId: "nobody" }));
   t.is(missing.code, status.NOT_FOUND);
   t.is(missing.reason, ErrorReason.RECORD_NOT_FOUND);
+  // Index 2 is below alice's last confirmation (her recovery above): not pending, and superseded by that confirmation.
   const notPending = await failure(v.evaluate({ userId: "alice", attemptId: 2n }));
   t.is(notPending.code, status.FAILED_PRECONDITION);
-  t.is(notPending.reason, ErrorReason.ATTEMPT_NOT_FOUND);
+  t.is(notPending.reason, ErrorReason.ATTEMPT_SUPERSEDED);
+  t.regex(notPending.message, /^attempt 2 was superseded by a later confirmation of this record/);
 });
 
 test.serial("no node log line holds a PIN, a password or key material", async (t) => {
