@@ -9,44 +9,30 @@ import { status } from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import {
-  type ClientWarning, RecordLockedError, VaultClient, type VaultClientOptions, WrongPasswordError,
+  type ClientWarning, RecordLockedError, VaultClient, WrongPasswordError,
 } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "./cluster.js";
+import { E2E_CLIENT_OPTIONS, clusterForFile, waitFor } from "./cluster.js";
 
-const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
-
-let cluster: LocalCluster;
-let client: VaultClient;
-
-test.before(async () => {
-  cluster = await LocalCluster.start();
-  client = new VaultClient(await cluster.descriptor(), OPTS);
-});
-
-test.after.always(async () => {
-  for (const n of cluster?.nodes ?? []) cluster.resume(n.id);
-  client?.close();
-  await cluster?.close();
-});
+const e2e = clusterForFile(test);
 
 const short = () => ({ deadline: new Date(Date.now() + 8_000) });
 
 async function attemptsOnEveryNode(user: string): Promise<number[]> {
-  return Promise.all(cluster.nodes.map(async (n) => (await cluster.vault(n.id).getRecordInfo({ userId: user }, short())).attemptsRemaining));
+  return Promise.all(e2e.cluster.nodes.map(async (n) => (await e2e.cluster.vault(n.id).getRecordInfo({ userId: user }, short())).attemptsRemaining));
 }
 
 test.serial("a client that read the record before it was deleted and registered again (same version 1) is refused RECORD_CHANGED, re-reads, and the right password opens it", async (t) => {
-  await client.register("alias", "same password", { guessLimit: 5 });
+  await e2e.client.register("alias", "same password", { guessLimit: 5 });
   type Reader = { readRecord(user: string): Promise<unknown> };
-  const sdk = client as unknown as Reader;
+  const sdk = e2e.client as unknown as Reader;
   const staleRead = await sdk.readRecord("alias"); // what a lagging read served before the delete
-  await client.delete("alias", "same password");
-  const key = await client.register("alias", "same password", { guessLimit: 5 });
-  const read = sdk.readRecord.bind(client);
+  await e2e.client.delete("alias", "same password");
+  const key = await e2e.client.register("alias", "same password", { guessLimit: 5 });
+  const read = sdk.readRecord.bind(e2e.client);
   let served = 0;
   sdk.readRecord = async (user) => (served++ === 0 ? staleRead : read(user));
   try {
-    t.deepEqual(await client.recover("alias", "same password"), key);
+    t.deepEqual(await e2e.client.recover("alias", "same password"), key);
   } finally {
     delete (sdk as Partial<Reader>).readRecord;
   }
@@ -55,21 +41,21 @@ test.serial("a client that read the record before it was deleted and registered 
 });
 
 test.serial("linearizable reads: a follower cut off with an old record answers UNAVAILABLE, a stale read its local state; once reconnected, the current one", async (t) => {
-  await client.register("lin", "pw");
-  const leader = await cluster.leaderId();
-  const [follower, other] = cluster.nodes.map((n) => n.id).filter((id) => id !== leader) as [number, number];
-  const v = cluster.vault(follower);
+  await e2e.client.register("lin", "pw");
+  const leader = await e2e.cluster.leaderId();
+  const [follower, other] = e2e.cluster.nodes.map((n) => n.id).filter((id) => id !== leader) as [number, number];
+  const v = e2e.cluster.vault(follower);
   const staleVersion = async () => (await v.getRecordInfo({ userId: "lin", stale: true }, short()).catch(() => undefined))?.version;
   await waitFor(async () => (await staleVersion()) === 1 || undefined, "the follower to apply the registration");
   const linear = await v.getRecordInfo({ userId: "lin" }, short());
   t.is(linear.version, 1, "a follower serves a linearizable read (MsgReadIndex forwarded to the leader over the peer stream)");
   // The follower goes down before the delete, so nothing of it can reach its disk or its socket buffers.
-  await cluster.kill(follower);
-  await client.delete("lin", "pw"); // committed by the leader and the other follower
-  cluster.pause(leader);
-  cluster.pause(other);
+  await e2e.cluster.kill(follower);
+  await e2e.client.delete("lin", "pw"); // committed by the leader and the other follower
+  e2e.cluster.pause(leader);
+  e2e.cluster.pause(other);
   try {
-    cluster.restart(follower);
+    e2e.cluster.restart(follower);
     await waitFor(async () => (await staleVersion()) === 1 || undefined, "the restarted follower to serve its old state", 30_000);
     const err = await failure(v.getRecordInfo({ userId: "lin" }, short()));
     t.is(err.code, status.UNAVAILABLE, err.message);
@@ -79,8 +65,8 @@ test.serial("linearizable reads: a follower cut off with an old record answers U
     t.is((await v.getClusterDescriptor({ stale: true }, short())).descriptor?.nodes.length, 3);
     t.is(await staleVersion(), 1, "a stale read still serves the old local state");
   } finally {
-    cluster.resume(leader);
-    cluster.resume(other);
+    e2e.cluster.resume(leader);
+    e2e.cluster.resume(other);
   }
   const gone = await waitFor(async () => {
     const f = await failure(v.getRecordInfo({ userId: "lin" }, short())).catch(() => undefined);
@@ -91,8 +77,8 @@ test.serial("linearizable reads: a follower cut off with an old record answers U
 
 test.serial("two concurrent recoveries of one record, 30 rounds: both return the key every time", async (t) => {
   const warnings: ClientWarning[] = [];
-  const opts = { ...OPTS, onWarning: (w: ClientWarning) => warnings.push(w) };
-  const d = await cluster.descriptor();
+  const opts = { ...E2E_CLIENT_OPTIONS, onWarning: (w: ClientWarning) => warnings.push(w) };
+  const d = await e2e.cluster.descriptor();
   const [a, b] = [new VaultClient(d, opts), new VaultClient(d, opts)];
   try {
     const key = await a.register("twin", "pw", { guessLimit: 10 });
@@ -112,14 +98,14 @@ test.serial("two concurrent recoveries of one record, 30 rounds: both return the
 test.serial("40 concurrent wrong passwords until the record locks: every failure is WrongPasswordError or RecordLockedError (issue 10)", async (t) => {
   for (const round of [1, 2]) {
     const user = `lock-${round}`;
-    await client.register(user, "right", { guessLimit: 5 });
-    const results = await Promise.allSettled(Array.from({ length: 40 }, () => client.checkPassword(user, "wrong")));
+    await e2e.client.register(user, "right", { guessLimit: 5 });
+    const results = await Promise.allSettled(Array.from({ length: 40 }, () => e2e.client.checkPassword(user, "wrong")));
     const wrong = results.filter((r) => r.status === "fulfilled" && !r.value.ok).length;
     const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
     for (const e of errors) t.true(e instanceof RecordLockedError || e instanceof WrongPasswordError, `${e.name}: ${e.message}`);
     t.true(wrong <= 5, `${wrong} wrong-password answers for a limit of 5`);
     t.true(errors.some((e) => e instanceof RecordLockedError));
-    await t.throwsAsync(client.recover(user, "right"), { instanceOf: RecordLockedError });
+    await t.throwsAsync(e2e.client.recover(user, "right"), { instanceOf: RecordLockedError });
   }
 });
 

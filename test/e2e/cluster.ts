@@ -10,7 +10,8 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../../proto/rpc.js";
 import { freePort } from "../../chaos/cluster.js";
-import { type ClusterDescriptor, descriptorFromProto } from "../../client/sdk/index.js";
+import type { TestFn } from "ava";
+import { type ClusterDescriptor, VaultClient, type VaultClientOptions, descriptorFromProto } from "../../client/sdk/index.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -244,4 +245,27 @@ export class LocalCluster {
     await Promise.all(this.nodes.map((n) => this.signal(n.id, "SIGTERM")));
     if (process.env.BKV_E2E_KEEP === undefined) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** SDK options of the e2e tests: cheap scrypt, a generous retry deadline (the machine is shared). */
+export const E2E_CLIENT_OPTIONS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
+
+export interface FileCluster {
+  cluster: LocalCluster;
+  client: VaultClient;
+}
+
+/** One cluster and one SDK client for a whole test file: started before its first test, closed (paused nodes resumed) after its last. */
+export function clusterForFile(test: TestFn, options: VaultClientOptions = E2E_CLIENT_OPTIONS): FileCluster {
+  const f = {} as FileCluster;
+  test.before(async () => {
+    f.cluster = await LocalCluster.start();
+    f.client = new VaultClient(await f.cluster.descriptor(), options);
+  });
+  test.after.always(async () => {
+    for (const n of f.cluster?.nodes ?? []) f.cluster.resume(n.id);
+    f.client?.close();
+    await f.cluster?.close();
+  });
+  return f;
 }
