@@ -1,7 +1,7 @@
 // Protocol glue shared by the node and the client: grpc-js service
 // definitions built from protoc-gen-es descriptors, and the structured error
 // detail (bkv.v1.ErrorDetail in `grpc-status-details-bin`, see
-// proto/bkv/v1/status.proto). No server logic lives here.
+// proto/bkv/v1/status.proto). No service logic lives here.
 //
 // protoc-gen-es v2 emits message schemas and service descriptors but no
 // grpc-js stubs; `serviceDefinition` turns a GenService into the
