@@ -1,7 +1,7 @@
 // Protocol glue shared by the node and the client: grpc-js service
 // definitions built from protoc-gen-es descriptors, and the structured error
 // detail (bkv.v1.ErrorDetail in `grpc-status-details-bin`, see
-// proto/bkv/v1/status.proto). No server logic lives here.
+// proto/bkv/v1/status.proto). No service logic lives here.
 //
 // protoc-gen-es v2 emits message schemas and service descriptors but no
 // grpc-js stubs; `serviceDefinition` turns a GenService into the
@@ -14,6 +14,12 @@ import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import {
   Client,
   Metadata,
+  Server,
+  ServerInterceptingCall,
+  ServerListenerBuilder,
+  status as grpcStatus,
+  type ServerInterceptor,
+  type ServerOptions,
   type CallOptions,
   type ChannelCredentials,
   type ChannelOptions,
@@ -27,7 +33,8 @@ import {
   type handleUnaryCall,
   type status,
 } from "@grpc/grpc-js";
-import { ErrorDetailSchema, StatusSchema, type ErrorDetail } from "./gen/bkv/v1/status_pb.js";
+import { ErrorDetailSchema, ErrorReason, StatusSchema, type ErrorDetail } from "./gen/bkv/v1/status_pb.js";
+import { DecodeError, decodeStrict } from "./strict.js";
 
 type Method = GenServiceMethods[string];
 type Req<M extends Method> = MessageShape<M["input"]>;
@@ -51,18 +58,17 @@ export type ServiceImplementation<T extends GenServiceMethods> = { [K in keyof T
 /** `ServiceImplementation` of a generated service value: `ImplementationOf<typeof VaultService>`. */
 export type ImplementationOf<S> = S extends GenService<infer T> ? ServiceImplementation<T> : never;
 
-export interface DefinitionOptions {
-  /**
-   * Called when an incoming request does not parse (before grpc-js ends the
-   * call with INTERNAL). For metrics; must not throw.
-   */
-  onRequestDecodeError?(method: string, err: unknown): void;
+/**
+ * What a server's deserializer yields for a body that does not decode.
+ * Only `strictServer`'s interceptor sees it. `message` names the method, the
+ * body's length and the first rule broken, never the body's bytes.
+ */
+export class UndecodableRequest {
+  constructor(readonly method: string, readonly length: number, readonly message: string) {}
 }
 
 /** Builds the grpc-js ServiceDefinition for a protoc-gen-es service descriptor. */
-export function serviceDefinition<T extends GenServiceMethods>(
-  service: GenService<T>, options: DefinitionOptions = {},
-): ServiceDefinitionOf<T> & ServiceDefinition {
+export function serviceDefinition<T extends GenServiceMethods>(service: GenService<T>): ServiceDefinitionOf<T> & ServiceDefinition {
   const def: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
     const path = `/${service.typeName}/${method.name}`;
@@ -72,19 +78,53 @@ export function serviceDefinition<T extends GenServiceMethods>(
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: (msg) => Buffer.from(toBinary(method.input, msg as never)),
-      requestDeserialize: (buf: Buffer) => {
-        try {
-          return fromBinary(method.input, plain(buf));
-        } catch (err) {
-          options.onRequestDecodeError?.(path, err);
-          throw err;
-        }
-      },
+      requestDeserialize: (buf: Buffer) => decodeRequest(path, method.input, buf),
       responseSerialize: (msg) => Buffer.from(toBinary(method.output, msg as never)),
       responseDeserialize: (buf: Buffer) => fromBinary(method.output, plain(buf)),
     };
   }
   return def as ServiceDefinitionOf<T> & ServiceDefinition;
+}
+
+function decodeRequest(path: string, schema: Method["input"], buf: Buffer): unknown {
+  try {
+    return decodeStrict(schema, plain(buf));
+  } catch (err) {
+    const why = err instanceof DecodeError ? err.message : `${schema.typeName}: does not parse`;
+    return new UndecodableRequest(path, buf.length, `the request body (${buf.length} bytes) is not a valid ${schema.typeName}: ${why}`);
+  }
+}
+
+/**
+ * A grpc-js Server whose every call with an undecodable request body ends
+ * with INVALID_ARGUMENT (ErrorReason INVALID_ARGUMENT) before any handler sees
+ * it. `onRefused` (logs, metrics) must not throw.
+ */
+export function strictServer(onRefused: (req: UndecodableRequest, peer: string) => void, options: ServerOptions = {}): Server {
+  return new Server({ ...options, interceptors: [...(options.interceptors ?? []), refuseUndecodable(onRefused)] });
+}
+
+function refuseUndecodable(onRefused: (req: UndecodableRequest, peer: string) => void): ServerInterceptor {
+  return (_method, call) => {
+    let refused = false;
+    const listener = new ServerListenerBuilder()
+      .withOnReceiveMessage((msg, next) => {
+        if (!(msg instanceof UndecodableRequest)) {
+          next(msg);
+          return;
+        }
+        if (refused) return;
+        refused = true;
+        onRefused(msg, call.getPeer());
+        const { code, details, metadata } = errorWithDetail(grpcStatus.INVALID_ARGUMENT, msg.message, { reason: ErrorReason.INVALID_ARGUMENT });
+        call.sendStatus({ code, details, metadata });
+      })
+      .withOnReceiveHalfClose((next) => {
+        if (!refused) next();
+      })
+      .build();
+    return new ServerInterceptingCall(call, { start: (next) => next(listener) });
+  };
 }
 
 /** Options of one unary call made through a UnaryClient. */

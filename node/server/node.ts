@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { decodePoint, encodePoint, nodeDescriptorMessage } from "../../proto/crypto/index.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
-import { serviceDefinition } from "../../proto/rpc.js";
+import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage } from "../storage/index.js";
 import { Transport, type TlsMaterial } from "../transport/index.js";
@@ -77,6 +77,7 @@ export class VaultNode {
       onMessage: (m) => this.loop.step(m),
       reportUnreachable: (id) => this.loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
+      onUndecodable: this.refused,
       log: (event, fields) => this.log.debug(event, fields),
     });
     const peer = await this.transport.start();
@@ -109,8 +110,14 @@ export class VaultNode {
     return { ca: readFileSync(t.ca), cert: readFileSync(t.cert), key: readFileSync(t.key) };
   }
 
+  /** Every undecodable request (client, admin or peer port) is logged and counted; it ended with INVALID_ARGUMENT. */
+  private readonly refused = (req: UndecodableRequest, peer: string): void => {
+    this.log.warn("undecodable request refused", { method: req.method, peer, bytes: req.length, why: req.message });
+    this.metrics.request(req.method.slice(req.method.lastIndexOf("/") + 1), "INVALID_ARGUMENT", 0);
+  };
+
   private async serveClients(tls: TlsMaterial): Promise<string> {
-    const server = new grpc.Server();
+    const server = strictServer(this.refused);
     server.addService(serviceDefinition(VaultService), vaultService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
       hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: 2000,
@@ -121,7 +128,7 @@ export class VaultNode {
   }
 
   private async serveAdmin(tls: TlsMaterial): Promise<string> {
-    const server = new grpc.Server();
+    const server = strictServer(this.refused);
     server.addService(serviceDefinition(AdminService), adminService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.leaderHint,
       peerReachable: (id) => this.transport.peerState(id) === "open",

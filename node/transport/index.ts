@@ -15,7 +15,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Message, NodeId } from "../raft/types.js";
 import { RaftService, type StreamRequest, type StreamResponse } from "../../proto/gen/bkv/v1/raft_pb.js";
-import { serviceDefinition } from "../../proto/rpc.js";
+import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
@@ -61,6 +61,8 @@ export interface TransportOptions {
   readonly backoff?: BackoffOptions;
   /** Certificate name of node `id`. Default "node-<id>". */
   peerName?(id: NodeId): string;
+  /** An inbound frame did not decode (its stream ended with INVALID_ARGUMENT). Must not throw. */
+  onUndecodable?(req: UndecodableRequest, peer: string): void;
   /** Structured events (no secrets are ever passed). Default: silent. */
   log?(event: string, fields: Record<string, unknown>): void;
 }
@@ -77,15 +79,18 @@ export class Transport {
     if (!Number.isSafeInteger(opts.nodeId) || opts.nodeId <= 0) throw new RangeError("nodeId must be a positive safe integer");
     if (opts.clusterId === "") throw new RangeError("clusterId must not be empty");
     validateBackoff(opts.backoff ?? DEFAULT_BACKOFF);
-    const stats = this.stats;
-    this.definition = serviceDefinition(RaftService, { onRequestDecodeError: () => { stats.undecodableFrames++; } });
+    this.definition = serviceDefinition(RaftService);
     this.peerCtx = this.makePeerContext();
   }
 
   /** Starts serving peers; resolves with the bound host:port. */
   async start(): Promise<string> {
     if (this.server !== null) throw new Error("transport already started");
-    const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_FRAME_BYTES });
+    const server = strictServer((req, peer) => {
+      this.stats.undecodableFrames++;
+      this.log("transport.undecodable_frame", { peer, bytes: req.length, why: req.message });
+      this.opts.onUndecodable?.(req, peer);
+    }, { "grpc.max_receive_message_length": MAX_FRAME_BYTES });
     server.addService(this.definition, {
       stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, {
         localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,

@@ -29,7 +29,7 @@ export interface TransportStats {
   messagesReceived: number;
   /** Inbound messages dropped as malformed (bad field, wrong from/to). */
   malformedReceived: number;
-  /** Inbound frames that did not parse as protobuf (the stream is ended). */
+  /** Inbound frames that did not decode strictly (proto/strict.ts): the stream is ended with INVALID_ARGUMENT. */
   undecodableFrames: number;
   /** Exceptions thrown by the node's onMessage handler (a bug upstream). */
   handlerErrors: number;

@@ -26,6 +26,7 @@ interface NodeInfo {
   readonly client: string;
   readonly peer: string;
   readonly admin: string;
+  readonly metrics: string;
   readonly configFile: string;
   proc: ChildProcess | null;
 }
@@ -63,10 +64,13 @@ export class LocalCluster {
     const c = new LocalCluster(opts);
     const ids = Array.from({ length: opts.size ?? 3 }, (_, i) => i + 1);
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(c.dir, "certs"), ...ids.map(String)], { stdio: "ignore" });
-    const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
+    const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort(), freePort()]));
     for (const id of ids) {
-      const [cp, pp, ap] = ports.slice((id - 1) * 3, id * 3) as [number, number, number];
-      c.nodes.push({ id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(c.dir, `node-${id}.json`), proc: null });
+      const [cp, pp, ap, mp] = ports.slice((id - 1) * 4, id * 4) as [number, number, number, number];
+      c.nodes.push({
+        id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, metrics: `127.0.0.1:${mp}`,
+        configFile: join(c.dir, `node-${id}.json`), proc: null,
+      });
     }
     for (const n of c.nodes) c.writeConfig(n);
     for (const n of c.nodes) c.spawn(n);
@@ -83,8 +87,11 @@ export class LocalCluster {
   /** Starts a new node `id` that joins the running cluster (its config has join: true); the caller adds it with AddLearner. */
   async addNode(id: number): Promise<NodeInfo> {
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(this.dir, "certs"), String(id)], { stdio: "ignore" });
-    const [cp, pp, ap] = await Promise.all([freePort(), freePort(), freePort()]);
-    const n: NodeInfo = { id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(this.dir, `node-${id}.json`), proc: null };
+    const [cp, pp, ap, mp] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const n: NodeInfo = {
+      id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, metrics: `127.0.0.1:${mp}`,
+      configFile: join(this.dir, `node-${id}.json`), proc: null,
+    };
     this.nodes.push(n);
     this.writeConfig(n, true);
     this.spawn(n);
@@ -96,7 +103,7 @@ export class LocalCluster {
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, `bkv-e2e-${n.id}`], { stdio: "ignore" });
     const config = {
       nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.dir, `data-${n.id}`),
-      clientListen: n.client, peerListen: n.peer, adminListen: n.admin, logLevel: process.env.BKV_E2E_LOG_LEVEL ?? "info",
+      clientListen: n.client, peerListen: n.peer, adminListen: n.admin, metricsListen: n.metrics, logLevel: process.env.BKV_E2E_LOG_LEVEL ?? "info",
       snapshotInterval: this.opts.snapshotInterval ?? 10_000, tickMs: 50, electionTick: 10, heartbeatTick: 1,
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
@@ -129,6 +136,12 @@ export class LocalCluster {
   /** The node's token PIN (to check that it never leaks). */
   pin(id: number): string {
     return readFileSync(join(this.dir, `hsm-${id}`, "pin"), "utf8").trim();
+  }
+
+  /** The node's Prometheus exposition (/metrics). */
+  async metricsOf(id: number): Promise<string> {
+    const res = await fetch(`http://${this.node(id).metrics}/metrics`);
+    return res.text();
   }
 
   /** The node's log (JSON lines). */

@@ -97,14 +97,14 @@ test("malformed messages in a batch are dropped and counted; the good ones are d
   s.cancel();
 });
 
-test("a frame that does not parse ends that stream only; the node keeps serving", async (t) => {
+test("a frame that does not decode ends that stream only, with INVALID_ARGUMENT; the node keeps serving", async (t) => {
   const a = await receiver();
   const s = rawStream(a.transport.address!, 3);
   s.write(header({ clusterId: "test-cluster", from: 3n, to: 1n }));
   await s.accepted;
   s.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]));
   const st = await s.status;
-  t.is(st.code, grpc.status.INTERNAL);
+  t.is(st.code, grpc.status.INVALID_ARGUMENT);
   t.is(a.transport.stats.undecodableFrames, 1);
 
   const b = makeNode(2, certs.dir);
