@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Message, type NodeId, RawNode, type Ready, StateType, bootstrapSnapshot } from "../node/raft/index.js";
+import { type Message, type NodeId, RawNode, type Ready, ReadyDriver, StateType, bootstrapSnapshot } from "../node/raft/index.js";
 import { DiskStorage } from "../node/storage/index.js";
 
 const { values: args } = parseArgs({
@@ -30,6 +30,9 @@ interface BenchNode {
   id: NodeId;
   raw: RawNode;
   storage: DiskStorage;
+  driver: ReadyDriver;
+  /** The write the driver started last. */
+  saving: Promise<void>;
   inbox: Message[];
   wake: (() => void) | null;
 }
@@ -59,7 +62,8 @@ class Cluster {
       const storage = await DiskStorage.open(join(root, `n${id}`));
       await storage.saveSnapshot(bootstrapSnapshot(ids));
       const raw = new RawNode({ id, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(id) });
-      c.nodes.set(id, { id, raw, storage, inbox: [], wake: null });
+      const n: Omit<BenchNode, "driver"> = { id, raw, storage, saving: Promise.resolve(), inbox: [], wake: null };
+      c.nodes.set(id, Object.assign(n, { driver: c.driverOf(n) }));
     }
     for (const n of c.nodes.values()) c.loops.push(c.run(n));
     c.ticker = setInterval(() => c.forEach((n) => n.raw.tick()), TICK_MS);
@@ -97,19 +101,25 @@ class Cluster {
     w?.();
   }
 
-  /** The Ready loop of one node: step inbox, persist, send, apply, advance. */
+  /** A node's Ready loop (node/raft's ReadyDriver, as the server's): DiskStorage writes, in-process sends. */
+  private driverOf(n: Omit<BenchNode, "driver">): ReadyDriver {
+    return new ReadyDriver(n.raw, n.storage, {
+      write: (rd) => { n.saving = n.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync }); },
+      send: (msgs) => this.send(msgs),
+      apply: (rd) => this.apply(n.raw, rd),
+    });
+  }
+
+  /** Steps the inbox, then handles one Ready at a time: start its write, await it, finish it. */
   private async run(n: BenchNode): Promise<void> {
     while (this.running) {
       for (const m of n.inbox.splice(0)) n.raw.step(m);
-      if (!n.raw.hasReady()) {
+      if (!n.driver.next()) {
         await new Promise<void>((r) => (n.wake = r));
         continue;
       }
-      const rd = n.raw.ready();
-      await n.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
-      this.send(rd.messages);
-      this.apply(n, rd);
-      n.raw.advance(rd);
+      await n.saving;
+      n.driver.writeDone();
     }
   }
 
@@ -122,8 +132,8 @@ class Cluster {
     }
   }
 
-  private apply(n: BenchNode, rd: Ready): void {
-    if (n.raw.status().softState.state !== StateType.Leader) return; // only the leader measures
+  private apply(raw: RawNode, rd: Ready): void {
+    if (raw.status().softState.state !== StateType.Leader) return; // only the leader measures
     for (const e of rd.committedEntries) {
       if (e.data.length !== SIZE) continue;
       const id = new DataView(e.data.buffer, e.data.byteOffset).getFloat64(0);

@@ -8,3 +8,7 @@ export type { Status, ProgressStatus } from "./rawnode.js";
 export { ProgressState } from "./progress.js";
 export { encodeConfChange, decodeConfChange, ErrInvalidConfChange } from "./confchange.js";
 export { bootstrapSnapshot } from "./bootstrap.js";
+export {
+  ReadyDriver, planReady, writesOnlyCommit, durableState,
+  type ReadySource, type ReadyHost, type ReadyPlan, type DurableState,
+} from "./ready-driver.js";

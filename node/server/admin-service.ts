@@ -10,7 +10,7 @@ import {
 } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
-import { type ConfChange, ConfChangeType } from "../raft/index.js";
+import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
 import { RpcFailure, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
 import { encodePeerContext, type RaftLoop } from "./raft-loop.js";
 import type { Logger } from "./log.js";
@@ -53,8 +53,8 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     transferLeadership: unary("TransferLeadership", async (req) => {
       const loop = d.loop();
       requireLeader(loop, d);
-      const to = req.nodeId === 0n ? 0 : memberId(req.nodeId);
-      if (to !== 0 && !loop.voters.includes(to)) throw membership(`node ${to} is not a voter`);
+      const to = req.nodeId === 0n ? NONE : memberId(req.nodeId);
+      if (to !== NONE && !loop.voters.includes(to)) throw membership(`node ${to} is not a voter`);
       const leader = await loop.transferLeadership(to, 5000);
       return create(TransferLeadershipResponseSchema, { leaderId: BigInt(leader), term: BigInt(loop.raw.status().hardState.term) });
     }),
@@ -108,6 +108,6 @@ function requireLeader(loop: RaftLoop, d: AdminDeps): void {
   if (loop.isLeader) return;
   const h = d.leaderHint();
   throw new RpcFailure(status.UNAVAILABLE, `this node is not the leader; send admin calls to node ${h.leaderId}`, {
-    reason: h.leaderId === 0 ? ErrorReason.NO_LEADER : ErrorReason.NOT_LEADER, leaderId: BigInt(h.leaderId), leaderAddress: h.leaderAddress,
+    reason: h.leaderId === NONE ? ErrorReason.NO_LEADER : ErrorReason.NOT_LEADER, leaderId: BigInt(h.leaderId), leaderAddress: h.leaderAddress,
   });
 }

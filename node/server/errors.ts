@@ -7,6 +7,7 @@ import { ErrorReason, type ErrorDetailSchema } from "../../proto/gen/bkv/v1/stat
 import { errorWithDetail } from "../../proto/rpc.js";
 import { GRPC_STATUS, type VaultError, type VaultReason } from "../vault/index.js";
 import { HsmError } from "../hsm/index.js";
+import { NONE } from "../raft/index.js";
 import { ProposalError } from "./raft-loop.js";
 
 type Detail = MessageInitShape<typeof ErrorDetailSchema>;
@@ -74,9 +75,9 @@ export function vaultReason(reason: VaultReason): ErrorReason {
 
 /** The status of a proposal that did not complete: always retryable (UNAVAILABLE). */
 export function fromProposalError(e: ProposalError, hint: LeaderHint): RpcFailure {
-  const known = hint.leaderId !== 0 && hint.leaderId !== hint.self;
+  const known = hint.leaderId !== NONE && hint.leaderId !== hint.self;
   const reason = e.reason === "DROPPED" ? ErrorReason.OVERLOADED
-    : e.reason === "NO_LEADER" || hint.leaderId === 0 ? ErrorReason.NO_LEADER
+    : e.reason === "NO_LEADER" || hint.leaderId === NONE ? ErrorReason.NO_LEADER
     : known ? ErrorReason.NOT_LEADER : ErrorReason.UNSPECIFIED;
   const where = known ? ` (leader: node ${hint.leaderId} at ${hint.leaderAddress || "unknown address"})` : "";
   return new RpcFailure(status.UNAVAILABLE, `${e.message}${where}`, {

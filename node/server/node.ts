@@ -9,7 +9,7 @@ import { decodePoint, encodePoint, nodeDescriptorMessage } from "../../proto/cry
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
-import { bootstrapSnapshot } from "../raft/index.js";
+import { NONE, bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage } from "../storage/index.js";
 import { Transport, type TlsMaterial } from "../transport/index.js";
 import { Hsm } from "../hsm/index.js";
@@ -85,7 +85,7 @@ export class VaultNode {
     const client = await this.serveClients(tls);
     const admin = await this.serveAdmin(tls);
     if (c.metricsListen !== "") {
-      this.http = await serveMetrics(c.metricsListen, this.metrics, () => this.loop.leaderId !== 0);
+      this.http = await serveMetrics(c.metricsListen, this.metrics, () => this.loop.leaderId !== NONE);
     }
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
     this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex });
@@ -152,7 +152,7 @@ export class VaultNode {
 
   /** Proposes this node's descriptor entry until the vault holds it with the current address. */
   private async maybeAnnounce(): Promise<void> {
-    if (this.announcing || this.stopping || this.loop.leaderId === 0) return;
+    if (this.announcing || this.stopping || this.loop.leaderId === NONE) return;
     const me = this.cfg.nodes.find((n) => n.id === this.cfg.nodeId);
     const address = me?.clientAddress ?? this.cfg.clientListen;
     const have = this.loop.vault.nodes().find((n) => n.nodeId === this.cfg.nodeId);
@@ -187,7 +187,7 @@ export class VaultNode {
     this.stopping = true;
     if (this.announceTimer !== null) clearInterval(this.announceTimer);
     if (this.loop?.isLeader && this.loop.voters.length > 1) {
-      const to = await this.loop.transferLeadership(0, 2000);
+      const to = await this.loop.transferLeadership(NONE, 2000);
       this.log.info("leadership transferred before shutdown", { to });
     }
     await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);

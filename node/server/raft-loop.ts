@@ -1,22 +1,14 @@
-// Drives one RawNode: ticks, inbound messages, and the Ready loop of
-// docs/raft.md. Invariants (the argument is in docs/raft.md, "Sending while
-// the leader writes"):
-// - only one Ready is in flight: drain() is never re-entered, and a Ready is
-//   taken only once every earlier Ready's write is durable;
-// - a message leaves before its Ready's write completes only if it is a
-//   leader's App/Heartbeat/Snap, the Ready changes neither term nor vote,
-//   and every entry at or below the commit index is already durable here,
-//   or if the Ready writes nothing but the commit index (planReady); every
-//   other message (AppResp, votes, ...) waits for the write;
-// - a committed entry is applied only once it is durable here (possibly
-//   while a later Ready's write runs);
-// - committed entries are applied to the vault once each, in order; conf
-//   changes go to RawNode.applyConfChange and the transport, and are skipped
-//   by the vault.
+// Drives one RawNode: ticks, inbound messages, proposals, and the Ready
+// loop, which is node/raft's ReadyDriver (its contract and planReady are in
+// node/raft/ready-driver.ts; the argument is in docs/raft.md, "Sending while
+// the leader writes"). Here: the write is DiskStorage.save, the sends go to
+// the transport, and applying restores the vault from a snapshot and applies
+// committed entries to it once each, in order; conf changes go to
+// RawNode.applyConfChange and the transport, and are skipped by the vault.
 import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
-  type HardState, type Message, MessageType, type NodeId, RawNode, type Ready, type Snapshot, type SoftState, StateType,
+  type Message, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
   decodeConfChange,
 } from "../raft/index.js";
 import type { DiskStorage } from "../storage/index.js";
@@ -75,7 +67,7 @@ export class RaftLoop {
   private timer: NodeJS.Timeout | null = null;
   private draining = false;
   private stopped = false;
-  private soft: SoftState = { lead: 0, state: StateType.Follower };
+  private soft: SoftState = { lead: NONE, state: StateType.Follower };
   private snapshotIndex: number;
   private readonly waiters = new Map<string, Waiter[]>();
   private indexWaiters: IndexWaiter[] = [];
@@ -83,6 +75,9 @@ export class RaftLoop {
   private snapshotWaiters: Array<{ resolve(s: Snapshot): void; reject(e: Error): void }> = [];
   /** Linearizable reads waiting for their read index, by hex context. */
   private readonly reads = new Map<string, (index: number) => void>();
+  private readonly driver: ReadyDriver;
+  /** The write the driver started last, awaited by drain before it calls writeDone. */
+  private saving: Promise<void> = Promise.resolve();
   /** Proposals waiting for the next drain, which hands them to Raft together. */
   private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
 
@@ -99,6 +94,12 @@ export class RaftLoop {
       id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
       applied: snap.metadata.index, randomInt: (n) => randomInt(n),
       logger: { debug: () => {}, info: (m) => o.log.info(m), warn: (m) => o.log.warn(m) },
+    });
+    this.driver = new ReadyDriver(this.raw, o.storage, {
+      observe: (rd) => { if (rd.softState !== null) this.onSoftState(rd.softState); },
+      write: (rd) => this.startWrite(rd),
+      send: (messages) => this.link?.send(messages),
+      apply: (rd) => this.applyReady(rd),
     });
   }
 
@@ -210,7 +211,7 @@ export class RaftLoop {
 
   private checkCanPropose(): void {
     if (this.stopped) throw new ProposalError("STOPPED", "the node is shutting down");
-    if (this.soft.lead === 0) throw new ProposalError("NO_LEADER", "no leader is known (election in progress); retry");
+    if (this.soft.lead === NONE) throw new ProposalError("NO_LEADER", "no leader is known (election in progress); retry");
   }
 
   /** Runs a RawNode proposal; a dropped proposal fails only its own caller. */
@@ -295,8 +296,10 @@ export class RaftLoop {
     try {
       while (!this.stopped) {
         this.proposeBatch();
-        if (!this.raw.hasReady()) break;
-        await this.handle(this.raw.ready());
+        if (!this.driver.next()) break;
+        await this.saving;
+        this.driver.writeDone();
+        this.wakeIndexWaiters();
       }
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
@@ -307,29 +310,16 @@ export class RaftLoop {
     if (!this.stopped && (this.batch.length > 0 || this.raw.hasReady())) this.schedule();
   }
 
-  private async handle(rd: Ready): Promise<void> {
-    if (rd.softState !== null) this.onSoftState(rd.softState);
-    const plan = planReady(rd, this.soft.state, this.durable());
-    const saving = this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
-    saving.catch(() => undefined); // awaited below; this only keeps a failure from being "unhandled" meanwhile
-    if (plan.early.length > 0) this.link?.send(plan.early);
-    if (plan.applyBeforeWrite) this.applyCommitted(rd);
-    await saving;
-    if (plan.late.length > 0) this.link?.send(plan.late);
-    if (rd.snapshot !== null) this.restore(rd.snapshot);
-    if (!plan.applyBeforeWrite) this.applyCommitted(rd);
-    this.raw.advance(rd);
-    for (const rs of rd.readStates) this.reads.get(Buffer.from(rs.context).toString("hex"))?.(rs.index);
-    this.wakeIndexWaiters();
+  /** The driver's write: drain awaits it, then tells the driver (DiskStorage exposes a save only once durable). */
+  private startWrite(rd: Ready): void {
+    this.saving = this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+    this.saving.catch(() => undefined); // awaited by drain; this only keeps a failure from being "unhandled" meanwhile
   }
 
-  /**
-   * What storage holds: DiskStorage applies a Ready's hard state and entries
-   * to what it exposes only once their write completed, and a Ready is taken
-   * only after the previous write completed (rule 1).
-   */
-  private durable(): DurableState {
-    return { hardState: this.o.storage.initialState().hardState, lastIndex: this.o.storage.lastIndex() };
+  private applyReady(rd: Ready): void {
+    if (rd.snapshot !== null) this.restore(rd.snapshot);
+    this.applyCommitted(rd);
+    for (const rs of rd.readStates) this.reads.get(Buffer.from(rs.context).toString("hex"))?.(rs.index);
   }
 
   private applyCommitted(rd: Ready): void {
@@ -472,11 +462,11 @@ export class RaftLoop {
 
   /** Hands leadership to the most caught-up other voter; resolves once it moved (or after timeoutMs). */
   async transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId> {
-    const target = to !== 0 ? to : this.bestTransferee();
-    if (target === 0) return this.soft.lead;
+    const target = to !== NONE ? to : this.bestTransferee();
+    if (target === NONE) return this.soft.lead;
     this.guard(() => this.raw.transferLeadership(target));
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && (this.soft.lead === this.o.id || this.soft.lead === 0)) {
+    while (Date.now() < deadline && (this.soft.lead === this.o.id || this.soft.lead === NONE)) {
       await new Promise((r) => setTimeout(r, 20));
     }
     return this.soft.lead;
@@ -484,7 +474,7 @@ export class RaftLoop {
 
   private bestTransferee(): NodeId {
     const progress = this.raw.status().progress;
-    let best = 0;
+    let best: NodeId = NONE;
     let bestMatch = -1;
     for (const id of this.confState.voters) {
       const pr = progress?.get(id);
@@ -493,72 +483,6 @@ export class RaftLoop {
     }
     return best;
   }
-}
-
-/** What this node had made durable when a Ready was taken. */
-export interface DurableState {
-  /** The storage's hard state: DiskStorage exposes one only once written (its term and vote always sync). */
-  readonly hardState: HardState;
-  /** The storage's last index: DiskStorage exposes an entry only once it is durable. */
-  readonly lastIndex: number;
-}
-
-/** What of a Ready may happen while its write runs, and what must wait for it. */
-export interface ReadyPlan {
-  /** Sent before the write completes. */
-  readonly early: readonly Message[];
-  /** Sent once the write is durable. */
-  readonly late: readonly Message[];
-  /** The committed entries are durable here already and may be applied before the write completes. */
-  readonly applyBeforeWrite: boolean;
-}
-
-/** Message types a leader may send while its own copy of their entries is being written. */
-const REPLICATION = new Set([MessageType.App, MessageType.Heartbeat, MessageType.Snap]);
-
-/**
- * Orders the work of `rd` around its write (etcd's Ready contract; Raft
- * thesis §10.2.1; the safety argument is in docs/raft.md):
- * - a Ready that changes nothing but the commit index (writesOnlyCommit):
- *   every message is early (everything the node holds is durable);
- * - otherwise a leader's App, Heartbeat and Snap messages are early when the
- *   Ready changes neither term nor vote, appends right after the durable log
- *   and commits nothing above it: they may carry entries that are not durable
- *   here yet, never a commit index that counts them. Everything else
- *   (AppResp, votes, TimeoutNow, a follower's messages) is late;
- * - committed entries are applied before the write when every one of them is
- *   durable here and none is replaced by this Ready's entries.
- */
-export function planReady(rd: Ready, role: StateType, durable: DurableState): ReadyPlan {
-  const lastCommitted = rd.committedEntries.at(-1)?.index ?? 0;
-  const firstNew = rd.entries[0]?.index ?? Infinity;
-  const applyBeforeWrite = rd.snapshot === null && lastCommitted <= durable.lastIndex && lastCommitted < firstNew;
-  if (writesOnlyCommit(rd, durable.hardState)) return { early: rd.messages, late: [], applyBeforeWrite };
-  if (!maySendEarly(rd, role, durable)) return { early: [], late: rd.messages, applyBeforeWrite };
-  const early: Message[] = [];
-  const late: Message[] = [];
-  for (const m of rd.messages) (REPLICATION.has(m.type) ? early : late).push(m);
-  return { early, late, applyBeforeWrite };
-}
-
-function maySendEarly(rd: Ready, role: StateType, durable: DurableState): boolean {
-  if (role !== StateType.Leader || rd.snapshot !== null) return false;
-  const hs = rd.hardState ?? durable.hardState;
-  if (hs.term !== durable.hardState.term || hs.vote !== durable.hardState.vote) return false;
-  if (hs.commit > durable.lastIndex) return false; // e.g. a single voter commits at append: only after the write
-  const first = rd.entries[0];
-  return first === undefined || first.index === durable.lastIndex + 1;
-}
-
-/**
- * True when writing `rd` can change nothing but the commit index: no entries,
- * no snapshot, term and vote unchanged. Every entry the node holds is then
- * durable, so no message of it needs to wait for the write (a commit index is
- * not fsynced on its own; etcd's mustSync = false).
- */
-export function writesOnlyCommit(rd: Ready, durable: HardState): boolean {
-  if (rd.entries.length > 0 || rd.snapshot !== null || rd.mustSync) return false;
-  return rd.hardState === null || (rd.hardState.term === durable.term && rd.hardState.vote === durable.vote);
 }
 
 export function encodePeerContext(address: string): Uint8Array {

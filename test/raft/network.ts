@@ -1,6 +1,6 @@
 // A tiny in-process network of RawNodes for the raft unit tests: each node
-// has a MemoryStorage, a Ready loop that persists, sends and applies, and
-// the network delivers messages until quiet. Links can be cut per direction,
+// has a MemoryStorage and node/raft's ReadyDriver, whose writes complete at
+// once (persist, send, apply), and the network delivers messages until quiet. Links can be cut per direction,
 // and individual messages can be dropped with a filter.
 
 import {
@@ -14,6 +14,7 @@ import {
   type NodeId,
   RawNode,
   type Ready,
+  ReadyDriver,
   type ReadState,
   StateType,
   bootstrapSnapshot,
@@ -43,6 +44,7 @@ export interface TestNode {
   readStates: ReadState[];
   snapshotsApplied: number;
   config: Config;
+  driver: ReadyDriver;
 }
 
 export type Filter = (m: Message) => boolean;
@@ -72,8 +74,14 @@ export class Network {
     const config: Config = {
       id, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(seed * 1000 + id), ...this.base, ...cfg,
     };
+    const raw = new RawNode(config);
     const node: TestNode = {
-      id, raw: new RawNode(config), storage, applied: [], appliedIndexes: [], readStates: [], snapshotsApplied: 0, config,
+      id, raw, storage, applied: [], appliedIndexes: [], readStates: [], snapshotsApplied: 0, config,
+      driver: new ReadyDriver(raw, storage, {
+        write: (rd) => this.persist(node, rd),
+        send: (msgs) => this.queue.push(...msgs),
+        apply: (rd) => this.apply(node, rd),
+      }),
     };
     this.nodes.set(id, node);
     return node;
@@ -85,15 +93,11 @@ export class Network {
     return n;
   }
 
-  /** Runs the Ready loop of one node: persist, queue messages, apply, advance. */
+  /** Handles one Ready of one node, its write completing at once. */
   processReady(id: NodeId): boolean {
-    const n = this.node(id);
-    if (!n.raw.hasReady()) return false;
-    const rd = n.raw.ready();
-    this.persist(n, rd);
-    this.queue.push(...rd.messages);
-    this.apply(n, rd);
-    n.raw.advance(rd);
+    const { driver } = this.node(id);
+    if (!driver.next()) return false;
+    driver.writeDone();
     return true;
   }
 

@@ -1,27 +1,29 @@
-// The server's Ready loop sends a leader's replication messages while that
-// Ready's entries are still being written (node/server/raft-loop.ts,
-// planReady; the argument is in docs/raft.md). These
-// tests run the real policy functions over RawNodes whose writes complete
-// late, in random order with random message delivery, and check the property
+// The Ready driver sends a leader's replication messages while that Ready's
+// entries are still being written (node/raft/ready-driver.ts, planReady; the
+// argument is in docs/raft.md). These tests run the driver over RawNodes
+// whose writes complete late, in random order with random message delivery,
+// and check the property
 // it must keep: an entry is applied (or a commit index covering it leaves a
 // node) only once a quorum of voters, and the applying node, hold it durably.
 import test from "ava";
 import {
-  type Entry, EntryType, type HardState, type Message, MemoryStorage, MessageType, type NodeId,
-  RawNode, type Ready, StateType, bootstrapSnapshot, decodeConfChange,
+  type Entry, EntryType, type Message, MemoryStorage, MessageType, type NodeId,
+  RawNode, type Ready, ReadyDriver, StateType, bootstrapSnapshot, decodeConfChange, planReady, writesOnlyCommit,
 } from "../../node/raft/index.js";
-import { planReady, writesOnlyCommit } from "../../node/server/raft-loop.js";
 import { mulberry32 } from "./network.js";
 
-interface SimNode {
+interface NodeState {
   readonly id: NodeId;
   readonly raw: RawNode;
   /** What survived a crash: written only when a write completes. */
   readonly durable: MemoryStorage;
-  hard: HardState;
   role: StateType;
-  /** The Ready being written, and what still waits for that write. */
-  pending: { rd: Ready; late: readonly Message[]; applied: boolean; steps: number } | null;
+  /** The Ready being written, and the steps until its write completes. */
+  pending: { rd: Ready; steps: number } | null;
+}
+
+interface SimNode extends NodeState {
+  readonly driver: ReadyDriver;
 }
 
 class Sim {
@@ -43,8 +45,25 @@ class Sim {
       const durable = new MemoryStorage();
       durable.applySnapshot(withLearners);
       const raw = new RawNode({ id, storage: durable, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(id * 7919 + rnd(1000)) });
-      this.nodes.set(id, { id, raw, durable, hard: durable.initialState().hardState, role: StateType.Follower, pending: null });
+      const node: NodeState = { id, raw, durable, role: StateType.Follower, pending: null };
+      this.nodes.set(id, Object.assign(node, { driver: this.driverOf(node) }));
     }
+  }
+
+  /** The node's Ready loop: writes complete when step() says so, a few steps later. */
+  private driverOf(n: NodeState): ReadyDriver {
+    return new ReadyDriver(n.raw, n.durable, {
+      observe: (rd) => { if (rd.softState !== null) n.role = rd.softState.state; },
+      write: (rd) => { n.pending = { rd, steps: this.rnd(4) }; },
+      send: (msgs, whileWriting) => {
+        if (whileWriting) this.early += msgs.filter((m) => m.entries.length > 0).length;
+        this.send(n, msgs);
+      },
+      apply: (rd, whileWriting) => {
+        if (whileWriting && rd.committedEntries.length > 0) this.applyEarly++;
+        this.apply(n, rd);
+      },
+    });
   }
 
   /** Whether node `id` holds entry `e` durably (same index and term). */
@@ -58,7 +77,7 @@ class Sim {
     if (commit > s.lastIndex()) this.violations.push(`${what} from ${from}: commit ${commit} past its durable ${s.lastIndex()}`);
   }
 
-  private send(n: SimNode, msgs: readonly Message[]): void {
+  private send(n: NodeState, msgs: readonly Message[]): void {
     for (const m of msgs) {
       if (m.type === MessageType.App || m.type === MessageType.Heartbeat) this.checkCommit(n.id, m.commit, MessageType[m.type]);
       if (m.type === MessageType.AppResp && !m.reject && m.index > n.durable.lastIndex()) {
@@ -68,7 +87,7 @@ class Sim {
     }
   }
 
-  private apply(n: SimNode, rd: Ready): void {
+  private apply(n: NodeState, rd: Ready): void {
     for (const e of rd.committedEntries) {
       const copies = this.voters.filter((id) => this.holds(id, e)).length;
       if (copies <= this.voters.length / 2) this.violations.push(`node ${n.id} applied ${e.index} held durably by ${copies} voters`);
@@ -78,33 +97,18 @@ class Sim {
     }
   }
 
-  /** Takes a Ready and starts its write, as RaftLoop.handle does. */
-  private take(n: SimNode): void {
-    const rd = n.raw.ready();
-    if (rd.softState !== null) n.role = rd.softState.state;
-    const plan = planReady(rd, n.role, { hardState: n.hard, lastIndex: n.durable.lastIndex() });
-    if (rd.hardState !== null) n.hard = rd.hardState;
-    this.early += plan.early.filter((m) => m.entries.length > 0).length;
-    this.send(n, plan.early);
-    if (plan.applyBeforeWrite) this.apply(n, rd);
-    this.applyEarly += plan.applyBeforeWrite && rd.committedEntries.length > 0 ? 1 : 0;
-    n.pending = { rd, late: plan.late, applied: plan.applyBeforeWrite, steps: this.rnd(4) };
-  }
-
   private finishWrite(n: SimNode): void {
-    const p = n.pending!;
-    if (p.rd.snapshot !== null) n.durable.applySnapshot(p.rd.snapshot);
-    n.durable.append(p.rd.entries);
-    if (p.rd.hardState !== null) n.durable.setHardState(p.rd.hardState);
-    this.send(n, p.late);
-    if (!p.applied) this.apply(n, p.rd);
-    n.raw.advance(p.rd);
+    const { rd } = n.pending!;
+    if (rd.snapshot !== null) n.durable.applySnapshot(rd.snapshot);
+    n.durable.append(rd.entries);
+    if (rd.hardState !== null) n.durable.setHardState(rd.hardState);
     n.pending = null;
+    n.driver.writeDone();
   }
 
   step(): void {
     for (const n of this.nodes.values()) {
-      if (n.pending === null && n.raw.hasReady()) this.take(n);
+      if (n.pending === null) n.driver.next();
       else if (n.pending !== null && n.pending.steps-- <= 0) this.finishWrite(n);
     }
     // Inbound messages are stepped whenever they arrive, also while a write runs.

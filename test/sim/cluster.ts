@@ -46,6 +46,9 @@ export interface RunStats {
   reads: number;
   commit: number;
   messages: number;
+  /** Driver calls that sent messages, and Readys that applied entries, before their write completed. */
+  sentWhileWriting: number;
+  appliedWhileWriting: number;
 }
 
 export interface RunResult {
@@ -93,7 +96,7 @@ class Simulation {
   readonly checker = new Checker();
   readonly stats: RunStats = {
     ticks: 0, leaders: 0, crashes: 0, partitions: 0, confChanges: 0, confChangesApplied: 0, snapshotsInstalled: 0, compactions: 0,
-    acknowledged: 0, reads: 0, commit: 0, messages: 0,
+    acknowledged: 0, reads: 0, commit: 0, messages: 0, sentWhileWriting: 0, appliedWhileWriting: 0,
   };
   now = 0;
   private readonly rng: Prng;
@@ -141,6 +144,7 @@ class Simulation {
       lib: this.opts.lib,
       checker: this.checker,
       params,
+      now: () => this.now,
       trace: (node, event) => this.trace.add(this.now, node, event),
       send: (from, m) => this.send(from, m),
       acknowledge: (p) => this.acknowledged.add(p),
@@ -204,7 +208,7 @@ class Simulation {
       if (!any) break;
     }
     for (const n of this.nodes.values()) {
-      if (n.crashPending !== null && n.live) n.crash("between Readys");
+      if (n.crashPending !== null && n.live) n.crash(n.isWriting ? "while writing a Ready (its write is lost)" : "between Readys");
     }
   }
 
@@ -483,6 +487,7 @@ function chooseNodeParams(rng: Prng, profile: FaultProfile): NodeParams {
     maxSnapshotChunkBytes: rng.pick([64, 200, 1024]),
     snapshotEvery: rng.range(5, 40),
     compactKeep: rng.range(0, 5),
+    maxWriteDelay: profile.maxWriteDelay,
   };
 }
 

@@ -30,6 +30,8 @@ export interface FaultProfile {
   readonly readRate: number;
   readonly confChangeRate: number;
   readonly transferRate: number;
+  /** A Ready's write completes 0..maxWriteDelay ticks after it started (0: within the tick, after the early sends). */
+  readonly maxWriteDelay: number;
 }
 
 /**
@@ -84,6 +86,7 @@ function drawProfile(rng: Prng): FaultProfile {
     readRate: rng.pick([0, 0.05]),
     confChangeRate: rng.pick([0, 0.01, 0.03]),
     transferRate: rng.pick([0, 0.005, 0.02]),
+    maxWriteDelay: rng.pick([0, 1, 2, 4]),
   };
 }
 

@@ -1,10 +1,15 @@
-// One simulated server: a RawNode, its durable storage, and its state
-// machine. The storage (a MemoryStorage) holds only what survived an fsync:
-// a Ready with mustSync is durable once persisted; a Ready without it (a
-// commit-index-only hard state) is written but lost by a crash before the
-// next sync. Creating a snapshot is a sync point (the snapshot file is
-// fsynced, and the log is sequential). A crash loses the RawNode and the
-// state machine; a restart rebuilds both from the durable storage.
+// One simulated server: a RawNode, its durable storage, its state machine,
+// and the library's ReadyDriver (the Ready loop the server runs). Writes are
+// asynchronous: a Ready's write completes 0..maxWriteDelay ticks of virtual
+// time after it started (one at a time, so in order), and until then the
+// driver may already have sent a leader's replication messages and applied
+// entries that were durable before. The storage (a MemoryStorage, which the
+// RawNode reads) holds only what completed: a Ready with mustSync is durable
+// once its write completed; a Ready without it (a commit-index-only hard
+// state) is written but lost by a crash before the next sync. Creating a
+// snapshot is a sync point (the snapshot file is fsynced, and the log is
+// sequential). A crash loses the RawNode, the state machine and the write in
+// flight; a restart rebuilds both from the durable storage.
 
 import {
   ConfChangeType,
@@ -13,6 +18,7 @@ import {
   EntryType,
   type HardState,
   type Message,
+  MessageType,
   type NodeId,
   type Ready,
   type Snapshot,
@@ -20,12 +26,17 @@ import {
 } from "../../node/raft/types.js";
 import { type Checker, type LogView, Violation } from "./checker.js";
 import type { Prng } from "./prng.js";
-import type { RaftLib, SimRawNode, SimStorage } from "./raft-lib.js";
+import type { RaftLib, SimRawNode, SimReadyDriver, SimStorage } from "./raft-lib.js";
 import { StateMachine } from "./state-machine.js";
 
-/** Where, within the handling of one Ready, a crash strikes. */
-export type CrashPoint = "before-persist" | "after-persist" | "mid-send" | "after-apply";
-export const CRASH_POINTS: readonly CrashPoint[] = ["before-persist", "after-persist", "mid-send", "after-apply"];
+/**
+ * Where, within the handling of one Ready, a crash strikes: before its write
+ * starts; while the write runs (after the early sends and applies, losing
+ * the write); right after the write completed, before the late sends; in the
+ * middle of sending (early or late); after applying, before compaction.
+ */
+export type CrashPoint = "before-write" | "during-write" | "after-write" | "mid-send" | "after-apply";
+export const CRASH_POINTS: readonly CrashPoint[] = ["before-write", "during-write", "after-write", "mid-send", "after-apply"];
 
 export interface NodeParams {
   readonly electionTick: number;
@@ -37,20 +48,26 @@ export interface NodeParams {
   readonly snapshotEvery: number;
   /** Entries kept in the log below the snapshot index after compaction. */
   readonly compactKeep: number;
+  /** A write completes 0..maxWriteDelay ticks after it started. */
+  readonly maxWriteDelay: number;
 }
+
+export type NodeStat = "leaders" | "snapshotsInstalled" | "confChangesApplied" | "compactions" | "sentWhileWriting" | "appliedWhileWriting";
 
 /** What a node needs from the cluster around it. */
 export interface NodeEnv {
   readonly lib: RaftLib;
   readonly checker: Checker;
   readonly params: NodeParams;
+  /** Virtual time (ticks). */
+  now(): number;
   trace(node: NodeId, event: string): void;
   send(from: SimNode, m: Message): void;
   /** A proposal was applied somewhere: it is acknowledged. */
   acknowledge(proposal: number): void;
   readDone(node: NodeId, context: Uint8Array, index: number): void;
   /** Counts an event for the run's statistics. */
-  count(stat: "leaders" | "snapshotsInstalled" | "confChangesApplied" | "compactions"): void;
+  count(stat: NodeStat): void;
   /** The node just became leader. */
   elected(node: NodeId): void;
   /** The node just crashed (the cluster schedules its restart). */
@@ -84,13 +101,19 @@ export class SimNode {
   state = StateType.Follower;
   /** Removed from the cluster (it applied its own removal): stopped for good. */
   removed = false;
-  /** Set by the cluster: the next Ready is cut short by a crash at this point. */
+  /** Set by the cluster: the Ready being handled is cut short by a crash at this point. */
   crashPending: CrashPoint | null = null;
   /** The last hard state made durable by an fsync. */
   private synced: HardState;
+  private driver: SimReadyDriver | null = null;
+  /** The Ready whose write runs, and the tick at which it completes. */
+  private writing: { rd: Ready; doneAt: number } | null = null;
   private deferred: (() => void)[] = [];
+  /** Write delays: a stream of its own, so that they do not shift the node's raft randomness. */
+  private readonly disk: Prng;
 
   constructor(readonly id: NodeId, private readonly env: NodeEnv, private readonly rng: Prng, bootstrap: Snapshot | null) {
+    this.disk = rng.fork("disk");
     this.storage = new env.lib.MemoryStorage();
     this.log = storageView(this.storage);
     if (bootstrap !== null) {
@@ -102,6 +125,11 @@ export class SimNode {
 
   get live(): boolean {
     return this.raw !== null;
+  }
+
+  /** A Ready's write is running (started, not completed). */
+  get isWriting(): boolean {
+    return this.writing !== null;
   }
 
   hardState(): HardState {
@@ -116,7 +144,7 @@ export class SimNode {
     this.confState = snap.metadata.confState;
     this.state = StateType.Follower;
     const p = this.env.params;
-    this.raw = new this.env.lib.RawNode({
+    const raw = new this.env.lib.RawNode({
       id: this.id,
       storage: this.storage,
       electionTick: p.electionTick,
@@ -129,12 +157,27 @@ export class SimNode {
       preVote: true,
       randomInt: (n) => this.rng.int(n),
     });
+    this.raw = raw;
+    this.driver = this.newDriver(raw);
     this.env.trace(this.id, `start applied=${this.sm.applied} ${describeHs(this.hardState())} last=${this.storage.lastIndex()}`);
   }
 
-  /** Loses everything not fsynced: the RawNode, the state machine, an unsynced hard state. */
+  /** The library's Ready driver over `raw`; its callbacks do nothing once `raw` crashed. */
+  private newDriver(raw: SimRawNode): SimReadyDriver {
+    const alive = () => this.raw === raw;
+    return new this.env.lib.ReadyDriver(raw, this.storage, {
+      observe: (rd) => { if (alive() && rd.softState !== null) this.observeSoftState(rd.softState.state, rd.softState.lead); },
+      write: (rd) => { if (alive()) this.startWrite(rd); },
+      send: (msgs, whileWriting) => { if (alive()) this.sendAll(msgs, whileWriting); },
+      apply: (rd, whileWriting) => { if (alive()) this.applyReady(raw, rd, whileWriting); },
+    });
+  }
+
+  /** Loses everything not fsynced: the RawNode, the state machine, the write in flight, an unsynced hard state. */
   crash(why: string): void {
     this.raw = null;
+    this.driver = null;
+    this.writing = null;
     this.crashPending = null;
     this.deferred = [];
     const hs = this.hardState();
@@ -148,23 +191,38 @@ export class SimNode {
     this.deferred.push(fn);
   }
 
-  /** Handles one Ready, following the contract of raft-api.md. Returns false if there was none. */
+  /**
+   * Moves the Ready loop on as far as it can now: completes the write in
+   * flight if it is due (then the driver sends what waited for it, applies
+   * and advances), and takes the next Ready (starting its write). Returns
+   * false if nothing happened.
+   */
   handleReady(): boolean {
     const raw = this.raw;
-    if (raw === null || !raw.hasReady()) return false;
-    const rd = raw.ready();
-    const point = this.crashPending;
-    if (point === "before-persist") return this.crashAnd("before persisting a Ready");
-    this.persist(rd);
-    if (point === "after-persist") return this.crashAnd("after persisting, before sending");
-    if (!this.sendAll(rd.messages, point === "mid-send")) return this.crashAnd("while sending");
-    this.applyReady(raw, rd);
-    if (point === "after-apply") return this.crashAnd("after applying, before advance");
-    raw.advance(rd);
+    if (raw === null) return false;
+    const finished = this.writing !== null;
+    if (finished) {
+      if (this.writing!.doneAt > this.env.now()) return false;
+      if (!this.finishWrite(raw)) return true;
+    }
+    if (!raw.hasReady()) return finished;
+    if (this.crashPending === "before-write") return this.crashAnd("before writing a Ready");
+    return this.driver!.next();
+  }
+
+  /** Completes the write in flight and the rest of its Ready. Returns false if a crash struck. */
+  private finishWrite(raw: SimRawNode): boolean {
+    if (this.crashPending === "during-write") return !this.crashAnd("while writing a Ready (its write is lost)");
+    this.persist(this.writing!.rd);
+    this.writing = null;
+    if (this.crashPending === "after-write") return !this.crashAnd("after a write completed, before sending what waited for it");
+    this.driver!.writeDone();
+    if (this.raw !== raw) return false; // crashed while sending
+    if (this.crashPending === "after-apply") return !this.crashAnd("after applying, before compaction");
     this.maybeCompact();
     this.runDeferred(raw);
     if (this.removed) this.stopRemoved();
-    return true;
+    return this.raw === raw;
   }
 
   private crashAnd(why: string): true {
@@ -172,12 +230,18 @@ export class SimNode {
     return true;
   }
 
-  private persist(rd: Ready): void {
-    const { checker } = this.env;
-    const before = this.hardState();
+  /** The driver's write: checks the Ready contract and lets the write complete a few ticks later. */
+  private startWrite(rd: Ready): void {
     if ((rd.snapshot !== null || rd.entries.length > 0) && !rd.mustSync) {
       throw new Violation("Ready Contract", `node ${this.id}: Ready with entries or a snapshot but mustSync=false`);
     }
+    this.writing = { rd, doneAt: this.env.now() + this.disk.int(this.env.params.maxWriteDelay + 1) };
+  }
+
+  /** Makes a completed write durable: the snapshot, the entries, the hard state. */
+  private persist(rd: Ready): void {
+    const { checker } = this.env;
+    const before = this.hardState();
     if (rd.snapshot !== null) {
       this.storage.applySnapshot(rd.snapshot);
       this.env.trace(this.id, `install snapshot index=${rd.snapshot.metadata.index} term=${rd.snapshot.metadata.term}`);
@@ -194,7 +258,6 @@ export class SimNode {
         `node ${this.id} lost committed entries: its commit index is ${commit} but its durable log ends at ${this.storage.lastIndex()}`);
     }
     if (rd.mustSync) this.synced = this.hardState();
-    if (rd.softState !== null) this.observeSoftState(rd.softState.state, rd.softState.lead);
   }
 
   private persistHardState(before: HardState, hs: HardState, mustSync: boolean): void {
@@ -221,17 +284,45 @@ export class SimNode {
     this.env.elected(this.id);
   }
 
-  /** Sends the messages; with `crashMidway`, only a random prefix. Returns false if the crash struck. */
-  private sendAll(msgs: readonly Message[], crashMidway: boolean): boolean {
-    const n = crashMidway ? this.rng.int(msgs.length + 1) : msgs.length;
-    for (let i = 0; i < n; i++) this.env.send(this, msgs[i]!);
-    return !crashMidway;
+  /** The driver's send; a "mid-send" crash sends only a random prefix. */
+  private sendAll(msgs: readonly Message[], whileWriting: boolean): void {
+    const crash = this.crashPending === "mid-send";
+    const n = crash ? this.rng.int(msgs.length + 1) : msgs.length;
+    for (let i = 0; i < n; i++) {
+      this.checkSentDurable(msgs[i]!);
+      this.env.send(this, msgs[i]!);
+    }
+    if (whileWriting) this.env.count("sentWhileWriting");
+    if (crash) this.crash(whileWriting ? "while sending, before its write completed (the write is lost)" : "while sending");
   }
 
-  private applyReady(raw: SimRawNode, rd: Ready): void {
+  /** Ready Contract (planReady): no message acknowledges, or carries a commit index above, what is durable here. */
+  private checkSentDurable(m: Message): void {
+    const last = this.storage.lastIndex();
+    const acked = m.type === MessageType.AppResp && !m.reject ? m.index : 0;
+    const commit = m.type === MessageType.App || m.type === MessageType.Heartbeat ? m.commit : 0;
+    if (acked <= last && commit <= last) return;
+    const what = acked > last ? `acknowledging index ${acked}` : `with commit ${commit}`;
+    throw new Violation("Ready Contract", `node ${this.id} sent ${MessageType[m.type]} to ${m.to} ${what} while its durable log ends at ${last}`);
+  }
+
+  /** The driver's apply: the snapshot, the committed entries (each durable here first), the completed reads. */
+  private applyReady(raw: SimRawNode, rd: Ready, whileWriting: boolean): void {
     if (rd.snapshot !== null) this.restore(rd.snapshot);
-    for (const e of rd.committedEntries) this.applyEntry(raw, e);
+    for (const e of rd.committedEntries) {
+      this.checkApplyDurable(e);
+      this.applyEntry(raw, e);
+    }
     for (const rs of rd.readStates) this.env.readDone(this.id, rs.context, rs.index);
+    if (whileWriting && rd.committedEntries.length > 0) this.env.count("appliedWhileWriting");
+  }
+
+  /** Ready Contract (planReady): an entry is applied only once it is durable here. */
+  private checkApplyDurable(e: Entry): void {
+    if (e.index <= this.log.snapshotIndex()) return;
+    const last = this.storage.lastIndex();
+    if (e.index <= last && this.storage.term(e.index) === e.term) return;
+    throw new Violation("Ready Contract", `node ${this.id} applied entry ${e.index} (term ${e.term}) before it was durable here (durable log ends at ${last})`);
   }
 
   private restore(snap: Snapshot): void {
@@ -279,6 +370,7 @@ export class SimNode {
 
   private stopRemoved(): void {
     this.raw = null;
+    this.driver = null;
     this.env.trace(this.id, "removed from the cluster: stopped");
   }
 }

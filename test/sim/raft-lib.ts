@@ -4,6 +4,7 @@
 // docs/simulation.md) can be loaded instead of node/raft.
 
 import type { Config } from "../../node/raft/config.js";
+import type { ReadyHost, ReadySource } from "../../node/raft/ready-driver.js";
 import type {
   ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState, Storage,
 } from "../../node/raft/types.js";
@@ -46,8 +47,16 @@ export interface SimRawNode {
   status(): SimStatus;
 }
 
+/** The library's Ready loop (node/raft/ready-driver.ts). */
+export interface SimReadyDriver {
+  next(): boolean;
+  writeDone(): void;
+}
+
 export interface RaftLib {
   RawNode: new (config: SimRaftConfig) => SimRawNode;
+  /** The library's own Ready driver: a copy of the library brings its own planReady. */
+  ReadyDriver: new (raw: ReadySource, storage: Storage, host: ReadyHost) => SimReadyDriver;
   /** The library's own MemoryStorage (its error classes are the ones the library's raft recognizes). */
   MemoryStorage: new () => SimStorage;
   encodeConfChange(cc: ConfChange): Uint8Array;
@@ -58,9 +67,9 @@ export interface RaftLib {
 export async function loadRaftLib(modulePath?: string): Promise<RaftLib> {
   const spec = modulePath ?? new URL("../../node/raft/index.js", import.meta.url).href;
   const mod = (await import(spec)) as Partial<RaftLib>;
-  if (typeof mod.RawNode !== "function" || typeof mod.MemoryStorage !== "function" || typeof mod.encodeConfChange !== "function"
-    || typeof mod.decodeConfChange !== "function") {
-    throw new Error(`${spec} does not export RawNode, MemoryStorage, encodeConfChange and decodeConfChange`);
+  if (typeof mod.RawNode !== "function" || typeof mod.ReadyDriver !== "function" || typeof mod.MemoryStorage !== "function"
+    || typeof mod.encodeConfChange !== "function" || typeof mod.decodeConfChange !== "function") {
+    throw new Error(`${spec} does not export RawNode, ReadyDriver, MemoryStorage, encodeConfChange and decodeConfChange`);
   }
   return mod as RaftLib;
 }

@@ -2,7 +2,7 @@
 
 import test from "ava";
 import * as raft from "../../node/raft/index.js";
-import { EntryType, type Ready } from "../../node/raft/index.js";
+import { EntryType, type Ready, type ReadyHost, type ReadySource } from "../../node/raft/index.js";
 import { runSeed } from "./cluster.js";
 import type { RaftLib } from "./raft-lib.js";
 
@@ -18,15 +18,20 @@ test("the same seed gives the same trace twice", (t) => {
   t.not(runSeed({ seed: 5, nodes: 3, lib, steps: 300 }).digest, runSeed({ seed: 7, nodes: 3, lib, steps: 300 }).digest);
 });
 
-test("20 seeds, 3 and 5 nodes: no violation, and the runs do real work", (t) => {
+test("20 seeds, 3 and 5 nodes: no violation, and the runs do real work, also while writes run", (t) => {
   let commits = 0;
+  let sentWhileWriting = 0;
+  let appliedWhileWriting = 0;
   for (let seed = 1; seed <= 20; seed++) {
     const r = runSeed({ seed, nodes: seed % 2 === 1 ? 3 : 5, lib });
     t.is(r.violation, null, `seed ${seed}: ${r.violation?.message ?? ""}\n${r.lastLines.join("\n")}`);
     t.true(r.stats.leaders >= 1 || r.stats.commit > 1, `seed ${seed} elected no leader`);
     commits += r.stats.commit;
+    sentWhileWriting += r.stats.sentWhileWriting;
+    appliedWhileWriting += r.stats.appliedWhileWriting;
   }
   t.true(commits > 20 * 10, `only ${commits} commits in 20 seeds`);
+  t.true(sentWhileWriting > 1000 && appliedWhileWriting > 1000, `${sentWhileWriting} early sends, ${appliedWhileWriting} early applies`);
 });
 
 // The harness must catch a broken library end to end (a simulation that cannot fail is a defect).
@@ -65,4 +70,33 @@ test("a library whose node applies a different entry is caught (State Machine Sa
 test("a library that does not ask to fsync new entries is caught (Ready Contract)", (t) => {
   const r = runSeed({ seed: 1, nodes: 3, lib: { ...raft, RawNode: LazySyncRawNode }, steps: 300 });
   t.is(r.violation?.invariant, "Ready Contract");
+});
+
+/** A Ready loop that sends every message as soon as it takes the Ready, before the write completes. */
+class SendFirstDriver {
+  private rd: Ready | null = null;
+  constructor(private readonly raw: ReadySource, _storage: unknown, private readonly host: ReadyHost) {}
+
+  next(): boolean {
+    if (this.rd !== null || !this.raw.hasReady()) return false;
+    const rd = this.raw.ready();
+    this.rd = rd;
+    this.host.observe?.(rd);
+    this.host.write(rd);
+    this.host.send(rd.messages, true);
+    return true;
+  }
+
+  writeDone(): void {
+    const rd = this.rd!;
+    this.rd = null;
+    this.host.apply(rd, false);
+    this.raw.advance(rd);
+  }
+}
+
+test("a Ready loop that sends before its write is durable is caught (Ready Contract)", (t) => {
+  const r = runSeed({ seed: 1, nodes: 3, lib: { ...raft, ReadyDriver: SendFirstDriver }, steps: 300 });
+  t.is(r.violation?.invariant, "Ready Contract");
+  t.regex(r.violation?.detail ?? "", /sent (AppResp|App|Heartbeat) .* while its durable log ends at/);
 });

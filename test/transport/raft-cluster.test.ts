@@ -4,8 +4,8 @@
 
 import test from "ava";
 import {
-  type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped, MemoryStorage, MessageType, type NodeId, RawNode, type Ready, StateType,
-  bootstrapSnapshot, decodeConfChange,
+  type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped, MemoryStorage, MessageType, type NodeId, RawNode, type Ready, ReadyDriver,
+  StateType, bootstrapSnapshot, decodeConfChange,
 } from "../../node/raft/index.js";
 import { Transport, devCertFiles, loadTls } from "../../node/transport/index.js";
 import { FAST_BACKOFF, makeCerts, waitFor } from "./helpers.js";
@@ -13,11 +13,12 @@ import { FAST_BACKOFF, makeCerts, waitFor } from "./helpers.js";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** A minimal node: RawNode + MemoryStorage + Transport, driven by a tick timer and inbound messages. */
+/** A minimal node: RawNode + MemoryStorage + Transport + ReadyDriver (writes complete at once), driven by a tick timer and inbound messages. */
 class GrpcRaftNode {
   readonly storage: MemoryStorage;
   readonly raw: RawNode;
   readonly transport: Transport;
+  private readonly driver: ReadyDriver;
   applied: string[] = [];
   snapshotsApplied = 0;
   /** MsgSnap chunks received. */
@@ -46,6 +47,11 @@ class GrpcRaftNode {
       },
       reportUnreachable: (p) => this.guarded(() => this.raw.reportUnreachable(p)),
       reportSnapshot: (p, ok) => this.guarded(() => this.raw.reportSnapshot(p, ok)),
+    });
+    this.driver = new ReadyDriver(this.raw, this.storage, {
+      write: (rd) => this.persist(rd),
+      send: (messages) => this.transport.send(messages),
+      apply: (rd) => this.apply(rd),
     });
   }
 
@@ -86,13 +92,7 @@ class GrpcRaftNode {
   }
 
   private processReady(): void {
-    while (this.raw.hasReady()) {
-      const rd = this.raw.ready();
-      this.persist(rd);
-      this.transport.send(rd.messages);
-      this.apply(rd);
-      this.raw.advance(rd);
-    }
+    while (this.driver.next()) this.driver.writeDone();
   }
 
   private persist(rd: Ready): void {
