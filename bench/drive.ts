@@ -1,0 +1,96 @@
+// Load drivers shared by the cluster benchmarks: a closed loop of calls at a
+// fixed number in flight, the CPU that server processes spend per call, the
+// distinct blinded elements a BeginRecovery needs, and clean-up on exit.
+import { loadavg } from "node:os";
+import { G, encodePoint, randomScalar } from "../proto/crypto/index.js";
+import { processCpuSeconds } from "./sample.js";
+
+export interface LoopResult {
+  /** Calls that succeeded. */
+  readonly n: number;
+  /** Calls that failed (e.g. during an election under load). */
+  readonly errors: number;
+  /** The first failure's message, if any. */
+  readonly firstError?: string;
+  readonly seconds: number;
+  /** Latencies of the successful calls, ms, ascending. */
+  readonly lat: number[];
+}
+
+/**
+ * Runs `inFlight` loops, each awaiting `call(i)` back to back, for `seconds`
+ * (i counts the calls across loops). `call` returns the latency to record, or
+ * undefined to record its wall time.
+ */
+export async function closedLoop(inFlight: number, seconds: number, call: (i: number) => Promise<number | void>): Promise<LoopResult> {
+  const lat: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < end) {
+      const a = performance.now();
+      try {
+        const ms = await call(next++);
+        lat.push(ms ?? performance.now() - a);
+      } catch (err) {
+        errors++;
+        firstError ??= String(err).slice(0, 160);
+      }
+    }
+  }));
+  return { n: lat.length, errors, ...(firstError === undefined ? {} : { firstError }), seconds: (performance.now() - t0) / 1000, lat: lat.sort((a, b) => a - b) };
+}
+
+/** CPU of some processes and of this one over a stretch of work, per call. */
+export class CpuMeter {
+  private readonly before: number[];
+  private readonly self = process.cpuUsage();
+
+  constructor(private readonly pids: ReadonlyArray<number | undefined>) {
+    this.before = pids.map(processCpuSeconds);
+  }
+
+  /** CPU ms per call since construction: one entry per pid, then this process. */
+  perCall(calls: number): { servers: number[]; client: number } {
+    const servers = this.pids.map((pid, i) => ((processCpuSeconds(pid) - this.before[i]!) * 1000) / calls);
+    const c = process.cpuUsage(this.self);
+    return { servers, client: (c.user + c.system) / 1000 / calls };
+  }
+}
+
+/**
+ * `n` distinct blinded elements (consecutive multiples of G from a random
+ * start), made up front: a node remembers recently decoded points, and a real
+ * client blinds every attempt afresh.
+ */
+export function distinctPoints(n: number): Uint8Array[] {
+  let p = G.multiply(randomScalar());
+  return Array.from({ length: n }, () => encodePoint(p = p.add(G)));
+}
+
+/** The 1-minute load average, one decimal. */
+export function load(): string {
+  return loadavg()[0]!.toFixed(1);
+}
+
+/**
+ * Runs `cleanup` once: on normal exit of main, on SIGINT/SIGTERM (then exits
+ * 130/143), or on an uncaught error. `lastResort` runs synchronously in
+ * process 'exit' (kill children, remove temp dirs) if cleanup did not finish.
+ */
+export function cleanupOnExit(cleanup: () => Promise<void>, lastResort: () => void): () => Promise<void> {
+  let once: Promise<void> | undefined;
+  let finished = false;
+  const run = () => (once ??= cleanup().finally(() => { finished = true; }));
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(sig, () => {
+      console.error(`\n${sig}: stopping the clusters and removing their files`);
+      void run().finally(() => process.exit(code));
+    });
+  }
+  process.once("exit", () => { if (!finished) lastResort(); });
+  return run;
+}
