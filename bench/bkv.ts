@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../test/e2e/cluster.js";
-import { distinctPoints } from "./drive.js";
+import { distinctPoints, stopChild } from "./drive.js";
 
 /** Client-side scrypt for the benchmarks' registrations (the nodes never see it). */
 export const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -63,6 +63,19 @@ export async function startBeginBench(users: number, points = 60_000): Promise<B
     await cluster.close();
     throw err;
   }
+}
+
+/**
+ * Stops the nodes (bounded, and safe when Ctrl-C already stopped them), then
+ * LocalCluster.close (channels, temp dir).
+ */
+export async function stopCluster(cluster: LocalCluster | undefined): Promise<void> {
+  if (cluster === undefined) return;
+  await Promise.all(cluster.nodes.map(async (n) => {
+    if (n.proc !== null) await stopChild(n.proc);
+    n.proc = null;
+  }));
+  await cluster.close();
 }
 
 /** Synchronous last resort (process 'exit'): SIGKILL the nodes, remove the cluster's dir. */

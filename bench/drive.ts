@@ -1,7 +1,10 @@
 // Load drivers shared by the cluster benchmarks: a closed loop of calls at a
 // fixed number in flight, the CPU that server processes spend per call, the
 // distinct blinded elements a BeginRecovery needs, and clean-up on exit.
-import { loadavg } from "node:os";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { G, encodePoint, randomScalar } from "../proto/crypto/index.js";
 import { processCpuSeconds } from "./sample.js";
 
@@ -18,22 +21,22 @@ export interface LoopResult {
 }
 
 /**
- * Runs `inFlight` loops, each awaiting `call(i)` back to back, for `seconds`
- * (i counts the calls across loops). `call` returns the latency to record, or
- * undefined to record its wall time.
+ * Runs `inFlight` loops, each awaiting `call(i, loop)` back to back, for
+ * `seconds` (i counts the calls across loops; loop is the loop's index).
+ * `call` returns the latency to record, or undefined to record its wall time.
  */
-export async function closedLoop(inFlight: number, seconds: number, call: (i: number) => Promise<number | void>): Promise<LoopResult> {
+export async function closedLoop(inFlight: number, seconds: number, call: (i: number, loop: number) => Promise<number | void>): Promise<LoopResult> {
   const lat: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
   let next = 0;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  await Promise.all(Array.from({ length: inFlight }, async () => {
+  await Promise.all(Array.from({ length: inFlight }, async (_, loop) => {
     while (performance.now() < end) {
       const a = performance.now();
       try {
-        const ms = await call(next++);
+        const ms = await call(next++, loop);
         lat.push(ms ?? performance.now() - a);
       } catch (err) {
         errors++;
@@ -77,20 +80,52 @@ export function load(): string {
 }
 
 /**
- * Runs `cleanup` once: on normal exit of main, on SIGINT/SIGTERM (then exits
- * 130/143), or on an uncaught error. `lastResort` runs synchronously in
- * process 'exit' (kill children, remove temp dirs) if cleanup did not finish.
+ * Points TMPDIR at a new directory of this run (so every temp dir made from
+ * here on, by this process or its children, lies inside it, even one whose
+ * owner is interrupted before it says where) and returns the function that
+ * runs `cleanup` once and then removes that directory: call it when main
+ * ends; it also runs on SIGINT/SIGTERM (then exits 130/143; repeated signals,
+ * e.g. the terminal's and the one tsx relays, are ignored meanwhile).
+ * `lastResort` runs synchronously in process 'exit' (kill children) if
+ * cleanup did not finish, and the directory is removed then too.
  */
 export function cleanupOnExit(cleanup: () => Promise<void>, lastResort: () => void): () => Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "bkv-bench-"));
+  process.env.TMPDIR = root;
+  const removeRoot = () => rmSync(root, { recursive: true, force: true });
   let once: Promise<void> | undefined;
   let finished = false;
-  const run = () => (once ??= cleanup().finally(() => { finished = true; }));
+  const run = () => (once ??= cleanup().finally(() => { removeRoot(); finished = true; }));
   for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (once !== undefined) return;
       console.error(`\n${sig}: stopping the clusters and removing their files`);
       void run().finally(() => process.exit(code));
     });
   }
-  process.once("exit", () => { if (!finished) lastResort(); });
+  process.once("exit", () => {
+    if (finished) return;
+    lastResort();
+    removeRoot();
+  });
   return run;
+}
+
+/** Whether a child process has ended (by exit or by signal). */
+export function ended(p: ChildProcess): boolean {
+  return p.exitCode !== null || p.signalCode !== null;
+}
+
+/**
+ * SIGTERM to `p` unless it has ended; waits for its end, SIGKILL after
+ * `graceMs`. (A child that a terminal's Ctrl-C already stopped emits no
+ * second 'exit': never wait for one then.)
+ */
+export async function stopChild(p: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (ended(p)) return;
+  const exited = new Promise((r) => p.once("exit", r));
+  p.kill("SIGTERM");
+  const timer = setTimeout(() => p.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
 }

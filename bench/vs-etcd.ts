@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { type BeginBench, killClusterNow, startBeginBench } from "./bkv.js";
+import { type BeginBench, killClusterNow, startBeginBench, stopCluster } from "./bkv.js";
 import { CpuMeter, cleanupOnExit, closedLoop, load } from "./drive.js";
 import { EtcdCluster } from "./etcd/cluster.js";
 import { median, quantile } from "./sample.js";
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   let bkv: BeginBench | undefined;
   const cleanup = cleanupOnExit(async () => {
     await etcd?.close();
-    await bkv?.cluster.close();
+    await stopCluster(bkv?.cluster);
   }, () => { etcd?.killNow(); killClusterNow(bkv?.cluster); });
   try {
     console.error("starting etcd (3 members) and bkv (3 nodes) on 127.0.0.1 ...");

@@ -11,6 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { freePort } from "../../chaos/cluster.js";
 import { waitFor } from "../../test/e2e/cluster.js";
+import { stopChild } from "../drive.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const INSTALL = "apt-get install -y etcd-server";
@@ -119,17 +120,10 @@ export class EtcdCluster {
     }).join("\n");
   }
 
-  /** SIGTERM to every member (waited for), then removes the temp dir. */
+  /** Stops every member (SIGTERM, waited for), then removes the temp dir. */
   async close(): Promise<void> {
     for (const ch of this.channels) ch.close();
-    await Promise.all(this.members.map(async (m) => {
-      const p = m.proc;
-      m.proc = null;
-      if (p === null || p.exitCode !== null) return;
-      const exited = new Promise((r) => p.once("exit", r));
-      p.kill("SIGTERM");
-      await exited;
-    }));
+    await Promise.all(this.members.map((m) => (m.proc === null ? undefined : stopChild(m.proc))));
     rmSync(this.dir, { recursive: true, force: true });
   }
 
