@@ -50,7 +50,7 @@ export async function startBeginBench(users: number, points = 60_000): Promise<B
     return {
       cluster,
       get pids() {
-        return [...cluster.nodes].sort((a, b) => Number(b.id === leader) - Number(a.id === leader)).map((n) => n.proc?.pid);
+        return pidsLeaderFirst(cluster, leader);
       },
       begin: (i) => vault.beginRecovery({
         requestId: new Uint8Array(randomBytes(16)), userId: `u${i % users}`, blindedElement: blinded[next++ % blinded.length]!,
@@ -63,6 +63,11 @@ export async function startBeginBench(users: number, points = 60_000): Promise<B
     await cluster.close();
     throw err;
   }
+}
+
+/** The node processes' pids, `leader` first. */
+export function pidsLeaderFirst(cluster: LocalCluster, leader: number): Array<number | undefined> {
+  return [...cluster.nodes].sort((a, b) => Number(b.id === leader) - Number(a.id === leader)).map((n) => n.proc?.pid);
 }
 
 /**
