@@ -10,16 +10,11 @@
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { G, encodePoint, randomScalar } from "../proto/crypto/index.js";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../test/e2e/cluster.js";
-import { processCpuSeconds } from "./sample.js";
-
-const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
+import { CHEAP_SCRYPT, registerBeginUsers } from "./bkv.js";
+import { distinctPoints } from "./drive.js";
+import { processCpuSeconds, quantile } from "./sample.js";
 
 async function recoverLatency(client: VaultClient, user: string, runs: number): Promise<number[]> {
   const out: number[] = [];
@@ -71,16 +66,8 @@ async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: 
   };
 }
 
-/**
- * Distinct blinded elements, made up front (the client's EC cost is not what
- * this measures): consecutive multiples of G from a random start, so that no
- * node sees a point twice within a run (a node remembers recently decoded
- * points; a real client blinds every attempt afresh).
- */
-const BLINDED = ((n: number) => {
-  let p = G.multiply(randomScalar());
-  return Array.from({ length: n }, () => encodePoint(p = p.add(G)));
-})(40_000);
+/** Distinct blinded elements, made up front (the client's EC cost is not what this measures). */
+const BLINDED = distinctPoints(40_000);
 let blindedNext = 0;
 function nextBlinded(): Uint8Array {
   return BLINDED[blindedNext++ % BLINDED.length]!;
@@ -110,10 +97,7 @@ async function main(): Promise<void> {
     await cheap.register("bench-cheap", "bench password");
     const latDefault = values["no-recover"] ? [] : await recoverLatency(def, "bench-default", 20);
     const latCheap = values["no-recover"] ? [] : await recoverLatency(cheap, "bench-cheap", 20);
-    // Throughput users: each BeginRecovery spends one of 255 attempts; 1024 users cover ~260k calls.
-    for (let i = 0; i < users; i += 32) {
-      await Promise.all(Array.from({ length: Math.min(32, users - i) }, (_, k) => cheap.register(`u${i + k}`, "x", { guessLimit: 255 })));
-    }
+    await registerBeginUsers(cheap, users); // 1024 users cover ~260k BeginRecovery calls
     const leader = await cluster.leaderId();
     const rows: Array<[string, Row, string]> = [];
     for (let round = 0; round < rounds; round++) {

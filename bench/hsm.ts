@@ -2,10 +2,13 @@
 //   npx tsx bench/hsm.ts   BKV_BENCH_SECONDS=N per row and round (default 3, max 15)
 //                          BKV_BENCH_ROUNDS=R interleaved rounds, medians reported (default 1)
 // Creates a throw-away SoftHSM token with deploy/softhsm/init-token.sh.
+// bench/recovery.ts reuses withBenchToken, makeJobs and run (importing this
+// file runs nothing).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pkcs11js from "pkcs11js";
 import { X_TEMPLATE, ecdh, parseEvaluationInput } from "../node/hsm/evaluate.js";
@@ -18,7 +21,7 @@ const ROUNDS = Math.max(1, Number(process.env.BKV_BENCH_ROUNDS ?? 1));
 const CONCURRENCY = [1, 16];
 const ROOT = resolve(import.meta.dirname, "..");
 
-interface Evaluator {
+export interface Evaluator {
   agreementPublicKey: Uint8Array;
   evaluate(blob: Uint8Array, b: Uint8Array, k: Uint8Array): Promise<Uint8Array>;
   close(): void | Promise<void>;
@@ -40,9 +43,9 @@ const strategies: Strategy[] = [
   { name: "4 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 4) },
 ];
 
-interface Job { blob: Uint8Array; b: Uint8Array; k: Uint8Array; expected: Uint8Array }
+export interface Job { blob: Uint8Array; b: Uint8Array; k: Uint8Array; expected: Uint8Array }
 
-function makeJobs(agreement: Uint8Array, n: number): Job[] {
+export function makeJobs(agreement: Uint8Array, n: number): Job[] {
   return Array.from({ length: n }, () => {
     const k = randomScalar();
     const B = randomPoint();
@@ -55,16 +58,17 @@ function makeJobs(agreement: Uint8Array, n: number): Job[] {
   });
 }
 
-interface Result { rate: number; maxMs: number; p99Ms: number }
+export interface Result { rate: number; maxMs: number; p99Ms: number }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[(s.length - 1) >> 1] as number;
 }
 
-async function run(ev: Evaluator, jobs: Job[], concurrency: number): Promise<Result> {
+/** Evaluations per second of `ev` at `concurrency`, each checked, for `seconds`. */
+export async function run(ev: Evaluator, jobs: Job[], concurrency: number, seconds = SECONDS): Promise<Result> {
   const h = monitorEventLoopDelay({ resolution: 1 });
-  const end = performance.now() + SECONDS * 1000;
+  const end = performance.now() + seconds * 1000;
   let done = 0;
   const loop = async (offset: number) => {
     for (let i = offset; performance.now() < end; i += concurrency) {
@@ -125,43 +129,47 @@ function machine(): string {
   ].join("\n");
 }
 
-async function main(): Promise<void> {
+/** Runs fn with the config of a throw-away token (deploy/softhsm/init-token.sh), removed afterwards. */
+export async function withBenchToken<T>(fn: (config: HsmConfig) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), "bkv-bench-hsm-"));
   try {
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), dir, "bench"], { stdio: "ignore" });
-    const config: HsmConfig = { tokenLabel: "bench", pinFile: join(dir, "pin"), softhsmConf: join(dir, "softhsm2.conf") };
-    let jobs: Job[] | undefined;
-    const results = new Map<string, Result[]>(); // "strategy|concurrency" -> one result per round
-    const loadBefore = loadavg()[0] ?? 0;
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const s of strategies) {
-        const ev = await s.open(config);
-        jobs ??= makeJobs(ev.agreementPublicKey, 64);
-        for (const c of CONCURRENCY) {
-          const r = await run(ev, jobs, c);
-          const key = `${s.name}|${c}`;
-          results.set(key, [...(results.get(key) ?? []), r]);
-          process.stderr.write(`round ${round}: ${s.name}, ${c}: ${r.rate.toFixed(0)}/s, max ${r.maxMs.toFixed(1)} ms\n`);
-        }
-        await ev.close();
-      }
-    }
-    const micro = await microTimings(config, jobs ?? []);
-    console.log(machine());
-    console.log(`- ${ROUNDS} interleaved round(s), medians shown; 1-min load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? 0).toFixed(1)} after (other processes share the CPUs)`);
-    console.log("\n| single call (median) | µs |");
-    console.log("|---|---:|");
-    for (const r of micro) console.log(r);
-    console.log("\n| strategy | concurrency | evaluations/s | max event-loop delay (ms) | p99 delay (ms) |");
-    console.log("|---|---:|---:|---:|---:|");
-    for (const [key, rs] of results) {
-      const [name, c] = key.split("|");
-      const med = (f: (r: Result) => number) => median(rs.map(f));
-      console.log(`| ${name} | ${c} | ${med((r) => r.rate).toFixed(0)} | ${med((r) => r.maxMs).toFixed(1)} | ${med((r) => r.p99Ms).toFixed(1)} |`);
-    }
+    return await fn({ tokenLabel: "bench", pinFile: join(dir, "pin"), softhsmConf: join(dir, "softhsm2.conf") });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-await main();
+async function main(config: HsmConfig): Promise<void> {
+  let jobs: Job[] | undefined;
+  const results = new Map<string, Result[]>(); // "strategy|concurrency" -> one result per round
+  const loadBefore = loadavg()[0] ?? 0;
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const s of strategies) {
+      const ev = await s.open(config);
+      jobs ??= makeJobs(ev.agreementPublicKey, 64);
+      for (const c of CONCURRENCY) {
+        const r = await run(ev, jobs, c);
+        const key = `${s.name}|${c}`;
+        results.set(key, [...(results.get(key) ?? []), r]);
+        process.stderr.write(`round ${round}: ${s.name}, ${c}: ${r.rate.toFixed(0)}/s, max ${r.maxMs.toFixed(1)} ms\n`);
+      }
+      await ev.close();
+    }
+  }
+  const micro = await microTimings(config, jobs ?? []);
+  console.log(machine());
+  console.log(`- ${ROUNDS} interleaved round(s), medians shown; 1-min load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] ?? 0).toFixed(1)} after (other processes share the CPUs)`);
+  console.log("\n| single call (median) | µs |");
+  console.log("|---|---:|");
+  for (const r of micro) console.log(r);
+  console.log("\n| strategy | concurrency | evaluations/s | max event-loop delay (ms) | p99 delay (ms) |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const [key, rs] of results) {
+    const [name, c] = key.split("|");
+    const med = (f: (r: Result) => number) => median(rs.map(f));
+    console.log(`| ${name} | ${c} | ${med((r) => r.rate).toFixed(0)} | ${med((r) => r.maxMs).toFixed(1)} | ${med((r) => r.p99Ms).toFixed(1)} |`);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await withBenchToken(main);

@@ -38,6 +38,11 @@ export function median(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
+/** The q-quantile of ascending `sorted` (NaN for none). */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
 /** CPU seconds (user + system) used so far by process `pid` (Linux /proc; NaN elsewhere). */
 export function processCpuSeconds(pid: number | undefined): number {
   try {
