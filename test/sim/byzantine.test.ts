@@ -89,3 +89,16 @@ test.failing("KNOWN BUG: forged snapshots keep the bound under a Byzantine leade
     t.true(m.measured <= countingBound(c), `(${c.t}, ${c.n}) L=${c.guessLimit}: ${m.measured} guesses`);
   }
 });
+
+// Why "one compromised node" and "a compromised node that wins an election"
+// are the same adversary: Raft takes a MsgApp/MsgSnap of a higher term as
+// proof of leadership (no vote certificate), so a follower that sends one
+// leads the honest follower that accepts it.
+test("a rogue follower leads an honest follower by sending a MsgApp of a higher term (no election)", (t) => {
+  const { node } = spentFollower(1); // node 3 led it at term 2
+  const { term } = node.raw.status().hardState;
+  const last = node.lastIndex;
+  node.receive(message({ type: MessageType.App, from: 2, to: 1, term: term + 1, index: last, logTerm: node.storage.term(last), entries: [], commit: last }));
+  t.is(node.raw.status().softState.lead, 2);
+  t.is(node.raw.status().hardState.term, term + 1);
+});
