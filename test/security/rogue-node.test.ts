@@ -13,6 +13,7 @@ import { EntryType, MessageType, message } from "../../node/raft/index.js";
 import { type Command, type VaultResult, encodeCommand, parseEnvelope } from "../../node/vault/index.js";
 import { decodeSnapshot, encodeSnapshot } from "../../node/vault/snapshot.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { G, encodePoint, equalBytes, randomScalar } from "../../proto/crypto/index.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
@@ -43,6 +44,7 @@ test.after.always(async () => {
   await cluster?.close();
 });
 
+const blinded = () => encodePoint(G.multiply(randomScalar()));
 const rid = () => new Uint8Array(randomBytes(16));
 const junkSignature = () => new Uint8Array(randomBytes(64));
 
@@ -163,6 +165,37 @@ test.serial("as follower, the rogue's forged entries are committed by the honest
   await evaluationsWithoutAttempt(t, "follower");
 });
 
+test.serial("as follower, the rogue claims a higher term and tries to truncate committed entries: refused", async (t) => {
+  t.false(rogue.loop.isLeader);
+  await honestCaughtUp();
+  const before = await observe();
+  await truncate(t, "follower", rogue.loop.raw.status().hardState.term + 1);
+  await cluster.leaderId(); // the honest nodes elect a leader again
+  await honestCaughtUp();
+  assertNothingGaveWay(t, before, await observe());
+  await assertSameState(t);
+});
+
+/**
+ * Sends every honest node a MsgApp of `term` whose entry replaces a
+ * committed entry of an earlier term; waits for each to log its refusal.
+ */
+async function truncate(t: ExecutionContext, role: string, term: number): Promise<void> {
+  const commit = rogue.loop.raw.status().hardState.commit;
+  const k = rogue.entriesFrom(1).find((e) => e.term < term && e.index > 2 && e.index <= commit);
+  if (k === undefined) throw new Error("no committed entry of an earlier term");
+  const begin = encodeCommand({ kind: "begin", requestId: rid(), user: USER, blinded: blinded() });
+  const logBefore = new Map(HONEST.map((id) => [id, cluster.logOf(id).length]));
+  rogue.sendRaw(HONEST.map((to) => message({
+    type: MessageType.App, from: ROGUE, to, term, index: k.index - 1, logTerm: rogue.storage.term(k.index - 1),
+    entries: [{ term, index: k.index, type: EntryType.Normal, data: begin }], commit,
+  })));
+  for (const id of HONEST) {
+    const line = await waitFor(() => cluster.logOf(id).slice(logBefore.get(id)).split("\n").find((l) => l.includes("REFUSED append")), `node ${id} to refuse the truncation`);
+    t.log(`${role}: truncation of committed index ${k.index} -> node ${id}: ${(JSON.parse(line) as { msg: string }).msg}`);
+  }
+}
+
 test.serial("as leader, the rogue's forged entries are refused on apply; its truncation of committed entries is refused", async (t) => {
   const lead = await cluster.leaderId();
   await cluster.admin(lead).transferLeadership({ nodeId: BigInt(ROGUE) });
@@ -171,21 +204,30 @@ test.serial("as leader, the rogue's forged entries are refused on apply; its tru
   await evaluationsWithoutAttempt(t, "leader");
 
   const before = await observe();
-  const { term, commit } = rogue.loop.raw.status().hardState;
-  const k = rogue.entriesFrom(1).find((e) => e.term < term && e.index > 2 && e.index <= commit);
-  if (k === undefined) throw new Error("no committed entry of an earlier term");
-  const begin = encodeCommand({ kind: "begin", requestId: rid(), user: USER, blinded: logged("begin")[0]?.blinded ?? new Uint8Array() });
-  const logBefore = new Map(HONEST.map((id) => [id, cluster.logOf(id).length]));
-  rogue.sendRaw(HONEST.map((to) => message({
-    type: MessageType.App, from: ROGUE, to, term, index: k.index - 1, logTerm: rogue.storage.term(k.index - 1),
-    entries: [{ term, index: k.index, type: EntryType.Normal, data: begin }], commit,
-  })));
-  for (const id of HONEST) {
-    const line = await waitFor(() => cluster.logOf(id).slice(logBefore.get(id)).split("\n").find((l) => l.includes("REFUSED append")), `node ${id} to refuse the truncation`);
-    t.log(`leader: truncation of committed index ${k.index} -> node ${id}: ${(JSON.parse(line) as { msg: string }).msg}`);
-  }
+  await truncate(t, "leader", rogue.loop.raw.status().hardState.term);
   assertNothingGaveWay(t, before, await observe());
   await assertSameState(t);
+});
+
+test.serial("as leader, the rogue equivocates: one attempt, another blinded element on each honest node, each counts it once (the limited threat)", async (t) => {
+  await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  await honestCaughtUp();
+  const before = await observe();
+  const [b1, b2] = [blinded(), blinded()];
+  const requestId = rid();
+  const toNode1 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b1 });
+  const toNode2 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b2 });
+  rogue.rewrite = (m) => m.type !== MessageType.App || m.to !== 2 ? m
+    : { ...m, entries: m.entries.map((e) => equalBytes(e.data, toNode1) ? { ...e, data: toNode2 } : e) };
+  const r = await rogue.proposeRaw(requestId, toNode1);
+  await honestCaughtUp();
+  rogue.rewrite = (m) => m;
+  if (!r.ok || r.kind !== "begin") throw new Error(`the begin was refused: ${JSON.stringify(r)}`);
+  const [e1, e2] = await Promise.all(HONEST.map((id) => cluster.vault(id).evaluate({ userId: USER, attemptId: BigInt(r.attemptId) })));
+  t.deepEqual([e1?.blindedElement, e2?.blindedElement], [b1, b2], "each honest node evaluated the blinded element it was fed");
+  const after = await observe();
+  for (const id of HONEST) t.is(after.get(id)?.remaining, (before.get(id)?.remaining ?? 0) - 1, `node ${id} counted its attempt once`);
+  t.log(`leader: attempt ${r.attemptId} evaluated on node 1 for one blinded element and on node 2 for another: 2 guesses with the rogue's share (t = 2) for one attempt counted on each node`);
 });
 
 // KNOWN BUG (found by this test; see docs/threat-model.md): a follower

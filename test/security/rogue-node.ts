@@ -7,7 +7,9 @@
 //   validation vault-service.ts does before proposing (as a follower they
 //   are forwarded to the leader in a MsgProp; as leader they are appended);
 // - sendRaw: send any Raft message to a peer over the peer gRPC stream,
-//   with this node's certificate.
+//   with this node's certificate;
+// - rewrite: change what its own Raft loop sends (e.g. a different entry to
+//   each follower at the same index: equivocation).
 // What the honest nodes make of it is what the test checks.
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
@@ -21,7 +23,13 @@ import { loadConfig, type ServerConfig } from "../../node/server/config.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { RaftLoop } from "../../node/server/raft-loop.js";
 
+/** Rewrites (or drops, returning null) each message the rogue's Raft loop sends. */
+export type Rewrite = (m: Message) => Message | null;
+
 export class RogueNode {
+  /** Applied to every outbound message of the rogue's own Raft loop; identity by default. */
+  rewrite: Rewrite = (m) => m;
+
   private constructor(
     /** Errors the rogue's own Raft loop gave up on (its state may be broken by what it sent). */
     readonly fatal: readonly unknown[],
@@ -50,8 +58,14 @@ export class RogueNode {
       reportSnapshot: (id, ok) => loop.reportSnapshot(id, ok),
     });
     await transport.start();
-    loop.start(transport, new Map(cfg.nodes.map((n) => [n.id, n.peerAddress])));
-    return new RogueNode(fatal, cfg, hsm, storage, loop, transport);
+    const rogue = new RogueNode(fatal, cfg, hsm, storage, loop, transport);
+    const link = {
+      send: (ms: readonly Message[]) => transport.send(ms.map((m) => rogue.rewrite(m)).filter((m): m is Message => m !== null)),
+      addPeer: (id: number, address: string) => transport.addPeer(id, address),
+      removePeer: (id: number) => transport.removePeer(id),
+    };
+    loop.start(link, new Map(cfg.nodes.map((n) => [n.id, n.peerAddress])));
+    return rogue;
   }
 
   get id(): number {
