@@ -1,0 +1,311 @@
+// A rogue node (test/security/rogue-node.ts) in a real cluster of 3 (then 4):
+// nodes 1 and 2 are bkv-node processes, node 3 is taken over by the rogue
+// (its token, data dir and certificate). As follower, then as leader, it
+// puts forged entries into the log and sends raw Raft messages; the honest
+// nodes must refuse each, no counter may go back on them, and they must
+// evaluate no attempt that was never committed. Each refusal is t.log-ged.
+import test, { type ExecutionContext } from "ava";
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { status } from "@grpc/grpc-js";
+import { EntryType, MessageType, message } from "../../node/raft/index.js";
+import { type Command, type VaultResult, encodeCommand, parseEnvelope } from "../../node/vault/index.js";
+import { decodeSnapshot, encodeSnapshot } from "../../node/vault/snapshot.js";
+import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { G, encodePoint, equalBytes, finishRecovery, randomScalar, startRecovery } from "../../proto/crypto/index.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { errorDetailOf } from "../../proto/rpc.js";
+import { UnverifiedRegistrationError, VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
+import { LocalCluster, waitFor } from "../e2e/cluster.js";
+import { RogueNode } from "./rogue-node.js";
+
+const USER = "victim";
+const HONEST = [1, 2];
+const ROGUE = 3;
+
+let cluster: LocalCluster;
+let rogue: RogueNode;
+
+test.before(async () => {
+  cluster = await LocalCluster.start({ size: 3 });
+  const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
+  await client.register(USER, "right password", { guessLimit: 5 });
+  await client.recover(USER, "right password"); // a real confirmation is in the log
+  await client.recover(USER, "wrong password").catch((e: unknown) => { if (!(e instanceof WrongPasswordError)) throw e; });
+  client.close();
+  await cluster.stop(ROGUE); // graceful: hands leadership over if it had it
+  rogue = await RogueNode.start(cluster.node(ROGUE).configFile, (l) => appendFileSync(join(cluster.dir, "rogue-3.log"), l));
+  await waitFor(() => rogue.loop.leaderId !== 0 && rogue.loop.vault.getRecord(USER)?.pending.length === 1 || undefined, "the rogue to catch up");
+});
+
+test.after.always(async () => {
+  await rogue?.stop();
+  await cluster?.close();
+});
+
+const blinded = () => encodePoint(G.multiply(randomScalar()));
+const rid = () => new Uint8Array(randomBytes(16));
+const junkSignature = () => new Uint8Array(randomBytes(64));
+
+interface Seen { remaining: number; version: number; locked: boolean; node1Key: string }
+
+/** What each honest node shows of the victim's record and node 1's announced identity key. */
+async function observe(): Promise<Map<number, Seen>> {
+  const out = new Map<number, Seen>();
+  for (const id of HONEST) {
+    const info = await cluster.vault(id).getRecordInfo({ userId: USER });
+    const d = await cluster.vault(id).getClusterDescriptor({});
+    const n1 = d.descriptor?.nodes.find((n) => n.nodeId === 1n);
+    out.set(id, { remaining: info.attemptsRemaining, version: info.version, locked: info.locked, node1Key: Buffer.from(n1?.identityPublicKey ?? []).toString("hex") });
+  }
+  return out;
+}
+
+/** No counter went back (attempts remaining never grew), the record and node 1's keys are unchanged, on every honest node. */
+function assertNothingGaveWay(t: ExecutionContext, before: Map<number, Seen>, after: Map<number, Seen>): void {
+  for (const id of HONEST) {
+    const b = before.get(id) as Seen;
+    const a = after.get(id) as Seen;
+    t.true(a.remaining <= b.remaining, `node ${id}: attempts remaining went from ${b.remaining} up to ${a.remaining}`);
+    t.deepEqual([a.version, a.locked, a.node1Key], [b.version, b.locked, b.node1Key], `node ${id}`);
+  }
+}
+
+/** Waits until every honest node applied what the rogue applied. */
+async function honestCaughtUp(): Promise<void> {
+  const index = rogue.loop.vault.appliedIndex;
+  for (const id of HONEST) await cluster.waitApplied(id, index);
+}
+
+/** The committed commands of the rogue's log of one kind. */
+function logged<K extends Command["kind"]>(kind: K): Extract<Command, { kind: K }>[] {
+  return rogue.entriesFrom(1).map((e) => parseEnvelope(e.data).command).filter((c): c is Extract<Command, { kind: K }> => c?.kind === kind);
+}
+
+/** Each forgery of DESIGN §6.5 the rogue can write into the log, with the refusal honest nodes must answer. */
+async function forgeries(): Promise<Array<{ name: string; bytes: Uint8Array; requestId: Uint8Array | null; reason: string }>> {
+  const view = rogue.loop.vault.getRecord(USER);
+  if (view === undefined) throw new Error("no record");
+  const pending = view.pending[0]?.attemptId ?? 0;
+  const user = USER;
+  const version = view.record.version;
+  const confirmed = logged("confirm")[0];
+  const registered = logged("register")[0];
+  if (confirmed === undefined || registered === undefined) throw new Error("the log holds no confirmation or registration");
+  const cmd = (c: Command) => ({ bytes: encodeCommand(c), requestId: c.kind === "announce" ? null : c.requestId });
+  const node1 = rogue.loop.vault.nodes().find((n) => n.nodeId === 1);
+  if (node1 === undefined) throw new Error("node 1 never announced");
+  return [
+    { name: "confirmation with a bad signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: pending, signature: junkSignature() }) },
+    { name: "counter reset: confirmation of an attempt that is not pending", reason: "ATTEMPT_NOT_FOUND", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: 2, signature: junkSignature() }) },
+    { name: "counter reset: the committed confirmation replayed under another request id", reason: "ATTEMPT_NOT_FOUND", ...cmd({ ...confirmed, requestId: rid() }) },
+    { name: "counter reset: re-registration of the same version", reason: "RECORD_EXISTS", ...cmd({ ...registered, requestId: rid() }) },
+    { name: "overwrite without the owner's signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "register", requestId: rid(), record: { ...registered.record, version: version + 1 }, ownerSignature: junkSignature() }) },
+    { name: "delete without the owner's signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "delete", requestId: rid(), user, version, signature: junkSignature() }) },
+    { name: "announcement of node 1 with the rogue's keys", reason: "NODE_ID_TAKEN", ...cmd({ kind: "announce", node: await rogue.announceAs(1, node1.clientAddress) }) },
+    { name: "announcement of node 1's keys not signed by node 1", reason: "BAD_SIGNATURE", ...cmd({ kind: "announce", node: { ...node1, clientAddress: "127.0.0.1:1", signature: (await rogue.announceAs(1, "127.0.0.1:1")).signature } }) },
+    { name: "an entry that is not a command", reason: "INVALID_ENCODING", bytes: new Uint8Array(randomBytes(48)), requestId: null },
+    { name: "a command of an unknown kind", reason: "INVALID_ENCODING", bytes: Uint8Array.of(0x62, 0x6b, 0x76, 0x43, 1, 9, ...randomBytes(16)), requestId: null },
+  ];
+}
+
+async function attackThroughTheLog(t: ExecutionContext, role: string): Promise<void> {
+  const before = await observe();
+  for (const f of await forgeries()) {
+    const predicted = rogue.verdict(f.bytes);
+    let result: VaultResult;
+    if (f.requestId !== null) result = await rogue.proposeRaw(f.requestId, f.bytes);
+    else {
+      await rogue.proposeUnchecked(f.bytes);
+      result = predicted;
+    }
+    t.false(result.ok, `${role}: ${f.name} was applied`);
+    if (!result.ok) {
+      t.true(result.reason === f.reason || (f.reason === "INVALID_ENCODING" && result.code === "INVALID_ARGUMENT"), `${role}: ${f.name}: ${result.reason} ${result.message}`);
+      t.log(`${role}: ${f.name} -> refused ${result.code}/${result.reason}: ${result.message}`);
+    }
+  }
+  await honestCaughtUp();
+  assertNothingGaveWay(t, before, await observe());
+  await assertSameState(t);
+}
+
+/** Every honest node and the rogue hold the same state at the same index (nothing was half-applied anywhere). */
+async function assertSameState(t: ExecutionContext): Promise<void> {
+  const digests = await waitFor(async () => {
+    const s = await Promise.all(HONEST.map((id) => cluster.admin(id).getClusterStatus({ includeStateDigest: true })));
+    const idx = new Set(s.map((x) => x.stateDigestIndex));
+    return idx.size === 1 && Number(s[0]?.stateDigestIndex) === rogue.loop.vault.appliedIndex ? s.map((x) => Buffer.from(x.stateDigest).toString("hex")) : undefined;
+  }, "honest nodes at the rogue's applied index");
+  t.deepEqual(digests, HONEST.map(() => Buffer.from(rogue.loop.vault.digest()).toString("hex")));
+}
+
+/** Evaluate on honest nodes for attempts that are not pending in their applied state. */
+async function evaluationsWithoutAttempt(t: ExecutionContext, role: string): Promise<void> {
+  const confirmedAttempt = logged("confirm")[0]?.attemptId ?? 0;
+  const cases = [
+    { name: "an index that holds no begin", attemptId: 2n, code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_NOT_FOUND },
+    { name: "an attempt already confirmed", attemptId: BigInt(confirmedAttempt), code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_NOT_FOUND },
+    { name: "an index never committed", attemptId: BigInt(rogue.storage.lastIndex() + 1000), code: status.UNAVAILABLE, reason: ErrorReason.ATTEMPT_NOT_APPLIED },
+  ];
+  for (const c of cases) {
+    for (const id of HONEST) {
+      const err = await t.throwsAsync(cluster.vault(id).evaluate({ userId: USER, attemptId: c.attemptId }), undefined, `${role}: node ${id} evaluated ${c.name}`);
+      const e = err as unknown as { code: number; details: string };
+      t.deepEqual([e.code, errorDetailOf(err as never)?.reason], [c.code, c.reason], `${role}: node ${id}, ${c.name}: ${e.details}`);
+      t.log(`${role}: Evaluate of ${c.name} on node ${id} -> refused ${status[e.code]}: ${e.details}`);
+    }
+  }
+}
+
+test.serial("as follower, the rogue's forged entries are committed by the honest leader and refused on apply by every node", async (t) => {
+  t.false(rogue.loop.isLeader);
+  await attackThroughTheLog(t, "follower");
+  await evaluationsWithoutAttempt(t, "follower");
+});
+
+test.serial("as follower, the rogue claims a higher term and tries to truncate committed entries: refused", async (t) => {
+  t.false(rogue.loop.isLeader);
+  await honestCaughtUp();
+  const before = await observe();
+  await truncate(t, "follower", rogue.loop.raw.status().hardState.term + 1);
+  await cluster.leaderId(); // the honest nodes elect a leader again
+  await honestCaughtUp();
+  assertNothingGaveWay(t, before, await observe());
+  await assertSameState(t);
+});
+
+/**
+ * Sends every honest node a MsgApp of `term` whose entry replaces a
+ * committed entry of an earlier term; waits for each to log its refusal.
+ */
+async function truncate(t: ExecutionContext, role: string, term: number): Promise<void> {
+  const commit = rogue.loop.raw.status().hardState.commit;
+  const k = rogue.entriesFrom(1).find((e) => e.term < term && e.index > 2 && e.index <= commit);
+  if (k === undefined) throw new Error("no committed entry of an earlier term");
+  const begin = encodeCommand({ kind: "begin", requestId: rid(), user: USER, blinded: blinded() });
+  const logBefore = new Map(HONEST.map((id) => [id, cluster.logOf(id).length]));
+  rogue.sendRaw(HONEST.map((to) => message({
+    type: MessageType.App, from: ROGUE, to, term, index: k.index - 1, logTerm: rogue.storage.term(k.index - 1),
+    entries: [{ term, index: k.index, type: EntryType.Normal, data: begin }], commit,
+  })));
+  for (const id of HONEST) {
+    const line = await waitFor(() => cluster.logOf(id).slice(logBefore.get(id)).split("\n").find((l) => l.includes("REFUSED append")), `node ${id} to refuse the truncation`);
+    t.log(`${role}: truncation of committed index ${k.index} -> node ${id}: ${(JSON.parse(line) as { msg: string }).msg}`);
+  }
+}
+
+// A node id that has not announced yet is free for anyone: an announcement
+// only proves that its signer holds the identity key inside it, not that it
+// is node `id` (the certificate that says so is not part of it). The rogue
+// pre-announces the next member with its own keys; clients then wrap that
+// member's share to the rogue, which holds two shares of every new record.
+const preAnnounced: { descriptorKey?: string; rogueKey?: string; offline?: { guesses: number; opened: boolean; remainingBefore: number; remainingAfter: number } } = {};
+
+test.serial("as follower, the rogue pre-announces node 4 with its own keys; node 4 joins; a user registers (setup of the next test)", async (t) => {
+  const address = "127.0.0.1:1";
+  const announcement = await rogue.announceAs(4, address);
+  const verdict = rogue.verdict(encodeCommand({ kind: "announce", node: announcement }));
+  t.log(`follower: announcement of not-yet-announced node 4 with the rogue's keys -> ${verdict.ok ? "ACCEPTED" : `refused ${verdict.reason}`}`);
+  await rogue.proposeUnchecked(encodeCommand({ kind: "announce", node: announcement }));
+  const lead = await cluster.leaderId();
+  const n4 = await cluster.addNode(4);
+  await cluster.admin(lead).addLearner({ requestId: rid(), nodeId: 4n, peerAddress: n4.peer });
+  await cluster.waitApplied(4, Number((await cluster.status(lead)).appliedIndex), 60_000);
+  await cluster.admin(lead).promoteLearner({ requestId: rid(), nodeId: 4n });
+  const d = await waitFor(async () => { const x = await cluster.descriptor(); return x.nodes.length === 4 ? x : undefined; }, "node 4 in the descriptor");
+  preAnnounced.descriptorKey = Buffer.from(d.nodes.find((n) => n.nodeId === 4)?.identityPublicKey ?? []).toString("hex");
+  preAnnounced.rogueKey = Buffer.from(announcement.identityPublicKey).toString("hex");
+  const client = new VaultClient(d, { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 5_000 } });
+  const key = new Uint8Array(randomBytes(32));
+  // Committed; the read-back from t+1 nodes cannot reach node 3 (the rogue serves no clients) nor node 4 (the rogue gave it a dead address).
+  await client.register("newcomer", "tr0ub4dor", { guessLimit: 3, backupKey: key }).catch((e: unknown) => { if (!(e instanceof UnverifiedRegistrationError)) throw e; });
+  client.close();
+  await waitFor(() => rogue.loop.vault.getRecord("newcomer") ?? undefined, "the rogue to apply the registration");
+  const remainingBefore = (await cluster.vault(1).getRecordInfo({ userId: "newcomer" })).attemptsRemaining;
+  const dictionary = ["123456", "password", "letmein", "qwerty", "tr0ub4dor"];
+  const opened = await offlineDictionaryAttack("newcomer", dictionary, key);
+  const remainingAfter = (await cluster.vault(1).getRecordInfo({ userId: "newcomer" })).attemptsRemaining;
+  preAnnounced.offline = { guesses: dictionary.length, opened, remainingBefore, remainingAfter };
+  t.log(`the rogue tried ${dictionary.length} passwords of "newcomer" offline with its own token: key ${opened ? "OPENED" : "not opened"}; attempts remaining ${remainingBefore} -> ${remainingAfter}`);
+  t.is(d.nodes.length, 4);
+});
+
+/** Each password through the shares the rogue's token can unwrap alone; true if one opens the key. */
+async function offlineDictionaryAttack(user: string, passwords: readonly string[], key: Uint8Array): Promise<boolean> {
+  const record = rogue.loop.vault.getRecord(user)?.record;
+  if (record === undefined) throw new Error("no record");
+  const mine = record.shares.filter((s) => s.nodeId === ROGUE || s.nodeId === 4);
+  for (const pw of passwords) {
+    const { blinded: b, state } = startRecovery(pw, record);
+    const evaluations = await Promise.all(mine.map(async (s) => ({ nodeId: s.nodeId, point: await rogue.hsm.evaluate(s.wrappedShare, b, s.publicShare).catch(() => new Uint8Array(33)) })));
+    try {
+      if (equalBytes(finishRecovery(state, record, evaluations).backupKey, key)) return true;
+    } catch { /* a wrong guess, or shares the rogue cannot unwrap */ }
+  }
+  return false;
+}
+
+test.serial.failing("KNOWN BUG: a rogue cannot announce keys for a node id it is not, nor open a record offline", (t) => {
+  t.not(preAnnounced.descriptorKey, preAnnounced.rogueKey, "clients pinned the rogue's key for node 4");
+  t.false(preAnnounced.offline?.opened ?? true, "the rogue opened a key offline without an attempt being counted");
+});
+
+test.serial("as leader, the rogue's forged entries are refused on apply; its truncation of committed entries is refused", async (t) => {
+  const lead = await cluster.leaderId();
+  await cluster.admin(lead).transferLeadership({ nodeId: BigInt(ROGUE) });
+  await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  await attackThroughTheLog(t, "leader");
+  await evaluationsWithoutAttempt(t, "leader");
+
+  const before = await observe();
+  await truncate(t, "leader", rogue.loop.raw.status().hardState.term);
+  assertNothingGaveWay(t, before, await observe());
+  await assertSameState(t);
+});
+
+test.serial("as leader, the rogue equivocates: one attempt, another blinded element on each honest node, each counts it once (the limited threat)", async (t) => {
+  await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  await honestCaughtUp();
+  const before = await observe();
+  const [b1, b2] = [blinded(), blinded()];
+  const requestId = rid();
+  const toNode1 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b1 });
+  const toNode2 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b2 });
+  rogue.rewrite = (m) => m.type !== MessageType.App || m.to !== 2 ? m
+    : { ...m, entries: m.entries.map((e) => equalBytes(e.data, toNode1) ? { ...e, data: toNode2 } : e) };
+  const r = await rogue.proposeRaw(requestId, toNode1);
+  await honestCaughtUp();
+  rogue.rewrite = (m) => m;
+  if (!r.ok || r.kind !== "begin") throw new Error(`the begin was refused: ${JSON.stringify(r)}`);
+  const [e1, e2] = await Promise.all(HONEST.map((id) => cluster.vault(id).evaluate({ userId: USER, attemptId: BigInt(r.attemptId) })));
+  t.deepEqual([e1?.blindedElement, e2?.blindedElement], [b1, b2], "each honest node evaluated the blinded element it was fed");
+  const after = await observe();
+  for (const id of HONEST) t.is(after.get(id)?.remaining, (before.get(id)?.remaining ?? 0) - 1, `node ${id} counted its attempt once`);
+  t.log(`leader: attempt ${r.attemptId} evaluated on node 1 for one blinded element and on node 2 for another: 2 guesses with the rogue's share (t = 2) for one attempt counted on each node`);
+});
+
+// KNOWN BUG (found by this test; see docs/threat-model.md): a follower
+// installs any InstallSnapshot above its commit index, and nothing checks
+// the vault state inside against what it applied. A rogue leader (and any
+// rogue node: a MsgApp or MsgSnap of a higher term makes it leader) resets a
+// counter with one message. test.failing: passes while the bug is there.
+test.serial.failing("KNOWN BUG: as leader, a forged snapshot does not reset a counter on an honest follower", async (t) => {
+  if (!rogue.loop.isLeader) await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  const before = await observe();
+  const index = rogue.storage.lastIndex() + 1;
+  const { term } = rogue.loop.raw.status().hardState;
+  const state = decodeSnapshot(rogue.cfg.clusterId, rogue.loop.vault.snapshot());
+  const rec = state.records.get(USER);
+  if (rec === undefined) throw new Error("no record");
+  state.records.set(USER, { ...rec, attempts: 0, pending: [] });
+  state.appliedIndex = index;
+  const data = encodeServerSnapshot({ peers: rogue.loop.peers, vault: encodeSnapshot(state) });
+  const metadata = { index, term, confState: { voters: [...rogue.loop.voters], learners: [] } };
+  rogue.sendRaw([message({ type: MessageType.Snap, from: ROGUE, to: 1, term, snapshot: { metadata, totalSize: data.length, offset: 0, data, done: true } })]);
+  await waitFor(() => cluster.logOf(1).includes(`"restored snapshot"`) || undefined, "node 1 to install the forged snapshot", 10_000).catch(() => undefined);
+  const after = await observe();
+  t.log(`node 1 attempts remaining: ${before.get(1)?.remaining} before the forged snapshot, ${after.get(1)?.remaining} after`);
+  assertNothingGaveWay(t, before, after);
+});
