@@ -17,7 +17,7 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": ["error", {
         patterns: [
-          { group: ["node:*", "fs", "net", "os", "child_process", "crypto", "timers", "worker_threads"], message: "node/raft must not do I/O or read clocks" },
+          { regex: "^(node:.*|fs|net|os|child_process|crypto|timers|worker_threads)(/.*)?$", message: "node/raft must not do I/O or read clocks" },
           { group: ["**/storage/**", "**/transport/**", "**/vault/**", "**/server/**", "**/hsm/**"], message: "raft imports nothing above it" },
         ],
       }],
