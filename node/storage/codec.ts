@@ -30,9 +30,9 @@ export const WAL_VERSION = 1;
 /** The byte order of every node/storage file (WAL segments and snapshot files). */
 export const STORAGE_BYTE_ORDER: ByteOrder = "little-endian";
 
-/** A Writer of a node/storage payload; capacity is the expected size. */
+/** A Writer of a node/storage payload; capacity is the expected size (from Node's buffer pool, as the WAL writes one per entry). */
 export function storageWriter(capacity: number): Writer {
-  return new Writer(STORAGE_BYTE_ORDER, capacity);
+  return new Writer(STORAGE_BYTE_ORDER, Buffer.allocUnsafe(capacity));
 }
 
 /** A Reader of a node/storage payload; it throws InvalidEncodingError naming `what`. */

@@ -18,44 +18,40 @@ export type ByteOrder = "big-endian" | "little-endian";
 /** Accumulates an encoding in one growing buffer. */
 export class Writer {
   private buf: Uint8Array;
-  private dv: DataView;
   private pos = 0;
   private readonly le: boolean;
 
-  /** capacity: the expected size (an exact hint avoids a final copy). */
-  constructor(order: ByteOrder = "big-endian", capacity = 64) {
+  /**
+   * initial: the expected size (an exact hint avoids a final copy), or the
+   * array to write into first — a hot path passes a pooled one (Node's
+   * Buffer.allocUnsafe), whose old contents are never read: bytes() returns
+   * only what was written.
+   */
+  constructor(order: ByteOrder = "big-endian", initial: number | Uint8Array = 64) {
     this.le = order === "little-endian";
-    this.buf = new Uint8Array(capacity);
-    this.dv = new DataView(this.buf.buffer);
+    this.buf = typeof initial === "number" ? new Uint8Array(initial) : initial;
   }
 
   u8(v: number): this {
-    const at = this.reserve(checkUint(v, 1, "u8"));
-    this.dv.setUint8(at, v);
-    return this;
+    return this.uint(v, 1, "u8");
   }
   u16(v: number): this {
-    const at = this.reserve(checkUint(v, 2, "u16"));
-    this.dv.setUint16(at, v, this.le);
-    return this;
+    return this.uint(v, 2, "u16");
   }
   u32(v: number): this {
-    const at = this.reserve(checkUint(v, 4, "u32"));
-    this.dv.setUint32(at, v, this.le);
-    return this;
+    return this.uint(v, 4, "u32");
   }
   /** A u64 from a bigint or a safe non-negative integer. */
   u64(v: bigint | number): this {
-    const at = this.reserve(8);
     if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) {
       const hi = Math.floor(v / TWO_32);
       const lo = v >>> 0;
-      this.dv.setUint32(this.le ? at + 4 : at, hi, this.le);
-      this.dv.setUint32(this.le ? at : at + 4, lo, this.le);
-    } else {
-      this.dv.setBigUint64(at, checkU64Field(v), this.le);
+      return this.le ? this.u32(lo).u32(hi) : this.u32(hi).u32(lo);
     }
-    return this;
+    const b = checkU64Field(v);
+    const hi = Number(b >> 32n);
+    const lo = Number(b & 0xffff_ffffn);
+    return this.le ? this.u32(lo).u32(hi) : this.u32(hi).u32(lo);
   }
   /** Bytes written as they are (the reader must know the length). */
   fixed(b: Uint8Array): this {
@@ -73,11 +69,23 @@ export class Writer {
     return this.lp16(utf8(s));
   }
   /**
-   * The encoding written so far, as an array of exactly its length. Later
-   * writes never change it: a full buffer is replaced before it grows.
+   * The encoding written so far, without a copy: a view of exactly its
+   * length (its .buffer may be larger). Later writes never change it: they
+   * only append, and a full buffer is replaced, not grown in place.
    */
   bytes(): Uint8Array {
-    return this.pos === this.buf.length ? this.buf : this.buf.slice(0, this.pos);
+    return this.buf.subarray(0, this.pos);
+  }
+  /** An unsigned integer of len bytes in the Writer's byte order; v must fit. */
+  private uint(v: number, len: 1 | 2 | 4, what: string): this {
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
+    const at = this.reserve(len);
+    const buf = this.buf;
+    for (let i = 0; i < len; i++) {
+      buf[this.le ? at + i : at + len - 1 - i] = v & 0xff;
+      v = v >>> 8;
+    }
+    return this;
   }
   /** Makes room for len more bytes; returns the offset where they go. */
   private reserve(len: number): number {
@@ -86,7 +94,6 @@ export class Writer {
       const next = new Uint8Array(Math.max(this.buf.length * 2, at + len, 16));
       next.set(this.buf.subarray(0, at));
       this.buf = next;
-      this.dv = new DataView(next.buffer);
     }
     this.pos = at + len;
     return at;
@@ -124,7 +131,8 @@ export class Reader {
     const at = this.off;
     const first = this.uint(4);
     const second = this.uint(4);
-    const [hi, lo] = this.le ? [second, first] : [first, second];
+    const hi = this.le ? second : first;
+    const lo = this.le ? first : second;
     if (hi >= 0x20_0000) throw new InvalidEncodingError(`${this.what} holds a u64 at byte ${at} that exceeds 2^53`);
     return hi * TWO_32 + lo;
   }
@@ -182,8 +190,7 @@ export class Reader {
     const start = this.off;
     this.advance(len);
     let v = 0;
-    if (this.le) for (let i = start + len - 1; i >= start; i--) v = v * 256 + (this.buf[i] as number);
-    else for (let i = start; i < start + len; i++) v = v * 256 + (this.buf[i] as number);
+    for (let i = 0; i < len; i++) v = v * 256 + (this.buf[this.le ? start + len - 1 - i : start + i] as number);
     return v;
   }
 }
@@ -194,12 +201,6 @@ export class Reader {
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 const LENIENT_UTF8 = new TextDecoder();
 const UTF8_ENCODER = new TextEncoder();
-
-/** Returns len if v is an integer in [0, 2^(8·len)); throws InvalidArgumentError otherwise. */
-function checkUint(v: number, len: 1 | 2 | 4, what: string): number {
-  if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
-  return len;
-}
 
 /** v as a bigint in [0, 2^64); throws InvalidArgumentError otherwise (a number must be a safe integer). */
 function checkU64Field(v: bigint | number): bigint {
