@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
-import { vaultChannel } from "../chaos/cluster.js";
+import { vaultChannel } from "../chaos/net.js";
 import { signConfirm } from "../proto/crypto/index.js";
 import { errorDetailOf } from "../proto/rpc.js";
 import { closedLoop, distinctPoints } from "./drive.js";

@@ -2,7 +2,8 @@
 // Ends with `faults: F, violations: V`; exit 1 when V > 0, 2 on a usage or setup error, or when interrupted
 // (SIGINT/SIGTERM: the workload is stopped and the node processes the run started are killed).
 import { randomBytes } from "node:crypto";
-import { RunAborted, runChaos, type ChaosTarget, type RunOptions } from "./runner.js";
+import { RunAborted, runChaos, type RunOptions } from "./runner.js";
+import type { ChaosTarget } from "./target.js";
 
 /**
  * Walks `--flag [value]` arguments, calling `onFlag` once per flag with readers of its value: `val()` takes

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { freePort } from "../../chaos/cluster.js";
+import { freePort } from "../../chaos/net.js";
 import { waitFor } from "../../test/e2e/cluster.js";
 import { stopChild } from "../drive.js";
 

@@ -4,7 +4,7 @@
 // appended to a local file, resumed for every new container of the pod).
 import { appendFileSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
-import { sleep } from "../cluster.js";
+import { sleep } from "../net.js";
 import { type Kubectl, KubectlError } from "./kubectl.js";
 
 /** The arguments of a port-forward of `pod` on 127.0.0.1 (local:remote pairs). */

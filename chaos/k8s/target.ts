@@ -21,10 +21,10 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ClusterDescriptor, descriptorFromProto } from "../../client/sdk/index.js";
-import { adminChannel, freePort, nodeStatus, readRecordVia, sleep, vaultChannel, waitFor } from "../cluster.js";
+import { adminChannel, freePort, nodeStatus, readRecordVia, sleep, vaultChannel, waitFor } from "../net.js";
 import type { FaultKind } from "../nemesis.js";
 import type { PartitionSpec } from "../partitions.js";
-import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "../runner.js";
+import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "../target.js";
 import { latencyManifest, partitionManifests, POD_LABELS, RUN_LABEL, validateChaosObject, type ChaosObject, type ManifestContext } from "./chaos-mesh.js";
 import { LogFollower, PortForward, type PodState } from "./forward.js";
 import { DOC, Kubectl, KubectlError } from "./kubectl.js";

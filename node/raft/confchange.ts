@@ -4,44 +4,46 @@
 // a new change only after the previous one is applied (pendingConfIndex),
 // and only after an entry of its own term is applied (see docs/raft.md).
 
+import { InvalidEncodingError, Reader, Writer } from "../../proto/crypto/index.js";
 import { type ConfChange, ConfChangeType, type ConfState, type Entry, type NodeId } from "./types.js";
 
 /** A ConfChange entry whose bytes cannot be decoded. */
-export class ErrInvalidConfChange extends Error {
+export class ErrInvalidConfChange extends InvalidEncodingError {
   override name = "ErrInvalidConfChange";
 }
 
+// Layout (big-endian): version u8 | type u8 | nodeId u64 | contextLength u32 | context.
 const VERSION = 1;
-const HEADER = 14; // version(1) type(1) nodeId(8) contextLength(4)
+const HEADER = 14;
 
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   checkNodeId(cc.nodeId);
-  const out = new Uint8Array(HEADER + cc.context.byteLength);
-  const dv = new DataView(out.buffer);
-  dv.setUint8(0, VERSION);
-  dv.setUint8(1, cc.type);
-  dv.setUint32(2, Math.floor(cc.nodeId / 2 ** 32));
-  dv.setUint32(6, cc.nodeId >>> 0);
-  dv.setUint32(10, cc.context.byteLength);
-  out.set(cc.context, HEADER);
-  return out;
+  const w = new Writer("big-endian", HEADER + cc.context.byteLength);
+  w.u8(VERSION).u8(cc.type).u64(cc.nodeId).u32(cc.context.byteLength).fixed(cc.context);
+  return w.bytes();
 }
 
 export function decodeConfChange(b: Uint8Array): ConfChange {
-  if (b.byteLength < HEADER) throw new ErrInvalidConfChange(`conf change: ${b.byteLength} bytes, need at least ${HEADER}`);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (dv.getUint8(0) !== VERSION) throw new ErrInvalidConfChange(`conf change: unknown version ${dv.getUint8(0)}`);
-  const type = dv.getUint8(1);
+  try {
+    return readConfChange(new Reader(b, "conf change"));
+  } catch (e) {
+    if (e instanceof ErrInvalidConfChange || !(e instanceof InvalidEncodingError)) throw e;
+    throw new ErrInvalidConfChange(e.message);
+  }
+}
+
+function readConfChange(r: Reader): ConfChange {
+  const version = r.u8();
+  if (version !== VERSION) throw new ErrInvalidConfChange(`conf change: unknown version ${version}`);
+  const type = r.u8();
   if (!(type in ConfChangeType) || typeof ConfChangeType[type] !== "string") {
     throw new ErrInvalidConfChange(`conf change: unknown type ${type}`);
   }
-  const nodeId = dv.getUint32(2) * 2 ** 32 + dv.getUint32(6);
+  const nodeId = r.safeU64();
   checkNodeId(nodeId);
-  const len = dv.getUint32(10);
-  if (HEADER + len !== b.byteLength) {
-    throw new ErrInvalidConfChange(`conf change: context length ${len} does not match ${b.byteLength - HEADER} bytes`);
-  }
-  return { type: type as ConfChangeType, nodeId, context: b.slice(HEADER) };
+  const context = r.fixed(r.u32());
+  r.end();
+  return { type: type as ConfChangeType, nodeId, context };
 }
 
 function checkNodeId(id: NodeId): void {

@@ -1,12 +1,14 @@
-// Binary encodings of WAL records and their payloads. All integers are
-// little-endian; u64 values are JavaScript safe integers (< 2^53), anything
-// larger is refused on decode. Decoders check every bound and throw
-// DecodeError; callers turn that into an error naming file and offset.
+// Binary encodings of WAL records and their payloads, written with the one
+// codec (proto/crypto/bytes.ts). All integers are little-endian; u64 values
+// are JavaScript safe integers (< 2^53), anything larger is refused on decode.
+// Decoders check every bound and throw InvalidEncodingError; callers turn that
+// into an error naming file and offset.
 //
 // Record frame:  len u32 | crc u32 | type u8 | payload (len - 1 bytes)
 //   len = 1 + payload length; crc = CRC-32C over type byte + payload.
 
-import { type Entry, EntryType, type HardState, type ConfState } from "../raft/types.js";
+import { type ByteOrder, InvalidEncodingError, Reader, Writer } from "../../proto/crypto/index.js";
+import { type Entry, EntryType, type HardState, type ConfState } from "../raft/index.js";
 import { crc32c } from "./crc32c.js";
 import { EncodeError } from "./errors.js";
 
@@ -25,108 +27,17 @@ export enum RecordType {
 export const WAL_MAGIC = 0x4c41_5742; // "BWAL" read as u32 LE
 export const WAL_VERSION = 1;
 
-/** Thrown by decoders; carries the offset within the payload. */
-export class DecodeError extends Error {
-  override name = "DecodeError";
+/** The byte order of every node/storage file (WAL segments and snapshot files). */
+export const STORAGE_BYTE_ORDER: ByteOrder = "little-endian";
+
+/** A Writer of a node/storage payload; capacity is the expected size (from Node's buffer pool, as the WAL writes one per entry). */
+export function storageWriter(capacity: number): Writer {
+  return new Writer(STORAGE_BYTE_ORDER, Buffer.allocUnsafe(capacity));
 }
 
-export class ByteWriter {
-  private buf: Buffer;
-  private pos = 0;
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(capacity);
-  }
-  u8(v: number): this {
-    this.ensure(1);
-    this.buf.writeUInt8(v, this.pos);
-    this.pos += 1;
-    return this;
-  }
-  u16(v: number): this {
-    this.ensure(2);
-    this.buf.writeUInt16LE(v, this.pos);
-    this.pos += 2;
-    return this;
-  }
-  u32(v: number): this {
-    this.ensure(4);
-    this.buf.writeUInt32LE(v, this.pos);
-    this.pos += 4;
-    return this;
-  }
-  u64(v: number): this {
-    if (!Number.isSafeInteger(v) || v < 0) throw new EncodeError(`u64 out of range: ${v}`);
-    this.u32(v % 0x1_0000_0000);
-    return this.u32(Math.floor(v / 0x1_0000_0000));
-  }
-  bytes(b: Uint8Array): this {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-    return this;
-  }
-  finish(): Buffer {
-    return this.buf.subarray(0, this.pos);
-  }
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-}
-
-export class ByteReader {
-  private pos = 0;
-  constructor(private readonly buf: Uint8Array) {}
-  get offset(): number {
-    return this.pos;
-  }
-  get remaining(): number {
-    return this.buf.length - this.pos;
-  }
-  u8(): number {
-    this.need(1);
-    return this.buf[this.pos++]!;
-  }
-  u16(): number {
-    this.need(2);
-    const v = this.buf[this.pos]! | (this.buf[this.pos + 1]! << 8);
-    this.pos += 2;
-    return v;
-  }
-  u32(): number {
-    this.need(4);
-    const b = this.buf;
-    const p = this.pos;
-    this.pos += 4;
-    return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
-  }
-  u64(): number {
-    const lo = this.u32();
-    const hi = this.u32();
-    if (hi >= 0x20_0000) throw new DecodeError(`u64 at ${this.pos - 8} exceeds 2^53`);
-    return hi * 0x1_0000_0000 + lo;
-  }
-  bytes(n: number): Uint8Array {
-    this.need(n);
-    // A plain Uint8Array copy: independent of the (possibly large) source buffer.
-    const out = new Uint8Array(this.buf.subarray(this.pos, this.pos + n));
-    this.pos += n;
-    return out;
-  }
-  rest(): Uint8Array {
-    return this.bytes(this.remaining);
-  }
-  /** Asserts that the whole buffer was consumed. */
-  end(): void {
-    if (this.remaining !== 0) throw new DecodeError(`${this.remaining} trailing bytes at ${this.pos}`);
-  }
-  private need(n: number): void {
-    if (n < 0 || this.pos + n > this.buf.length) {
-      throw new DecodeError(`need ${n} bytes at ${this.pos}, have ${this.buf.length - this.pos}`);
-    }
-  }
+/** A Reader of a node/storage payload; it throws InvalidEncodingError naming `what`. */
+export function storageReader(payload: Uint8Array, what: string): Reader {
+  return new Reader(payload, what, STORAGE_BYTE_ORDER);
 }
 
 /** Frames one record: len | crc | type | payload. */
@@ -142,25 +53,25 @@ export function frameRecord(type: RecordType, payload: Uint8Array): Buffer {
 }
 
 export function encodeEntry(e: Entry): Uint8Array {
-  return new ByteWriter(17 + e.data.length).u64(e.term).u64(e.index).u8(e.type).bytes(e.data).finish();
+  return storageWriter(17 + e.data.length).u64(e.term).u64(e.index).u8(e.type).fixed(e.data).bytes();
 }
 
 export function decodeEntry(payload: Uint8Array): Entry {
-  const r = new ByteReader(payload);
-  const term = r.u64();
-  const index = r.u64();
+  const r = storageReader(payload, "a WAL entry");
+  const term = r.safeU64();
+  const index = r.safeU64();
   const type = r.u8();
-  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new DecodeError(`bad entry type ${type}`);
-  return { term, index, type, data: r.rest() };
+  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new InvalidEncodingError(`bad entry type ${type}`);
+  return { term, index, type, data: r.fixed(r.remaining) };
 }
 
 export function encodeHardState(hs: HardState): Uint8Array {
-  return new ByteWriter(24).u64(hs.term).u64(hs.vote).u64(hs.commit).finish();
+  return storageWriter(24).u64(hs.term).u64(hs.vote).u64(hs.commit).bytes();
 }
 
 export function decodeHardState(payload: Uint8Array): HardState {
-  const r = new ByteReader(payload);
-  const hs = { term: r.u64(), vote: r.u64(), commit: r.u64() };
+  const r = storageReader(payload, "a WAL hard state");
+  const hs = { term: r.safeU64(), vote: r.safeU64(), commit: r.safeU64() };
   r.end();
   return hs;
 }
@@ -171,12 +82,12 @@ export interface SnapshotMarker {
 }
 
 export function encodeSnapshotMarker(m: SnapshotMarker): Uint8Array {
-  return new ByteWriter(16).u64(m.index).u64(m.term).finish();
+  return storageWriter(16).u64(m.index).u64(m.term).bytes();
 }
 
 export function decodeSnapshotMarker(payload: Uint8Array): SnapshotMarker {
-  const r = new ByteReader(payload);
-  const m = { index: r.u64(), term: r.u64() };
+  const r = storageReader(payload, "a WAL snapshot marker");
+  const m = { index: r.safeU64(), term: r.safeU64() };
   r.end();
   return m;
 }
@@ -187,33 +98,33 @@ export interface SegmentHeader {
 }
 
 export function encodeSegmentHeader(h: SegmentHeader): Uint8Array {
-  return new ByteWriter(22).u32(WAL_MAGIC).u16(WAL_VERSION).u64(h.seq).u64(h.firstIndex).finish();
+  return storageWriter(22).u32(WAL_MAGIC).u16(WAL_VERSION).u64(h.seq).u64(h.firstIndex).bytes();
 }
 
 export function decodeSegmentHeader(payload: Uint8Array): SegmentHeader {
-  const r = new ByteReader(payload);
+  const r = storageReader(payload, "a WAL segment header");
   const magic = r.u32();
-  if (magic !== WAL_MAGIC) throw new DecodeError(`bad magic 0x${magic.toString(16)}`);
+  if (magic !== WAL_MAGIC) throw new InvalidEncodingError(`bad magic 0x${magic.toString(16)}`);
   const version = r.u16();
-  if (version !== WAL_VERSION) throw new DecodeError(`unsupported WAL version ${version}`);
-  const h = { seq: r.u64(), firstIndex: r.u64() };
+  if (version !== WAL_VERSION) throw new InvalidEncodingError(`unsupported WAL version ${version}`);
+  const h = { seq: r.safeU64(), firstIndex: r.safeU64() };
   r.end();
   return h;
 }
 
-export function writeConfState(w: ByteWriter, cs: ConfState): void {
+export function writeConfState(w: Writer, cs: ConfState): void {
   w.u32(cs.voters.length);
   for (const v of cs.voters) w.u64(v);
   w.u32(cs.learners.length);
   for (const l of cs.learners) w.u64(l);
 }
 
-export function readConfState(r: ByteReader): ConfState {
+export function readConfState(r: Reader): ConfState {
   const readIds = (): number[] => {
     const n = r.u32();
-    if (n * 8 > r.remaining) throw new DecodeError(`id count ${n} exceeds remaining bytes`);
+    if (n * 8 > r.remaining) throw new InvalidEncodingError(`id count ${n} exceeds remaining bytes`);
     const ids: number[] = [];
-    for (let i = 0; i < n; i++) ids.push(r.u64());
+    for (let i = 0; i < n; i++) ids.push(r.safeU64());
     return ids;
   };
   const voters = readIds();

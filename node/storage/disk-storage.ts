@@ -7,15 +7,15 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { MemoryStorage } from "../raft/memory-storage.js";
 import {
+  MemoryStorage,
   type ConfState,
   type Entry,
   type HardState,
   type Snapshot,
   type Storage,
   isEmptyHardState,
-} from "../raft/types.js";
+} from "../raft/index.js";
 import { RecordType, encodeEntry, encodeHardState, encodeSnapshotMarker } from "./codec.js";
 import { InvalidSaveError, StorageFailedError, WalInconsistentError } from "./errors.js";
 import { fsyncDir } from "./fsutil.js";

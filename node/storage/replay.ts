@@ -19,7 +19,7 @@
 //    holds only committed entries, and a vote in a term above the durable one
 //    was never sent (votes are durable before they are sent), so this is safe.
 
-import { type Entry, type HardState, NONE, emptyHardState } from "../raft/types.js";
+import { type Entry, type HardState, NONE, emptyHardState } from "../raft/index.js";
 import { WalInconsistentError } from "./errors.js";
 import { SnapshotKind, type StoredSnapshot } from "./snapshotter.js";
 import type { SnapshotMarker } from "./codec.js";

@@ -11,8 +11,9 @@
 import { createHash } from "node:crypto";
 import { open, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { Snapshot } from "../raft/types.js";
-import { ByteReader, ByteWriter, DecodeError, readConfState, writeConfState } from "./codec.js";
+import type { Snapshot } from "../raft/index.js";
+import { InvalidEncodingError } from "../../proto/crypto/index.js";
+import { readConfState, storageReader, storageWriter, writeConfState } from "./codec.js";
 import { SnapshotCorruptError } from "./errors.js";
 import { fsyncDir, hex16, listMatching } from "./fsutil.js";
 
@@ -45,11 +46,11 @@ export function snapshotName(term: number, index: number): string {
   return `${hex16(term)}-${hex16(index)}.snap`;
 }
 
-function encodeHeader(snap: Snapshot, kind: SnapshotKind): Buffer {
-  const w = new ByteWriter(64).u32(SNAP_MAGIC).u16(SNAP_VERSION).u8(kind);
+function encodeHeader(snap: Snapshot, kind: SnapshotKind): Uint8Array {
+  const w = storageWriter(64).u32(SNAP_MAGIC).u16(SNAP_VERSION).u8(kind);
   w.u64(snap.metadata.index).u64(snap.metadata.term);
   writeConfState(w, snap.metadata.confState);
-  return w.u64(snap.data.length).finish();
+  return w.u64(snap.data.length).bytes();
 }
 
 export function decodeSnapshotFile(buf: Uint8Array, file: string): StoredSnapshot {
@@ -58,20 +59,20 @@ export function decodeSnapshotFile(buf: Uint8Array, file: string): StoredSnapsho
   const digest = createHash("sha256").update(body).digest();
   if (!digest.equals(buf.subarray(buf.length - DIGEST))) throw new SnapshotCorruptError(file, "SHA-256 mismatch");
   try {
-    const r = new ByteReader(body);
-    if (r.u32() !== SNAP_MAGIC) throw new DecodeError("bad magic");
+    const r = storageReader(body, "a snapshot file");
+    if (r.u32() !== SNAP_MAGIC) throw new InvalidEncodingError("bad magic");
     const version = r.u16();
-    if (version !== SNAP_VERSION) throw new DecodeError(`unsupported version ${version}`);
+    if (version !== SNAP_VERSION) throw new InvalidEncodingError(`unsupported version ${version}`);
     const kind = r.u8();
-    if (kind !== SnapshotKind.Local && kind !== SnapshotKind.Installed) throw new DecodeError(`bad kind ${kind}`);
-    const index = r.u64();
-    const term = r.u64();
+    if (kind !== SnapshotKind.Local && kind !== SnapshotKind.Installed) throw new InvalidEncodingError(`bad kind ${kind}`);
+    const index = r.safeU64();
+    const term = r.safeU64();
     const confState = readConfState(r);
-    const data = r.bytes(r.u64());
+    const data = r.fixed(r.safeU64());
     r.end();
     return { snapshot: { metadata: { index, term, confState }, data }, kind, file };
   } catch (e) {
-    if (e instanceof DecodeError) throw new SnapshotCorruptError(file, e.message);
+    if (e instanceof InvalidEncodingError) throw new SnapshotCorruptError(file, e.message);
     throw e;
   }
 }

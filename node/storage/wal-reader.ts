@@ -11,9 +11,9 @@
 
 import { open, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { Entry, HardState } from "../raft/types.js";
+import { InvalidEncodingError } from "../../proto/crypto/index.js";
+import type { Entry, HardState } from "../raft/index.js";
 import {
-  DecodeError,
   FRAME_HEADER,
   MAX_RECORD_LEN,
   RecordType,
@@ -128,7 +128,7 @@ function decodeItem(rec: RawRecord, file: string): WalItem | SegmentHeader {
         return { kind: "snapshot", marker: decodeSnapshotMarker(rec.payload), ...at };
     }
   } catch (e) {
-    if (e instanceof DecodeError) throw new WalCorruptError(file, rec.offset, `undecodable record: ${e.message}`);
+    if (e instanceof InvalidEncodingError) throw new WalCorruptError(file, rec.offset, `undecodable record: ${e.message}`);
     throw e;
   }
 }

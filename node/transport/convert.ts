@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   type ConfState, type Entry, type Message, type SnapshotChunk, type SnapshotMetadata,
   EntryType, MessageType,
-} from "../raft/types.js";
+} from "../raft/index.js";
 import {
   type RaftConfState, type RaftEntry, type RaftMessage, type RaftSnapshotChunk,
   type RaftSnapshotMetadata,

@@ -5,7 +5,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
-import type { Message, NodeId } from "../raft/types.js";
+import type { Message, NodeId } from "../raft/index.js";
 import {
   type StreamHeader, type StreamRequest, type StreamResponse, type RaftMessage,
   StreamResponseSchema,

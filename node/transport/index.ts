@@ -13,7 +13,7 @@
 //   in the order the sending peer sent them.
 
 import * as grpc from "@grpc/grpc-js";
-import type { Message, NodeId } from "../raft/types.js";
+import type { Message, NodeId } from "../raft/index.js";
 import { RaftService, type StreamRequest, type StreamResponse } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";

@@ -16,7 +16,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { MessageType, type Message, type NodeId } from "../raft/types.js";
+import { MessageType, type Message, type NodeId } from "../raft/index.js";
 import {
   type StreamRequest, type StreamResponse, type RaftMessage,
   MessageBatchSchema, StreamRequestSchema, StreamHeaderSchema,

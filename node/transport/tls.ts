@@ -6,7 +6,7 @@
 
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import type { NodeId } from "../raft/types.js";
+import type { NodeId } from "../raft/index.js";
 
 export interface TlsMaterial {
   /** PEM of the cluster CA certificate(s). */

@@ -1,31 +1,62 @@
-// Canonical byte encoding used by every bkv v1 format: big-endian fixed-width
-// integers, byte strings with a 2-byte length prefix (lp16), UTF-8 strings
-// as lp16 byte strings. A Reader refuses truncation and trailing bytes.
+// The one byte codec of bkv: fixed-width unsigned integers, byte strings
+// with a 2-byte length prefix (lp16), UTF-8 strings as lp16 byte strings. A
+// Reader refuses truncation and trailing bytes; a Writer refuses a value that
+// does not fit its field.
+//
+// Byte order is a property of a format, chosen once where the format is
+// defined: every bkv v1 wire, crypto and Raft format is big-endian (the
+// default); the on-disk WAL and snapshot files of node/storage are
+// little-endian, as they have been since their version 1 (docs/storage.md,
+// docs/decisions.md).
 import { InvalidArgumentError, InvalidEncodingError, InvalidLengthError } from "./errors.js";
 
 const U64_MAX = (1n << 64n) - 1n;
+const TWO_32 = 2 ** 32;
 
-/** Accumulates a canonical encoding. */
+export type ByteOrder = "big-endian" | "little-endian";
+
+/** Accumulates an encoding in one growing buffer. */
 export class Writer {
-  private readonly parts: Uint8Array[] = [];
-  private size = 0;
+  private buf: Uint8Array;
+  private pos = 0;
+  private readonly le: boolean;
+
+  /**
+   * initial: the expected size (an exact hint avoids a final copy), or the
+   * array to write into first — a hot path passes a pooled one (Node's
+   * Buffer.allocUnsafe), whose old contents are never read: bytes() returns
+   * only what was written.
+   */
+  constructor(order: ByteOrder = "big-endian", initial: number | Uint8Array = 64) {
+    this.le = order === "little-endian";
+    this.buf = typeof initial === "number" ? new Uint8Array(initial) : initial;
+  }
 
   u8(v: number): this {
-    return this.fixed(smallUintBytes(v, 1, "u8"));
+    return this.uint(v, 1, "u8");
   }
   u16(v: number): this {
-    return this.fixed(smallUintBytes(v, 2, "u16"));
+    return this.uint(v, 2, "u16");
   }
   u32(v: number): this {
-    return this.fixed(smallUintBytes(v, 4, "u32"));
+    return this.uint(v, 4, "u32");
   }
+  /** A u64 from a bigint or a safe non-negative integer. */
   u64(v: bigint | number): this {
-    return this.fixed(typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? safeU64Bytes(v) : uintBytes(v, 8, "u64"));
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) {
+      const hi = Math.floor(v / TWO_32);
+      const lo = v >>> 0;
+      return this.le ? this.u32(lo).u32(hi) : this.u32(hi).u32(lo);
+    }
+    const b = checkU64Field(v);
+    const hi = Number(b >> 32n);
+    const lo = Number(b & 0xffff_ffffn);
+    return this.le ? this.u32(lo).u32(hi) : this.u32(hi).u32(lo);
   }
   /** Bytes written as they are (the reader must know the length). */
   fixed(b: Uint8Array): this {
-    this.parts.push(b);
-    this.size += b.length;
+    const at = this.reserve(b.length); // before this.buf is read: reserve may replace it
+    this.buf.set(b, at);
     return this;
   }
   /** A byte string prefixed with its length as u16. */
@@ -37,24 +68,49 @@ export class Writer {
   str(s: string): this {
     return this.lp16(utf8(s));
   }
+  /**
+   * The encoding written so far, without a copy: a view of exactly its
+   * length (its .buffer may be larger). Later writes never change it: they
+   * only append, and a full buffer is replaced, not grown in place.
+   */
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let off = 0;
-    for (const p of this.parts) {
-      out.set(p, off);
-      off += p.length;
+    return this.buf.subarray(0, this.pos);
+  }
+  /** An unsigned integer of len bytes in the Writer's byte order; v must fit. */
+  private uint(v: number, len: 1 | 2 | 4, what: string): this {
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
+    const at = this.reserve(len);
+    const buf = this.buf;
+    for (let i = 0; i < len; i++) {
+      buf[this.le ? at + i : at + len - 1 - i] = v & 0xff;
+      v = v >>> 8;
     }
-    return out;
+    return this;
+  }
+  /** Makes room for len more bytes; returns the offset where they go. */
+  private reserve(len: number): number {
+    const at = this.pos;
+    if (at + len > this.buf.length) {
+      const next = new Uint8Array(Math.max(this.buf.length * 2, at + len, 16));
+      next.set(this.buf.subarray(0, at));
+      this.buf = next;
+    }
+    this.pos = at + len;
+    return at;
   }
 }
 
-/** Reads a canonical encoding; every read past the end throws InvalidEncodingError. */
+/** Reads an encoding; every read past the end throws InvalidEncodingError naming `what`. */
 export class Reader {
   private off = 0;
+  private readonly le: boolean;
   constructor(
     private readonly buf: Uint8Array,
     private readonly what: string,
-  ) {}
+    order: ByteOrder = "big-endian",
+  ) {
+    this.le = order === "little-endian";
+  }
 
   u8(): number {
     return this.uint(1);
@@ -66,12 +122,27 @@ export class Reader {
     return this.uint(4);
   }
   u64(): bigint {
-    const hi = this.uint(4);
-    return (BigInt(hi) << 32n) | BigInt(this.uint(4));
+    const first = BigInt(this.uint(4));
+    const second = BigInt(this.uint(4));
+    return this.le ? (second << 32n) | first : (first << 32n) | second;
   }
-  /** The next len bytes, as a copy (callers may keep it: it does not alias the input). */
+  /** A u64 that must be a safe integer (below 2^53), as a number. */
+  safeU64(): number {
+    const at = this.off;
+    const first = this.uint(4);
+    const second = this.uint(4);
+    const hi = this.le ? second : first;
+    const lo = this.le ? first : second;
+    if (hi >= 0x20_0000) throw new InvalidEncodingError(`${this.what} holds a u64 at byte ${at} that exceeds 2^53`);
+    return hi * TWO_32 + lo;
+  }
+  /**
+   * The next len bytes, as a plain Uint8Array copy (callers may keep it: it
+   * does not alias the input, even when the input is a Node Buffer, whose
+   * slice() would).
+   */
   fixed(len: number): Uint8Array {
-    return this.buf.slice(this.off, this.advance(len));
+    return new Uint8Array(this.buf.subarray(this.off, this.advance(len)));
   }
   /**
    * The next len bytes as a view of the input, without a copy: it aliases the
@@ -80,6 +151,10 @@ export class Reader {
    */
   view(len: number): Uint8Array {
     return this.buf.subarray(this.off, this.advance(len));
+  }
+  /** Bytes read so far. */
+  get offset(): number {
+    return this.off;
   }
   /** Bytes not read yet. */
   get remaining(): number {
@@ -110,12 +185,12 @@ export class Reader {
     this.off = end;
     return end;
   }
-  /** A big-endian unsigned integer of 1 to 4 bytes. */
+  /** An unsigned integer of 1 to 4 bytes in the Reader's byte order. */
   private uint(len: 1 | 2 | 4): number {
     const start = this.off;
     this.advance(len);
     let v = 0;
-    for (let i = start; i < start + len; i++) v = v * 256 + (this.buf[i] as number);
+    for (let i = 0; i < len; i++) v = v * 256 + (this.buf[this.le ? start + len - 1 - i : start + i] as number);
     return v;
   }
 }
@@ -127,30 +202,11 @@ const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 const LENIENT_UTF8 = new TextDecoder();
 const UTF8_ENCODER = new TextEncoder();
 
-/** Big-endian bytes of a number that must be an integer in [0, 2^(8·len)). */
-function smallUintBytes(v: number, len: 1 | 2 | 4, what: string): Uint8Array {
-  if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
-  const out = new Uint8Array(len);
-  for (let i = len - 1; i >= 0; i--) {
-    out[i] = v & 0xff;
-    v = Math.floor(v / 256);
-  }
-  return out;
-}
-
-/** Big-endian 8 bytes of a safe non-negative integer. */
-function safeU64Bytes(v: number): Uint8Array {
-  const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, Math.floor(v / 2 ** 32));
-  view.setUint32(4, v >>> 0);
-  return out;
-}
-
-function uintBytes(v: bigint | number, len: number, what: string): Uint8Array {
+/** v as a bigint in [0, 2^64); throws InvalidArgumentError otherwise (a number must be a safe integer). */
+function checkU64Field(v: bigint | number): bigint {
   const b = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v) : -1n;
-  if (b < 0n || b >= 1n << BigInt(8 * len)) throw new InvalidArgumentError(`${String(v)} does not fit a ${what}`);
-  return bigIntToBytes(b, len);
+  if (b < 0n || b > U64_MAX) throw new InvalidArgumentError(`${String(v)} does not fit a u64`);
+  return b;
 }
 
 /** Big-endian unsigned encoding of v on exactly len bytes. */

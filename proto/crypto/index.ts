@@ -1,7 +1,7 @@
 // bkv protocol code shared by node and client (docs/protocol.md).
 // No gRPC, no Raft, no PKCS#11 here: only node:crypto and @noble/*.
 export * from "./errors.js";
-export { Reader, Writer, bigIntToBytes, bytesToBigInt, checkU64, concat, equalBytes, expectLength, utf8 } from "./bytes.js";
+export { type ByteOrder, Reader, Writer, bigIntToBytes, bytesToBigInt, checkU64, concat, equalBytes, expectLength, utf8 } from "./bytes.js";
 export {
   COMPRESSED_POINT_LENGTH,
   Fn,

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../../chaos/cluster.js";
+import { freePort } from "../../chaos/net.js";
 
 const PIN = "5d1c0b9a8f7e6d5c4b3a29180716f5e4";
 

@@ -9,7 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../../proto/rpc.js";
-import { freePort } from "../../chaos/cluster.js";
+import { freePort } from "../../chaos/net.js";
 import type { TestFn } from "ava";
 import { type ClusterDescriptor, VaultClient, type VaultClientOptions, descriptorFromProto } from "../../client/sdk/index.js";
 
@@ -31,7 +31,7 @@ interface NodeInfo {
   proc: ChildProcess | null;
 }
 
-export { freePort } from "../../chaos/cluster.js";
+export { freePort } from "../../chaos/net.js";
 
 export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

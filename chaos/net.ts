@@ -1,0 +1,78 @@
+// Helpers every chaos target uses to reach nodes: free loopback ports,
+// polling with a deadline, vault and admin gRPC channels, and the conversion
+// of the nodes' answers into the target's view (chaos/target.ts).
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
+import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
+import { unaryClient } from "../proto/rpc.js";
+import type { NodeRecord, NodeStatus } from "./target.js";
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(f: () => Promise<T | undefined>, what: string, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * A vault client channel to `address` checking the server's certificate against `ca` under the name
+ * `serverName` (default: the address's host, as the SDK does).
+ */
+export function vaultChannel(address: string, ca: Buffer, serverName?: string) {
+  const opts = serverName === undefined ? {} : { "grpc.ssl_target_name_override": serverName };
+  const { client, channel } = unaryClient(VaultService, address, grpc.credentials.createSsl(ca), opts);
+  return { client, close: () => channel.close() };
+}
+
+/** An admin channel to node `id` at `address`, with node `id`'s certificate from `certDir` (mTLS; the server is checked as node-<id>). */
+export function adminChannel(address: string, certDir: string, id: number) {
+  const creds = grpc.credentials.createSsl(readFileSync(join(certDir, "ca.crt")), readFileSync(join(certDir, `node-${id}.key`)), readFileSync(join(certDir, `node-${id}.crt`)));
+  const { client, channel } = unaryClient(AdminService, address, creds, { "grpc.ssl_target_name_override": `node-${id}` });
+  return { client, close: () => channel.close() };
+}
+
+/** The runner's view of a GetClusterStatus answer. */
+export function nodeStatus(s: { nodeId: bigint; leaderId: bigint; commitIndex: bigint; appliedIndex: bigint; stateDigest: Uint8Array; stateDigestIndex: bigint }): NodeStatus {
+  const st: NodeStatus = { nodeId: Number(s.nodeId), leaderId: Number(s.leaderId), commitIndex: Number(s.commitIndex), appliedIndex: Number(s.appliedIndex) };
+  if (s.stateDigest.length > 0) st.stateDigest = { digest: Buffer.from(s.stateDigest).toString("hex"), index: Number(s.stateDigestIndex) };
+  return st;
+}
+
+type VaultHandle = ReturnType<typeof vaultChannel>;
+
+/** GetRecordInfo through a vault client handle (closed afterwards); null on NOT_FOUND. */
+export async function readRecordVia(v: Pick<VaultHandle, "client" | "close">, user: string): Promise<NodeRecord | null> {
+  try {
+    const r = await v.client.getRecordInfo({ userId: user }, { deadline: new Date(Date.now() + 1500) });
+    return { version: r.version, attemptsRemaining: r.attemptsRemaining, locked: r.locked, digest: Buffer.from(r.recordDigest).toString("hex"), appliedIndex: Number(r.appliedIndex) };
+  } catch (err) {
+    if ((err as { code?: number }).code === grpc.status.NOT_FOUND) return null;
+    throw err;
+  } finally {
+    v.close();
+  }
+}
