@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "proto/gen/**", "**/*.js", "data/**"] },
+  { ignores: ["node_modules/**", "proto/gen/**", "**/*.js", "data/**", "dist/**"] },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],
