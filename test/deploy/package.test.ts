@@ -16,6 +16,8 @@ import { LocalCluster } from "../e2e/cluster.js";
 const ROOT = resolve(import.meta.dirname, "../..");
 const run = promisify(execFile);
 const MINUTES = 60_000;
+// Under `npm test` the environment holds the outer npm's settings (npm_config_local_prefix: this repo); the inner npm must not see them.
+const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith("npm_")));
 const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 
 const CONSUMER_TS = `import { VaultClient, type ClusterDescriptor, loadDescriptor } from "bkv";
@@ -36,7 +38,7 @@ process.stdout.write(formatKey(key));
 
 /** Packs the repo into `dir` and installs the tarball into a new project there; returns the project's path. */
 async function packAndInstall(dir: string): Promise<string> {
-  const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: ROOT, timeout: 8 * MINUTES, maxBuffer: 1 << 24 });
+  const packed = await run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: ROOT, env: npmEnv, timeout: 8 * MINUTES, maxBuffer: 1 << 24 });
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as { filename: string; files: { path: string }[] }[];
   if (info === undefined) throw new Error("npm pack reported no package");
   const paths = info.files.map((f) => f.path);
@@ -46,7 +48,7 @@ async function packAndInstall(dir: string): Promise<string> {
   await run("mkdir", ["-p", project]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "bkv-consumer", private: true, type: "module", allowScripts: { pkcs11js: true } }));
   // Tarballs come from the npm cache that `npm ci` filled; package metadata from the registry when not cached.
-  await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", join(dir, info.filename)], { cwd: project, timeout: 8 * MINUTES });
+  await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", join(dir, info.filename)], { cwd: project, env: npmEnv, timeout: 8 * MINUTES });
   return project;
 }
 
