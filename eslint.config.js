@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint";
 import bkv from "./lint/layering.js";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "proto/gen/**", "**/*.js", "data/**"] },
+  { ignores: ["node_modules/**", "proto/gen/**", "**/*.js", "data/**", "dist/**"] },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

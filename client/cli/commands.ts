@@ -1,15 +1,18 @@
 // The `bkv` commands: specs (flags, help) and what each one does.
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, rename, stat, writeFile } from "node:fs/promises";
-import { decryptFile, encryptFile } from "../backup/index.js";
-import { ClientError } from "../sdk/errors.js";
-import { type ClusterDescriptor, descriptorPath, descriptorToJson, loadDescriptor } from "../sdk/descriptor.js";
-import { fetchDescriptor } from "../sdk/fetch.js";
-import { formatKey, generateKey, parseKey } from "../sdk/key.js";
+import type { ClusterDescriptor } from "../sdk/descriptor.js";
 import type { ClusterStatus } from "../sdk/status.js";
-import { VaultClient } from "../sdk/vault-client.js";
+import type { VaultClient } from "../sdk/vault-client.js";
 import { type CommandSpec, type Parsed, UsageError, intFlag, stringFlag } from "./args.js";
 import { type CliIo, progressBar } from "./io.js";
+
+/**
+ * The SDK and the backup-file code, loaded by the commands that use them:
+ * `bkv --help` and `bkv --version` start without gRPC, protobuf and curves.
+ */
+const sdk = () => import("../sdk/index.js");
+const backupFiles = () => import("../backup/index.js");
 
 export interface Command extends CommandSpec {
   run(p: Parsed, io: CliIo): Promise<number>;
@@ -24,6 +27,7 @@ Global options:
 
 /** Loads the descriptor (before any prompt), reads the secrets, runs `body`, closes the client. */
 async function withClient<T>(p: Parsed, io: CliIo, prompts: readonly string[], body: (c: VaultClient, secrets: string[]) => Promise<T>): Promise<T> {
+  const { VaultClient, descriptorPath, loadDescriptor } = await sdk();
   const descriptor = loadDescriptor(descriptorPath(stringFlag(p, "cluster"), io.env));
   const timeout = intFlag(p, "timeout", 1, 3600);
   const client = new VaultClient(descriptor, {
@@ -55,6 +59,7 @@ const keyGenerate: Command = {
   flags: {},
   help: "Prints a new random 256-bit key as 64 hex digits in 16 groups of 4.",
   async run(_p, io) {
+    const { formatKey, generateKey } = await sdk();
     io.stdout(`${formatKey(generateKey())}\n`);
     return 0;
   },
@@ -73,6 +78,7 @@ with --key-stdin, line 2 the key to escrow (64 hex digits, grouped or not), else
 The command succeeds only once t+1 nodes serve the committed record's digest.`,
   async run(p, io) {
     needPasswordStdin(p, "register");
+    const { formatKey, parseKey } = await sdk();
     const withKey = p.flags.get("key-stdin") === true;
     const guessLimit = intFlag(p, "guess-limit", 1, 255);
     const threshold = intFlag(p, "threshold", 1, 64);
@@ -98,6 +104,7 @@ const recover: Command = {
 attempt; a wrong password prints the attempts remaining on stderr and exits 2.`,
   async run(p, io) {
     needPasswordStdin(p, "recover");
+    const { formatKey } = await sdk();
     const key = await withClient(p, io, ["Password: "], (c, [password]) => c.recover(user(p), password as string));
     io.stdout(`${formatKey(key)}\n`);
     return 0;
@@ -199,6 +206,7 @@ function backup(mode: "encrypt" | "decrypt"): Command {
 Y is written under a temporary name and renamed only when complete${mode === "decrypt" ? " and fully authenticated" : ""};
 an existing Y is kept unless --force. A progress bar is drawn on a terminal for files over 8 MiB.`,
     async run(p, io) {
+      const [{ ClientError, parseKey }, { decryptFile, encryptFile }] = await Promise.all([sdk(), backupFiles()]);
       const keyFile = stringFlag(p, "key-file") as string;
       const text = await readFile(keyFile, "utf8").catch((err: NodeJS.ErrnoException) => {
         throw new ClientError("IO", `cannot read key file ${keyFile}: ${err.code ?? err.message}`);
@@ -225,6 +233,7 @@ descriptor, checks every node's signature, writes it to --out FILE and prints ea
 key fingerprint. This is trust on first use: compare the fingerprints with the operators' before
 pinning the file. An existing FILE is kept unless --force.`,
   async run(p, io) {
+    const { ClientError, descriptorToJson, fetchDescriptor } = await sdk();
     const caFile = stringFlag(p, "ca");
     const ca = caFile === undefined ? undefined : await readFile(caFile, "utf8").catch((err: NodeJS.ErrnoException) => {
       throw new ClientError("IO", `cannot read CA file ${caFile}: ${err.code ?? err.message}`);

@@ -8,11 +8,9 @@
 // cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
 // superseded this one twice, or the record changed twice while recovering:
 // nothing is wrong, try again); 64 usage (bad arguments or key format).
-import { realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import {
-  AttemptSupersededError, ClientError, InconsistentEvaluationsError, RecordChangedError, RpcError, WrongPasswordError,
-} from "../sdk/errors.js";
+import type * as SdkErrors from "../sdk/errors.js";
 import { UsageError, parseFlags } from "./args.js";
 import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
@@ -42,9 +40,8 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   INVALID_INPUT: EXIT.USAGE,
 };
 
-/** The exit code for an error a command threw. */
-export function exitCodeFor(err: unknown): number {
-  if (err instanceof UsageError) return EXIT.USAGE;
+/** The exit code for an error a command threw; `errors`: the SDK's error classes. */
+export function exitCodeFor(err: unknown, { ClientError, RpcError }: typeof SdkErrors): number {
   if (err instanceof RpcError && (err.codeName === "UNAVAILABLE" || err.codeName === "DEADLINE_EXCEEDED")) return EXIT.UNAVAILABLE;
   if (err instanceof ClientError) return EXIT_BY_CODE[err.code] ?? EXIT.ERROR;
   return EXIT.ERROR;
@@ -55,6 +52,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   try {
     const found = findCommand(argv);
     if (found === undefined) {
+      if (argv.length === 1 && argv[0] === "--version") {
+        io.stdout(`bkv ${packageVersion()}\n`);
+        return EXIT.OK;
+      }
       if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
         io.stdout(overview());
         return EXIT.OK;
@@ -68,7 +69,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     return await found.command.run(parsed, io);
   } catch (err) {
-    return report(err, io);
+    return await report(err, io);
   }
 }
 
@@ -81,17 +82,22 @@ function findCommand(argv: readonly string[]): { command: Command; words: number
   return undefined;
 }
 
-function report(err: unknown, io: CliIo): number {
-  const code = exitCodeFor(err);
+/** Prints a command's error; returns its exit code. The SDK's errors load only here (see commands.ts). */
+async function report(err: unknown, io: CliIo): Promise<number> {
+  if (err instanceof UsageError) {
+    io.stderr(`bkv: ${err.message}\nRun \`bkv --help\` or \`bkv COMMAND --help\`.\n`);
+    return EXIT.USAGE;
+  }
+  const errors = await import("../sdk/errors.js");
+  const { ClientError, InconsistentEvaluationsError, WrongPasswordError } = errors;
+  const code = exitCodeFor(err, errors);
   if (err instanceof WrongPasswordError || err instanceof InconsistentEvaluationsError) {
     const hint = err instanceof WrongPasswordError && err.conclusive ? "" : " (or a faulty node: the nodes' answers disagree)";
     io.stderr(`bkv: wrong password${hint}: ${err.attemptsRemaining} attempts remaining\n`);
-  } else if (err instanceof AttemptSupersededError) {
+  } else if (err instanceof errors.AttemptSupersededError) {
     io.stderr(`bkv: superseded by a concurrent recovery of the same record, twice: ${err.message}\n`);
-  } else if (err instanceof RecordChangedError) {
+  } else if (err instanceof errors.RecordChangedError) {
     io.stderr(`bkv: the record changed (overwritten, or deleted and registered again) while recovering, twice; no attempt was counted: try again\n`);
-  } else if (err instanceof UsageError) {
-    io.stderr(`bkv: ${err.message}\nRun \`bkv --help\` or \`bkv COMMAND --help\`.\n`);
   } else if (err instanceof ClientError) {
     io.stderr(`bkv: ${err.message}\n`);
   } else {
@@ -105,7 +111,7 @@ function overview(): string {
   const list = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n");
   return `bkv: client of a bkv Backup Key Vault cluster.
 
-Usage: bkv COMMAND [options]   (bkv COMMAND --help for details)
+Usage: bkv COMMAND [options]   (bkv COMMAND --help for details; bkv --version)
 
 Commands:
 ${list}
@@ -122,6 +128,15 @@ or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor,
 function commandHelp(c: Command): string {
   const clusterFlags = "timeout" in c.flags ? CLUSTER_HELP : "\n  -h, --help       this help";
   return `Usage: ${c.usage}\n\n${c.help}\n${clusterFlags}\n`;
+}
+
+/** This package's version, from the nearest package.json above this module (sources or dist/). */
+function packageVersion(): string {
+  for (let dir = new URL(".", import.meta.url); ; dir = new URL("..", dir)) {
+    const file = new URL("package.json", dir);
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+    if (dir.pathname === "/") return "unknown";
+  }
 }
 
 function isMain(): boolean {

@@ -1,6 +1,8 @@
-// bkv-node: `tsx node/server/main.ts --config FILE` (env BKV_* overrides the
-// file; see docs/operations.md). JSON logs on stdout; SIGTERM/SIGINT stop
-// the node gracefully (leadership transfer, drain, flush, HSM close).
+#!/usr/bin/env node
+// bkv-node --config FILE (from the sources: `tsx node/server/main.ts --config
+// FILE`); env BKV_* overrides the file (docs/operations.md). JSON logs on
+// stdout; SIGTERM/SIGINT stop the node gracefully (leadership transfer,
+// drain, flush, HSM close).
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { jsonLogger } from "./log.js";

@@ -21,6 +21,8 @@ import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
 import { vaultService } from "./vault-service.js";
 import { adminService } from "./admin-service.js";
+import { NodeHealth, healthState } from "./health.js";
+import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
 
 export interface NodeAddresses {
@@ -41,6 +43,7 @@ export class VaultNode {
   private announcing = false;
   private stopping = false;
   readonly metrics: Metrics;
+  private readonly health = new NodeHealth(() => healthState({ leaderId: this.loop.leaderId }));
 
   constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
     this.metrics = new Metrics(() => (this.loop === undefined ? null : {
@@ -122,6 +125,7 @@ export class VaultNode {
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
       hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: 2000,
     }));
+    this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
     // Client port: server-authenticated TLS with the cluster certificate; clients need no certificate.
     return bind(server, this.cfg.clientListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false));
@@ -133,6 +137,8 @@ export class VaultNode {
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.leaderHint,
       peerReachable: (id) => this.transport.peerState(id) === "open",
     }));
+    this.health.serve(server, [AdminService.typeName]);
+    addReflection(server, [AdminService]);
     this.adminServer = server;
     // Admin port: mutual TLS, callers need a certificate from the cluster CA.
     return bind(server, this.cfg.adminListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
@@ -186,6 +192,7 @@ export class VaultNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.announceTimer !== null) clearInterval(this.announceTimer);
+    this.health.stop();
     if (this.loop?.isLeader && this.loop.voters.length > 1) {
       const to = await this.loop.transferLeadership(NONE, 2000);
       this.log.info("leadership transferred before shutdown", { to });

@@ -11,6 +11,7 @@ import {
   AttemptSupersededError, NotEnoughEvaluationsError, RecordChangedError, RecordLockedError, VaultClient, type ClientWarning, type VaultClientOptions,
 } from "../../client/sdk/index.js";
 import { EXIT, exitCodeFor } from "../../client/cli/main.js";
+import * as sdkErrors from "../../client/sdk/errors.js";
 import { FakeCluster, TEST_SCRYPT, fail } from "./fake-cluster.js";
 
 const FAST: VaultClientOptions = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 20 }, readBackTimeoutMs: 2_000 };
@@ -41,7 +42,7 @@ test.serial("an Evaluate refused because the record locked meanwhile is RecordLo
     const err = await t.throwsAsync(client.checkPassword("lena", "wrong"));
     t.false(err instanceof NotEnoughEvaluationsError, err?.message);
     t.true(err instanceof RecordLockedError, err?.message);
-    t.is(exitCodeFor(err), EXIT.LOCKED);
+    t.is(exitCodeFor(err, sdkErrors), EXIT.LOCKED);
     t.is(distinctIds(cluster, "BeginRecovery"), 1);
   });
 });
@@ -72,7 +73,7 @@ test.serial("RECORD_CHANGED twice is RecordChangedError (exit 9), after exactly 
     onAll(cluster, (m) => m === "BeginRecovery" ? fail(grpc.status.FAILED_PRECONDITION, "the record changed since it was read", ErrorReason.RECORD_CHANGED, 10) : undefined);
     const err = await t.throwsAsync(client.recover("rob", "pw"), { instanceOf: RecordChangedError });
     t.is(err?.code, "RECORD_CHANGED");
-    t.is(exitCodeFor(err), EXIT.CONCURRENT);
+    t.is(exitCodeFor(err, sdkErrors), EXIT.CONCURRENT);
     t.is(distinctIds(cluster, "BeginRecovery"), 2);
   });
 });
@@ -103,7 +104,7 @@ test.serial("superseded again after NEW_ATTEMPT: AttemptSupersededError that say
       : undefined);
     const err = await t.throwsAsync(client.checkPassword("tom", "pw"), { instanceOf: AttemptSupersededError });
     t.regex(err?.message ?? "", /concurrent recovery.*confirmed first.*superseded too: try again/);
-    t.is(exitCodeFor(err), EXIT.CONCURRENT);
+    t.is(exitCodeFor(err, sdkErrors), EXIT.CONCURRENT);
     t.deepEqual(warnings.map((w) => w.code), ["NEW_ATTEMPT"]);
     t.is(distinctIds(cluster, "BeginRecovery"), 2, "never a third attempt");
   });

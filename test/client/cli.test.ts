@@ -72,6 +72,17 @@ test("every command has --help", async (t) => {
   t.regex(top.out, /Exit codes/);
 });
 
+test("--version prints the package's version; --help and --version need no SDK code (the CLI's static imports of it are type-only)", async (t) => {
+  const { version } = JSON.parse(await readFile("package.json", "utf8")) as { version: string };
+  t.deepEqual(await bkv(["--version"]), { code: EXIT.OK, out: `bkv ${version}\n`, err: "" });
+  t.is((await bkv(["--version", "extra"])).code, EXIT.USAGE);
+  for (const file of ["main.ts", "commands.ts", "args.ts", "io.ts"]) {
+    const src = await readFile(join("client/cli", file), "utf8");
+    const eager = [...src.matchAll(/^import (?!type )[^;]*? from "(\.\.\/(?:sdk|backup)\/[^"]+|@grpc\/[^"]+|@bufbuild\/[^"]+)";$/gms)].map((m) => m[1]);
+    t.deepEqual(eager, [], `${file} loads SDK code at start`);
+  }
+});
+
 test("key generate prints a grouped key", async (t) => {
   const r = await bkv(["key", "generate"]);
   t.is(r.code, 0);

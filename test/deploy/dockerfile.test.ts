@@ -1,6 +1,8 @@
-// deploy/Dockerfile read statically (no Docker engine here): the runtime
-// image holds every source file bkv-node and the bkv CLI import, the build
-// context filter lets them through, and the image runs non-root with the
+// deploy/Dockerfile read statically (the image itself is built and booted by
+// hand: docs/kubernetes.md, "The image"): the build stage compiles every
+// source file bkv-node, its HSM worker and the bkv CLI import, the build
+// context filter lets them through, the runtime stage holds the compiled
+// dist/ and production dependencies only, and runs non-root with the
 // documented entrypoint.
 import test from "ava";
 import { existsSync, readFileSync } from "node:fs";
@@ -28,10 +30,12 @@ function importClosure(entries: readonly string[]): Set<string> {
   return seen;
 }
 
-/** Sources of the runtime stage's `COPY <src> <dest>` lines (not --from=build). */
-function runtimeCopies(): string[] {
-  const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
-  return [...runtime.matchAll(/^COPY\s+(?!--from)(.+)$/gm)].flatMap((m) => (m[1] as string).trim().split(/\s+/).slice(0, -1));
+const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+const buildStage = dockerfile.slice(0, dockerfile.lastIndexOf("\nFROM "));
+
+/** Sources of a stage's `COPY <src> <dest>` lines from the context (not --from=build). */
+function contextCopies(stage: string): string[] {
+  return [...stage.matchAll(/^COPY\s+(?!--from)(.+)$/gm)].flatMap((m) => (m[1] as string).trim().split(/\s+/).slice(0, -1));
 }
 
 /** The re-included paths of the context filter ("!path" lines after "**"). */
@@ -43,18 +47,21 @@ function contextIncludes(): string[] {
 
 const covered = (file: string, dirs: readonly string[]) => dirs.some((d) => file === d || file.startsWith(`${d}/`));
 
-test("every file bkv-node, its HSM worker and the CLI import is copied into the image and passes the context filter", (t) => {
+test("every file bkv-node, its HSM worker and the CLI import is compiled in the build stage and passes the context filter", (t) => {
   const files = importClosure(ENTRIES);
   t.true(files.size > 20, `closure of ${files.size} files`);
-  const copies = runtimeCopies();
+  const copies = contextCopies(buildStage);
   const includes = contextIncludes();
+  const built = (JSON.parse(readFileSync("tsconfig.build.json", "utf8").replace(/^\s*\/\/.*$/gm, "")) as { include: string[] }).include;
   for (const file of files) {
-    t.true(covered(file, copies), `${file} is not copied into the runtime image`);
+    t.true(covered(file, copies), `${file} is not copied into the build stage`);
     t.true(covered(file, includes), `${file} is excluded from the build context`);
+    t.true(covered(file, built), `${file} is not compiled by tsconfig.build.json`);
   }
-  for (const script of ["deploy/softhsm/init-token.sh", "tsconfig.json", "package-lock.json"]) {
-    t.true(covered(script, copies) && covered(script, includes), script);
-  }
+  for (const file of ["tsconfig.json", "tsconfig.build.json", "package-lock.json"]) t.true(covered(file, copies) && covered(file, includes), file);
+  const runtime = contextCopies(runtimeStage);
+  for (const file of ["deploy/softhsm/init-token.sh", "package.json"]) t.true(covered(file, runtime) && covered(file, includes), file);
+  t.false(runtime.some((f) => ["node", "client", "proto"].includes(f)), "the runtime image holds no TypeScript sources");
 });
 
 test("importClosure follows imports and reports a missing module", (t) => {
@@ -64,11 +71,15 @@ test("importClosure follows imports and reports a missing module", (t) => {
   t.throws(() => importClosure(["test/deploy/fixtures/bad-import.txt"]), { message: /does not exist/ });
 });
 
-test("the image: Node 20 on bookworm-slim, SoftHSM2, production dependencies, non-root, bkv-node entrypoint", (t) => {
+test("the image: Node 20 on bookworm-slim, SoftHSM2, compiled dist/ and production dependencies, non-root, bkv-node entrypoint", (t) => {
   t.regex(dockerfile, /^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
-  t.regex(dockerfile, /apt-get install -y --no-install-recommends softhsm2/);
-  t.regex(dockerfile, /npm ci --omit=dev/);
-  t.regex(dockerfile, /exec node --import tsx \/opt\/bkv\/node\/server\/main\.ts "\$@"/);
+  t.regex(runtimeStage, /apt-get install -y --no-install-recommends softhsm2/);
+  t.regex(buildStage, /RUN npm run -s build \\\n && npm prune --omit=dev/);
+  t.regex(runtimeStage, /^COPY --from=build \/build\/dist \.\/dist$/m);
+  t.regex(runtimeStage, /^COPY --from=build \/build\/node_modules \.\/node_modules$/m);
+  t.regex(runtimeStage, /ln -s \/opt\/bkv\/dist\/node\/server\/main\.js \/usr\/local\/bin\/bkv-node/);
+  t.regex(runtimeStage, /ln -s \/opt\/bkv\/dist\/client\/cli\/main\.js \/usr\/local\/bin\/bkv\b/);
+  t.notRegex(runtimeStage, /tsx/, "the runtime image runs compiled JS, not tsx");
   t.regex(dockerfile, /^USER 10001:10001$/m);
   t.regex(dockerfile, /^ENTRYPOINT \["bkv-node"\]$/m);
   t.regex(dockerfile, /^CMD \["--config", "\/etc\/bkv\/config\.json"\]$/m);

@@ -19,6 +19,8 @@ export interface ClusterOptions {
   readonly size?: number;
   readonly snapshotInterval?: number;
   readonly clusterId?: string;
+  /** A compiled bkv-node entry (an installed package's dist/node/server/main.js) to run instead of the sources under tsx. */
+  readonly nodeEntry?: string;
 }
 
 interface NodeInfo {
@@ -120,7 +122,8 @@ export class LocalCluster {
     delete env.BKV_HSM_PIN;
     // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const extra = (process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
-    const proc = spawn(process.execPath, [...extra, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], {
+    const entry = this.opts.nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")] : [this.opts.nodeEntry];
+    const proc = spawn(process.execPath, [...extra, ...entry, "--config", n.configFile], {
       cwd: ROOT, stdio: ["ignore", fd, fd], env,
     });
     closeSync(fd);

@@ -1,0 +1,59 @@
+// grpc.health.v1 on the node's gRPC ports (the grpc-health-check package).
+// One verdict for the whole node, healthState(), served under the overall
+// name "" and under each port's service names, re-read every POLL_MS so that
+// Watch streams see changes; NOT_SERVING for good once the node stops.
+import type * as grpc from "@grpc/grpc-js";
+import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+
+/** What the node's health is judged on. Apply lag and an HSM probe belong here too (issue 14). */
+export interface HealthFacts {
+  /** The leader this node knows; 0 while it knows none. */
+  readonly leaderId: number;
+}
+
+/** SERVING while the node knows a leader, else NOT_SERVING. */
+export function healthState(f: HealthFacts): ServingStatus {
+  return f.leaderId !== 0 ? "SERVING" : "NOT_SERVING";
+}
+
+const POLL_MS = 100;
+
+interface Served {
+  readonly impl: HealthImplementation;
+  readonly names: readonly string[];
+}
+
+export class NodeHealth {
+  private readonly served: Served[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private status: ServingStatus = "NOT_SERVING";
+  private stopped = false;
+
+  constructor(private readonly state: () => ServingStatus) {}
+
+  /** Adds grpc.health.v1.Health to `server`, answering for "" and `serviceNames`. */
+  serve(server: grpc.Server, serviceNames: readonly string[]): void {
+    const names = ["", ...serviceNames];
+    const impl = new HealthImplementation(Object.fromEntries(names.map((n) => [n, this.status])));
+    impl.addToServer(server);
+    this.served.push({ impl, names });
+    if (this.timer === null && !this.stopped) {
+      this.timer = setInterval(() => this.set(this.state()), POLL_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** NOT_SERVING from now on (call before the servers drain). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.set("NOT_SERVING");
+  }
+
+  private set(status: ServingStatus): void {
+    if (status === this.status) return;
+    this.status = status;
+    for (const s of this.served) for (const name of s.names) s.impl.setStatus(name, status);
+  }
+}
