@@ -71,7 +71,8 @@ function rpcReason(err: RpcError): string {
 export function classifyError(err: unknown): { type: "fail" | "info"; value: OpValue } {
   if (err instanceof WrongPasswordError) return { type: "fail", value: { error: "WRONG_PASSWORD", attemptsRemaining: err.attemptsRemaining } };
   if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED", reason: rpcReason(err) } };
-  if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND" } };
+  // The method tells a record absent when read from one deleted after this operation's attempt was counted.
+  if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND", reason: rpcReason(err) } };
   if (err instanceof RecordExistsError) return { type: "fail", value: { error: "RECORD_EXISTS" } };
   if (err instanceof ClientError && err.code === "INVALID_INPUT") return { type: "fail", value: { error: "INVALID_INPUT" } };
   // BeginRecovery refused because the record changed since it was read: no attempt was counted, nothing changed.

@@ -180,11 +180,23 @@ export function stepsOf(op: Operation): Step[] {
     if (steps.at(-1)!.optional === true) return [...steps, ...tail.map((t, i) => (i === 0 ? { ...t, after: steps.length - 2 } : t))];
     return [...steps, ...tail];
   };
+  // With the failing RPC known (value.reason "Method:REASON"), place the observation precisely.
+  const method = op.output.reason?.split(":")[0];
+  const notFound = (): Step[] => {
+    const absent: Step = { label: "read(absent)", apply: (s) => stepRead(s, { present: false }) };
+    switch (method) {
+      case "ConfirmRecovery":
+        return [...first(), begin({ kind: "attempt" }), absent];
+      case "Delete":
+        return [...first(), begin({ kind: "attempt" }), confirmStep(op, key), absent];
+      default:
+        // GetRecordInfo or BeginRecovery; histories before 2026-12-04 do not say, and are read so.
+        return [...first(), begin({ kind: "not-found" })];
+    }
+  };
   const lockedSeen = (): Step[] => {
-    if (err === "RECORD_NOT_FOUND") return [...first(), begin({ kind: "not-found" })];
+    if (err === "RECORD_NOT_FOUND") return notFound();
     if (err !== "RECORD_LOCKED" && err !== "RESOURCE_EXHAUSTED" && err !== "FAILED_PRECONDITION") return first();
-    // With the failing RPC known (value.reason "Method:REASON"), place the observation precisely.
-    const method = op.output.reason?.split(":")[0];
     const seenLocked: Step = { label: "read(locked)", apply: (s) => (s.present && s.locked ? s : null) };
     if (method === "GetRecordInfo") return [...first(), seenLocked];
     if (method === "ConfirmRecovery" || method === "Evaluate") return [...first(), begin({ kind: "attempt" }), seenLocked];

@@ -188,3 +188,17 @@ test("right password: no verdict while the password may have changed, or when an
   refused.op(1, "recover", "u", 10, 20, "fail", { ...right, passwordSeq: 7 }, WRONG(4));
   t.false(checkRightPassword(refused.sorted()).valid);
 });
+
+test("a record deleted between an operation's begin and its confirmation: the attempt counted all the same", (t) => {
+  // p1's BeginRecovery counted (p2 then sees 3 of 5 left); a delete took the record before p1's ConfirmRecovery.
+  const history = (reason: string) => {
+    const h = new H().op(9, "register", "u", 0, 1, "ok", L(5), { version: 1, warnings: [] });
+    h.op(1, "recover", "u", 10, 100, "fail", right, { error: "RECORD_NOT_FOUND", reason, warnings: [] });
+    h.op(2, "recover", "u", 20, 30, "fail", wrong, WRONG(3));
+    h.op(3, "delete", "u", 40, 50, "ok", right, { warnings: [] });
+    return h.sorted();
+  };
+  t.true(checkCounters(history("ConfirmRecovery:RECORD_NOT_FOUND")).valid);
+  // Refused by GetRecordInfo, p1 counted nothing, and p2's answer is impossible.
+  t.false(checkCounters(history("GetRecordInfo:RECORD_NOT_FOUND")).valid);
+});

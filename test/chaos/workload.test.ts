@@ -1,5 +1,5 @@
 import test from "ava";
-import { RecordLockedError, RpcError, UnavailableError, WrongPasswordError } from "../../client/sdk/index.js";
+import { RecordLockedError, RecordNotFoundError, RpcError, UnavailableError, WrongPasswordError } from "../../client/sdk/index.js";
 import { HistoryWriter } from "../../chaos/history.js";
 import { Workload, classifyError, ownConfirmationCommitted } from "../../chaos/workload.js";
 
@@ -10,6 +10,8 @@ test("errors that prove no hidden effect are fail; the rest are info (unknown ou
   t.is(locked.value.error, "RECORD_LOCKED");
   t.is(locked.value.reason, "confirmRecovery:RECORD_LOCKED");
   t.like(classifyError(new UnavailableError("beginRecovery", 4, new Error("down"))), { type: "info", value: { error: "UNAVAILABLE" } });
+  const gone = classifyError(new RecordNotFoundError({ method: "ConfirmRecovery", address: "127.0.0.1:1", grpcCode: 5, serverMessage: "x", reason: "RECORD_NOT_FOUND", attemptsRemaining: undefined, leaderAddress: undefined }));
+  t.deepEqual(gone, { type: "fail", value: { error: "RECORD_NOT_FOUND", reason: "ConfirmRecovery:RECORD_NOT_FOUND" } }, "the method tells where the record was found absent");
   t.like(classifyError(new Error("boom")), { type: "info", value: { error: "Error" } });
 });
 
