@@ -82,7 +82,7 @@ function* remove(w: World): OpRun {
   return d.reason === "RECORD_NOT_FOUND" ? fail("RECORD_NOT_FOUND", "Delete", d.reason, warnings) : { outcome: "info", value: { error: "RPC", reason: `Delete:${d.reason}`, warnings } };
 }
 
-// eslint-disable-next-line require-yield -- one atomic step
+/** One atomic step. */
 function* registerOp(w: World): OpRun {
   const reg = register(USER, { guessLimit: LIMIT });
   const r = w.h.result(registerCmd(reg));
