@@ -153,8 +153,8 @@ export class Workload {
     return pw;
   }
 
-  /** The recorded name of a password the workload made. */
-  private seq(pw: string): OpValue {
+  /** The recorded name of a password the workload made ({} for one it did not make). */
+  passwordTag(pw: string): OpValue {
     const n = this.passwordSeq.get(pw);
     return n === undefined ? {} : { passwordSeq: n };
   }
@@ -208,7 +208,7 @@ export class Workload {
         const right = kind === "recover-right" && known !== undefined;
         const pw = right ? known : `wrong-${randomBytes(6).toString("hex")}`;
         this.o.onRecoveryStart?.(user);
-        await this.record(p, "recover", user, { passwordCorrect: right, ...this.seq(pw) }, async () => {
+        await this.record(p, "recover", user, { passwordCorrect: right, ...this.passwordTag(pw) }, async () => {
           const key = await client.recover(user, pw);
           return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed: ownConfirmationCommitted(this.warnings.get(p) ?? []) };
         });
@@ -219,7 +219,7 @@ export class Workload {
         const pw = this.freshPassword(user);
         m.passwords.push(pw);
         this.o.onRecoveryStart?.(user);
-        const outcome = await this.record(p, "change-password", user, { passwordCorrect: true, ...this.seq(known), setsPasswordSeq: this.passwordSeq.get(pw)! }, async () => {
+        const outcome = await this.record(p, "change-password", user, { passwordCorrect: true, ...this.passwordTag(known), setsPasswordSeq: this.passwordSeq.get(pw)! }, async () => {
           await client.changePassword(user, known, pw);
           return {};
         });
@@ -229,7 +229,7 @@ export class Workload {
       case "delete": {
         if (known === undefined || rnd() < 0.5) return;
         this.o.onRecoveryStart?.(user);
-        const outcome = await this.record(p, "delete", user, { passwordCorrect: true, ...this.seq(known) }, async () => {
+        const outcome = await this.record(p, "delete", user, { passwordCorrect: true, ...this.passwordTag(known) }, async () => {
           await client.delete(user, known);
           return {};
         });
