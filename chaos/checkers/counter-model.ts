@@ -160,82 +160,113 @@ function confirmStep(op: Operation, key: number): Step {
 
 /** The model steps of one client operation, or [] when it carries no information about the counter. */
 export function stepsOf(op: Operation): Step[] {
-  const ok = op.outcome === "ok";
-  const info = op.outcome === "info";
-  const err = op.output.error;
-  const limit = op.input.guessLimit;
-  const second = beganNewAttempt(op);
-  const key = attemptKey(op, second ? 1 : 0);
-  const begin = (seen: BeginSeen, k = key): Step => ({ label: `begin(${describeSeen(seen)})`, apply: (s) => stepBegin(s, seen, k) });
-  const reg = (v: number | "next"): Step => ({ label: `register(v${v})`, apply: (s) => stepRegister(s, v, limit) });
-  // With NEW_ATTEMPT: a first attempt, superseded before its evaluations, precedes the one the outcome reports.
-  const first = (): Step[] => {
-    if (!second) return [];
-    const k0 = attemptKey(op, 0);
-    return [begin(info ? { kind: "any" } : { kind: "attempt" }, k0), { label: "superseded", apply: (s) => stepSuperseded(s, k0) }];
-  };
-  const recovered = (tail: Step[]): Step[] => {
-    const steps = [...first(), begin({ kind: ok ? "attempt" : "any" }), confirmStep(op, key)];
-    // A confirmation that may not have committed does not hold up what follows it.
-    if (steps.at(-1)!.optional === true) return [...steps, ...tail.map((t, i) => (i === 0 ? { ...t, after: steps.length - 2 } : t))];
-    return [...steps, ...tail];
-  };
-  // With the failing RPC known (value.reason "Method:REASON"), place the observation precisely.
-  const method = op.output.reason?.split(":")[0];
-  const notFound = (): Step[] => {
-    const absent: Step = { label: "read(absent)", apply: (s) => stepRead(s, { present: false }) };
-    switch (method) {
-      case "ConfirmRecovery":
-        return [...first(), begin({ kind: "attempt" }), absent];
-      case "Delete":
-        return [...first(), begin({ kind: "attempt" }), confirmStep(op, key), absent];
-      default:
-        // GetRecordInfo or BeginRecovery; histories before 2026-12-04 do not say, and are read so.
-        return [...first(), begin({ kind: "not-found" })];
-    }
-  };
-  const lockedSeen = (): Step[] => {
-    if (err === "RECORD_NOT_FOUND") return notFound();
-    if (err !== "RECORD_LOCKED" && err !== "RESOURCE_EXHAUSTED" && err !== "FAILED_PRECONDITION") return first();
-    const seenLocked: Step = { label: "read(locked)", apply: (s) => (s.present && s.locked ? s : null) };
-    if (method === "GetRecordInfo") return [...first(), seenLocked];
-    if (method === "ConfirmRecovery" || method === "Evaluate") return [...first(), begin({ kind: "attempt" }), seenLocked];
-    return [...first(), begin({ kind: "locked-or-exhausted" })];
-  };
-  const wrongPassword = (): Step[] => [...first(), begin({ kind: "attempt", remaining: op.output.attemptsRemaining })];
-  if (refusedRecordChanged(op)) return first();
+  const b = new OpSteps(op);
+  if (refusedRecordChanged(op)) return b.first();
   switch (op.op) {
     case "register":
-      if (ok) return [reg(op.output.version ?? op.input.version ?? 1)];
-      if (info) return [reg(op.input.version ?? 1)];
-      return err === "RECORD_EXISTS" ? [{ label: "register-exists", apply: (s) => (s.present ? s : null) }] : [];
+      return b.register();
     case "begin":
-      if (ok) return [begin({ kind: "attempt", remaining: op.output.attemptsRemaining })];
-      if (info) return [begin({ kind: "any" })];
-      return lockedSeen();
+      return b.ok ? [b.begin({ kind: "attempt", remaining: op.output.attemptsRemaining })] : b.info ? [b.begin({ kind: "any" })] : b.refused();
     case "evaluate":
       return [];
     case "confirm":
       // A bare ConfirmRecovery names no operation's attempt here: it confirms some pending one.
-      return ok || info ? [{ label: "confirm", apply: (s) => (s.pending.length > 0 ? stepConfirm(s, s.pending[0]!, "committed") : null) }] : [];
+      return b.ok || b.info ? [{ label: "confirm", apply: (s) => (s.pending.length > 0 ? stepConfirm(s, s.pending[0]!, "committed") : null) }] : [];
     case "recover":
-      if (ok) return [...first(), begin({ kind: "attempt", remaining: op.output.attemptsRemaining }), confirmStep(op, key)];
-      if (info) return op.input.passwordCorrect === false ? [...first(), begin({ kind: "any" })] : recovered([]);
-      if (err === "WRONG_PASSWORD") return wrongPassword();
-      return lockedSeen();
+      if (b.info && op.input.passwordCorrect === false) return [...b.first(), b.begin({ kind: "any" })];
+      return b.ok || b.info ? b.recovered([]) : b.failed();
     case "change-password":
-      if (ok || info) return recovered([reg(ok ? op.output.version ?? "next" : "next")]);
-      if (err === "WRONG_PASSWORD") return wrongPassword();
-      return lockedSeen();
+      return b.ok || b.info ? b.recovered([b.reg(b.ok ? op.output.version ?? "next" : "next")]) : b.failed();
     case "delete":
-      if (ok || info) return recovered([{ label: "delete", apply: stepDelete }]);
-      if (err === "WRONG_PASSWORD") return wrongPassword();
-      return lockedSeen();
+      return b.ok || b.info ? b.recovered([{ label: "delete", apply: stepDelete }]) : b.failed();
     case "read-attempts":
-      if (!ok || op.output.node !== undefined) return [];
-      if (op.output.error === "RECORD_NOT_FOUND") return [{ label: "read(absent)", apply: (s) => stepRead(s, { present: false }) }];
-      return [{ label: `read(${op.output.attemptsRemaining})`, apply: (s) => stepRead(s, { present: true, remaining: op.output.attemptsRemaining, version: op.output.version }) }];
+      return readSteps(op);
   }
+}
+
+/** The step builders of one operation. */
+class OpSteps {
+  readonly ok: boolean;
+  readonly info: boolean;
+  /** The key of the attempt the outcome reports (the second one after NEW_ATTEMPT). */
+  private readonly key: number;
+  /** The RPC that failed, when recorded (value.reason "Method:REASON"): it places an observation precisely. */
+  private readonly method: string | undefined;
+
+  constructor(private readonly op: Operation) {
+    this.ok = op.outcome === "ok";
+    this.info = op.outcome === "info";
+    this.key = attemptKey(op, beganNewAttempt(op) ? 1 : 0);
+    this.method = op.output.reason?.split(":")[0];
+  }
+
+  begin(seen: BeginSeen, key = this.key): Step {
+    return { label: `begin(${describeSeen(seen)})`, apply: (s) => stepBegin(s, seen, key) };
+  }
+
+  reg(v: number | "next"): Step {
+    return { label: `register(v${v})`, apply: (s) => stepRegister(s, v, this.op.input.guessLimit) };
+  }
+
+  register(): Step[] {
+    const { op } = this;
+    if (this.ok) return [this.reg(op.output.version ?? op.input.version ?? 1)];
+    if (this.info) return [this.reg(op.input.version ?? 1)];
+    return op.output.error === "RECORD_EXISTS" ? [{ label: "register-exists", apply: (s) => (s.present ? s : null) }] : [];
+  }
+
+  /** With NEW_ATTEMPT: a first attempt, superseded before its evaluations, precedes the one the outcome reports. */
+  first(): Step[] {
+    if (!beganNewAttempt(this.op)) return [];
+    const k0 = attemptKey(this.op, 0);
+    return [this.begin(this.info ? { kind: "any" } : { kind: "attempt" }, k0), { label: "superseded", apply: (s) => stepSuperseded(s, k0) }];
+  }
+
+  /** An operation that opened the key (or may have): begin, confirm, then `tail`. */
+  recovered(tail: Step[]): Step[] {
+    const remaining = this.op.op === "recover" && this.ok ? this.op.output.attemptsRemaining : undefined;
+    const steps = [...this.first(), this.begin(this.ok ? { kind: "attempt", remaining } : { kind: "any" }), confirmStep(this.op, this.key)];
+    // A confirmation that may not have committed does not hold up what follows it.
+    if (steps.at(-1)!.optional === true) return [...steps, ...tail.map((t, i) => (i === 0 ? { ...t, after: steps.length - 2 } : t))];
+    return [...steps, ...tail];
+  }
+
+  /** A recover, change-password or delete that certainly failed. */
+  failed(): Step[] {
+    if (this.op.output.error !== "WRONG_PASSWORD") return this.refused();
+    return [...this.first(), this.begin({ kind: "attempt", remaining: this.op.output.attemptsRemaining })];
+  }
+
+  /** Refused as not found or locked (anything else says nothing about the counter). */
+  refused(): Step[] {
+    const err = this.op.output.error;
+    if (err === "RECORD_NOT_FOUND") return this.notFound();
+    if (err !== "RECORD_LOCKED" && err !== "RESOURCE_EXHAUSTED" && err !== "FAILED_PRECONDITION") return this.first();
+    const seenLocked: Step = { label: "read(locked)", apply: (s) => (s.present && s.locked ? s : null) };
+    if (this.method === "GetRecordInfo") return [...this.first(), seenLocked];
+    if (this.method === "ConfirmRecovery" || this.method === "Evaluate") return [...this.first(), this.begin({ kind: "attempt" }), seenLocked];
+    return [...this.first(), this.begin({ kind: "locked-or-exhausted" })];
+  }
+
+  private notFound(): Step[] {
+    const absent: Step = { label: "read(absent)", apply: (s) => stepRead(s, { present: false }) };
+    switch (this.method) {
+      case "ConfirmRecovery":
+        return [...this.first(), this.begin({ kind: "attempt" }), absent];
+      case "Delete":
+        return [...this.first(), this.begin({ kind: "attempt" }), confirmStep(this.op, this.key), absent];
+      default:
+        // GetRecordInfo or BeginRecovery; histories before 2026-12-04 do not say, and are read so.
+        return [...this.first(), this.begin({ kind: "not-found" })];
+    }
+  }
+}
+
+/** A linearizable read (node-less read-attempts); node-local reads are checked apart (counters.ts). */
+function readSteps(op: Operation): Step[] {
+  if (op.outcome !== "ok" || op.output.node !== undefined) return [];
+  if (op.output.error === "RECORD_NOT_FOUND") return [{ label: "read(absent)", apply: (s) => stepRead(s, { present: false }) }];
+  return [{ label: `read(${op.output.attemptsRemaining})`, apply: (s) => stepRead(s, { present: true, remaining: op.output.attemptsRemaining, version: op.output.version }) }];
 }
 
 function describeSeen(seen: BeginSeen): string {
