@@ -32,6 +32,16 @@ export interface OpValue {
   /** Sub-steps of a recover, known from the client: whether BeginRecovery answered. */
   beginCommitted?: boolean;
   node?: number;
+  /** The workload's sequence number of the password the operation used (recover, change-password, delete); never the password. */
+  passwordSeq?: number;
+  /** The sequence number of the password a register or change-password sets. */
+  setsPasswordSeq?: number;
+  /**
+   * Completion only: the code of every SDK warning (onWarning) raised during the
+   * operation, in order (e.g. CONFIRM_SUPERSEDED, NEW_ATTEMPT). Absent in
+   * histories recorded before warnings were.
+   */
+  warnings?: string[];
 }
 
 export interface OpEvent {

@@ -273,7 +273,7 @@ async function waitConverged(target: ChaosTarget): Promise<void> {
 /** After healing: recover every present, unlocked record with its possibly-current passwords (newest first). Recorded as process 0. */
 async function finalRecover(descriptor: ClusterDescriptor, workload: Workload, records: Record<string, FinalRecord | null>): Promise<FinalState["finalRecoveries"]> {
   const out: Record<string, NonNullable<FinalState["finalRecoveries"]>[string]> = {};
-  const client = new VaultClient(descriptor, clientOptions(() => {}));
+  const client = new VaultClient(descriptor, clientOptions(workload.warningSink(0)));
   try {
     for (const [user, rec] of Object.entries(records)) {
       if (rec === null || rec.locked) continue;
@@ -284,7 +284,7 @@ async function finalRecover(descriptor: ClusterDescriptor, workload: Workload, r
       out[user] = candidates.length < all.length ? "inconclusive" : "wrong-password";
       for (const pw of candidates) {
         const seen: { outcome: NonNullable<FinalState["finalRecoveries"]>[string] } = { outcome: "unavailable" };
-        await workload.record(0, "recover", user, { passwordCorrect: true }, async () => {
+        await workload.record(0, "recover", user, { passwordCorrect: true, ...workload.passwordTag(pw) }, async () => {
           try {
             const key = await client.recover(user, pw);
             seen.outcome = "ok";

@@ -7,6 +7,9 @@
 // every other error (unavailable, timeouts, too few evaluations, unverified
 // registration, mismatches) is `info`: it may have taken effect.
 // passwordCorrect=false is recorded only for passwords never set for the user.
+// Which password an operation used or set is recorded as its sequence number
+// (passwordSeq / setsPasswordSeq), never the password; every completion records
+// the codes of the SDK warnings raised during the operation (warnings).
 import { randomBytes } from "node:crypto";
 import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClientWarning, type ClusterDescriptor, type WarningCode } from "../client/sdk/index.js";
 import type { HistoryWriter, OpName, OpValue, Outcome } from "./history.js";
@@ -68,9 +71,12 @@ function rpcReason(err: RpcError): string {
 export function classifyError(err: unknown): { type: "fail" | "info"; value: OpValue } {
   if (err instanceof WrongPasswordError) return { type: "fail", value: { error: "WRONG_PASSWORD", attemptsRemaining: err.attemptsRemaining } };
   if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED", reason: rpcReason(err) } };
-  if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND" } };
+  // The method tells a record absent when read from one deleted after this operation's attempt was counted.
+  if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND", reason: rpcReason(err) } };
   if (err instanceof RecordExistsError) return { type: "fail", value: { error: "RECORD_EXISTS" } };
   if (err instanceof ClientError && err.code === "INVALID_INPUT") return { type: "fail", value: { error: "INVALID_INPUT" } };
+  // BeginRecovery refused because the record changed since it was read: no attempt was counted, nothing changed.
+  if (err instanceof RpcError && err.reason === "RECORD_CHANGED") return { type: "fail", value: { error: "RECORD_CHANGED", reason: rpcReason(err) } };
   const reason = err instanceof RpcError ? { reason: rpcReason(err) } : {};
   return { type: "info", value: { error: err instanceof ClientError ? err.code : err instanceof Error ? err.name : "UNKNOWN", ...reason } };
 }
@@ -82,6 +88,10 @@ export class Workload {
   readonly models = new Map<string, UserModel>();
   private stopped = false;
   private passwordCounter = 0;
+  /** The sequence number of every password the workload made (recorded instead of the password). */
+  private readonly passwordSeq = new Map<string, number>();
+  /** Per process: the SDK warnings of its current operation. */
+  private readonly warnings = new Map<number, ClientWarning[]>();
   /** Users in play. A user seen locked is retired (a locked record can never be opened, overwritten or deleted) and replaced by a fresh one. */
   private readonly active: string[];
 
@@ -117,14 +127,12 @@ export class Workload {
   }
 
   private async runClient(process: number): Promise<void> {
-    let warnings: ClientWarning[] = [];
-    const client = new VaultClient(this.o.descriptor, clientOptions((w) => warnings.push(w)));
+    const client = new VaultClient(this.o.descriptor, clientOptions(this.warningSink(process)));
     const rnd = seededRandom(`${this.o.seed}/client/${process}`);
     try {
       while (!this.stopped) {
-        warnings = [];
         const user = this.active[Math.floor(rnd() * this.active.length)]!;
-        await this.step(process, client, user, pickKind(rnd), rnd, () => warnings);
+        await this.step(process, client, user, pickKind(rnd), rnd);
         this.retireIfLocked(process, user);
       }
     } finally {
@@ -139,27 +147,47 @@ export class Workload {
   }
 
   private freshPassword(user: string): string {
-    return `pw-${user}-${++this.passwordCounter}-${randomBytes(4).toString("hex")}`;
+    const seq = ++this.passwordCounter;
+    const pw = `pw-${user}-${seq}-${randomBytes(4).toString("hex")}`;
+    this.passwordSeq.set(pw, seq);
+    return pw;
+  }
+
+  /** The recorded name of a password the workload made ({} for one it did not make). */
+  passwordTag(pw: string): OpValue {
+    const n = this.passwordSeq.get(pw);
+    return n === undefined ? {} : { passwordSeq: n };
+  }
+
+  /** The onWarning of `process`'s client: collects the warnings of its current operation. */
+  warningSink(process: number): (w: ClientWarning) => void {
+    return (w) => this.warnings.get(process)?.push(w);
+  }
+
+  /** The codes of the warnings the SDK raised so far in `process`'s current operation. */
+  private warningCodes(process: number): string[] {
+    return (this.warnings.get(process) ?? []).map((w) => w.code);
   }
 
   /** Runs one operation and records it (invoke, then ok / fail / info). */
   async record(process: number, op: OpName, user: string, input: OpValue, body: () => Promise<OpValue>): Promise<Outcome> {
     const h = this.o.history;
+    this.warnings.set(process, []);
     h.invoke(process, op, user, input);
     this.lastError.set(process, undefined);
     try {
       const out = await body();
-      h.complete("ok", process, op, user, out);
+      h.complete("ok", process, op, user, { ...out, warnings: this.warningCodes(process) });
       return "ok";
     } catch (err) {
       const { type, value } = classifyError(err);
-      h.complete(type, process, op, user, value);
+      h.complete(type, process, op, user, { ...value, warnings: this.warningCodes(process) });
       this.lastError.set(process, value.error);
       return type;
     }
   }
 
-  private async step(p: number, client: VaultClient, user: string, kind: OpKind, rnd: () => number, warnings: () => ClientWarning[]): Promise<void> {
+  private async step(p: number, client: VaultClient, user: string, kind: OpKind, rnd: () => number): Promise<void> {
     const m = this.models.get(user)!;
     const known = m.current ?? m.passwords.at(-1);
     switch (kind) {
@@ -168,7 +196,7 @@ export class Workload {
         const key = generateKey();
         m.passwords.push(pw);
         m.keys.add(hex(key));
-        const outcome = await this.record(p, "register", user, { guessLimit: this.o.guessLimit, version: 1 }, async () => {
+        const outcome = await this.record(p, "register", user, { guessLimit: this.o.guessLimit, version: 1, setsPasswordSeq: this.passwordSeq.get(pw)! }, async () => {
           await client.register(user, pw, { backupKey: key, guessLimit: this.o.guessLimit });
           return { version: 1 };
         });
@@ -180,9 +208,9 @@ export class Workload {
         const right = kind === "recover-right" && known !== undefined;
         const pw = right ? known : `wrong-${randomBytes(6).toString("hex")}`;
         this.o.onRecoveryStart?.(user);
-        await this.record(p, "recover", user, { passwordCorrect: right }, async () => {
+        await this.record(p, "recover", user, { passwordCorrect: right, ...this.passwordTag(pw) }, async () => {
           const key = await client.recover(user, pw);
-          return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed: ownConfirmationCommitted(warnings()) };
+          return { keyReleased: true, keyMatches: m.keys.has(hex(key)), confirmed: ownConfirmationCommitted(this.warnings.get(p) ?? []) };
         });
         return;
       }
@@ -191,7 +219,7 @@ export class Workload {
         const pw = this.freshPassword(user);
         m.passwords.push(pw);
         this.o.onRecoveryStart?.(user);
-        const outcome = await this.record(p, "change-password", user, { passwordCorrect: true }, async () => {
+        const outcome = await this.record(p, "change-password", user, { passwordCorrect: true, ...this.passwordTag(known), setsPasswordSeq: this.passwordSeq.get(pw)! }, async () => {
           await client.changePassword(user, known, pw);
           return {};
         });
@@ -201,10 +229,12 @@ export class Workload {
       case "delete": {
         if (known === undefined || rnd() < 0.5) return;
         this.o.onRecoveryStart?.(user);
-        await this.record(p, "delete", user, { passwordCorrect: true }, async () => {
+        const outcome = await this.record(p, "delete", user, { passwordCorrect: true, ...this.passwordTag(known) }, async () => {
           await client.delete(user, known);
           return {};
         });
+        // A deleted record's password opens nothing again (a re-registration has a new one).
+        if (outcome === "ok" && m.current === known) m.current = undefined;
         return;
       }
       case "read": {

@@ -6,10 +6,11 @@ import { checkDurability } from "./durability.js";
 import { checkGuessBound } from "./guess-bound.js";
 import { checkLeaders, type LeaderLogOptions } from "./leaders.js";
 import { checkNoRelease } from "./no-release.js";
+import { checkRightPassword } from "./right-password.js";
 import type { CheckResult, FinalState } from "./types.js";
 
 export type { CheckResult, FinalState, FinalRecord, Violation } from "./types.js";
-export { checkCounters, checkDigests, checkDurability, checkGuessBound, checkLeaders, checkNoRelease };
+export { checkCounters, checkDigests, checkDurability, checkGuessBound, checkLeaders, checkNoRelease, checkRightPassword };
 
 export interface CheckAllInput {
   events: readonly HistoryEvent[];
@@ -24,6 +25,7 @@ export function checkAll(i: CheckAllInput): CheckResult[] {
   return [
     checkGuessBound(i.events, i.guessLimit),
     checkNoRelease(i.events),
+    checkRightPassword(i.events),
     checkDurability(i.events, i.final),
     checkCounters(i.events, i.counters),
     checkLeaders(i.events, i.logs, i.leaderLog),

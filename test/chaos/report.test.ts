@@ -1,6 +1,6 @@
 import test from "ava";
 import { htmlReport, terminalSummary, type RunSummary } from "../../chaos/report.js";
-import { checkGuessBound, checkNoRelease } from "../../chaos/checkers/index.js";
+import { checkAll, checkGuessBound, checkNoRelease } from "../../chaos/checkers/index.js";
 import { H } from "./history-builder.js";
 
 function crafted(): RunSummary {
@@ -31,4 +31,14 @@ test("HTML report is self-contained and shows clients, faults, leaders and viola
   t.regex(html, /key released to a wrong password/);
   t.false(html.includes("bob<script>"), "user ids are escaped");
   t.regex(html, /faults: 1, violations: 1/);
+});
+
+test("checkAll runs the right-password checker and the summary names it", (t) => {
+  const h = new H().op(1, "register", "alice", 0, 10, "ok", { guessLimit: 3, version: 1, setsPasswordSeq: 1 }, { version: 1, warnings: [] });
+  h.op(2, "recover", "alice", 20, 40, "fail", { passwordCorrect: true, passwordSeq: 1 }, { error: "WRONG_PASSWORD", attemptsRemaining: 2, warnings: [] });
+  const events = h.sorted();
+  const results = checkAll({ events, final: { nodes: [], records: { alice: { version: 1, attemptsRemaining: 2, locked: false } } }, logs: new Map() });
+  const out = terminalSummary({ seed: "rp", nodes: 3, durationS: 1, events, results, leaders: new Map() });
+  t.regex(out, /FAIL right-password \(1 violation\(s\)\)/);
+  t.deepEqual(results.find((r) => r.checker === "right-password")?.violations.map((v) => v.ops), [[0, 1]]);
 });
