@@ -57,9 +57,9 @@ test("32-bit fields hold 32-bit values", (t) => {
 });
 
 test("unknown fields are refused, at any depth (garbage does not parse as unknown fields)", (t) => {
-  refuses(t, GetClusterDescriptorRequestSchema, "08 01", /GetClusterDescriptorRequest: unknown field 1/);
+  refuses(t, GetClusterDescriptorRequestSchema, "10 01", /GetClusterDescriptorRequest: unknown field 2/);
   refuses(t, GetClusterDescriptorRequestSchema, "a2 06 00", /unknown field 100/);
-  refuses(t, GetRecordInfoRequestSchema, "0a 01 61 10 01", /unknown field 2/);
+  refuses(t, GetRecordInfoRequestSchema, "0a 01 61 18 01", /unknown field 3/);
   refuses(t, RegisterRequestSchema, "32 02 20 01", /NodeShare: unknown field 4/);
   t.deepEqual(decodeStrict(GetClusterDescriptorRequestSchema, new Uint8Array(0)), create(GetClusterDescriptorRequestSchema));
 });
