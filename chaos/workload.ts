@@ -70,7 +70,7 @@ function rpcReason(err: RpcError): string {
 /** Maps an SDK error to an outcome and the recorded value. */
 export function classifyError(err: unknown): { type: "fail" | "info"; value: OpValue } {
   if (err instanceof WrongPasswordError) return { type: "fail", value: { error: "WRONG_PASSWORD", attemptsRemaining: err.attemptsRemaining } };
-  if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED", reason: rpcReason(err) } };
+  if (err instanceof RecordLockedError) return { type: "fail", value: { error: "RECORD_LOCKED", reason: `${err.method}:RECORD_LOCKED` } };
   // The method tells a record absent when read from one deleted after this operation's attempt was counted.
   if (err instanceof RecordNotFoundError) return { type: "fail", value: { error: "RECORD_NOT_FOUND", reason: rpcReason(err) } };
   if (err instanceof RecordExistsError) return { type: "fail", value: { error: "RECORD_EXISTS" } };

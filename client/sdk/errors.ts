@@ -8,6 +8,7 @@ import { errorDetailOf } from "../../proto/rpc.js";
 export type ClientErrorCode =
   | "RPC"
   | "UNAVAILABLE"
+  | "TRANSIENT"
   | "RECORD_NOT_FOUND"
   | "RECORD_EXISTS"
   | "RECORD_LOCKED"
@@ -89,10 +90,35 @@ export class RecordExistsError extends RpcError {
   }
 }
 
-/** The guess limit was reached: the record's shares are wiped for ever. */
-export class RecordLockedError extends RpcError {
-  constructor(init: RpcErrorInit) {
-    super({ ...init, attemptsRemaining: init.attemptsRemaining ?? 0 }, "RECORD_LOCKED");
+/**
+ * The guess limit was reached: the record's shares are wiped for ever. Either
+ * a node refused a call for it (`refusal` holds that answer) or a record read
+ * showed the record locked (`refusal` undefined).
+ */
+export class RecordLockedError extends ClientError {
+  readonly attemptsRemaining = 0;
+  /** The method whose answer showed the lock, e.g. "Evaluate" or "GetRecordInfo". */
+  readonly method: string;
+  /** The node that answered. */
+  readonly address: string;
+  /** The node's refusal, when the lock came as a failed call. */
+  readonly refusal: RpcError | undefined;
+  constructor(method: string, address: string, refusal?: RpcError) {
+    super("RECORD_LOCKED", refusal?.message ?? `${method} on ${address}: the record is locked: its guess limit was reached and its shares are wiped`);
+    this.method = method;
+    this.address = address;
+    this.refusal = refusal;
+  }
+}
+
+/**
+ * A try that may succeed later, decided by the client itself (never a
+ * server's answer): e.g. a node that has not applied a write yet. withRetries
+ * retries it like a transient server status.
+ */
+export class TransientError extends ClientError {
+  constructor(message: string) {
+    super("TRANSIENT", message);
   }
 }
 
@@ -228,7 +254,7 @@ export function isServiceError(err: unknown): err is ServiceError {
 }
 
 /** Turns a grpc-js failure into the typed client error for its status and reason. */
-export function rpcErrorFrom(err: ServiceError, method: string, address: string): RpcError {
+export function rpcErrorFrom(err: ServiceError, method: string, address: string): RpcError | RecordLockedError {
   const detail = errorDetailOf(err);
   const init: RpcErrorInit = {
     method,
@@ -241,7 +267,7 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
   };
   const exhausted = err.code === GrpcStatus.RESOURCE_EXHAUSTED && init.attemptsRemaining === 0;
   if (init.reason === "RECORD_LOCKED" || exhausted) {
-    return new RecordLockedError(init);
+    return new RecordLockedError(method, address, new RpcError(init));
   }
   if (init.reason === "RECORD_NOT_FOUND" || err.code === GrpcStatus.NOT_FOUND && init.reason === "UNSPECIFIED") {
     return new RecordNotFoundError(init);

@@ -11,7 +11,7 @@ import {
 } from "../../proto/crypto/index.js";
 import type { EvaluateResponse } from "../../proto/gen/bkv/v1/vault_pb.js";
 import type { NodeEntry } from "./descriptor.js";
-import { ClientError, RpcError } from "./errors.js";
+import { ClientError, RecordLockedError, RpcError } from "./errors.js";
 import { type RetryPolicy, withRetries } from "./retry.js";
 import type { Transport } from "./transport.js";
 
@@ -29,7 +29,7 @@ export interface Collection {
   /** Why a node gave no usable answer, by node id. */
   readonly failures: Map<number, string>;
   /** The nodes' refusals (non-transient RpcErrors: locked, superseded, ...), in arrival order. */
-  readonly refusals: RpcError[];
+  readonly refusals: Array<RpcError | RecordLockedError>;
   /** Resolves once every node has answered or given up. */
   readonly settled: Promise<void>;
   /** Stops the retries still running. */
@@ -56,7 +56,7 @@ export async function collectEvaluations(
   const holders = new Set(record.shares.map((s) => s.nodeId));
   const evaluations: NodeEvaluation[] = [];
   const failures = new Map<number, string>();
-  const refusals: RpcError[] = [];
+  const refusals: Array<RpcError | RecordLockedError> = [];
   for (const id of holders) if (!nodes.some((n) => n.nodeId === id)) failures.set(id, "holds a share but is not in the pinned descriptor");
   let stopped = false;
   let grace: NodeJS.Timeout | undefined;
@@ -72,7 +72,7 @@ export async function collectEvaluations(
       if (problem === undefined) evaluations.push({ nodeId: node.nodeId, point: res.evaluatedElement });
       else failures.set(node.nodeId, problem);
     } catch (err) {
-      if (err instanceof RpcError) refusals.push(err);
+      if (err instanceof RpcError || err instanceof RecordLockedError) refusals.push(err);
       failures.set(node.nodeId, err instanceof Error ? err.message : String(err));
     }
     if (evaluations.length >= wanted.want) wake();

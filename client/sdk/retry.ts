@@ -3,7 +3,7 @@
 // decides whether and when to try again. A request id is fixed by the caller
 // before the first try, so every retry carries the same one.
 import { status } from "@grpc/grpc-js";
-import { ClientError, RpcError, UnavailableError } from "./errors.js";
+import { ClientError, RpcError, TransientError, UnavailableError } from "./errors.js";
 
 export interface RetryPolicy {
   /** Give up (UnavailableError) when the next try would start after this many ms. */
@@ -22,6 +22,7 @@ const TRANSIENT_REASONS = new Set(["NOT_LEADER", "NO_LEADER", "OVERLOADED", "ATT
 
 /** Whether a failed call may succeed if tried again (with the same request id). */
 export function isTransient(err: unknown): boolean {
+  if (err instanceof TransientError) return true;
   if (err instanceof RpcError) {
     return err.grpcCode === status.UNAVAILABLE || err.grpcCode === status.DEADLINE_EXCEEDED || TRANSIENT_REASONS.has(err.reason);
   }

@@ -12,19 +12,18 @@
 // - a registration is reported only after t+1 nodes serve its digest;
 // - a recovery uses only evaluations signed by the pinned identity keys.
 import { randomBytes } from "node:crypto";
-import { status } from "@grpc/grpc-js";
 import {
   DEFAULT_SCRYPT,
-  InconsistentEvaluationsError as CryptoInconsistent,
-  InsufficientEvaluationsError as CryptoInsufficient,
+  InsufficientEvaluationsError,
   InvalidArgumentError,
-  RecordMismatchError as CryptoRecordMismatch,
+  OprfInconsistentEvaluationsError,
+  OprfWrongPasswordError,
   type RecordPublicPart,
   type Recovery,
   type Registration,
   type RegistrationRecord,
   type ScryptParams,
-  WrongPasswordError as CryptoWrongPassword,
+  RecoveryRecordMismatchError,
   createRegistrationAsync,
   equalBytes,
   finishRecovery,
@@ -45,6 +44,7 @@ import {
   RecordMismatchError,
   RecordNotFoundError,
   RpcError,
+  TransientError,
   UnavailableError,
   UnverifiedRegistrationError,
   WrongPasswordError,
@@ -363,7 +363,7 @@ export class VaultClient {
       if (mismatch !== undefined) throw mismatch;
       if (answers.length === 0) throw errors.find((e) => e instanceof RecordNotFoundError) ?? errors[0];
       const chosen = agreeOnRecord(answers);
-      if (chosen.locked) throw lockedError(chosen.address);
+      if (chosen.locked) throw new RecordLockedError("GetRecordInfo", chosen.address);
       return chosen;
     });
   }
@@ -403,8 +403,8 @@ async function combine(collection: Collection, finish: (e: Collection["evaluatio
   try {
     return finish([...collection.evaluations]);
   } catch (first) {
-    const retryable = first instanceof CryptoInconsistent || first instanceof CryptoInsufficient
-      || (first instanceof CryptoWrongPassword && !first.conclusive);
+    const retryable = first instanceof OprfInconsistentEvaluationsError || first instanceof InsufficientEvaluationsError
+      || (first instanceof OprfWrongPasswordError && !first.conclusive);
     if (!retryable) throw translate(first, collection, t, attemptsRemaining);
     const before = collection.evaluations.length;
     await collection.settled;
@@ -418,10 +418,10 @@ async function combine(collection: Collection, finish: (e: Collection["evaluatio
 }
 
 function translate(err: unknown, collection: Collection, t: number, attemptsRemaining: number): unknown {
-  if (err instanceof CryptoWrongPassword) return new WrongPasswordError(attemptsRemaining, err.conclusive);
-  if (err instanceof CryptoInsufficient) return refusalOf(collection) ?? new NotEnoughEvaluationsError(collection.evaluations.length, t, collection.failures);
-  if (err instanceof CryptoInconsistent) return new InconsistentEvaluationsError(attemptsRemaining);
-  if (err instanceof CryptoRecordMismatch) return new RecordMismatchError(err.message);
+  if (err instanceof OprfWrongPasswordError) return new WrongPasswordError(attemptsRemaining, err.conclusive);
+  if (err instanceof InsufficientEvaluationsError) return refusalOf(collection) ?? new NotEnoughEvaluationsError(collection.evaluations.length, t, collection.failures);
+  if (err instanceof OprfInconsistentEvaluationsError) return new InconsistentEvaluationsError(attemptsRemaining);
+  if (err instanceof RecoveryRecordMismatchError) return new RecordMismatchError(err.message);
   return err;
 }
 
@@ -432,7 +432,7 @@ function translate(err: unknown, collection: Collection, t: number, attemptsRema
  */
 function refusalOf(collection: Collection): ClientError | undefined {
   const r = collection.refusals;
-  const superseded = r.find((e) => e.reason === "ATTEMPT_SUPERSEDED");
+  const superseded = r.find((e): e is RpcError => e instanceof RpcError && e.reason === "ATTEMPT_SUPERSEDED");
   return r.find((e) => e instanceof RecordLockedError)
     ?? (superseded === undefined ? undefined : new AttemptSupersededError(superseded.serverMessage, false))
     ?? r.find((e) => e instanceof RecordNotFoundError);
@@ -465,16 +465,6 @@ function checkUser(user: string): void {
   }
 }
 
-function notYetApplied(node: NodeEntry): RpcError {
-  return new RpcError({
-    method: "GetRecordInfo", address: node.address, grpcCode: status.UNAVAILABLE, serverMessage: "the node has not applied the registration yet",
-    reason: "ATTEMPT_NOT_APPLIED", attemptsRemaining: undefined, leaderAddress: undefined,
-  });
-}
-
-function lockedError(address: string): RecordLockedError {
-  return new RecordLockedError({
-    method: "GetRecordInfo", address, grpcCode: status.FAILED_PRECONDITION, serverMessage: "the record is locked: its guess limit was reached and its shares are wiped",
-    reason: "RECORD_LOCKED", attemptsRemaining: 0, leaderAddress: undefined,
-  });
+function notYetApplied(node: NodeEntry): TransientError {
+  return new TransientError(`node ${node.nodeId} (${node.address}) has not applied the registration yet`);
 }

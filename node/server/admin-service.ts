@@ -12,13 +12,14 @@ import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
 import { RpcFailure, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
-import { encodePeerContext, type RaftLoop } from "./raft-loop.js";
+import { encodePeerContext } from "./raft-loop.js";
+import type { AdminLoop, RaftView } from "./raft-view.js";
 import type { Logger } from "./log.js";
 
 export interface AdminDeps {
   readonly nodeId: number;
   readonly clusterId: string;
-  readonly loop: () => RaftLoop;
+  readonly loop: () => AdminLoop;
   readonly peerReachable: (id: number) => boolean;
   readonly leaderHint: () => LeaderHint;
   readonly log: Logger;
@@ -56,7 +57,7 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
       const to = req.nodeId === 0n ? NONE : memberId(req.nodeId);
       if (to !== NONE && !loop.voters.includes(to)) throw membership(`node ${to} is not a voter`);
       const leader = await loop.transferLeadership(to, 5000);
-      return create(TransferLeadershipResponseSchema, { leaderId: BigInt(leader), term: BigInt(loop.raw.status().hardState.term) });
+      return create(TransferLeadershipResponseSchema, { leaderId: BigInt(leader), term: BigInt(loop.term) });
     }),
     takeSnapshot: unary("TakeSnapshot", async () => {
       const snap = await d.loop().requestSnapshot();
@@ -72,16 +73,15 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
  */
 function clusterStatus(d: AdminDeps, withDigest: boolean) {
   const loop = d.loop();
-  const st = loop.raw.status();
   const digest = withDigest ? { stateDigest: loop.vault.digest(), stateDigestIndex: BigInt(loop.vault.appliedIndex) } : {};
   const members = [...loop.voters.map((id) => [id, MemberKind.VOTER] as const), ...loop.learners.map((id) => [id, MemberKind.LEARNER] as const)];
   return create(GetClusterStatusResponseSchema, {
-    clusterId: d.clusterId, nodeId: BigInt(d.nodeId), role: st.softState.state + 1, leaderId: BigInt(st.softState.lead),
-    term: BigInt(st.hardState.term), commitIndex: BigInt(st.hardState.commit), appliedIndex: BigInt(loop.vault.appliedIndex),
+    clusterId: d.clusterId, nodeId: BigInt(d.nodeId), role: loop.role + 1, leaderId: BigInt(loop.leaderId),
+    term: BigInt(loop.term), commitIndex: BigInt(loop.commitIndex), appliedIndex: BigInt(loop.vault.appliedIndex),
     snapshotIndex: BigInt(loop.lastSnapshotIndex),
     members: members.map(([id, kind]) => ({
       nodeId: BigInt(id), peerAddress: loop.peers.get(id) ?? "", kind,
-      matchIndex: BigInt(st.progress?.get(id)?.match ?? 0), reachable: id === d.nodeId || d.peerReachable(id),
+      matchIndex: BigInt(loop.matchIndex(id)), reachable: id === d.nodeId || d.peerReachable(id),
     })),
     ...digest,
   });
@@ -96,7 +96,7 @@ function membership(message: string): RpcFailure {
   return new RpcFailure(status.FAILED_PRECONDITION, message, { reason: ErrorReason.MEMBERSHIP });
 }
 
-function checkChange(loop: RaftLoop, type: ConfChangeType, id: number): void {
+function checkChange(loop: RaftView, type: ConfChangeType, id: number): void {
   const voter = loop.voters.includes(id);
   const learner = loop.learners.includes(id);
   if (type === ConfChangeType.AddLearner && (voter || learner || loop.peers.has(id))) throw membership(`node ${id} is already a member`);
@@ -104,7 +104,7 @@ function checkChange(loop: RaftLoop, type: ConfChangeType, id: number): void {
   if (type === ConfChangeType.RemoveNode && !voter && !learner) throw membership(`node ${id} is not a member`);
 }
 
-function requireLeader(loop: RaftLoop, d: AdminDeps): void {
+function requireLeader(loop: RaftView, d: AdminDeps): void {
   if (loop.isLeader) return;
   const h = d.leaderHint();
   throw new RpcFailure(status.UNAVAILABLE, `this node is not the leader; send admin calls to node ${h.leaderId}`, {

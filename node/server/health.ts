@@ -4,16 +4,17 @@
 // Watch streams see changes; NOT_SERVING for good once the node stops.
 import type * as grpc from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import { NONE } from "../raft/index.js";
 
 /** What the node's health is judged on. Apply lag and an HSM probe belong here too (issue 14). */
 export interface HealthFacts {
-  /** The leader this node knows; 0 while it knows none. */
+  /** The leader this node knows; NONE while it knows none. */
   readonly leaderId: number;
 }
 
 /** SERVING while the node knows a leader, else NOT_SERVING. */
 export function healthState(f: HealthFacts): ServingStatus {
-  return f.leaderId !== 0 ? "SERVING" : "NOT_SERVING";
+  return f.leaderId !== NONE ? "SERVING" : "NOT_SERVING";
 }
 
 const POLL_MS = 100;

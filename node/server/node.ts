@@ -47,8 +47,8 @@ export class VaultNode {
 
   constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
     this.metrics = new Metrics(() => (this.loop === undefined ? null : {
-      term: () => this.loop.raw.status().hardState.term,
-      commit: () => this.loop.raw.status().hardState.commit,
+      term: () => this.loop.term,
+      commit: () => this.loop.commitIndex,
       applied: () => this.loop.vault.appliedIndex,
       leader: () => this.loop.leaderId,
       isLeader: () => this.loop.isLeader,
@@ -146,7 +146,7 @@ export class VaultNode {
 
   /** Fields on every log line once the Raft loop runs. */
   logContext(): Record<string, unknown> {
-    return this.loop === undefined ? {} : { term: this.loop.raw.status().hardState.term };
+    return this.loop === undefined ? {} : { term: this.loop.term };
   }
 
   readonly leaderHint = (): LeaderHint => {

@@ -15,6 +15,8 @@ import type { DiskStorage } from "../storage/index.js";
 import { VaultStateMachine, type VaultResult } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
+import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
+import { WaiterRegistry } from "./waiters.js";
 
 export interface PeerLink {
   send(messages: readonly Message[]): void;
@@ -53,28 +55,47 @@ function proposalDropped(): ProposalError {
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
 
-interface Waiter { resolve(r: VaultResult): void; reject(e: Error): void; timer: NodeJS.Timeout }
-interface IndexWaiter { index: number; resolve(ok: boolean): void; timer: NodeJS.Timeout }
-interface ConfWaiter { cc: ConfChange; resolve(index: number): void; reject(e: Error): void; timer: NodeJS.Timeout }
+const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
 
-export class RaftLoop {
-  readonly raw: RawNode;
-  vault: VaultStateMachine;
-  /** Peer (raft) addresses of every member, this node included. */
-  readonly peers = new Map<NodeId, string>();
+/**
+ * Everything a caller of the loop waits on, one registry each (same class,
+ * typed values). Proposals fail on a leader change; all fail on stop.
+ */
+class Waiters {
+  /** A proposal's outcome, by hex request id. */
+  readonly proposals = new WaiterRegistry<string, VaultResult>();
+  /** An index applied here. */
+  readonly applied = new WaiterRegistry<number, undefined>();
+  /** A membership change applied here (its index), by type and member. */
+  readonly confChanges = new WaiterRegistry<string, number>();
+  /** A linearizable read's index, by hex context. */
+  readonly reads = new WaiterRegistry<string, number>();
+  /** The next snapshot, by snapshot round. */
+  readonly snapshots = new WaiterRegistry<number, Snapshot>();
+  /** Leadership moved to another node (the new leader). */
+  readonly leaderMoved = new WaiterRegistry<"moved", NodeId>();
+
+  failAll(err: Error): void {
+    for (const r of [this.proposals, this.applied, this.confChanges, this.reads, this.snapshots, this.leaderMoved]) r.failAll(err);
+  }
+}
+
+export class RaftLoop implements VaultLoop, AdminLoop {
+  private readonly raw: RawNode;
+  private sm: VaultStateMachine;
+  private readonly peerMap = new Map<NodeId, string>();
   private confState: ConfState;
   private link: PeerLink | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private draining = false;
+  /** The running drain, if any; stop awaits it. */
+  private draining: Promise<void> | null = null;
   private stopped = false;
   private soft: SoftState = { lead: NONE, state: StateType.Follower };
   private snapshotIndex: number;
-  private readonly waiters = new Map<string, Waiter[]>();
-  private indexWaiters: IndexWaiter[] = [];
-  private confWaiters: ConfWaiter[] = [];
-  private snapshotWaiters: Array<{ resolve(s: Snapshot): void; reject(e: Error): void }> = [];
-  /** Linearizable reads waiting for their read index, by hex context. */
-  private readonly reads = new Map<string, (index: number) => void>();
+  /** Snapshot requests registered now are answered by the snapshot of this round. */
+  private snapshotRound = 0;
+  private readonly waiters = new Waiters();
   private readonly driver: ReadyDriver;
   /** The write the driver started last, awaited by drain before it calls writeDone. */
   private saving: Promise<void> = Promise.resolve();
@@ -84,8 +105,8 @@ export class RaftLoop {
   constructor(private readonly o: RaftLoopOptions) {
     const snap = o.storage.snapshot();
     const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : { peers: new Map<number, string>(), vault: new Uint8Array(0) };
-    for (const [id, addr] of data.peers) this.peers.set(id, addr);
-    this.vault = data.vault.length > 0
+    for (const [id, addr] of data.peers) this.peerMap.set(id, addr);
+    this.sm = data.vault.length > 0
       ? VaultStateMachine.restore({ clusterId: o.clusterId }, data.vault)
       : new VaultStateMachine({ clusterId: o.clusterId });
     this.confState = snap.metadata.confState;
@@ -110,8 +131,8 @@ export class RaftLoop {
    */
   start(link: PeerLink, addressBook: ReadonlyMap<NodeId, string>): void {
     this.link = link;
-    for (const [id, addr] of addressBook) if (id !== this.o.id && !this.peers.has(id)) link.addPeer(id, addr);
-    for (const [id, addr] of this.peers) if (id !== this.o.id) link.addPeer(id, addr);
+    for (const [id, addr] of addressBook) if (id !== this.o.id && !this.peerMap.has(id)) link.addPeer(id, addr);
+    for (const [id, addr] of this.peerMap) if (id !== this.o.id) link.addPeer(id, addr);
     this.timer = setInterval(() => this.guard(() => this.raw.tick()), this.o.tickMs);
     this.schedule();
   }
@@ -121,11 +142,9 @@ export class RaftLoop {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+    while (this.draining !== null) await this.draining;
     this.batch = [];
-    this.failWaiters(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
-    for (const w of this.indexWaiters) { clearTimeout(w.timer); w.resolve(false); }
-    this.indexWaiters = [];
+    this.waiters.failAll(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
   }
 
   // --- inputs -----------------------------------------------------------
@@ -159,17 +178,16 @@ export class RaftLoop {
    */
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult> {
     this.checkCanPropose();
-    const key = Buffer.from(requestId).toString("hex");
-    return new Promise<VaultResult>((resolve, reject) => {
-      const timer = setTimeout(() => this.expire(key, waiter), this.o.proposalTimeoutMs);
-      const waiter: Waiter = { resolve, reject, timer };
-      const list = this.waiters.get(key) ?? [];
-      list.push(waiter);
-      this.waiters.set(key, list);
-      // Proposed with the others of this event-loop turn by the next drain (one MsgProp, one MsgApp per follower).
-      this.batch.push({ data, dropped: (err) => { clearTimeout(timer); this.forget(key, waiter); reject(err); } });
-      this.schedule();
-    });
+    const w = this.waiters.proposals.register(hex(requestId), this.proposalDeadline(),
+      () => new ProposalError("TIMEOUT", "the request was not committed in time; retry with the same request id"));
+    // Proposed with the others of this event-loop turn by the next drain (one MsgProp, one MsgApp per follower).
+    this.batch.push({ data, dropped: (err) => w.fail(err) });
+    this.schedule();
+    return w.promise;
+  }
+
+  private proposalDeadline(): number {
+    return Date.now() + this.o.proposalTimeoutMs;
   }
 
   /**
@@ -199,14 +217,8 @@ export class RaftLoop {
   proposeConfChange(cc: ConfChange): Promise<number> {
     this.checkCanPropose();
     this.submit(() => this.raw.proposeConfChange(cc));
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.confWaiters = this.confWaiters.filter((w) => w !== waiter);
-        reject(new ProposalError("TIMEOUT", "the membership change was not applied in time"));
-      }, this.o.proposalTimeoutMs);
-      const waiter: ConfWaiter = { cc, resolve, reject, timer };
-      this.confWaiters.push(waiter);
-    });
+    return this.waiters.confChanges.register(confKey(cc), this.proposalDeadline(),
+      () => new ProposalError("TIMEOUT", "the membership change was not applied in time")).promise;
   }
 
   private checkCanPropose(): void {
@@ -227,29 +239,15 @@ export class RaftLoop {
     this.schedule();
   }
 
-  private expire(key: string, w: Waiter): void {
-    this.forget(key, w);
-    w.reject(new ProposalError("TIMEOUT", "the request was not committed in time; retry with the same request id"));
-  }
-
-  private forget(key: string, w: Waiter): void {
-    const list = (this.waiters.get(key) ?? []).filter((x) => x !== w);
-    if (list.length === 0) this.waiters.delete(key);
-    else this.waiters.set(key, list);
-  }
-
-  /** Resolves true once this node applied `index` (false after timeoutMs). */
+  /** Resolves true once this node applied `index` (false after timeoutMs, or when the loop stops). */
   waitApplied(index: number, timeoutMs: number): Promise<boolean> {
-    if (this.vault.appliedIndex >= index) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const w: IndexWaiter = {
-        index, resolve, timer: setTimeout(() => {
-          this.indexWaiters = this.indexWaiters.filter((x) => x !== w);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.indexWaiters.push(w);
-    });
+    return this.appliedBy(index, Date.now() + timeoutMs);
+  }
+
+  private appliedBy(index: number, deadline: number): Promise<boolean> {
+    if (this.sm.appliedIndex >= index) return Promise.resolve(true);
+    const w = this.waiters.applied.register(index, deadline, () => new ProposalError("TIMEOUT", `index ${index} not applied in time`));
+    return w.promise.then(() => true, () => false);
   }
 
   /**
@@ -263,33 +261,28 @@ export class RaftLoop {
     this.checkCanPropose();
     const deadline = Date.now() + timeoutMs;
     const context = new Uint8Array(randomBytes(8));
-    const key = Buffer.from(context).toString("hex");
-    const index = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.reads.delete(key);
-        reject(new ProposalError("TIMEOUT", "no leader confirmed a read index in time (partitioned or electing); retry"));
-      }, timeoutMs);
-      this.reads.set(key, (i) => { clearTimeout(timer); this.reads.delete(key); resolve(i); });
-      this.guard(() => this.raw.readIndex(context));
-    });
-    if (!(await this.waitApplied(index, Math.max(0, deadline - Date.now())))) {
+    const read = this.waiters.reads.register(hex(context), deadline,
+      () => new ProposalError("TIMEOUT", "no leader confirmed a read index in time (partitioned or electing); retry"));
+    this.guard(() => this.raw.readIndex(context));
+    const index = await read.promise;
+    if (!(await this.appliedBy(index, deadline))) {
       throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
     }
   }
 
   /** Snapshots the applied state and compacts the log (admin TakeSnapshot). */
   requestSnapshot(): Promise<Snapshot> {
-    const p = new Promise<Snapshot>((resolve, reject) => this.snapshotWaiters.push({ resolve, reject }));
+    if (this.stopped) return Promise.reject(new ProposalError("STOPPED", "the node is shutting down"));
+    const w = this.waiters.snapshots.register(this.snapshotRound, null, () => new ProposalError("TIMEOUT", "no deadline"));
     this.schedule();
-    return p;
+    return w.promise;
   }
 
   // --- the Ready loop ---------------------------------------------------
 
   private schedule(): void {
-    if (this.draining || this.stopped) return;
-    this.draining = true;
-    setImmediate(() => { void this.drain(); });
+    if (this.draining !== null || this.stopped) return;
+    this.draining = new Promise<void>((resolve) => setImmediate(() => { void this.drain().then(resolve); }));
   }
 
   private async drain(): Promise<void> {
@@ -299,13 +292,14 @@ export class RaftLoop {
         if (!this.driver.next()) break;
         await this.saving;
         this.driver.writeDone();
-        this.wakeIndexWaiters();
+        const applied = this.sm.appliedIndex;
+        this.waiters.applied.resolveWhere((index) => index <= applied, () => undefined);
       }
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
       this.o.onFatal(err);
     } finally {
-      this.draining = false;
+      this.draining = null;
     }
     if (!this.stopped && (this.batch.length > 0 || this.raw.hasReady())) this.schedule();
   }
@@ -319,7 +313,7 @@ export class RaftLoop {
   private applyReady(rd: Ready): void {
     if (rd.snapshot !== null) this.restore(rd.snapshot);
     this.applyCommitted(rd);
-    for (const rs of rd.readStates) this.reads.get(Buffer.from(rs.context).toString("hex"))?.(rs.index);
+    for (const rs of rd.readStates) this.waiters.reads.resolve(hex(rs.context), rs.index);
   }
 
   private applyCommitted(rd: Ready): void {
@@ -333,15 +327,16 @@ export class RaftLoop {
     const leaderChanged = s.lead !== this.soft.lead;
     this.soft = s;
     if (leaderChanged) {
-      this.o.log.info("leader changed", { leader: s.lead, term: this.raw.status().hardState.term, role: StateType[s.state] });
+      this.o.log.info("leader changed", { leader: s.lead, term: this.term, role: StateType[s.state] });
       // A proposal in flight may or may not commit now: the caller retries with the same request id.
-      this.failWaiters(new ProposalError("LEADER_CHANGED", "leadership changed; retry with the same request id"));
+      this.waiters.proposals.failAll(new ProposalError("LEADER_CHANGED", "leadership changed; retry with the same request id"));
+      if (s.lead !== NONE && s.lead !== this.o.id) this.waiters.leaderMoved.resolve("moved", s.lead);
     }
   }
 
   private restore(snap: Snapshot): void {
     const data = decodeServerSnapshot(snap.data);
-    this.vault = VaultStateMachine.restore({ clusterId: this.o.clusterId }, data.vault);
+    this.sm = VaultStateMachine.restore({ clusterId: this.o.clusterId }, data.vault);
     this.setPeers(data.peers);
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
@@ -349,78 +344,56 @@ export class RaftLoop {
   }
 
   private setPeers(peers: ReadonlyMap<number, string>): void {
-    for (const id of this.peers.keys()) if (!peers.has(id) && id !== this.o.id) this.link?.removePeer(id);
-    this.peers.clear();
+    for (const id of this.peerMap.keys()) if (!peers.has(id) && id !== this.o.id) this.link?.removePeer(id);
+    this.peerMap.clear();
     for (const [id, addr] of peers) {
-      this.peers.set(id, addr);
+      this.peerMap.set(id, addr);
       if (id !== this.o.id) this.link?.addPeer(id, addr);
     }
   }
 
   private applyEntry(e: Entry): void {
-    if (e.index <= this.vault.appliedIndex) return; // covered by a restored snapshot
+    if (e.index <= this.sm.appliedIndex) return; // covered by a restored snapshot
     if (e.type === EntryType.ConfChange) {
       this.applyConfChange(e);
       return;
     }
-    const out = this.vault.apply(e.index, e.data, this.confState.voters);
-    if (out.requestId === null) return;
-    const key = Buffer.from(out.requestId).toString("hex");
-    const list = this.waiters.get(key);
-    if (list === undefined) return;
-    this.waiters.delete(key);
-    for (const w of list) { clearTimeout(w.timer); w.resolve(out.result); }
+    const out = this.sm.apply(e.index, e.data, this.confState.voters);
+    if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 
   private applyConfChange(e: Entry): void {
     const cc = decodeConfChange(e.data);
     this.confState = this.raw.applyConfChange(cc);
-    this.vault.skip(e.index);
+    this.sm.skip(e.index);
     if (cc.type === ConfChangeType.AddLearner) {
       const addr = new TextDecoder().decode(cc.context);
-      this.peers.set(cc.nodeId, addr);
+      this.peerMap.set(cc.nodeId, addr);
       if (cc.nodeId !== this.o.id) this.link?.addPeer(cc.nodeId, addr);
     } else if (cc.type === ConfChangeType.RemoveNode) {
-      this.peers.delete(cc.nodeId);
+      this.peerMap.delete(cc.nodeId);
       if (cc.nodeId !== this.o.id) this.link?.removePeer(cc.nodeId);
     }
     this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters: this.confState.voters, learners: this.confState.learners });
-    const matched = this.confWaiters.filter((w) => w.cc.type === cc.type && w.cc.nodeId === cc.nodeId);
-    this.confWaiters = this.confWaiters.filter((w) => !matched.includes(w));
-    for (const w of matched) { clearTimeout(w.timer); w.resolve(e.index); }
-  }
-
-  private wakeIndexWaiters(): void {
-    const applied = this.vault.appliedIndex;
-    const ready = this.indexWaiters.filter((w) => w.index <= applied);
-    if (ready.length === 0) return;
-    this.indexWaiters = this.indexWaiters.filter((w) => w.index > applied);
-    for (const w of ready) { clearTimeout(w.timer); w.resolve(true); }
-  }
-
-  private failWaiters(err: Error): void {
-    for (const list of this.waiters.values()) for (const w of list) { clearTimeout(w.timer); w.reject(err); }
-    this.waiters.clear();
+    this.waiters.confChanges.resolve(confKey(cc), e.index);
   }
 
   private async maybeSnapshot(): Promise<void> {
-    const applied = this.vault.appliedIndex;
+    const applied = this.sm.appliedIndex;
     const due = applied - this.snapshotIndex >= this.o.snapshotInterval;
-    if (!due && this.snapshotWaiters.length === 0) return;
-    const waiters = this.snapshotWaiters;
-    this.snapshotWaiters = [];
+    if (!due && this.waiters.snapshots.size === 0) return;
+    const round = this.snapshotRound++;
     try {
-      const snap = await this.takeSnapshot(applied);
-      for (const w of waiters) w.resolve(snap);
+      this.waiters.snapshots.resolve(round, await this.takeSnapshot(applied));
     } catch (err) {
-      for (const w of waiters) w.reject(err as Error);
+      this.waiters.snapshots.reject(round, err as Error);
       throw err;
     }
   }
 
   private async takeSnapshot(applied: number): Promise<Snapshot> {
     if (applied <= this.snapshotIndex) return this.o.storage.snapshot();
-    const data = encodeServerSnapshot({ peers: this.peers, vault: this.vault.snapshot() });
+    const data = encodeServerSnapshot({ peers: this.peerMap, vault: this.sm.snapshot() });
     const snap = await this.o.storage.createSnapshot(applied, this.confState, data);
     // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
     // follower slightly behind catches up from the log, not a full snapshot.
@@ -434,7 +407,27 @@ export class RaftLoop {
     return Math.min(5000, Math.floor(this.o.snapshotInterval / 2));
   }
 
-  // --- views ------------------------------------------------------------
+  // --- the view (RaftView) ---------------------------------------------
+
+  get vault(): VaultReader {
+    return this.sm;
+  }
+
+  get peers(): ReadonlyMap<NodeId, string> {
+    return this.peerMap;
+  }
+
+  get term(): number {
+    return this.raw.status().hardState.term;
+  }
+
+  get commitIndex(): number {
+    return this.raw.status().hardState.commit;
+  }
+
+  matchIndex(id: NodeId): number {
+    return this.raw.status().progress?.get(id)?.match ?? 0;
+  }
 
   get leaderId(): NodeId {
     return this.soft.lead;
@@ -464,12 +457,10 @@ export class RaftLoop {
   async transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId> {
     const target = to !== NONE ? to : this.bestTransferee();
     if (target === NONE) return this.soft.lead;
+    if (this.soft.lead !== this.o.id && this.soft.lead !== NONE) return this.soft.lead;
+    const moved = this.waiters.leaderMoved.register("moved", Date.now() + timeoutMs, () => new ProposalError("TIMEOUT", "leadership did not move in time"));
     this.guard(() => this.raw.transferLeadership(target));
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && (this.soft.lead === this.o.id || this.soft.lead === NONE)) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return this.soft.lead;
+    return moved.promise.catch(() => this.soft.lead);
   }
 
   private bestTransferee(): NodeId {

@@ -17,7 +17,7 @@ import type { ImplementationOf } from "../../proto/rpc.js";
 import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
 import type { Hsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
-import type { RaftLoop } from "./raft-loop.js";
+import type { VaultLoop } from "./raft-view.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 
@@ -25,7 +25,7 @@ export interface VaultServiceDeps {
   readonly nodeId: number;
   readonly clusterId: string;
   readonly threshold: number;
-  readonly loop: () => RaftLoop;
+  readonly loop: () => VaultLoop;
   readonly hsm: Hsm;
   readonly log: Logger;
   readonly metrics: Metrics;

@@ -21,7 +21,7 @@ import {
 import { type RecordPublicPart, type RegistrationRecord, recordDigest, validateGuessLimit, validatePublicPart } from "./record.js";
 import { signOverwrite } from "./signatures.js";
 import { validateClusterId, validateUserId, validateVersion } from "./messages.js";
-import { IdentityPointError, InvalidArgumentError, InvalidPointError, ProtocolError, RecordMismatchError } from "./errors.js";
+import { IdentityPointError, InvalidArgumentError, InvalidPointError, ProtocolError, RecoveryRecordMismatchError } from "./errors.js";
 import { combineRobustly } from "./robust.js";
 
 export interface NodeKey {
@@ -165,14 +165,14 @@ export interface Recovery {
 /**
  * Combines the evaluations (at least t, from distinct share holders; t+1 or
  * more to detect and skip a faulty node), unblinds, finalizes and opens C.
- * Throws WrongPasswordError, InconsistentEvaluationsError,
- * InsufficientEvaluationsError, or RecordMismatchError (the state is for
+ * Throws OprfWrongPasswordError, OprfInconsistentEvaluationsError,
+ * InsufficientEvaluationsError, or RecoveryRecordMismatchError (the state is for
  * another record, or C does not open although y matches the reset key).
  */
 export function finishRecovery(state: RecoveryState, record: RecordPublicPart, evaluations: readonly NodeEvaluation[]): Recovery {
   validatePublicPart(record);
   if (state.user !== record.user || state.version !== record.version || !equalBytes(state.salt, record.salt)) {
-    throw new RecordMismatchError("the recovery state was made for another record");
+    throw new RecoveryRecordMismatchError("the recovery state was made for another record");
   }
   const { answers, faulty } = decodeEvaluations(record, evaluations);
   const result = combineRobustly(answers, record.threshold, (kB) => openRecord(state, record, kB));
@@ -209,6 +209,6 @@ function openRecord(state: RecoveryState, record: RecordPublicPart, kB: Point) {
   // AES-GCM (which is not key-committing) is tried.
   if (!equalBytes(keys.resetPublicKey, record.resetPublicKey)) return null;
   const backupKey = decryptBackupKey(keys.encKey, record.ciphertext, record.user, record.version);
-  if (backupKey === null) throw new RecordMismatchError("the record's ciphertext does not open with the key that matches its reset key");
+  if (backupKey === null) throw new RecoveryRecordMismatchError("the record's ciphertext does not open with the key that matches its reset key");
   return { backupKey, resetPrivateKey: keys.resetPrivateKey, resetPublicKey: keys.resetPublicKey };
 }

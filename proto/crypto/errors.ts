@@ -98,7 +98,7 @@ export class UnwrapError extends ProtocolError {
  * `agreeing >= t + f`). With exactly t answers a faulty node and a wrong
  * password look the same.
  */
-export class WrongPasswordError extends ProtocolError {
+export class OprfWrongPasswordError extends ProtocolError {
   readonly conclusive: boolean;
   readonly agreeing: number;
   constructor(agreeing: number, t: number) {
@@ -113,7 +113,7 @@ export class WrongPasswordError extends ProtocolError {
 }
 
 /** More than t answers that disagree, and no t of them open the record. */
-export class InconsistentEvaluationsError extends ProtocolError {
+export class OprfInconsistentEvaluationsError extends ProtocolError {
   constructor(message: string) {
     super("INCONSISTENT_EVALUATIONS", message);
   }
@@ -127,7 +127,7 @@ export class InsufficientEvaluationsError extends ProtocolError {
 }
 
 /** Data that opened but contradicts the record (e.g. a derived reset key that is not the record's). */
-export class RecordMismatchError extends ProtocolError {
+export class RecoveryRecordMismatchError extends ProtocolError {
   constructor(message: string) {
     super("RECORD_MISMATCH", message);
   }

@@ -8,7 +8,7 @@
 // in the exponent at their id) are reported as faulty.
 import { type EvaluatedPoint, combinePoints } from "./shamir.js";
 import { type Point } from "./group.js";
-import { InconsistentEvaluationsError, InsufficientEvaluationsError, WrongPasswordError } from "./errors.js";
+import { OprfInconsistentEvaluationsError, InsufficientEvaluationsError, OprfWrongPasswordError } from "./errors.js";
 
 export interface RobustResult<T> {
   readonly value: T;
@@ -21,9 +21,9 @@ export interface RobustResult<T> {
 /**
  * Finds t answers whose combination k·B opens the record. `open` maps a
  * candidate k·B to the opened value, or null; it is called at most once per
- * distinct candidate. When nothing opens: WrongPasswordError when more than t
+ * distinct candidate. When nothing opens: OprfWrongPasswordError when more than t
  * answers agree on one polynomial (conclusive) or exactly t were given (not
- * conclusive); otherwise InconsistentEvaluationsError.
+ * conclusive); otherwise OprfInconsistentEvaluationsError.
  */
 export function combineRobustly<T>(answers: readonly EvaluatedPoint[], t: number, open: (kB: Point) => T | null): RobustResult<T> {
   if (answers.length < t) throw new InsufficientEvaluationsError(answers.length, t);
@@ -43,8 +43,8 @@ export function combineRobustly<T>(answers: readonly EvaluatedPoint[], t: number
 
 function failure(answers: readonly EvaluatedPoint[], t: number): Error {
   const agreeing = largestAgreement(answers, t);
-  if (agreeing > t || answers.length === t) return new WrongPasswordError(agreeing, t);
-  return new InconsistentEvaluationsError(
+  if (agreeing > t || answers.length === t) return new OprfWrongPasswordError(agreeing, t);
+  return new OprfInconsistentEvaluationsError(
     `${answers.length} evaluations disagree and no ${t} of them open the record: wrong password or faulty nodes (ask more nodes)`,
   );
 }

@@ -3,7 +3,7 @@ import test from "ava";
 import { status } from "@grpc/grpc-js";
 import { REDIRECT, isTransient, jitteredDelay, withRetries } from "../../client/sdk/retry.js";
 import { gatherWithGrace } from "../../client/sdk/gather.js";
-import { ClientError, RpcError, UnavailableError } from "../../client/sdk/errors.js";
+import { ClientError, RecordLockedError, RpcError, TransientError, UnavailableError } from "../../client/sdk/errors.js";
 import { type CliIo, progressBar } from "../../client/cli/io.js";
 
 const POLICY = { deadlineMs: 10_000, callTimeoutMs: 100, baseDelayMs: 10, maxDelayMs: 80 };
@@ -20,6 +20,9 @@ test("transient: UNAVAILABLE, DEADLINE_EXCEEDED, retryable reasons and socket er
   t.false(isTransient(rpc(status.FAILED_PRECONDITION, "RECORD_LOCKED")));
   t.false(isTransient(rpc(status.INVALID_ARGUMENT)));
   t.false(isTransient(new ClientError("CLOSED", "closed")));
+  t.true(isTransient(new TransientError("node 2 has not applied it yet")), "the client's own transient error");
+  t.false(isTransient(new RecordLockedError("GetRecordInfo", "a:1")), "a locked record seen in a read");
+  t.false(isTransient(new RecordLockedError("Evaluate", "a:1", rpc(status.FAILED_PRECONDITION, "RECORD_LOCKED"))), "a node's refusal");
 });
 
 test("jittered delays stay within the doubling ceiling and the maximum", (t) => {

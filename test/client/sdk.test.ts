@@ -63,7 +63,7 @@ test.serial("a wrong password throws WrongPasswordError with the attempts remain
     t.deepEqual(await client.checkPassword("dave", "wrong thrice"), { ok: false, attemptsRemaining: 0 });
     const locked = await t.throwsAsync(client.recover("dave", "right"), { instanceOf: RecordLockedError }) as RecordLockedError;
     t.is(locked.attemptsRemaining, 0);
-    t.is(locked.codeName, "RESOURCE_EXHAUSTED");
+    t.is(locked.refusal?.codeName, "RESOURCE_EXHAUSTED", "the node's refusal is kept");
     await t.throwsAsync(client.recover("dave", "right"), { instanceOf: RecordLockedError }, "locked for ever");
   });
 });

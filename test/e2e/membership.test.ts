@@ -50,3 +50,13 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
   const after = await cluster.status(lead);
   t.false(after.members.some((m) => Number(m.nodeId) === 4));
 });
+
+test.serial("TransferLeadership answers once another voter leads, and names it", async (t) => {
+  const lead = await cluster.leaderId();
+  const to = [1, 2, 3].find((id) => id !== lead) ?? 1;
+  const res = await cluster.admin(lead).transferLeadership({ nodeId: BigInt(to) });
+  t.is(Number(res.leaderId), to, "the answer names the new leader");
+  const st = await cluster.status(to);
+  t.is(Number(st.leaderId), to);
+  t.true(st.term >= res.term);
+});

@@ -1,15 +1,15 @@
 import test from "ava";
 import {
   G,
-  InconsistentEvaluationsError,
+  OprfInconsistentEvaluationsError,
   InsufficientEvaluationsError,
   InvalidArgumentError,
   InvalidLengthError,
   type NodeEvaluation,
   Point,
-  RecordMismatchError,
+  RecoveryRecordMismatchError,
   type RegistrationRecord,
-  WrongPasswordError,
+  OprfWrongPasswordError,
   createRegistration,
   createRegistrationAsync,
   encodePoint,
@@ -56,14 +56,14 @@ test("the recovered reset key signs a confirmation the record's reset key verifi
   t.true(verifyConfirm(record.resetPublicKey, ref, 5n, signConfirm(out.resetPrivateKey, ref, 5n)));
 });
 
-test("a wrong password is WrongPasswordError: conclusive with t+1 agreeing answers", (t) => {
+test("a wrong password is OprfWrongPasswordError: conclusive with t+1 agreeing answers", (t) => {
   const { nodes, record } = register([1, 2, 3], 2);
   const { blinded, state } = startRecovery("hunter3", record);
-  const err = t.throws(() => finishRecovery(state, record, evaluations(nodes, record, blinded)), { instanceOf: WrongPasswordError });
+  const err = t.throws(() => finishRecovery(state, record, evaluations(nodes, record, blinded)), { instanceOf: OprfWrongPasswordError });
   t.true(err?.conclusive);
   t.is(err?.agreeing, 3);
   const { blinded: b2, state: s2 } = startRecovery("hunter3", record);
-  const err2 = t.throws(() => finishRecovery(s2, record, evaluations(nodes.slice(0, 2), record, b2)), { instanceOf: WrongPasswordError });
+  const err2 = t.throws(() => finishRecovery(s2, record, evaluations(nodes.slice(0, 2), record, b2)), { instanceOf: OprfWrongPasswordError });
   t.false(err2?.conclusive);
 });
 
@@ -122,8 +122,8 @@ test("wrong password plus one faulty node: t+1 answers cannot tell, t+2 can", (t
   const { blinded, state } = startRecovery("wrong", record);
   const evs = evaluations(nodes, record, blinded);
   evs[0] = { nodeId: 1, point: randomPoint() };
-  t.throws(() => finishRecovery(state, record, evs.slice(0, 3)), { instanceOf: InconsistentEvaluationsError });
-  const err = t.throws(() => finishRecovery(state, record, evs), { instanceOf: WrongPasswordError });
+  t.throws(() => finishRecovery(state, record, evs.slice(0, 3)), { instanceOf: OprfInconsistentEvaluationsError });
+  const err = t.throws(() => finishRecovery(state, record, evs), { instanceOf: OprfWrongPasswordError });
   t.true(err?.conclusive);
   t.is(err?.agreeing, 3);
 });
@@ -136,14 +136,14 @@ test("evaluations must come from distinct share holders", (t) => {
   t.throws(() => finishRecovery(state, record, [...evs, { nodeId: 9, point: randomPoint() }]), { instanceOf: InvalidArgumentError });
 });
 
-test("state from another record, or a record whose C was swapped, is RecordMismatchError", (t) => {
+test("state from another record, or a record whose C was swapped, is RecoveryRecordMismatchError", (t) => {
   const a = register([1, 2, 3], 2);
   const b = register([1, 2, 3], 2);
   const { blinded, state } = startRecovery("hunter2", a.record);
-  t.throws(() => finishRecovery(state, b.record, evaluations(a.nodes, a.record, blinded)), { instanceOf: RecordMismatchError });
+  t.throws(() => finishRecovery(state, b.record, evaluations(a.nodes, a.record, blinded)), { instanceOf: RecoveryRecordMismatchError });
   const other = createRegistration({ clusterId: "c1", user: "alice", password: "x", backupKey: randomKey(), threshold: 2, guessLimit: 10, nodes: a.nodes, scrypt: TEST_SCRYPT });
   const swapped = { ...a.record, ciphertext: other.record.ciphertext };
-  t.throws(() => finishRecovery(state, swapped, evaluations(a.nodes, a.record, blinded)), { instanceOf: RecordMismatchError });
+  t.throws(() => finishRecovery(state, swapped, evaluations(a.nodes, a.record, blinded)), { instanceOf: RecoveryRecordMismatchError });
 });
 
 test("an overwrite carries an owner signature by the previous reset key over the new digest", (t) => {

@@ -169,7 +169,7 @@ test.serial("as follower, the rogue claims a higher term and tries to truncate c
   t.false(rogue.loop.isLeader);
   await honestCaughtUp();
   const before = await observe();
-  await truncate(t, "follower", rogue.loop.raw.status().hardState.term + 1);
+  await truncate(t, "follower", rogue.loop.term + 1);
   await cluster.leaderId(); // the honest nodes elect a leader again
   await honestCaughtUp();
   assertNothingGaveWay(t, before, await observe());
@@ -181,7 +181,7 @@ test.serial("as follower, the rogue claims a higher term and tries to truncate c
  * committed entry of an earlier term; waits for each to log its refusal.
  */
 async function truncate(t: ExecutionContext, role: string, term: number): Promise<void> {
-  const commit = rogue.loop.raw.status().hardState.commit;
+  const commit = rogue.loop.commitIndex;
   const k = rogue.entriesFrom(1).find((e) => e.term < term && e.index > 2 && e.index <= commit);
   if (k === undefined) throw new Error("no committed entry of an earlier term");
   const begin = encodeCommand({ kind: "begin", requestId: rid(), user: USER, blinded: blinded() });
@@ -260,7 +260,7 @@ test.serial("as leader, the rogue's forged entries are refused on apply; its tru
   await evaluationsWithoutAttempt(t, "leader");
 
   const before = await observe();
-  await truncate(t, "leader", rogue.loop.raw.status().hardState.term);
+  await truncate(t, "leader", rogue.loop.term);
   assertNothingGaveWay(t, before, await observe());
   await assertSameState(t);
 });
@@ -295,7 +295,7 @@ test.serial.failing("KNOWN BUG: as leader, a forged snapshot does not reset a co
   if (!rogue.loop.isLeader) await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
   const before = await observe();
   const index = rogue.storage.lastIndex() + 1;
-  const { term } = rogue.loop.raw.status().hardState;
+  const term = rogue.loop.term;
   const state = decodeSnapshot(rogue.cfg.clusterId, rogue.loop.vault.snapshot());
   const rec = state.records.get(USER);
   if (rec === undefined) throw new Error("no record");

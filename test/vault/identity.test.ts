@@ -6,7 +6,7 @@
 // decode and apply as before; format-1 snapshots still restore.
 import test from "ava";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { type Registration, WrongPasswordError, finishRecovery, startRecovery } from "../../proto/crypto/index.js";
+import { type Registration, OprfWrongPasswordError, finishRecovery, startRecovery } from "../../proto/crypto/index.js";
 import { VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
 import { evaluateAsNode } from "../protocol/helpers.js";
 import {
@@ -59,7 +59,7 @@ test("aliasing: a begin bound to the deleted record's digest is refused (RECORD_
   expectOk(t, h2.result(registerCmd(fresh)), "register");
   const counted = expectOk(t, h2.result(beginCmd("carol", blinded)), "begin");
   t.is(counted.attemptsRemaining, 4);
-  t.throws(() => finishRecovery(state, read, evaluations(fresh, blinded)), { instanceOf: WrongPasswordError });
+  t.throws(() => finishRecovery(state, read, evaluations(fresh, blinded)), { instanceOf: OprfWrongPasswordError });
 });
 
 test("a bound begin with the committed digest counts as before; a locked record with another digest answers RECORD_CHANGED first", (t) => {

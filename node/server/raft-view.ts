@@ -1,0 +1,42 @@
+// What the services, health and metrics may see of a RaftLoop: read-only
+// state (RaftView), plus the few calls each service makes (VaultLoop,
+// AdminLoop). The RawNode and the mutable vault stay inside RaftLoop.
+import type { ConfChange, NodeId, Snapshot, StateType } from "../raft/index.js";
+import type { VaultResult, VaultStateMachine } from "../vault/index.js";
+
+/** The applied vault state, read-only (VaultStateMachine without apply/skip). */
+export type VaultReader = Pick<VaultStateMachine,
+  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "stats" | "snapshot">;
+
+export interface RaftView {
+  /** The leader this node knows; NONE while it knows none. */
+  readonly leaderId: NodeId;
+  readonly isLeader: boolean;
+  readonly role: StateType;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** Index of the last snapshot this node took or restored. */
+  readonly lastSnapshotIndex: number;
+  /** Peer (raft) addresses of every member, this node included. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  /** A member's match index as this node's leader progress knows it; 0 on a follower. */
+  matchIndex(id: NodeId): number;
+  /** The applied vault state. */
+  readonly vault: VaultReader;
+}
+
+/** The client service's view: reads, proposals and read points. */
+export interface VaultLoop extends RaftView {
+  propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
+  readBarrier(timeoutMs: number): Promise<void>;
+  waitApplied(index: number, timeoutMs: number): Promise<boolean>;
+}
+
+/** The admin service's view: membership, leadership and snapshots. */
+export interface AdminLoop extends RaftView {
+  proposeConfChange(cc: ConfChange): Promise<number>;
+  transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId>;
+  requestSnapshot(): Promise<Snapshot>;
+}
