@@ -64,10 +64,14 @@ export function nodeStatus(s: { nodeId: bigint; leaderId: bigint; commitIndex: b
 
 type VaultHandle = ReturnType<typeof vaultChannel>;
 
-/** GetRecordInfo through a vault client handle (closed afterwards); null on NOT_FOUND. */
+/**
+ * The node's own view of a record: a stale GetRecordInfo (its applied state, no ReadIndex) through a
+ * vault client handle (closed afterwards); null on NOT_FOUND. The counters checker checks node views
+ * per node (they may lag, never go back); a linearizable read would time out on a cut-off node and show nothing.
+ */
 export async function readRecordVia(v: Pick<VaultHandle, "client" | "close">, user: string): Promise<NodeRecord | null> {
   try {
-    const r = await v.client.getRecordInfo({ userId: user }, { deadline: new Date(Date.now() + 1500) });
+    const r = await v.client.getRecordInfo({ userId: user, stale: true }, { deadline: new Date(Date.now() + 1500) });
     return { version: r.version, attemptsRemaining: r.attemptsRemaining, locked: r.locked, digest: Buffer.from(r.recordDigest).toString("hex"), appliedIndex: Number(r.appliedIndex) };
   } catch (err) {
     if ((err as { code?: number }).code === grpc.status.NOT_FOUND) return null;
