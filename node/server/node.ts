@@ -13,7 +13,7 @@ import { NONE, bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage } from "../storage/index.js";
 import { Transport, type TlsMaterial } from "../transport/index.js";
 import { Hsm } from "../hsm/index.js";
-import { VaultStateMachine, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
+import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { Metrics, serveMetrics } from "./metrics.js";
@@ -41,6 +41,8 @@ export class VaultNode {
   private http: HttpServer | null = null;
   private announceTimer: NodeJS.Timeout | null = null;
   private announcing = false;
+  /** The last local refusal of this node's own announcement, logged once. */
+  private announceRefusal = "";
   private stopping = false;
   readonly metrics: Metrics;
   private readonly health = new NodeHealth(() => healthState({ leaderId: this.loop.leaderId }));
@@ -172,6 +174,13 @@ export class VaultNode {
     this.announcing = true;
     try {
       const node = await this.announcement(address);
+      const refused = announcementRefusal(this.cfg.clusterId, this.loop.vault.clusterCa, node);
+      if (refused !== undefined) {
+        // Every node would refuse it (the same check on the same state): do not fill the log with it.
+        if (refused.message !== this.announceRefusal) this.log.error("this node's announcement would be refused: check its certificate and the cluster CA", { reason: refused.reason, why: refused.message });
+        this.announceRefusal = refused.message;
+        return;
+      }
       this.loop.proposeUnwaited(encodeCommand({ kind: "announce", node }));
       this.log.info("announced this node", { address });
     } catch (err) {
