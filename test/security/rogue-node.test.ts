@@ -98,7 +98,7 @@ async function forgeries(): Promise<Array<{ name: string; bytes: Uint8Array; req
   if (node1 === undefined) throw new Error("node 1 never announced");
   return [
     { name: "confirmation with a bad signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: pending, signature: junkSignature() }) },
-    { name: "counter reset: confirmation of an attempt that is not pending (before the last confirmation)", reason: "ATTEMPT_SUPERSEDED", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: 2, signature: junkSignature() }) },
+    { name: "counter reset: confirmation of an attempt that is not pending", reason: "ATTEMPT_SUPERSEDED", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: 2, signature: junkSignature() }) },
     { name: "counter reset: the committed confirmation replayed under another request id", reason: "ATTEMPT_SUPERSEDED", ...cmd({ ...confirmed, requestId: rid() }) },
     { name: "counter reset: re-registration of the same version", reason: "RECORD_EXISTS", ...cmd({ ...registered, requestId: rid() }) },
     { name: "overwrite without the owner's signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "register", requestId: rid(), record: { ...registered.record, version: version + 1 }, ownerSignature: junkSignature() }) },
@@ -146,7 +146,7 @@ async function assertSameState(t: ExecutionContext): Promise<void> {
 async function evaluationsWithoutAttempt(t: ExecutionContext, role: string): Promise<void> {
   const confirmedAttempt = logged("confirm")[0]?.attemptId ?? 0;
   const cases = [
-    { name: "an index that holds no begin (before the last confirmation)", attemptId: 2n, code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_SUPERSEDED },
+    { name: "an index that holds no begin", attemptId: 2n, code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_SUPERSEDED },
     { name: "an attempt already confirmed", attemptId: BigInt(confirmedAttempt), code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_SUPERSEDED },
     { name: "an index never committed", attemptId: BigInt(rogue.storage.lastIndex() + 1000), code: status.UNAVAILABLE, reason: ErrorReason.ATTEMPT_NOT_APPLIED },
   ];
