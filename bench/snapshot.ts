@@ -33,7 +33,7 @@ const RUNS = Number(args.runs);
 function buildState(records: number, requests: number): VaultState {
   const base = register("bench-user-000000").record;
   const blinded = blindedPoint(7);
-  const state: VaultState = { clusterId: CLUSTER, appliedIndex: records + requests + 10, records: new Map(), nodes: new Map(), requests: new RequestTable() };
+  const state: VaultState = { clusterId: CLUSTER, clusterCa: null, appliedIndex: records + requests + 10, records: new Map(), nodes: new Map(), requests: new RequestTable() };
   for (let i = 0; i < records; i++) {
     const user = `bench-user-${String(i).padStart(6, "0")}`;
     let s: StoredRecord = freshRecord({ ...base, user });

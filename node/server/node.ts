@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import * as grpc from "@grpc/grpc-js";
-import { decodePoint, encodePoint, nodeDescriptorMessage } from "../../proto/crypto/index.js";
+import { certificateDer, decodePoint, encodePoint, nodeCertificateMessage, nodeDescriptorMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
@@ -13,7 +13,7 @@ import { NONE, bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage } from "../storage/index.js";
 import { Transport, type TlsMaterial } from "../transport/index.js";
 import { Hsm } from "../hsm/index.js";
-import { VaultStateMachine, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
+import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { Metrics, serveMetrics } from "./metrics.js";
@@ -41,6 +41,8 @@ export class VaultNode {
   private http: HttpServer | null = null;
   private announceTimer: NodeJS.Timeout | null = null;
   private announcing = false;
+  /** The last local refusal of this node's own announcement, logged once. */
+  private announceRefusal = "";
   private stopping = false;
   readonly metrics: Metrics;
   private readonly health = new NodeHealth(() => healthState({ leaderId: this.loop.leaderId }));
@@ -103,7 +105,9 @@ export class VaultNode {
       return;
     }
     const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
-    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId }).snapshot();
+    // The cluster CA enters the replicated state here, once: it certifies every announcement (docs/vault.md §3).
+    const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
+    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa }).snapshot();
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
   }
@@ -170,6 +174,13 @@ export class VaultNode {
     this.announcing = true;
     try {
       const node = await this.announcement(address);
+      const refused = announcementRefusal(this.cfg.clusterId, this.loop.vault.clusterCa, node);
+      if (refused !== undefined) {
+        // Every node would refuse it (the same check on the same state): do not fill the log with it.
+        if (refused.message !== this.announceRefusal) this.log.error("this node's announcement would be refused: check its certificate and the cluster CA", { reason: refused.reason, why: refused.message });
+        this.announceRefusal = refused.message;
+        return;
+      }
       this.loop.proposeUnwaited(encodeCommand({ kind: "announce", node }));
       this.log.info("announced this node", { address });
     } catch (err) {
@@ -183,8 +194,12 @@ export class VaultNode {
     const uncompressed = (k: Uint8Array) => encodePoint(decodePoint(k), false);
     const agreementPublicKey = uncompressed(this.hsm.agreementPublicKey);
     const identityPublicKey = uncompressed(this.hsm.identityPublicKey);
-    const msg = nodeDescriptorMessage({ clusterId: this.cfg.clusterId, nodeId: this.cfg.nodeId, address: clientAddress, agreementPublicKey, identityPublicKey });
-    return { nodeId: this.cfg.nodeId, clientAddress, agreementPublicKey, identityPublicKey, signature: await this.hsm.sign(msg) };
+    const fields = { clusterId: this.cfg.clusterId, nodeId: this.cfg.nodeId, address: clientAddress, agreementPublicKey, identityPublicKey };
+    const node = { nodeId: this.cfg.nodeId, clientAddress, agreementPublicKey, identityPublicKey, signature: await this.hsm.sign(nodeDescriptorMessage(fields)) };
+    if (this.loop.vault.clusterCa === null) return node; // a cluster bootstrapped before the CA entered the state: kind 5
+    const t = this.cfg.tls;
+    const certified = { certificate: certificateDer(readFileSync(t.cert), `the certificate file ${t.cert}`), signature: signWithCertificateKey(readFileSync(t.key), nodeCertificateMessage(fields)) };
+    return { ...node, certified };
   }
 
   /** Graceful stop: hand leadership over, stop serving, flush storage, close the HSM. */

@@ -10,6 +10,10 @@
 //   confirm  (3): request id (16) || lp16(user) || u32 version || u64 attempt id || signature (64)
 //   delete   (4): request id (16) || lp16(user) || u32 version || signature (64)
 //   announce (5): u64 node id || lp16(client address) || agreement key (65) || identity key (65) || signature (64)
+//   announce (7): the fields of kind 5 || lp16(certificate, DER, 1-4096) || lp16(certificate signature, 1-512)
+//                 (a certified announcement: the node's mTLS certificate and its
+//                 key's signature over nodeCertificateMessage; kind 5 stays for
+//                 entries already logged and clusters without a CA)
 //
 // Decoding is strict: truncation, trailing bytes, unknown kinds and every
 // out-of-range field are refused with a ProtocolError. One command has
@@ -18,6 +22,8 @@ import {
   COMPRESSED_POINT_LENGTH,
   DIGEST_LENGTH,
   InvalidArgumentError,
+  MAX_CERTIFICATE_BYTES,
+  MAX_CERTIFICATE_SIGNATURE_BYTES,
   InvalidEncodingError,
   ProtocolError,
   Reader,
@@ -31,6 +37,7 @@ import {
   decodeRecord,
   encodeRecord,
   equalBytes,
+  expectBounded,
   expectLength,
   utf8,
   validateAttemptId,
@@ -54,6 +61,15 @@ export interface NodeAnnouncement {
   identityPublicKey: Uint8Array;
   /** 64 bytes: the identity key's signature over nodeDescriptorMessage. */
   signature: Uint8Array;
+  /** A certified announcement (kind 7): the node's mTLS certificate (DER) and its key's signature over nodeCertificateMessage. */
+  certified?: NodeCertification;
+}
+
+export interface NodeCertification {
+  /** DER, 1 to MAX_CERTIFICATE_BYTES. */
+  readonly certificate: Uint8Array;
+  /** 1 to MAX_CERTIFICATE_SIGNATURE_BYTES, in the certificate key's algorithm (DER ECDSA for P-256). */
+  readonly signature: Uint8Array;
 }
 
 export type Command =
@@ -69,6 +85,8 @@ const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 
 const KINDS: readonly CommandKind[] = ["register", "begin", "confirm", "delete", "announce"];
 /** The code of a begin that carries a record digest. */
 const BOUND_BEGIN_CODE = 6;
+/** The code of an announcement that carries the node's certificate. */
+const CERTIFIED_ANNOUNCE_CODE = 7;
 
 /** Validates every field; throws the first ProtocolError found. */
 export function validateCommand(c: Command): void {
@@ -130,13 +148,15 @@ export function validateAnnouncement(n: NodeAnnouncement): void {
   expectLength(n.identityPublicKey, "identity public key", UNCOMPRESSED_POINT_LENGTH);
   decodePoint(n.identityPublicKey, "identity public key");
   expectLength(n.signature, "announcement signature", SIGNATURE_LENGTH);
+  if (n.certified === undefined) return;
+  expectBounded(n.certified.certificate, "node certificate", MAX_CERTIFICATE_BYTES);
+  expectBounded(n.certified.signature, "node certificate signature", MAX_CERTIFICATE_SIGNATURE_BYTES);
 }
 
 /** Validates, then encodes. Throws a ProtocolError for an invalid command. */
 export function encodeCommand(c: Command): Uint8Array {
   validateCommand(c);
-  const bound = c.kind === "begin" && c.recordDigest !== undefined;
-  const w = new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(bound ? BOUND_BEGIN_CODE : KIND_CODES[c.kind]);
+  const w = new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(kindCode(c));
   switch (c.kind) {
     case "register":
       return w.fixed(c.requestId).lp16(encodeRecord(c.record)).lp16(c.ownerSignature).bytes();
@@ -147,11 +167,26 @@ export function encodeCommand(c: Command): Uint8Array {
       return w.fixed(c.requestId).str(c.user).u32(c.version).u64(c.attemptId).fixed(c.signature).bytes();
     case "delete":
       return w.fixed(c.requestId).str(c.user).u32(c.version).fixed(c.signature).bytes();
-    case "announce": {
-      const n = c.node;
-      return w.u64(n.nodeId).str(n.clientAddress).fixed(n.agreementPublicKey).fixed(n.identityPublicKey).fixed(n.signature).bytes();
-    }
+    case "announce":
+      return writeAnnouncement(w, c.node).bytes();
   }
+}
+
+function kindCode(c: Command): number {
+  if (c.kind === "begin" && c.recordDigest !== undefined) return BOUND_BEGIN_CODE;
+  if (c.kind === "announce" && c.node.certified !== undefined) return CERTIFIED_ANNOUNCE_CODE;
+  return KIND_CODES[c.kind];
+}
+
+/** The body of kind 5 or 7. */
+function writeAnnouncement(w: Writer, n: NodeAnnouncement): Writer {
+  writeAnnouncementFields(w, n);
+  return n.certified === undefined ? w : w.lp16(n.certified.certificate).lp16(n.certified.signature);
+}
+
+/** The fields of kind 5 (also the start of a snapshot's node entry). */
+export function writeAnnouncementFields(w: Writer, n: NodeAnnouncement): Writer {
+  return w.u64(n.nodeId).str(n.clientAddress).fixed(n.agreementPublicKey).fixed(n.identityPublicKey).fixed(n.signature);
 }
 
 /** Parses and validates a payload; throws a ProtocolError on any malformed or invalid input. */
@@ -178,11 +213,12 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
   try {
     const r = new Reader(bytes, "vault command");
     const code = readHeader(r);
-    const kind = code === BOUND_BEGIN_CODE ? "begin" : KINDS[code - 1];
+    const kind = code === BOUND_BEGIN_CODE ? "begin" : code === CERTIFIED_ANNOUNCE_CODE ? "announce" : KINDS[code - 1];
     if (kind === undefined) throw new InvalidEncodingError(`unknown vault command kind ${code}`);
     if (kind !== "announce") requestId = r.fixed(REQUEST_ID_LENGTH);
     const command = readBody(r, kind, requestId);
     if (code === BOUND_BEGIN_CODE && command.kind === "begin") command.recordDigest = r.fixed(DIGEST_LENGTH);
+    if (code === CERTIFIED_ANNOUNCE_CODE && command.kind === "announce") command.node.certified = readCertification(r);
     r.end();
     validateCommand(command);
     return { requestId, command, error: null };
@@ -215,7 +251,12 @@ function readBody(r: Reader, kind: CommandKind, requestId: Uint8Array | null): C
   }
 }
 
-function readAnnouncement(r: Reader): NodeAnnouncement {
+function readCertification(r: Reader): NodeCertification {
+  return { certificate: r.lp16(), signature: r.lp16() };
+}
+
+/** Reads the fields writeAnnouncementFields writes. */
+export function readAnnouncement(r: Reader): NodeAnnouncement {
   return {
     nodeId: readSafeU64(r, "node id"),
     clientAddress: r.str(),

@@ -5,6 +5,7 @@ export {
   type CommandKind,
   type Envelope,
   type NodeAnnouncement,
+  type NodeCertification,
   COMMAND_FORMAT_VERSION,
   COMMAND_MAGIC,
   MAX_ADDRESS_BYTES,
@@ -32,5 +33,5 @@ export {
 export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
 export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
 export { SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC } from "./snapshot.js";
-export { verifyAnnouncement } from "./nodes.js";
+export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";

@@ -1,6 +1,7 @@
 // The canonical snapshot of the vault state (docs/vault.md §4).
 //
-//   "bkvV" || u8 format (2) || lp16(cluster id) || u64 applied index || u32 request-id capacity
+//   "bkvV" || u8 format (3) || lp16(cluster id) || u64 applied index || u32 request-id capacity
+//   || lp16(cluster CA certificate, DER; empty: none; format 3 only)
 //   || u32 record count || records, ascending by user id (UTF-8 bytes)
 //   || u32 node count   || nodes, ascending by node id
 //   || u32 request count || request entries, oldest first (FIFO order)
@@ -12,6 +13,8 @@
 //            || u32 length || body: active = record encoding v1 (with shares);
 //               locked = wiped body (no shares, see writeWiped)
 //   node:    u64 node id || lp16(address) || agreement key (65) || identity key (65) || signature (64)
+//            || lp16(certificate, DER) || lp16(certificate signature) (format 3 only;
+//               both empty for an announcement without certificate, kind 5)
 //   request: request id (16) || fingerprint (32) || lp16(outcome, result.ts encoding)
 //
 // Equal states give equal bytes on every node; restore re-validates every
@@ -19,8 +22,9 @@
 // or produced by a bug is still refused. The checksum is also the state
 // digest (digest.ts streams the same body into SHA-256).
 //
-// Format 1 (before records kept their last confirmation index) still decodes,
-// with confirmed at = 0; it is never written.
+// Formats 1 (before records kept their last confirmation index: confirmed
+// at = 0) and 2 (before the cluster CA and certified announcements: no CA,
+// no certificates) still decode; they are never written.
 import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,
@@ -29,13 +33,12 @@ import {
   Reader,
   type RegistrationRecord,
   SALT_LENGTH,
-  UNCOMPRESSED_POINT_LENGTH,
-  SIGNATURE_LENGTH,
   UnsupportedVersionError,
   Writer,
   decodePoint,
   decodeRecord,
   equalBytes,
+  validateCaCertificate,
   validateCiphertext,
   validateScryptParams,
   validateThreshold,
@@ -43,21 +46,23 @@ import {
   validateVersion,
   MAX_GUESS_LIMIT,
 } from "../../proto/crypto/index.js";
-import { REQUEST_ID_LENGTH, type NodeAnnouncement, readSafeU64, validateAnnouncement } from "./commands.js";
+import { REQUEST_ID_LENGTH, type NodeAnnouncement, readAnnouncement, readSafeU64, validateAnnouncement, writeAnnouncementFields } from "./commands.js";
 import { FINGERPRINT_LENGTH, RequestTable } from "./dedupe.js";
 import { decodeResult } from "./result.js";
 import { type PendingAttempt, type StoredRecord, assertStoredRecord } from "./records.js";
-import { verifyAnnouncement } from "./nodes.js";
+import { announcementRefusal } from "./nodes.js";
 import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
 
 export const SNAPSHOT_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x56); // "bkvV"
-export const SNAPSHOT_FORMAT_VERSION = 2;
-/** Format 1 records lack `confirmed at`. */
-const SNAPSHOT_FORMATS = new Set([1, SNAPSHOT_FORMAT_VERSION]);
+export const SNAPSHOT_FORMAT_VERSION = 3;
+/** Format 1 records lack `confirmed at`; formats 1 and 2 lack the CA and node certificates. */
+const SNAPSHOT_FORMATS = new Set([1, 2, SNAPSHOT_FORMAT_VERSION]);
 const HEADER_LENGTH = SNAPSHOT_MAGIC.length + 1;
 
 export interface VaultState {
   readonly clusterId: string;
+  /** The cluster CA certificate (DER), fixed by the bootstrap snapshot; null in clusters bootstrapped before it. */
+  readonly clusterCa: Uint8Array | null;
   appliedIndex: number;
   readonly records: Map<string, StoredRecord>;
   readonly nodes: Map<number, NodeAnnouncement>;
@@ -80,7 +85,8 @@ export function encodeSnapshot(s: VaultState): Uint8Array {
  * counts. Concatenated, they are the canonical encoding of the state.
  */
 export function* snapshotBody(s: VaultState): Generator<Uint8Array> {
-  yield new Writer().fixed(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT_VERSION).str(s.clusterId).u64(s.appliedIndex).u32(s.requests.capacity).u32(s.records.size).bytes();
+  const head = new Writer().fixed(SNAPSHOT_MAGIC).u8(SNAPSHOT_FORMAT_VERSION).str(s.clusterId).u64(s.appliedIndex).u32(s.requests.capacity);
+  yield head.lp16(s.clusterCa ?? new Uint8Array(0)).u32(s.records.size).bytes();
   for (const r of recordsInOrder(s.records)) {
     const w = new Writer();
     writeRecord(w, r);
@@ -120,7 +126,8 @@ function writeWiped(r: RegistrationRecord): Uint8Array {
 }
 
 function writeNode(w: Writer, n: NodeAnnouncement): void {
-  w.u64(n.nodeId).str(n.clientAddress).fixed(n.agreementPublicKey).fixed(n.identityPublicKey).fixed(n.signature);
+  const none = new Uint8Array(0);
+  writeAnnouncementFields(w, n).lp16(n.certified?.certificate ?? none).lp16(n.certified?.signature ?? none);
 }
 
 /** Parses and fully validates a snapshot. Throws CorruptSnapshotError or UnsupportedVersionError. */
@@ -149,9 +156,11 @@ function readState(clusterId: string, r: Reader): VaultState {
   const snapCluster = r.str();
   if (snapCluster !== clusterId) throw new CorruptSnapshotError(`it belongs to cluster ${JSON.stringify(snapCluster)}, not ${JSON.stringify(clusterId)}`);
   const appliedIndex = readSafeU64(r, "applied index");
-  const state: VaultState = { clusterId, appliedIndex, records: new Map(), nodes: new Map(), requests: new RequestTable(r.u32()) };
+  const requests = new RequestTable(r.u32());
+  const clusterCa = format < 3 ? null : readCa(r);
+  const state: VaultState = { clusterId, clusterCa, appliedIndex, records: new Map(), nodes: new Map(), requests };
   readRecords(r, state, format);
-  readNodes(r, state);
+  readNodes(r, state, format);
   readRequests(r, state);
   r.end();
   return state;
@@ -219,19 +228,26 @@ function readWiped(body: Uint8Array): RegistrationRecord {
   return { user, version, threshold, guessLimit, shares: [], ciphertext, resetPublicKey, salt, scrypt };
 }
 
-function readNodes(r: Reader, state: VaultState): void {
+function readCa(r: Reader): Uint8Array | null {
+  const der = r.lp16();
+  if (der.length === 0) return null;
+  validateCaCertificate(der);
+  return der;
+}
+
+/** Each node entry must pass the checks apply made (announcementRefusal), against the snapshot's own CA. */
+function readNodes(r: Reader, state: VaultState, format: number): void {
   let prev = 0;
   for (let i = r.u32(); i > 0; i--) {
-    const n: NodeAnnouncement = {
-      nodeId: readSafeU64(r, "node id"),
-      clientAddress: r.str(),
-      agreementPublicKey: r.fixed(UNCOMPRESSED_POINT_LENGTH),
-      identityPublicKey: r.fixed(UNCOMPRESSED_POINT_LENGTH),
-      signature: r.fixed(SIGNATURE_LENGTH),
-    };
+    const n = readAnnouncement(r);
+    if (format >= 3) {
+      const [certificate, signature] = [r.lp16(), r.lp16()];
+      if (certificate.length + signature.length > 0) n.certified = { certificate, signature };
+    }
     validateAnnouncement(n);
     if (n.nodeId <= prev) throw new CorruptSnapshotError("nodes are not in ascending id order");
-    if (!verifyAnnouncement(state.clusterId, n)) throw new CorruptSnapshotError(`node ${n.nodeId}'s announcement signature does not verify`);
+    const refused = announcementRefusal(state.clusterId, state.clusterCa, n);
+    if (refused !== undefined) throw new CorruptSnapshotError(`node ${n.nodeId}'s announcement does not verify: ${refused.message}`);
     prev = n.nodeId;
     state.nodes.set(n.nodeId, n);
   }

@@ -12,7 +12,7 @@
 //   guess limit has its shares wiped on the next begin (§6.1).
 // - pendingAttempt returns B only for an attempt this state holds.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { validateClusterId } from "../../proto/crypto/index.js";
+import { validateCaCertificate, validateClusterId } from "../../proto/crypto/index.js";
 import { type Command, type NodeAnnouncement, parseEnvelope } from "./commands.js";
 import { RequestTable, fingerprint } from "./dedupe.js";
 import { type VaultError, type VaultResult, vaultError } from "./result.js";
@@ -45,6 +45,12 @@ export interface ApplyOutcome {
 
 export interface VaultOptions {
   readonly clusterId: string;
+  /**
+   * The cluster CA certificate (DER) of a new state (the bootstrap): then
+   * only announcements certified by it are admitted. A restored state has
+   * the CA of its snapshot, whatever this says.
+   */
+  readonly clusterCa?: Uint8Array;
   /** Request ids remembered (default 100,000). Must be equal on every node; a snapshot carries its own. */
   readonly requestIdCapacity?: number;
 }
@@ -58,7 +64,9 @@ export class VaultStateMachine {
 
   constructor(opts: VaultOptions) {
     validateClusterId(opts.clusterId);
-    this.state = { clusterId: opts.clusterId, appliedIndex: 0, records: new Map(), nodes: new Map(), requests: new RequestTable(opts.requestIdCapacity) };
+    if (opts.clusterCa !== undefined) validateCaCertificate(opts.clusterCa);
+    const clusterCa = opts.clusterCa?.slice() ?? null;
+    this.state = { clusterId: opts.clusterId, clusterCa, appliedIndex: 0, records: new Map(), nodes: new Map(), requests: new RequestTable(opts.requestIdCapacity) };
   }
 
   /** Rebuilds a state machine from snapshot(); throws CorruptSnapshotError / UnsupportedVersionError. */
@@ -76,6 +84,11 @@ export class VaultStateMachine {
 
   get clusterId(): string {
     return this.state.clusterId;
+  }
+
+  /** The cluster CA (DER) that certifies announcements, or null (a cluster bootstrapped without one: kind 5 only). */
+  get clusterCa(): Uint8Array | null {
+    return this.state.clusterCa?.slice() ?? null;
   }
 
   /** Record counts for metrics, O(1): maintained on every change and counted once on restore. */
@@ -169,7 +182,7 @@ export class VaultStateMachine {
   }
 
   private applyAnnounce(node: NodeAnnouncement): VaultResult {
-    const { result, next } = announce(this.state.clusterId, this.state.nodes.get(node.nodeId), node);
+    const { result, next } = announce(this.state.clusterId, this.state.clusterCa, this.state.nodes.get(node.nodeId), node);
     if (next !== undefined) this.state.nodes.set(next.nodeId, next);
     return result;
   }

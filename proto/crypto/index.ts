@@ -24,6 +24,7 @@ export {
 export { type EvaluatedPoint, type Share, MAX_SHARES, combinePoints, combineShares, lagrangeCoefficients, splitSecret, validateIds, validateThreshold } from "./shamir.js";
 export { type ParsedWrappedShare, WRAP_BLOB_VERSION, joinWrappedShare, parseWrappedShare, sharePkcs8, unwrapShareForTest, wrapShare } from "./wrap.js";
 export * from "./messages.js";
+export * from "./certificate.js";
 export { SIGNATURE_LENGTH, messageDigest, normalizeLowS, signMessage, verifyMessage } from "./ecdsa.js";
 export * from "./signatures.js";
 export {

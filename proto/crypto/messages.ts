@@ -11,6 +11,7 @@ export const TAG_RESET_CONFIRM = "bkv-v1/reset/confirm";
 export const TAG_RESET_DELETE = "bkv-v1/reset/delete";
 export const TAG_RESET_OVERWRITE = "bkv-v1/reset/overwrite";
 export const TAG_NODE_DESCRIPTOR = "bkv-v1/node-descriptor";
+export const TAG_NODE_CERTIFICATE = "bkv-v1/node-certificate";
 
 export const MAX_USER_ID_BYTES = 256;
 export const MAX_CLUSTER_ID_BYTES = 256;
@@ -121,11 +122,24 @@ export interface NodeDescriptorFields {
  * agreement key (33, compressed) || identity key (33, compressed).
  */
 export function nodeDescriptorMessage(f: NodeDescriptorFields): Uint8Array {
+  return descriptorFields(TAG_NODE_DESCRIPTOR, f);
+}
+
+/**
+ * What a node's mTLS certificate key signs for its cluster-descriptor entry
+ * (a certified announcement): the same fields as nodeDescriptorMessage under
+ * its own tag "bkv-v1/node-certificate", so neither signature stands for the other.
+ */
+export function nodeCertificateMessage(f: NodeDescriptorFields): Uint8Array {
+  return descriptorFields(TAG_NODE_CERTIFICATE, f);
+}
+
+function descriptorFields(tag: string, f: NodeDescriptorFields): Uint8Array {
   validateClusterId(f.clusterId);
   validateNodeId(f.nodeId);
   if (typeof f.address !== "string" || f.address.length === 0) throw new InvalidArgumentError("node address must be non-empty");
   return new Writer()
-    .str(TAG_NODE_DESCRIPTOR)
+    .str(tag)
     .str(f.clusterId)
     .u64(f.nodeId)
     .str(f.address)

@@ -1,6 +1,8 @@
 // Membership through the admin API on real processes: a fourth node joins as
 // a learner, catches up from the leader's snapshot, is promoted, announces
-// itself, holds a share of a new record, and is removed again.
+// itself (with its mTLS certificate: the cluster CA is in the replicated state
+// since the bootstrap, so only a certified announcement puts node 4 in the
+// descriptor), holds a share of a new record, and is removed again.
 import test from "ava";
 import { randomBytes } from "node:crypto";
 import { VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";

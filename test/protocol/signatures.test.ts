@@ -13,6 +13,7 @@ import {
   encodeScalar,
   evaluationSigningMessage,
   messageDigest,
+  nodeCertificateMessage,
   nodeDescriptorMessage,
   normalizeLowS,
   overwriteMessage,
@@ -128,4 +129,10 @@ test("node descriptor signatures verify with the entry's identity key and bind e
   t.false(verifyNodeDescriptorSignature({ ...fields, nodeId: 3 }, sig));
   t.false(verifyNodeDescriptorSignature({ ...fields, agreementPublicKey: encodePoint(randomPoint()) }, sig));
   t.throws(() => nodeDescriptorMessage({ ...fields, address: "" }), { instanceOf: InvalidArgumentError });
+  // The certificate key signs the same fields under its own tag: neither message is the other.
+  const certMsg = nodeCertificateMessage(fields);
+  const descMsg = nodeDescriptorMessage(fields);
+  t.notDeepEqual(certMsg, descMsg);
+  t.deepEqual(certMsg.subarray(2 + "bkv-v1/node-certificate".length), descMsg.subarray(2 + "bkv-v1/node-descriptor".length));
+  t.false(verifyNodeDescriptorSignature(fields, p256.sign(messageDigest(certMsg), encodeScalar(idKey), { prehash: false })));
 });

@@ -13,7 +13,7 @@
 // What the honest nodes make of it is what the test checks.
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { nodeDescriptorMessage, encodePoint, decodePoint } from "../../proto/crypto/index.js";
+import { certificateDer, decodePoint, encodePoint, nodeCertificateMessage, nodeDescriptorMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import { type Entry, type Message } from "../../node/raft/index.js";
 import { DiskStorage } from "../../node/storage/index.js";
 import { Transport } from "../../node/transport/index.js";
@@ -107,13 +107,20 @@ export class RogueNode {
     return from > hi ? [] : this.storage.entries(from, hi + 1, Infinity);
   }
 
-  /** An announcement of node `nodeId` carrying this node's keys, signed by this node's identity key. */
-  async announceAs(nodeId: number, clientAddress: string): Promise<NodeAnnouncement> {
+  /**
+   * An announcement of node `nodeId` carrying this node's keys, signed by
+   * this node's identity key; `certified`: also with this node's own mTLS
+   * certificate (issued by the cluster CA to node-<its id>) and its key's signature.
+   */
+  async announceAs(nodeId: number, clientAddress: string, certified = false): Promise<NodeAnnouncement> {
     const uncompressed = (k: Uint8Array) => encodePoint(decodePoint(k), false);
     const agreementPublicKey = uncompressed(this.hsm.agreementPublicKey);
     const identityPublicKey = uncompressed(this.hsm.identityPublicKey);
-    const msg = nodeDescriptorMessage({ clusterId: this.cfg.clusterId, nodeId, address: clientAddress, agreementPublicKey, identityPublicKey });
-    return { nodeId, clientAddress, agreementPublicKey, identityPublicKey, signature: await this.hsm.sign(msg) };
+    const fields = { clusterId: this.cfg.clusterId, nodeId, address: clientAddress, agreementPublicKey, identityPublicKey };
+    const node = { nodeId, clientAddress, agreementPublicKey, identityPublicKey, signature: await this.hsm.sign(nodeDescriptorMessage(fields)) };
+    if (!certified) return node;
+    const certificate = certificateDer(readFileSync(this.cfg.tls.cert), "the rogue's certificate");
+    return { ...node, certified: { certificate, signature: signWithCertificateKey(readFileSync(this.cfg.tls.key), nodeCertificateMessage(fields)) } };
   }
 
   async stop(): Promise<void> {

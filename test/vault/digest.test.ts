@@ -6,6 +6,7 @@ import { type VaultState, decodeSnapshot, encodeSnapshot } from "../../node/vaul
 import { stateDigest } from "../../node/vault/digest.js";
 import { type RequestEntry, RequestTable } from "../../node/vault/dedupe.js";
 import type { StoredRecord } from "../../node/vault/records.js";
+import { CLUSTER_CA } from "./certs.js";
 import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "./helpers.js";
 
 const alice = register("alice", { guessLimit: 3 });
@@ -84,6 +85,8 @@ test("a change to any part of the state changes the digest", (t) => {
     "a node's identity key": (s) => withNode(s, (n) => ({ ...n, identityPublicKey: flip(n.identityPublicKey) })),
     "a node's signature": (s) => withNode(s, (n) => ({ ...n, signature: flip(n.signature) })),
     "a removed node": (s) => ({ ...s, nodes: new Map([...s.nodes].slice(1)) }),
+    "a cluster CA": (s) => ({ ...s, clusterCa: CLUSTER_CA.ca }),
+    "a node's certificate": (s) => withNode(s, (n) => ({ ...n, certified: { certificate: CLUSTER_CA.ca, signature: Uint8Array.of(1) } })),
     "a request id": (s) => withEntries(s, (es) => es.map((e, i) => (i === 2 ? { ...e, requestId: flip(e.requestId) } : e))),
     "a fingerprint": (s) => withEntries(s, (es) => es.map((e, i) => (i === 2 ? { ...e, fingerprint: flip(e.fingerprint) } : e))),
     "an outcome": (s) => withEntries(s, (es) => es.map((e, i) => (i === 2 ? { ...e, outcome: flip(e.outcome) } : e))),

@@ -106,8 +106,8 @@ test("restore refuses altered bytes, a bad magic, an unknown version and another
     bad[pos] = (bad[pos] ?? 0) ^ 0x10;
     t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, bad), { instanceOf: Error }, `flip at ${pos}`);
   }
-  const v3 = resealed(snap, (b) => (b[4] = 3));
-  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v3), { instanceOf: UnsupportedVersionError });
+  const v4 = resealed(snap, (b) => (b[4] = 4));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v4), { instanceOf: UnsupportedVersionError });
   const magic = snap.slice();
   magic[0] = 0x41;
   t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, magic), { instanceOf: CorruptSnapshotError, message: /bad magic/ });
@@ -126,8 +126,8 @@ test("restore re-validates invariants even under a valid checksum", (t) => {
   h.result(registerCmd(alice));
   h.result(beginCmd("alice"));
   const snap = h.sm.snapshot();
-  // Layout: magic(4) format(1) lp16(cluster) u64 index u32 capacity u32 count, then record: state u8, attempts u8.
-  const recordAt = 4 + 1 + 2 + CLUSTER.length + 8 + 4 + 4;
+  // Layout: magic(4) format(1) lp16(cluster) u64 index u32 capacity lp16(CA: empty) u32 count, then record: state u8, attempts u8.
+  const recordAt = 4 + 1 + 2 + CLUSTER.length + 8 + 4 + 2 + 4;
   t.is(snap[recordAt + 1], 1, "attempts byte located");
   const cases: [string, (b: Uint8Array) => void, RegExp][] = [
     ["attempts above the limit", (b) => (b[recordAt + 1] = 4), /attempts 4 outside/],
