@@ -175,3 +175,30 @@ test("a message that acknowledges entries not durable here is a Ready Contract v
   const { node } = startNode([early]);
   t.throws(() => drain(node), { message: /Ready Contract.*acknowledging index 3 while its durable log ends at 1/ });
 });
+
+// Seeds 5574 and 5830: a follower accepts entry 3 of term 2 (ack queued), then, before the Ready is taken,
+// the leader of term 3 overwrites entry 2 onwards; the Ready writes term 3 and entry 2 of term 3.
+const supersededReady = (ackTerm: number) => rd({
+  hardState: hs(3, 1), entries: [ent(2, 3)], mustSync: true,
+  messages: [
+    message({ type: MessageType.AppResp, from: 1, to: 2, term: ackTerm, index: 3 }),
+    message({ type: MessageType.AppResp, from: 1, to: 3, term: 3, index: 2 }),
+  ],
+});
+
+test("an older term's ack of entries that the same Ready replaced is stale, not a Ready Contract violation", (t) => {
+  const { node, sent } = startNode([supersededReady(2)]);
+  t.notThrows(() => drain(node));
+  t.deepEqual(sent.map((m) => [m.to, m.index]), [[2, 3], [3, 2]]);
+  t.is(node.storage.lastIndex(), 2);
+});
+
+test("an ack of the current term above the durable log stays a Ready Contract violation after a rewrite", (t) => {
+  const { node } = startNode([supersededReady(3)]);
+  t.throws(() => drain(node), { message: /Ready Contract.*acknowledging index 3 while its durable log ends at 2/ });
+});
+
+test("an older term's ack above the durable log is a violation when no rewrite reached its index", (t) => {
+  const { node } = startNode([rd({ ...supersededReady(2), entries: [] })]);
+  t.throws(() => drain(node), { message: /Ready Contract.*acknowledging index 3 while its durable log ends at 1/ });
+});

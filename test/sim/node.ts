@@ -108,6 +108,8 @@ export class SimNode {
   private driver: SimReadyDriver | null = null;
   /** The Ready whose write runs, and the tick at which it completes. */
   private writing: { rd: Ready; doneAt: number } | null = null;
+  /** The first index the last completed write (re)wrote; Infinity once the next write starts (see isSupersededAck). */
+  private rewrittenFrom = Infinity;
   private deferred: (() => void)[] = [];
   /** Write delays: a stream of its own, so that they do not shift the node's raft randomness. */
   private readonly disk: Prng;
@@ -236,6 +238,7 @@ export class SimNode {
       throw new Violation("Ready Contract", `node ${this.id}: Ready with entries or a snapshot but mustSync=false`);
     }
     this.writing = { rd, doneAt: this.env.now() + this.disk.int(this.env.params.maxWriteDelay + 1) };
+    this.rewrittenFrom = Infinity;
   }
 
   /** Makes a completed write durable: the snapshot, the entries, the hard state. */
@@ -258,6 +261,7 @@ export class SimNode {
         `node ${this.id} lost committed entries: its commit index is ${commit} but its durable log ends at ${this.storage.lastIndex()}`);
     }
     if (rd.mustSync) this.synced = this.hardState();
+    this.rewrittenFrom = rd.entries[0]?.index ?? Infinity;
   }
 
   private persistHardState(before: HardState, hs: HardState, mustSync: boolean): void {
@@ -301,9 +305,25 @@ export class SimNode {
     const last = this.storage.lastIndex();
     const acked = m.type === MessageType.AppResp && !m.reject ? m.index : 0;
     const commit = m.type === MessageType.App || m.type === MessageType.Heartbeat ? m.commit : 0;
-    if (acked <= last && commit <= last) return;
+    if ((acked <= last || this.isSupersededAck(m)) && commit <= last) return;
     const what = acked > last ? `acknowledging index ${acked}` : `with commit ${commit}`;
     throw new Violation("Ready Contract", `node ${this.id} sent ${MessageType[m.type]} to ${m.to} ${what} while its durable log ends at ${last}`);
+  }
+
+  /**
+   * An AppResp of an older term whose entries this very Ready replaced: the
+   * node accepted them (in memory) and queued the ack, then, before the
+   * Ready was taken, a leader of a later term overwrote them from
+   * `rewrittenFrom` on, and the Ready wrote that leader's entries and term
+   * instead (seeds 5574 and 5830). The ack is then stale, not undurable: the
+   * run is indistinguishable from one where the entries were written and the
+   * ack sent first and delayed in the network, and only a leader of the
+   * ack's older term accepts it. A crash before the write completes loses
+   * the ack with the entries (it is a late message). Only the late messages
+   * of that Ready qualify: the next write resets `rewrittenFrom`.
+   */
+  private isSupersededAck(m: Message): boolean {
+    return m.type === MessageType.AppResp && m.term < this.hardState().term && this.rewrittenFrom <= m.index;
   }
 
   /** The driver's apply: the snapshot, the committed entries (each durable here first), the completed reads. */

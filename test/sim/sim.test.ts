@@ -34,6 +34,13 @@ test("20 seeds, 3 and 5 nodes: no violation, and the runs do real work, also whi
   t.true(sentWhileWriting > 1000 && appliedWhileWriting > 1000, `${sentWhileWriting} early sends, ${appliedWhileWriting} early applies`);
 });
 
+test("seeds 5574 and 5830 (5 nodes): an older term's ack whose entries its own Ready replaced is no violation", (t) => {
+  for (const seed of [5574, 5830]) {
+    const r = runSeed({ seed, nodes: 5, lib });
+    t.is(r.violation, null, `seed ${seed}: ${r.violation?.message ?? ""}`);
+  }
+});
+
 // The harness must catch a broken library end to end (a simulation that cannot fail is a defect).
 // These wrap the real RawNode; node/raft itself is not modified.
 
