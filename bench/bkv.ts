@@ -1,10 +1,10 @@
 // The bkv side of the cluster benchmarks: a local 3-node cluster of real
-// bkv-node processes (test/e2e/cluster.ts), users to spend attempts on, and
+// bkv-node processes (testkit/cluster.ts), users to spend attempts on, and
 // committed BeginRecovery calls to the leader.
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { VaultClient } from "../client/sdk/index.js";
-import { LocalCluster } from "../test/e2e/cluster.js";
+import { LocalCluster } from "../testkit/cluster.js";
 import { distinctPoints, stopChild } from "./drive.js";
 
 /** Client-side scrypt for the benchmarks' registrations (the nodes never see it). */

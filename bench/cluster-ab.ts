@@ -8,6 +8,7 @@
 //   git archive <commit> | tar -x -C /tmp/before && ln -s $PWD/node_modules /tmp/before/
 //   npx tsx bench/cluster-ab.ts --trees /tmp/before,. [--in-flight 1,64] [--seconds 4] [--rounds 6]
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { basename, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -26,7 +27,9 @@ interface Row { readonly rate: number; readonly p50: number; readonly cpuMs: num
 const USERS = 512;
 
 async function startTree(dir: string): Promise<Tree> {
-  const { LocalCluster } = await import(resolve(dir, "test/e2e/cluster.ts")) as { LocalCluster: { start(o: object): Promise<Cluster> } };
+  // testkit/cluster.ts since the testkit move; older trees keep it at test/e2e/cluster.ts.
+  const harness = ["testkit/cluster.ts", "test/e2e/cluster.ts"].map((f) => resolve(dir, f)).find((f) => existsSync(f)) ?? resolve(dir, "testkit/cluster.ts");
+  const { LocalCluster } = await import(harness) as { LocalCluster: { start(o: object): Promise<Cluster> } };
   const { VaultClient } = await import(resolve(dir, "client/sdk/index.ts"));
   const cluster = await LocalCluster.start({ clusterId: `ab-${basename(resolve(dir))}` });
   const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 } });

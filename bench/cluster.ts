@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
-import { LocalCluster } from "../test/e2e/cluster.js";
+import { LocalCluster } from "../testkit/cluster.js";
 import { CHEAP_SCRYPT, registerBeginUsers } from "./bkv.js";
 import { distinctPoints } from "./drive.js";
 import { processCpuSeconds, quantile } from "./sample.js";

@@ -14,7 +14,7 @@ import pkcs11js from "pkcs11js";
 import { X_TEMPLATE, ecdh, parseEvaluationInput } from "../node/hsm/evaluate.js";
 import { Hsm, HsmWorkerPool, type HsmConfig } from "../node/hsm/index.js";
 import { recoverEvaluatedPoint, xCoordinate as xOf } from "../proto/crypto/index.js";
-import { Point, randomPoint, randomScalar, wrapShare } from "../test/hsm/helpers.js";
+import { Point, randomPoint, randomScalar, wrapShare } from "../testkit/hsm.js";
 
 const SECONDS = Math.min(15, Number(process.env.BKV_BENCH_SECONDS ?? 3));
 const ROUNDS = Math.max(1, Number(process.env.BKV_BENCH_ROUNDS ?? 1));

@@ -14,7 +14,7 @@ import {
   hardenPassword,
   startRecovery,
 } from "../proto/crypto/index.js";
-import { evaluateAsNode, makeNodes, randomPoint } from "../test/protocol/helpers.js";
+import { evaluateAsNode, makeNodes, randomPoint } from "../testkit/protocol.js";
 import { type Sample, measure, measureOnce, medianSample } from "./sample.js";
 
 const MIN_SCRYPT: ScryptParams = { N: 1 << 10, r: 8, p: 1 };

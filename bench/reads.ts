@@ -8,7 +8,7 @@
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
-import { LocalCluster } from "../test/e2e/cluster.js";
+import { LocalCluster } from "../testkit/cluster.js";
 import { processCpuSeconds } from "./sample.js";
 
 const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };

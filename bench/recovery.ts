@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { Hsm } from "../node/hsm/index.js";
 import { createRegistration } from "../proto/crypto/index.js";
 import { registerRequest } from "../client/sdk/records.js";
-import { LocalCluster } from "../test/e2e/cluster.js";
+import { LocalCluster } from "../testkit/cluster.js";
 import { CHEAP_SCRYPT, killClusterNow, pidsLeaderFirst, stopCluster } from "./bkv.js";
 import { CpuMeter, cleanupOnExit, load, stopChild } from "./drive.js";
 import { makeJobs, run, withBenchToken } from "./hsm.js";

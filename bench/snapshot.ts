@@ -16,7 +16,7 @@ import { RequestTable, fingerprint } from "../node/vault/dedupe.js";
 import { type StoredRecord, freshRecord } from "../node/vault/records.js";
 import { type VaultState, encodeSnapshot } from "../node/vault/snapshot.js";
 import { stateDigest } from "../node/vault/digest.js";
-import { CLUSTER, blindedPoint, register } from "../test/vault/helpers.js";
+import { CLUSTER, blindedPoint, register } from "../testkit/vault.js";
 import { type Sample, measure } from "./sample.js";
 
 const { values: args } = parseArgs({

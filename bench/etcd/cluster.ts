@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { freePort } from "../../chaos/net.js";
-import { waitFor } from "../../test/e2e/cluster.js";
+import { waitFor } from "../../testkit/cluster.js";
 import { stopChild } from "../drive.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");

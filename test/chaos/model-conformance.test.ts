@@ -10,7 +10,7 @@ import type { Registration } from "../../proto/crypto/index.js";
 import { checkCounters } from "../../chaos/checkers/index.js";
 import { HistoryWriter, type OpName, type OpValue, type Outcome } from "../../chaos/history.js";
 import { seededRandom } from "../../chaos/nemesis.js";
-import { Harness, beginCmd, confirmCmd, deleteCmd, register, registerCmd } from "../vault/helpers.js";
+import { Harness, beginCmd, confirmCmd, deleteCmd, register, registerCmd } from "../../testkit/vault.js";
 
 const USER = "u";
 const LIMIT = 4;

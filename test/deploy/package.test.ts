@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { descriptorToJson } from "../../client/sdk/index.js";
-import { LocalCluster } from "../e2e/cluster.js";
+import { LocalCluster } from "../../testkit/cluster.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const run = promisify(execFile);

@@ -11,7 +11,7 @@ import { errorDetailOf } from "../../proto/rpc.js";
 import {
   type ClientWarning, RecordLockedError, VaultClient, WrongPasswordError,
 } from "../../client/sdk/index.js";
-import { E2E_CLIENT_OPTIONS, clusterForFile, waitFor } from "./cluster.js";
+import { E2E_CLIENT_OPTIONS, clusterForFile, waitFor } from "../../testkit/cluster.js";
 
 const e2e = clusterForFile(test);
 

@@ -3,7 +3,7 @@
 // node that caught up by installing the leader's snapshot.
 import test from "ava";
 import { VaultClient } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "./cluster.js";
+import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

@@ -5,7 +5,7 @@ import test from "ava";
 import { randomBytes } from "node:crypto";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { ClientError, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "./cluster.js";
+import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 

@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { LocalCluster, waitFor } from "./cluster.js";
+import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 
 type Port = "client" | "admin";
 interface HealthClient extends grpc.Client {

@@ -2,11 +2,11 @@
 //
 //   npm run fuzz -- --cases 1000000 [--seed N] [--concurrency 32] [--keep]
 //
-// Starts a real 3-node cluster (test/e2e/cluster.ts), sends the cases of
+// Starts a real 3-node cluster (testkit/cluster.ts), sends the cases of
 // test/fuzz/cases.ts through the concurrent raw runner, checks the cluster
 // afterwards (every 100,000 cases and at the end), prints progress and one
 // closing line: "fuzz: cases=N failures=F ...". Exit status 1 on any failure.
-import { LocalCluster } from "../e2e/cluster.js";
+import { LocalCluster } from "../../testkit/cluster.js";
 import { checkCluster, prepareWorld, runFuzz, summaryLine, type FuzzSummary } from "./runner.js";
 
 function arg(name: string, dflt: number): number {

@@ -7,7 +7,7 @@
 // runner of the long run (docs/fuzzing.md). FUZZ_SEED replays a run.
 import test from "ava";
 import fc from "fast-check";
-import { LocalCluster } from "../e2e/cluster.js";
+import { LocalCluster } from "../../testkit/cluster.js";
 import { fuzzCase, type FuzzWorld } from "./cases.js";
 import { acceptable, checkCluster, describe, prepareWorld, rawNodes, runCase, runFuzz, summaryLine, unsafe } from "./runner.js";
 

@@ -6,8 +6,8 @@ import fc from "fast-check";
 import * as grpc from "@grpc/grpc-js";
 import { VaultClient } from "../../client/sdk/index.js";
 import { decodeStrict } from "../../proto/strict.js";
-import type { LocalCluster } from "../e2e/cluster.js";
-import { waitFor } from "../e2e/cluster.js";
+import type { LocalCluster } from "../../testkit/cluster.js";
+import { waitFor } from "../../testkit/cluster.js";
 import { RawNode, type Outcome } from "../security/raw.js";
 import { fuzzCase, type FuzzCase, type FuzzWorld } from "./cases.js";
 

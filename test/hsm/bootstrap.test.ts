@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkcs11js from "pkcs11js";
 import { Hsm, HsmError } from "../../node/hsm/index.js";
-import { INIT_TOKEN, createToken, type TestToken } from "./helpers.js";
+import { INIT_TOKEN, createToken, type TestToken } from "../../testkit/hsm.js";
 
 let token: TestToken;
 

@@ -6,7 +6,7 @@ import { G, decodePoint, xCoordinate } from "../../proto/crypto/index.js";
 import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode, type NodeHsm } from "../../node/hsm/index.js";
 import {
   Point, countSessionObjects, createToken, randomPoint, randomScalar, wrapShare, type TestToken,
-} from "./helpers.js";
+} from "../../testkit/hsm.js";
 
 let token: TestToken;
 let hsm: Hsm;

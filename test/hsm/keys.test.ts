@@ -5,7 +5,7 @@ import { p256 } from "@noble/curves/nist.js";
 import pkcs11js from "pkcs11js";
 import { Hsm } from "../../node/hsm/index.js";
 import { KEK_TEMPLATE, SHARE_TEMPLATE, ecdh, parseEvaluationInput } from "../../node/hsm/evaluate.js";
-import { N, Point, createToken, randomPoint, randomScalar, wrapShare, type TestToken } from "./helpers.js";
+import { N, Point, createToken, randomPoint, randomScalar, wrapShare, type TestToken } from "../../testkit/hsm.js";
 
 const P = pkcs11js;
 let token: TestToken;

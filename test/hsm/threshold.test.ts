@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { resolve } from "node:path";
 import { p256_oprf } from "@noble/curves/nist.js";
 import { combinePoints, encodeScalar, splitSecret, type EvaluatedPoint } from "../../proto/crypto/index.js";
-import { Point, createToken, randomScalar, wrapShare, type TestToken } from "./helpers.js";
+import { Point, createToken, randomScalar, wrapShare, type TestToken } from "../../testkit/hsm.js";
 
 const FIXTURE = resolve(import.meta.dirname, "fixture-token.ts");
 const TSX = resolve(import.meta.dirname, "../../node_modules/.bin/tsx");

@@ -21,7 +21,7 @@ import {
   verifyConfirm,
   verifyOverwrite,
 } from "../../proto/crypto/index.js";
-import { type FakeNode, TEST_SCRYPT, evaluateAsNode, hex, makeNodes, randomKey, randomPoint } from "./helpers.js";
+import { type FakeNode, TEST_SCRYPT, evaluateAsNode, hex, makeNodes, randomKey, randomPoint } from "../../testkit/protocol.js";
 
 function register(ids: number[], threshold: number, password = "hunter2") {
   const nodes = makeNodes(ids);

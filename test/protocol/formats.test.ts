@@ -26,7 +26,7 @@ import {
   recordDigest,
   unblind,
 } from "../../proto/crypto/index.js";
-import { TEST_SCRYPT, hex, makeNodes, randomKey } from "./helpers.js";
+import { TEST_SCRYPT, hex, makeNodes, randomKey } from "../../testkit/protocol.js";
 
 const ascii = (s: string) => Buffer.from(s, "utf8").toString("hex");
 const lp = (s: string) => Buffer.from(s, "utf8").length.toString(16).padStart(4, "0") + ascii(s);

@@ -19,7 +19,7 @@ import {
   recoverEvaluatedPoint,
   xCoordinate,
 } from "../../proto/crypto/index.js";
-import { randomPoint } from "./helpers.js";
+import { randomPoint } from "../../testkit/protocol.js";
 
 test("points round-trip compressed and uncompressed", (t) => {
   const p = randomPoint();

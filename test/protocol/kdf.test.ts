@@ -15,7 +15,7 @@ import {
   hardenPasswordAsync,
   validateScryptParams,
 } from "../../proto/crypto/index.js";
-import { TEST_SCRYPT, hex, randomKey } from "./helpers.js";
+import { TEST_SCRYPT, hex, randomKey } from "../../testkit/protocol.js";
 
 const salt = () => new Uint8Array(randomBytes(16));
 

@@ -16,7 +16,7 @@ import {
   wrapShare,
   randomScalar,
 } from "../../proto/crypto/index.js";
-import { TEST_SCRYPT, hex, makeNodes, randomKey, randomPoint } from "./helpers.js";
+import { TEST_SCRYPT, hex, makeNodes, randomKey, randomPoint } from "../../testkit/protocol.js";
 
 const nodes = makeNodes([1, 2, 3]);
 const { record } = createRegistration({

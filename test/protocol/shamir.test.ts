@@ -15,7 +15,7 @@ import {
   unblind,
 } from "../../proto/crypto/index.js";
 import { subsets } from "../../proto/crypto/robust.js";
-import { hex } from "./helpers.js";
+import { hex } from "../../testkit/protocol.js";
 
 const CASES: Array<[number, number]> = [
   [1, 1],

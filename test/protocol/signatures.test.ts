@@ -27,7 +27,7 @@ import {
   verifyNodeDescriptorSignature,
   verifyOverwrite,
 } from "../../proto/crypto/index.js";
-import { hex, randomKey, randomPoint } from "./helpers.js";
+import { hex, randomKey, randomPoint } from "../../testkit/protocol.js";
 
 const ref = { clusterId: "cluster-a", user: "alice", version: 4 };
 const resetKey = randomScalar();

@@ -18,7 +18,7 @@ import {
   decodePoint,
   encodeScalar,
 } from "../../proto/crypto/index.js";
-import { makeNodes } from "./helpers.js";
+import { makeNodes } from "../../testkit/protocol.js";
 
 test("wrap then unwrap returns the share (uncompressed and compressed agreement keys)", (t) => {
   const [node] = makeNodes([1]);

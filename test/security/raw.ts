@@ -9,7 +9,7 @@ import { RaftService } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import type { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
-import type { LocalCluster } from "../e2e/cluster.js";
+import type { LocalCluster } from "../../testkit/cluster.js";
 
 /** The outcome of one raw call. */
 export interface Outcome {

@@ -17,7 +17,7 @@ import { G, encodePoint, equalBytes, finishRecovery, randomScalar, startRecovery
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { UnverifiedRegistrationError, VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "../e2e/cluster.js";
+import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 import { RogueNode } from "./rogue-node.js";
 
 const USER = "victim";

@@ -8,7 +8,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { StreamRequestSchema } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { DecodeError, decodeStrict } from "../../proto/strict.js";
-import { LocalCluster, waitFor } from "../e2e/cluster.js";
+import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 import { RawNode, UNARY_METHODS, counterValue, type UnaryMethod } from "./raw.js";
 
 let cluster: LocalCluster;

@@ -2,7 +2,7 @@
 import test from "ava";
 import { EntryType, MessageType, message } from "../../node/raft/index.js";
 import { encodeCommand } from "../../node/vault/index.js";
-import { beginCmd, blindedPoint, makeNode, register, registerCmd } from "../vault/helpers.js";
+import { beginCmd, blindedPoint, makeNode, register, registerCmd } from "../../testkit/vault.js";
 import {
   BOUND_CASES, HonestFollower, RogueLeader, USER, countingBound, documentedBound, measureBound,
 } from "./byzantine.js";

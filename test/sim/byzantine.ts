@@ -18,7 +18,7 @@ import {
 } from "../../node/raft/index.js";
 import { VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
 import { type Registration, equalBytes } from "../../proto/crypto/index.js";
-import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd } from "../vault/helpers.js";
+import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd } from "../../testkit/vault.js";
 import { Prng } from "./prng.js";
 
 /** How the rogue leader spends the honest nodes' counters. */

@@ -1,7 +1,7 @@
 import test from "ava";
 import { normalizeLowS } from "../../proto/crypto/index.js";
 import { type NodeAnnouncement, VaultStateMachine, verifyAnnouncement } from "../../node/vault/index.js";
-import { CLUSTER, Harness, announcement, expectError, expectOk, hex, makeNode } from "./helpers.js";
+import { CLUSTER, Harness, announcement, expectError, expectOk, hex, makeNode } from "../../testkit/vault.js";
 
 const n1 = makeNode(1);
 const n2 = makeNode(2);

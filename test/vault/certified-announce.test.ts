@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { InvalidArgumentError } from "../../proto/crypto/index.js";
 import { CorruptSnapshotError, type NodeAnnouncement, VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
 import { decodeSnapshot, encodeSnapshot } from "../../node/vault/snapshot.js";
-import { CLUSTER, Harness, announcement, expectError, expectOk, hex, makeNode } from "./helpers.js";
+import { CLUSTER, Harness, announcement, expectError, expectOk, hex, makeNode } from "../../testkit/vault.js";
 import { CLUSTER_CA, OTHER_CA, SELF_SIGNED_NODE_1, certifiedBy, certify } from "./certs.js";
 
 const n1 = makeNode(1);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { certificateDer, nodeCertificateMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import type { NodeAnnouncement } from "../../node/vault/index.js";
-import { CLUSTER } from "./helpers.js";
+import { CLUSTER } from "../../testkit/vault.js";
 
 const SCRIPT = fileURLToPath(new URL("../../deploy/certs/make-certs.sh", import.meta.url));
 

@@ -24,7 +24,7 @@ import {
   newRequestId,
   register,
   registerCmd,
-} from "./helpers.js";
+} from "../../testkit/vault.js";
 
 const alice = register("alice", { guessLimit: 3 });
 const overwrite = register("alice", { version: 2, previous: alice });

@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from "ava";
 import type { Registration } from "../../proto/crypto/index.js";
 import { type Command, type VaultResult, VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
-import { CLUSTER, NODES, VOTERS, announcement, blindedPoint, confirmCmd, deleteCmd, hex, makeNode, newRequestId, register, registerCmd } from "./helpers.js";
+import { CLUSTER, NODES, VOTERS, announcement, blindedPoint, confirmCmd, deleteCmd, hex, makeNode, newRequestId, register, registerCmd } from "../../testkit/vault.js";
 
 /** mulberry32: a small seeded PRNG (tests only). */
 function prng(seed: number): () => number {

@@ -7,7 +7,7 @@ import { stateDigest } from "../../node/vault/digest.js";
 import { type RequestEntry, RequestTable } from "../../node/vault/dedupe.js";
 import type { StoredRecord } from "../../node/vault/records.js";
 import { CLUSTER_CA } from "./certs.js";
-import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "./helpers.js";
+import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
 
 const alice = register("alice", { guessLimit: 3 });
 const bob = register("bob", { guessLimit: 2 });

@@ -8,10 +8,10 @@ import test from "ava";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { type Registration, OprfWrongPasswordError, finishRecovery, startRecovery } from "../../proto/crypto/index.js";
 import { VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
-import { evaluateAsNode } from "../protocol/helpers.js";
+import { evaluateAsNode } from "../../testkit/protocol.js";
 import {
   CLUSTER, Harness, NODES, beginCmd, blindedPoint, confirmCmd, deleteCmd, expectError, expectOk, hex, register, registerCmd,
-} from "./helpers.js";
+} from "../../testkit/vault.js";
 
 /** A harness holding `reg`. */
 function holding(reg: Registration): Harness {

@@ -15,7 +15,7 @@ import {
   encodeResult,
   vaultError,
 } from "../../node/vault/index.js";
-import { CLUSTER, Harness, beginCmd, confirmCmd, expectError, hex, register, registerCmd } from "./helpers.js";
+import { CLUSTER, Harness, beginCmd, confirmCmd, expectError, hex, register, registerCmd } from "../../testkit/vault.js";
 
 /** Format-1 code numbering, as the encoder before format 2 wrote it. */
 const FORMAT_ONE_CODES: readonly VaultCode[] = ["INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED"];

@@ -15,7 +15,7 @@ import {
   hex,
   register,
   registerCmd,
-} from "./helpers.js";
+} from "../../testkit/vault.js";
 import type { Command } from "../../node/vault/index.js";
 
 const alice = register("alice", { guessLimit: 3 });

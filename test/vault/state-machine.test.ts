@@ -14,7 +14,7 @@ import {
   newRequestId,
   register,
   registerCmd,
-} from "./helpers.js";
+} from "../../testkit/vault.js";
 
 const alice = register("alice", { guessLimit: 3 });
 

@@ -3,11 +3,11 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { G, Point, randomScalar } from "../../proto/crypto/index.js";
+import { G, Point, randomScalar } from "../proto/crypto/index.js";
 import pkcs11js from "pkcs11js";
-import type { HsmConfig } from "../../node/hsm/index.js";
+import type { HsmConfig } from "../node/hsm/index.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
+const ROOT = resolve(import.meta.dirname, "..");
 export const INIT_TOKEN = join(ROOT, "deploy/softhsm/init-token.sh");
 
 export interface TestToken {
@@ -27,7 +27,7 @@ export function createToken(label: string): TestToken {
   };
 }
 
-export { Point, randomScalar, wrapShare } from "../../proto/crypto/index.js";
+export { Point, randomScalar, wrapShare } from "../proto/crypto/index.js";
 export const N = Point.Fn.ORDER;
 
 export function randomPoint(): Point {
@@ -35,7 +35,7 @@ export function randomPoint(): Point {
 }
 
 /** Number of session objects (CKA_TOKEN=false) this process holds on the token. */
-export async function countSessionObjects(hsm: import("../../node/hsm/index.js").Hsm): Promise<number> {
+export async function countSessionObjects(hsm: import("../node/hsm/index.js").Hsm): Promise<number> {
   const p11 = hsm.token.p11;
   return hsm.token.withSession((s) => {
     p11.C_FindObjectsInit(s, [{ type: pkcs11js.CKA_TOKEN, value: false }]);

@@ -6,14 +6,14 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
-import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
-import { unaryClient } from "../../proto/rpc.js";
-import { freePort } from "../../chaos/net.js";
+import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
+import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
+import { unaryClient } from "../proto/rpc.js";
+import { freePort } from "../chaos/net.js";
 import type { TestFn } from "ava";
-import { type ClusterDescriptor, VaultClient, type VaultClientOptions, descriptorFromProto } from "../../client/sdk/index.js";
+import { type ClusterDescriptor, VaultClient, type VaultClientOptions, descriptorFromProto } from "../client/sdk/index.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
+const ROOT = resolve(import.meta.dirname, "..");
 
 export interface ClusterOptions {
   readonly size?: number;
@@ -33,7 +33,7 @@ interface NodeInfo {
   proc: ChildProcess | null;
 }
 
-export { freePort } from "../../chaos/net.js";
+export { freePort } from "../chaos/net.js";
 
 export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -13,7 +13,7 @@ import {
   recoverEvaluatedPoint,
   unwrapShareForTest,
   xCoordinate,
-} from "../../proto/crypto/index.js";
+} from "../proto/crypto/index.js";
 
 /** Cheap scrypt for tests (the minimum accepted); DEFAULT_SCRYPT is exercised once. */
 export const TEST_SCRYPT: ScryptParams = { N: 1 << 10, r: 8, p: 1 };

@@ -12,8 +12,8 @@ import {
   signConfirm,
   signDelete,
   signMessage,
-} from "../../proto/crypto/index.js";
-import { type ApplyOutcome, type Command, type NodeAnnouncement, type VaultCode, type VaultReason, type VaultResult, VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
+} from "../proto/crypto/index.js";
+import { type ApplyOutcome, type Command, type NodeAnnouncement, type VaultCode, type VaultReason, type VaultResult, VaultStateMachine, encodeCommand } from "../node/vault/index.js";
 
 export const CLUSTER = "vault-test";
 export const VOTERS: readonly number[] = [1, 2, 3];
