@@ -31,20 +31,14 @@ import {
   DIGEST_LENGTH,
   ProtocolError,
   Reader,
-  type RegistrationRecord,
-  SALT_LENGTH,
   UnsupportedVersionError,
   Writer,
   decodePoint,
   decodeRecord,
+  decodeWipedRecord,
+  encodeWipedRecord,
   equalBytes,
   validateCaCertificate,
-  validateCiphertext,
-  validateScryptParams,
-  validateThreshold,
-  validateUserId,
-  validateVersion,
-  MAX_GUESS_LIMIT,
 } from "../../proto/crypto/index.js";
 import { REQUEST_ID_LENGTH, type NodeAnnouncement, readAnnouncement, readSafeU64, validateAnnouncement, writeAnnouncementFields } from "./commands.js";
 import { FINGERPRINT_LENGTH, RequestTable } from "./dedupe.js";
@@ -114,16 +108,10 @@ function writeRecord(w: Writer, s: StoredRecord): void {
   w.u8(s.locked ? 1 : 0).u8(s.attempts).u16(s.pending.length);
   for (const p of s.pending) w.u64(p.attemptId).fixed(p.blinded);
   w.fixed(s.digest).u64(s.confirmedAt);
-  const body = s.encoded ?? writeWiped(s.record);
+  const body = s.encoded ?? encodeWipedRecord(s.record);
   w.u32(body.length).fixed(body);
 }
 
-/** A locked record without its shares: the fields of encoding v1 minus the share list. */
-function writeWiped(r: RegistrationRecord): Uint8Array {
-  const w = new Writer().str(r.user).u32(r.version).u16(r.threshold).u8(r.guessLimit);
-  w.lp16(r.ciphertext).fixed(r.resetPublicKey).fixed(r.salt);
-  return w.u32(r.scrypt.N).u32(r.scrypt.r).u32(r.scrypt.p).bytes();
-}
 
 function writeNode(w: Writer, n: NodeAnnouncement): void {
   const none = new Uint8Array(0);
@@ -189,7 +177,7 @@ function readRecord(r: Reader, appliedIndex: number, format: number): StoredReco
   const s: StoredRecord =
     state === 0
       ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt }
-      : { record: readWiped(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt };
+      : { record: decodeWipedRecord(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt };
   if (s.encoded !== null && !equalBytes(createHash("sha256").update(s.encoded).digest(), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
   assertStoredRecord(s);
   return s;
@@ -207,26 +195,6 @@ function readPending(r: Reader, count: number, appliedIndex: number): PendingAtt
   return out;
 }
 
-function readWiped(body: Uint8Array): RegistrationRecord {
-  const r = new Reader(body, "locked record");
-  const user = r.str();
-  const version = r.u32();
-  const threshold = r.u16();
-  const guessLimit = r.u8();
-  const ciphertext = r.lp16();
-  const resetPublicKey = r.fixed(COMPRESSED_POINT_LENGTH);
-  const salt = r.fixed(SALT_LENGTH);
-  const scrypt = { N: r.u32(), r: r.u32(), p: r.u32() };
-  r.end();
-  validateUserId(user);
-  validateVersion(version);
-  validateThreshold(threshold, threshold);
-  if (guessLimit < 1 || guessLimit > MAX_GUESS_LIMIT) throw new CorruptSnapshotError(`guess limit ${guessLimit} out of range`);
-  validateCiphertext(ciphertext);
-  decodePoint(resetPublicKey, "reset public key");
-  validateScryptParams(scrypt);
-  return { user, version, threshold, guessLimit, shares: [], ciphertext, resetPublicKey, salt, scrypt };
-}
 
 function readCa(r: Reader): Uint8Array | null {
   const der = r.lp16();

@@ -110,14 +110,54 @@ export function publicPartDigest(rec: RecordPublicPart): Uint8Array {
 }
 
 function writeRecord(magic: Uint8Array, rec: RecordPublicPart, writeWrapped: (w: Writer, s: PublicShare) => void): Uint8Array {
-  const w = new Writer().fixed(magic).u8(RECORD_VERSION).str(rec.user).u32(rec.version);
-  w.u16(rec.threshold).u8(rec.guessLimit).u16(rec.shares.length);
+  const w = writeHead(new Writer().fixed(magic).u8(RECORD_VERSION), rec).u16(rec.shares.length);
   for (const s of [...rec.shares].sort((a, b) => a.nodeId - b.nodeId)) {
     w.u64(s.nodeId).fixed(s.publicShare);
     writeWrapped(w, s);
   }
-  w.lp16(rec.ciphertext).fixed(rec.resetPublicKey).fixed(rec.salt);
-  return w.u32(rec.scrypt.N).u32(rec.scrypt.r).u32(rec.scrypt.p).bytes();
+  return writeTail(w, rec).bytes();
+}
+
+/** The fields before the share list: user, version, threshold, guess limit. */
+function writeHead(w: Writer, rec: RecordPublicPart): Writer {
+  return w.str(rec.user).u32(rec.version).u16(rec.threshold).u8(rec.guessLimit);
+}
+
+/** The fields after the share list: ciphertext, reset key, salt, scrypt parameters. */
+function writeTail(w: Writer, rec: RecordPublicPart): Writer {
+  return w.lp16(rec.ciphertext).fixed(rec.resetPublicKey).fixed(rec.salt).u32(rec.scrypt.N).u32(rec.scrypt.r).u32(rec.scrypt.p);
+}
+
+/**
+ * A locked record without its shares (the vault snapshot stores locked
+ * records so): the fields of encoding v1 without magic, format and share list.
+ */
+export function encodeWipedRecord(rec: RecordPublicPart): Uint8Array {
+  return writeTail(writeHead(new Writer(), rec), rec).bytes();
+}
+
+/** Parses and validates encodeWipedRecord's bytes; the record has no shares. */
+export function decodeWipedRecord(bytes: Uint8Array): RegistrationRecord {
+  const r = new Reader(bytes, "locked record");
+  const head = readHead(r);
+  const tail = readTail(r);
+  r.end();
+  validateUserId(head.user);
+  validateVersion(head.version);
+  validateThreshold(head.threshold, head.threshold);
+  validateGuessLimit(head.guessLimit);
+  validateCiphertext(tail.ciphertext);
+  decodePoint(tail.resetPublicKey, "reset public key");
+  validateScryptParams(tail.scrypt);
+  return { ...head, shares: [], ...tail };
+}
+
+function readHead(r: Reader): Pick<RegistrationRecord, "user" | "version" | "threshold" | "guessLimit"> {
+  return { user: r.str(), version: r.u32(), threshold: r.u16(), guessLimit: r.u8() };
+}
+
+function readTail(r: Reader): Pick<RegistrationRecord, "ciphertext" | "resetPublicKey" | "salt" | "scrypt"> {
+  return { ciphertext: r.lp16(), resetPublicKey: r.fixed(COMPRESSED_POINT_LENGTH), salt: r.fixed(SALT_LENGTH), scrypt: { N: r.u32(), r: r.u32(), p: r.u32() } };
 }
 
 /** Parses and validates encoding v1 (InvalidEncodingError, UnsupportedVersionError, ...). */
@@ -126,17 +166,11 @@ export function decodeRecord(bytes: Uint8Array): RegistrationRecord {
   if (!equalBytes(r.fixed(RECORD_MAGIC.length), RECORD_MAGIC)) throw new InvalidEncodingError("not a bkv record (bad magic)");
   const format = r.u8();
   if (format !== RECORD_VERSION) throw new UnsupportedVersionError("record encoding", format);
-  const user = r.str();
-  const version = r.u32();
-  const threshold = r.u16();
-  const guessLimit = r.u8();
+  const head = readHead(r);
   const shares = readShares(r, r.u16());
-  const ciphertext = r.lp16();
-  const resetPublicKey = r.fixed(COMPRESSED_POINT_LENGTH);
-  const salt = r.fixed(SALT_LENGTH);
-  const scrypt = { N: r.u32(), r: r.u32(), p: r.u32() };
+  const tail = readTail(r);
   r.end();
-  const rec: RegistrationRecord = { user, version, threshold, guessLimit, shares, ciphertext, resetPublicKey, salt, scrypt };
+  const rec: RegistrationRecord = { ...head, shares, ...tail };
   validateRecord(rec);
   return rec;
 }
