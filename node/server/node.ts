@@ -11,7 +11,7 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { NONE, bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage } from "../storage/index.js";
-import { Transport, type TlsMaterial } from "../transport/index.js";
+import { Transport, loadTls, type TlsMaterial } from "../transport/index.js";
 import { Hsm } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
@@ -114,7 +114,7 @@ export class VaultNode {
 
   private tls(): TlsMaterial {
     const t = this.cfg.tls;
-    return { ca: readFileSync(t.ca), cert: readFileSync(t.cert), key: readFileSync(t.key) };
+    return loadTls({ caFile: t.ca, certFile: t.cert, keyFile: t.key });
   }
 
   /** Every undecodable request (client, admin or peer port) is logged and counted; it ended with INVALID_ARGUMENT. */
@@ -197,8 +197,8 @@ export class VaultNode {
     const fields = { clusterId: this.cfg.clusterId, nodeId: this.cfg.nodeId, address: clientAddress, agreementPublicKey, identityPublicKey };
     const node = { nodeId: this.cfg.nodeId, clientAddress, agreementPublicKey, identityPublicKey, signature: await this.hsm.sign(nodeDescriptorMessage(fields)) };
     if (this.loop.vault.clusterCa === null) return node; // a cluster bootstrapped before the CA entered the state: kind 5
-    const t = this.cfg.tls;
-    const certified = { certificate: certificateDer(readFileSync(t.cert), `the certificate file ${t.cert}`), signature: signWithCertificateKey(readFileSync(t.key), nodeCertificateMessage(fields)) };
+    const t = this.tls();
+    const certified = { certificate: certificateDer(t.cert, `the certificate file ${this.cfg.tls.cert}`), signature: signWithCertificateKey(t.key, nodeCertificateMessage(fields)) };
     return { ...node, certified };
   }
 
