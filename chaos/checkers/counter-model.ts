@@ -251,9 +251,11 @@ class OpSteps {
   private notFound(): Step[] {
     const absent: Step = { label: "read(absent)", apply: (s) => stepRead(s, { present: false }) };
     switch (this.method) {
+      case "Evaluate":
       case "ConfirmRecovery":
         return [...this.first(), this.begin({ kind: "attempt" }), absent];
       case "Delete":
+      case "Register": // change-password's overwrite, after its recovery and confirmation
         return [...this.first(), this.begin({ kind: "attempt" }), confirmStep(this.op, this.key), absent];
       default:
         // GetRecordInfo or BeginRecovery; histories before 2026-12-04 do not say, and are read so.

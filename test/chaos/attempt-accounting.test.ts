@@ -199,6 +199,21 @@ test("a record deleted between an operation's begin and its confirmation: the at
     return h.sorted();
   };
   t.true(checkCounters(history("ConfirmRecovery:RECORD_NOT_FOUND")).valid);
+  t.true(checkCounters(history("Evaluate:RECORD_NOT_FOUND")).valid);
+  // Refused by GetRecordInfo, p1 counted nothing, and p2's answer is impossible.
+  t.false(checkCounters(history("GetRecordInfo:RECORD_NOT_FOUND")).valid);
+});
+
+test("a change-password whose overwrite found the record deleted: its attempt and confirmation counted (ci-smoke, user-13)", (t) => {
+  // p1 began (p2 then sees 3 of 5 left), confirmed (superseding p2's attempt), and its Register found the record gone.
+  const history = (reason: string) => {
+    const h = new H().op(9, "register", "u", 0, 1, "ok", L(5), { version: 1, warnings: [] });
+    h.op(1, "change-password", "u", 10, 100, "fail", { ...right, setsPasswordSeq: 8 }, { error: "RECORD_NOT_FOUND", reason, warnings: [] });
+    h.op(2, "recover", "u", 20, 30, "fail", wrong, WRONG(3));
+    h.op(3, "delete", "u", 40, 50, "ok", right, { warnings: ["CONFIRM_SUPERSEDED"] });
+    return h.sorted();
+  };
+  t.true(checkCounters(history("Register:RECORD_NOT_FOUND")).valid);
   // Refused by GetRecordInfo, p1 counted nothing, and p2's answer is impossible.
   t.false(checkCounters(history("GetRecordInfo:RECORD_NOT_FOUND")).valid);
 });
