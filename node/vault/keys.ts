@@ -1,0 +1,67 @@
+// The key layout of the vault store (docs/vault.md §4). One byte of prefix
+// names the table; every node's store holds the same bytes under the same
+// keys at the same applied index. Integers in keys are big-endian so that
+// byte order is numeric order.
+//
+//   "m" || name              meta (below)
+//   "n" || u64 node id       node announcement
+//   "o" || u64 sequence      request id remembered at this sequence (FIFO order)
+//   "q" || request id (16)   fingerprint (32) || u64 sequence || outcome
+//   "r" || user id (UTF-8)   stored record
+//
+// Meta: "mapplied" u64 applied index; "mcluster" cluster id (UTF-8); "mca"
+// cluster CA (DER; absent: none); "mformat" u8 store format; "mreqcap" u32
+// request-id capacity; "mreqfirst" / "mreqnext" u64 oldest and next request
+// sequence; "mrecords" / "mlocked" u64 counts; "mdigest" / "mcontent" the
+// incremental digests (digest.ts), which cover every other pair.
+export const PREFIX = { meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
+
+const META_NAMES = ["applied", "cluster", "ca", "format", "reqcap", "reqfirst", "reqnext", "records", "locked", "digest", "content"] as const;
+export type MetaName = (typeof META_NAMES)[number];
+
+export function metaKey(name: MetaName): Uint8Array {
+  return withPrefix(PREFIX.meta, Buffer.from(name, "latin1"));
+}
+
+export function recordKey(user: string): Uint8Array {
+  return withPrefix(PREFIX.record, Buffer.from(user, "utf8"));
+}
+
+export function nodeKey(nodeId: number): Uint8Array {
+  return withPrefix(PREFIX.node, u64(nodeId));
+}
+
+export function orderKey(sequence: number): Uint8Array {
+  return withPrefix(PREFIX.order, u64(sequence));
+}
+
+export function requestKey(requestId: Uint8Array): Uint8Array {
+  return withPrefix(PREFIX.request, requestId);
+}
+
+/** [start, end) of one table's keys. */
+export function tableRange(prefix: number): readonly [Uint8Array, Uint8Array] {
+  return [Uint8Array.of(prefix), Uint8Array.of(prefix + 1)];
+}
+
+/** Every key of the store. */
+export const ALL_KEYS: readonly [Uint8Array, Uint8Array] = [new Uint8Array(0), Uint8Array.of(0xff)];
+
+export function u64(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+export function readU64(b: Uint8Array, offset = 0): number {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(offset);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`u64 ${v} is not a safe integer`);
+  return Number(v);
+}
+
+function withPrefix(prefix: number, rest: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + rest.length);
+  k[0] = prefix;
+  k.set(rest, 1);
+  return k;
+}
