@@ -10,8 +10,13 @@
 //            || lp16(certificate, DER) || lp16(certificate signature) (absent before format 3;
 //               both empty for an announcement without certificate, kind 5)
 //
-// Decoding re-validates every field and invariant: a value that was forged
-// or written by a bug is refused (CorruptSnapshotError), never installed.
+// Decoding checks the layout, the record digest (SHA-256 of the body) and
+// every invariant of a stored record; a value that breaks one is refused
+// (CorruptSnapshotError), never installed. The field values of a record body
+// (curve points, ranges) are not decoded again (parseTrustedRecord): every
+// node validated them when it applied the registration, and the digest and
+// the snapshot checksum catch corruption since. A node that forges a
+// snapshot can forge valid points as easily (docs/threat-model.md).
 import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,
@@ -20,7 +25,7 @@ import {
   Reader,
   Writer,
   decodePoint,
-  decodeRecord,
+  parseTrustedRecord,
   decodeWipedRecord,
   encodeWipedRecord,
   equalBytes,
@@ -64,7 +69,7 @@ export function readRecord(r: Reader, appliedIndex: number, withConfirmedAt: boo
   const body = r.fixed(r.u32());
   const s: StoredRecord =
     state === 0
-      ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt }
+      ? { record: parseTrustedRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt }
       : { record: decodeWipedRecord(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt };
   if (s.encoded !== null && !equalBytes(createHash("sha256").update(s.encoded).digest(), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
   assertStoredRecord(s);
