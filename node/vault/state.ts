@@ -146,9 +146,10 @@ export class StoreState {
 
   /** Stores (or, with null, removes) a record and keeps the counts. */
   setRecord(user: string, prev: StoredRecord | undefined, next: StoredRecord | null): void {
+    // Not cached from `next`: its fields may be views of a large entry
+    // buffer (a batch from the leader); the next read decodes the store's own bytes.
     this.write(recordKey(user), next === null ? null : encodeStoredRecord(next));
     this.cache.delete(user);
-    if (next !== null) this.remember(user, next);
     const records = this.records + (next === null ? 0 : 1) - (prev === undefined ? 0 : 1);
     const locked = this.locked + (next?.locked === true ? 1 : 0) - (prev?.locked === true ? 1 : 0);
     if (records !== this.records) this.setMetaU64("records", (this.records = records));
