@@ -19,6 +19,8 @@ export interface ClusterOptions {
   readonly size?: number;
   readonly snapshotInterval?: number;
   readonly clusterId?: string;
+  /** The throttling schedule of the new cluster (node config `throttle`); default "none", so tests can spend guesses quickly. */
+  readonly throttle?: "default" | "none";
   /** A compiled bkv-node entry (an installed package's dist/node/server/main.js) to run instead of the sources under tsx. */
   readonly nodeEntry?: string;
 }
@@ -107,6 +109,7 @@ export class LocalCluster {
       nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.dir, `data-${n.id}`),
       clientListen: n.client, peerListen: n.peer, adminListen: n.admin, metricsListen: n.metrics, logLevel: process.env.BKV_E2E_LOG_LEVEL ?? "info",
       snapshotInterval: this.opts.snapshotInterval ?? 10_000, tickMs: 50, electionTick: 10, heartbeatTick: 1,
+      throttle: this.opts.throttle ?? "none",
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer })),

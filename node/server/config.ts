@@ -4,6 +4,7 @@
 // can never appear in a config error or a log line.
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve, dirname } from "node:path";
+import { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, validateSchedule } from "../vault/index.js";
 
 export interface NodeAddress {
   readonly id: number;
@@ -48,6 +49,13 @@ export interface ServerConfig {
    * then lists the existing members (to reach them) and this node.
    */
   readonly join: boolean;
+  /**
+   * The throttling schedule written into the state of a NEW cluster at
+   * bootstrap (node/vault/throttle.ts; fixed for the cluster's life):
+   * "default" (3 free attempts, then 30 s growing to 1 h), "none", or
+   * { free, delaysSeconds }. Ignored once the cluster exists.
+   */
+  readonly throttle: ThrottleSchedule;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -158,7 +166,23 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
     proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
     join: bool(raw.join ?? false, "join"),
+    throttle: throttleSchedule(raw.throttle ?? "default"),
   };
+}
+
+function throttleSchedule(v: unknown): ThrottleSchedule {
+  if (v === "default") return DEFAULT_THROTTLE;
+  if (v === "none") return NO_THROTTLE;
+  const o = obj(v, "throttle");
+  const delays = o.delaysSeconds;
+  if (!Array.isArray(delays) || !delays.every((d) => typeof d === "number")) throw new ConfigError("throttle.delaysSeconds", "must be an array of seconds");
+  const s = { free: typeof o.free === "number" ? o.free : -1, delaysMs: delays.map((d: number) => d * 1000) };
+  try {
+    validateSchedule(s);
+  } catch (err) {
+    throw new ConfigError("throttle", `must be "default", "none" or { free, delaysSeconds }: ${(err as Error).message}`);
+  }
+  return s;
 }
 
 function nodeList(v: unknown): NodeAddress[] {

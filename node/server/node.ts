@@ -107,7 +107,7 @@ export class VaultNode {
     const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
     // The cluster CA enters the replicated state here, once: it certifies every announcement (docs/vault.md §3).
     const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
-    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa }).snapshot();
+    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle }).snapshot();
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
   }

@@ -8,11 +8,11 @@
 import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
-  type Message, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
+  type Message, MessageType, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
   decodeConfChange,
 } from "../raft/index.js";
 import type { DiskStorage } from "../storage/index.js";
-import { VaultStateMachine, type VaultResult } from "../vault/index.js";
+import { VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
@@ -150,7 +150,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   // --- inputs -----------------------------------------------------------
 
   step(m: Message): void {
-    this.guard(() => this.raw.step(m));
+    this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m) : m));
   }
 
   reportUnreachable(id: NodeId): void {
@@ -198,7 +198,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     while (this.batch.length > 0) {
       const part = this.batch.splice(0, MAX_BATCH);
       try {
-        this.raw.proposeMany(part.map((p) => p.data));
+        this.raw.proposeMany(part.map((p) => this.stamped(p.data)));
       } catch (err) {
         if (!(err instanceof ErrProposalDropped)) throw err;
         const e = proposalDropped();
@@ -210,7 +210,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Proposes an entry whose outcome nobody waits for (node announcements). */
   proposeUnwaited(data: Uint8Array): void {
     this.checkCanPropose();
-    this.submit(() => this.raw.propose(data));
+    this.submit(() => this.raw.propose(this.stamped(data)));
+  }
+
+  /** A leader stamps its time on the vault entries it appends (the throttling clock); a follower's proposal is stamped by the leader it reaches. */
+  private stamped(data: Uint8Array): Uint8Array {
+    return this.isLeader ? stampTime(data, Date.now()) : data;
   }
 
   /** Proposes a membership change; resolves with its log index once applied here. */
@@ -474,6 +479,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
     return best;
   }
+}
+
+/** A forwarded proposal with the leader's time stamped on each vault entry. */
+function stampMessage(m: Message): Message {
+  const now = Date.now();
+  return { ...m, entries: m.entries.map((e) => (e.type === EntryType.Normal && e.data.length > 0 ? { ...e, data: stampTime(e.data, now) } : e)) };
 }
 
 export function encodePeerContext(address: string): Uint8Array {
