@@ -57,8 +57,8 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
   const change = async (type: ConfChangeType, nodeId: bigint, peerAddress = "", force = false): Promise<bigint> => {
     const id = memberId(nodeId);
     const loop = d.loop();
+    requireLeader(loop, d); // a follower's view of the membership may be stale: the leader judges
     checkChange(loop, type, id);
-    requireLeader(loop, d);
     if (type === ConfChangeType.PromoteLearner) checkCaughtUp(loop, d, id);
     if (type === ConfChangeType.RemoveNode && !force) checkQuorumAfterRemoval(loop, d, id);
     d.log.info("proposing membership change", { change: ConfChangeType[type], member: id, force });

@@ -13,7 +13,8 @@ import * as grpc from "@grpc/grpc-js";
 import { run } from "../../client/cli/main.js";
 import type { CliIo } from "../../client/cli/io.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
-import { unaryClient } from "../../proto/rpc.js";
+import { errorDetailOf, unaryClient } from "../../proto/rpc.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 
 interface Result {
@@ -160,6 +161,18 @@ test.serial("transfer-leader: another voter leads", async (t) => {
   t.is(r.code, 0, r.err);
   t.regex(r.out, new RegExp(`node ${to} leads \\(term \\d+\\)`));
   t.is(await waitFor(async () => ((await leader()) === to ? to : undefined), "the new leader"), to);
+});
+
+test.serial("a follower's not-leader answer names the leader's ADMIN address", async (t) => {
+  const lead = await leader();
+  const follower = [1, 2, 3].find((id) => id !== lead) as number;
+  const err = await t.throwsAsync(cluster.admin(follower).promoteLearner({ requestId: new Uint8Array(16).fill(7), nodeId: 9n }));
+  t.is((err as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
+  const detail = errorDetailOf(err as grpc.ServiceError);
+  t.is(detail?.reason, ErrorReason.NOT_LEADER);
+  t.is(Number(detail?.leaderId), lead);
+  t.is(detail?.leaderAddress, cluster.node(lead).admin, "the admin address, not the client address");
+  t.regex((err as grpc.ServiceError).details, new RegExp(`send admin calls to node ${lead} at ${cluster.node(lead).admin.replace(/\./g, "\\.")}`));
 });
 
 test.serial("the admin port admits operator and node certificates only", async (t) => {
