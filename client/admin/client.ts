@@ -78,6 +78,16 @@ export class AdminClient {
     return withRetries("find the leader", this.policy, () => this.findLeader());
   }
 
+  /** The leader's admin address, or undefined when no node names one now (no retry). */
+  async leaderNow(): Promise<string | undefined> {
+    try {
+      return await this.findLeader();
+    } catch (err) {
+      if (err instanceof TransientError) return undefined;
+      throw err;
+    }
+  }
+
   private async findLeader(): Promise<string> {
     const answers = await this.statuses([...new Set([...this.o.endpoints, ...this.addresses.values()])]);
     const votes = new Map<number, number>();

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { HsmState, MemberKind, NodeRole, type GetClusterStatusResponse, type MemberStatus } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { ClientError } from "../sdk/errors.js";
-import type { AdminClient } from "../admin/client.js";
+import type { AdminClient, NodeAnswer } from "../admin/client.js";
 import type { Parsed } from "./args.js";
 import type { CliIo } from "./io.js";
 import { EXIT } from "./exit.js";
@@ -35,32 +35,54 @@ const kindName = (k: MemberKind) => (k === MemberKind.LEARNER ? "learner" : "vot
 
 interface StatusRow {
   id: number; kind: string; role: string; term: number | null; commit: number | null; applied: number | null; snapshot: number | null;
-  lag: number; reachable: boolean; version: string; records: number | null; storeBytes: number | null; hsm: string; health: string; admin: string;
+  lag: number; reachable: boolean | null; version: string; records: number | null; storeBytes: number | null; hsm: string; health: string; admin: string;
 }
 
+/**
+ * Every member's own view. Without a leader (an outage, when status matters
+ * most) it shows what the reachable nodes say, LAG against the highest
+ * commit index seen, warns on stderr and exits 5.
+ */
 export async function statusView(ctx: AdminContext): Promise<number> {
-  const { leader, members } = await leaderView(ctx.client);
-  const answers = await ctx.client.statuses(members.flatMap((x) => (x.address === undefined ? [] : [x.address])));
-  const rows = members.map(({ m, address }): StatusRow => {
-    const a = answers.find((x) => x.address === address);
-    const s = a !== undefined && "status" in a ? a.status : undefined;
-    const why = address === undefined ? "admin address unknown" : a !== undefined && "error" in a ? `admin port: ${a.error.message}` : "";
-    return {
-      id: Number(m.nodeId), kind: kindName(m.kind), role: s === undefined ? "-" : roleName(s.role),
-      term: num(s?.term), commit: num(s?.commitIndex), applied: num(s?.appliedIndex), snapshot: num(s?.snapshotIndex),
-      lag: Math.max(0, Number(leader.commitIndex) - Number(s?.appliedIndex ?? m.matchIndex)), reachable: m.reachable,
-      version: s?.version ?? "-", records: num(s?.records), storeBytes: num(s?.storeBytes),
-      hsm: s === undefined ? "-" : s.hsmState === HsmState.OK ? "ok" : `failing: ${s.hsmError}`,
-      health: s === undefined ? why : s.serving ? "serving" : `not serving: ${s.notServingReason}`, admin: address ?? "",
-    };
-  });
+  const leaderAddress = await ctx.client.leaderNow();
+  const leader = leaderAddress === undefined ? undefined : await ctx.client.call(leaderAddress, "getClusterStatus", {});
+  const everyone = await ctx.client.statuses([...new Set([...ctx.client.addresses.values()])]);
+  const seen = everyone.flatMap((a) => ("status" in a ? [a.status] : []));
+  const members = leader?.members ?? unionOfMembers(seen);
+  const commit = leader?.commitIndex ?? seen.reduce((m, s) => (s.commitIndex > m ? s.commitIndex : m), 0n);
+  const rows = members.map((m) => statusRow(m, ctx.client.addresses.get(Number(m.nodeId)), everyone, commit, leader !== undefined));
   const cell = (v: number | null) => (v === null ? "-" : String(v));
   ctx.print(table(["ID", "KIND", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "LAG", "REACHABLE", "VERSION", "RECORDS", "STORE", "HSM", "HEALTH", "ADMIN"],
-    rows.map((r) => [String(r.id), r.kind, r.role, cell(r.term), cell(r.commit), cell(r.applied), cell(r.snapshot), String(r.lag), r.reachable ? "yes" : "no",
+    rows.map((r) => [String(r.id), r.kind, r.role, cell(r.term), cell(r.commit), cell(r.applied), cell(r.snapshot), String(r.lag), yesNo(r.reachable),
       r.version, cell(r.records), r.storeBytes === null ? "-" : bytes(r.storeBytes), r.hsm, r.health, r.admin])),
-  { leader: Number(leader.nodeId), term: Number(leader.term), members: rows });
-  return EXIT.OK;
+  { leader: leader === undefined ? null : Number(leader.nodeId), term: leader === undefined ? null : Number(leader.term), members: rows });
+  if (leader !== undefined) return EXIT.OK;
+  ctx.io.stderr("bkv: no leader known: each row is that node's own view (REACHABLE is unknown without a leader)\n");
+  return EXIT.UNAVAILABLE;
 }
+
+function statusRow(m: MemberStatus, address: string | undefined, answers: readonly NodeAnswer[], commit: bigint, fromLeader: boolean): StatusRow {
+  const a = answers.find((x) => x.address === address);
+  const s = a !== undefined && "status" in a ? a.status : undefined;
+  const why = address === undefined ? "admin address unknown" : a !== undefined && "error" in a ? `admin port: ${a.error.message}` : "";
+  return {
+    id: Number(m.nodeId), kind: kindName(m.kind), role: s === undefined ? "-" : roleName(s.role),
+    term: num(s?.term), commit: num(s?.commitIndex), applied: num(s?.appliedIndex), snapshot: num(s?.snapshotIndex),
+    lag: Math.max(0, Number(commit) - Number(s?.appliedIndex ?? m.matchIndex)), reachable: fromLeader ? m.reachable : null,
+    version: s?.version ?? "-", records: num(s?.records), storeBytes: num(s?.storeBytes),
+    hsm: s === undefined ? "-" : s.hsmState === HsmState.OK ? "ok" : `failing: ${s.hsmError}`,
+    health: s === undefined ? why : s.serving ? "serving" : `not serving: ${s.notServingReason}`, admin: address ?? "",
+  };
+}
+
+/** Without a leader: every member any node names, each once (the view of the node with the highest term first). */
+function unionOfMembers(statuses: readonly GetClusterStatusResponse[]): MemberStatus[] {
+  const byId = new Map<bigint, MemberStatus>();
+  for (const s of [...statuses].sort((a, b) => Number(b.term - a.term))) for (const m of s.members) if (!byId.has(m.nodeId)) byId.set(m.nodeId, m);
+  return [...byId.values()].sort((a, b) => Number(a.nodeId - b.nodeId));
+}
+
+const yesNo = (v: boolean | null) => (v === null ? "?" : v ? "yes" : "no");
 
 export async function membersView(ctx: AdminContext): Promise<number> {
   const { leader, members } = await leaderView(ctx.client);

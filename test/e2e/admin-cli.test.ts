@@ -216,6 +216,14 @@ test.serial("a dead voter: removing another voter is refused (quorum), the dead 
   t.is((await admin("remove", String(other))).code, 1);
   const forced = await admin("remove", String(other), "--force");
   t.is(forced.code, 0, forced.err);
+  // Voters now: the leader and dead node 4; the leader steps down (CheckQuorum). status still shows each node's view.
+  const down = await waitFor(async () => {
+    const r = await admin("status");
+    return r.code === 5 ? r : undefined;
+  }, "status without a leader", 30_000);
+  t.regex(down.err, /no leader known: each row is that node's own view/);
+  t.regex(down.out, new RegExp(`^${lead}\\s+voter\\s+(follower|pre-candidate|candidate)\\s`, "m"));
+  t.regex(down.out, /^4\s+voter\s+-\s/m);
 });
 
 test.serial("usage: unknown subcommands, missing arguments, no endpoints; audit is a slot", async (t) => {
