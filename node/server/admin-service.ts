@@ -60,7 +60,7 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     requireLeader(loop, d); // a follower's view of the membership may be stale: the leader judges
     checkChange(loop, type, id);
     if (type === ConfChangeType.PromoteLearner) checkCaughtUp(loop, d, id);
-    if (type === ConfChangeType.RemoveNode && !force) checkQuorumAfterRemoval(loop, d, id);
+    if (type === ConfChangeType.RemoveNode) checkVotersAfterRemoval(loop, d, id, force);
     d.log.info("proposing membership change", { change: ConfChangeType[type], member: id, force });
     const cc: ConfChange = { type, nodeId: id, context: encodePeerContext(peerAddress) };
     return BigInt(await loop.proposeConfChange(cc));
@@ -179,12 +179,14 @@ function checkCaughtUp(loop: AdminLoop, d: AdminDeps, id: number): void {
 
 /**
  * Removing a voter must leave a reachable quorum of the voters that remain
- * (the leader counts itself reachable); removing the last voter is never done.
+ * (the leader counts itself reachable), unless forced; removing the last
+ * voter is never done.
  */
-function checkQuorumAfterRemoval(loop: AdminLoop, d: AdminDeps, id: number): void {
+function checkVotersAfterRemoval(loop: AdminLoop, d: AdminDeps, id: number, force: boolean): void {
   if (!loop.voters.includes(id)) return;
   const rest = loop.voters.filter((v) => v !== id);
   if (rest.length === 0) throw membership(`node ${id} is the last voter: removing it would leave no cluster`);
+  if (force) return;
   const reachable = rest.filter((v) => v === d.nodeId || d.peerReachable(v));
   const quorum = Math.floor(rest.length / 2) + 1;
   if (reachable.length < quorum) {

@@ -10,6 +10,9 @@ import { notServingReason } from "../../node/server/health.js";
 import { joinPhase } from "../../node/server/join.js";
 import { ProposalError } from "../../node/server/raft-loop.js";
 import { StateDigestRing } from "../../node/server/state-digests.js";
+import { adminService } from "../../node/server/admin-service.js";
+import type { AdminLoop } from "../../node/server/raft-view.js";
+import { type ConfChange, ConfChangeType } from "../../node/raft/index.js";
 
 const rid = (n: number) => new Uint8Array(16).fill(n);
 
@@ -98,4 +101,64 @@ test("join phase: new, learner, voter, removed", (t) => {
   t.is(joinPhase(view([1, 2, 3], [4], 10), 4), "learner");
   t.is(joinPhase(view([1, 2, 3, 4], [], 10), 4), "voter");
   t.is(joinPhase(view([1, 2, 3], [], 10), 4), "removed");
+});
+
+// --- AdminService's membership checks on a fake AdminLoop (this layer only) ---
+
+interface FakeLoop {
+  voters: number[];
+  learners: number[];
+  commitIndex: number;
+  match: Record<number, number>;
+  proposed: ConfChange[];
+}
+
+function service(f: FakeLoop, reachable: readonly number[], promoteMaxLag = 100) {
+  const loop = {
+    leaderId: 1, isLeader: true, role: 2, term: 3, commitIndex: f.commitIndex, voters: f.voters, learners: f.learners,
+    lastSnapshotIndex: 0, peers: new Map<number, string>(), vault: {} as never,
+    matchIndex: (id: number) => f.match[id] ?? 0,
+    proposeConfChange: (cc: ConfChange) => { f.proposed.push(cc); return Promise.resolve(f.commitIndex + 1); },
+    transferLeadership: () => Promise.resolve(1), requestSnapshot: () => Promise.reject(new Error("unused")),
+    snapshotStream: () => { throw new Error("unused"); },
+  } as unknown as AdminLoop;
+  const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+  return adminService({
+    nodeId: 1, clusterId: "c", loop: () => loop, peerReachable: (id) => reachable.includes(id),
+    leaderHint: () => ({ leaderId: 1, leaderAddress: "", self: 1 }), adminAddressOf: () => "", promoteMaxLag,
+    facts: () => Promise.reject(new Error("unused")), digests: new StateDigestRing(), log: quiet, record: () => undefined,
+  });
+}
+
+/** Calls a unary handler; resolves with its error's details (or "OK"). */
+function callHandler(h: unknown, request: object): Promise<string> {
+  return new Promise((resolve) => {
+    (h as (call: { request: object }, cb: (err: { details?: string } | null) => void) => void)({ request }, (err) => resolve(err === null ? "OK" : err.details ?? "?"));
+  });
+}
+
+const promote = (nodeId: bigint) => ({ requestId: new Uint8Array(0), nodeId });
+const remove = (nodeId: bigint, force = false) => ({ requestId: new Uint8Array(0), nodeId, force });
+
+test("PromoteLearner: refused while the learner is unreachable, acknowledged nothing, or lags beyond promoteMaxLag", async (t) => {
+  const f: FakeLoop = { voters: [1, 2, 3], learners: [4], commitIndex: 500, match: { 2: 500, 3: 500, 4: 0 }, proposed: [] };
+  t.regex(await callHandler(service(f, [2, 3]).promoteLearner, promote(4n)), /node 4 has not caught up: it is not reachable from the leader/);
+  t.regex(await callHandler(service(f, [2, 3, 4]).promoteLearner, promote(4n)), /it has not acknowledged any entry yet/);
+  f.match[4] = 399;
+  t.regex(await callHandler(service(f, [2, 3, 4]).promoteLearner, promote(4n)), /it is 101 entries behind the commit index 500 \(at most 100 allowed\)/);
+  t.is(f.proposed.length, 0);
+  f.match[4] = 400;
+  t.is(await callHandler(service(f, [2, 3, 4]).promoteLearner, promote(4n)), "OK");
+  t.deepEqual(f.proposed.map((cc) => [cc.type, cc.nodeId]), [[ConfChangeType.PromoteLearner, 4]]);
+});
+
+test("RemoveNode: refused when the voters left lack a reachable quorum or none would be left, unless forced; learners always go", async (t) => {
+  const f: FakeLoop = { voters: [1, 2, 3], learners: [4], commitIndex: 10, match: {}, proposed: [] };
+  t.regex(await callHandler(service(f, [3]).removeNode, remove(3n)), /removing node 3 would leave voters \[1, 2\] of which 1 \(\[1\]\) are reachable, fewer than their quorum of 2/);
+  t.is(await callHandler(service(f, [3]).removeNode, remove(2n)), "OK", "removing the unreachable one keeps [1, 3] reachable");
+  t.is(await callHandler(service(f, [3]).removeNode, remove(3n, true)), "OK", "forced");
+  t.is(await callHandler(service(f, []).removeNode, remove(4n)), "OK", "a learner does not count for the quorum");
+  t.is(f.proposed.length, 3);
+  const alone: FakeLoop = { voters: [1], learners: [], commitIndex: 10, match: {}, proposed: [] };
+  t.regex(await callHandler(service(alone, []).removeNode, remove(1n, true)), /node 1 is the last voter/);
 });
