@@ -10,6 +10,8 @@ export interface NodeAddress {
   readonly id: number;
   readonly clientAddress: string;
   readonly peerAddress: string;
+  /** The node's admin address for other nodes and operators (not-leader hints, join); optional. */
+  readonly adminAddress?: string;
 }
 
 export interface ServerConfig {
@@ -56,6 +58,12 @@ export interface ServerConfig {
    * { free, delaysSeconds }. Ignored once the cluster exists.
    */
   readonly throttle: ThrottleSchedule;
+  /** PromoteLearner refuses a learner more than this many entries behind the leader's commit index. */
+  readonly promoteMaxLag: number;
+  /** Health is NOT_SERVING while commit − applied exceeds this many entries. */
+  readonly maxApplyLag: number;
+  /** How often the HSM is probed (one signature); a failed probe makes health NOT_SERVING. */
+  readonly hsmProbeIntervalMs: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -76,6 +84,9 @@ const DEFAULTS = {
   electionTick: 10,
   heartbeatTick: 1,
   proposalTimeoutMs: 5_000,
+  promoteMaxLag: 1_000,
+  maxApplyLag: 5_000,
+  hsmProbeIntervalMs: 10_000,
   module: "/usr/lib/softhsm/libsofthsm2.so",
 };
 
@@ -167,6 +178,9 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
     join: bool(raw.join ?? false, "join"),
     throttle: throttleSchedule(raw.throttle ?? "default"),
+    promoteMaxLag: nonNegInt(raw.promoteMaxLag ?? DEFAULTS.promoteMaxLag, "promoteMaxLag"),
+    maxApplyLag: posInt(raw.maxApplyLag ?? DEFAULTS.maxApplyLag, "maxApplyLag"),
+    hsmProbeIntervalMs: posInt(raw.hsmProbeIntervalMs ?? DEFAULTS.hsmProbeIntervalMs, "hsmProbeIntervalMs"),
   };
 }
 
@@ -193,7 +207,8 @@ function nodeList(v: unknown): NodeAddress[] {
     const id = posInt(o.id, `nodes[${i}].id`);
     if (seen.has(id)) throw new ConfigError(`nodes[${i}].id`, `duplicates node id ${id}`);
     seen.add(id);
-    return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`) };
+    const admin = o.adminAddress === undefined ? {} : { adminAddress: hostPort(o.adminAddress, `nodes[${i}].adminAddress`) };
+    return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`), ...admin };
   });
 }
 
@@ -214,6 +229,11 @@ function str(v: unknown, field: string): string {
 
 function posInt(v: unknown, field: string): number {
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw new ConfigError(field, `must be a positive integer (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+function nonNegInt(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(field, `must be a non-negative integer (got ${JSON.stringify(v)})`);
   return v;
 }
 

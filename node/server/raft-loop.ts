@@ -52,6 +52,9 @@ function proposalDropped(): ProposalError {
   return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
 }
 
+/** Bytes per chunk of snapshotStream. */
+const SNAPSHOT_CHUNK = 256 * 1024;
+
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
 
@@ -281,6 +284,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     const w = this.waiters.snapshots.register(this.snapshotRound, null, () => new ProposalError("TIMEOUT", "no deadline"));
     this.schedule();
     return w.promise;
+  }
+
+  /** The latest snapshot's bytes (the server snapshot payload, snapshot-data.ts) in chunks of at most 256 KiB. */
+  async *snapshotStream(): AsyncIterable<Uint8Array> {
+    const data = await Promise.resolve(this.o.storage.snapshot().data);
+    for (let at = 0; at < data.length; at += SNAPSHOT_CHUNK) yield data.subarray(at, at + SNAPSHOT_CHUNK);
   }
 
   // --- the Ready loop ---------------------------------------------------
