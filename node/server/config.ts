@@ -45,6 +45,8 @@ export interface ServerConfig {
   readonly heartbeatTick: number;
   /** How long a proposal waits to be applied before UNAVAILABLE. */
   readonly proposalTimeoutMs: number;
+  /** How long Evaluate and a linearizable read wait for this node to apply the index they need. */
+  readonly evaluateWaitMs: number;
   /**
    * True for a node added to a running cluster (AddLearner): an empty data dir
    * is NOT bootstrapped; the node waits for the leader's snapshot. `nodes`
@@ -84,6 +86,7 @@ const DEFAULTS = {
   electionTick: 10,
   heartbeatTick: 1,
   proposalTimeoutMs: 5_000,
+  evaluateWaitMs: 2_000,
   promoteMaxLag: 1_000,
   maxApplyLag: 5_000,
   hsmProbeIntervalMs: 10_000,
@@ -176,6 +179,7 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
     heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
     proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
+    evaluateWaitMs: posInt(raw.evaluateWaitMs ?? DEFAULTS.evaluateWaitMs, "evaluateWaitMs"),
     join: bool(raw.join ?? false, "join"),
     throttle: throttleSchedule(raw.throttle ?? "default"),
     promoteMaxLag: nonNegInt(raw.promoteMaxLag ?? DEFAULTS.promoteMaxLag, "promoteMaxLag"),

@@ -148,7 +148,7 @@ export class VaultNode {
     const server = strictServer(this.refused);
     server.addService(serviceDefinition(VaultService), vaultService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
-      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: 2000,
+      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs,
     }));
     this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
