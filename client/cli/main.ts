@@ -7,7 +7,9 @@
 // evaluations, backup file altered / wrong key / not a backup); 7 bad
 // cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
 // superseded this one twice, or the record changed twice while recovering:
-// nothing is wrong, try again); 64 usage (bad arguments or key format).
+// nothing is wrong, try again); 10 rate limited (an admission limit, not the
+// guess limit: retry after the time printed); 11 not authorized (no token, an
+// invalid one, or one for another user); 64 usage (bad arguments or key format).
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type * as SdkErrors from "../sdk/errors.js";
@@ -16,7 +18,7 @@ import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
 
 export const EXIT = {
-  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, CONCURRENT: 9, USAGE: 64,
+  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, CONCURRENT: 9, RATE_LIMITED: 10, NOT_AUTHORIZED: 11, USAGE: 64,
 } as const;
 
 const EXIT_BY_CODE: Readonly<Record<string, number>> = {
@@ -26,6 +28,9 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   RECORD_EXISTS: EXIT.RECORD,
   ATTEMPT_SUPERSEDED: EXIT.CONCURRENT,
   RECORD_CHANGED: EXIT.CONCURRENT,
+  RATE_LIMITED: EXIT.RATE_LIMITED,
+  NOT_AUTHORIZED: EXIT.NOT_AUTHORIZED,
+  TOKEN: EXIT.NOT_AUTHORIZED,
   UNAVAILABLE: EXIT.UNAVAILABLE,
   TRANSIENT: EXIT.UNAVAILABLE,
   NOT_ENOUGH_EVALUATIONS: EXIT.UNAVAILABLE,
@@ -97,6 +102,11 @@ async function report(err: unknown, io: CliIo): Promise<number> {
     io.stderr(`bkv: wrong password${hint}: ${err.attemptsRemaining} attempts remaining\n`);
   } else if (err instanceof errors.AttemptSupersededError) {
     io.stderr(`bkv: superseded by a concurrent recovery of the same record, twice: ${err.message}\n`);
+  } else if (err instanceof errors.RateLimitedError) {
+    io.stderr(`bkv: rate limited by ${err.address} (too many calls: an admission limit, not the guess limit): retry after ${Math.ceil(err.retryAfterMs / 1000)} s\n`);
+  } else if (err instanceof errors.NotAuthorizedError) {
+    io.stderr(`bkv: not authorized by ${err.address}: ${err.codeName}: ${err.serverMessage}\n` +
+      "  pass a token for this user from your account service: --token-file FILE or BKV_TOKEN\n");
   } else if (err instanceof errors.RecordChangedError) {
     io.stderr(`bkv: the record changed (overwritten, or deleted and registered again) while recovering, twice; no attempt was counted: try again\n`);
   } else if (err instanceof ClientError) {
@@ -122,7 +132,8 @@ ${CLUSTER_HELP}
 
 Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 record not found
 or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O,
-9 concurrent change (superseded by a concurrent recovery, or the record changed): try again, 64 usage.
+9 concurrent change (superseded by a concurrent recovery, or the record changed): try again,
+10 rate limited (retry later), 11 not authorized (token missing, invalid or for another user), 64 usage.
 `;
 }
 

@@ -58,8 +58,12 @@ export class Metrics {
   }
 }
 
-/** Serves /metrics, /healthz (process alive) and /readyz (a leader is known and the node applied its log). */
-export function serveMetrics(listen: string, metrics: Metrics, ready: () => boolean): Promise<Server> {
+/**
+ * Serves /metrics, /healthz (process alive) and /readyz (a leader is known and
+ * the node applied its log); `notice`, when not empty, is a second line of
+ * /readyz's body whatever its status (e.g. client authentication off).
+ */
+export function serveMetrics(listen: string, metrics: Metrics, ready: () => boolean, notice = ""): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
       metrics.registry.metrics().then(
@@ -70,7 +74,7 @@ export function serveMetrics(listen: string, metrics: Metrics, ready: () => bool
       res.writeHead(200); res.end("ok\n");
     } else if (req.url === "/readyz") {
       const ok = ready();
-      res.writeHead(ok ? 200 : 503); res.end(ok ? "ready\n" : "not ready\n");
+      res.writeHead(ok ? 200 : 503); res.end(`${ok ? "ready" : "not ready"}\n${notice === "" ? "" : `warning: ${notice}\n`}`);
     } else {
       res.writeHead(404); res.end("not found\n");
     }

@@ -1,7 +1,8 @@
 // VaultService (proto/bkv/v1/vault.proto) on top of a RaftLoop and the node's
-// HSM. Every request field is validated (proto/crypto + node/vault
-// validateCommand) before anything is proposed; a mutating call on a
-// follower is proposed there and forwarded to the leader by Raft.
+// HSM. Every call passes the ClientGate (auth.ts: admission limits and the
+// caller's token) and every request field is validated (proto/crypto +
+// node/vault validateCommand) before anything is proposed; a mutating call
+// on a follower is proposed there and forwarded to the leader by Raft.
 import { create } from "@bufbuild/protobuf";
 import { status, type handleUnaryCall } from "@grpc/grpc-js";
 import {
@@ -20,6 +21,7 @@ import { RpcFailure, fromVaultError, invalidArgument, toServiceError, type Leade
 import type { VaultLoop } from "./raft-view.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
+import type { ClientGate } from "./auth.js";
 
 export interface VaultServiceDeps {
   readonly nodeId: number;
@@ -32,6 +34,8 @@ export interface VaultServiceDeps {
   readonly leaderHint: () => LeaderHint;
   /** How long Evaluate waits for this node to apply the attempt, and a linearizable read for its read index. */
   readonly evaluateWaitMs: number;
+  /** Authentication and admission limits, checked before each handler. */
+  readonly gate: ClientGate;
 }
 
 export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof VaultService> {
@@ -92,11 +96,11 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
   };
 }
 
-/** Wraps an async handler: metrics, and every failure mapped to a status with ErrorDetail. */
+/** Wraps an async handler: the gate first, metrics, and every failure mapped to a status with ErrorDetail. */
 function handlerFactory(d: VaultServiceDeps) {
   return <Req, Res>(method: string, f: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
     const t0 = performance.now();
-    f(call.request).then(
+    d.gate.admit(call.getPeer(), call.metadata, requestUser(call.request)).then(() => f(call.request)).then(
       (res) => { d.metrics.request(method, "OK", performance.now() - t0); callback(null, res); },
       (err: unknown) => {
         const e = toServiceError(err, d.leaderHint, (x) => d.log.error("internal error", { method, error: x }));
@@ -105,6 +109,12 @@ function handlerFactory(d: VaultServiceDeps) {
       },
     );
   };
+}
+
+/** The user a request concerns: every VaultService request but GetClusterDescriptor's has a user_id. */
+function requestUser(req: unknown): string | undefined {
+  const user = (req as { userId?: unknown }).userId;
+  return typeof user === "string" ? user : undefined;
 }
 
 async function propose(d: VaultServiceDeps, c: Command): Promise<VaultResult> {

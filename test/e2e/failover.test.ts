@@ -14,7 +14,7 @@ let client: VaultClient;
 
 test.before(async () => {
   cluster = await LocalCluster.start({ snapshotInterval: 20 });
-  client = new VaultClient(await cluster.descriptor(), OPTS);
+  client = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
 });
 
 test.after.always(async () => {
@@ -29,7 +29,7 @@ test.serial("recovery succeeds with the leader down and fails with a clear error
   t.deepEqual(await client.recover("gina", "pw"), key);
   const other = cluster.nodes.find((n) => n.id !== lead && n.proc !== null)?.id ?? 0;
   await cluster.kill(other);
-  const impatient = new VaultClient(client.descriptor, { ...OPTS, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000 } });
+  const impatient = new VaultClient(client.descriptor, { token: cluster.token, ...OPTS, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000 } });
   const err = await t.throwsAsync(impatient.recover("gina", "pw"), { instanceOf: ClientError });
   impatient.close();
   t.regex(err?.message ?? "", /unavailable|evaluations/i);

@@ -22,7 +22,7 @@ test.after.always(async () => {
 });
 
 test.serial("a node added as a learner catches up, is promoted, serves a share, and is removed", async (t) => {
-  const old = new VaultClient(await cluster.descriptor(), OPTS);
+  const old = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
   const oldKey = await old.register("judy", "pw");
   old.close();
   const lead = await cluster.leaderId();
@@ -41,7 +41,7 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
     const desc = await cluster.descriptor();
     return desc.nodes.length === 4 ? desc : undefined;
   }, "node 4 in the descriptor", 30_000);
-  const client = new VaultClient(d, OPTS);
+  const client = new VaultClient(d, { ...OPTS, token: cluster.token });
   const key = await client.register("kim", "pw");
   const info = await cluster.vault(4).getRecordInfo({ userId: "kim" });
   t.true(info.publicShares.some((s) => Number(s.nodeId) === 4));
