@@ -56,6 +56,8 @@ export function exitCodeFor(err: unknown, { ClientError, RpcError }: typeof SdkE
 /** Runs one `bkv` invocation; returns the exit code. Never throws. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   try {
+    // Temporary: `bkv audit ...` until the `bkv admin` dispatcher routes `bkv admin audit ...` to admin-audit.ts.
+    if (argv[0] === "audit") return await (await import("./admin-audit.js")).runAdminAudit(argv.slice(1), io);
     const found = findCommand(argv);
     if (found === undefined) {
       if (argv.length === 1 && argv[0] === "--version") {
@@ -126,6 +128,9 @@ Usage: bkv COMMAND [options]   (bkv COMMAND --help for details; bkv --version)
 
 Commands:
 ${list}
+
+  audit verify FILE | audit --user U FILE   check a node's audit log; list a user's events
+                     (temporary spelling of \`bkv admin audit\`)
 
 Passwords and keys are read from stdin (or a key file), never from arguments.
 ${CLUSTER_HELP}
