@@ -25,6 +25,8 @@ export interface ClusterOptions {
   readonly clusterId?: string;
   /** A compiled bkv-node entry (an installed package's dist/node/server/main.js) to run instead of the sources under tsx. */
   readonly nodeEntry?: string;
+  /** Nodes with client authentication off (auth.disabled: they warn, and say so in /readyz); default on. */
+  readonly authDisabled?: boolean;
   /** The nodes' `limits` config; default: limits far above what any test or benchmark sends. */
   readonly limits?: Record<string, number>;
 }
@@ -124,7 +126,7 @@ export class LocalCluster {
       snapshotInterval: this.opts.snapshotInterval ?? 10_000, tickMs: 50, electionTick: 10, heartbeatTick: 1,
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
-      auth: { issuers: [{ issuer: DEV_ISSUER, jwksFile: join(this.dir, "dev-issuer.jwks.json") }] },
+      auth: this.opts.authDisabled === true ? { disabled: true } : { issuers: [{ issuer: DEV_ISSUER, jwksFile: this.jwksFile }] },
       limits: this.opts.limits ?? UNREACHED_LIMITS,
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer })),
       join: join_,
@@ -176,6 +178,11 @@ export class LocalCluster {
   private adminCreds(id: number): grpc.ChannelCredentials {
     const d = join(this.dir, "certs");
     return grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, `node-${id}.key`)), readFileSync(join(d, `node-${id}.crt`)));
+  }
+
+  /** The JWKS file the nodes trust (the dev issuer's; tests may rewrite it to rotate keys). */
+  get jwksFile(): string {
+    return join(this.dir, "dev-issuer.jwks.json");
   }
 
   /** The node's audit log (JSON lines). */
