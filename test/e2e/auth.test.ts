@@ -17,6 +17,9 @@ import { G, encodePoint } from "../../proto/crypto/index.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
+import { EXIT, run } from "../../client/cli/main.js";
+import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
+import { descriptorToJson } from "../../client/sdk/index.js";
 
 const LIMITS = { userPerSec: 5, userBurst: 5, addressPerSec: 100_000, addressBurst: 100_000 };
 let cluster: LocalCluster;
@@ -188,6 +191,33 @@ test.serial("audit logs: every node's chain verifies, lines are equal across nod
   const all = [...texts, ...cluster.nodes.map((n) => cluster.logOf(n.id))].join("\n");
   for (const tok of minted) t.false(all.includes(tok.split(".")[2]!), "no token in an audit or node log");
   t.false(all.includes("alice pw"));
+});
+
+async function bkv(argv: string[], stdin: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  const r = { code: 0, out: "", err: "" };
+  const io: CliIo = { readSecrets: async (p) => splitSecretLines(stdin, p.length), stdout: (x) => (r.out += x), stderr: (x) => (r.err += x), stderrIsTTY: false, env };
+  r.code = await run(argv, io);
+  return r;
+}
+
+test.serial("the CLI needs no extra step next to a dev issuer key; --token-file / BKV_TOKEN take precedence and a wrong token exits 11", async (t) => {
+  const file = join(cluster.dir, "cluster.json"); // next to dev-issuer.key.json, as `npm start` lays it out
+  writeFileSync(file, JSON.stringify(descriptorToJson(await cluster.descriptor())));
+  const reg = await bkv(["register", "--user", "carol", "--password-stdin", "--cluster", file], "carol pw\n");
+  t.is(reg.code, EXIT.OK, reg.err);
+  const rec = await bkv(["recover", "--user", "carol", "--password-stdin", "--cluster", file], "carol pw\n");
+  t.is(rec.code, EXIT.OK, rec.err);
+  t.is(rec.out, reg.out, "the same key");
+  const mallory = await token(cluster.issuer, { subject: "mallory" });
+  const denied = await bkv(["recover", "--user", "carol", "--password-stdin", "--cluster", file], "carol pw\n", { BKV_TOKEN: mallory });
+  t.is(denied.code, EXIT.NOT_AUTHORIZED);
+  t.regex(denied.err, /not authorized by .*PERMISSION_DENIED/);
+  t.false(denied.err.includes(mallory));
+  const tokenFile = join(cluster.dir, "carol.jwt");
+  writeFileSync(tokenFile, `${await token(cluster.issuer, { subject: "carol" })}\n`);
+  const viaFile = await bkv(["status", "--user", "carol", "--cluster", file, "--token-file", tokenFile], "", { BKV_TOKEN: mallory });
+  t.is(viaFile.code, EXIT.OK, viaFile.err);
+  t.regex(viaFile.out, /record v1, 10 attempts remaining/);
 });
 
 test.serial("a node with authentication off warns at start and in /readyz, and takes calls without a token", async (t) => {
