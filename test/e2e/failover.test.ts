@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { ClientError, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 
@@ -57,6 +58,11 @@ test.serial("a node restarted after missing many entries catches up through a sn
   await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
   await waitFor(() => cluster.logOf(victim).includes("restored snapshot") || undefined, "the snapshot install on the restarted node");
   t.is((await cluster.vault(victim).getRecordInfo({ userId: "hank" })).attemptsRemaining, 255 - 60);
+  // Its audit chain goes on across the restart and says where the snapshot made it skip entries.
+  const audit = cluster.auditOf(victim);
+  t.true(verifyAuditChain(audit).ok);
+  const segments = audit.trim().split("\n").map(parseAuditLine).filter((l) => l.kind === "segment");
+  t.deepEqual(segments.map((l) => l.from), ["bootstrap", "snapshot"]);
   // With the third node stopped, a recovery needs the restarted node's evaluation.
   const third = cluster.nodes.find((n) => n.id !== victim && n.id !== lead)?.id ?? 0;
   await cluster.stop(third);
