@@ -138,7 +138,7 @@ export class ClientGate {
     try {
       ({ payload } = await jwtVerify(token, keys.get(), {
         issuer, audience: this.o.clusterId, algorithms: [...TOKEN_ALGORITHMS], clockTolerance: a.clockSkewSec,
-        maxTokenAge: a.maxTokenLifetimeSec + a.clockSkewSec, requiredClaims: ["exp", "iat", "sub"],
+        maxTokenAge: a.maxTokenLifetimeSec, requiredClaims: ["exp", "iat", "sub"],
       }));
     } catch (err) {
       throw new AuthError("UNAUTHENTICATED", verifyFailure(err, issuer, kid, this.o.clusterId));
