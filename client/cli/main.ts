@@ -7,8 +7,8 @@
 // evaluations, backup file altered / wrong key / not a backup); 7 bad
 // cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
 // superseded this one twice, or the record changed twice while recovering:
-// nothing is wrong, try again); 10 rate limited (an admission limit, not the
-// guess limit: retry after the time printed); 11 not authorized (no token, an
+// nothing is wrong, try again); 11 rate limited (an admission limit, not the
+// guess limit: retry after the time printed); 12 not authorized (no token, an
 // invalid one, or one for another user); 64 usage (bad arguments or key format).
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -18,7 +18,7 @@ import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
 
 export const EXIT = {
-  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, CONCURRENT: 9, RATE_LIMITED: 10, NOT_AUTHORIZED: 11, USAGE: 64,
+  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, CONCURRENT: 9, RATE_LIMITED: 11, NOT_AUTHORIZED: 12, USAGE: 64,
 } as const;
 
 const EXIT_BY_CODE: Readonly<Record<string, number>> = {
@@ -138,7 +138,7 @@ ${CLUSTER_HELP}
 Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 record not found
 or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O,
 9 concurrent change (superseded by a concurrent recovery, or the record changed): try again,
-10 rate limited (retry later), 11 not authorized (token missing, invalid or for another user), 64 usage.
+11 rate limited (retry later), 12 not authorized (token missing, invalid or for another user), 64 usage.
 `;
 }
 

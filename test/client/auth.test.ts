@@ -23,7 +23,7 @@ function serverError(code: status, message: string, detail?: Parameters<typeof e
 const quota = () => serverError(status.RESOURCE_EXHAUSTED, "too many calls from this user: retry after 1234 ms", { reason: ErrorReason.RATE_LIMITED }, { "retry-after-ms": "1234" });
 const guessLimit = () => serverError(status.RESOURCE_EXHAUSTED, "the guess limit was reached", { reason: ErrorReason.RECORD_LOCKED, attemptsRemaining: 0 });
 
-test("RESOURCE_EXHAUSTED: a quota is RateLimitedError (exit 10), the guess limit RecordLockedError (exit 3)", (t) => {
+test("RESOURCE_EXHAUSTED: a quota is RateLimitedError (exit 11), the guess limit RecordLockedError (exit 3)", (t) => {
   const q = rpcErrorFrom(quota() as never, "BeginRecovery", "n1");
   t.true(q instanceof RateLimitedError);
   t.is((q as RateLimitedError).retryAfterMs, 1234);
@@ -33,7 +33,7 @@ test("RESOURCE_EXHAUSTED: a quota is RateLimitedError (exit 10), the guess limit
   t.is(exitCodeFor(g, errors), EXIT.LOCKED);
 });
 
-test("UNAUTHENTICATED and a reasonless PERMISSION_DENIED are NotAuthorizedError (exit 11); a bad signature stays an RpcError", (t) => {
+test("UNAUTHENTICATED and a reasonless PERMISSION_DENIED are NotAuthorizedError (exit 12); a bad signature stays an RpcError", (t) => {
   const u = rpcErrorFrom(serverError(status.UNAUTHENTICATED, "the token has expired") as never, "Register", "n1");
   t.true(u instanceof NotAuthorizedError);
   t.is(exitCodeFor(u, errors), EXIT.NOT_AUTHORIZED);
@@ -60,10 +60,10 @@ test("the CLI's messages: a quota says retry after and not the guess limit; a re
     }
   };
   const q = await said(rpcErrorFrom(quota() as never, "BeginRecovery", "127.0.0.1:7101"));
-  t.is(q.code, 10);
+  t.is(q.code, EXIT.RATE_LIMITED);
   t.regex(q.out, /rate limited by 127\.0\.0\.1:7101 .*not the guess limit.*retry after 2 s/);
   const n = await said(rpcErrorFrom(serverError(status.UNAUTHENTICATED, "no authorization metadata") as never, "Register", "127.0.0.1:7101"));
-  t.is(n.code, 11);
+  t.is(n.code, EXIT.NOT_AUTHORIZED);
   t.regex(n.out, /--token-file FILE or BKV_TOKEN/);
   const l = await said(rpcErrorFrom(guessLimit() as never, "BeginRecovery", "127.0.0.1:7101"));
   t.is(l.code, 3);

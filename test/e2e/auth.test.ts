@@ -200,7 +200,7 @@ async function bkv(argv: string[], stdin: string, env: NodeJS.ProcessEnv = {}): 
   return r;
 }
 
-test.serial("the CLI needs no extra step next to a dev issuer key; --token-file / BKV_TOKEN take precedence and a wrong token exits 11", async (t) => {
+test.serial("the CLI needs no extra step next to a dev issuer key; --token-file / BKV_TOKEN take precedence and a wrong token exits 12", async (t) => {
   const file = join(cluster.dir, "cluster.json"); // next to dev-issuer.key.json, as `npm start` lays it out
   writeFileSync(file, JSON.stringify(descriptorToJson(await cluster.descriptor())));
   const reg = await bkv(["register", "--user", "carol", "--password-stdin", "--cluster", file], "carol pw\n");
