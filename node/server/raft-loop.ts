@@ -38,7 +38,15 @@ export interface RaftLoopOptions {
   onFatal(err: unknown): void;
   /** Observers for metrics. */
   onApplied?(entries: number, ms: number): void;
+  /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
+  onOutcome?(event: AppliedEvent): void;
 }
+
+/** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
+export type AppliedEvent =
+  | { readonly kind: "command"; readonly index: number; readonly data: Uint8Array; readonly result: VaultResult }
+  | { readonly kind: "membership"; readonly index: number; readonly change: ConfChange }
+  | { readonly kind: "snapshot"; readonly index: number };
 
 /** A proposal that could not be made or did not complete: the caller may retry with the same request id. */
 export class ProposalError extends Error {
@@ -355,6 +363,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
     this.o.log.info("restored snapshot", { index: snap.metadata.index, term: snap.metadata.term });
+    this.o.onOutcome?.({ kind: "snapshot", index: snap.metadata.index });
   }
 
   private setPeers(peers: ReadonlyMap<number, string>): void {
@@ -373,6 +382,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       return;
     }
     const out = this.sm.apply(e.index, e.data, this.confState.voters);
+    this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result });
     if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 
@@ -389,6 +399,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       if (cc.nodeId !== this.o.id) this.link?.removePeer(cc.nodeId);
     }
     this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters: this.confState.voters, learners: this.confState.learners });
+    this.o.onOutcome?.({ kind: "membership", index: e.index, change: cc });
     this.waiters.confChanges.resolve(confKey(cc), e.index);
   }
 
