@@ -20,7 +20,7 @@
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
-import { type VaultResult, parseEnvelope } from "../vault/index.js";
+import { type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
 
 export class AuditLog {
@@ -88,7 +88,7 @@ export class AuditLog {
 /** The audit event of an applied vault command; undefined for a leader's no-op and node announcements. */
 export function commandEvent(index: number, data: Uint8Array, result: VaultResult): AuditEvent | undefined {
   if (data.length === 0) return undefined;
-  const env = parseEnvelope(data);
+  const env = parseEnvelope(unstamp(data).payload);
   const c = env.command;
   const outcome = result.ok ? "ok" : result.reason;
   const attemptsRemaining = "attemptsRemaining" in result ? result.attemptsRemaining : undefined;

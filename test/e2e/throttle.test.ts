@@ -8,7 +8,7 @@ import { LocalCluster } from "../../testkit/cluster.js";
 
 test("the fourth wrong attempt is throttled with a retry-after, counts nothing, and stays throttled on a new leader", async (t) => {
   const cluster = await LocalCluster.start({ throttle: "default" });
-  const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
+  const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
   try {
     await client.register("tom", "right", { guessLimit: 10 });
     for (let i = 0; i < 3; i++) t.false((await client.checkPassword("tom", "wrong")).ok, `wrong attempt ${i + 1}`);

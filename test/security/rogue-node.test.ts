@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { EntryType, MessageType, message } from "../../node/raft/index.js";
-import { type Command, type NodeAnnouncement, type VaultResult, encodeCommand, parseEnvelope } from "../../node/vault/index.js";
+import { type Command, type NodeAnnouncement, type VaultResult, encodeCommand, parseEnvelope, stampTime, unstamp } from "../../node/vault/index.js";
 import { recordKey } from "../../node/vault/keys.js";
 import { decodeStoredRecord, encodeStoredRecord } from "../../node/vault/values.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
@@ -82,7 +82,7 @@ async function honestCaughtUp(): Promise<void> {
 
 /** The committed commands of the rogue's log of one kind. */
 function logged<K extends Command["kind"]>(kind: K): Extract<Command, { kind: K }>[] {
-  return rogue.entriesFrom(1).map((e) => parseEnvelope(e.data).command).filter((c): c is Extract<Command, { kind: K }> => c?.kind === kind);
+  return rogue.entriesFrom(1).map((e) => parseEnvelope(unstamp(e.data).payload).command).filter((c): c is Extract<Command, { kind: K }> => c?.kind === kind);
 }
 
 /** Each forgery of DESIGN §6.5 the rogue can write into the log, with the refusal honest nodes must answer. */
@@ -288,7 +288,7 @@ test.serial("as leader, the rogue equivocates: one attempt, another blinded elem
   const toNode1 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b1 });
   const toNode2 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b2 });
   rogue.rewrite = (m) => m.type !== MessageType.App || m.to !== 2 ? m
-    : { ...m, entries: m.entries.map((e) => equalBytes(e.data, toNode1) ? { ...e, data: toNode2 } : e) };
+    : { ...m, entries: m.entries.map((e) => equalBytes(unstamp(e.data).payload, toNode1) ? { ...e, data: stampTime(toNode2, unstamp(e.data).time ?? 0) } : e) };
   const r = await rogue.proposeRaw(requestId, toNode1);
   await honestCaughtUp();
   rogue.rewrite = (m) => m;

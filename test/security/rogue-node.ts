@@ -18,7 +18,7 @@ import { type Entry, type Message } from "../../node/raft/index.js";
 import { DiskStorage } from "../../node/storage/index.js";
 import { Transport } from "../../node/transport/index.js";
 import { Hsm } from "../../node/hsm/index.js";
-import { type NodeAnnouncement, type VaultResult, VaultStateMachine } from "../../node/vault/index.js";
+import { type NodeAnnouncement, type VaultResult, VaultStateMachine, unstamp } from "../../node/vault/index.js";
 import { loadConfig, type ServerConfig } from "../../node/server/config.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { RaftLoop } from "../../node/server/raft-loop.js";
@@ -81,7 +81,8 @@ export class RogueNode {
   async proposeUnchecked(data: Uint8Array): Promise<number> {
     const after = this.storage.lastIndex();
     this.loop.proposeUnwaited(data);
-    const at = () => this.entriesFrom(after + 1).find((e) => equal(e.data, data))?.index;
+    // A leader stamps its time on the entries it appends (node/vault commands.ts): compare what is inside.
+    const at = () => this.entriesFrom(after + 1).find((e) => equal(unstamp(e.data).payload, data))?.index;
     await waitUntil(() => (at() ?? Infinity) <= this.loop.vault.appliedIndex, "the raw entry to apply here");
     return at() as number;
   }
