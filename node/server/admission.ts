@@ -54,7 +54,20 @@ async function take(limiter: BurstyRateLimiter, key: string, scope: AdmissionRef
   }
 }
 
-/** grpc-js server options of the client port: the message size cap and the HTTP/2 concurrent stream cap. */
+/**
+ * grpc-js server options of the client port: the message size cap, the
+ * HTTP/2 concurrent stream cap, and keepalive: the server pings an idle
+ * connection every 60 s and drops it when no answer comes within 20 s (a
+ * vanished client does not hold a connection and its streams for ever);
+ * clients may ping every 10 s at most, also between calls.
+ */
 export function clientPortOptions(limits: LimitsConfig): Record<string, number> {
-  return { "grpc.max_receive_message_length": limits.maxMessageBytes, "grpc.max_concurrent_streams": limits.maxConcurrentStreams };
+  return {
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+  };
 }
