@@ -1,6 +1,7 @@
-// Benchmark: the vault snapshot at scale — restore with a full request-id
-// table, snapshot encoding, the state digest of GetClusterStatus, and the
-// string decoding of proto/crypto's Reader.
+// Benchmark: the vault snapshot at scale, in memory (MemoryStore) — import
+// of a streamed snapshot (format 4) with a full request-id table, encoding,
+// the state digest of GetClusterStatus, and the string decoding of
+// proto/crypto's Reader. The disk store's figures are bench:scale's.
 //
 //   npx tsx bench/snapshot.ts [--records 100000] [--requests 100000] [--runs 3]
 //
@@ -11,11 +12,10 @@
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { Reader, Writer } from "../proto/crypto/index.js";
-import { VaultStateMachine, encodeResult, vaultError } from "../node/vault/index.js";
+import { MemoryStore, VaultStateMachine, encodeResult, vaultError } from "../node/vault/index.js";
 import { RequestTable, fingerprint } from "../node/vault/dedupe.js";
 import { type StoredRecord, freshRecord } from "../node/vault/records.js";
-import { type VaultState, encodeSnapshot } from "../node/vault/snapshot.js";
-import { stateDigest } from "../node/vault/digest.js";
+import { StoreState } from "../node/vault/state.js";
 import { CLUSTER, blindedPoint, register } from "../testkit/vault.js";
 import { type Sample, measure } from "./sample.js";
 
@@ -30,26 +30,30 @@ const RECORDS = Number(args.records);
 const REQUESTS = Number(args.requests);
 const RUNS = Number(args.runs);
 
-function buildState(records: number, requests: number): VaultState {
+function buildState(records: number, requests: number): VaultStateMachine {
   const base = register("bench-user-000000").record;
   const blinded = blindedPoint(7);
-  const state: VaultState = { clusterId: CLUSTER, clusterCa: null, appliedIndex: records + requests + 10, records: new Map(), nodes: new Map(), requests: new RequestTable() };
+  const store = new MemoryStore();
+  const state = StoreState.create(store, { clusterId: CLUSTER, clusterCa: null, requestIdCapacity: Math.max(1, requests) });
+  state.setMetaU64("applied", (state.appliedIndex = records + requests + 10));
   for (let i = 0; i < records; i++) {
     const user = `bench-user-${String(i).padStart(6, "0")}`;
     let s: StoredRecord = freshRecord({ ...base, user });
     if (i % 10 === 1) s = { ...s, attempts: 1, pending: [{ attemptId: i + 2, blinded }] };
     if (i % 100 === 2) s = { record: { ...s.record, shares: [] }, digest: s.digest, encoded: null, attempts: s.record.guessLimit, locked: true, pending: [], confirmedAt: 0 };
-    state.records.set(user, s);
+    state.setRecord(user, undefined, s);
   }
+  const table = new RequestTable(state);
   for (let i = 0; i < requests; i++) {
     const requestId = new Uint8Array(16);
     new DataView(requestId.buffer).setUint32(12, i);
     const outcome = i % 2 === 0
       ? encodeResult({ ok: true, kind: "begin", attemptId: i + 2, attemptsRemaining: 9, version: 1 })
       : encodeResult(vaultError("RECORD_NOT_FOUND", `user "bench-user-${String(i).padStart(6, "0")}" has no record`));
-    state.requests.add({ requestId, fingerprint: fingerprint(requestId), outcome });
+    table.add(requestId, fingerprint(requestId), outcome, i + 1);
   }
-  return state;
+  state.flush();
+  return new VaultStateMachine({ clusterId: CLUSTER, store });
 }
 
 /** Decodes `n` lp16 strings of about 40 bytes with Reader.str. */
@@ -67,17 +71,16 @@ function strDecodeMs(n: number): Sample {
 const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
 console.log(`Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
-const requestsOnly = encodeSnapshot(buildState(0, REQUESTS));
-const state = buildState(RECORDS, REQUESTS);
-const full = encodeSnapshot(state);
-const sm = VaultStateMachine.restore({ clusterId: CLUSTER }, full);
+const requestsOnly = buildState(0, REQUESTS).snapshot();
+const sm = buildState(RECORDS, REQUESTS);
+const full = sm.snapshot();
 
 const rows: Array<[string, Sample]> = [
   [`Reader.str, ${REQUESTS.toLocaleString("en")} strings`, strDecodeMs(REQUESTS)],
   [`restore, ${REQUESTS.toLocaleString("en")} request ids, no records (${(requestsOnly.length / 2 ** 20).toFixed(1)} MiB)`, measure(RUNS, () => VaultStateMachine.restore({ clusterId: CLUSTER }, requestsOnly))],
   [`restore, ${RECORDS.toLocaleString("en")} records + ${REQUESTS.toLocaleString("en")} request ids (${(full.length / 2 ** 20).toFixed(1)} MiB)`, measure(1, () => VaultStateMachine.restore({ clusterId: CLUSTER }, full))],
   ["snapshot() of that state", measure(RUNS, () => sm.snapshot())],
-  ["state digest of that state (uncached)", measure(RUNS, () => stateDigest(state))],
+  ["state digest of that state (kept incrementally)", measure(RUNS, () => sm.digest())],
   ["stats() of that state", measure(RUNS, () => sm.stats())],
 ];
 console.log(`\n| operation, median of ${RUNS} runs | wall ms | CPU ms |\n|---|---:|---:|`);

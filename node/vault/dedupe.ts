@@ -1,43 +1,46 @@
 // Exactly-once application of client requests (DESIGN §5, docs/vault.md §5).
-// The outcome of each request id is remembered in a bounded FIFO: the last
-// `capacity` request ids, oldest evicted first. Insertion order is the log
-// order, so every node holds the same table at the same applied index.
+// The outcome of each request id is remembered in a bounded FIFO kept in the
+// store: "q" || id holds the fingerprint, the sequence and the outcome, and
+// "o" || sequence the id, so the oldest is the first "o" key, evicted once
+// more than `capacity` ids are remembered. The sequence is the log index
+// that applied the request, so every node holds the same table at the same
+// applied index. A legacy snapshot's entries (which lack their indexes) get
+// 1..n in their order, below any index after the snapshot: nodes converted
+// from different snapshots differ in those keys, hence in their digests,
+// until the converted entries are evicted (docs/vault.md §5).
 //
 // A request id is bound to the request it named: the SHA-256 of the whole
 // command payload (its fingerprint). A retry is the same bytes; the same id
 // with other bytes is refused and changes nothing.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex } from "@noble/hashes/utils.js";
 import { equalBytes } from "../../proto/crypto/index.js";
+import { PREFIX, orderKey, requestKey, tableRange, u64 } from "./keys.js";
 import { type VaultResult, decodeResult, encodeResult, vaultError } from "./result.js";
+import type { StoreState } from "./state.js";
 import { VaultInvariantError } from "./errors.js";
 
-/** How many request ids are remembered (DESIGN §5). */
-export const DEFAULT_REQUEST_ID_CAPACITY = 100_000;
+/**
+ * How many request ids a new cluster remembers (DESIGN §5: the window a
+ * retry must fall in). Clusters converted from a legacy snapshot keep the
+ * capacity they had (100,000), since every node must evict alike.
+ */
+export const DEFAULT_REQUEST_ID_CAPACITY = 1_000_000;
 export const FINGERPRINT_LENGTH = 32;
-
-export interface RequestEntry {
-  readonly requestId: Uint8Array;
-  readonly fingerprint: Uint8Array;
-  /** encodeResult of the first outcome. */
-  readonly outcome: Uint8Array;
-}
+const SEQUENCE_LENGTH = 8;
 
 export function fingerprint(payload: Uint8Array): Uint8Array {
   return sha256(payload);
 }
 
 export class RequestTable {
-  private readonly entries = new Map<string, RequestEntry>();
+  constructor(private readonly s: StoreState) {}
 
-  constructor(readonly capacity: number = DEFAULT_REQUEST_ID_CAPACITY) {
-    if (!Number.isSafeInteger(capacity) || capacity < 1 || capacity > 0xffffffff) {
-      throw new VaultInvariantError(`request id capacity ${String(capacity)} must be in [1, 2^32-1]`);
-    }
+  get capacity(): number {
+    return this.s.requestIdCapacity;
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.s.reqCount;
   }
 
   /**
@@ -45,37 +48,39 @@ export class RequestTable {
    * refusal if the id was used for a different payload.
    */
   lookup(requestId: Uint8Array, print: Uint8Array): VaultResult | undefined {
-    const e = this.entries.get(key(requestId));
-    if (e === undefined) return undefined;
-    if (!equalBytes(e.fingerprint, print)) {
+    const v = this.s.store.get(requestKey(requestId));
+    if (v === undefined) return undefined;
+    if (!equalBytes(v.subarray(0, FINGERPRINT_LENGTH), print)) {
       return vaultError("REQUEST_ID_REUSED", "this request id was already used for a different request: a retry must resend the same request, a new request needs a new id");
     }
-    return decodeResult(e.outcome);
+    return decodeResult(v.subarray(FINGERPRINT_LENGTH + SEQUENCE_LENGTH));
   }
 
-  /** Remembers a new request id's outcome, evicting the oldest beyond capacity. */
-  remember(requestId: Uint8Array, print: Uint8Array, outcome: VaultResult): void {
-    this.add({ requestId, fingerprint: print, outcome: encodeResult(outcome) });
+  /** Remembers the outcome of a new request id applied at `index`, evicting the oldest beyond capacity. */
+  remember(requestId: Uint8Array, print: Uint8Array, outcome: VaultResult, index: number): void {
+    this.add(requestId, print, encodeResult(outcome), index);
   }
 
-  /** Appends an entry (FIFO order); used by remember and by snapshot restore. */
-  add(entry: RequestEntry): void {
-    const k = key(entry.requestId);
-    if (this.entries.has(k)) throw new VaultInvariantError("a request id is remembered twice");
-    this.entries.set(k, entry);
-    while (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-    }
+  /** Appends an entry at sequence `seq`, above every remembered one (remember, and legacy conversion). */
+  add(requestId: Uint8Array, print: Uint8Array, outcome: Uint8Array, seq: number): void {
+    const key = requestKey(requestId);
+    if (this.s.store.get(key) !== undefined) throw new VaultInvariantError("a request id is remembered twice");
+    const value = new Uint8Array(FINGERPRINT_LENGTH + SEQUENCE_LENGTH + outcome.length);
+    value.set(print);
+    value.set(u64(seq), FINGERPRINT_LENGTH);
+    value.set(outcome, FINGERPRINT_LENGTH + SEQUENCE_LENGTH);
+    this.s.write(key, value);
+    this.s.write(orderKey(seq), requestId.slice());
+    this.s.setMetaU64("reqcount", ++this.s.reqCount);
+    while (this.size > this.capacity) this.evictOldest();
   }
 
-  /** Entries oldest first. */
-  list(): IterableIterator<RequestEntry> {
-    return this.entries.values();
+  private evictOldest(): void {
+    const first = this.s.store.scan(...tableRange(PREFIX.order))[Symbol.iterator]().next();
+    if (first.done === true) throw new VaultInvariantError(`${this.size} request ids counted, none in the order table`);
+    const [okey, id] = first.value;
+    this.s.write(requestKey(id), null);
+    this.s.write(okey, null);
+    this.s.setMetaU64("reqcount", --this.s.reqCount);
   }
-}
-
-function key(requestId: Uint8Array): string {
-  return bytesToHex(requestId);
 }

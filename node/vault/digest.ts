@@ -1,36 +1,41 @@
-// The state digest (docs/vault.md §4): SHA-256 of the canonical snapshot body
-// of the whole replicated state — cluster id, applied index, request-id
-// capacity, records (attempts, pending attempts, lock, record digest and
-// body), node announcements and the request-id table in FIFO order. It is
-// exactly the checksum that ends snapshot(): every node that applied the
-// same log prefix has the same digest, whether it applied the entries or
-// restored a snapshot, since the encoding sorts what a Map's insertion order
-// could make differ (records by user id, nodes by id) and the request table's
-// order is the log's order.
+// The state digest (docs/vault.md §4), maintained incrementally: the sum
+// modulo 2^256 of SHA-256(u32 key length || key || value) over every pair
+// of the store but the two digest pairs themselves ("mdigest", "mcontent").
+// A put adds its pair's hash and subtracts the old pair's, a delete
+// subtracts, so the digest costs O(1) per change and reading it is free.
+// The store holds the same pairs on every node at the same applied index,
+// so the digest is equal there, however the node got there (applied the
+// entries, restored a snapshot, or converted a legacy snapshot).
 //
-// Streaming: the body is hashed piece by piece through a 64 KiB buffer, so
-// the digest never holds the whole encoding in memory.
+// It detects divergence and corruption, not forgery: anyone who can write
+// the pairs can compute their sum (docs/threat-model.md).
 import { createHash } from "node:crypto";
-import { type VaultState, snapshotBody } from "./snapshot.js";
 
-const BATCH_BYTES = 64 * 1024;
+export const DIGEST_BYTES = 32;
+const MODULUS = 1n << 256n;
 
-export function stateDigest(s: VaultState): Uint8Array {
-  const h = createHash("sha256");
-  const batch = new Uint8Array(BATCH_BYTES);
-  let used = 0;
-  for (const piece of snapshotBody(s)) {
-    if (used + piece.length > BATCH_BYTES) {
-      h.update(batch.subarray(0, used));
-      used = 0;
-    }
-    if (piece.length > BATCH_BYTES) {
-      h.update(piece);
-      continue;
-    }
-    batch.set(piece, used);
-    used += piece.length;
+export function pairHash(key: Uint8Array, value: Uint8Array): bigint {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(key.length);
+  return BigInt(`0x${createHash("sha256").update(len).update(key).update(value).digest("hex")}`);
+}
+
+export class DigestSum {
+  private sum: bigint;
+
+  constructor(initial?: Uint8Array) {
+    this.sum = initial === undefined || initial.length === 0 ? 0n : BigInt(`0x${Buffer.from(initial).toString("hex")}`);
   }
-  h.update(batch.subarray(0, used));
-  return new Uint8Array(h.digest());
+
+  add(key: Uint8Array, value: Uint8Array): void {
+    this.sum = (this.sum + pairHash(key, value)) % MODULUS;
+  }
+
+  remove(key: Uint8Array, value: Uint8Array): void {
+    this.sum = (this.sum - pairHash(key, value) + MODULUS) % MODULUS;
+  }
+
+  bytes(): Uint8Array {
+    return new Uint8Array(Buffer.from(this.sum.toString(16).padStart(2 * DIGEST_BYTES, "0"), "hex"));
+  }
 }

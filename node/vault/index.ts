@@ -32,6 +32,8 @@ export {
 } from "./result.js";
 export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
 export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
-export { SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC } from "./snapshot.js";
+export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
+export { MemoryStore, type VaultStore } from "./store.js";
+export { ALL_KEYS } from "./keys.js";
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";

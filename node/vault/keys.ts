@@ -5,19 +5,18 @@
 //
 //   "m" || name              meta (below)
 //   "n" || u64 node id       node announcement
-//   "o" || u64 sequence      request id remembered at this sequence (FIFO order)
+//   "o" || u64 sequence      request id remembered at this sequence (FIFO order): the
+//                            log index that applied it (legacy conversion: 1..n, below any)
 //   "q" || request id (16)   fingerprint (32) || u64 sequence || outcome
 //   "r" || user id (UTF-8)   stored record
 //
 // Meta: "mapplied" u64 applied index; "mcluster" cluster id (UTF-8); "mca"
 // cluster CA (DER; absent: none); "mformat" u8 store format; "mreqcap" u32
-// request-id capacity; "mreqfirst" / "mreqnext" u64 oldest and next request
-// sequence; "mrecords" / "mlocked" u64 counts; "mdigest" / "mcontent" the
+// request-id capacity; "mreqcount" u64 request ids remembered; "mrecords" / "mlocked" u64 counts; "mdigest" / "mcontent" the
 // incremental digests (digest.ts), which cover every other pair.
 export const PREFIX = { meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
 
-const META_NAMES = ["applied", "cluster", "ca", "format", "reqcap", "reqfirst", "reqnext", "records", "locked", "digest", "content"] as const;
-export type MetaName = (typeof META_NAMES)[number];
+export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "digest" | "content";
 
 export function metaKey(name: MetaName): Uint8Array {
   return withPrefix(PREFIX.meta, Buffer.from(name, "latin1"));

@@ -11,16 +11,17 @@
 //   verified overwrite or a verified delete (DESIGN §6.4); a record at its
 //   guess limit has its shares wiped on the next begin (§6.1).
 // - pendingAttempt returns B only for an attempt this state holds.
-import { sha256 } from "@noble/hashes/sha2.js";
-import { validateCaCertificate, validateClusterId } from "../../proto/crypto/index.js";
 import { type Command, type NodeAnnouncement, parseEnvelope } from "./commands.js";
-import { RequestTable, fingerprint } from "./dedupe.js";
+import { DEFAULT_REQUEST_ID_CAPACITY, RequestTable, fingerprint } from "./dedupe.js";
 import { type VaultError, type VaultResult, vaultError } from "./result.js";
 import { type Transition, assertStoredRecord, begin, confirm, notPending, register, remaining, remove } from "./records.js";
 import { announce } from "./nodes.js";
-import { type VaultState, decodeSnapshot, encodeSnapshot } from "./snapshot.js";
+import { importLegacySnapshot, snapshotFormat } from "./snapshot.js";
+import { SNAPSHOT_FORMAT_VERSION, SnapshotImporter, encodeStoreSnapshot } from "./snapshot-stream.js";
+import { StoreState } from "./state.js";
+import { MemoryStore, type VaultStore } from "./store.js";
+import { metaKey } from "./keys.js";
 import { VaultInvariantError } from "./errors.js";
-import { stateDigest } from "./digest.js";
 import type { RegistrationRecord } from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
@@ -51,31 +52,43 @@ export interface VaultOptions {
    * the CA of its snapshot, whatever this says.
    */
   readonly clusterCa?: Uint8Array;
-  /** Request ids remembered (default 100,000). Must be equal on every node; a snapshot carries its own. */
+  /** Request ids remembered by a new state (default 1,000,000). Must be equal on every node; a store keeps its own. */
   readonly requestIdCapacity?: number;
+  /**
+   * Where the state lives (default: a new MemoryStore). An empty store gets
+   * a new state; one that holds a state (a restart) is opened as it is.
+   */
+  readonly store?: VaultStore;
 }
 
 export class VaultStateMachine {
-  private state: VaultState;
-  /** Records with locked set; kept equal to a scan of state.records by commit and restore. */
-  private lockedRecords = 0;
-  /** digest() at an applied index: the state changes only with appliedIndex. */
-  private digestCache: { readonly index: number; readonly digest: Uint8Array } | null = null;
+  private readonly state: StoreState;
+  private readonly requests: RequestTable;
 
   constructor(opts: VaultOptions) {
-    validateClusterId(opts.clusterId);
-    if (opts.clusterCa !== undefined) validateCaCertificate(opts.clusterCa);
-    const clusterCa = opts.clusterCa?.slice() ?? null;
-    this.state = { clusterId: opts.clusterId, clusterCa, appliedIndex: 0, records: new Map(), nodes: new Map(), requests: new RequestTable(opts.requestIdCapacity) };
+    const store = opts.store ?? new MemoryStore();
+    this.state = store.get(metaKey("cluster")) === undefined
+      ? StoreState.create(store, { clusterId: opts.clusterId, clusterCa: opts.clusterCa?.slice() ?? null, requestIdCapacity: opts.requestIdCapacity ?? DEFAULT_REQUEST_ID_CAPACITY })
+      : StoreState.open(store, opts.clusterId);
+    this.requests = new RequestTable(this.state);
   }
 
-  /** Rebuilds a state machine from snapshot(); throws CorruptSnapshotError / UnsupportedVersionError. */
+  /**
+   * Fills `opts.store` (which must be empty; default a new MemoryStore) from
+   * a whole snapshot of any format: 4 (snapshot()), or 1-3, which is
+   * converted (the upgrade path). Throws CorruptSnapshotError or
+   * UnsupportedVersionError.
+   */
   static restore(opts: VaultOptions, data: Uint8Array): VaultStateMachine {
-    const s = decodeSnapshot(opts.clusterId, data);
-    const sm = new VaultStateMachine({ clusterId: opts.clusterId, requestIdCapacity: s.requests.capacity });
-    sm.state = s;
-    for (const r of s.records.values()) if (r.locked) sm.lockedRecords++;
-    return sm;
+    const store = opts.store ?? new MemoryStore();
+    if (snapshotFormat(data) === SNAPSHOT_FORMAT_VERSION) {
+      const importer = new SnapshotImporter(opts.clusterId, store);
+      importer.push(data);
+      importer.finish();
+    } else {
+      importLegacySnapshot(opts.clusterId, data, store);
+    }
+    return new VaultStateMachine({ clusterId: opts.clusterId, store });
   }
 
   get appliedIndex(): number {
@@ -91,9 +104,14 @@ export class VaultStateMachine {
     return this.state.clusterCa?.slice() ?? null;
   }
 
-  /** Record counts for metrics, O(1): maintained on every change and counted once on restore. */
+  /** The store the state lives in. */
+  get store(): VaultStore {
+    return this.state.store;
+  }
+
+  /** Record counts for metrics, O(1): kept in the store on every change. */
   stats(): { records: number; locked: number } {
-    return { records: this.state.records.size, locked: this.lockedRecords };
+    return { records: this.state.records, locked: this.state.locked };
   }
 
   /**
@@ -103,14 +121,20 @@ export class VaultStateMachine {
   apply(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
     this.checkIndex(index);
     const out = data.length === 0 ? NO_OP : this.applyPayload(index, data, voters);
-    this.state.appliedIndex = index;
+    this.advance(index);
     return out;
   }
 
   /** Advances appliedIndex past an entry that is not a vault command (a conf change). */
   skip(index: number): void {
     this.checkIndex(index);
-    this.state.appliedIndex = index;
+    this.advance(index);
+  }
+
+  /** Writes the applied index with the entry's changes, then the digests. */
+  private advance(index: number): void {
+    this.state.setMetaU64("applied", (this.state.appliedIndex = index));
+    this.state.flush();
   }
 
   private checkIndex(index: number): void {
@@ -126,10 +150,10 @@ export class VaultStateMachine {
       return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command") };
     }
     const print = fingerprint(data);
-    const prior = this.state.requests.lookup(env.requestId, print);
+    const prior = this.requests.lookup(env.requestId, print);
     if (prior !== undefined) return { requestId: env.requestId, result: prior };
     const result = env.command === null ? invalid(env.error?.message ?? "invalid vault command") : this.execute(index, env.command, voters);
-    this.state.requests.remember(env.requestId, print, result);
+    this.requests.remember(env.requestId, print, result, index);
     return { requestId: env.requestId, result };
   }
 
@@ -143,20 +167,20 @@ export class VaultStateMachine {
         user = c.record.user;
         const outsider = c.record.shares.find((s) => !voters.includes(s.nodeId));
         if (outsider !== undefined) return invalid(`share holder ${outsider.nodeId} is not a voter of this cluster`);
-        t = register(id, this.state.records.get(user), c.record, c.ownerSignature);
+        t = register(id, this.state.getRecord(user), c.record, c.ownerSignature);
         break;
       }
       case "begin":
         user = c.user;
-        t = begin(this.state.records.get(user), user, index, c.blinded, c.recordDigest);
+        t = begin(this.state.getRecord(user), user, index, c.blinded, c.recordDigest);
         break;
       case "confirm":
         user = c.user;
-        t = confirm(id, this.state.records.get(user), user, c.version, c.attemptId, c.signature, index);
+        t = confirm(id, this.state.getRecord(user), user, c.version, c.attemptId, c.signature, index);
         break;
       case "delete":
         user = c.user;
-        t = remove(id, this.state.records.get(user), user, c.version, c.signature);
+        t = remove(id, this.state.getRecord(user), user, c.version, c.signature);
         break;
       case "announce":
         return this.applyAnnounce(c.node);
@@ -167,28 +191,24 @@ export class VaultStateMachine {
 
   private commit(user: string, t: Transition): void {
     if (t.next === undefined) return;
-    const prev = this.state.records.get(user);
-    if (t.next === null) {
-      this.state.records.delete(user);
-      if (prev?.locked === true) this.lockedRecords--;
-      return;
+    const prev = this.state.getRecord(user);
+    if (t.next !== null) {
+      assertStoredRecord(t.next);
+      if (prev !== undefined && t.next.record.version === prev.record.version && t.next.attempts < prev.attempts && !(t.result.ok && t.result.kind === "confirm")) {
+        throw new VaultInvariantError(`attempts of ${JSON.stringify(user)} would decrease without a confirmation`);
+      }
     }
-    assertStoredRecord(t.next);
-    if (prev !== undefined && t.next.record.version === prev.record.version && t.next.attempts < prev.attempts && !(t.result.ok && t.result.kind === "confirm")) {
-      throw new VaultInvariantError(`attempts of ${JSON.stringify(user)} would decrease without a confirmation`);
-    }
-    this.state.records.set(user, t.next);
-    this.lockedRecords += (t.next.locked ? 1 : 0) - (prev?.locked === true ? 1 : 0);
+    this.state.setRecord(user, prev, t.next);
   }
 
   private applyAnnounce(node: NodeAnnouncement): VaultResult {
-    const { result, next } = announce(this.state.clusterId, this.state.clusterCa, this.state.nodes.get(node.nodeId), node);
-    if (next !== undefined) this.state.nodes.set(next.nodeId, next);
+    const { result, next } = announce(this.state.clusterId, this.state.clusterCa, this.state.getNode(node.nodeId), node);
+    if (next !== undefined) this.state.setNode(next);
     return result;
   }
 
   getRecord(user: string): RecordView | undefined {
-    const s = this.state.records.get(user);
+    const s = this.state.getRecord(user);
     if (s === undefined) return undefined;
     return {
       record: s.record,
@@ -203,14 +223,14 @@ export class VaultStateMachine {
 
   /** Why an attempt of an existing record is not pending (superseded or not found); undefined if it is pending. */
   whyNotPending(user: string, attemptId: number): VaultError | undefined {
-    const s = this.state.records.get(user);
+    const s = this.state.getRecord(user);
     if (s === undefined) return vaultError("RECORD_NOT_FOUND", `user ${JSON.stringify(user)} has no record`);
     return s.pending.some((p) => p.attemptId === attemptId) ? undefined : notPending(s, attemptId);
   }
 
   /** B of a pending attempt that this applied state holds (never for a locked record). */
   pendingAttempt(user: string, attemptId: number): { blinded: Uint8Array; version: number } | undefined {
-    const s = this.state.records.get(user);
+    const s = this.state.getRecord(user);
     const p = s?.pending.find((a) => a.attemptId === attemptId);
     if (s === undefined || p === undefined || s.locked) return undefined;
     return { blinded: p.blinded.slice(), version: s.record.version };
@@ -218,37 +238,31 @@ export class VaultStateMachine {
 
   /** Announced node descriptors, ascending by node id. */
   nodes(): readonly NodeAnnouncement[] {
-    return [...this.state.nodes.values()].sort((a, b) => a.nodeId - b.nodeId);
+    return this.state.nodes();
   }
 
   /** Number of request ids remembered (at most the capacity). */
   get rememberedRequests(): number {
-    return this.state.requests.size;
+    return this.requests.size;
   }
 
+  /** The whole format-4 snapshot (snapshot-stream.ts) of the store as it is now: for small states; a disk store streams a view. */
   snapshot(): Uint8Array {
-    return encodeSnapshot(this.state);
+    return encodeStoreSnapshot(this.state.clusterId, this.state.store);
   }
 
   /**
-   * The state digest (digest.ts): SHA-256 of the whole replicated state, equal
-   * to the checksum that ends snapshot(), so equal on every node at the same
-   * applied index however it got there. O(state), computed on demand (cached
-   * until the next apply or skip); never call it per entry.
+   * The state digest (digest.ts), O(1): the sum of the hashes of every pair
+   * of the store, kept on every write; equal on every node at the same
+   * applied index however it got there.
    */
   digest(): Uint8Array {
-    const index = this.state.appliedIndex;
-    if (this.digestCache?.index !== index) this.digestCache = { index, digest: stateDigest(this.state) };
-    return this.digestCache.digest.slice();
+    return this.state.digest;
   }
 
-  /**
-   * SHA-256 of the records and node descriptors only (not the applied index,
-   * not the request-id table): unchanged by a refused command.
-   */
+  /** The same over the records and node announcements only: unchanged by a refused command. */
   contentDigest(): Uint8Array {
-    const s = this.state;
-    return sha256(encodeSnapshot({ ...s, appliedIndex: 0, requests: new RequestTable(s.requests.capacity) }));
+    return this.state.contentDigest;
   }
 }
 

@@ -6,7 +6,9 @@ import test, { type ExecutionContext } from "ava";
 import { createHash } from "node:crypto";
 import { InvalidArgumentError } from "../../proto/crypto/index.js";
 import { CorruptSnapshotError, type NodeAnnouncement, VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
-import { decodeSnapshot, encodeSnapshot } from "../../node/vault/snapshot.js";
+import { metaKey, nodeKey } from "../../node/vault/keys.js";
+import { encodeNode } from "../../node/vault/values.js";
+import { editSnapshot, encodeLegacySnapshot } from "../../testkit/vault-store.js";
 import { CLUSTER, Harness, announcement, expectError, expectOk, hex, makeNode } from "../../testkit/vault.js";
 import { CLUSTER_CA, OTHER_CA, SELF_SIGNED_NODE_1, certifiedBy, certify } from "./certs.js";
 
@@ -108,18 +110,18 @@ test("the CA must be a CA certificate; a restored state is checked against its o
   t.throws(() => new VaultStateMachine({ clusterId: CLUSTER, clusterCa: Uint8Array.of(1, 2, 3) }), { instanceOf: InvalidArgumentError });
   const h = withCa();
   expectOk(t, announce(h, certify(announcement(n1), node1Cert)), "announce");
-  const state = decodeSnapshot(CLUSTER, h.sm.snapshot());
-  const swapped = encodeSnapshot({ ...state, clusterCa: OTHER_CA.ca });
+  const snap = h.sm.snapshot();
+  const swapped = editSnapshot(CLUSTER, snap, (s) => s.write(metaKey("ca"), OTHER_CA.ca));
   t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, swapped), { instanceOf: CorruptSnapshotError, message: /node 1's announcement does not verify: .*not issued by the cluster CA/ });
-  const uncertified = encodeSnapshot({ ...state, nodes: new Map([[1, announcement(n1)]]) });
+  const uncertified = editSnapshot(CLUSTER, snap, (s) => s.write(nodeKey(1), encodeNode(announcement(n1))));
   t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, uncertified), { instanceOf: CorruptSnapshotError, message: /carries no certificate/ });
 });
 
-test("a format-2 snapshot (no CA, no certificates) still restores, and is written again in format 3", (t) => {
+test("a legacy format-2 snapshot (no CA, no certificates) is converted into the same store as the state it came from", (t) => {
   const h = new Harness();
   const node = announcement(n1);
   expectOk(t, announce(h, node), "announce");
-  const v3 = h.sm.snapshot();
+  const v3 = encodeLegacySnapshot(h.sm);
   // Format 2 is format 3 without the (empty) CA after the request-id capacity and the two empty lp16 after each node.
   const caAt = 4 + 1 + 2 + CLUSTER.length + 8 + 4;
   const nodeEnd = Buffer.from(v3).indexOf(Buffer.from(node.signature)) + node.signature.length;
@@ -129,5 +131,6 @@ test("a format-2 snapshot (no CA, no certificates) still restores, and is writte
   const restored = VaultStateMachine.restore({ clusterId: CLUSTER }, v2);
   t.is(restored.clusterCa, null);
   t.deepEqual(restored.nodes(), [node]);
-  t.is(hex(restored.snapshot()), hex(v3));
+  t.is(hex(restored.snapshot()), hex(h.sm.snapshot()));
+  t.is(hex(restored.digest()), hex(h.sm.digest()));
 });

@@ -1,13 +1,14 @@
-// The state digest (node/vault/digest.ts, docs/vault.md §4): equal for equal
-// states however they were reached, different for any difference.
+// The state digest (node/vault/digest.ts, docs/vault.md §4): kept
+// incrementally, equal to a sum computed from scratch over the store's
+// pairs, equal for equal states however they were reached, different for
+// any difference, and checked when a snapshot is imported.
 import test from "ava";
-import { type Command, type NodeAnnouncement, VaultStateMachine } from "../../node/vault/index.js";
-import { type VaultState, decodeSnapshot, encodeSnapshot } from "../../node/vault/snapshot.js";
-import { stateDigest } from "../../node/vault/digest.js";
-import { type RequestEntry, RequestTable } from "../../node/vault/dedupe.js";
-import type { StoredRecord } from "../../node/vault/records.js";
-import { CLUSTER_CA } from "./certs.js";
+import { type Command, CorruptSnapshotError, MemoryStore, VaultStateMachine } from "../../node/vault/index.js";
+import { DigestSum } from "../../node/vault/digest.js";
+import { ALL_KEYS, PREFIX, metaKey, recordKey } from "../../node/vault/keys.js";
+import { StoreState } from "../../node/vault/state.js";
 import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
+import { editSnapshot } from "../../testkit/vault-store.js";
 
 const alice = register("alice", { guessLimit: 3 });
 const bob = register("bob", { guessLimit: 2 });
@@ -32,25 +33,39 @@ function log(): Command[] {
   ];
 }
 
-test("a node that applied the log and one that restored a snapshot midway have the same digest", (t) => {
-  const cmds = log();
-  const applied = new Harness();
-  const donor = new Harness();
-  for (const c of cmds.slice(0, 8)) donor.apply(c);
-  const restored = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, donor.sm.snapshot()));
-  restored.index = donor.index;
-  for (const c of cmds) applied.apply(c);
-  for (const c of cmds.slice(8)) restored.apply(c);
-  t.is(restored.sm.appliedIndex, applied.sm.appliedIndex);
-  t.is(hex(restored.sm.digest()), hex(applied.sm.digest()));
-  // and both equal the checksum that ends the snapshot
-  t.is(hex(applied.sm.digest()), hex(applied.sm.snapshot().subarray(-32)));
+function replay(cmds: readonly Command[], h = new Harness()): Harness {
+  for (const c of cmds) h.apply(c);
+  return h;
+}
+
+/** The digest recomputed from scratch over every counted pair of a store. */
+function fromScratch(store: MemoryStore): string {
+  const sum = new DigestSum();
+  for (const [k, v] of store.scan(...ALL_KEYS)) if (!StoreState.uncounted(k)) sum.add(k, v);
+  return hex(sum.bytes());
+}
+
+test("the incremental digest equals the sum over the store's pairs after every entry", (t) => {
+  const store = new MemoryStore();
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store }));
+  t.is(hex(h.sm.digest()), fromScratch(store));
+  for (const c of log()) {
+    h.apply(c);
+    t.is(hex(h.sm.digest()), fromScratch(store), `after ${c.kind}`);
+  }
 });
 
-test("the digest does not depend on the insertion order of records and nodes", (t) => {
-  const s = decodeSnapshot(CLUSTER, replay(log()).sm.snapshot());
-  const reversed: VaultState = { ...s, records: new Map([...s.records].reverse()), nodes: new Map([...s.nodes].reverse()) };
-  t.is(hex(stateDigest(reversed)), hex(stateDigest(s)));
+test("a node that applied the log and one that restored a snapshot midway have the same digest and the same pairs", (t) => {
+  const cmds = log();
+  const applied = replay(cmds);
+  const donor = replay(cmds.slice(0, 8));
+  const store = new MemoryStore();
+  const restored = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER, store }, donor.sm.snapshot()));
+  restored.index = donor.index;
+  replay(cmds.slice(8), restored);
+  t.is(restored.sm.appliedIndex, applied.sm.appliedIndex);
+  t.is(hex(restored.sm.digest()), hex(applied.sm.digest()));
+  t.is(hex(restored.sm.snapshot()), hex(applied.sm.snapshot()), "byte-identical stores");
 });
 
 test("every applied entry changes the digest, refusals included", (t) => {
@@ -65,86 +80,49 @@ test("every applied entry changes the digest, refusals included", (t) => {
   t.is(seen.size, log().length + 2);
 });
 
-test("a change to any part of the state changes the digest", (t) => {
-  const base = encodeSnapshot(decodeSnapshot(CLUSTER, replay(log()).sm.snapshot()));
-  const fresh = () => decodeSnapshot(CLUSTER, base);
-  const mutations: Record<string, (s: VaultState) => VaultState> = {
-    "applied index": (s) => ({ ...s, appliedIndex: s.appliedIndex + 1 }),
-    "cluster id": (s) => ({ ...s, clusterId: "other-cluster" }),
-    "request-id capacity": (s) => ({ ...s, requests: copyTable(s.requests, s.requests.capacity + 1) }),
-    "a record's attempts": (s) => withRecord(s, "alice", (r) => ({ ...r, attempts: r.attempts + 1 })),
-    "a record's pending attempt id": (s) => withRecord(s, "alice", (r) => ({ ...r, pending: r.pending.map((p, i) => (i === 0 ? { ...p, attemptId: p.attemptId - 1 } : p)) })),
-    "a pending B": (s) => withRecord(s, "alice", (r) => ({ ...r, pending: r.pending.slice(0, 1).concat([{ ...r.pending[1]!, blinded: blindedPoint(99) }]) })),
-    "a dropped pending attempt": (s) => withRecord(s, "alice", (r) => ({ ...r, pending: r.pending.slice(1) })),
-    "a record's lock": (s) => withRecord(s, "bob", (r) => ({ ...r, locked: false })),
-    "a record digest": (s) => withRecord(s, "alice", (r) => ({ ...r, digest: flip(r.digest) })),
-    "a record body": (s) => withRecord(s, "alice", (r) => ({ ...r, encoded: flip(r.encoded!) })),
-    "a locked record's ciphertext": (s) => withRecord(s, "bob", (r) => ({ ...r, record: { ...r.record, ciphertext: flip(r.record.ciphertext) } })),
-    "a removed record": (s) => ({ ...s, records: new Map([...s.records].filter(([u]) => u !== "Zed ✓")) }),
-    "a node's address": (s) => withNode(s, (n) => ({ ...n, clientAddress: "127.0.0.1:9999" })),
-    "a node's identity key": (s) => withNode(s, (n) => ({ ...n, identityPublicKey: flip(n.identityPublicKey) })),
-    "a node's signature": (s) => withNode(s, (n) => ({ ...n, signature: flip(n.signature) })),
-    "a removed node": (s) => ({ ...s, nodes: new Map([...s.nodes].slice(1)) }),
-    "a cluster CA": (s) => ({ ...s, clusterCa: CLUSTER_CA.ca }),
-    "a node's certificate": (s) => withNode(s, (n) => ({ ...n, certified: { certificate: CLUSTER_CA.ca, signature: Uint8Array.of(1) } })),
-    "a request id": (s) => withEntries(s, (es) => es.map((e, i) => (i === 2 ? { ...e, requestId: flip(e.requestId) } : e))),
-    "a fingerprint": (s) => withEntries(s, (es) => es.map((e, i) => (i === 2 ? { ...e, fingerprint: flip(e.fingerprint) } : e))),
-    "an outcome": (s) => withEntries(s, (es) => es.map((e, i) => (i === 2 ? { ...e, outcome: flip(e.outcome) } : e))),
-    "a forgotten request": (s) => withEntries(s, (es) => es.slice(1)),
-    "the request order": (s) => withEntries(s, (es) => [es[1]!, es[0]!, ...es.slice(2)]),
+test("a change to any pair, or a missing pair, changes the digest; a pair forged behind the digest's back is refused on import", (t) => {
+  const h = replay(log());
+  const base = h.sm.snapshot();
+  const pairs = [...h.sm.store.scan(...ALL_KEYS)].filter(([k]) => !StoreState.uncounted(k));
+  const digestOf = (edit: (k: Uint8Array, v: Uint8Array, i: number) => Uint8Array | null) => {
+    const sum = new DigestSum();
+    pairs.forEach(([k, v], i) => { const e = edit(k, v, i); if (e !== null) sum.add(k, e); });
+    return hex(sum.bytes());
   };
-  const unchanged = hex(stateDigest(fresh()));
-  const digests = new Map<string, string>([["unchanged", unchanged]]);
-  for (const [what, mutate] of Object.entries(mutations)) {
-    const d = hex(stateDigest(mutate(fresh())));
-    const same = [...digests].find(([, x]) => x === d);
-    t.is(same, undefined, `${what} gives the digest of ${same?.[0] ?? ""}`);
-    digests.set(what, d);
-  }
-  t.is(hex(stateDigest(fresh())), unchanged, "the base state is not mutated by the cases");
+  t.is(digestOf((_, v) => v), hex(h.sm.digest()));
+  const seen = new Map<string, string>([[hex(h.sm.digest()), "unchanged"]]);
+  pairs.forEach(([key], i) => {
+    const what = Buffer.from(key).toString("latin1");
+    for (const [how, edit] of [["changed", (v: Uint8Array) => flipLast(v)], ["removed", () => null]] as const) {
+      const d = digestOf((_, v, j) => (j === i ? edit(v) : v));
+      t.is(seen.get(d), undefined, `${what} ${how} gives the digest of ${seen.get(d) ?? ""}`);
+      seen.set(d, `${what} ${how}`);
+    }
+  });
+  t.true(pairs.some(([k]) => k[0] === PREFIX.record) && pairs.some(([k]) => k[0] === PREFIX.node) && pairs.some(([k]) => k[0] === PREFIX.request));
+  const store = new MemoryStore();
+  VaultStateMachine.restore({ clusterId: CLUSTER, store }, base);
+  const applied = store.get(metaKey("applied")) ?? new Uint8Array(8);
+  store.put(metaKey("applied"), flipLast(applied));
+  const forged = new VaultStateMachine({ clusterId: CLUSTER, store }).snapshot();
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, forged), { instanceOf: CorruptSnapshotError, message: /digest does not match/ });
 });
 
-test("the digest is cached per applied index and handed out as a copy", (t) => {
+test("a record edited through the state keeps a consistent digest and restores (the forging tool works)", (t) => {
+  const h = replay(log());
+  const forged = editSnapshot(CLUSTER, h.sm.snapshot(), (s) => s.write(recordKey("nobody-else"), null));
+  t.is(hex(VaultStateMachine.restore({ clusterId: CLUSTER }, forged).digest()), hex(h.sm.digest()), "deleting a missing key changes nothing");
+});
+
+test("the digest is handed out as a copy", (t) => {
   const h = replay(log());
   const d = h.sm.digest();
   d.fill(0);
   t.not(hex(h.sm.digest()), hex(d));
-  t.is(hex(h.sm.digest()), hex(stateDigest(decodeSnapshot(CLUSTER, h.sm.snapshot()))));
-  h.apply(beginCmd("alice", blindedPoint(7)));
-  t.is(hex(h.sm.digest()), hex(h.sm.snapshot().subarray(-32)), "recomputed after an apply");
 });
 
-function replay(cmds: readonly Command[]): Harness {
-  const h = new Harness();
-  for (const c of cmds) h.apply(c);
-  return h;
-}
-
-function flip(b: Uint8Array): Uint8Array {
-  const out = b.slice();
-  out[0] = (out[0] ?? 0) ^ 0x80;
+function flipLast(v: Uint8Array): Uint8Array {
+  const out = v.slice();
+  out[out.length - 1] = (out.at(-1) ?? 0) ^ 1;
   return out;
-}
-
-function withRecord(s: VaultState, user: string, f: (r: StoredRecord) => StoredRecord): VaultState {
-  const r = s.records.get(user);
-  if (r === undefined) throw new Error(`no record ${user}`);
-  return { ...s, records: new Map(s.records).set(user, f(r)) };
-}
-
-function withNode(s: VaultState, f: (n: NodeAnnouncement) => NodeAnnouncement): VaultState {
-  const [id, n] = [...s.nodes][0]!;
-  return { ...s, nodes: new Map(s.nodes).set(id, f(n)) };
-}
-
-function withEntries(s: VaultState, f: (es: RequestEntry[]) => RequestEntry[]): VaultState {
-  const t = new RequestTable(s.requests.capacity);
-  for (const e of f([...s.requests.list()])) t.add(e);
-  return { ...s, requests: t };
-}
-
-function copyTable(table: RequestTable, capacity: number): RequestTable {
-  const t = new RequestTable(capacity);
-  for (const e of table.list()) t.add(e);
-  return t;
 }

@@ -2,6 +2,7 @@
 // reason through the replicated request table and snapshots (format 2), and
 // refusals written before reasons were recorded (format 1) still decode.
 import test from "ava";
+import { encodeLegacySnapshot } from "../../testkit/vault-store.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { InvalidEncodingError, Writer } from "../../proto/crypto/index.js";
 import {
@@ -131,13 +132,13 @@ test("a snapshot holding format-1 outcomes restores, answers their retries, and 
   const missing = beginCmd("bob");
   const refusedBegin = h.result(missing);
   if (refusedConfirm.ok || refusedBegin.ok) return t.fail("both are refusals");
-  let snap = h.sm.snapshot();
+  let snap = encodeLegacySnapshot(h.sm);
   snap = rewriteOutcome(snap, encodeResult(refusedConfirm), formatOne("FAILED_PRECONDITION", refusedConfirm.message, refusedConfirm.attemptsRemaining));
   snap = rewriteOutcome(snap, encodeResult(refusedBegin), formatOne("NOT_FOUND", refusedBegin.message));
 
   const old = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, snap));
   old.index = h.index;
-  t.is(hex(old.sm.snapshot()), hex(snap), "the stored outcomes are kept byte for byte");
+  t.is(hex(encodeLegacySnapshot(old.sm)), hex(snap), "the stored outcomes are kept byte for byte");
   t.deepEqual(old.result(stale), { ...refusedConfirm, reason: "UNRECORDED" }, "the reason was not recorded: not guessed from the text");
   t.deepEqual(old.result(missing), refusedBegin, "NOT_FOUND determines RECORD_NOT_FOUND");
   t.is(old.sm.getRecord("alice")?.attempts, 0, "retries changed nothing");

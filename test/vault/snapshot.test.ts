@@ -17,6 +17,8 @@ import {
   registerCmd,
 } from "../../testkit/vault.js";
 import type { Command } from "../../node/vault/index.js";
+import { recordKey } from "../../node/vault/keys.js";
+import { editSnapshot } from "../../testkit/vault-store.js";
 
 const alice = register("alice", { guessLimit: 3 });
 const bob = register("bob", { guessLimit: 2 });
@@ -106,8 +108,8 @@ test("restore refuses altered bytes, a bad magic, an unknown version and another
     bad[pos] = (bad[pos] ?? 0) ^ 0x10;
     t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, bad), { instanceOf: Error }, `flip at ${pos}`);
   }
-  const v4 = resealed(snap, (b) => (b[4] = 4));
-  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v4), { instanceOf: UnsupportedVersionError });
+  const v9 = resealed(snap, (b) => (b[4] = 9));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, v9), { instanceOf: UnsupportedVersionError });
   const magic = snap.slice();
   magic[0] = 0x41;
   t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, magic), { instanceOf: CorruptSnapshotError, message: /bad magic/ });
@@ -121,28 +123,37 @@ function resealed(snap: Uint8Array, edit: (body: Uint8Array) => void): Uint8Arra
   return Uint8Array.of(...body, ...sha256(body));
 }
 
-test("restore re-validates invariants even under a valid checksum", (t) => {
+test("restore re-validates every value even when the checksum and the digests are consistent (a forged snapshot)", (t) => {
   const h = new Harness();
   h.result(registerCmd(alice));
   h.result(beginCmd("alice"));
   const snap = h.sm.snapshot();
-  // Layout: magic(4) format(1) lp16(cluster) u64 index u32 capacity lp16(CA: empty) u32 count, then record: state u8, attempts u8.
-  const recordAt = 4 + 1 + 2 + CLUSTER.length + 8 + 4 + 2 + 4;
-  t.is(snap[recordAt + 1], 1, "attempts byte located");
+  const value = h.sm.store.get(recordKey("alice"));
+  if (value === undefined) return t.fail("no record");
+  // Record value: state u8, attempts u8, u16 pending count, pending (u64 id, B 33), digest 32, u64 confirmed at, u32 len, body.
+  t.is(value[1], 1, "attempts byte located");
+  const digestAt = 4 + 8 + 33;
   const cases: [string, (b: Uint8Array) => void, RegExp][] = [
-    ["attempts above the limit", (b) => (b[recordAt + 1] = 4), /attempts 4 outside/],
-    ["pending without attempts", (b) => (b[recordAt + 1] = 0), /pending attempts but only 0/],
-    ["locked with shares", (b) => (b[recordAt] = 1), /.+/],
-    ["unknown state", (b) => (b[recordAt] = 7), /unknown record state/],
-    ["digest mismatch", (b) => (b[recordAt + 4 + 8 + 33] = (b[recordAt + 4 + 8 + 33] ?? 0) ^ 1), /does not match its digest/],
-    ["pending attempt in the future", (b) => (b[recordAt + 4 + 7] = 200), /not an applied index/],
-    ["a string that is not UTF-8 (strict decoding)", (b) => (b[4 + 1 + 2] = 0xff), /not UTF-8/],
-    ["a truncated UTF-8 sequence", (b) => (b[4 + 1 + 2 + CLUSTER.length - 1] = 0xe2), /not UTF-8/],
+    ["attempts above the limit", (b) => (b[1] = 4), /attempts 4 outside/],
+    ["pending without attempts", (b) => (b[1] = 0), /pending attempts but only 0/],
+    ["locked with shares", (b) => (b[0] = 1), /.+/],
+    ["unknown state", (b) => (b[0] = 7), /unknown record state/],
+    ["digest mismatch", (b) => (b[digestAt] = (b[digestAt] ?? 0) ^ 1), /does not match its digest/],
+    ["pending attempt in the future", (b) => (b[4 + 7] = 200), /not an applied index/],
   ];
   for (const [what, edit, msg] of cases) {
-    t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, resealed(snap, edit)), { instanceOf: CorruptSnapshotError, message: msg }, what);
+    const forged = editSnapshot(CLUSTER, snap, (s) => {
+      const v = value.slice();
+      edit(v);
+      s.write(recordKey("alice"), v);
+    });
+    t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, forged), { instanceOf: CorruptSnapshotError, message: msg }, what);
   }
-  t.notThrows(() => VaultStateMachine.restore({ clusterId: CLUSTER }, resealed(snap, () => undefined)));
+  const otherKey = editSnapshot(CLUSTER, snap, (s) => { s.write(recordKey("alice"), null); s.write(recordKey("mallory"), value); });
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, otherKey), { instanceOf: CorruptSnapshotError, message: /another user's key/ });
+  const notUtf8 = resealed(snap, (b) => (b[4 + 1 + 2] = 0xff));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, notUtf8), { instanceOf: CorruptSnapshotError });
+  t.notThrows(() => VaultStateMachine.restore({ clusterId: CLUSTER }, editSnapshot(CLUSTER, snap, () => undefined)));
 });
 
 test("an empty state snapshots and restores", (t) => {

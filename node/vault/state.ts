@@ -1,0 +1,181 @@
+// The replicated state as it lives in a VaultStore (keys.ts): typed access
+// to the meta pairs, records and node announcements, with the incremental
+// digests (digest.ts) kept in step with every write. The state machine
+// reads and writes only through this class.
+//
+// Invariants: the cached meta fields equal their pairs in the store; the
+// digests cover every pair but "mdigest" and "mcontent" ("mcontent" covers
+// records and nodes only) and are written back by flush().
+import { validateCaCertificate, validateClusterId } from "../../proto/crypto/index.js";
+import type { NodeAnnouncement } from "./commands.js";
+import { DigestSum } from "./digest.js";
+import { VaultInvariantError } from "./errors.js";
+import { type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
+import type { StoredRecord } from "./records.js";
+import type { VaultStore } from "./store.js";
+import { decodeNode, decodeStoredRecord, encodeNode, encodeStoredRecord } from "./values.js";
+
+/** The layout version written under "mformat". */
+export const STORE_FORMAT = 1;
+/** The meta names of the two digest pairs, which the digests do not cover. */
+const UNCOUNTED = new Set(["digest", "content"]);
+/** Decoded records kept for reads (bounded; a cache only, the store is the truth). */
+const RECORD_CACHE = 4096;
+
+export interface NewState {
+  readonly clusterId: string;
+  readonly clusterCa: Uint8Array | null;
+  readonly requestIdCapacity: number;
+}
+
+export class StoreState {
+  readonly clusterId: string;
+  readonly clusterCa: Uint8Array | null;
+  readonly requestIdCapacity: number;
+  appliedIndex: number;
+  /** Request ids remembered. */
+  reqCount: number;
+  records: number;
+  locked: number;
+  private readonly digestSum: DigestSum;
+  private readonly contentSum: DigestSum;
+  private readonly cache = new Map<string, StoredRecord>();
+  /** Every announcement, verified once when read from the store (a handful of nodes). */
+  private readonly nodeMap = new Map<number, NodeAnnouncement>();
+
+  private constructor(readonly store: VaultStore) {
+    const cluster = store.get(metaKey("cluster"));
+    if (cluster === undefined) throw new VaultInvariantError("the store holds no vault state");
+    const format = store.get(metaKey("format"))?.[0];
+    if (format !== STORE_FORMAT) throw new VaultInvariantError(`the store's layout version ${String(format)} is not ${STORE_FORMAT}`);
+    this.clusterId = Buffer.from(cluster).toString("utf8");
+    this.clusterCa = store.get(metaKey("ca"))?.slice() ?? null;
+    this.requestIdCapacity = Buffer.from(this.meta("reqcap")).readUInt32BE(0);
+    this.appliedIndex = readU64(this.meta("applied"));
+    this.reqCount = readU64(this.meta("reqcount"));
+    this.records = readU64(this.meta("records"));
+    this.locked = readU64(this.meta("locked"));
+    this.digestSum = new DigestSum(this.meta("digest"));
+    this.contentSum = new DigestSum(this.meta("content"));
+    const [start, end] = tableRange(PREFIX.node);
+    for (const [, v] of store.scan(start, end)) {
+      const n = decodeNode(v, this.clusterId, this.clusterCa);
+      this.nodeMap.set(n.nodeId, n);
+    }
+  }
+
+  /** Opens the state a store holds; throws VaultInvariantError if it holds none or another cluster's. */
+  static open(store: VaultStore, clusterId: string): StoreState {
+    const s = new StoreState(store);
+    if (s.clusterId !== clusterId) throw new VaultInvariantError(`the store belongs to cluster ${JSON.stringify(s.clusterId)}, not ${JSON.stringify(clusterId)}`);
+    return s;
+  }
+
+  /** Writes an empty state (applied index 0) into an empty store and opens it. */
+  static create(store: VaultStore, n: NewState): StoreState {
+    validateClusterId(n.clusterId);
+    if (n.clusterCa !== null) validateCaCertificate(n.clusterCa);
+    if (!Number.isSafeInteger(n.requestIdCapacity) || n.requestIdCapacity < 1 || n.requestIdCapacity > 0xffffffff) {
+      throw new VaultInvariantError(`request id capacity ${String(n.requestIdCapacity)} must be in [1, 2^32-1]`);
+    }
+    if (store.get(metaKey("cluster")) !== undefined) throw new VaultInvariantError("the store already holds a vault state");
+    const sum = new DigestSum();
+    const put = (name: MetaName, v: Uint8Array) => { store.put(metaKey(name), v); sum.add(metaKey(name), v); };
+    const cap = Buffer.alloc(4);
+    cap.writeUInt32BE(n.requestIdCapacity);
+    put("cluster", Buffer.from(n.clusterId, "utf8"));
+    if (n.clusterCa !== null) put("ca", n.clusterCa.slice());
+    put("format", Uint8Array.of(STORE_FORMAT));
+    put("reqcap", new Uint8Array(cap));
+    for (const name of ["applied", "reqcount", "records", "locked"] as const) put(name, u64(0));
+    store.put(metaKey("digest"), sum.bytes());
+    store.put(metaKey("content"), new DigestSum().bytes());
+    return new StoreState(store);
+  }
+
+  private meta(name: MetaName): Uint8Array {
+    const v = this.store.get(metaKey(name));
+    if (v === undefined) throw new VaultInvariantError(`the store lacks meta ${name}`);
+    return v;
+  }
+
+  /** Writes (or, with null, deletes) one pair, keeping the digests in step. */
+  write(key: Uint8Array, value: Uint8Array | null): void {
+    const old = this.store.get(key);
+    const content = key[0] === PREFIX.record || key[0] === PREFIX.node;
+    if (old !== undefined) {
+      this.digestSum.remove(key, old);
+      if (content) this.contentSum.remove(key, old);
+    }
+    if (value === null) {
+      this.store.delete(key);
+      return;
+    }
+    this.digestSum.add(key, value);
+    if (content) this.contentSum.add(key, value);
+    this.store.put(key, value);
+  }
+
+  setMetaU64(name: "applied" | "reqcount" | "records" | "locked", v: number): void {
+    this.write(metaKey(name), u64(v));
+  }
+
+  /** Writes the digests back (after each applied entry). */
+  flush(): void {
+    this.store.put(metaKey("digest"), this.digestSum.bytes());
+    this.store.put(metaKey("content"), this.contentSum.bytes());
+  }
+
+  get digest(): Uint8Array {
+    return this.digestSum.bytes();
+  }
+
+  get contentDigest(): Uint8Array {
+    return this.contentSum.bytes();
+  }
+
+  getRecord(user: string): StoredRecord | undefined {
+    const hit = this.cache.get(user);
+    if (hit !== undefined) return hit;
+    const v = this.store.get(recordKey(user));
+    if (v === undefined) return undefined;
+    const s = decodeStoredRecord(v, this.appliedIndex);
+    this.remember(user, s);
+    return s;
+  }
+
+  /** Stores (or, with null, removes) a record and keeps the counts. */
+  setRecord(user: string, prev: StoredRecord | undefined, next: StoredRecord | null): void {
+    this.write(recordKey(user), next === null ? null : encodeStoredRecord(next));
+    this.cache.delete(user);
+    if (next !== null) this.remember(user, next);
+    const records = this.records + (next === null ? 0 : 1) - (prev === undefined ? 0 : 1);
+    const locked = this.locked + (next?.locked === true ? 1 : 0) - (prev?.locked === true ? 1 : 0);
+    if (records !== this.records) this.setMetaU64("records", (this.records = records));
+    if (locked !== this.locked) this.setMetaU64("locked", (this.locked = locked));
+  }
+
+  private remember(user: string, s: StoredRecord): void {
+    if (this.cache.size >= RECORD_CACHE) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(user, s);
+  }
+
+  getNode(nodeId: number): NodeAnnouncement | undefined {
+    return this.nodeMap.get(nodeId);
+  }
+
+  setNode(n: NodeAnnouncement): void {
+    this.write(nodeKey(n.nodeId), encodeNode(n));
+    this.nodeMap.set(n.nodeId, n);
+  }
+
+  /** Node announcements ascending by id. */
+  nodes(): NodeAnnouncement[] {
+    return [...this.nodeMap.values()].sort((a, b) => a.nodeId - b.nodeId);
+  }
+
+  /** True for the two digest pairs, which the digests do not cover. */
+  static uncounted(key: Uint8Array): boolean {
+    return key[0] === PREFIX.meta && UNCOUNTED.has(Buffer.from(key.subarray(1)).toString("latin1"));
+  }
+}

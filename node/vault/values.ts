@@ -1,0 +1,127 @@
+// Encodings of the store's values (docs/vault.md §4), shared by the store
+// layout and the legacy snapshot formats 1-3 (snapshot.ts):
+//
+//   record:  u8 state (0 active, 1 locked) || u8 attempts || u16 pending count
+//            || pending × (u64 attempt id || B (33)) || record digest (32)
+//            || u64 confirmed at (log index of the last confirmation; absent in format 1)
+//            || u32 length || body: active = record encoding v1 (with shares);
+//               locked = wiped body (no shares, see encodeWipedRecord)
+//   node:    u64 node id || lp16(address) || agreement key (65) || identity key (65) || signature (64)
+//            || lp16(certificate, DER) || lp16(certificate signature) (absent before format 3;
+//               both empty for an announcement without certificate, kind 5)
+//
+// Decoding re-validates every field and invariant: a value that was forged
+// or written by a bug is refused (CorruptSnapshotError), never installed.
+import { createHash } from "node:crypto";
+import {
+  COMPRESSED_POINT_LENGTH,
+  DIGEST_LENGTH,
+  ProtocolError,
+  Reader,
+  Writer,
+  decodePoint,
+  decodeRecord,
+  decodeWipedRecord,
+  encodeWipedRecord,
+  equalBytes,
+} from "../../proto/crypto/index.js";
+import { type NodeAnnouncement, readAnnouncement, readSafeU64, validateAnnouncement, writeAnnouncementFields } from "./commands.js";
+import { type PendingAttempt, type StoredRecord, assertStoredRecord } from "./records.js";
+import { announcementRefusal } from "./nodes.js";
+import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
+
+export function writeRecord(w: Writer, s: StoredRecord): Writer {
+  w.u8(s.locked ? 1 : 0).u8(s.attempts).u16(s.pending.length);
+  for (const p of s.pending) w.u64(p.attemptId).fixed(p.blinded);
+  w.fixed(s.digest).u64(s.confirmedAt);
+  const body = s.encoded ?? encodeWipedRecord(s.record);
+  return w.u32(body.length).fixed(body);
+}
+
+export function encodeStoredRecord(s: StoredRecord): Uint8Array {
+  return writeRecord(new Writer(), s).bytes();
+}
+
+/** A stored record value; `appliedIndex` bounds its attempt ids and confirmation. */
+export function decodeStoredRecord(bytes: Uint8Array, appliedIndex: number): StoredRecord {
+  return corruptOnError(() => {
+    const r = new Reader(bytes, "stored record");
+    const s = readRecord(r, appliedIndex, true);
+    r.end();
+    return s;
+  });
+}
+
+/** One record; `withConfirmedAt` false for snapshot format 1. */
+export function readRecord(r: Reader, appliedIndex: number, withConfirmedAt: boolean): StoredRecord {
+  const state = r.u8();
+  if (state > 1) throw new CorruptSnapshotError(`unknown record state ${state}`);
+  const attempts = r.u8();
+  const pending = readPending(r, r.u16(), appliedIndex);
+  const digest = r.fixed(DIGEST_LENGTH);
+  const confirmedAt = withConfirmedAt ? readSafeU64(r, "confirmed at") : 0;
+  if (confirmedAt > appliedIndex) throw new CorruptSnapshotError(`a confirmation at ${confirmedAt} is not an applied index`);
+  const body = r.fixed(r.u32());
+  const s: StoredRecord =
+    state === 0
+      ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt }
+      : { record: decodeWipedRecord(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt };
+  if (s.encoded !== null && !equalBytes(createHash("sha256").update(s.encoded).digest(), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
+  assertStoredRecord(s);
+  return s;
+}
+
+function readPending(r: Reader, count: number, appliedIndex: number): PendingAttempt[] {
+  const out: PendingAttempt[] = [];
+  for (let i = 0; i < count; i++) {
+    const attemptId = readSafeU64(r, "attempt id");
+    const blinded = r.fixed(COMPRESSED_POINT_LENGTH);
+    decodePoint(blinded, "pending B");
+    if (attemptId < 1 || attemptId > appliedIndex) throw new CorruptSnapshotError(`pending attempt ${attemptId} is not an applied index`);
+    out.push({ attemptId, blinded });
+  }
+  return out;
+}
+
+export function writeNode(w: Writer, n: NodeAnnouncement): Writer {
+  const none = new Uint8Array(0);
+  return writeAnnouncementFields(w, n).lp16(n.certified?.certificate ?? none).lp16(n.certified?.signature ?? none);
+}
+
+export function encodeNode(n: NodeAnnouncement): Uint8Array {
+  return writeNode(new Writer(), n).bytes();
+}
+
+/** A node value, checked as apply checked it (announcementRefusal against the state's CA). */
+export function decodeNode(bytes: Uint8Array, clusterId: string, ca: Uint8Array | null): NodeAnnouncement {
+  return corruptOnError(() => {
+    const r = new Reader(bytes, "node announcement");
+    const n = readNode(r, clusterId, ca, true);
+    r.end();
+    return n;
+  });
+}
+
+/** One node; `withCertificate` false before snapshot format 3. */
+export function readNode(r: Reader, clusterId: string, ca: Uint8Array | null, withCertificate: boolean): NodeAnnouncement {
+  const n = readAnnouncement(r);
+  if (withCertificate) {
+    const [certificate, signature] = [r.lp16(), r.lp16()];
+    if (certificate.length + signature.length > 0) n.certified = { certificate, signature };
+  }
+  validateAnnouncement(n);
+  const refused = announcementRefusal(clusterId, ca, n);
+  if (refused !== undefined) throw new CorruptSnapshotError(`node ${n.nodeId}'s announcement does not verify: ${refused.message}`);
+  return n;
+}
+
+/** Runs a decoder; a malformed value becomes CorruptSnapshotError. */
+export function corruptOnError<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof CorruptSnapshotError) throw err;
+    if (err instanceof ProtocolError || err instanceof VaultInvariantError) throw new CorruptSnapshotError(err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,46 @@
+// Test-only tools over the vault store: forge a snapshot by editing its
+// pairs (digests kept consistent, as a rogue node would), and write the
+// legacy whole-state format 3 of the release before the store (the upgrade
+// path's input), from a state machine's store.
+import { createHash } from "node:crypto";
+import { Writer } from "../proto/crypto/index.js";
+import { MemoryStore, VaultStateMachine } from "../node/vault/index.js";
+import { StoreState } from "../node/vault/state.js";
+import { encodeStoreSnapshot } from "../node/vault/snapshot-stream.js";
+import { PREFIX, requestKey, tableRange } from "../node/vault/keys.js";
+
+/**
+ * Restores `snapshot` into a fresh store, lets `edit` change it through
+ * StoreState (the digests follow, as a rogue node would make them), and
+ * re-encodes it without checking the result.
+ */
+export function editSnapshot(clusterId: string, snapshot: Uint8Array, edit: (s: StoreState) => void): Uint8Array {
+  const store = new MemoryStore();
+  VaultStateMachine.restore({ clusterId, store }, snapshot);
+  const s = StoreState.open(store, clusterId);
+  edit(s);
+  s.flush();
+  return encodeStoreSnapshot(clusterId, store);
+}
+
+/** The legacy format-3 snapshot of a state machine's state (what the release before the store wrote). */
+export function encodeLegacySnapshot(sm: VaultStateMachine): Uint8Array {
+  const s = StoreState.open(sm.store, sm.clusterId);
+  const w = new Writer().fixed(Uint8Array.of(0x62, 0x6b, 0x76, 0x56)).u8(3).str(s.clusterId).u64(s.appliedIndex).u32(s.requestIdCapacity);
+  w.lp16(s.clusterCa ?? new Uint8Array(0));
+  const records = [...sm.store.scan(...tableRange(PREFIX.record))];
+  w.u32(records.length);
+  for (const [, v] of records) w.fixed(v);
+  const nodes = [...sm.store.scan(...tableRange(PREFIX.node))];
+  w.u32(nodes.length);
+  for (const [, v] of nodes) w.fixed(v);
+  const order = [...sm.store.scan(...tableRange(PREFIX.order))];
+  w.u32(order.length);
+  for (const [, id] of order) {
+    const q = sm.store.get(requestKey(id));
+    if (q === undefined) throw new Error("request table inconsistent");
+    w.fixed(id).fixed(q.subarray(0, 32)).lp16(q.subarray(40));
+  }
+  const body = w.bytes();
+  return new Uint8Array(Buffer.concat([body, createHash("sha256").update(body).digest()]));
+}
