@@ -19,7 +19,11 @@ export interface ClusterOptions {
   readonly size?: number;
   readonly snapshotInterval?: number;
   readonly clusterId?: string;
-  /** A compiled bkv-node entry (an installed package's dist/node/server/main.js) to run instead of the sources under tsx. */
+  /**
+   * A bkv-node entry to run instead of this tree's sources: a compiled one
+   * (an installed package's dist/node/server/main.js), or another tree's
+   * node/server/main.ts (run under tsx: an earlier release).
+   */
   readonly nodeEntry?: string;
 }
 
@@ -55,6 +59,8 @@ export class LocalCluster {
   readonly clusterId: string;
   readonly nodes: NodeInfo[] = [];
   private readonly clients = new Map<string, grpc.Client>();
+  /** The entry of nodes spawned from now on (useEntry), over opts.nodeEntry. */
+  private entry: string | undefined;
 
   private constructor(readonly opts: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "bkv-e2e-"));
@@ -122,7 +128,9 @@ export class LocalCluster {
     delete env.BKV_HSM_PIN;
     // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const extra = (process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
-    const entry = this.opts.nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")] : [this.opts.nodeEntry];
+    const nodeEntry = this.entry ?? this.opts.nodeEntry;
+    const entry = nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")]
+      : nodeEntry.endsWith(".ts") ? ["--import", "tsx", nodeEntry] : [nodeEntry];
     const proc = spawn(process.execPath, [...extra, ...entry, "--config", n.configFile], {
       cwd: ROOT, stdio: ["ignore", fd, fd], env,
     });
@@ -248,6 +256,11 @@ export class LocalCluster {
 
   resume(id: number): void {
     this.node(id).proc?.kill("SIGCONT");
+  }
+
+  /** Runs nodes (re)started from now on from `entry` (see ClusterOptions.nodeEntry; undefined: this tree). An upgrade. */
+  useEntry(entry: string | undefined): void {
+    this.entry = entry ?? join(ROOT, "node/server/main.ts");
   }
 
   restart(id: number): void {

@@ -225,7 +225,7 @@ export class VaultNode {
     await this.files?.close();
     this.http?.close();
     this.hsm?.close();
-    this.log.info("node stopped");
+    this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });
   }
 }
 

@@ -165,7 +165,13 @@ export class LmdbVaultStore {
     const alive = (): void => { if (!live) throw new Error("vault store view used after release"); };
     return {
       get: (key) => { alive(); return db.get(asBuffer(key), { transaction: txn }); },
-      scan: (start, end) => { alive(); return rangeOf(db, start, end, txn); },
+      scan: function* (start, end) {
+        alive();
+        for (const pair of rangeOf(db, start, end, txn)) {
+          alive(); // a release() during a scan ends it: the transaction is never read after done()
+          yield pair;
+        }
+      },
       release: () => {
         if (!live) return;
         live = false;

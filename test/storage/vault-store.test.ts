@@ -82,8 +82,11 @@ test("a view reads the state of the last commit before it, whatever is written o
   t.is(seen[0], "r000=v0");
   t.is(s(store.get(b("r000"))), "uncommitted");
   t.is((await store.stats()).views, 1);
+  const scan = view.scan(...ALL)[Symbol.iterator]();
+  t.is(s(scan.next().value?.[0]), "r000");
   view.release();
   view.release();
+  t.throws(() => scan.next(), { message: /after release/ }, "a scan in progress ends at release");
   t.is((await store.stats()).views, 0);
   t.throws(() => view.get(b("r000")), { message: /after release/ });
 });
