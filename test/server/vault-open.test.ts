@@ -31,6 +31,13 @@ function stateWith(n: number): Harness {
   return h;
 }
 
+/** A new member's data dir: the bootstrap snapshot (format 1, a new state inline). */
+async function bootstrap(dir: string): Promise<void> {
+  const boot = await DiskStorage.open(join(dir, "raft"));
+  await boot.saveSnapshot(bootstrapSnapshot([1, 2, 3], encodeServerSnapshot({ peers: PEERS, vault: new Harness().sm.snapshot() })));
+  await boot.close();
+}
+
 async function open(dir: string): Promise<{ storage: DiskStorage; files: VaultFiles; sm: VaultStateMachine; close(): Promise<void> }> {
   const storage = await DiskStorage.open(join(dir, "raft"));
   const files = await VaultFiles.open(join(dir, "vault"));
@@ -68,9 +75,7 @@ test("a data dir of the release before the store is converted on first start: ev
 
 test("a restart resumes from the store at its applied index, past the Raft snapshot", async (t) => {
   const dir = tempDir(t);
-  const boot = await DiskStorage.open(join(dir, "raft"));
-  await boot.saveSnapshot(bootstrapSnapshot([1, 2, 3], encodeServerSnapshot({ peers: PEERS, vault: new Harness().sm.snapshot() })));
-  await boot.close();
+  await bootstrap(dir);
   const a = await open(dir);
   const h = new Harness(a.sm);
   h.apply(registerCmd(register("alice")));
@@ -98,9 +103,7 @@ async function stage(files: VaultFiles, h: Harness, index: number, term: number)
 
 test("a crash after an installed snapshot was saved and before its store was swapped in: the next start swaps it in", async (t) => {
   const dir = tempDir(t);
-  const boot = await DiskStorage.open(join(dir, "raft"));
-  await boot.saveSnapshot(bootstrapSnapshot([1, 2, 3], encodeServerSnapshot({ peers: PEERS, vault: new Harness().sm.snapshot() })));
-  await boot.close();
+  await bootstrap(dir);
   const a = await open(dir);
   const leader = stateWith(20);
   await stage(a.files, leader, leader.index, 3);
@@ -116,9 +119,7 @@ test("a crash after an installed snapshot was saved and before its store was swa
 
 test("a staged snapshot Raft never saved is discarded on start; the store stays as it was", async (t) => {
   const dir = tempDir(t);
-  const boot = await DiskStorage.open(join(dir, "raft"));
-  await boot.saveSnapshot(bootstrapSnapshot([1, 2, 3], encodeServerSnapshot({ peers: PEERS, vault: new Harness().sm.snapshot() })));
-  await boot.close();
+  await bootstrap(dir);
   const a = await open(dir);
   const leader = stateWith(5);
   await stage(a.files, leader, leader.index, 3);

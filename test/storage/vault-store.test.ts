@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import test from "ava";
 import { LmdbVaultStore } from "../../node/storage/vault-store.js";
 import { StorageFailedError } from "../../node/storage/index.js";
-import { prng, tempDir } from "./helpers.js";
+import { batchKey, prng, tempDir } from "./helpers.js";
 
 const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
 const s = (u: Uint8Array | undefined): string | undefined => (u === undefined ? undefined : Buffer.from(u).toString("latin1"));
@@ -135,13 +135,6 @@ async function runAndKill(dir: string, first: number, killAfterMs: number): Prom
   return max;
 }
 
-function batchKey(i: number, j: number): Uint8Array {
-  const k = Buffer.alloc(6);
-  k.write("b", 0, "latin1");
-  k.writeUInt32BE(i, 1);
-  k[5] = j;
-  return k;
-}
 
 test("SIGKILL between and during commits keeps every resolved commit whole and no part of a later one", async (t) => {
   const dir = tempDir(t);
