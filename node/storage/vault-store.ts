@@ -182,6 +182,7 @@ export class LmdbVaultStore {
   }
 
   async stats(): Promise<VaultStoreStats> {
+    this.check();
     const s = this.db.getStats() as { pageSize: number; entryCount: number; lastPageNumber: number; mapSize: number };
     const file = await stat(join(this.dir, DATA_FILE)).catch(() => ({ size: 0 }));
     return {

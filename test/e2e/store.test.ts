@@ -12,12 +12,12 @@ const RECORDS = Number(process.env.BKV_STORE_E2E_RECORDS ?? 2000);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
 
-/** Registers RECORDS users, 32 in flight (the SDK retries through leader changes). */
+/** Registers RECORDS users, 64 in flight (the SDK retries through leader changes). */
 async function load(cluster: LocalCluster): Promise<void> {
   const client = new VaultClient(await cluster.descriptor(), E2E_CLIENT_OPTIONS);
   try {
-    for (let i = 0; i < RECORDS; i += 32) {
-      await Promise.all(Array.from({ length: Math.min(32, RECORDS - i) }, (_, k) => client.register(`u${i + k}`, "pw", { guessLimit: 10 })));
+    for (let i = 0; i < RECORDS; i += 64) {
+      await Promise.all(Array.from({ length: Math.min(64, RECORDS - i) }, (_, k) => client.register(`u${i + k}`, "pw", { guessLimit: 10 })));
     }
   } finally {
     client.close();
@@ -37,6 +37,7 @@ async function converged(cluster: LocalCluster, ids: readonly number[]): Promise
 const rid = (): Uint8Array => new Uint8Array(randomBytes(16));
 
 test.serial("a new node with an empty data dir catches up from a streamed store snapshot; a restarted node resumes from its store", async (t) => {
+  t.timeout(10 * 60_000); // loading 2,000 records takes minutes on a loaded machine
   const cluster = await LocalCluster.start({ snapshotInterval: 200 });
   try {
     await load(cluster);
