@@ -12,7 +12,7 @@
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { Reader, Writer } from "../proto/crypto/index.js";
-import { MemoryStore, VaultStateMachine, encodeResult, vaultError } from "../node/vault/index.js";
+import { MemoryStore, NO_THROTTLE, VaultStateMachine, encodeResult, vaultError } from "../node/vault/index.js";
 import { RequestTable, fingerprint } from "../node/vault/dedupe.js";
 import { type StoredRecord, freshRecord } from "../node/vault/records.js";
 import { StoreState } from "../node/vault/state.js";
@@ -34,13 +34,13 @@ function buildState(records: number, requests: number): VaultStateMachine {
   const base = register("bench-user-000000").record;
   const blinded = blindedPoint(7);
   const store = new MemoryStore();
-  const state = StoreState.create(store, { clusterId: CLUSTER, clusterCa: null, requestIdCapacity: Math.max(1, requests) });
+  const state = StoreState.create(store, { clusterId: CLUSTER, clusterCa: null, requestIdCapacity: Math.max(1, requests), throttle: NO_THROTTLE });
   state.setMetaU64("applied", (state.appliedIndex = records + requests + 10));
   for (let i = 0; i < records; i++) {
     const user = `bench-user-${String(i).padStart(6, "0")}`;
     let s: StoredRecord = freshRecord({ ...base, user });
     if (i % 10 === 1) s = { ...s, attempts: 1, pending: [{ attemptId: i + 2, blinded }] };
-    if (i % 100 === 2) s = { record: { ...s.record, shares: [] }, digest: s.digest, encoded: null, attempts: s.record.guessLimit, locked: true, pending: [], confirmedAt: 0 };
+    if (i % 100 === 2) s = { record: { ...s.record, shares: [] }, digest: s.digest, encoded: null, attempts: s.record.guessLimit, locked: true, pending: [], confirmedAt: 0, lastBeginAt: 0 };
     state.setRecord(user, undefined, s);
   }
   const table = new RequestTable(state);

@@ -91,6 +91,8 @@ export class ChaosCluster {
       nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.opts.dir, `data-${n.id}`),
       clientListen: n.client, peerListen: n.peer, adminListen: n.admin, logLevel: "info",
       snapshotInterval: this.opts.snapshotInterval ?? 20, tickMs: 50, electionTick: 10, heartbeatTick: 1,
+      // The counters model (chaos/model) does not model throttling: its workload spends guesses quickly.
+      throttle: "none",
       hsm: { tokenLabel: `bkv-chaos-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.opts.dir, "certs/ca.crt"), cert: join(this.opts.dir, `certs/node-${n.id}.crt`), key: join(this.opts.dir, `certs/node-${n.id}.key`) },
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: this.peerAddressFor(n.id, m) })),

@@ -19,12 +19,16 @@ export interface ClusterOptions {
   readonly size?: number;
   readonly snapshotInterval?: number;
   readonly clusterId?: string;
+  /** The throttling schedule of the new cluster (node config `throttle`); default "none", so tests can spend guesses quickly. */
+  readonly throttle?: "default" | "none";
   /**
    * A bkv-node entry to run instead of this tree's sources: a compiled one
    * (an installed package's dist/node/server/main.js), or another tree's
    * node/server/main.ts (run under tsx: an earlier release).
    */
   readonly nodeEntry?: string;
+  /** Extra fields of every node's config file (e.g. promoteMaxLag). */
+  readonly nodeConfig?: Readonly<Record<string, unknown>>;
 }
 
 interface NodeInfo {
@@ -71,7 +75,7 @@ export class LocalCluster {
   static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
     const c = new LocalCluster(opts);
     const ids = Array.from({ length: opts.size ?? 3 }, (_, i) => i + 1);
-    execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(c.dir, "certs"), ...ids.map(String)], { stdio: "ignore" });
+    execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(c.dir, "certs"), ...ids.map(String), "operator"], { stdio: "ignore" });
     const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort(), freePort()]));
     for (const id of ids) {
       const [cp, pp, ap, mp] = ports.slice((id - 1) * 4, id * 4) as [number, number, number, number];
@@ -92,8 +96,13 @@ export class LocalCluster {
     return c;
   }
 
-  /** Starts a new node `id` that joins the running cluster (its config has join: true); the caller adds it with AddLearner. */
-  async addNode(id: number): Promise<NodeInfo> {
+  /**
+   * Starts a new node `id` that joins the running cluster (its config has
+   * join: true). By default the caller adds it with AddLearner; with
+   * `autoJoin` its config names the other nodes' admin addresses, and it asks
+   * the leader to add and promote it by itself.
+   */
+  async addNode(id: number, { autoJoin = false } = {}): Promise<NodeInfo> {
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(this.dir, "certs"), String(id)], { stdio: "ignore" });
     const [cp, pp, ap, mp] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const n: NodeInfo = {
@@ -101,22 +110,24 @@ export class LocalCluster {
       configFile: join(this.dir, `node-${id}.json`), proc: null,
     };
     this.nodes.push(n);
-    this.writeConfig(n, true);
+    this.writeConfig(n, true, autoJoin);
     this.spawn(n);
     return n;
   }
 
-  private writeConfig(n: NodeInfo, join_ = false): void {
+  private writeConfig(n: NodeInfo, join_ = false, adminAddresses = !join_): void {
     const hsmDir = join(this.dir, `hsm-${n.id}`);
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, `bkv-e2e-${n.id}`], { stdio: "ignore" });
     const config = {
       nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.dir, `data-${n.id}`),
       clientListen: n.client, peerListen: n.peer, adminListen: n.admin, metricsListen: n.metrics, logLevel: process.env.BKV_E2E_LOG_LEVEL ?? "info",
       snapshotInterval: this.opts.snapshotInterval ?? 10_000, tickMs: 50, electionTick: 10, heartbeatTick: 1,
+      throttle: this.opts.throttle ?? "none",
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
-      nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer })),
+      nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer, ...(adminAddresses ? { adminAddress: m.admin } : {}) })),
       join: join_,
+      ...this.opts.nodeConfig,
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
   }
@@ -158,6 +169,11 @@ export class LocalCluster {
   /** The node's log (JSON lines). */
   logOf(id: number): string {
     return readFileSync(join(this.dir, `node-${id}.log`), "utf8");
+  }
+
+  /** The operator certificate and key (CN=operator) and the CA, for `bkv admin --certs`. */
+  get certsDir(): string {
+    return join(this.dir, "certs");
   }
 
   private creds(): grpc.ChannelCredentials {

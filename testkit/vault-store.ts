@@ -3,7 +3,9 @@
 // legacy whole-state format 3 of the release before the store (the upgrade
 // path's input), from a state machine's store.
 import { createHash } from "node:crypto";
-import { Writer } from "../proto/crypto/index.js";
+import { Writer, encodeWipedRecord } from "../proto/crypto/index.js";
+import { decodeStoredRecord } from "../node/vault/values.js";
+import type { StoredRecord } from "../node/vault/records.js";
 import { MemoryStore, VaultStateMachine } from "../node/vault/index.js";
 import { StoreState } from "../node/vault/state.js";
 import { encodeStoreSnapshot } from "../node/vault/snapshot-stream.js";
@@ -30,7 +32,7 @@ export function encodeLegacySnapshot(sm: VaultStateMachine): Uint8Array {
   w.lp16(s.clusterCa ?? new Uint8Array(0));
   const records = [...sm.store.scan(...tableRange(PREFIX.record))];
   w.u32(records.length);
-  for (const [, v] of records) w.fixed(v);
+  for (const [, v] of records) writeLegacyRecord(w, decodeStoredRecord(v, s.appliedIndex));
   const nodes = [...sm.store.scan(...tableRange(PREFIX.node))];
   w.u32(nodes.length);
   for (const [, v] of nodes) w.fixed(v);
@@ -43,4 +45,12 @@ export function encodeLegacySnapshot(sm: VaultStateMachine): Uint8Array {
   }
   const body = w.bytes();
   return new Uint8Array(Buffer.concat([body, createHash("sha256").update(body).digest()]));
+}
+
+/** A record in the legacy layout (formats 2 and 3): the store's value without `last begin at`. */
+function writeLegacyRecord(w: Writer, r: StoredRecord): void {
+  w.u8(r.locked ? 1 : 0).u8(r.attempts).u16(r.pending.length);
+  for (const p of r.pending) w.u64(p.attemptId).fixed(p.blinded);
+  const body = r.encoded ?? encodeWipedRecord(r.record);
+  w.fixed(r.digest).u64(r.confirmedAt).u32(body.length).fixed(body);
 }

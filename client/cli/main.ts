@@ -8,16 +8,16 @@
 // cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
 // superseded this one twice, or the record changed twice while recovering:
 // nothing is wrong, try again); 64 usage (bad arguments or key format).
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type * as SdkErrors from "../sdk/errors.js";
+import { packageVersion } from "../../proto/version.js";
 import { UsageError, parseFlags } from "./args.js";
 import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
+import { EXIT } from "./exit.js";
 
-export const EXIT = {
-  OK: 0, ERROR: 1, WRONG_PASSWORD: 2, LOCKED: 3, RECORD: 4, UNAVAILABLE: 5, INTEGRITY: 6, DESCRIPTOR: 7, IO: 8, CONCURRENT: 9, USAGE: 64,
-} as const;
+export { EXIT } from "./exit.js";
 
 const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   WRONG_PASSWORD: EXIT.WRONG_PASSWORD,
@@ -26,6 +26,7 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   RECORD_EXISTS: EXIT.RECORD,
   ATTEMPT_SUPERSEDED: EXIT.CONCURRENT,
   RECORD_CHANGED: EXIT.CONCURRENT,
+  THROTTLED: EXIT.THROTTLED,
   UNAVAILABLE: EXIT.UNAVAILABLE,
   TRANSIENT: EXIT.UNAVAILABLE,
   NOT_ENOUGH_EVALUATIONS: EXIT.UNAVAILABLE,
@@ -51,6 +52,7 @@ export function exitCodeFor(err: unknown, { ClientError, RpcError }: typeof SdkE
 /** Runs one `bkv` invocation; returns the exit code. Never throws. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   try {
+    if (argv[0] === "admin") return await (await import("./admin.js")).runAdmin(argv.slice(1), io);
     const found = findCommand(argv);
     if (found === undefined) {
       if (argv.length === 1 && argv[0] === "--version") {
@@ -116,6 +118,7 @@ Usage: bkv COMMAND [options]   (bkv COMMAND --help for details; bkv --version)
 
 Commands:
 ${list}
+  ${"admin".padEnd(width)}  operate the cluster over the admin port (bkv admin --help)
 
 Passwords and keys are read from stdin (or a key file), never from arguments.
 ${CLUSTER_HELP}
@@ -129,15 +132,6 @@ or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor,
 function commandHelp(c: Command): string {
   const clusterFlags = "timeout" in c.flags ? CLUSTER_HELP : "\n  -h, --help       this help";
   return `Usage: ${c.usage}\n\n${c.help}\n${clusterFlags}\n`;
-}
-
-/** This package's version, from the nearest package.json above this module (sources or dist/). */
-function packageVersion(): string {
-  for (let dir = new URL(".", import.meta.url); ; dir = new URL("..", dir)) {
-    const file = new URL("package.json", dir);
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
-    if (dir.pathname === "/") return "unknown";
-  }
 }
 
 function isMain(): boolean {

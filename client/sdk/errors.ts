@@ -14,6 +14,7 @@ export type ClientErrorCode =
   | "RECORD_LOCKED"
   | "RECORD_CHANGED"
   | "ATTEMPT_SUPERSEDED"
+  | "THROTTLED"
   | "WRONG_PASSWORD"
   | "RECORD_MISMATCH"
   | "UNVERIFIED_REGISTRATION"
@@ -74,6 +75,30 @@ export interface RpcErrorInit {
   reason: string;
   attemptsRemaining: number | undefined;
   leaderAddress: string | undefined;
+  /** From ErrorDetail.retry_after_ms (THROTTLED). */
+  retryAfterMs?: number | undefined;
+}
+
+/**
+ * BeginRecovery was refused without counting an attempt: too many attempts
+ * on this record without a confirmation, and the throttling delay has not
+ * passed. Not a lock and not a quota: the same password works after
+ * `retryAfterMs`.
+ */
+export class ThrottledError extends RpcError {
+  readonly retryAfterMs: number;
+  constructor(init: RpcErrorInit) {
+    super(init, "THROTTLED");
+    this.retryAfterMs = init.retryAfterMs ?? 0;
+    this.message = `too many attempts on this record without a recovery: try again in ${formatDelay(this.retryAfterMs)} (no attempt was counted; ${init.attemptsRemaining ?? "?"} attempts remaining)`;
+  }
+}
+
+function formatDelay(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.ceil(s / 60)} min`;
+  return `${Math.ceil(s / 3600)} h`;
 }
 
 /** No record for this user on the cluster. */
@@ -264,7 +289,9 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
     reason: ErrorReason[detail?.reason ?? ErrorReason.UNSPECIFIED] ?? "UNSPECIFIED",
     attemptsRemaining: detail?.attemptsRemaining,
     leaderAddress: detail?.leaderAddress ? detail.leaderAddress : undefined,
+    retryAfterMs: detail?.retryAfterMs === undefined ? undefined : Number(detail.retryAfterMs),
   };
+  if (init.reason === "THROTTLED") return new ThrottledError(init);
   const exhausted = err.code === GrpcStatus.RESOURCE_EXHAUSTED && init.attemptsRemaining === 0;
   if (init.reason === "RECORD_LOCKED" || exhausted) {
     return new RecordLockedError(method, address, new RpcError(init));

@@ -1,56 +1,87 @@
 // AdminService (proto/bkv/v1/admin.proto), served on the admin address with
-// the peers' mTLS (callers need a cluster-CA certificate). Membership changes
-// are one at a time; the peer address of a new member travels in the
-// ConfChange context.
+// mTLS (admin-auth.ts admits operator and node certificates). Membership
+// changes are one at a time, made on the leader; a follower answers
+// UNAVAILABLE NOT_LEADER with the leader's ADMIN address (where its config
+// names it). Mutating calls honour request_id (admin-requests.ts). The peer
+// address of a new member travels in the ConfChange context.
 import { create } from "@bufbuild/protobuf";
-import { status, type handleUnaryCall } from "@grpc/grpc-js";
+import { status, type handleServerStreamingCall } from "@grpc/grpc-js";
 import {
-  AddLearnerResponseSchema, GetClusterStatusResponseSchema, MemberKind, type AdminService, PromoteLearnerResponseSchema,
-  RemoveNodeResponseSchema, TakeSnapshotResponseSchema, TransferLeadershipResponseSchema,
+  AddLearnerResponseSchema, GetClusterStatusResponseSchema, HsmState, ListStateDigestsResponseSchema, MemberKind,
+  type AdminService, PromoteLearnerResponseSchema, RemoveNodeResponseSchema, type SaveSnapshotRequest,
+  type SaveSnapshotResponse, SaveSnapshotResponseSchema, TakeSnapshotResponseSchema, TransferLeadershipResponseSchema,
 } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
-import { RpcFailure, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
+import { RpcFailure, invalidArgument, type LeaderHint } from "./errors.js";
+import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
+import { AdminRequestTable } from "./admin-requests.js";
 import { encodePeerContext } from "./raft-loop.js";
 import type { AdminLoop, RaftView } from "./raft-view.js";
+import type { StateDigestRing } from "./state-digests.js";
 import type { Logger } from "./log.js";
+
+/** What GetClusterStatus reports of the node beyond Raft: read on each call. */
+export interface NodeFacts {
+  readonly version: string;
+  readonly storeBytes: number;
+  readonly hsm: { readonly ok: boolean; readonly error: string };
+  /** Why health is NOT_SERVING, or null (health.ts notServingReason). */
+  readonly notServing: string | null;
+}
 
 export interface AdminDeps {
   readonly nodeId: number;
   readonly clusterId: string;
   readonly loop: () => AdminLoop;
   readonly peerReachable: (id: number) => boolean;
+  /** The leader and its ADMIN address. */
   readonly leaderHint: () => LeaderHint;
+  /** A member's admin address from this node's config ("" when unknown). */
+  readonly adminAddressOf: (id: number) => string;
+  /** PromoteLearner refuses a learner further behind the leader's commit index than this. */
+  readonly promoteMaxLag: number;
+  readonly facts: () => Promise<NodeFacts>;
+  readonly digests: StateDigestRing;
   readonly log: Logger;
+  /** Metrics: one call's method, status name and duration. */
+  readonly record: (method: string, code: string, ms: number) => void;
+  readonly requests?: AdminRequestTable;
 }
 
 export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService> {
-  const unary = <Req, Res>(method: string, f: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> => (call, cb) => {
-    f(call.request).then((r) => cb(null, r), (err: unknown) => {
-      cb(toServiceError(err, d.leaderHint, (x) => d.log.error("admin internal error", { method, error: x })));
-    });
-  };
-  const change = async (type: ConfChangeType, nodeId: bigint, peerAddress = ""): Promise<bigint> => {
+  const ctx: HandlerContext = { leaderHint: d.leaderHint, log: d.log, record: d.record };
+  const unary = unaryHandler(ctx);
+  const table = d.requests ?? new AdminRequestTable();
+  const change = async (type: ConfChangeType, nodeId: bigint, peerAddress = "", force = false): Promise<bigint> => {
     const id = memberId(nodeId);
     const loop = d.loop();
+    requireLeader(loop, d); // a follower's view of the membership may be stale: the leader judges
     checkChange(loop, type, id);
-    requireLeader(loop, d);
-    d.log.info("proposing membership change", { change: ConfChangeType[type], member: id });
+    if (type === ConfChangeType.PromoteLearner) checkCaughtUp(loop, d, id);
+    if (type === ConfChangeType.RemoveNode) checkVotersAfterRemoval(loop, d, id, force);
+    d.log.info("proposing membership change", { change: ConfChangeType[type], member: id, force });
     const cc: ConfChange = { type, nodeId: id, context: encodePeerContext(peerAddress) };
     return BigInt(await loop.proposeConfChange(cc));
   };
   return {
-    getClusterStatus: unary("GetClusterStatus", async (req) => {
-      await Promise.resolve();
-      return clusterStatus(d, req.includeStateDigest);
-    }),
+    getClusterStatus: unary("GetClusterStatus", async (req) => clusterStatus(d, req.includeStateDigest, await d.facts())),
     addLearner: unary("AddLearner", async (req) => {
       if (!/^[^\s]+:\d{1,5}$/.test(req.peerAddress)) throw invalidArgument(`peer_address must be host:port (got ${JSON.stringify(req.peerAddress)})`);
-      return create(AddLearnerResponseSchema, { index: await change(ConfChangeType.AddLearner, req.nodeId, req.peerAddress) });
+      const index = await table.run(req.requestId, `AddLearner node ${req.nodeId} at ${req.peerAddress}`,
+        () => change(ConfChangeType.AddLearner, req.nodeId, req.peerAddress));
+      return create(AddLearnerResponseSchema, { index });
     }),
-    promoteLearner: unary("PromoteLearner", async (req) => create(PromoteLearnerResponseSchema, { index: await change(ConfChangeType.PromoteLearner, req.nodeId) })),
-    removeNode: unary("RemoveNode", async (req) => create(RemoveNodeResponseSchema, { index: await change(ConfChangeType.RemoveNode, req.nodeId) })),
+    promoteLearner: unary("PromoteLearner", async (req) => {
+      const index = await table.run(req.requestId, `PromoteLearner node ${req.nodeId}`, () => change(ConfChangeType.PromoteLearner, req.nodeId));
+      return create(PromoteLearnerResponseSchema, { index });
+    }),
+    removeNode: unary("RemoveNode", async (req) => {
+      const index = await table.run(req.requestId, `RemoveNode node ${req.nodeId}${req.force ? " (force)" : ""}`,
+        () => change(ConfChangeType.RemoveNode, req.nodeId, "", req.force));
+      return create(RemoveNodeResponseSchema, { index });
+    }),
     transferLeadership: unary("TransferLeadership", async (req) => {
       const loop = d.loop();
       requireLeader(loop, d);
@@ -63,15 +94,43 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
       const snap = await d.loop().requestSnapshot();
       return create(TakeSnapshotResponseSchema, { index: BigInt(snap.metadata.index), term: BigInt(snap.metadata.term), sizeBytes: BigInt(snap.data.length) });
     }),
+    saveSnapshot: saveSnapshot(d, ctx),
+    listStateDigests: unary("ListStateDigests", async () => {
+      await Promise.resolve();
+      const digests = d.digests.list().map((x) => ({ index: BigInt(x.index), digest: x.digest }));
+      return create(ListStateDigestsResponseSchema, { nodeId: BigInt(d.nodeId), digests });
+    }),
+  };
+}
+
+/** SaveSnapshot: AdminLoop.snapshotStream's chunks, written with backpressure; stops when the caller cancels. */
+function saveSnapshot(d: AdminDeps, ctx: HandlerContext): handleServerStreamingCall<SaveSnapshotRequest, SaveSnapshotResponse> {
+  const method = "SaveSnapshot";
+  return (call) => {
+    const t0 = performance.now();
+    const send = async (): Promise<void> => {
+      for await (const data of d.loop().snapshotStream()) {
+        if (call.cancelled) throw new RpcFailure(status.CANCELLED, "the caller cancelled the snapshot stream");
+        if (!call.write(create(SaveSnapshotResponseSchema, { data }))) await new Promise((r) => call.once("drain", r));
+      }
+    };
+    send().then(() => {
+      ctx.record(method, "OK", performance.now() - t0);
+      call.end();
+    }, (err: unknown) => {
+      const { error, code } = failureOf(ctx, method, err);
+      ctx.record(method, code, performance.now() - t0);
+      call.emit("error", error);
+    });
   };
 }
 
 /**
- * This node's view. With `withDigest`, the vault's state digest (O(state),
+ * This node's view. With `withDigest`, the vault's state digest (O(1),
  * synchronous: the index and the digest are read in the same turn of the
  * event loop, so they belong together).
  */
-function clusterStatus(d: AdminDeps, withDigest: boolean) {
+function clusterStatus(d: AdminDeps, withDigest: boolean, facts: NodeFacts) {
   const loop = d.loop();
   const digest = withDigest ? { stateDigest: loop.vault.digest(), stateDigestIndex: BigInt(loop.vault.appliedIndex) } : {};
   const members = [...loop.voters.map((id) => [id, MemberKind.VOTER] as const), ...loop.learners.map((id) => [id, MemberKind.LEARNER] as const)];
@@ -80,9 +139,12 @@ function clusterStatus(d: AdminDeps, withDigest: boolean) {
     term: BigInt(loop.term), commitIndex: BigInt(loop.commitIndex), appliedIndex: BigInt(loop.vault.appliedIndex),
     snapshotIndex: BigInt(loop.lastSnapshotIndex),
     members: members.map(([id, kind]) => ({
-      nodeId: BigInt(id), peerAddress: loop.peers.get(id) ?? "", kind,
+      nodeId: BigInt(id), peerAddress: loop.peers.get(id) ?? "", kind, adminAddress: d.adminAddressOf(id),
       matchIndex: BigInt(loop.matchIndex(id)), reachable: id === d.nodeId || d.peerReachable(id),
     })),
+    version: facts.version, records: BigInt(loop.vault.stats().records), storeBytes: BigInt(facts.storeBytes),
+    hsmState: facts.hsm.ok ? HsmState.OK : HsmState.FAILING, hsmError: facts.hsm.error,
+    serving: facts.notServing === null, notServingReason: facts.notServing ?? "",
     ...digest,
   });
 }
@@ -104,10 +166,39 @@ function checkChange(loop: RaftView, type: ConfChangeType, id: number): void {
   if (type === ConfChangeType.RemoveNode && !voter && !learner) throw membership(`node ${id} is not a member`);
 }
 
+/** A learner is promoted only when it is reachable, acknowledged entries, and is within promoteMaxLag of the commit index. */
+function checkCaughtUp(loop: AdminLoop, d: AdminDeps, id: number): void {
+  const match = loop.matchIndex(id);
+  const lag = Math.max(0, loop.commitIndex - match);
+  const why = !d.peerReachable(id) ? "it is not reachable from the leader"
+    : match === 0 ? "it has not acknowledged any entry yet"
+    : lag > d.promoteMaxLag ? `it is ${lag} entries behind the commit index ${loop.commitIndex} (at most ${d.promoteMaxLag} allowed)`
+    : null;
+  if (why !== null) throw membership(`node ${id} has not caught up: ${why}; retry once it has`);
+}
+
+/**
+ * Removing a voter must leave a reachable quorum of the voters that remain
+ * (the leader counts itself reachable), unless forced; removing the last
+ * voter is never done.
+ */
+function checkVotersAfterRemoval(loop: AdminLoop, d: AdminDeps, id: number, force: boolean): void {
+  if (!loop.voters.includes(id)) return;
+  const rest = loop.voters.filter((v) => v !== id);
+  if (rest.length === 0) throw membership(`node ${id} is the last voter: removing it would leave no cluster`);
+  if (force) return;
+  const reachable = rest.filter((v) => v === d.nodeId || d.peerReachable(v));
+  const quorum = Math.floor(rest.length / 2) + 1;
+  if (reachable.length < quorum) {
+    throw membership(`removing node ${id} would leave voters [${rest.join(", ")}] of which ${reachable.length} ([${reachable.join(", ")}]) are reachable, fewer than their quorum of ${quorum}: the cluster could not commit; bring a voter back, or remove with force`);
+  }
+}
+
 function requireLeader(loop: RaftView, d: AdminDeps): void {
   if (loop.isLeader) return;
   const h = d.leaderHint();
-  throw new RpcFailure(status.UNAVAILABLE, `this node is not the leader; send admin calls to node ${h.leaderId}`, {
+  const where = h.leaderAddress === "" ? "" : ` at ${h.leaderAddress}`;
+  throw new RpcFailure(status.UNAVAILABLE, `this node is not the leader; send admin calls to node ${h.leaderId}${where}`, {
     reason: h.leaderId === NONE ? ErrorReason.NO_LEADER : ErrorReason.NOT_LEADER, leaderId: BigInt(h.leaderId), leaderAddress: h.leaderAddress,
   });
 }

@@ -4,11 +4,14 @@
 // can never appear in a config error or a log line.
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve, dirname } from "node:path";
+import { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, validateSchedule } from "../vault/index.js";
 
 export interface NodeAddress {
   readonly id: number;
   readonly clientAddress: string;
   readonly peerAddress: string;
+  /** The node's admin address for other nodes and operators (not-leader hints, join); optional. */
+  readonly adminAddress?: string;
 }
 
 export interface ServerConfig {
@@ -49,12 +52,27 @@ export interface ServerConfig {
   readonly heartbeatTick: number;
   /** How long a proposal waits to be applied before UNAVAILABLE. */
   readonly proposalTimeoutMs: number;
+  /** How long Evaluate and a linearizable read wait for this node to apply the index they need. */
+  readonly evaluateWaitMs: number;
   /**
    * True for a node added to a running cluster (AddLearner): an empty data dir
    * is NOT bootstrapped; the node waits for the leader's snapshot. `nodes`
    * then lists the existing members (to reach them) and this node.
    */
   readonly join: boolean;
+  /**
+   * The throttling schedule written into the state of a NEW cluster at
+   * bootstrap (node/vault/throttle.ts; fixed for the cluster's life):
+   * "default" (3 free attempts, then 30 s growing to 1 h), "none", or
+   * { free, delaysSeconds }. Ignored once the cluster exists.
+   */
+  readonly throttle: ThrottleSchedule;
+  /** PromoteLearner refuses a learner more than this many entries behind the leader's commit index. */
+  readonly promoteMaxLag: number;
+  /** Health is NOT_SERVING while commit − applied exceeds this many entries. */
+  readonly maxApplyLag: number;
+  /** How often the HSM is probed (one signature); a failed probe makes health NOT_SERVING. */
+  readonly hsmProbeIntervalMs: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -76,6 +94,10 @@ const DEFAULTS = {
   electionTick: 10,
   heartbeatTick: 1,
   proposalTimeoutMs: 5_000,
+  evaluateWaitMs: 2_000,
+  promoteMaxLag: 1_000,
+  maxApplyLag: 5_000,
+  hsmProbeIntervalMs: 10_000,
   module: "/usr/lib/softhsm/libsofthsm2.so",
 };
 
@@ -166,8 +188,28 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
     heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
     proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
+    evaluateWaitMs: posInt(raw.evaluateWaitMs ?? DEFAULTS.evaluateWaitMs, "evaluateWaitMs"),
     join: bool(raw.join ?? false, "join"),
+    throttle: throttleSchedule(raw.throttle ?? "default"),
+    promoteMaxLag: nonNegInt(raw.promoteMaxLag ?? DEFAULTS.promoteMaxLag, "promoteMaxLag"),
+    maxApplyLag: posInt(raw.maxApplyLag ?? DEFAULTS.maxApplyLag, "maxApplyLag"),
+    hsmProbeIntervalMs: posInt(raw.hsmProbeIntervalMs ?? DEFAULTS.hsmProbeIntervalMs, "hsmProbeIntervalMs"),
   };
+}
+
+function throttleSchedule(v: unknown): ThrottleSchedule {
+  if (v === "default") return DEFAULT_THROTTLE;
+  if (v === "none") return NO_THROTTLE;
+  const o = obj(v, "throttle");
+  const delays = o.delaysSeconds;
+  if (!Array.isArray(delays) || !delays.every((d) => typeof d === "number")) throw new ConfigError("throttle.delaysSeconds", "must be an array of seconds");
+  const s = { free: typeof o.free === "number" ? o.free : -1, delaysMs: delays.map((d: number) => d * 1000) };
+  try {
+    validateSchedule(s);
+  } catch (err) {
+    throw new ConfigError("throttle", `must be "default", "none" or { free, delaysSeconds }: ${(err as Error).message}`);
+  }
+  return s;
 }
 
 function nodeList(v: unknown): NodeAddress[] {
@@ -178,7 +220,8 @@ function nodeList(v: unknown): NodeAddress[] {
     const id = posInt(o.id, `nodes[${i}].id`);
     if (seen.has(id)) throw new ConfigError(`nodes[${i}].id`, `duplicates node id ${id}`);
     seen.add(id);
-    return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`) };
+    const admin = o.adminAddress === undefined ? {} : { adminAddress: hostPort(o.adminAddress, `nodes[${i}].adminAddress`) };
+    return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`), ...admin };
   });
 }
 
@@ -199,6 +242,11 @@ function str(v: unknown, field: string): string {
 
 function posInt(v: unknown, field: string): number {
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw new ConfigError(field, `must be a positive integer (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+function nonNegInt(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(field, `must be a non-negative integer (got ${JSON.stringify(v)})`);
   return v;
 }
 

@@ -31,8 +31,12 @@ export interface LeaderHint {
 }
 
 /** The status of a refused vault command: the code from the vault's code, the reason from the vault's reason. */
-export function fromVaultError(e: VaultError): RpcFailure {
-  const detail: Detail = { reason: vaultReason(e.reason), ...(e.attemptsRemaining === undefined ? {} : { attemptsRemaining: e.attemptsRemaining }) };
+export function fromVaultError(e: VaultError, now = Date.now()): RpcFailure {
+  const detail: Detail = {
+    reason: vaultReason(e.reason),
+    ...(e.attemptsRemaining === undefined ? {} : { attemptsRemaining: e.attemptsRemaining }),
+    ...(e.notBefore === undefined ? {} : { retryAfterMs: BigInt(Math.max(0, e.notBefore - now)) }),
+  };
   return new RpcFailure(GRPC_STATUS[e.code], e.message, detail);
 }
 
@@ -68,6 +72,8 @@ export function vaultReason(reason: VaultReason): ErrorReason {
     case "NODE_ID_TAKEN":
       // No NODE_ID_TAKEN in status.proto: node ids are cluster membership.
       return ErrorReason.MEMBERSHIP;
+    case "THROTTLED":
+      return ErrorReason.THROTTLED;
     case "UNRECORDED":
       return ErrorReason.UNSPECIFIED;
   }

@@ -6,15 +6,29 @@ import type * as grpc from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { NONE } from "../raft/index.js";
 
-/** What the node's health is judged on. Apply lag and an HSM probe belong here too (issue 14). */
+/** What the node's health is judged on. */
 export interface HealthFacts {
   /** The leader this node knows; NONE while it knows none. */
   readonly leaderId: number;
+  /** Committed entries not applied yet (commit index − applied index). */
+  readonly applyLag: number;
+  /** The bound on applyLag (config maxApplyLag). */
+  readonly maxApplyLag: number;
+  /** The last HSM probe (hsm-probe.ts). */
+  readonly hsm: { readonly ok: boolean; readonly error: string };
 }
 
-/** SERVING while the node knows a leader, else NOT_SERVING. */
+/** Why the node is NOT_SERVING, or null when it serves: the first of no leader, apply lag, HSM failing. */
+export function notServingReason(f: HealthFacts): string | null {
+  if (f.leaderId === NONE) return "no leader known";
+  if (f.applyLag > f.maxApplyLag) return `apply lag ${f.applyLag} > ${f.maxApplyLag} entries`;
+  if (!f.hsm.ok) return `HSM probe failing: ${f.hsm.error}`;
+  return null;
+}
+
+/** SERVING while the node knows a leader, applies within its lag bound and its HSM answers; else NOT_SERVING. */
 export function healthState(f: HealthFacts): ServingStatus {
-  return f.leaderId !== NONE ? "SERVING" : "NOT_SERVING";
+  return notServingReason(f) === null ? "SERVING" : "NOT_SERVING";
 }
 
 const POLL_MS = 100;

@@ -30,6 +30,13 @@ export class Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
   });
   readonly appliedEntries = new Counter({ name: "bkv_applied_entries_total", help: "Committed entries applied", registers: [this.registry] });
+  readonly adminRequests = new Counter({ name: "bkv_admin_requests_total", help: "Admin API calls by method and status", labelNames: ["method", "code"], registers: [this.registry] });
+  readonly adminRequestSeconds = new Histogram({
+    name: "bkv_admin_request_seconds", help: "Admin API call latency", labelNames: ["method"], registers: [this.registry],
+    buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30],
+  });
+  readonly hsmUp = new Gauge({ name: "bkv_hsm_up", help: "1 while the last periodic HSM probe succeeded", registers: [this.registry] });
+  readonly hsmProbeFailures = new Counter({ name: "bkv_hsm_probe_failures_total", help: "Periodic HSM probes that failed or timed out", registers: [this.registry] });
   readonly hsmEvaluation = new Histogram({
     name: "bkv_hsm_evaluation_seconds", help: "HSM unwrap + evaluation + signature of one Evaluate", registers: [this.registry],
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
@@ -51,6 +58,7 @@ export class Metrics {
     gauge("bkv_raft_leader_id", "Known leader id (0: none)", (v) => v.leader());
     gauge("bkv_raft_is_leader", "1 on the leader", (v) => (v.isLeader() ? 1 : 0));
     gauge("bkv_raft_snapshot_index", "Index of the latest snapshot", (v) => v.snapshotIndex());
+    gauge("bkv_raft_apply_lag", "Committed entries not applied yet (commit - applied)", (v) => v.commit() - v.applied());
     gauge("bkv_vault_records", "Records in this node's applied state", (v) => v.vaultStats().records);
     gauge("bkv_vault_locked_records", "Records locked at their guess limit (shares destroyed)", (v) => v.vaultStats().locked);
     const storeGauge = (name: string, help: string, read: (s: VaultStoreStats) => number) => new Gauge({
@@ -71,10 +79,24 @@ export class Metrics {
     this.requests.inc({ method, code });
     this.requestSeconds.observe({ method }, ms / 1000);
   }
+
+  adminRequest(method: string, code: string, ms: number): void {
+    this.adminRequests.inc({ method, code });
+    this.adminRequestSeconds.observe({ method }, ms / 1000);
+  }
+
+  hsmProbed(ok: boolean): void {
+    this.hsmUp.set(ok ? 1 : 0);
+    if (!ok) this.hsmProbeFailures.inc();
+  }
 }
 
-/** Serves /metrics, /healthz (process alive) and /readyz (a leader is known and the node applied its log). */
-export function serveMetrics(listen: string, metrics: Metrics, ready: () => boolean): Promise<Server> {
+/**
+ * Serves /metrics, /healthz (process alive) and /readyz: 200 while
+ * `notReady()` is null (the node's gRPC health is SERVING), else 503 with
+ * the reason.
+ */
+export function serveMetrics(listen: string, metrics: Metrics, notReady: () => string | null): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
       metrics.registry.metrics().then(
@@ -84,8 +106,8 @@ export function serveMetrics(listen: string, metrics: Metrics, ready: () => bool
     } else if (req.url === "/healthz") {
       res.writeHead(200); res.end("ok\n");
     } else if (req.url === "/readyz") {
-      const ok = ready();
-      res.writeHead(ok ? 200 : 503); res.end(ok ? "ready\n" : "not ready\n");
+      const why = notReady();
+      res.writeHead(why === null ? 200 : 503); res.end(why === null ? "ready\n" : `not ready: ${why}\n`);
     } else {
       res.writeHead(404); res.end("not found\n");
     }

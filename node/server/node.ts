@@ -2,12 +2,15 @@
 // transport, the client and admin gRPC servers, metrics and the node's
 // self-announcement into the cluster descriptor.
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import type { Server as HttpServer } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { certificateDer, decodePoint, encodePoint, nodeCertificateMessage, nodeDescriptorMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
+import { packageVersion } from "../../proto/version.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { NONE, bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage, VaultFiles } from "../storage/index.js";
@@ -21,8 +24,12 @@ import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
 import { openVault } from "./vault-open.js";
 import { vaultService } from "./vault-service.js";
-import { adminService } from "./admin-service.js";
-import { NodeHealth, healthState } from "./health.js";
+import { adminService, type NodeFacts } from "./admin-service.js";
+import { adminAuth } from "./admin-auth.js";
+import { NodeHealth, type HealthFacts, healthState, notServingReason } from "./health.js";
+import { HsmProbe } from "./hsm-probe.js";
+import { Joiner } from "./join.js";
+import { StateDigestRing } from "./state-digests.js";
 import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
 
@@ -47,7 +54,10 @@ export class VaultNode {
   private announceRefusal = "";
   private stopping = false;
   readonly metrics: Metrics;
-  private readonly health = new NodeHealth(() => healthState({ leaderId: this.loop.leaderId }));
+  private readonly health = new NodeHealth(() => healthState(this.healthFacts()));
+  private hsmProbe: HsmProbe | null = null;
+  private joiner: Joiner | null = null;
+  private readonly digests = new StateDigestRing();
 
   constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
     this.metrics = new Metrics(() => (this.loop === undefined ? null : {
@@ -71,6 +81,12 @@ export class VaultNode {
       ...(c.hsm.wrapMechanism !== undefined ? { wrapMechanism: c.hsm.wrapMechanism } : {}),
     });
     this.log.info("hsm opened", { token: c.hsm.tokenLabel });
+    this.hsmProbe = new HsmProbe({
+      intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
+      onResult: (ok) => this.onHsmProbe(ok),
+    });
+    this.metrics.hsmProbed(true);
+    this.hsmProbe.start();
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     await this.bootstrapIfEmpty();
     this.files = await VaultFiles.open(join(c.dataDir, "vault"));
@@ -79,7 +95,11 @@ export class VaultNode {
       id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files: this.files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       log: this.log, onFatal: this.onFatal,
-      onApplied: (n, ms) => { this.metrics.appliedEntries.inc(n); this.metrics.applySeconds.observe(ms / 1000); },
+      onApplied: (n, ms) => {
+        this.metrics.appliedEntries.inc(n);
+        this.metrics.applySeconds.observe(ms / 1000);
+        this.digests.record(this.loop.vault.appliedIndex, () => this.loop.vault.digest());
+      },
     });
     const tls = this.tls();
     this.transport = new Transport({
@@ -96,8 +116,9 @@ export class VaultNode {
     const client = await this.serveClients(tls);
     const admin = await this.serveAdmin(tls);
     if (c.metricsListen !== "") {
-      this.http = await serveMetrics(c.metricsListen, this.metrics, () => this.loop.leaderId !== NONE);
+      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()));
     }
+    if (c.join) this.startJoining(tls);
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
     this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex });
     return { client, peer, admin };
@@ -113,7 +134,7 @@ export class VaultNode {
     const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
     // The cluster CA enters the replicated state here, once: it certifies every announcement (docs/vault.md §3).
     const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
-    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa }).snapshot();
+    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle }).snapshot();
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
   }
@@ -133,7 +154,7 @@ export class VaultNode {
     const server = strictServer(this.refused);
     server.addService(serviceDefinition(VaultService), vaultService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
-      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: 2000,
+      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs,
     }));
     this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
@@ -142,15 +163,19 @@ export class VaultNode {
   }
 
   private async serveAdmin(tls: TlsMaterial): Promise<string> {
-    const server = strictServer(this.refused);
+    const refusedCaller = (cn: string, peer: string) => this.log.warn("admin caller refused", { cn, peer });
+    const server = strictServer(this.refused, { interceptors: [adminAuth(refusedCaller)] });
     server.addService(serviceDefinition(AdminService), adminService({
-      nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.leaderHint,
+      nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.adminLeaderHint,
       peerReachable: (id) => this.transport.peerState(id) === "open",
+      adminAddressOf: (id) => this.cfg.nodes.find((n) => n.id === id)?.adminAddress ?? "",
+      promoteMaxLag: this.cfg.promoteMaxLag, facts: () => this.facts(), digests: this.digests,
+      record: (method, code, ms) => this.metrics.adminRequest(method, code, ms),
     }));
     this.health.serve(server, [AdminService.typeName]);
     addReflection(server, [AdminService]);
     this.adminServer = server;
-    // Admin port: mutual TLS, callers need a certificate from the cluster CA.
+    // Admin port: mutual TLS, callers need a certificate from the cluster CA (an operator's or a node's: admin-auth.ts).
     return bind(server, this.cfg.adminListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
   }
 
@@ -165,6 +190,38 @@ export class VaultNode {
     const configured = this.cfg.nodes.find((n) => n.id === lead)?.clientAddress;
     return { leaderId: lead, leaderAddress: announced ?? configured ?? "", self: this.cfg.nodeId };
   };
+
+  /** The leader and its admin address (config nodes[].adminAddress), for the admin port's not-leader answers. */
+  readonly adminLeaderHint = (): LeaderHint => {
+    const lead = this.loop.leaderId;
+    return { leaderId: lead, leaderAddress: this.cfg.nodes.find((n) => n.id === lead)?.adminAddress ?? "", self: this.cfg.nodeId };
+  };
+
+  private healthFacts(): HealthFacts {
+    return {
+      leaderId: this.loop.leaderId, applyLag: this.loop.commitIndex - this.loop.vault.appliedIndex,
+      maxApplyLag: this.cfg.maxApplyLag, hsm: this.hsmProbe?.state ?? { ok: true, error: "" },
+    };
+  }
+
+  private onHsmProbe(ok: boolean): void {
+    this.metrics.hsmProbed(ok);
+    if (!ok) this.log.warn("HSM probe failed", { why: this.hsmProbe?.state.error });
+  }
+
+  private async facts(): Promise<NodeFacts> {
+    const f = this.healthFacts();
+    return { version: packageVersion(), storeBytes: await dirBytes(join(this.cfg.dataDir, "raft")), hsm: f.hsm, notServing: notServingReason(f) };
+  }
+
+  private startJoining(tls: TlsMaterial): void {
+    const me = this.cfg.nodes.find((n) => n.id === this.cfg.nodeId);
+    const adminAddresses = this.cfg.nodes.flatMap((n) => (n.id !== this.cfg.nodeId && n.adminAddress !== undefined ? [n.adminAddress] : []));
+    this.joiner = new Joiner({
+      nodeId: this.cfg.nodeId, peerAddress: me?.peerAddress ?? this.cfg.peerListen, adminAddresses, tls, loop: () => this.loop, log: this.log,
+    });
+    this.joiner.start();
+  }
 
   /** Proposes this node's descriptor entry until the vault holds it with the current address. */
   private async maybeAnnounce(): Promise<void> {
@@ -213,6 +270,8 @@ export class VaultNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.announceTimer !== null) clearInterval(this.announceTimer);
+    this.joiner?.stop();
+    this.hsmProbe?.stop();
     this.health.stop();
     if (this.loop?.isLeader && this.loop.voters.length > 1) {
       const to = await this.loop.transferLeadership(NONE, 2000);
@@ -227,6 +286,19 @@ export class VaultNode {
     this.hsm?.close();
     this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });
   }
+}
+
+/** Bytes of the files under `dir` (0 when it cannot be read). */
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+      if (e.isFile()) total += (await stat(join(e.parentPath, e.name)).catch(() => ({ size: 0 }))).size;
+    }
+  } catch {
+    return 0;
+  }
+  return total;
 }
 
 function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<string> {

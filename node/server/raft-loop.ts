@@ -13,12 +13,12 @@
 import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
-  type Message, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
+  type Message, MessageType, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
   decodeConfChange,
 } from "../raft/index.js";
 import type { DiskStorage, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { VaultInvariantError, VaultStateMachine, type VaultResult } from "../vault/index.js";
+import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import { PinnedViews, SnapshotStager } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
@@ -65,6 +65,9 @@ export class ProposalError extends Error {
 function proposalDropped(): ProposalError {
   return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
 }
+
+/** Bytes per chunk of snapshotStream. */
+const SNAPSHOT_CHUNK = 256 * 1024;
 
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
@@ -186,7 +189,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Steps an inbound message; a snapshot message naming a store state not staged yet is held (store-snapshots.ts). */
   step(m: Message): void {
     if (this.stopped || this.stager.intercept(m)) return;
-    this.guard(() => this.raw.step(m));
+    this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m) : m));
   }
 
   private fetchFrom(from: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
@@ -244,7 +247,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     while (this.batch.length > 0) {
       const part = this.batch.splice(0, MAX_BATCH);
       try {
-        this.raw.proposeMany(part.map((p) => p.data));
+        this.raw.proposeMany(part.map((p) => this.stamped(p.data)));
       } catch (err) {
         if (!(err instanceof ErrProposalDropped)) throw err;
         const e = proposalDropped();
@@ -256,7 +259,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Proposes an entry whose outcome nobody waits for (node announcements). */
   proposeUnwaited(data: Uint8Array): void {
     this.checkCanPropose();
-    this.submit(() => this.raw.propose(data));
+    this.submit(() => this.raw.propose(this.stamped(data)));
+  }
+
+  /** A leader stamps its time on the vault entries it appends (the throttling clock); a follower's proposal is stamped by the leader it reaches. */
+  private stamped(data: Uint8Array): Uint8Array {
+    return this.isLeader ? stampTime(data, Date.now()) : data;
   }
 
   /** Proposes a membership change; resolves with its log index once applied here. */
@@ -322,6 +330,29 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     const w = this.waiters.snapshots.register(this.snapshotRound, null, () => new ProposalError("TIMEOUT", "no deadline"));
     this.schedule();
     return w.promise;
+  }
+
+  /**
+   * The latest snapshot as one self-contained server snapshot (format 1,
+   * snapshot-data.ts): the peer list, then the vault state inline, streamed
+   * from the store view pinned at the snapshot (never whole in memory). An
+   * inline snapshot (the bootstrap) is cut in chunks of at most 256 KiB.
+   */
+  async *snapshotStream(): AsyncIterable<Uint8Array> {
+    const snap = this.o.storage.snapshot();
+    const data = decodeServerSnapshot(snap.data);
+    if (data.store === undefined) {
+      for (let at = 0; at < snap.data.length; at += SNAPSHOT_CHUNK) yield snap.data.subarray(at, at + SNAPSHOT_CHUNK);
+      return;
+    }
+    const stream = this.views.open(snap.metadata.index, snap.metadata.term);
+    if (stream === null) throw new ProposalError("DROPPED", `the store view of snapshot ${snap.metadata.index} is no longer held; take a snapshot and retry`);
+    try {
+      yield encodeServerSnapshot({ peers: data.peers, vault: new Uint8Array(0) });
+      for (let r = stream.chunks.next(); r.done !== true; r = stream.chunks.next()) yield r.value;
+    } finally {
+      stream.close();
+    }
   }
 
   // --- the Ready loop ---------------------------------------------------
@@ -582,6 +613,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
     return best;
   }
+}
+
+/** A forwarded proposal with the leader's time stamped on each vault entry. */
+function stampMessage(m: Message): Message {
+  const now = Date.now();
+  return { ...m, entries: m.entries.map((e) => (e.type === EntryType.Normal && e.data.length > 0 ? { ...e, data: stampTime(e.data, now) } : e)) };
 }
 
 export function encodePeerContext(address: string): Uint8Array {

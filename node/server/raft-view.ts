@@ -39,4 +39,6 @@ export interface AdminLoop extends RaftView {
   proposeConfChange(cc: ConfChange): Promise<number>;
   transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId>;
   requestSnapshot(): Promise<Snapshot>;
+  /** The bytes of this node's latest snapshot, in order, in chunks (admin SaveSnapshot). */
+  snapshotStream(): AsyncIterable<Uint8Array>;
 }

@@ -3,7 +3,7 @@
 // validateCommand) before anything is proposed; a mutating call on a
 // follower is proposed there and forwarded to the leader by Raft.
 import { create } from "@bufbuild/protobuf";
-import { status, type handleUnaryCall } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import {
   type RegistrationRecord, evaluationSigningMessage, validateUserId,
 } from "../../proto/crypto/index.js";
@@ -16,7 +16,8 @@ import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
 import type { Hsm } from "../hsm/index.js";
-import { RpcFailure, fromVaultError, invalidArgument, toServiceError, type LeaderHint } from "./errors.js";
+import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
+import { unaryHandler } from "./handlers.js";
 import type { VaultLoop } from "./raft-view.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -94,17 +95,7 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
 
 /** Wraps an async handler: metrics, and every failure mapped to a status with ErrorDetail. */
 function handlerFactory(d: VaultServiceDeps) {
-  return <Req, Res>(method: string, f: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
-    const t0 = performance.now();
-    f(call.request).then(
-      (res) => { d.metrics.request(method, "OK", performance.now() - t0); callback(null, res); },
-      (err: unknown) => {
-        const e = toServiceError(err, d.leaderHint, (x) => d.log.error("internal error", { method, error: x }));
-        d.metrics.request(method, status[e.code ?? status.UNKNOWN] ?? "UNKNOWN", performance.now() - t0);
-        callback(e);
-      },
-    );
-  };
+  return unaryHandler({ leaderHint: d.leaderHint, log: d.log, record: (method, code, ms) => d.metrics.request(method, code, ms) });
 }
 
 async function propose(d: VaultServiceDeps, c: Command): Promise<VaultResult> {

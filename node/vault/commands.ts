@@ -15,6 +15,13 @@
 //                 key's signature over nodeCertificateMessage; kind 5 stays for
 //                 entries already logged and clusters without a CA)
 //
+//
+//   stamped: "bkvT" || u64 time (unix ms) || one of the payloads above
+//            (the time the leader assigned when it appended the entry: the
+//            throttling clock, throttle.ts; a request's fingerprint is that of
+//            the payload inside, so a retry through another leader is the same
+//            request)
+//
 // Decoding is strict: truncation, trailing bytes, unknown kinds and every
 // out-of-range field are refused with a ProtocolError. One command has
 // exactly one encoding, so equal bytes mean an equal request.
@@ -48,6 +55,8 @@ import {
 } from "../../proto/crypto/index.js";
 
 export const COMMAND_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x43); // "bkvC"
+export const STAMP_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x54); // "bkvT"
+const STAMP_LENGTH = STAMP_MAGIC.length + 8;
 export const COMMAND_FORMAT_VERSION = 1;
 export const REQUEST_ID_LENGTH = 16;
 export const MAX_ADDRESS_BYTES = 255;
@@ -187,6 +196,19 @@ function writeAnnouncement(w: Writer, n: NodeAnnouncement): Writer {
 /** The fields of kind 5 (also the start of a snapshot's node entry). */
 export function writeAnnouncementFields(w: Writer, n: NodeAnnouncement): Writer {
   return w.u64(n.nodeId).str(n.clientAddress).fixed(n.agreementPublicKey).fixed(n.identityPublicKey).fixed(n.signature);
+}
+
+/** `payload` (a command, stamped or not) stamped with `ms`, replacing any earlier stamp. */
+export function stampTime(payload: Uint8Array, ms: number): Uint8Array {
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new InvalidArgumentError(`stamp time ${String(ms)} is not a unix time in ms`);
+  return new Writer().fixed(STAMP_MAGIC).u64(ms).fixed(unstamp(payload).payload).bytes();
+}
+
+/** The leader's time of a stamped payload (null if unstamped) and the command payload inside. Never throws. */
+export function unstamp(bytes: Uint8Array): { time: number | null; payload: Uint8Array } {
+  if (bytes.length < STAMP_LENGTH || !equalBytes(bytes.subarray(0, STAMP_MAGIC.length), STAMP_MAGIC)) return { time: null, payload: bytes };
+  const time = new DataView(bytes.buffer, bytes.byteOffset + STAMP_MAGIC.length, 8).getBigUint64(0);
+  return { time: time > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(time), payload: bytes.subarray(STAMP_LENGTH) };
 }
 
 /** Parses and validates a payload; throws a ProtocolError on any malformed or invalid input. */

@@ -10,7 +10,10 @@ export {
   COMMAND_MAGIC,
   MAX_ADDRESS_BYTES,
   REQUEST_ID_LENGTH,
+  STAMP_MAGIC,
   decodeCommand,
+  stampTime,
+  unstamp,
   encodeCommand,
   parseEnvelope,
   validateAnnouncement,
@@ -35,5 +38,6 @@ export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
 export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
 export { MemoryStore, type VaultStore } from "./store.js";
 export { ALL_KEYS } from "./keys.js";
+export { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, notBefore, validateSchedule } from "./throttle.js";
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";

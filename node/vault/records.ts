@@ -23,6 +23,7 @@ import {
 import { sha256 } from "@noble/hashes/sha2.js";
 import { type RefusalReason, type VaultError, type VaultResult, vaultError } from "./result.js";
 import { VaultInvariantError } from "./errors.js";
+import { type ThrottleSchedule, notBefore } from "./throttle.js";
 
 export interface PendingAttempt {
   readonly attemptId: number;
@@ -41,6 +42,8 @@ export interface StoredRecord {
   readonly pending: readonly PendingAttempt[];
   /** Log index of the last confirmation applied to this record version; 0 if none. */
   readonly confirmedAt: number;
+  /** Leader time (unix ms) of the last counted begin; 0 if none. */
+  readonly lastBeginAt: number;
 }
 
 /** A transition: the result, and for an applied command the next record (null = removed). */
@@ -56,7 +59,7 @@ export function remaining(s: StoredRecord): number {
 /** A fresh (or overwritten) record: no attempts, nothing pending, not locked. */
 export function freshRecord(record: RegistrationRecord): StoredRecord {
   const encoded = encodeRecord(record);
-  return { record, digest: sha256(encoded), encoded, attempts: 0, locked: false, pending: [], confirmedAt: 0 };
+  return { record, digest: sha256(encoded), encoded, attempts: 0, locked: false, pending: [], confirmedAt: 0, lastBeginAt: 0 };
 }
 
 /**
@@ -87,12 +90,21 @@ function registered(next: StoredRecord): Transition {
   return { result, next };
 }
 
+/** What a begin is applied at: its log index (the attempt id), the leader time, the cluster's schedule. */
+export interface BeginContext {
+  readonly attemptId: number;
+  readonly now: number;
+  readonly throttle: ThrottleSchedule;
+}
+
 /**
  * BeginRecovery applied at log index `attemptId` (DESIGN §5 recovery step 1).
  * A begin bound to `recordDigest` (the record the client read) is refused
- * without counting when the committed record is another one.
+ * without counting when the committed record is another one; a begin before
+ * the throttling delay has passed (throttle.ts) is refused without counting.
  */
-export function begin(cur: StoredRecord | undefined, user: string, attemptId: number, blinded: Uint8Array, recordDigest?: Uint8Array): Transition {
+export function begin(cur: StoredRecord | undefined, user: string, at: BeginContext, blinded: Uint8Array, recordDigest?: Uint8Array): Transition {
+  const { attemptId, now } = at;
   if (cur === undefined) return refuse("RECORD_NOT_FOUND", `user ${quote(user)} has no record`);
   if (recordDigest !== undefined && !equalBytes(recordDigest, cur.digest)) {
     return refuse("RECORD_CHANGED", `the record of ${quote(user)} changed since it was read (overwritten, or deleted and registered again): read it again; no attempt was counted`, cur);
@@ -103,14 +115,19 @@ export function begin(cur: StoredRecord | undefined, user: string, attemptId: nu
     const result = vaultError("GUESS_LIMIT_REACHED", `the guess limit (${cur.record.guessLimit}) of ${quote(user)} is reached: its shares are now destroyed`, 0);
     return { result, next };
   }
-  const next: StoredRecord = { ...cur, attempts: cur.attempts + 1, pending: [...cur.pending, { attemptId, blinded }] };
+  const wait = notBefore(at.throttle, cur.attempts, cur.lastBeginAt);
+  if (now < wait) {
+    const seconds = Math.ceil((wait - now) / 1000);
+    return { result: { ...vaultError("THROTTLED", `too many attempts on the record of ${quote(user)} without a confirmation: the next one is allowed in ${seconds} s; no attempt was counted`, remaining(cur)), notBefore: wait } };
+  }
+  const next: StoredRecord = { ...cur, attempts: cur.attempts + 1, pending: [...cur.pending, { attemptId, blinded }], lastBeginAt: now };
   return { result: { ok: true, kind: "begin", attemptId, attemptsRemaining: remaining(next), version: next.record.version }, next };
 }
 
 /** Wipes the shares and the pending attempts for ever: the key is gone. */
 function lockRecord(cur: StoredRecord): StoredRecord {
   const record: RegistrationRecord = { ...cur.record, shares: [] };
-  return { record, digest: cur.digest, encoded: null, attempts: cur.record.guessLimit, locked: true, pending: [], confirmedAt: cur.confirmedAt };
+  return { record, digest: cur.digest, encoded: null, attempts: cur.record.guessLimit, locked: true, pending: [], confirmedAt: cur.confirmedAt, lastBeginAt: cur.lastBeginAt };
 }
 
 /**
@@ -175,6 +192,7 @@ export function assertStoredRecord(s: StoredRecord): void {
   if (!Number.isSafeInteger(s.attempts) || s.attempts < 0 || s.attempts > limit) fail(`attempts ${s.attempts} outside [0, ${limit}]`);
   if (s.pending.length > s.attempts) fail(`${s.pending.length} pending attempts but only ${s.attempts} counted`);
   if (!Number.isSafeInteger(s.confirmedAt) || s.confirmedAt < 0) fail(`confirmed at ${s.confirmedAt}`);
+  if (!Number.isSafeInteger(s.lastBeginAt) || s.lastBeginAt < 0) fail(`last begin at ${s.lastBeginAt}`);
   if ((s.pending[0]?.attemptId ?? Infinity) <= s.confirmedAt) fail("an attempt pending from before the last confirmation");
   for (let i = 1; i < s.pending.length; i++) {
     if ((s.pending[i]?.attemptId ?? 0) <= (s.pending[i - 1]?.attemptId ?? 0)) fail("pending attempt ids are not increasing");

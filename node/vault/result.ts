@@ -9,6 +9,8 @@
 //   4 delete, 5 announce: nothing
 //   0x81 refusal (format 2): u8 reason || lp16(message) || u8 has remaining || [u16 remaining]
 //        the code is REASON_CODE[reason]; written for every refusal
+//   0x82 refusal (format 3): the fields of format 2 || u64 not before (unix ms); written
+//        for a refusal that names when to come back (THROTTLED)
 //   0x80 refusal (format 1, before reasons were recorded): u8 code || lp16(message)
 //        || u8 has remaining || [u16 remaining]; still decoded (request tables and
 //        snapshots written by earlier nodes), written only for a format-1 refusal
@@ -54,7 +56,9 @@ export type RefusalReason =
   /** A reset-key, owner or announcement signature does not verify. */
   | "BAD_SIGNATURE"
   /** An announcement with other keys for a node id already announced. */
-  | "NODE_ID_TAKEN";
+  | "NODE_ID_TAKEN"
+  /** A begin before the record's throttling delay has passed (throttle.ts): nothing counted; `notBefore` says when. */
+  | "THROTTLED";
 
 /**
  * RefusalReason, plus UNRECORDED: a format-1 refusal (stored before reasons
@@ -69,7 +73,7 @@ export type VaultResult =
   | { ok: true; kind: "confirm"; attemptsRemaining: number }
   | { ok: true; kind: "delete" }
   | { ok: true; kind: "announce" }
-  | { ok: false; code: VaultCode; reason: VaultReason; message: string; attemptsRemaining?: number };
+  | { ok: false; code: VaultCode; reason: VaultReason; message: string; attemptsRemaining?: number; notBefore?: number };
 
 export type VaultError = Extract<VaultResult, { ok: false }>;
 
@@ -97,6 +101,7 @@ export const REASON_CODE: Readonly<Record<RefusalReason, VaultCode>> = {
   RECORD_CHANGED: "FAILED_PRECONDITION",
   BAD_SIGNATURE: "PERMISSION_DENIED",
   NODE_ID_TAKEN: "PERMISSION_DENIED",
+  THROTTLED: "RESOURCE_EXHAUSTED",
 };
 
 /** Stable numbering of VaultCode in format-1 encodings; never reorder. */
@@ -123,6 +128,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "NODE_ID_TAKEN",
   "ATTEMPT_SUPERSEDED",
   "RECORD_CHANGED",
+  "THROTTLED",
 ];
 
 /** Every VaultReason, for exhaustive tests of its consumers. */
@@ -137,7 +143,7 @@ function refusal(code: VaultCode, reason: VaultReason, message: string, attempts
   return attemptsRemaining === undefined ? { ok: false, code, reason, message } : { ok: false, code, reason, message, attemptsRemaining };
 }
 
-const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, errorV1: 0x80, errorV2: 0x81 } as const;
+const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
 const MAX_MESSAGE_BYTES = 4096;
 
 export function encodeResult(r: VaultResult): Uint8Array {
@@ -160,9 +166,11 @@ export function encodeResult(r: VaultResult): Uint8Array {
 function encodeRefusal(r: VaultError): Uint8Array {
   const w = new Writer();
   if (r.reason === "UNRECORDED") w.u8(TAG.errorV1).u8(CODES.indexOf(r.code));
-  else w.u8(TAG.errorV2).u8(REFUSAL_REASONS.indexOf(r.reason));
+  else w.u8(r.notBefore === undefined ? TAG.errorV2 : TAG.errorV3).u8(REFUSAL_REASONS.indexOf(r.reason));
   w.str(truncate(r.message));
-  return (r.attemptsRemaining === undefined ? w.u8(0) : w.u8(1).u16(r.attemptsRemaining)).bytes();
+  if (r.attemptsRemaining === undefined) w.u8(0);
+  else w.u8(1).u16(r.attemptsRemaining);
+  return (r.notBefore === undefined || r.reason === "UNRECORDED" ? w : w.u64(r.notBefore)).bytes();
 }
 
 /** Strict inverse of encodeResult; throws InvalidEncodingError on anything else. */
@@ -188,6 +196,8 @@ function readResult(r: Reader): VaultResult {
       return { ok: true, kind: "announce" };
     case TAG.errorV2:
       return readRefusalV2(r);
+    case TAG.errorV3:
+      return { ...readRefusalV2(r), notBefore: safeNumber(r.u64()) };
     case TAG.errorV1:
       return readRefusalV1(r);
     default:

@@ -2,7 +2,8 @@
 // vault.md §4): a whole-state encoding that is no longer written. A node
 // upgraded from that release converts its snapshot into the store once
 // (importLegacySnapshot), with the request-id capacity it had, so that every
-// node keeps evicting alike.
+// node keeps evicting alike, and without throttling (the release before had
+// none; every converted node must decide alike).
 //
 //   "bkvV" || u8 format (1-3) || lp16(cluster id) || u64 applied index || u32 request-id capacity
 //   || lp16(cluster CA certificate, DER; empty: none; format 3 only)
@@ -21,6 +22,7 @@ import { FINGERPRINT_LENGTH, RequestTable } from "./dedupe.js";
 import { decodeResult } from "./result.js";
 import { SNAPSHOT_MAGIC } from "./snapshot-stream.js";
 import { StoreState } from "./state.js";
+import { NO_THROTTLE } from "./throttle.js";
 import type { VaultStore } from "./store.js";
 import { corruptOnError, readNode, readRecord } from "./values.js";
 import { CorruptSnapshotError } from "./errors.js";
@@ -51,7 +53,7 @@ function readState(clusterId: string, r: Reader, format: number, store: VaultSto
   const appliedIndex = readSafeU64(r, "applied index");
   const requestIdCapacity = r.u32();
   const clusterCa = format < 3 ? null : readCa(r);
-  const s = StoreState.create(store, { clusterId, clusterCa, requestIdCapacity });
+  const s = StoreState.create(store, { clusterId, clusterCa, requestIdCapacity, throttle: NO_THROTTLE });
   s.setMetaU64("applied", (s.appliedIndex = appliedIndex));
   readRecords(r, s, format);
   readNodes(r, s, format);
@@ -64,7 +66,7 @@ function readState(clusterId: string, r: Reader, format: number, store: VaultSto
 function readRecords(r: Reader, s: StoreState, format: number): void {
   let prev: Buffer | null = null;
   for (let i = r.u32(); i > 0; i--) {
-    const rec = readRecord(r, s.appliedIndex, format !== 1);
+    const rec = readRecord(r, s.appliedIndex, format as 1 | 2 | 3);
     const key = Buffer.from(rec.record.user, "utf8");
     if (prev !== null && Buffer.compare(prev, key) >= 0) throw new CorruptSnapshotError("records are not in ascending user id order");
     prev = key;

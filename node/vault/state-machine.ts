@@ -11,7 +11,8 @@
 //   verified overwrite or a verified delete (DESIGN §6.4); a record at its
 //   guess limit has its shares wiped on the next begin (§6.1).
 // - pendingAttempt returns B only for an attempt this state holds.
-import { type Command, type NodeAnnouncement, parseEnvelope } from "./commands.js";
+import { type Command, type NodeAnnouncement, parseEnvelope, unstamp } from "./commands.js";
+import { NO_THROTTLE, type ThrottleSchedule } from "./throttle.js";
 import { DEFAULT_REQUEST_ID_CAPACITY, RequestTable, fingerprint } from "./dedupe.js";
 import { type VaultError, type VaultResult, vaultError } from "./result.js";
 import { type Transition, assertStoredRecord, begin, confirm, notPending, register, remaining, remove } from "./records.js";
@@ -54,6 +55,8 @@ export interface VaultOptions {
   readonly clusterCa?: Uint8Array;
   /** Request ids remembered by a new state (default 1,000,000). Must be equal on every node; a store keeps its own. */
   readonly requestIdCapacity?: number;
+  /** The throttling schedule of a new state (default NO_THROTTLE; the server bootstraps with its configured one). A store keeps its own. */
+  readonly throttle?: ThrottleSchedule;
   /**
    * Where the state lives (default: a new MemoryStore). An empty store gets
    * a new state; one that holds a state (a restart) is opened as it is.
@@ -68,7 +71,10 @@ export class VaultStateMachine {
   constructor(opts: VaultOptions) {
     const store = opts.store ?? new MemoryStore();
     this.state = store.get(metaKey("cluster")) === undefined
-      ? StoreState.create(store, { clusterId: opts.clusterId, clusterCa: opts.clusterCa?.slice() ?? null, requestIdCapacity: opts.requestIdCapacity ?? DEFAULT_REQUEST_ID_CAPACITY })
+      ? StoreState.create(store, {
+        clusterId: opts.clusterId, clusterCa: opts.clusterCa?.slice() ?? null,
+        requestIdCapacity: opts.requestIdCapacity ?? DEFAULT_REQUEST_ID_CAPACITY, throttle: opts.throttle ?? NO_THROTTLE,
+      })
       : StoreState.open(store, opts.clusterId);
     this.requests = new RequestTable(this.state);
   }
@@ -104,6 +110,16 @@ export class VaultStateMachine {
     return this.state.clusterCa?.slice() ?? null;
   }
 
+  /** The cluster's throttling schedule (fixed at bootstrap). */
+  get throttle(): ThrottleSchedule {
+    return this.state.throttle;
+  }
+
+  /** The latest leader time applied (unix ms; 0 before the first stamped entry). */
+  get leaderTime(): number {
+    return this.state.time;
+  }
+
   /** The store the state lives in. */
   get store(): VaultStore {
     return this.state.store;
@@ -120,7 +136,9 @@ export class VaultStateMachine {
    */
   apply(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
     this.checkIndex(index);
-    const out = data.length === 0 ? NO_OP : this.applyPayload(index, data, voters);
+    const { time, payload } = unstamp(data);
+    if (time !== null && time > this.state.time) this.state.setMetaU64("time", (this.state.time = time));
+    const out = payload.length === 0 ? NO_OP : this.applyPayload(index, payload, voters);
     this.advance(index);
     return out;
   }
@@ -172,7 +190,7 @@ export class VaultStateMachine {
       }
       case "begin":
         user = c.user;
-        t = begin(this.state.getRecord(user), user, index, c.blinded, c.recordDigest);
+        t = begin(this.state.getRecord(user), user, { attemptId: index, now: this.state.time, throttle: this.state.throttle }, c.blinded, c.recordDigest);
         break;
       case "confirm":
         user = c.user;

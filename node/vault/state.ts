@@ -12,6 +12,7 @@ import { DigestSum } from "./digest.js";
 import { VaultInvariantError } from "./errors.js";
 import { type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
 import type { StoredRecord } from "./records.js";
+import { type ThrottleSchedule, decodeSchedule, encodeSchedule } from "./throttle.js";
 import type { VaultStore } from "./store.js";
 import { decodeNode, decodeStoredRecord, encodeNode, encodeStoredRecord } from "./values.js";
 
@@ -26,6 +27,7 @@ export interface NewState {
   readonly clusterId: string;
   readonly clusterCa: Uint8Array | null;
   readonly requestIdCapacity: number;
+  readonly throttle: ThrottleSchedule;
 }
 
 export class StoreState {
@@ -35,6 +37,9 @@ export class StoreState {
   appliedIndex: number;
   /** Request ids remembered. */
   reqCount: number;
+  /** The latest leader time applied (unix ms; 0 before the first stamped entry). */
+  time: number;
+  readonly throttle: ThrottleSchedule;
   records: number;
   locked: number;
   private readonly digestSum: DigestSum;
@@ -53,6 +58,8 @@ export class StoreState {
     this.requestIdCapacity = Buffer.from(this.meta("reqcap")).readUInt32BE(0);
     this.appliedIndex = readU64(this.meta("applied"));
     this.reqCount = readU64(this.meta("reqcount"));
+    this.time = readU64(this.meta("time"));
+    this.throttle = decodeSchedule(this.meta("throttle"));
     this.records = readU64(this.meta("records"));
     this.locked = readU64(this.meta("locked"));
     this.digestSum = new DigestSum(this.meta("digest"));
@@ -87,7 +94,8 @@ export class StoreState {
     if (n.clusterCa !== null) put("ca", n.clusterCa.slice());
     put("format", Uint8Array.of(STORE_FORMAT));
     put("reqcap", new Uint8Array(cap));
-    for (const name of ["applied", "reqcount", "records", "locked"] as const) put(name, u64(0));
+    put("throttle", encodeSchedule(n.throttle));
+    for (const name of ["applied", "reqcount", "records", "locked", "time"] as const) put(name, u64(0));
     store.put(metaKey("digest"), sum.bytes());
     store.put(metaKey("content"), new DigestSum().bytes());
     return new StoreState(store);
@@ -116,7 +124,7 @@ export class StoreState {
     this.store.put(key, value);
   }
 
-  setMetaU64(name: "applied" | "reqcount" | "records" | "locked", v: number): void {
+  setMetaU64(name: "applied" | "reqcount" | "records" | "locked" | "time", v: number): void {
     this.write(metaKey(name), u64(v));
   }
 
@@ -146,9 +154,10 @@ export class StoreState {
 
   /** Stores (or, with null, removes) a record and keeps the counts. */
   setRecord(user: string, prev: StoredRecord | undefined, next: StoredRecord | null): void {
+    // Not cached from `next`: its fields may be views of a large entry
+    // buffer (a batch from the leader); the next read decodes the store's own bytes.
     this.write(recordKey(user), next === null ? null : encodeStoredRecord(next));
     this.cache.delete(user);
-    if (next !== null) this.remember(user, next);
     const records = this.records + (next === null ? 0 : 1) - (prev === undefined ? 0 : 1);
     const locked = this.locked + (next?.locked === true ? 1 : 0) - (prev?.locked === true ? 1 : 0);
     if (records !== this.records) this.setMetaU64("records", (this.records = records));

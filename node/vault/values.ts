@@ -4,14 +4,21 @@
 //   record:  u8 state (0 active, 1 locked) || u8 attempts || u16 pending count
 //            || pending × (u64 attempt id || B (33)) || record digest (32)
 //            || u64 confirmed at (log index of the last confirmation; absent in format 1)
+//            || u64 last begin at (leader time of the last counted begin, unix ms;
+//               store values only: absent in the legacy formats 1-3)
 //            || u32 length || body: active = record encoding v1 (with shares);
 //               locked = wiped body (no shares, see encodeWipedRecord)
 //   node:    u64 node id || lp16(address) || agreement key (65) || identity key (65) || signature (64)
 //            || lp16(certificate, DER) || lp16(certificate signature) (absent before format 3;
 //               both empty for an announcement without certificate, kind 5)
 //
-// Decoding re-validates every field and invariant: a value that was forged
-// or written by a bug is refused (CorruptSnapshotError), never installed.
+// Decoding checks the layout, the record digest (SHA-256 of the body) and
+// every invariant of a stored record; a value that breaks one is refused
+// (CorruptSnapshotError), never installed. The field values of a record body
+// (curve points, ranges) are not decoded again (parseTrustedRecord): every
+// node validated them when it applied the registration, and the digest and
+// the snapshot checksum catch corruption since. A node that forges a
+// snapshot can forge valid points as easily (docs/threat-model.md).
 import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,
@@ -20,7 +27,7 @@ import {
   Reader,
   Writer,
   decodePoint,
-  decodeRecord,
+  parseTrustedRecord,
   decodeWipedRecord,
   encodeWipedRecord,
   equalBytes,
@@ -33,7 +40,7 @@ import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
 export function writeRecord(w: Writer, s: StoredRecord): Writer {
   w.u8(s.locked ? 1 : 0).u8(s.attempts).u16(s.pending.length);
   for (const p of s.pending) w.u64(p.attemptId).fixed(p.blinded);
-  w.fixed(s.digest).u64(s.confirmedAt);
+  w.fixed(s.digest).u64(s.confirmedAt).u64(s.lastBeginAt);
   const body = s.encoded ?? encodeWipedRecord(s.record);
   return w.u32(body.length).fixed(body);
 }
@@ -46,26 +53,27 @@ export function encodeStoredRecord(s: StoredRecord): Uint8Array {
 export function decodeStoredRecord(bytes: Uint8Array, appliedIndex: number): StoredRecord {
   return corruptOnError(() => {
     const r = new Reader(bytes, "stored record");
-    const s = readRecord(r, appliedIndex, true);
+    const s = readRecord(r, appliedIndex, "store");
     r.end();
     return s;
   });
 }
 
-/** One record; `withConfirmedAt` false for snapshot format 1. */
-export function readRecord(r: Reader, appliedIndex: number, withConfirmedAt: boolean): StoredRecord {
+/** One record, as the store holds it or as a legacy snapshot format (1: no confirmed at; 2, 3: no last begin). */
+export function readRecord(r: Reader, appliedIndex: number, layout: "store" | 1 | 2 | 3): StoredRecord {
   const state = r.u8();
   if (state > 1) throw new CorruptSnapshotError(`unknown record state ${state}`);
   const attempts = r.u8();
   const pending = readPending(r, r.u16(), appliedIndex);
   const digest = r.fixed(DIGEST_LENGTH);
-  const confirmedAt = withConfirmedAt ? readSafeU64(r, "confirmed at") : 0;
+  const confirmedAt = layout === 1 ? 0 : readSafeU64(r, "confirmed at");
   if (confirmedAt > appliedIndex) throw new CorruptSnapshotError(`a confirmation at ${confirmedAt} is not an applied index`);
+  const lastBeginAt = layout === "store" ? readSafeU64(r, "last begin at") : 0;
   const body = r.fixed(r.u32());
   const s: StoredRecord =
     state === 0
-      ? { record: decodeRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt }
-      : { record: decodeWipedRecord(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt };
+      ? { record: parseTrustedRecord(body), digest, encoded: body, attempts, locked: false, pending, confirmedAt, lastBeginAt }
+      : { record: decodeWipedRecord(body), digest, encoded: null, attempts, locked: true, pending, confirmedAt, lastBeginAt };
   if (s.encoded !== null && !equalBytes(createHash("sha256").update(s.encoded).digest(), digest)) throw new CorruptSnapshotError(`record ${JSON.stringify(s.record.user)} does not match its digest`);
   assertStoredRecord(s);
   return s;

@@ -12,6 +12,9 @@ import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { parser as promql } from "@prometheus-io/lezer-promql";
+import { Histogram } from "prom-client";
+import { Metrics } from "../../node/server/metrics.js";
 
 /** A rendered Kubernetes object, loosely typed: checks must survive any shape. */
 export type K8sObject = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -19,7 +22,8 @@ export type K8sObject = Record<string, any>; // eslint-disable-line @typescript-
 export const PEER_PORT = 7001;
 export const VAULT_CONTAINER = "bkv-node";
 export const TOKEN_DIR = "/var/lib/bkv/hsm";
-const MONITORING_KINDS = new Set(["monitoring.coreos.com/v1:ServiceMonitor"]);
+const SERVICE_MONITOR = "monitoring.coreos.com/v1:ServiceMonitor";
+const PROMETHEUS_RULE = "monitoring.coreos.com/v1:PrometheusRule";
 
 /** Renders deploy/k8s/overlays/NAME with kubectl's built-in kustomize. */
 export function renderOverlay(name: string): K8sObject[] {
@@ -62,8 +66,10 @@ export function schemaProblems(objects: readonly K8sObject[]): string[] {
       } catch (err) {
         problems.push(`${ref(o)}: schema: ${(err as Error).message}`);
       }
-    } else if (MONITORING_KINDS.has(key)) {
+    } else if (key === SERVICE_MONITOR) {
       problems.push(...serviceMonitorProblems(o));
+    } else if (key === PROMETHEUS_RULE) {
+      problems.push(...prometheusRuleProblems(o));
     } else {
       problems.push(`${ref(o)}: no schema known for ${key}`);
     }
@@ -78,6 +84,61 @@ function serviceMonitorProblems(o: K8sObject): string[] {
     return [`${ref(o)}: schema: needs spec.selector.matchLabels and spec.endpoints`];
   }
   return eps.some((e: K8sObject) => e.port !== "metrics" || e.path !== "/metrics") ? [`${ref(o)}: endpoints must scrape port metrics at /metrics`] : [];
+}
+
+/**
+ * The fields of a PrometheusRule that Prometheus needs, each rule's PromQL
+ * parsed (the Prometheus project's own grammar, @prometheus-io/lezer-promql),
+ * and every metric it names one that a bkv node exports (node/server/metrics.ts).
+ */
+export function prometheusRuleProblems(o: K8sObject): string[] {
+  const groups = o.spec?.groups;
+  if (!Array.isArray(groups) || groups.length === 0) return [`${ref(o)}: schema: needs spec.groups`];
+  const problems: string[] = [];
+  for (const g of groups as K8sObject[]) {
+    if (typeof g.name !== "string" || !Array.isArray(g.rules) || g.rules.length === 0) problems.push(`${ref(o)}: schema: each group needs a name and rules`);
+    for (const r of (g.rules ?? []) as K8sObject[]) problems.push(...ruleProblems(r).map((p) => `${ref(o)}: rule ${r.alert ?? "?"}: ${p}`));
+  }
+  return problems;
+}
+
+function ruleProblems(r: K8sObject): string[] {
+  const problems: string[] = [];
+  if (typeof r.alert !== "string" || !/^[A-Z][A-Za-z0-9]+$/.test(r.alert)) problems.push("alert must be a CamelCase name");
+  if (r.for !== undefined && !/^\d+[smh]$/.test(String(r.for))) problems.push(`for must be a duration like 5m (got ${JSON.stringify(r.for)})`);
+  if (!["critical", "warning"].includes(r.labels?.severity)) problems.push("labels.severity must be critical or warning");
+  if (typeof r.annotations?.summary !== "string" || typeof r.annotations?.description !== "string") problems.push("needs annotations.summary and annotations.description");
+  if (typeof r.expr !== "string") return [...problems, "expr must be a string"];
+  const { error, metrics } = parsePromQL(r.expr);
+  if (error !== null) problems.push(`expr does not parse at ${JSON.stringify(error)}`);
+  for (const m of metrics) if (!exportedMetrics().has(m)) problems.push(`expr names ${m}, which no bkv node exports`);
+  return problems;
+}
+
+/** The first unparsable part of `expr` (null: it parses) and the metric names it uses. */
+export function parsePromQL(expr: string): { error: string | null; metrics: string[] } {
+  let error: string | null = null;
+  const metrics: string[] = [];
+  promql.parse(expr).iterate({
+    enter: (n) => {
+      if (n.type.isError && error === null) error = expr.slice(Math.max(0, n.from - 10), n.to + 10) || expr;
+      if (n.name === "Identifier") metrics.push(expr.slice(n.from, n.to));
+    },
+  });
+  return { error, metrics };
+}
+
+let exported: Set<string> | undefined;
+
+/** Names of the series a node's /metrics shows (histograms with their suffixes). */
+function exportedMetrics(): Set<string> {
+  if (exported !== undefined) return exported;
+  const m = new Metrics(() => null, {});
+  exported = new Set(m.registry.getMetricsAsArray().flatMap((x) => {
+    const name = x.name;
+    return x instanceof Histogram ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name];
+  }));
+  return exported;
 }
 
 /** Every bkv invariant over one rendered overlay. */

@@ -2,7 +2,7 @@
 // Kubernetes schemas and the bkv invariants; each invariant check is also
 // fed a crafted broken manifest and must complain.
 import test from "ava";
-import { invariantProblems, nodeConfig, parseStream, pinProblems, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
+import { invariantProblems, nodeConfig, parsePromQL, parseStream, pinProblems, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
 
 const OVERLAYS = ["kind", "production"] as const;
 const rendered = new Map(OVERLAYS.map((name) => [name, renderOverlay(name)]));
@@ -147,4 +147,28 @@ test("parseStream: a malformed YAML stream is an error, not an empty list", (t) 
 
 test("renderOverlay: an unknown overlay is a clear error", (t) => {
   t.throws(() => renderOverlay("no-such-overlay"), { message: /kubectl kustomize deploy\/k8s\/overlays\/no-such-overlay failed/ });
+});
+
+test("alerting rules: production ships the PrometheusRule (no leader, two leaders, apply lag, HSM, snapshots); kind does not", (t) => {
+  const prod = rendered.get("production") as K8sObject[];
+  const rule = find(prod, "PrometheusRule");
+  const alerts = (rule.spec.groups as K8sObject[]).flatMap((g) => (g.rules as K8sObject[]).map((r) => r.alert as string));
+  for (const a of ["BkvNoLeader", "BkvTwoLeaders", "BkvApplyLag", "BkvHsmFailing", "BkvSnapshotFailures"]) t.true(alerts.includes(a), a);
+  t.false((rendered.get("kind") as K8sObject[]).some((o) => o.kind === "PrometheusRule"));
+});
+
+test("alerting rules: a rule that does not parse, names a metric no node exports, or lacks its severity is reported", (t) => {
+  const rule = () => structuredClone(find(rendered.get("production") as K8sObject[], "PrometheusRule"));
+  const first = (r: K8sObject) => r.spec.groups[0].rules[0] as K8sObject;
+  const problems = (edit: (r: K8sObject) => void) => {
+    const r = rule();
+    edit(first(r));
+    return schemaProblems([r]).join("\n");
+  };
+  t.deepEqual(schemaProblems([rule()]), []);
+  t.regex(problems((r) => { r.expr = "sum(bkv_raft_is_leader"; }), /rule BkvNoLeader: expr does not parse/);
+  t.regex(problems((r) => { r.expr = "bkv_raft_is_leaderr == 0"; }), /expr names bkv_raft_is_leaderr, which no bkv node exports/);
+  t.regex(problems((r) => { delete r.labels.severity; }), /labels.severity must be critical or warning/);
+  t.regex(problems((r) => { r.for = "soon"; }), /for must be a duration/);
+  t.deepEqual(parsePromQL("histogram_quantile(0.99, sum by (le) (rate(bkv_admin_request_seconds_bucket[5m])))"), { error: null, metrics: ["bkv_admin_request_seconds_bucket"] });
 });

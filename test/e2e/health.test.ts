@@ -1,9 +1,10 @@
 // grpc.health.v1 and server reflection on a real 3-node cluster: every node
 // answers SERVING on its client and admin ports while it knows a leader, a
-// node left alone turns NOT_SERVING (and a Watch stream sees it), and the
-// admin port (only) lists its services through reflection.
+// node left alone turns NOT_SERVING (and a Watch stream sees it), a node
+// whose HSM fails its periodic probe turns NOT_SERVING (and /readyz 503),
+// and the admin port (only) lists its services through reflection.
 import test from "ava";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -37,7 +38,7 @@ let cluster: LocalCluster;
 const clients: grpc.Client[] = [];
 
 test.before(async () => {
-  cluster = await LocalCluster.start();
+  cluster = await LocalCluster.start({ nodeConfig: { hsmProbeIntervalMs: 500 } });
 });
 
 test.after.always(async () => {
@@ -115,4 +116,24 @@ test.serial("a node left alone turns NOT_SERVING (Check and Watch), and SERVING 
   await waitFor(() => seen.at(-1) === "SERVING" || undefined, "the watch to see SERVING again");
   watch.cancel();
   t.pass();
+});
+
+test.serial("a node whose HSM fails its probe turns NOT_SERVING on both ports and /readyz, and says why", async (t) => {
+  const id = 1;
+  const ready = async () => fetch(`http://${cluster.node(id).metrics}/readyz`).then(async (r) => ({ status: r.status, body: await r.text() }));
+  await waitFor(async () => (await check(id, "client")) === "SERVING" || undefined, "node 1 SERVING", 30_000);
+  t.is((await ready()).status, 200);
+  // The token's files vanish under the running node: its next signature fails (CKR_OBJECT_HANDLE_INVALID).
+  const tokens = join(cluster.dir, `hsm-${id}`, "tokens");
+  for (const d of readdirSync(tokens)) rmSync(join(tokens, d), { recursive: true, force: true });
+  await waitFor(async () => (await check(id, "client")) === "NOT_SERVING" || undefined, "node 1 NOT_SERVING", 30_000);
+  t.is(await check(id, "admin"), "NOT_SERVING");
+  const r = await ready();
+  t.is(r.status, 503);
+  t.regex(r.body, /not ready: HSM probe failing: .*CKR_OBJECT_HANDLE_INVALID/);
+  const st = await cluster.status(id);
+  t.false(st.serving);
+  t.regex(st.hsmError, /CKR_/);
+  t.regex(await cluster.metricsOf(id), /bkv_hsm_up\{node="1"\} 0/);
+  t.is(await check(2, "client"), "SERVING", "the other nodes serve on");
 });

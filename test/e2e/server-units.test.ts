@@ -75,6 +75,7 @@ test("every vault reason maps to its ErrorReason (the mapping is total; the mess
     RECORD_CHANGED: ErrorReason.RECORD_CHANGED,
     BAD_SIGNATURE: ErrorReason.BAD_SIGNATURE,
     NODE_ID_TAKEN: ErrorReason.MEMBERSHIP, // status.proto has no NODE_ID_TAKEN
+    THROTTLED: ErrorReason.THROTTLED,
     UNRECORDED: ErrorReason.UNSPECIFIED,
   };
   t.deepEqual([...VAULT_REASONS].sort(), Object.keys(expected).sort());

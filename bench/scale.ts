@@ -1,0 +1,222 @@
+// The vault at scale (issue 12): a real 3-node cluster (SoftHSM, TLS,
+// fsync) is loaded with N records through the replicated log (one real
+// registration cloned under distinct user ids, proposed as ordinary
+// Register calls to the leader: no record is written into a store
+// directly), while full recoveries of real users run at a steady rate. It
+// then measures a snapshot, the restart of a follower, and the catch-up of a
+// follower whose data directory was wiped, and ends with
+//   records: N, rss-max MiB: R, stall-max ms: S, restart s: T, catch-up s: C
+// R is the largest resident set of a node process (VmRSS, which counts the
+// store's mapped pages in use; RssAnon, the heap and the rest, is printed
+// beside it), S the largest event-loop delay a node reported
+// (nodejs_eventloop_lag_max_seconds, reset at each 1 s scrape).
+//
+// Run: npm run bench:scale -- --records 100000 [--inflight 128] [--recovery-rate 4]
+import { randomBytes } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { VaultClient } from "../client/sdk/index.js";
+import { registerRequest } from "../client/sdk/records.js";
+import { createRegistration } from "../proto/crypto/index.js";
+import { LocalCluster, waitFor } from "../testkit/cluster.js";
+import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
+import { cleanupOnExit, load } from "./drive.js";
+import { quantile } from "./sample.js";
+
+const { values: args } = parseArgs({
+  options: {
+    records: { type: "string", default: "100000" },
+    inflight: { type: "string", default: "128" },
+    "recovery-rate": { type: "string", default: "4" },
+  },
+});
+const RECORDS = Number(args.records);
+const IN_FLIGHT = Number(args.inflight);
+const RECOVERY_RATE = Number(args["recovery-rate"]);
+const PROBES = 8;
+
+interface NodeSample { rss: number; anon: number; stallMs: number }
+
+/** Per-node maxima from a 1 s sampler of /proc and the nodes' metrics. */
+class Sampler {
+  readonly max = new Map<number, NodeSample>();
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly cluster: LocalCluster) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sample(), 1000);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  private async sample(): Promise<void> {
+    for (const n of this.cluster.nodes) {
+      const pid = n.proc?.pid;
+      if (pid === undefined) continue;
+      const mem = procMemory(pid);
+      const stallMs = await this.stall(n.id);
+      const m = this.max.get(n.id) ?? { rss: 0, anon: 0, stallMs: 0 };
+      this.max.set(n.id, { rss: Math.max(m.rss, mem.rss), anon: Math.max(m.anon, mem.anon), stallMs: Math.max(m.stallMs, stallMs) });
+    }
+  }
+
+  private async stall(id: number): Promise<number> {
+    const text = await this.cluster.metricsOf(id).catch(() => "");
+    const line = text.split("\n").find((l) => l.startsWith("nodejs_eventloop_lag_max_seconds"));
+    return line === undefined ? 0 : Number(line.split(" ").at(-1)) * 1000;
+  }
+
+  now(id: number): { rss: number; anon: number } {
+    const pid = this.cluster.node(id).proc?.pid;
+    return pid === undefined ? { rss: 0, anon: 0 } : procMemory(pid);
+  }
+}
+
+/** VmRSS and RssAnon of a process, MiB. */
+function procMemory(pid: number): { rss: number; anon: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (name: string) => Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(name)) ?? "")?.[1] ?? 0);
+    return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
+  } catch {
+    return { rss: 0, anon: 0 };
+  }
+}
+
+/** Full recoveries of real users at a steady rate; latencies by phase label. */
+class Recoveries {
+  readonly latencies = new Map<string, number[]>();
+  phase = "load";
+  failures = 0;
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly client: VaultClient) {}
+
+  start(rate: number): void {
+    if (rate <= 0) return;
+    let i = 0;
+    this.timer = setInterval(() => void this.one(i++ % PROBES), 1000 / rate);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  private async one(probe: number): Promise<void> {
+    const phase = this.phase;
+    const t0 = performance.now();
+    try {
+      await this.client.recover(`probe-${probe}`, "right password");
+      const list = this.latencies.get(phase) ?? [];
+      list.push(performance.now() - t0);
+      this.latencies.set(phase, list);
+    } catch {
+      this.failures++;
+    }
+  }
+
+  p99(phase: string): string {
+    const xs = [...(this.latencies.get(phase) ?? [])].sort((a, b) => a - b);
+    return xs.length === 0 ? "-" : `${quantile(xs, 0.99).toFixed(0)} ms (${xs.length} recoveries)`;
+  }
+}
+
+/** Proposes RECORDS clones of one registration, IN_FLIGHT at a time, following the leader; progress every 5 s. */
+async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<number> {
+  const d = await cluster.descriptor();
+  const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
+  const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
+  let leader = await cluster.leaderId();
+  let next = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const progress = setInterval(() => {
+    const s = (performance.now() - t0) / 1000;
+    const mem = cluster.nodes.map((n) => sampler.now(n.id).rss.toFixed(0)).join("/");
+    console.log(`  ${done.toLocaleString("en")} records in ${s.toFixed(0)} s (${(done / s).toFixed(0)}/s), RSS MiB ${mem}, load ${load()}`);
+  }, 5000);
+  const worker = async () => {
+    for (let i = next++; i < RECORDS; i = next++) {
+      const req = registerRequest({ ...reg, record: { ...reg.record, user: `s${i}` } }, new Uint8Array(randomBytes(16)));
+      for (let tries = 0; ; tries++) {
+        try {
+          await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
+          break;
+        } catch (err) {
+          if (tries > 20) throw err;
+          leader = await cluster.leaderId().catch(() => leader);
+        }
+      }
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  clearInterval(progress);
+  return (performance.now() - t0) / 1000;
+}
+
+/** Seconds until node `id` answers and has applied `index`. */
+async function secondsToApply(cluster: LocalCluster, id: number, index: number, t0: number): Promise<number> {
+  await waitFor(async () => {
+    const s = await cluster.status(id).catch(() => undefined);
+    return s !== undefined && Number(s.appliedIndex) >= index ? true : undefined;
+  }, `node ${id} to apply ${index}`, 30 * 60_000);
+  return (performance.now() - t0) / 1000;
+}
+
+async function main(): Promise<void> {
+  let cluster: LocalCluster | undefined;
+  const finish = cleanupOnExit(() => stopCluster(cluster), () => killClusterNow(cluster));
+  try {
+    console.log(`bench:scale, ${RECORDS.toLocaleString("en")} records, ${IN_FLIGHT} in flight, ${RECOVERY_RATE} recoveries/s, load ${load()}`);
+    cluster = await LocalCluster.start({ clusterId: "scale" });
+    const client = new VaultClient(await cluster.descriptor(), { scrypt: CHEAP_SCRYPT });
+    for (let p = 0; p < PROBES; p++) await client.register(`probe-${p}`, "right password", { guessLimit: 10 });
+    const sampler = new Sampler(cluster);
+    sampler.start();
+    const rec = new Recoveries(client);
+    rec.start(RECOVERY_RATE);
+    const loadS = await loadRecords(cluster, sampler);
+    console.log(`loaded ${RECORDS.toLocaleString("en")} records in ${loadS.toFixed(0)} s (${(RECORDS / loadS).toFixed(0)}/s); recovery p99 meanwhile ${rec.p99("load")}`);
+
+    rec.phase = "snapshot";
+    const leader = await cluster.leaderId();
+    const s0 = performance.now();
+    const snap = await cluster.admin(leader).takeSnapshot({}, { deadline: new Date(Date.now() + 10 * 60_000) });
+    console.log(`snapshot on the leader: ${((performance.now() - s0) / 1000).toFixed(1)} s, ${(Number(snap.sizeBytes) / 2 ** 20).toFixed(1)} MiB, index ${snap.index}`);
+
+    const [f1, f2] = cluster.nodes.map((n) => n.id).filter((id) => id !== leader) as [number, number];
+    rec.phase = "restart";
+    await cluster.stop(f1);
+    const commit = Number((await cluster.status(leader)).commitIndex);
+    const r0 = performance.now();
+    cluster.restart(f1);
+    const restartS = await secondsToApply(cluster, f1, commit, r0);
+    console.log(`restart of node ${f1}: ${restartS.toFixed(1)} s to answer with index ${commit} applied; recovery p99 ${rec.p99("restart")}`);
+
+    rec.phase = "catch-up";
+    await cluster.kill(f2);
+    rmSync(join(cluster.dir, `data-${f2}`), { recursive: true, force: true });
+    const target = Number((await cluster.status(leader)).commitIndex);
+    const c0 = performance.now();
+    cluster.restart(f2);
+    const catchUpS = await secondsToApply(cluster, f2, target, c0);
+    console.log(`catch-up of node ${f2} from an empty data dir: ${catchUpS.toFixed(1)} s to apply ${target}; recovery p99 during it ${rec.p99("catch-up")}`);
+    rec.stop();
+    sampler.stop();
+
+    for (const [id, m] of [...sampler.max].sort((a, b) => a[0] - b[0])) {
+      console.log(`node ${id}: rss-max ${m.rss.toFixed(0)} MiB (anon ${m.anon.toFixed(0)}), stall-max ${m.stallMs.toFixed(0)} ms`);
+    }
+    if (rec.failures > 0) console.log(`recoveries that failed: ${rec.failures}`);
+    const rssMax = Math.max(...[...sampler.max.values()].map((m) => m.rss));
+    const stallMax = Math.max(...[...sampler.max.values()].map((m) => m.stallMs));
+    console.log(`records: ${RECORDS}, rss-max MiB: ${rssMax.toFixed(0)}, stall-max ms: ${stallMax.toFixed(0)}, restart s: ${restartS.toFixed(1)}, catch-up s: ${catchUpS.toFixed(1)}`);
+  } finally {
+    await finish();
+  }
+}
+
+await main();

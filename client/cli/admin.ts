@@ -1,0 +1,201 @@
+// `bkv admin ...`: the operator's commands over the nodes' admin ports
+// (docs/operations.md). mTLS with an operator certificate
+// (deploy/certs/make-certs.sh OUTDIR operator); calls that change the cluster
+// go to the leader, found and followed by client/admin/client.ts. Every
+// command prints a table, or JSON with --json.
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type CommandSpec, type FlagKind, type Parsed, UsageError, intFlag, parseFlags, stringFlag } from "./args.js";
+import type { CliIo } from "./io.js";
+import { EXIT } from "./exit.js";
+import { type AdminContext, digestsView, membersView, saveSnapshot, statusView } from "./admin-views.js";
+
+interface AdminCommand extends CommandSpec {
+  /** Names of the positional arguments, in order; a trailing "?" marks an optional one. */
+  readonly positionals: readonly string[];
+  run(ctx: AdminContext): Promise<number>;
+}
+
+export const ADMIN_FLAGS: Readonly<Record<string, FlagKind>> = {
+  endpoints: "string", certs: "string", "tls-ca": "string", "tls-cert": "string", "tls-key": "string", json: "boolean", timeout: "string",
+};
+
+const ADMIN_HELP = `
+Connection (every subcommand):
+  --endpoints A,B  admin addresses host:port (default $BKV_ADMIN_ENDPOINTS); one is enough
+                   when the nodes' configs name each other's adminAddress
+  --certs DIR      DIR/ca.crt, DIR/operator.crt, DIR/operator.key (default $BKV_ADMIN_CERTS)
+  --tls-ca FILE, --tls-cert FILE, --tls-key FILE   override one of those files
+  --timeout SECS   give up retrying after SECS seconds (default 30)
+  --json           print JSON instead of a table
+  -h, --help       this help`;
+
+const requestIdFlag = { "request-id": "string" } as const;
+
+const COMMANDS: readonly AdminCommand[] = [
+  {
+    name: "status", summary: "every member: role, term, indexes, lag, health, HSM", usage: "bkv admin status", positionals: [], flags: {},
+    help: "Asks the leader for the members, then each member's admin port for its own view. LAG is the leader's\ncommit index minus the member's applied index (or its match index when its admin port does not answer).",
+    run: statusView,
+  },
+  {
+    name: "members", summary: "the members as the leader sees them", usage: "bkv admin members", positionals: [], flags: {},
+    help: "Voters and learners with their peer and admin addresses, replication progress and reachability.",
+    run: membersView,
+  },
+  {
+    name: "add-learner", summary: "add a new node as a non-voting learner", usage: "bkv admin add-learner ID PEER_ADDRESS [--request-id HEX]",
+    positionals: ["ID", "PEER_ADDRESS"], flags: requestIdFlag,
+    help: "Adds node ID (new, never used) reached at PEER_ADDRESS (host:port of its peer port). Start the node with\njoin: true first. A retry with the same --request-id answers the first outcome.",
+    async run(ctx) {
+      const nodeId = nodeIdArg(ctx.args[0]);
+      const { response } = await ctx.client.onLeader("addLearner", { requestId: requestId(ctx.parsed), nodeId, peerAddress: ctx.args[1] as string });
+      ctx.print(`node ${nodeId} added as a learner (configuration change at index ${response.index})\n`, { nodeId: Number(nodeId), index: Number(response.index) });
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "promote", summary: "make a caught-up learner a voter", usage: "bkv admin promote ID [--request-id HEX]", positionals: ["ID"], flags: requestIdFlag,
+    help: "Refused (FAILED_PRECONDITION) until the learner is reachable and within the leader's promoteMaxLag entries.",
+    async run(ctx) {
+      const nodeId = nodeIdArg(ctx.args[0]);
+      const { response } = await ctx.client.onLeader("promoteLearner", { requestId: requestId(ctx.parsed), nodeId });
+      ctx.print(`node ${nodeId} promoted to voter (index ${response.index})\n`, { nodeId: Number(nodeId), index: Number(response.index) });
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "remove", summary: "remove a voter or learner (its id is never reused)", usage: "bkv admin remove ID [--force] [--request-id HEX]",
+    positionals: ["ID"], flags: { ...requestIdFlag, force: "boolean" },
+    help: "Refused when the voters left would not include a reachable quorum, unless --force.",
+    async run(ctx) {
+      const nodeId = nodeIdArg(ctx.args[0]);
+      const force = ctx.parsed.flags.get("force") === true;
+      const { response } = await ctx.client.onLeader("removeNode", { requestId: requestId(ctx.parsed), nodeId, force });
+      ctx.print(`node ${nodeId} removed (index ${response.index})\n`, { nodeId: Number(nodeId), index: Number(response.index) });
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "transfer-leader", summary: "hand leadership to another voter", usage: "bkv admin transfer-leader [ID]", positionals: ["ID?"], flags: {},
+    help: "Without ID the leader picks the most up-to-date voter.",
+    async run(ctx) {
+      const nodeId = ctx.args[0] === undefined ? 0n : nodeIdArg(ctx.args[0]);
+      const { response } = await ctx.client.onLeader("transferLeadership", { nodeId });
+      ctx.print(`node ${response.leaderId} leads (term ${response.term})\n`, { leaderId: Number(response.leaderId), term: Number(response.term) });
+      return nodeId === 0n || response.leaderId === nodeId ? EXIT.OK : EXIT.UNAVAILABLE;
+    },
+  },
+  {
+    name: "snapshot save", summary: "snapshot the leader and stream it to FILE", usage: "bkv admin snapshot save FILE", positionals: ["FILE"], flags: {},
+    help: "Takes a snapshot on the leader, streams it to FILE (written to FILE.partial, synced, renamed), and prints\nits index, size and SHA-256. The file holds the vault state: shares stay wrapped to each node's HSM.",
+    run: saveSnapshot,
+  },
+  {
+    name: "digests", summary: "every node's state digest at one applied index", usage: "bkv admin digests", positionals: [], flags: {},
+    help: "Compares the state digests every member recorded at the latest applied index they all recorded.\nExit 0 when they agree, 6 when they differ, 5 when a member does not answer or no common index appears.",
+    run: digestsView,
+  },
+];
+
+/** Runs `bkv admin ARGS`; errors propagate to main.ts's report(). */
+export async function runAdmin(argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    io.stdout(overview());
+    return EXIT.OK;
+  }
+  if (argv[0] === "audit") return (await import("./admin-audit.js")).runAdminAudit(argv.slice(1), io);
+  const command = COMMANDS.find((c) => c.name.split(" ").every((word, i) => argv[i] === word));
+  if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(["admin", ...argv.slice(0, 2).filter((a) => !a.startsWith("-"))].join(" "))}`);
+  const spec = { ...command, name: `admin ${command.name}`, flags: { ...ADMIN_FLAGS, ...command.flags } };
+  const { args, rest } = splitPositionals(spec.flags, argv.slice(command.name.split(" ").length));
+  const parsed = parseFlags(spec, rest);
+  if (parsed.help) {
+    io.stdout(`Usage: ${command.usage}\n\n${command.help}\n${ADMIN_HELP}\n`);
+    return EXIT.OK;
+  }
+  checkPositionals(command, args);
+  const { AdminClient } = await import("../admin/client.js");
+  const timeout = intFlag(parsed, "timeout", 1, 3600);
+  const client = new AdminClient({ endpoints: endpoints(parsed, io.env), tls: tlsFiles(parsed, io.env), ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }) });
+  const json = parsed.flags.get("json") === true;
+  const print = (text: string, value: unknown) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : text);
+  try {
+    return await command.run({ args, parsed, io, client, json, print });
+  } finally {
+    client.close();
+  }
+}
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length), "audit".length);
+  const list = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n");
+  return `bkv admin: operate a bkv cluster over its admin ports.
+
+Usage: bkv admin COMMAND [args] [options]   (bkv admin COMMAND --help for details)
+
+Commands:
+${list}
+  ${"audit".padEnd(width)}  audit commands (bkv admin audit --help)
+${ADMIN_HELP}
+
+Exit codes: 0 ok, 1 refused or failed (the node's message says why), 5 unavailable,
+6 digests differ, 8 file I/O, 64 usage.
+`;
+}
+
+/** Separates positional arguments from flags (a string flag without "=" takes the next argument). */
+function splitPositionals(flags: Readonly<Record<string, FlagKind>>, argv: readonly string[]): { args: string[]; rest: string[] } {
+  const args: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (!a.startsWith("-")) {
+      args.push(a);
+      continue;
+    }
+    rest.push(a);
+    const name = a.slice(2);
+    if (flags[name] === "string" && i + 1 < argv.length) rest.push(argv[++i] as string);
+  }
+  return { args, rest };
+}
+
+function checkPositionals(c: AdminCommand, args: readonly string[]): void {
+  const required = c.positionals.filter((p) => !p.endsWith("?")).length;
+  if (args.length < required || args.length > c.positionals.length) {
+    throw new UsageError(`\`bkv admin ${c.name}\` takes ${c.positionals.join(" ") || "no arguments"} (got ${args.length} argument(s)); usage: ${c.usage}`);
+  }
+}
+
+function nodeIdArg(v: string | undefined): bigint {
+  if (v === undefined || !/^[1-9][0-9]{0,15}$/.test(v) || Number(v) > Number.MAX_SAFE_INTEGER) throw new UsageError(`a node id must be a positive integer (got ${JSON.stringify(v ?? "")})`);
+  return BigInt(v);
+}
+
+/** --request-id HEX (32 hex digits), else a new random one (reused by this command's own retries). */
+function requestId(p: Parsed): Uint8Array {
+  const hex = stringFlag(p, "request-id");
+  if (hex === undefined) return new Uint8Array(randomBytes(16));
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new UsageError("--request-id must be 32 hex digits (16 bytes)");
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+function endpoints(p: Parsed, env: NodeJS.ProcessEnv): string[] {
+  const list = (stringFlag(p, "endpoints") ?? env.BKV_ADMIN_ENDPOINTS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (list.length === 0) throw new UsageError("no admin endpoint: pass --endpoints host:port[,host:port...] or set BKV_ADMIN_ENDPOINTS");
+  for (const e of list) if (!/^[^\s,]+:\d{1,5}$/.test(e)) throw new UsageError(`--endpoints: ${JSON.stringify(e)} is not host:port`);
+  return list;
+}
+
+function tlsFiles(p: Parsed, env: NodeJS.ProcessEnv) {
+  const dir = stringFlag(p, "certs") ?? env.BKV_ADMIN_CERTS;
+  const file = (flag: string, name: string): Buffer => {
+    const path = stringFlag(p, flag) ?? (dir === undefined ? undefined : join(dir, name));
+    if (path === undefined) throw new UsageError(`no ${name}: pass --certs DIR (or set BKV_ADMIN_CERTS) or --${flag} FILE`);
+    if (!existsSync(path)) throw new UsageError(`--${flag}: ${path} does not exist`);
+    return readFileSync(path);
+  };
+  return { ca: file("tls-ca", "ca.crt"), cert: file("tls-cert", "operator.crt"), key: file("tls-key", "operator.key") };
+}

@@ -1,0 +1,248 @@
+// `bkv admin` against a real 3-node cluster (real processes, real mTLS with
+// an operator certificate, 127.0.0.1): every command, its refusals with their
+// messages, a retried AddLearner answering its first outcome, the admin
+// port's caller check, its metrics, and a fourth node that joins by itself
+// after a dead node was removed. The CLI runs in-process through run(),
+// given only one follower's admin address: it finds and follows the leader.
+import test from "ava";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { run } from "../../client/cli/main.js";
+import type { CliIo } from "../../client/cli/io.js";
+import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
+import { errorDetailOf, unaryClient } from "../../proto/rpc.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { decodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { VaultStateMachine } from "../../node/vault/index.js";
+
+interface Result {
+  code: number;
+  out: string;
+  err: string;
+}
+
+let cluster: LocalCluster;
+let endpoints: string;
+
+test.before(async () => {
+  cluster = await LocalCluster.start({ nodeConfig: { hsmProbeIntervalMs: 1000 } });
+  const lead = await cluster.leaderId();
+  endpoints = cluster.node(lead === 1 ? 2 : 1).admin; // a follower: the CLI must find the leader itself
+});
+
+test.after.always(async () => {
+  await cluster?.close();
+});
+
+async function admin(...argv: string[]): Promise<Result> {
+  let out = "";
+  let err = "";
+  const io: CliIo = {
+    readSecrets: () => Promise.reject(new Error("no secrets in bkv admin")),
+    stdout: (s) => (out += s),
+    stderr: (s) => (err += s),
+    stderrIsTTY: false,
+    env: { BKV_ADMIN_CERTS: cluster.certsDir },
+  };
+  const code = await run(["admin", ...argv, "--endpoints", endpoints, "--timeout", "30"], io);
+  return { code, out, err };
+}
+
+async function json<T>(...argv: string[]): Promise<T> {
+  const r = await admin(...argv, "--json");
+  if (r.code !== 0) throw new Error(`bkv admin ${argv.join(" ")}: exit ${r.code}: ${r.err}`);
+  return JSON.parse(r.out) as T;
+}
+
+interface StatusJson {
+  leader: number;
+  members: Array<{ id: number; kind: string; role: string; lag: number; reachable: boolean; version: string; hsm: string; health: string; applied: number; storeBytes: number }>;
+}
+
+async function leader(): Promise<number> {
+  return (await json<StatusJson>("status")).leader;
+}
+
+test.serial("status: every member with its role, indexes, lag, version, store, HSM and health, as a table and as JSON", async (t) => {
+  const version = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string }).version;
+  const s = await json<StatusJson>("status");
+  t.deepEqual(s.members.map((m) => m.id).sort(), [1, 2, 3]);
+  t.is(s.members.filter((m) => m.role === "leader").length, 1);
+  t.is(s.members.find((m) => m.role === "leader")?.id, s.leader);
+  for (const m of s.members) {
+    t.is(m.kind, "voter");
+    t.true(m.reachable);
+    t.is(m.version, version);
+    t.is(m.hsm, "ok");
+    t.is(m.health, "serving");
+    t.true(m.applied > 0 && m.storeBytes > 0);
+  }
+  const table = await admin("status");
+  t.is(table.code, 0, table.err);
+  t.regex(table.out, /^ID\s+KIND\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+SNAPSHOT\s+LAG\s+REACHABLE\s+VERSION\s+RECORDS\s+STORE\s+HSM\s+HEALTH\s+ADMIN\n/);
+  t.is(table.out.trim().split("\n").length, 4);
+});
+
+test.serial("members: the leader's view, the leader starred", async (t) => {
+  const r = await admin("members");
+  t.is(r.code, 0, r.err);
+  const lead = await leader();
+  t.regex(r.out, new RegExp(`^${lead}\\s+voter\\s+\\*\\s+127\\.0\\.0\\.1:`, "m"));
+  const m = await json<{ members: Array<{ id: number; admin: string }> }>("members");
+  t.deepEqual(m.members.map((x) => x.admin).sort(), cluster.nodes.map((n) => n.admin).sort());
+});
+
+test.serial("refusals: unknown nodes, and a learner promoted before it caught up", async (t) => {
+  let r = await admin("promote", "9");
+  t.is(r.code, 1);
+  t.regex(r.err, /FAILED_PRECONDITION: node 9 is not a learner/);
+  r = await admin("remove", "9");
+  t.is(r.code, 1);
+  t.regex(r.err, /FAILED_PRECONDITION: node 9 is not a member/);
+  r = await admin("add-learner", "abc", "127.0.0.1:1");
+  t.is(r.code, 64);
+  t.regex(r.err, /node id must be a positive integer/);
+  // Node 5 is added, but nothing runs at its address: it never catches up.
+  t.is((await admin("add-learner", "5", "127.0.0.1:9")).code, 0);
+  r = await admin("promote", "5");
+  t.is(r.code, 1);
+  t.regex(r.err, /node 5 has not caught up: it (is not reachable from the leader|has not acknowledged any entry yet); retry once it has/);
+  const removed = await admin("remove", "5");
+  t.is(removed.code, 0, removed.err);
+  t.regex(removed.out, /node 5 removed \(index \d+\)/);
+});
+
+test.serial("request_id: a retried add-learner answers its first outcome; another id is refused; the same id for another request is refused", async (t) => {
+  const rid = "00112233445566778899aabbccddeeff";
+  const first = await json<{ index: number }>("add-learner", "6", "127.0.0.1:9", "--request-id", rid);
+  const retry = await json<{ index: number }>("add-learner", "6", "127.0.0.1:9", "--request-id", rid);
+  t.is(retry.index, first.index, "the retry answers the first outcome, not 'already a member'");
+  const again = await admin("add-learner", "6", "127.0.0.1:9");
+  t.is(again.code, 1);
+  t.regex(again.err, /node 6 is already a member/);
+  const reused = await admin("add-learner", "7", "127.0.0.1:9", "--request-id", rid);
+  t.is(reused.code, 1);
+  t.regex(reused.err, /INVALID_ARGUMENT: request_id 00112233445566778899aabbccddeeff was used for another request/);
+  t.is((await admin("remove", "6")).code, 0);
+  const metrics = await cluster.metricsOf(await leader());
+  t.regex(metrics, /bkv_admin_requests_total\{method="AddLearner",code="OK",node="\d"\} [2-9]/);
+  t.regex(metrics, /bkv_admin_requests_total\{method="PromoteLearner",code="FAILED_PRECONDITION",node="\d"\} [1-9]/);
+  t.regex(metrics, /bkv_admin_request_seconds_count\{node="\d",method="RemoveNode"\} [1-9]/);
+});
+
+test.serial("snapshot save: the leader's snapshot streamed to a file, with its size and SHA-256", async (t) => {
+  const file = join(cluster.dir, "snap.bin");
+  const r = await admin("snapshot", "save", file);
+  t.is(r.code, 0, r.err);
+  const bytes = readFileSync(file);
+  t.is(bytes.subarray(0, 4).toString("latin1"), "bkvS", "the server snapshot payload");
+  const saved = decodeServerSnapshot(bytes);
+  t.true((saved.vault?.length ?? 0) > 0, "the vault state inline, not a reference to the leader's store");
+  const restored = VaultStateMachine.restore({ clusterId: cluster.clusterId }, saved.vault ?? new Uint8Array(0));
+  t.is(restored.nodes().length, 3, "a self-contained state: every node's announcement");
+  const sha = createHash("sha256").update(bytes).digest("hex");
+  t.regex(r.out, new RegExp(`saved the snapshot of the leader at 127\\.0\\.0\\.1:\\d+ \\(taken at index \\d+, term \\d+\\) to .*: ${bytes.length} bytes, sha256 ${sha}`));
+  const again = await admin("snapshot", "save", file);
+  t.is(again.code, 8, "an existing file is not overwritten");
+});
+
+test.serial("digests: every member's digest at one applied index, all equal", async (t) => {
+  const d = await json<{ index: number; agree: boolean; members: Array<{ id: number; index: number; digest: string }> }>("digests");
+  t.true(d.agree);
+  t.is(d.members.length, 3);
+  t.true(d.members.every((m) => m.index === d.index && /^[0-9a-f]{64}$/.test(m.digest)));
+  const r = await admin("digests");
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, /all 3 members agree at index \d+/);
+});
+
+test.serial("transfer-leader: another voter leads", async (t) => {
+  const before = await leader();
+  const to = [1, 2, 3].find((id) => id !== before) as number;
+  const r = await admin("transfer-leader", String(to));
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, new RegExp(`node ${to} leads \\(term \\d+\\)`));
+  t.is(await waitFor(async () => ((await leader()) === to ? to : undefined), "the new leader"), to);
+});
+
+test.serial("a follower's not-leader answer names the leader's ADMIN address", async (t) => {
+  const lead = await leader();
+  const follower = [1, 2, 3].find((id) => id !== lead) as number;
+  const err = await t.throwsAsync(cluster.admin(follower).promoteLearner({ requestId: new Uint8Array(16).fill(7), nodeId: 9n }));
+  t.is((err as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
+  const detail = errorDetailOf(err as grpc.ServiceError);
+  t.is(detail?.reason, ErrorReason.NOT_LEADER);
+  t.is(Number(detail?.leaderId), lead);
+  t.is(detail?.leaderAddress, cluster.node(lead).admin, "the admin address, not the client address");
+  t.regex((err as grpc.ServiceError).details, new RegExp(`send admin calls to node ${lead} at ${cluster.node(lead).admin.replace(/\./g, "\\.")}`));
+});
+
+test.serial("the admin port admits operator and node certificates only", async (t) => {
+  const certs = cluster.certsDir;
+  // A certificate from the cluster CA, but for neither an operator nor a node.
+  execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(certs, "mallory.key"), "-out", join(certs, "mallory.csr"), "-subj", "/O=bkv/CN=mallory"], { stdio: "ignore" });
+  writeFileSync(join(certs, "mallory.ext"), "extendedKeyUsage=clientAuth\n");
+  execFileSync("openssl", ["x509", "-req", "-in", join(certs, "mallory.csr"), "-CA", join(certs, "ca.crt"), "-CAkey", join(certs, "ca.key"), "-CAcreateserial", "-out", join(certs, "mallory.crt"), "-days", "1", "-extfile", join(certs, "mallory.ext")], { stdio: "ignore" });
+  const call = (name: string) => {
+    const creds = grpc.credentials.createSsl(readFileSync(join(certs, "ca.crt")), readFileSync(join(certs, `${name}.key`)), readFileSync(join(certs, `${name}.crt`)));
+    const { client, channel } = unaryClient(AdminService, cluster.node(1).admin, creds);
+    return client.getClusterStatus({}, { deadline: new Date(Date.now() + 5000) }).finally(() => channel.close());
+  };
+  t.is(Number((await call("operator")).nodeId), 1);
+  t.is(Number((await call("node-2")).nodeId), 1);
+  const err = await t.throwsAsync(call("mallory"));
+  t.is((err as grpc.ServiceError).code, grpc.status.PERMISSION_DENIED);
+  t.regex((err as grpc.ServiceError).details, /admits operator and node certificates only .* not CN "mallory"/);
+});
+
+test.serial("a dead voter: removing another voter is refused (quorum), the dead one is removed, a fourth node joins by itself, and --force overrides", async (t) => {
+  const lead = await leader();
+  const [dead, other] = [1, 2, 3].filter((id) => id !== lead) as [number, number];
+  if (endpoints === cluster.node(dead).admin) endpoints = cluster.node(lead).admin;
+  await cluster.kill(dead);
+  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === dead)?.reachable === false || undefined, `node ${dead} unreachable`, 30_000);
+  const refused = await admin("remove", String(other));
+  t.is(refused.code, 1);
+  t.regex(refused.err, new RegExp(`removing node ${other} would leave voters \\[.*\\] of which 1 \\(\\[${lead}\\]\\) are reachable, fewer than their quorum of 2`));
+  t.is((await admin("remove", String(dead))).code, 0, "the dead node goes");
+  const n4 = await cluster.addNode(4, { autoJoin: true });
+  endpoints = `${endpoints},${n4.admin}`;
+  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === 4 && m.kind === "voter") ?? undefined, "node 4 a voter by itself", 90_000);
+  const s = await json<StatusJson>("status");
+  t.deepEqual(s.members.filter((m) => m.kind === "voter").map((m) => m.id).sort(), [lead, other, 4].sort());
+  t.is(s.members.find((m) => m.id === 4)?.health, "serving");
+  t.regex(cluster.logOf(4), /join: added as a learner[\s\S]*join: promoted to voter/);
+  // Now node 4 dies too: removing `other` is refused, and done with --force.
+  await cluster.kill(4);
+  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === 4)?.reachable === false || undefined, "node 4 unreachable", 30_000);
+  t.is((await admin("remove", String(other))).code, 1);
+  const forced = await admin("remove", String(other), "--force");
+  t.is(forced.code, 0, forced.err);
+  // Voters now: the leader and dead node 4; the leader steps down (CheckQuorum). status still shows each node's view.
+  const down = await waitFor(async () => {
+    const r = await admin("status");
+    return r.code === 5 ? r : undefined;
+  }, "status without a leader", 30_000);
+  t.regex(down.err, /no leader known: each row is that node's own view/);
+  t.regex(down.out, new RegExp(`^${lead}\\s+voter\\s+(follower|pre-candidate|candidate)\\s`, "m"));
+  t.regex(down.out, /^4\s+voter\s+-\s/m);
+});
+
+test.serial("usage: unknown subcommands, missing arguments, no endpoints; audit is a slot", async (t) => {
+  let r = await admin("frobnicate");
+  t.is(r.code, 64);
+  t.regex(r.err, /unknown command "admin frobnicate"/);
+  r = await admin("snapshot", "save");
+  t.is(r.code, 64);
+  t.regex(r.err, /takes FILE/);
+  r = await admin("audit", "log");
+  t.is(r.code, 64);
+  t.regex(r.err, /not built yet/);
+  const help = await admin("--help");
+  t.is(help.code, 0);
+  for (const c of ["status", "members", "add-learner", "promote", "remove", "transfer-leader", "snapshot save", "digests", "audit"]) t.true(help.out.includes(`  ${c}`), c);
+});
