@@ -36,7 +36,7 @@ export interface BeginBench {
 export async function startBeginBench(users: number, points = 60_000): Promise<BeginBench> {
   const cluster = await LocalCluster.start({ clusterId: "bench" });
   try {
-    const client = new VaultClient(await cluster.descriptor(), { scrypt: CHEAP_SCRYPT });
+    const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     await registerBeginUsers(client, users);
     client.close();
     let leader = await cluster.leaderId();

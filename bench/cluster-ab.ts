@@ -16,6 +16,8 @@ import { median, processCpuSeconds } from "./sample.js";
 
 interface Cluster {
   readonly nodes: ReadonlyArray<{ readonly proc: { readonly pid?: number } | null }>;
+  /** The tree's token provider (absent before client authentication). */
+  readonly token?: unknown;
   descriptor(): Promise<unknown>;
   leaderId(): Promise<number>;
   vault(id: number): { beginRecovery(req: object, opts: object): Promise<unknown> };
@@ -32,7 +34,7 @@ async function startTree(dir: string): Promise<Tree> {
   const { LocalCluster } = await import(harness) as { LocalCluster: { start(o: object): Promise<Cluster> } };
   const { VaultClient } = await import(resolve(dir, "client/sdk/index.ts"));
   const cluster = await LocalCluster.start({ clusterId: `ab-${basename(resolve(dir))}` });
-  const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 } });
+  const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 } });
   for (let i = 0; i < USERS; i += 32) {
     await Promise.all(Array.from({ length: 32 }, (_, k) => client.register(`u${i + k}`, "x", { guessLimit: 255 })));
   }

@@ -91,8 +91,8 @@ async function main(): Promise<void> {
   const cluster = await LocalCluster.start({ clusterId: "bench" });
   try {
     const descriptor = await cluster.descriptor();
-    const def = new VaultClient(descriptor, {});
-    const cheap = new VaultClient(descriptor, { scrypt: CHEAP_SCRYPT });
+    const def = new VaultClient(descriptor, { token: cluster.token });
+    const cheap = new VaultClient(descriptor, { token: cluster.token, scrypt: CHEAP_SCRYPT });
     await def.register("bench-default", "bench password");
     await cheap.register("bench-cheap", "bench password");
     const latDefault = values["no-recover"] ? [] : await recoverLatency(def, "bench-default", 20);

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   try {
     const leader = await cluster.waitReady();
     const follower = cluster.nodes.map((x) => x.id).find((id) => id !== leader)!;
-    const client = new VaultClient(await cluster.descriptor(), { scrypt: CHEAP_SCRYPT });
+    const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     await client.register(USER, "bench password");
     client.close();
     console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, node ${process.version}`);

@@ -17,8 +17,13 @@ import { vaultChannel } from "../chaos/net.js";
 import { signConfirm } from "../proto/crypto/index.js";
 import { errorDetailOf } from "../proto/rpc.js";
 import { closedLoop, distinctPoints } from "./drive.js";
+import { devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
 
-export interface Init { nodes: string[]; leader: number; caFile: string; clusterId: string; users: Array<{ user: string; resetKey: string }>; points: number }
+export interface Init {
+  nodes: string[]; leader: number; caFile: string; clusterId: string; users: Array<{ user: string; resetKey: string }>; points: number;
+  /** The cluster's development issuer key: one token per user, minted once (client authentication is on). */
+  devKeyFile: string;
+}
 export type Job = { kind: "closed"; loops: number; seconds: number } | { kind: "paced"; rate: number; seconds: number };
 export interface JobResult {
   n: number; errors: number; firstError?: string; seconds: number; server: number[]; e2e: number[]; evaluates: number;
@@ -40,7 +45,9 @@ class Recoverer {
 
   constructor(private readonly init: Init) {
     const ca = readFileSync(init.caFile);
-    this.vaults = init.nodes.map((a) => vaultChannel(a, ca).client);
+    const provider = loadDevIssuer(init.devKeyFile).then((issuer) => devTokenProvider(issuer));
+    const token = async (user: string | null) => (await provider)(user);
+    this.vaults = init.nodes.map((a) => vaultChannel(a, ca, undefined, token).client);
     this.leader = init.leader;
     this.blinded = distinctPoints(init.points);
   }

@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     const leader = await cluster.leaderId();
     pool = await Pool.start(Number(values.clients), {
       nodes: cluster.nodes.map((n) => n.client), leader: cluster.nodes.findIndex((n) => n.id === leader),
-      caFile: join(cluster.dir, "certs/ca.crt"), clusterId: d.clusterId, points: 20_000,
+      caFile: join(cluster.dir, "certs/ca.crt"), clusterId: d.clusterId, points: 20_000, devKeyFile: join(cluster.dir, "dev-issuer.key.json"),
     }, users);
     await pool.run({ kind: "closed", loops: Math.min(8, users.length), seconds: Math.min(2, seconds) }); // warm-up
     const rows: Row[] = [];

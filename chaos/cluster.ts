@@ -7,14 +7,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import * as grpc from "@grpc/grpc-js";
-import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
-import { unaryClient } from "../proto/rpc.js";
-import { type ClusterDescriptor, descriptorFromProto } from "../client/sdk/index.js";
+import { type ClusterDescriptor, type TokenProvider, descriptorFromProto } from "../client/sdk/index.js";
+import { DEV_ISSUER, createDevIssuer, devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
 import { LinkProxy } from "./proxy.js";
 import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
-import { adminChannel, freePort, nodeStatus, readRecordVia, waitFor } from "./net.js";
+import { adminChannel, freePort, nodeStatus, readRecordVia, vaultChannel, waitFor } from "./net.js";
 import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./target.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -41,8 +39,10 @@ export class ChaosCluster {
   readonly nodes: ChaosNode[] = [];
   readonly proxies = new Map<LinkKey, LinkProxy>();
   readonly clusterId: string;
-  private readonly channels: grpc.Client[] = [];
+  private readonly channels: Array<{ close(): void }> = [];
   private closed = false;
+  /** Tokens of the cluster's development issuer (client authentication is on), one per call for its user. */
+  token!: TokenProvider;
 
   private constructor(readonly opts: ChaosClusterOptions) {
     this.clusterId = opts.clusterId ?? "chaos-cluster";
@@ -57,6 +57,7 @@ export class ChaosCluster {
     mkdirSync(opts.dir, { recursive: true });
     const ids = Array.from({ length: opts.size }, (_, i) => i + 1);
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(opts.dir, "certs"), ...ids.map(String)], { stdio: "ignore" });
+    c.token = devTokenProvider(await loadDevIssuer((await createDevIssuer(opts.dir, c.clusterId)).keyFile));
     for (const id of ids) {
       const [cp, pp, ap] = await Promise.all([freePort(), freePort(), freePort()]);
       c.nodes.push({ id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(opts.dir, `node-${id}.json`), logFile: join(opts.dir, `node-${id}.log`), proc: null, paused: false });
@@ -97,6 +98,9 @@ export class ChaosCluster {
       tls: { ca: join(this.opts.dir, "certs/ca.crt"), cert: join(this.opts.dir, `certs/node-${n.id}.crt`), key: join(this.opts.dir, `certs/node-${n.id}.key`) },
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: this.peerAddressFor(n.id, m) })),
       join: false,
+      auth: { issuers: [{ issuer: DEV_ISSUER, jwksFile: join(this.opts.dir, "dev-issuer.jwks.json") }] },
+      // Admission limits out of the workload's way: chaos checks the vault's guarantees, not the quotas.
+      limits: { userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000 },
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
   }
@@ -125,14 +129,10 @@ export class ChaosCluster {
     }
   }
 
-  private creds(): grpc.ChannelCredentials {
-    return grpc.credentials.createSsl(readFileSync(join(this.opts.dir, "certs/ca.crt")));
-  }
-
   vault(id: number) {
-    const { client, channel } = unaryClient(VaultService, this.node(id).client, this.creds());
-    this.channels.push(channel);
-    return { client, close: () => channel.close() };
+    const v = vaultChannel(this.node(id).client, readFileSync(join(this.opts.dir, "certs/ca.crt")), undefined, this.token);
+    this.channels.push(v);
+    return v;
   }
 
   admin(id: number) {
@@ -286,6 +286,10 @@ export class LocalTarget implements ChaosTarget {
 
   descriptor(): Promise<ClusterDescriptor> {
     return this.cluster.descriptor();
+  }
+
+  get token(): TokenProvider {
+    return this.cluster.token;
   }
 
   async readRecord(node: number, user: string): Promise<NodeRecord | null> {

@@ -1,6 +1,7 @@
 // Helpers every chaos target uses to reach nodes: free loopback ports,
 // polling with a deadline, vault and admin gRPC channels, and the conversion
 // of the nodes' answers into the target's view (chaos/target.ts).
+import { type TokenProvider, bearerInterceptor } from "../client/sdk/index.js";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -42,8 +43,11 @@ export async function waitFor<T>(f: () => Promise<T | undefined>, what: string, 
  * A vault client channel to `address` checking the server's certificate against `ca` under the name
  * `serverName` (default: the address's host, as the SDK does).
  */
-export function vaultChannel(address: string, ca: Buffer, serverName?: string) {
-  const opts = serverName === undefined ? {} : { "grpc.ssl_target_name_override": serverName };
+export function vaultChannel(address: string, ca: Buffer, serverName?: string, token?: TokenProvider) {
+  const opts = {
+    ...(serverName === undefined ? {} : { "grpc.ssl_target_name_override": serverName }),
+    ...(token === undefined ? {} : { interceptors: [bearerInterceptor(token)] }),
+  };
   const { client, channel } = unaryClient(VaultService, address, grpc.credentials.createSsl(ca), opts);
   return { client, close: () => channel.close() };
 }

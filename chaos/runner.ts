@@ -5,7 +5,7 @@
 // checkers, same report, same last line `faults: F, violations: V`.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor } from "../client/sdk/index.js";
+import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor, type TokenProvider } from "../client/sdk/index.js";
 import { ChaosCluster, LocalTarget } from "./cluster.js";
 import { sleep, waitFor } from "./net.js";
 import { checkAll } from "./checkers/index.js";
@@ -139,7 +139,7 @@ async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { worklo
   const users = Array.from({ length: o.users ?? 6 }, (_, i) => `user-${i + 1}`);
   const recoveryStarts = new Signal();
   const workload = (state.workload = new Workload({
-    descriptor, clients: o.clients ?? 4, users, guessLimit, seed: o.seed, history, nodes: target.ids,
+    descriptor, token: target.token, clients: o.clients ?? 4, users, guessLimit, seed: o.seed, history, nodes: target.ids,
     readNode: (node, user) => target.readRecord(node, user),
     onRecoveryStart: (user) => recoveryStarts.emit(user),
   }));
@@ -230,7 +230,7 @@ async function collectFinalState(target: ChaosTarget, workload: Workload, histor
   await waitConverged(target);
   const lead = await target.waitReady(30_000);
   const first = await readFinalRecords(target, lead, users);
-  const finalRecoveries = await finalRecover(await target.descriptor(), workload, first);
+  const finalRecoveries = await finalRecover(await target.descriptor(), target.token, workload, first);
   await waitConverged(target);
   const records = await readFinalRecords(target, lead, users);
   const nodes = await collectDigests(target);
@@ -271,9 +271,9 @@ async function waitConverged(target: ChaosTarget): Promise<void> {
 }
 
 /** After healing: recover every present, unlocked record with its possibly-current passwords (newest first). Recorded as process 0. */
-async function finalRecover(descriptor: ClusterDescriptor, workload: Workload, records: Record<string, FinalRecord | null>): Promise<FinalState["finalRecoveries"]> {
+async function finalRecover(descriptor: ClusterDescriptor, token: TokenProvider | undefined, workload: Workload, records: Record<string, FinalRecord | null>): Promise<FinalState["finalRecoveries"]> {
   const out: Record<string, NonNullable<FinalState["finalRecoveries"]>[string]> = {};
-  const client = new VaultClient(descriptor, clientOptions(workload.warningSink(0)));
+  const client = new VaultClient(descriptor, clientOptions(workload.warningSink(0), token));
   try {
     for (const [user, rec] of Object.entries(records)) {
       if (rec === null || rec.locked) continue;

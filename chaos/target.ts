@@ -1,7 +1,7 @@
 // The interface between the chaos runner and where the nodes run: local
 // processes with proxied peer links (chaos/cluster.ts LocalTarget) or pods of
 // a Kubernetes cluster (chaos/k8s/target.ts).
-import type { ClusterDescriptor } from "../client/sdk/index.js";
+import type { ClusterDescriptor, TokenProvider } from "../client/sdk/index.js";
 import type { FinalRecord } from "./checkers/types.js";
 import type { FaultKind, NemesisExecutor } from "./nemesis.js";
 
@@ -31,6 +31,8 @@ export interface ChaosTarget {
   readonly faults: TargetFaults;
   /** The descriptor the SDK uses from this process (addresses reachable from here). */
   descriptor(): Promise<ClusterDescriptor>;
+  /** The bearer tokens of the SDK's calls (undefined: none, a cluster with authentication off). */
+  readonly token?: TokenProvider | undefined;
   /** GetRecordInfo on one node; null when the node has no such record. */
   readRecord(node: number, user: string): Promise<NodeRecord | null>;
   /** The node's admin GetClusterStatus; `withDigest` asks for the vault state digest (O(state) on the node). */

@@ -11,7 +11,7 @@
 // (passwordSeq / setsPasswordSeq), never the password; every completion records
 // the codes of the SDK warnings raised during the operation (warnings).
 import { randomBytes } from "node:crypto";
-import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClientWarning, type ClusterDescriptor, type WarningCode } from "../client/sdk/index.js";
+import { ClientError, generateKey, RecordExistsError, RecordLockedError, RecordNotFoundError, RpcError, VaultClient, WrongPasswordError, type ClientWarning, type ClusterDescriptor, type TokenProvider, type WarningCode } from "../client/sdk/index.js";
 import type { HistoryWriter, OpName, OpValue, Outcome } from "./history.js";
 import { seededRandom } from "./nemesis.js";
 
@@ -28,6 +28,8 @@ export interface UserModel {
 
 export interface WorkloadOptions {
   descriptor: ClusterDescriptor;
+  /** The SDK clients' bearer tokens (ChaosTarget.token). */
+  token?: TokenProvider | undefined;
   clients: number;
   users: string[];
   guessLimit: number;
@@ -46,8 +48,8 @@ export function newUserModel(): UserModel {
   return { passwords: [], possible: [], current: undefined, keys: new Set() };
 }
 
-export function clientOptions(onWarning: (w: ClientWarning) => void) {
-  return { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 8000, callTimeoutMs: 2000 }, readBackTimeoutMs: 4000, onWarning } as const;
+export function clientOptions(onWarning: (w: ClientWarning) => void, token?: TokenProvider) {
+  return { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 8000, callTimeoutMs: 2000 }, readBackTimeoutMs: 4000, onWarning, ...(token === undefined ? {} : { token }) } as const;
 }
 
 /**
@@ -127,7 +129,7 @@ export class Workload {
   }
 
   private async runClient(process: number): Promise<void> {
-    const client = new VaultClient(this.o.descriptor, clientOptions(this.warningSink(process)));
+    const client = new VaultClient(this.o.descriptor, clientOptions(this.warningSink(process), this.o.token));
     const rnd = seededRandom(`${this.o.seed}/client/${process}`);
     try {
       while (!this.stopped) {

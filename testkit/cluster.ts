@@ -1,6 +1,9 @@
 // Test helper: a local cluster of real bkv-node processes (tsx), each with
 // its own SoftHSM token, certificates from deploy/certs/make-certs.sh, real
 // gRPC on 127.0.0.1 with free ports, and its own data dir under a temp dir.
+// Client authentication is on: the cluster has its own development issuer
+// (client/cli/dev-issuer.ts), and `vault(id)` clients and `token` carry
+// real tokens minted with it for each call's user.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +14,8 @@ import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
 import { freePort } from "../chaos/net.js";
 import type { TestFn } from "ava";
-import { type ClusterDescriptor, VaultClient, type VaultClientOptions, descriptorFromProto } from "../client/sdk/index.js";
+import { type ClusterDescriptor, type TokenProvider, VaultClient, type VaultClientOptions, bearerInterceptor, descriptorFromProto } from "../client/sdk/index.js";
+import { DEV_ISSUER, type DevIssuer, createDevIssuer, devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -29,7 +33,14 @@ export interface ClusterOptions {
   readonly nodeEntry?: string;
   /** Extra fields of every node's config file (e.g. promoteMaxLag). */
   readonly nodeConfig?: Readonly<Record<string, unknown>>;
+  /** Nodes with client authentication off (auth.disabled: they warn, and say so in /readyz); default on. */
+  readonly authDisabled?: boolean;
+  /** The nodes' `limits` config; default: limits far above what any test or benchmark sends. */
+  readonly limits?: Record<string, number>;
 }
+
+/** Admission limits of test clusters: never reached by tests, benchmarks or chaos runs that do not set their own. */
+export const UNREACHED_LIMITS = { userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000 };
 
 interface NodeInfo {
   readonly id: number;
@@ -65,6 +76,10 @@ export class LocalCluster {
   private readonly clients = new Map<string, grpc.Client>();
   /** The entry of nodes spawned from now on (useEntry), over opts.nodeEntry. */
   private entry: string | undefined;
+  /** The cluster's development token issuer (set by start). */
+  issuer!: DevIssuer;
+  /** A token provider for SDK clients: a fresh token per call, for the call's user. */
+  token!: TokenProvider;
 
   private constructor(readonly opts: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "bkv-e2e-"));
@@ -76,6 +91,8 @@ export class LocalCluster {
     const c = new LocalCluster(opts);
     const ids = Array.from({ length: opts.size ?? 3 }, (_, i) => i + 1);
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(c.dir, "certs"), ...ids.map(String), "operator"], { stdio: "ignore" });
+    c.issuer = await loadDevIssuer((await createDevIssuer(c.dir, c.clusterId)).keyFile);
+    c.token = devTokenProvider(c.issuer);
     const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort(), freePort()]));
     for (const id of ids) {
       const [cp, pp, ap, mp] = ports.slice((id - 1) * 4, id * 4) as [number, number, number, number];
@@ -125,6 +142,8 @@ export class LocalCluster {
       throttle: this.opts.throttle ?? "none",
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
+      auth: this.opts.authDisabled === true ? { disabled: true } : { issuers: [{ issuer: DEV_ISSUER, jwksFile: this.jwksFile }] },
+      limits: this.opts.limits ?? UNREACHED_LIMITS,
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: m.peer, ...(adminAddresses ? { adminAddress: m.admin } : {}) })),
       join: join_,
       ...this.opts.nodeConfig,
@@ -185,9 +204,25 @@ export class LocalCluster {
     return grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, `node-${id}.key`)), readFileSync(join(d, `node-${id}.crt`)));
   }
 
-  /** A typed VaultService client for node `id`. */
-  vault(id: number) {
-    const { client, channel } = unaryClient(VaultService, this.node(id).client, this.creds());
+  /** The JWKS file the nodes trust (the dev issuer's; tests may rewrite it to rotate keys). */
+  get jwksFile(): string {
+    return join(this.dir, "dev-issuer.jwks.json");
+  }
+
+  /** The node's audit log (JSON lines). */
+  auditOf(id: number): string {
+    return readFileSync(join(this.dir, `data-${id}`, "audit.log"), "utf8");
+  }
+
+  /** The path of the node's audit log. */
+  auditFile(id: number): string {
+    return join(this.dir, `data-${id}`, "audit.log");
+  }
+
+  /** A typed VaultService client for node `id`; `token` (default: a fresh dev token per call for its user, none when null). */
+  vault(id: number, token: TokenProvider | null = this.token) {
+    const options = token === null ? {} : { interceptors: [bearerInterceptor(token)] };
+    const { client, channel } = unaryClient(VaultService, this.node(id).client, this.creds(), options);
     this.clients.set(`v${id}-${this.clients.size}`, channel);
     return client;
   }
@@ -305,7 +340,7 @@ export function clusterForFile(test: TestFn, options: VaultClientOptions = E2E_C
   const f = {} as FileCluster;
   test.before(async () => {
     f.cluster = await LocalCluster.start();
-    f.client = new VaultClient(await f.cluster.descriptor(), options);
+    f.client = new VaultClient(await f.cluster.descriptor(), { ...options, token: f.cluster.token });
   });
   test.after.always(async () => {
     for (const n of f.cluster?.nodes ?? []) f.cluster.resume(n.id);

@@ -20,7 +20,8 @@
 // - Logs: `kubectl logs -f` per pod into OUT/cluster/node-N.log (forward.ts).
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ClusterDescriptor, descriptorFromProto } from "../../client/sdk/index.js";
+import { type ClusterDescriptor, type TokenProvider, descriptorFromProto } from "../../client/sdk/index.js";
+import { DEV_KEY_FILE, devTokenProvider, loadDevIssuer } from "../../client/cli/dev-issuer.js";
 import { adminChannel, freePort, nodeStatus, readRecordVia, sleep, vaultChannel, waitFor } from "../net.js";
 import type { FaultKind } from "../nemesis.js";
 import type { PartitionSpec } from "../partitions.js";
@@ -138,6 +139,8 @@ export class K8sTarget implements ChaosTarget {
   private readonly ca: Buffer;
   private seq = 0;
   private sdkDescriptor: ClusterDescriptor | undefined;
+  /** Tokens minted with the development issuer key make-secrets.sh left in the certificates directory, when there is one. */
+  token: TokenProvider | undefined;
   private readonly log: (line: string) => void;
 
   /** connect() is the way in; a target made here knows no pods until register() (tests use it with a fake kubectl). */
@@ -163,6 +166,8 @@ export class K8sTarget implements ChaosTarget {
     const pods = await preflight(k, o);
     checkCerts(o.certsDir, pods.map((p) => podOrdinal(p.metadata.name)! + 1));
     const t = new K8sTarget(k, o);
+    const devKey = join(o.certsDir, DEV_KEY_FILE);
+    if (existsSync(devKey)) t.token = devTokenProvider(await loadDevIssuer(devKey));
     try {
       t.register(pods);
       await t.attach();
@@ -230,7 +235,7 @@ export class K8sTarget implements ChaosTarget {
 
   /** The leader's descriptor, with every entry's signature verified (over the announced addresses). */
   private async fetchDescriptor(lead: number): Promise<ClusterDescriptor> {
-    const v = vaultChannel(`127.0.0.1:${this.node(lead).clientPort}`, this.ca, `node-${lead}`);
+    const v = vaultChannel(`127.0.0.1:${this.node(lead).clientPort}`, this.ca, `node-${lead}`, this.token);
     try {
       const res = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 5000) });
       if (res.descriptor === undefined) throw new Error(`node ${lead} answered no descriptor`);
@@ -270,7 +275,7 @@ export class K8sTarget implements ChaosTarget {
 
   readRecord(node: number, user: string): Promise<NodeRecord | null> {
     const n = this.node(node);
-    return readRecordVia(vaultChannel(`127.0.0.1:${n.clientPort}`, this.ca, `node-${n.id}`), user);
+    return readRecordVia(vaultChannel(`127.0.0.1:${n.clientPort}`, this.ca, `node-${n.id}`, this.token), user);
   }
 
   async status(node: number, timeoutMs = 3000, withDigest = false): Promise<NodeStatus> {

@@ -1,12 +1,68 @@
-// `bkv admin audit ...`: a slot for the audit commands, which another change
-// builds. Until then it says so. The contract: runAdminAudit gets the
-// arguments after "audit" and the CLI's I/O, returns the exit code, and may
-// throw UsageError or client errors (reported by main.ts); it may reuse
-// client/admin/client.ts and the connection flags of admin.ts (ADMIN_FLAGS).
-import { UsageError } from "./args.js";
+// `bkv admin audit verify FILE` and `bkv admin audit --user U FILE`: checks a
+// node's audit log (<dataDir>/audit.log, format in proto/audit.ts) and lists
+// one user's events. `runAdminAudit` takes the words after `audit`; the
+// `bkv admin` dispatcher (admin.ts) calls it.
+//
+// Exit codes: 0 the chain verifies (and the events were listed); 6 it does
+// not (the line and the reason on stderr); 8 the file cannot be read; 64 usage.
+import { readFile } from "node:fs/promises";
+import { type AuditLine, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import type { CliIo } from "./io.js";
 
-export function runAdminAudit(argv: readonly string[], io: CliIo): Promise<number> {
-  void io;
-  return Promise.reject(new UsageError(`\`bkv admin audit${argv.length > 0 ? ` ${argv[0]}` : ""}\`: the audit commands are not built yet`));
+export const AUDIT_USAGE = `Usage: bkv admin audit verify FILE
+       bkv admin audit --user U FILE
+
+verify: checks every line of a node's audit log (its <dataDir>/audit.log): canonical JSON, each
+  line's hash, the chain of prev hashes from the first line, increasing Raft indexes. Prints the
+  number of lines and the last index, or the first line that fails and why (exit 6).
+--user U: verifies the file, then prints U's events (registrations, attempts, lock-outs,
+  confirmations, deletions) as their JSON lines, oldest first.
+`;
+
+const EXIT = { OK: 0, INTEGRITY: 6, IO: 8, USAGE: 64 } as const;
+
+export async function runAdminAudit(args: readonly string[], io: CliIo): Promise<number> {
+  const parsed = parseArgs(args);
+  if (parsed === "help") {
+    io.stdout(AUDIT_USAGE);
+    return EXIT.OK;
+  }
+  if (typeof parsed === "string") {
+    io.stderr(`bkv: ${parsed}\n${AUDIT_USAGE}`);
+    return EXIT.USAGE;
+  }
+  let text: string;
+  try {
+    text = await readFile(parsed.file, "utf8");
+  } catch (err) {
+    io.stderr(`bkv: cannot read ${parsed.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+    return EXIT.IO;
+  }
+  const verdict = verifyAuditChain(text);
+  if (!verdict.ok) {
+    io.stderr(`bkv: ${parsed.file}: line ${verdict.line} does not verify: ${verdict.reason}\n`);
+    return EXIT.INTEGRITY;
+  }
+  if (parsed.user === undefined) {
+    io.stdout(`${parsed.file}: ${verdict.lines} lines verified, last index ${verdict.lastIndex}, head ${verdict.lastHash}\n`);
+  } else {
+    for (const line of userEvents(text, parsed.user)) io.stdout(`${JSON.stringify(line)}\n`);
+  }
+  return EXIT.OK;
+}
+
+/** The lines of a verified file that concern `user`. */
+export function userEvents(text: string, user: string): AuditLine[] {
+  return text.split("\n").filter((r) => r !== "").map(parseAuditLine).filter((l) => l.user === user);
+}
+
+function parseArgs(args: readonly string[]): { file: string; user?: string } | "help" | string {
+  if (args.includes("-h") || args.includes("--help")) return "help";
+  if (args[0] === "verify") return args.length === 2 ? { file: args[1] as string } : "`audit verify` takes exactly one FILE";
+  if (args[0] === "--user") {
+    const [, user, file, ...rest] = args;
+    if (user === undefined || user === "" || file === undefined || rest.length > 0) return "`audit --user U FILE` takes a user and one FILE";
+    return { file, user };
+  }
+  return `unknown audit command ${JSON.stringify(args.join(" "))}`;
 }

@@ -1,9 +1,12 @@
 // The `bkv` commands: specs (flags, help) and what each one does.
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { ClusterDescriptor } from "../sdk/descriptor.js";
 import type { ClusterStatus } from "../sdk/status.js";
 import type { VaultClient } from "../sdk/vault-client.js";
+import type { TokenProvider } from "../sdk/auth.js";
 import { type CommandSpec, type Parsed, UsageError, intFlag, stringFlag } from "./args.js";
 import { type CliIo, progressBar } from "./io.js";
 
@@ -18,20 +21,47 @@ export interface Command extends CommandSpec {
   run(p: Parsed, io: CliIo): Promise<number>;
 }
 
-const NET = { timeout: "string" } as const;
+const NET = { timeout: "string", "token-file": "string" } as const;
 const CLUSTER_HELP = `
 Global options:
-  --cluster FILE   cluster descriptor (default: $BKV_CLUSTER, else data/local/cluster.json)
-  --timeout SECS   give up retrying after SECS seconds (default 30)
-  -h, --help       this help`;
+  --cluster FILE     cluster descriptor (default: $BKV_CLUSTER, else data/local/cluster.json)
+  --timeout SECS     give up retrying after SECS seconds (default 30)
+  --token-file FILE  the bearer token (a JWT from your account service) for every call;
+                     else $BKV_TOKEN; else, next to a local cluster's descriptor, tokens are
+                     minted with its development issuer key (dev-issuer.key.json, or $BKV_DEV_ISSUER_KEY)
+  -h, --help         this help`;
+
+/**
+ * Where the calls' tokens come from: --token-file, else $BKV_TOKEN, else a
+ * development issuer key ($BKV_DEV_ISSUER_KEY, or dev-issuer.key.json next to
+ * the descriptor) minting a short-lived token per call; else none.
+ */
+async function tokenProvider(p: Parsed, io: CliIo, descriptorFile: string | undefined, clusterId?: string): Promise<TokenProvider | undefined> {
+  const file = stringFlag(p, "token-file");
+  if (file !== undefined) {
+    const { ClientError } = await sdk();
+    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+      throw new ClientError("IO", `cannot read token file ${file}: ${err.code ?? err.message}`);
+    });
+    return text.trim();
+  }
+  if (io.env.BKV_TOKEN !== undefined && io.env.BKV_TOKEN !== "") return io.env.BKV_TOKEN.trim();
+  const devKey = io.env.BKV_DEV_ISSUER_KEY ?? (descriptorFile === undefined ? undefined : join(dirname(descriptorFile), "dev-issuer.key.json"));
+  if (devKey === undefined || !existsSync(devKey)) return undefined;
+  const { devTokenProvider, loadDevIssuer } = await import("./dev-issuer.js");
+  return devTokenProvider(await loadDevIssuer(devKey), clusterId);
+}
 
 /** Loads the descriptor (before any prompt), reads the secrets, runs `body`, closes the client. */
 async function withClient<T>(p: Parsed, io: CliIo, prompts: readonly string[], body: (c: VaultClient, secrets: string[]) => Promise<T>): Promise<T> {
   const { VaultClient, descriptorPath, loadDescriptor } = await sdk();
-  const descriptor = loadDescriptor(descriptorPath(stringFlag(p, "cluster"), io.env));
+  const file = descriptorPath(stringFlag(p, "cluster"), io.env);
+  const descriptor = loadDescriptor(file);
   const timeout = intFlag(p, "timeout", 1, 3600);
+  const token = await tokenProvider(p, io, file, descriptor.clusterId);
   const client = new VaultClient(descriptor, {
     ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }),
+    ...(token === undefined ? {} : { token }),
     onWarning: (w) => io.stderr(`bkv: warning: ${w.message}\n`),
   });
   try {
@@ -225,13 +255,14 @@ an existing Y is kept unless --force. A progress bar is drawn on a terminal for 
 const clusterFetch: Command = {
   name: "cluster fetch",
   summary: "fetch a cluster descriptor from a node (trust on first use)",
-  usage: "bkv cluster fetch --address HOST:PORT [--ca FILE] --out FILE [--force]",
-  flags: { address: "string", ca: "string", out: "string", force: "boolean" },
+  usage: "bkv cluster fetch --address HOST:PORT [--ca FILE] --out FILE [--force] [--token-file FILE]",
+  flags: { address: "string", ca: "string", out: "string", force: "boolean", "token-file": "string" },
   required: ["address", "out"],
   help: `Asks the node at HOST:PORT (TLS with the CA in --ca FILE, else plaintext) for the cluster
 descriptor, checks every node's signature, writes it to --out FILE and prints each node's identity
 key fingerprint. This is trust on first use: compare the fingerprints with the operators' before
-pinning the file. An existing FILE is kept unless --force.`,
+pinning the file. An existing FILE is kept unless --force. The node needs a valid token of the
+cluster (any user's): --token-file FILE, else $BKV_TOKEN, else $BKV_DEV_ISSUER_KEY mints one.`,
   async run(p, io) {
     const { ClientError, descriptorToJson, fetchDescriptor } = await sdk();
     const caFile = stringFlag(p, "ca");
@@ -242,7 +273,8 @@ pinning the file. An existing FILE is kept unless --force.`,
     if (p.flags.get("force") !== true && (await stat(out).then(() => true, () => false))) {
       throw new ClientError("IO", `${out} exists (pass --force to replace it)`);
     }
-    const d = await fetchDescriptor(stringFlag(p, "address") as string, ca === undefined ? {} : { tlsCa: ca });
+    const token = await tokenProvider(p, io, undefined);
+    const d = await fetchDescriptor(stringFlag(p, "address") as string, { ...(ca === undefined ? {} : { tlsCa: ca }), ...(token === undefined ? {} : { token }) });
     const temp = `${out}.tmp-${randomBytes(6).toString("hex")}`;
     await writeFile(temp, `${JSON.stringify(descriptorToJson(d), null, 2)}\n`, { mode: 0o644 });
     await rename(temp, out);

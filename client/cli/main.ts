@@ -7,7 +7,10 @@
 // evaluations, backup file altered / wrong key / not a backup); 7 bad
 // cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
 // superseded this one twice, or the record changed twice while recovering:
-// nothing is wrong, try again); 64 usage (bad arguments or key format).
+// nothing is wrong, try again); 10 throttled (too many attempts on the record
+// without a recovery: retry after the time printed); 11 rate limited (an admission limit, not the
+// guess limit: retry after the time printed); 12 not authorized (no token, an
+// invalid one, or one for another user); 64 usage (bad arguments or key format).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type * as SdkErrors from "../sdk/errors.js";
@@ -27,6 +30,9 @@ const EXIT_BY_CODE: Readonly<Record<string, number>> = {
   ATTEMPT_SUPERSEDED: EXIT.CONCURRENT,
   RECORD_CHANGED: EXIT.CONCURRENT,
   THROTTLED: EXIT.THROTTLED,
+  RATE_LIMITED: EXIT.RATE_LIMITED,
+  NOT_AUTHORIZED: EXIT.NOT_AUTHORIZED,
+  TOKEN: EXIT.NOT_AUTHORIZED,
   UNAVAILABLE: EXIT.UNAVAILABLE,
   TRANSIENT: EXIT.UNAVAILABLE,
   NOT_ENOUGH_EVALUATIONS: EXIT.UNAVAILABLE,
@@ -99,6 +105,11 @@ async function report(err: unknown, io: CliIo): Promise<number> {
     io.stderr(`bkv: wrong password${hint}: ${err.attemptsRemaining} attempts remaining\n`);
   } else if (err instanceof errors.AttemptSupersededError) {
     io.stderr(`bkv: superseded by a concurrent recovery of the same record, twice: ${err.message}\n`);
+  } else if (err instanceof errors.RateLimitedError) {
+    io.stderr(`bkv: rate limited by ${err.address} (too many calls: an admission limit, not the guess limit): retry after ${Math.ceil(err.retryAfterMs / 1000)} s\n`);
+  } else if (err instanceof errors.NotAuthorizedError) {
+    io.stderr(`bkv: not authorized by ${err.address}: ${err.codeName}: ${err.serverMessage}\n` +
+      "  pass a token for this user from your account service: --token-file FILE or BKV_TOKEN\n");
   } else if (err instanceof errors.RecordChangedError) {
     io.stderr(`bkv: the record changed (overwritten, or deleted and registered again) while recovering, twice; no attempt was counted: try again\n`);
   } else if (err instanceof ClientError) {
@@ -120,12 +131,16 @@ Commands:
 ${list}
   ${"admin".padEnd(width)}  operate the cluster over the admin port (bkv admin --help)
 
+  audit verify FILE | audit --user U FILE   check a node's audit log; list a user's events
+                     (temporary spelling of \`bkv admin audit\`)
+
 Passwords and keys are read from stdin (or a key file), never from arguments.
 ${CLUSTER_HELP}
 
 Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 record not found
 or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O,
-9 concurrent change (superseded by a concurrent recovery, or the record changed): try again, 64 usage.
+9 concurrent change (superseded by a concurrent recovery, or the record changed): try again,
+11 rate limited (retry later), 12 not authorized (token missing, invalid or for another user), 64 usage.
 `;
 }
 

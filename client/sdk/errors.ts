@@ -13,6 +13,9 @@ export type ClientErrorCode =
   | "RECORD_EXISTS"
   | "RECORD_LOCKED"
   | "RECORD_CHANGED"
+  | "RATE_LIMITED"
+  | "NOT_AUTHORIZED"
+  | "TOKEN"
   | "ATTEMPT_SUPERSEDED"
   | "THROTTLED"
   | "WRONG_PASSWORD"
@@ -133,6 +136,40 @@ export class RecordLockedError extends ClientError {
     this.method = method;
     this.address = address;
     this.refusal = refusal;
+  }
+}
+
+/**
+ * An admission limit of the node (a per-user or per-client-address rate)
+ * refused the call before anything was proposed: RESOURCE_EXHAUSTED with
+ * reason RATE_LIMITED. Not a guess limit (that is RecordLockedError). The
+ * SDK waits `retryAfterMs` and tries again when that fits in its retry
+ * deadline; this is thrown when it does not.
+ */
+export class RateLimitedError extends RpcError {
+  /** From the `retry-after-ms` trailer; 1000 when the node sent none. */
+  readonly retryAfterMs: number;
+  constructor(init: RpcErrorInit, retryAfterMs: number) {
+    super(init, "RATE_LIMITED");
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
+ * The node refused the caller: UNAUTHENTICATED (no token, or an expired,
+ * badly signed, unknown-issuer or wrong-audience one) or PERMISSION_DENIED
+ * (a token for another user). Nothing was proposed. `codeName` says which.
+ */
+export class NotAuthorizedError extends RpcError {
+  constructor(init: RpcErrorInit) {
+    super(init, "NOT_AUTHORIZED");
+  }
+}
+
+/** The token provider failed or returned no usable token; no call was made. */
+export class TokenError extends ClientError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("TOKEN", message, options);
   }
 }
 
@@ -278,8 +315,15 @@ export function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "metadata" in err;
 }
 
+/** The `retry-after-ms` trailer of an admission refusal (1000 when absent or unreadable). */
+function retryAfterOf(err: ServiceError): number {
+  const v = Number(err.metadata?.get("retry-after-ms")[0]);
+  return Number.isSafeInteger(v) && v > 0 ? v : 1000;
+}
+
 /** Turns a grpc-js failure into the typed client error for its status and reason. */
 export function rpcErrorFrom(err: ServiceError, method: string, address: string): RpcError | RecordLockedError {
+  // A RESOURCE_EXHAUSTED with attempts_remaining 0 is the guess limit (RECORD_LOCKED); RATE_LIMITED never carries attempts.
   const detail = errorDetailOf(err);
   const init: RpcErrorInit = {
     method,
@@ -300,6 +344,9 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
     return new RecordNotFoundError(init);
   }
   if (err.code === GrpcStatus.ALREADY_EXISTS) return new RecordExistsError(init);
+  if (init.reason === "RATE_LIMITED") return new RateLimitedError(init, retryAfterOf(err));
+  // A vault refusal with PERMISSION_DENIED always names its reason (BAD_SIGNATURE, MEMBERSHIP); the token check names none.
+  if (err.code === GrpcStatus.UNAUTHENTICATED || (err.code === GrpcStatus.PERMISSION_DENIED && init.reason === "UNSPECIFIED")) return new NotAuthorizedError(init);
   if (init.reason === "RECORD_CHANGED") return new RecordChangedError(init);
   return new RpcError(init);
 }

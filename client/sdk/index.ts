@@ -7,3 +7,4 @@ export { type RetryPolicy, DEFAULT_RETRY } from "./retry.js";
 export type { ClusterStatus, NodeStatus, RecordStatus } from "./status.js";
 export type { ClientWarning, WarningCode } from "./warnings.js";
 export { DEFAULT_GUESS_LIMIT, type RegisterOptions, VaultClient, type VaultClientOptions } from "./vault-client.js";
+export { type TokenProvider, bearerInterceptor } from "./auth.js";

@@ -3,7 +3,7 @@
 // decides whether and when to try again. A request id is fixed by the caller
 // before the first try, so every retry carries the same one.
 import { status } from "@grpc/grpc-js";
-import { ClientError, RpcError, TransientError, UnavailableError } from "./errors.js";
+import { ClientError, RateLimitedError, RpcError, TransientError, UnavailableError } from "./errors.js";
 
 export interface RetryPolicy {
   /** Give up (UnavailableError) when the next try would start after this many ms. */
@@ -46,7 +46,8 @@ const MAX_CONSECUTIVE_REDIRECTS = 3;
 /**
  * Runs `attempt` until it resolves, a non-transient error is thrown (passed
  * through unchanged), or the deadline passes (UnavailableError with the last
- * error).
+ * error). A RateLimitedError waits at least its retry-after, and is thrown
+ * itself when that wait would pass the deadline.
  */
 export async function withRetries<T>(operation: string, policy: RetryPolicy, attempt: (tryNo: number) => Promise<T>, hooks: RetryHooks = {}): Promise<T> {
   const sleep = hooks.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -57,11 +58,12 @@ export async function withRetries<T>(operation: string, policy: RetryPolicy, att
     try {
       return await attempt(tryNo);
     } catch (err) {
-      if (!isTransient(err)) throw err;
-      const redirect = hooks.onTransient?.(err, tryNo) === REDIRECT && redirects < MAX_CONSECUTIVE_REDIRECTS;
-      const delay = redirect ? 0 : jitteredDelay(policy, backoffs++);
+      const limited = err instanceof RateLimitedError;
+      if (!limited && !isTransient(err)) throw err;
+      const redirect = !limited && hooks.onTransient?.(err, tryNo) === REDIRECT && redirects < MAX_CONSECUTIVE_REDIRECTS;
+      const delay = redirect ? 0 : Math.max(limited ? err.retryAfterMs : 0, jitteredDelay(policy, backoffs++));
       redirects = redirect ? redirects + 1 : 0;
-      if (Date.now() + delay >= giveUpAt) throw new UnavailableError(operation, tryNo, err);
+      if (Date.now() + delay >= giveUpAt) throw limited ? err : new UnavailableError(operation, tryNo, err);
       if (delay > 0) await sleep(delay);
     }
   }

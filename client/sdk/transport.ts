@@ -6,6 +6,7 @@ import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { type UnaryClient, unaryClient } from "../../proto/rpc.js";
 import { ClientError, isServiceError, rpcErrorFrom } from "./errors.js";
+import { type TokenProvider, bearerMetadata, requestUser, tokenFor } from "./auth.js";
 
 type Methods = typeof VaultService.method;
 export type MethodName = keyof Methods;
@@ -16,6 +17,8 @@ type VaultUnary = UnaryClient<Methods>;
 export interface TransportOptions {
   /** PEM CA for TLS; undefined = plaintext. */
   readonly tlsCa?: string | undefined;
+  /** The bearer token of each call (auth.ts); undefined: calls carry none (a node with authentication off). */
+  readonly token?: TokenProvider | undefined;
 }
 
 /** A pool of channels keyed by address. close() closes them all. */
@@ -24,7 +27,10 @@ export class Transport {
   private readonly credentials: grpc.ChannelCredentials;
   private closed = false;
 
+  private readonly token: TokenProvider | undefined;
+
   constructor(options: TransportOptions = {}) {
+    this.token = options.token;
     this.credentials = options.tlsCa === undefined
       ? grpc.credentials.createInsecure()
       : grpc.credentials.createSsl(Buffer.from(options.tlsCa));
@@ -32,9 +38,10 @@ export class Transport {
 
   /** One unary call to `address`, failing after `timeoutMs`. */
   async call<M extends MethodName>(address: string, method: M, request: RequestOf<M>, timeoutMs: number): Promise<ResponseOf<M>> {
-    const fn = this.client(address)[method] as unknown as (req: RequestOf<M>, o: { deadline: Date }) => Promise<ResponseOf<M>>;
+    const fn = this.client(address)[method] as unknown as (req: RequestOf<M>, o: { deadline: Date; metadata?: grpc.Metadata }) => Promise<ResponseOf<M>>;
+    const metadata = this.token === undefined ? undefined : bearerMetadata(await tokenFor(this.token, requestUser(request)));
     try {
-      return await fn(request, { deadline: new Date(Date.now() + timeoutMs) });
+      return await fn(request, { deadline: new Date(Date.now() + timeoutMs), ...(metadata === undefined ? {} : { metadata }) });
     } catch (err) {
       throw isServiceError(err) ? rpcErrorFrom(err, VaultService.method[method].name, address) : err;
     }

@@ -57,6 +57,7 @@ import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "./retry.
 import { type MethodName, type RequestOf, type ResponseOf, Transport } from "./transport.js";
 import { type ClusterStatus, probeCluster } from "./status.js";
 import type { ClientWarning, WarningCode } from "./warnings.js";
+import type { TokenProvider } from "./auth.js";
 
 export const DEFAULT_GUESS_LIMIT = 10;
 export const REQUEST_ID_BYTES = 16;
@@ -72,6 +73,12 @@ export interface VaultClientOptions {
   readonly evaluationGraceMs?: number;
   /** Once one node served a record, how long to wait for the others to cross-check it (default 300 ms). */
   readonly readGraceMs?: number;
+  /**
+   * The bearer token of every call (docs/client.md "Tokens"): a fixed token,
+   * or a function of the call's user id (null for a call about no user).
+   * Required by nodes with authentication on (the default).
+   */
+  readonly token?: TokenProvider;
   /** Called with non-fatal problems (e.g. a failed re-share after a membership change); switch on `code`. */
   readonly onWarning?: (warning: ClientWarning) => void;
 }
@@ -99,7 +106,7 @@ export class VaultClient {
   private next = 0;
 
   constructor(readonly descriptor: ClusterDescriptor, private readonly options: VaultClientOptions = {}) {
-    this.transport = new Transport({ tlsCa: descriptor.tlsCa });
+    this.transport = new Transport({ tlsCa: descriptor.tlsCa, token: options.token });
     this.policy = { ...DEFAULT_RETRY, ...options.retry };
   }
 

@@ -15,6 +15,14 @@
 #          bkv-hsm Secret is NEVER replaced (its PINs protect existing
 #          tokens): only missing pin-N / so-pin-N keys are added.
 #
+# bkv-issuer-jwks (a ConfigMap, public keys only; not with --print): when the
+#          namespace has none, a DEVELOPMENT token issuer is made in CERT_DIR
+#          (dev-issuer.key.json, private; dev-issuer.jwks.json) for audience
+#          $BKV_CLUSTER_ID (default bkv-kind, the kind overlay's cluster id),
+#          and its JWKS becomes the ConfigMap. A production cluster creates
+#          this ConfigMap from its account service's JWKS instead
+#          (docs/operations.md "Client authentication").
+#
 # Applies with kubectl to the current context. --print writes the Secret
 # manifests to stdout instead (for a sealed-secrets / SOPS pipeline or the
 # tests); treat that output as secret. PINs never appear in a command line.
@@ -91,5 +99,10 @@ elif ((${#hsm_args[@]} > 0)); then
   echo "make-secrets: added $((${#hsm_args[@]})) key(s) to the existing bkv-hsm Secret"
 else
   echo "make-secrets: bkv-hsm already holds PINs for nodes 1..$n (kept)"
+fi
+if ! kubectl -n "$ns" get configmap bkv-issuer-jwks >/dev/null 2>&1; then
+  (cd "$here/../.." && node --no-deprecation --import tsx deploy/local/dev-issuer.ts "$certs" "${BKV_CLUSTER_ID:-bkv-kind}" >/dev/null)
+  kubectl create configmap bkv-issuer-jwks -n "$ns" --from-file="jwks.json=$certs/dev-issuer.jwks.json" --dry-run=client -o yaml | kubectl apply -f -
+  echo "make-secrets: bkv-issuer-jwks holds a DEVELOPMENT token issuer (private key $certs/dev-issuer.key.json)"
 fi
 echo "make-secrets: bkv-tls and bkv-hsm ready in namespace $ns (CA and node keys in $certs)"

@@ -25,6 +25,9 @@ dir=$(cd "$dir" && pwd)
 umask 077
 
 bash deploy/certs/make-certs.sh "$dir/certs" "${ids[@]}" >/dev/null
+# The development token issuer: dev-issuer.key.json (private, 0600) for the
+# bkv CLI, which mints short-lived tokens with it; dev-issuer.jwks.json for the nodes.
+node --no-deprecation --import tsx deploy/local/dev-issuer.ts "$dir" "$cluster_id" >/dev/null
 
 nodes_json=""
 for id in "${ids[@]}"; do
@@ -45,6 +48,7 @@ for id in "${ids[@]}"; do
   "threshold": 2,
   "hsm": { "tokenLabel": "bkv-local-$id", "pinFile": "$dir/hsm-$id/pin", "softhsmConf": "$dir/hsm-$id/softhsm2.conf" },
   "tls": { "ca": "$dir/certs/ca.crt", "cert": "$dir/certs/node-$id.crt", "key": "$dir/certs/node-$id.key" },
+  "auth": { "issuers": [{ "issuer": "bkv-dev-issuer", "jwksFile": "$dir/dev-issuer.jwks.json" }] },
   "nodes": [$nodes_json]
 }
 JSON
@@ -76,7 +80,7 @@ echo "started nodes ${ids[*]} (logs: $dir/node-N.log); waiting for a leader and 
 
 addresses=()
 for id in "${ids[@]}"; do addresses+=("127.0.0.1:$((base + id))"); done
-node --no-deprecation --import tsx deploy/local/write-descriptor.ts "$dir/cluster.json" "$dir/certs/ca.crt" "${#ids[@]}" "${addresses[@]}" &
+BKV_DEV_ISSUER_KEY="$dir/dev-issuer.key.json" node --no-deprecation --import tsx deploy/local/write-descriptor.ts "$dir/cluster.json" "$dir/certs/ca.crt" "${#ids[@]}" "${addresses[@]}" &
 writer=$!
 while kill -0 "$writer" 2>/dev/null; do
   for pid in "${pids[@]}"; do
@@ -93,6 +97,7 @@ cat <<MSG
 
 bkv cluster '$cluster_id' is up: 3 nodes, threshold 2.
   descriptor  $dir/cluster.json   (the CLI's default --cluster)
+  tokens      minted by the CLI with $dir/dev-issuer.key.json (development issuer; keep it private)
   clients     ${addresses[*]}
   metrics     http://127.0.0.1:$((base + 301))/metrics  (and +1, +2)
 

@@ -73,6 +73,41 @@ export interface ServerConfig {
   readonly maxApplyLag: number;
   /** How often the HSM is probed (one signature); a failed probe makes health NOT_SERVING. */
   readonly hsmProbeIntervalMs: number;
+  /** Client authentication (node/server/auth.ts); required: a JWKS per issuer, or an explicit `disabled: true`. */
+  readonly auth: AuthConfig;
+  /** Admission limits of the client port (node/server/admission.ts). */
+  readonly limits: LimitsConfig;
+}
+
+/** Who may call the client API: bearer JWTs from these issuers (docs/operations.md "Client authentication"). */
+export type AuthConfig =
+  | {
+    readonly enabled: true;
+    /** Each token names its issuer (`iss`); its key (`kid`) is looked up in that issuer's JWKS file, re-read when it changes. */
+    readonly issuers: readonly IssuerConfig[];
+    /** Tolerated clock difference for `exp`, `nbf` and `iat`, seconds. */
+    readonly clockSkewSec: number;
+    /** The longest accepted token lifetime (`exp` - `iat`) and age (now - `iat`), seconds. */
+    readonly maxTokenLifetimeSec: number;
+  }
+  | { readonly enabled: false };
+
+export interface IssuerConfig {
+  readonly issuer: string;
+  readonly jwksFile: string;
+}
+
+/** Token buckets per authenticated user and per client address, and the client port's HTTP/2 limits. */
+export interface LimitsConfig {
+  /** Sustained calls per second per user, and the extra burst allowed over BURST_WINDOW_SEC. */
+  readonly userPerSec: number;
+  readonly userBurst: number;
+  readonly addressPerSec: number;
+  readonly addressBurst: number;
+  /** The largest request message the client port accepts, bytes (larger: RESOURCE_EXHAUSTED). */
+  readonly maxMessageBytes: number;
+  /** HTTP/2 concurrent streams per client connection on the client port. */
+  readonly maxConcurrentStreams: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -99,6 +134,11 @@ const DEFAULTS = {
   maxApplyLag: 5_000,
   hsmProbeIntervalMs: 10_000,
   module: "/usr/lib/softhsm/libsofthsm2.so",
+  clockSkewSec: 60,
+  maxTokenLifetimeSec: 3600,
+  limits: {
+    userPerSec: 5, userBurst: 20, addressPerSec: 100, addressBurst: 200, maxMessageBytes: 256 * 1024, maxConcurrentStreams: 100,
+  } satisfies LimitsConfig,
 };
 
 /** Env var → config path; applied over the file. */
@@ -194,6 +234,8 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     promoteMaxLag: nonNegInt(raw.promoteMaxLag ?? DEFAULTS.promoteMaxLag, "promoteMaxLag"),
     maxApplyLag: posInt(raw.maxApplyLag ?? DEFAULTS.maxApplyLag, "maxApplyLag"),
     hsmProbeIntervalMs: posInt(raw.hsmProbeIntervalMs ?? DEFAULTS.hsmProbeIntervalMs, "hsmProbeIntervalMs"),
+    auth: authConfig(raw.auth, path),
+    limits: limitsConfig(raw.limits ?? {}),
   };
 }
 
@@ -210,6 +252,41 @@ function throttleSchedule(v: unknown): ThrottleSchedule {
     throw new ConfigError("throttle", `must be "default", "none" or { free, delaysSeconds }: ${(err as Error).message}`);
   }
   return s;
+}
+
+/** `auth` is required: on with issuers, or off only by an explicit `disabled: true` (never by omission). */
+function authConfig(v: unknown, path: (p: string) => string): AuthConfig {
+  if (v === undefined) {
+    throw new ConfigError("auth", "is required: { issuers: [{ issuer, jwksFile }] } (client authentication), or { disabled: true } for local tests only");
+  }
+  const a = obj(v, "auth");
+  if (a.disabled !== undefined && bool(a.disabled, "auth.disabled")) {
+    if (a.issuers !== undefined) throw new ConfigError("auth", "sets both disabled: true and issuers");
+    return { enabled: false };
+  }
+  if (!Array.isArray(a.issuers) || a.issuers.length === 0) throw new ConfigError("auth.issuers", "must be a non-empty array of { issuer, jwksFile }");
+  const seen = new Set<string>();
+  const issuers = a.issuers.map((x, i) => {
+    const o = obj(x, `auth.issuers[${i}]`);
+    const issuer = str(o.issuer, `auth.issuers[${i}].issuer`);
+    if (seen.has(issuer)) throw new ConfigError(`auth.issuers[${i}].issuer`, `duplicates issuer ${JSON.stringify(issuer)}`);
+    seen.add(issuer);
+    return { issuer, jwksFile: path(str(o.jwksFile, `auth.issuers[${i}].jwksFile`)) };
+  });
+  return {
+    enabled: true, issuers,
+    clockSkewSec: nonNegInt(a.clockSkewSec ?? DEFAULTS.clockSkewSec, "auth.clockSkewSec"),
+    maxTokenLifetimeSec: posInt(a.maxTokenLifetimeSec ?? DEFAULTS.maxTokenLifetimeSec, "auth.maxTokenLifetimeSec"),
+  };
+}
+
+function limitsConfig(v: unknown): LimitsConfig {
+  const o = obj(v, "limits");
+  const field = (k: keyof LimitsConfig) => posInt(o[k] ?? DEFAULTS.limits[k], `limits.${k}`);
+  return {
+    userPerSec: field("userPerSec"), userBurst: field("userBurst"), addressPerSec: field("addressPerSec"), addressBurst: field("addressBurst"),
+    maxMessageBytes: field("maxMessageBytes"), maxConcurrentStreams: field("maxConcurrentStreams"),
+  };
 }
 
 function nodeList(v: unknown): NodeAddress[] {

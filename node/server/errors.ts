@@ -9,16 +9,21 @@ import { GRPC_STATUS, type VaultError, type VaultReason } from "../vault/index.j
 import { HsmError } from "../hsm/index.js";
 import { NONE } from "../raft/index.js";
 import { ProposalError } from "./raft-loop.js";
+import { AuthError } from "./auth.js";
+import { AdmissionRefused } from "./admission.js";
 
 type Detail = MessageInitShape<typeof ErrorDetailSchema>;
 
 /** A failure with its status already chosen. */
 export class RpcFailure extends Error {
   override readonly name = "RpcFailure";
-  constructor(readonly code: status, message: string, readonly detail?: Detail) {
+  constructor(readonly code: status, message: string, readonly detail?: Detail, readonly trailers: Readonly<Record<string, string>> = {}) {
     super(message);
   }
 }
+
+/** The trailer of an admission refusal: milliseconds before the call may be tried again. */
+export const RETRY_AFTER_TRAILER = "retry-after-ms";
 
 export function invalidArgument(message: string): RpcFailure {
   return new RpcFailure(status.INVALID_ARGUMENT, message, { reason: ErrorReason.INVALID_ARGUMENT });
@@ -103,6 +108,11 @@ export function fromHsmError(e: HsmError): RpcFailure {
   }
 }
 
+/** An admission refusal: RESOURCE_EXHAUSTED, reason RATE_LIMITED (never RECORD_LOCKED: a quota, not a guess limit). */
+export function fromAdmissionRefused(e: AdmissionRefused): RpcFailure {
+  return new RpcFailure(status.RESOURCE_EXHAUSTED, e.message, { reason: ErrorReason.RATE_LIMITED }, { [RETRY_AFTER_TRAILER]: String(e.retryAfterMs) });
+}
+
 /** Any failure → the grpc-js error object to hand to the callback. */
 export function toServiceError(err: unknown, hint: () => LeaderHint, onInternal: (err: unknown) => void): ServerErrorResponse {
   let f: RpcFailure;
@@ -110,9 +120,13 @@ export function toServiceError(err: unknown, hint: () => LeaderHint, onInternal:
   else if (err instanceof ProposalError) f = fromProposalError(err, hint());
   else if (err instanceof ProtocolError) f = invalidArgument(err.message);
   else if (err instanceof HsmError) f = fromHsmError(err);
+  else if (err instanceof AuthError) f = new RpcFailure(status[err.code], err.message);
+  else if (err instanceof AdmissionRefused) f = fromAdmissionRefused(err);
   else {
     onInternal(err);
     f = new RpcFailure(status.INTERNAL, "internal error (see the node's log)");
   }
-  return errorWithDetail(f.code, f.message, f.detail);
+  const e = errorWithDetail(f.code, f.message, f.detail);
+  for (const [k, v] of Object.entries(f.trailers)) e.metadata.set(k, v);
+  return e;
 }

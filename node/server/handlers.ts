@@ -1,7 +1,7 @@
 // The one way a service handler runs: time the call, record its outcome
 // (status name) for metrics, and map every failure to a status with
 // ErrorDetail (errors.ts toServiceError).
-import { status, type handleUnaryCall } from "@grpc/grpc-js";
+import { type Metadata, status, type handleUnaryCall } from "@grpc/grpc-js";
 import { type LeaderHint, toServiceError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -10,6 +10,8 @@ export interface HandlerContext {
   readonly log: Logger;
   /** Records one call: its method, status name ("OK", "UNAVAILABLE", ...) and duration. */
   record(method: string, code: string, ms: number): void;
+  /** Runs before the handler; a rejection is the call's failure (authentication, admission). */
+  admit?(call: { getPeer(): string; metadata: Metadata; request: unknown }): Promise<void>;
 }
 
 /** The grpc-js status name of a failure, as toServiceError maps it. */
@@ -22,7 +24,7 @@ export function failureOf(ctx: HandlerContext, method: string, err: unknown) {
 export function unaryHandler(ctx: HandlerContext) {
   return <Req, Res>(method: string, f: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
     const t0 = performance.now();
-    f(call.request).then(
+    (ctx.admit === undefined ? f(call.request) : ctx.admit(call).then(() => f(call.request))).then(
       (res) => { ctx.record(method, "OK", performance.now() - t0); callback(null, res); },
       (err: unknown) => {
         const { error, code } = failureOf(ctx, method, err);

@@ -94,9 +94,10 @@ export class Metrics {
 /**
  * Serves /metrics, /healthz (process alive) and /readyz: 200 while
  * `notReady()` is null (the node's gRPC health is SERVING), else 503 with
- * the reason.
+ * the reason; `notice`, when not empty, is a further line of /readyz's body
+ * whatever its status (e.g. client authentication off).
  */
-export function serveMetrics(listen: string, metrics: Metrics, notReady: () => string | null): Promise<Server> {
+export function serveMetrics(listen: string, metrics: Metrics, notReady: () => string | null, notice = ""): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
       metrics.registry.metrics().then(
@@ -107,7 +108,7 @@ export function serveMetrics(listen: string, metrics: Metrics, notReady: () => s
       res.writeHead(200); res.end("ok\n");
     } else if (req.url === "/readyz") {
       const why = notReady();
-      res.writeHead(why === null ? 200 : 503); res.end(why === null ? "ready\n" : `not ready: ${why}\n`);
+      res.writeHead(why === null ? 200 : 503); res.end(`${why === null ? "ready" : `not ready: ${why}`}\n${notice === "" ? "" : `warning: ${notice}\n`}`);
     } else {
       res.writeHead(404); res.end("not found\n");
     }

@@ -32,6 +32,12 @@ import { Joiner } from "./join.js";
 import { StateDigestRing } from "./state-digests.js";
 import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
+import { ClientGate } from "./auth.js";
+import { Admission, clientPortOptions } from "./admission.js";
+import { AuditLog } from "./audit.js";
+
+/** What the log and /readyz say while client authentication is off. */
+export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): any caller may act for any user; for local tests only";
 
 export interface NodeAddresses {
   readonly client: string;
@@ -42,6 +48,8 @@ export interface NodeAddresses {
 export class VaultNode {
   private loop!: RaftLoop;
   private hsm!: Hsm;
+  private gate!: ClientGate;
+  private audit: AuditLog | null = null;
   private storage!: DiskStorage;
   private files: VaultFiles | null = null;
   private transport!: Transport;
@@ -87,19 +95,25 @@ export class VaultNode {
     });
     this.metrics.hsmProbed(true);
     this.hsmProbe.start();
+    this.gate = new ClientGate({ clusterId: c.clusterId, auth: c.auth, admission: new Admission(c.limits), log: this.log });
+    if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     await this.bootstrapIfEmpty();
     this.files = await VaultFiles.open(join(c.dataDir, "vault"));
     const sm = await openVault(this.files, this.storage.snapshot(), c.clusterId, this.log);
+    const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
+    this.audit = audit;
     this.loop = new RaftLoop({
       id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files: this.files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       log: this.log, onFatal: this.onFatal,
       onApplied: (n, ms) => {
+        audit.sync();
         this.metrics.appliedEntries.inc(n);
         this.metrics.applySeconds.observe(ms / 1000);
         this.digests.record(this.loop.vault.appliedIndex, () => this.loop.vault.digest());
       },
+      onOutcome: audit.record,
     });
     const tls = this.tls();
     this.transport = new Transport({
@@ -116,11 +130,11 @@ export class VaultNode {
     const client = await this.serveClients(tls);
     const admin = await this.serveAdmin(tls);
     if (c.metricsListen !== "") {
-      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()));
+      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()), c.auth.enabled ? "" : AUTH_OFF_NOTICE);
     }
     if (c.join) this.startJoining(tls);
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
-    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex });
+    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
     return { client, peer, admin };
   }
 
@@ -151,10 +165,10 @@ export class VaultNode {
   };
 
   private async serveClients(tls: TlsMaterial): Promise<string> {
-    const server = strictServer(this.refused);
+    const server = strictServer(this.refused, clientPortOptions(this.cfg.limits));
     server.addService(serviceDefinition(VaultService), vaultService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
-      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs,
+      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs, gate: this.gate,
     }));
     this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
@@ -279,6 +293,7 @@ export class VaultNode {
     }
     await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);
     await this.loop?.stop();
+    this.audit?.close();
     await this.transport?.stop();
     await this.storage?.close();
     await this.files?.close();

@@ -52,7 +52,15 @@ export interface RaftLoopOptions {
   onFatal(err: unknown): void;
   /** Observers for metrics. */
   onApplied?(entries: number, ms: number): void;
+  /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
+  onOutcome?(event: AppliedEvent): void;
 }
+
+/** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
+export type AppliedEvent =
+  | { readonly kind: "command"; readonly index: number; readonly data: Uint8Array; readonly result: VaultResult }
+  | { readonly kind: "membership"; readonly index: number; readonly change: ConfChange }
+  | { readonly kind: "snapshot"; readonly index: number };
 
 /** A proposal that could not be made or did not complete: the caller may retry with the same request id. */
 export class ProposalError extends Error {
@@ -422,8 +430,10 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (rd.committedEntries.length === 0) return;
     const t0 = performance.now();
     for (const e of rd.committedEntries) this.applyEntry(e);
-    this.commitStore();
+    // Observers first: what they make durable (the audit log) is never behind the store, whose
+    // entries a restart does not apply again.
     this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    this.commitStore();
   }
 
   /** Commits what was applied (pipelined: the next Ready is applied while this commit is written). */
@@ -461,6 +471,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.snapshotIndex = index;
     this.appliedEntry = index;
     this.o.log.info("restored snapshot", { index, term, applied: this.sm.appliedIndex });
+    this.o.onOutcome?.({ kind: "snapshot", index });
   }
 
   private setPeers(peers: ReadonlyMap<number, string>): void {
@@ -482,6 +493,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
     if (inStore) return;
     const out = this.sm.apply(e.index, e.data, this.confState.voters);
+    this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result });
     if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 
@@ -498,6 +510,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       if (cc.nodeId !== this.o.id) this.link?.removePeer(cc.nodeId);
     }
     this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters: this.confState.voters, learners: this.confState.learners });
+    this.o.onOutcome?.({ kind: "membership", index: e.index, change: cc });
     this.waiters.confChanges.resolve(confKey(cc), e.index);
   }
 

@@ -1,7 +1,8 @@
 // VaultService (proto/bkv/v1/vault.proto) on top of a RaftLoop and the node's
-// HSM. Every request field is validated (proto/crypto + node/vault
-// validateCommand) before anything is proposed; a mutating call on a
-// follower is proposed there and forwarded to the leader by Raft.
+// HSM. Every call passes the ClientGate (auth.ts: admission limits and the
+// caller's token) and every request field is validated (proto/crypto +
+// node/vault validateCommand) before anything is proposed; a mutating call
+// on a follower is proposed there and forwarded to the leader by Raft.
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import {
@@ -21,6 +22,7 @@ import { unaryHandler } from "./handlers.js";
 import type { VaultLoop } from "./raft-view.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
+import type { ClientGate } from "./auth.js";
 
 export interface VaultServiceDeps {
   readonly nodeId: number;
@@ -33,6 +35,8 @@ export interface VaultServiceDeps {
   readonly leaderHint: () => LeaderHint;
   /** How long Evaluate waits for this node to apply the attempt, and a linearizable read for its read index. */
   readonly evaluateWaitMs: number;
+  /** Authentication and admission limits, checked before each handler. */
+  readonly gate: ClientGate;
 }
 
 export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof VaultService> {
@@ -93,9 +97,19 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
   };
 }
 
-/** Wraps an async handler: metrics, and every failure mapped to a status with ErrorDetail. */
+/** Wraps an async handler: the gate first, metrics, and every failure mapped to a status with ErrorDetail. */
 function handlerFactory(d: VaultServiceDeps) {
-  return unaryHandler({ leaderHint: d.leaderHint, log: d.log, record: (method, code, ms) => d.metrics.request(method, code, ms) });
+  return unaryHandler({
+    leaderHint: d.leaderHint, log: d.log, record: (method, code, ms) => d.metrics.request(method, code, ms),
+    // Authentication and admission before anything else (node/server/auth.ts, admission.ts): nothing is proposed for a refused call.
+    admit: (call) => d.gate.admit(call.getPeer(), call.metadata, requestUser(call.request)),
+  });
+}
+
+/** The user a request concerns: every VaultService request but GetClusterDescriptor's has a user_id. */
+function requestUser(req: unknown): string | undefined {
+  const user = (req as { userId?: unknown }).userId;
+  return typeof user === "string" ? user : undefined;
 }
 
 async function propose(d: VaultServiceDeps, c: Command): Promise<VaultResult> {

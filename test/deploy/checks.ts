@@ -150,6 +150,7 @@ export function invariantProblems(objects: readonly K8sObject[]): string[] {
   return [
     ...replicaProblems(sts),
     ...(config === null ? ["no ConfigMap holds config.json"] : configProblems(config, sts, objects)),
+    ...(config === null ? [] : authProblems(config, sts)),
     ...tokenVolumeProblems(sts),
     ...pinProblems(objects),
     ...securityProblems(sts),
@@ -202,6 +203,33 @@ function configProblems(config: K8sObject, sts: K8sObject, objects: readonly K8s
   if (!Number.isSafeInteger(t) || t < Math.floor(n / 2) + 1) problems.push(`threshold ${t} is not a majority of ${n}`);
   else if (t > n - f) problems.push(`threshold ${t} > ${n} - ${f}: a PDB disruption could block recoveries`);
   if (config.nodeId !== undefined) problems.push("the shared config must not fix nodeId (derived from the pod ordinal)");
+  return problems;
+}
+
+/**
+ * Client authentication cannot be turned off by these manifests: the config
+ * names at least one issuer whose JWKS file lies in a ConfigMap or Secret
+ * volume the vault container mounts whole (a subPath mount would never see a
+ * key rotation), and nothing sets auth.disabled.
+ */
+function authProblems(config: K8sObject, sts: K8sObject): string[] {
+  const auth = config.auth as K8sObject | undefined;
+  if (auth === undefined) return ["config must set auth (client authentication) with issuers and their JWKS files"];
+  if (auth.disabled !== undefined) return ["config must not set auth.disabled: client authentication is always on in these manifests"];
+  const issuers = Array.isArray(auth.issuers) ? (auth.issuers as K8sObject[]) : [];
+  if (issuers.length === 0) return ["config auth.issuers must name at least one issuer and its jwksFile"];
+  const volumes = new Map(((podSpec(sts).volumes ?? []) as K8sObject[]).map((v) => [v.name as string, v]));
+  const mounts = ((vaultContainer(sts)?.volumeMounts ?? []) as K8sObject[]).filter((m) => {
+    const v = volumes.get(m.name);
+    return v?.configMap !== undefined || v?.secret !== undefined;
+  });
+  const problems: string[] = [];
+  for (const i of issuers) {
+    const file = String(i.jwksFile);
+    const m = mounts.find((x) => file === x.mountPath || file.startsWith(`${String(x.mountPath).replace(/\/$/, "")}/`));
+    if (m === undefined) problems.push(`issuer ${i.issuer}: jwksFile ${file} is not in a ConfigMap or Secret volume of the ${VAULT_CONTAINER} container`);
+    else if (m.subPath !== undefined) problems.push(`issuer ${i.issuer}: the volume of ${file} is mounted with subPath: key rotations would never reach the node`);
+  }
   return problems;
 }
 

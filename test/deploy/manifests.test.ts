@@ -119,6 +119,23 @@ test("invariant: containers run non-root, read-only, without capabilities", (t) 
   assertComplains(t, broken((o) => { delete vault(o).resources; }), /needs resource requests/);
 });
 
+test("invariant: the manifests cannot turn client authentication off; the JWKS comes from a whole-volume ConfigMap mount", (t) => {
+  assertComplains(t, broken((o) => editConfig(o, (c) => { delete c.auth; })), /config must set auth/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.auth = { disabled: true }; })), /must not set auth\.disabled/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.auth.disabled = false; })), /must not set auth\.disabled/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.auth.issuers = []; })), /auth\.issuers must name at least one issuer/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.auth.issuers[0].jwksFile = "/var/lib/bkv/data/jwks.json"; })), /is not in a ConfigMap or Secret volume/);
+  assertComplains(t, broken((o) => {
+    const m = (vault(o).volumeMounts as K8sObject[]).find((x) => x.name === "issuer-jwks") as K8sObject;
+    m.mountPath = "/etc/bkv-issuer/jwks.json";
+    m.subPath = "jwks.json";
+  }), /mounted with subPath/);
+  for (const name of OVERLAYS) {
+    const auth = nodeConfig(rendered.get(name) as K8sObject[])?.auth;
+    t.true(Array.isArray(auth?.issuers) && auth.issuers.length > 0 && auth.disabled === undefined, name);
+  }
+});
+
 test("invariant: readiness and liveness probes on /readyz and /healthz", (t) => {
   assertComplains(t, broken((o) => { delete vault(o).readinessProbe; }), /readinessProbe must GET \/readyz/);
   assertComplains(t, broken((o) => { vault(o).livenessProbe.httpGet.path = "/readyz"; }), /livenessProbe must GET \/healthz/);

@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { descriptorToJson } from "../../client/sdk/index.js";
 import { LocalCluster } from "../../testkit/cluster.js";
+import { mintToken } from "../../client/cli/dev-issuer.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const run = promisify(execFile);
@@ -29,8 +30,8 @@ new VaultClient("not a descriptor");
 `;
 
 const CONSUMER_MJS = `import { VaultClient, formatKey, loadDescriptor } from "bkv";
-const [descriptorFile, user, password] = process.argv.slice(2);
-const client = new VaultClient(loadDescriptor(descriptorFile), { scrypt: { N: 1024, r: 8, p: 1 } });
+const [descriptorFile, user, password, token] = process.argv.slice(2);
+const client = new VaultClient(loadDescriptor(descriptorFile), { scrypt: { N: 1024, r: 8, p: 1 }, token });
 const key = await client.register(user, password);
 client.close();
 process.stdout.write(formatKey(key));
@@ -77,13 +78,16 @@ test("the packed package installs in a new project: typed SDK import, fast CLI, 
   const descriptorFile = join(project, "cluster.json");
   writeFileSync(descriptorFile, JSON.stringify(descriptorToJson(await cluster.descriptor())));
   writeFileSync(join(project, "register.mjs"), CONSUMER_MJS);
-  const key = (await run(process.execPath, ["register.mjs", descriptorFile, "ann", "pw-of-ann"], { cwd: project, timeout: 3 * MINUTES })).stdout;
+  const token = await mintToken(cluster.issuer, { subject: "ann" });
+  const key = (await run(process.execPath, ["register.mjs", descriptorFile, "ann", "pw-of-ann", token], { cwd: project, timeout: 3 * MINUTES })).stdout;
+  // The installed CLI mints its own tokens with the cluster's development issuer key.
+  const cliEnv = { ...process.env, BKV_DEV_ISSUER_KEY: join(cluster.dir, "dev-issuer.key.json") };
   t.regex(key, /^([0-9a-f]{4} ){15}[0-9a-f]{4}$/);
 
-  const recover = run(bin("bkv"), ["recover", "--user", "ann", "--password-stdin", "--cluster", descriptorFile], { timeout: 3 * MINUTES });
+  const recover = run(bin("bkv"), ["recover", "--user", "ann", "--password-stdin", "--cluster", descriptorFile], { timeout: 3 * MINUTES, env: cliEnv });
   recover.child.stdin?.end("pw-of-ann\n");
   t.is((await recover).stdout.trim(), key, "the installed CLI recovers the key the installed SDK registered");
-  const wrong = run(bin("bkv"), ["recover", "--user", "ann", "--password-stdin", "--cluster", descriptorFile], { timeout: 3 * MINUTES });
+  const wrong = run(bin("bkv"), ["recover", "--user", "ann", "--password-stdin", "--cluster", descriptorFile], { timeout: 3 * MINUTES, env: cliEnv });
   wrong.child.stdin?.end("not-the-password\n");
   t.is(((await wrong.catch((err: { code: number }) => err)) as { code: number }).code, 2, "a wrong password exits 2");
 });

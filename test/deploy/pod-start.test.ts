@@ -4,6 +4,7 @@
 // becomes ready (/readyz) and stops cleanly on SIGTERM. Paths that are
 // absolute in the pod are redirected into a temp dir with BKV_* overrides.
 import test from "ava";
+import { DEV_ISSUER, createDevIssuer } from "../../client/cli/dev-issuer.js";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,6 +32,9 @@ test("a node provisioned by the init container starts, becomes ready, serves met
   const template = JSON.parse(readFileSync("deploy/k8s/base/config.json", "utf8")) as Record<string, unknown>;
   template.nodes = [{ id: 1, clientAddress: `127.0.0.1:${client}`, peerAddress: `127.0.0.1:${peer}` }];
   template.threshold = 1;
+  // The ConfigMap bkv-issuer-jwks of the manifests, here a development issuer's JWKS in the pod's root.
+  const { jwksFile } = await createDevIssuer(root, String(template.clusterId));
+  template.auth = { issuers: [{ issuer: DEV_ISSUER, jwksFile }] };
   writeFileSync(join(root, "etc/bkv-template/config.json"), JSON.stringify(template));
   writeFileSync(join(root, "etc/bkv-secrets/hsm/pin-1"), PIN);
   execFileSync("bash", ["deploy/certs/make-certs.sh", join(root, "etc/bkv-secrets/tls"), "1"], { stdio: "ignore" });

@@ -79,7 +79,7 @@ test.serial("two concurrent recoveries of one record, 30 rounds: both return the
   const warnings: ClientWarning[] = [];
   const opts = { ...E2E_CLIENT_OPTIONS, onWarning: (w: ClientWarning) => warnings.push(w) };
   const d = await e2e.cluster.descriptor();
-  const [a, b] = [new VaultClient(d, opts), new VaultClient(d, opts)];
+  const [a, b] = [new VaultClient(d, { ...opts, token: e2e.cluster.token }), new VaultClient(d, { ...opts, token: e2e.cluster.token })];
   try {
     const key = await a.register("twin", "pw", { guessLimit: 10 });
     for (let round = 0; round < 30; round++) {

@@ -11,6 +11,7 @@ const base = {
   nodeId: 1, clusterId: "c1", dataDir: "data", clientListen: "127.0.0.1:7101", peerListen: "127.0.0.1:7201",
   adminListen: "127.0.0.1:7301", hsm: { tokenLabel: "t1", pinFile: "pin" },
   tls: { ca: "ca.crt", cert: "n.crt", key: "n.key" },
+  auth: { issuers: [{ issuer: "https://accounts.example", jwksFile: "jwks.json" }] },
   nodes: [1, 2, 3].map((id) => ({ id, clientAddress: `127.0.0.1:710${id}`, peerAddress: `127.0.0.1:720${id}` })),
 };
 
@@ -27,6 +28,22 @@ test("a valid file gets defaults and paths relative to the file", (t) => {
   t.is(c.hsm.pinFile, join(dir, "pin"));
   t.is(c.snapshotInterval, 10_000);
   t.is(c.metricsListen, "");
+  t.deepEqual(c.auth, { enabled: true, issuers: [{ issuer: "https://accounts.example", jwksFile: join(dir, "jwks.json") }], clockSkewSec: 60, maxTokenLifetimeSec: 3600 });
+  t.is(c.limits.userPerSec, 5);
+  t.is(c.limits.maxMessageBytes, 256 * 1024);
+});
+
+test("client authentication is on unless the file says disabled: true; no environment variable turns it off", (t) => {
+  const { auth: _auth, ...noAuth } = base;
+  t.throws(() => loadConfig(file(noAuth), {}), { instanceOf: ConfigError, message: /config: auth is required/ });
+  t.deepEqual(loadConfig(file({ ...base, auth: { disabled: true } }), {}).auth, { enabled: false });
+  t.true(loadConfig(file({ ...base, auth: { disabled: false, issuers: base.auth.issuers } }), {}).auth.enabled);
+  t.throws(() => loadConfig(file({ ...base, auth: { disabled: true, issuers: base.auth.issuers } }), {}), { instanceOf: ConfigError, message: /both disabled/ });
+  t.throws(() => loadConfig(file({ ...base, auth: { issuers: [] } }), {}), { instanceOf: ConfigError, message: /auth\.issuers must be a non-empty array/ });
+  t.throws(() => loadConfig(file({ ...base, auth: { issuers: [base.auth.issuers[0], base.auth.issuers[0]] } }), {}), { instanceOf: ConfigError, message: /duplicates issuer/ });
+  t.throws(() => loadConfig(file({ ...base, limits: { userPerSec: 0 } }), {}), { instanceOf: ConfigError, message: /limits\.userPerSec/ });
+  const env = { BKV_AUTH_DISABLED: "true", BKV_AUTH: "off", BKV_AUTH_ENABLED: "false" };
+  t.true(loadConfig(file(base), env).auth.enabled);
 });
 
 test("environment variables override the file", (t) => {

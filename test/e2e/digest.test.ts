@@ -10,7 +10,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 test("all nodes of a converged cluster report the same state digest, one of them restored from a snapshot", async (t) => {
   // snapshotInterval 2 keeps a 1-entry tail: a node that misses 3 entries needs the snapshot.
   const cluster = await LocalCluster.start({ snapshotInterval: 2 });
-  const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
+  const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
   try {
     await client.register("alice", "right");
     await cluster.stop(3);

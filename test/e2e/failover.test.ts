@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { ClientError, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 
@@ -14,7 +15,7 @@ let client: VaultClient;
 
 test.before(async () => {
   cluster = await LocalCluster.start({ snapshotInterval: 20 });
-  client = new VaultClient(await cluster.descriptor(), OPTS);
+  client = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
 });
 
 test.after.always(async () => {
@@ -29,7 +30,7 @@ test.serial("recovery succeeds with the leader down and fails with a clear error
   t.deepEqual(await client.recover("gina", "pw"), key);
   const other = cluster.nodes.find((n) => n.id !== lead && n.proc !== null)?.id ?? 0;
   await cluster.kill(other);
-  const impatient = new VaultClient(client.descriptor, { ...OPTS, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000 } });
+  const impatient = new VaultClient(client.descriptor, { token: cluster.token, ...OPTS, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000 } });
   const err = await t.throwsAsync(impatient.recover("gina", "pw"), { instanceOf: ClientError });
   impatient.close();
   t.regex(err?.message ?? "", /unavailable|evaluations/i);
@@ -57,6 +58,11 @@ test.serial("a node restarted after missing many entries catches up through a sn
   await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
   await waitFor(() => cluster.logOf(victim).includes("restored snapshot") || undefined, "the snapshot install on the restarted node");
   t.is((await cluster.vault(victim).getRecordInfo({ userId: "hank" })).attemptsRemaining, 255 - 60);
+  // Its audit chain goes on across the restart and says where the snapshot made it skip entries.
+  const audit = cluster.auditOf(victim);
+  t.true(verifyAuditChain(audit).ok);
+  const segments = audit.trim().split("\n").map(parseAuditLine).filter((l) => l.kind === "segment");
+  t.deepEqual(segments.map((l) => l.from), ["bootstrap", "snapshot"]);
   // With the third node stopped, a recovery needs the restarted node's evaluation.
   const third = cluster.nodes.find((n) => n.id !== victim && n.id !== lead)?.id ?? 0;
   await cluster.stop(third);

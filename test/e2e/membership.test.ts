@@ -4,6 +4,7 @@
 // since the bootstrap, so only a certified announcement puts node 4 in the
 // descriptor), holds a share of a new record, and is removed again.
 import test from "ava";
+import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { randomBytes } from "node:crypto";
 import { VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
@@ -22,7 +23,7 @@ test.after.always(async () => {
 });
 
 test.serial("a node added as a learner catches up, is promoted, serves a share, and is removed", async (t) => {
-  const old = new VaultClient(await cluster.descriptor(), OPTS);
+  const old = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
   const oldKey = await old.register("judy", "pw");
   old.close();
   const lead = await cluster.leaderId();
@@ -41,7 +42,7 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
     const desc = await cluster.descriptor();
     return desc.nodes.length === 4 ? desc : undefined;
   }, "node 4 in the descriptor", 30_000);
-  const client = new VaultClient(d, OPTS);
+  const client = new VaultClient(d, { ...OPTS, token: cluster.token });
   const key = await client.register("kim", "pw");
   const info = await cluster.vault(4).getRecordInfo({ userId: "kim" });
   t.true(info.publicShares.some((s) => Number(s.nodeId) === 4));
@@ -51,6 +52,13 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
   await admin.removeNode({ requestId: rid(), nodeId: 4n });
   const after = await cluster.status(lead);
   t.false(after.members.some((m) => Number(m.nodeId) === 4));
+  // Audit: node 4 caught up by snapshot, so its chain starts a segment there; the others logged the membership changes.
+  const lines4 = cluster.auditOf(4).trim().split("\n").map(parseAuditLine);
+  t.like(lines4[0], { kind: "segment", from: "snapshot" });
+  t.true(Number(lines4[0]?.index) >= Number(snap.index));
+  t.true(verifyAuditChain(cluster.auditOf(4)).ok);
+  const changes = () => cluster.auditOf(lead).trim().split("\n").map(parseAuditLine).filter((l) => l.kind === "membership" && l.node === 4).map((l) => l.change);
+  t.deepEqual(changes(), ["AddLearner", "PromoteLearner", "RemoveNode"]);
 });
 
 test.serial("TransferLeadership answers once another voter leads, and names it", async (t) => {

@@ -17,7 +17,7 @@ let client: VaultClient;
 
 test.before(async () => {
   cluster = await LocalCluster.start();
-  client = new VaultClient(await cluster.descriptor(), OPTS);
+  client = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
 });
 
 test.after.always(async () => {

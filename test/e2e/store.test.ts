@@ -14,7 +14,7 @@ const count = (text: string, needle: string): number => text.split(needle).lengt
 
 /** Registers RECORDS users, 64 in flight (the SDK retries through leader changes). */
 async function load(cluster: LocalCluster): Promise<void> {
-  const client = new VaultClient(await cluster.descriptor(), E2E_CLIENT_OPTIONS);
+  const client = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
   try {
     for (let i = 0; i < RECORDS; i += 64) {
       await Promise.all(Array.from({ length: Math.min(64, RECORDS - i) }, (_, k) => client.register(`u${i + k}`, "pw", { guessLimit: 10 })));

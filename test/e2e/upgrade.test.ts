@@ -32,7 +32,7 @@ test.serial("a cluster of the release before the store upgrades in place without
   const cluster = await LocalCluster.start({ snapshotInterval: 8, nodeEntry: previousRelease(old) });
   const ids = cluster.nodes.map((n) => n.id);
   try {
-    const client = new VaultClient(await cluster.descriptor(), E2E_CLIENT_OPTIONS);
+    const client = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
     const keys = new Map<string, string>();
     for (let i = 0; i < USERS; i++) keys.set(`user-${i}`, hex(await client.register(`user-${i}`, `pw-${i}`)));
     t.true(Number((await cluster.status(await cluster.leaderId())).snapshotIndex) > 1, "the old release took snapshots");
@@ -44,7 +44,7 @@ test.serial("a cluster of the release before the store upgrades in place without
     await cluster.waitReady(90_000);
     for (const id of ids) t.regex(cluster.logOf(id), /"msg":"vault state written into the store from the Raft snapshot"/, `node ${id} converted its state`);
 
-    const after = new VaultClient(await cluster.descriptor(), E2E_CLIENT_OPTIONS);
+    const after = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
     try {
       for (const [user, key] of keys) t.is(hex(await after.recover(user, `pw-${user.slice(5)}`)), key, `${user} recovers its key`);
       await after.register("after-upgrade", "pw");

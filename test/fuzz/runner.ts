@@ -33,7 +33,7 @@ export function acceptable(o: Outcome): boolean {
 
 /** Registers the fuzz user and makes sure the term is high enough for stale peer messages. */
 export async function prepareWorld(cluster: LocalCluster): Promise<FuzzWorld> {
-  const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
+  const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
   try {
     await client.register("fuzz-user", "fuzz password");
   } finally {

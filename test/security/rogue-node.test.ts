@@ -31,7 +31,7 @@ let rogue: RogueNode;
 
 test.before(async () => {
   cluster = await LocalCluster.start({ size: 3 });
-  const client = new VaultClient(await cluster.descriptor(), { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
+  const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
   await client.register(USER, "right password", { guessLimit: 5 });
   await client.recover(USER, "right password"); // a real confirmation is in the log
   await client.recover(USER, "wrong password").catch((e: unknown) => { if (!(e instanceof WrongPasswordError)) throw e; });
@@ -230,7 +230,7 @@ test.serial("as follower, the rogue pre-announces node 4 with its own keys: refu
   const d = await waitFor(async () => { const x = await cluster.descriptor(); return x.nodes.length === 4 ? x : undefined; }, "node 4 in the descriptor");
   preAnnounced.descriptorKey = Buffer.from(d.nodes.find((n) => n.nodeId === 4)?.identityPublicKey ?? []).toString("hex");
   preAnnounced.rogueKey = Buffer.from(announcement.identityPublicKey).toString("hex");
-  const client = new VaultClient(d, { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 5_000 } });
+  const client = new VaultClient(d, { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 5_000 } });
   const key = new Uint8Array(randomBytes(32));
   // Committed; the read-back from t+1 nodes cannot reach node 3 (the rogue serves no clients).
   await client.register("newcomer", "tr0ub4dor", { guessLimit: 3, backupKey: key }).catch((e: unknown) => { if (!(e instanceof UnverifiedRegistrationError)) throw e; });

@@ -53,7 +53,7 @@ function scan(files: readonly string[], secrets: ReadonlyMap<string, string | Ui
 test("a stolen data directory holds no secret, and with fresh tokens it releases no key", async (t) => {
   const cluster = await LocalCluster.start({ clusterId: "stolen-disk" });
   const loot = mkdtempSync(join(tmpdir(), "bkv-stolen-"));
-  const client = new VaultClient(await cluster.descriptor(), OPTS);
+  const client = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
   const secrets = new Map<string, string | Uint8Array>();
   const users = ["stolen-alice", "stolen-bob", "stolen-carol", "stolen-dave"];
   const password = (u: string) => `pw-${u}-${randomBytes(8).toString("hex")}`;
@@ -114,7 +114,7 @@ test("a stolen data directory holds no secret, and with fresh tokens it releases
     const info = await cluster.vault(1).getRecordInfo({ userId: "stolen-carol" });
     t.is(info.publicShares.length, 3, "the stolen state holds carol's record");
 
-    const thief = new VaultClient(await cluster.descriptor(), OPTS);
+    const thief = new VaultClient(await cluster.descriptor(), { ...OPTS, token: cluster.token });
     try {
       for (const u of ["stolen-alice", "stolen-carol"]) {
         const err = await t.throwsAsync(thief.recover(u, passwords.get(u)!), undefined, `${u} with the right password`);

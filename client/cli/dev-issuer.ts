@@ -1,0 +1,100 @@
+// The development token issuer (docs/operations.md "Client authentication"):
+// an Ed25519 key pair that `npm start` makes next to the local cluster and
+// test harnesses make next to theirs, so that local `bkv` commands carry real
+// tokens with no extra step. Production tokens come from the messaging app's
+// account service; a node trusts this issuer only if its config lists the
+// public JWKS written here.
+//
+//   <dir>/dev-issuer.key.json   private, mode 0600: { issuer, audience, kid, alg, privateJwk }
+//   <dir>/dev-issuer.jwks.json  public: the JWKS the nodes' auth.issuers[].jwksFile names
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair, importJWK } from "jose";
+
+export const DEV_ISSUER = "bkv-dev-issuer";
+export const DEV_KEY_FILE = "dev-issuer.key.json";
+export const DEV_JWKS_FILE = "dev-issuer.jwks.json";
+/** Lifetime of a minted development token, seconds. */
+export const DEV_TOKEN_TTL_SEC = 300;
+/** The subject of a token minted for a call about no user (GetClusterDescriptor). */
+export const DEV_NO_USER_SUBJECT = "bkv-cli";
+
+interface KeyFile {
+  readonly issuer: string;
+  /** The cluster id the tokens are for (their `aud`). */
+  readonly audience: string;
+  readonly kid: string;
+  readonly alg: "EdDSA";
+  readonly privateJwk: JWK;
+}
+
+export interface DevIssuer {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly kid: string;
+  readonly key: CryptoKey | Uint8Array;
+}
+
+/** Creates the key pair in `dir` unless it exists; returns the two file paths. */
+export async function createDevIssuer(dir: string, clusterId: string): Promise<{ keyFile: string; jwksFile: string }> {
+  const keyFile = join(dir, DEV_KEY_FILE);
+  const jwksFile = join(dir, DEV_JWKS_FILE);
+  if (existsSync(keyFile) && existsSync(jwksFile)) return { keyFile, jwksFile };
+  const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const kid = `dev-${randomBytes(6).toString("hex")}`;
+  const file: KeyFile = { issuer: DEV_ISSUER, audience: clusterId, kid, alg: "EdDSA", privateJwk: await exportJWK(privateKey) };
+  const pub = { ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" };
+  writeAtomically(keyFile, `${JSON.stringify(file)}\n`, 0o600);
+  writeAtomically(jwksFile, `${JSON.stringify({ keys: [pub] }, null, 2)}\n`, 0o644);
+  return { keyFile, jwksFile };
+}
+
+export async function loadDevIssuer(keyFile: string): Promise<DevIssuer> {
+  const f = JSON.parse(readFileSync(keyFile, "utf8")) as KeyFile;
+  return { issuer: f.issuer, audience: f.audience, kid: f.kid, key: await importJWK(f.privateJwk, f.alg) };
+}
+
+export interface MintOptions {
+  readonly subject: string;
+  /** Default: the issuer's audience (its cluster id). */
+  readonly audience?: string;
+  readonly ttlSec?: number;
+  /** Unix seconds; default now. */
+  readonly now?: number;
+}
+
+/** A signed token (EdDSA) for `subject`. */
+export function mintToken(issuer: DevIssuer, o: MintOptions): Promise<string> {
+  const now = o.now ?? Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "EdDSA", kid: issuer.kid, typ: "JWT" })
+    .setIssuer(issuer.issuer).setAudience(o.audience ?? issuer.audience).setSubject(o.subject)
+    .setIssuedAt(now).setExpirationTime(now + (o.ttlSec ?? DEV_TOKEN_TTL_SEC))
+    .sign(issuer.key);
+}
+
+/**
+ * A token provider for the call's user (sub = the user): one short-lived
+ * token per user, minted again once less than a third of its lifetime is left
+ * (a benchmark's thousands of calls per second must not each pay a signature).
+ */
+export function devTokenProvider(issuer: DevIssuer, audience?: string): (user: string | null) => Promise<string> {
+  const cache = new Map<string, { token: Promise<string>; renewAt: number }>();
+  return (user) => {
+    const subject = user ?? DEV_NO_USER_SUBJECT;
+    const now = Math.floor(Date.now() / 1000);
+    let hit = cache.get(subject);
+    if (hit === undefined || now >= hit.renewAt) {
+      hit = { token: mintToken(issuer, { subject, now, ...(audience === undefined ? {} : { audience }) }), renewAt: now + Math.floor((DEV_TOKEN_TTL_SEC * 2) / 3) };
+      cache.set(subject, hit);
+    }
+    return hit.token;
+  };
+}
+
+function writeAtomically(file: string, text: string, mode: number): void {
+  const temp = `${file}.tmp-${randomBytes(4).toString("hex")}`;
+  writeFileSync(temp, text, { mode });
+  renameSync(temp, file);
+}

@@ -1,0 +1,74 @@
+// Bearer tokens on every VaultService call (docs/client.md "Tokens"): the
+// token provider is asked for a token for the request's user (null for a
+// call about no user: GetClusterDescriptor) and `authorization: Bearer
+// <token>` goes with the call. Transport does it per call; bearerInterceptor
+// does it for a raw grpc-js client (test harnesses, tools). Tokens never
+// appear in errors.
+import { InterceptingCall, Metadata, status, type InterceptingListener, type Interceptor } from "@grpc/grpc-js";
+import { TokenError } from "./errors.js";
+
+/**
+ * A fixed token, or a function returning a token for a user id (null: a call
+ * about no user, which any valid token of the cluster may make). The function
+ * is called once per RPC: cache tokens there if minting is costly.
+ */
+export type TokenProvider = string | ((userId: string | null) => string | Promise<string>);
+
+/** The user id a request concerns (its user_id field), or null. */
+export function requestUser(request: unknown): string | null {
+  const user = (request as { userId?: unknown } | null)?.userId;
+  return typeof user === "string" ? user : null;
+}
+
+/** The token for a call about `user`; TokenError when the provider throws or returns no usable token. */
+export async function tokenFor(provider: TokenProvider, user: string | null): Promise<string> {
+  let token: unknown;
+  try {
+    token = typeof provider === "string" ? provider : await provider(user);
+  } catch (err) {
+    throw new TokenError(`the token provider failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (typeof token !== "string" || token === "" || /\s/.test(token)) {
+    throw new TokenError("the token provider returned no token (not a string, empty, or with whitespace)");
+  }
+  return token;
+}
+
+/** The call metadata carrying `token`. */
+export function bearerMetadata(token: string): Metadata {
+  const m = new Metadata();
+  m.set("authorization", `Bearer ${token}`);
+  return m;
+}
+
+/**
+ * A client interceptor adding `authorization: Bearer <token>` from `provider`
+ * to every unary call of a raw grpc-js client: the call starts only once the
+ * request (and so its user) is known. A failing provider ends the call here
+ * with UNAUTHENTICATED, before anything is sent.
+ */
+export function bearerInterceptor(provider: TokenProvider): Interceptor {
+  return (options, nextCall) => {
+    let started: { metadata: Metadata; listener: InterceptingListener; next: (m: Metadata, l: InterceptingListener) => void } | undefined;
+    return new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        started = { metadata, listener, next };
+      },
+      sendMessage(message, next) {
+        const s = started;
+        if (s === undefined) throw new Error("bearerInterceptor: message before start");
+        tokenFor(provider, requestUser(message)).then(
+          (token) => {
+            s.metadata.set("authorization", `Bearer ${token}`);
+            s.next(s.metadata, s.listener);
+            next(message);
+          },
+          (err: unknown) => {
+            // Never started: the status goes straight to the caller (grpc-js short-circuit).
+            s.listener.onReceiveStatus({ code: status.UNAUTHENTICATED, details: `no token: ${err instanceof Error ? err.message : String(err)}`, metadata: new Metadata() });
+          },
+        );
+      },
+    });
+  };
+}

@@ -1,0 +1,109 @@
+// The node's audit log, `<dataDir>/audit.log`: one hash-chained JSON line
+// (proto/audit.ts) per applied registration, attempt, lock-out,
+// confirmation, deletion and membership change, derived from the APPLIED log
+// only, so every node writes the same lines at the same indexes.
+//
+// Contracts:
+// - append-only; each line goes out in one write(2), and sync() (called after
+//   each applied batch, before the loop can snapshot and compact those
+//   entries) fdatasyncs; a torn last line (a crash inside a write) is cut at
+//   open;
+// - restart: the chain resumes from the file's last line, and an index at or
+//   below the last one written is not written again (the loop re-applies the
+//   entries after its snapshot);
+// - a new file starts with a `segment` line at the node's snapshot index
+//   (`from: "bootstrap"` for a new cluster's index 1), and a snapshot
+//   installed from the leader starts a new segment (`from: "snapshot"`): the
+//   entries it covers were never applied here, so a node that caught up by
+//   snapshot holds no lines for them, and its hashes from there on differ from
+//   the nodes that applied them (the event fields stay equal).
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
+import { ConfChangeType } from "../raft/index.js";
+import { type VaultResult, parseEnvelope } from "../vault/index.js";
+import type { AppliedEvent } from "./raft-loop.js";
+
+export class AuditLog {
+  private dirty = false;
+
+  private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string) {}
+
+  /** Opens (or creates) the log; a new file begins a segment at `snapshotIndex` (none while it is 0: a joining node waits for its snapshot). */
+  static open(file: string, snapshotIndex: number): AuditLog {
+    const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+    const complete = text.lastIndexOf("\n") + 1;
+    const fd = openSync(file, "a+", 0o640);
+    if (complete < Buffer.byteLength(text)) ftruncateSync(fd, Buffer.byteLength(text.slice(0, complete)));
+    const rows = text.slice(0, complete).split("\n").filter((r) => r !== "");
+    const last = rows.at(-1);
+    let log: AuditLog;
+    if (last === undefined) {
+      log = new AuditLog(fd, -1, GENESIS_HASH);
+      if (snapshotIndex > 0) log.append({ index: snapshotIndex, kind: "segment", from: snapshotIndex === 1 ? "bootstrap" : "snapshot" });
+    } else {
+      let line;
+      try {
+        line = parseAuditLine(last);
+      } catch (err) {
+        closeSync(fd);
+        throw new Error(`${file}: the last line does not verify (${(err as Error).message}): check the file with \`bkv admin audit verify\``);
+      }
+      log = new AuditLog(fd, line.index, line.hash);
+    }
+    log.sync();
+    return log;
+  }
+
+  /** The RaftLoop's onOutcome observer. */
+  readonly record = (e: AppliedEvent): void => {
+    if (e.index <= this.lastIndex) return;
+    const event = e.kind === "snapshot" ? { index: e.index, kind: "segment", from: "snapshot" } as const
+      : e.kind === "membership" ? { index: e.index, kind: "membership", change: ConfChangeType[e.change.type], node: e.change.nodeId, outcome: "ok" } as const
+      : commandEvent(e.index, e.data, e.result);
+    if (event !== undefined) this.append(event);
+    if (e.kind === "snapshot") this.sync();
+  };
+
+  /** Makes every line written so far durable. */
+  sync(): void {
+    if (!this.dirty) return;
+    fdatasyncSync(this.fd);
+    this.dirty = false;
+  }
+
+  close(): void {
+    this.sync();
+    closeSync(this.fd);
+  }
+
+  private append(event: AuditEvent): void {
+    const { text, hash } = auditLine(event, this.lastHash);
+    writeSync(this.fd, `${text}\n`);
+    this.lastIndex = event.index;
+    this.lastHash = hash;
+    this.dirty = true;
+  }
+}
+
+/** The audit event of an applied vault command; undefined for a leader's no-op and node announcements. */
+export function commandEvent(index: number, data: Uint8Array, result: VaultResult): AuditEvent | undefined {
+  if (data.length === 0) return undefined;
+  const env = parseEnvelope(data);
+  const c = env.command;
+  const outcome = result.ok ? "ok" : result.reason;
+  const attemptsRemaining = "attemptsRemaining" in result ? result.attemptsRemaining : undefined;
+  const base = { index, requestId: env.requestId === null ? undefined : Buffer.from(env.requestId).toString("hex"), outcome, attemptsRemaining };
+  if (c === null) return { ...base, kind: "invalid" };
+  switch (c.kind) {
+    case "announce":
+      return undefined;
+    case "register":
+      return { ...base, kind: "register", user: c.record.user, version: c.record.version };
+    case "begin":
+      return { ...base, kind: outcome === "GUESS_LIMIT_REACHED" ? "lockout" : "attempt", user: c.user };
+    case "confirm":
+      return { ...base, kind: "confirm", user: c.user };
+    case "delete":
+      return { ...base, kind: "delete", user: c.user };
+  }
+}

@@ -1,0 +1,153 @@
+// The audit log (node/server/audit.ts) and its format and verifier
+// (proto/audit.ts), on a real file: lines derived from applied outcomes only,
+// the chain across a restart, a torn last line, a snapshot segment, and a
+// verifier that names the first line a changed byte breaks.
+import test from "ava";
+import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { AuditLog, commandEvent } from "../../node/server/audit.js";
+import type { AppliedEvent } from "../../node/server/raft-loop.js";
+import { ConfChangeType } from "../../node/raft/index.js";
+import { encodeCommand, vaultError, type VaultResult } from "../../node/vault/index.js";
+import { GENESIS_HASH, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
+import { G, encodePoint } from "../../proto/crypto/index.js";
+import { runAdminAudit } from "../../client/cli/admin-audit.js";
+import type { CliIo } from "../../client/cli/io.js";
+
+const BLINDED = encodePoint(G);
+
+function begin(user: string, requestId: Uint8Array = randomBytes(16)): Uint8Array {
+  return encodeCommand({ kind: "begin", requestId, user, blinded: BLINDED });
+}
+
+function command(index: number, data: Uint8Array, result: VaultResult): AppliedEvent {
+  return { kind: "command", index, data, result };
+}
+
+const okBegin = (remaining: number): VaultResult => ({ ok: true, kind: "begin", attemptId: 1, attemptsRemaining: remaining, version: 1 });
+
+function tempFile(): string {
+  return join(mkdtempSync(join(tmpdir(), "bkv-audit-")), "audit.log");
+}
+
+function lines(file: string) {
+  return readFileSync(file, "utf8").trim().split("\n").map(parseAuditLine);
+}
+
+function io(): CliIo & { out: string; err: string } {
+  const o = { out: "", err: "", env: {}, stdout: (s: string) => { o.out += s; }, stderr: (s: string) => { o.err += s; } };
+  return o as unknown as CliIo & { out: string; err: string };
+}
+
+test("a new log starts a bootstrap segment; commands become chained lines; no-ops and announcements none", (t) => {
+  const file = tempFile();
+  const log = AuditLog.open(file, 1);
+  log.record(command(2, new Uint8Array(0), vaultError("INVALID_ARGUMENT", "no-op")));
+  log.record(command(3, begin("alice"), okBegin(9)));
+  log.record(command(4, begin("alice"), vaultError("GUESS_LIMIT_REACHED", "locked", 0)));
+  log.record({ kind: "membership", index: 5, change: { type: ConfChangeType.AddLearner, nodeId: 4, context: new Uint8Array(0) } as never });
+  log.close();
+  const got = lines(file);
+  t.deepEqual(got.map((l) => [l.index, l.kind, l.user, l.outcome, l.attemptsRemaining]), [
+    [1, "segment", undefined, undefined, undefined],
+    [3, "attempt", "alice", "ok", 9],
+    [4, "lockout", "alice", "GUESS_LIMIT_REACHED", 0],
+    [5, "membership", undefined, "ok", undefined],
+  ]);
+  t.is(got[0]?.from, "bootstrap");
+  t.is(got[0]?.prev, GENESIS_HASH);
+  t.is(got[3]?.change, "AddLearner");
+  t.is(got[3]?.node, 4);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
+test("a line carries no secret: the blinded element, signatures and record fields stay out", (t) => {
+  const ev = commandEvent(9, begin("bob", new Uint8Array(16).fill(0xab)), okBegin(3));
+  t.deepEqual(ev, { index: 9, kind: "attempt", user: "bob", requestId: "ab".repeat(16), outcome: "ok", attemptsRemaining: 3 });
+});
+
+test("restart: the chain resumes from the last line and an index already written is not written again", (t) => {
+  const file = tempFile();
+  const a = AuditLog.open(file, 1);
+  a.record(command(3, begin("alice"), okBegin(9)));
+  a.record(command(4, begin("alice"), okBegin(8)));
+  a.close();
+  const b = AuditLog.open(file, 1); // the loop re-applies the entries after its snapshot (index 1)
+  b.record(command(3, begin("alice"), okBegin(9)));
+  b.record(command(4, begin("alice"), okBegin(8)));
+  b.record(command(5, begin("alice"), okBegin(7)));
+  b.close();
+  t.deepEqual(lines(file).map((l) => l.index), [1, 3, 4, 5]);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
+test("a torn last line (a crash inside a write) is cut at open; the chain goes on from the line before", (t) => {
+  const file = tempFile();
+  const a = AuditLog.open(file, 1);
+  a.record(command(3, begin("alice"), okBegin(9)));
+  a.close();
+  appendFileSync(file, '{"v":1,"index":4,"kind":"att');
+  t.false(verifyAuditChain(readFileSync(file, "utf8")).ok);
+  const b = AuditLog.open(file, 1);
+  b.record(command(4, begin("alice"), okBegin(8)));
+  b.close();
+  t.deepEqual(lines(file).map((l) => l.index), [1, 3, 4]);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
+test("an installed snapshot starts a new segment that says so; a joining node's log starts there", (t) => {
+  const file = tempFile();
+  const log = AuditLog.open(file, 0); // a joining node: no state yet, no line
+  t.is(readFileSync(file, "utf8"), "");
+  log.record({ kind: "snapshot", index: 40 });
+  log.record(command(38, begin("alice"), okBegin(9))); // covered by the snapshot: never applied here
+  log.record(command(41, begin("alice"), okBegin(8)));
+  log.close();
+  const got = lines(file);
+  t.deepEqual(got.map((l) => [l.index, l.kind, l.from]), [[40, "segment", "snapshot"], [41, "attempt", undefined]]);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
+test("one changed byte fails verification at its line, whichever byte; `bkv admin audit verify` says which", async (t) => {
+  const file = tempFile();
+  const log = AuditLog.open(file, 1);
+  for (let i = 0; i < 6; i++) log.record(command(3 + i, begin(i % 2 === 0 ? "alice" : "bob"), okBegin(9 - i)));
+  log.close();
+  const good = readFileSync(file, "utf8");
+  const ok = io();
+  t.is(await runAdminAudit(["verify", file], ok), 0);
+  t.regex(ok.out, /7 lines verified, last index 8/);
+  const rows = good.split("\n");
+  const target = 4; // 1-based line 4
+  const offset = rows.slice(0, target - 1).join("\n").length + 1;
+  for (const at of [offset + 3, offset + 20, offset + rows[target - 1]!.length - 3]) {
+    const bytes = Buffer.from(good);
+    bytes[at] = bytes[at] === 0x31 ? 0x32 : 0x31;
+    const bad = bytes.toString("utf8");
+    const v = verifyAuditChain(bad);
+    t.false(v.ok);
+    t.is(v.ok ? 0 : v.line, target, `byte ${at - offset} of line ${target}`);
+    const broken = join(tmpdir(), `bkv-audit-broken-${randomBytes(4).toString("hex")}.log`);
+    writeFileSync(broken, bad);
+    const out = io();
+    t.is(await runAdminAudit(["verify", broken], out), 6);
+    t.regex(out.err, new RegExp(`line ${target} does not verify`));
+  }
+});
+
+test("`bkv admin audit --user U` lists U's events only; a dropped line breaks the chain at the next one", async (t) => {
+  const file = tempFile();
+  const log = AuditLog.open(file, 1);
+  for (let i = 0; i < 4; i++) log.record(command(3 + i, begin(i % 2 === 0 ? "alice" : "bob"), okBegin(9 - i)));
+  log.close();
+  const out = io();
+  t.is(await runAdminAudit(["--user", "bob", file], out), 0);
+  t.deepEqual(out.out.trim().split("\n").map((l) => JSON.parse(l).index), [4, 6]);
+  const rows = readFileSync(file, "utf8").split("\n");
+  const dropped = [...rows.slice(0, 2), ...rows.slice(3)].join("\n");
+  const v = verifyAuditChain(dropped);
+  t.deepEqual(v, { ok: false, line: 3, reason: "prev is not the previous line's hash" });
+  t.is(await runAdminAudit(["nonsense"], io()), 64);
+});
