@@ -391,8 +391,10 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (rd.committedEntries.length === 0) return;
     const t0 = performance.now();
     for (const e of rd.committedEntries) this.applyEntry(e);
-    this.commitStore();
+    // Observers first: what they make durable (the audit log) is never behind the store, whose
+    // entries a restart does not apply again.
     this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    this.commitStore();
   }
 
   /** Commits what was applied (pipelined: the next Ready is applied while this commit is written). */
