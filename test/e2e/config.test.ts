@@ -26,12 +26,14 @@ test("a valid file gets defaults and paths relative to the file", (t) => {
   t.is(c.dataDir, join(dir, "data"));
   t.is(c.hsm.pinFile, join(dir, "pin"));
   t.is(c.snapshotInterval, 10_000);
+  t.is(c.snapshotRetention, 2);
   t.is(c.metricsListen, "");
 });
 
 test("environment variables override the file", (t) => {
-  const c = loadConfig(file(base), { BKV_NODE_ID: "2", BKV_THRESHOLD: "3", BKV_CLIENT_LISTEN: "0.0.0.0:9000", BKV_LOG_LEVEL: "debug", BKV_HSM_TOKEN_LABEL: "t2" });
+  const c = loadConfig(file(base), { BKV_NODE_ID: "2", BKV_THRESHOLD: "3", BKV_CLIENT_LISTEN: "0.0.0.0:9000", BKV_LOG_LEVEL: "debug", BKV_HSM_TOKEN_LABEL: "t2", BKV_SNAPSHOT_RETENTION: "3" });
   t.is(c.nodeId, 2);
+  t.is(c.snapshotRetention, 3);
   t.is(c.threshold, 3);
   t.is(c.clientListen, "0.0.0.0:9000");
   t.is(c.logLevel, "debug");
@@ -54,6 +56,7 @@ test("validation errors name the field", (t) => {
     [{ ...base, hsm: { tokenLabel: "t" } }, /hsm needs exactly one of pinFile/],
     [{ ...base, nodes: [...base.nodes, base.nodes[0]] }, /nodes\[3\]\.id duplicates/],
     [{ ...base, logLevel: "loud" }, /logLevel/],
+    [{ ...base, snapshotRetention: 0 }, /snapshotRetention must be a positive integer/],
     [{ ...base, tls: undefined }, /tls must be an object/],
   ];
   for (const [cfg, re] of bad) {
