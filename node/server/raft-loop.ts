@@ -20,7 +20,7 @@ import type { DiskStorage, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
-import { PinnedViews, SnapshotStager } from "./store-snapshots.js";
+import { PinnedViews, SnapshotStager, stageForInstall } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { WaiterRegistry } from "./waiters.js";
@@ -406,18 +406,9 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * and the swap finishes the swap (openVault).
    */
   private async installSnapshot(rd: Ready, snap: Snapshot): Promise<void> {
-    const { index, term } = snap.metadata;
-    const data = decodeServerSnapshot(snap.data);
-    if (data.store === undefined) {
-      await this.o.files.stage(index, term, async (store) => {
-        const sm = data.vault.length > 0 ? VaultStateMachine.restore({ clusterId: this.o.clusterId, store }, data.vault) : new VaultStateMachine({ clusterId: this.o.clusterId, store });
-        return { appliedIndex: sm.appliedIndex, digest: sm.digest() };
-      });
-    } else if (this.o.files.stagedAt(index)?.term !== term) {
-      throw new VaultInvariantError(`Raft installs snapshot ${index} (term ${term}) but its store state is not staged`);
-    }
+    await stageForInstall(this.o.files, this.o.clusterId, snap);
     await this.save(rd);
-    await this.o.files.promote(index);
+    await this.o.files.promote(snap.metadata.index);
   }
 
   private applyReady(rd: Ready): void {

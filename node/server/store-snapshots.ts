@@ -13,10 +13,10 @@
 // the message); then it is stepped. One download at a time: every MsgSnap that
 // arrives meanwhile is dropped (the leader sends another while the follower
 // does not answer).
-import { type Message, MessageType, type NodeId } from "../raft/index.js";
+import { type Message, MessageType, type NodeId, type Snapshot } from "../raft/index.js";
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { ALL_KEYS, SnapshotImporter, snapshotChunks } from "../vault/index.js";
+import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
 import { decodeServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 
@@ -160,4 +160,23 @@ function checkRef(got: StoreRef, want: StoreRef): StoreRef {
     throw new Error(`the downloaded state (applied ${got.appliedIndex}) is not the one the snapshot message names (applied ${want.appliedIndex})`);
   }
   return got;
+}
+
+/**
+ * Makes sure the store state of a snapshot Raft is about to install is
+ * staged: a store snapshot must have been staged before Raft saw its message;
+ * an inline one (format 1: the bootstrap, or a leader of the release before
+ * the store) is restored into a staged store here.
+ */
+export async function stageForInstall(files: VaultFiles, clusterId: string, snap: Snapshot): Promise<void> {
+  const { index, term } = snap.metadata;
+  const data = decodeServerSnapshot(snap.data);
+  if (data.store !== undefined) {
+    if (files.stagedAt(index)?.term !== term) throw new VaultInvariantError(`Raft installs snapshot ${index} (term ${term}) but its store state is not staged`);
+    return;
+  }
+  await files.stage(index, term, async (store) => {
+    const sm = data.vault.length > 0 ? VaultStateMachine.restore({ clusterId, store }, data.vault) : new VaultStateMachine({ clusterId, store });
+    return { appliedIndex: sm.appliedIndex, digest: sm.digest() };
+  });
 }

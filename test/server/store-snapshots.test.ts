@@ -7,10 +7,10 @@ import { join } from "node:path";
 import test from "ava";
 import { MessageType, type Message, message } from "../../node/raft/index.js";
 import { VaultFiles } from "../../node/storage/index.js";
-import { ALL_KEYS, snapshotChunks } from "../../node/vault/index.js";
+import { ALL_KEYS, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { jsonLogger } from "../../node/server/log.js";
-import { PinnedViews, SnapshotStager } from "../../node/server/store-snapshots.js";
+import { PinnedViews, SnapshotStager, stageForInstall } from "../../node/server/store-snapshots.js";
 import { CLUSTER, Harness, register, registerCmd } from "../../testkit/vault.js";
 import { tempDir } from "../storage/helpers.js";
 
@@ -118,4 +118,18 @@ test("pinned views: the newest `retention` are served; an older one lives on whi
   t.truthy(views.open(20, 1));
   views.releaseAll();
   t.is((await files.store.stats()).views, 0);
+});
+
+test("an inline snapshot (the bootstrap, an old leader) is restored into a staged store for the install; a store snapshot must be staged already", async (t) => {
+  const files = await VaultFiles.open(join(tempDir(t), "vault"));
+  t.teardown(() => files.close());
+  const h = leaderState(4);
+  const inline = encodeServerSnapshot({ peers: new Map(), vault: h.sm.snapshot() });
+  await stageForInstall(files, CLUSTER, { metadata: { index: h.index, term: 2, confState: CONF }, data: inline });
+  t.is(files.stagedAt(h.index)?.appliedIndex, h.index);
+  await files.promote(h.index);
+  const sm = new VaultStateMachine({ clusterId: CLUSTER, store: files.store });
+  t.deepEqual(sm.digest(), h.sm.digest());
+  const descriptor = snapMessage(leaderState(2), 2).snapshot!;
+  await t.throwsAsync(() => stageForInstall(files, CLUSTER, { metadata: { ...descriptor.metadata, index: 77 }, data: descriptor.data }), { instanceOf: VaultInvariantError, message: /not staged/ });
 });
