@@ -23,7 +23,7 @@ import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import { PinnedViews, SnapshotStager, stageForInstall } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
-import { WaiterRegistry } from "./waiters.js";
+import { LoopWaiters } from "./waiters.js";
 
 export interface PeerLink {
   send(messages: readonly Message[]): void;
@@ -74,37 +74,11 @@ function proposalDropped(): ProposalError {
   return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
 }
 
-/** Bytes per chunk of snapshotStream. */
-const SNAPSHOT_CHUNK = 256 * 1024;
-
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
-
-/**
- * Everything a caller of the loop waits on, one registry each (same class,
- * typed values). Proposals fail on a leader change; all fail on stop.
- */
-class Waiters {
-  /** A proposal's outcome, by hex request id. */
-  readonly proposals = new WaiterRegistry<string, VaultResult>();
-  /** An index applied here. */
-  readonly applied = new WaiterRegistry<number, undefined>();
-  /** A membership change applied here (its index), by type and member. */
-  readonly confChanges = new WaiterRegistry<string, number>();
-  /** A linearizable read's index, by hex context. */
-  readonly reads = new WaiterRegistry<string, number>();
-  /** The next snapshot, by snapshot round. */
-  readonly snapshots = new WaiterRegistry<number, Snapshot>();
-  /** Leadership moved to another node (the new leader). */
-  readonly leaderMoved = new WaiterRegistry<"moved", NodeId>();
-
-  failAll(err: Error): void {
-    for (const r of [this.proposals, this.applied, this.confChanges, this.reads, this.snapshots, this.leaderMoved]) r.failAll(err);
-  }
-}
 
 export class RaftLoop implements VaultLoop, AdminLoop {
   private readonly raw: RawNode;
@@ -120,7 +94,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private snapshotIndex: number;
   /** Snapshot requests registered now are answered by the snapshot of this round. */
   private snapshotRound = 0;
-  private readonly waiters = new Waiters();
+  private readonly waiters = new LoopWaiters();
   private readonly driver: ReadyDriver;
   /** The write the driver started last, awaited by drain before it calls writeDone. */
   private saving: Promise<void> = Promise.resolve();
@@ -340,27 +314,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     return w.promise;
   }
 
-  /**
-   * The latest snapshot as one self-contained server snapshot (format 1,
-   * snapshot-data.ts): the peer list, then the vault state inline, streamed
-   * from the store view pinned at the snapshot (never whole in memory). An
-   * inline snapshot (the bootstrap) is cut in chunks of at most 256 KiB.
-   */
+  /** The latest snapshot, self-contained (PinnedViews.selfContained): what SaveSnapshot streams. */
   async *snapshotStream(): AsyncIterable<Uint8Array> {
     const snap = this.o.storage.snapshot();
-    const data = decodeServerSnapshot(snap.data);
-    if (data.store === undefined) {
-      for (let at = 0; at < snap.data.length; at += SNAPSHOT_CHUNK) yield snap.data.subarray(at, at + SNAPSHOT_CHUNK);
-      return;
-    }
-    const stream = this.views.open(snap.metadata.index, snap.metadata.term);
-    if (stream === null) throw new ProposalError("DROPPED", `the store view of snapshot ${snap.metadata.index} is no longer held; take a snapshot and retry`);
-    try {
-      yield encodeServerSnapshot({ peers: data.peers, vault: new Uint8Array(0) });
-      for (let r = stream.chunks.next(); r.done !== true; r = stream.chunks.next()) yield r.value;
-    } finally {
-      stream.close();
-    }
+    const chunks = this.views.selfContained(snap);
+    if (chunks === null) throw new ProposalError("DROPPED", `the store view of snapshot ${snap.metadata.index} is no longer held; take a snapshot and retry`);
+    yield* chunks;
   }
 
   // --- the Ready loop ---------------------------------------------------

@@ -17,8 +17,15 @@ import { type Message, MessageType, type NodeId, type Snapshot } from "../raft/i
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
-import { decodeServerSnapshot, type StoreRef } from "./snapshot-data.js";
+import { decodeServerSnapshot, encodeServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
+
+/** Bytes per chunk of an inline snapshot's self-contained stream. */
+const INLINE_CHUNK = 256 * 1024;
+
+function* chunksOf(data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
 
 interface Pinned {
   readonly term: number;
@@ -59,6 +66,30 @@ export class PinnedViews {
         if (p.retired) this.retire(index);
       },
     };
+  }
+
+  /**
+   * `snap` as one self-contained server snapshot (format 1, snapshot-data.ts):
+   * the peer list, then the vault state inline, streamed from the view pinned
+   * at it (never whole in memory); an inline snapshot is cut in chunks of
+   * 256 KiB. Null when its view is not pinned.
+   */
+  selfContained(snap: Snapshot): Generator<Uint8Array> | null {
+    const data = decodeServerSnapshot(snap.data);
+    if (data.store === undefined) return chunksOf(snap.data, INLINE_CHUNK);
+    const { index, term } = snap.metadata;
+    return this.pinned.get(index)?.term === term && this.has(index) ? this.inline(data.peers, index, term) : null;
+  }
+
+  private *inline(peers: ReadonlyMap<number, string>, index: number, term: number): Generator<Uint8Array> {
+    const stream = this.open(index, term);
+    if (stream === null) throw new Error(`the store view of snapshot ${index} was released`);
+    try {
+      yield encodeServerSnapshot({ peers, vault: new Uint8Array(0) });
+      for (let r = stream.chunks.next(); r.done !== true; r = stream.chunks.next()) yield r.value;
+    } finally {
+      stream.close();
+    }
   }
 
   /** Releases every view (a store swap or shutdown); transfers in progress fail. */
