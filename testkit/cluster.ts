@@ -25,7 +25,11 @@ export interface ClusterOptions {
   readonly clusterId?: string;
   /** The throttling schedule of the new cluster (node config `throttle`); default "none", so tests can spend guesses quickly. */
   readonly throttle?: "default" | "none";
-  /** A compiled bkv-node entry (an installed package's dist/node/server/main.js) to run instead of the sources under tsx. */
+  /**
+   * A bkv-node entry to run instead of this tree's sources: a compiled one
+   * (an installed package's dist/node/server/main.js), or another tree's
+   * node/server/main.ts (run under tsx: an earlier release).
+   */
   readonly nodeEntry?: string;
   /** Extra fields of every node's config file (e.g. promoteMaxLag). */
   readonly nodeConfig?: Readonly<Record<string, unknown>>;
@@ -70,6 +74,8 @@ export class LocalCluster {
   readonly clusterId: string;
   readonly nodes: NodeInfo[] = [];
   private readonly clients = new Map<string, grpc.Client>();
+  /** The entry of nodes spawned from now on (useEntry), over opts.nodeEntry. */
+  private entry: string | undefined;
   /** The cluster's development token issuer (set by start). */
   issuer!: DevIssuer;
   /** A token provider for SDK clients: a fresh token per call, for the call's user. */
@@ -152,7 +158,9 @@ export class LocalCluster {
     delete env.BKV_HSM_PIN;
     // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const extra = (process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
-    const entry = this.opts.nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")] : [this.opts.nodeEntry];
+    const nodeEntry = this.entry ?? this.opts.nodeEntry;
+    const entry = nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")]
+      : nodeEntry.endsWith(".ts") ? ["--import", "tsx", nodeEntry] : [nodeEntry];
     const proc = spawn(process.execPath, [...extra, ...entry, "--config", n.configFile], {
       cwd: ROOT, stdio: ["ignore", fd, fd], env,
     });
@@ -299,6 +307,11 @@ export class LocalCluster {
 
   resume(id: number): void {
     this.node(id).proc?.kill("SIGCONT");
+  }
+
+  /** Runs nodes (re)started from now on from `entry` (see ClusterOptions.nodeEntry; undefined: this tree). An upgrade. */
+  useEntry(entry: string | undefined): void {
+    this.entry = entry ?? join(ROOT, "node/server/main.ts");
   }
 
   restart(id: number): void {

@@ -40,6 +40,13 @@ export interface ServerConfig {
   readonly logLevel: LogLevel;
   /** Take a snapshot and compact every this many applied entries. */
   readonly snapshotInterval: number;
+  /**
+   * Local snapshots whose vault store views stay pinned for followers to
+   * download (the newest ones). A pinned view keeps the store pages it reads
+   * from being reused, so the store file grows with retention × the writes
+   * of one snapshot interval.
+   */
+  readonly snapshotRetention: number;
   readonly tickMs: number;
   readonly electionTick: number;
   readonly heartbeatTick: number;
@@ -117,6 +124,7 @@ const DEFAULTS = {
   metricsListen: "",
   logLevel: "info" as LogLevel,
   snapshotInterval: 10_000,
+  snapshotRetention: 2,
   tickMs: 100,
   electionTick: 10,
   heartbeatTick: 1,
@@ -138,12 +146,12 @@ const ENV: ReadonlyArray<readonly [string, string]> = [
   ["BKV_NODE_ID", "nodeId"], ["BKV_CLUSTER_ID", "clusterId"], ["BKV_DATA_DIR", "dataDir"],
   ["BKV_CLIENT_LISTEN", "clientListen"], ["BKV_PEER_LISTEN", "peerListen"], ["BKV_ADMIN_LISTEN", "adminListen"],
   ["BKV_THRESHOLD", "threshold"], ["BKV_METRICS_LISTEN", "metricsListen"], ["BKV_LOG_LEVEL", "logLevel"],
-  ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"], ["BKV_JOIN", "join"],
+  ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"], ["BKV_SNAPSHOT_RETENTION", "snapshotRetention"], ["BKV_JOIN", "join"],
   ["BKV_HSM_MODULE", "hsm.module"], ["BKV_HSM_TOKEN_LABEL", "hsm.tokenLabel"], ["BKV_HSM_PIN_FILE", "hsm.pinFile"],
   ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"],
   ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
 ];
-const NUMERIC = new Set(["nodeId", "threshold", "snapshotInterval"]);
+const NUMERIC = new Set(["nodeId", "threshold", "snapshotInterval", "snapshotRetention"]);
 
 /** Reads FILE (may be undefined: env only), applies env overrides, validates. */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -215,6 +223,7 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     },
     tls: { ca: path(str(tls.ca, "tls.ca")), cert: path(str(tls.cert, "tls.cert")), key: path(str(tls.key, "tls.key")) },
     snapshotInterval: posInt(raw.snapshotInterval ?? DEFAULTS.snapshotInterval, "snapshotInterval"),
+    snapshotRetention: posInt(raw.snapshotRetention ?? DEFAULTS.snapshotRetention, "snapshotRetention"),
     tickMs: posInt(raw.tickMs ?? DEFAULTS.tickMs, "tickMs"),
     electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
     heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),

@@ -2,6 +2,7 @@
 // endpoint. Gauges of Raft state are read from the loop at scrape time.
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { VaultStoreStats } from "../storage/index.js";
 
 export interface RaftView {
   term(): number;
@@ -12,6 +13,8 @@ export interface RaftView {
   snapshotIndex(): number;
   /** O(1) (VaultStateMachine.stats keeps its counters): read at every scrape. */
   vaultStats(): { records: number; locked: number };
+  /** The vault store's size and page use (null before it is open). */
+  storeStats(): Promise<VaultStoreStats | null>;
 }
 
 export class Metrics {
@@ -58,6 +61,18 @@ export class Metrics {
     gauge("bkv_raft_apply_lag", "Committed entries not applied yet (commit - applied)", (v) => v.commit() - v.applied());
     gauge("bkv_vault_records", "Records in this node's applied state", (v) => v.vaultStats().records);
     gauge("bkv_vault_locked_records", "Records locked at their guess limit (shares destroyed)", (v) => v.vaultStats().locked);
+    const storeGauge = (name: string, help: string, read: (s: VaultStoreStats) => number) => new Gauge({
+      name, help, registers: [this.registry],
+      async collect() {
+        const s = await view()?.storeStats();
+        if (s !== undefined && s !== null) this.set(read(s));
+      },
+    });
+    storeGauge("bkv_store_file_bytes", "Size of the vault store's file on disk", (s) => s.fileBytes);
+    storeGauge("bkv_store_used_bytes", "Pages of the vault store in use (what the page cache holds when it is hot)", (s) => s.usedBytes);
+    storeGauge("bkv_store_map_bytes", "Address space of the vault store's memory map", (s) => s.mapBytes);
+    storeGauge("bkv_store_entries", "Pairs in the vault store", (s) => s.entries);
+    storeGauge("bkv_store_pinned_views", "Read views of the vault store held for snapshots", (s) => s.views);
   }
 
   request(method: string, code: string, ms: number): void {

@@ -13,7 +13,7 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { packageVersion } from "../../proto/version.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { NONE, bootstrapSnapshot } from "../raft/index.js";
-import { DiskStorage } from "../storage/index.js";
+import { DiskStorage, VaultFiles } from "../storage/index.js";
 import { Transport, loadTls, type TlsMaterial } from "../transport/index.js";
 import { Hsm } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
@@ -22,6 +22,7 @@ import type { Logger } from "./log.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
+import { openVault } from "./vault-open.js";
 import { vaultService } from "./vault-service.js";
 import { adminService, type NodeFacts } from "./admin-service.js";
 import { adminAuth } from "./admin-auth.js";
@@ -50,6 +51,7 @@ export class VaultNode {
   private gate!: ClientGate;
   private audit: AuditLog | null = null;
   private storage!: DiskStorage;
+  private files: VaultFiles | null = null;
   private transport!: Transport;
   private clientServer: grpc.Server | null = null;
   private adminServer: grpc.Server | null = null;
@@ -74,6 +76,7 @@ export class VaultNode {
       isLeader: () => this.loop.isLeader,
       snapshotIndex: () => this.loop.lastSnapshotIndex,
       vaultStats: () => this.loop.vault.stats(),
+      storeStats: () => this.files?.store.stats() ?? Promise.resolve(null),
     }), { node: String(cfg.nodeId) });
   }
 
@@ -96,11 +99,13 @@ export class VaultNode {
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     await this.bootstrapIfEmpty();
+    this.files = await VaultFiles.open(join(c.dataDir, "vault"));
+    const sm = await openVault(this.files, this.storage.snapshot(), c.clusterId, this.log);
     const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
     this.audit = audit;
     this.loop = new RaftLoop({
-      id: c.nodeId, clusterId: c.clusterId, storage: this.storage, tickMs: c.tickMs, electionTick: c.electionTick,
-      heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, proposalTimeoutMs: c.proposalTimeoutMs,
+      id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files: this.files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
+      heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       log: this.log, onFatal: this.onFatal,
       onApplied: (n, ms) => {
         audit.sync();
@@ -116,6 +121,7 @@ export class VaultNode {
       onMessage: (m) => this.loop.step(m),
       reportUnreachable: (id) => this.loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
+      snapshotSource: (index, term) => this.loop.openSnapshot(index, term),
       onUndecodable: this.refused,
       log: (event, fields) => this.log.debug(event, fields),
     });
@@ -132,7 +138,7 @@ export class VaultNode {
     return { client, peer, admin };
   }
 
-  /** A new data dir: every initial voter starts from the same bootstrap snapshot. */
+  /** A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state inline). */
   private async bootstrapIfEmpty(): Promise<void> {
     if (this.storage.lastIndex() > 0 || this.storage.snapshot().metadata.index > 0) return;
     if (this.cfg.join) {
@@ -290,9 +296,10 @@ export class VaultNode {
     this.audit?.close();
     await this.transport?.stop();
     await this.storage?.close();
+    await this.files?.close();
     this.http?.close();
     this.hsm?.close();
-    this.log.info("node stopped");
+    this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });
   }
 }
 

@@ -2,36 +2,50 @@
 // loop, which is node/raft's ReadyDriver (its contract and planReady are in
 // node/raft/ready-driver.ts; the argument is in docs/raft.md, "Sending while
 // the leader writes"). Here: the write is DiskStorage.save, the sends go to
-// the transport, and applying restores the vault from a snapshot and applies
-// committed entries to it once each, in order; conf changes go to
+// the transport, and applying applies committed entries to the vault once
+// each, in order, then commits the vault store; conf changes go to
 // RawNode.applyConfChange and the transport, and are skipped by the vault.
+// A Raft snapshot names a state of the vault store (docs/storage.md,
+// "Snapshot transfer"): an installed one was staged before Raft saw it
+// (store-snapshots.ts) and is swapped in with the write; a local one is taken
+// at the store's durable applied index, so log compaction never passes what a
+// restart finds in the store.
 import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
   type Message, MessageType, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
   decodeConfChange,
 } from "../raft/index.js";
-import type { DiskStorage } from "../storage/index.js";
-import { VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
+import type { DiskStorage, VaultFiles } from "../storage/index.js";
+import type { SnapshotStream } from "../transport/index.js";
+import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
+import { PinnedViews, SnapshotStager, stageForInstall } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
-import { WaiterRegistry } from "./waiters.js";
+import { LoopWaiters } from "./waiters.js";
 
 export interface PeerLink {
   send(messages: readonly Message[]): void;
   addPeer(id: NodeId, address: string): void;
   removePeer(id: NodeId): void;
+  /** Downloads the store state of snapshot (index, term) from node `id`. */
+  fetchSnapshot(id: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array>;
 }
 
 export interface RaftLoopOptions {
   readonly id: NodeId;
   readonly clusterId: string;
   readonly storage: DiskStorage;
+  /** The vault store's directory; `sm` lives in its current store (openVault). */
+  readonly files: VaultFiles;
+  readonly sm: VaultStateMachine;
   readonly tickMs: number;
   readonly electionTick: number;
   readonly heartbeatTick: number;
   readonly snapshotInterval: number;
+  /** Local snapshots whose store views stay pinned for followers to download. */
+  readonly snapshotRetention: number;
   readonly proposalTimeoutMs: number;
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
@@ -60,37 +74,11 @@ function proposalDropped(): ProposalError {
   return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
 }
 
-/** Bytes per chunk of snapshotStream. */
-const SNAPSHOT_CHUNK = 256 * 1024;
-
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
-
-/**
- * Everything a caller of the loop waits on, one registry each (same class,
- * typed values). Proposals fail on a leader change; all fail on stop.
- */
-class Waiters {
-  /** A proposal's outcome, by hex request id. */
-  readonly proposals = new WaiterRegistry<string, VaultResult>();
-  /** An index applied here. */
-  readonly applied = new WaiterRegistry<number, undefined>();
-  /** A membership change applied here (its index), by type and member. */
-  readonly confChanges = new WaiterRegistry<string, number>();
-  /** A linearizable read's index, by hex context. */
-  readonly reads = new WaiterRegistry<string, number>();
-  /** The next snapshot, by snapshot round. */
-  readonly snapshots = new WaiterRegistry<number, Snapshot>();
-  /** Leadership moved to another node (the new leader). */
-  readonly leaderMoved = new WaiterRegistry<"moved", NodeId>();
-
-  failAll(err: Error): void {
-    for (const r of [this.proposals, this.applied, this.confChanges, this.reads, this.snapshots, this.leaderMoved]) r.failAll(err);
-  }
-}
 
 export class RaftLoop implements VaultLoop, AdminLoop {
   private readonly raw: RawNode;
@@ -106,22 +94,39 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private snapshotIndex: number;
   /** Snapshot requests registered now are answered by the snapshot of this round. */
   private snapshotRound = 0;
-  private readonly waiters = new Waiters();
+  private readonly waiters = new LoopWaiters();
   private readonly driver: ReadyDriver;
   /** The write the driver started last, awaited by drain before it calls writeDone. */
   private saving: Promise<void> = Promise.resolve();
   /** Proposals waiting for the next drain, which hands them to Raft together. */
   private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
+  /** The last vault store commit (commits complete in order): awaited, everything applied before it is durable. */
+  private committed: Promise<void> = Promise.resolve();
+  /** Index of the last entry (or snapshot) Raft handed over: the conf state is current up to it. */
+  private appliedEntry: number;
+  /** No pinned view matches the Raft snapshot (a restart, an upgrade): take a local snapshot at the first chance. */
+  private snapshotOwed: boolean;
+  private readonly views: PinnedViews;
+  private readonly stager: SnapshotStager;
 
   constructor(private readonly o: RaftLoopOptions) {
     const snap = o.storage.snapshot();
-    const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : { peers: new Map<number, string>(), vault: new Uint8Array(0) };
-    for (const [id, addr] of data.peers) this.peerMap.set(id, addr);
-    this.sm = data.vault.length > 0
-      ? VaultStateMachine.restore({ clusterId: o.clusterId }, data.vault)
-      : new VaultStateMachine({ clusterId: o.clusterId });
+    const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : null;
+    for (const [id, addr] of data?.peers ?? []) this.peerMap.set(id, addr);
+    this.sm = o.sm;
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
+    this.appliedEntry = snap.metadata.index;
+    this.views = new PinnedViews(o.clusterId, o.snapshotRetention);
+    const pinnable = data?.store !== undefined && data.store.appliedIndex === o.sm.appliedIndex;
+    if (pinnable) this.views.pin(snap.metadata.index, snap.metadata.term, o.files.store.view());
+    this.snapshotOwed = !pinnable && snap.metadata.index > 0;
+    this.stager = new SnapshotStager({
+      clusterId: o.clusterId, files: o.files, log: o.log,
+      fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
+      appliedIndex: () => this.sm.appliedIndex,
+      step: (m) => this.guard(() => this.raw.step(m)),
+    });
     this.raw = new RawNode({
       id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
       applied: snap.metadata.index, randomInt: (n) => randomInt(n),
@@ -154,14 +159,29 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     while (this.draining !== null) await this.draining;
+    this.stager.stop();
+    this.views.releaseAll();
+    await this.committed.catch(() => undefined);
     this.batch = [];
     this.waiters.failAll(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
   }
 
   // --- inputs -----------------------------------------------------------
 
+  /** Steps an inbound message; a snapshot message naming a store state not staged yet is held (store-snapshots.ts). */
   step(m: Message): void {
+    if (this.stopped || this.stager.intercept(m)) return;
     this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m) : m));
+  }
+
+  private fetchFrom(from: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
+    if (this.link === null) throw new Error("the loop is not started");
+    return this.link.fetchSnapshot(from, index, term, signal);
+  }
+
+  /** The store state of local snapshot (index, term) for a follower's download, or null (FetchSnapshot's source). */
+  openSnapshot(index: number, term: number): SnapshotStream | null {
+    return this.stopped ? null : this.views.open(index, term);
   }
 
   reportUnreachable(id: NodeId): void {
@@ -294,10 +314,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     return w.promise;
   }
 
-  /** The latest snapshot's bytes (the server snapshot payload, snapshot-data.ts) in chunks of at most 256 KiB. */
+  /** The latest snapshot, self-contained (PinnedViews.selfContained): what SaveSnapshot streams. */
   async *snapshotStream(): AsyncIterable<Uint8Array> {
-    const data = await Promise.resolve(this.o.storage.snapshot().data);
-    for (let at = 0; at < data.length; at += SNAPSHOT_CHUNK) yield data.subarray(at, at + SNAPSHOT_CHUNK);
+    const snap = this.o.storage.snapshot();
+    const chunks = this.views.selfContained(snap);
+    if (chunks === null) throw new ProposalError("DROPPED", `the store view of snapshot ${snap.metadata.index} is no longer held; take a snapshot and retry`);
+    yield* chunks;
   }
 
   // --- the Ready loop ---------------------------------------------------
@@ -328,8 +350,24 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   /** The driver's write: drain awaits it, then tells the driver (DiskStorage exposes a save only once durable). */
   private startWrite(rd: Ready): void {
-    this.saving = this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+    this.saving = rd.snapshot === null ? this.save(rd) : this.installSnapshot(rd, rd.snapshot);
     this.saving.catch(() => undefined); // awaited by drain; this only keeps a failure from being "unhandled" meanwhile
+  }
+
+  private save(rd: Ready): Promise<void> {
+    return this.o.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+  }
+
+  /**
+   * The store state of an installed snapshot is staged (downloaded before
+   * Raft saw the message, or here from inline bytes), then the snapshot is
+   * saved, then the staged store becomes current. A restart between the save
+   * and the swap finishes the swap (openVault).
+   */
+  private async installSnapshot(rd: Ready, snap: Snapshot): Promise<void> {
+    await stageForInstall(this.o.files, this.o.clusterId, snap);
+    await this.save(rd);
+    await this.o.files.promote(snap.metadata.index);
   }
 
   private applyReady(rd: Ready): void {
@@ -342,7 +380,17 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (rd.committedEntries.length === 0) return;
     const t0 = performance.now();
     for (const e of rd.committedEntries) this.applyEntry(e);
+    // Observers first: what they make durable (the audit log) is never behind the store, whose
+    // entries a restart does not apply again.
     this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    this.commitStore();
+  }
+
+  /** Commits what was applied (pipelined: the next Ready is applied while this commit is written). */
+  private commitStore(): void {
+    const c = this.o.files.store.commit();
+    this.committed = c;
+    c.catch((err: unknown) => this.o.onFatal(err));
   }
 
   private onSoftState(s: SoftState): void {
@@ -356,14 +404,24 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
   }
 
+  /** Moves onto the store installSnapshot made current; the replaced one is closed once nothing reads it. */
   private restore(snap: Snapshot): void {
+    const { index, term } = snap.metadata;
     const data = decodeServerSnapshot(snap.data);
-    this.sm = VaultStateMachine.restore({ clusterId: this.o.clusterId }, data.vault);
+    this.views.releaseAll();
+    this.sm = new VaultStateMachine({ clusterId: this.o.clusterId, store: this.o.files.store });
+    if (data.store !== undefined && data.store.appliedIndex !== this.sm.appliedIndex) {
+      throw new VaultInvariantError(`the store swapped in for snapshot ${index} is at index ${this.sm.appliedIndex}, not ${data.store.appliedIndex}`);
+    }
+    this.o.files.closeRetired().catch((err: unknown) => this.o.onFatal(err));
+    if (data.store !== undefined) this.views.pin(index, term, this.o.files.store.view());
+    this.snapshotOwed = data.store === undefined;
     this.setPeers(data.peers);
     this.confState = snap.metadata.confState;
-    this.snapshotIndex = snap.metadata.index;
-    this.o.log.info("restored snapshot", { index: snap.metadata.index, term: snap.metadata.term });
-    this.o.onOutcome?.({ kind: "snapshot", index: snap.metadata.index });
+    this.snapshotIndex = index;
+    this.appliedEntry = index;
+    this.o.log.info("restored snapshot", { index, term, applied: this.sm.appliedIndex });
+    this.o.onOutcome?.({ kind: "snapshot", index });
   }
 
   private setPeers(peers: ReadonlyMap<number, string>): void {
@@ -376,20 +434,23 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   }
 
   private applyEntry(e: Entry): void {
-    if (e.index <= this.sm.appliedIndex) return; // covered by a restored snapshot
+    // In the store already (applied before a restart): Raft still takes the conf changes again.
+    const inStore = e.index <= this.sm.appliedIndex;
+    this.appliedEntry = e.index;
     if (e.type === EntryType.ConfChange) {
-      this.applyConfChange(e);
+      this.applyConfChange(e, inStore);
       return;
     }
+    if (inStore) return;
     const out = this.sm.apply(e.index, e.data, this.confState.voters);
     this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result });
     if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 
-  private applyConfChange(e: Entry): void {
+  private applyConfChange(e: Entry, inStore: boolean): void {
     const cc = decodeConfChange(e.data);
     this.confState = this.raw.applyConfChange(cc);
-    this.sm.skip(e.index);
+    if (!inStore) this.sm.skip(e.index);
     if (cc.type === ConfChangeType.AddLearner) {
       const addr = new TextDecoder().decode(cc.context);
       this.peerMap.set(cc.nodeId, addr);
@@ -405,8 +466,9 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   private async maybeSnapshot(): Promise<void> {
     const applied = this.sm.appliedIndex;
-    const due = applied - this.snapshotIndex >= this.o.snapshotInterval;
+    const due = applied - this.snapshotIndex >= this.o.snapshotInterval || (this.snapshotOwed && applied > this.snapshotIndex);
     if (!due && this.waiters.snapshots.size === 0) return;
+    if (this.appliedEntry < applied) return; // replaying entries the store holds: the conf state is not current yet
     const round = this.snapshotRound++;
     try {
       this.waiters.snapshots.resolve(round, await this.takeSnapshot(applied));
@@ -416,15 +478,30 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
   }
 
+  /**
+   * A local snapshot at the store's durable applied index (drain applies
+   * nothing while this awaits the last commit): the Raft snapshot names the
+   * state, and a read view of the store at it stays pinned for followers.
+   */
   private async takeSnapshot(applied: number): Promise<Snapshot> {
     if (applied <= this.snapshotIndex) return this.o.storage.snapshot();
-    const data = encodeServerSnapshot({ peers: this.peerMap, vault: this.sm.snapshot() });
-    const snap = await this.o.storage.createSnapshot(applied, this.confState, data);
+    await this.committed;
+    const view = this.o.files.store.view();
+    let snap: Snapshot;
+    try {
+      const data = encodeServerSnapshot({ peers: this.peerMap, store: { appliedIndex: applied, digest: this.sm.digest() } });
+      snap = await this.o.storage.createSnapshot(applied, this.confState, data);
+    } catch (err) {
+      view.release();
+      throw err;
+    }
+    this.views.pin(applied, snap.metadata.term, view);
+    this.snapshotOwed = false;
     // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
     // follower slightly behind catches up from the log, not a full snapshot.
     this.o.storage.compact(Math.max(1, applied - this.catchUpEntries()));
     this.snapshotIndex = applied;
-    this.o.log.info("took snapshot", { index: applied, bytes: data.length });
+    this.o.log.info("took snapshot", { index: applied });
     return snap;
   }
 

@@ -1,28 +1,37 @@
-// The server's snapshot payload: the member peer addresses (which a
+// The server's Raft snapshot payload: the member peer addresses (which a
 // restarted node needs to dial members added before the snapshot) and the
-// vault's own snapshot bytes. Format v1:
-//   "bkvS" || u8 1 || u32 len || peers (len bytes) || vault snapshot
+// vault state, inline (format 1) or by reference to the store (format 2,
+// docs/storage.md, "Snapshot transfer"):
+//   "bkvS" || u8 version || u32 len || peers (len bytes) || rest
 //   peers = u32 n || n × (u64 node id || lp16(peer address))
+//   format 1: rest = the vault's snapshot bytes (empty: no state yet)
+//   format 2: rest = u64 applied index || lp16(state digest)
+// Format 1 is written only for the bootstrap snapshot (a tiny new state) and
+// was the only format of earlier releases; a node reads both.
 import { Reader, Writer } from "../../proto/crypto/index.js";
 
 const MAGIC = "bkvS";
-const VERSION = 1;
+const INLINE = 1;
+const STORE = 2;
+/** Longest state digest accepted (SHA-256: 32 bytes). */
+const MAX_DIGEST = 64;
 
-export interface ServerSnapshot {
-  readonly peers: ReadonlyMap<number, string>;
-  /** VaultStateMachine.snapshot() bytes; empty for a node that has none yet. */
-  readonly vault: Uint8Array;
+/** A store snapshot: the vault store's state at `appliedIndex`, whose state digest is `digest`. */
+export interface StoreRef {
+  readonly appliedIndex: number;
+  readonly digest: Uint8Array;
 }
+
+export type ServerSnapshot =
+  | { readonly peers: ReadonlyMap<number, string>; readonly vault: Uint8Array; readonly store?: undefined }
+  | { readonly peers: ReadonlyMap<number, string>; readonly store: StoreRef; readonly vault?: undefined };
 
 export function encodeServerSnapshot(s: ServerSnapshot): Uint8Array {
   const p = new Writer().u32(s.peers.size);
   for (const [id, addr] of [...s.peers].sort((a, b) => a[0] - b[0])) p.u64(id).str(addr);
   const peers = p.bytes();
-  const head = new Writer().fixed(Buffer.from(MAGIC, "latin1")).u8(VERSION).u32(peers.length).fixed(peers).bytes();
-  const out = new Uint8Array(head.length + s.vault.length);
-  out.set(head);
-  out.set(s.vault, head.length);
-  return out;
+  const rest = s.store !== undefined ? new Writer().u64(s.store.appliedIndex).lp16(s.store.digest).bytes() : s.vault;
+  return new Writer().fixed(Buffer.from(MAGIC, "latin1")).u8(s.store !== undefined ? STORE : INLINE).u32(peers.length).fixed(peers).fixed(rest).bytes();
 }
 
 /** Throws an Error naming the problem on malformed data. */
@@ -32,7 +41,7 @@ export function decodeServerSnapshot(data: Uint8Array): ServerSnapshot {
   }
   const head = new Reader(data.subarray(4, 9), "server snapshot header");
   const version = head.u8();
-  if (version !== VERSION) throw new Error(`server snapshot: unsupported version ${version}`);
+  if (version !== INLINE && version !== STORE) throw new Error(`server snapshot: unsupported version ${version}`);
   const len = head.u32();
   if (9 + len > data.length) throw new Error("server snapshot: truncated peer list");
   const r = new Reader(data.subarray(9, 9 + len), "server snapshot peers");
@@ -43,5 +52,16 @@ export function decodeServerSnapshot(data: Uint8Array): ServerSnapshot {
     peers.set(id, r.str());
   }
   r.end();
-  return { peers, vault: data.subarray(9 + len) };
+  const rest = data.subarray(9 + len);
+  return version === INLINE ? { peers, vault: rest } : { peers, store: decodeStoreRef(rest) };
+}
+
+function decodeStoreRef(rest: Uint8Array): StoreRef {
+  const r = new Reader(rest, "server snapshot store reference");
+  const appliedIndex = r.u64();
+  const digest = r.lp16();
+  r.end();
+  if (appliedIndex > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("server snapshot: applied index above 2^53-1");
+  if (digest.length === 0 || digest.length > MAX_DIGEST) throw new Error(`server snapshot: state digest of ${digest.length} bytes`);
+  return { appliedIndex: Number(appliedIndex), digest: digest.slice() };
 }

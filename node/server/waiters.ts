@@ -5,6 +5,9 @@
 // removes it and clears its timer, so no timer fires after its waiter
 // settled and none is cleared twice.
 
+import type { NodeId, Snapshot } from "../raft/index.js";
+import type { VaultResult } from "../vault/index.js";
+
 /** Time as the registry sees it: injected so that unit tests drive the deadlines. */
 export interface WaiterClock {
   now(): number;
@@ -108,5 +111,28 @@ export class WaiterRegistry<K, V> {
     if (set?.size === 0) this.byKey.delete(e.key);
     if (outcome.ok) e.resolve(outcome.value);
     else e.reject(outcome.error);
+  }
+}
+
+/**
+ * Everything a caller of the loop waits on, one registry each (same class,
+ * typed values). Proposals fail on a leader change; all fail on stop.
+ */
+export class LoopWaiters {
+  /** A proposal's outcome, by hex request id. */
+  readonly proposals = new WaiterRegistry<string, VaultResult>();
+  /** An index applied here. */
+  readonly applied = new WaiterRegistry<number, undefined>();
+  /** A membership change applied here (its index), by type and member. */
+  readonly confChanges = new WaiterRegistry<string, number>();
+  /** A linearizable read's index, by hex context. */
+  readonly reads = new WaiterRegistry<string, number>();
+  /** The next snapshot, by snapshot round. */
+  readonly snapshots = new WaiterRegistry<number, Snapshot>();
+  /** Leadership moved to another node (the new leader). */
+  readonly leaderMoved = new WaiterRegistry<"moved", NodeId>();
+
+  failAll(err: Error): void {
+    for (const r of [this.proposals, this.applied, this.confChanges, this.reads, this.snapshots, this.leaderMoved]) r.failAll(err);
   }
 }

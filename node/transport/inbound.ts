@@ -52,12 +52,13 @@ export function serveStream(call: ServerCall, ctx: InboundContext): void {
   call.on("error", () => { /* cancelled by the peer; nothing to clean up */ });
 }
 
-interface Refusal {
+export interface Refusal {
   readonly code: grpc.status;
   readonly why: string;
 }
 
-function checkHeader(h: StreamHeader, call: ServerCall, ctx: InboundContext): Refusal | null {
+/** Why a call with header `h` is refused (wrong cluster, wrong node, certificate of another node), or null. */
+export function checkHeader(h: StreamHeader, call: Pick<ServerCall, "getAuthContext">, ctx: Pick<InboundContext, "clusterId" | "localId" | "peerName">): Refusal | null {
   const { FAILED_PRECONDITION, PERMISSION_DENIED } = grpc.status;
   if (h.clusterId !== ctx.clusterId) {
     return { code: FAILED_PRECONDITION, why: `stream for cluster "${h.clusterId}", this is "${ctx.clusterId}"` };

@@ -14,11 +14,14 @@
 
 import * as grpc from "@grpc/grpc-js";
 import type { Message, NodeId } from "../raft/index.js";
-import { RaftService, type StreamRequest, type StreamResponse } from "../../proto/gen/bkv/v1/raft_pb.js";
+import {
+  RaftService, type FetchSnapshotRequest, type FetchSnapshotResponse, type StreamRequest, type StreamResponse,
+} from "../../proto/gen/bkv/v1/raft_pb.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
+import { fetchChunks, serveFetch, type SnapshotSource } from "./snapshot-fetch.js";
 import { Peer, type PeerContext, type PeerState } from "./peer.js";
 import { newStats, type TransportStats } from "./stats.js";
 import {
@@ -29,6 +32,7 @@ export { loadTls, devCertFiles, type TlsMaterial, type TlsFiles } from "./tls.js
 export type { TransportStats } from "./stats.js";
 export type { PeerState } from "./peer.js";
 export type { BackoffOptions } from "./backoff.js";
+export type { SnapshotSource, SnapshotStream } from "./snapshot-fetch.js";
 
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -63,6 +67,8 @@ export interface TransportOptions {
   peerName?(id: NodeId): string;
   /** An inbound frame did not decode (its stream ended with INVALID_ARGUMENT). Must not throw. */
   onUndecodable?(req: UndecodableRequest, peer: string): void;
+  /** Serves FetchSnapshot (a follower downloading one of this node's snapshots). Default: holds none. */
+  readonly snapshotSource?: SnapshotSource;
   /** Structured events (no secrets are ever passed). Default: silent. */
   log?(event: string, fields: Record<string, unknown>): void;
 }
@@ -91,11 +97,13 @@ export class Transport {
       this.log("transport.undecodable_frame", { peer, bytes: req.length, why: req.message });
       this.opts.onUndecodable?.(req, peer);
     }, { "grpc.max_receive_message_length": MAX_FRAME_BYTES });
+    const inbound = {
+      localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,
+      peerName: this.peerName, onMessage: this.opts.onMessage, log: this.log,
+    };
     server.addService(this.definition, {
-      stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, {
-        localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,
-        peerName: this.peerName, onMessage: this.opts.onMessage, log: this.log,
-      }),
+      stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, inbound),
+      fetchSnapshot: (call: grpc.ServerWritableStream<FetchSnapshotRequest, FetchSnapshotResponse>) => void serveFetch(call, this.opts.snapshotSource, inbound),
     });
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(this.opts.listenAddress, serverCredentials(this.opts.tls), (err, p) => err ? reject(err) : resolve(p));
@@ -157,6 +165,22 @@ export class Transport {
       this.stats.droppedInvalid++;
       this.stats.messagesDropped++;
       this.log("transport.invalid_outbound", { type: m.type, to: m.to, error: String(err) });
+    }
+  }
+
+  /**
+   * Downloads snapshot (index, term) from peer `id` (FetchSnapshot on a
+   * channel of its own): yields the chunks as they arrive; throws the call's
+   * error. `signal` cancels the transfer.
+   */
+  async *fetchSnapshot(id: NodeId, index: number, term: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const address = this.peers.get(id)?.currentAddress;
+    if (address === undefined) throw new Error(`node ${id} is not a known peer`);
+    const client = this.peerCtx.newClient(id, address);
+    try {
+      yield* fetchChunks({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, index, term, signal);
+    } finally {
+      client.close();
     }
   }
 

@@ -72,6 +72,10 @@ export class Peer {
     return this.state;
   }
 
+  get currentAddress(): string {
+    return this.address;
+  }
+
   /** Queues `m` for the next write, or drops it (peer down, queue full). */
   enqueue(m: Message): void {
     if (this.state === "closed") return;

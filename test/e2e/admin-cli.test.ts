@@ -16,6 +16,8 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { errorDetailOf, unaryClient } from "../../proto/rpc.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { decodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { VaultStateMachine } from "../../node/vault/index.js";
 
 interface Result {
   code: number;
@@ -138,6 +140,10 @@ test.serial("snapshot save: the leader's snapshot streamed to a file, with its s
   t.is(r.code, 0, r.err);
   const bytes = readFileSync(file);
   t.is(bytes.subarray(0, 4).toString("latin1"), "bkvS", "the server snapshot payload");
+  const saved = decodeServerSnapshot(bytes);
+  t.true((saved.vault?.length ?? 0) > 0, "the vault state inline, not a reference to the leader's store");
+  const restored = VaultStateMachine.restore({ clusterId: cluster.clusterId }, saved.vault ?? new Uint8Array(0));
+  t.is(restored.nodes().length, 3, "a self-contained state: every node's announcement");
   const sha = createHash("sha256").update(bytes).digest("hex");
   t.regex(r.out, new RegExp(`saved the snapshot of the leader at 127\\.0\\.0\\.1:\\d+ \\(taken at index \\d+, term \\d+\\) to .*: ${bytes.length} bytes, sha256 ${sha}`));
   const again = await admin("snapshot", "save", file);

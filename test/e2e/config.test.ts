@@ -27,6 +27,7 @@ test("a valid file gets defaults and paths relative to the file", (t) => {
   t.is(c.dataDir, join(dir, "data"));
   t.is(c.hsm.pinFile, join(dir, "pin"));
   t.is(c.snapshotInterval, 10_000);
+  t.is(c.snapshotRetention, 2);
   t.is(c.metricsListen, "");
   t.deepEqual(c.auth, { enabled: true, issuers: [{ issuer: "https://accounts.example", jwksFile: join(dir, "jwks.json") }], clockSkewSec: 60, maxTokenLifetimeSec: 3600 });
   t.is(c.limits.userPerSec, 5);
@@ -47,8 +48,9 @@ test("client authentication is on unless the file says disabled: true; no enviro
 });
 
 test("environment variables override the file", (t) => {
-  const c = loadConfig(file(base), { BKV_NODE_ID: "2", BKV_THRESHOLD: "3", BKV_CLIENT_LISTEN: "0.0.0.0:9000", BKV_LOG_LEVEL: "debug", BKV_HSM_TOKEN_LABEL: "t2" });
+  const c = loadConfig(file(base), { BKV_NODE_ID: "2", BKV_THRESHOLD: "3", BKV_CLIENT_LISTEN: "0.0.0.0:9000", BKV_LOG_LEVEL: "debug", BKV_HSM_TOKEN_LABEL: "t2", BKV_SNAPSHOT_RETENTION: "3" });
   t.is(c.nodeId, 2);
+  t.is(c.snapshotRetention, 3);
   t.is(c.threshold, 3);
   t.is(c.clientListen, "0.0.0.0:9000");
   t.is(c.logLevel, "debug");
@@ -71,6 +73,7 @@ test("validation errors name the field", (t) => {
     [{ ...base, hsm: { tokenLabel: "t" } }, /hsm needs exactly one of pinFile/],
     [{ ...base, nodes: [...base.nodes, base.nodes[0]] }, /nodes\[3\]\.id duplicates/],
     [{ ...base, logLevel: "loud" }, /logLevel/],
+    [{ ...base, snapshotRetention: 0 }, /snapshotRetention must be a positive integer/],
     [{ ...base, tls: undefined }, /tls must be an object/],
   ];
   for (const [cfg, re] of bad) {

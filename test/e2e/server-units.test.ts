@@ -18,12 +18,25 @@ test("the server snapshot round-trips peers and vault bytes, and refuses damage"
   const dec = decodeServerSnapshot(enc);
   t.deepEqual([...dec.peers].sort(), [[1, "h1:1"], [3, "h3:3"]]);
   t.deepEqual(dec.vault, vault);
-  t.notThrows(() => VaultStateMachine.restore({ clusterId: "c" }, dec.vault));
+  t.notThrows(() => VaultStateMachine.restore({ clusterId: "c" }, dec.vault ?? new Uint8Array(0)));
   t.throws(() => decodeServerSnapshot(new Uint8Array(3)), { message: /bad magic/ });
   const badVersion = enc.slice();
   badVersion[4] = 9;
   t.throws(() => decodeServerSnapshot(badVersion), { message: /unsupported version 9/ });
   t.throws(() => decodeServerSnapshot(enc.subarray(0, 12)), { message: /truncated/ });
+});
+
+test("a store snapshot reference (format 2) round-trips peers, applied index and digest, and refuses damage", (t) => {
+  const peers = new Map([[2, "h2:2"]]);
+  const store = { appliedIndex: 123_456, digest: new Uint8Array(32).fill(9) };
+  const enc = encodeServerSnapshot({ peers, store });
+  t.is(enc[4], 2);
+  const dec = decodeServerSnapshot(enc);
+  t.deepEqual(dec, { peers, store });
+  t.throws(() => decodeServerSnapshot(enc.subarray(0, enc.length - 1)), { message: /store reference/ });
+  t.throws(() => decodeServerSnapshot(new Uint8Array([...enc, 0])), { message: /store reference/ });
+  const noDigest = encodeServerSnapshot({ peers, store: { appliedIndex: 1, digest: new Uint8Array(0) } });
+  t.throws(() => decodeServerSnapshot(noDigest), { message: /state digest of 0 bytes/ });
 });
 
 test("vault refusals map to canonical statuses, with the vault's reason and attempts remaining", (t) => {

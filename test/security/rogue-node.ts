@@ -15,13 +15,14 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { certificateDer, decodePoint, encodePoint, nodeCertificateMessage, nodeDescriptorMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import { type Entry, type Message } from "../../node/raft/index.js";
-import { DiskStorage } from "../../node/storage/index.js";
+import { DiskStorage, VaultFiles } from "../../node/storage/index.js";
 import { Transport } from "../../node/transport/index.js";
 import { Hsm } from "../../node/hsm/index.js";
 import { type NodeAnnouncement, type VaultResult, VaultStateMachine, unstamp } from "../../node/vault/index.js";
 import { loadConfig, type ServerConfig } from "../../node/server/config.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { RaftLoop } from "../../node/server/raft-loop.js";
+import { openVault } from "../../node/server/vault-open.js";
 
 /** Rewrites (or drops, returning null) each message the rogue's Raft loop sends. */
 export type Rewrite = (m: Message) => Message | null;
@@ -34,6 +35,7 @@ export class RogueNode {
     /** Errors the rogue's own Raft loop gave up on (its state may be broken by what it sent). */
     readonly fatal: readonly unknown[],
     readonly cfg: ServerConfig, readonly hsm: Hsm, readonly storage: DiskStorage, readonly loop: RaftLoop, readonly transport: Transport,
+    private readonly files: VaultFiles,
   ) {}
 
   /** Starts the member described by a bkv-node config file (its data dir must exist: it rejoins). */
@@ -45,10 +47,12 @@ export class RogueNode {
     });
     const log = jsonLogger("info", { node: cfg.nodeId, rogue: true }, () => ({}), logFile);
     const storage = await DiskStorage.open(join(cfg.dataDir, "raft"));
+    const files = await VaultFiles.open(join(cfg.dataDir, "vault"));
+    const sm = await openVault(files, storage.snapshot(), cfg.clusterId, log);
     const fatal: unknown[] = [];
     const loop = new RaftLoop({
-      id: cfg.nodeId, clusterId: cfg.clusterId, storage, tickMs: cfg.tickMs, electionTick: cfg.electionTick,
-      heartbeatTick: cfg.heartbeatTick, snapshotInterval: cfg.snapshotInterval, proposalTimeoutMs: 10_000, log,
+      id: cfg.nodeId, clusterId: cfg.clusterId, storage, files, sm, tickMs: cfg.tickMs, electionTick: cfg.electionTick,
+      heartbeatTick: cfg.heartbeatTick, snapshotInterval: cfg.snapshotInterval, snapshotRetention: cfg.snapshotRetention, proposalTimeoutMs: 10_000, log,
       onFatal: (err) => fatal.push(err),
     });
     const tls = { ca: readFileSync(cfg.tls.ca), cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) };
@@ -56,13 +60,15 @@ export class RogueNode {
       nodeId: cfg.nodeId, clusterId: cfg.clusterId, listenAddress: cfg.peerListen, tls,
       onMessage: (m) => loop.step(m), reportUnreachable: (id) => loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => loop.reportSnapshot(id, ok),
+      snapshotSource: (index, term) => loop.openSnapshot(index, term),
     });
     await transport.start();
-    const rogue = new RogueNode(fatal, cfg, hsm, storage, loop, transport);
+    const rogue = new RogueNode(fatal, cfg, hsm, storage, loop, transport, files);
     const link = {
       send: (ms: readonly Message[]) => transport.send(ms.map((m) => rogue.rewrite(m)).filter((m): m is Message => m !== null)),
       addPeer: (id: number, address: string) => transport.addPeer(id, address),
       removePeer: (id: number) => transport.removePeer(id),
+      fetchSnapshot: (id: number, index: number, term: number, signal: AbortSignal) => transport.fetchSnapshot(id, index, term, signal),
     };
     loop.start(link, new Map(cfg.nodes.map((n) => [n.id, n.peerAddress])));
     return rogue;
@@ -128,6 +134,7 @@ export class RogueNode {
     await this.loop.stop();
     await this.transport.stop();
     await this.storage.close();
+    await this.files.close();
     this.hsm.close();
   }
 }

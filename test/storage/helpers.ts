@@ -50,3 +50,12 @@ export function prng(seed: number): (n: number) => number {
     return ((t ^ (t >>> 14)) >>> 0) % n;
   };
 }
+
+/** Key j of batch i in the vault store crash test: "b" || u32 i || u8 j. */
+export function batchKey(i: number, j: number): Uint8Array {
+  const k = Buffer.alloc(6);
+  k.write("b", 0, "latin1");
+  k.writeUInt32BE(i, 1);
+  k[5] = j;
+  return k;
+}

@@ -23,7 +23,60 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bkv/v1/raft.proto.
  */
 export const file_bkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChFia3YvdjEvcmFmdC5wcm90bxIGYmt2LnYxImcKDVN0cmVhbVJlcXVlc3QSJgoGaGVhZGVyGAEgASgLMhQuYmt2LnYxLlN0cmVhbUhlYWRlckgAEiUKBWJhdGNoGAIgASgLMhQuYmt2LnYxLk1lc3NhZ2VCYXRjaEgAQgcKBWZyYW1lIjwKDFN0cmVhbUhlYWRlchISCgpjbHVzdGVyX2lkGAEgASgJEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQiIQoOU3RyZWFtUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoBCI1CgxNZXNzYWdlQmF0Y2gSJQoIbWVzc2FnZXMYASADKAsyEy5ia3YudjEuUmFmdE1lc3NhZ2UilAIKC1JhZnRNZXNzYWdlEiUKBHR5cGUYASABKA4yFy5ia3YudjEuUmFmdE1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBIQCghsb2dfdGVybRgFIAEoBBINCgVpbmRleBgGIAEoBBIiCgdlbnRyaWVzGAcgAygLMhEuYmt2LnYxLlJhZnRFbnRyeRIOCgZjb21taXQYCCABKAQSDgoGcmVqZWN0GAkgASgIEhMKC3JlamVjdF9oaW50GAogASgEEisKCHNuYXBzaG90GAsgASgLMhkuYmt2LnYxLlJhZnRTbmFwc2hvdENodW5rEg8KB2NvbnRleHQYDCABKAwiWwoJUmFmdEVudHJ5EgwKBHRlcm0YASABKAQSDQoFaW5kZXgYAiABKAQSIwoEdHlwZRgDIAEoDjIVLmJrdi52MS5SYWZ0RW50cnlUeXBlEgwKBGRhdGEYBCABKAwiMQoNUmFmdENvbmZTdGF0ZRIOCgZ2b3RlcnMYASADKAQSEAoIbGVhcm5lcnMYAiADKAQiXgoUUmFmdFNuYXBzaG90TWV0YWRhdGESDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIpCgpjb25mX3N0YXRlGAMgASgLMhUuYmt2LnYxLlJhZnRDb25mU3RhdGUigwEKEVJhZnRTbmFwc2hvdENodW5rEi4KCG1ldGFkYXRhGAEgASgLMhwuYmt2LnYxLlJhZnRTbmFwc2hvdE1ldGFkYXRhEhIKCnRvdGFsX3NpemUYAiABKAQSDgoGb2Zmc2V0GAMgASgEEgwKBGRhdGEYBCABKAwSDAoEZG9uZRgFIAEoCCqqBAoPUmFmdE1lc3NhZ2VUeXBlEiEKHVJBRlRfTUVTU0FHRV9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWUkFGVF9NRVNTQUdFX1RZUEVfUFJPUBAFEhkKFVJBRlRfTUVTU0FHRV9UWVBFX0FQUBAGEh4KGlJBRlRfTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAcSHwobUkFGVF9NRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAgSJAogUkFGVF9NRVNTQUdFX1RZUEVfSEVBUlRCRUFUX1JFU1AQCRIeChpSQUZUX01FU1NBR0VfVFlQRV9QUkVfVk9URRAKEiMKH1JBRlRfTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQCxIaChZSQUZUX01FU1NBR0VfVFlQRV9WT1RFEAwSHwobUkFGVF9NRVNTQUdFX1RZUEVfVk9URV9SRVNQEA0SGgoWUkFGVF9NRVNTQUdFX1RZUEVfU05BUBAOEh8KG1JBRlRfTUVTU0FHRV9UWVBFX1NOQVBfUkVTUBAPEiUKIVJBRlRfTUVTU0FHRV9UWVBFX1RSQU5TRkVSX0xFQURFUhAQEiEKHVJBRlRfTUVTU0FHRV9UWVBFX1RJTUVPVVRfTk9XEBESIAocUkFGVF9NRVNTQUdFX1RZUEVfUkVBRF9JTkRFWBASEiUKIVJBRlRfTUVTU0FHRV9UWVBFX1JFQURfSU5ERVhfUkVTUBATIgQIARAEKm0KDVJhZnRFbnRyeVR5cGUSHwobUkFGVF9FTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASGgoWUkFGVF9FTlRSWV9UWVBFX05PUk1BTBABEh8KG1JBRlRfRU5UUllfVFlQRV9DT05GX0NIQU5HRRACMkoKC1JhZnRTZXJ2aWNlEjsKBlN0cmVhbRIVLmJrdi52MS5TdHJlYW1SZXF1ZXN0GhYuYmt2LnYxLlN0cmVhbVJlc3BvbnNlKAEwAWIGcHJvdG8z");
+  fileDesc("ChFia3YvdjEvcmFmdC5wcm90bxIGYmt2LnYxIlkKFEZldGNoU25hcHNob3RSZXF1ZXN0EiQKBmhlYWRlchgBIAEoCzIULmJrdi52MS5TdHJlYW1IZWFkZXISDQoFaW5kZXgYAiABKAQSDAoEdGVybRgDIAEoBCIlChVGZXRjaFNuYXBzaG90UmVzcG9uc2USDAoEZGF0YRgBIAEoDCJnCg1TdHJlYW1SZXF1ZXN0EiYKBmhlYWRlchgBIAEoCzIULmJrdi52MS5TdHJlYW1IZWFkZXJIABIlCgViYXRjaBgCIAEoCzIULmJrdi52MS5NZXNzYWdlQmF0Y2hIAEIHCgVmcmFtZSI8CgxTdHJlYW1IZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIMCgRmcm9tGAIgASgEEgoKAnRvGAMgASgEIiEKDlN0cmVhbVJlc3BvbnNlEg8KB25vZGVfaWQYASABKAQiNQoMTWVzc2FnZUJhdGNoEiUKCG1lc3NhZ2VzGAEgAygLMhMuYmt2LnYxLlJhZnRNZXNzYWdlIpQCCgtSYWZ0TWVzc2FnZRIlCgR0eXBlGAEgASgOMhcuYmt2LnYxLlJhZnRNZXNzYWdlVHlwZRIMCgRmcm9tGAIgASgEEgoKAnRvGAMgASgEEgwKBHRlcm0YBCABKAQSEAoIbG9nX3Rlcm0YBSABKAQSDQoFaW5kZXgYBiABKAQSIgoHZW50cmllcxgHIAMoCzIRLmJrdi52MS5SYWZ0RW50cnkSDgoGY29tbWl0GAggASgEEg4KBnJlamVjdBgJIAEoCBITCgtyZWplY3RfaGludBgKIAEoBBIrCghzbmFwc2hvdBgLIAEoCzIZLmJrdi52MS5SYWZ0U25hcHNob3RDaHVuaxIPCgdjb250ZXh0GAwgASgMIlsKCVJhZnRFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiMKBHR5cGUYAyABKA4yFS5ia3YudjEuUmFmdEVudHJ5VHlwZRIMCgRkYXRhGAQgASgMIjEKDVJhZnRDb25mU3RhdGUSDgoGdm90ZXJzGAEgAygEEhAKCGxlYXJuZXJzGAIgAygEIl4KFFJhZnRTbmFwc2hvdE1ldGFkYXRhEg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSKQoKY29uZl9zdGF0ZRgDIAEoCzIVLmJrdi52MS5SYWZ0Q29uZlN0YXRlIoMBChFSYWZ0U25hcHNob3RDaHVuaxIuCghtZXRhZGF0YRgBIAEoCzIcLmJrdi52MS5SYWZ0U25hcHNob3RNZXRhZGF0YRISCgp0b3RhbF9zaXplGAIgASgEEg4KBm9mZnNldBgDIAEoBBIMCgRkYXRhGAQgASgMEgwKBGRvbmUYBSABKAgqqgQKD1JhZnRNZXNzYWdlVHlwZRIhCh1SQUZUX01FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlJBRlRfTUVTU0FHRV9UWVBFX1BST1AQBRIZChVSQUZUX01FU1NBR0VfVFlQRV9BUFAQBhIeChpSQUZUX01FU1NBR0VfVFlQRV9BUFBfUkVTUBAHEh8KG1JBRlRfTUVTU0FHRV9UWVBFX0hFQVJUQkVBVBAIEiQKIFJBRlRfTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAkSHgoaUkFGVF9NRVNTQUdFX1RZUEVfUFJFX1ZPVEUQChIjCh9SQUZUX01FU1NBR0VfVFlQRV9QUkVfVk9URV9SRVNQEAsSGgoWUkFGVF9NRVNTQUdFX1RZUEVfVk9URRAMEh8KG1JBRlRfTUVTU0FHRV9UWVBFX1ZPVEVfUkVTUBANEhoKFlJBRlRfTUVTU0FHRV9UWVBFX1NOQVAQDhIfChtSQUZUX01FU1NBR0VfVFlQRV9TTkFQX1JFU1AQDxIlCiFSQUZUX01FU1NBR0VfVFlQRV9UUkFOU0ZFUl9MRUFERVIQEBIhCh1SQUZUX01FU1NBR0VfVFlQRV9USU1FT1VUX05PVxAREiAKHFJBRlRfTUVTU0FHRV9UWVBFX1JFQURfSU5ERVgQEhIlCiFSQUZUX01FU1NBR0VfVFlQRV9SRUFEX0lOREVYX1JFU1AQEyIECAEQBCptCg1SYWZ0RW50cnlUeXBlEh8KG1JBRlRfRU5UUllfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlJBRlRfRU5UUllfVFlQRV9OT1JNQUwQARIfChtSQUZUX0VOVFJZX1RZUEVfQ09ORl9DSEFOR0UQAjKaAQoLUmFmdFNlcnZpY2USOwoGU3RyZWFtEhUuYmt2LnYxLlN0cmVhbVJlcXVlc3QaFi5ia3YudjEuU3RyZWFtUmVzcG9uc2UoATABEk4KDUZldGNoU25hcHNob3QSHC5ia3YudjEuRmV0Y2hTbmFwc2hvdFJlcXVlc3QaHS5ia3YudjEuRmV0Y2hTbmFwc2hvdFJlc3BvbnNlMAFiBnByb3RvMw");
+
+/**
+ * FetchSnapshotRequest names a snapshot of the callee.
+ *
+ * @generated from message bkv.v1.FetchSnapshotRequest
+ */
+export type FetchSnapshotRequest = Message<"bkv.v1.FetchSnapshotRequest"> & {
+  /**
+   * As on Stream: the caller is `from`, the callee `to`.
+   *
+   * @generated from field: bkv.v1.StreamHeader header = 1;
+   */
+  header?: StreamHeader | undefined;
+
+  /**
+   * The snapshot's Raft index and term (from the snapshot message).
+   *
+   * @generated from field: uint64 index = 2;
+   */
+  index: bigint;
+
+  /**
+   * @generated from field: uint64 term = 3;
+   */
+  term: bigint;
+};
+
+/**
+ * Describes the message bkv.v1.FetchSnapshotRequest.
+ * Use `create(FetchSnapshotRequestSchema)` to create a new message.
+ */
+export const FetchSnapshotRequestSchema: GenMessage<FetchSnapshotRequest> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_raft, 0);
+
+/**
+ * FetchSnapshotResponse is one chunk of a streamed vault snapshot (at most a few
+ * hundred KiB).
+ *
+ * @generated from message bkv.v1.FetchSnapshotResponse
+ */
+export type FetchSnapshotResponse = Message<"bkv.v1.FetchSnapshotResponse"> & {
+  /**
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message bkv.v1.FetchSnapshotResponse.
+ * Use `create(FetchSnapshotResponseSchema)` to create a new message.
+ */
+export const FetchSnapshotResponseSchema: GenMessage<FetchSnapshotResponse> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_raft, 1);
 
 /**
  * StreamRequest is one frame sent on a Stream: first a header, then batches.
@@ -58,7 +111,7 @@ export type StreamRequest = Message<"bkv.v1.StreamRequest"> & {
  * Use `create(StreamRequestSchema)` to create a new message.
  */
 export const StreamRequestSchema: GenMessage<StreamRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 0);
+  messageDesc(file_bkv_v1_raft, 2);
 
 /**
  * StreamHeader names the cluster and the two ends of a stream.
@@ -95,7 +148,7 @@ export type StreamHeader = Message<"bkv.v1.StreamHeader"> & {
  * Use `create(StreamHeaderSchema)` to create a new message.
  */
 export const StreamHeaderSchema: GenMessage<StreamHeader> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 1);
+  messageDesc(file_bkv_v1_raft, 3);
 
 /**
  * StreamResponse acknowledges a StreamHeader: the stream is accepted.
@@ -116,7 +169,7 @@ export type StreamResponse = Message<"bkv.v1.StreamResponse"> & {
  * Use `create(StreamResponseSchema)` to create a new message.
  */
 export const StreamResponseSchema: GenMessage<StreamResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 2);
+  messageDesc(file_bkv_v1_raft, 4);
 
 /**
  * MessageBatch is every message queued for one peer at the time of a write.
@@ -135,7 +188,7 @@ export type MessageBatch = Message<"bkv.v1.MessageBatch"> & {
  * Use `create(MessageBatchSchema)` to create a new message.
  */
 export const MessageBatchSchema: GenMessage<MessageBatch> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 3);
+  messageDesc(file_bkv_v1_raft, 5);
 
 /**
  * RaftMessage mirrors node/raft/types.ts Message. Fields a type does not use
@@ -214,7 +267,7 @@ export type RaftMessage = Message<"bkv.v1.RaftMessage"> & {
  * Use `create(RaftMessageSchema)` to create a new message.
  */
 export const RaftMessageSchema: GenMessage<RaftMessage> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 4);
+  messageDesc(file_bkv_v1_raft, 6);
 
 /**
  * RaftEntry mirrors node/raft/types.ts Entry.
@@ -250,7 +303,7 @@ export type RaftEntry = Message<"bkv.v1.RaftEntry"> & {
  * Use `create(RaftEntrySchema)` to create a new message.
  */
 export const RaftEntrySchema: GenMessage<RaftEntry> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 5);
+  messageDesc(file_bkv_v1_raft, 7);
 
 /**
  * RaftConfState mirrors node/raft/types.ts ConfState.
@@ -274,7 +327,7 @@ export type RaftConfState = Message<"bkv.v1.RaftConfState"> & {
  * Use `create(RaftConfStateSchema)` to create a new message.
  */
 export const RaftConfStateSchema: GenMessage<RaftConfState> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 6);
+  messageDesc(file_bkv_v1_raft, 8);
 
 /**
  * RaftSnapshotMetadata mirrors node/raft/types.ts SnapshotMetadata.
@@ -303,7 +356,7 @@ export type RaftSnapshotMetadata = Message<"bkv.v1.RaftSnapshotMetadata"> & {
  * Use `create(RaftSnapshotMetadataSchema)` to create a new message.
  */
 export const RaftSnapshotMetadataSchema: GenMessage<RaftSnapshotMetadata> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 7);
+  messageDesc(file_bkv_v1_raft, 9);
 
 /**
  * RaftSnapshotChunk mirrors node/raft/types.ts SnapshotChunk: one piece of
@@ -350,7 +403,7 @@ export type RaftSnapshotChunk = Message<"bkv.v1.RaftSnapshotChunk"> & {
  * Use `create(RaftSnapshotChunkSchema)` to create a new message.
  */
 export const RaftSnapshotChunkSchema: GenMessage<RaftSnapshotChunk> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 8);
+  messageDesc(file_bkv_v1_raft, 10);
 
 /**
  * RaftMessageType mirrors node/raft/types.ts MessageType for the types that
@@ -499,6 +552,23 @@ export const RaftService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof StreamRequestSchema;
     output: typeof StreamResponseSchema;
+  },
+  /**
+   * FetchSnapshot streams the vault state of one of the callee's snapshots:
+   * a follower calls it on the node whose Raft snapshot message (a store
+   * descriptor: docs/storage.md, "Snapshot transfer") it received, before it
+   * hands that message to Raft. The header is checked as Stream's is
+   * (FAILED_PRECONDITION, PERMISSION_DENIED). The callee answers
+   * FAILED_PRECONDITION when it no longer holds the snapshot at (index,
+   * term); the caller waits for a newer snapshot message. The chunks
+   * concatenated are the vault's snapshot stream (node/vault snapshotChunks).
+   *
+   * @generated from rpc bkv.v1.RaftService.FetchSnapshot
+   */
+  fetchSnapshot: {
+    methodKind: "server_streaming";
+    input: typeof FetchSnapshotRequestSchema;
+    output: typeof FetchSnapshotResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bkv_v1_raft, 0);

@@ -1,0 +1,213 @@
+// Snapshots of the vault store, both ends (docs/storage.md, "Snapshot
+// transfer"). A Raft snapshot's data names a store state (applied index and
+// digest, snapshot-data.ts format 2); the state itself travels over
+// RaftService.FetchSnapshot, never through Raft's InstallSnapshot.
+//
+// Sender (PinnedViews): every local snapshot pins a read view of the store at
+// its index; the newest `retention` stay pinned, older ones are released once
+// no transfer reads them.
+//
+// Receiver (SnapshotStager): a MsgSnap whose data names a store state is held
+// back from Raft until that state is downloaded from the sender into a staged
+// store and verified (as etcd's rafthttp saves the db file before Raft sees
+// the message); then it is stepped. One download at a time: every MsgSnap that
+// arrives meanwhile is dropped (the leader sends another while the follower
+// does not answer).
+import { type Message, MessageType, type NodeId, type Snapshot } from "../raft/index.js";
+import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
+import type { SnapshotStream } from "../transport/index.js";
+import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
+import { decodeServerSnapshot, encodeServerSnapshot, type StoreRef } from "./snapshot-data.js";
+import type { Logger } from "./log.js";
+
+/** Bytes per chunk of an inline snapshot's self-contained stream. */
+const INLINE_CHUNK = 256 * 1024;
+
+function* chunksOf(data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+interface Pinned {
+  readonly term: number;
+  readonly view: StoreView;
+  readers: number;
+  retired: boolean;
+}
+
+export class PinnedViews {
+  private readonly pinned = new Map<number, Pinned>();
+
+  constructor(private readonly clusterId: string, private readonly retention: number) {}
+
+  /** Pins `view` (the store at `index`) for the snapshot (index, term); releases the pins beyond retention. */
+  pin(index: number, term: number, view: StoreView): void {
+    this.pinned.get(index)?.view.release();
+    this.pinned.set(index, { term, view, readers: 0, retired: false });
+    const indices = [...this.pinned.keys()].sort((a, b) => b - a);
+    for (const i of indices.slice(this.retention)) this.retire(i);
+  }
+
+  has(index: number): boolean {
+    return this.pinned.get(index)?.retired === false;
+  }
+
+  /** The snapshot stream of (index, term), or null when it is not pinned (FetchSnapshot's source). */
+  open(index: number, term: number): SnapshotStream | null {
+    const p = this.pinned.get(index);
+    if (p === undefined || p.retired || p.term !== term) return null;
+    p.readers++;
+    let closed = false;
+    return {
+      chunks: snapshotChunks(this.clusterId, p.view.scan(...ALL_KEYS)),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        p.readers--;
+        if (p.retired) this.retire(index);
+      },
+    };
+  }
+
+  /**
+   * `snap` as one self-contained server snapshot (format 1, snapshot-data.ts):
+   * the peer list, then the vault state inline, streamed from the view pinned
+   * at it (never whole in memory); an inline snapshot is cut in chunks of
+   * 256 KiB. Null when its view is not pinned.
+   */
+  selfContained(snap: Snapshot): Generator<Uint8Array> | null {
+    const data = decodeServerSnapshot(snap.data);
+    if (data.store === undefined) return chunksOf(snap.data, INLINE_CHUNK);
+    const { index, term } = snap.metadata;
+    return this.pinned.get(index)?.term === term && this.has(index) ? this.inline(data.peers, index, term) : null;
+  }
+
+  private *inline(peers: ReadonlyMap<number, string>, index: number, term: number): Generator<Uint8Array> {
+    const stream = this.open(index, term);
+    if (stream === null) throw new Error(`the store view of snapshot ${index} was released`);
+    try {
+      yield encodeServerSnapshot({ peers, vault: new Uint8Array(0) });
+      for (let r = stream.chunks.next(); r.done !== true; r = stream.chunks.next()) yield r.value;
+    } finally {
+      stream.close();
+    }
+  }
+
+  /** Releases every view (a store swap or shutdown); transfers in progress fail. */
+  releaseAll(): void {
+    for (const p of this.pinned.values()) p.view.release();
+    this.pinned.clear();
+  }
+
+  private retire(index: number): void {
+    const p = this.pinned.get(index);
+    if (p === undefined) return;
+    p.retired = true;
+    if (p.readers > 0) return;
+    p.view.release();
+    this.pinned.delete(index);
+  }
+}
+
+export interface StagerContext {
+  readonly clusterId: string;
+  readonly files: VaultFiles;
+  readonly log: Logger;
+  /** Downloads snapshot (index, term) from node `from`. */
+  fetch(from: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array>;
+  /** The vault's applied index (a snapshot at or below it is Raft's to refuse). */
+  appliedIndex(): number;
+  /** Steps a message into Raft (the held MsgSnap, once staged). */
+  step(m: Message): void;
+}
+
+/** Uncommitted pairs an import holds before it commits (bounds its memory to a few MB). */
+const IMPORT_COMMIT_PAIRS = 4096;
+
+export class SnapshotStager {
+  private download: { readonly index: number; readonly abort: AbortController } | null = null;
+
+  constructor(private readonly ctx: StagerContext) {}
+
+  /**
+   * Takes a MsgSnap whose data names a store state: returns true when it is
+   * held or dropped here, false when Raft should step it now (not a store
+   * snapshot, or its state is staged).
+   */
+  intercept(m: Message): boolean {
+    const ref = storeRefOf(m);
+    if (ref === null) return false;
+    const { index, term } = m.snapshot!.metadata;
+    if (index <= this.ctx.appliedIndex() || this.ctx.files.stagedAt(index)?.term === term) return false;
+    if (this.download === null) void this.stage(m, ref);
+    return true;
+  }
+
+  /** Cancels a download in progress. */
+  stop(): void {
+    this.download?.abort.abort();
+  }
+
+  private async stage(m: Message, ref: StoreRef): Promise<void> {
+    const { index, term } = m.snapshot!.metadata;
+    const abort = new AbortController();
+    this.download = { index, abort };
+    const t0 = performance.now();
+    this.ctx.log.info("downloading a snapshot", { from: m.from, index, term });
+    try {
+      await this.ctx.files.stage(index, term, async (store) => checkRef(await this.importFrom(m.from, index, term, store, abort.signal), ref));
+      this.ctx.log.info("staged a snapshot", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
+      this.download = null;
+      this.ctx.step(m);
+    } catch (err) {
+      this.ctx.log.warn("snapshot download failed; waiting for the next snapshot message", { from: m.from, index, error: err });
+      this.download = null;
+    }
+  }
+
+  private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, signal: AbortSignal): Promise<StoreRef> {
+    const importer = new SnapshotImporter(this.ctx.clusterId, store);
+    for await (const chunk of this.ctx.fetch(from, index, term, signal)) {
+      importer.push(chunk);
+      if (store.uncommitted >= IMPORT_COMMIT_PAIRS) await store.commit();
+    }
+    return importer.finish();
+  }
+}
+
+/** The store reference of a complete single-chunk MsgSnap in format 2, else null. */
+function storeRefOf(m: Message): StoreRef | null {
+  const c = m.snapshot;
+  if (m.type !== MessageType.Snap || c === null || c.offset !== 0 || !c.done) return null;
+  try {
+    return decodeServerSnapshot(c.data).store ?? null;
+  } catch {
+    return null; // not ours to judge: Raft and the apply path refuse it
+  }
+}
+
+/** The downloaded state's reference, if it is the one the snapshot message names. */
+function checkRef(got: StoreRef, want: StoreRef): StoreRef {
+  if (got.appliedIndex !== want.appliedIndex || !Buffer.from(got.digest).equals(want.digest)) {
+    throw new Error(`the downloaded state (applied ${got.appliedIndex}) is not the one the snapshot message names (applied ${want.appliedIndex})`);
+  }
+  return got;
+}
+
+/**
+ * Makes sure the store state of a snapshot Raft is about to install is
+ * staged: a store snapshot must have been staged before Raft saw its message;
+ * an inline one (format 1: the bootstrap, or a leader of the release before
+ * the store) is restored into a staged store here.
+ */
+export async function stageForInstall(files: VaultFiles, clusterId: string, snap: Snapshot): Promise<void> {
+  const { index, term } = snap.metadata;
+  const data = decodeServerSnapshot(snap.data);
+  if (data.store !== undefined) {
+    if (files.stagedAt(index)?.term !== term) throw new VaultInvariantError(`Raft installs snapshot ${index} (term ${term}) but its store state is not staged`);
+    return;
+  }
+  await files.stage(index, term, async (store) => {
+    const sm = data.vault.length > 0 ? VaultStateMachine.restore({ clusterId, store }, data.vault) : new VaultStateMachine({ clusterId, store });
+    return { appliedIndex: sm.appliedIndex, digest: sm.digest() };
+  });
+}

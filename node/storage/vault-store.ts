@@ -1,0 +1,220 @@
+// LmdbVaultStore: the vault's store on disk (docs/storage.md, "The vault
+// store"). It has the shape of node/vault's VaultStore (get, put, delete,
+// scan; structural: node/storage does not import node/vault) over one LMDB
+// environment in `dir` (data.mdb, lock.mdb), binary keys and values, no
+// compression, keys in unsigned byte order (LMDB's default memcmp order).
+//
+// Contracts:
+// - put and delete go to an in-memory overlay; get and scan see it
+//   (read-your-writes). commit() writes the overlay's entries as ONE LMDB
+//   transaction; commits are written in call order and each resolves once its
+//   transaction is durable (fsynced: overlappingSync off). An entry stays in
+//   the overlay until the commit that wrote it resolved.
+// - A crash loses at most the writes whose commit had not resolved; it never
+//   leaves a half-written commit (LMDB's copy-on-write B+tree).
+// - view() is a consistent read of the last committed state (one LMDB read
+//   transaction, held until release()); it never sees the overlay. A held
+//   view keeps the pages it reads from being reused: release it.
+// - A failed commit poisons the store: every later call throws
+//   StorageFailedError (the state on disk is the last commit that resolved).
+import { mkdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { open, type RootDatabase, type Transaction } from "lmdb";
+import { StorageFailedError } from "./errors.js";
+
+/** A read of the store fixed at one commit. */
+export interface StoreView {
+  get(key: Uint8Array): Uint8Array | undefined;
+  scan(start: Uint8Array, end: Uint8Array): Iterable<readonly [Uint8Array, Uint8Array]>;
+  /** Ends the read transaction; the view must not be used afterwards. Idempotent. */
+  release(): void;
+}
+
+export interface VaultStoreStats {
+  /** Size of data.mdb on disk. */
+  readonly fileBytes: number;
+  /** Pairs committed. */
+  readonly entries: number;
+  /** Pages of the file in use (B+tree and overflow pages plus free list), in bytes: the part the page cache holds when hot. */
+  readonly usedBytes: number;
+  /** Address space reserved for the memory map. */
+  readonly mapBytes: number;
+  /** Uncommitted entries in the overlay. */
+  readonly overlayEntries: number;
+  /** Read views held. */
+  readonly views: number;
+}
+
+interface Pending {
+  readonly key: Uint8Array;
+  /** null: deleted. */
+  readonly value: Uint8Array | null;
+}
+
+/** The LMDB file of a store directory. */
+export const DATA_FILE = "data.mdb";
+export const LOCK_FILE = "lock.mdb";
+
+export class LmdbVaultStore {
+  /** Every uncommitted or committing write, by latin1 key; the newest write of a key wins. */
+  private readonly overlay = new Map<string, Pending>();
+  /** Writes since the last commit() call. */
+  private open = new Map<string, Pending>();
+  /** The newest commit's completion (never rejects). */
+  private committing: Promise<void> = Promise.resolve();
+  private failed: StorageFailedError | null = null;
+  private closed = false;
+  private views = 0;
+
+  private constructor(private readonly db: RootDatabase<Buffer, Buffer>, readonly dir: string) {}
+
+  /** Opens (creating if needed) the store in `dir`. */
+  static async open(dir: string): Promise<LmdbVaultStore> {
+    await mkdir(dir, { recursive: true });
+    const db = open<Buffer, Buffer>({
+      path: dir, keyEncoding: "binary", encoding: "binary", compression: false,
+      overlappingSync: false, noMemInit: false, maxReaders: 126,
+    });
+    return new LmdbVaultStore(db, dir);
+  }
+
+  get(key: Uint8Array): Uint8Array | undefined {
+    this.check();
+    const p = this.overlay.get(keyString(key));
+    if (p !== undefined) return p.value ?? undefined;
+    return this.db.get(asBuffer(key));
+  }
+
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.write({ key, value });
+  }
+
+  delete(key: Uint8Array): void {
+    this.write({ key, value: null });
+  }
+
+  private write(p: Pending): void {
+    this.check();
+    if (p.key.length === 0) throw new RangeError("vault store: empty key");
+    const k = keyString(p.key);
+    this.overlay.set(k, p);
+    this.open.set(k, p);
+  }
+
+  /** Pairs with start <= key < end in ascending byte order, the overlay merged over the committed state. */
+  *scan(start: Uint8Array, end: Uint8Array): Generator<readonly [Uint8Array, Uint8Array]> {
+    this.check();
+    const [lo, hi] = [keyString(start), keyString(end)];
+    const over = [...this.overlay].filter(([k]) => k >= lo && k < hi).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    let i = 0;
+    for (const pair of rangeOf(this.db, start, end, undefined)) {
+      const k = keyString(pair[0]);
+      for (; i < over.length && over[i]![0] <= k; i++) {
+        const p = over[i]![1];
+        if (p.value !== null) yield [p.key, p.value];
+      }
+      if (!this.overlay.has(k)) yield pair;
+    }
+    for (; i < over.length; i++) {
+      const p = over[i]![1];
+      if (p.value !== null) yield [p.key, p.value];
+    }
+  }
+
+  /** Writes since the last commit() (bounds the memory of a bulk load: commit when it grows). */
+  get uncommitted(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Writes every put and delete since the last commit() as one transaction;
+   * resolves once it is durable. Commits complete in call order.
+   */
+  commit(): Promise<void> {
+    this.check();
+    const batch = this.open;
+    this.open = new Map();
+    const written = batch.size === 0 ? this.committing : this.db.batch(() => {
+      for (const p of batch.values()) {
+        if (p.value === null) void this.db.remove(asBuffer(p.key));
+        else void this.db.put(asBuffer(p.key), asBuffer(p.value));
+      }
+    }).then(() => this.settle(batch), (err: unknown) => this.fail(err));
+    this.committing = written.catch(() => undefined);
+    return written;
+  }
+
+  /** The batch is durable: its entries leave the overlay unless a later write replaced them. */
+  private settle(batch: ReadonlyMap<string, Pending>): void {
+    this.db.resetReadTxn();
+    for (const [k, p] of batch) if (this.overlay.get(k) === p) this.overlay.delete(k);
+  }
+
+  private fail(err: unknown): never {
+    this.failed ??= new StorageFailedError(`vault store commit failed, refusing further use: ${(err as Error).message}`);
+    throw this.failed;
+  }
+
+  /** A consistent read of the last committed state, held until release(). */
+  view(): StoreView {
+    this.check();
+    const txn = this.db.useReadTransaction();
+    const db = this.db;
+    let live = true;
+    this.views++;
+    const alive = (): void => { if (!live) throw new Error("vault store view used after release"); };
+    return {
+      get: (key) => { alive(); return db.get(asBuffer(key), { transaction: txn }); },
+      scan: function* (start, end) {
+        alive();
+        for (const pair of rangeOf(db, start, end, txn)) {
+          alive(); // a release() during a scan ends it: the transaction is never read after done()
+          yield pair;
+        }
+      },
+      release: () => {
+        if (!live) return;
+        live = false;
+        this.views--;
+        txn.done();
+      },
+    };
+  }
+
+  async stats(): Promise<VaultStoreStats> {
+    this.check();
+    const s = this.db.getStats() as { pageSize: number; entryCount: number; lastPageNumber: number; mapSize: number };
+    const file = await stat(join(this.dir, DATA_FILE)).catch(() => ({ size: 0 }));
+    return {
+      fileBytes: file.size, entries: s.entryCount, usedBytes: (s.lastPageNumber + 1) * s.pageSize,
+      mapBytes: s.mapSize, overlayEntries: this.overlay.size, views: this.views,
+    };
+  }
+
+  /** Waits for the commits in flight (uncommitted writes are dropped) and closes the environment. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.committing;
+    await this.db.close();
+  }
+
+  private check(): void {
+    if (this.closed) throw new StorageFailedError("vault store is closed");
+    if (this.failed !== null) throw this.failed;
+  }
+}
+
+function* rangeOf(db: RootDatabase<Buffer, Buffer>, start: Uint8Array, end: Uint8Array, transaction: Transaction | undefined): Generator<readonly [Uint8Array, Uint8Array]> {
+  const range = db.getRange({ start: asBuffer(start), end: asBuffer(end), ...(transaction !== undefined ? { transaction } : {}) });
+  for (const { key, value } of range) yield [key, value];
+}
+
+/** latin1 strings compare like the unsigned bytes they spell. */
+function keyString(key: Uint8Array): string {
+  return asBuffer(key).toString("latin1");
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}

@@ -1,0 +1,107 @@
+// RaftService.FetchSnapshot: a follower downloads the vault state of a
+// snapshot from the node that sent it the snapshot message (docs/storage.md,
+// "Snapshot transfer"). The transport moves opaque chunks; what they hold is
+// the node's (SnapshotSource).
+//
+// Server side: the header is checked as a Stream header is; the chunks are
+// written one at a time with backpressure (a write() that returns false
+// waits for 'drain'), and the event loop gets a turn between chunks, so a
+// large transfer never holds it. A cancelled call closes the source.
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import type { NodeId } from "../raft/index.js";
+import {
+  type FetchSnapshotRequest, type FetchSnapshotResponse, FetchSnapshotRequestSchema, FetchSnapshotResponseSchema, StreamHeaderSchema,
+} from "../../proto/gen/bkv/v1/raft_pb.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { errorWithDetail } from "../../proto/rpc.js";
+import { type InboundContext, checkHeader } from "./inbound.js";
+
+/** An open snapshot: its chunks in order, then close() (also called when the caller goes away). */
+export interface SnapshotStream {
+  readonly chunks: Iterator<Uint8Array>;
+  close(): void;
+}
+
+/** Opens the snapshot at (index, term) for a transfer, or returns null when this node does not hold it. */
+export type SnapshotSource = (index: number, term: number) => SnapshotStream | null;
+
+type FetchCall = grpc.ServerWritableStream<FetchSnapshotRequest, FetchSnapshotResponse>;
+
+/** Serves one FetchSnapshot call. */
+export async function serveFetch(call: FetchCall, source: SnapshotSource | undefined, ctx: InboundContext): Promise<void> {
+  const req = call.request;
+  const refusal = req.header === undefined
+    ? { code: grpc.status.FAILED_PRECONDITION, why: "FetchSnapshot needs a header" }
+    : checkHeader(req.header, call, ctx);
+  if (refusal !== null) {
+    ctx.stats.inboundRefused++;
+    ctx.log("transport.fetch_refused", { peer: call.getPeer(), why: refusal.why });
+    call.emit("error", errorWithDetail(refusal.code, refusal.why, { reason: ErrorReason.MEMBERSHIP }));
+    return;
+  }
+  const snap = safeIndex(req.index) && safeIndex(req.term) ? source?.(Number(req.index), Number(req.term)) ?? null : null;
+  if (snap === null) {
+    call.emit("error", errorWithDetail(grpc.status.FAILED_PRECONDITION, `this node does not hold snapshot ${req.index} (term ${req.term}); wait for a newer snapshot message`));
+    return;
+  }
+  try {
+    await writeAll(call, snap.chunks);
+    call.end();
+  } catch (err) {
+    ctx.log("transport.fetch_failed", { peer: call.getPeer(), index: Number(req.index), error: String(err) });
+    if (!call.cancelled) call.emit("error", errorWithDetail(grpc.status.INTERNAL, "the snapshot could not be read"));
+  } finally {
+    snap.close();
+  }
+}
+
+async function writeAll(call: FetchCall, chunks: Iterator<Uint8Array>): Promise<void> {
+  for (let r = chunks.next(); r.done !== true && !call.cancelled; r = chunks.next()) {
+    if (!call.write(create(FetchSnapshotResponseSchema, { data: r.value }))) await drainedOrCancelled(call);
+    await nextTurn();
+  }
+}
+
+function drainedOrCancelled(call: FetchCall): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+  });
+}
+
+function safeIndex(v: bigint): boolean {
+  return v > 0n && v <= BigInt(Number.MAX_SAFE_INTEGER);
+}
+
+export interface FetchTarget {
+  readonly client: grpc.Client;
+  readonly clusterId: string;
+  readonly localId: NodeId;
+  readonly peerId: NodeId;
+}
+
+/**
+ * Calls FetchSnapshot on the peer and yields the chunks' bytes as they
+ * arrive (backpressure: the call is paused while the consumer works).
+ * Throws the call's error (a grpc ServiceError) if it fails; `signal` cancels it.
+ */
+export async function* fetchChunks(t: FetchTarget, index: number, term: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const header = create(StreamHeaderSchema, { clusterId: t.clusterId, from: BigInt(t.localId), to: BigInt(t.peerId) });
+  const req = create(FetchSnapshotRequestSchema, { header, index: BigInt(index), term: BigInt(term) });
+  const call = (t.client as unknown as { fetchSnapshot(r: FetchSnapshotRequest): grpc.ClientReadableStream<FetchSnapshotResponse> }).fetchSnapshot(req);
+  const cancel = (): void => call.cancel();
+  signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    for await (const res of call as AsyncIterable<FetchSnapshotResponse>) yield res.data;
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    call.cancel();
+  }
+}

@@ -1,0 +1,135 @@
+// Both ends of a store snapshot, in process over real lmdb stores: the
+// stager holds a MsgSnap back until its state is downloaded, verified and
+// staged, drops the ones that arrive meanwhile, and steps nothing when the
+// download is not the state the message names; pinned views follow the
+// retention and outlive it while a transfer reads them.
+import { join } from "node:path";
+import test from "ava";
+import { MessageType, type Message, message } from "../../node/raft/index.js";
+import { VaultFiles } from "../../node/storage/index.js";
+import { ALL_KEYS, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
+import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { jsonLogger } from "../../node/server/log.js";
+import { PinnedViews, SnapshotStager, stageForInstall } from "../../node/server/store-snapshots.js";
+import { CLUSTER, Harness, register, registerCmd } from "../../testkit/vault.js";
+import { tempDir } from "../storage/helpers.js";
+
+const quiet = jsonLogger("error", {}, () => ({}), () => {});
+const CONF = { voters: [1, 2, 3], learners: [] };
+
+function leaderState(records: number): Harness {
+  const h = new Harness();
+  const reg = register("user-0");
+  for (let i = 0; i < records; i++) h.apply(registerCmd({ ...reg, record: { ...reg.record, user: `user-${i}` } }));
+  return h;
+}
+
+function snapMessage(h: Harness, term: number, digest = h.sm.digest()): Message {
+  const data = encodeServerSnapshot({ peers: new Map([[1, "a:1"]]), store: { appliedIndex: h.index, digest } });
+  return message({ type: MessageType.Snap, from: 1, to: 2, term, snapshot: { metadata: { index: h.index, term, confState: CONF }, totalSize: data.length, offset: 0, data, done: true } });
+}
+
+interface Rig { stager: SnapshotStager; files: VaultFiles; stepped: Message[]; fetches: number; release(): void }
+
+/** A stager whose downloads stream `h`'s state, held until release(). */
+async function rig(t: import("ava").ExecutionContext, h: Harness): Promise<Rig> {
+  const files = await VaultFiles.open(join(tempDir(t), "vault"));
+  t.teardown(() => files.close());
+  let open!: () => void;
+  const gate = new Promise<void>((r) => { open = r; });
+  const r: Rig = { files, stepped: [], fetches: 0, release: () => open(), stager: null as unknown as SnapshotStager };
+  r.stager = new SnapshotStager({
+    clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, step: (m) => void r.stepped.push(m),
+    fetch: async function* () {
+      r.fetches++;
+      await gate;
+      yield* snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096);
+    },
+  });
+  return r;
+}
+
+const until = async (cond: () => boolean): Promise<void> => {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+};
+
+test("a MsgSnap naming a store state is held until the state is staged, then stepped; those meanwhile are dropped", async (t) => {
+  const h = leaderState(30);
+  const r = await rig(t, h);
+  const m = snapMessage(h, 3);
+  t.true(r.stager.intercept(m));
+  await until(() => r.fetches === 1);
+  t.true(r.stager.intercept(snapMessage(h, 3)), "a duplicate during the download is dropped");
+  await new Promise((res) => setTimeout(res, 100));
+  t.is(r.fetches, 1);
+  r.release();
+  await until(() => r.stepped.length > 0);
+  t.deepEqual(r.stepped, [m]);
+  t.is(r.files.stagedAt(h.index)?.appliedIndex, h.index);
+  t.false(r.stager.intercept(snapMessage(h, 3)), "once staged, the message goes to Raft");
+  t.false(r.stager.intercept(message({ type: MessageType.Heartbeat, from: 1, to: 2, term: 3 })));
+});
+
+test("a download that is not the state the message names is refused: nothing staged, nothing stepped, the next message retries", async (t) => {
+  const h = leaderState(5);
+  const r = await rig(t, h);
+  t.true(r.stager.intercept(snapMessage(h, 3, new Uint8Array(32).fill(1))));
+  r.release();
+  await until(() => r.fetches === 1);
+  await new Promise((res) => setTimeout(res, 300));
+  t.deepEqual(r.stepped, []);
+  t.deepEqual(r.files.stagedIndices(), []);
+  t.true(r.stager.intercept(snapMessage(h, 3)));
+  await until(() => r.stepped.length > 0);
+  t.is(r.fetches, 2);
+  t.is(r.stepped.length, 1);
+});
+
+test("an inline (format 1) or partial snapshot message goes straight to Raft", async (t) => {
+  const h = leaderState(1);
+  const r = await rig(t, h);
+  const inline = encodeServerSnapshot({ peers: new Map(), vault: h.sm.snapshot() });
+  const whole = message({ type: MessageType.Snap, from: 1, to: 2, term: 3, snapshot: { metadata: { index: 9, term: 3, confState: CONF }, totalSize: inline.length, offset: 0, data: inline, done: true } });
+  t.false(r.stager.intercept(whole));
+  const part = message({ ...whole, snapshot: { ...whole.snapshot!, done: false, data: inline.subarray(0, 10) } });
+  t.false(r.stager.intercept(part));
+  t.is(r.fetches, 0);
+});
+
+test("pinned views: the newest `retention` are served; an older one lives on while a transfer reads it", async (t) => {
+  const files = await VaultFiles.open(join(tempDir(t), "vault"));
+  t.teardown(() => files.close());
+  const h = leaderState(3);
+  for (const [k, v] of h.sm.store.scan(...ALL_KEYS)) files.store.put(k, v);
+  await files.store.commit();
+  const views = new PinnedViews(CLUSTER, 2);
+  views.pin(10, 1, files.store.view());
+  const reading = views.open(10, 1);
+  t.truthy(reading);
+  t.is(views.open(10, 2), null, "the term must match");
+  views.pin(20, 1, files.store.view());
+  views.pin(30, 1, files.store.view());
+  t.is(views.open(10, 1), null, "beyond retention");
+  t.is((await files.store.stats()).views, 3, "the retired view is still read");
+  const bytes = [...{ [Symbol.iterator]: () => reading!.chunks }].reduce((n, c) => n + c.length, 0);
+  t.true(bytes > 0);
+  reading!.close();
+  t.is((await files.store.stats()).views, 2);
+  t.truthy(views.open(20, 1));
+  views.releaseAll();
+  t.is((await files.store.stats()).views, 0);
+});
+
+test("an inline snapshot (the bootstrap, an old leader) is restored into a staged store for the install; a store snapshot must be staged already", async (t) => {
+  const files = await VaultFiles.open(join(tempDir(t), "vault"));
+  t.teardown(() => files.close());
+  const h = leaderState(4);
+  const inline = encodeServerSnapshot({ peers: new Map(), vault: h.sm.snapshot() });
+  await stageForInstall(files, CLUSTER, { metadata: { index: h.index, term: 2, confState: CONF }, data: inline });
+  t.is(files.stagedAt(h.index)?.appliedIndex, h.index);
+  await files.promote(h.index);
+  const sm = new VaultStateMachine({ clusterId: CLUSTER, store: files.store });
+  t.deepEqual(sm.digest(), h.sm.digest());
+  const descriptor = snapMessage(leaderState(2), 2).snapshot!;
+  await t.throwsAsync(() => stageForInstall(files, CLUSTER, { metadata: { ...descriptor.metadata, index: 77 }, data: descriptor.data }), { instanceOf: VaultInvariantError, message: /not staged/ });
+});
