@@ -86,8 +86,23 @@ export class LocalCluster {
     this.clusterId = opts.clusterId ?? "e2e-cluster";
   }
 
-  /** Creates tokens, certificates and configs, and starts every node. */
+  /**
+   * Creates tokens, certificates and configs, and starts every node. A port
+   * that freePort found free can be taken by another process (test files run
+   * in parallel) before the node binds it: such a start is retried with new
+   * ports (at most three times in all).
+   */
   static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await LocalCluster.startOnce(opts);
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(opts: ClusterOptions): Promise<LocalCluster> {
     const c = new LocalCluster(opts);
     const ids = Array.from({ length: opts.size ?? 3 }, (_, i) => i + 1);
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(c.dir, "certs"), ...ids.map(String), "operator"], { stdio: "ignore" });

@@ -79,6 +79,9 @@ export function mintToken(issuer: DevIssuer, o: MintOptions): Promise<string> {
  * token per user, minted again once less than a third of its lifetime is left
  * (a benchmark's thousands of calls per second must not each pay a signature).
  */
+/** Users whose tokens a provider keeps (the least recently minted go first): a load generator may name millions. */
+const TOKEN_CACHE_USERS = 10_000;
+
 export function devTokenProvider(issuer: DevIssuer, audience?: string): (user: string | null) => Promise<string> {
   const cache = new Map<string, { token: Promise<string>; renewAt: number }>();
   return (user) => {
@@ -87,7 +90,9 @@ export function devTokenProvider(issuer: DevIssuer, audience?: string): (user: s
     let hit = cache.get(subject);
     if (hit === undefined || now >= hit.renewAt) {
       hit = { token: mintToken(issuer, { subject, now, ...(audience === undefined ? {} : { audience }) }), renewAt: now + Math.floor((DEV_TOKEN_TTL_SEC * 2) / 3) };
+      cache.delete(subject);
       cache.set(subject, hit);
+      if (cache.size > TOKEN_CACHE_USERS) cache.delete(cache.keys().next().value as string);
     }
     return hit.token;
   };

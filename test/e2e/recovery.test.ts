@@ -122,7 +122,7 @@ test.serial("a follower forwards mutating calls; the admin API names the leader"
   const f = await failure(cluster.admin(follower).addLearner({ requestId: rid(), nodeId: 9n, peerAddress: "127.0.0.1:1" }));
   t.is(f.code, status.UNAVAILABLE);
   t.is(f.reason, ErrorReason.NOT_LEADER);
-  t.is(f.leaderAddress, cluster.node(lead).client);
+  t.is(f.leaderAddress, cluster.node(lead).admin, "the leader's ADMIN address: the caller is an admin client");
 });
 
 test.serial("invalid inputs answer a canonical status with a clear message and propose nothing", async (t) => {

@@ -133,7 +133,8 @@ function service(f: FakeLoop, reachable: readonly number[], promoteMaxLag = 100)
 /** Calls a unary handler; resolves with its error's details (or "OK"). */
 function callHandler(h: unknown, request: object): Promise<string> {
   return new Promise((resolve) => {
-    (h as (call: { request: object }, cb: (err: { details?: string } | null) => void) => void)({ request }, (err) => resolve(err === null ? "OK" : err.details ?? "?"));
+    const call = { request, cancelled: false, getDeadline: () => Infinity };
+    (h as (call: object, cb: (err: { details?: string } | null) => void) => void)(call, (err) => resolve(err === null ? "OK" : err.details ?? "?"));
   });
 }
 
