@@ -69,11 +69,15 @@ export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined
   }
 }
 
+/** Cached channels reconnect within a second after a node restarts (grpc-js backs off up to 120 s by default). */
+const RECONNECT_FAST = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 } as const;
+
 export class LocalCluster {
   readonly dir: string;
   readonly clusterId: string;
   readonly nodes: NodeInfo[] = [];
-  private readonly clients = new Map<string, grpc.Client>();
+  private readonly clients = new Map<string, { client: unknown; channel: grpc.Client }>();
+  private readonly providers = new Map<TokenProvider, number>();
   /** The entry of nodes spawned from now on (useEntry), over opts.nodeEntry. */
   private entry: string | undefined;
   /** The cluster's development token issuer (set by start). */
@@ -236,17 +240,35 @@ export class LocalCluster {
 
   /** A typed VaultService client for node `id`; `token` (default: a fresh dev token per call for its user, none when null). */
   vault(id: number, token: TokenProvider | null = this.token) {
-    const options = token === null ? {} : { interceptors: [bearerInterceptor(token)] };
-    const { client, channel } = unaryClient(VaultService, this.node(id).client, this.creds(), options);
-    this.clients.set(`v${id}-${this.clients.size}`, channel);
-    return client;
+    const key = `v${id}-${token === null ? "none" : this.providerId(token)}`;
+    return this.cached(key, () => {
+      const options = token === null ? RECONNECT_FAST : { ...RECONNECT_FAST, interceptors: [bearerInterceptor(token)] };
+      return unaryClient(VaultService, this.node(id).client, this.creds(), options);
+    });
   }
 
   /** A typed AdminService client for node `id` (mTLS with that node's certificate). */
   admin(id: number) {
-    const { client, channel } = unaryClient(AdminService, this.node(id).admin, this.adminCreds(id), { "grpc.ssl_target_name_override": `node-${id}` });
-    this.clients.set(`a${id}-${this.clients.size}`, channel);
-    return client;
+    return this.cached(`a${id}`, () => unaryClient(AdminService, this.node(id).admin, this.adminCreds(id), { ...RECONNECT_FAST, "grpc.ssl_target_name_override": `node-${id}` }));
+  }
+
+  /**
+   * One client (one channel, one connection) per node and kind, made on
+   * first use and closed by close(): a channel per call would open a TLS
+   * connection per call and keep every one open.
+   */
+  private cached<C>(key: string, make: () => { client: C; channel: grpc.Client }): C {
+    const hit = this.clients.get(key);
+    if (hit !== undefined) return hit.client as C;
+    const made = make();
+    this.clients.set(key, made);
+    return made.client;
+  }
+
+  private providerId(token: TokenProvider): number {
+    let n = this.providers.get(token);
+    if (n === undefined) this.providers.set(token, (n = this.providers.size + 1));
+    return n;
   }
 
   private deadline(ms = 3000) {
@@ -336,7 +358,8 @@ export class LocalCluster {
   }
 
   async close(): Promise<void> {
-    for (const c of this.clients.values()) c.close();
+    for (const c of this.clients.values()) c.channel.close();
+    this.clients.clear();
     await Promise.all(this.nodes.map((n) => this.signal(n.id, "SIGTERM")));
     if (process.env.BKV_E2E_KEEP === undefined) rmSync(this.dir, { recursive: true, force: true });
   }
