@@ -52,3 +52,27 @@ export function processCpuSeconds(pid: number | undefined): number {
     return NaN;
   }
 }
+
+/** Resident memory of a process, MiB: VmRSS, and its anonymous (heap and the rest) and file-backed (mapped store pages) parts. */
+export interface ProcMemory {
+  rss: number;
+  anon: number;
+  file: number;
+}
+
+/** The resident memory of process `pid` (Linux /proc; zeros when it is gone). */
+export function procMemory(pid: number): ProcMemory {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (name: string) => Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(name)) ?? "")?.[1] ?? 0);
+    return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024 };
+  } catch {
+    return { rss: 0, anon: 0, file: 0 };
+  }
+}
+
+/** The value of an unlabelled metric in a Prometheus text exposition (0 if absent). */
+export function metricOf(text: string, name: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? 0 : Number(line.split(" ").at(-1));
+}

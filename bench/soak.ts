@@ -1,0 +1,155 @@
+// A soak at steady load (issue 12, item 5): a real 3-node cluster (SoftHSM,
+// TLS, fsync) serves full recoveries of real users at a fixed rate (right
+// passwords, and a share of wrong ones that count and are then reset by a
+// right one) plus a trickle of new registrations, for `--minutes`. Every
+// `--sample-s` it records each node's resident memory: VmRSS, its anonymous
+// part (heap, buffers: what must stay flat) and its file-backed part (the
+// store's mapped pages, which the kernel reclaims), the V8 heap in use and
+// the store's size. It prints the curve and ends with
+//   soak: M min, R recoveries (W wrong), G registrations, anon growth after warm-up MiB/h: X, rss-max MiB: Y, anon-max MiB: Z
+// where X is the largest least-squares slope of RssAnon over the samples
+// after the warm-up (the first third), across the nodes.
+//
+// Run: npm run bench:soak -- --minutes 30 [--rate 16] [--wrong-every 7] [--register-rate 4]
+import { parseArgs } from "node:util";
+import { VaultClient, WrongPasswordError } from "../client/sdk/index.js";
+import { LocalCluster } from "../testkit/cluster.js";
+import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
+import { cleanupOnExit, load } from "./drive.js";
+import { metricOf, procMemory, type ProcMemory } from "./sample.js";
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: "string", default: "30" },
+    rate: { type: "string", default: "16" },
+    "wrong-every": { type: "string", default: "7" },
+    "register-rate": { type: "string", default: "4" },
+    users: { type: "string", default: "32" },
+    "sample-s": { type: "string", default: "30" },
+  },
+});
+const MINUTES = Number(args.minutes);
+const RATE = Number(args.rate);
+const WRONG_EVERY = Number(args["wrong-every"]);
+const REGISTER_RATE = Number(args["register-rate"]);
+const USERS = Number(args.users);
+const SAMPLE_S = Number(args["sample-s"]);
+
+interface Point extends ProcMemory { min: number; heapMiB: number; storeMiB: number }
+
+/** Counts of the work done; in-flight calls are bounded so a slow cluster is not buried. */
+class Traffic {
+  right = 0;
+  wrong = 0;
+  registered = 0;
+  errors = 0;
+  firstError = "";
+  private inFlight = 0;
+  private n = 0;
+  private timers: NodeJS.Timeout[] = [];
+  constructor(private readonly client: VaultClient) {}
+
+  start(): void {
+    this.timers.push(setInterval(() => this.launch(() => this.recovery(this.n++)), 1000 / RATE));
+    if (REGISTER_RATE > 0) this.timers.push(setInterval(() => this.launch(() => this.register()), 1000 / REGISTER_RATE));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  private launch(call: () => Promise<void>): void {
+    if (this.inFlight >= 64) return;
+    this.inFlight++;
+    call().catch((err: unknown) => {
+      this.errors++;
+      this.firstError ||= String(err).slice(0, 160);
+    }).finally(() => this.inFlight--);
+  }
+
+  /** Every WRONG_EVERY-th attempt of a user is wrong (it counts); the user's next right one resets it. */
+  private async recovery(i: number): Promise<void> {
+    const user = `soak-${i % USERS}`;
+    if (Math.floor(i / USERS) % WRONG_EVERY === WRONG_EVERY - 1) {
+      await this.client.recover(user, "wrong password").then(
+        () => { throw new Error(`a wrong password recovered ${user}`); },
+        (err: unknown) => { if (!(err instanceof WrongPasswordError)) throw err; },
+      );
+      this.wrong++;
+      return;
+    }
+    await this.client.recover(user, "right password");
+    this.right++;
+  }
+
+  private async register(): Promise<void> {
+    await this.client.register(`new-${this.registered + this.errors}-${Date.now()}`, "right password", { guessLimit: 10 });
+    this.registered++;
+  }
+}
+
+/** The least-squares slope of y over x (NaN for fewer than 2 points). */
+function slope(xs: readonly number[], ys: readonly number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return n < 2 || den === 0 ? NaN : num / den;
+}
+
+async function samplePoint(cluster: LocalCluster, id: number, min: number): Promise<Point> {
+  const pid = cluster.node(id).proc?.pid;
+  const mem = pid === undefined ? { rss: 0, anon: 0, file: 0 } : procMemory(pid);
+  const text = await cluster.metricsOf(id).catch(() => "");
+  return { ...mem, min, heapMiB: metricOf(text, "nodejs_heap_size_used_bytes") / 2 ** 20, storeMiB: metricOf(text, "bkv_store_file_bytes") / 2 ** 20 };
+}
+
+async function main(): Promise<void> {
+  let cluster: LocalCluster | undefined;
+  const finish = cleanupOnExit(() => stopCluster(cluster), () => killClusterNow(cluster));
+  try {
+    console.log(`bench:soak, ${MINUTES} min, ${RATE} recoveries/s (1 in ${WRONG_EVERY} wrong), ${REGISTER_RATE} registrations/s, load ${load()}`);
+    cluster = await LocalCluster.start({ clusterId: "soak" });
+    const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
+    for (let u = 0; u < USERS; u++) await client.register(`soak-${u}`, "right password", { guessLimit: 10 });
+    const ids = cluster.nodes.map((n) => n.id);
+    const curves = new Map<number, Point[]>(ids.map((id) => [id, []]));
+    const traffic = new Traffic(client);
+    const t0 = performance.now();
+    traffic.start();
+    console.log("min   " + ids.map((id) => `node ${id}: rss/anon/file/heap MiB`.padEnd(34)).join("") + "store MiB  done (right/wrong/registered/errors)  load");
+    while (performance.now() - t0 < MINUTES * 60_000) {
+      await new Promise((r) => setTimeout(r, SAMPLE_S * 1000));
+      const min = (performance.now() - t0) / 60_000;
+      const points = await Promise.all(ids.map((id) => samplePoint(cluster!, id, min)));
+      points.forEach((p, i) => curves.get(ids[i]!)!.push(p));
+      const cols = points.map((p) => `${p.rss.toFixed(0)}/${p.anon.toFixed(0)}/${p.file.toFixed(0)}/${p.heapMiB.toFixed(0)}`.padEnd(34)).join("");
+      console.log(`${min.toFixed(1).padStart(5)} ${cols}${points[0]!.storeMiB.toFixed(1).padEnd(11)}${traffic.right}/${traffic.wrong}/${traffic.registered}/${traffic.errors}  ${load()}`);
+    }
+    traffic.stop();
+    report(curves, traffic);
+  } finally {
+    await finish();
+  }
+}
+
+function report(curves: Map<number, Point[]>, traffic: Traffic): void {
+  let growth = -Infinity;
+  for (const [id, pts] of curves) {
+    const after = pts.slice(Math.floor(pts.length / 3));
+    const perH = slope(after.map((p) => p.min), after.map((p) => p.anon)) * 60;
+    growth = Math.max(growth, perH);
+    console.log(`node ${id}: anon ${after[0]?.anon.toFixed(0)} → ${after.at(-1)?.anon.toFixed(0)} MiB after warm-up (slope ${perH.toFixed(1)} MiB/h); rss-max ${Math.max(...pts.map((p) => p.rss)).toFixed(0)} MiB`);
+  }
+  if (traffic.errors > 0) console.log(`errors: ${traffic.errors}, the first: ${traffic.firstError}`);
+  const all = [...curves.values()].flat();
+  const minutes = Math.max(...all.map((p) => p.min));
+  console.log(`soak: ${minutes.toFixed(0)} min, ${traffic.right + traffic.wrong} recoveries (${traffic.wrong} wrong), ${traffic.registered} registrations, anon growth after warm-up MiB/h: ${growth.toFixed(1)}, rss-max MiB: ${Math.max(...all.map((p) => p.rss)).toFixed(0)}, anon-max MiB: ${Math.max(...all.map((p) => p.anon)).toFixed(0)}`);
+}
+
+await main();
