@@ -20,6 +20,7 @@ import { Metrics } from "../../node/server/metrics.js";
 export type K8sObject = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export const PEER_PORT = 7001;
+export const ADMIN_PORT = 7002;
 export const VAULT_CONTAINER = "bkv-node";
 export const TOKEN_DIR = "/var/lib/bkv/hsm";
 const SERVICE_MONITOR = "monitoring.coreos.com/v1:ServiceMonitor";
@@ -193,6 +194,9 @@ function configProblems(config: K8sObject, sts: K8sObject, objects: readonly K8s
     const pod = `${sts.metadata?.name}-${ordinalOf.get(x.id)}`;
     if (typeof x.peerAddress !== "string" || !x.peerAddress.startsWith(`${pod}.${service}`)) {
       problems.push(`node ${x.id}: peerAddress ${x.peerAddress} is not the stable name of pod ${pod}`);
+    }
+    if (typeof x.adminAddress !== "string" || !x.adminAddress.startsWith(`${pod}.${service}`) || !x.adminAddress.endsWith(`:${ADMIN_PORT}`)) {
+      problems.push(`node ${x.id}: adminAddress ${x.adminAddress} is not pod ${pod}'s admin port (a node added later joins through it)`);
     }
   }
   const voters = Number(initEnv(sts, "BKV_BOOTSTRAP_VOTERS"));
@@ -371,5 +375,19 @@ function networkPolicyProblems(sts: K8sObject, objects: readonly K8sObject[]): s
       if (!onlyVault) problems.push(`${ref(p)}: ingress rule ${i} opens the peer port ${PEER_PORT} to more than the vault pods`);
     }
   }
+  if (!policies.some((p) => admitsVaultTo(p, ADMIN_PORT, labels))) {
+    problems.push(`no NetworkPolicy admits the vault pods to the admin port ${ADMIN_PORT} (a node added later joins through it)`);
+  }
   return problems;
+}
+
+/** Whether some ingress rule of `policy` opens `port` to pods with the vault pods' labels. */
+function admitsVaultTo(policy: K8sObject, port: number, labels: Record<string, string>): boolean {
+  return ((policy.spec?.ingress ?? []) as K8sObject[]).some((rule) => {
+    const ports = (rule.ports ?? []) as K8sObject[];
+    const opens = ports.length === 0 || ports.some((x) => x.port === port);
+    const from = (rule.from ?? []) as K8sObject[];
+    return opens && (from.length === 0 || from.some((f) => f.podSelector !== undefined && f.namespaceSelector === undefined
+      && selects(f.podSelector.matchLabels ?? {}, labels)));
+  });
 }

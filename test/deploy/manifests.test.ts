@@ -66,7 +66,7 @@ test("invariant: replicas must be odd and at least 3, with Parallel pod manageme
   assertComplains(t, broken((o) => { delete sts(o).spec.podManagementPolicy; }), /podManagementPolicy must be Parallel/);
 });
 
-test("invariant: the config lists one node per replica at its stable peer name", (t) => {
+test("invariant: the config lists one node per replica at its stable peer and admin names", (t) => {
   assertComplains(t, broken((o) => { sts(o).spec.replicas = 5; }), /config nodes must be ids \[1,2,3,4,5\]/);
   // Node 2 replaced by node 4 at ordinal 1: the config must follow the map.
   const setIds = (o: K8sObject[], v: string) => { (sts(o).spec.template.spec.initContainers[0].env as K8sObject[]).find((e) => e.name === "BKV_NODE_IDS")!.value = v; };
@@ -79,6 +79,8 @@ test("invariant: the config lists one node per replica at its stable peer name",
   assertComplains(t, broken((o) => { sts(o).spec.template.spec.initContainers[0].env = []; }), /BKV_BOOTSTRAP_VOTERS must be 1\.\.3/);
   assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodes[1].peerAddress = "10.0.0.7:7001"; })), /node 2: peerAddress/);
   assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodeId = 1; })), /must not fix nodeId/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { delete c.nodes[2].adminAddress; })), /node 3: adminAddress undefined is not pod bkv-2's admin port/);
+  assertComplains(t, broken((o) => editConfig(o, (c) => { c.nodes[0].adminAddress = "bkv-0.bkv-peer:7000"; })), /node 1: adminAddress/);
 });
 
 test("invariant: the threshold is a majority that survives one voluntary disruption", (t) => {
@@ -147,7 +149,7 @@ test("invariant: a PodDisruptionBudget with maxUnavailable 1 covers the vault po
   assertComplains(t, broken((o) => { find(o, "PodDisruptionBudget").spec.maxUnavailable = 2; }), /maxUnavailable: 1/);
 });
 
-test("invariant: the NetworkPolicy admits only vault pods to the peer port", (t) => {
+test("invariant: the NetworkPolicy admits only vault pods to the peer port, and vault pods to the admin port", (t) => {
   const np = (o: K8sObject[]) => find(o, "NetworkPolicy");
   assertComplains(t, broken((o) => { o.splice(o.indexOf(np(o)), 1); }), /no NetworkPolicy/);
   assertComplains(t, broken((o) => { delete np(o).spec.ingress[0].from; }), /opens the peer port 7001/);
@@ -155,6 +157,8 @@ test("invariant: the NetworkPolicy admits only vault pods to the peer port", (t)
   assertComplains(t, broken((o) => { np(o).spec.ingress[1].ports.push({ protocol: "TCP", port: 7001 }); }), /ingress rule 1 opens the peer port/);
   assertComplains(t, broken((o) => { np(o).spec.ingress.push({ from: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }); }), /opens the peer port/);
   assertComplains(t, broken((o) => { np(o).spec.policyTypes = ["Egress"]; }), /no NetworkPolicy restricts ingress/);
+  // A node added later asks the leader's admin port to add it (join.ts).
+  assertComplains(t, broken((o) => { np(o).spec.ingress[2].from.splice(0, 1); }), /no NetworkPolicy admits the vault pods to the admin port 7002/);
 });
 
 test("parseStream: a malformed YAML stream is an error, not an empty list", (t) => {
