@@ -11,11 +11,13 @@ import {
   EntryType,
   ErrCompacted,
   ErrProposalDropped,
+  ErrSnapshotTemporarilyUnavailable,
   type Message,
   MessageType,
   NONE,
   type NodeId,
   RaftPanic,
+  type Snapshot,
   entrySize,
 } from "./types.js";
 
@@ -60,7 +62,14 @@ function startSnapshot(r: Raft, to: NodeId, pr: Progress): boolean {
     r.logger.debug(`${r.id} not sending snapshot to ${to}: not recently active`);
     return false;
   }
-  const snap = r.log.snapshot();
+  let snap: Snapshot;
+  try {
+    snap = r.log.snapshot();
+  } catch (err) {
+    if (!(err instanceof ErrSnapshotTemporarilyUnavailable)) throw err;
+    r.logger.debug(`${r.id} not sending snapshot to ${to}: temporarily unavailable`);
+    return false;
+  }
   if (snap.metadata.index === 0) throw new RaftPanic("need a non-empty snapshot to catch up a follower");
   r.logger.info(`${r.id} sending snapshot ${snap.metadata.index} (${snap.data.byteLength} bytes) to ${to}`);
   pr.becomeSnapshot(snap.metadata.index, new SnapshotSender(snap, r.maxSnapshotChunkBytes));

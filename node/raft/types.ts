@@ -177,6 +177,15 @@ export class ErrUnavailable extends Error {
   override name = "ErrUnavailable";
 }
 
+/**
+ * Raised by Storage.snapshot() when the latest snapshot cannot be sent now
+ * (etcd's ErrSnapshotTemporarilyUnavailable: the application prepares one);
+ * the leader skips that follower and tries again at its next chance.
+ */
+export class ErrSnapshotTemporarilyUnavailable extends Error {
+  override name = "ErrSnapshotTemporarilyUnavailable";
+}
+
 /** Proposal refused (no leader, transfer in progress, uncommitted cap reached, ...). */
 export class ErrProposalDropped extends Error {
   override name = "ErrProposalDropped";
@@ -199,7 +208,7 @@ export interface Storage {
   term(i: number): number;
   lastIndex(): number;
   firstIndex(): number;
-  /** The latest snapshot; raft sends it to followers that fell behind. */
+  /** The latest snapshot; raft sends it to followers that fell behind. May throw ErrSnapshotTemporarilyUnavailable. */
   snapshot(): Snapshot;
 }
 

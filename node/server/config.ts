@@ -41,10 +41,10 @@ export interface ServerConfig {
   /** Take a snapshot and compact every this many applied entries. */
   readonly snapshotInterval: number;
   /**
-   * Local snapshots whose vault store views stay pinned for followers to
-   * download (the newest ones). A pinned view keeps the store pages it reads
-   * from being reused, so the store file grows with retention × the writes
-   * of one snapshot interval.
+   * At most this many local snapshots keep their vault store views pinned for
+   * followers to download (the newest ones; an idle view is released sooner:
+   * store-snapshots.ts PIN_IDLE_MS). A pinned view keeps the pages freed
+   * after it from being reused, so the store file grows while one is held.
    */
   readonly snapshotRetention: number;
   readonly tickMs: number;

@@ -121,7 +121,7 @@ export class VaultNode {
       onMessage: (m) => this.loop.step(m),
       reportUnreachable: (id) => this.loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
-      snapshotSource: (index, term) => this.loop.openSnapshot(index, term),
+      snapshotSource: (from, index, term) => this.loop.openSnapshot(from, index, term),
       onUndecodable: this.refused,
       log: (event, fields) => this.log.debug(event, fields),
     });

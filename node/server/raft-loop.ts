@@ -20,7 +20,7 @@ import type { DiskStorage, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
-import { PinnedViews, SnapshotStager, stageForInstall } from "./store-snapshots.js";
+import { PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters } from "./waiters.js";
@@ -106,6 +106,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private appliedEntry: number;
   /** No pinned view matches the Raft snapshot (a restart, an upgrade): take a local snapshot at the first chance. */
   private snapshotOwed: boolean;
+  /** Raft wants to send a snapshot whose store view was released: pin one at the next chance. */
+  private pinWanted = false;
   private readonly views: PinnedViews;
   private readonly stager: SnapshotStager;
 
@@ -128,7 +130,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       step: (m) => this.guard(() => this.raw.step(m)),
     });
     this.raw = new RawNode({
-      id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
+      id: o.id, storage: withPinnedSnapshots(o.storage, this.views, () => { this.pinWanted = true; this.schedule(); }), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
       applied: snap.metadata.index, randomInt: (n) => randomInt(n),
       logger: { debug: () => {}, info: (m) => o.log.info(m), warn: (m) => o.log.warn(m) },
     });
@@ -149,7 +151,10 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.link = link;
     for (const [id, addr] of addressBook) if (id !== this.o.id && !this.peerMap.has(id)) link.addPeer(id, addr);
     for (const [id, addr] of this.peerMap) if (id !== this.o.id) link.addPeer(id, addr);
-    this.timer = setInterval(() => this.guard(() => this.raw.tick()), this.o.tickMs);
+    this.timer = setInterval(() => {
+      this.guard(() => this.raw.tick());
+      this.views.sweep();
+    }, this.o.tickMs);
     this.schedule();
   }
 
@@ -180,8 +185,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   }
 
   /** The store state of local snapshot (index, term) for a follower's download, or null (FetchSnapshot's source). */
-  openSnapshot(index: number, term: number): SnapshotStream | null {
-    return this.stopped ? null : this.views.open(index, term);
+  openSnapshot(from: NodeId, index: number, term: number): SnapshotStream | null {
+    if (this.stopped) return null;
+    const stream = this.views.open(index, term);
+    // Released (idle) or superseded: Raft starts that follower over, with a snapshot pinned anew.
+    if (stream === null) this.reportSnapshot(from, false);
+    return stream;
   }
 
   reportUnreachable(id: NodeId): void {
@@ -316,9 +325,9 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   /** The latest snapshot, self-contained (PinnedViews.selfContained): what SaveSnapshot streams. */
   async *snapshotStream(): AsyncIterable<Uint8Array> {
-    const snap = this.o.storage.snapshot();
-    const chunks = this.views.selfContained(snap);
-    if (chunks === null) throw new ProposalError("DROPPED", `the store view of snapshot ${snap.metadata.index} is no longer held; take a snapshot and retry`);
+    // A released view is pinned again (or a newer snapshot taken) before the stream starts.
+    const chunks = this.views.selfContained(this.o.storage.snapshot()) ?? this.views.selfContained(await this.requestSnapshot());
+    if (chunks === null) throw new ProposalError("DROPPED", "the store view of the latest snapshot was released meanwhile; retry");
     yield* chunks;
   }
 
@@ -466,7 +475,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   private async maybeSnapshot(): Promise<void> {
     const applied = this.sm.appliedIndex;
-    const due = applied - this.snapshotIndex >= this.o.snapshotInterval || (this.snapshotOwed && applied > this.snapshotIndex);
+    const due = applied - this.snapshotIndex >= this.o.snapshotInterval || (this.snapshotOwed && applied > this.snapshotIndex) || this.pinWanted;
     if (!due && this.waiters.snapshots.size === 0) return;
     if (this.appliedEntry < applied) return; // replaying entries the store holds: the conf state is not current yet
     const round = this.snapshotRound++;
@@ -484,8 +493,9 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * state, and a read view of the store at it stays pinned for followers.
    */
   private async takeSnapshot(applied: number): Promise<Snapshot> {
-    if (applied <= this.snapshotIndex) return this.o.storage.snapshot();
+    this.pinWanted = false;
     await this.committed;
+    if (applied <= this.snapshotIndex) return this.pinLatest();
     const view = this.o.files.store.view();
     let snap: Snapshot;
     try {
@@ -502,6 +512,14 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.o.storage.compact(Math.max(1, applied - this.catchUpEntries()));
     this.snapshotIndex = applied;
     this.o.log.info("took snapshot", { index: applied });
+    return snap;
+  }
+
+  /** The latest snapshot, its store view pinned again if it was released and the store still holds its state. */
+  private pinLatest(): Snapshot {
+    const snap = this.o.storage.snapshot();
+    const { index, term } = snap.metadata;
+    if (!this.views.sendable(snap) && this.sm.appliedIndex === index) this.views.pin(index, term, this.o.files.store.view());
     return snap;
   }
 

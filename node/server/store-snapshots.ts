@@ -3,9 +3,16 @@
 // digest, snapshot-data.ts format 2); the state itself travels over
 // RaftService.FetchSnapshot, never through Raft's InstallSnapshot.
 //
-// Sender (PinnedViews): every local snapshot pins a read view of the store at
-// its index; the newest `retention` stay pinned, older ones are released once
-// no transfer reads them.
+// Sender (PinnedViews): a local snapshot pins a read view of the store at its
+// index, for followers to download. A pinned view keeps every page it can
+// read, so lmdb cannot reuse the pages later commits free and the store file
+// grows by all it writes while the view is held (measured: ~20 MiB a minute
+// at ~12 entries/s, bench:soak). So a view is released once no transfer has
+// read it for PIN_IDLE_MS (and beyond the newest `retention`); when Raft
+// wants to send a snapshot whose view is gone, the Raft storage says
+// "temporarily unavailable" (withPinnedSnapshots) and the loop pins a fresh
+// one, which Raft sends at its next chance (etcd's
+// ErrSnapshotTemporarilyUnavailable).
 //
 // Receiver (SnapshotStager): a MsgSnap whose data names a store state is held
 // back from Raft until that state is downloaded from the sender into a staged
@@ -13,7 +20,7 @@
 // the message); then it is stepped. One download at a time: every MsgSnap that
 // arrives meanwhile is dropped (the leader sends another while the follower
 // does not answer).
-import { type Message, MessageType, type NodeId, type Snapshot } from "../raft/index.js";
+import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
@@ -27,28 +34,44 @@ function* chunksOf(data: Uint8Array, size: number): Generator<Uint8Array> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
 }
 
+/** How long a pinned view nobody reads is kept (a follower fetches within a round trip of the MsgSnap). */
+export const PIN_IDLE_MS = 30_000;
+
 interface Pinned {
   readonly term: number;
   readonly view: StoreView;
   readers: number;
   retired: boolean;
+  /** When it was pinned or last read (ms). */
+  usedAt: number;
 }
 
 export class PinnedViews {
   private readonly pinned = new Map<number, Pinned>();
 
-  constructor(private readonly clusterId: string, private readonly retention: number) {}
+  constructor(private readonly clusterId: string, private readonly retention: number, private readonly now: () => number = Date.now) {}
 
   /** Pins `view` (the store at `index`) for the snapshot (index, term); releases the pins beyond retention. */
   pin(index: number, term: number, view: StoreView): void {
     this.pinned.get(index)?.view.release();
-    this.pinned.set(index, { term, view, readers: 0, retired: false });
+    this.pinned.set(index, { term, view, readers: 0, retired: false, usedAt: this.now() });
     const indices = [...this.pinned.keys()].sort((a, b) => b - a);
     for (const i of indices.slice(this.retention)) this.retire(i);
   }
 
   has(index: number): boolean {
     return this.pinned.get(index)?.retired === false;
+  }
+
+  /** Whether Raft may send `snap` now: an inline snapshot always, a store snapshot while its view is pinned. */
+  sendable(snap: Snapshot): boolean {
+    return snap.metadata.index === 0 || decodeServerSnapshot(snap.data).store === undefined || this.has(snap.metadata.index);
+  }
+
+  /** Releases the views no transfer has read for PIN_IDLE_MS. */
+  sweep(): void {
+    const now = this.now();
+    for (const [i, p] of this.pinned) if (p.readers === 0 && now - p.usedAt > PIN_IDLE_MS) this.retire(i);
   }
 
   /** The snapshot stream of (index, term), or null when it is not pinned (FetchSnapshot's source). */
@@ -63,6 +86,7 @@ export class PinnedViews {
         if (closed) return;
         closed = true;
         p.readers--;
+        p.usedAt = this.now();
         if (p.retired) this.retire(index);
       },
     };
@@ -106,6 +130,27 @@ export class PinnedViews {
     p.view.release();
     this.pinned.delete(index);
   }
+}
+
+/**
+ * The Raft storage the leader reads: `storage` itself, except that a store
+ * snapshot whose view is not pinned is ErrSnapshotTemporarilyUnavailable
+ * (Raft tries again at its next chance) and `wanted()` asks the loop to pin one.
+ */
+export function withPinnedSnapshots(storage: Storage, views: PinnedViews, wanted: () => void): Storage {
+  return {
+    initialState: () => storage.initialState(),
+    entries: (lo, hi, maxSize) => storage.entries(lo, hi, maxSize),
+    term: (i) => storage.term(i),
+    firstIndex: () => storage.firstIndex(),
+    lastIndex: () => storage.lastIndex(),
+    snapshot: () => {
+      const snap = storage.snapshot();
+      if (views.sendable(snap)) return snap;
+      wanted();
+      throw new ErrSnapshotTemporarilyUnavailable(`the store view of snapshot ${snap.metadata.index} is being pinned`);
+    },
+  };
 }
 
 export interface StagerContext {

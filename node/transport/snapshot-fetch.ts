@@ -24,8 +24,8 @@ export interface SnapshotStream {
   close(): void;
 }
 
-/** Opens the snapshot at (index, term) for a transfer, or returns null when this node does not hold it. */
-export type SnapshotSource = (index: number, term: number) => SnapshotStream | null;
+/** Opens the snapshot at (index, term) for node `from`'s transfer, or returns null when this node does not hold it. */
+export type SnapshotSource = (from: NodeId, index: number, term: number) => SnapshotStream | null;
 
 type FetchCall = grpc.ServerWritableStream<FetchSnapshotRequest, FetchSnapshotResponse>;
 
@@ -41,7 +41,7 @@ export async function serveFetch(call: FetchCall, source: SnapshotSource | undef
     call.emit("error", errorWithDetail(refusal.code, refusal.why, { reason: ErrorReason.MEMBERSHIP }));
     return;
   }
-  const snap = safeIndex(req.index) && safeIndex(req.term) ? source?.(Number(req.index), Number(req.term)) ?? null : null;
+  const snap = safeIndex(req.index) && safeIndex(req.term) ? source?.(Number(req.header!.from), Number(req.index), Number(req.term)) ?? null : null;
   if (snap === null) {
     call.emit("error", errorWithDetail(grpc.status.FAILED_PRECONDITION, `this node does not hold snapshot ${req.index} (term ${req.term}); wait for a newer snapshot message`));
     return;

@@ -68,3 +68,27 @@ test.serial("a node restarted after missing many entries catches up through a sn
   await cluster.stop(third);
   t.deepEqual(await client.recover("ivy", "pw"), ivyKey);
 });
+
+// The leader releases a snapshot's store view once no transfer read it for
+// PIN_IDLE_MS (a held view makes lmdb's file grow by all later writes); a
+// follower that needs that snapshot later gets a view pinned on demand.
+test.serial("a node needing a snapshot after the leader released its idle store view gets one pinned anew", async (t) => {
+  t.timeout(180_000);
+  for (const n of cluster.nodes) if (n.proc === null) cluster.restart(n.id);
+  await cluster.waitReady(60_000);
+  const lead0 = await cluster.leaderId();
+  const victim = cluster.nodes.find((n) => n.id !== lead0)?.id ?? 0;
+  await cluster.kill(victim);
+  const lead = await cluster.leaderId();
+  for (let i = 0; i < 30; i++) {
+    await cluster.vault(lead).beginRecovery({ requestId: new Uint8Array(randomBytes(16)), userId: "hank", blindedElement: encodePoint(G.multiply(randomScalar())) });
+  }
+  const st = await cluster.status(lead);
+  const pinned = async () => Number(/^bkv_store_pinned_views(?:{[^}]*})? (\d+)/m.exec(await cluster.metricsOf(lead))?.[1] ?? NaN);
+  await waitFor(async () => (await pinned()) === 0 || undefined, "the leader to release its idle snapshot view", 90_000);
+  const restoredBefore = cluster.logOf(victim).split("restored snapshot").length;
+  cluster.restart(victim);
+  await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
+  t.true(cluster.logOf(victim).split("restored snapshot").length > restoredBefore, "caught up through a snapshot");
+  t.is((await cluster.vault(victim).getRecordInfo({ userId: "hank" })).attemptsRemaining, 255 - 90);
+});

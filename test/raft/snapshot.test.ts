@@ -1,6 +1,6 @@
 // Log compaction and InstallSnapshot in chunks (Raft §7).
 import test from "ava";
-import { ConfChangeType } from "../../node/raft/index.js";
+import { ConfChangeType, ErrSnapshotTemporarilyUnavailable } from "../../node/raft/index.js";
 import { MessageType, Network, enc } from "./network.js";
 
 const CHUNK = 64;
@@ -118,4 +118,27 @@ test("a lagging voter behind the compaction point is restored by snapshot, not b
   t.is(net.node(3).snapshotsApplied, 1);
   t.deepEqual(net.appliedText(3), net.appliedText(1));
   t.is(net.status(3).hardState.commit, net.status(1).hardState.commit);
+});
+
+test("a snapshot temporarily unavailable is not sent; the leader sends it at a later chance once storage has it", (t) => {
+  const net = compactedCluster();
+  const storage = net.node(1).storage;
+  const real = storage.snapshot.bind(storage);
+  let available = false;
+  let asked = 0;
+  storage.snapshot = () => {
+    asked++;
+    if (!available) throw new ErrSnapshotTemporarilyUnavailable("preparing");
+    return real();
+  };
+  joinLearner(net, 4);
+  net.tick(3);
+  t.true(asked > 0, "the leader asked its storage for the snapshot");
+  t.is(net.delivered.filter((m) => m.type === MessageType.Snap && m.to === 4).length, 0);
+  t.is(net.node(4).snapshotsApplied, 0);
+  t.is(net.node(1).raw.status().softState.lead, 1, "the leader is unharmed");
+  available = true;
+  net.tick(3);
+  t.is(net.node(4).snapshotsApplied, 1);
+  t.deepEqual(net.appliedText(4), net.appliedText(1));
 });

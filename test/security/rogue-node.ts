@@ -60,7 +60,7 @@ export class RogueNode {
       nodeId: cfg.nodeId, clusterId: cfg.clusterId, listenAddress: cfg.peerListen, tls,
       onMessage: (m) => loop.step(m), reportUnreachable: (id) => loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => loop.reportSnapshot(id, ok),
-      snapshotSource: (index, term) => loop.openSnapshot(index, term),
+      snapshotSource: (from, index, term) => loop.openSnapshot(from, index, term),
     });
     await transport.start();
     const rogue = new RogueNode(fatal, cfg, hsm, storage, loop, transport, files);

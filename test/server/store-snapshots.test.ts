@@ -2,15 +2,16 @@
 // stager holds a MsgSnap back until its state is downloaded, verified and
 // staged, drops the ones that arrive meanwhile, and steps nothing when the
 // download is not the state the message names; pinned views follow the
-// retention and outlive it while a transfer reads them.
+// retention and outlive it while a transfer reads them, and are released
+// when idle.
 import { join } from "node:path";
 import test from "ava";
-import { MessageType, type Message, message } from "../../node/raft/index.js";
+import { ErrSnapshotTemporarilyUnavailable, MemoryStorage, MessageType, type Message, message } from "../../node/raft/index.js";
 import { VaultFiles } from "../../node/storage/index.js";
 import { ALL_KEYS, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { jsonLogger } from "../../node/server/log.js";
-import { PinnedViews, SnapshotStager, stageForInstall } from "../../node/server/store-snapshots.js";
+import { PIN_IDLE_MS, PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
 import { CLUSTER, Harness, register, registerCmd } from "../../testkit/vault.js";
 import { tempDir } from "../storage/helpers.js";
 
@@ -118,6 +119,41 @@ test("pinned views: the newest `retention` are served; an older one lives on whi
   t.truthy(views.open(20, 1));
   views.releaseAll();
   t.is((await files.store.stats()).views, 0);
+});
+
+test("pinned views: a view no transfer read for PIN_IDLE_MS is released; Raft's storage then says the snapshot is temporarily unavailable and asks for a pin", async (t) => {
+  const files = await VaultFiles.open(join(tempDir(t), "vault"));
+  t.teardown(() => files.close());
+  const h = leaderState(3);
+  for (const [k, v] of h.sm.store.scan(...ALL_KEYS)) files.store.put(k, v);
+  await files.store.commit();
+  let now = 1_000;
+  const views = new PinnedViews(CLUSTER, 2, () => now);
+  const storage = new MemoryStorage();
+  const data = encodeServerSnapshot({ peers: new Map([[1, "a:1"]]), store: { appliedIndex: 10, digest: h.sm.digest() } });
+  storage.applySnapshot({ metadata: { index: 10, term: 1, confState: CONF }, data });
+  let wanted = 0;
+  const raftStorage = withPinnedSnapshots(storage, views, () => wanted++);
+  views.pin(10, 1, files.store.view());
+  t.is(raftStorage.snapshot().metadata.index, 10, "pinned: sendable");
+  const reading = views.open(10, 1)!;
+  now += PIN_IDLE_MS + 1;
+  views.sweep();
+  t.true(views.has(10), "a view a transfer reads is kept");
+  reading.close();
+  now += PIN_IDLE_MS;
+  views.sweep();
+  t.true(views.has(10), "idle for exactly PIN_IDLE_MS since the last read: kept");
+  now += 1;
+  views.sweep();
+  t.false(views.has(10));
+  t.is((await files.store.stats()).views, 0, "the lmdb read transaction is gone: freed pages can be reused");
+  t.throws(() => raftStorage.snapshot(), { instanceOf: ErrSnapshotTemporarilyUnavailable });
+  t.is(wanted, 1);
+  views.pin(10, 1, files.store.view());
+  t.is(raftStorage.snapshot().metadata.index, 10);
+  t.is(wanted, 1);
+  views.releaseAll();
 });
 
 test("an inline snapshot (the bootstrap, an old leader) is restored into a staged store for the install; a store snapshot must be staged already", async (t) => {

@@ -13,9 +13,10 @@ test.after.always(() => certs.cleanup());
 const CHUNK = 64 * 1024;
 
 /** A source holding snapshot (index 50, term 2) of `chunks` chunks; counts opens and closes. */
-function source(chunks: number): { source: SnapshotSource; opened: number; closed: number; served: number } {
-  const s = { opened: 0, closed: 0, served: 0, source: null as unknown as SnapshotSource };
-  s.source = (index, term) => {
+function source(chunks: number): { source: SnapshotSource; opened: number; closed: number; served: number; askedBy: number[] } {
+  const s = { opened: 0, closed: 0, served: 0, askedBy: [] as number[], source: null as unknown as SnapshotSource };
+  s.source = (from, index, term) => {
+    s.askedBy.push(from);
     if (index !== 50 || term !== 2) return null;
     s.opened++;
     function* gen(): Generator<Uint8Array> {
@@ -48,6 +49,7 @@ test("a follower downloads a snapshot's chunks whole and in order; the source is
   t.is(n, 300);
   t.is(s.opened, 1);
   t.is(s.closed, 1);
+  t.deepEqual(s.askedBy, [2], "the source learns which node fetches (the authenticated header's from)");
 });
 
 test("a snapshot the callee does not hold is FAILED_PRECONDITION", async (t) => {
