@@ -39,8 +39,8 @@ const strategies: Strategy[] = [
   { name: "async, copies, 16 sessions", open: (c) => Hsm.open({ ...c, sessions: 16 }, { strategy: "async", sessionKeyCopies: true }) },
   { name: "async, copies, 4 sessions (default)", open: (c) => Hsm.open(c, { strategy: "async", sessionKeyCopies: true }) },
   { name: "async, copies, 2 sessions", open: (c) => Hsm.open({ ...c, sessions: 2 }, { strategy: "async", sessionKeyCopies: true }) },
-  { name: "2 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 2) },
-  { name: "4 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, 4) },
+  { name: "2 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, { threads: 2, recycleAfter: 0 }) },
+  { name: "4 worker threads (sync, copies)", open: (c) => HsmWorkerPool.open(c, { threads: 4, recycleAfter: 0 }) },
 ];
 
 export interface Job { blob: Uint8Array; b: Uint8Array; k: Uint8Array; expected: Uint8Array }

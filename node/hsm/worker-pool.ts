@@ -42,6 +42,8 @@ interface Pending { resolve: (v: Uint8Array) => void; reject: (e: Error) => void
 class HsmWorker {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** False once the thread exited or failed: it takes no more calls. */
+  alive = true;
 
   private constructor(readonly worker: Worker) {
     worker.on("message", (reply: WorkerReply) => this.settle(reply));
@@ -72,6 +74,11 @@ class HsmWorker {
     });
   }
 
+  async stop(): Promise<void> {
+    await this.call({ op: "close" }).catch(() => undefined);
+    await this.worker.terminate();
+  }
+
   private settle(reply: WorkerReply): void {
     const p = this.pending.get(reply.id);
     if (p === undefined) return;
@@ -81,49 +88,134 @@ class HsmWorker {
   }
 
   private failAll(): void {
+    this.alive = false;
     for (const p of this.pending.values()) p.reject(new HsmError("CLOSED", "the HSM worker exited"));
     this.pending.clear();
   }
 }
 
+export interface PoolOptions {
+  /** Worker threads (default 2). */
+  readonly threads?: number;
+  /** Session copies of the agreement key (default true). */
+  readonly sessionKeyCopies?: boolean;
+  /**
+   * Operations after which the module is finalized and initialized again
+   * (default 20,000; 0: never). SoftHSM 2.6 keeps every destroyed session
+   * object until C_Finalize (SoftHSMv2 #562, #875): ~1 KiB per evaluation.
+   */
+  readonly recycleAfter?: number;
+}
+
+export const DEFAULT_POOL: Required<PoolOptions> = { threads: 2, sessionKeyCopies: true, recycleAfter: 20_000 };
+
+type Keys = { agreement: Uint8Array; identity: Uint8Array };
+
+/** Starts `threads` workers; the first one initializes the module and bootstraps the keys, the others join. */
+async function startWorkers(init: WorkerInit, threads: number): Promise<{ workers: HsmWorker[]; keys: Keys }> {
+  const first = await HsmWorker.start(init);
+  const rest = await Promise.allSettled(Array.from({ length: threads - 1 }, () => HsmWorker.start(init)));
+  const failed = rest.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  const workers = [first.w, ...rest.flatMap((r) => (r.status === "fulfilled" ? [r.value.w] : []))];
+  if (failed !== undefined) {
+    await stopWorkers(workers);
+    throw failed.reason;
+  }
+  return { workers, keys: first.keys };
+}
+
+/** Stops the joining workers first: the first one finalizes the module. */
+async function stopWorkers(workers: readonly HsmWorker[]): Promise<void> {
+  for (const w of [...workers].reverse()) await w.stop();
+}
+
+/**
+ * The node's HSM: blocking PKCS#11 calls on worker threads (pkcs11js's
+ * *Async calls leak ~3 KiB each; docs/hsm.md), and a module recycled every
+ * `recycleAfter` operations: calls that arrive meanwhile wait for it.
+ */
 export class HsmWorkerPool {
+  /** Operations since the module was (re)initialized, and how many times it was. */
+  readonly stats = { operations: 0, recycles: 0 };
+  private inFlight = 0;
+  private recycling: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
+  private broken: Error | null = null;
+
   private constructor(
-    private readonly workers: HsmWorker[],
+    private workers: HsmWorker[],
+    private readonly init: WorkerInit,
+    private readonly options: Required<PoolOptions>,
     readonly agreementPublicKey: Uint8Array,
     readonly identityPublicKey: Uint8Array,
   ) {}
 
-  /** Starts `threads` workers on the configured token; the first one bootstraps the keys. */
-  static async open(config: HsmConfig, threads: number, sessionKeyCopies = true): Promise<HsmWorkerPool> {
-    if (!Number.isInteger(threads) || threads < 1) throw new HsmError("CONFIG_INVALID", "threads must be >= 1");
+  static async open(config: HsmConfig, options: PoolOptions = {}): Promise<HsmWorkerPool> {
+    const o = { ...DEFAULT_POOL, ...options };
+    if (!Number.isInteger(o.threads) || o.threads < 1) throw new HsmError("CONFIG_INVALID", "threads must be >= 1");
+    if (!Number.isInteger(o.recycleAfter) || o.recycleAfter < 0) throw new HsmError("CONFIG_INVALID", "recycleAfter must be >= 0");
     if (config.softhsmConf !== undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
-    const init: WorkerInit = { config: { ...config, sessions: 1 }, sessionKeyCopies };
-    const first = await HsmWorker.start(init);
-    const rest = await Promise.all(Array.from({ length: threads - 1 }, () => HsmWorker.start(init)));
-    return new HsmWorkerPool([first.w, ...rest.map((r) => r.w)], first.keys.agreement, first.keys.identity);
-  }
-
-  private leastBusy(): HsmWorker {
-    let best = this.workers[0];
-    if (best === undefined) throw new HsmError("CLOSED", "the HSM worker pool is closed");
-    for (const w of this.workers) if (w.inFlight < best.inFlight) best = w;
-    return best;
+    const init: WorkerInit = { config: { ...config, sessions: 1 }, sessionKeyCopies: o.sessionKeyCopies };
+    const { workers, keys } = await startWorkers(init, o.threads);
+    return new HsmWorkerPool(workers, init, o, keys.agreement, keys.identity);
   }
 
   evaluate(blob: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array> {
-    return this.leastBusy().call({ op: "evaluate", blob, blinded, commitment });
+    return this.run({ op: "evaluate", blob, blinded, commitment });
   }
 
   sign(message: Uint8Array): Promise<Uint8Array> {
-    return this.leastBusy().call({ op: "sign", message });
+    return this.run({ op: "sign", message });
   }
 
-  /** Closes the joining workers first: the first one finalizes the module. */
   async close(): Promise<void> {
-    const ws = this.workers.splice(0).reverse();
-    for (const w of ws) {
-      await w.call({ op: "close" }).catch(() => undefined);
-      await w.worker.terminate();
+    while (this.recycling !== null) await this.recycling;
+    await stopWorkers(this.workers.splice(0));
+  }
+
+  private async run(req: DistributiveOmit<WorkerRequest, "id">): Promise<Uint8Array> {
+    while (this.recycling !== null) await this.recycling;
+    if (this.broken !== null) {
+      await (this.recycling ??= this.recycle()); // a failed restart is tried again, one at a time
+      if (this.broken !== null) throw this.broken;
+    }
+    const worker = this.leastBusy();
+    this.inFlight++;
+    this.stats.operations++;
+    try {
+      return await worker.call(req);
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) this.drained?.();
+      if (this.options.recycleAfter > 0 && this.stats.operations >= this.options.recycleAfter) this.recycling ??= this.recycle();
+    }
+  }
+
+  private leastBusy(): HsmWorker {
+    let best: HsmWorker | undefined;
+    for (const w of this.workers) if (w.alive && (best === undefined || w.inFlight < best.inFlight)) best = w;
+    if (best === undefined) throw new HsmError("CLOSED", "no HSM worker is running");
+    return best;
+  }
+
+  /** Waits for the calls in flight, stops every worker (the module is finalized) and starts them again. */
+  private async recycle(): Promise<void> {
+    if (this.inFlight > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
+    this.drained = null;
+    try {
+      await stopWorkers(this.workers.splice(0));
+      const { workers, keys } = await startWorkers(this.init, this.options.threads);
+      this.workers = workers;
+      if (!Buffer.from(keys.agreement).equals(this.agreementPublicKey) || !Buffer.from(keys.identity).equals(this.identityPublicKey)) {
+        throw new HsmError("KEY_INVALID", "the token's node keys changed across a module restart");
+      }
+      this.stats.recycles++;
+      this.broken = null;
+    } catch (err) {
+      this.broken = err instanceof HsmError ? err : new HsmError("HSM_ERROR", "the HSM module could not be restarted");
+    } finally {
+      this.stats.operations = 0;
+      this.recycling = null;
     }
   }
 }

@@ -15,7 +15,7 @@ import { serviceDefinition, strictServer, type UndecodableRequest } from "../../
 import { NONE, bootstrapSnapshot } from "../raft/index.js";
 import { DiskStorage, VaultFiles } from "../storage/index.js";
 import { Transport, loadTls, type TlsMaterial } from "../transport/index.js";
-import { Hsm } from "../hsm/index.js";
+import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
@@ -47,7 +47,7 @@ export interface NodeAddresses {
 
 export class VaultNode {
   private loop!: RaftLoop;
-  private hsm!: Hsm;
+  private hsm!: HsmWorkerPool;
   private gate!: ClientGate;
   private audit: AuditLog | null = null;
   private storage!: DiskStorage;
@@ -82,7 +82,7 @@ export class VaultNode {
 
   async start(): Promise<NodeAddresses> {
     const c = this.cfg;
-    this.hsm = await Hsm.open({
+    this.hsm = await HsmWorkerPool.open({
       modulePath: c.hsm.module, tokenLabel: c.hsm.tokenLabel,
       ...(c.hsm.pinFile !== undefined ? { pinFile: c.hsm.pinFile } : { pinEnv: c.hsm.pinEnv as string }),
       ...(c.hsm.softhsmConf !== undefined ? { softhsmConf: c.hsm.softhsmConf } : {}),
@@ -298,7 +298,7 @@ export class VaultNode {
     await this.storage?.close();
     await this.files?.close();
     this.http?.close();
-    this.hsm?.close();
+    await this.hsm?.close();
     this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });
   }
 }

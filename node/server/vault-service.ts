@@ -16,7 +16,7 @@ import {
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
-import type { Hsm } from "../hsm/index.js";
+import type { NodeHsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { unaryHandler } from "./handlers.js";
 import type { VaultLoop } from "./raft-view.js";
@@ -29,7 +29,7 @@ export interface VaultServiceDeps {
   readonly clusterId: string;
   readonly threshold: number;
   readonly loop: () => VaultLoop;
-  readonly hsm: Hsm;
+  readonly hsm: NodeHsm;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly leaderHint: () => LeaderHint;

@@ -139,7 +139,7 @@ test.serial("a wrap mechanism the module lacks fails at open with MECHANISM_INVA
 });
 
 test.serial("a worker-thread pool on the same token evaluates correctly and reports typed errors", async (t) => {
-  const pool: NodeHsm = await HsmWorkerPool.open(token.config, 2);
+  const pool: NodeHsm = await HsmWorkerPool.open(token.config, { threads: 2 });
   const _same: NodeHsm = hsm; // both implementations satisfy the vault's interface
   try {
     t.deepEqual(Buffer.from(pool.agreementPublicKey), Buffer.from(hsm.agreementPublicKey));
