@@ -23,7 +23,7 @@ import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import { PinnedViews, SnapshotStager, stageForInstall } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
-import { LoopWaiters } from "./waiters.js";
+import { LoopWaiters, ReadRounds } from "./waiters.js";
 
 export interface PeerLink {
   send(messages: readonly Message[]): void;
@@ -95,6 +95,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Snapshot requests registered now are answered by the snapshot of this round. */
   private snapshotRound = 0;
   private readonly waiters = new LoopWaiters();
+  /** Linearizable reads share ReadIndex rounds, one in flight at a time. */
+  private readonly readRounds = new ReadRounds((deadline) => this.readIndexRound(deadline));
   private readonly driver: ReadyDriver;
   /** The write the driver started last, awaited by drain before it calls writeDone. */
   private saving: Promise<void> = Promise.resolve();
@@ -291,19 +293,26 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * this node applied at least the commit index the leader had when it
    * confirmed its leadership with a heartbeat quorum, after this call. Rejects
    * with ProposalError NO_LEADER at once, or TIMEOUT when no leader answered
-   * (partitioned, deposed) or this node did not apply in time.
+   * (partitioned, deposed) or this node did not apply in time. Concurrent
+   * reads share rounds (ReadRounds): one heartbeat round serves many reads.
    */
   async readBarrier(timeoutMs: number): Promise<void> {
     this.checkCanPropose();
     const deadline = Date.now() + timeoutMs;
+    const index = await this.readRounds.join(deadline);
+    if (!(await this.appliedBy(index, deadline))) {
+      throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
+    }
+  }
+
+  /** One ReadIndex round (readRounds runs one at a time, shared by the reads that arrived before it started). */
+  private readIndexRound(deadline: number): Promise<number> {
+    this.checkCanPropose();
     const context = new Uint8Array(randomBytes(8));
     const read = this.waiters.reads.register(hex(context), deadline,
       () => new ProposalError("TIMEOUT", "no leader confirmed a read index in time (partitioned or electing); retry"));
     this.guard(() => this.raw.readIndex(context));
-    const index = await read.promise;
-    if (!(await this.appliedBy(index, deadline))) {
-      throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
-    }
+    return read.promise;
   }
 
   /** Snapshots the applied state and compacts the log (admin TakeSnapshot). */
