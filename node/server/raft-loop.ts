@@ -345,8 +345,6 @@ export class RaftLoop implements VaultLoop, AdminLoop {
         if (!this.driver.next()) break;
         await this.saving;
         this.driver.writeDone();
-        const applied = this.sm.appliedIndex;
-        this.waiters.applied.resolveWhere((index) => index <= applied, () => undefined);
       }
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
@@ -379,9 +377,15 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     await this.o.files.promote(snap.metadata.index);
   }
 
+  /**
+   * Applies, then wakes the waiters of what is applied now (Evaluate, reads):
+   * at once, not after this Ready's write, whose fsync is of later entries.
+   */
   private applyReady(rd: Ready): void {
     if (rd.snapshot !== null) this.restore(rd.snapshot);
     this.applyCommitted(rd);
+    const applied = this.sm.appliedIndex;
+    if (this.waiters.applied.size > 0) this.waiters.applied.resolveWhere((index) => index <= applied, () => undefined);
     for (const rs of rd.readStates) this.waiters.reads.resolve(hex(rs.context), rs.index);
   }
 
