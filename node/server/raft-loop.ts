@@ -50,8 +50,8 @@ export interface RaftLoopOptions {
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;
-  /** Observers for metrics. */
-  onApplied?(entries: number, ms: number): void;
+  /** Observer of each applied batch; its promise (the audit log's fsync) precedes the batch's store commit and the next apply. */
+  onApplied?(entries: number, ms: number): Promise<void> | void;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
   onOutcome?(event: AppliedEvent): void;
 }
@@ -104,6 +104,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
   /** The last vault store commit (commits complete in order): awaited, everything applied before it is durable. */
   private committed: Promise<void> = Promise.resolve();
+  /** Resolves once the last applied batch's store commit began (after onApplied's promise): drain awaits it before applying again. */
+  private storeCommitStarted: Promise<void> = Promise.resolve();
   /** Index of the last entry (or snapshot) Raft handed over: the conf state is current up to it. */
   private appliedEntry: number;
   /** No pinned view matches the Raft snapshot (a restart, an upgrade): take a local snapshot at the first chance. */
@@ -305,7 +307,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
   }
 
-  /** One ReadIndex round (readRounds runs one at a time, shared by the reads that arrived before it started). */
+  /** One ReadIndex round (readRounds: one at a time, shared by the reads that arrived before it started). */
   private readIndexRound(deadline: number): Promise<number> {
     this.checkCanPropose();
     const context = new Uint8Array(randomBytes(8));
@@ -341,11 +343,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private async drain(): Promise<void> {
     try {
       while (!this.stopped) {
+        await this.storeCommitStarted;
         this.proposeBatch();
         if (!this.driver.next()) break;
         await this.saving;
         this.driver.writeDone();
       }
+      await this.storeCommitStarted;
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
       this.o.onFatal(err);
@@ -377,10 +381,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     await this.o.files.promote(snap.metadata.index);
   }
 
-  /**
-   * Applies, then wakes the waiters of what is applied now (Evaluate, reads):
-   * at once, not after this Ready's write, whose fsync is of later entries.
-   */
+  /** Applies, then wakes the waiters of the applied indexes at once, not after the write (an fsync of later entries). */
   private applyReady(rd: Ready): void {
     if (rd.snapshot !== null) this.restore(rd.snapshot);
     this.applyCommitted(rd);
@@ -394,9 +395,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     const t0 = performance.now();
     for (const e of rd.committedEntries) this.applyEntry(e);
     // Observers first: what they make durable (the audit log) is never behind the store, whose
-    // entries a restart does not apply again.
-    this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
-    this.commitStore();
+    // entries a restart does not apply again. Nothing is applied while their promise runs, so the
+    // store's batch holds exactly the entries it made durable.
+    const durable = this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    if (durable === undefined) this.commitStore();
+    else this.storeCommitStarted = durable.then(() => this.commitStore());
   }
 
   /** Commits what was applied (pipelined: the next Ready is applied while this commit is written). */
