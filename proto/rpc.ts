@@ -96,6 +96,15 @@ function decodeRequest(path: string, schema: Method["input"], buf: Buffer): unkn
 }
 
 /**
+ * grpc-js options of every bkv channel: channelz off. Nothing reads channelz,
+ * and its bookkeeping (call counters, a trace and a socket ref per
+ * connection, timestamps per call) is work on every call's path. Not on
+ * servers: in grpc-js 1.14.7 a server without channelz does not track its
+ * sessions, and forceShutdown then leaves its connections open.
+ */
+export const NO_CHANNELZ = { "grpc.enable_channelz": 0 } as const;
+
+/**
  * A grpc-js Server whose every call with an undecodable request body ends
  * with INVALID_ARGUMENT (ErrorReason INVALID_ARGUMENT) before any handler sees
  * it. `onRefused` (logs, metrics) must not throw.
@@ -146,7 +155,7 @@ export type UnaryClient<T extends GenServiceMethods> = {
 export function unaryClient<T extends GenServiceMethods>(
   service: GenService<T>, address: string, credentials: ChannelCredentials, options: ChannelOptions = {},
 ): { client: UnaryClient<T>; channel: Client } {
-  const channel = new Client(address, credentials, options);
+  const channel = new Client(address, credentials, { ...NO_CHANNELZ, ...options });
   const client: Record<string, (req: never, o?: UnaryCallOptions) => Promise<unknown>> = {};
   for (const method of service.methods) {
     if (method.methodKind !== "unary") continue;

@@ -4,9 +4,9 @@
 // only, so every node writes the same lines at the same indexes.
 //
 // Contracts:
-// - append-only; each line goes out in one write(2), and sync() (called after
-//   each applied batch, before the loop can snapshot and compact those
-//   entries) fdatasyncs; a torn last line (a crash inside a write) is cut at
+// - append-only; each line goes out in one write(2), and flush() (after each
+//   applied batch; the loop commits the vault store, snapshots and compacts
+//   those entries only once it resolved) fdatasyncs off the event loop; a torn last line (a crash inside a write) is cut at
 //   open;
 // - restart: the chain resumes from the file's last line, and an index at or
 //   below the last one written is not written again (the loop re-applies the
@@ -17,7 +17,7 @@
 //   entries it covers were never applied here, so a node that caught up by
 //   snapshot holds no lines for them, and its hashes from there on differ from
 //   the nodes that applied them (the event fields stay equal).
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
 import { type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
@@ -64,7 +64,17 @@ export class AuditLog {
     if (e.kind === "snapshot") this.sync();
   };
 
-  /** Makes every line written so far durable. */
+  /**
+   * Makes every line written so far durable, off the event loop (fdatasync on
+   * libuv's thread pool); lines written meanwhile wait for the next call.
+   */
+  flush(): Promise<void> {
+    if (!this.dirty) return Promise.resolve();
+    this.dirty = false;
+    return new Promise((resolve, reject) => fdatasync(this.fd, (err) => (err === null ? resolve() : reject(err))));
+  }
+
+  /** Makes every line written so far durable before it returns. */
   sync(): void {
     if (!this.dirty) return;
     fdatasyncSync(this.fd);

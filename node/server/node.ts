@@ -108,10 +108,10 @@ export class VaultNode {
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       log: this.log, onFatal: this.onFatal,
       onApplied: (n, ms) => {
-        audit.sync();
         this.metrics.appliedEntries.inc(n);
         this.metrics.applySeconds.observe(ms / 1000);
         this.digests.record(this.loop.vault.appliedIndex, () => this.loop.vault.digest());
+        return audit.flush(); // the loop commits the store after it: the audit is never behind the store
       },
       onOutcome: audit.record,
     });

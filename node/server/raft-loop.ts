@@ -23,7 +23,7 @@ import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import { PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "./store-snapshots.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
-import { LoopWaiters } from "./waiters.js";
+import { LoopWaiters, ReadRounds } from "./waiters.js";
 
 export interface PeerLink {
   send(messages: readonly Message[]): void;
@@ -50,8 +50,8 @@ export interface RaftLoopOptions {
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;
-  /** Observers for metrics. */
-  onApplied?(entries: number, ms: number): void;
+  /** Observer of each applied batch; its promise (the audit log's fsync) precedes the batch's store commit and the next apply. */
+  onApplied?(entries: number, ms: number): Promise<void> | void;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
   onOutcome?(event: AppliedEvent): void;
 }
@@ -95,6 +95,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Snapshot requests registered now are answered by the snapshot of this round. */
   private snapshotRound = 0;
   private readonly waiters = new LoopWaiters();
+  /** Linearizable reads share ReadIndex rounds, one in flight at a time. */
+  private readonly readRounds = new ReadRounds((deadline) => this.readIndexRound(deadline));
   private readonly driver: ReadyDriver;
   /** The write the driver started last, awaited by drain before it calls writeDone. */
   private saving: Promise<void> = Promise.resolve();
@@ -102,6 +104,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
   /** The last vault store commit (commits complete in order): awaited, everything applied before it is durable. */
   private committed: Promise<void> = Promise.resolve();
+  /** Resolves once the last applied batch's store commit began (after onApplied's promise): drain awaits it before applying again. */
+  private storeCommitStarted: Promise<void> = Promise.resolve();
   /** Index of the last entry (or snapshot) Raft handed over: the conf state is current up to it. */
   private appliedEntry: number;
   /** No pinned view matches the Raft snapshot (a restart, an upgrade): take a local snapshot at the first chance. */
@@ -300,19 +304,26 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * this node applied at least the commit index the leader had when it
    * confirmed its leadership with a heartbeat quorum, after this call. Rejects
    * with ProposalError NO_LEADER at once, or TIMEOUT when no leader answered
-   * (partitioned, deposed) or this node did not apply in time.
+   * (partitioned, deposed) or this node did not apply in time. Concurrent
+   * reads share rounds (ReadRounds): one heartbeat round serves many reads.
    */
   async readBarrier(timeoutMs: number): Promise<void> {
     this.checkCanPropose();
     const deadline = Date.now() + timeoutMs;
+    const index = await this.readRounds.join(deadline);
+    if (!(await this.appliedBy(index, deadline))) {
+      throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
+    }
+  }
+
+  /** One ReadIndex round (readRounds: one at a time, shared by the reads that arrived before it started). */
+  private readIndexRound(deadline: number): Promise<number> {
+    this.checkCanPropose();
     const context = new Uint8Array(randomBytes(8));
     const read = this.waiters.reads.register(hex(context), deadline,
       () => new ProposalError("TIMEOUT", "no leader confirmed a read index in time (partitioned or electing); retry"));
     this.guard(() => this.raw.readIndex(context));
-    const index = await read.promise;
-    if (!(await this.appliedBy(index, deadline))) {
-      throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
-    }
+    return read.promise;
   }
 
   /** Snapshots the applied state and compacts the log (admin TakeSnapshot). */
@@ -341,13 +352,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private async drain(): Promise<void> {
     try {
       while (!this.stopped) {
+        await this.storeCommitStarted;
         this.proposeBatch();
         if (!this.driver.next()) break;
         await this.saving;
         this.driver.writeDone();
-        const applied = this.sm.appliedIndex;
-        this.waiters.applied.resolveWhere((index) => index <= applied, () => undefined);
       }
+      await this.storeCommitStarted;
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
       this.o.onFatal(err);
@@ -379,9 +390,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     await this.o.files.promote(snap.metadata.index);
   }
 
+  /** Applies, then wakes the waiters of the applied indexes at once, not after the write (an fsync of later entries). */
   private applyReady(rd: Ready): void {
     if (rd.snapshot !== null) this.restore(rd.snapshot);
     this.applyCommitted(rd);
+    const applied = this.sm.appliedIndex;
+    if (this.waiters.applied.size > 0) this.waiters.applied.resolveWhere((index) => index <= applied, () => undefined);
     for (const rs of rd.readStates) this.waiters.reads.resolve(hex(rs.context), rs.index);
   }
 
@@ -390,9 +404,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     const t0 = performance.now();
     for (const e of rd.committedEntries) this.applyEntry(e);
     // Observers first: what they make durable (the audit log) is never behind the store, whose
-    // entries a restart does not apply again.
-    this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
-    this.commitStore();
+    // entries a restart does not apply again. Nothing is applied while their promise runs, so the
+    // store's batch holds exactly the entries it made durable.
+    const durable = this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    if (durable === undefined) this.commitStore();
+    else this.storeCommitStarted = durable.then(() => this.commitStore());
   }
 
   /** Commits what was applied (pipelined: the next Ready is applied while this commit is written). */

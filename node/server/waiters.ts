@@ -136,3 +136,47 @@ export class LoopWaiters {
     for (const r of [this.proposals, this.applied, this.confChanges, this.reads, this.snapshots, this.leaderMoved]) r.failAll(err);
   }
 }
+
+/**
+ * Linearizable read rounds, as etcd's linearizableReadLoop: at most one
+ * ReadIndex round of this node is in flight, and every read that arrives
+ * while it runs shares the next round, which starts once it settled. A read
+ * never shares a round that started before it arrived: that round's index may
+ * predate the read (the read would not see a write acknowledged before it).
+ */
+export class ReadRounds {
+  private inFlight: Promise<number> | null = null;
+  private next: Promise<number> | null = null;
+
+  /** `start(deadline)` begins one ReadIndex round; it resolves with the read index, or rejects by `deadline`. */
+  constructor(private readonly start: (deadline: number) => Promise<number>) {}
+
+  /**
+   * The read index of a round that starts no earlier than this call. The
+   * round that a waiting read starts takes the deadline of its first joiner,
+   * the earliest of them.
+   */
+  join(deadline: number): Promise<number> {
+    if (this.next !== null) return this.next;
+    if (this.inFlight === null) return this.launch(deadline);
+    const launchNext = (): Promise<number> => {
+      this.next = null;
+      return this.launch(deadline);
+    };
+    this.next = this.inFlight.then(launchNext, launchNext);
+    return this.next;
+  }
+
+  private launch(deadline: number): Promise<number> {
+    let round: Promise<number>;
+    try {
+      round = this.start(deadline);
+    } catch (err) {
+      round = Promise.reject(err as Error);
+    }
+    this.inFlight = round;
+    const done = (): void => { if (this.inFlight === round) this.inFlight = null; };
+    round.then(done, done);
+    return round;
+  }
+}

@@ -17,7 +17,7 @@ import type { Message, NodeId } from "../raft/index.js";
 import {
   RaftService, type FetchSnapshotRequest, type FetchSnapshotResponse, type StreamRequest, type StreamResponse,
 } from "../../proto/gen/bkv/v1/raft_pb.js";
-import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
+import { NO_CHANNELZ, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
@@ -205,7 +205,7 @@ export class Transport {
       maxBatchBytes: o.maxBatchBytes ?? 4 * 1024 * 1024,
       connectTimeoutMs: o.connectTimeoutMs ?? 5000,
       newClient: (id, address) => new Client(address, creds, {
-        ...serverNameOptions(this.peerName(id)),
+        ...NO_CHANNELZ, ...serverNameOptions(this.peerName(id)),
         "grpc.use_local_subchannel_pool": 1,
         "grpc.max_send_message_length": MAX_FRAME_BYTES,
         "grpc.keepalive_time_ms": 10_000,

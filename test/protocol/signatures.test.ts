@@ -20,10 +20,12 @@ import {
   randomScalar,
   signConfirm,
   signDelete,
+  signMessage,
   signOverwrite,
   verifyConfirm,
   verifyDelete,
   verifyEvaluationSignature,
+  verifyMessage,
   verifyNodeDescriptorSignature,
   verifyOverwrite,
 } from "../../proto/crypto/index.js";
@@ -135,4 +137,36 @@ test("node descriptor signatures verify with the entry's identity key and bind e
   t.notDeepEqual(certMsg, descMsg);
   t.deepEqual(certMsg.subarray(2 + "bkv-v1/node-certificate".length), descMsg.subarray(2 + "bkv-v1/node-descriptor".length));
   t.false(verifyNodeDescriptorSignature(fields, p256.sign(messageDigest(certMsg), encodeScalar(idKey), { prehash: false })));
+});
+
+test("verifyMessage gives @noble's verdict: r and s in [1, n-1], low-S unless allowed, compressed and uncompressed keys", (t) => {
+  const noble = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array, allowHighS: boolean): boolean => {
+    try {
+      return p256.verify(sig, msg, pk, { prehash: true, lowS: !allowHighS, format: "compact" });
+    } catch {
+      return false;
+    }
+  };
+  const scalar = (x: bigint) => bigIntToBytes(x, 32);
+  for (let i = 0; i < 20; i++) {
+    const key = randomScalar();
+    const pk = encodePoint(G.multiply(key), i % 2 === 0);
+    const msg = randomKey();
+    const sig = signMessage(key, msg);
+    const [r, s] = [sig.subarray(0, 32), bytesToBigInt(sig.subarray(32))];
+    const tampered = Uint8Array.from(sig);
+    tampered[i] = tampered[i]! ^ 1;
+    const candidates = [
+      sig, tampered, Uint8Array.of(...r, ...scalar(ORDER - s)), Uint8Array.of(...r, ...scalar(0n)),
+      Uint8Array.of(...r, ...scalar(ORDER)), Uint8Array.of(...scalar(ORDER), ...sig.subarray(32)),
+      Uint8Array.of(...scalar(0n), ...sig.subarray(32)),
+    ];
+    for (const c of candidates) {
+      for (const allowHighS of [false, true]) t.is(verifyMessage(pk, msg, c, { allowHighS }), noble(pk, msg, c, allowHighS));
+    }
+    t.true(verifyMessage(pk, msg, sig, { allowHighS: false }));
+    t.false(verifyMessage(pk, msg, candidates[2]!, { allowHighS: false }));
+    t.true(verifyMessage(pk, msg, candidates[2]!, { allowHighS: true }));
+    for (const out of candidates.slice(3)) t.false(verifyMessage(pk, msg, out, { allowHighS: true }));
+  }
 });

@@ -148,3 +148,17 @@ test("proposeMany: all or nothing when the proposal cannot be taken", (t) => {
   t.throws(() => net.node(1).raw.proposeMany([Uint8Array.of(1), Uint8Array.of(2)]), { instanceOf: ErrProposalDropped });
   t.is(net.status(1).lastIndex, last);
 });
+
+test("once a quorum acks, the leader sends the new commit index at once: a follower whose acks are lost applies without a heartbeat", (t) => {
+  const net = new Network([1, 2, 3], NO_PREVOTE);
+  net.elect(1);
+  net.cutLink(3, 1); // 3's AppResps are lost: only 2's ack commits
+  const before = net.delivered.length;
+  net.propose(1, "x"); // settles without a tick: no heartbeat is sent
+  t.deepEqual(net.appliedText(2), ["x"]);
+  t.deepEqual(net.appliedText(3), ["x"], "3 learned the commit index from the leader's MsgApp after 2's ack");
+  const sent = net.delivered.slice(before);
+  t.false(sent.some((m) => m.type === MessageType.Heartbeat));
+  const commit = net.status(1).hardState.commit;
+  t.true(sent.some((m) => m.type === MessageType.App && m.to === 3 && m.commit === commit && m.entries.length === 0));
+});

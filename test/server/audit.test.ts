@@ -3,7 +3,7 @@
 // the chain across a restart, a torn last line, a snapshot segment, and a
 // verifier that names the first line a changed byte breaks.
 import test from "ava";
-import { mkdtempSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { closeSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -150,4 +150,19 @@ test("`bkv admin audit --user U` lists U's events only; a dropped line breaks th
   const v = verifyAuditChain(dropped);
   t.deepEqual(v, { ok: false, line: 3, reason: "prev is not the previous line's hash" });
   t.is(await runAdminAudit(["nonsense"], io()), 64);
+});
+
+test("flush: resolves after the lines written before it, once each; a failed fdatasync rejects it (the loop then stops the node)", async (t) => {
+  const file = tempFile();
+  const log = AuditLog.open(file, 1);
+  log.record(command(2, begin("alice"), okBegin(9)));
+  const flushed = log.flush();
+  log.record(command(3, begin("bob"), okBegin(8))); // written during the fdatasync: the next flush makes it durable
+  await flushed;
+  await log.flush();
+  await log.flush(); // nothing new: resolves at once
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3]);
+  log.record(command(4, begin("carol"), okBegin(7)));
+  closeSync((log as unknown as { fd: number }).fd); // the file is gone from under the log: fdatasync fails
+  await t.throwsAsync(log.flush(), { code: "EBADF" });
 });

@@ -1,7 +1,7 @@
 // Unit tests of node/server/waiters.ts with a fake clock: every waiter
 // settles exactly once, and its timer is cleared exactly once.
 import test from "ava";
-import { WaiterRegistry, type WaiterClock } from "../../node/server/waiters.js";
+import { ReadRounds, WaiterRegistry, type WaiterClock } from "../../node/server/waiters.js";
 
 class FakeClock implements WaiterClock {
   time = 1000;
@@ -131,4 +131,60 @@ test("a waiter settled from inside another's settlement is settled once", async 
   t.deepEqual(await settledState(a.promise), { value: 1 });
   t.deepEqual(await settledState(b.promise), { value: 1 });
   t.is(clock.cleared.length, 2);
+});
+
+/** A ReadRounds over a fake start: each started round waits until the test settles it. */
+function rounds() {
+  const started: Array<{ deadline: number; resolve(i: number): void; reject(e: Error): void }> = [];
+  let refuse: Error | null = null;
+  const r = new ReadRounds((deadline) => {
+    if (refuse !== null) throw refuse;
+    return new Promise<number>((resolve, reject) => started.push({ deadline, resolve, reject }));
+  });
+  return { r, started, refuseWith: (e: Error | null) => { refuse = e; } };
+}
+
+const turn = () => new Promise<void>((res) => setImmediate(res));
+
+test("ReadRounds: the reads that arrive while a round runs share the next round, never the running one", async (t) => {
+  const { r, started } = rounds();
+  const a = r.join(100); // nothing in flight: starts at once
+  t.is(started.length, 1);
+  t.is(started[0]!.deadline, 100);
+  const b = r.join(300); // arrives while round 1 runs: round 1's index may predate b
+  const c = r.join(150);
+  t.is(started.length, 1);
+  started[0]!.resolve(7);
+  t.is(await a, 7);
+  t.is(await settledState(b), "pending");
+  await turn();
+  t.is(started.length, 2, "the next round starts once the first settled");
+  t.is(started[1]!.deadline, 300, "the next round takes its first joiner's deadline");
+  const d = r.join(500); // arrives while round 2 runs
+  started[1]!.resolve(9);
+  t.deepEqual(await Promise.all([b, c]), [9, 9]);
+  await turn();
+  t.is(started.length, 3);
+  started[2]!.resolve(10);
+  t.is(await d, 10);
+});
+
+test("ReadRounds: a failed round fails only its own reads; the next round still runs, and a refusal to start rejects its reads", async (t) => {
+  const { r, started, refuseWith } = rounds();
+  const a = r.join(100);
+  const b = r.join(200);
+  const c = r.join(250);
+  started[0]!.reject(new Error("timeout"));
+  await t.throwsAsync(a, { message: "timeout" });
+  await turn();
+  t.is(started.length, 2);
+  started[1]!.resolve(5);
+  t.deepEqual(await Promise.all([b, c]), [5, 5]);
+  refuseWith(new Error("no leader"));
+  await t.throwsAsync(r.join(300), { message: "no leader" });
+  refuseWith(null);
+  const d = r.join(400);
+  t.is(started.length, 3, "a refused start leaves nothing in flight");
+  started[2]!.resolve(6);
+  t.is(await d, 6);
 });
