@@ -25,7 +25,8 @@ export type VaultCode =
   | "ALREADY_EXISTS"
   | "FAILED_PRECONDITION"
   | "PERMISSION_DENIED"
-  | "RESOURCE_EXHAUSTED";
+  | "RESOURCE_EXHAUSTED"
+  | "UNAUTHENTICATED";
 
 /**
  * Why the vault refused a command, decided where it refuses (records.ts,
@@ -58,7 +59,11 @@ export type RefusalReason =
   /** An announcement with other keys for a node id already announced. */
   | "NODE_ID_TAKEN"
   /** A begin before the record's throttling delay has passed (throttle.ts): nothing counted; `notBefore` says when. */
-  | "THROTTLED";
+  | "THROTTLED"
+  /** A begin or register without a valid client token in a cluster that verifies tokens (jwt.ts): nothing counted, nothing remembered. */
+  | "TOKEN_INVALID"
+  /** A valid client token for another user than the entry's: nothing counted, nothing remembered. */
+  | "TOKEN_SUBJECT_MISMATCH";
 
 /**
  * RefusalReason, plus UNRECORDED: a format-1 refusal (stored before reasons
@@ -85,6 +90,7 @@ export const GRPC_STATUS: Readonly<Record<VaultCode, number>> = {
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
+  UNAUTHENTICATED: 16,
 };
 
 /** The code of each reason: a reason determines its code. Part of the format-2 encoding; never change one. */
@@ -102,9 +108,11 @@ export const REASON_CODE: Readonly<Record<RefusalReason, VaultCode>> = {
   BAD_SIGNATURE: "PERMISSION_DENIED",
   NODE_ID_TAKEN: "PERMISSION_DENIED",
   THROTTLED: "RESOURCE_EXHAUSTED",
+  TOKEN_INVALID: "UNAUTHENTICATED",
+  TOKEN_SUBJECT_MISMATCH: "PERMISSION_DENIED",
 };
 
-/** Stable numbering of VaultCode in format-1 encodings; never reorder. */
+/** Stable numbering of VaultCode in format-1 encodings; never reorder (UNAUTHENTICATED came after format 1: never written in it). */
 const CODES: readonly VaultCode[] = [
   "INVALID_ARGUMENT",
   "NOT_FOUND",
@@ -129,6 +137,8 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "ATTEMPT_SUPERSEDED",
   "RECORD_CHANGED",
   "THROTTLED",
+  "TOKEN_INVALID",
+  "TOKEN_SUBJECT_MISMATCH",
 ];
 
 /** Every VaultReason, for exhaustive tests of its consumers. */
@@ -243,6 +253,8 @@ function formatOneReason(code: VaultCode): VaultReason {
       return "GUESS_LIMIT_REACHED";
     case "FAILED_PRECONDITION":
       return "UNRECORDED";
+    case "UNAUTHENTICATED": // not in CODES: never decoded from format 1
+      return "TOKEN_INVALID";
   }
 }
 
