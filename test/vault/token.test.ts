@@ -71,6 +71,16 @@ test("the token is checked against the entry's leader time, not a node's clock",
   expectError(t, at(h, { ...beginCmd("tess"), token }, T0 + 90_000), "UNAUTHENTICATED", "TOKEN_INVALID");
 });
 
+test("the bound on a replayed token: within its lifetime it counts under new request ids (throttled like any attempt); then never", async (t) => {
+  const [es] = await signers;
+  const token = await mint(es, { iat: NOW, exp: NOW + 300 });
+  const h = await harness();
+  for (let i = 0; i < 2; i++) expectOk(t, at(h, { ...beginCmd("tess"), token }, T0 + i * 1000), "begin");
+  expectError(t, at(h, { ...beginCmd("tess"), token }, T0 + 329_999), "UNAUTHENTICATED", "TOKEN_INVALID"); // too old: the leader time moved on
+  expectError(t, at(h, { ...beginCmd("tess"), token }, T0), "UNAUTHENTICATED", "TOKEN_INVALID"); // an earlier stamp does not turn the clock back
+  t.is(h.sm.getRecord("tess")?.attempts, 2);
+});
+
 const refusals: Array<{ name: string; token: () => Promise<string | undefined>; reason?: "TOKEN_SUBJECT_MISMATCH"; message: RegExp }> = [
   { name: "no token", token: async () => undefined, message: /carries no client token/ },
   { name: "expired at the entry's time", token: async () => mint((await signers)[0], { iat: NOW - 400, exp: NOW - 30 }), message: /had expired/ },
