@@ -21,6 +21,9 @@
 //                 on apply: jwt.ts; the request's fingerprint is that of the command inside,
 //                 so a retry with a fresh token is the same request)
 //
+//   issuers  (9): request id (16) || lp16(signed key set: a compact JWS, 1-16384 bytes of [A-Za-z0-9_.-])
+//                 (one issuer's new keys, signed by a key of its current set: rotation.ts)
+//
 //   stamped: "bkvT" || u64 time (unix ms) || one of the payloads above
 //            (the time the leader assigned when it appended the entry: the
 //            throttling clock, throttle.ts; a request's fingerprint is that of
@@ -92,12 +95,16 @@ export type Command =
   | { kind: "begin"; requestId: Uint8Array; user: string; blinded: Uint8Array; recordDigest?: Uint8Array; token?: string }
   | { kind: "confirm"; requestId: Uint8Array; user: string; version: number; attemptId: number; signature: Uint8Array }
   | { kind: "delete"; requestId: Uint8Array; user: string; version: number; signature: Uint8Array }
-  | { kind: "announce"; node: NodeAnnouncement };
+  | { kind: "announce"; node: NodeAnnouncement }
+  | { kind: "issuers"; requestId: Uint8Array; signedKeys: string };
 
 export type CommandKind = Command["kind"];
 
-const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5 };
-const KINDS: readonly CommandKind[] = ["register", "begin", "confirm", "delete", "announce"];
+const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 9 };
+/** The kind of each code (6 and 7 are variants of begin and announce; 8 is the token wrapper, unwrapToken). */
+const CODE_KINDS: ReadonlyMap<number, CommandKind> = new Map([
+  [1, "register"], [2, "begin"], [3, "confirm"], [4, "delete"], [5, "announce"], [6, "begin"], [7, "announce"], [9, "issuers"],
+]);
 /** The code of a begin that carries a record digest. */
 const BOUND_BEGIN_CODE = 6;
 /** The code of an announcement that carries the node's certificate. */
@@ -105,6 +112,8 @@ const CERTIFIED_ANNOUNCE_CODE = 7;
 /** The code of a register or begin wrapped with the caller's token. */
 const TOKEN_CODE = 8;
 const TOKEN_PATTERN = /^[A-Za-z0-9_.-]+$/;
+/** The longest signed key set (kind 9), bytes. */
+export const MAX_SIGNED_KEYS_BYTES = 16_384;
 
 /** Validates every field; throws the first ProtocolError found. */
 export function validateCommand(c: Command): void {
@@ -125,14 +134,17 @@ export function validateCommand(c: Command): void {
       return validateRef(c.requestId, c.user, c.version, c.signature);
     case "announce":
       return validateAnnouncement(c.node);
+    case "issuers":
+      validateRequestId(c.requestId);
+      return validateToken(c.signedKeys, MAX_SIGNED_KEYS_BYTES, "signed key set");
     default:
       throw new InvalidArgumentError(`unknown command kind ${String((c as { kind?: unknown }).kind)}`);
   }
 }
 
-function validateToken(token: string): void {
-  if (typeof token !== "string" || token.length > MAX_TOKEN_BYTES || !TOKEN_PATTERN.test(token)) {
-    throw new InvalidArgumentError(`a client token is 1 to ${MAX_TOKEN_BYTES} characters of [A-Za-z0-9_.-]`);
+function validateToken(token: string, max = MAX_TOKEN_BYTES, what = "client token"): void {
+  if (typeof token !== "string" || token.length > max || !TOKEN_PATTERN.test(token)) {
+    throw new InvalidArgumentError(`a ${what} is 1 to ${max} characters of [A-Za-z0-9_.-]`);
   }
 }
 
@@ -198,6 +210,8 @@ export function encodeCommand(c: Command): Uint8Array {
       return w.fixed(c.requestId).str(c.user).u32(c.version).fixed(c.signature).bytes();
     case "announce":
       return writeAnnouncement(w, c.node).bytes();
+    case "issuers":
+      return w.fixed(c.requestId).lp16(utf8(c.signedKeys)).bytes();
   }
 }
 
@@ -260,7 +274,7 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
     request = inner;
     const r = new Reader(inner, "vault command");
     const code = readHeader(r);
-    const kind = code === BOUND_BEGIN_CODE ? "begin" : code === CERTIFIED_ANNOUNCE_CODE ? "announce" : KINDS[code - 1];
+    const kind = CODE_KINDS.get(code);
     if (kind === undefined) throw new InvalidEncodingError(`unknown vault command kind ${code}`);
     if (kind !== "announce") requestId = r.fixed(REQUEST_ID_LENGTH);
     const command = readBody(r, kind, requestId);
@@ -279,9 +293,13 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
 function unwrapToken(bytes: Uint8Array): { token?: string; inner: Uint8Array } {
   const r = new Reader(bytes, "vault command");
   if (readHeader(r) !== TOKEN_CODE) return { inner: bytes };
-  const token = r.lp16();
-  if (!token.every((b) => b < 0x80)) throw new InvalidEncodingError("the client token is not ASCII");
-  return { token: Buffer.from(token).toString("latin1"), inner: r.view(r.remaining) };
+  const token = ascii(r.lp16(), "client token");
+  return { token, inner: r.view(r.remaining) };
+}
+
+function ascii(b: Uint8Array, what: string): string {
+  if (!b.every((x) => x < 0x80)) throw new InvalidEncodingError(`the ${what} is not ASCII`);
+  return Buffer.from(b).toString("latin1");
 }
 
 function attachToken(c: Command, token: string): void {
@@ -310,6 +328,8 @@ function readBody(r: Reader, kind: CommandKind, requestId: Uint8Array | null): C
       return { kind, requestId: id, user: r.str(), version: r.u32(), signature: r.fixed(SIGNATURE_LENGTH) };
     case "announce":
       return { kind, node: readAnnouncement(r) };
+    case "issuers":
+      return { kind, requestId: id, signedKeys: ascii(r.lp16(), "signed key set") };
   }
 }
 

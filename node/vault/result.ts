@@ -6,7 +6,7 @@
 //   1 register: u32 version || u16 attempts remaining || digest (32)
 //   2 begin:    u64 attempt id || u16 attempts remaining || u32 version
 //   3 confirm:  u16 attempts remaining
-//   4 delete, 5 announce: nothing
+//   4 delete, 5 announce, 6 issuers: nothing
 //   0x81 refusal (format 2): u8 reason || lp16(message) || u8 has remaining || [u16 remaining]
 //        the code is REASON_CODE[reason]; written for every refusal
 //   0x82 refusal (format 3): the fields of format 2 || u64 not before (unix ms); written
@@ -78,6 +78,7 @@ export type VaultResult =
   | { ok: true; kind: "confirm"; attemptsRemaining: number }
   | { ok: true; kind: "delete" }
   | { ok: true; kind: "announce" }
+  | { ok: true; kind: "issuers" }
   | { ok: false; code: VaultCode; reason: VaultReason; message: string; attemptsRemaining?: number; notBefore?: number };
 
 export type VaultError = Extract<VaultResult, { ok: false }>;
@@ -153,7 +154,7 @@ function refusal(code: VaultCode, reason: VaultReason, message: string, attempts
   return attemptsRemaining === undefined ? { ok: false, code, reason, message } : { ok: false, code, reason, message, attemptsRemaining };
 }
 
-const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
+const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 6, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
 const MAX_MESSAGE_BYTES = 4096;
 
 export function encodeResult(r: VaultResult): Uint8Array {
@@ -168,6 +169,7 @@ export function encodeResult(r: VaultResult): Uint8Array {
       return w.u16(r.attemptsRemaining).bytes();
     case "delete":
     case "announce":
+    case "issuers":
       return w.bytes();
   }
 }
@@ -204,6 +206,8 @@ function readResult(r: Reader): VaultResult {
       return { ok: true, kind: "delete" };
     case TAG.announce:
       return { ok: true, kind: "announce" };
+    case TAG.issuers:
+      return { ok: true, kind: "issuers" };
     case TAG.errorV2:
       return readRefusalV2(r);
     case TAG.errorV3:

@@ -24,6 +24,7 @@ import { MemoryStore, type VaultStore } from "./store.js";
 import { metaKey } from "./keys.js";
 import type { IssuerPolicy } from "./issuers.js";
 import { tokenRefusal } from "./jwt.js";
+import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
 import type { RegistrationRecord } from "../../proto/crypto/index.js";
 
@@ -230,6 +231,8 @@ export class VaultStateMachine {
         break;
       case "announce":
         return this.applyAnnounce(c.node);
+      case "issuers":
+        return this.applyIssuerKeys(c.signedKeys);
     }
     this.commit(user, t);
     return t.result;
@@ -245,6 +248,13 @@ export class VaultStateMachine {
       }
     }
     this.state.setRecord(user, prev, t.next);
+  }
+
+  /** A new key set for one issuer, signed by a key of its current set (rotation.ts). */
+  private applyIssuerKeys(signedKeys: string): VaultResult {
+    const { result, next } = rotateIssuerKeys(this.state.issuers, signedKeys, this.state.clusterId, this.state.time);
+    if (next !== undefined) this.state.setIssuers(next);
+    return result;
   }
 
   private applyAnnounce(node: NodeAnnouncement): VaultResult {

@@ -138,8 +138,9 @@ export class StoreState {
 
   /** Replaces the client-token issuer keys (a verified issuer-keys entry). */
   setIssuers(p: IssuerPolicy): void {
-    this.write(metaKey("issuers"), encodeIssuerPolicy(p));
-    this.issuers = p;
+    const bytes = encodeIssuerPolicy(p);
+    this.write(metaKey("issuers"), bytes);
+    this.issuers = decodeIssuerPolicy(bytes); // the canonical order, as a restart reads it
   }
 
   /** Writes the digests back (after each applied entry). */

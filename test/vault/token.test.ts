@@ -8,7 +8,7 @@ import {
   type Command, type IssuerPolicy, type VaultResult, VaultStateMachine, decodeCommand, decodeIssuerPolicy, encodeCommand,
   encodeIssuerPolicy, keysFromJwks, parseEnvelope, stampTime,
 } from "../../node/vault/index.js";
-import { CLUSTER, Harness, beginCmd, expectError, expectOk, hex, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, beginCmd, expectError, expectOk, hex, newRequestId, register, registerCmd } from "../../testkit/vault.js";
 
 const T0 = Date.UTC(2026, 11, 4, 12);
 const NOW = T0 / 1000;
@@ -168,6 +168,54 @@ test("a JWKS key the state cannot hold is refused by name", async (t) => {
   t.throws(() => keysFromJwks({ keys: [{ ...es.jwk, y: es.jwk.x }] }), { message: /keys\[0\]/ });
   t.throws(() => keysFromJwks({ keys: [{ ...es.jwk, alg: "EdDSA" }] }), { message: /does not fit the key/ });
   t.throws(() => keysFromJwks({ keys: [] }), { message: /non-empty/ });
+});
+
+/** A key set for ISS signed by `by` (a compact JWS, as the app's account service makes it). */
+function signedKeys(by: Signer, keys: readonly JWK[], o: { iat?: number; aud?: string } = {}): Promise<string> {
+  return new SignJWT({ keys }).setProtectedHeader({ alg: by.alg, kid: by.kid }).setIssuer(ISS).setAudience(o.aud ?? CLUSTER).setIssuedAt(o.iat ?? NOW).sign(by.key);
+}
+
+const rotate = (signed: string): Command => ({ kind: "issuers", requestId: newRequestId(), signedKeys: signed });
+
+test("rotation: a key set signed by a current key replaces the issuer's keys; tokens of a retired key are refused from then on", async (t) => {
+  const h = await harness();
+  const [es, ed] = await signers;
+  const next = await signer("EdDSA", "ed-2");
+  const before = await mint(es);
+  expectOk(t, at(h, rotate(await signedKeys(es, [next.jwk, ed.jwk]))), "issuers");
+  t.deepEqual(h.sm.issuers?.issuers[0]?.keys.map((k) => k.kid), ["ed-1", "ed-2"]);
+  t.is(h.sm.issuers?.issuers[0]?.setTime, NOW);
+  expectError(t, at(h, { ...beginCmd("tess"), token: before }), "UNAUTHENTICATED", "TOKEN_INVALID");
+  expectOk(t, at(h, { ...beginCmd("tess"), token: await mint(next) }), "begin");
+  const restored = VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot());
+  t.deepEqual(restored.issuers, h.sm.issuers, "the rotated keys are in the snapshot");
+});
+
+test("rotation refused, keys unchanged: signed by a key outside the set, replayed or older, for another cluster, dated ahead, with a private key, without keys in state", async (t) => {
+  const h = await harness();
+  const [es, ed, stranger] = await signers;
+  const next = await signer("ES256", "es-2");
+  const applied = await signedKeys(ed, [next.jwk, ed.jwk], { iat: NOW - 60 });
+  expectOk(t, at(h, rotate(applied)), "issuers");
+  const keys = h.sm.issuers;
+  const cases: Array<[string, Promise<string>, string]> = [
+    ["signed by a stranger under a current kid", signedKeys({ ...stranger, kid: "es-2" }, [stranger.jwk]), "BAD_SIGNATURE"],
+    ["signed by the retired key", signedKeys(es, [es.jwk]), "BAD_SIGNATURE"],
+    ["the applied set replayed", Promise.resolve(applied), "VERSION_MISMATCH"],
+    ["an older set", signedKeys(next, [es.jwk], { iat: NOW - 61 }), "VERSION_MISMATCH"],
+    ["for another cluster", signedKeys(next, [es.jwk], { aud: "elsewhere" }), "INVALID_ARGUMENT"],
+    ["dated after the entry's time", signedKeys(next, [es.jwk], { iat: NOW + 31 }), "INVALID_ARGUMENT"],
+    ["with a private key", signedKeys(next, [{ ...es.jwk, d: "AAAA" }]), "INVALID_ARGUMENT"],
+    ["not a JWS", Promise.resolve("not.a.jws"), "INVALID_ARGUMENT"],
+  ];
+  for (const [name, signed, reason] of cases) {
+    const r = at(h, rotate(await signed));
+    t.like(r, { ok: false, reason }, name);
+    t.deepEqual(h.sm.issuers, keys, name);
+  }
+  const plain = new Harness(new VaultStateMachine({ clusterId: CLUSTER }));
+  t.like(at(plain, rotate(applied)), { ok: false, reason: "INVALID_ARGUMENT" }, "a cluster without issuer keys has none to rotate");
+  t.is(plain.sm.issuers, null);
 });
 
 function tamper(token: string, payload: Record<string, unknown>): string {
