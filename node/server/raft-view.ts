@@ -36,6 +36,8 @@ export interface VaultLoop extends RaftView {
 
 /** The admin service's view: membership, leadership and snapshots. */
 export interface AdminLoop extends RaftView {
+  /** A vault command (the issuer key set); resolves with its outcome once applied here. */
+  propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
   proposeConfChange(cc: ConfChange): Promise<number>;
   transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId>;
   requestSnapshot(): Promise<Snapshot>;
