@@ -93,6 +93,19 @@ const COMMANDS: readonly AdminCommand[] = [
     run: saveSnapshot,
   },
   {
+    name: "issuer-keys rotate", summary: "commit a client-token issuer's new key set, signed by a current key",
+    usage: "bkv admin issuer-keys rotate --file SIGNED_JWKS [--request-id HEX]", positionals: [], flags: { ...requestIdFlag, file: "string" },
+    help: "SIGNED_JWKS holds a compact JWS made by the issuer (the app's account service) with a key of its CURRENT\nset, over {\"iss\", \"aud\": the cluster id, \"iat\", \"keys\": [public JWKs]}. Every node verifies it on apply\nand refuses a set not newer than the current one. Add the new key to the nodes' JWKS files too.",
+    async run(ctx) {
+      const file = stringFlag(ctx.parsed, "file");
+      if (file === undefined) throw new UsageError("--file SIGNED_JWKS is required");
+      const signedKeySet = readFileSync(file, "utf8").trim();
+      await ctx.client.onLeader("rotateIssuerKeys", { requestId: requestId(ctx.parsed), signedKeySet });
+      ctx.print("issuer keys rotated\n", { rotated: true });
+      return EXIT.OK;
+    },
+  },
+  {
     name: "digests", summary: "every node's state digest at one applied index", usage: "bkv admin digests", positionals: [], flags: {},
     help: "Compares the state digests every member recorded at the latest applied index they all recorded.\nExit 0 when they agree, 6 when they differ, 5 when a member does not answer or no common index appears.",
     run: digestsView,

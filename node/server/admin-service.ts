@@ -10,11 +10,13 @@ import {
   AddLearnerResponseSchema, GetClusterStatusResponseSchema, HsmState, ListStateDigestsResponseSchema, MemberKind,
   type AdminService, PromoteLearnerResponseSchema, RemoveNodeResponseSchema, type SaveSnapshotRequest,
   type SaveSnapshotResponse, SaveSnapshotResponseSchema, TakeSnapshotResponseSchema, TransferLeadershipResponseSchema,
+  RotateIssuerKeysResponseSchema,
 } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
-import { RpcFailure, invalidArgument, type LeaderHint } from "./errors.js";
+import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
+import { encodeCommand } from "../vault/index.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
 import { AdminRequestTable } from "./admin-requests.js";
 import { encodePeerContext } from "./raft-loop.js";
@@ -66,6 +68,10 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     return BigInt(await loop.proposeConfChange(cc));
   };
   return {
+    rotateIssuerKeys: unary("RotateIssuerKeys", async (req) => {
+      await rotateIssuerKeys(d, req.requestId, req.signedKeySet);
+      return create(RotateIssuerKeysResponseSchema, {});
+    }),
     getClusterStatus: unary("GetClusterStatus", async (req) => clusterStatus(d, req.includeStateDigest, await d.facts())),
     addLearner: unary("AddLearner", async (req) => {
       if (!/^[^\s]+:\d{1,5}$/.test(req.peerAddress)) throw invalidArgument(`peer_address must be host:port (got ${JSON.stringify(req.peerAddress)})`);
@@ -201,4 +207,18 @@ function requireLeader(loop: RaftView, d: AdminDeps): void {
   throw new RpcFailure(status.UNAVAILABLE, `this node is not the leader; send admin calls to node ${h.leaderId}${where}`, {
     reason: h.leaderId === NONE ? ErrorReason.NO_LEADER : ErrorReason.NOT_LEADER, leaderId: BigInt(h.leaderId), leaderAddress: h.leaderAddress,
   });
+}
+
+/** Proposes a signed key set (command kind 9); every node verifies it on apply (node/vault rotation.ts). */
+async function rotateIssuerKeys(d: AdminDeps, requestId: Uint8Array, signedKeys: string): Promise<void> {
+  let data: Uint8Array;
+  try {
+    data = encodeCommand({ kind: "issuers", requestId, signedKeys });
+  } catch (err) {
+    throw invalidArgument(err instanceof Error ? err.message : String(err));
+  }
+  d.log.info("proposing a signed issuer key set");
+  const r = await d.loop().propose(requestId, data);
+  if (!r.ok) throw fromVaultError(r);
+  d.log.info("issuer keys rotated", { issuers: d.loop().vault.issuers?.issuers.map((i) => i.iss) });
 }

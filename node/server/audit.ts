@@ -115,5 +115,7 @@ export function commandEvent(index: number, data: Uint8Array, result: VaultResul
       return { ...base, kind: "confirm", user: c.user };
     case "delete":
       return { ...base, kind: "delete", user: c.user };
+    case "issuers":
+      return { ...base, kind: "issuers" };
   }
 }

@@ -24,6 +24,7 @@ import { type JSONWebKeySet, type JWTPayload, createLocalJWKSet, decodeJwt, deco
 import type { AuthConfig, IssuerConfig } from "./config.js";
 import type { Admission } from "./admission.js";
 import type { Logger } from "./log.js";
+import { type IssuerPolicy, keysFromJwks } from "../vault/index.js";
 
 /** The JWS algorithms a token may use: ES256 (P-256) or EdDSA (Ed25519). */
 export const TOKEN_ALGORITHMS = ["ES256", "EdDSA", "Ed25519"] as const;
@@ -74,7 +75,11 @@ class IssuerKeys {
   }
 }
 
-/** Parses a JWKS document; every key must be a public EC P-256 or OKP Ed25519 signing key with a `kid`. */
+/**
+ * Parses a JWKS document; every key must be a public EC P-256 or OKP Ed25519
+ * signing key with a `kid` (node/vault keysFromJwks: the keys the gate
+ * accepts are the keys the replicated state can hold).
+ */
 export function parseJwks(text: string, file: string): JSONWebKeySet {
   let doc: unknown;
   try {
@@ -82,16 +87,23 @@ export function parseJwks(text: string, file: string): JSONWebKeySet {
   } catch {
     throw new Error(`${file}: not JSON`);
   }
-  const keys = (doc as { keys?: unknown }).keys;
-  if (!Array.isArray(keys) || keys.length === 0) throw new Error(`${file}: needs a non-empty "keys" array`);
-  for (const [i, k] of keys.entries()) {
-    const key = k as Record<string, unknown>;
-    const ok = (key.kty === "EC" && key.crv === "P-256") || (key.kty === "OKP" && key.crv === "Ed25519");
-    if (!ok) throw new Error(`${file}: keys[${i}] is not an EC P-256 or OKP Ed25519 key`);
-    if (typeof key.kid !== "string" || key.kid === "") throw new Error(`${file}: keys[${i}] has no kid`);
-    if (key.d !== undefined) throw new Error(`${file}: keys[${i}] holds a private key: publish only public keys`);
+  try {
+    keysFromJwks(doc);
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
   }
   return doc as JSONWebKeySet;
+}
+
+/**
+ * The issuer keys a new cluster writes into its replicated state at
+ * bootstrap (node/vault issuers.ts): each configured issuer's JWKS file, with
+ * the skew and lifetime bounds; none with authentication disabled.
+ */
+export function bootstrapIssuers(auth: AuthConfig): IssuerPolicy | undefined {
+  if (!auth.enabled) return undefined;
+  const issuers = auth.issuers.map((i) => ({ iss: i.issuer, setTime: 0, keys: keysFromJwks(parseJwks(readFileSync(i.jwksFile, "utf8"), i.jwksFile)) }));
+  return { clockSkewSec: auth.clockSkewSec, maxTokenLifetimeSec: auth.maxTokenLifetimeSec, issuers };
 }
 
 export interface GateOptions {
@@ -111,6 +123,20 @@ export class ClientGate {
 
   get authenticating(): boolean {
     return this.o.auth.enabled;
+  }
+
+  /**
+   * The caller's bearer token, for the entry to carry (re-verified on apply):
+   * verified by admit when authenticating; otherwise whatever well-formed
+   * token the call carries, if any.
+   */
+  bearer(metadata: Metadata): string | undefined {
+    try {
+      return bearerToken(metadata);
+    } catch (err) {
+      if (this.o.auth.enabled) throw err;
+      return undefined;
+    }
   }
 
   /**

@@ -79,6 +79,9 @@ export function vaultReason(reason: VaultReason): ErrorReason {
       return ErrorReason.MEMBERSHIP;
     case "THROTTLED":
       return ErrorReason.THROTTLED;
+    case "TOKEN_INVALID":
+    case "TOKEN_SUBJECT_MISMATCH":
+      // As at the client port (auth.ts): the status code (UNAUTHENTICATED, PERMISSION_DENIED) says it.
     case "UNRECORDED":
       return ErrorReason.UNSPECIFIED;
   }

@@ -32,9 +32,9 @@ export function failureOf(ctx: HandlerContext, method: string, err: unknown) {
  * answer is then dropped by grpc-js.
  */
 export function unaryHandler(ctx: HandlerContext) {
-  return <Req, Res>(method: string, f: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
+  return <Req, Res>(method: string, f: (req: Req, metadata: Metadata) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
     const t0 = performance.now();
-    const run = () => (callerGone(call) ? Promise.reject(new CallerGone()) : f(call.request));
+    const run = () => (callerGone(call) ? Promise.reject(new CallerGone()) : f(call.request, call.metadata));
     (ctx.admit === undefined ? run() : ctx.admit(call).then(run)).then(
       (res) => { ctx.record(method, "OK", performance.now() - t0); callback(null, res); },
       (err: unknown) => {

@@ -32,7 +32,7 @@ import { Joiner } from "./join.js";
 import { StateDigestRing } from "./state-digests.js";
 import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
-import { ClientGate } from "./auth.js";
+import { ClientGate, bootstrapIssuers } from "./auth.js";
 import { Admission, clientPortOptions } from "./admission.js";
 import { AuditLog } from "./audit.js";
 
@@ -147,8 +147,10 @@ export class VaultNode {
     }
     const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
     // The cluster CA enters the replicated state here, once: it certifies every announcement (docs/vault.md §3).
+    // So do the client-token issuer keys: every node verifies begin and register entries against them (auth.ts).
     const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
-    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle }).snapshot();
+    const issuers = bootstrapIssuers(this.cfg.auth);
+    const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle, ...(issuers === undefined ? {} : { issuers }) }).snapshot();
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
   }

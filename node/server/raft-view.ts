@@ -6,7 +6,7 @@ import type { VaultResult, VaultStateMachine } from "../vault/index.js";
 
 /** The applied vault state, read-only (VaultStateMachine without apply/skip). */
 export type VaultReader = Pick<VaultStateMachine,
-  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "stats" | "snapshot" | "clusterCa">;
+  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "stats" | "snapshot" | "clusterCa" | "issuers">;
 
 export interface RaftView {
   /** The leader this node knows; NONE while it knows none. */
@@ -36,6 +36,8 @@ export interface VaultLoop extends RaftView {
 
 /** The admin service's view: membership, leadership and snapshots. */
 export interface AdminLoop extends RaftView {
+  /** A vault command (the issuer key set); resolves with its outcome once applied here. */
+  propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
   proposeConfChange(cc: ConfChange): Promise<number>;
   transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId>;
   requestSnapshot(): Promise<Snapshot>;

@@ -4,7 +4,7 @@
 // node/vault validateCommand) before anything is proposed; a mutating call
 // on a follower is proposed there and forwarded to the leader by Raft.
 import { create } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
+import { type Metadata, status } from "@grpc/grpc-js";
 import {
   type RegistrationRecord, evaluationSigningMessage, validateUserId,
 } from "../../proto/crypto/index.js";
@@ -15,7 +15,7 @@ import {
 } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
-import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
+import { type Command, type VaultResult, encodeCommand, tokenRefusal, vaultError } from "../vault/index.js";
 import type { NodeHsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { unaryHandler } from "./handlers.js";
@@ -42,16 +42,16 @@ export interface VaultServiceDeps {
 export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof VaultService> {
   const unary = handlerFactory(d);
   return {
-    register: unary("Register", async (req) => {
-      const r = ok(await propose(d, registerCommand(req)), "register");
+    register: unary("Register", async (req, metadata) => {
+      const r = ok(await propose(d, withToken(d, registerCommand(req), metadata)), "register");
       return create(RegisterResponseSchema, { version: r.version, attemptsRemaining: r.attemptsRemaining, recordDigest: r.recordDigest });
     }),
-    beginRecovery: unary("BeginRecovery", async (req) => {
+    beginRecovery: unary("BeginRecovery", async (req, metadata) => {
       const c: Command = {
         kind: "begin", requestId: req.requestId, user: req.userId, blinded: req.blindedElement,
         ...(req.recordDigest.length === 0 ? {} : { recordDigest: req.recordDigest }),
       };
-      const r = ok(await propose(d, c), "begin");
+      const r = ok(await propose(d, withToken(d, c, metadata)), "begin");
       return create(BeginRecoveryResponseSchema, { attemptId: BigInt(r.attemptId), attemptsRemaining: r.attemptsRemaining, version: r.version });
     }),
     confirmRecovery: unary("ConfirmRecovery", async (req) => {
@@ -112,6 +112,22 @@ function requestUser(req: unknown): string | undefined {
   return typeof user === "string" ? user : undefined;
 }
 
+/**
+ * A register or begin carries the caller's token, which every node verifies
+ * again on apply against the issuer keys in the replicated state (node/vault
+ * jwt.ts). Checked here first against those keys at this node's time, so that
+ * an entry the cluster would refuse (a key rotated in the JWKS file but not
+ * in the state) is not proposed.
+ */
+function withToken(d: VaultServiceDeps, c: Extract<Command, { kind: "register" | "begin" }>, metadata: Metadata): Command {
+  const token = d.gate.bearer(metadata);
+  const policy = d.loop().vault.issuers;
+  const user = c.kind === "begin" ? c.user : c.record.user;
+  const refused = policy === null ? null : tokenRefusal(token, { policy, clusterId: d.clusterId, user, nowMs: Date.now() });
+  if (refused !== null) throw fromVaultError(refused);
+  return token === undefined ? c : { ...c, token };
+}
+
 async function propose(d: VaultServiceDeps, c: Command): Promise<VaultResult> {
   let data: Uint8Array;
   try {
@@ -132,7 +148,7 @@ function ok<K extends VaultResult extends infer R ? R extends { ok: true; kind: 
   return r as Ok<K>;
 }
 
-function registerCommand(req: RegisterRequest): Command {
+function registerCommand(req: RegisterRequest): Extract<Command, { kind: "register" }> {
   const sp = req.scryptParams;
   if (sp === undefined) throw invalidArgument("scrypt_params is required");
   const record: RegistrationRecord = {

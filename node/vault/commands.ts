@@ -16,6 +16,14 @@
 //                 entries already logged and clusters without a CA)
 //
 //
+//   token    (8): lp16(client token: a compact JWS, 1-4096 bytes of [A-Za-z0-9_.-]) || a command of kind 1, 2 or 6
+//                 (a register or begin with the caller's verified bearer token, re-verified
+//                 on apply: jwt.ts; the request's fingerprint is that of the command inside,
+//                 so a retry with a fresh token is the same request)
+//
+//   issuers  (9): request id (16) || lp16(signed key set: a compact JWS, 1-16384 bytes of [A-Za-z0-9_.-])
+//                 (one issuer's new keys, signed by a key of its current set: rotation.ts)
+//
 //   stamped: "bkvT" || u64 time (unix ms) || one of the payloads above
 //            (the time the leader assigned when it appended the entry: the
 //            throttling clock, throttle.ts; a request's fingerprint is that of
@@ -53,6 +61,7 @@ import {
   validateUserId,
   validateVersion,
 } from "../../proto/crypto/index.js";
+import { MAX_TOKEN_BYTES } from "./jwt.js";
 
 export const COMMAND_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x43); // "bkvC"
 export const STAMP_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x54); // "bkvT"
@@ -82,23 +91,33 @@ export interface NodeCertification {
 }
 
 export type Command =
-  | { kind: "register"; requestId: Uint8Array; record: RegistrationRecord; ownerSignature: Uint8Array }
-  | { kind: "begin"; requestId: Uint8Array; user: string; blinded: Uint8Array; recordDigest?: Uint8Array }
+  | { kind: "register"; requestId: Uint8Array; record: RegistrationRecord; ownerSignature: Uint8Array; token?: string }
+  | { kind: "begin"; requestId: Uint8Array; user: string; blinded: Uint8Array; recordDigest?: Uint8Array; token?: string }
   | { kind: "confirm"; requestId: Uint8Array; user: string; version: number; attemptId: number; signature: Uint8Array }
   | { kind: "delete"; requestId: Uint8Array; user: string; version: number; signature: Uint8Array }
-  | { kind: "announce"; node: NodeAnnouncement };
+  | { kind: "announce"; node: NodeAnnouncement }
+  | { kind: "issuers"; requestId: Uint8Array; signedKeys: string };
 
 export type CommandKind = Command["kind"];
 
-const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5 };
-const KINDS: readonly CommandKind[] = ["register", "begin", "confirm", "delete", "announce"];
+const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 9 };
+/** The kind of each code (6 and 7 are variants of begin and announce; 8 is the token wrapper, unwrapToken). */
+const CODE_KINDS: ReadonlyMap<number, CommandKind> = new Map([
+  [1, "register"], [2, "begin"], [3, "confirm"], [4, "delete"], [5, "announce"], [6, "begin"], [7, "announce"], [9, "issuers"],
+]);
 /** The code of a begin that carries a record digest. */
 const BOUND_BEGIN_CODE = 6;
 /** The code of an announcement that carries the node's certificate. */
 const CERTIFIED_ANNOUNCE_CODE = 7;
+/** The code of a register or begin wrapped with the caller's token. */
+const TOKEN_CODE = 8;
+const TOKEN_PATTERN = /^[A-Za-z0-9_.-]+$/;
+/** The longest signed key set (kind 9), bytes. */
+export const MAX_SIGNED_KEYS_BYTES = 16_384;
 
 /** Validates every field; throws the first ProtocolError found. */
 export function validateCommand(c: Command): void {
+  if ((c.kind === "register" || c.kind === "begin") && c.token !== undefined) validateToken(c.token);
   switch (c.kind) {
     case "register":
       return validateRegister(c.requestId, c.record, c.ownerSignature);
@@ -115,8 +134,17 @@ export function validateCommand(c: Command): void {
       return validateRef(c.requestId, c.user, c.version, c.signature);
     case "announce":
       return validateAnnouncement(c.node);
+    case "issuers":
+      validateRequestId(c.requestId);
+      return validateToken(c.signedKeys, MAX_SIGNED_KEYS_BYTES, "signed key set");
     default:
       throw new InvalidArgumentError(`unknown command kind ${String((c as { kind?: unknown }).kind)}`);
+  }
+}
+
+function validateToken(token: string, max = MAX_TOKEN_BYTES, what = "client token"): void {
+  if (typeof token !== "string" || token.length > max || !TOKEN_PATTERN.test(token)) {
+    throw new InvalidArgumentError(`a ${what} is 1 to ${max} characters of [A-Za-z0-9_.-]`);
   }
 }
 
@@ -165,6 +193,10 @@ export function validateAnnouncement(n: NodeAnnouncement): void {
 /** Validates, then encodes. Throws a ProtocolError for an invalid command. */
 export function encodeCommand(c: Command): Uint8Array {
   validateCommand(c);
+  if ((c.kind === "register" || c.kind === "begin") && c.token !== undefined) {
+    const { token, ...bare } = c;
+    return new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(TOKEN_CODE).lp16(utf8(token)).fixed(encodeCommand(bare)).bytes();
+  }
   const w = new Writer().fixed(COMMAND_MAGIC).u8(COMMAND_FORMAT_VERSION).u8(kindCode(c));
   switch (c.kind) {
     case "register":
@@ -178,6 +210,8 @@ export function encodeCommand(c: Command): Uint8Array {
       return w.fixed(c.requestId).str(c.user).u32(c.version).fixed(c.signature).bytes();
     case "announce":
       return writeAnnouncement(w, c.node).bytes();
+    case "issuers":
+      return w.fixed(c.requestId).lp16(utf8(c.signedKeys)).bytes();
   }
 }
 
@@ -228,25 +262,49 @@ export interface Envelope {
   readonly requestId: Uint8Array | null;
   readonly command: Command | null;
   readonly error: ProtocolError | null;
+  /** The bytes a request's fingerprint covers: the payload without its token (kind 8's inner command). */
+  readonly request: Uint8Array;
 }
 
 export function parseEnvelope(bytes: Uint8Array): Envelope {
   let requestId: Uint8Array | null = null;
+  let request = bytes;
   try {
-    const r = new Reader(bytes, "vault command");
+    const { token, inner } = unwrapToken(bytes);
+    request = inner;
+    const r = new Reader(inner, "vault command");
     const code = readHeader(r);
-    const kind = code === BOUND_BEGIN_CODE ? "begin" : code === CERTIFIED_ANNOUNCE_CODE ? "announce" : KINDS[code - 1];
+    const kind = CODE_KINDS.get(code);
     if (kind === undefined) throw new InvalidEncodingError(`unknown vault command kind ${code}`);
     if (kind !== "announce") requestId = r.fixed(REQUEST_ID_LENGTH);
     const command = readBody(r, kind, requestId);
     if (code === BOUND_BEGIN_CODE && command.kind === "begin") command.recordDigest = r.fixed(DIGEST_LENGTH);
     if (code === CERTIFIED_ANNOUNCE_CODE && command.kind === "announce") command.node.certified = readCertification(r);
     r.end();
+    if (token !== undefined) attachToken(command, token);
     validateCommand(command);
-    return { requestId, command, error: null };
+    return { requestId, command, error: null, request };
   } catch (err) {
-    return { requestId, command: null, error: asProtocolError(err) };
+    return { requestId, command: null, error: asProtocolError(err), request };
   }
+}
+
+/** A kind-8 payload's token and inner command; any other payload is its own inner command. A token inside is an unknown kind. */
+function unwrapToken(bytes: Uint8Array): { token?: string; inner: Uint8Array } {
+  const r = new Reader(bytes, "vault command");
+  if (readHeader(r) !== TOKEN_CODE) return { inner: bytes };
+  const token = ascii(r.lp16(), "client token");
+  return { token, inner: r.view(r.remaining) };
+}
+
+function ascii(b: Uint8Array, what: string): string {
+  if (!b.every((x) => x < 0x80)) throw new InvalidEncodingError(`the ${what} is not ASCII`);
+  return Buffer.from(b).toString("latin1");
+}
+
+function attachToken(c: Command, token: string): void {
+  if (c.kind !== "register" && c.kind !== "begin") throw new InvalidEncodingError(`a ${c.kind} command carries no client token`);
+  c.token = token;
 }
 
 /** Checks magic and format; returns the kind code. */
@@ -270,6 +328,8 @@ function readBody(r: Reader, kind: CommandKind, requestId: Uint8Array | null): C
       return { kind, requestId: id, user: r.str(), version: r.u32(), signature: r.fixed(SIGNATURE_LENGTH) };
     case "announce":
       return { kind, node: readAnnouncement(r) };
+    case "issuers":
+      return { kind, requestId: id, signedKeys: ascii(r.lp16(), "signed key set") };
   }
 }
 

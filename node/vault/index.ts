@@ -41,3 +41,5 @@ export { ALL_KEYS } from "./keys.js";
 export { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, notBefore, validateSchedule } from "./throttle.js";
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
+export { type Issuer, type IssuerKey, type IssuerPolicy, type TokenAlgorithm, decodeIssuerPolicy, encodeIssuerPolicy, keysFromJwks, validateIssuerPolicy } from "./issuers.js";
+export { MAX_TOKEN_BYTES, type TokenContext, tokenRefusal } from "./jwt.js";

@@ -14,11 +14,12 @@
 // cluster CA (DER; absent: none); "mformat" u8 store format; "mreqcap" u32
 // request-id capacity; "mreqcount" u64 request ids remembered; "mtime" u64
 // the latest leader time applied (unix ms, never decreases); "mthrottle" the
-// throttling schedule (throttle.ts); "mrecords" / "mlocked" u64 counts; "mdigest" / "mcontent" the
+// throttling schedule (throttle.ts); "missuers" the client-token issuer keys
+// (issuers.ts; absent: tokens are not verified on apply); "mrecords" / "mlocked" u64 counts; "mdigest" / "mcontent" the
 // incremental digests (digest.ts), which cover every other pair.
 export const PREFIX = { meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
 
-export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "digest" | "content";
+export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "issuers" | "digest" | "content";
 
 export function metaKey(name: MetaName): Uint8Array {
   return withPrefix(PREFIX.meta, Buffer.from(name, "latin1"));

@@ -6,7 +6,7 @@
 //   1 register: u32 version || u16 attempts remaining || digest (32)
 //   2 begin:    u64 attempt id || u16 attempts remaining || u32 version
 //   3 confirm:  u16 attempts remaining
-//   4 delete, 5 announce: nothing
+//   4 delete, 5 announce, 6 issuers: nothing
 //   0x81 refusal (format 2): u8 reason || lp16(message) || u8 has remaining || [u16 remaining]
 //        the code is REASON_CODE[reason]; written for every refusal
 //   0x82 refusal (format 3): the fields of format 2 || u64 not before (unix ms); written
@@ -25,7 +25,8 @@ export type VaultCode =
   | "ALREADY_EXISTS"
   | "FAILED_PRECONDITION"
   | "PERMISSION_DENIED"
-  | "RESOURCE_EXHAUSTED";
+  | "RESOURCE_EXHAUSTED"
+  | "UNAUTHENTICATED";
 
 /**
  * Why the vault refused a command, decided where it refuses (records.ts,
@@ -58,7 +59,11 @@ export type RefusalReason =
   /** An announcement with other keys for a node id already announced. */
   | "NODE_ID_TAKEN"
   /** A begin before the record's throttling delay has passed (throttle.ts): nothing counted; `notBefore` says when. */
-  | "THROTTLED";
+  | "THROTTLED"
+  /** A begin or register without a valid client token in a cluster that verifies tokens (jwt.ts): nothing counted, nothing remembered. */
+  | "TOKEN_INVALID"
+  /** A valid client token for another user than the entry's: nothing counted, nothing remembered. */
+  | "TOKEN_SUBJECT_MISMATCH";
 
 /**
  * RefusalReason, plus UNRECORDED: a format-1 refusal (stored before reasons
@@ -73,6 +78,7 @@ export type VaultResult =
   | { ok: true; kind: "confirm"; attemptsRemaining: number }
   | { ok: true; kind: "delete" }
   | { ok: true; kind: "announce" }
+  | { ok: true; kind: "issuers" }
   | { ok: false; code: VaultCode; reason: VaultReason; message: string; attemptsRemaining?: number; notBefore?: number };
 
 export type VaultError = Extract<VaultResult, { ok: false }>;
@@ -85,6 +91,7 @@ export const GRPC_STATUS: Readonly<Record<VaultCode, number>> = {
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
+  UNAUTHENTICATED: 16,
 };
 
 /** The code of each reason: a reason determines its code. Part of the format-2 encoding; never change one. */
@@ -102,9 +109,11 @@ export const REASON_CODE: Readonly<Record<RefusalReason, VaultCode>> = {
   BAD_SIGNATURE: "PERMISSION_DENIED",
   NODE_ID_TAKEN: "PERMISSION_DENIED",
   THROTTLED: "RESOURCE_EXHAUSTED",
+  TOKEN_INVALID: "UNAUTHENTICATED",
+  TOKEN_SUBJECT_MISMATCH: "PERMISSION_DENIED",
 };
 
-/** Stable numbering of VaultCode in format-1 encodings; never reorder. */
+/** Stable numbering of VaultCode in format-1 encodings; never reorder (UNAUTHENTICATED came after format 1: never written in it). */
 const CODES: readonly VaultCode[] = [
   "INVALID_ARGUMENT",
   "NOT_FOUND",
@@ -129,6 +138,8 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "ATTEMPT_SUPERSEDED",
   "RECORD_CHANGED",
   "THROTTLED",
+  "TOKEN_INVALID",
+  "TOKEN_SUBJECT_MISMATCH",
 ];
 
 /** Every VaultReason, for exhaustive tests of its consumers. */
@@ -143,7 +154,7 @@ function refusal(code: VaultCode, reason: VaultReason, message: string, attempts
   return attemptsRemaining === undefined ? { ok: false, code, reason, message } : { ok: false, code, reason, message, attemptsRemaining };
 }
 
-const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
+const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 6, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
 const MAX_MESSAGE_BYTES = 4096;
 
 export function encodeResult(r: VaultResult): Uint8Array {
@@ -158,6 +169,7 @@ export function encodeResult(r: VaultResult): Uint8Array {
       return w.u16(r.attemptsRemaining).bytes();
     case "delete":
     case "announce":
+    case "issuers":
       return w.bytes();
   }
 }
@@ -194,6 +206,8 @@ function readResult(r: Reader): VaultResult {
       return { ok: true, kind: "delete" };
     case TAG.announce:
       return { ok: true, kind: "announce" };
+    case TAG.issuers:
+      return { ok: true, kind: "issuers" };
     case TAG.errorV2:
       return readRefusalV2(r);
     case TAG.errorV3:
@@ -243,6 +257,8 @@ function formatOneReason(code: VaultCode): VaultReason {
       return "GUESS_LIMIT_REACHED";
     case "FAILED_PRECONDITION":
       return "UNRECORDED";
+    case "UNAUTHENTICATED": // not in CODES: never decoded from format 1
+      return "TOKEN_INVALID";
   }
 }
 

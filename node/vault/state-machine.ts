@@ -22,6 +22,9 @@ import { SNAPSHOT_FORMAT_VERSION, SnapshotImporter, encodeStoreSnapshot } from "
 import { StoreState } from "./state.js";
 import { MemoryStore, type VaultStore } from "./store.js";
 import { metaKey } from "./keys.js";
+import type { IssuerPolicy } from "./issuers.js";
+import { tokenRefusal } from "./jwt.js";
+import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
 import type { RegistrationRecord } from "../../proto/crypto/index.js";
 
@@ -58,6 +61,11 @@ export interface VaultOptions {
   /** The throttling schedule of a new state (default NO_THROTTLE; the server bootstraps with its configured one). A store keeps its own. */
   readonly throttle?: ThrottleSchedule;
   /**
+   * The client-token issuer keys of a new state (the bootstrap; default none:
+   * tokens are not verified on apply). A store keeps its own.
+   */
+  readonly issuers?: IssuerPolicy;
+  /**
    * Where the state lives (default: a new MemoryStore). An empty store gets
    * a new state; one that holds a state (a restart) is opened as it is.
    */
@@ -74,6 +82,7 @@ export class VaultStateMachine {
       ? StoreState.create(store, {
         clusterId: opts.clusterId, clusterCa: opts.clusterCa?.slice() ?? null,
         requestIdCapacity: opts.requestIdCapacity ?? DEFAULT_REQUEST_ID_CAPACITY, throttle: opts.throttle ?? NO_THROTTLE,
+        issuers: opts.issuers ?? null,
       })
       : StoreState.open(store, opts.clusterId);
     this.requests = new RequestTable(this.state);
@@ -113,6 +122,11 @@ export class VaultStateMachine {
   /** The cluster's throttling schedule (fixed at bootstrap). */
   get throttle(): ThrottleSchedule {
     return this.state.throttle;
+  }
+
+  /** The client-token issuer keys begin and register entries are verified against; null: none (tokens not verified). */
+  get issuers(): IssuerPolicy | null {
+    return this.state.issuers;
   }
 
   /** The latest leader time applied (unix ms; 0 before the first stamped entry). */
@@ -167,12 +181,27 @@ export class VaultStateMachine {
       if (env.command?.kind === "announce") return { requestId: null, result: this.applyAnnounce(env.command.node) };
       return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command") };
     }
-    const print = fingerprint(data);
+    const print = fingerprint(env.request);
     const prior = this.requests.lookup(env.requestId, print);
     if (prior !== undefined) return { requestId: env.requestId, result: prior };
+    // Not remembered: the same request with a valid token may still come (a retry with a fresh token).
+    const unauthenticated = env.command === null ? null : this.tokenRefusal(env.command);
+    if (unauthenticated !== null) return { requestId: env.requestId, result: unauthenticated };
     const result = env.command === null ? invalid(env.error?.message ?? "invalid vault command") : this.execute(index, env.command, voters);
     this.requests.remember(env.requestId, print, result, index);
     return { requestId: env.requestId, result };
+  }
+
+  /**
+   * A register or begin in a cluster with issuer keys must carry a valid
+   * token for its user at the entry's leader time (jwt.ts); null if it does,
+   * or if the cluster verifies no tokens.
+   */
+  private tokenRefusal(c: Command): VaultError | null {
+    const policy = this.state.issuers;
+    if (policy === null || (c.kind !== "begin" && c.kind !== "register")) return null;
+    const user = c.kind === "begin" ? c.user : c.record.user;
+    return tokenRefusal(c.token, { policy, clusterId: this.state.clusterId, user, nowMs: this.state.time });
   }
 
   /** Runs a validated command with a request id; commits its transition, if any. */
@@ -202,6 +231,8 @@ export class VaultStateMachine {
         break;
       case "announce":
         return this.applyAnnounce(c.node);
+      case "issuers":
+        return this.applyIssuerKeys(c.signedKeys);
     }
     this.commit(user, t);
     return t.result;
@@ -217,6 +248,13 @@ export class VaultStateMachine {
       }
     }
     this.state.setRecord(user, prev, t.next);
+  }
+
+  /** A new key set for one issuer, signed by a key of its current set (rotation.ts). */
+  private applyIssuerKeys(signedKeys: string): VaultResult {
+    const { result, next } = rotateIssuerKeys(this.state.issuers, signedKeys, this.state.clusterId, this.state.time);
+    if (next !== undefined) this.state.setIssuers(next);
+    return result;
   }
 
   private applyAnnounce(node: NodeAnnouncement): VaultResult {

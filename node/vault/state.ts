@@ -13,6 +13,7 @@ import { VaultInvariantError } from "./errors.js";
 import { type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
 import type { StoredRecord } from "./records.js";
 import { type ThrottleSchedule, decodeSchedule, encodeSchedule } from "./throttle.js";
+import { type IssuerPolicy, decodeIssuerPolicy, encodeIssuerPolicy } from "./issuers.js";
 import type { VaultStore } from "./store.js";
 import { decodeNode, decodeStoredRecord, encodeNode, encodeStoredRecord } from "./values.js";
 
@@ -28,6 +29,8 @@ export interface NewState {
   readonly clusterCa: Uint8Array | null;
   readonly requestIdCapacity: number;
   readonly throttle: ThrottleSchedule;
+  /** The client-token issuer keys (default none: tokens are not verified on apply). */
+  readonly issuers?: IssuerPolicy | null;
 }
 
 export class StoreState {
@@ -40,6 +43,8 @@ export class StoreState {
   /** The latest leader time applied (unix ms; 0 before the first stamped entry). */
   time: number;
   readonly throttle: ThrottleSchedule;
+  /** The client-token issuer keys ("missuers"); null: tokens are not verified on apply. */
+  issuers: IssuerPolicy | null;
   records: number;
   locked: number;
   private readonly digestSum: DigestSum;
@@ -60,6 +65,8 @@ export class StoreState {
     this.reqCount = readU64(this.meta("reqcount"));
     this.time = readU64(this.meta("time"));
     this.throttle = decodeSchedule(this.meta("throttle"));
+    const issuers = store.get(metaKey("issuers"));
+    this.issuers = issuers === undefined ? null : decodeIssuerPolicy(issuers);
     this.records = readU64(this.meta("records"));
     this.locked = readU64(this.meta("locked"));
     this.digestSum = new DigestSum(this.meta("digest"));
@@ -95,6 +102,7 @@ export class StoreState {
     put("format", Uint8Array.of(STORE_FORMAT));
     put("reqcap", new Uint8Array(cap));
     put("throttle", encodeSchedule(n.throttle));
+    if (n.issuers !== undefined && n.issuers !== null) put("issuers", encodeIssuerPolicy(n.issuers));
     for (const name of ["applied", "reqcount", "records", "locked", "time"] as const) put(name, u64(0));
     store.put(metaKey("digest"), sum.bytes());
     store.put(metaKey("content"), new DigestSum().bytes());
@@ -126,6 +134,13 @@ export class StoreState {
 
   setMetaU64(name: "applied" | "reqcount" | "records" | "locked" | "time", v: number): void {
     this.write(metaKey(name), u64(v));
+  }
+
+  /** Replaces the client-token issuer keys (a verified issuer-keys entry). */
+  setIssuers(p: IssuerPolicy): void {
+    const bytes = encodeIssuerPolicy(p);
+    this.write(metaKey("issuers"), bytes);
+    this.issuers = decodeIssuerPolicy(bytes); // the canonical order, as a restart reads it
   }
 
   /** Writes the digests back (after each applied entry). */

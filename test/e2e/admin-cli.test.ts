@@ -6,7 +6,9 @@
 // given only one follower's admin address: it finds and follows the leader.
 import test from "ava";
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from "jose";
+import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -199,6 +201,32 @@ test.serial("the admin port admits operator and node certificates only", async (
   t.regex((err as grpc.ServiceError).details, /admits operator and node certificates only .* not CN "mallory"/);
 });
 
+// It retires the development issuer's key in the replicated state: later tests make no client calls.
+test.serial("issuer-keys rotate: a set signed by a stranger is refused; one signed by the current key replaces the replicated keys; tokens of the retired key are then refused before anything is proposed", async (t) => {
+  const next = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const keys = [{ ...(await exportJWK(next.publicKey)), kid: "rotated-1" }];
+  const iat = Math.floor(Date.now() / 1000);
+  const sign = (key: CryptoKey | Uint8Array) => new SignJWT({ keys }).setProtectedHeader({ alg: "EdDSA", kid: cluster.issuer.kid })
+    .setIssuer(cluster.issuer.issuer).setAudience(cluster.clusterId).setIssuedAt(iat).sign(key);
+  const file = join(cluster.dir, "signed-jwks");
+  writeFileSync(file, await sign(next.privateKey)); // a stranger's signature under the current kid
+  const forged = await admin("issuer-keys", "rotate", "--file", file);
+  t.not(forged.code, 0);
+  t.regex(forged.err, /not signed by a current key of issuer "bkv-dev-issuer"/);
+  const before = await cluster.vault(1).beginRecovery(beginRequest("nobody")).catch((e: grpc.ServiceError) => e);
+  t.is((before as grpc.ServiceError).code, grpc.status.NOT_FOUND, "the dev key's token is good before the rotation");
+  writeFileSync(file, await sign(cluster.issuer.key));
+  const rotated = await admin("issuer-keys", "rotate", "--file", file);
+  t.is(rotated.code, 0, rotated.err);
+  t.regex(rotated.out, /issuer keys rotated/);
+  const replayed = await admin("issuer-keys", "rotate", "--file", file);
+  t.not(replayed.code, 0, "the same set again: signed by a key that is no longer current");
+  for (const n of cluster.nodes) {
+    const after = await waitFor(() => cluster.vault(n.id).beginRecovery(beginRequest("nobody")).then(() => undefined, (e: grpc.ServiceError) => (e.code === grpc.status.UNAUTHENTICATED ? e : undefined)), `node ${n.id} to apply the rotation`);
+    t.regex(after.details, /issuer "bkv-dev-issuer" has no key/);
+  }
+});
+
 test.serial("a dead voter: removing another voter is refused (quorum), the dead one is removed, a fourth node joins by itself, and --force overrides", async (t) => {
   const lead = await leader();
   const [dead, other] = [1, 2, 3].filter((id) => id !== lead) as [number, number];
@@ -246,3 +274,7 @@ test.serial("usage: unknown subcommands, missing arguments, no endpoints; audit 
   t.is(help.code, 0);
   for (const c of ["status", "members", "add-learner", "promote", "remove", "transfer-leader", "snapshot save", "digests", "audit"]) t.true(help.out.includes(`  ${c}`), c);
 });
+
+function beginRequest(user: string) {
+  return { requestId: new Uint8Array(randomBytes(16)), userId: user, blindedElement: encodePoint(G.multiply(randomScalar())) };
+}

@@ -4,6 +4,9 @@
 // puts forged entries into the log and sends raw Raft messages; the honest
 // nodes must refuse each, no counter may go back on them, and they must
 // evaluate no attempt that was never committed. Each refusal is t.log-ged.
+// Client authentication is on: begin and register entries carry the caller's
+// token and every node verifies it on apply (node/vault jwt.ts), so the rogue
+// cannot propose attempts for a user without that user's valid token.
 import test, { type ExecutionContext } from "ava";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,9 +23,13 @@ import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { UnverifiedRegistrationError, VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { mintToken } from "../../client/cli/dev-issuer.js";
+import { generateKeyPair } from "jose";
 import { RogueNode } from "./rogue-node.js";
 
 const USER = "victim";
+const BYSTANDER = "bystander";
+const SQUATTED = "not-yet-registered";
 const HONEST = [1, 2];
 const ROGUE = 3;
 
@@ -33,6 +40,7 @@ test.before(async () => {
   cluster = await LocalCluster.start({ size: 3 });
   const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } });
   await client.register(USER, "right password", { guessLimit: 5 });
+  await client.register(BYSTANDER, "another password"); // its entry in the log carries the bystander's token
   await client.recover(USER, "right password"); // a real confirmation is in the log
   await client.recover(USER, "wrong password").catch((e: unknown) => { if (!(e instanceof WrongPasswordError)) throw e; });
   client.close();
@@ -98,18 +106,27 @@ async function forgeries(): Promise<Array<{ name: string; bytes: Uint8Array; req
   const cmd = (c: Command) => ({ bytes: encodeCommand(c), requestId: c.kind === "announce" ? null : c.requestId });
   const node1 = rogue.loop.vault.nodes().find((n) => n.nodeId === 1);
   if (node1 === undefined) throw new Error("node 1 never announced");
+  // The strongest rogue holds a valid token of the victim's (the victim called it): what needs more than a token is still refused.
+  const token = await victimToken();
+  const bystanderToken = logged("register").find((c) => c.record.user === BYSTANDER)?.token;
+  if (bystanderToken === undefined) throw new Error("the bystander's registration carries no token");
+  const selfSigned = await mintToken({ ...cluster.issuer, key: (await generateKeyPair("EdDSA", { crv: "Ed25519" })).privateKey }, { subject: USER });
   return [
+    { name: "attempt for the victim without a token", reason: "TOKEN_INVALID", ...cmd({ kind: "begin", requestId: rid(), user, blinded: blinded() }) },
+    { name: "attempt for the victim with the bystander's token (read from the log)", reason: "TOKEN_SUBJECT_MISMATCH", ...cmd({ kind: "begin", requestId: rid(), user, blinded: blinded(), token: bystanderToken }) },
+    { name: "attempt for the victim with a token the rogue signed under the issuer's key id", reason: "TOKEN_INVALID", ...cmd({ kind: "begin", requestId: rid(), user, blinded: blinded(), token: selfSigned }) },
+    { name: "registration squatting a user id without a token", reason: "TOKEN_INVALID", ...cmd({ ...registered, requestId: rid(), record: { ...registered.record, user: SQUATTED }, token: undefined }) },
     { name: "confirmation with a bad signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: pending, signature: junkSignature() }) },
     { name: "counter reset: confirmation of an attempt that is not pending", reason: "ATTEMPT_SUPERSEDED", ...cmd({ kind: "confirm", requestId: rid(), user, version, attemptId: 2, signature: junkSignature() }) },
     { name: "counter reset: the committed confirmation replayed under another request id", reason: "ATTEMPT_SUPERSEDED", ...cmd({ ...confirmed, requestId: rid() }) },
-    { name: "counter reset: re-registration of the same version", reason: "RECORD_EXISTS", ...cmd({ ...registered, requestId: rid() }) },
-    { name: "overwrite without the owner's signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "register", requestId: rid(), record: { ...registered.record, version: version + 1 }, ownerSignature: junkSignature() }) },
+    { name: "counter reset: re-registration of the same version", reason: "RECORD_EXISTS", ...cmd({ ...registered, requestId: rid(), token }) },
+    { name: "overwrite without the owner's signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "register", requestId: rid(), record: { ...registered.record, version: version + 1 }, ownerSignature: junkSignature(), token }) },
     { name: "delete without the owner's signature", reason: "BAD_SIGNATURE", ...cmd({ kind: "delete", requestId: rid(), user, version, signature: junkSignature() }) },
     { name: "announcement of node 1 with the rogue's keys", reason: "BAD_SIGNATURE", ...cmd({ kind: "announce", node: await rogue.announceAs(1, node1.clientAddress) }) },
     { name: "announcement of node 1 with the rogue's keys and certificate (node-3's)", reason: "BAD_SIGNATURE", ...cmd({ kind: "announce", node: await rogue.announceAs(1, node1.clientAddress, true) }) },
     { name: "announcement of node 1's keys not signed by node 1", reason: "BAD_SIGNATURE", ...cmd({ kind: "announce", node: { ...node1, clientAddress: "127.0.0.1:1", signature: (await rogue.announceAs(1, "127.0.0.1:1")).signature } }) },
     { name: "an entry that is not a command", reason: "INVALID_ENCODING", bytes: new Uint8Array(randomBytes(48)), requestId: null },
-    { name: "a command of an unknown kind", reason: "INVALID_ENCODING", bytes: Uint8Array.of(0x62, 0x6b, 0x76, 0x43, 1, 9, ...randomBytes(16)), requestId: null },
+    { name: "a command of an unknown kind", reason: "INVALID_ENCODING", bytes: Uint8Array.of(0x62, 0x6b, 0x76, 0x43, 1, 10, ...randomBytes(16)), requestId: null },
   ];
 }
 
@@ -130,8 +147,16 @@ async function attackThroughTheLog(t: ExecutionContext, role: string): Promise<v
     }
   }
   await honestCaughtUp();
-  assertNothingGaveWay(t, before, await observe());
+  const after = await observe();
+  assertNothingGaveWay(t, before, after);
+  for (const id of HONEST) t.is(after.get(id)?.remaining, before.get(id)?.remaining, `${role}: node ${id} counted a refused attempt`);
+  for (const id of HONEST) await t.throwsAsync(cluster.vault(id).getRecordInfo({ userId: SQUATTED }), { message: /has no record/ }, `${role}: node ${id} holds a squatted record`);
   await assertSameState(t);
+}
+
+/** A fresh token for the victim, as the victim's client would send it. */
+function victimToken(): Promise<string> {
+  return mintToken(cluster.issuer, { subject: USER });
 }
 
 /** Every honest node and the rogue hold the same state at the same index (nothing was half-applied anywhere). */
@@ -285,8 +310,9 @@ test.serial("as leader, the rogue equivocates: one attempt, another blinded elem
   const before = await observe();
   const [b1, b2] = [blinded(), blinded()];
   const requestId = rid();
-  const toNode1 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b1 });
-  const toNode2 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b2 });
+  const token = await victimToken(); // the victim called the rogue
+  const toNode1 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b1, token });
+  const toNode2 = encodeCommand({ kind: "begin", requestId, user: USER, blinded: b2, token });
   rogue.rewrite = (m) => m.type !== MessageType.App || m.to !== 2 ? m
     : { ...m, entries: m.entries.map((e) => equalBytes(unstamp(e.data).payload, toNode1) ? { ...e, data: stampTime(toNode2, unstamp(e.data).time ?? 0) } : e) };
   const r = await rogue.proposeRaw(requestId, toNode1);

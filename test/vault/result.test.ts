@@ -69,6 +69,7 @@ test("format-1 refusals decode: the reason where the code determines it, else UN
     FAILED_PRECONDITION: "UNRECORDED",
     PERMISSION_DENIED: "BAD_SIGNATURE",
     RESOURCE_EXHAUSTED: "GUESS_LIMIT_REACHED",
+    UNAUTHENTICATED: "TOKEN_INVALID", // came after format 1: not in FORMAT_ONE_CODES
   };
   for (const code of FORMAT_ONE_CODES) {
     const r = decodeResult(formatOne(code, "old", 4));
