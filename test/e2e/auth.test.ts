@@ -148,8 +148,9 @@ test.serial("the SDK tells a quota from the guess limit: RateLimitedError vs Rec
   await client.register("quota", "pw", { guessLimit: 1 });
   const impatient = new VaultClient(client.descriptor, { ...E2E_CLIENT_OPTIONS, token: cluster.token, retry: { deadlineMs: 300, callTimeoutMs: 2000 } });
   try {
-    const v = cluster.vault(1, await token(cluster.issuer, { subject: "quota" }));
-    const burn = () => Promise.allSettled(cluster.nodes.flatMap(() => Array.from({ length: 15 }, () => v.getRecordInfo({ userId: "quota" }))));
+    // Every node's bucket for the user, so the SDK cannot complete the recovery on the others.
+    const tok = await token(cluster.issuer, { subject: "quota" });
+    const burn = () => Promise.allSettled(cluster.nodes.flatMap((n) => Array.from({ length: 15 }, () => cluster.vault(n.id, tok).getRecordInfo({ userId: "quota" }))));
     await burn();
     const err = await t.throwsAsync(impatient.recover("quota", "pw"));
     t.true(err instanceof RateLimitedError, String(err));
