@@ -21,6 +21,7 @@ import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import { PinnedViews, SnapshotStager, stageForInstall } from "./store-snapshots.js";
+import type { Candidate } from "./snapshot-attest.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters } from "./waiters.js";
@@ -50,6 +51,8 @@ export interface RaftLoopOptions {
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;
+  /** Resolves when a snapshot's staged state may be installed, throws to refuse it (snapshot-attest.ts attestSnapshot). */
+  attest(c: Candidate): Promise<void>;
   /** Observers for metrics. */
   onApplied?(entries: number, ms: number): void;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
@@ -126,6 +129,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
       appliedIndex: () => this.sm.appliedIndex,
       step: (m) => this.guard(() => this.raw.step(m)),
+      attest: (m, state) => o.attest({ from: m.from, index: m.snapshot!.metadata.index, ...state, members: this.membersWith(m) }),
     });
     this.raw = new RawNode({
       id: o.id, storage: o.storage, electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
@@ -135,7 +139,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.driver = new ReadyDriver(this.raw, o.storage, {
       observe: (rd) => { if (rd.softState !== null) this.onSoftState(rd.softState); },
       write: (rd) => this.startWrite(rd),
-      send: (messages) => this.link?.send(messages),
+      send: (messages) => { this.oweFreshSnapshot(messages); this.link?.send(messages); },
       apply: (rd) => this.applyReady(rd),
     });
   }
@@ -172,6 +176,27 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   step(m: Message): void {
     if (this.stopped || this.stager.intercept(m)) return;
     this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m) : m));
+  }
+
+  /** The members this node knows and those the snapshot message names: who may vouch for its state. */
+  private membersWith(m: Message): NodeId[] {
+    const named = m.snapshot?.metadata.confState;
+    return [...this.confState.voters, ...this.confState.learners, ...(named?.voters ?? []), ...(named?.learners ?? [])];
+  }
+
+  /**
+   * A follower installs a snapshot only once other nodes vouch for its state,
+   * and they remember their digests of recent indexes only (snapshot-attest.ts):
+   * a snapshot sent while entries were applied since is replaced at the next
+   * chance, so that the leader's next try carries a recent one.
+   */
+  private oweFreshSnapshot(messages: readonly Message[]): void {
+    if (messages.some((m) => m.type === MessageType.Snap && (m.snapshot?.metadata.index ?? Infinity) < this.sm.appliedIndex)) this.snapshotOwed = true;
+  }
+
+  /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
+  digestAt(index: number): Uint8Array | undefined {
+    return this.sm.digestAt(index);
   }
 
   private fetchFrom(from: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
