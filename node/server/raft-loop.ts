@@ -109,6 +109,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private appliedEntry: number;
   /** No pinned view matches the Raft snapshot (a restart, an upgrade): take a local snapshot at the first chance. */
   private snapshotOwed: boolean;
+  /** The next local snapshot compacts the log no further than this (oweFreshSnapshot). */
+  private keepLogAfter = Infinity;
   private readonly views: PinnedViews;
   private readonly stager: SnapshotStager;
 
@@ -191,7 +193,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * chance, so that the leader's next try carries a recent one.
    */
   private oweFreshSnapshot(messages: readonly Message[]): void {
-    if (messages.some((m) => m.type === MessageType.Snap && (m.snapshot?.metadata.index ?? Infinity) < this.sm.appliedIndex)) this.snapshotOwed = true;
+    for (const m of messages) {
+      const index = m.snapshot?.metadata.index ?? Infinity;
+      if (m.type !== MessageType.Snap || index >= this.sm.appliedIndex) continue;
+      this.snapshotOwed = true;
+      // The follower may still install the stale one: keep the entries after it, or it would need the fresh one too.
+      this.keepLogAfter = Math.min(this.keepLogAfter, index);
+    }
   }
 
   /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
@@ -524,7 +532,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.snapshotOwed = false;
     // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
     // follower slightly behind catches up from the log, not a full snapshot.
-    this.o.storage.compact(Math.max(1, applied - this.catchUpEntries()));
+    this.o.storage.compact(Math.max(1, Math.min(applied - this.catchUpEntries(), this.keepLogAfter)));
+    this.keepLogAfter = Infinity;
     this.snapshotIndex = applied;
     this.o.log.info("took snapshot", { index: applied });
     return snap;

@@ -73,31 +73,58 @@ export async function attestSnapshot(o: AttestOptions, c: Candidate): Promise<vo
 }
 
 async function check(o: AttestOptions, c: Candidate): Promise<void> {
-  if (c.appliedIndex === 0 && c.index <= 1) return;
-  if (c.appliedIndex !== c.index) {
+  const early = judge(c, o.threshold, null);
+  if (early === "admit") return;
+  if (early instanceof SnapshotRefusedError) {
     o.log.warn("snapshot refused: its state is not at its index", { from: c.from, index: c.index, applied: c.appliedIndex });
-    throw new SnapshotRefusedError("index", `the snapshot at index ${c.index} holds a state applied to ${c.appliedIndex}`);
+    throw early;
   }
   const answers = await askAll(o, c);
-  const vouching = answers.filter((a) => a.digest !== null && equalBytes(a.digest, c.digest)).map((a) => a.id);
-  const disagreeing = answers.filter((a) => a.digest !== null && !equalBytes(a.digest, c.digest)).map((a) => a.id);
-  const silent = answers.filter((a) => a.digest === null).map((a) => a.id);
-  const fields = { from: c.from, index: c.index, vouching, disagreeing, silent, needed: o.threshold };
-  if (disagreeing.length > 0) {
-    o.log.error("snapshot refused: nodes report another state digest at its index (a rogue node, or divergence)", fields);
-    throw new SnapshotRefusedError("disagreement", `nodes ${disagreeing.join(", ")} report another state digest at index ${c.index}`);
-  }
-  if (vouching.length < o.threshold) {
-    o.log.warn("snapshot refused: too few nodes vouch for its state; waiting for a newer snapshot message", fields);
-    throw new SnapshotRefusedError("unattested", `${vouching.length} of the ${o.threshold} nodes needed vouch for the state at index ${c.index}`);
+  const verdict = judge(c, o.threshold, answers);
+  const fields = { from: c.from, index: c.index, ...tally(c, answers), needed: o.threshold };
+  if (verdict instanceof SnapshotRefusedError) {
+    if (verdict.reason === "disagreement") o.log.error("snapshot refused: nodes report another state digest at its index (a rogue node, or divergence)", fields);
+    else o.log.warn("snapshot refused: too few nodes vouch for its state; waiting for a newer snapshot message", fields);
+    throw verdict;
   }
   o.log.info("snapshot attested", fields);
+}
+
+export interface Answer {
+  readonly id: NodeId;
+  /** The node's digest at the candidate's applied index; null: it does not hold it (or did not answer). */
+  readonly digest: Uint8Array | null;
+}
+
+/**
+ * The rule, pure (the simulation applies it too): "admit" or a
+ * SnapshotRefusedError; with `answers` null, whether asking is needed at
+ * all ("ask"). Answers of this node itself do not count.
+ */
+export function judge(c: Candidate, threshold: number, answers: readonly Answer[] | null, selfId?: NodeId): "admit" | "ask" | SnapshotRefusedError {
+  if (c.appliedIndex === 0 && c.index <= 1) return "admit";
+  if (c.appliedIndex !== c.index) return new SnapshotRefusedError("index", `the snapshot at index ${c.index} holds a state applied to ${c.appliedIndex}`);
+  if (answers === null) return "ask";
+  const { vouching, disagreeing } = tally(c, answers.filter((a) => a.id !== selfId));
+  if (disagreeing.length > 0) return new SnapshotRefusedError("disagreement", `nodes ${disagreeing.join(", ")} report another state digest at index ${c.index}`);
+  if (vouching.length < threshold) return new SnapshotRefusedError("unattested", `${vouching.length} of the ${threshold} nodes needed vouch for the state at index ${c.index}`);
+  return "admit";
+}
+
+/** Who vouches, who disagrees, who is silent (distinct node ids). */
+function tally(c: Candidate, answers: readonly Answer[]): { vouching: NodeId[]; disagreeing: NodeId[]; silent: NodeId[] } {
+  const ids = (keep: (a: Answer) => boolean) => [...new Set(answers.filter(keep).map((a) => a.id))];
+  return {
+    vouching: ids((a) => a.digest !== null && equalBytes(a.digest, c.digest)),
+    disagreeing: ids((a) => a.digest !== null && !equalBytes(a.digest, c.digest)),
+    silent: ids((a) => a.digest === null),
+  };
 }
 
 const RETRY_DELAYS_MS = [100, 250, 500, 1000];
 
 /** Every other member's answer (null: does not hold the index, or unreachable, after the retries). */
-async function askAll(o: AttestOptions, c: Candidate): Promise<Array<{ id: NodeId; digest: Uint8Array | null }>> {
+async function askAll(o: AttestOptions, c: Candidate): Promise<Answer[]> {
   const ids = [...new Set(c.members)].filter((id) => id !== o.selfId).sort((a, b) => a - b);
   const delays = o.retryDelaysMs ?? RETRY_DELAYS_MS;
   return Promise.all(ids.map(async (id) => {

@@ -10,9 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   type GetStateDigestRequest, type GetStateDigestResponse, GetStateDigestRequestSchema, GetStateDigestResponseSchema, StreamHeaderSchema,
 } from "../../proto/gen/bkv/v1/raft_pb.js";
-import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
-import { errorWithDetail } from "../../proto/rpc.js";
-import { type InboundContext, checkHeader } from "./inbound.js";
+import { type InboundContext, refuseHeader } from "./inbound.js";
 import type { FetchTarget } from "./snapshot-fetch.js";
 
 /** The digest right after applied index `index`, or undefined when this node does not remember it. */
@@ -23,13 +21,9 @@ type DigestCall = grpc.ServerUnaryCall<GetStateDigestRequest, GetStateDigestResp
 /** Serves one GetStateDigest call. */
 export function serveDigest(call: DigestCall, callback: grpc.sendUnaryData<GetStateDigestResponse>, source: DigestSource | undefined, ctx: InboundContext): void {
   const req = call.request;
-  const refusal = req.header === undefined
-    ? { code: grpc.status.FAILED_PRECONDITION, why: "GetStateDigest needs a header" }
-    : checkHeader(req.header, call, ctx);
-  if (refusal !== null) {
-    ctx.stats.inboundRefused++;
-    ctx.log("transport.digest_refused", { peer: call.getPeer(), why: refusal.why });
-    callback(errorWithDetail(refusal.code, refusal.why, { reason: ErrorReason.MEMBERSHIP }));
+  const refused = refuseHeader("GetStateDigest", "transport.digest_refused", req.header, call, ctx);
+  if (refused !== null) {
+    callback(refused);
     return;
   }
   const digest = req.index <= BigInt(Number.MAX_SAFE_INTEGER) ? source?.(Number(req.index)) : undefined;
