@@ -326,7 +326,8 @@ test.serial("as leader, a forged snapshot does not reset a counter on an honest 
   const metadata = { index, term, confState: { voters: [...rogue.loop.voters], learners: [] } };
   rogue.sendRaw([message({ type: MessageType.Snap, from: ROGUE, to: 1, term, snapshot: { metadata, totalSize: data.length, offset: 0, data, done: true } })]);
   const since = () => cluster.logOf(1).slice(mark);
-  await waitFor(() => since().includes("snapshot refused: too few nodes vouch") || undefined, "node 1 to refuse the forged snapshot", 30_000);
+  // Refused as unattested, or as a disagreement when an honest node applies that index meanwhile (the rogue leads on).
+  await waitFor(() => since().includes("snapshot refused: ") || undefined, "node 1 to refuse the forged snapshot", 30_000);
   const refusal = since().split("\n").find((l) => l.includes("snapshot refused")) ?? "";
   t.log(`node 1: ${refusal}`);
   t.deepEqual((JSON.parse(refusal) as { vouching: number[] }).vouching, [ROGUE], "only the rogue vouched");
