@@ -35,6 +35,9 @@ export class Metrics {
     name: "bkv_admin_request_seconds", help: "Admin API call latency", labelNames: ["method"], registers: [this.registry],
     buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30],
   });
+  readonly snapshotsRefused = new Counter({
+    name: "bkv_snapshots_refused_total", help: "Snapshot messages refused before install, by reason (index, disagreement, unattested)", labelNames: ["reason"], registers: [this.registry],
+  });
   readonly hsmUp = new Gauge({ name: "bkv_hsm_up", help: "1 while the last periodic HSM probe succeeded", registers: [this.registry] });
   readonly hsmProbeFailures = new Counter({ name: "bkv_hsm_probe_failures_total", help: "Periodic HSM probes that failed or timed out", registers: [this.registry] });
   readonly hsmEvaluation = new Histogram({

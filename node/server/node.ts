@@ -30,6 +30,7 @@ import { NodeHealth, type HealthFacts, healthState, notServingReason } from "./h
 import { HsmProbe } from "./hsm-probe.js";
 import { Joiner } from "./join.js";
 import { StateDigestRing } from "./state-digests.js";
+import { attestSnapshot } from "./snapshot-attest.js";
 import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
 import { ClientGate, bootstrapIssuers } from "./auth.js";
@@ -38,6 +39,9 @@ import { AuditLog } from "./audit.js";
 
 /** What the log and /readyz say while client authentication is off. */
 export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): any caller may act for any user; for local tests only";
+
+/** How long a peer has to answer GetStateDigest before a snapshot install counts it as silent. */
+const ATTEST_TIMEOUT_MS = 5000;
 
 export interface NodeAddresses {
   readonly client: string;
@@ -107,6 +111,11 @@ export class VaultNode {
       id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files: this.files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       log: this.log, onFatal: this.onFatal,
+      attest: (candidate) => attestSnapshot({
+        selfId: c.nodeId, threshold: c.threshold, log: this.log,
+        ask: (id, index) => this.transport.stateDigest(id, index, ATTEST_TIMEOUT_MS),
+        refused: (reason) => this.metrics.snapshotsRefused.inc({ reason }),
+      }, candidate),
       onApplied: (n, ms) => {
         this.metrics.appliedEntries.inc(n);
         this.metrics.applySeconds.observe(ms / 1000);
@@ -122,6 +131,7 @@ export class VaultNode {
       reportUnreachable: (id) => this.loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
       snapshotSource: (from, index, term) => this.loop.openSnapshot(from, index, term),
+      digestSource: (index) => this.loop.digestAt(index),
       onUndecodable: this.refused,
       log: (event, fields) => this.log.debug(event, fields),
     });

@@ -21,6 +21,7 @@ import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
 import { PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "./store-snapshots.js";
+import type { Candidate } from "./snapshot-attest.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
@@ -50,6 +51,8 @@ export interface RaftLoopOptions {
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;
+  /** Resolves when a snapshot's staged state may be installed, throws to refuse it (snapshot-attest.ts attestSnapshot). */
+  attest(c: Candidate): Promise<void>;
   /** Observer of each applied batch; its promise (the audit log's fsync) precedes the batch's store commit and the next apply. */
   onApplied?(entries: number, ms: number): Promise<void> | void;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
@@ -112,6 +115,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private snapshotOwed: boolean;
   /** Raft wants to send a snapshot whose store view was released: pin one at the next chance. */
   private pinWanted = false;
+  /** The next local snapshot compacts the log no further than this (oweFreshSnapshot). */
+  private keepLogAfter = Infinity;
   private readonly views: PinnedViews;
   private readonly stager: SnapshotStager;
 
@@ -132,6 +137,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
       appliedIndex: () => this.sm.appliedIndex,
       step: (m) => this.guard(() => this.raw.step(m)),
+      attest: (m, state) => o.attest({ from: m.from, index: m.snapshot!.metadata.index, ...state, members: this.membersWith(m) }),
     });
     this.raw = new RawNode({
       id: o.id, storage: withPinnedSnapshots(o.storage, this.views, () => { this.pinWanted = true; this.schedule(); }), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
@@ -141,7 +147,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.driver = new ReadyDriver(this.raw, o.storage, {
       observe: (rd) => { if (rd.softState !== null) this.onSoftState(rd.softState); },
       write: (rd) => this.startWrite(rd),
-      send: (messages) => this.link?.send(messages),
+      send: (messages) => { this.oweFreshSnapshot(messages); this.link?.send(messages); },
       apply: (rd) => this.applyReady(rd),
     });
   }
@@ -181,6 +187,33 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   step(m: Message): void {
     if (this.stopped || this.stager.intercept(m)) return;
     this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m) : m));
+  }
+
+  /** The members this node knows and those the snapshot message names: who may vouch for its state. */
+  private membersWith(m: Message): NodeId[] {
+    const named = m.snapshot?.metadata.confState;
+    return [...this.confState.voters, ...this.confState.learners, ...(named?.voters ?? []), ...(named?.learners ?? [])];
+  }
+
+  /**
+   * A follower installs a snapshot only once other nodes vouch for its state,
+   * and they remember their digests of recent indexes only (snapshot-attest.ts):
+   * a snapshot sent while entries were applied since is replaced at the next
+   * chance, so that the leader's next try carries a recent one.
+   */
+  private oweFreshSnapshot(messages: readonly Message[]): void {
+    for (const m of messages) {
+      const index = m.snapshot?.metadata.index ?? Infinity;
+      if (m.type !== MessageType.Snap || index >= this.sm.appliedIndex) continue;
+      this.snapshotOwed = true;
+      // The follower may still install the stale one: keep the entries after it, or it would need the fresh one too.
+      this.keepLogAfter = Math.min(this.keepLogAfter, index);
+    }
+  }
+
+  /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
+  digestAt(index: number): Uint8Array | undefined {
+    return this.sm.digestAt(index);
   }
 
   private fetchFrom(from: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
@@ -525,7 +558,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.snapshotOwed = false;
     // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
     // follower slightly behind catches up from the log, not a full snapshot.
-    this.o.storage.compact(Math.max(1, applied - this.catchUpEntries()));
+    this.o.storage.compact(Math.max(1, Math.min(applied - this.catchUpEntries(), this.keepLogAfter)));
+    this.keepLogAfter = Infinity;
     this.snapshotIndex = applied;
     this.o.log.info("took snapshot", { index: applied });
     return snap;

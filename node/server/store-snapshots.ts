@@ -14,17 +14,20 @@
 // one, which Raft sends at its next chance (etcd's
 // ErrSnapshotTemporarilyUnavailable).
 //
-// Receiver (SnapshotStager): a MsgSnap whose data names a store state is held
-// back from Raft until that state is downloaded from the sender into a staged
-// store and verified (as etcd's rafthttp saves the db file before Raft sees
-// the message); then it is stepped. One download at a time: every MsgSnap that
-// arrives meanwhile is dropped (the leader sends another while the follower
-// does not answer).
+// Receiver (SnapshotStager): a MsgSnap above the applied index is held back
+// from Raft until its state is in a staged store, verified, and attested by
+// the other nodes (snapshot-attest.ts); then it is stepped. A store state is
+// downloaded from the sender first (as etcd's rafthttp saves the db file
+// before Raft sees the message), an inline one (format 1: the bootstrap, a
+// leader of the release before the store) is restored from the message. One
+// at a time: every MsgSnap that arrives meanwhile is dropped, and so is one
+// that is refused or is not one complete server snapshot (the leader sends
+// another while the follower does not answer).
 import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
-import { decodeServerSnapshot, encodeServerSnapshot, type StoreRef } from "./snapshot-data.js";
+import { decodeServerSnapshot, encodeServerSnapshot, type ServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 
 /** Bytes per chunk of an inline snapshot's self-contained stream. */
@@ -163,6 +166,8 @@ export interface StagerContext {
   appliedIndex(): number;
   /** Steps a message into Raft (the held MsgSnap, once staged). */
   step(m: Message): void;
+  /** Resolves when the staged state (verified here) may be installed; throws to refuse it (snapshot-attest.ts). */
+  attest(m: Message, state: StoreRef): Promise<void>;
 }
 
 /** Uncommitted pairs an import holds before it commits (bounds its memory to a few MB). */
@@ -174,16 +179,20 @@ export class SnapshotStager {
   constructor(private readonly ctx: StagerContext) {}
 
   /**
-   * Takes a MsgSnap whose data names a store state: returns true when it is
-   * held or dropped here, false when Raft should step it now (not a store
-   * snapshot, or its state is staged).
+   * Takes a MsgSnap: returns true when it is held or dropped here, false when
+   * Raft should step it now (at or below the applied index: Raft's to refuse;
+   * or its state is staged).
    */
   intercept(m: Message): boolean {
-    const ref = storeRefOf(m);
-    if (ref === null) return false;
-    const { index, term } = m.snapshot!.metadata;
+    if (m.type !== MessageType.Snap || m.snapshot === null) return false;
+    const { index, term } = m.snapshot.metadata;
     if (index <= this.ctx.appliedIndex() || this.ctx.files.stagedAt(index)?.term === term) return false;
-    if (this.download === null) void this.stage(m, ref);
+    const data = serverSnapshotOf(m);
+    if (data === null) {
+      this.ctx.log.warn("snapshot message dropped: not one complete server snapshot", { from: m.from, index, term });
+    } else if (this.download === null) {
+      void this.stage(m, data);
+    }
     return true;
   }
 
@@ -192,19 +201,25 @@ export class SnapshotStager {
     this.download?.abort.abort();
   }
 
-  private async stage(m: Message, ref: StoreRef): Promise<void> {
+  private async stage(m: Message, data: ServerSnapshot): Promise<void> {
     const { index, term } = m.snapshot!.metadata;
     const abort = new AbortController();
     this.download = { index, abort };
     const t0 = performance.now();
     this.ctx.log.info("downloading a snapshot", { from: m.from, index, term });
     try {
-      await this.ctx.files.stage(index, term, async (store) => checkRef(await this.importFrom(m.from, index, term, store, abort.signal), ref));
+      await this.ctx.files.stage(index, term, async (store) => {
+        const got = data.store !== undefined
+          ? checkRef(await this.importFrom(m.from, index, term, store, abort.signal), data.store)
+          : restoreInline(this.ctx.clusterId, store, data.vault);
+        await this.ctx.attest(m, got);
+        return got;
+      });
       this.ctx.log.info("staged a snapshot", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
       this.download = null;
       this.ctx.step(m);
     } catch (err) {
-      this.ctx.log.warn("snapshot download failed; waiting for the next snapshot message", { from: m.from, index, error: err });
+      this.ctx.log.warn("snapshot not staged; waiting for the next snapshot message", { from: m.from, index, error: err });
       this.download = null;
     }
   }
@@ -219,15 +234,21 @@ export class SnapshotStager {
   }
 }
 
-/** The store reference of a complete single-chunk MsgSnap in format 2, else null. */
-function storeRefOf(m: Message): StoreRef | null {
+/** The server snapshot of a complete single-chunk MsgSnap, else null (current nodes never send more than one chunk). */
+function serverSnapshotOf(m: Message): ServerSnapshot | null {
   const c = m.snapshot;
-  if (m.type !== MessageType.Snap || c === null || c.offset !== 0 || !c.done) return null;
+  if (c === null || c.offset !== 0 || !c.done) return null;
   try {
-    return decodeServerSnapshot(c.data).store ?? null;
+    return decodeServerSnapshot(c.data);
   } catch {
-    return null; // not ours to judge: Raft and the apply path refuse it
+    return null;
   }
+}
+
+/** Restores an inline vault state (empty: a new state) into `store`. */
+function restoreInline(clusterId: string, store: LmdbVaultStore, vault: Uint8Array): StoreRef {
+  const sm = vault.length > 0 ? VaultStateMachine.restore({ clusterId, store }, vault) : new VaultStateMachine({ clusterId, store });
+  return { appliedIndex: sm.appliedIndex, digest: sm.digest() };
 }
 
 /** The downloaded state's reference, if it is the one the snapshot message names. */
@@ -251,8 +272,5 @@ export async function stageForInstall(files: VaultFiles, clusterId: string, snap
     if (files.stagedAt(index)?.term !== term) throw new VaultInvariantError(`Raft installs snapshot ${index} (term ${term}) but its store state is not staged`);
     return;
   }
-  await files.stage(index, term, async (store) => {
-    const sm = data.vault.length > 0 ? VaultStateMachine.restore({ clusterId, store }, data.vault) : new VaultStateMachine({ clusterId, store });
-    return { appliedIndex: sm.appliedIndex, digest: sm.digest() };
-  });
+  await files.stage(index, term, async (store) => restoreInline(clusterId, store, data.vault));
 }

@@ -5,7 +5,8 @@
 // - An empty store and a snapshot with the vault state inline (format 1: the
 //   bootstrap, or a data dir of the release before the store): the state is
 //   converted into the store (the upgrade path) and committed.
-// - Otherwise the store is opened as it is; it must hold at least the state
+// - Otherwise the store is opened as it is (a store of an older layout is
+//   upgraded and committed); it must hold at least the state
 //   the snapshot names, since the log before that is gone.
 // Raft then replays only the entries after the snapshot; the loop skips the
 // vault for those the store already holds.
@@ -31,6 +32,7 @@ export async function openVault(files: VaultFiles, snap: Snapshot, clusterId: st
     return sm;
   }
   const sm = new VaultStateMachine({ clusterId, store });
+  await store.commit(); // an upgrade of the store's layout on open (node/vault/state.ts) writes its digest states
   if (data?.store !== undefined && sm.appliedIndex < data.store.appliedIndex) {
     throw new StorageError(`the vault store is at index ${sm.appliedIndex}, behind the Raft snapshot's ${data.store.appliedIndex}: the entries between are compacted away; remove the data dir and add the node again`);
   }

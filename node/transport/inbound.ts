@@ -77,6 +77,19 @@ export function checkHeader(h: StreamHeader, call: Pick<ServerCall, "getAuthCont
   return null;
 }
 
+/**
+ * The error that ends a call of `method` (FetchSnapshot, GetStateDigest)
+ * whose header is missing or refused by checkHeader, logged as `event` and
+ * counted; null when the header is accepted.
+ */
+export function refuseHeader(method: string, event: string, h: StreamHeader | undefined, call: Pick<ServerCall, "getAuthContext" | "getPeer">, ctx: InboundContext): grpc.ServiceError | null {
+  const refusal = h === undefined ? { code: grpc.status.FAILED_PRECONDITION, why: `${method} needs a header` } : checkHeader(h, call, ctx);
+  if (refusal === null) return null;
+  ctx.stats.inboundRefused++;
+  ctx.log(event, { peer: call.getPeer(), why: refusal.why });
+  return errorWithDetail(refusal.code, refusal.why, { reason: ErrorReason.MEMBERSHIP });
+}
+
 function deliverFrame(req: StreamRequest, from: NodeId, ctx: InboundContext): void {
   if (req.frame.case !== "batch") {
     ctx.stats.malformedReceived++;

@@ -15,13 +15,15 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Message, NodeId } from "../raft/index.js";
 import {
-  RaftService, type FetchSnapshotRequest, type FetchSnapshotResponse, type StreamRequest, type StreamResponse,
+  RaftService, type FetchSnapshotRequest, type FetchSnapshotResponse, type GetStateDigestRequest, type GetStateDigestResponse,
+  type StreamRequest, type StreamResponse,
 } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { NO_CHANNELZ, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
 import { fetchChunks, serveFetch, type SnapshotSource } from "./snapshot-fetch.js";
+import { askDigest, serveDigest, type DigestSource } from "./state-digest.js";
 import { Peer, type PeerContext, type PeerState } from "./peer.js";
 import { newStats, type TransportStats } from "./stats.js";
 import {
@@ -33,6 +35,7 @@ export type { TransportStats } from "./stats.js";
 export type { PeerState } from "./peer.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { SnapshotSource, SnapshotStream } from "./snapshot-fetch.js";
+export type { DigestSource } from "./state-digest.js";
 
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -69,6 +72,8 @@ export interface TransportOptions {
   onUndecodable?(req: UndecodableRequest, peer: string): void;
   /** Serves FetchSnapshot (a follower downloading one of this node's snapshots). Default: holds none. */
   readonly snapshotSource?: SnapshotSource;
+  /** Serves GetStateDigest (a peer checking a snapshot before it installs it). Default: remembers none. */
+  readonly digestSource?: DigestSource;
   /** Structured events (no secrets are ever passed). Default: silent. */
   log?(event: string, fields: Record<string, unknown>): void;
 }
@@ -104,6 +109,8 @@ export class Transport {
     server.addService(this.definition, {
       stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, inbound),
       fetchSnapshot: (call: grpc.ServerWritableStream<FetchSnapshotRequest, FetchSnapshotResponse>) => void serveFetch(call, this.opts.snapshotSource, inbound),
+      getStateDigest: (call: grpc.ServerUnaryCall<GetStateDigestRequest, GetStateDigestResponse>, cb: grpc.sendUnaryData<GetStateDigestResponse>) =>
+        serveDigest(call, cb, this.opts.digestSource, inbound),
     });
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(this.opts.listenAddress, serverCredentials(this.opts.tls), (err, p) => err ? reject(err) : resolve(p));
@@ -182,6 +189,27 @@ export class Transport {
     } finally {
       client.close();
     }
+  }
+
+  /**
+   * Peer `id`'s state digest at applied index `index` (GetStateDigest on a
+   * channel of its own): null when the peer does not hold it; throws the
+   * call's error (unreachable, refused, past `timeoutMs`).
+   */
+  async stateDigest(id: NodeId, index: number, timeoutMs: number): Promise<Uint8Array | null> {
+    const address = this.peers.get(id)?.currentAddress;
+    if (address === undefined) throw new Error(`node ${id} is not a known peer`);
+    const client = this.peerCtx.newClient(id, address);
+    try {
+      return await askDigest({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, index, timeoutMs);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Ids of the peers this transport knows. */
+  get peerIds(): NodeId[] {
+    return [...this.peers.keys()];
   }
 
   /** The state of the outbound stream to `id`, or undefined for an unknown peer. */

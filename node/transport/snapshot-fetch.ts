@@ -14,9 +14,8 @@ import type { NodeId } from "../raft/index.js";
 import {
   type FetchSnapshotRequest, type FetchSnapshotResponse, FetchSnapshotRequestSchema, FetchSnapshotResponseSchema, StreamHeaderSchema,
 } from "../../proto/gen/bkv/v1/raft_pb.js";
-import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorWithDetail } from "../../proto/rpc.js";
-import { type InboundContext, checkHeader } from "./inbound.js";
+import { type InboundContext, refuseHeader } from "./inbound.js";
 
 /** An open snapshot: its chunks in order, then close() (also called when the caller goes away). */
 export interface SnapshotStream {
@@ -32,13 +31,9 @@ type FetchCall = grpc.ServerWritableStream<FetchSnapshotRequest, FetchSnapshotRe
 /** Serves one FetchSnapshot call. */
 export async function serveFetch(call: FetchCall, source: SnapshotSource | undefined, ctx: InboundContext): Promise<void> {
   const req = call.request;
-  const refusal = req.header === undefined
-    ? { code: grpc.status.FAILED_PRECONDITION, why: "FetchSnapshot needs a header" }
-    : checkHeader(req.header, call, ctx);
-  if (refusal !== null) {
-    ctx.stats.inboundRefused++;
-    ctx.log("transport.fetch_refused", { peer: call.getPeer(), why: refusal.why });
-    call.emit("error", errorWithDetail(refusal.code, refusal.why, { reason: ErrorReason.MEMBERSHIP }));
+  const refused = refuseHeader("FetchSnapshot", "transport.fetch_refused", req.header, call, ctx);
+  if (refused !== null) {
+    call.emit("error", refused);
     return;
   }
   const snap = safeIndex(req.index) && safeIndex(req.term) ? source?.(Number(req.header!.from), Number(req.index), Number(req.term)) ?? null : null;

@@ -35,6 +35,7 @@ export {
 } from "./result.js";
 export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
 export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
+export { DEFAULT_DIGEST_WINDOW, DigestRing } from "./digest-ring.js";
 export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
 export { MemoryStore, type VaultStore } from "./store.js";
 export { ALL_KEYS } from "./keys.js";

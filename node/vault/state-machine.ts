@@ -26,6 +26,7 @@ import type { IssuerPolicy } from "./issuers.js";
 import { tokenRefusal } from "./jwt.js";
 import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
+import { DigestRing } from "./digest-ring.js";
 import type { RegistrationRecord } from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
@@ -70,11 +71,14 @@ export interface VaultOptions {
    * a new state; one that holds a state (a restart) is opened as it is.
    */
   readonly store?: VaultStore;
+  /** Applied indexes whose state digest digestAt() remembers (default 65,536; in memory only). */
+  readonly digestWindow?: number;
 }
 
 export class VaultStateMachine {
   private readonly state: StoreState;
   private readonly requests: RequestTable;
+  private readonly ring: DigestRing;
 
   constructor(opts: VaultOptions) {
     const store = opts.store ?? new MemoryStore();
@@ -86,6 +90,8 @@ export class VaultStateMachine {
       })
       : StoreState.open(store, opts.clusterId);
     this.requests = new RequestTable(this.state);
+    this.ring = new DigestRing(opts.digestWindow);
+    this.ring.record(this.state.appliedIndex, this.state.digest);
   }
 
   /**
@@ -103,7 +109,7 @@ export class VaultStateMachine {
     } else {
       importLegacySnapshot(opts.clusterId, data, store);
     }
-    return new VaultStateMachine({ clusterId: opts.clusterId, store });
+    return new VaultStateMachine({ clusterId: opts.clusterId, store, ...(opts.digestWindow !== undefined ? { digestWindow: opts.digestWindow } : {}) });
   }
 
   get appliedIndex(): number {
@@ -163,10 +169,11 @@ export class VaultStateMachine {
     this.advance(index);
   }
 
-  /** Writes the applied index with the entry's changes, then the digests. */
+  /** Writes the applied index with the entry's changes, then the digests; remembers the digest at `index`. */
   private advance(index: number): void {
     this.state.setMetaU64("applied", (this.state.appliedIndex = index));
     this.state.flush();
+    this.ring.record(index, this.state.digest);
   }
 
   private checkIndex(index: number): void {
@@ -308,12 +315,21 @@ export class VaultStateMachine {
   }
 
   /**
-   * The state digest (digest.ts), O(1): the sum of the hashes of every pair
-   * of the store, kept on every write; equal on every node at the same
+   * The state digest (digest.ts), O(1): the LtHash of every pair of the
+   * store, kept on every write; equal on every node at the same
    * applied index however it got there.
    */
   digest(): Uint8Array {
     return this.state.digest;
+  }
+
+  /**
+   * The state digest right after applied index `index`, if this state
+   * applied (or opened at) it within the last `digestWindow` indexes since
+   * it was opened; what a node vouches for (GetStateDigest).
+   */
+  digestAt(index: number): Uint8Array | undefined {
+    return this.ring.digestAt(index);
   }
 
   /** The same over the records and node announcements only: unchanged by a refused command. */

@@ -5,20 +5,23 @@
 //
 // Invariants: the cached meta fields equal their pairs in the store; the
 // digests cover every pair but "mdigest" and "mcontent" ("mcontent" covers
-// records and nodes only) and are written back by flush().
+// records and nodes only) and are written back by flush(). A store of layout
+// 1 (digests as sums of SHA-256, digest.ts) is upgraded on open: its digest
+// states are recomputed by one scan (the caller commits the writes).
 import { validateCaCertificate, validateClusterId } from "../../proto/crypto/index.js";
 import type { NodeAnnouncement } from "./commands.js";
-import { DigestSum } from "./digest.js";
+import { LtHash, pairHash } from "./digest.js";
 import { VaultInvariantError } from "./errors.js";
-import { type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
+import { ALL_KEYS, type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
 import type { StoredRecord } from "./records.js";
 import { type ThrottleSchedule, decodeSchedule, encodeSchedule } from "./throttle.js";
 import { type IssuerPolicy, decodeIssuerPolicy, encodeIssuerPolicy } from "./issuers.js";
 import type { VaultStore } from "./store.js";
 import { decodeNode, decodeStoredRecord, encodeNode, encodeStoredRecord } from "./values.js";
 
-/** The layout version written under "mformat". */
-export const STORE_FORMAT = 1;
+/** The layout version written under "mformat" (2: LtHash digest states; 1: sums of SHA-256, upgraded on open). */
+export const STORE_FORMAT = 2;
+const SUM_DIGEST_FORMAT = 1;
 /** The meta names of the two digest pairs, which the digests do not cover. */
 const UNCOUNTED = new Set(["digest", "content"]);
 /** Decoded records kept for reads (bounded; a cache only, the store is the truth). */
@@ -47,15 +50,18 @@ export class StoreState {
   issuers: IssuerPolicy | null;
   records: number;
   locked: number;
-  private readonly digestSum: DigestSum;
-  private readonly contentSum: DigestSum;
+  private readonly digestSum: LtHash;
+  private readonly contentSum: LtHash;
   private readonly cache = new Map<string, StoredRecord>();
+  /** The pairHash of each meta pair's value as last written here: most entries rewrite a few meta pairs. */
+  private readonly metaHashes = new Map<string, { readonly value: Uint8Array; readonly hash: Uint16Array }>();
   /** Every announcement, verified once when read from the store (a handful of nodes). */
   private readonly nodeMap = new Map<number, NodeAnnouncement>();
 
   private constructor(readonly store: VaultStore) {
     const cluster = store.get(metaKey("cluster"));
     if (cluster === undefined) throw new VaultInvariantError("the store holds no vault state");
+    if (store.get(metaKey("format"))?.[0] === SUM_DIGEST_FORMAT) StoreState.recomputeDigests(store);
     const format = store.get(metaKey("format"))?.[0];
     if (format !== STORE_FORMAT) throw new VaultInvariantError(`the store's layout version ${String(format)} is not ${STORE_FORMAT}`);
     this.clusterId = Buffer.from(cluster).toString("utf8");
@@ -69,8 +75,8 @@ export class StoreState {
     this.issuers = issuers === undefined ? null : decodeIssuerPolicy(issuers);
     this.records = readU64(this.meta("records"));
     this.locked = readU64(this.meta("locked"));
-    this.digestSum = new DigestSum(this.meta("digest"));
-    this.contentSum = new DigestSum(this.meta("content"));
+    this.digestSum = new LtHash(this.meta("digest"));
+    this.contentSum = new LtHash(this.meta("content"));
     const [start, end] = tableRange(PREFIX.node);
     for (const [, v] of store.scan(start, end)) {
       const n = decodeNode(v, this.clusterId, this.clusterCa);
@@ -93,7 +99,7 @@ export class StoreState {
       throw new VaultInvariantError(`request id capacity ${String(n.requestIdCapacity)} must be in [1, 2^32-1]`);
     }
     if (store.get(metaKey("cluster")) !== undefined) throw new VaultInvariantError("the store already holds a vault state");
-    const sum = new DigestSum();
+    const sum = new LtHash();
     const put = (name: MetaName, v: Uint8Array) => { store.put(metaKey(name), v); sum.add(metaKey(name), v); };
     const cap = Buffer.alloc(4);
     cap.writeUInt32BE(n.requestIdCapacity);
@@ -104,9 +110,22 @@ export class StoreState {
     put("throttle", encodeSchedule(n.throttle));
     if (n.issuers !== undefined && n.issuers !== null) put("issuers", encodeIssuerPolicy(n.issuers));
     for (const name of ["applied", "reqcount", "records", "locked", "time"] as const) put(name, u64(0));
-    store.put(metaKey("digest"), sum.bytes());
-    store.put(metaKey("content"), new DigestSum().bytes());
+    store.put(metaKey("digest"), sum.state());
+    store.put(metaKey("content"), new LtHash().state());
     return new StoreState(store);
+  }
+
+  /** Upgrades a layout-1 store: writes the current layout version, then both digest states from one scan. */
+  private static recomputeDigests(store: VaultStore): void {
+    store.put(metaKey("format"), Uint8Array.of(STORE_FORMAT));
+    const [sum, content] = [new LtHash(), new LtHash()];
+    for (const [k, v] of store.scan(...ALL_KEYS)) {
+      if (StoreState.uncounted(k)) continue;
+      sum.add(k, v);
+      if (k[0] === PREFIX.record || k[0] === PREFIX.node) content.add(k, v);
+    }
+    store.put(metaKey("digest"), sum.state());
+    store.put(metaKey("content"), content.state());
   }
 
   private meta(name: MetaName): Uint8Array {
@@ -120,16 +139,29 @@ export class StoreState {
     const old = this.store.get(key);
     const content = key[0] === PREFIX.record || key[0] === PREFIX.node;
     if (old !== undefined) {
-      this.digestSum.remove(key, old);
-      if (content) this.contentSum.remove(key, old);
+      const h = this.hashOf(key, old);
+      this.digestSum.removeHash(h);
+      if (content) this.contentSum.removeHash(h);
     }
     if (value === null) {
       this.store.delete(key);
       return;
     }
-    this.digestSum.add(key, value);
-    if (content) this.contentSum.add(key, value);
+    const h = this.hashOf(key, value);
+    this.digestSum.addHash(h);
+    if (content) this.contentSum.addHash(h);
     this.store.put(key, value);
+  }
+
+  /** pairHash(key, value), remembered for the meta pairs (the last value per meta key; a hit is checked against the value). */
+  private hashOf(key: Uint8Array, value: Uint8Array): Uint16Array {
+    if (key[0] !== PREFIX.meta) return pairHash(key, value);
+    const id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+    const hit = this.metaHashes.get(id);
+    if (hit !== undefined && Buffer.compare(hit.value, value) === 0) return hit.hash;
+    const hash = pairHash(key, value);
+    this.metaHashes.set(id, { value: value.slice(), hash });
+    return hash;
   }
 
   setMetaU64(name: "applied" | "reqcount" | "records" | "locked" | "time", v: number): void {
@@ -145,16 +177,17 @@ export class StoreState {
 
   /** Writes the digests back (after each applied entry). */
   flush(): void {
-    this.store.put(metaKey("digest"), this.digestSum.bytes());
-    this.store.put(metaKey("content"), this.contentSum.bytes());
+    this.store.put(metaKey("digest"), this.digestSum.state());
+    this.store.put(metaKey("content"), this.contentSum.state());
   }
 
+  /** The reported state digest (digest.ts). */
   get digest(): Uint8Array {
-    return this.digestSum.bytes();
+    return this.digestSum.digest();
   }
 
   get contentDigest(): Uint8Array {
-    return this.contentSum.bytes();
+    return this.contentSum.digest();
   }
 
   getRecord(user: string): StoredRecord | undefined {
@@ -203,3 +236,4 @@ export class StoreState {
     return key[0] === PREFIX.meta && UNCOUNTED.has(Buffer.from(key.subarray(1)).toString("latin1"));
   }
 }
+

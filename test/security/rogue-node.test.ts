@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { EntryType, MessageType, message } from "../../node/raft/index.js";
-import { type Command, type NodeAnnouncement, type VaultResult, encodeCommand, parseEnvelope, stampTime, unstamp } from "../../node/vault/index.js";
+import { type Command, type NodeAnnouncement, type VaultResult, VaultStateMachine, encodeCommand, parseEnvelope, stampTime, unstamp } from "../../node/vault/index.js";
 import { recordKey } from "../../node/vault/keys.js";
 import { decodeStoredRecord, encodeStoredRecord } from "../../node/vault/values.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
@@ -326,12 +326,13 @@ test.serial("as leader, the rogue equivocates: one attempt, another blinded elem
   t.log(`leader: attempt ${r.attemptId} evaluated on node 1 for one blinded element and on node 2 for another: 2 guesses with the rogue's share (t = 2) for one attempt counted on each node`);
 });
 
-// KNOWN BUG (found by this test; see docs/threat-model.md): a follower
-// installs any InstallSnapshot above its commit index, and nothing checks
-// the vault state inside against what it applied. A rogue leader (and any
-// rogue node: a MsgApp or MsgSnap of a higher term makes it leader) resets a
-// counter with one message. test.failing: passes while the bug is there.
-test.serial.failing("KNOWN BUG: as leader, a forged snapshot does not reset a counter on an honest follower", async (t) => {
+// Was a KNOWN BUG (test.failing) until the attested install
+// (docs/threat-model.md, "Closed: a forged InstallSnapshot resets a
+// counter"): a follower installed any InstallSnapshot above its commit
+// index. Now it installs a snapshot's state only when t other nodes report
+// the digest it recomputed at that applied index; the rogue vouches for its
+// forgery, but with t = 2 an honest node must too, and none holds that state.
+test.serial("as leader, a forged snapshot does not reset a counter on an honest follower, even with the rogue vouching for it", async (t) => {
   if (!rogue.loop.isLeader) await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
   const before = await observe();
   const index = rogue.storage.lastIndex() + 1;
@@ -343,10 +344,20 @@ test.serial.failing("KNOWN BUG: as leader, a forged snapshot does not reset a co
     s.write(recordKey(USER), encodeStoredRecord({ ...rec, attempts: 0, pending: [] }));
     s.setMetaU64("applied", (s.appliedIndex = index));
   });
+  const forged = VaultStateMachine.restore({ clusterId: rogue.cfg.clusterId }, vault).digest();
+  rogue.vouch = (i) => (i === index ? forged : rogue.loop.digestAt(i));
+  t.teardown(() => { rogue.vouch = (i) => rogue.loop.digestAt(i); });
+  const mark = cluster.logOf(1).length;
   const data = encodeServerSnapshot({ peers: rogue.loop.peers, vault });
   const metadata = { index, term, confState: { voters: [...rogue.loop.voters], learners: [] } };
   rogue.sendRaw([message({ type: MessageType.Snap, from: ROGUE, to: 1, term, snapshot: { metadata, totalSize: data.length, offset: 0, data, done: true } })]);
-  await waitFor(() => cluster.logOf(1).includes(`"restored snapshot"`) || undefined, "node 1 to install the forged snapshot", 10_000).catch(() => undefined);
+  const since = () => cluster.logOf(1).slice(mark);
+  // Refused as unattested, or as a disagreement when an honest node applies that index meanwhile (the rogue leads on).
+  await waitFor(() => since().includes("snapshot refused: ") || undefined, "node 1 to refuse the forged snapshot", 30_000);
+  const refusal = since().split("\n").find((l) => l.includes("snapshot refused")) ?? "";
+  t.log(`node 1: ${refusal}`);
+  t.deepEqual((JSON.parse(refusal) as { vouching: number[] }).vouching, [ROGUE], "only the rogue vouched");
+  t.false(since().includes(`"restored snapshot"`), "node 1 did not install it");
   const after = await observe();
   t.log(`node 1 attempts remaining: ${before.get(1)?.remaining} before the forged snapshot, ${after.get(1)?.remaining} after`);
   assertNothingGaveWay(t, before, after);

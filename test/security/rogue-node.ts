@@ -30,6 +30,8 @@ export type Rewrite = (m: Message) => Message | null;
 export class RogueNode {
   /** Applied to every outbound message of the rogue's own Raft loop; identity by default. */
   rewrite: Rewrite = (m) => m;
+  /** What the rogue answers to GetStateDigest (a peer checking a snapshot): its own digests by default; any lie it likes. */
+  vouch: (index: number) => Uint8Array | undefined = (index) => this.loop.digestAt(index);
 
   private constructor(
     /** Errors the rogue's own Raft loop gave up on (its state may be broken by what it sent). */
@@ -54,16 +56,20 @@ export class RogueNode {
       id: cfg.nodeId, clusterId: cfg.clusterId, storage, files, sm, tickMs: cfg.tickMs, electionTick: cfg.electionTick,
       heartbeatTick: cfg.heartbeatTick, snapshotInterval: cfg.snapshotInterval, snapshotRetention: cfg.snapshotRetention, proposalTimeoutMs: 10_000, log,
       onFatal: (err) => fatal.push(err),
+      attest: () => Promise.resolve(), // the rogue installs whatever it is sent
     });
     const tls = { ca: readFileSync(cfg.tls.ca), cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) };
-    const transport = new Transport({
+    const self: { rogue?: RogueNode } = {};
+    const transport: Transport = new Transport({
       nodeId: cfg.nodeId, clusterId: cfg.clusterId, listenAddress: cfg.peerListen, tls,
       onMessage: (m) => loop.step(m), reportUnreachable: (id) => loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => loop.reportSnapshot(id, ok),
       snapshotSource: (from, index, term) => loop.openSnapshot(from, index, term),
+      digestSource: (index): Uint8Array | undefined => self.rogue?.vouch(index),
     });
     await transport.start();
     const rogue = new RogueNode(fatal, cfg, hsm, storage, loop, transport, files);
+    self.rogue = rogue;
     const link = {
       send: (ms: readonly Message[]) => transport.send(ms.map((m) => rogue.rewrite(m)).filter((m): m is Message => m !== null)),
       addPeer: (id: number, address: string) => transport.addPeer(id, address),

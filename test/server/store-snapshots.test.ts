@@ -9,7 +9,8 @@ import test from "ava";
 import { ErrSnapshotTemporarilyUnavailable, MemoryStorage, MessageType, type Message, message } from "../../node/raft/index.js";
 import { VaultFiles } from "../../node/storage/index.js";
 import { ALL_KEYS, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
-import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { SnapshotRefusedError } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { PIN_IDLE_MS, PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
 import { CLUSTER, Harness, register, registerCmd } from "../../testkit/vault.js";
@@ -30,7 +31,12 @@ function snapMessage(h: Harness, term: number, digest = h.sm.digest()): Message 
   return message({ type: MessageType.Snap, from: 1, to: 2, term, snapshot: { metadata: { index: h.index, term, confState: CONF }, totalSize: data.length, offset: 0, data, done: true } });
 }
 
-interface Rig { stager: SnapshotStager; files: VaultFiles; stepped: Message[]; fetches: number; release(): void }
+interface Rig {
+  stager: SnapshotStager; files: VaultFiles; stepped: Message[]; fetches: number; release(): void;
+  /** The attestation (default: every state is attested); `attested` records what it was asked. */
+  attest(m: Message, state: StoreRef): Promise<void>;
+  attested: StoreRef[];
+}
 
 /** A stager whose downloads stream `h`'s state, held until release(). */
 async function rig(t: import("ava").ExecutionContext, h: Harness): Promise<Rig> {
@@ -38,9 +44,12 @@ async function rig(t: import("ava").ExecutionContext, h: Harness): Promise<Rig> 
   t.teardown(() => files.close());
   let open!: () => void;
   const gate = new Promise<void>((r) => { open = r; });
-  const r: Rig = { files, stepped: [], fetches: 0, release: () => open(), stager: null as unknown as SnapshotStager };
+  const r: Rig = {
+    files, stepped: [], fetches: 0, release: () => open(), stager: null as unknown as SnapshotStager, attested: [],
+    attest: (_m, state) => { r.attested.push(state); return Promise.resolve(); },
+  };
   r.stager = new SnapshotStager({
-    clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, step: (m) => void r.stepped.push(m),
+    clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, step: (m) => void r.stepped.push(m), attest: (m, state) => r.attest(m, state),
     fetch: async function* () {
       r.fetches++;
       await gate;
@@ -86,15 +95,42 @@ test("a download that is not the state the message names is refused: nothing sta
   t.is(r.stepped.length, 1);
 });
 
-test("an inline (format 1) or partial snapshot message goes straight to Raft", async (t) => {
+test("an inline (format 1) snapshot message is restored, attested, then stepped; a partial one is dropped", async (t) => {
   const h = leaderState(1);
   const r = await rig(t, h);
   const inline = encodeServerSnapshot({ peers: new Map(), vault: h.sm.snapshot() });
-  const whole = message({ type: MessageType.Snap, from: 1, to: 2, term: 3, snapshot: { metadata: { index: 9, term: 3, confState: CONF }, totalSize: inline.length, offset: 0, data: inline, done: true } });
-  t.false(r.stager.intercept(whole));
+  const whole = message({ type: MessageType.Snap, from: 1, to: 2, term: 3, snapshot: { metadata: { index: h.index, term: 3, confState: CONF }, totalSize: inline.length, offset: 0, data: inline, done: true } });
   const part = message({ ...whole, snapshot: { ...whole.snapshot!, done: false, data: inline.subarray(0, 10) } });
-  t.false(r.stager.intercept(part));
+  t.true(r.stager.intercept(part), "held back and dropped: Raft never assembles an unchecked state");
+  t.true(r.stager.intercept(whole));
+  await until(() => r.stepped.length > 0);
+  t.deepEqual(r.stepped, [whole]);
+  t.deepEqual(r.attested.map((s) => [s.appliedIndex, Buffer.from(s.digest).toString("hex")]), [[h.index, Buffer.from(h.sm.digest()).toString("hex")]]);
   t.is(r.fetches, 0);
+  t.false(r.stager.intercept(whole), "staged: now Raft's");
+});
+
+test("a state the attestation refuses is not staged and not stepped; the next message installs once it is attested", async (t) => {
+  const h = leaderState(3);
+  const r = await rig(t, h);
+  r.release();
+  let vouched = false;
+  r.attest = (_m, state) => {
+    r.attested.push(state);
+    return vouched ? Promise.resolve() : Promise.reject(new SnapshotRefusedError("unattested", "1 of the 2 nodes needed vouch"));
+  };
+  const retry = (): boolean => r.stager.intercept(snapMessage(h, 3));
+  t.true(retry());
+  await until(() => retry() && r.fetches === 2); // dropped while the first is in progress
+  await until(() => r.attested.length === 2);
+  await new Promise((res) => setTimeout(res, 100));
+  t.deepEqual(r.stepped, []);
+  t.deepEqual(r.files.stagedIndices(), [], "the refused state left nothing behind");
+  vouched = true;
+  await until(() => r.stepped.length > 0 || !retry());
+  await until(() => r.stepped.length > 0);
+  t.is(r.stepped.length, 1);
+  t.is(r.files.stagedAt(h.index)?.appliedIndex, h.index);
 });
 
 test("pinned views: the newest `retention` are served; an older one lives on while a transfer reads it", async (t) => {

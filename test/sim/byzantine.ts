@@ -13,10 +13,17 @@
 //
 // Every random choice (blinded elements, the order of honest nodes, the
 // order in which a guess visits its nodes) comes from the seed.
+//
+// A follower installs a snapshot only as node/server does
+// (snapshot-attest.ts, the same `judge`): it restores the state, then asks
+// every other node for its digest at that applied index (synchronously, no
+// timers: the honest nodes answer from their digest rings, the rogue vouches
+// for its own forgery) and needs `t` of them to match.
 import {
   type Entry, EntryType, type Message, MessageType, MemoryStorage, type NodeId, RawNode, bootstrapSnapshot, message,
 } from "../../node/raft/index.js";
 import { VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
+import { judge } from "../../node/server/snapshot-attest.js";
 import { type Registration, equalBytes } from "../../proto/crypto/index.js";
 import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd } from "../../testkit/vault.js";
 import { Prng } from "./prng.js";
@@ -49,6 +56,8 @@ export interface BoundMeasure extends BoundCase {
   readonly counting: number;
   /** Evaluate calls an honest node refused (its counter was spent: the begin locked the record or found it locked). */
   readonly refusedEvaluations: number;
+  /** Snapshot messages the honest nodes refused (not attested). */
+  readonly refusedSnapshots: number;
 }
 
 export const USER = "victim";
@@ -63,14 +72,21 @@ export function countingBound(c: BoundCase): number {
   return Math.floor((c.guessLimit * (c.n - c.f)) / (c.t - c.f));
 }
 
+/** Who answers GetStateDigest in the simulation: node id → its digest at an index (null: does not hold it). */
+export type Directory = ReadonlyMap<NodeId, (index: number) => Uint8Array | null>;
+
 /** One honest follower: RawNode + MemoryStorage + the vault, with a synchronous Ready loop. */
 export class HonestFollower {
   readonly storage = new MemoryStorage();
   readonly raw: RawNode;
   vault = new VaultStateMachine({ clusterId: CLUSTER });
+  /** Snapshot messages refused before Raft saw them (not attested). */
+  refusedSnapshots = 0;
+  /** The nodes this one asks before it installs a snapshot (set by whoever builds the cluster). */
+  directory: Directory = new Map();
   private voters: readonly NodeId[];
 
-  constructor(readonly id: NodeId, voters: readonly NodeId[], prng: Prng) {
+  constructor(readonly id: NodeId, voters: readonly NodeId[], prng: Prng, private readonly threshold = 2) {
     this.voters = voters;
     this.storage.applySnapshot(bootstrapSnapshot(voters));
     this.raw = new RawNode({ id, storage: this.storage, electionTick: 10, heartbeatTick: 1, randomInt: (k) => prng.int(k) });
@@ -78,6 +94,7 @@ export class HonestFollower {
 
   /** Steps one message and runs the Ready loop; returns what the node sent. */
   receive(m: Message): Message[] {
+    if (!this.attested(m)) return [];
     this.raw.step(m);
     const out: Message[] = [];
     while (this.raw.hasReady()) {
@@ -94,6 +111,29 @@ export class HonestFollower {
       this.raw.advance(rd);
     }
     return out;
+  }
+
+  /** False for a snapshot message above the applied index whose state `t` other nodes do not vouch for (node/server's stager). */
+  private attested(m: Message): boolean {
+    const snap = m.snapshot;
+    if (m.type !== MessageType.Snap || snap === null || snap.metadata.index <= this.vault.appliedIndex) return true;
+    let state: VaultStateMachine;
+    try {
+      state = VaultStateMachine.restore({ clusterId: CLUSTER }, snap.data);
+    } catch {
+      this.refusedSnapshots++;
+      return false;
+    }
+    const c = { from: m.from, index: snap.metadata.index, appliedIndex: state.appliedIndex, digest: state.digest(), members: this.voters };
+    const answers = [...this.directory].filter(([id]) => id !== this.id).map(([id, ask]) => ({ id, digest: ask(c.appliedIndex) }));
+    const ok = judge(c, this.threshold, answers, this.id) === "admit";
+    if (!ok) this.refusedSnapshots++;
+    return ok;
+  }
+
+  /** GetStateDigest as node/server answers it: the digest right after `index`, if remembered. */
+  digestAt(index: number): Uint8Array | null {
+    return this.vault.digestAt(index) ?? null;
   }
 
   private apply(e: Entry): void {
@@ -119,7 +159,15 @@ export class HonestFollower {
 
 /** The rogue leader: a hand-written sender of per-follower log suffixes, commit indexes and snapshots. */
 export class RogueLeader {
+  /** The digests it vouches for, by index: its forgeries. */
+  private readonly lies = new Map<number, Uint8Array>();
+
   constructor(readonly id: NodeId, private readonly voters: readonly NodeId[]) {}
+
+  /** GetStateDigest as the rogue answers it: the digest of its forgery at `index`. */
+  digestAt(index: number): Uint8Array | null {
+    return this.lies.get(index) ?? null;
+  }
 
   /** Appends `data` right after the follower's last entry, with a commit index covering it; returns its index. */
   append(to: HonestFollower, data: Uint8Array): number {
@@ -143,13 +191,29 @@ export class RogueLeader {
     const vault = new VaultStateMachine({ clusterId: CLUSTER });
     vault.apply(2, encodeCommand(registerCmd(reg)), this.voters);
     vault.skip(index);
-    const data = vault.snapshot();
+    this.vouch(index, vault.digest());
+    this.sendSnapshot(to, index, vault.snapshot());
+  }
+
+  /** From now on answers `digest` when asked for its digest at `index`. */
+  vouch(index: number, digest: Uint8Array): void {
+    this.lies.set(index, digest);
+  }
+
+  /** Sends a complete InstallSnapshot at `index` carrying the vault snapshot `data`. */
+  sendSnapshot(to: HonestFollower, index: number, data: Uint8Array): void {
     const metadata = { index, term: TERM, confState: { voters: [...this.voters], learners: [] } };
     to.receive(message({
       type: MessageType.Snap, from: this.id, to: to.id, term: TERM,
       snapshot: { metadata, totalSize: data.byteLength, offset: 0, data, done: true },
     }));
   }
+}
+
+/** Lets every honest follower ask every other node (the rogue included) for its digest. */
+export function connect(honest: readonly HonestFollower[], rogue: RogueLeader): void {
+  const directory: Directory = new Map([...honest.map((h) => [h.id, (i: number) => h.digestAt(i)] as const), [rogue.id, (i: number) => rogue.digestAt(i)]]);
+  for (const h of honest) h.directory = directory;
 }
 
 /** The honest node subsets of each guess, as positions 0..n−f−1 into a shuffled list of honest nodes. */
@@ -170,7 +234,8 @@ export function measureBound(c: BoundCase, strategy: Strategy, seed: number): Bo
   const prng = new Prng(seed);
   const ids = Array.from({ length: c.n }, (_, i) => i + 1);
   const rogue = new RogueLeader(c.n, ids);
-  const honest = shuffle(ids.slice(0, c.n - c.f).map((id) => new HonestFollower(id, ids, prng.fork(`node-${id}`))), prng);
+  const honest = shuffle(ids.slice(0, c.n - c.f).map((id) => new HonestFollower(id, ids, prng.fork(`node-${id}`), c.t)), prng);
+  connect(honest, rogue);
   const reg = register(USER, { guessLimit: c.guessLimit, threshold: c.t, nodes: ids.map((id) => makeNode(id)) });
   for (const node of honest) rogue.append(node, encodeCommand(registerCmd(reg)));
   const attack = new Attack(c, strategy, honest, rogue, prng);
@@ -181,7 +246,9 @@ export function measureBound(c: BoundCase, strategy: Strategy, seed: number): Bo
       attack.spend();
     }
   }
-  return { ...c, strategy, seed, measured: attack.guesses, documented: documentedBound(c), counting: countingBound(c), refusedEvaluations: attack.refused };
+  return { ...c, strategy, seed, measured: attack.guesses, documented: documentedBound(c), counting: countingBound(c), refusedEvaluations: attack.refused,
+    refusedSnapshots: honest.reduce((n, h) => n + h.refusedSnapshots, 0),
+  };
 }
 
 /** The attacker's loop: keeps asking for guesses well past any bound; the honest counters must stop it. */

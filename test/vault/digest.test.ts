@@ -1,10 +1,11 @@
-// The state digest (node/vault/digest.ts, docs/vault.md §4): kept
-// incrementally, equal to a sum computed from scratch over the store's
+// The state digest (node/vault/digest.ts, docs/vault.md §4): an LtHash kept
+// incrementally, equal to one computed from scratch over the store's
 // pairs, equal for equal states however they were reached, different for
 // any difference, and checked when a snapshot is imported.
 import test from "ava";
 import { type Command, CorruptSnapshotError, MemoryStore, VaultStateMachine } from "../../node/vault/index.js";
-import { DigestSum } from "../../node/vault/digest.js";
+import { createHash } from "node:crypto";
+import { LTHASH_BYTES, LtHash } from "../../node/vault/digest.js";
 import { ALL_KEYS, PREFIX, metaKey, recordKey } from "../../node/vault/keys.js";
 import { StoreState } from "../../node/vault/state.js";
 import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
@@ -40,10 +41,59 @@ function replay(cmds: readonly Command[], h = new Harness()): Harness {
 
 /** The digest recomputed from scratch over every counted pair of a store. */
 function fromScratch(store: MemoryStore): string {
-  const sum = new DigestSum();
+  const sum = new LtHash();
   for (const [k, v] of store.scan(...ALL_KEYS)) if (!StoreState.uncounted(k)) sum.add(k, v);
-  return hex(sum.bytes());
+  return hex(sum.digest());
 }
+
+const b = (s: string): Uint8Array => Buffer.from(s, "latin1");
+
+test("LtHash: known answers (checked against Python's hashlib shake_256 and sha256)", (t) => {
+  t.is(hex(new LtHash().digest()), "fa4267f9b73afdb4db50da2a8447335eaf8f60f9cd32b26c6f954a96e7bc9c7d", "the empty set: SHA-256 of the prefix and 2048 zero bytes");
+  const h = new LtHash();
+  h.add(b("k"), b("v"));
+  h.add(b("mformat"), Uint8Array.of(2));
+  h.remove(b("r"), b(""));
+  t.is(hex(h.state().subarray(0, 8)), "69731fac3f42b369");
+  t.is(hex(h.digest()), "a6e52a801b0aff6cd07f0b261a2adaec5f5e4d21b42e45be02eb8f35c6ea3e75");
+  t.is(hex(h.digest()), hex(createHash("sha256").update("bkv-lthash16").update(h.state()).digest()));
+});
+
+test("LtHash: adding in any order gives the same state; remove undoes add; a state round-trips", (t) => {
+  const pairs = Array.from({ length: 20 }, (_, i) => [b(`key-${i}`), b(`value-${i * 7}`)] as const);
+  const forward = new LtHash();
+  const backward = new LtHash();
+  for (const [k, v] of pairs) forward.add(k, v);
+  for (const [k, v] of [...pairs].reverse()) backward.add(k, v);
+  t.is(hex(forward.state()), hex(backward.state()));
+  t.is(forward.state().length, LTHASH_BYTES);
+  const copy = new LtHash(forward.state());
+  for (const [k, v] of pairs.slice(10)) copy.remove(k, v);
+  const half = new LtHash();
+  for (const [k, v] of pairs.slice(0, 10)) half.add(k, v);
+  t.is(hex(copy.digest()), hex(half.digest()));
+  for (const [k, v] of pairs.slice(0, 10)) copy.remove(k, v);
+  t.is(hex(copy.digest()), hex(new LtHash().digest()), "everything removed: the empty set");
+  t.not(hex(forward.digest()), hex(half.digest()));
+  t.throws(() => new LtHash(new Uint8Array(32)), { message: /LtHash state of 32 bytes/ });
+});
+
+test("a store of layout 1 (sums of SHA-256) is upgraded on open: the digests are recomputed from its pairs", (t) => {
+  const store = new MemoryStore();
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store }));
+  for (const c of log()) h.apply(c);
+  const want = hex(h.sm.digest());
+  const wantContent = hex(h.sm.contentDigest());
+  store.put(metaKey("format"), Uint8Array.of(1));
+  store.put(metaKey("digest"), new Uint8Array(32).fill(7));
+  store.put(metaKey("content"), new Uint8Array(32).fill(9));
+  const upgraded = new VaultStateMachine({ clusterId: CLUSTER, store });
+  t.is(hex(upgraded.digest()), want);
+  t.is(hex(upgraded.contentDigest()), wantContent);
+  t.deepEqual([...(store.get(metaKey("format")) ?? [])], [2]);
+  t.is(store.get(metaKey("digest"))?.length, LTHASH_BYTES);
+  t.is(hex(VaultStateMachine.restore({ clusterId: CLUSTER }, upgraded.snapshot()).digest()), want, "its snapshot imports");
+});
 
 test("the incremental digest equals the sum over the store's pairs after every entry", (t) => {
   const store = new MemoryStore();
@@ -85,9 +135,9 @@ test("a change to any pair, or a missing pair, changes the digest; a pair forged
   const base = h.sm.snapshot();
   const pairs = [...h.sm.store.scan(...ALL_KEYS)].filter(([k]) => !StoreState.uncounted(k));
   const digestOf = (edit: (k: Uint8Array, v: Uint8Array, i: number) => Uint8Array | null) => {
-    const sum = new DigestSum();
+    const sum = new LtHash();
     pairs.forEach(([k, v], i) => { const e = edit(k, v, i); if (e !== null) sum.add(k, e); });
-    return hex(sum.bytes());
+    return hex(sum.digest());
   };
   t.is(digestOf((_, v) => v), hex(h.sm.digest()));
   const seen = new Map<string, string>([[hex(h.sm.digest()), "unchanged"]]);

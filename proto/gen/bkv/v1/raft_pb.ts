@@ -23,7 +23,60 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bkv/v1/raft.proto.
  */
 export const file_bkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChFia3YvdjEvcmFmdC5wcm90bxIGYmt2LnYxIlkKFEZldGNoU25hcHNob3RSZXF1ZXN0EiQKBmhlYWRlchgBIAEoCzIULmJrdi52MS5TdHJlYW1IZWFkZXISDQoFaW5kZXgYAiABKAQSDAoEdGVybRgDIAEoBCIlChVGZXRjaFNuYXBzaG90UmVzcG9uc2USDAoEZGF0YRgBIAEoDCJnCg1TdHJlYW1SZXF1ZXN0EiYKBmhlYWRlchgBIAEoCzIULmJrdi52MS5TdHJlYW1IZWFkZXJIABIlCgViYXRjaBgCIAEoCzIULmJrdi52MS5NZXNzYWdlQmF0Y2hIAEIHCgVmcmFtZSI8CgxTdHJlYW1IZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIMCgRmcm9tGAIgASgEEgoKAnRvGAMgASgEIiEKDlN0cmVhbVJlc3BvbnNlEg8KB25vZGVfaWQYASABKAQiNQoMTWVzc2FnZUJhdGNoEiUKCG1lc3NhZ2VzGAEgAygLMhMuYmt2LnYxLlJhZnRNZXNzYWdlIpQCCgtSYWZ0TWVzc2FnZRIlCgR0eXBlGAEgASgOMhcuYmt2LnYxLlJhZnRNZXNzYWdlVHlwZRIMCgRmcm9tGAIgASgEEgoKAnRvGAMgASgEEgwKBHRlcm0YBCABKAQSEAoIbG9nX3Rlcm0YBSABKAQSDQoFaW5kZXgYBiABKAQSIgoHZW50cmllcxgHIAMoCzIRLmJrdi52MS5SYWZ0RW50cnkSDgoGY29tbWl0GAggASgEEg4KBnJlamVjdBgJIAEoCBITCgtyZWplY3RfaGludBgKIAEoBBIrCghzbmFwc2hvdBgLIAEoCzIZLmJrdi52MS5SYWZ0U25hcHNob3RDaHVuaxIPCgdjb250ZXh0GAwgASgMIlsKCVJhZnRFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiMKBHR5cGUYAyABKA4yFS5ia3YudjEuUmFmdEVudHJ5VHlwZRIMCgRkYXRhGAQgASgMIjEKDVJhZnRDb25mU3RhdGUSDgoGdm90ZXJzGAEgAygEEhAKCGxlYXJuZXJzGAIgAygEIl4KFFJhZnRTbmFwc2hvdE1ldGFkYXRhEg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSKQoKY29uZl9zdGF0ZRgDIAEoCzIVLmJrdi52MS5SYWZ0Q29uZlN0YXRlIoMBChFSYWZ0U25hcHNob3RDaHVuaxIuCghtZXRhZGF0YRgBIAEoCzIcLmJrdi52MS5SYWZ0U25hcHNob3RNZXRhZGF0YRISCgp0b3RhbF9zaXplGAIgASgEEg4KBm9mZnNldBgDIAEoBBIMCgRkYXRhGAQgASgMEgwKBGRvbmUYBSABKAgqqgQKD1JhZnRNZXNzYWdlVHlwZRIhCh1SQUZUX01FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlJBRlRfTUVTU0FHRV9UWVBFX1BST1AQBRIZChVSQUZUX01FU1NBR0VfVFlQRV9BUFAQBhIeChpSQUZUX01FU1NBR0VfVFlQRV9BUFBfUkVTUBAHEh8KG1JBRlRfTUVTU0FHRV9UWVBFX0hFQVJUQkVBVBAIEiQKIFJBRlRfTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAkSHgoaUkFGVF9NRVNTQUdFX1RZUEVfUFJFX1ZPVEUQChIjCh9SQUZUX01FU1NBR0VfVFlQRV9QUkVfVk9URV9SRVNQEAsSGgoWUkFGVF9NRVNTQUdFX1RZUEVfVk9URRAMEh8KG1JBRlRfTUVTU0FHRV9UWVBFX1ZPVEVfUkVTUBANEhoKFlJBRlRfTUVTU0FHRV9UWVBFX1NOQVAQDhIfChtSQUZUX01FU1NBR0VfVFlQRV9TTkFQX1JFU1AQDxIlCiFSQUZUX01FU1NBR0VfVFlQRV9UUkFOU0ZFUl9MRUFERVIQEBIhCh1SQUZUX01FU1NBR0VfVFlQRV9USU1FT1VUX05PVxAREiAKHFJBRlRfTUVTU0FHRV9UWVBFX1JFQURfSU5ERVgQEhIlCiFSQUZUX01FU1NBR0VfVFlQRV9SRUFEX0lOREVYX1JFU1AQEyIECAEQBCptCg1SYWZ0RW50cnlUeXBlEh8KG1JBRlRfRU5UUllfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlJBRlRfRU5UUllfVFlQRV9OT1JNQUwQARIfChtSQUZUX0VOVFJZX1RZUEVfQ09ORl9DSEFOR0UQAjKaAQoLUmFmdFNlcnZpY2USOwoGU3RyZWFtEhUuYmt2LnYxLlN0cmVhbVJlcXVlc3QaFi5ia3YudjEuU3RyZWFtUmVzcG9uc2UoATABEk4KDUZldGNoU25hcHNob3QSHC5ia3YudjEuRmV0Y2hTbmFwc2hvdFJlcXVlc3QaHS5ia3YudjEuRmV0Y2hTbmFwc2hvdFJlc3BvbnNlMAFiBnByb3RvMw");
+  fileDesc("ChFia3YvdjEvcmFmdC5wcm90bxIGYmt2LnYxIkwKFUdldFN0YXRlRGlnZXN0UmVxdWVzdBIkCgZoZWFkZXIYASABKAsyFC5ia3YudjEuU3RyZWFtSGVhZGVyEg0KBWluZGV4GAIgASgEIjsKFkdldFN0YXRlRGlnZXN0UmVzcG9uc2USEQoJYXZhaWxhYmxlGAEgASgIEg4KBmRpZ2VzdBgCIAEoDCJZChRGZXRjaFNuYXBzaG90UmVxdWVzdBIkCgZoZWFkZXIYASABKAsyFC5ia3YudjEuU3RyZWFtSGVhZGVyEg0KBWluZGV4GAIgASgEEgwKBHRlcm0YAyABKAQiJQoVRmV0Y2hTbmFwc2hvdFJlc3BvbnNlEgwKBGRhdGEYASABKAwiZwoNU3RyZWFtUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFC5ia3YudjEuU3RyZWFtSGVhZGVySAASJQoFYmF0Y2gYAiABKAsyFC5ia3YudjEuTWVzc2FnZUJhdGNoSABCBwoFZnJhbWUiPAoMU3RyZWFtSGVhZGVyEhIKCmNsdXN0ZXJfaWQYASABKAkSDAoEZnJvbRgCIAEoBBIKCgJ0bxgDIAEoBCIhCg5TdHJlYW1SZXNwb25zZRIPCgdub2RlX2lkGAEgASgEIjUKDE1lc3NhZ2VCYXRjaBIlCghtZXNzYWdlcxgBIAMoCzITLmJrdi52MS5SYWZ0TWVzc2FnZSKUAgoLUmFmdE1lc3NhZ2USJQoEdHlwZRgBIAEoDjIXLmJrdi52MS5SYWZ0TWVzc2FnZVR5cGUSDAoEZnJvbRgCIAEoBBIKCgJ0bxgDIAEoBBIMCgR0ZXJtGAQgASgEEhAKCGxvZ190ZXJtGAUgASgEEg0KBWluZGV4GAYgASgEEiIKB2VudHJpZXMYByADKAsyES5ia3YudjEuUmFmdEVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSKwoIc25hcHNob3QYCyABKAsyGS5ia3YudjEuUmFmdFNuYXBzaG90Q2h1bmsSDwoHY29udGV4dBgMIAEoDCJbCglSYWZ0RW50cnkSDAoEdGVybRgBIAEoBBINCgVpbmRleBgCIAEoBBIjCgR0eXBlGAMgASgOMhUuYmt2LnYxLlJhZnRFbnRyeVR5cGUSDAoEZGF0YRgEIAEoDCIxCg1SYWZ0Q29uZlN0YXRlEg4KBnZvdGVycxgBIAMoBBIQCghsZWFybmVycxgCIAMoBCJeChRSYWZ0U25hcHNob3RNZXRhZGF0YRINCgVpbmRleBgBIAEoBBIMCgR0ZXJtGAIgASgEEikKCmNvbmZfc3RhdGUYAyABKAsyFS5ia3YudjEuUmFmdENvbmZTdGF0ZSKDAQoRUmFmdFNuYXBzaG90Q2h1bmsSLgoIbWV0YWRhdGEYASABKAsyHC5ia3YudjEuUmFmdFNuYXBzaG90TWV0YWRhdGESEgoKdG90YWxfc2l6ZRgCIAEoBBIOCgZvZmZzZXQYAyABKAQSDAoEZGF0YRgEIAEoDBIMCgRkb25lGAUgASgIKqoECg9SYWZ0TWVzc2FnZVR5cGUSIQodUkFGVF9NRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIaChZSQUZUX01FU1NBR0VfVFlQRV9QUk9QEAUSGQoVUkFGVF9NRVNTQUdFX1RZUEVfQVBQEAYSHgoaUkFGVF9NRVNTQUdFX1RZUEVfQVBQX1JFU1AQBxIfChtSQUZUX01FU1NBR0VfVFlQRV9IRUFSVEJFQVQQCBIkCiBSQUZUX01FU1NBR0VfVFlQRV9IRUFSVEJFQVRfUkVTUBAJEh4KGlJBRlRfTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAoSIwofUkFGVF9NRVNTQUdFX1RZUEVfUFJFX1ZPVEVfUkVTUBALEhoKFlJBRlRfTUVTU0FHRV9UWVBFX1ZPVEUQDBIfChtSQUZUX01FU1NBR0VfVFlQRV9WT1RFX1JFU1AQDRIaChZSQUZUX01FU1NBR0VfVFlQRV9TTkFQEA4SHwobUkFGVF9NRVNTQUdFX1RZUEVfU05BUF9SRVNQEA8SJQohUkFGVF9NRVNTQUdFX1RZUEVfVFJBTlNGRVJfTEVBREVSEBASIQodUkFGVF9NRVNTQUdFX1RZUEVfVElNRU9VVF9OT1cQERIgChxSQUZUX01FU1NBR0VfVFlQRV9SRUFEX0lOREVYEBISJQohUkFGVF9NRVNTQUdFX1RZUEVfUkVBRF9JTkRFWF9SRVNQEBMiBAgBEAQqbQoNUmFmdEVudHJ5VHlwZRIfChtSQUZUX0VOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABIaChZSQUZUX0VOVFJZX1RZUEVfTk9STUFMEAESHwobUkFGVF9FTlRSWV9UWVBFX0NPTkZfQ0hBTkdFEAIy6wEKC1JhZnRTZXJ2aWNlEjsKBlN0cmVhbRIVLmJrdi52MS5TdHJlYW1SZXF1ZXN0GhYuYmt2LnYxLlN0cmVhbVJlc3BvbnNlKAEwARJOCg1GZXRjaFNuYXBzaG90EhwuYmt2LnYxLkZldGNoU25hcHNob3RSZXF1ZXN0Gh0uYmt2LnYxLkZldGNoU25hcHNob3RSZXNwb25zZTABEk8KDkdldFN0YXRlRGlnZXN0Eh0uYmt2LnYxLkdldFN0YXRlRGlnZXN0UmVxdWVzdBoeLmJrdi52MS5HZXRTdGF0ZURpZ2VzdFJlc3BvbnNlYgZwcm90bzM");
+
+/**
+ * GetStateDigestRequest names an applied index of the callee.
+ *
+ * @generated from message bkv.v1.GetStateDigestRequest
+ */
+export type GetStateDigestRequest = Message<"bkv.v1.GetStateDigestRequest"> & {
+  /**
+   * As on Stream: the caller is `from`, the callee `to`.
+   *
+   * @generated from field: bkv.v1.StreamHeader header = 1;
+   */
+  header?: StreamHeader | undefined;
+
+  /**
+   * @generated from field: uint64 index = 2;
+   */
+  index: bigint;
+};
+
+/**
+ * Describes the message bkv.v1.GetStateDigestRequest.
+ * Use `create(GetStateDigestRequestSchema)` to create a new message.
+ */
+export const GetStateDigestRequestSchema: GenMessage<GetStateDigestRequest> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_raft, 0);
+
+/**
+ * GetStateDigestResponse is the callee's state digest at the index, if it
+ * remembers it.
+ *
+ * @generated from message bkv.v1.GetStateDigestResponse
+ */
+export type GetStateDigestResponse = Message<"bkv.v1.GetStateDigestResponse"> & {
+  /**
+   * @generated from field: bool available = 1;
+   */
+  available: boolean;
+
+  /**
+   * The 32-byte state digest (docs/vault.md §4); empty when not available.
+   *
+   * @generated from field: bytes digest = 2;
+   */
+  digest: Uint8Array;
+};
+
+/**
+ * Describes the message bkv.v1.GetStateDigestResponse.
+ * Use `create(GetStateDigestResponseSchema)` to create a new message.
+ */
+export const GetStateDigestResponseSchema: GenMessage<GetStateDigestResponse> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_raft, 1);
 
 /**
  * FetchSnapshotRequest names a snapshot of the callee.
@@ -56,7 +109,7 @@ export type FetchSnapshotRequest = Message<"bkv.v1.FetchSnapshotRequest"> & {
  * Use `create(FetchSnapshotRequestSchema)` to create a new message.
  */
 export const FetchSnapshotRequestSchema: GenMessage<FetchSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 0);
+  messageDesc(file_bkv_v1_raft, 2);
 
 /**
  * FetchSnapshotResponse is one chunk of a streamed vault snapshot (at most a few
@@ -76,7 +129,7 @@ export type FetchSnapshotResponse = Message<"bkv.v1.FetchSnapshotResponse"> & {
  * Use `create(FetchSnapshotResponseSchema)` to create a new message.
  */
 export const FetchSnapshotResponseSchema: GenMessage<FetchSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 1);
+  messageDesc(file_bkv_v1_raft, 3);
 
 /**
  * StreamRequest is one frame sent on a Stream: first a header, then batches.
@@ -111,7 +164,7 @@ export type StreamRequest = Message<"bkv.v1.StreamRequest"> & {
  * Use `create(StreamRequestSchema)` to create a new message.
  */
 export const StreamRequestSchema: GenMessage<StreamRequest> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 2);
+  messageDesc(file_bkv_v1_raft, 4);
 
 /**
  * StreamHeader names the cluster and the two ends of a stream.
@@ -148,7 +201,7 @@ export type StreamHeader = Message<"bkv.v1.StreamHeader"> & {
  * Use `create(StreamHeaderSchema)` to create a new message.
  */
 export const StreamHeaderSchema: GenMessage<StreamHeader> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 3);
+  messageDesc(file_bkv_v1_raft, 5);
 
 /**
  * StreamResponse acknowledges a StreamHeader: the stream is accepted.
@@ -169,7 +222,7 @@ export type StreamResponse = Message<"bkv.v1.StreamResponse"> & {
  * Use `create(StreamResponseSchema)` to create a new message.
  */
 export const StreamResponseSchema: GenMessage<StreamResponse> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 4);
+  messageDesc(file_bkv_v1_raft, 6);
 
 /**
  * MessageBatch is every message queued for one peer at the time of a write.
@@ -188,7 +241,7 @@ export type MessageBatch = Message<"bkv.v1.MessageBatch"> & {
  * Use `create(MessageBatchSchema)` to create a new message.
  */
 export const MessageBatchSchema: GenMessage<MessageBatch> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 5);
+  messageDesc(file_bkv_v1_raft, 7);
 
 /**
  * RaftMessage mirrors node/raft/types.ts Message. Fields a type does not use
@@ -267,7 +320,7 @@ export type RaftMessage = Message<"bkv.v1.RaftMessage"> & {
  * Use `create(RaftMessageSchema)` to create a new message.
  */
 export const RaftMessageSchema: GenMessage<RaftMessage> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 6);
+  messageDesc(file_bkv_v1_raft, 8);
 
 /**
  * RaftEntry mirrors node/raft/types.ts Entry.
@@ -303,7 +356,7 @@ export type RaftEntry = Message<"bkv.v1.RaftEntry"> & {
  * Use `create(RaftEntrySchema)` to create a new message.
  */
 export const RaftEntrySchema: GenMessage<RaftEntry> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 7);
+  messageDesc(file_bkv_v1_raft, 9);
 
 /**
  * RaftConfState mirrors node/raft/types.ts ConfState.
@@ -327,7 +380,7 @@ export type RaftConfState = Message<"bkv.v1.RaftConfState"> & {
  * Use `create(RaftConfStateSchema)` to create a new message.
  */
 export const RaftConfStateSchema: GenMessage<RaftConfState> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 8);
+  messageDesc(file_bkv_v1_raft, 10);
 
 /**
  * RaftSnapshotMetadata mirrors node/raft/types.ts SnapshotMetadata.
@@ -356,7 +409,7 @@ export type RaftSnapshotMetadata = Message<"bkv.v1.RaftSnapshotMetadata"> & {
  * Use `create(RaftSnapshotMetadataSchema)` to create a new message.
  */
 export const RaftSnapshotMetadataSchema: GenMessage<RaftSnapshotMetadata> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 9);
+  messageDesc(file_bkv_v1_raft, 11);
 
 /**
  * RaftSnapshotChunk mirrors node/raft/types.ts SnapshotChunk: one piece of
@@ -403,7 +456,7 @@ export type RaftSnapshotChunk = Message<"bkv.v1.RaftSnapshotChunk"> & {
  * Use `create(RaftSnapshotChunkSchema)` to create a new message.
  */
 export const RaftSnapshotChunkSchema: GenMessage<RaftSnapshotChunk> = /*@__PURE__*/
-  messageDesc(file_bkv_v1_raft, 10);
+  messageDesc(file_bkv_v1_raft, 12);
 
 /**
  * RaftMessageType mirrors node/raft/types.ts MessageType for the types that
@@ -569,6 +622,25 @@ export const RaftService: GenService<{
     methodKind: "server_streaming";
     input: typeof FetchSnapshotRequestSchema;
     output: typeof FetchSnapshotResponseSchema;
+  },
+  /**
+   * GetStateDigest answers the callee's vault state digest right after it
+   * applied `index` (docs/threat-model.md, "Closed: a forged InstallSnapshot
+   * resets a counter"): a follower asks its peers before it installs a
+   * snapshot whose state is at `index`, and installs it only if enough of
+   * them vouch for the digest it computed. The caller is authenticated by
+   * its certificate (the header is checked as Stream's is:
+   * FAILED_PRECONDITION, PERMISSION_DENIED); the answer needs no signature,
+   * the callee's certificate authenticates it. `available` is false when
+   * the callee has not applied `index`, or no longer remembers it (it keeps
+   * the last 65,536 indexes applied since it started).
+   *
+   * @generated from rpc bkv.v1.RaftService.GetStateDigest
+   */
+  getStateDigest: {
+    methodKind: "unary";
+    input: typeof GetStateDigestRequestSchema;
+    output: typeof GetStateDigestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bkv_v1_raft, 0);
