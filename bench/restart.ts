@@ -3,7 +3,8 @@
 // applied, then cloned under N user ids through StoreState (digests, counts
 // and the request-id table kept as apply keeps them), a Raft WAL of W
 // stamped register entries after an older snapshot, and an audit log of N
-// lines. The fill is cached in $TMPDIR/bkv-restart-<N> (remove it to refill).
+// lines. The fill is cached in $TMPDIR/bkv-restart-<N> (remove it to refill);
+// it stops after --fill-seconds and the next run goes on where it stopped.
 //
 // Then, in this one process, with the event-loop delay monitored as the
 // node's metrics do (monitorEventLoopDelay, nodejs_eventloop_lag_max_seconds):
@@ -17,7 +18,7 @@
 //
 // Usage: tsx bench/restart.ts [--records 200000] [--wal 30000] [--phase restart,catch-up]
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     records: { type: "string", default: "200000" },
     wal: { type: "string", default: "30000" },
     phase: { type: "string", default: "restart,catch-up" },
+    "fill-seconds": { type: "string", default: "240" },
   },
 });
 const N = Number(args.records);
@@ -71,20 +73,54 @@ function registerEntry(reg: ReturnType<typeof register>, user: string, index: nu
   return { type: EntryType.Normal, term: TERM, index, data: stampTime(encodeCommand(cmd), Date.now()) };
 }
 
-async function fill(): Promise<void> {
-  rmSync(DIR, { recursive: true, force: true });
+/** Fills the store for --fill-seconds at most; true once it holds N records, the WAL and the audit log. */
+async function fill(): Promise<boolean> {
   mkdirSync(DIR, { recursive: true });
   const t0 = performance.now();
   const seed = register("seed");
   const files = await VaultFiles.open(join(DIR, "vault"));
   const store = files.store;
   const sm = new VaultStateMachine({ clusterId: CLUSTER, store });
-  const out = sm.apply(2, encodeCommand(registerCmd(seed)), VOTERS);
+  const out = sm.appliedIndex === 0 ? sm.apply(2, encodeCommand(registerCmd(seed)), VOTERS) : null;
   await store.commit();
   const s = StoreState.open(store, CLUSTER);
   const requests = new RequestTable(s);
   const stored = s.getRecord("seed")!;
-  const result = encodeResult(out.result);
+  if (out !== null) writeFileSync(join(DIR, "RESULT"), encodeResult(out.result));
+  const result = readFileSync(join(DIR, "RESULT"));
+  const budget = Number(args["fill-seconds"]) * 1000;
+  let i = s.appliedIndex - 2; // record i is applied at index i + 3
+  for (; i < N && performance.now() - t0 < budget; i++) {
+    const index = i + 3;
+    const user = `s${i}`;
+    const record = { ...stored.record, user };
+    const encoded = encodeRecord(record);
+    s.setRecord(user, undefined, { ...stored, record, encoded, digest: createHash("sha256").update(encoded).digest() });
+    const id = new Uint8Array(randomBytes(16));
+    requests.add(id, fingerprint(id), result, index);
+    if (i % 2000 === 1999 || i === N - 1) {
+      s.setMetaU64("applied", (s.appliedIndex = index));
+      s.flush();
+      await store.commit();
+    }
+    if (i % 100_000 === 99_999) console.log(`  filled ${i + 1} records, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  const applied = s.appliedIndex;
+  const digest = s.digest;
+  await files.close();
+  if (applied < N + 2) {
+    console.log(`filled ${applied - 2} of ${N} records; run again to go on`);
+    return false;
+  }
+  fillAudit(applied);
+  await fillRaft(seed, applied, digest);
+  writeFileSync(join(DIR, "FILLED"), `${applied}\n`);
+  console.log(`filled ${N} records (applied ${applied}), ${W} WAL entries and the audit log`);
+  return true;
+}
+
+/** An audit log of one register line per record (the restart reads only its tail). */
+function fillAudit(applied: number): void {
   const audit = openSync(join(DIR, "audit.log"), "w");
   let prev = GENESIS_HASH;
   const line = (event: Parameters<typeof auditLine>[0]) => {
@@ -93,29 +129,10 @@ async function fill(): Promise<void> {
     prev = l.hash;
   };
   line({ index: 1, kind: "segment", from: "bootstrap" });
-  for (let i = 0; i < N; i++) {
-    const index = i + 3;
-    const user = `s${i}`;
-    const record = { ...stored.record, user };
-    const encoded = encodeRecord(record);
-    s.setRecord(user, undefined, { ...stored, record, encoded, digest: createHash("sha256").update(encoded).digest() });
-    const id = new Uint8Array(randomBytes(16));
-    requests.add(id, fingerprint(id), result, index);
-    line({ index, kind: "register", requestId: Buffer.from(id).toString("hex"), outcome: "ok", user, version: record.version });
-    if (i % 2000 === 1999 || i === N - 1) {
-      s.setMetaU64("applied", (s.appliedIndex = index));
-      s.flush();
-      await store.commit();
-    }
-    if (i % 100_000 === 99_999) console.log(`  filled ${i + 1} records, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  for (let index = 3; index <= applied; index++) {
+    line({ index, kind: "register", requestId: randomBytes(16).toString("hex"), outcome: "ok", user: `s${index - 3}`, version: 1 });
   }
   closeSync(audit);
-  const applied = s.appliedIndex;
-  const digest = s.digest;
-  await files.close();
-  await fillRaft(seed, applied, digest);
-  writeFileSync(join(DIR, "FILLED"), `${applied}\n`);
-  console.log(`filled ${N} records (applied ${applied}) and ${W} WAL entries in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
 
 /**
@@ -197,7 +214,7 @@ async function catchUp(): Promise<void> {
   rmSync(target, { recursive: true, force: true });
 }
 
-if (!existsSync(join(DIR, "FILLED"))) await fill();
+if (!existsSync(join(DIR, "FILLED")) && !(await fill())) process.exit(0);
 const phases = args.phase.split(",");
 if (phases.includes("restart")) await measured(`restart (${N} records, ${W} WAL entries)`, restart);
 if (phases.includes("catch-up")) await measured(`catch-up (${N} records)`, catchUp);
