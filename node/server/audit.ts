@@ -17,7 +17,7 @@
 //   entries it covers were never applied here, so a node that caught up by
 //   snapshot holds no lines for them, and its hashes from there on differ from
 //   the nodes that applied them (the event fields stay equal).
-import { closeSync, existsSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
 import { type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
@@ -28,22 +28,28 @@ export class AuditLog {
 
   private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string) {}
 
-  /** Opens (or creates) the log; a new file begins a segment at `snapshotIndex` (none while it is 0: a joining node waits for its snapshot). */
+  /**
+   * Opens (or creates) the log; a new file begins a segment at `snapshotIndex` (none while it is 0: a joining node waits for its snapshot).
+   * Reads only the file's tail (the last complete line and a torn rest): a restart costs the same at any length of the log.
+   */
   static open(file: string, snapshotIndex: number): AuditLog {
-    const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-    const complete = text.lastIndexOf("\n") + 1;
     const fd = openSync(file, "a+", 0o640);
-    if (complete < Buffer.byteLength(text)) ftruncateSync(fd, Buffer.byteLength(text.slice(0, complete)));
-    const rows = text.slice(0, complete).split("\n").filter((r) => r !== "");
-    const last = rows.at(-1);
+    let tail: Tail;
+    try {
+      tail = readTail(fd);
+      if (tail.complete < fstatSync(fd).size) ftruncateSync(fd, tail.complete);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
     let log: AuditLog;
-    if (last === undefined) {
+    if (tail.last === undefined) {
       log = new AuditLog(fd, -1, GENESIS_HASH);
       if (snapshotIndex > 0) log.append({ index: snapshotIndex, kind: "segment", from: snapshotIndex === 1 ? "bootstrap" : "snapshot" });
     } else {
       let line;
       try {
-        line = parseAuditLine(last);
+        line = parseAuditLine(tail.last);
       } catch (err) {
         closeSync(fd);
         throw new Error(`${file}: the last line does not verify (${(err as Error).message}): check the file with \`bkv admin audit verify\``);
@@ -93,6 +99,39 @@ export class AuditLog {
     this.lastHash = hash;
     this.dirty = true;
   }
+}
+
+/** Bytes read from the end of the file at a time while looking for its last complete line. */
+const TAIL_BLOCK = 64 * 1024;
+
+interface Tail {
+  /** Bytes up to and including the last newline (0: no complete line). */
+  readonly complete: number;
+  /** The last complete line, without its newline. */
+  readonly last: string | undefined;
+}
+
+/** The last non-empty complete line of the file open at `fd`, read backwards from its end in blocks. */
+function readTail(fd: number): Tail {
+  let buf = Buffer.alloc(0);
+  let complete = -1;
+  for (let start = fstatSync(fd).size; start > 0;) {
+    const from = Math.max(0, start - TAIL_BLOCK);
+    const block = Buffer.alloc(start - from);
+    readSync(fd, block, 0, block.length, from);
+    buf = Buffer.concat([block, buf]);
+    start = from;
+    if (complete < 0 && buf.lastIndexOf(0x0a) >= 0) complete = start + buf.lastIndexOf(0x0a) + 1;
+    if (complete < 0) continue;
+    for (let end = complete - 1 - start; ;) {
+      const prev = end > 0 ? buf.lastIndexOf(0x0a, end - 1) : -1;
+      if (prev < 0 && start > 0) break; // the line may begin before this block
+      if (end > prev + 1) return { complete, last: buf.subarray(prev + 1, end).toString("utf8") };
+      if (prev < 0) return { complete, last: undefined };
+      end = prev;
+    }
+  }
+  return { complete: Math.max(0, complete), last: undefined };
 }
 
 /** The audit event of an applied vault command; undefined for a leader's no-op and node announcements. */

@@ -1,5 +1,6 @@
 // Prometheus metrics (prom-client) and the /metrics, /healthz, /readyz HTTP
 // endpoint. Gauges of Raft state are read from the loop at scrape time.
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { VaultStoreStats } from "../storage/index.js";
@@ -76,6 +77,17 @@ export class Metrics {
     storeGauge("bkv_store_map_bytes", "Address space of the vault store's memory map", (s) => s.mapBytes);
     storeGauge("bkv_store_entries", "Pairs in the vault store", (s) => s.entries);
     storeGauge("bkv_store_pinned_views", "Read views of the vault store held for snapshots", (s) => s.views);
+    const memGauge = (name: string, help: string, field: string) => new Gauge({
+      name, help, registers: [this.registry],
+      collect() {
+        const kib = procStatusKib(field);
+        if (kib !== null) this.set(kib * 1024);
+      },
+    });
+    // VmRSS (process_resident_memory_bytes) counts the store's mapped file pages the process touched:
+    // page cache the kernel reclaims under pressure. The anonymous part is what the node itself holds.
+    memGauge("bkv_process_rss_anon_bytes", "Resident anonymous memory (heap, stacks, native allocations): RssAnon of /proc/self/status", "RssAnon");
+    memGauge("bkv_process_rss_file_bytes", "Resident file-backed pages (mostly the vault store's memory map, i.e. page cache): RssFile of /proc/self/status", "RssFile");
   }
 
   request(method: string, code: string, ms: number): void {
@@ -91,6 +103,20 @@ export class Metrics {
   hsmProbed(ok: boolean): void {
     this.hsmUp.set(ok ? 1 : 0);
     if (!ok) this.hsmProbeFailures.inc();
+  }
+}
+
+/** A "kB" field of /proc/self/status, null where there is none (not Linux). */
+export function procStatusKib(field: string, status = readProcStatus()): number | null {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status);
+  return m === null ? null : Number(m[1]);
+}
+
+function readProcStatus(): string {
+  try {
+    return readFileSync("/proc/self/status", "latin1");
+  } catch {
+    return "";
   }
 }
 

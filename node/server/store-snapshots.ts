@@ -170,8 +170,10 @@ export interface StagerContext {
   attest(m: Message, state: StoreRef): Promise<void>;
 }
 
-/** Uncommitted pairs an import holds before it commits (bounds its memory to a few MB). */
-const IMPORT_COMMIT_PAIRS = 4096;
+/** Uncommitted pairs an import holds before it commits (bounds its memory to a few MB and the synchronous part of a commit). */
+const IMPORT_COMMIT_PAIRS = 2048;
+/** Commits of an import written at once: the next batch is parsed while the last ones are written and fsynced. */
+const IMPORT_COMMITS_IN_FLIGHT = 3;
 
 export class SnapshotStager {
   private download: { readonly index: number; readonly abort: AbortController } | null = null;
@@ -226,10 +228,16 @@ export class SnapshotStager {
 
   private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, signal: AbortSignal): Promise<StoreRef> {
     const importer = new SnapshotImporter(this.ctx.clusterId, store);
+    const commits: Array<Promise<void>> = [];
     for await (const chunk of this.ctx.fetch(from, index, term, signal)) {
       importer.push(chunk);
-      if (store.uncommitted >= IMPORT_COMMIT_PAIRS) await store.commit();
+      if (store.uncommitted < IMPORT_COMMIT_PAIRS) continue;
+      const c = store.commit();
+      c.catch(() => undefined); // awaited below; a failure also poisons the store, so the next push throws
+      commits.push(c);
+      if (commits.length >= IMPORT_COMMITS_IN_FLIGHT) await commits.shift();
     }
+    await Promise.all(commits);
     return importer.finish();
   }
 }

@@ -11,6 +11,7 @@
 
 import { open, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { InvalidEncodingError } from "../../proto/crypto/index.js";
 import type { Entry, HardState } from "../raft/index.js";
 import {
@@ -92,10 +93,22 @@ interface ScannedSegment {
   tornAt: number | null;
 }
 
-function scanSegment(buf: Buffer, file: string, isLast: boolean): ScannedSegment {
+/**
+ * Bytes checked (CRC) and records decoded between two yields to the event
+ * loop: recovery reads up to a few hundred MiB at start and must not stall
+ * the loop for long (docs/storage.md, "Restart").
+ */
+const YIELD_BYTES = 2 * 1024 * 1024;
+const YIELD_RECORDS = 2048;
+
+async function scanSegment(buf: Buffer, file: string, isLast: boolean): Promise<ScannedSegment> {
   const records: RawRecord[] = [];
   let off = 0;
-  while (off < buf.length) {
+  for (let pause = YIELD_BYTES; off < buf.length;) {
+    if (off >= pause) {
+      await nextTurn();
+      pause = off + YIELD_BYTES;
+    }
     const r = parseRecord(buf, off);
     if (r.ok) {
       records.push(r.record);
@@ -140,17 +153,21 @@ function itemIndex(item: WalItem): number {
 }
 
 /** Checks the header record and decodes the rest of a scanned segment. */
-function decodeSegment(scan: ScannedSegment, file: string, seq: number): WalItem[] {
-  const [first, ...rest] = scan.records;
+async function decodeSegment(scan: ScannedSegment, file: string, seq: number): Promise<WalItem[]> {
+  const first = scan.records[0];
   if (first === undefined) return [];
   const header = decodeItem(first, file);
   if (!("seq" in header)) throw new WalCorruptError(file, 0, "segment does not start with a header record");
   if (header.seq !== seq) throw new WalCorruptError(file, 0, `header seq ${header.seq} does not match file name`);
-  return rest.map((rec) => {
+  const items: WalItem[] = [];
+  for (let i = 1; i < scan.records.length; i++) {
+    if (i % YIELD_RECORDS === 0) await nextTurn();
+    const rec = scan.records[i]!;
     const item = decodeItem(rec, file);
     if ("seq" in item) throw new WalCorruptError(file, rec.offset, "segment header in the middle of a segment");
-    return item;
-  });
+    items.push(item);
+  }
+  return items;
 }
 
 async function truncateFile(path: string, size: number): Promise<void> {
@@ -188,8 +205,8 @@ export async function recoverWal(walDir: string): Promise<RecoveredWal> {
   for (const [i, f] of files.entries()) {
     const path = join(walDir, f.name);
     const buf = await readFile(path);
-    const scan = scanSegment(buf, path, i === files.length - 1);
-    const segItems = decodeSegment(scan, path, f.seq);
+    const scan = await scanSegment(buf, path, i === files.length - 1);
+    const segItems = await decodeSegment(scan, path, f.seq);
     if (scan.tornAt !== null) {
       truncatedBytes += buf.length - scan.tornAt;
       if (scan.records.length === 0) {
@@ -202,7 +219,7 @@ export async function recoverWal(walDir: string): Promise<RecoveredWal> {
     const size = scan.tornAt ?? buf.length;
     const maxIndex = segItems.reduce((m, it) => Math.max(m, itemIndex(it)), 0);
     segments.push({ seq: f.seq, firstIndex: f.firstIndex, name: f.name, size, maxIndex });
-    items.push(...segItems);
+    for (const it of segItems) items.push(it);
   }
   return { segments, items, truncatedBytes };
 }

@@ -133,7 +133,9 @@ export class SnapshotImporter {
     const total = 8 + klen + vlen;
     if (b.length < total) return 0;
     this.h.update(b.subarray(0, total));
-    this.addPair(b.slice(4, 4 + klen), b.slice(8 + klen, total));
+    // Copies into Node's small-buffer pool (one allocation per 8 KiB, not per pair): an import holds
+    // millions of pairs briefly, and an ArrayBuffer of its own for each costs most of its time in GC.
+    this.addPair(Buffer.from(b.subarray(4, 4 + klen)), Buffer.from(b.subarray(8 + klen, total)));
     return total;
   }
 

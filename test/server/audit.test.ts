@@ -97,6 +97,22 @@ test("a torn last line (a crash inside a write) is cut at open; the chain goes o
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
 });
 
+test("restart of a log far longer than one read block: only its tail is read, a torn tail longer than a block is cut, the chain goes on", (t) => {
+  const file = tempFile();
+  const a = AuditLog.open(file, 1);
+  for (let i = 2; i < 1500; i++) a.record(command(i, begin(`user-${i}`), okBegin(9))); // ~250 KiB: several 64 KiB blocks
+  a.close();
+  appendFileSync(file, `{"v":1,"index":1500,"kind":"attempt","user":"${"x".repeat(100_000)}`); // torn, without a newline, > one block
+  const b = AuditLog.open(file, 1);
+  b.record(command(1499, begin("again"), okBegin(8))); // written before the stop: not again
+  b.record(command(1500, begin("alice"), okBegin(8)));
+  b.close();
+  const got = lines(file);
+  t.is(got.length, 1500);
+  t.deepEqual(got.slice(-2).map((l) => [l.index, l.user]), [[1499, "user-1499"], [1500, "alice"]]);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
 test("an installed snapshot starts a new segment that says so; a joining node's log starts there", (t) => {
   const file = tempFile();
   const log = AuditLog.open(file, 0); // a joining node: no state yet, no line
