@@ -19,8 +19,9 @@ import {
 import type { DiskStorage, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
-import { decodeServerSnapshot, encodeServerSnapshot } from "./snapshot-data.js";
-import { PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "./store-snapshots.js";
+import { decodeServerSnapshot } from "./snapshot-data.js";
+import { SnapshotStager, stageForInstall } from "./store-snapshots.js";
+import { LocalSnapshots } from "./local-snapshots.js";
 import type { Candidate } from "./snapshot-attest.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
@@ -94,7 +95,6 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private draining: Promise<void> | null = null;
   private stopped = false;
   private soft: SoftState = { lead: NONE, state: StateType.Follower };
-  private snapshotIndex: number;
   /** Snapshot requests registered now are answered by the snapshot of this round. */
   private snapshotRound = 0;
   private readonly waiters = new LoopWaiters();
@@ -111,13 +111,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private storeCommitStarted: Promise<void> = Promise.resolve();
   /** Index of the last entry (or snapshot) Raft handed over: the conf state is current up to it. */
   private appliedEntry: number;
-  /** No pinned view matches the Raft snapshot (a restart, an upgrade): take a local snapshot at the first chance. */
-  private snapshotOwed: boolean;
-  /** Raft wants to send a snapshot whose store view was released: pin one at the next chance. */
-  private pinWanted = false;
-  /** The next local snapshot compacts the log no further than this (oweFreshSnapshot). */
-  private keepLogAfter = Infinity;
-  private readonly views: PinnedViews;
+  private readonly snapshots: LocalSnapshots;
   private readonly stager: SnapshotStager;
 
   constructor(private readonly o: RaftLoopOptions) {
@@ -126,12 +120,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     for (const [id, addr] of data?.peers ?? []) this.peerMap.set(id, addr);
     this.sm = o.sm;
     this.confState = snap.metadata.confState;
-    this.snapshotIndex = snap.metadata.index;
     this.appliedEntry = snap.metadata.index;
-    this.views = new PinnedViews(o.clusterId, o.snapshotRetention);
-    const pinnable = data?.store !== undefined && data.store.appliedIndex === o.sm.appliedIndex;
-    if (pinnable) this.views.pin(snap.metadata.index, snap.metadata.term, o.files.store.view());
-    this.snapshotOwed = !pinnable && snap.metadata.index > 0;
+    this.snapshots = new LocalSnapshots({
+      clusterId: o.clusterId, storage: o.storage, files: o.files, log: o.log,
+      snapshotInterval: o.snapshotInterval, snapshotRetention: o.snapshotRetention,
+      applied: () => this.sm.appliedIndex, digest: () => this.sm.digest(), peers: () => this.peerMap,
+      confState: () => this.confState, committed: () => this.committed, schedule: () => this.schedule(),
+    });
     this.stager = new SnapshotStager({
       clusterId: o.clusterId, files: o.files, log: o.log,
       fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
@@ -140,14 +135,14 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       attest: (m, state) => o.attest({ from: m.from, index: m.snapshot!.metadata.index, ...state, members: this.membersWith(m) }),
     });
     this.raw = new RawNode({
-      id: o.id, storage: withPinnedSnapshots(o.storage, this.views, () => { this.pinWanted = true; this.schedule(); }), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
+      id: o.id, storage: this.snapshots.raftStorage(), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
       applied: snap.metadata.index, randomInt: (n) => randomInt(n),
       logger: { debug: () => {}, info: (m) => o.log.info(m), warn: (m) => o.log.warn(m) },
     });
     this.driver = new ReadyDriver(this.raw, o.storage, {
       observe: (rd) => { if (rd.softState !== null) this.onSoftState(rd.softState); },
       write: (rd) => this.startWrite(rd),
-      send: (messages) => { this.oweFreshSnapshot(messages); this.link?.send(messages); },
+      send: (messages) => { this.snapshots.noteSent(messages); this.link?.send(messages); },
       apply: (rd) => this.applyReady(rd),
     });
   }
@@ -163,7 +158,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     for (const [id, addr] of this.peerMap) if (id !== this.o.id) link.addPeer(id, addr);
     this.timer = setInterval(() => {
       this.guard(() => this.raw.tick());
-      this.views.sweep();
+      this.snapshots.sweep();
     }, this.o.tickMs);
     this.schedule();
   }
@@ -175,7 +170,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.timer = null;
     while (this.draining !== null) await this.draining;
     this.stager.stop();
-    this.views.releaseAll();
+    this.snapshots.releaseAll();
     await this.committed.catch(() => undefined);
     this.batch = [];
     this.waiters.failAll(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
@@ -195,22 +190,6 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     return [...this.confState.voters, ...this.confState.learners, ...(named?.voters ?? []), ...(named?.learners ?? [])];
   }
 
-  /**
-   * A follower installs a snapshot only once other nodes vouch for its state,
-   * and they remember their digests of recent indexes only (snapshot-attest.ts):
-   * a snapshot sent while entries were applied since is replaced at the next
-   * chance, so that the leader's next try carries a recent one.
-   */
-  private oweFreshSnapshot(messages: readonly Message[]): void {
-    for (const m of messages) {
-      const index = m.snapshot?.metadata.index ?? Infinity;
-      if (m.type !== MessageType.Snap || index >= this.sm.appliedIndex) continue;
-      this.snapshotOwed = true;
-      // The follower may still install the stale one: keep the entries after it, or it would need the fresh one too.
-      this.keepLogAfter = Math.min(this.keepLogAfter, index);
-    }
-  }
-
   /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
   digestAt(index: number): Uint8Array | undefined {
     return this.sm.digestAt(index);
@@ -224,7 +203,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** The store state of local snapshot (index, term) for a follower's download, or null (FetchSnapshot's source). */
   openSnapshot(from: NodeId, index: number, term: number): SnapshotStream | null {
     if (this.stopped) return null;
-    const stream = this.views.open(index, term);
+    const stream = this.snapshots.open(index, term);
     // Released (idle) or superseded: Raft starts that follower over, with a snapshot pinned anew.
     if (stream === null) this.reportSnapshot(from, false);
     return stream;
@@ -370,7 +349,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** The latest snapshot, self-contained (PinnedViews.selfContained): what SaveSnapshot streams. */
   async *snapshotStream(): AsyncIterable<Uint8Array> {
     // A released view is pinned again (or a newer snapshot taken) before the stream starts.
-    const chunks = this.views.selfContained(this.o.storage.snapshot()) ?? this.views.selfContained(await this.requestSnapshot());
+    const chunks = this.snapshots.selfContained(this.o.storage.snapshot()) ?? this.snapshots.selfContained(await this.requestSnapshot());
     if (chunks === null) throw new ProposalError("DROPPED", "the store view of the latest snapshot was released meanwhile; retry");
     yield* chunks;
   }
@@ -466,17 +445,15 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private restore(snap: Snapshot): void {
     const { index, term } = snap.metadata;
     const data = decodeServerSnapshot(snap.data);
-    this.views.releaseAll();
+    this.snapshots.releaseAll(); // views of the replaced store, before it is closed
     this.sm = new VaultStateMachine({ clusterId: this.o.clusterId, store: this.o.files.store });
     if (data.store !== undefined && data.store.appliedIndex !== this.sm.appliedIndex) {
       throw new VaultInvariantError(`the store swapped in for snapshot ${index} is at index ${this.sm.appliedIndex}, not ${data.store.appliedIndex}`);
     }
     this.o.files.closeRetired().catch((err: unknown) => this.o.onFatal(err));
-    if (data.store !== undefined) this.views.pin(index, term, this.o.files.store.view());
-    this.snapshotOwed = data.store === undefined;
+    this.snapshots.restored(snap, data.store !== undefined);
     this.setPeers(data.peers);
     this.confState = snap.metadata.confState;
-    this.snapshotIndex = index;
     this.appliedEntry = index;
     this.o.log.info("restored snapshot", { index, term, applied: this.sm.appliedIndex });
     this.o.onOutcome?.({ kind: "snapshot", index });
@@ -524,57 +501,15 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   private async maybeSnapshot(): Promise<void> {
     const applied = this.sm.appliedIndex;
-    const due = applied - this.snapshotIndex >= this.o.snapshotInterval || (this.snapshotOwed && applied > this.snapshotIndex) || this.pinWanted;
-    if (!due && this.waiters.snapshots.size === 0) return;
+    if (!this.snapshots.isDue(applied) && this.waiters.snapshots.size === 0) return;
     if (this.appliedEntry < applied) return; // replaying entries the store holds: the conf state is not current yet
     const round = this.snapshotRound++;
     try {
-      this.waiters.snapshots.resolve(round, await this.takeSnapshot(applied));
+      this.waiters.snapshots.resolve(round, await this.snapshots.take(applied));
     } catch (err) {
       this.waiters.snapshots.reject(round, err as Error);
       throw err;
     }
-  }
-
-  /**
-   * A local snapshot at the store's durable applied index (drain applies
-   * nothing while this awaits the last commit): the Raft snapshot names the
-   * state, and a read view of the store at it stays pinned for followers.
-   */
-  private async takeSnapshot(applied: number): Promise<Snapshot> {
-    this.pinWanted = false;
-    await this.committed;
-    if (applied <= this.snapshotIndex) return this.pinLatest();
-    const view = this.o.files.store.view();
-    let snap: Snapshot;
-    try {
-      const data = encodeServerSnapshot({ peers: this.peerMap, store: { appliedIndex: applied, digest: this.sm.digest() } });
-      snap = await this.o.storage.createSnapshot(applied, this.confState, data);
-    } catch (err) {
-      view.release();
-      throw err;
-    }
-    this.views.pin(applied, snap.metadata.term, view);
-    this.snapshotOwed = false;
-    // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
-    // follower slightly behind catches up from the log, not a full snapshot.
-    this.o.storage.compact(Math.max(1, Math.min(applied - this.catchUpEntries(), this.keepLogAfter)));
-    this.keepLogAfter = Infinity;
-    this.snapshotIndex = applied;
-    this.o.log.info("took snapshot", { index: applied });
-    return snap;
-  }
-
-  /** The latest snapshot, its store view pinned again if it was released and the store still holds its state. */
-  private pinLatest(): Snapshot {
-    const snap = this.o.storage.snapshot();
-    const { index, term } = snap.metadata;
-    if (!this.views.sendable(snap) && this.sm.appliedIndex === index) this.views.pin(index, term, this.o.files.store.view());
-    return snap;
-  }
-
-  private catchUpEntries(): number {
-    return Math.min(5000, Math.floor(this.o.snapshotInterval / 2));
   }
 
   // --- the view (RaftView) ---------------------------------------------
@@ -620,7 +555,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   }
 
   get lastSnapshotIndex(): number {
-    return this.snapshotIndex;
+    return this.snapshots.index;
   }
 
   /** Hands leadership to the most caught-up other voter; resolves once it moved (or after timeoutMs). */
