@@ -91,7 +91,7 @@ export class DiskStorage implements Storage {
     const log = replay(recovered.items, base);
     const memory = new MemoryStorage();
     if (base) memory.applySnapshot(base.snapshot);
-    memory.append(log.entries);
+    memory.append(owned(log.entries));
     memory.setHardState(log.hardState);
     const wal = await Wal.open(walDir, {
       segments: recovered.segments,
@@ -244,7 +244,7 @@ export class DiskStorage implements Storage {
 
   private applyToMemory(rd: SaveRequest): void {
     if (rd.snapshot) this.memory.applySnapshot(rd.snapshot);
-    if (rd.entries) this.memory.append(rd.entries);
+    if (rd.entries) this.memory.append(owned(rd.entries));
     if (rd.hardState) this.memory.setHardState(rd.hardState);
   }
 
@@ -266,4 +266,14 @@ export class DiskStorage implements Storage {
       this.warn(`removing old snapshots or WAL segments failed: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * The entries with their data copied into buffers of their own. An entry's
+ * data is often a view of a larger buffer (a WAL segment read at start, a peer
+ * frame, Node's 8 KiB pool); the log keeps entries until compaction, and a
+ * view would keep the whole buffer alive that long.
+ */
+function owned(entries: readonly Entry[]): Entry[] {
+  return entries.map((e) => (e.data.byteOffset === 0 && e.data.byteLength === e.data.buffer.byteLength ? e : { ...e, data: new Uint8Array(e.data) }));
 }

@@ -28,6 +28,21 @@ test("entries and hard state survive a reopen byte for byte", async (t) => {
   await r.close();
 });
 
+test("the log holds each entry's data in a buffer of its own, not a view of a WAL segment or a peer frame", async (t) => {
+  const dir = tempDir(t);
+  const s = await reopen(dir);
+  const frame = new Uint8Array(64 * 1024); // as a decoded peer frame: entries are views into it
+  const views = entries(1, 4).map((e, i) => ({ ...e, data: frame.subarray(i * 100, i * 100 + 10) }));
+  await s.save({ entries: views, hardState: { term: 1, vote: 2, commit: 4 }, mustSync: true });
+  const own = (d: Uint8Array) => d.byteOffset === 0 && d.buffer.byteLength === d.byteLength;
+  t.true(s.entries(1, 5, Infinity).every((e) => own(e.data)), "after a save");
+  await s.close();
+  const r = await reopen(dir);
+  t.true(r.entries(1, 5, Infinity).every((e) => own(e.data)), "after the WAL is read back at open");
+  t.deepEqual(r.entries(1, 5, Infinity).map((e) => [...e.data]), views.map((e) => [...e.data]));
+  await r.close();
+});
+
 test("a later entry at an existing index replaces the suffix (raft truncation)", async (t) => {
   const dir = tempDir(t);
   const s = await reopen(dir);
