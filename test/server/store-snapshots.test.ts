@@ -16,7 +16,6 @@ import { PIN_IDLE_MS, PinnedViews, SnapshotStager, stageForInstall, withPinnedSn
 import { CLUSTER, Harness, register, registerCmd } from "../../testkit/vault.js";
 import { tempDir } from "../storage/helpers.js";
 
-const quiet = jsonLogger("error", {}, () => ({}), () => {});
 const CONF = { voters: [1, 2, 3], learners: [] };
 
 function leaderState(records: number): Harness {
@@ -36,6 +35,8 @@ interface Rig {
   /** The attestation (default: every state is attested); `attested` records what it was asked. */
   attest(m: Message, state: StoreRef): Promise<void>;
   attested: StoreRef[];
+  /** Warning lines the stager logged. */
+  warnings: string[];
 }
 
 /** A stager whose downloads stream `h`'s state, held until release(). */
@@ -45,11 +46,11 @@ async function rig(t: import("ava").ExecutionContext, h: Harness): Promise<Rig> 
   let open!: () => void;
   const gate = new Promise<void>((r) => { open = r; });
   const r: Rig = {
-    files, stepped: [], fetches: 0, release: () => open(), stager: null as unknown as SnapshotStager, attested: [],
+    files, stepped: [], fetches: 0, release: () => open(), stager: null as unknown as SnapshotStager, attested: [], warnings: [],
     attest: (_m, state) => { r.attested.push(state); return Promise.resolve(); },
   };
   r.stager = new SnapshotStager({
-    clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, step: (m) => void r.stepped.push(m), attest: (m, state) => r.attest(m, state),
+    clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void r.warnings.push(line)), appliedIndex: () => 0, step: (m) => void r.stepped.push(m), attest: (m, state) => r.attest(m, state),
     fetch: async function* () {
       r.fetches++;
       await gate;
@@ -85,8 +86,8 @@ test("a download that is not the state the message names is refused: nothing sta
   const r = await rig(t, h);
   t.true(r.stager.intercept(snapMessage(h, 3, new Uint8Array(32).fill(1))));
   r.release();
-  await until(() => r.fetches === 1);
-  await new Promise((res) => setTimeout(res, 300));
+  await until(() => r.warnings.some((l) => l.includes("snapshot not staged")));
+  t.is(r.fetches, 1);
   t.deepEqual(r.stepped, []);
   t.deepEqual(r.files.stagedIndices(), []);
   t.true(r.stager.intercept(snapMessage(h, 3)));
