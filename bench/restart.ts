@@ -165,7 +165,7 @@ async function restart(): Promise<void> {
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 100, electionTick: 1000, heartbeatTick: 1, snapshotInterval: 10_000,
     snapshotRetention: 2, proposalTimeoutMs: 5000, log: quiet, onFatal: (err) => { console.error("fatal", err); process.exit(1); }, attest: async () => {},
-    onApplied: () => audit.sync(), onOutcome: audit.record,
+    beforeStoreCommit: () => audit.flush(), onOutcome: audit.record,
   });
   const link = { send: () => {}, addPeer: () => {}, removePeer: () => {}, fetchSnapshot: () => { throw new Error("no peers here"); } };
   loop.start(link, new Map());

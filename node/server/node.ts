@@ -120,8 +120,8 @@ export class VaultNode {
         this.metrics.appliedEntries.inc(n);
         this.metrics.applySeconds.observe(ms / 1000);
         this.digests.record(this.loop.vault.appliedIndex, () => this.loop.vault.digest());
-        return audit.flush(); // the loop commits the store after it: the audit is never behind the store
       },
+      beforeStoreCommit: () => audit.flush(), // the audit log is never behind the store
       onOutcome: audit.record,
     });
     const tls = this.tls();

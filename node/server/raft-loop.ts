@@ -54,8 +54,10 @@ export interface RaftLoopOptions {
   onFatal(err: unknown): void;
   /** Resolves when a snapshot's staged state may be installed, throws to refuse it (snapshot-attest.ts attestSnapshot). */
   attest(c: Candidate): Promise<void>;
-  /** Observer of each applied batch; its promise (the audit log's fsync) precedes the batch's store commit and the next apply. */
-  onApplied?(entries: number, ms: number): Promise<void> | void;
+  /** Observer of each applied batch (metrics). */
+  onApplied?(entries: number, ms: number): void;
+  /** Called as each store commit is sealed: the commit is written once its promise resolved (the audit log's fsync: never behind the store). */
+  beforeStoreCommit?(): Promise<void>;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
   onOutcome?(event: AppliedEvent): void;
 }
@@ -80,6 +82,13 @@ function proposalDropped(): ProposalError {
 
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
+/**
+ * Applied entries after which the vault store is committed at once; else it
+ * is committed at the next tick. Like etcd's backend batch (its
+ * batch-interval and batch-limit): the store's commit (an fsync) is not paid
+ * per Ready, and a restart replays the WAL after the store's applied index.
+ */
+const STORE_COMMIT_ENTRIES = 1000;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
@@ -107,11 +116,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private batch: Array<{ data: Uint8Array; dropped(err: ProposalError): void }> = [];
   /** The last vault store commit (commits complete in order): awaited, everything applied before it is durable. */
   private committed: Promise<void> = Promise.resolve();
-  /** Resolves once the last applied batch's store commit began (after onApplied's promise): drain awaits it before applying again. */
-  private storeCommitStarted: Promise<void> = Promise.resolve();
   /** Index of the last entry (or snapshot) Raft handed over: the conf state is current up to it. */
   private appliedEntry: number;
   private readonly snapshots: LocalSnapshots;
+  /** Entries applied since the last store commit. */
+  private uncommitted = 0;
   private readonly stager: SnapshotStager;
 
   constructor(private readonly o: RaftLoopOptions) {
@@ -125,7 +134,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       clusterId: o.clusterId, storage: o.storage, files: o.files, log: o.log,
       snapshotInterval: o.snapshotInterval, snapshotRetention: o.snapshotRetention,
       applied: () => this.sm.appliedIndex, digest: () => this.sm.digest(), peers: () => this.peerMap,
-      confState: () => this.confState, committed: () => this.committed, schedule: () => this.schedule(),
+      confState: () => this.confState, schedule: () => this.schedule(),
+      committed: () => {
+        if (this.uncommitted > 0) this.commitStore();
+        return this.committed;
+      },
     });
     this.stager = new SnapshotStager({
       clusterId: o.clusterId, files: o.files, log: o.log,
@@ -159,6 +172,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.timer = setInterval(() => {
       this.guard(() => this.raw.tick());
       this.snapshots.sweep();
+      if (this.uncommitted > 0) this.commitStore();
     }, this.o.tickMs);
     this.schedule();
   }
@@ -171,6 +185,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     while (this.draining !== null) await this.draining;
     this.stager.stop();
     this.snapshots.releaseAll();
+    if (this.uncommitted > 0) this.commitStore();
     await this.committed.catch(() => undefined);
     this.batch = [];
     this.waiters.failAll(new ProposalError("STOPPED", "the node is shutting down; retry with the same request id"));
@@ -364,13 +379,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private async drain(): Promise<void> {
     try {
       while (!this.stopped) {
-        await this.storeCommitStarted;
         this.proposeBatch();
         if (!this.driver.next()) break;
         await this.saving;
         this.driver.writeDone();
       }
-      await this.storeCommitStarted;
       if (!this.stopped) await this.maybeSnapshot();
     } catch (err) {
       this.o.onFatal(err);
@@ -415,17 +428,20 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (rd.committedEntries.length === 0) return;
     const t0 = performance.now();
     for (const e of rd.committedEntries) this.applyEntry(e);
-    // Observers first: what they make durable (the audit log) is never behind the store, whose
-    // entries a restart does not apply again. Nothing is applied while their promise runs, so the
-    // store's batch holds exactly the entries it made durable.
-    const durable = this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
-    if (durable === undefined) this.commitStore();
-    else this.storeCommitStarted = durable.then(() => this.commitStore());
+    this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    this.uncommitted += rd.committedEntries.length;
+    if (this.uncommitted >= STORE_COMMIT_ENTRIES) this.commitStore();
   }
 
-  /** Commits what was applied (pipelined: the next Ready is applied while this commit is written). */
+  /**
+   * Commits what was applied since the last commit (pipelined: applying goes
+   * on while it is written), after beforeStoreCommit's promise (the audit
+   * log, whose lines for these entries are written, is then durable first:
+   * a restart does not apply the store's entries again).
+   */
   private commitStore(): void {
-    const c = this.o.files.store.commit();
+    this.uncommitted = 0;
+    const c = this.o.files.store.commit(this.o.beforeStoreCommit?.());
     this.committed = c;
     c.catch((err: unknown) => this.o.onFatal(err));
   }

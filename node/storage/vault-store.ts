@@ -62,6 +62,8 @@ export class LmdbVaultStore {
   private open = new Map<string, Pending>();
   /** The newest commit's completion (never rejects). */
   private committing: Promise<void> = Promise.resolve();
+  /** Resolves once the newest commit's batch was handed to lmdb (never rejects). */
+  private handed: Promise<void> = Promise.resolve();
   private failed: StorageFailedError | null = null;
   private closed = false;
   private views = 0;
@@ -128,18 +130,31 @@ export class LmdbVaultStore {
 
   /**
    * Writes every put and delete since the last commit() as one transaction;
-   * resolves once it is durable. Commits complete in call order.
+   * resolves once it is durable. Commits complete in call order. With
+   * `after`, the batch is sealed now (later writes go to the next commit) but
+   * written only once `after` resolved (e.g. what must be durable before the
+   * store holds the batch); a rejected `after` fails the store.
    */
-  commit(): Promise<void> {
+  commit(after?: Promise<unknown>): Promise<void> {
     this.check();
     const batch = this.open;
     this.open = new Map();
-    const written = batch.size === 0 ? this.committing : this.db.batch(() => {
+    if (batch.size === 0) return this.committing;
+    const write = () => this.db.batch(() => {
       for (const p of batch.values()) {
         if (p.value === null) void this.db.remove(asBuffer(p.key));
         else void this.db.put(asBuffer(p.key), asBuffer(p.value));
       }
-    }).then(() => this.settle(batch), (err: unknown) => this.fail(err));
+    });
+    // Each batch is handed to lmdb after the previous one was (lmdb writes them in that order, pipelined).
+    let handedOver!: () => void;
+    const previous = this.handed;
+    this.handed = new Promise<void>((resolve) => { handedOver = resolve; });
+    const durable = Promise.all([previous, after]).then(
+      () => { const w = write(); handedOver(); return w; },
+      (err: unknown) => { handedOver(); throw err; },
+    );
+    const written = durable.then(() => this.settle(batch), (err: unknown) => this.fail(err));
     this.committing = written.catch(() => undefined);
     return written;
   }

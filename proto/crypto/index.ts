@@ -26,6 +26,7 @@ export { type ParsedWrappedShare, WRAP_BLOB_VERSION, joinWrappedShare, parseWrap
 export * from "./messages.js";
 export * from "./certificate.js";
 export { SIGNATURE_LENGTH, messageDigest, normalizeLowS, signMessage, verifyMessage } from "./ecdsa.js";
+export { ED25519_PUBLIC_KEY_LENGTH, ED25519_SIGNATURE_LENGTH, verifyEd25519 } from "./ed25519.js";
 export * from "./signatures.js";
 export {
   type Blinded,

@@ -34,7 +34,7 @@ async function startNode(dir: string): Promise<Node> {
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 5, electionTick: 10, heartbeatTick: 1, snapshotInterval: 100_000,
     snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { throw err; }, attest: async () => {},
-    onApplied: () => audit.sync(), onOutcome: (e) => { events.push(e); audit.record(e); },
+    beforeStoreCommit: () => audit.flush(), onOutcome: (e) => { events.push(e); audit.record(e); },
   });
   loop.start(link, new Map());
   let closed = false;

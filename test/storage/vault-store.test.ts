@@ -65,6 +65,30 @@ test("pipelined commits apply in call order; a later write of a key wins over an
   t.is([...store.scan(b("k"), b("l"))].length, 10);
 });
 
+test("commit(after) seals its batch now and writes it once `after` resolved; later commits wait their turn; a rejected `after` fails the store", async (t) => {
+  const store = await LmdbVaultStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  store.put(b("a"), b("1"));
+  const first = store.commit(gate);
+  store.put(b("b"), b("2")); // the next batch, not the sealed one
+  const second = store.commit();
+  await new Promise((r) => setTimeout(r, 50));
+  const before = store.view();
+  t.deepEqual(pairs(before.scan(...ALL)), [], "nothing is written while `after` is pending");
+  before.release();
+  t.is(s(store.get(b("a"))), "1", "reads still see the sealed batch");
+  release();
+  await Promise.all([first, second]);
+  const after = store.view();
+  t.deepEqual(pairs(after.scan(...ALL)), ["a=1", "b=2"]);
+  after.release();
+  store.put(b("c"), b("3"));
+  await t.throwsAsync(store.commit(Promise.reject(new Error("the audit flush failed"))), { instanceOf: StorageFailedError });
+  t.throws(() => store.put(b("d"), b("4")), { instanceOf: StorageFailedError });
+});
+
 test("a view reads the state of the last commit before it, whatever is written or committed after", async (t) => {
   const store = await LmdbVaultStore.open(tempDir(t));
   t.teardown(() => store.close());
