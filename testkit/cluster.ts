@@ -85,9 +85,17 @@ export class LocalCluster {
   /** A token provider for SDK clients: a fresh token per call, for the call's user. */
   token!: TokenProvider;
 
+  /**
+   * The cluster's threshold t, in every node's config, nodes added later
+   * included (a node's default would follow the nodes its config lists; the
+   * attested snapshot install asks t other nodes to vouch).
+   */
+  readonly threshold: number;
+
   private constructor(readonly opts: ClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "bkv-e2e-"));
     this.clusterId = opts.clusterId ?? "e2e-cluster";
+    this.threshold = Math.floor((opts.size ?? 3) / 2) + 1;
   }
 
   /**
@@ -158,7 +166,7 @@ export class LocalCluster {
       nodeId: n.id, clusterId: this.clusterId, dataDir: join(this.dir, `data-${n.id}`),
       clientListen: n.client, peerListen: n.peer, adminListen: n.admin, metricsListen: n.metrics, logLevel: process.env.BKV_E2E_LOG_LEVEL ?? "info",
       snapshotInterval: this.opts.snapshotInterval ?? 10_000, tickMs: 50, electionTick: 10, heartbeatTick: 1,
-      throttle: this.opts.throttle ?? "none",
+      throttle: this.opts.throttle ?? "none", threshold: this.threshold,
       hsm: { tokenLabel: `bkv-e2e-${n.id}`, pinFile: join(hsmDir, "pin"), softhsmConf: join(hsmDir, "softhsm2.conf") },
       tls: { ca: join(this.dir, "certs/ca.crt"), cert: join(this.dir, `certs/node-${n.id}.crt`), key: join(this.dir, `certs/node-${n.id}.key`) },
       auth: this.opts.authDisabled === true ? { disabled: true } : { issuers: [{ issuer: DEV_ISSUER, jwksFile: this.jwksFile }] },
