@@ -26,6 +26,8 @@ import type { Candidate } from "./snapshot-attest.js";
 import type { Logger } from "./log.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
+import { type AppliedEvent, ProposalError, proposalDropped } from "./loop-types.js";
+export { type AppliedEvent, ProposalError } from "./loop-types.js";
 
 export interface PeerLink {
   send(messages: readonly Message[]): void;
@@ -60,24 +62,6 @@ export interface RaftLoopOptions {
   beforeStoreCommit?(): Promise<void>;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
   onOutcome?(event: AppliedEvent): void;
-}
-
-/** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
-export type AppliedEvent =
-  | { readonly kind: "command"; readonly index: number; readonly data: Uint8Array; readonly result: VaultResult }
-  | { readonly kind: "membership"; readonly index: number; readonly change: ConfChange }
-  | { readonly kind: "snapshot"; readonly index: number };
-
-/** A proposal that could not be made or did not complete: the caller may retry with the same request id. */
-export class ProposalError extends Error {
-  override readonly name = "ProposalError";
-  constructor(readonly reason: "NO_LEADER" | "DROPPED" | "TIMEOUT" | "LEADER_CHANGED" | "STOPPED", message: string) {
-    super(message);
-  }
-}
-
-function proposalDropped(): ProposalError {
-  return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
 }
 
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
@@ -441,7 +425,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    */
   private commitStore(): void {
     this.uncommitted = 0;
-    const c = this.o.files.store.commit(this.o.beforeStoreCommit?.());
+    let c: Promise<void>;
+    try {
+      c = this.o.files.store.commit(this.o.beforeStoreCommit?.());
+    } catch (err) {
+      c = Promise.reject(err); // a store that failed before refuses at once: the same fatal path
+    }
     this.committed = c;
     c.catch((err: unknown) => this.o.onFatal(err));
   }
