@@ -107,6 +107,9 @@ export interface PoolOptions {
   readonly recycleAfter?: number;
 }
 
+/** How often a module that could not be restarted is tried again. */
+const RESTART_RETRY_MS = 5_000;
+
 export const DEFAULT_POOL: Required<PoolOptions> = { threads: 2, sessionKeyCopies: true, recycleAfter: 20_000 };
 
 type Keys = { agreement: Uint8Array; identity: Uint8Array };
@@ -141,6 +144,7 @@ export class HsmWorkerPool {
   private recycling: Promise<void> | null = null;
   private drained: (() => void) | null = null;
   private broken: Error | null = null;
+  private brokenAt = 0;
 
   private constructor(
     private workers: HsmWorker[],
@@ -176,7 +180,8 @@ export class HsmWorkerPool {
   private async run(req: DistributiveOmit<WorkerRequest, "id">): Promise<Uint8Array> {
     while (this.recycling !== null) await this.recycling;
     if (this.broken !== null) {
-      await (this.recycling ??= this.recycle()); // a failed restart is tried again, one at a time
+      // A failed restart is tried again, one at a time and at most every RESTART_RETRY_MS (a restart starts threads).
+      if (Date.now() - this.brokenAt >= RESTART_RETRY_MS) await (this.recycling ??= this.recycle());
       if (this.broken !== null) throw this.broken;
     }
     const worker = this.leastBusy();
@@ -213,6 +218,7 @@ export class HsmWorkerPool {
       this.broken = null;
     } catch (err) {
       this.broken = err instanceof HsmError ? err : new HsmError("HSM_ERROR", "the HSM module could not be restarted");
+      this.brokenAt = Date.now();
     } finally {
       this.stats.operations = 0;
       this.recycling = null;
