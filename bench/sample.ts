@@ -2,6 +2,7 @@
 // work, reported as medians, and the CPU time of another process. On a
 // loaded machine CPU is the steadier one.
 import { readFileSync } from "node:fs";
+import { procStatusKib } from "../node/server/metrics.js";
 
 /** Wall and CPU (user+system of the process, GC threads included) milliseconds. */
 export interface Sample {
@@ -63,9 +64,9 @@ export interface ProcMemory {
 /** The resident memory of process `pid` (Linux /proc; zeros when it is gone). */
 export function procMemory(pid: number): ProcMemory {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (name: string) => Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(name)) ?? "")?.[1] ?? 0);
-    return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024 };
+    const status = readFileSync(`/proc/${pid}/status`, "latin1");
+    const mib = (name: string) => (procStatusKib(name, status) ?? 0) / 1024;
+    return { rss: mib("VmRSS"), anon: mib("RssAnon"), file: mib("RssFile") };
   } catch {
     return { rss: 0, anon: 0, file: 0 };
   }

@@ -15,7 +15,6 @@
 //
 // Run: npm run bench:scale -- --records 100000 [--inflight 128] [--recovery-rate 4]
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { registerRequest } from "../client/sdk/records.js";
@@ -23,8 +22,7 @@ import { createRegistration } from "../proto/crypto/index.js";
 import { LocalCluster, waitFor } from "../testkit/cluster.js";
 import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
-import { quantile } from "./sample.js";
-import { procStatusKib } from "../node/server/metrics.js";
+import { type ProcMemory, metricOf, procMemory, quantile } from "./sample.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -73,25 +71,6 @@ class Sampler {
   now(id: number): ProcMemory {
     const pid = this.cluster.node(id).proc?.pid;
     return pid === undefined ? { rss: 0, anon: 0, file: 0 } : procMemory(pid);
-  }
-}
-
-/** The value of an unlabelled metric in a Prometheus text exposition (0 if absent). */
-function metricOf(text: string, name: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line === undefined ? 0 : Number(line.split(" ").at(-1));
-}
-
-interface ProcMemory { rss: number; anon: number; file: number }
-
-/** VmRSS, RssAnon and RssFile of a process, MiB. */
-function procMemory(pid: number): ProcMemory {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "latin1");
-    const mib = (name: string) => (procStatusKib(name, status) ?? 0) / 1024;
-    return { rss: mib("VmRSS"), anon: mib("RssAnon"), file: mib("RssFile") };
-  } catch {
-    return { rss: 0, anon: 0, file: 0 };
   }
 }
 
