@@ -77,6 +77,7 @@ export class Metrics {
     storeGauge("bkv_store_map_bytes", "Address space of the vault store's memory map", (s) => s.mapBytes);
     storeGauge("bkv_store_entries", "Pairs in the vault store", (s) => s.entries);
     storeGauge("bkv_store_pinned_views", "Read views of the vault store held for snapshots", (s) => s.views);
+    storeGauge("bkv_store_readers", "LMDB read transactions open in the vault store (of 126; all taken stops the node)", (s) => s.readers);
     const memGauge = (name: string, help: string, field: string) => new Gauge({
       name, help, registers: [this.registry],
       collect() {

@@ -12,7 +12,7 @@
 // vault for those the store already holds.
 import type { Snapshot } from "../raft/index.js";
 import { StorageError, type VaultFiles } from "../storage/index.js";
-import { ALL_KEYS, VaultStateMachine, type VaultStore } from "../vault/index.js";
+import { ALL_KEYS, VaultStateMachine, type VaultStore, firstPair } from "../vault/index.js";
 import { decodeServerSnapshot } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 
@@ -53,7 +53,7 @@ async function finishSwap(files: VaultFiles, snap: Snapshot, clusterId: string, 
 }
 
 function isEmpty(store: VaultStore): boolean {
-  return store.scan(...ALL_KEYS)[Symbol.iterator]().next().done === true;
+  return firstPair(store, ...ALL_KEYS) === undefined;
 }
 
 function appliedOf(store: VaultStore, clusterId: string): number {

@@ -43,6 +43,8 @@ export interface VaultStoreStats {
   readonly overlayEntries: number;
   /** Read views held. */
   readonly views: number;
+  /** LMDB read transactions open in the environment (views, and reads under way): of MAX_READERS. */
+  readonly readers: number;
 }
 
 interface Pending {
@@ -54,6 +56,8 @@ interface Pending {
 /** The LMDB file of a store directory. */
 export const DATA_FILE = "data.mdb";
 export const LOCK_FILE = "lock.mdb";
+/** LMDB read transactions the store may hold at once (its reader table); past it a read fails with MDB_READERS_FULL. */
+export const MAX_READERS = 126;
 
 export class LmdbVaultStore {
   /** Every uncommitted or committing write, by latin1 key; the newest write of a key wins. */
@@ -75,7 +79,7 @@ export class LmdbVaultStore {
     await mkdir(dir, { recursive: true });
     const db = open<Buffer, Buffer>({
       path: dir, keyEncoding: "binary", encoding: "binary", compression: false,
-      overlappingSync: false, noMemInit: false, maxReaders: 126,
+      overlappingSync: false, noMemInit: false, maxReaders: MAX_READERS,
     });
     return new LmdbVaultStore(db, dir);
   }
@@ -202,8 +206,14 @@ export class LmdbVaultStore {
     const file = await stat(join(this.dir, DATA_FILE)).catch(() => ({ size: 0 }));
     return {
       fileBytes: file.size, entries: s.entryCount, usedBytes: (s.lastPageNumber + 1) * s.pageSize,
-      mapBytes: s.mapSize, overlayEntries: this.overlay.size, views: this.views,
+      mapBytes: s.mapSize, overlayEntries: this.overlay.size, views: this.views, readers: this.readers(),
     };
+  }
+
+  /** LMDB read transactions open now (its reader table, one line per reader after a header). */
+  readers(): number {
+    this.check();
+    return String(this.db.readerList()).split("\n").filter((line) => /^\s*\d+\s+[0-9a-f]+\s+\d+\s*$/.test(line)).length;
   }
 
   /** Waits for the commits in flight (uncommitted writes are dropped) and closes the environment. Idempotent. */

@@ -18,6 +18,7 @@ import { PREFIX, orderKey, requestKey, tableRange, u64 } from "./keys.js";
 import { type VaultResult, decodeResult, encodeResult, vaultError } from "./result.js";
 import type { StoreState } from "./state.js";
 import { VaultInvariantError } from "./errors.js";
+import { firstPair } from "./store.js";
 
 /**
  * How many request ids a new cluster remembers (DESIGN §5: the window a
@@ -76,9 +77,9 @@ export class RequestTable {
   }
 
   private evictOldest(): void {
-    const first = this.s.store.scan(...tableRange(PREFIX.order))[Symbol.iterator]().next();
-    if (first.done === true) throw new VaultInvariantError(`${this.size} request ids counted, none in the order table`);
-    const [okey, id] = first.value;
+    const first = firstPair(this.s.store, ...tableRange(PREFIX.order));
+    if (first === undefined) throw new VaultInvariantError(`${this.size} request ids counted, none in the order table`);
+    const [okey, id] = first;
     this.s.write(requestKey(id), null);
     this.s.write(okey, null);
     this.s.setMetaU64("reqcount", --this.s.reqCount);

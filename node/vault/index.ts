@@ -37,7 +37,7 @@ export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachin
 export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
 export { DEFAULT_DIGEST_WINDOW, DigestRing } from "./digest-ring.js";
 export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
-export { MemoryStore, type VaultStore } from "./store.js";
+export { MemoryStore, type VaultStore, firstPair } from "./store.js";
 export { ALL_KEYS } from "./keys.js";
 export { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, notBefore, validateSchedule } from "./throttle.js";
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";

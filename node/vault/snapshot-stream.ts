@@ -18,7 +18,7 @@ import { ALL_KEYS, PREFIX, readU64 } from "./keys.js";
 import { FINGERPRINT_LENGTH } from "./dedupe.js";
 import { decodeResult } from "./result.js";
 import { StoreState } from "./state.js";
-import type { VaultStore } from "./store.js";
+import { type VaultStore, firstPair } from "./store.js";
 import { corruptOnError, decodeNode, decodeStoredRecord } from "./values.js";
 
 export const SNAPSHOT_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x56); // "bkvV"
@@ -90,7 +90,7 @@ export class SnapshotImporter {
   private readonly check: PairChecker;
 
   constructor(private readonly clusterId: string, private readonly store: VaultStore) {
-    if (!store.scan(...ALL_KEYS)[Symbol.iterator]().next().done) throw new CorruptSnapshotError("the target store is not empty");
+    if (firstPair(store, ...ALL_KEYS) !== undefined) throw new CorruptSnapshotError("the target store is not empty");
     this.check = new PairChecker(clusterId);
   }
 

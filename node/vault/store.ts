@@ -7,6 +7,11 @@
 //   whether or not the implementation has committed them anywhere.
 // - scan yields the pairs with start <= key < end in ascending unsigned
 //   byte order of the keys, including writes not yet committed.
+// - An iteration of scan stopped early must be closed (for-of with break or
+//   return closes it; firstPair below): the disk store holds a read
+//   transaction for an open iteration, and iterations left open exhaust its
+//   readers (a node died of MDB_READERS_FULL that way, evicting one request
+//   id per entry with next() once the table was full).
 // - Keys and values handed to put are owned by the store afterwards (the
 //   caller does not mutate them); arrays returned by get and scan must not
 //   be mutated by the caller.
@@ -20,6 +25,12 @@ export interface VaultStore {
   put(key: Uint8Array, value: Uint8Array): void;
   delete(key: Uint8Array): void;
   scan(start: Uint8Array, end: Uint8Array): Iterable<readonly [Uint8Array, Uint8Array]>;
+}
+
+/** The first pair with start <= key < end, or undefined; the iteration is closed (the contract above). */
+export function firstPair(store: VaultStore, start: Uint8Array, end: Uint8Array): readonly [Uint8Array, Uint8Array] | undefined {
+  for (const pair of store.scan(start, end)) return pair;
+  return undefined;
 }
 
 /** The in-memory store: a Map by latin1 key string; scan sorts (O(n log n): for tests and the simulation). */

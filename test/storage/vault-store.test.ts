@@ -3,8 +3,10 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import test from "ava";
-import { LmdbVaultStore } from "../../node/storage/vault-store.js";
+import { LmdbVaultStore, MAX_READERS } from "../../node/storage/vault-store.js";
 import { StorageFailedError } from "../../node/storage/index.js";
+import { VaultStateMachine } from "../../node/vault/index.js";
+import { CLUSTER, Harness, beginCmd, blindedPoint, expectOk, register, registerCmd } from "../../testkit/vault.js";
 import { batchKey, prng, tempDir } from "./helpers.js";
 
 const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
@@ -183,4 +185,23 @@ test("SIGKILL between and during commits keeps every resolved commit whole and n
     }
   }
   t.true(first > 1, "some batch became durable");
+});
+
+// A node died of MDB_READERS_FULL once its request-id table was full: each entry evicted the oldest id with a scan
+// left open (next() once), and every open iteration held an LMDB read transaction across the commits that followed.
+test("a full request-id table evicting one id per entry does not exhaust the store's readers", async (t) => {
+  const store = await LmdbVaultStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store, requestIdCapacity: 4 }));
+  const users = ["reader-a", "reader-b"];
+  for (const user of users) expectOk(t, h.result(registerCmd(register(user, { guessLimit: 255 }))), "register");
+  await store.commit();
+  let most = 0;
+  for (let i = 0; i < 400; i++) {
+    expectOk(t, h.result(beginCmd(users[i % 2]!, blindedPoint(i + 3))), "begin"); // each begin is remembered, evicting one id
+    await store.commit();
+    most = Math.max(most, store.readers());
+  }
+  t.is(h.sm.rememberedRequests, 4);
+  t.true(most <= 2, `at most ${most} LMDB readers open at once (of ${MAX_READERS})`);
 });
