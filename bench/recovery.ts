@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { Hsm } from "../node/hsm/index.js";
+import { HsmWorkerPool } from "../node/hsm/index.js";
 import { createRegistration } from "../proto/crypto/index.js";
 import { registerRequest } from "../client/sdk/records.js";
 import { LocalCluster } from "../testkit/cluster.js";
@@ -29,10 +29,10 @@ import { quantile } from "./sample.js";
 
 const HSM_IN_FLIGHT = 16;
 
-/** Evaluations per second of one token, alone, with the node's HSM options (Hsm.open defaults). */
+/** Evaluations per second of one token, alone, as a node opens it (HsmWorkerPool with its defaults). */
 function hsmAlone(seconds: number): Promise<number> {
   return withBenchToken(async (config) => {
-    const hsm = await Hsm.open(config);
+    const hsm = await HsmWorkerPool.open(config);
     try {
       const jobs = makeJobs(hsm.agreementPublicKey, 64);
       await run(hsm, jobs, HSM_IN_FLIGHT, Math.min(1, seconds)); // warm-up
@@ -198,7 +198,7 @@ function report(rows: Row[], x: { seconds: number; threshold: number; n: number;
   const L = (e * x.n) / asked;
   const R = Math.max(...rows.filter((r) => !r.label.startsWith("paced")).map((r) => r.r.n / r.r.seconds));
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, node ${process.version}; ${x.seconds} s per row, ${x.clients} load generator process(es)`);
-  console.log(`HSM alone (Hsm.open defaults as the node uses them, ${HSM_IN_FLIGHT} in flight): ${fmt(x.hsmBefore, 0)}/s before, ${fmt(x.hsmAfter, 0)}/s after; e = ${fmt(e, 0)}/s`);
+  console.log(`HSM alone (the worker pool with the node's defaults, ${HSM_IN_FLIGHT} in flight): ${fmt(x.hsmBefore, 0)}/s before, ${fmt(x.hsmAfter, 0)}/s after; e = ${fmt(e, 0)}/s`);
   console.log(`cluster: n = ${x.n}, t = ${x.threshold}; Evaluate calls a recovery makes: ${asked} (every share holder, as the SDK asks); measured ${fmt(x.evalsPerRecovery, 2)} per recovery (retries included)`);
   printRows(rows);
   console.log(`\nrecoveries/s: ${fmt(R, 0)}, hsm-bound: ${fmt(L, 0)}, ratio: ${fmt(R / L, 2)}`);

@@ -20,8 +20,7 @@ import { encodeCommand } from "../vault/index.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
 import { AdminRequestTable } from "./admin-requests.js";
 import { encodePeerContext } from "./raft-loop.js";
-import type { AdminLoop, RaftView } from "./raft-view.js";
-import type { StateDigestRing } from "./state-digests.js";
+import type { AdminLoop, RaftView, VaultReader } from "./raft-view.js";
 import type { Logger } from "./log.js";
 
 /** What GetClusterStatus reports of the node beyond Raft: read on each call. */
@@ -45,7 +44,6 @@ export interface AdminDeps {
   /** PromoteLearner refuses a learner further behind the leader's commit index than this. */
   readonly promoteMaxLag: number;
   readonly facts: () => Promise<NodeFacts>;
-  readonly digests: StateDigestRing;
   readonly log: Logger;
   /** Metrics: one call's method, status name and duration. */
   readonly record: (method: string, code: string, ms: number) => void;
@@ -103,10 +101,27 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     saveSnapshot: saveSnapshot(d, ctx),
     listStateDigests: unary("ListStateDigests", async () => {
       await Promise.resolve();
-      const digests = d.digests.list().map((x) => ({ index: BigInt(x.index), digest: x.digest }));
+      const digests = recentDigests(d.loop().vault).map((x) => ({ index: BigInt(x.index), digest: x.digest }));
       return create(ListStateDigestsResponseSchema, { nodeId: BigInt(d.nodeId), digests });
     }),
   };
+}
+
+/** Indexes ListStateDigests reports: the last ones this node applied. */
+export const LISTED_DIGESTS = 64;
+
+/**
+ * The state digests after the last `n` indexes this node applied, that it
+ * still remembers (the vault's digest ring), oldest first: `bkv admin
+ * digests` compares the members at the greatest index all of them list.
+ */
+export function recentDigests(vault: Pick<VaultReader, "appliedIndex" | "digestAt">, n = LISTED_DIGESTS): Array<{ index: number; digest: Uint8Array }> {
+  const out: Array<{ index: number; digest: Uint8Array }> = [];
+  for (let index = Math.max(1, vault.appliedIndex - n + 1); index <= vault.appliedIndex; index++) {
+    const digest = vault.digestAt(index);
+    if (digest !== undefined) out.push({ index, digest });
+  }
+  return out;
 }
 
 /** SaveSnapshot: AdminLoop.snapshotStream's chunks, written with backpressure; stops when the caller cancels. */

@@ -29,7 +29,6 @@ import { adminAuth } from "./admin-auth.js";
 import { NodeHealth, type HealthFacts, healthState, notServingReason } from "./health.js";
 import { HsmProbe } from "./hsm-probe.js";
 import { Joiner } from "./join.js";
-import { StateDigestRing } from "./state-digests.js";
 import { attestSnapshot } from "./snapshot-attest.js";
 import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
@@ -69,7 +68,6 @@ export class VaultNode {
   private readonly health = new NodeHealth(() => healthState(this.healthFacts()));
   private hsmProbe: HsmProbe | null = null;
   private joiner: Joiner | null = null;
-  private readonly digests = new StateDigestRing();
 
   constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
     this.metrics = new Metrics(() => (this.loop === undefined ? null : {
@@ -119,7 +117,6 @@ export class VaultNode {
       onApplied: (n, ms) => {
         this.metrics.appliedEntries.inc(n);
         this.metrics.applySeconds.observe(ms / 1000);
-        this.digests.record(this.loop.vault.appliedIndex, () => this.loop.vault.digest());
       },
       beforeStoreCommit: () => audit.flush(), // the audit log is never behind the store
       onOutcome: audit.record,
@@ -195,7 +192,7 @@ export class VaultNode {
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.adminLeaderHint,
       peerReachable: (id) => this.transport.peerState(id) === "open",
       adminAddressOf: (id) => this.cfg.nodes.find((n) => n.id === id)?.adminAddress ?? "",
-      promoteMaxLag: this.cfg.promoteMaxLag, facts: () => this.facts(), digests: this.digests,
+      promoteMaxLag: this.cfg.promoteMaxLag, facts: () => this.facts(),
       record: (method, code, ms) => this.metrics.adminRequest(method, code, ms),
     }));
     this.health.serve(server, [AdminService.typeName]);

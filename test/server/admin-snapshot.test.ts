@@ -19,7 +19,6 @@ import { adminAuth } from "../../node/server/admin-auth.js";
 import { adminService } from "../../node/server/admin-service.js";
 import { ProposalError } from "../../node/server/raft-loop.js";
 import type { AdminLoop } from "../../node/server/raft-view.js";
-import { StateDigestRing } from "../../node/server/state-digests.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bkv-admin-snap-"));
 execFileSync("bash", ["deploy/certs/make-certs.sh", dir, "1", "operator"], { stdio: "ignore" });
@@ -44,7 +43,7 @@ test.before(async () => {
   server.addService(serviceDefinition(AdminService), adminService({
     nodeId: 1, clusterId: "c", loop: () => ({ snapshotStream: stream }) as unknown as AdminLoop, peerReachable: () => true,
     leaderHint: () => ({ leaderId: 1, leaderAddress: "", self: 1 }), adminAddressOf: () => "", promoteMaxLag: 0,
-    facts: () => Promise.reject(new Error("unused")), digests: new StateDigestRing(), log: quiet,
+    facts: () => Promise.reject(new Error("unused")), log: quiet,
     record: (method, code) => records.push(`${method} ${code}`),
   }));
   const creds = grpc.ServerCredentials.createSsl(pem("ca.crt"), [{ private_key: pem("node-1.key"), cert_chain: pem("node-1.crt") }], true);

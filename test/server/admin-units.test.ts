@@ -9,8 +9,7 @@ import { RpcFailure } from "../../node/server/errors.js";
 import { notServingReason } from "../../node/server/health.js";
 import { joinPhase } from "../../node/server/join.js";
 import { ProposalError } from "../../node/server/raft-loop.js";
-import { StateDigestRing } from "../../node/server/state-digests.js";
-import { adminService } from "../../node/server/admin-service.js";
+import { adminService, recentDigests } from "../../node/server/admin-service.js";
 import type { AdminLoop } from "../../node/server/raft-view.js";
 import { type ConfChange, ConfChangeType } from "../../node/raft/index.js";
 
@@ -82,17 +81,15 @@ test("health: NOT_SERVING without a leader, beyond the apply lag bound, or with 
   t.is(notServingReason({ ...ok, leaderId: 0, applyLag: 500 }), "no leader known");
 });
 
-test("digest ring: one digest per recorded index, ascending, bounded", (t) => {
-  const ring = new StateDigestRing(2);
-  let computed = 0;
-  const digest = () => { computed++; return new Uint8Array([computed]); };
-  ring.record(5, digest);
-  ring.record(5, digest);
-  ring.record(4, digest);
-  t.is(computed, 1, "an index not above the last is not digested again");
-  ring.record(7, digest);
-  ring.record(9, digest);
-  t.deepEqual(ring.list().map((d) => d.index), [7, 9]);
+test("recent digests: the last indexes applied that the vault remembers, oldest first", (t) => {
+  const remembered = new Map([[7, 7], [8, 8], [10, 10], [11, 11]]);
+  const vault = (applied: number) => ({
+    appliedIndex: applied,
+    digestAt: (i: number) => (remembered.has(i) ? new Uint8Array([remembered.get(i)!]) : undefined),
+  });
+  t.deepEqual(recentDigests(vault(11), 4).map((d) => [d.index, d.digest[0]]), [[8, 8], [10, 10], [11, 11]], "index 9 is not remembered");
+  t.deepEqual(recentDigests(vault(11), 2).map((d) => d.index), [10, 11]);
+  t.deepEqual(recentDigests(vault(0)), [], "nothing applied, nothing listed");
 });
 
 test("join phase: new, learner, voter, removed", (t) => {
@@ -126,7 +123,7 @@ function service(f: FakeLoop, reachable: readonly number[], promoteMaxLag = 100)
   return adminService({
     nodeId: 1, clusterId: "c", loop: () => loop, peerReachable: (id) => reachable.includes(id),
     leaderHint: () => ({ leaderId: 1, leaderAddress: "", self: 1 }), adminAddressOf: () => "", promoteMaxLag,
-    facts: () => Promise.reject(new Error("unused")), digests: new StateDigestRing(), log: quiet, record: () => undefined,
+    facts: () => Promise.reject(new Error("unused")), log: quiet, record: () => undefined,
   });
 }
 
