@@ -100,8 +100,11 @@ export class LocalSnapshots {
     this.views.pin(applied, snap.metadata.term, view);
     this.owed = false;
     // Keep a tail of entries (as etcd's SnapshotCatchUpEntries) so that a
-    // follower slightly behind catches up from the log, not a full snapshot.
-    this.ctx.storage.compact(Math.max(1, Math.min(applied - this.catchUpEntries(), this.keepLogAfter)));
+    // follower slightly behind catches up from the log, not a full snapshot,
+    // and the entries after a snapshot being downloaded: the follower that
+    // installs it goes on from the log instead of starting over.
+    const keep = Math.min(applied - this.catchUpEntries(), this.keepLogAfter, this.views.oldestRead() ?? Infinity);
+    this.ctx.storage.compact(Math.max(1, keep));
     this.keepLogAfter = Infinity;
     this.index = applied;
     this.ctx.log.info("took snapshot", { index: applied });

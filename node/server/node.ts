@@ -41,6 +41,10 @@ export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): an
 
 /** How long a peer has to answer GetStateDigest before a snapshot install counts it as silent. */
 const ATTEST_TIMEOUT_MS = 5000;
+/** An announcement proposed and not yet applied is proposed again after this long (it may have been dropped). */
+const ANNOUNCE_RETRY_MS = 5000;
+/** A node announces itself once it applied within this many entries of the commit index it knows (caught up). */
+const ANNOUNCE_MAX_LAG = 100;
 
 export interface NodeAddresses {
   readonly client: string;
@@ -61,6 +65,8 @@ export class VaultNode {
   private http: HttpServer | null = null;
   private announceTimer: NodeJS.Timeout | null = null;
   private announcing = false;
+  /** When this node last proposed its announcement (ms): retried at most every ANNOUNCE_RETRY_MS. */
+  private announcedAt = 0;
   /** The last local refusal of this node's own announcement, logged once. */
   private announceRefusal = "";
   private stopping = false;
@@ -249,6 +255,10 @@ export class VaultNode {
   /** Proposes this node's descriptor entry until the vault holds it with the current address. */
   private async maybeAnnounce(): Promise<void> {
     if (this.announcing || this.stopping || this.loop.leaderId === NONE) return;
+    // A node catching up (a joiner downloading its first snapshot) holds no state to judge by, and a proposal
+    // every tick would only fill the leader's log; one in flight is given time to apply.
+    const v = this.loop.vault;
+    if (v.appliedIndex === 0 || this.loop.commitIndex - v.appliedIndex > ANNOUNCE_MAX_LAG || Date.now() - this.announcedAt < ANNOUNCE_RETRY_MS) return;
     const me = this.cfg.nodes.find((n) => n.id === this.cfg.nodeId);
     const address = me?.clientAddress ?? this.cfg.clientListen;
     const have = this.loop.vault.nodes().find((n) => n.nodeId === this.cfg.nodeId);
@@ -268,6 +278,7 @@ export class VaultNode {
         return;
       }
       this.loop.proposeUnwaited(encodeCommand({ kind: "announce", node }));
+      this.announcedAt = Date.now();
       this.log.info("announced this node", { address });
     } catch (err) {
       this.log.warn("announcement not proposed yet", { error: err });

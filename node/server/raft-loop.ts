@@ -212,8 +212,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.guard(() => this.raw.reportUnreachable(id));
   }
 
+  /**
+   * A failed MsgSnap starts the transfer over. A written one is no success: the follower has yet to download,
+   * stage and attest its store state; its MsgAppResp after installing moves Raft on (docs/storage.md).
+   */
   reportSnapshot(id: NodeId, ok: boolean): void {
-    this.guard(() => this.raw.reportSnapshot(id, ok));
+    if (ok) return;
+    this.guard(() => this.raw.reportSnapshot(id, false));
   }
 
   private guard(f: () => void): void {

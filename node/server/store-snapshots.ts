@@ -71,6 +71,13 @@ export class PinnedViews {
     return snap.metadata.index === 0 || decodeServerSnapshot(snap.data).store === undefined || this.has(snap.metadata.index);
   }
 
+  /** The lowest index of a snapshot a follower is downloading now, if any. */
+  oldestRead(): number | undefined {
+    let oldest: number | undefined;
+    for (const [i, p] of this.pinned) if (p.readers > 0 && (oldest === undefined || i < oldest)) oldest = i;
+    return oldest;
+  }
+
   /** Releases the views no transfer has read for PIN_IDLE_MS. */
   sweep(): void {
     const now = this.now();

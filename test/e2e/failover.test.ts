@@ -92,3 +92,31 @@ test.serial("a node needing a snapshot after the leader released its idle store 
   t.true(cluster.logOf(victim).split("restored snapshot").length > restoredBefore, "caught up through a snapshot");
   t.is((await cluster.vault(victim).getRecordInfo({ userId: "hank" })).attemptsRemaining, 255 - 90);
 });
+
+// A MsgSnap written to the peer stream is not a delivered snapshot: the follower has yet to download, stage and
+// have it attested. Taken as delivered, the leader went back to probing at once, the probe was refused, and it
+// started a new snapshot every heartbeat (and took a fresh one for each: at 1M records it ran out of LMDB readers).
+// Here the follower cannot install for a while (only the leader is up to vouch, t = 2): the leader sends once.
+test.serial("a leader sends one snapshot to a follower that cannot install it yet, not one per heartbeat", async (t) => {
+  t.timeout(180_000);
+  for (const n of cluster.nodes) if (n.proc === null) cluster.restart(n.id);
+  await cluster.waitReady(60_000);
+  await client.register("jill", "pw", { guessLimit: 255 });
+  const lead = await cluster.leaderId();
+  const [victim, third] = cluster.nodes.filter((n) => n.id !== lead).map((n) => n.id) as [number, number];
+  await cluster.kill(victim);
+  for (let i = 0; i < 30; i++) {
+    await cluster.vault(lead).beginRecovery({ requestId: new Uint8Array(randomBytes(16)), userId: "jill", blindedElement: encodePoint(G.multiply(randomScalar())) });
+  }
+  await cluster.kill(third);
+  const sends = () => cluster.logOf(lead).split("\n").filter((l) => new RegExp(`sending snapshot \\d+ \\(\\d+ bytes\\) to ${victim}\\b`).test(l)).length;
+  const before = sends();
+  const refusedBefore = cluster.logOf(victim).split("snapshot not staged").length;
+  cluster.restart(victim);
+  await waitFor(() => cluster.logOf(victim).split("snapshot not staged").length > refusedBefore + 1 || undefined, "the follower to refuse the snapshot twice (one voucher of two)", 60_000);
+  t.true(sends() - before <= 1, `the leader started ${sends() - before} snapshot transfers to node ${victim}`);
+  cluster.restart(third);
+  const st = await cluster.status(lead);
+  await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
+  t.is((await cluster.vault(victim).getRecordInfo({ userId: "jill" })).attemptsRemaining, 255 - 30);
+});
