@@ -90,12 +90,13 @@ export class VaultNode {
 
   async start(): Promise<NodeAddresses> {
     const c = this.cfg;
-    this.hsm = await HsmWorkerPool.open({
-      modulePath: c.hsm.module, tokenLabel: c.hsm.tokenLabel,
-      ...(c.hsm.pinFile !== undefined ? { pinFile: c.hsm.pinFile } : { pinEnv: c.hsm.pinEnv as string }),
-      ...(c.hsm.softhsmConf !== undefined ? { softhsmConf: c.hsm.softhsmConf } : {}),
-      ...(c.hsm.wrapMechanism !== undefined ? { wrapMechanism: c.hsm.wrapMechanism } : {}),
+    // The HSM's worker threads start while the stores open (each takes a second or more at a restart).
+    const hsm = this.openHsm();
+    const { files, sm } = await this.openStores().catch(async (err: unknown) => {
+      await hsm.then((h) => h.close(), () => undefined);
+      throw err;
     });
+    this.hsm = await hsm;
     this.log.info("hsm opened", { token: c.hsm.tokenLabel });
     this.hsmProbe = new HsmProbe({
       intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
@@ -105,14 +106,10 @@ export class VaultNode {
     this.hsmProbe.start();
     this.gate = new ClientGate({ clusterId: c.clusterId, auth: c.auth, admission: new Admission(c.limits), log: this.log });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
-    this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
-    await this.bootstrapIfEmpty();
-    this.files = await VaultFiles.open(join(c.dataDir, "vault"));
-    const sm = await openVault(this.files, this.storage.snapshot(), c.clusterId, this.log);
     const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
     this.audit = audit;
     this.loop = new RaftLoop({
-      id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files: this.files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
+      id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       log: this.log, onFatal: this.onFatal,
       attest: (candidate) => attestSnapshot({
@@ -149,6 +146,26 @@ export class VaultNode {
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
     this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
     return { client, peer, admin };
+  }
+
+  private openHsm(): Promise<HsmWorkerPool> {
+    const h = this.cfg.hsm;
+    return HsmWorkerPool.open({
+      modulePath: h.module, tokenLabel: h.tokenLabel,
+      ...(h.pinFile !== undefined ? { pinFile: h.pinFile } : { pinEnv: h.pinEnv as string }),
+      ...(h.softhsmConf !== undefined ? { softhsmConf: h.softhsmConf } : {}),
+      ...(h.wrapMechanism !== undefined ? { wrapMechanism: h.wrapMechanism } : {}),
+    });
+  }
+
+  /** The Raft storage (bootstrapped when new) and the vault store, opened at its applied index. */
+  private async openStores(): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
+    const c = this.cfg;
+    this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
+    await this.bootstrapIfEmpty();
+    const files = await VaultFiles.open(join(c.dataDir, "vault"));
+    this.files = files;
+    return { files, sm: await openVault(files, this.storage.snapshot(), c.clusterId, this.log) };
   }
 
   /** A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state inline). */
