@@ -99,7 +99,10 @@ export class VaultNode {
     });
     this.metrics.hsmProbed(true);
     this.hsmProbe.start();
-    this.gate = new ClientGate({ clusterId: c.clusterId, auth: c.auth, admission: new Admission(c.limits), log: this.log });
+    this.gate = new ClientGate({
+      clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
+      issuers: () => (this.loop === undefined ? null : this.loop.vault.issuers), // the port follows the replicated keys as applied
+    });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     await this.bootstrapIfEmpty();
