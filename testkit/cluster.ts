@@ -82,7 +82,7 @@ export class LocalCluster {
   private entry: string | undefined;
   /** The cluster's development token issuer (set by start). */
   issuer!: DevIssuer;
-  /** A token provider for SDK clients: a fresh token per call, for the call's user. */
+  /** A token provider for SDK clients: the call's user's dev token, reused until half its lifetime is left (devTokenProvider). */
   token!: TokenProvider;
 
   /**
@@ -246,7 +246,7 @@ export class LocalCluster {
     return join(this.dir, `data-${id}`, "audit.log");
   }
 
-  /** A typed VaultService client for node `id`; `token` (default: a fresh dev token per call for its user, none when null). */
+  /** A typed VaultService client for node `id`; `token` (default: the `token` provider: its user's dev token, none when null). */
   vault(id: number, token: TokenProvider | null = this.token) {
     const key = `v${id}-${token === null ? "none" : this.providerId(token)}`;
     return this.cached(key, () => {

@@ -9,8 +9,7 @@
 //   <dir>/dev-issuer.jwks.json  public: the JWKS the nodes' auth.issuers[].jwksFile names
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
-import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair, importJWK } from "jose";
+import { type JsonWebKey, type KeyObject, createPrivateKey, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 
 export const DEV_ISSUER = "bkv-dev-issuer";
 export const DEV_KEY_FILE = "dev-issuer.key.json";
@@ -26,14 +25,15 @@ interface KeyFile {
   readonly audience: string;
   readonly kid: string;
   readonly alg: "EdDSA";
-  readonly privateJwk: JWK;
+  readonly privateJwk: JsonWebKey;
 }
 
 export interface DevIssuer {
   readonly issuer: string;
   readonly audience: string;
   readonly kid: string;
-  readonly key: CryptoKey | Uint8Array;
+  /** The Ed25519 private key. */
+  readonly key: KeyObject;
 }
 
 /** Creates the key pair in `dir` unless it exists; returns the two file paths. */
@@ -41,10 +41,10 @@ export async function createDevIssuer(dir: string, clusterId: string): Promise<{
   const keyFile = join(dir, DEV_KEY_FILE);
   const jwksFile = join(dir, DEV_JWKS_FILE);
   if (existsSync(keyFile) && existsSync(jwksFile)) return { keyFile, jwksFile };
-  const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
   const kid = `dev-${randomBytes(6).toString("hex")}`;
-  const file: KeyFile = { issuer: DEV_ISSUER, audience: clusterId, kid, alg: "EdDSA", privateJwk: await exportJWK(privateKey) };
-  const pub = { ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" };
+  const file: KeyFile = { issuer: DEV_ISSUER, audience: clusterId, kid, alg: "EdDSA", privateJwk: privateKey.export({ format: "jwk" }) };
+  const pub = { ...publicKey.export({ format: "jwk" }), kid, alg: "EdDSA", use: "sig" };
   writeAtomically(keyFile, `${JSON.stringify(file)}\n`, 0o600);
   writeAtomically(jwksFile, `${JSON.stringify({ keys: [pub] }, null, 2)}\n`, 0o644);
   return { keyFile, jwksFile };
@@ -52,7 +52,7 @@ export async function createDevIssuer(dir: string, clusterId: string): Promise<{
 
 export async function loadDevIssuer(keyFile: string): Promise<DevIssuer> {
   const f = JSON.parse(readFileSync(keyFile, "utf8")) as KeyFile;
-  return { issuer: f.issuer, audience: f.audience, kid: f.kid, key: await importJWK(f.privateJwk, f.alg) };
+  return { issuer: f.issuer, audience: f.audience, kid: f.kid, key: createPrivateKey({ key: f.privateJwk, format: "jwk" }) };
 }
 
 export interface MintOptions {
@@ -64,32 +64,37 @@ export interface MintOptions {
   readonly now?: number;
 }
 
-/** A signed token (EdDSA) for `subject`. */
-export function mintToken(issuer: DevIssuer, o: MintOptions): Promise<string> {
+/** A signed token (a compact JWS, EdDSA) for `subject`. */
+export async function mintToken(issuer: DevIssuer, o: MintOptions): Promise<string> {
   const now = o.now ?? Math.floor(Date.now() / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "EdDSA", kid: issuer.kid, typ: "JWT" })
-    .setIssuer(issuer.issuer).setAudience(o.audience ?? issuer.audience).setSubject(o.subject)
-    .setIssuedAt(now).setExpirationTime(now + (o.ttlSec ?? DEV_TOKEN_TTL_SEC))
-    .sign(issuer.key);
+  const header = { alg: "EdDSA", kid: issuer.kid, typ: "JWT" };
+  const payload = { iss: issuer.issuer, aud: o.audience ?? issuer.audience, sub: o.subject, iat: now, exp: now + (o.ttlSec ?? DEV_TOKEN_TTL_SEC) };
+  const input = `${base64urlJson(header)}.${base64urlJson(payload)}`;
+  return `${input}.${sign(null, Buffer.from(input), issuer.key).toString("base64url")}`;
 }
 
-/**
- * A token provider for the call's user (sub = the user): one short-lived
- * token per user, minted again once less than a third of its lifetime is left
- * (a benchmark's thousands of calls per second must not each pay a signature).
- */
+function base64urlJson(v: object): string {
+  return Buffer.from(JSON.stringify(v)).toString("base64url");
+}
+
 /** Users whose tokens a provider keeps (the least recently minted go first): a load generator may name millions. */
 const TOKEN_CACHE_USERS = 10_000;
 
-export function devTokenProvider(issuer: DevIssuer, audience?: string): (user: string | null) => Promise<string> {
+/**
+ * A token provider for the call's user (sub = the user), as an app does it:
+ * one token per user, reused for every call and minted again once less than
+ * half of its lifetime is left (DEV_TOKEN_TTL_SEC), so that a node verifies
+ * its signature once and then serves it from its cache (node/vault
+ * token-cache.ts), and a benchmark's calls do not each pay a signature.
+ */
+export function devTokenProvider(issuer: DevIssuer, audience?: string, nowMs: () => number = Date.now): (user: string | null) => Promise<string> {
   const cache = new Map<string, { token: Promise<string>; renewAt: number }>();
   return (user) => {
     const subject = user ?? DEV_NO_USER_SUBJECT;
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(nowMs() / 1000);
     let hit = cache.get(subject);
     if (hit === undefined || now >= hit.renewAt) {
-      hit = { token: mintToken(issuer, { subject, now, ...(audience === undefined ? {} : { audience }) }), renewAt: now + Math.floor((DEV_TOKEN_TTL_SEC * 2) / 3) };
+      hit = { token: mintToken(issuer, { subject, now, ...(audience === undefined ? {} : { audience }) }), renewAt: now + Math.floor(DEV_TOKEN_TTL_SEC / 2) };
       cache.delete(subject);
       cache.set(subject, hit);
       if (cache.size > TOKEN_CACHE_USERS) cache.delete(cache.keys().next().value as string);

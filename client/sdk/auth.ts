@@ -10,7 +10,10 @@ import { TokenError } from "./errors.js";
 /**
  * A fixed token, or a function returning a token for a user id (null: a call
  * about no user, which any valid token of the cluster may make). The function
- * is called once per RPC: cache tokens there if minting is costly.
+ * is called once per RPC: return the user's current token and mint a new one
+ * only when it nears expiry (the development provider renews at half its
+ * lifetime). Nodes cache the signatures they verified, so a reused token
+ * costs them its claims only; a fresh token per call costs a signature.
  */
 export type TokenProvider = string | ((userId: string | null) => string | Promise<string>);
 

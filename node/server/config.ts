@@ -79,11 +79,16 @@ export interface ServerConfig {
   readonly limits: LimitsConfig;
 }
 
-/** Who may call the client API: bearer JWTs from these issuers (docs/operations.md "Client authentication"). */
+/**
+ * Who may call the client API: bearer JWTs from these issuers (docs/
+ * operations.md "Client authentication"). The issuers, their JWKS files and
+ * the bounds are read when the node bootstraps a new cluster (auth.ts
+ * bootstrapIssuers); afterwards every check uses the replicated state's keys.
+ */
 export type AuthConfig =
   | {
     readonly enabled: true;
-    /** Each token names its issuer (`iss`); its key (`kid`) is looked up in that issuer's JWKS file, re-read when it changes. */
+    /** The issuers a new cluster's state starts with: each token names its issuer (`iss`) and key (`kid`). */
     readonly issuers: readonly IssuerConfig[];
     /** Tolerated clock difference for `exp`, `nbf` and `iat`, seconds. */
     readonly clockSkewSec: number;

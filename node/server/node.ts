@@ -104,7 +104,10 @@ export class VaultNode {
     });
     this.metrics.hsmProbed(true);
     this.hsmProbe.start();
-    this.gate = new ClientGate({ clusterId: c.clusterId, auth: c.auth, admission: new Admission(c.limits), log: this.log });
+    this.gate = new ClientGate({
+      clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
+      issuers: () => (this.loop === undefined ? null : this.loop.vault.issuers), // the port follows the replicated keys as applied
+    });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
     this.audit = audit;

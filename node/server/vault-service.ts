@@ -15,7 +15,7 @@ import {
 } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
-import { type Command, type VaultResult, encodeCommand, tokenRefusal, vaultError } from "../vault/index.js";
+import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
 import type { NodeHsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { unaryHandler } from "./handlers.js";
@@ -115,16 +115,10 @@ function requestUser(req: unknown): string | undefined {
 /**
  * A register or begin carries the caller's token, which every node verifies
  * again on apply against the issuer keys in the replicated state (node/vault
- * jwt.ts). Checked here first against those keys at this node's time, so that
- * an entry the cluster would refuse (a key rotated in the JWKS file but not
- * in the state) is not proposed.
+ * jwt.ts). The gate verified it against the same keys before the handler ran.
  */
 function withToken(d: VaultServiceDeps, c: Extract<Command, { kind: "register" | "begin" }>, metadata: Metadata): Command {
   const token = d.gate.bearer(metadata);
-  const policy = d.loop().vault.issuers;
-  const user = c.kind === "begin" ? c.user : c.record.user;
-  const refused = policy === null ? null : tokenRefusal(token, { policy, clusterId: d.clusterId, user, nowMs: Date.now() });
-  if (refused !== null) throw fromVaultError(refused);
   return token === undefined ? c : { ...c, token };
 }
 

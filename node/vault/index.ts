@@ -43,4 +43,5 @@ export { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, notBefore, valida
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
 export { type Issuer, type IssuerKey, type IssuerPolicy, type TokenAlgorithm, decodeIssuerPolicy, encodeIssuerPolicy, keysFromJwks, validateIssuerPolicy } from "./issuers.js";
-export { MAX_TOKEN_BYTES, type TokenContext, tokenRefusal } from "./jwt.js";
+export { MAX_TOKEN_BYTES, type TokenCheck, type TokenContext, type TokenVerdict, tokenRefusal, verifyToken } from "./jwt.js";
+export { TOKEN_CACHE_CAPACITY, VerifiedTokens } from "./token-cache.js";

@@ -1,8 +1,10 @@
-// Verification on apply of a client's bearer token (a JWT, compact JWS) that
-// a begin or register entry carries (docs/vault.md §1, docs/threat-model.md
-// "Client authentication"): the same verdict on every node, from the issuer
-// keys in the replicated state and the leader-assigned entry time alone.
-// Synchronous and strict by construction (docs/decisions.md: why not jose):
+// Verification of a client's bearer token (a JWT, compact JWS; docs/vault.md
+// §1, docs/threat-model.md "Client authentication") against the issuer keys
+// in the replicated state: on apply of a begin or register entry that carries
+// it (tokenRefusal: the same verdict on every node, at the leader-assigned
+// entry time), and at the client port (verifyToken, node/server/auth.ts, at
+// the node's clock). One parser and one verification for both. Synchronous
+// and strict by construction (docs/decisions.md: why not jose):
 //
 // - three base64url segments (canonical, unpadded), at most MAX_TOKEN_BYTES;
 // - header: a JSON object with exactly `alg` (ES256, EdDSA or Ed25519), `kid`
@@ -11,18 +13,22 @@
 //   array of strings), `exp`, `iat` and optionally `nbf` (integers, unix s);
 //   other claims are signed and ignored;
 // - the key is the issuer's key `kid`, of the algorithm the header names;
-// - aud contains the cluster id; with skew s and the entry time now:
+// - aud contains the cluster id; with skew s and the time now:
 //   now < exp + s, nbf − s ≤ now, iat − s ≤ now, now − iat ≤ lifetime + s and
-//   exp − iat ≤ lifetime (the bounds auth.ts applies at the client port);
-// - sub = the entry's user, else PERMISSION_DENIED (TOKEN_SUBJECT_MISMATCH);
-//   every other failure is UNAUTHENTICATED (TOKEN_INVALID).
+//   exp − iat ≤ lifetime;
+// - on apply, sub = the entry's user, else PERMISSION_DENIED
+//   (TOKEN_SUBJECT_MISMATCH); every other failure is UNAUTHENTICATED
+//   (TOKEN_INVALID).
 //
-// Messages name at most the issuer, key id and subject; never the token.
+// A VerifiedTokens cache (token-cache.ts) skips the parse and the signature
+// of a token seen before under the same key; the claims are checked at every
+// use. Messages name at most the issuer, key id and subject; never the token.
 import {
   ED25519_PUBLIC_KEY_LENGTH, ED25519_SIGNATURE_LENGTH, InvalidArgumentError, SIGNATURE_LENGTH, verifyEd25519, verifyMessage,
 } from "../../proto/crypto/index.js";
 import { type IssuerKey, type IssuerPolicy, type TokenAlgorithm, base64url, isObject, jwsAlgorithm } from "./issuers.js";
 import { type VaultError, vaultError } from "./result.js";
+import { type VerifiedSignature, type VerifiedTokens, sameIssuerKey } from "./token-cache.js";
 
 /** The longest token an entry may carry, bytes (ASCII). */
 export const MAX_TOKEN_BYTES = 4096;
@@ -63,39 +69,83 @@ export function verifyJwsSignature(key: IssuerKey, alg: TokenAlgorithm, input: U
   return key.publicKey.length === ED25519_PUBLIC_KEY_LENGTH && sig.length === ED25519_SIGNATURE_LENGTH && verifyEd25519(key.publicKey, input, sig);
 }
 
-export interface TokenContext {
+export interface TokenCheck {
   readonly policy: IssuerPolicy;
   readonly clusterId: string;
-  /** The entry's user: the token's sub must name it. */
-  readonly user: string;
-  /** The leader-assigned time of the entry (unix ms). */
+  /** The time the claims are checked at (unix ms): the entry's leader time on apply, the node's clock at the port. */
   readonly nowMs: number;
+  /** What nowMs is, for messages: "the entry's time", "this node's time". */
+  readonly clock: string;
+  /** Verified signatures to reuse (token-cache.ts): speed only, the verdict is the same without it. */
+  readonly cache?: VerifiedTokens;
 }
 
-/** null if `token` is a valid token for `c.user` at `c.nowMs`; else the refusal. Never throws. */
+export type TokenVerdict = { readonly ok: true; readonly subject: string } | { readonly ok: false; readonly error: VaultError };
+
+/**
+ * The token's subject if `token` is a valid token of this cluster at
+ * c.nowMs, for any subject; else the refusal (TOKEN_INVALID). A pure
+ * function of (token, policy, clusterId, nowMs), with or without a cache.
+ * Never throws.
+ */
+export function verifyToken(token: string, c: TokenCheck): TokenVerdict {
+  const signed = signatureOf(token, c);
+  if ("ok" in signed) return { ok: false, error: signed };
+  const claims = claimRefusal(signed.payload, c);
+  if (claims !== null) return { ok: false, error: invalid(claims) };
+  return { ok: true, subject: signed.payload.sub as string };
+}
+
+export interface TokenContext extends Omit<TokenCheck, "clock"> {
+  /** The entry's user: the token's sub must name it. */
+  readonly user: string;
+}
+
+/** On apply: null if `token` is a valid token for `c.user` at the entry's time `c.nowMs`; else the refusal. Never throws. */
 export function tokenRefusal(token: string | undefined, c: TokenContext): VaultError | null {
   if (token === undefined) return invalid("the entry carries no client token: this cluster verifies tokens on apply");
+  const v = verifyToken(token, { ...c, clock: "the entry's time" });
+  if (!v.ok) return v.error;
+  if (v.subject !== c.user) return vaultError("TOKEN_SUBJECT_MISMATCH", `the token's subject ${quote(v.subject)} is not the entry's user ${quote(c.user)}`);
+  return null;
+}
+
+/** The token's verified signature: from the cache when the policy still holds the key it verified under, else verified now. */
+function signatureOf(token: string, c: TokenCheck): VerifiedSignature | VaultError {
+  const skewMs = c.policy.clockSkewSec * 1000;
+  const hit = c.cache?.get(token, c.nowMs, skewMs);
+  if (hit !== undefined) {
+    const key = issuerKey(c.policy, hit.iss, hit.kid);
+    if (key !== undefined && sameIssuerKey(key, hit.key)) return hit;
+  }
+  const v = verifySignature(token, c.policy);
+  if (!("ok" in v)) c.cache?.add(token, v, c.nowMs, skewMs);
+  return v;
+}
+
+/** Parses `token` and verifies its signature under the key its iss and kid name in `policy`. */
+function verifySignature(token: string, policy: IssuerPolicy): VerifiedSignature | VaultError {
   let jws: CompactJws;
   try {
     jws = parseCompactJws(token);
   } catch (err) {
-    return invalid(`the client token does not parse: ${(err as Error).message}`);
+    return invalid(`the client token is not a JWT: ${(err as Error).message}`);
   }
-  const { iss, sub } = jws.payload;
+  const { iss } = jws.payload;
   if (typeof iss !== "string") return invalid("the client token names no issuer (iss)");
-  const issuer = c.policy.issuers.find((i) => i.iss === iss);
-  if (issuer === undefined) return invalid(`unknown token issuer ${quote(iss)}`);
-  const key = issuer.keys.find((k) => k.kid === jws.kid);
+  if (!policy.issuers.some((i) => i.iss === iss)) return invalid(`unknown token issuer ${quote(iss)}`);
+  const key = issuerKey(policy, iss, jws.kid);
   if (key === undefined) return invalid(`issuer ${quote(iss)} has no key ${quote(jws.kid)}`);
   if (!verifyJwsSignature(key, jws.alg, jws.signingInput, jws.signature)) return invalid("the client token's signature does not verify");
-  const claims = claimRefusal(jws.payload, c);
-  if (claims !== null) return invalid(claims);
-  if (sub !== c.user) return vaultError("TOKEN_SUBJECT_MISMATCH", `the token's subject ${quote(String(sub))} is not the entry's user ${quote(c.user)}`);
-  return null;
+  return { iss, kid: jws.kid, key, payload: jws.payload };
+}
+
+function issuerKey(policy: IssuerPolicy, iss: string, kid: string): IssuerKey | undefined {
+  return policy.issuers.find((i) => i.iss === iss)?.keys.find((k) => k.kid === kid);
 }
 
 /** Why the verified payload's aud, sub and times do not hold at c.nowMs; null if they do. */
-function claimRefusal(p: Record<string, unknown>, c: TokenContext): string | null {
+function claimRefusal(p: Readonly<Record<string, unknown>>, c: TokenCheck): string | null {
   const aud = typeof p.aud === "string" ? [p.aud] : p.aud;
   if (!Array.isArray(aud) || !aud.every((a) => typeof a === "string")) return "the token's audience (aud) is missing or not strings";
   if (!aud.includes(c.clusterId)) return `the token's audience is not this cluster (${quote(c.clusterId)})`;
@@ -105,10 +155,10 @@ function claimRefusal(p: Record<string, unknown>, c: TokenContext): string | nul
   if (nbf !== undefined && !unixSeconds(nbf)) return "the token's nbf must be an integer unix time";
   const skew = c.policy.clockSkewSec * 1000;
   const life = c.policy.maxTokenLifetimeSec * 1000;
-  if (c.nowMs >= exp * 1000 + skew) return "the token had expired at the entry's time";
-  if (nbf !== undefined && nbf * 1000 - skew > c.nowMs) return "the token was not yet valid (nbf) at the entry's time";
-  if (iat * 1000 - skew > c.nowMs) return "the token was issued after the entry's time (iat)";
-  if (c.nowMs - iat * 1000 > life + skew) return "the token was too old (iat) at the entry's time";
+  if (c.nowMs >= exp * 1000 + skew) return `the token had expired at ${c.clock}`;
+  if (nbf !== undefined && nbf * 1000 - skew > c.nowMs) return `the token was not yet valid (nbf) at ${c.clock}`;
+  if (iat * 1000 - skew > c.nowMs) return `the token was issued after ${c.clock} (iat)`;
+  if (c.nowMs - iat * 1000 > life + skew) return `the token was too old (iat) at ${c.clock}`;
   if ((exp - iat) * 1000 > life) return `the token lives ${exp - iat} s; this cluster accepts at most ${c.policy.maxTokenLifetimeSec} s`;
   return null;
 }

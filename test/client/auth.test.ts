@@ -13,6 +13,10 @@ import { tokenFor } from "../../client/sdk/auth.js";
 import { EXIT, exitCodeFor, run } from "../../client/cli/main.js";
 import { Admission } from "../../node/server/admission.js";
 import { peerHost } from "../../node/server/auth.js";
+import { DEV_TOKEN_TTL_SEC, devTokenProvider, loadDevIssuer, createDevIssuer } from "../../client/cli/dev-issuer.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 function serverError(code: status, message: string, detail?: Parameters<typeof errorWithDetail>[2], trailers: Record<string, string> = {}) {
   const e = errorWithDetail(code, message, detail);
@@ -103,4 +107,21 @@ test("admission: per-address and per-user buckets are separate; over the limit i
   t.is(peerHost("ipv4:127.0.0.1:5501"), "127.0.0.1");
   t.is(peerHost("[::1]:5501"), "::1");
   t.is(peerHost("10.1.2.3:80"), "10.1.2.3");
+});
+
+test("the dev token provider reuses a user's token until less than half its lifetime is left, then mints a fresh one", async (t) => {
+  const issuer = await loadDevIssuer((await createDevIssuer(mkdtempSync(join(tmpdir(), "bkv-dev-issuer-")), "c1")).keyFile);
+  let now = Date.UTC(2026, 11, 4, 12);
+  const provider = devTokenProvider(issuer, undefined, () => now);
+  const claims = (tok: string) => JSON.parse(Buffer.from(tok.split(".")[1] ?? "", "base64url").toString()) as { sub: string; iat: number; exp: number };
+  const first = await provider("alice");
+  t.like(claims(first), { sub: "alice", iat: now / 1000, exp: now / 1000 + DEV_TOKEN_TTL_SEC });
+  now += (DEV_TOKEN_TTL_SEC / 2) * 1000 - 1000;
+  t.is(await provider("alice"), first, "reused within the first half of its lifetime");
+  t.not(await provider("bob"), first, "one per user");
+  t.is(claims(await provider(null)).sub, "bkv-cli");
+  now += 1000;
+  const second = await provider("alice");
+  t.not(second, first, "fresh once half its lifetime is gone");
+  t.is(claims(second).iat, now / 1000);
 });

@@ -6,7 +6,7 @@
 // given only one follower's admin address: it finds and follows the leader.
 import test from "ava";
 import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { type KeyObject, createHash, randomBytes } from "node:crypto";
 import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from "jose";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -206,7 +206,7 @@ test.serial("issuer-keys rotate: a set signed by a stranger is refused; one sign
   const next = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   const keys = [{ ...(await exportJWK(next.publicKey)), kid: "rotated-1" }];
   const iat = Math.floor(Date.now() / 1000);
-  const sign = (key: CryptoKey | Uint8Array) => new SignJWT({ keys }).setProtectedHeader({ alg: "EdDSA", kid: cluster.issuer.kid })
+  const sign = (key: CryptoKey | KeyObject) => new SignJWT({ keys }).setProtectedHeader({ alg: "EdDSA", kid: cluster.issuer.kid })
     .setIssuer(cluster.issuer.issuer).setAudience(cluster.clusterId).setIssuedAt(iat).sign(key);
   const file = join(cluster.dir, "signed-jwks");
   writeFileSync(file, await sign(next.privateKey)); // a stranger's signature under the current kid

@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from "ava";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { EntryType, MessageType, message } from "../../node/raft/index.js";
 import { type Command, type NodeAnnouncement, type VaultResult, VaultStateMachine, encodeCommand, parseEnvelope, stampTime, unstamp } from "../../node/vault/index.js";
@@ -24,7 +24,6 @@ import { errorDetailOf } from "../../proto/rpc.js";
 import { UnverifiedRegistrationError, VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
 import { mintToken } from "../../client/cli/dev-issuer.js";
-import { generateKeyPair } from "jose";
 import { RogueNode } from "./rogue-node.js";
 
 const USER = "victim";
@@ -110,7 +109,7 @@ async function forgeries(): Promise<Array<{ name: string; bytes: Uint8Array; req
   const token = await victimToken();
   const bystanderToken = logged("register").find((c) => c.record.user === BYSTANDER)?.token;
   if (bystanderToken === undefined) throw new Error("the bystander's registration carries no token");
-  const selfSigned = await mintToken({ ...cluster.issuer, key: (await generateKeyPair("EdDSA", { crv: "Ed25519" })).privateKey }, { subject: USER });
+  const selfSigned = await mintToken({ ...cluster.issuer, key: generateKeyPairSync("ed25519").privateKey }, { subject: USER });
   return [
     { name: "attempt for the victim without a token", reason: "TOKEN_INVALID", ...cmd({ kind: "begin", requestId: rid(), user, blinded: blinded() }) },
     { name: "attempt for the victim with the bystander's token (read from the log)", reason: "TOKEN_SUBJECT_MISMATCH", ...cmd({ kind: "begin", requestId: rid(), user, blinded: blinded(), token: bystanderToken }) },

@@ -1,37 +1,38 @@
-// ClientGate (node/server/auth.ts) as a unit: ES256 as well as EdDSA, the
-// algorithms refused, JWKS files refused at start, a bad reload keeping the
-// last good key set, and authentication off (admission only).
+// ClientGate (node/server/auth.ts) as a unit: tokens verified against the
+// issuer keys of the replicated state as the node applied them (node/vault
+// jwt.ts), ES256 as well as EdDSA, the messages a refused caller gets, a
+// rotation followed at once (cached tokens included), no keys yet
+// (UNAVAILABLE), JWKS files read at bootstrap only, and authentication off
+// (admission only).
 import test from "ava";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Metadata } from "@grpc/grpc-js";
-import { type CryptoKey, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from "jose";
-import { AuthError, ClientGate } from "../../node/server/auth.js";
+import { type CryptoKey, type JWK, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from "jose";
+import { AuthError, ClientGate, bootstrapIssuers } from "../../node/server/auth.js";
 import { Admission } from "../../node/server/admission.js";
-import type { AuthConfig } from "../../node/server/config.js";
-import type { Logger } from "../../node/server/log.js";
+import { type IssuerPolicy, keysFromJwks } from "../../node/vault/index.js";
 
 const LIMITS = { userPerSec: 1000, userBurst: 1000, addressPerSec: 1000, addressBurst: 1000, maxMessageBytes: 1 << 20, maxConcurrentStreams: 10 };
 const ISS = "https://accounts.example";
-const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
-async function es256() {
-  const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
-  return { privateKey, jwk: { ...(await exportJWK(publicKey)), kid: "k-es", alg: "ES256" } };
+async function keyPair(alg: "ES256" | "EdDSA", kid: string) {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
+  return { alg, kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg } as JWK };
 }
 
-function jwksFile(keys: object[]): string {
-  const f = join(mkdtempSync(join(tmpdir(), "bkv-jwks-")), "jwks.json");
-  writeFileSync(f, JSON.stringify({ keys }));
-  return f;
+type KeyPair = Awaited<ReturnType<typeof keyPair>>;
+
+function policy(...keys: KeyPair[]): IssuerPolicy {
+  return { clockSkewSec: 5, maxTokenLifetimeSec: 600, issuers: [{ iss: ISS, setTime: 0, keys: keysFromJwks({ keys: keys.map((k) => k.jwk) }) }] };
 }
 
-function gate(file: string, auth?: AuthConfig): ClientGate {
-  return new ClientGate({
-    clusterId: "c1", auth: auth ?? { enabled: true, issuers: [{ issuer: ISS, jwksFile: file }], clockSkewSec: 5, maxTokenLifetimeSec: 600 },
-    admission: new Admission(LIMITS), log: quiet,
-  });
+/** A gate over a mutable replicated state: `state.issuers` is what the node applied so far. */
+function gate(issuers: IssuerPolicy | null) {
+  const state = { issuers };
+  const g = new ClientGate({ clusterId: "c1", authenticating: true, admission: new Admission(LIMITS), issuers: () => state.issuers });
+  return { g, state };
 }
 
 function bearer(token: string): Metadata {
@@ -40,54 +41,114 @@ function bearer(token: string): Metadata {
   return m;
 }
 
-function sign(key: CryptoKey, sub: string, alg = "ES256") {
-  return new SignJWT({}).setProtectedHeader({ alg, kid: "k-es" }).setIssuer(ISS).setAudience("c1").setSubject(sub).setIssuedAt().setExpirationTime("5m").sign(key);
+function sign(k: { alg: string; kid: string; privateKey: CryptoKey }, sub: string, o: { aud?: string; iss?: string; iat?: number; ttl?: number } = {}) {
+  const iat = o.iat ?? Math.floor(Date.now() / 1000);
+  return new SignJWT({}).setProtectedHeader({ alg: k.alg, kid: k.kid }).setIssuer(o.iss ?? ISS).setAudience(o.aud ?? "c1").setSubject(sub)
+    .setIssuedAt(iat).setExpirationTime(iat + (o.ttl ?? 300)).sign(k.privateKey);
 }
 
-test("an ES256 token of the configured issuer passes for its subject only", async (t) => {
-  const k = await es256();
-  const g = gate(jwksFile([k.jwk]));
-  const tok = await sign(k.privateKey, "alice");
-  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), "alice"));
-  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), undefined));
-  const denied = await t.throwsAsync(g.admit("127.0.0.1:1", bearer(tok), "bob"), { instanceOf: AuthError });
-  t.is(denied?.code, "PERMISSION_DENIED");
+async function refusal(p: Promise<void>): Promise<AuthError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AuthError) return err;
+    throw err;
+  }
+  throw new Error("admitted");
+}
+
+test("ES256 and EdDSA tokens of the replicated keys pass for their subject only; any subject may read the descriptor", async (t) => {
+  const es = await keyPair("ES256", "k-es");
+  const ed = await keyPair("EdDSA", "k-ed");
+  const { g } = gate(policy(es, ed));
+  for (const k of [es, ed]) {
+    const tok = await sign(k, "alice");
+    await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), "alice"));
+    await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), "alice"), "again, from the cache");
+    await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), undefined));
+    const denied = await refusal(g.admit("127.0.0.1:1", bearer(tok), "bob"));
+    t.is(denied.code, "PERMISSION_DENIED");
+    t.regex(denied.message, /the token's subject "alice" is not the request's user "bob"/);
+  }
 });
 
-test("an unsecured token (alg none) and a malformed header are UNAUTHENTICATED", async (t) => {
-  const k = await es256();
-  const g = gate(jwksFile([k.jwk]));
-  const none = new UnsecuredJWT({}).setIssuer(ISS).setAudience("c1").setSubject("alice").setIssuedAt().setExpirationTime("5m").encode();
-  const e1 = await t.throwsAsync(g.admit("127.0.0.1:1", bearer(none), "alice"), { instanceOf: AuthError });
-  t.is(e1?.code, "UNAUTHENTICATED");
-  const m = new Metadata();
-  m.set("authorization", "Basic YWxpY2U6cHc=");
-  await t.throwsAsync(g.admit("127.0.0.1:1", m, "alice"), { instanceOf: AuthError, message: /not `Bearer <JWT>`/ });
+test("the messages a refused caller gets: expired, wrong audience, unknown issuer, unknown key, bad signature, too long-lived, not a JWT, no token", async (t) => {
+  const es = await keyPair("ES256", "k-es");
+  const stranger = await keyPair("ES256", "k-es");
+  const other = await keyPair("EdDSA", "k-other");
+  const { g } = gate(policy(es));
+  const now = Math.floor(Date.now() / 1000);
+  const cases: Array<[string, Metadata, RegExp]> = [
+    ["expired", bearer(await sign(es, "alice", { iat: now - 400, ttl: 300 })), /the token had expired at this node's time/],
+    ["wrong audience", bearer(await sign(es, "alice", { aud: "c2" })), /the token's audience is not this cluster \("c1"\)/],
+    ["unknown issuer", bearer(await sign(es, "alice", { iss: "https://evil.example" })), /unknown token issuer "https:\/\/evil\.example"/],
+    ["unknown key", bearer(await sign(other, "alice")), /issuer "https:\/\/accounts\.example" has no key "k-other"/],
+    ["bad signature", bearer(await sign(stranger, "alice")), /signature does not verify/],
+    ["too long-lived", bearer(await sign(es, "alice", { ttl: 3600 })), /the token lives 3600 s; this cluster accepts at most 600 s/],
+    ["not a JWT", bearer("not-a-jwt"), /not a JWT/],
+    ["alg none", bearer(new UnsecuredJWT({}).setIssuer(ISS).setAudience("c1").setSubject("alice").setIssuedAt().setExpirationTime("5m").encode()), /not a JWT/], // an empty signature segment
+    ["no token", new Metadata(), /no authorization metadata/],
+  ];
+  const basic = new Metadata();
+  basic.set("authorization", "Basic YWxpY2U6cHc=");
+  cases.push(["not Bearer", basic, /not `Bearer <JWT>`/]);
+  for (const [name, metadata, why] of cases) {
+    const e = await refusal(g.admit("127.0.0.1:1", metadata, "alice"));
+    t.is(e.code, "UNAUTHENTICATED", name);
+    t.regex(e.message, why, name);
+    const token = String(metadata.get("authorization")[0] ?? "").split(".")[2];
+    if (token !== undefined && token.length > 8) t.false(e.message.includes(token), `${name}: the message quotes the token`);
+  }
 });
 
-test("a JWKS with a private key, another curve or no kid stops the node at start", async (t) => {
+test("the port follows the replicated keys at once: a key rotated in is accepted, a retired key's cached token refused", async (t) => {
+  const old = await keyPair("EdDSA", "k-old");
+  const next = await keyPair("ES256", "k-next");
+  const { g, state } = gate(policy(old));
+  const oldToken = await sign(old, "alice");
+  const nextToken = await sign(next, "alice");
+  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(oldToken), "alice")); // verified: now cached
+  t.regex((await refusal(g.admit("127.0.0.1:1", bearer(nextToken), "alice"))).message, /has no key "k-next"/);
+  state.issuers = policy(old, next);
+  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(nextToken), "alice"));
+  state.issuers = policy(next);
+  const retired = await refusal(g.admit("127.0.0.1:1", bearer(oldToken), "alice"));
+  t.is(retired.code, "UNAUTHENTICATED");
+  t.regex(retired.message, /has no key "k-old"/);
+});
+
+test("a node whose state holds no issuer keys yet admits nobody: UNAVAILABLE, ask another node", async (t) => {
+  const es = await keyPair("ES256", "k-es");
+  const { g, state } = gate(null);
+  const tok = await sign(es, "alice");
+  const e = await refusal(g.admit("127.0.0.1:1", bearer(tok), "alice"));
+  t.is(e.code, "UNAVAILABLE");
+  t.regex(e.message, /holds no token issuer keys yet .*ask another node/);
+  t.is((await refusal(g.admit("127.0.0.1:1", new Metadata(), "alice"))).code, "UNAUTHENTICATED", "no token is refused as such");
+  state.issuers = policy(es);
+  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), "alice"), "once caught up");
+});
+
+test("JWKS files are read at bootstrap only: a private key, another curve or no kid stops a bootstrapping node, naming the file", async (t) => {
+  const file = (keys: object[]) => {
+    const f = join(mkdtempSync(join(tmpdir(), "bkv-jwks-")), "jwks.json");
+    writeFileSync(f, JSON.stringify({ keys }));
+    return f;
+  };
+  const auth = (jwksFile: string) => ({ enabled: true as const, issuers: [{ issuer: ISS, jwksFile }], clockSkewSec: 5, maxTokenLifetimeSec: 600 });
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const priv = { ...(await exportJWK(privateKey)), kid: "p" };
-  t.throws(() => gate(jwksFile([priv])), { message: /holds a private key/ });
-  t.throws(() => gate(jwksFile([{ kty: "EC", crv: "P-384", x: "a", y: "b", kid: "x" }])), { message: /not an EC P-256 or OKP Ed25519/ });
-  const k = await es256();
-  const { kid: _kid, ...noKid } = k.jwk;
-  t.throws(() => gate(jwksFile([noKid])), { message: /has no kid/ });
-});
-
-test("a JWKS file rewritten with garbage keeps the last good key set", async (t) => {
-  const k = await es256();
-  const file = jwksFile([k.jwk]);
-  const g = gate(file);
-  const tok = await sign(k.privateKey, "alice");
-  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), "alice"));
-  writeFileSync(file, "{ not json");
-  await new Promise((r) => setTimeout(r, 1100)); // past the re-check interval
-  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(tok), "alice"));
+  t.throws(() => bootstrapIssuers(auth(file([priv]))), { message: /jwks\.json: keys\[0\]: holds a private key/ });
+  t.throws(() => bootstrapIssuers(auth(file([{ kty: "EC", crv: "P-384", x: "a", y: "b", kid: "x" }]))), { message: /not an EC P-256 or OKP Ed25519/ });
+  const es = await keyPair("ES256", "k-es");
+  const { kid: _kid, ...noKid } = es.jwk;
+  t.throws(() => bootstrapIssuers(auth(file([noKid]))), { message: /has no kid/ });
+  t.deepEqual(bootstrapIssuers(auth(file([es.jwk]))), policy(es));
+  t.is(bootstrapIssuers({ enabled: false }), undefined);
 });
 
 test("authentication off: no token needed, the address bucket still applies", async (t) => {
-  const g = new ClientGate({ clusterId: "c1", auth: { enabled: false }, admission: new Admission({ ...LIMITS, addressPerSec: 1, addressBurst: 1 }), log: quiet });
+  const g = new ClientGate({ clusterId: "c1", authenticating: false, admission: new Admission({ ...LIMITS, addressPerSec: 1, addressBurst: 1 }), issuers: () => null });
   await t.notThrowsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"));
   await t.notThrowsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"));
   await t.throwsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"), { message: /client address/ });

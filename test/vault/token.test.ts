@@ -5,8 +5,8 @@
 import test, { type ExecutionContext } from "ava";
 import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair } from "jose";
 import {
-  type Command, type IssuerPolicy, type VaultResult, VaultStateMachine, decodeCommand, decodeIssuerPolicy, encodeCommand,
-  encodeIssuerPolicy, keysFromJwks, parseEnvelope, stampTime,
+  type Command, type IssuerPolicy, type TokenContext, type VaultResult, VaultStateMachine, VerifiedTokens, decodeCommand, decodeIssuerPolicy,
+  encodeCommand, encodeIssuerPolicy, keysFromJwks, parseEnvelope, stampTime, tokenRefusal,
 } from "../../node/vault/index.js";
 import { CLUSTER, Harness, beginCmd, expectError, expectOk, hex, newRequestId, register, registerCmd } from "../../testkit/vault.js";
 
@@ -182,11 +182,13 @@ test("rotation: a key set signed by a current key replaces the issuer's keys; to
   const [es, ed] = await signers;
   const next = await signer("EdDSA", "ed-2");
   const before = await mint(es);
+  expectOk(t, at(h, { ...beginCmd("tess"), token: before }), "begin"); // verified, so in the state machine's cache
   expectOk(t, at(h, rotate(await signedKeys(es, [next.jwk, ed.jwk]))), "issuers");
   t.deepEqual(h.sm.issuers?.issuers[0]?.keys.map((k) => k.kid), ["ed-1", "ed-2"]);
   t.is(h.sm.issuers?.issuers[0]?.setTime, NOW);
   expectError(t, at(h, { ...beginCmd("tess"), token: before }), "UNAUTHENTICATED", "TOKEN_INVALID");
   expectOk(t, at(h, { ...beginCmd("tess"), token: await mint(next) }), "begin");
+  t.is(h.sm.getRecord("tess")?.attempts, 2);
   const restored = VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot());
   t.deepEqual(restored.issuers, h.sm.issuers, "the rotated keys are in the snapshot");
 });
@@ -216,6 +218,69 @@ test("rotation refused, keys unchanged: signed by a key outside the set, replaye
   const plain = new Harness(new VaultStateMachine({ clusterId: CLUSTER }));
   t.like(at(plain, rotate(applied)), { ok: false, reason: "INVALID_ARGUMENT" }, "a cluster without issuer keys has none to rotate");
   t.is(plain.sm.issuers, null);
+});
+
+// The cache of verified signatures (node/vault token-cache.ts) changes speed only.
+
+async function context(c: Partial<TokenContext> = {}): Promise<TokenContext> {
+  return { policy: await policy(), clusterId: CLUSTER, user: "tess", nowMs: T0, ...c };
+}
+
+test("the cache changes no verdict: every refusal and the valid token, uncached, on a miss and on a hit, at several times", async (t) => {
+  const [es] = await signers;
+  const cases = [...refusals.map((r) => ({ name: r.name, token: r.token })), { name: "valid", token: () => mint(es) }, { name: "valid, short-lived", token: () => mint(es, { exp: NOW + 60 }) }];
+  for (const c of cases) {
+    const token = await c.token();
+    const cache = new VerifiedTokens();
+    for (const nowMs of [T0, T0 + 89_999, T0 + 90_000, T0 + 400_000]) {
+      const plain = tokenRefusal(token, await context({ nowMs }));
+      t.deepEqual(tokenRefusal(token, await context({ nowMs, cache })), plain, `${c.name} at +${nowMs - T0} ms (first)`);
+      t.deepEqual(tokenRefusal(token, await context({ nowMs, cache })), plain, `${c.name} at +${nowMs - T0} ms (again)`);
+    }
+  }
+});
+
+test("a refused token stays refused: a bad signature is never cached; a tampered copy of a cached token is refused", async (t) => {
+  const [es, , stranger] = await signers;
+  const cache = new VerifiedTokens();
+  const forged = await mint({ ...stranger, kid: "es-1" });
+  for (let i = 0; i < 3; i++) t.regex(tokenRefusal(forged, await context({ cache }))?.message ?? "", /signature does not verify/);
+  t.is(cache.size, 0);
+  const good = await mint(es);
+  t.is(tokenRefusal(good, await context({ cache })), null);
+  t.is(cache.size, 1);
+  t.regex(tokenRefusal(tamper(good, { sub: "tess", exp: NOW + 3000 }), await context({ cache }))?.message ?? "", /signature does not verify/);
+  t.like(tokenRefusal(good, await context({ cache, user: "mallory" })), { reason: "TOKEN_SUBJECT_MISMATCH" }, "sub is checked at each use");
+  t.like(tokenRefusal(good, await context({ cache, clusterId: "elsewhere" })), { reason: "TOKEN_INVALID" }, "aud is checked at each use");
+});
+
+test("the cache follows the keys in force: a kid retired or given another key refuses a cached token; the same key kept still verifies", async (t) => {
+  const [es, ed, stranger] = await signers;
+  const cache = new VerifiedTokens();
+  const token = await mint(es);
+  t.is(tokenRefusal(token, await context({ cache })), null);
+  const withKeys = (keys: IssuerPolicy["issuers"][number]["keys"]): IssuerPolicy => ({ clockSkewSec: 30, maxTokenLifetimeSec: 600, issuers: [{ iss: ISS, setTime: 1, keys }] });
+  const retired = withKeys(keysFromJwks({ keys: [ed.jwk] }));
+  t.regex(tokenRefusal(token, await context({ cache, policy: retired }))?.message ?? "", /has no key "es-1"/);
+  const replaced = withKeys(keysFromJwks({ keys: [{ ...stranger.jwk, kid: "es-1" }, ed.jwk] }));
+  t.regex(tokenRefusal(token, await context({ cache, policy: replaced }))?.message ?? "", /signature does not verify/);
+  const kept = withKeys(keysFromJwks({ keys: [ed.jwk, es.jwk] })); // new objects, the same key
+  t.is(tokenRefusal(token, await context({ cache, policy: kept })), null);
+});
+
+test("VerifiedTokens is bounded (oldest out) and drops a token once its exp + skew has passed", async (t) => {
+  const [es] = await signers;
+  const cache = new VerifiedTokens(2);
+  const tokens = await Promise.all([0, 1, 2].map((i) => mint(es, { iat: NOW - 10 - i, exp: NOW + 60 + i })));
+  for (const token of tokens) t.is(tokenRefusal(token, await context({ cache })), null);
+  t.is(cache.size, 2);
+  t.is(cache.get(tokens[0]!, T0, 30_000), undefined, "the oldest went first");
+  t.not(cache.get(tokens[2]!, T0, 30_000), undefined);
+  t.is(cache.get(tokens[1]!, T0 + 91_000, 30_000), undefined, "past exp + skew");
+  t.is(cache.size, 1);
+  t.is(cache.get(tokens[2]!, T0 + 92_000, 30_000), undefined);
+  t.is(cache.size, 0);
+  t.throws(() => new VerifiedTokens(0));
 });
 
 function tamper(token: string, payload: Record<string, unknown>): string {
