@@ -148,10 +148,19 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<num
 /** Seconds until node `id` answers and has applied `index`. */
 async function secondsToApply(cluster: LocalCluster, id: number, index: number, t0: number): Promise<number> {
   await waitFor(async () => {
+    failIfANodeDied(cluster);
     const s = await cluster.status(id).catch(() => undefined);
     return s !== undefined && Number(s.appliedIndex) >= index ? true : undefined;
   }, `node ${id} to apply ${index}`, 30 * 60_000);
   return (performance.now() - t0) / 1000;
+}
+
+/** Throws, naming the node and its last log lines, when a node process exited (a wait would last its whole timeout). */
+function failIfANodeDied(cluster: LocalCluster): void {
+  const dead = cluster.nodes.find((n) => n.proc !== null && n.proc.exitCode !== null);
+  if (dead === undefined) return;
+  const tail = cluster.logOf(dead.id).trim().split("\n").slice(-3).join("\n  ");
+  throw new Error(`node ${dead.id} exited (code ${String(dead.proc?.exitCode)}); the end of its log:\n  ${tail}`);
 }
 
 async function main(): Promise<void> {
