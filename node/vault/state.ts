@@ -195,7 +195,7 @@ export class StoreState {
     if (hit !== undefined) return hit;
     const v = this.store.get(recordKey(user));
     if (v === undefined) return undefined;
-    const s = decodeStoredRecord(v, this.appliedIndex);
+    const s = decodeStoredRecord(v, this.appliedIndex, "trusted");
     this.remember(user, s);
     return s;
   }
