@@ -315,9 +315,9 @@ export class VaultStateMachine {
   }
 
   /**
-   * The state digest (digest.ts), O(1): the LtHash of every pair of the
-   * store, kept on every write; equal on every node at the same
-   * applied index however it got there.
+   * The state digest (digest.ts), O(1): over every pair of the store (an
+   * LtHash kept on every write, and the counters by value); equal on every
+   * node at the same applied index however it got there.
    */
   digest(): Uint8Array {
     return this.state.digest;
@@ -330,11 +330,6 @@ export class VaultStateMachine {
    */
   digestAt(index: number): Uint8Array | undefined {
     return this.ring.digestAt(index);
-  }
-
-  /** The same over the records and node announcements only: unchanged by a refused command. */
-  contentDigest(): Uint8Array {
-    return this.state.contentDigest;
   }
 }
 
