@@ -87,7 +87,7 @@ class Node {
     this.index += 1;
     const out = this.sm.apply(this.index, data, VOTERS);
     if (!out.result.ok) throw new Error(`entry ${this.index} refused: ${out.result.message}`);
-    this.audit.record({ kind: "command", index: this.index, data, result: out.result });
+    this.audit.record({ kind: "command", index: this.index, data, result: out.result, parsed: out });
     this.sinceCommit += 1;
   }
 
