@@ -74,13 +74,19 @@ test("a data dir of the release before the store is converted on first start: ev
   await b.close();
 });
 
-test("a restart resumes from the store at its applied index, past the Raft snapshot", async (t) => {
-  const dir = tempDir(t);
+/** A new member's data dir, opened, with alice registered and one attempt begun (applied, not committed). */
+async function openWithAlice(dir: string): Promise<{ a: Awaited<ReturnType<typeof open>>; h: Harness }> {
   await bootstrap(dir);
   const a = await open(dir);
   const h = new Harness(a.sm);
   h.apply(registerCmd(register("alice")));
   h.apply(beginCmd("alice"));
+  return { a, h };
+}
+
+test("a restart resumes from the store at its applied index, past the Raft snapshot", async (t) => {
+  const dir = tempDir(t);
+  const { a, h } = await openWithAlice(dir);
   await a.files.store.commit();
   h.apply(registerCmd(register("bob"))); // applied, never committed: a crash here loses it from the store (Raft replays it)
   const durable = { index: h.index - 1, records: 1 };
@@ -95,11 +101,7 @@ test("a restart resumes from the store at its applied index, past the Raft snaps
 
 test("a store of layout 2 on disk is upgraded on start and the upgrade committed: the digest the same entries give now", async (t) => {
   const dir = tempDir(t);
-  await bootstrap(dir);
-  const a = await open(dir);
-  const h = new Harness(a.sm);
-  h.apply(registerCmd(register("alice")));
-  h.apply(beginCmd("alice"));
+  const { a } = await openWithAlice(dir);
   const want = hex(a.sm.digest());
   rewriteAsLayout2(a.files.store); // as the release before kept this state
   await a.files.store.commit();
