@@ -141,6 +141,7 @@ test("restore re-validates every value even when the checksum and the digests ar
     ["unknown state", (b) => (b[0] = 7), /unknown record state/],
     ["digest mismatch", (b) => (b[digestAt] = (b[digestAt] ?? 0) ^ 1), /does not match its digest/],
     ["pending attempt in the future", (b) => (b[4 + 7] = 200), /not an applied index/],
+    ["pending B not a point (read without decoding only from the node's own store)", (b) => (b[4 + 8] = 0x05), /pending B/],
   ];
   for (const [what, edit, msg] of cases) {
     const forged = editSnapshot(CLUSTER, snap, (s) => {
