@@ -1,15 +1,16 @@
 // Test-only tools over the vault store: forge a snapshot by editing its
-// pairs (digests kept consistent, as a rogue node would), and write the
-// legacy whole-state format 3 of the release before the store (the upgrade
-// path's input), from a state machine's store.
+// pairs (digests kept consistent, as a rogue node would), and write what
+// older releases kept (the upgrade paths' inputs): the store layout 2, and
+// the legacy whole-state format 3 of the release before the store.
 import { createHash } from "node:crypto";
 import { Writer, encodeWipedRecord } from "../proto/crypto/index.js";
 import { decodeStoredRecord } from "../node/vault/values.js";
 import type { StoredRecord } from "../node/vault/records.js";
-import { MemoryStore, VaultStateMachine } from "../node/vault/index.js";
+import { MemoryStore, VaultStateMachine, type VaultStore } from "../node/vault/index.js";
+import { LtHash } from "../node/vault/digest.js";
 import { StoreState } from "../node/vault/state.js";
 import { encodeStoreSnapshot } from "../node/vault/snapshot-stream.js";
-import { PREFIX, requestKey, tableRange } from "../node/vault/keys.js";
+import { ALL_KEYS, PREFIX, metaKey, requestKey, tableRange } from "../node/vault/keys.js";
 
 /**
  * Restores `snapshot` into a fresh store, lets `edit` change it through
@@ -23,6 +24,24 @@ export function editSnapshot(clusterId: string, snapshot: Uint8Array, edit: (s: 
   edit(s);
   s.flush();
   return encodeStoreSnapshot(clusterId, store);
+}
+
+/**
+ * Rewrites a store of the current layout as layout 2 kept the same state
+ * (the upgrade path's input): format 2, the LtHash over every pair but the
+ * two digests (the counters included), "mcontent" the LtHash of the records
+ * and nodes.
+ */
+export function rewriteAsLayout2(store: VaultStore): void {
+  store.put(metaKey("format"), Uint8Array.of(2));
+  const [sum, content] = [new LtHash(), new LtHash()];
+  for (const [k, v] of store.scan(...ALL_KEYS)) {
+    if (k[0] === PREFIX.meta && Buffer.from(k).toString("latin1") === "mdigest") continue;
+    sum.add(k, v);
+    if (k[0] === PREFIX.record || k[0] === PREFIX.node) content.add(k, v);
+  }
+  store.put(metaKey("digest"), sum.state());
+  store.put(metaKey("content"), content.state());
 }
 
 /** The legacy format-3 snapshot of a state machine's state (what the release before the store wrote). */

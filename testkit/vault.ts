@@ -1,7 +1,7 @@
 // Builders of real vault commands for node/vault tests: real registrations
 // (proto/crypto createRegistration) and real signatures.
 import type { ExecutionContext } from "ava";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   G,
   type Registration,
@@ -14,6 +14,7 @@ import {
   signMessage,
 } from "../proto/crypto/index.js";
 import { type ApplyOutcome, type Command, type NodeAnnouncement, type VaultCode, type VaultReason, type VaultResult, VaultStateMachine, encodeCommand } from "../node/vault/index.js";
+import { PREFIX, tableRange } from "../node/vault/keys.js";
 
 export const CLUSTER = "vault-test";
 export const VOTERS: readonly number[] = [1, 2, 3];
@@ -130,6 +131,26 @@ export function expectOk<K extends Extract<VaultResult, { ok: true }>["kind"]>(t
 export function expectError(t: ExecutionContext, r: VaultResult, code: VaultCode, reason: VaultReason): void {
   if (r.ok) t.fail(`expected ${code} ${reason}, got ok ${r.kind}`);
   else t.deepEqual([r.code, r.reason], [code, reason], r.message);
+}
+
+/**
+ * SHA-256 of the records and node announcements, in key order, by a scan:
+ * what a refused command must leave unchanged (the request table, the
+ * applied index and the leader time move).
+ */
+export function contentDigest(sm: VaultStateMachine): Uint8Array {
+  const h = createHash("sha256");
+  for (const prefix of [PREFIX.node, PREFIX.record]) {
+    for (const [k, v] of sm.store.scan(...tableRange(prefix))) h.update(lengthPrefixed(k)).update(lengthPrefixed(v));
+  }
+  return new Uint8Array(h.digest());
+}
+
+function lengthPrefixed(b: Uint8Array): Uint8Array {
+  const out = Buffer.alloc(4 + b.length);
+  out.writeUInt32BE(b.length);
+  out.set(b, 4);
+  return out;
 }
 
 export function hex(b: Uint8Array): string {

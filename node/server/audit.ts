@@ -20,7 +20,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
-import { type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
+import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
 
 export class AuditLog {
@@ -65,7 +65,7 @@ export class AuditLog {
     if (e.index <= this.lastIndex) return;
     const event = e.kind === "snapshot" ? { index: e.index, kind: "segment", from: "snapshot" } as const
       : e.kind === "membership" ? { index: e.index, kind: "membership", change: ConfChangeType[e.change.type], node: e.change.nodeId, outcome: "ok" } as const
-      : commandEvent(e.index, e.data, e.result);
+      : commandEvent(e.index, e.data, e.result, e.parsed);
     if (event !== undefined) this.append(event);
     if (e.kind === "snapshot") this.sync();
   };
@@ -134,10 +134,14 @@ function readTail(fd: number): Tail {
   return { complete: Math.max(0, complete), last: undefined };
 }
 
-/** The audit event of an applied vault command; undefined for a leader's no-op and node announcements. */
-export function commandEvent(index: number, data: Uint8Array, result: VaultResult): AuditEvent | undefined {
+/**
+ * The audit event of an applied vault command; undefined for a leader's
+ * no-op and node announcements. `parsed`: what apply parsed from `data`
+ * (spares parsing and validating it again, a curve point included).
+ */
+export function commandEvent(index: number, data: Uint8Array, result: VaultResult, parsed?: { readonly requestId: Uint8Array | null; readonly command: Command | null }): AuditEvent | undefined {
   if (data.length === 0) return undefined;
-  const env = parseEnvelope(unstamp(data).payload);
+  const env = parsed ?? parseEnvelope(unstamp(data).payload);
   const c = env.command;
   const outcome = result.ok ? "ok" : result.reason;
   const attemptsRemaining = "attemptsRemaining" in result ? result.attemptsRemaining : undefined;

@@ -1,11 +1,15 @@
 // The Ready loop's outward types: what it reports for each applied entry,
 // and the error of a proposal that could not be made or did not complete.
 import type { ConfChange } from "../raft/index.js";
-import type { VaultResult } from "../vault/index.js";
+import type { ApplyOutcome, VaultResult } from "../vault/index.js";
 
 /** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
 export type AppliedEvent =
-  | { readonly kind: "command"; readonly index: number; readonly data: Uint8Array; readonly result: VaultResult }
+  | {
+    readonly kind: "command"; readonly index: number; readonly data: Uint8Array; readonly result: VaultResult;
+    /** The request id and command apply parsed from `data` (absent: the observer parses `data` itself). */
+    readonly parsed?: Pick<ApplyOutcome, "requestId" | "command">;
+  }
   | { readonly kind: "membership"; readonly index: number; readonly change: ConfChange }
   | { readonly kind: "snapshot"; readonly index: number };
 

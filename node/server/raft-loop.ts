@@ -488,7 +488,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
     if (inStore) return;
     const out = this.sm.apply(e.index, e.data, this.confState.voters);
-    this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result });
+    this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result, parsed: out });
     if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 

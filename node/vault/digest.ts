@@ -1,8 +1,8 @@
 // The state digest (docs/vault.md §4), maintained incrementally: an LtHash
 // (Bellare–Micciancio's lattice hash with the parameters of Lewi et al.
 // 2019, "Securing update propagation with homomorphic hashing") over every
-// pair of the store but the two digest pairs themselves ("mdigest",
-// "mcontent"). Its state is 1024 lanes of u16 (2048 bytes, little-endian);
+// pair of the store but itself ("mdigest") and the u64 counters that nearly
+// every entry rewrites (state.ts COUNTERS). Its state is 1024 lanes of u16 (2048 bytes, little-endian);
 // a pair's hash is SHAKE256(u32 key length || key || value) read as 1024
 // lanes; a put adds its pair's hash lane-wise mod 2^16 and subtracts the old
 // pair's, a delete subtracts, so the digest costs O(1) per change and is
@@ -11,7 +11,10 @@
 // however the node got there (applied the entries, restored a snapshot, or
 // converted a legacy snapshot).
 //
-// The 32-byte digest every node reports is SHA-256("bkv-lthash16" || state).
+// The 32-byte digest every node reports is SHA-256("bkv-lthash16" || state
+// || the counters' values, u64 big-endian each): the counters are covered by
+// value, which costs 40 bytes of SHA-256 instead of 2-3 SHAKE256 outputs of
+// 2 KiB per entry.
 // Unlike the sum of SHA-256 hashes mod 2^256 it replaced (an AdHash with a
 // small modulus, open to Wagner's generalised birthday attack in ~2^31
 // work), finding a set of pairs whose LtHash equals a given one is as hard
@@ -27,6 +30,7 @@ export const DIGEST_BYTES = 32;
 export const LTHASH_BYTES = 2048;
 const LANES = LTHASH_BYTES / 2;
 const DIGEST_PREFIX = Buffer.from("bkv-lthash16", "latin1");
+const EMPTY = new Uint8Array(0);
 
 // Lanes are read and written through Uint16Array views: the bytes are little-endian only on such a host.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new VaultInvariantError("the LtHash state digest needs a little-endian host");
@@ -50,19 +54,12 @@ export class LtHash {
   }
 
   add(key: Uint8Array, value: Uint8Array): void {
-    this.addHash(pairHash(key, value));
-  }
-
-  remove(key: Uint8Array, value: Uint8Array): void {
-    this.removeHash(pairHash(key, value));
-  }
-
-  /** add() with the pairHash already computed (the hash is the costly part: share it). */
-  addHash(h: Uint16Array): void {
+    const h = pairHash(key, value);
     for (let i = 0; i < LANES; i++) this.lanes[i] = (this.lanes[i]! + h[i]!) & 0xffff;
   }
 
-  removeHash(h: Uint16Array): void {
+  remove(key: Uint8Array, value: Uint8Array): void {
+    const h = pairHash(key, value);
     for (let i = 0; i < LANES; i++) this.lanes[i] = (this.lanes[i]! - h[i]!) & 0xffff;
   }
 
@@ -71,13 +68,8 @@ export class LtHash {
     return new Uint8Array(this.lanes.buffer.slice(0));
   }
 
-  /** The reported digest: SHA-256("bkv-lthash16" || state). */
-  digest(): Uint8Array {
-    return new Uint8Array(createHash("sha256").update(DIGEST_PREFIX).update(this.lanes).digest());
+  /** SHA-256("bkv-lthash16" || state || suffix): with the counters' values as `suffix`, the reported digest. */
+  digest(suffix: Uint8Array = EMPTY): Uint8Array {
+    return new Uint8Array(createHash("sha256").update(DIGEST_PREFIX).update(this.lanes).update(suffix).digest());
   }
-}
-
-/** The reported digest of a stored LtHash state. */
-export function digestOfState(state: Uint8Array): Uint8Array {
-  return new LtHash(state).digest();
 }

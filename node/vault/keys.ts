@@ -15,8 +15,10 @@
 // request-id capacity; "mreqcount" u64 request ids remembered; "mtime" u64
 // the latest leader time applied (unix ms, never decreases); "mthrottle" the
 // throttling schedule (throttle.ts); "missuers" the client-token issuer keys
-// (issuers.ts; absent: tokens are not verified on apply); "mrecords" / "mlocked" u64 counts; "mdigest" / "mcontent" the
-// incremental digests (digest.ts), which cover every other pair.
+// (issuers.ts; absent: tokens are not verified on apply); "mrecords" / "mlocked" u64 counts; "mdigest" the
+// LtHash (digest.ts) over every pair but itself and the u64 counters (applied, time,
+// reqcount, records, locked), which the reported digest covers by value; "mcontent"
+// (layout 2 only: an LtHash of records and nodes) is removed by the upgrade on open.
 export const PREFIX = { meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
 
 export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "issuers" | "digest" | "content";

@@ -48,6 +48,8 @@ export interface ApplyOutcome {
   /** The command's request id; null for announcements and undecodable payloads. */
   readonly requestId: Uint8Array | null;
   readonly result: VaultResult;
+  /** The command as parsed from the entry (null: a no-op or an undecodable payload), for observers that describe it (the audit log). */
+  readonly command: Command | null;
 }
 
 export interface VaultOptions {
@@ -188,18 +190,18 @@ export class VaultStateMachine {
   private applyPayload(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
     const env = parseEnvelope(data);
     if (env.requestId === null) {
-      if (env.command?.kind === "announce") return { requestId: null, result: this.applyAnnounce(env.command.node) };
-      return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command") };
+      if (env.command?.kind === "announce") return { requestId: null, result: this.applyAnnounce(env.command.node), command: env.command };
+      return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command"), command: env.command };
     }
     const print = fingerprint(env.request);
     const prior = this.requests.lookup(env.requestId, print);
-    if (prior !== undefined) return { requestId: env.requestId, result: prior };
+    if (prior !== undefined) return { requestId: env.requestId, result: prior, command: env.command };
     // Not remembered: the same request with a valid token may still come (a retry with a fresh token).
     const unauthenticated = env.command === null ? null : this.tokenRefusal(env.command);
-    if (unauthenticated !== null) return { requestId: env.requestId, result: unauthenticated };
+    if (unauthenticated !== null) return { requestId: env.requestId, result: unauthenticated, command: env.command };
     const result = env.command === null ? invalid(env.error?.message ?? "invalid vault command") : this.execute(index, env.command, voters);
     this.requests.remember(env.requestId, print, result, index);
-    return { requestId: env.requestId, result };
+    return { requestId: env.requestId, result, command: env.command };
   }
 
   /**
@@ -318,9 +320,9 @@ export class VaultStateMachine {
   }
 
   /**
-   * The state digest (digest.ts), O(1): the LtHash of every pair of the
-   * store, kept on every write; equal on every node at the same
-   * applied index however it got there.
+   * The state digest (digest.ts), O(1): over every pair of the store (an
+   * LtHash kept on every write, and the counters by value); equal on every
+   * node at the same applied index however it got there.
    */
   digest(): Uint8Array {
     return this.state.digest;
@@ -334,15 +336,11 @@ export class VaultStateMachine {
   digestAt(index: number): Uint8Array | undefined {
     return this.ring.digestAt(index);
   }
-
-  /** The same over the records and node announcements only: unchanged by a refused command. */
-  contentDigest(): Uint8Array {
-    return this.state.contentDigest;
-  }
 }
 
 const NO_OP: ApplyOutcome = Object.freeze({
   requestId: null,
+  command: null,
   result: Object.freeze(vaultError("INVALID_ARGUMENT", "empty entry (a leader's no-op): nothing to apply")),
 });
 

@@ -4,13 +4,15 @@
 // reads and writes only through this class.
 //
 // Invariants: the cached meta fields equal their pairs in the store; the
-// digests cover every pair but "mdigest" and "mcontent" ("mcontent" covers
-// records and nodes only) and are written back by flush(). A store of layout
-// 1 (digests as sums of SHA-256, digest.ts) is upgraded on open: its digest
-// states are recomputed by one scan (the caller commits the writes).
+// LtHash ("mdigest", written back by flush()) covers every pair but itself
+// and the counters (COUNTERS), which the reported digest covers by value
+// (docs/vault.md §4, "State digest"). Older layouts are upgraded on open
+// (the caller commits the writes): layout 2 (the counters in the LtHash, a
+// second LtHash "mcontent" over records and nodes) by subtracting the
+// counters' hashes, layout 1 (sums of SHA-256) by one scan.
 import { validateCaCertificate, validateClusterId } from "../../proto/crypto/index.js";
 import type { NodeAnnouncement } from "./commands.js";
-import { LtHash, pairHash } from "./digest.js";
+import { LtHash } from "./digest.js";
 import { VaultInvariantError } from "./errors.js";
 import { ALL_KEYS, type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
 import type { StoredRecord } from "./records.js";
@@ -19,11 +21,19 @@ import { type IssuerPolicy, decodeIssuerPolicy, encodeIssuerPolicy } from "./iss
 import type { VaultStore } from "./store.js";
 import { decodeNode, decodeStoredRecord, encodeNode, encodeStoredRecord } from "./values.js";
 
-/** The layout version written under "mformat" (2: LtHash digest states; 1: sums of SHA-256, upgraded on open). */
-export const STORE_FORMAT = 2;
+/** The layout version written under "mformat" (3; 2: counters in the LtHash and "mcontent"; 1: sums of SHA-256: both upgraded on open). */
+export const STORE_FORMAT = 3;
 const SUM_DIGEST_FORMAT = 1;
-/** The meta names of the two digest pairs, which the digests do not cover. */
-const UNCOUNTED = new Set(["digest", "content"]);
+const CONTENT_DIGEST_FORMAT = 2;
+/**
+ * The u64 meta pairs that entries rewrite as a matter of course, in the
+ * order the reported digest covers their values; the LtHash leaves them out
+ * (hashing them cost 2-3 SHAKE256 outputs of 2 KiB per entry).
+ */
+export const COUNTERS = ["applied", "time", "reqcount", "records", "locked"] as const;
+export type Counter = (typeof COUNTERS)[number];
+/** The meta names the LtHash does not cover: itself and the counters. */
+const UNCOUNTED = new Set<string>(["digest", ...COUNTERS]);
 /** Decoded records kept for reads (bounded; a cache only, the store is the truth). */
 const RECORD_CACHE = 4096;
 
@@ -51,17 +61,14 @@ export class StoreState {
   records: number;
   locked: number;
   private readonly digestSum: LtHash;
-  private readonly contentSum: LtHash;
   private readonly cache = new Map<string, StoredRecord>();
-  /** The pairHash of each meta pair's value as last written here: most entries rewrite a few meta pairs. */
-  private readonly metaHashes = new Map<string, { readonly value: Uint8Array; readonly hash: Uint16Array }>();
   /** Every announcement, verified once when read from the store (a handful of nodes). */
   private readonly nodeMap = new Map<number, NodeAnnouncement>();
 
   private constructor(readonly store: VaultStore) {
     const cluster = store.get(metaKey("cluster"));
     if (cluster === undefined) throw new VaultInvariantError("the store holds no vault state");
-    if (store.get(metaKey("format"))?.[0] === SUM_DIGEST_FORMAT) StoreState.recomputeDigests(store);
+    StoreState.upgrade(store);
     const format = store.get(metaKey("format"))?.[0];
     if (format !== STORE_FORMAT) throw new VaultInvariantError(`the store's layout version ${String(format)} is not ${STORE_FORMAT}`);
     this.clusterId = Buffer.from(cluster).toString("utf8");
@@ -76,7 +83,6 @@ export class StoreState {
     this.records = readU64(this.meta("records"));
     this.locked = readU64(this.meta("locked"));
     this.digestSum = new LtHash(this.meta("digest"));
-    this.contentSum = new LtHash(this.meta("content"));
     const [start, end] = tableRange(PREFIX.node);
     for (const [, v] of store.scan(start, end)) {
       const n = decodeNode(v, this.clusterId, this.clusterCa);
@@ -100,7 +106,7 @@ export class StoreState {
     }
     if (store.get(metaKey("cluster")) !== undefined) throw new VaultInvariantError("the store already holds a vault state");
     const sum = new LtHash();
-    const put = (name: MetaName, v: Uint8Array) => { store.put(metaKey(name), v); sum.add(metaKey(name), v); };
+    const put = (name: MetaName, v: Uint8Array) => { store.put(metaKey(name), v); if (!UNCOUNTED.has(name)) sum.add(metaKey(name), v); };
     const cap = Buffer.alloc(4);
     cap.writeUInt32BE(n.requestIdCapacity);
     put("cluster", Buffer.from(n.clusterId, "utf8"));
@@ -109,23 +115,38 @@ export class StoreState {
     put("reqcap", new Uint8Array(cap));
     put("throttle", encodeSchedule(n.throttle));
     if (n.issuers !== undefined && n.issuers !== null) put("issuers", encodeIssuerPolicy(n.issuers));
-    for (const name of ["applied", "reqcount", "records", "locked", "time"] as const) put(name, u64(0));
+    for (const name of COUNTERS) put(name, u64(0));
     store.put(metaKey("digest"), sum.state());
-    store.put(metaKey("content"), new LtHash().state());
     return new StoreState(store);
   }
 
-  /** Upgrades a layout-1 store: writes the current layout version, then both digest states from one scan. */
-  private static recomputeDigests(store: VaultStore): void {
+  /** Brings a store of layout 1 or 2 to the current one (writes the caller commits); no-op for others. */
+  private static upgrade(store: VaultStore): void {
+    const format = store.get(metaKey("format"))?.[0];
+    if (format !== SUM_DIGEST_FORMAT && format !== CONTENT_DIGEST_FORMAT) return;
     store.put(metaKey("format"), Uint8Array.of(STORE_FORMAT));
-    const [sum, content] = [new LtHash(), new LtHash()];
-    for (const [k, v] of store.scan(...ALL_KEYS)) {
-      if (StoreState.uncounted(k)) continue;
-      sum.add(k, v);
-      if (k[0] === PREFIX.record || k[0] === PREFIX.node) content.add(k, v);
-    }
+    store.delete(metaKey("content"));
+    const sum = format === SUM_DIGEST_FORMAT ? StoreState.scanned(store) : StoreState.withoutCounters(store);
     store.put(metaKey("digest"), sum.state());
-    store.put(metaKey("content"), content.state());
+  }
+
+  /** The LtHash of a store's pairs, by one scan. */
+  private static scanned(store: VaultStore): LtHash {
+    const sum = new LtHash();
+    for (const [k, v] of store.scan(...ALL_KEYS)) if (!StoreState.uncounted(k)) sum.add(k, v);
+    return sum;
+  }
+
+  /** A layout-2 LtHash (every pair but the two digests) without the counters, with the new layout version. */
+  private static withoutCounters(store: VaultStore): LtHash {
+    const sum = new LtHash(store.get(metaKey("digest")));
+    sum.remove(metaKey("format"), Uint8Array.of(CONTENT_DIGEST_FORMAT));
+    sum.add(metaKey("format"), Uint8Array.of(STORE_FORMAT));
+    for (const name of COUNTERS) {
+      const v = store.get(metaKey(name));
+      if (v !== undefined) sum.remove(metaKey(name), v);
+    }
+    return sum;
   }
 
   private meta(name: MetaName): Uint8Array {
@@ -134,38 +155,22 @@ export class StoreState {
     return v;
   }
 
-  /** Writes (or, with null, deletes) one pair, keeping the digests in step. */
+  /** Writes (or, with null, deletes) one pair the LtHash covers, keeping it in step. */
   write(key: Uint8Array, value: Uint8Array | null): void {
+    if (StoreState.uncounted(key)) throw new VaultInvariantError(`meta ${Buffer.from(key.subarray(1)).toString("latin1")} is not written through write()`);
     const old = this.store.get(key);
-    const content = key[0] === PREFIX.record || key[0] === PREFIX.node;
-    if (old !== undefined) {
-      const h = this.hashOf(key, old);
-      this.digestSum.removeHash(h);
-      if (content) this.contentSum.removeHash(h);
-    }
+    if (old !== undefined) this.digestSum.remove(key, old);
     if (value === null) {
       this.store.delete(key);
       return;
     }
-    const h = this.hashOf(key, value);
-    this.digestSum.addHash(h);
-    if (content) this.contentSum.addHash(h);
+    this.digestSum.add(key, value);
     this.store.put(key, value);
   }
 
-  /** pairHash(key, value), remembered for the meta pairs (the last value per meta key; a hit is checked against the value). */
-  private hashOf(key: Uint8Array, value: Uint8Array): Uint16Array {
-    if (key[0] !== PREFIX.meta) return pairHash(key, value);
-    const id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-    const hit = this.metaHashes.get(id);
-    if (hit !== undefined && Buffer.compare(hit.value, value) === 0) return hit.hash;
-    const hash = pairHash(key, value);
-    this.metaHashes.set(id, { value: value.slice(), hash });
-    return hash;
-  }
-
-  setMetaU64(name: "applied" | "reqcount" | "records" | "locked" | "time", v: number): void {
-    this.write(metaKey(name), u64(v));
+  /** Writes a counter; the caller has set its field (the digest reads the fields). */
+  setMetaU64(name: Counter, v: number): void {
+    this.store.put(metaKey(name), u64(v));
   }
 
   /** Replaces the client-token issuer keys (a verified issuer-keys entry). */
@@ -175,19 +180,14 @@ export class StoreState {
     this.issuers = decodeIssuerPolicy(bytes); // the canonical order, as a restart reads it
   }
 
-  /** Writes the digests back (after each applied entry). */
+  /** Writes the LtHash back (after each applied entry). */
   flush(): void {
     this.store.put(metaKey("digest"), this.digestSum.state());
-    this.store.put(metaKey("content"), this.contentSum.state());
   }
 
-  /** The reported state digest (digest.ts). */
+  /** The reported state digest: the LtHash's, over it and the counters' values (digest.ts). */
   get digest(): Uint8Array {
-    return this.digestSum.digest();
-  }
-
-  get contentDigest(): Uint8Array {
-    return this.contentSum.digest();
+    return this.digestSum.digest(counterBytes([this.appliedIndex, this.time, this.reqCount, this.records, this.locked]));
   }
 
   getRecord(user: string): StoredRecord | undefined {
@@ -195,7 +195,7 @@ export class StoreState {
     if (hit !== undefined) return hit;
     const v = this.store.get(recordKey(user));
     if (v === undefined) return undefined;
-    const s = decodeStoredRecord(v, this.appliedIndex);
+    const s = decodeStoredRecord(v, this.appliedIndex, "trusted");
     this.remember(user, s);
     return s;
   }
@@ -231,9 +231,16 @@ export class StoreState {
     return [...this.nodeMap.values()].sort((a, b) => a.nodeId - b.nodeId);
   }
 
-  /** True for the two digest pairs, which the digests do not cover. */
+  /** True for the pairs the LtHash does not cover: itself and the counters. */
   static uncounted(key: Uint8Array): boolean {
-    return key[0] === PREFIX.meta && UNCOUNTED.has(Buffer.from(key.subarray(1)).toString("latin1"));
+    return key[0] === PREFIX.meta && UNCOUNTED.has(Buffer.from(key.buffer, key.byteOffset + 1, key.byteLength - 1).toString("latin1"));
   }
+}
+
+/** The counters' values in COUNTERS order, u64 big-endian each. */
+function counterBytes(values: readonly number[]): Uint8Array {
+  const b = Buffer.alloc(8 * values.length);
+  values.forEach((v, i) => b.writeBigUInt64BE(BigInt(v), 8 * i));
+  return b;
 }
 

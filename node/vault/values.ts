@@ -18,7 +18,11 @@
 // (curve points, ranges) are not decoded again (parseTrustedRecord): every
 // node validated them when it applied the registration, and the digest and
 // the snapshot checksum catch corruption since. A node that forges a
-// snapshot can forge valid points as easily (docs/threat-model.md).
+// snapshot can forge valid points as easily (docs/threat-model.md). The
+// pending attempts' B are decoded when a snapshot is imported, not when a
+// node reads its own store ("trusted": it decoded each B when it applied
+// the begin or imported the snapshot; a begin decoded every pending B of
+// its record again, up to 255, issue 15).
 import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,
@@ -49,22 +53,26 @@ export function encodeStoredRecord(s: StoredRecord): Uint8Array {
   return writeRecord(new Writer(), s).bytes();
 }
 
-/** A stored record value; `appliedIndex` bounds its attempt ids and confirmation. */
-export function decodeStoredRecord(bytes: Uint8Array, appliedIndex: number): StoredRecord {
+/**
+ * A stored record value; `appliedIndex` bounds its attempt ids and
+ * confirmation. `points` "trusted": the pending B are not decoded (this
+ * node's own store, whose B were decoded on the way in).
+ */
+export function decodeStoredRecord(bytes: Uint8Array, appliedIndex: number, points: "check" | "trusted" = "check"): StoredRecord {
   return corruptOnError(() => {
     const r = new Reader(bytes, "stored record");
-    const s = readRecord(r, appliedIndex, "store");
+    const s = readRecord(r, appliedIndex, "store", points);
     r.end();
     return s;
   });
 }
 
 /** One record, as the store holds it or as a legacy snapshot format (1: no confirmed at; 2, 3: no last begin). */
-export function readRecord(r: Reader, appliedIndex: number, layout: "store" | 1 | 2 | 3): StoredRecord {
+export function readRecord(r: Reader, appliedIndex: number, layout: "store" | 1 | 2 | 3, points: "check" | "trusted" = "check"): StoredRecord {
   const state = r.u8();
   if (state > 1) throw new CorruptSnapshotError(`unknown record state ${state}`);
   const attempts = r.u8();
-  const pending = readPending(r, r.u16(), appliedIndex);
+  const pending = readPending(r, r.u16(), appliedIndex, points);
   const digest = r.fixed(DIGEST_LENGTH);
   const confirmedAt = layout === 1 ? 0 : readSafeU64(r, "confirmed at");
   if (confirmedAt > appliedIndex) throw new CorruptSnapshotError(`a confirmation at ${confirmedAt} is not an applied index`);
@@ -79,12 +87,12 @@ export function readRecord(r: Reader, appliedIndex: number, layout: "store" | 1 
   return s;
 }
 
-function readPending(r: Reader, count: number, appliedIndex: number): PendingAttempt[] {
+function readPending(r: Reader, count: number, appliedIndex: number, points: "check" | "trusted"): PendingAttempt[] {
   const out: PendingAttempt[] = [];
   for (let i = 0; i < count; i++) {
     const attemptId = readSafeU64(r, "attempt id");
     const blinded = r.fixed(COMPRESSED_POINT_LENGTH);
-    decodePoint(blinded, "pending B");
+    if (points === "check") decodePoint(blinded, "pending B");
     if (attemptId < 1 || attemptId > appliedIndex) throw new CorruptSnapshotError(`pending attempt ${attemptId} is not an applied index`);
     out.push({ attemptId, blinded });
   }

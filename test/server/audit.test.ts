@@ -10,7 +10,8 @@ import { randomBytes } from "node:crypto";
 import { AuditLog, commandEvent } from "../../node/server/audit.js";
 import type { AppliedEvent } from "../../node/server/raft-loop.js";
 import { ConfChangeType } from "../../node/raft/index.js";
-import { encodeCommand, vaultError, type VaultResult } from "../../node/vault/index.js";
+import { VaultStateMachine, encodeCommand, stampTime, vaultError, type VaultResult } from "../../node/vault/index.js";
+import { CLUSTER, VOTERS, register, registerCmd } from "../../testkit/vault.js";
 import { GENESIS_HASH, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { G, encodePoint } from "../../proto/crypto/index.js";
 import { runAdminAudit } from "../../client/cli/admin-audit.js";
@@ -66,6 +67,16 @@ test("a new log starts a bootstrap segment; commands become chained lines; no-op
 test("a line carries no secret: the blinded element, signatures and record fields stay out", (t) => {
   const ev = commandEvent(9, begin("bob", new Uint8Array(16).fill(0xab)), okBegin(3));
   t.deepEqual(ev, { index: 9, kind: "attempt", user: "bob", requestId: "ab".repeat(16), outcome: "ok", attemptsRemaining: 3 });
+});
+
+test("the event from what apply parsed is the event parsed from the entry's bytes", (t) => {
+  const sm = new VaultStateMachine({ clusterId: CLUSTER });
+  const payloads = [begin("nobody"), stampTime(begin("nobody"), 5), Uint8Array.of(1, 2, 3), new Uint8Array(0), encodeCommand(registerCmd(register("ann")))];
+  payloads.forEach((data, i) => {
+    const out = sm.apply(2 + i, data, VOTERS);
+    t.deepEqual(commandEvent(2 + i, data, out.result, out), commandEvent(2 + i, data, out.result), `payload ${i}`);
+  });
+  t.is(commandEvent(9, new Uint8Array(0), okBegin(1), { requestId: null, command: null }), undefined, "a leader's no-op");
 });
 
 test("restart: the chain resumes from the last line and an index already written is not written again", (t) => {

@@ -2,9 +2,9 @@
 // resumes from the store; a data dir of the release before the store (Raft
 // snapshot format 1, the vault state inline in legacy format 3) is converted
 // without losing a record (its records and announcements keep their
-// content digest); a crash between saving an installed snapshot and
-// swapping its store in is finished on the next start; a store behind its
-// snapshot is refused.
+// content digest); a store of layout 2 is upgraded and committed on start;
+// a crash between saving an installed snapshot and swapping its store in is
+// finished on the next start; a store behind its snapshot is refused.
 import { join } from "node:path";
 import test from "ava";
 import { bootstrapSnapshot } from "../../node/raft/index.js";
@@ -13,8 +13,9 @@ import { type VaultStateMachine, SnapshotImporter, snapshotChunks, ALL_KEYS } fr
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { openVault } from "../../node/server/vault-open.js";
-import { CLUSTER, Harness, beginCmd, hex, register, registerCmd } from "../../testkit/vault.js";
-import { encodeLegacySnapshot } from "../../testkit/vault-store.js";
+import { CLUSTER, Harness, beginCmd, hex, register, registerCmd, contentDigest } from "../../testkit/vault.js";
+import { encodeLegacySnapshot, rewriteAsLayout2 } from "../../testkit/vault-store.js";
+import { metaKey } from "../../node/vault/keys.js";
 import { tempDir } from "../storage/helpers.js";
 
 const quiet = jsonLogger("error", {}, () => ({}), () => {});
@@ -62,7 +63,7 @@ test("a data dir of the release before the store is converted on first start: ev
   const a = await open(dir);
   t.is(a.sm.appliedIndex, h.sm.appliedIndex);
   // The request-id table is re-keyed by the conversion (node/vault); records and announcements are kept exactly.
-  t.is(hex(a.sm.contentDigest()), hex(h.sm.contentDigest()));
+  t.is(hex(contentDigest(a.sm)), hex(contentDigest(h.sm)));
   t.is(a.sm.stats().records, 50);
   for (let i = 0; i < 50; i++) t.deepEqual(a.sm.getRecord(`user-${i}`), h.sm.getRecord(`user-${i}`));
   const converted = hex(a.sm.digest());
@@ -73,13 +74,19 @@ test("a data dir of the release before the store is converted on first start: ev
   await b.close();
 });
 
-test("a restart resumes from the store at its applied index, past the Raft snapshot", async (t) => {
-  const dir = tempDir(t);
+/** A new member's data dir, opened, with alice registered and one attempt begun (applied, not committed). */
+async function openWithAlice(dir: string): Promise<{ a: Awaited<ReturnType<typeof open>>; h: Harness }> {
   await bootstrap(dir);
   const a = await open(dir);
   const h = new Harness(a.sm);
   h.apply(registerCmd(register("alice")));
   h.apply(beginCmd("alice"));
+  return { a, h };
+}
+
+test("a restart resumes from the store at its applied index, past the Raft snapshot", async (t) => {
+  const dir = tempDir(t);
+  const { a, h } = await openWithAlice(dir);
   await a.files.store.commit();
   h.apply(registerCmd(register("bob"))); // applied, never committed: a crash here loses it from the store (Raft replays it)
   const durable = { index: h.index - 1, records: 1 };
@@ -90,6 +97,22 @@ test("a restart resumes from the store at its applied index, past the Raft snaps
   t.truthy(b.sm.getRecord("alice"));
   t.is(b.sm.getRecord("bob"), undefined);
   await b.close();
+});
+
+test("a store of layout 2 on disk is upgraded on start and the upgrade committed: the digest the same entries give now", async (t) => {
+  const dir = tempDir(t);
+  const { a } = await openWithAlice(dir);
+  const want = hex(a.sm.digest());
+  rewriteAsLayout2(a.files.store); // as the release before kept this state
+  await a.files.store.commit();
+  await a.close();
+  const b = await open(dir);
+  t.is(hex(b.sm.digest()), want);
+  await b.close();
+  const files = await VaultFiles.open(join(dir, "vault"));
+  t.deepEqual([...(files.store.get(metaKey("format")) ?? [])], [3], "the upgrade was committed");
+  t.is(files.store.get(metaKey("content")), undefined);
+  await files.close();
 });
 
 /** Stages the state of `h` in `files` as Raft snapshot (index, term), as a follower's download does. */

@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from "ava";
 import type { Registration } from "../../proto/crypto/index.js";
 import { type Command, type VaultResult, VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
-import { CLUSTER, NODES, VOTERS, announcement, blindedPoint, confirmCmd, deleteCmd, hex, makeNode, newRequestId, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, NODES, VOTERS, announcement, blindedPoint, confirmCmd, deleteCmd, hex, makeNode, newRequestId, register, registerCmd, contentDigest } from "../../testkit/vault.js";
 
 /** mulberry32: a small seeded PRNG (tests only). */
 function prng(seed: number): () => number {
@@ -83,7 +83,7 @@ class InvariantChecker {
 
   check(sm: VaultStateMachine, entry: Entry, result: VaultResult | undefined, index: number): void {
     const target = entry.kind === "apply" ? targetUser(entry.data) : undefined;
-    const content = hex(sm.contentDigest());
+    const content = hex(contentDigest(sm));
     const changed = content !== this.content;
     this.content = content;
     const freshReset = result?.ok === true && changed && ["confirm", "register", "delete"].includes(result.kind);

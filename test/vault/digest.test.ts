@@ -1,15 +1,16 @@
 // The state digest (node/vault/digest.ts, docs/vault.md §4): an LtHash kept
-// incrementally, equal to one computed from scratch over the store's
-// pairs, equal for equal states however they were reached, different for
-// any difference, and checked when a snapshot is imported.
+// incrementally and the counters by value, equal to one computed from
+// scratch over the store's pairs, equal for equal states however they were
+// reached, different for any difference, checked when a snapshot is
+// imported, and upgraded from the layouts before.
 import test from "ava";
 import { type Command, CorruptSnapshotError, MemoryStore, VaultStateMachine } from "../../node/vault/index.js";
 import { createHash } from "node:crypto";
 import { LTHASH_BYTES, LtHash } from "../../node/vault/digest.js";
 import { ALL_KEYS, PREFIX, metaKey, recordKey } from "../../node/vault/keys.js";
-import { StoreState } from "../../node/vault/state.js";
+import { COUNTERS } from "../../node/vault/state.js";
 import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
-import { editSnapshot } from "../../testkit/vault-store.js";
+import { editSnapshot, rewriteAsLayout2 } from "../../testkit/vault-store.js";
 
 const alice = register("alice", { guessLimit: 3 });
 const bob = register("bob", { guessLimit: 2 });
@@ -39,14 +40,24 @@ function replay(cmds: readonly Command[], h = new Harness()): Harness {
   return h;
 }
 
-/** The digest recomputed from scratch over every counted pair of a store. */
-function fromScratch(store: MemoryStore): string {
+const b = (s: string): Uint8Array => Buffer.from(s, "latin1");
+const latin1 = (k: Uint8Array): string => Buffer.from(k).toString("latin1");
+
+/** The digest recomputed from pairs: the LtHash of all but "mdigest" and the counters, then the counters' bytes (a missing one: none). */
+function digestOfPairs(pairs: Iterable<readonly [Uint8Array, Uint8Array]>): string {
   const sum = new LtHash();
-  for (const [k, v] of store.scan(...ALL_KEYS)) if (!StoreState.uncounted(k)) sum.add(k, v);
-  return hex(sum.digest());
+  const counters = new Map<string, Uint8Array>();
+  for (const [k, v] of pairs) {
+    if (COUNTERS.some((c) => latin1(k) === `m${c}`)) counters.set(latin1(k).slice(1), v);
+    else if (latin1(k) !== "mdigest") sum.add(k, v);
+  }
+  return hex(sum.digest(Buffer.concat(COUNTERS.map((c) => counters.get(c) ?? new Uint8Array(0)))));
 }
 
-const b = (s: string): Uint8Array => Buffer.from(s, "latin1");
+function fromScratch(store: MemoryStore): string {
+  return digestOfPairs(store.scan(...ALL_KEYS));
+}
+
 
 test("LtHash: known answers (checked against Python's hashlib shake_256 and sha256)", (t) => {
   t.is(hex(new LtHash().digest()), "fa4267f9b73afdb4db50da2a8447335eaf8f60f9cd32b26c6f954a96e7bc9c7d", "the empty set: SHA-256 of the prefix and 2048 zero bytes");
@@ -83,16 +94,42 @@ test("a store of layout 1 (sums of SHA-256) is upgraded on open: the digests are
   const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store }));
   for (const c of log()) h.apply(c);
   const want = hex(h.sm.digest());
-  const wantContent = hex(h.sm.contentDigest());
   store.put(metaKey("format"), Uint8Array.of(1));
   store.put(metaKey("digest"), new Uint8Array(32).fill(7));
   store.put(metaKey("content"), new Uint8Array(32).fill(9));
   const upgraded = new VaultStateMachine({ clusterId: CLUSTER, store });
   t.is(hex(upgraded.digest()), want);
-  t.is(hex(upgraded.contentDigest()), wantContent);
-  t.deepEqual([...(store.get(metaKey("format")) ?? [])], [2]);
+  t.deepEqual([...(store.get(metaKey("format")) ?? [])], [3]);
   t.is(store.get(metaKey("digest"))?.length, LTHASH_BYTES);
+  t.is(store.get(metaKey("content")), undefined);
   t.is(hex(VaultStateMachine.restore({ clusterId: CLUSTER }, upgraded.snapshot()).digest()), want, "its snapshot imports");
+});
+
+test("a store of layout 2 (counters in the LtHash, a content LtHash) is upgraded on open from its stored state: the digest of the same log applied now", (t) => {
+  const store = new MemoryStore();
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store }));
+  for (const c of log()) h.apply(c);
+  const want = hex(h.sm.digest());
+  const current = store.get(metaKey("digest"));
+  rewriteAsLayout2(store);
+  t.not(hex(store.get(metaKey("digest")) ?? new Uint8Array(0)), hex(current ?? new Uint8Array(0)));
+  const upgraded = new VaultStateMachine({ clusterId: CLUSTER, store });
+  t.is(hex(upgraded.digest()), want);
+  t.is(fromScratch(store), want);
+  t.deepEqual([...(store.get(metaKey("format")) ?? [])], [3]);
+  t.is(store.get(metaKey("content")), undefined);
+  t.is(hex(VaultStateMachine.restore({ clusterId: CLUSTER }, upgraded.snapshot()).digest()), want, "its snapshot imports");
+  const next = new Harness(upgraded);
+  next.index = h.index;
+  next.apply(beginCmd("alice", blindedPoint(9)));
+  t.is(hex(upgraded.digest()), fromScratch(store), "kept incrementally after the upgrade");
+});
+
+test("a store snapshot of layout 2 (a node not yet upgraded) is refused on import with the reason", (t) => {
+  const store = new MemoryStore();
+  const { sm } = replay(log(), new Harness(new VaultStateMachine({ clusterId: CLUSTER, store })));
+  rewriteAsLayout2(store); // as the release before kept it: a snapshot streams the store's pairs as they are
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, sm.snapshot()), { instanceOf: CorruptSnapshotError, message: /a store of layout 2, not 3.*upgrade every node/ });
 });
 
 test("the incremental digest equals the sum over the store's pairs after every entry", (t) => {
@@ -133,11 +170,10 @@ test("every applied entry changes the digest, refusals included", (t) => {
 test("a change to any pair, or a missing pair, changes the digest; a pair forged behind the digest's back is refused on import", (t) => {
   const h = replay(log());
   const base = h.sm.snapshot();
-  const pairs = [...h.sm.store.scan(...ALL_KEYS)].filter(([k]) => !StoreState.uncounted(k));
+  const pairs = [...h.sm.store.scan(...ALL_KEYS)].filter(([k]) => latin1(k) !== "mdigest");
   const digestOf = (edit: (k: Uint8Array, v: Uint8Array, i: number) => Uint8Array | null) => {
-    const sum = new LtHash();
-    pairs.forEach(([k, v], i) => { const e = edit(k, v, i); if (e !== null) sum.add(k, e); });
-    return hex(sum.digest());
+    const edited = pairs.map(([k, v], i) => [k, edit(k, v, i)] as const).filter((p): p is readonly [Uint8Array, Uint8Array] => p[1] !== null);
+    return digestOfPairs(edited);
   };
   t.is(digestOf((_, v) => v), hex(h.sm.digest()));
   const seen = new Map<string, string>([[hex(h.sm.digest()), "unchanged"]]);
@@ -150,12 +186,19 @@ test("a change to any pair, or a missing pair, changes the digest; a pair forged
     }
   });
   t.true(pairs.some(([k]) => k[0] === PREFIX.record) && pairs.some(([k]) => k[0] === PREFIX.node) && pairs.some(([k]) => k[0] === PREFIX.request));
-  const store = new MemoryStore();
-  VaultStateMachine.restore({ clusterId: CLUSTER, store }, base);
-  const applied = store.get(metaKey("applied")) ?? new Uint8Array(8);
-  store.put(metaKey("applied"), flipLast(applied));
-  const forged = new VaultStateMachine({ clusterId: CLUSTER, store }).snapshot();
-  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, forged), { instanceOf: CorruptSnapshotError, message: /digest does not match/ });
+  t.true(COUNTERS.every((c) => pairs.some(([k]) => latin1(k) === `m${c}`)), "the counters are among the pairs changed");
+  const forge = (name: string) => {
+    const store = new MemoryStore();
+    VaultStateMachine.restore({ clusterId: CLUSTER, store }, base);
+    const [key, value] = [...store.scan(...ALL_KEYS)].find(([k]) => latin1(k) === name) ?? [];
+    if (key === undefined || value === undefined) throw new Error(`no pair ${name}`);
+    store.put(key, flipLast(value));
+    return new VaultStateMachine({ clusterId: CLUSTER, store }).snapshot();
+  };
+  const order = pairs.find(([k]) => k[0] === PREFIX.order)?.[0] ?? new Uint8Array(0);
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, forge(latin1(order))), { instanceOf: CorruptSnapshotError, message: /digest does not match/ });
+  const timeForged = VaultStateMachine.restore({ clusterId: CLUSTER }, forge("mtime"));
+  t.not(hex(timeForged.digest()), hex(h.sm.digest()), "a counter is covered by value: the digest a peer would vouch for differs");
 });
 
 test("a record edited through the state keeps a consistent digest and restores (the forging tool works)", (t) => {

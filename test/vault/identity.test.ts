@@ -11,7 +11,7 @@ import { type Registration, OprfWrongPasswordError, finishRecovery, startRecover
 import { VaultStateMachine, decodeCommand, encodeCommand } from "../../node/vault/index.js";
 import { evaluateAsNode } from "../../testkit/protocol.js";
 import {
-  CLUSTER, Harness, NODES, beginCmd, blindedPoint, confirmCmd, deleteCmd, expectError, expectOk, hex, register, registerCmd,
+  CLUSTER, Harness, NODES, beginCmd, blindedPoint, confirmCmd, deleteCmd, expectError, expectOk, hex, register, registerCmd, contentDigest,
 } from "../../testkit/vault.js";
 
 /** A harness holding `reg`. */
@@ -37,7 +37,7 @@ test("aliasing: a begin bound to the deleted record's digest is refused (RECORD_
   const fresh = register("carol", { guessLimit: 5, backupKey: key });
   expectOk(t, h.result(registerCmd(fresh)), "register");
   t.is(fresh.record.version, read.version, "the same version: a version check cannot tell them apart");
-  const before = hex(h.sm.contentDigest());
+  const before = hex(contentDigest(h.sm));
 
   const refused = h.result({ ...beginCmd("carol", blinded), recordDigest: old.digest });
   expectError(t, refused, "FAILED_PRECONDITION", "RECORD_CHANGED");
@@ -45,7 +45,7 @@ test("aliasing: a begin bound to the deleted record's digest is refused (RECORD_
   t.is(refused.ok ? -1 : refused.attemptsRemaining, 5);
   t.is(h.sm.getRecord("carol")?.attempts, 0);
   t.deepEqual(h.sm.getRecord("carol")?.pending, []);
-  t.is(hex(h.sm.contentDigest()), before, "nothing but the request table changed");
+  t.is(hex(contentDigest(h.sm)), before, "nothing but the request table changed");
 
   // The SDK re-reads and begins again, bound to the new digest: the key opens.
   const again = startRecovery("pw-of-carol", fresh.record);
@@ -154,6 +154,6 @@ test("a format-1 snapshot (records without the confirmation index) still restore
   t.is(restored.getRecord("ida")?.confirmedAt, 0);
   t.is(restored.getRecord("ida")?.attempts, 1);
   t.truthy(restored.pendingAttempt("ida", a));
-  t.is(hex(restored.contentDigest()), hex(h.sm.contentDigest()), "converted into the same records");
+  t.is(hex(contentDigest(restored)), hex(contentDigest(h.sm)), "converted into the same records");
   t.is(restored.rememberedRequests, h.sm.rememberedRequests);
 });

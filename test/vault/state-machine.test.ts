@@ -14,6 +14,7 @@ import {
   newRequestId,
   register,
   registerCmd,
+  contentDigest,
 } from "../../testkit/vault.js";
 
 const alice = register("alice", { guessLimit: 3 });
@@ -85,12 +86,12 @@ test("wrong attempts count down; at the limit the next begin wipes the shares an
   t.false(hex(h.sm.snapshot()).includes(hex(alice.record.shares[0]?.wrappedShare ?? new Uint8Array([1]))), "wrapped shares are gone from the snapshot");
 
   // Nothing brings it back: neither a begin nor a validly signed confirm of an old attempt.
-  const locked = hex(h.sm.contentDigest());
+  const locked = hex(contentDigest(h.sm));
   const again = h.result(beginCmd("alice"));
   expectError(t, again, "FAILED_PRECONDITION", "RECORD_LOCKED");
   t.is(again.ok ? -1 : again.attemptsRemaining, 0);
   for (const id of ids) expectError(t, h.result(confirmCmd(alice, id)), "FAILED_PRECONDITION", "ATTEMPT_NOT_FOUND");
-  t.is(hex(h.sm.contentDigest()), locked);
+  t.is(hex(contentDigest(h.sm)), locked);
   t.true(h.sm.getRecord("alice")?.locked);
 });
 
@@ -112,7 +113,7 @@ test("a node serves an attempt only once its own applied state holds it", (t) =>
 test("a confirmation is refused and changes nothing: bad signature, unknown attempt, other version, unknown user", (t) => {
   const h = withAlice();
   const b = expectOk(t, h.result(beginCmd("alice")), "begin");
-  const before = hex(h.sm.contentDigest());
+  const before = hex(contentDigest(h.sm));
   const other = register("alice", { guessLimit: 3 }); // same user, another reset key
   expectError(t, h.result(confirmCmd(alice, b.attemptId, { key: other.resetPrivateKey })), "PERMISSION_DENIED", "BAD_SIGNATURE");
   const sigForOther = confirmCmd(alice, b.attemptId + 1); // valid signature, attempt id not pending
@@ -120,7 +121,7 @@ test("a confirmation is refused and changes nothing: bad signature, unknown atte
   expectError(t, h.result(confirmCmd(alice, b.attemptId + 100)), "FAILED_PRECONDITION", "ATTEMPT_NOT_FOUND");
   expectError(t, h.result(confirmCmd(alice, b.attemptId, { version: 2 })), "FAILED_PRECONDITION", "VERSION_MISMATCH");
   expectError(t, h.result({ ...confirmCmd(alice, b.attemptId), user: "bob" }), "NOT_FOUND", "RECORD_NOT_FOUND");
-  t.is(hex(h.sm.contentDigest()), before);
+  t.is(hex(contentDigest(h.sm)), before);
   t.is(attemptsOf(h), 1);
   t.truthy(h.sm.pendingAttempt("alice", b.attemptId));
 });
@@ -165,10 +166,10 @@ test("a request id reused for a different request is refused and changes nothing
   const h = withAlice();
   const id = newRequestId();
   expectOk(t, h.result(beginCmd("alice", blindedPoint(1), id)), "begin");
-  const before = hex(h.sm.contentDigest());
+  const before = hex(contentDigest(h.sm));
   const r = h.result(beginCmd("alice", blindedPoint(2), id));
   expectError(t, r, "INVALID_ARGUMENT", "REQUEST_ID_REUSED");
-  t.is(hex(h.sm.contentDigest()), before);
+  t.is(hex(contentDigest(h.sm)), before);
   t.is(attemptsOf(h), 1);
 });
 
@@ -201,13 +202,13 @@ test("overwrite with the current owner's signature replaces the record and reset
 test("overwrite is refused with a bad signature, a skipped version, or no record; and a new record cannot replace one", (t) => {
   const h = withAlice();
   h.result(beginCmd("alice"));
-  const before = hex(h.sm.contentDigest());
+  const before = hex(contentDigest(h.sm));
   const stranger = register("alice", { version: 2, previous: register("alice"), guessLimit: 5 });
   expectError(t, h.result(registerCmd(stranger)), "PERMISSION_DENIED", "BAD_SIGNATURE");
   const v3 = register("alice", { version: 3, previous: alice });
   expectError(t, h.result(registerCmd(v3)), "FAILED_PRECONDITION", "VERSION_MISMATCH");
   expectError(t, h.result(registerCmd(register("alice"))), "ALREADY_EXISTS", "RECORD_EXISTS");
-  t.is(hex(h.sm.contentDigest()), before);
+  t.is(hex(contentDigest(h.sm)), before);
   t.is(attemptsOf(h), 1);
   const bob2 = register("bob", { version: 2, previous: register("bob") });
   expectError(t, h.result(registerCmd(bob2)), "NOT_FOUND", "RECORD_NOT_FOUND");
@@ -228,10 +229,10 @@ test("an owner may overwrite a locked record; the old shares stay gone", (t) => 
 
 test("delete needs the reset key's signature over the current version", (t) => {
   const h = withAlice();
-  const before = hex(h.sm.contentDigest());
+  const before = hex(contentDigest(h.sm));
   expectError(t, h.result(deleteCmd(alice, { key: 999n })), "PERMISSION_DENIED", "BAD_SIGNATURE");
   expectError(t, h.result(deleteCmd(alice, { version: 2 })), "FAILED_PRECONDITION", "VERSION_MISMATCH");
-  t.is(hex(h.sm.contentDigest()), before);
+  t.is(hex(contentDigest(h.sm)), before);
   expectOk(t, h.result(deleteCmd(alice)), "delete");
   t.is(h.sm.getRecord("alice"), undefined);
   expectError(t, h.result(deleteCmd(alice)), "NOT_FOUND", "RECORD_NOT_FOUND");
@@ -253,11 +254,11 @@ test("attempt ids are log indexes: a confirmation signed for one attempt does no
 
 test("an empty payload only advances the applied index", (t) => {
   const h = withAlice();
-  const before = hex(h.sm.contentDigest());
+  const before = hex(contentDigest(h.sm));
   const out = h.apply(new Uint8Array(0));
   t.is(out.requestId, null);
   t.is(h.sm.appliedIndex, h.index);
-  t.is(hex(h.sm.contentDigest()), before);
+  t.is(hex(contentDigest(h.sm)), before);
   t.is(h.sm.rememberedRequests, 1);
 });
 

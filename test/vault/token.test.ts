@@ -8,7 +8,7 @@ import {
   type Command, type IssuerPolicy, type TokenContext, type VaultResult, VaultStateMachine, VerifiedTokens, decodeCommand, decodeIssuerPolicy,
   encodeCommand, encodeIssuerPolicy, keysFromJwks, parseEnvelope, stampTime, tokenRefusal,
 } from "../../node/vault/index.js";
-import { CLUSTER, Harness, beginCmd, expectError, expectOk, hex, newRequestId, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, beginCmd, expectError, expectOk, hex, newRequestId, register, registerCmd, contentDigest } from "../../testkit/vault.js";
 
 const T0 = Date.UTC(2026, 11, 4, 12);
 const NOW = T0 / 1000;
@@ -50,7 +50,7 @@ function at(h: Harness, c: Command | Uint8Array, ms = T0): VaultResult {
 
 /** What a refused entry must leave alone: the records, the attempts counted and the request table. */
 function footprint(h: Harness) {
-  return { content: hex(h.sm.contentDigest()), attempts: h.sm.getRecord("tess")?.attempts, requests: h.sm.rememberedRequests };
+  return { content: hex(contentDigest(h.sm)), attempts: h.sm.getRecord("tess")?.attempts, requests: h.sm.rememberedRequests };
 }
 
 test("a begin with a valid ES256 or EdDSA token counts; a retry under the same request id with a fresh token is the same request", async (t) => {
