@@ -8,10 +8,12 @@
 // - then `authorization: Bearer <JWT>`, verified by node/vault jwt.ts (the
 //   parser and verification the apply uses) against the issuer keys in this
 //   node's replicated state as applied now, at this node's clock: the port
-//   follows an issuer-keys rotation as soon as this node applies it. Any
-//   failure: AuthError UNAUTHENTICATED. A state without issuer keys (a node
-//   still catching up, or a cluster bootstrapped without authentication)
-//   admits nobody: AuthError UNAVAILABLE, never a call unverified;
+//   follows an issuer-keys rotation as soon as this node applies it (the
+//   caller's `issuers()`; node.ts gives the config's keys for a state that
+//   has none: a cluster bootstrapped before they entered the state). Any
+//   failure: AuthError UNAUTHENTICATED. No keys (`issuers()` null: a node
+//   still catching up) admits nobody: AuthError UNAVAILABLE, never a call
+//   unverified;
 // - a call about a user (every method but GetClusterDescriptor) needs
 //   `sub` = that user, else AuthError PERMISSION_DENIED; GetClusterDescriptor
 //   accepts any valid token of the cluster (its answer is public keys and
@@ -126,7 +128,7 @@ export class ClientGate {
     const token = bearerToken(metadata);
     const policy = this.o.issuers();
     if (policy === null) {
-      throw new AuthError("UNAVAILABLE", "this node's replicated state holds no token issuer keys yet (still catching up, or the cluster was bootstrapped without authentication): ask another node");
+      throw new AuthError("UNAVAILABLE", "this node's replicated state holds no token issuer keys yet (still catching up): ask another node");
     }
     const v = verifyToken(token, { policy, clusterId: this.o.clusterId, nowMs: Date.now(), clock: "this node's time", cache: this.verified });
     if (!v.ok) throw new AuthError("UNAUTHENTICATED", v.error.message);

@@ -104,9 +104,14 @@ export class VaultNode {
     });
     this.metrics.hsmProbed(true);
     this.hsmProbe.start();
+    // The port follows the replicated keys as applied. A state without any (a cluster bootstrapped before the keys
+    // entered the state, upgraded in place) is verified at the port against the config's JWKS files, as that
+    // release did, and not on apply (docs/operations.md "Client authentication"); a node holding no state yet
+    // (a joiner) admits nobody.
+    const legacyKeys = bootstrapIssuers(c.auth) ?? null;
     this.gate = new ClientGate({
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
-      issuers: () => (this.loop === undefined ? null : this.loop.vault.issuers), // the port follows the replicated keys as applied
+      issuers: () => (this.loop === undefined || this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
     });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
