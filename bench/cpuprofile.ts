@@ -1,34 +1,87 @@
-// Self and inclusive time per function of a V8 .cpuprofile (node
-// --cpu-prof): the sum of the sample intervals whose top frame is the
-// function (self), or which have it anywhere on the stack (inclusive),
-// largest first. Usage: npx tsx bench/cpuprofile.ts FILE.cpuprofile [top=40]
+// Reads a .cpuprofile (node --cpu-prof): self and inclusive ms per function,
+// or self ms per source file of this repository (each sample charged to the
+// nearest frame of ours above it; samples with none to the library or to
+// node's internals), optionally only within [--from, --to] (monotonic µs, as
+// bench/round-cost.ts --windows writes them) and divided by --per (e.g. the
+// window's calls, for ms per call).
+// Run: npx tsx bench/cpuprofile.ts FILE [--from US --to US] [--per N] [--top 40] [--by function|file] [--grep TEXT]
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 
-interface ProfileNode { id: number; children?: number[]; callFrame: { functionName: string; url: string; lineNumber: number } }
-interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number }
 
-const profile = JSON.parse(readFileSync(process.argv[2] ?? "", "utf8")) as Profile;
-const top = Number(process.argv[3] ?? 40);
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-const parent = new Map<number, number>();
-for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-const name = (id: number): string => {
-  const f = byId.get(id)?.callFrame;
-  return f === undefined ? "?" : `${f.functionName || "(anonymous)"} ${f.url.replace(`file://${process.cwd()}/`, "")}:${f.lineNumber + 1}`;
-};
-const [self, inclusive] = [new Map<string, number>(), new Map<string, number>()];
-const add = (m: Map<string, number>, k: string, us: number) => m.set(k, (m.get(k) ?? 0) + us);
-profile.samples.forEach((id, i) => {
-  const us = profile.timeDeltas[i] ?? 0;
-  add(self, name(id), us);
-  const stack = new Set<string>();
-  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) stack.add(name(at));
-  for (const f of stack) add(inclusive, f, us);
-});
-const total = [...self.values()].reduce((a, b) => a + b, 0);
-for (const [title, m] of [["self", self], ["inclusive", inclusive]] as const) {
-  console.log(`${title} (of ${(total / 1000).toFixed(0)} ms)`);
-  for (const [f, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`${(us / 1000).toFixed(1).padStart(9)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${f}`);
-  }
+/** µs of samples per leaf node id, within [from, to]. */
+function selfTimes(p: Profile, from: number, to: number): Map<number, number> {
+  const self = new Map<number, number>();
+  let t = p.startTime;
+  p.samples.forEach((id, i) => {
+    t += p.timeDeltas[i]!;
+    if (t >= from && t <= to) self.set(id, (self.get(id) ?? 0) + p.timeDeltas[i]!);
+  });
+  return self;
 }
+
+function frameName(n: ProfileNode): string {
+  const c = n.callFrame;
+  return `${c.functionName || "(anonymous)"} ${c.url.replace(/^.*\/node_modules\//, "").replace(/^.*\//, "")}:${c.lineNumber + 1}`;
+}
+
+const OURS = /\/(node|proto|bench|testkit|client)\/[^/]+/;
+
+/** The file of ours nearest above `id`, else the first library or "node internals". */
+function fileOf(id: number, byId: Map<number, ProfileNode>, parent: Map<number, number>): string {
+  let lib = "";
+  for (let x: number | undefined = id; x !== undefined; x = parent.get(x)) {
+    const { functionName, url } = byId.get(x)!.callFrame;
+    if (x === id && functionName.startsWith("(") && url === "") return functionName; // (idle), (program), (garbage collector)
+    if (!url.includes("node_modules/") && OURS.test(url)) return url.slice(url.search(OURS) + 1);
+    if (lib === "" && url.includes("node_modules/")) lib = url.split("node_modules/").at(-1)!.split("/").slice(0, 2).join("/");
+  }
+  return lib === "" ? "node internals" : lib;
+}
+
+function print(title: string, m: Map<string, number>, per: number, top: number, grep: string): void {
+  console.log(`-- ${title} (ms${per === 1 ? "" : ` / ${per}`})`);
+  const rows = [...m].filter(([k]) => k.includes(grep)).sort((a, b) => b[1] - a[1]).slice(0, top);
+  for (const [k, us] of rows) console.log(`${(us / 1000 / per).toFixed(3).padStart(10)}  ${k}`);
+}
+
+function main(): void {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      from: { type: "string", default: "0" }, to: { type: "string", default: "Infinity" }, per: { type: "string", default: "1" },
+      top: { type: "string", default: "40" }, by: { type: "string", default: "function" }, grep: { type: "string", default: "" },
+    },
+  });
+  const p = JSON.parse(readFileSync(positionals[0]!, "utf8")) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const self = selfTimes(p, Number(values.from), Number(values.to));
+  const [per, top] = [Number(values.per), Number(values.top)];
+  console.log(`sampled ${([...self.values()].reduce((a, b) => a + b, 0) / 1000).toFixed(0)} ms`);
+  const add = (m: Map<string, number>, k: string, us: number) => m.set(k, (m.get(k) ?? 0) + us);
+  if (values.by === "file") {
+    const files = new Map<string, number>();
+    for (const [id, us] of self) add(files, fileOf(id, byId, parent), us);
+    print("self by file of ours", files, per, top, values.grep);
+    return;
+  }
+  const selfBy = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of self) {
+    add(selfBy, frameName(byId.get(id)!), us);
+    const seen = new Set<string>();
+    for (let x: number | undefined = id; x !== undefined; x = parent.get(x)) {
+      const k = frameName(byId.get(x)!);
+      if (!seen.has(k)) add(inclusive, k, us);
+      seen.add(k);
+    }
+  }
+  print("self", selfBy, per, top, values.grep);
+  print("inclusive", inclusive, per, top, values.grep);
+}
+
+main();
