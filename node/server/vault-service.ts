@@ -101,8 +101,13 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
 function handlerFactory(d: VaultServiceDeps) {
   return unaryHandler({
     leaderHint: d.leaderHint, log: d.log, record: (method, code, ms) => d.metrics.request(method, code, ms),
-    // Authentication and admission before anything else (node/server/auth.ts, admission.ts): nothing is proposed for a refused call.
-    admit: (call) => d.gate.admit(call.getPeer(), call.metadata, requestUser(call.request)),
+    // Authentication and admission before anything else (node/server/auth.ts, admission.ts): nothing is proposed for a
+    // refused call. A user id no token can name (empty, too long) is bad input, said as such before the token is read.
+    admit: async (call) => {
+      const user = requestUser(call.request);
+      if (user !== undefined) checkUser(user);
+      await d.gate.admit(call.getPeer(), call.metadata, user);
+    },
   });
 }
 

@@ -130,7 +130,8 @@ test.serial("invalid inputs answer a canonical status with a clear message and p
   const v = cluster.vault(lead);
   const before = (await cluster.status(lead)).appliedIndex;
   const cases: Array<[string, Promise<unknown>, number, RegExp]> = [
-    ["empty register", v.register({}), status.INVALID_ARGUMENT, /scrypt_params is required/],
+    ["empty register", v.register({}), status.INVALID_ARGUMENT, /user_id/],
+    ["register without scrypt parameters", v.register({ requestId: rid(), userId: "x" }), status.INVALID_ARGUMENT, /scrypt_params is required/],
     ["register without shares", v.register({ requestId: rid(), userId: "x", version: 1, threshold: 1, guessLimit: 3, scryptParams: { n: 1024, r: 8, p: 1 } }), status.INVALID_ARGUMENT, /./],
     ["short request id", v.beginRecovery({ requestId: new Uint8Array(3), userId: "alice", blindedElement: blinded() }), status.INVALID_ARGUMENT, /request id/i],
     ["not a point", v.beginRecovery({ requestId: rid(), userId: "alice", blindedElement: new Uint8Array(33) }), status.INVALID_ARGUMENT, /./],
