@@ -19,7 +19,7 @@ import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
-import { Metrics, serveMetrics } from "./metrics.js";
+import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
 import { openVault } from "./vault-open.js";
@@ -81,6 +81,7 @@ export class VaultNode {
       snapshotIndex: () => this.loop.lastSnapshotIndex,
       vaultStats: () => this.loop.vault.stats(),
       storeStats: () => this.files?.store.stats() ?? Promise.resolve(null),
+      logInMemory: () => logInMemory(this.storage),
     }), { node: String(cfg.nodeId) });
   }
 
@@ -91,7 +92,8 @@ export class VaultNode {
       ...(c.hsm.pinFile !== undefined ? { pinFile: c.hsm.pinFile } : { pinEnv: c.hsm.pinEnv as string }),
       ...(c.hsm.softhsmConf !== undefined ? { softhsmConf: c.hsm.softhsmConf } : {}),
       ...(c.hsm.wrapMechanism !== undefined ? { wrapMechanism: c.hsm.wrapMechanism } : {}),
-    });
+    }, { recycleAfter: c.hsm.recycleAfter });
+    this.metrics.watchHsm(this.hsm);
     this.log.info("hsm opened", { token: c.hsm.tokenLabel });
     this.hsmProbe = new HsmProbe({
       intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
