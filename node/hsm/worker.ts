@@ -3,6 +3,8 @@
 // its code is; it opens the token only when asked ("open"), so that a pool
 // can load new threads while the old ones still serve (a module restart).
 import { parentPort, workerData } from "node:worker_threads";
+import { p256 } from "@noble/curves/nist.js";
+import { G, randomScalar, wrapShare } from "../../proto/crypto/index.js";
 import { HsmError } from "./errors.js";
 import { Hsm } from "./hsm.js";
 import type { WorkerInit, WorkerMemory, WorkerReply, WorkerRequest } from "./worker-pool.js";
@@ -21,6 +23,19 @@ function replyError(id: number, err: unknown): WorkerReply {
 function isolateMemory(): WorkerMemory {
   const m = process.memoryUsage();
   return { heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+/**
+ * Runs the JS half of Hsm.open's self-test once on throwaway keys (noble's
+ * point tables, the JIT), so that a restart's switch, which calls wait for,
+ * does not pay for it in a fresh isolate.
+ */
+function warmUp(): void {
+  const secret = p256.utils.randomSecretKey();
+  const message = new Uint8Array(32);
+  const signature = p256.sign(message, secret, { prehash: true, lowS: true });
+  if (!p256.verify(signature, message, p256.getPublicKey(secret, false), { prehash: true, lowS: true })) throw new Error("noble's self-check failed");
+  wrapShare(G.multiply(randomScalar()).toBytes(false), randomScalar());
 }
 
 async function open(id: number): Promise<WorkerReply> {
@@ -48,4 +63,5 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
 port.on("message", (req: WorkerRequest) => {
   void handle(req).then((reply) => port.postMessage(reply));
 });
+warmUp();
 port.postMessage({ id: 0, loaded: true } satisfies WorkerReply);
