@@ -137,11 +137,7 @@ const NO_MEMORY: WorkerMemory = { heapUsed: 0, heapTotal: 0, external: 0, arrayB
 async function spawnWorkers(init: WorkerInit, threads: number): Promise<HsmWorker[]> {
   const started = await Promise.allSettled(Array.from({ length: threads }, () => HsmWorker.spawn(init)));
   const workers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed !== undefined) {
-    await stopWorkers(workers);
-    throw failed.reason;
-  }
+  await stopOnFailure(started, workers);
   return workers;
 }
 
@@ -156,13 +152,16 @@ async function openWorkers(workers: readonly HsmWorker[]): Promise<Keys> {
     await stopWorkers(workers);
     throw err;
   });
-  const joined = await Promise.allSettled(rest.map((w) => w.call({ op: "open" })));
-  const failed = joined.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed !== undefined) {
-    await stopWorkers(workers);
-    throw failed.reason;
-  }
+  await stopOnFailure(await Promise.allSettled(rest.map((w) => w.call({ op: "open" }))), workers);
   return keys;
+}
+
+/** Stops `workers` and throws the first failure among `settled`, if there is one. */
+async function stopOnFailure(settled: readonly PromiseSettledResult<unknown>[], workers: readonly HsmWorker[]): Promise<void> {
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed === undefined) return;
+  await stopWorkers(workers);
+  throw failed.reason;
 }
 
 /** Stops the joining workers first: the first one finalizes the module. */
