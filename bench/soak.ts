@@ -4,13 +4,18 @@
 // right one) plus a trickle of new registrations, for `--minutes`. Every
 // `--sample-s` it records each node's resident memory: VmRSS, its anonymous
 // part (heap, buffers: what must stay flat) and its file-backed part (the
-// store's mapped pages, which the kernel reclaims), the V8 heap in use and
-// the store's size. It prints the curve and ends with
+// store's mapped pages, which the kernel reclaims), and what the anonymous
+// part holds, told apart (the node's metrics): the main thread's V8 heap
+// (used/total), external memory and array buffers, the HSM worker threads'
+// isolates, the Raft log kept in memory, the HSM module restarts, and the
+// store's size. `--snapshot-interval` and `--hsm-recycle-after` shorten the
+// nodes' intervals so that many pass in a short run. It prints the curve and ends with
 //   soak: M min, R recoveries (W wrong), G registrations, anon growth after warm-up MiB/h: X, rss-max MiB: Y, anon-max MiB: Z
 // where X is the largest least-squares slope of RssAnon over the samples
 // after the warm-up (the first third), across the nodes.
 //
 // Run: npm run bench:soak -- --minutes 30 [--rate 16] [--wrong-every 7] [--register-rate 4]
+//      [--snapshot-interval 10000] [--hsm-recycle-after 20000] [--sample-s 30]
 import { parseArgs } from "node:util";
 import { VaultClient, WrongPasswordError } from "../client/sdk/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
@@ -26,6 +31,8 @@ const { values: args } = parseArgs({
     "register-rate": { type: "string", default: "4" },
     users: { type: "string", default: "32" },
     "sample-s": { type: "string", default: "30" },
+    "snapshot-interval": { type: "string", default: "10000" },
+    "hsm-recycle-after": { type: "string", default: "20000" },
   },
 });
 const MINUTES = Number(args.minutes);
@@ -34,8 +41,18 @@ const WRONG_EVERY = Number(args["wrong-every"]);
 const REGISTER_RATE = Number(args["register-rate"]);
 const USERS = Number(args.users);
 const SAMPLE_S = Number(args["sample-s"]);
+const SNAPSHOT_INTERVAL = Number(args["snapshot-interval"]);
+// The nodes read it from their environment (node/server/config.ts), which the cluster's children inherit.
+process.env.BKV_HSM_RECYCLE_AFTER = args["hsm-recycle-after"];
 
-interface Point extends ProcMemory { min: number; heapMiB: number; storeMiB: number }
+/** MiB of the node's own metrics, by column. */
+const METRICS = {
+  heapUsed: "nodejs_heap_size_used_bytes", heapTotal: "nodejs_heap_size_total_bytes", external: "nodejs_external_memory_bytes",
+  arrayBuffers: "bkv_process_array_buffers_bytes", workerHeap: "bkv_hsm_worker_heap_used_bytes", workerHeapTotal: "bkv_hsm_worker_heap_total_bytes",
+  workerExternal: "bkv_hsm_worker_external_bytes", logMiB: "bkv_raft_log_bytes", storeMiB: "bkv_store_file_bytes",
+} as const;
+
+type Point = ProcMemory & Record<keyof typeof METRICS, number> & { min: number; logEntries: number; restarts: number; restartS: number };
 
 /** Counts of the work done; in-flight calls are bounded so a slow cluster is not buried. */
 class Traffic {
@@ -106,7 +123,25 @@ async function samplePoint(cluster: LocalCluster, id: number, min: number): Prom
   const pid = cluster.node(id).proc?.pid;
   const mem = pid === undefined ? { rss: 0, anon: 0, file: 0 } : procMemory(pid);
   const text = await cluster.metricsOf(id).catch(() => "");
-  return { ...mem, min, heapMiB: metricOf(text, "nodejs_heap_size_used_bytes") / 2 ** 20, storeMiB: metricOf(text, "bkv_store_file_bytes") / 2 ** 20 };
+  const mib = Object.fromEntries(Object.entries(METRICS).map(([k, name]) => [k, metricOf(text, name) / 2 ** 20])) as Record<keyof typeof METRICS, number>;
+  return {
+    ...mem, ...mib, min, logEntries: metricOf(text, "bkv_raft_log_entries"),
+    restarts: metricOf(text, "bkv_hsm_module_restarts"), restartS: metricOf(text, "bkv_hsm_last_restart_seconds"),
+  };
+}
+
+/** RssAnon not accounted for by the isolates (heaps reserved, external memory): native allocations, malloc's free lists, stacks. */
+function rest(p: Point): number {
+  return p.anon - p.heapTotal - p.external - p.workerHeapTotal - p.workerExternal;
+}
+
+/** One sample of one node: resident memory, then what the anonymous part holds (MiB). */
+function sampleLine(id: number, p: Point): string {
+  const f = (x: number) => x.toFixed(0);
+  return `${p.min.toFixed(1).padStart(5)} n${id} rss/anon/file ${f(p.rss)}/${f(p.anon)}/${f(p.file)}`
+    + ` | heap ${f(p.heapUsed)}/${f(p.heapTotal)} ext ${p.external.toFixed(1)} ab ${p.arrayBuffers.toFixed(1)}`
+    + ` | workers heap ${f(p.workerHeap)}/${f(p.workerHeapTotal)} ext ${p.workerExternal.toFixed(1)} | rest ${f(rest(p))}`
+    + ` | log ${p.logEntries} ${p.logMiB.toFixed(1)} | hsm restarts ${p.restarts} (${p.restartS.toFixed(2)} s) | store ${p.storeMiB.toFixed(1)}`;
 }
 
 async function main(): Promise<void> {
@@ -114,7 +149,8 @@ async function main(): Promise<void> {
   const finish = cleanupOnExit(() => stopCluster(cluster), () => killClusterNow(cluster));
   try {
     console.log(`bench:soak, ${MINUTES} min, ${RATE} recoveries/s (1 in ${WRONG_EVERY} wrong), ${REGISTER_RATE} registrations/s, load ${load()}`);
-    cluster = await LocalCluster.start({ clusterId: "soak" });
+    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? "unset"}`);
+    cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL });
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let u = 0; u < USERS; u++) await client.register(`soak-${u}`, "right password", { guessLimit: 10 });
     const ids = cluster.nodes.map((n) => n.id);
@@ -122,14 +158,14 @@ async function main(): Promise<void> {
     const traffic = new Traffic(client);
     const t0 = performance.now();
     traffic.start();
-    console.log("min   " + ids.map((id) => `node ${id}: rss/anon/file/heap MiB`.padEnd(34)).join("") + "store MiB  done (right/wrong/registered/errors)  load");
+    console.log("MiB; heap used/total, ext(ernal), ab (array buffers): main thread; workers: the HSM threads; rest: anon minus those; log: Raft entries in memory, MiB");
     while (performance.now() - t0 < MINUTES * 60_000) {
       await new Promise((r) => setTimeout(r, SAMPLE_S * 1000));
       const min = (performance.now() - t0) / 60_000;
       const points = await Promise.all(ids.map((id) => samplePoint(cluster!, id, min)));
       points.forEach((p, i) => curves.get(ids[i]!)!.push(p));
-      const cols = points.map((p) => `${p.rss.toFixed(0)}/${p.anon.toFixed(0)}/${p.file.toFixed(0)}/${p.heapMiB.toFixed(0)}`.padEnd(34)).join("");
-      console.log(`${min.toFixed(1).padStart(5)} ${cols}${points[0]!.storeMiB.toFixed(1).padEnd(11)}${traffic.right}/${traffic.wrong}/${traffic.registered}/${traffic.errors}  ${load()}`);
+      for (const [i, p] of points.entries()) console.log(sampleLine(ids[i]!, p));
+      console.log(`      done (right/wrong/registered/errors) ${traffic.right}/${traffic.wrong}/${traffic.registered}/${traffic.errors}, load ${load()}`);
     }
     traffic.stop();
     report(curves, traffic);
@@ -142,9 +178,10 @@ function report(curves: Map<number, Point[]>, traffic: Traffic): void {
   let growth = -Infinity;
   for (const [id, pts] of curves) {
     const after = pts.slice(Math.floor(pts.length / 3));
-    const perH = slope(after.map((p) => p.min), after.map((p) => p.anon)) * 60;
-    growth = Math.max(growth, perH);
-    console.log(`node ${id}: anon ${after[0]?.anon.toFixed(0)} → ${after.at(-1)?.anon.toFixed(0)} MiB after warm-up (slope ${perH.toFixed(1)} MiB/h); rss-max ${Math.max(...pts.map((p) => p.rss)).toFixed(0)} MiB`);
+    const perH = (y: (p: Point) => number) => slope(after.map((p) => p.min), after.map(y)) * 60;
+    growth = Math.max(growth, perH((p) => p.anon));
+    const parts = `heap used ${perH((p) => p.heapUsed).toFixed(1)}, heap total ${perH((p) => p.heapTotal).toFixed(1)}, external ${perH((p) => p.external).toFixed(1)}, workers ${perH((p) => p.workerHeapTotal + p.workerExternal).toFixed(1)}, rest ${perH(rest).toFixed(1)}`;
+    console.log(`node ${id}: anon ${after[0]?.anon.toFixed(0)} → ${after.at(-1)?.anon.toFixed(0)} MiB after warm-up (slope ${perH((p) => p.anon).toFixed(1)} MiB/h; ${parts}); rss-max ${Math.max(...pts.map((p) => p.rss)).toFixed(0)} MiB`);
   }
   if (traffic.errors > 0) console.log(`errors: ${traffic.errors}, the first: ${traffic.firstError}`);
   const all = [...curves.values()].flat();

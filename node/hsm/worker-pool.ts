@@ -4,6 +4,7 @@
 // (CKR_CRYPTOKI_ALREADY_INITIALIZED, CKR_USER_ALREADY_LOGGED_IN) and open
 // their own sessions. SOFTHSM2_CONF must be set from the main thread (a
 // worker's process.env is a private copy that the module never sees).
+import assert from "node:assert/strict";
 import { Worker } from "node:worker_threads";
 import type { HsmConfig } from "./config.js";
 import { HsmError, type HsmErrorCode } from "./errors.js";
@@ -13,17 +14,34 @@ export interface WorkerInit {
   sessionKeyCopies: boolean;
 }
 
+/** A worker thread's own isolate (process.memoryUsage() there), bytes. */
+export interface WorkerMemory {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
 export type WorkerRequest =
+  | { id: number; op: "open" }
   | { id: number; op: "evaluate"; blob: Uint8Array; blinded: Uint8Array; commitment: Uint8Array }
   | { id: number; op: "sign"; message: Uint8Array }
+  | { id: number; op: "memory" }
   | { id: number; op: "close" };
 
+type Keys = { agreement: Uint8Array; identity: Uint8Array };
+
 export type WorkerReply =
+  | { id: number; loaded: true }
+  | { id: number; ready: Keys }
   | { id: number; value: Uint8Array }
-  | { id: number; ready: { agreement: Uint8Array; identity: Uint8Array } }
+  | { id: number; memory: WorkerMemory }
   | { id: number; error: { code: HsmErrorCode; message: string; ckr: string | undefined } };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type Call = DistributiveOmit<WorkerRequest, "id">;
+/** What each request answers. */
+interface Answers { open: Keys; evaluate: Uint8Array; sign: Uint8Array; memory: WorkerMemory; close: Uint8Array }
 
 /**
  * Starts node/hsm/worker in a thread. When running from TypeScript sources
@@ -37,8 +55,9 @@ function spawnWorker(init: WorkerInit): Worker {
   return new Worker(code, { eval: true, workerData: init });
 }
 
-interface Pending { resolve: (v: Uint8Array) => void; reject: (e: Error) => void }
+interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void }
 
+/** One worker thread: started with its code loaded (spawn), then the token opened in it (open). */
 class HsmWorker {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -51,13 +70,11 @@ class HsmWorker {
     worker.on("exit", () => this.failAll());
   }
 
-  static start(init: WorkerInit): Promise<{ w: HsmWorker; keys: { agreement: Uint8Array; identity: Uint8Array } }> {
+  /** A thread whose code is loaded; it has not touched the token yet. */
+  static spawn(init: WorkerInit): Promise<HsmWorker> {
     const worker = spawnWorker(init);
     return new Promise((resolve, reject) => {
-      worker.once("message", (reply: WorkerReply) => {
-        if ("ready" in reply) resolve({ w: new HsmWorker(worker), keys: reply.ready });
-        else if ("error" in reply) reject(new HsmError(reply.error.code, reply.error.message, reply.error.ckr));
-      });
+      worker.once("message", () => resolve(new HsmWorker(worker)));
       worker.once("error", (err) => reject(new HsmError("HSM_ERROR", `the HSM worker failed to start: ${err.message}`)));
     });
   }
@@ -66,10 +83,10 @@ class HsmWorker {
     return this.pending.size;
   }
 
-  call(req: DistributiveOmit<WorkerRequest, "id">): Promise<Uint8Array> {
+  call<C extends Call>(req: C): Promise<Answers[C["op"]]> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ ...req, id });
     });
   }
@@ -85,6 +102,8 @@ class HsmWorker {
     this.pending.delete(reply.id);
     if ("error" in reply) p.reject(new HsmError(reply.error.code, reply.error.message, reply.error.ckr));
     else if ("value" in reply) p.resolve(reply.value);
+    else if ("memory" in reply) p.resolve(reply.memory);
+    else if ("ready" in reply) p.resolve(reply.ready);
   }
 
   private failAll(): void {
@@ -112,19 +131,37 @@ const RESTART_RETRY_MS = 5_000;
 
 export const DEFAULT_POOL: Required<PoolOptions> = { threads: 2, sessionKeyCopies: true, recycleAfter: 20_000 };
 
-type Keys = { agreement: Uint8Array; identity: Uint8Array };
+const NO_MEMORY: WorkerMemory = { heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
 
-/** Starts `threads` workers; the first one initializes the module and bootstraps the keys, the others join. */
-async function startWorkers(init: WorkerInit, threads: number): Promise<{ workers: HsmWorker[]; keys: Keys }> {
-  const first = await HsmWorker.start(init);
-  const rest = await Promise.allSettled(Array.from({ length: threads - 1 }, () => HsmWorker.start(init)));
-  const failed = rest.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  const workers = [first.w, ...rest.flatMap((r) => (r.status === "fulfilled" ? [r.value.w] : []))];
-  if (failed !== undefined) {
+/** Starts `threads` threads with their code loaded; none has touched the token yet. */
+async function spawnWorkers(init: WorkerInit, threads: number): Promise<HsmWorker[]> {
+  const started = await Promise.allSettled(Array.from({ length: threads }, () => HsmWorker.spawn(init)));
+  const workers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  await stopOnFailure(started, workers);
+  return workers;
+}
+
+/**
+ * Opens the token in spawned workers: the first initializes the module and
+ * bootstraps the keys, then the others join. On a failure every one is stopped.
+ */
+async function openWorkers(workers: readonly HsmWorker[]): Promise<Keys> {
+  const [first, ...rest] = workers;
+  assert(first !== undefined, "a pool has at least one worker");
+  const keys = await first.call({ op: "open" }).catch(async (err: unknown) => {
     await stopWorkers(workers);
-    throw failed.reason;
-  }
-  return { workers, keys: first.keys };
+    throw err;
+  });
+  await stopOnFailure(await Promise.allSettled(rest.map((w) => w.call({ op: "open" }))), workers);
+  return keys;
+}
+
+/** Stops `workers` and throws the first failure among `settled`, if there is one. */
+async function stopOnFailure(settled: readonly PromiseSettledResult<unknown>[], workers: readonly HsmWorker[]): Promise<void> {
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed === undefined) return;
+  await stopWorkers(workers);
+  throw failed.reason;
 }
 
 /** Stops the joining workers first: the first one finalizes the module. */
@@ -135,13 +172,21 @@ async function stopWorkers(workers: readonly HsmWorker[]): Promise<void> {
 /**
  * The node's HSM: blocking PKCS#11 calls on worker threads (pkcs11js's
  * *Async calls leak ~3 KiB each; docs/hsm.md), and a module recycled every
- * `recycleAfter` operations: calls that arrive meanwhile wait for it.
+ * `recycleAfter` operations. The new threads load their code while the old
+ * ones still serve; calls wait only for the switch (the calls in flight
+ * drained, the module finalized, the token opened again in the new threads).
  */
 export class HsmWorkerPool {
-  /** Operations since the module was (re)initialized, and how many times it was. */
-  readonly stats = { operations: 0, recycles: 0 };
+  /**
+   * Operations since the module was (re)initialized, how many times it was,
+   * and how long calls waited for the last switch (ms, the drain included).
+   */
+  readonly stats = { operations: 0, recycles: 0, lastRestartMs: 0 };
   private inFlight = 0;
+  /** A restart under way, from the new threads' spawn to the end of the switch. */
   private recycling: Promise<void> | null = null;
+  /** The part of a restart that calls wait for. */
+  private switching: Promise<void> | null = null;
   private drained: (() => void) | null = null;
   private broken: Error | null = null;
   private brokenAt = 0;
@@ -160,7 +205,8 @@ export class HsmWorkerPool {
     if (!Number.isInteger(o.recycleAfter) || o.recycleAfter < 0) throw new HsmError("CONFIG_INVALID", "recycleAfter must be >= 0");
     if (config.softhsmConf !== undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
     const init: WorkerInit = { config: { ...config, sessions: 1 }, sessionKeyCopies: o.sessionKeyCopies };
-    const { workers, keys } = await startWorkers(init, o.threads);
+    const workers = await spawnWorkers(init, o.threads);
+    const keys = await openWorkers(workers);
     return new HsmWorkerPool(workers, init, o, keys.agreement, keys.identity);
   }
 
@@ -177,8 +223,16 @@ export class HsmWorkerPool {
     await stopWorkers(this.workers.splice(0));
   }
 
-  private async run(req: DistributiveOmit<WorkerRequest, "id">): Promise<Uint8Array> {
-    while (this.recycling !== null) await this.recycling;
+  /** The worker threads' isolates together (zeros while the module restarts). */
+  async memory(): Promise<WorkerMemory> {
+    const all = await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.call({ op: "memory" }).catch(() => NO_MEMORY)));
+    return all.reduce((a, m) => ({
+      heapUsed: a.heapUsed + m.heapUsed, heapTotal: a.heapTotal + m.heapTotal, external: a.external + m.external, arrayBuffers: a.arrayBuffers + m.arrayBuffers,
+    }), NO_MEMORY);
+  }
+
+  private async run(req: Extract<Call, { op: "evaluate" | "sign" }>): Promise<Uint8Array> {
+    while (this.switching !== null) await this.switching;
     if (this.broken !== null) {
       // A failed restart is tried again, one at a time and at most every RESTART_RETRY_MS (a restart starts threads).
       if (Date.now() - this.brokenAt >= RESTART_RETRY_MS) await (this.recycling ??= this.recycle());
@@ -203,25 +257,43 @@ export class HsmWorkerPool {
     return best;
   }
 
-  /** Waits for the calls in flight, stops every worker (the module is finalized) and starts them again. */
+  /** Spawns the new threads while the old ones serve, then switches to them. */
   private async recycle(): Promise<void> {
+    try {
+      const spares = await spawnWorkers(this.init, this.options.threads).catch((err: unknown) => asHsmError(err));
+      const switching = this.switchTo(spares).finally(() => { this.switching = null; });
+      this.switching = switching;
+      await switching;
+    } finally {
+      this.recycling = null;
+    }
+  }
+
+  /** Waits for the calls in flight, stops the old workers (the module is finalized) and opens the token in `spares`. */
+  private async switchTo(spares: HsmWorker[] | HsmError): Promise<void> {
+    const t0 = performance.now();
     if (this.inFlight > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
     this.drained = null;
     try {
       await stopWorkers(this.workers.splice(0));
-      const { workers, keys } = await startWorkers(this.init, this.options.threads);
-      this.workers = workers;
+      if (spares instanceof HsmError) throw spares;
+      const keys = await openWorkers(spares);
+      this.workers = spares;
       if (!Buffer.from(keys.agreement).equals(this.agreementPublicKey) || !Buffer.from(keys.identity).equals(this.identityPublicKey)) {
         throw new HsmError("KEY_INVALID", "the token's node keys changed across a module restart");
       }
       this.stats.recycles++;
       this.broken = null;
     } catch (err) {
-      this.broken = err instanceof HsmError ? err : new HsmError("HSM_ERROR", "the HSM module could not be restarted");
+      this.broken = asHsmError(err);
       this.brokenAt = Date.now();
     } finally {
       this.stats.operations = 0;
-      this.recycling = null;
+      this.stats.lastRestartMs = performance.now() - t0;
     }
   }
+}
+
+function asHsmError(err: unknown): HsmError {
+  return err instanceof HsmError ? err : new HsmError("HSM_ERROR", "the HSM module could not be restarted");
 }

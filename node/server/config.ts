@@ -4,6 +4,7 @@
 // can never appear in a config error or a log line.
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve, dirname } from "node:path";
+import { DEFAULT_POOL } from "../hsm/index.js";
 import { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, validateSchedule } from "../vault/index.js";
 
 export interface NodeAddress {
@@ -33,6 +34,8 @@ export interface ServerConfig {
     readonly pinEnv?: string;
     readonly softhsmConf?: string;
     readonly wrapMechanism?: number;
+    /** Operations after which the PKCS#11 module is finalized and initialized again (0: never; docs/hsm.md). */
+    readonly recycleAfter: number;
   };
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
   /** The initial voters (used only to bootstrap an empty data dir, and as address book). */
@@ -153,10 +156,10 @@ const ENV: ReadonlyArray<readonly [string, string]> = [
   ["BKV_THRESHOLD", "threshold"], ["BKV_METRICS_LISTEN", "metricsListen"], ["BKV_LOG_LEVEL", "logLevel"],
   ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"], ["BKV_SNAPSHOT_RETENTION", "snapshotRetention"], ["BKV_JOIN", "join"],
   ["BKV_HSM_MODULE", "hsm.module"], ["BKV_HSM_TOKEN_LABEL", "hsm.tokenLabel"], ["BKV_HSM_PIN_FILE", "hsm.pinFile"],
-  ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"],
+  ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"], ["BKV_HSM_RECYCLE_AFTER", "hsm.recycleAfter"],
   ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
 ];
-const NUMERIC = new Set(["nodeId", "threshold", "snapshotInterval", "snapshotRetention"]);
+const NUMERIC = new Set(["nodeId", "threshold", "snapshotInterval", "snapshotRetention", "hsm.recycleAfter"]);
 
 /** Reads FILE (may be undefined: env only), applies env overrides, validates. */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -225,6 +228,7 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
       ...(hsm.pinEnv !== undefined ? { pinEnv: str(hsm.pinEnv, "hsm.pinEnv") } : {}),
       ...(hsm.softhsmConf !== undefined ? { softhsmConf: path(str(hsm.softhsmConf, "hsm.softhsmConf")) } : {}),
       ...(hsm.wrapMechanism !== undefined ? { wrapMechanism: posInt(hsm.wrapMechanism, "hsm.wrapMechanism") } : {}),
+      recycleAfter: nonNegInt(hsm.recycleAfter ?? DEFAULT_POOL.recycleAfter, "hsm.recycleAfter"),
     },
     tls: { ca: path(str(tls.ca, "tls.ca")), cert: path(str(tls.cert, "tls.cert")), key: path(str(tls.key, "tls.key")) },
     snapshotInterval: posInt(raw.snapshotInterval ?? DEFAULTS.snapshotInterval, "snapshotInterval"),

@@ -3,6 +3,8 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { WorkerMemory } from "../hsm/index.js";
+import type { Storage } from "../raft/index.js";
 import type { VaultStoreStats } from "../storage/index.js";
 
 export interface RaftView {
@@ -16,6 +18,14 @@ export interface RaftView {
   vaultStats(): { records: number; locked: number };
   /** The vault store's size and page use (null before it is open). */
   storeStats(): Promise<VaultStoreStats | null>;
+  /** Entries of the Raft log held in memory (not compacted yet) and their data bytes: O(entries), read at scrape. */
+  logInMemory(): { entries: number; bytes: number };
+}
+
+/** What the metrics read of the node's HSM worker pool (HsmWorkerPool). */
+export interface HsmPoolView {
+  readonly stats: { readonly operations: number; readonly recycles: number; readonly lastRestartMs: number };
+  memory(): Promise<WorkerMemory>;
 }
 
 export class Metrics {
@@ -63,6 +73,8 @@ export class Metrics {
     gauge("bkv_raft_is_leader", "1 on the leader", (v) => (v.isLeader() ? 1 : 0));
     gauge("bkv_raft_snapshot_index", "Index of the latest snapshot", (v) => v.snapshotIndex());
     gauge("bkv_raft_apply_lag", "Committed entries not applied yet (commit - applied)", (v) => v.commit() - v.applied());
+    gauge("bkv_raft_log_entries", "Raft log entries held in memory (compacted after each snapshot)", (v) => v.logInMemory().entries);
+    gauge("bkv_raft_log_bytes", "Data bytes of the Raft log entries held in memory", (v) => v.logInMemory().bytes);
     gauge("bkv_vault_records", "Records in this node's applied state", (v) => v.vaultStats().records);
     gauge("bkv_vault_locked_records", "Records locked at their guess limit (shares destroyed)", (v) => v.vaultStats().locked);
     const storeGauge = (name: string, help: string, read: (s: VaultStoreStats) => number) => new Gauge({
@@ -89,6 +101,29 @@ export class Metrics {
     // page cache the kernel reclaims under pressure. The anonymous part is what the node itself holds.
     memGauge("bkv_process_rss_anon_bytes", "Resident anonymous memory (heap, stacks, native allocations): RssAnon of /proc/self/status", "RssAnon");
     memGauge("bkv_process_rss_file_bytes", "Resident file-backed pages (mostly the vault store's memory map, i.e. page cache): RssFile of /proc/self/status", "RssFile");
+    new Gauge({
+      name: "bkv_process_array_buffers_bytes", help: "ArrayBuffer and Buffer memory of the main thread (part of nodejs_external_memory_bytes)", registers: [this.registry],
+      collect() { this.set(process.memoryUsage().arrayBuffers); },
+    });
+  }
+
+  /** Exports the HSM worker pool's module restarts and its worker threads' memory (each thread is an isolate of its own). */
+  watchHsm(pool: HsmPoolView): void {
+    const gauge = (name: string, help: string, read: () => number) => new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
+    gauge("bkv_hsm_module_restarts", "Times the PKCS#11 module was finalized and initialized again (every recycleAfter operations)", () => pool.stats.recycles);
+    gauge("bkv_hsm_operations_since_restart", "HSM operations since the module was last (re)initialized", () => pool.stats.operations);
+    gauge("bkv_hsm_last_restart_seconds", "How long calls waited for the last module restart (drain included)", () => pool.stats.lastRestartMs / 1000);
+    let reading: Promise<WorkerMemory> | null = null;
+    const memGauge = (name: string, help: string, field: keyof WorkerMemory) => new Gauge({
+      name, help, registers: [this.registry],
+      async collect() {
+        reading ??= pool.memory().finally(() => { reading = null; });
+        this.set((await reading)[field]);
+      },
+    });
+    memGauge("bkv_hsm_worker_heap_used_bytes", "V8 heap in use in the HSM worker threads together", "heapUsed");
+    memGauge("bkv_hsm_worker_heap_total_bytes", "V8 heap reserved by the HSM worker threads together", "heapTotal");
+    memGauge("bkv_hsm_worker_external_bytes", "External (off-heap) memory of the HSM worker threads together", "external");
   }
 
   request(method: string, code: string, ms: number): void {
@@ -105,6 +140,16 @@ export class Metrics {
     this.hsmUp.set(ok ? 1 : 0);
     if (!ok) this.hsmProbeFailures.inc();
   }
+}
+
+/** The Raft log entries `storage` holds in memory, and their data bytes. */
+export function logInMemory(storage: Pick<Storage, "firstIndex" | "lastIndex" | "entries">): { entries: number; bytes: number } {
+  const lo = storage.firstIndex();
+  const hi = storage.lastIndex() + 1;
+  if (hi <= lo) return { entries: 0, bytes: 0 };
+  let bytes = 0;
+  for (const e of storage.entries(lo, hi, Infinity)) bytes += e.data.byteLength;
+  return { entries: hi - lo, bytes };
 }
 
 /** A "kB" field of /proc/self/status, null where there is none (not Linux). */

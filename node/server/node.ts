@@ -19,7 +19,7 @@ import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
-import { Metrics, serveMetrics } from "./metrics.js";
+import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
 import { openVault } from "./vault-open.js";
@@ -85,6 +85,7 @@ export class VaultNode {
       snapshotIndex: () => this.loop.lastSnapshotIndex,
       vaultStats: () => this.loop.vault.stats(),
       storeStats: () => this.files?.store.stats() ?? Promise.resolve(null),
+      logInMemory: () => logInMemory(this.storage),
     }), { node: String(cfg.nodeId) });
   }
 
@@ -97,6 +98,7 @@ export class VaultNode {
       throw err;
     });
     this.hsm = await hsm;
+    this.metrics.watchHsm(this.hsm);
     this.log.info("hsm opened", { token: c.hsm.tokenLabel });
     this.hsmProbe = new HsmProbe({
       intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
@@ -163,7 +165,7 @@ export class VaultNode {
       ...(h.pinFile !== undefined ? { pinFile: h.pinFile } : { pinEnv: h.pinEnv as string }),
       ...(h.softhsmConf !== undefined ? { softhsmConf: h.softhsmConf } : {}),
       ...(h.wrapMechanism !== undefined ? { wrapMechanism: h.wrapMechanism } : {}),
-    });
+    }, { recycleAfter: h.recycleAfter });
   }
 
   /** The Raft storage (bootstrapped when new) and the vault store, opened at its applied index. */

@@ -55,6 +55,8 @@ test("environment variables override the file", (t) => {
   t.is(c.clientListen, "0.0.0.0:9000");
   t.is(c.logLevel, "debug");
   t.is(c.hsm.tokenLabel, "t2");
+  t.is(c.hsm.recycleAfter, 20_000, "the default");
+  t.is(loadConfig(file(base), { BKV_HSM_RECYCLE_AFTER: "0" }).hsm.recycleAfter, 0, "0: never");
 });
 
 test("BKV_HSM_PIN replaces the PIN file and never appears in the config", (t) => {
@@ -71,6 +73,7 @@ test("validation errors name the field", (t) => {
     [{ ...base, clientListen: "nohost" }, /clientListen must be host:port/],
     [{ ...base, threshold: 4 }, /threshold/],
     [{ ...base, hsm: { tokenLabel: "t" } }, /hsm needs exactly one of pinFile/],
+    [{ ...base, hsm: { ...base.hsm, recycleAfter: -1 } }, /hsm\.recycleAfter/],
     [{ ...base, nodes: [...base.nodes, base.nodes[0]] }, /nodes\[3\]\.id duplicates/],
     [{ ...base, logLevel: "loud" }, /logLevel/],
     [{ ...base, snapshotRetention: 0 }, /snapshotRetention must be a positive integer/],

@@ -1,8 +1,10 @@
 // The node's memory gauges: RssAnon and RssFile of /proc/self/status, so that
 // the store's mapped file pages (page cache) are told apart from what the
-// node holds itself (issue 12).
+// node holds itself (issue 12), and what the anonymous part holds: array
+// buffers, the Raft log kept in memory, the HSM worker threads' isolates.
 import test from "ava";
-import { Metrics, procStatusKib } from "../../node/server/metrics.js";
+import { EntryType, MemoryStorage } from "../../node/raft/index.js";
+import { Metrics, logInMemory, procStatusKib } from "../../node/server/metrics.js";
 
 function valueOf(text: string, name: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
@@ -26,4 +28,29 @@ test("procStatusKib reads one kB field and nothing else", (t) => {
   t.is(procStatusKib("RssFile", status), 512);
   t.is(procStatusKib("Rss", status), null);
   t.is(procStatusKib("VmSwap", status), null);
+});
+
+test("the main thread's array buffers and the HSM pool's restarts and worker memory are exported", async (t) => {
+  const metrics = new Metrics(() => null, { node: "1" });
+  const held = Buffer.alloc(4 << 20, 1);
+  const memory = { heapUsed: 3e6, heapTotal: 5e6, external: 7e5, arrayBuffers: 2e5 };
+  metrics.watchHsm({ stats: { operations: 17, recycles: 2, lastRestartMs: 250 }, memory: () => Promise.resolve(memory) });
+  const text = await metrics.registry.metrics();
+  t.true(valueOf(text, "bkv_process_array_buffers_bytes") >= held.length);
+  t.is(valueOf(text, "bkv_hsm_module_restarts"), 2);
+  t.is(valueOf(text, "bkv_hsm_operations_since_restart"), 17);
+  t.is(valueOf(text, "bkv_hsm_last_restart_seconds"), 0.25);
+  t.is(valueOf(text, "bkv_hsm_worker_heap_used_bytes"), 3e6);
+  t.is(valueOf(text, "bkv_hsm_worker_heap_total_bytes"), 5e6);
+  t.is(valueOf(text, "bkv_hsm_worker_external_bytes"), 7e5);
+});
+
+test("logInMemory counts the Raft entries held and their bytes, and drops what a compaction dropped", (t) => {
+  const s = new MemoryStorage();
+  s.append(Array.from({ length: 10 }, (_, i) => ({ term: 1, index: i + 1, type: EntryType.Normal, data: new Uint8Array(100) })));
+  t.deepEqual(logInMemory(s), { entries: 10, bytes: 1000 });
+  s.createSnapshot(6, { voters: [1], learners: [] }, new Uint8Array(0));
+  s.compact(6);
+  t.deepEqual(logInMemory(s), { entries: 4, bytes: 400 });
+  t.deepEqual(logInMemory(new MemoryStorage()), { entries: 0, bytes: 0 });
 });
