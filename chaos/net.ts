@@ -11,14 +11,30 @@ import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
 import type { NodeRecord, NodeStatus } from "./target.js";
 
+const FREE_PORT_LOW = 20_000;
+const FREE_PORT_HIGH = 32_000;
+
+/**
+ * A port free on 127.0.0.1 now, chosen at random below the kernel's ephemeral
+ * range (32768-60999 here). A port the kernel hands out (bind to 0, an
+ * outgoing connection) is soon handed to another process again, and a node
+ * restarted on its old port found it taken by another test's cluster (test
+ * files run in parallel); random ports of a range the kernel never hands out
+ * rarely meet.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+  for (let tries = 0; ; tries++) {
+    const port = FREE_PORT_LOW + Math.floor(Math.random() * (FREE_PORT_HIGH - FREE_PORT_LOW));
+    if (await canListen(port)) return port;
+    if (tries >= 100) throw new Error(`no free port found in ${FREE_PORT_LOW}-${FREE_PORT_HIGH} after 100 tries`);
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
+    s.once("error", () => res(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
   });
 }
 
