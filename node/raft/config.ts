@@ -22,6 +22,11 @@ export interface Config {
   applied?: number;
   /** Bytes of entries per MsgApp (default 1 MiB; at least one entry is always sent). */
   maxSizePerMsg?: number;
+  /**
+   * Bytes of committed entries handed to the application per Ready (default
+   * maxSizePerMsg; at least one entry): bounds the host's synchronous apply.
+   */
+  maxCommittedSizePerReady?: number;
   /** Pipelined MsgApp per follower (default 256). */
   maxInflightMsgs?: number;
   /** In-flight bytes per follower (default 0 = unlimited). */
@@ -46,8 +51,8 @@ export function validateConfig(c: Config): void {
   if (!positiveInt(c.electionTick) || c.electionTick <= c.heartbeatTick) {
     throw new RaftPanic("config: electionTick must be an integer greater than heartbeatTick");
   }
-  if (!positiveInt(c.maxSizePerMsg) || !positiveInt(c.maxInflightMsgs) || !positiveInt(c.maxSnapshotChunkBytes)) {
-    throw new RaftPanic("config: maxSizePerMsg, maxInflightMsgs and maxSnapshotChunkBytes must be positive integers");
+  if (!positiveInt(c.maxSizePerMsg) || !positiveInt(c.maxCommittedSizePerReady) || !positiveInt(c.maxInflightMsgs) || !positiveInt(c.maxSnapshotChunkBytes)) {
+    throw new RaftPanic("config: maxSizePerMsg, maxCommittedSizePerReady, maxInflightMsgs and maxSnapshotChunkBytes must be positive integers");
   }
   if ((c.maxInflightBytes ?? 0) < 0 || (c.maxUncommittedEntriesSize ?? 0) < 0 || (c.applied ?? 0) < 0) {
     throw new RaftPanic("config: maxInflightBytes, maxUncommittedEntriesSize and applied must not be negative");

@@ -78,7 +78,7 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
-    this.maxCommittedSize = config.maxSizePerMsg ?? NO_LIMIT;
+    this.maxCommittedSize = config.maxCommittedSizePerReady ?? config.maxSizePerMsg ?? NO_LIMIT;
   }
 
   tick(): void {

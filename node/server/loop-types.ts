@@ -1,7 +1,11 @@
-// The Ready loop's outward types: what it reports for each applied entry,
-// and the error of a proposal that could not be made or did not complete.
-import type { ConfChange } from "../raft/index.js";
-import type { ApplyOutcome, VaultResult } from "../vault/index.js";
+// The Ready loop's outward types: its options and transport link, what it
+// reports for each applied entry, and the error of a proposal that could not
+// be made or did not complete.
+import type { ConfChange, Message, NodeId } from "../raft/index.js";
+import type { DiskStorage, VaultFiles } from "../storage/index.js";
+import type { ApplyOutcome, VaultResult, VaultStateMachine } from "../vault/index.js";
+import type { Logger } from "./log.js";
+import type { Candidate } from "./snapshot-attest.js";
 
 /** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
 export type AppliedEvent =
@@ -23,4 +27,39 @@ export class ProposalError extends Error {
 
 export function proposalDropped(): ProposalError {
   return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
+}
+
+export interface PeerLink {
+  send(messages: readonly Message[]): void;
+  addPeer(id: NodeId, address: string): void;
+  removePeer(id: NodeId): void;
+  /** Downloads the store state of snapshot (index, term) from node `id`. */
+  fetchSnapshot(id: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array>;
+}
+
+export interface RaftLoopOptions {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  readonly storage: DiskStorage;
+  /** The vault store's directory; `sm` lives in its current store (openVault). */
+  readonly files: VaultFiles;
+  readonly sm: VaultStateMachine;
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly snapshotInterval: number;
+  /** Local snapshots whose store views stay pinned for followers to download. */
+  readonly snapshotRetention: number;
+  readonly proposalTimeoutMs: number;
+  readonly log: Logger;
+  /** Called when the loop cannot go on (storage failure, broken invariant). */
+  onFatal(err: unknown): void;
+  /** Resolves when a snapshot's staged state may be installed, throws to refuse it (snapshot-attest.ts attestSnapshot). */
+  attest(c: Candidate): Promise<void>;
+  /** Observer of each applied batch (metrics). */
+  onApplied?(entries: number, ms: number): void;
+  /** Called as each store commit is sealed: the commit is written once its promise resolved (the audit log's fsync: never behind the store). */
+  beforeStoreCommit?(): Promise<void>;
+  /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
+  onOutcome?(event: AppliedEvent): void;
 }

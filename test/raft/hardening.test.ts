@@ -213,3 +213,31 @@ test("fuzz: random messages only ever raise ErrInvalidMessage, never a crash or 
   net.tick(30);
   t.is(net.leaders().length, 1);
 });
+
+test("maxCommittedSizePerReady splits a burst of committed entries over Readies, in order, none lost", (t) => {
+  const storage = new MemoryStorage();
+  storage.applySnapshot(bootstrapSnapshot([1]));
+  const raw = new RawNode({ id: 1, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(3), maxCommittedSizePerReady: 4096 });
+  raw.campaign();
+  const applied: number[] = [];
+  const sizes: number[][] = [];
+  const drain = () => {
+    while (raw.hasReady()) {
+      const rd = raw.ready();
+      if (rd.hardState !== null) storage.setHardState(rd.hardState);
+      storage.append(rd.entries);
+      sizes.push(rd.committedEntries.map((e) => e.data.length));
+      for (const e of rd.committedEntries) applied.push(e.index);
+      raw.advance(rd);
+    }
+  };
+  drain();
+  raw.proposeMany(Array.from({ length: 20 }, () => new Uint8Array(1000)));
+  drain();
+  const last = storage.lastIndex();
+  t.deepEqual(applied, Array.from({ length: last }, (_, i) => i + 1).filter((i) => i > 1), "every committed entry once, in order");
+  const burst = sizes.filter((s) => s.some((n) => n === 1000));
+  t.true(burst.length >= 5, `20 entries of 1000 B over Readies of at most 4096 B: ${burst.length} Readies`);
+  t.true(burst.every((s) => s.reduce((a, b) => a + b, 0) <= 4096));
+  t.throws(() => new RawNode({ id: 1, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(3), maxCommittedSizePerReady: 0 }), { instanceOf: RaftPanic });
+});
