@@ -41,8 +41,10 @@ interface NodeSample { rss: number; anon: number; file: number; stallMs: number 
 /** Per-node maxima from a 1 s sampler of /proc and the nodes' metrics. */
 class Sampler {
   readonly max = new Map<number, NodeSample>();
+  /** Longest event-loop stall per node, by the phase of the run it fell in ("node:phase" -> ms). */
+  readonly stallByPhase = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
-  constructor(private readonly cluster: LocalCluster) {}
+  constructor(private readonly cluster: LocalCluster, private readonly phase: () => string) {}
 
   start(): void {
     this.timer = setInterval(() => void this.sample(), 1000);
@@ -58,6 +60,8 @@ class Sampler {
       if (pid === undefined) continue;
       const mem = procMemory(pid);
       const stallMs = await this.stall(n.id);
+      const key = `${n.id}:${this.phase()}`;
+      this.stallByPhase.set(key, Math.max(this.stallByPhase.get(key) ?? 0, stallMs));
       const m = this.max.get(n.id) ?? { rss: 0, anon: 0, file: 0, stallMs: 0 };
       this.max.set(n.id, { rss: Math.max(m.rss, mem.rss), anon: Math.max(m.anon, mem.anon), file: Math.max(m.file, mem.file), stallMs: Math.max(m.stallMs, stallMs) });
     }
@@ -171,9 +175,9 @@ async function main(): Promise<void> {
     cluster = await LocalCluster.start({ clusterId: "scale" });
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let p = 0; p < PROBES; p++) await client.register(`probe-${p}`, "right password", { guessLimit: 10 });
-    const sampler = new Sampler(cluster);
-    sampler.start();
     const rec = new Recoveries(client);
+    const sampler = new Sampler(cluster, () => rec.phase);
+    sampler.start();
     rec.start(RECOVERY_RATE);
     const loadS = await loadRecords(cluster, sampler);
     console.log(`loaded ${RECORDS.toLocaleString("en")} records in ${loadS.toFixed(0)} s (${(RECORDS / loadS).toFixed(0)}/s); recovery p99 meanwhile ${rec.p99("load")}`);
@@ -207,7 +211,8 @@ async function main(): Promise<void> {
     sampler.stop();
 
     for (const [id, m] of [...sampler.max].sort((a, b) => a[0] - b[0])) {
-      console.log(`node ${id}: rss-max ${m.anon.toFixed(0)} MiB anon (file-backed ${m.file.toFixed(0)}, VmRSS ${m.rss.toFixed(0)}), stall-max ${m.stallMs.toFixed(0)} ms`);
+      const phases = ["load", "snapshot", "restart", "catch-up"].map((p) => `${p} ${(sampler.stallByPhase.get(`${id}:${p}`) ?? 0).toFixed(0)}`);
+      console.log(`node ${id}: rss-max ${m.anon.toFixed(0)} MiB anon (file-backed ${m.file.toFixed(0)}, VmRSS ${m.rss.toFixed(0)}), stall-max ${m.stallMs.toFixed(0)} ms (by phase: ${phases.join(", ")})`);
     }
     if (rec.failures > 0) console.log(`recoveries that failed: ${rec.failures}`);
     const rssMax = Math.max(...[...sampler.max.values()].map((m) => m.anon));
