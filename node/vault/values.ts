@@ -19,10 +19,11 @@
 // node validated them when it applied the registration, and the digest and
 // the snapshot checksum catch corruption since. A node that forges a
 // snapshot can forge valid points as easily (docs/threat-model.md). The
-// pending attempts' B are decoded when a snapshot is imported, not when a
-// node reads its own store ("trusted": it decoded each B when it applied
-// the begin or imported the snapshot; a begin decoded every pending B of
-// its record again, up to 255, issue 15).
+// pending attempts' B are not decoded when a node reads its own store
+// ("trusted": a node decoded each B when it applied the begin, and installs
+// an imported snapshot only once `t` other nodes vouch for its digest, which
+// makes it an honest node's store, docs/storage.md; a begin decoded every
+// pending B of its record again, up to 255, issue 15).
 import { createHash } from "node:crypto";
 import {
   COMPRESSED_POINT_LENGTH,

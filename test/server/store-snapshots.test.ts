@@ -10,10 +10,11 @@ import { ErrSnapshotTemporarilyUnavailable, MemoryStorage, MessageType, type Mes
 import { VaultFiles } from "../../node/storage/index.js";
 import { ALL_KEYS, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
 import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-data.js";
-import { SnapshotRefusedError } from "../../node/server/snapshot-attest.js";
+import { SnapshotRefusedError, attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { PIN_IDLE_MS, PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
-import { CLUSTER, Harness, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, beginCmd, register, registerCmd } from "../../testkit/vault.js";
+import { editSnapshot } from "../../testkit/vault-store.js";
 import { tempDir } from "../storage/helpers.js";
 
 const CONF = { voters: [1, 2, 3], learners: [] };
@@ -39,8 +40,8 @@ interface Rig {
   warnings: string[];
 }
 
-/** A stager whose downloads stream `h`'s state, held until release(). */
-async function rig(t: import("ava").ExecutionContext, h: Harness): Promise<Rig> {
+/** A stager whose downloads stream `h`'s state (or the snapshot `stream`), held until release(). */
+async function rig(t: import("ava").ExecutionContext, h: Harness, stream?: Uint8Array): Promise<Rig> {
   const files = await VaultFiles.open(join(tempDir(t), "vault"));
   t.teardown(() => files.close());
   let open!: () => void;
@@ -54,7 +55,8 @@ async function rig(t: import("ava").ExecutionContext, h: Harness): Promise<Rig> 
     fetch: async function* () {
       r.fetches++;
       await gate;
-      yield* snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096);
+      if (stream === undefined) yield* snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096);
+      else for (let at = 0; at < stream.length; at += 4096) yield stream.subarray(at, at + 4096);
     },
   });
   return r;
@@ -132,6 +134,29 @@ test("a state the attestation refuses is not staged and not stepped; the next me
   await until(() => r.stepped.length > 0);
   t.is(r.stepped.length, 1);
   t.is(r.files.stagedAt(h.index)?.appliedIndex, h.index);
+});
+
+test("a rogue sender's forged state (a counter reset, its digests recomputed) imports, but the attestation refuses it: nothing staged or stepped", async (t) => {
+  const honest = leaderState(3);
+  honest.result(beginCmd("user-1"));
+  const forged = editSnapshot(CLUSTER, honest.sm.snapshot(), (s) => {
+    const r = s.getRecord("user-1")!;
+    s.setRecord("user-1", r, { ...r, attempts: 0, pending: [] });
+  });
+  const forgedDigest = VaultStateMachine.restore({ clusterId: CLUSTER }, forged).digest();
+  t.notDeepEqual(forgedDigest, honest.sm.digest());
+  const r = await rig(t, honest, forged);
+  const refusals: string[] = [];
+  r.attest = (m, state) => attestSnapshot({
+    selfId: 2, threshold: 2, log: jsonLogger("error", {}, () => ({}), () => {}), retryDelaysMs: [], refused: (reason) => void refusals.push(reason),
+    ask: (id) => Promise.resolve(id === 1 ? forgedDigest : honest.sm.digest()), // node 1 (the rogue) vouches for its forgery
+  }, { from: m.from, index: honest.index, ...state, members: [1, 2, 3] });
+  r.release();
+  t.true(r.stager.intercept(snapMessage(honest, 3, forgedDigest)));
+  await until(() => r.warnings.some((l) => l.includes("snapshot not staged")));
+  t.deepEqual(refusals, ["disagreement"]);
+  t.deepEqual(r.stepped, []);
+  t.deepEqual(r.files.stagedIndices(), [], "the refused state left nothing behind");
 });
 
 test("pinned views: the newest `retention` are served; an older one lives on while a transfer reads it", async (t) => {

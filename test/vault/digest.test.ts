@@ -6,7 +6,7 @@
 import test from "ava";
 import { type Command, CorruptSnapshotError, MemoryStore, VaultStateMachine } from "../../node/vault/index.js";
 import { createHash } from "node:crypto";
-import { LTHASH_BYTES, LtHash } from "../../node/vault/digest.js";
+import { LTHASH_BYTES, LtHash, pairHash } from "../../node/vault/digest.js";
 import { ALL_KEYS, PREFIX, metaKey, recordKey } from "../../node/vault/keys.js";
 import { COUNTERS } from "../../node/vault/state.js";
 import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
@@ -87,6 +87,22 @@ test("LtHash: adding in any order gives the same state; remove undoes add; a sta
   t.is(hex(copy.digest()), hex(new LtHash().digest()), "everything removed: the empty set");
   t.not(hex(forward.digest()), hex(half.digest()));
   t.throws(() => new LtHash(new Uint8Array(32)), { message: /LtHash state of 32 bytes/ });
+});
+
+test("LtHash: the word-wise lane arithmetic equals adding and subtracting lane by lane mod 2^16", (t) => {
+  const lanes = new Uint16Array(LTHASH_BYTES / 2);
+  const sum = new LtHash();
+  for (let i = 0; i < 400; i++) {
+    const seed = createHash("sha256").update(`pair ${i}`).digest();
+    const [k, v] = [seed.subarray(0, 1 + (i % 32)), Buffer.alloc((i * 37) % 1500, seed)];
+    const h = pairHash(k, v);
+    const sign = i % 3 === 2 ? -1 : 1; // every third pair removed (mostly never added: lanes wrap below zero)
+    if (sign > 0) sum.add(k, v);
+    else sum.remove(k, v);
+    for (let j = 0; j < lanes.length; j++) lanes[j] = (lanes[j]! + sign * h[j]!) & 0xffff;
+    if (i % 50 === 0 || i === 399) t.is(hex(sum.state()), hex(new Uint8Array(lanes.buffer)), `after pair ${i}`);
+  }
+  t.true(lanes.some((x) => x >= 0x8000) && lanes.some((x) => x < 0x8000), "both halves of the lane range reached");
 });
 
 test("a store of layout 1 (sums of SHA-256) is upgraded on open: the digests are recomputed from its pairs", (t) => {

@@ -18,7 +18,8 @@ import {
   contentDigest,
 } from "../../testkit/vault.js";
 import type { Command } from "../../node/vault/index.js";
-import { recordKey } from "../../node/vault/keys.js";
+import { metaKey, recordKey } from "../../node/vault/keys.js";
+import { judge } from "../../node/server/snapshot-attest.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
 
 const alice = register("alice", { guessLimit: 3 });
@@ -124,38 +125,69 @@ function resealed(snap: Uint8Array, edit: (body: Uint8Array) => void): Uint8Arra
   return Uint8Array.of(...body, ...sha256(body));
 }
 
-test("restore re-validates every value even when the checksum and the digests are consistent (a forged snapshot)", (t) => {
+/**
+ * What an honest follower (node 2, threshold 2) does with `snap` sent by node 1,
+ * which vouches for it, while node 3 holds `honest`'s state: "corrupt: …"
+ * (refused by the importer), or the attestation's verdict (judge).
+ */
+function installVerdict(snap: Uint8Array, honest: Harness): string {
+  let got: VaultStateMachine;
+  try {
+    got = VaultStateMachine.restore({ clusterId: CLUSTER }, snap);
+  } catch (err) {
+    if (err instanceof CorruptSnapshotError) return `corrupt: ${err.message}`;
+    throw err;
+  }
+  const candidate = { from: 1, index: got.appliedIndex, appliedIndex: got.appliedIndex, digest: got.digest(), members: [1, 2, 3] };
+  const v = judge(candidate, 2, [{ id: 1, digest: got.digest() }, { id: 3, digest: honest.sm.digest() }], 2);
+  return typeof v === "string" ? v : v.reason;
+}
+
+test("a forged snapshot whose checksum and stored digests are consistent is refused: by the importer's counts, else by the attestation (no honest node vouches)", (t) => {
   const h = new Harness();
   h.result(registerCmd(alice));
   h.result(beginCmd("alice"));
   const snap = h.sm.snapshot();
+  t.is(installVerdict(snap, h), "admit", "the honest state is admitted");
   const value = h.sm.store.get(recordKey("alice"));
   if (value === undefined) return t.fail("no record");
   // Record value: state u8, attempts u8, u16 pending count, pending (u64 id, B 33), digest 32, u64 confirmed at, u32 len, body.
   t.is(value[1], 1, "attempts byte located");
   const digestAt = 4 + 8 + 33;
   const cases: [string, (b: Uint8Array) => void, RegExp][] = [
-    ["attempts above the limit", (b) => (b[1] = 4), /attempts 4 outside/],
-    ["pending without attempts", (b) => (b[1] = 0), /pending attempts but only 0/],
-    ["locked with shares", (b) => (b[0] = 1), /.+/],
-    ["unknown state", (b) => (b[0] = 7), /unknown record state/],
-    ["digest mismatch", (b) => (b[digestAt] = (b[digestAt] ?? 0) ^ 1), /does not match its digest/],
-    ["pending attempt in the future", (b) => (b[4 + 7] = 200), /not an applied index/],
-    ["pending B not a point (read without decoding only from the node's own store)", (b) => (b[4 + 8] = 0x05), /pending B/],
+    ["attempts reset", (b) => (b[1] = 0), /^disagreement$/],
+    ["attempts above the limit", (b) => (b[1] = 4), /^disagreement$/],
+    ["locked with shares", (b) => (b[0] = 1), /^corrupt: .*locked records: the stream holds 1, its meta says 0/],
+    ["unknown state", (b) => (b[0] = 7), /^disagreement$/],
+    ["digest mismatch", (b) => (b[digestAt] = (b[digestAt] ?? 0) ^ 1), /^disagreement$/],
+    ["pending attempt in the future", (b) => (b[4 + 7] = 200), /^disagreement$/],
+    ["pending B not a point (read without decoding from the store)", (b) => (b[4 + 8] = 0x05), /^disagreement$/],
   ];
-  for (const [what, edit, msg] of cases) {
+  for (const [what, edit, verdict] of cases) {
     const forged = editSnapshot(CLUSTER, snap, (s) => {
       const v = value.slice();
       edit(v);
       s.write(recordKey("alice"), v);
     });
-    t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, forged), { instanceOf: CorruptSnapshotError, message: msg }, what);
+    t.regex(installVerdict(forged, h), verdict, what);
   }
   const otherKey = editSnapshot(CLUSTER, snap, (s) => { s.write(recordKey("alice"), null); s.write(recordKey("mallory"), value); });
-  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, otherKey), { instanceOf: CorruptSnapshotError, message: /another user's key/ });
+  t.is(installVerdict(otherKey, h), "disagreement", "a record under another user's key");
   const notUtf8 = resealed(snap, (b) => (b[4 + 1 + 2] = 0xff));
-  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, notUtf8), { instanceOf: CorruptSnapshotError });
-  t.notThrows(() => VaultStateMachine.restore({ clusterId: CLUSTER }, editSnapshot(CLUSTER, snap, () => undefined)));
+  t.regex(installVerdict(notUtf8, h), /^corrupt: .*belongs to cluster/);
+  t.is(installVerdict(editSnapshot(CLUSTER, snap, () => undefined), h), "admit", "the forging tool alone changes nothing");
+});
+
+test("the importer refuses a counter that is not 8 bytes (the digest covers counters by value), and a state at applied index 0 that holds anything", (t) => {
+  const h = new Harness();
+  h.result(registerCmd(alice));
+  const snap = h.sm.snapshot();
+  const longCount = editSnapshot(CLUSTER, snap, (s) => s.store.put(metaKey("records"), Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1, 0)));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, longCount), { instanceOf: CorruptSnapshotError, message: /meta records holds 9 bytes, not a u64/ });
+  const atZero = editSnapshot(CLUSTER, snap, (s) => s.setMetaU64("applied", (s.appliedIndex = 0)));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, atZero), { instanceOf: CorruptSnapshotError, message: /applied index 0 .* holds records/ });
+  const timeAtZero = editSnapshot(CLUSTER, new VaultStateMachine({ clusterId: CLUSTER }).snapshot(), (s) => s.setMetaU64("time", (s.time = 5)));
+  t.throws(() => VaultStateMachine.restore({ clusterId: CLUSTER }, timeAtZero), { instanceOf: CorruptSnapshotError, message: /applied index 0/ });
 });
 
 test("an empty state snapshots and restores", (t) => {
