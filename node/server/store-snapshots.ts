@@ -181,6 +181,8 @@ export interface StagerContext {
 const IMPORT_COMMIT_PAIRS = 2048;
 /** Commits of an import written at once: the next batch is parsed while the last ones are written and fsynced. */
 const IMPORT_COMMITS_IN_FLIGHT = 3;
+/** The import gives the event loop a turn once it ran this long without one. */
+const IMPORT_TURN_MS = 10;
 
 export class SnapshotStager {
   private download: { readonly index: number; readonly abort: AbortController } | null = null;
@@ -236,8 +238,14 @@ export class SnapshotStager {
   private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, signal: AbortSignal): Promise<StoreRef> {
     const importer = new SnapshotImporter(this.ctx.clusterId, store);
     const commits: Array<Promise<void>> = [];
+    let turn = performance.now();
     for await (const chunk of this.ctx.fetch(from, index, term, signal)) {
       importer.push(chunk);
+      // Buffered chunks resume this loop on microtasks: without a turn the ports and Raft would wait for the whole buffer.
+      if (performance.now() - turn >= IMPORT_TURN_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
       if (store.uncommitted < IMPORT_COMMIT_PAIRS) continue;
       const c = store.commit();
       c.catch(() => undefined); // awaited below; a failure also poisons the store, so the next push throws

@@ -159,6 +159,30 @@ test("a rogue sender's forged state (a counter reset, its digests recomputed) im
   t.deepEqual(r.files.stagedIndices(), [], "the refused state left nothing behind");
 });
 
+test("an import of chunks the stream already buffered gives the event loop turns (the node's ports and Raft are not held for the whole download)", async (t) => {
+  const h = leaderState(3000);
+  const r = await rig(t, h);
+  let last = 0;
+  let maxGap = 0;
+  let ticking = true;
+  const tick = (): void => {
+    const now = performance.now();
+    if (last > 0) maxGap = Math.max(maxGap, now - last);
+    last = now;
+    if (ticking) setImmediate(tick);
+  };
+  t.true(r.stager.intercept(snapMessage(h, 3)));
+  const t0 = performance.now();
+  r.release();
+  tick();
+  await until(() => r.stepped.length > 0);
+  ticking = false;
+  const took = performance.now() - t0;
+  t.is(r.stepped.length, 1);
+  t.true(took > 200, `the import must be long enough to tell (took ${took.toFixed(0)} ms)`);
+  t.true(maxGap < took / 2, `longest gap between event-loop turns ${maxGap.toFixed(0)} ms of a ${took.toFixed(0)} ms import`);
+});
+
 test("pinned views: the newest `retention` are served; an older one lives on while a transfer reads it", async (t) => {
   const files = await VaultFiles.open(join(tempDir(t), "vault"));
   t.teardown(() => files.close());
