@@ -4,10 +4,15 @@
 // only, so every node writes the same lines at the same indexes.
 //
 // Contracts:
-// - append-only; each line goes out in one write(2), and flush() (after each
-//   applied batch; the loop commits the vault store, snapshots and compacts
-//   those entries only once it resolved) fdatasyncs off the event loop; a torn last line (a crash inside a write) is cut at
-//   open;
+// - append-only; record() only builds a line (in memory); flush() (before
+//   each store commit: the loop commits the vault store, snapshots and
+//   compacts those entries only once it resolved) writes the lines recorded
+//   since the last flush in one write(2) and fdatasyncs, both off the event
+//   loop (libuv's pool), each flush after the one before, so lines reach the
+//   file in order; a torn last line (a crash inside a write) is cut at open.
+//   Lines lost with a crash before their flush belong to entries the store
+//   does not hold yet: the loop applies them again after the restart, and
+//   they are written then;
 // - restart: the chain resumes from the file's last line, and an index at or
 //   below the last one written is not written again (the loop re-applies the
 //   entries after its snapshot);
@@ -17,14 +22,17 @@
 //   entries it covers were never applied here, so a node that caught up by
 //   snapshot holds no lines for them, and its hashes from there on differ from
 //   the nodes that applied them (the event fields stay equal).
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, write, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
 import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
 
 export class AuditLog {
-  private dirty = false;
+  /** Lines recorded since the last flush, each with its newline. */
+  private pending: string[] = [];
+  /** The last flush's write and fdatasync; each flush starts after the one before settled, and a failure fails every later one. */
+  private flushed: Promise<void> = Promise.resolve();
 
   private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string) {}
 
@@ -56,7 +64,7 @@ export class AuditLog {
       }
       log = new AuditLog(fd, line.index, line.hash);
     }
-    log.sync();
+    log.writeOpening();
     return log;
   }
 
@@ -67,38 +75,59 @@ export class AuditLog {
       : e.kind === "membership" ? { index: e.index, kind: "membership", change: ConfChangeType[e.change.type], node: e.change.nodeId, outcome: "ok" } as const
       : commandEvent(e.index, e.data, e.result, e.parsed);
     if (event !== undefined) this.append(event);
-    if (e.kind === "snapshot") this.sync();
+    // The installed store already holds the snapshot: its segment line goes out at once, not with the next commit.
+    // A failure here fails the next flush too (the loop then stops the node).
+    if (e.kind === "snapshot") this.flush().catch(() => undefined);
   };
 
   /**
-   * Makes every line written so far durable, off the event loop (fdatasync on
-   * libuv's thread pool); lines written meanwhile wait for the next call.
+   * Writes the lines recorded since the last flush and makes them durable,
+   * off the event loop (one write and one fdatasync on libuv's thread pool,
+   * after the flushes before); resolves once every line recorded before the
+   * call is durable. Lines recorded meanwhile wait for the next call.
    */
   flush(): Promise<void> {
-    if (!this.dirty) return Promise.resolve();
-    this.dirty = false;
-    return new Promise((resolve, reject) => fdatasync(this.fd, (err) => (err === null ? resolve() : reject(err))));
+    if (this.pending.length === 0) return this.flushed;
+    const bytes = Buffer.from(this.pending.join(""), "utf8");
+    this.pending = [];
+    this.flushed = this.flushed.then(() => writeAll(this.fd, bytes)).then(() => datasync(this.fd));
+    return this.flushed;
   }
 
-  /** Makes every line written so far durable before it returns. */
-  sync(): void {
-    if (!this.dirty) return;
+  /** Flushes, then closes the file (closed also when the flush fails, which rejects). */
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+
+  /** At open (no flush yet): the segment line of a new file, durable before open returns. */
+  private writeOpening(): void {
+    if (this.pending.length === 0) return;
+    writeSync(this.fd, this.pending.join(""));
+    this.pending = [];
     fdatasyncSync(this.fd);
-    this.dirty = false;
-  }
-
-  close(): void {
-    this.sync();
-    closeSync(this.fd);
   }
 
   private append(event: AuditEvent): void {
     const { text, hash } = auditLine(event, this.lastHash);
-    writeSync(this.fd, `${text}\n`);
+    this.pending.push(`${text}\n`);
     this.lastIndex = event.index;
     this.lastHash = hash;
-    this.dirty = true;
   }
+}
+
+/** Writes all of `bytes` at the end of the file open at `fd` (append mode), off the event loop. */
+async function writeAll(fd: number, bytes: Buffer): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    done += await new Promise<number>((resolve, reject) => write(fd, bytes, done, bytes.length - done, null, (err, n) => (err === null ? resolve(n) : reject(err))));
+  }
+}
+
+function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err === null ? resolve() : reject(err))));
 }
 
 /** Bytes read from the end of the file at a time while looking for its last complete line. */
