@@ -4,15 +4,16 @@
 // only, so every node writes the same lines at the same indexes.
 //
 // Contracts:
-// - append-only; record() only builds a line (in memory); flush() (before
-//   each store commit: the loop commits the vault store, snapshots and
-//   compacts those entries only once it resolved) writes the lines recorded
-//   since the last flush in one write(2) and fdatasyncs, both off the event
-//   loop (libuv's pool), each flush after the one before, so lines reach the
-//   file in order; a torn last line (a crash inside a write) is cut at open.
-//   Lines lost with a crash before their flush belong to entries the store
-//   does not hold yet: the loop applies them again after the restart, and
-//   they are written then;
+// - append-only; record() builds a line in memory; the lines of one
+//   event-loop turn (an applied batch) go out in one write(2) when the turn
+//   ends, and flush() (before each store commit: the loop commits the vault
+//   store, snapshots and compacts those entries only once it resolved)
+//   writes what is left and fdatasyncs; writes and fdatasyncs run on libuv's
+//   pool, never on the event loop, each after the one before, so lines reach
+//   the file in order; a torn last line (a crash inside a write) is cut at
+//   open. Lines lost with a crash before their flush belong to entries the
+//   store does not hold yet: the loop applies them again after the restart,
+//   and they are written then;
 // - restart: the chain resumes from the file's last line, and an index at or
 //   below the last one written is not written again (the loop re-applies the
 //   entries after its snapshot);
@@ -29,10 +30,13 @@ import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault
 import type { AppliedEvent } from "./raft-loop.js";
 
 export class AuditLog {
-  /** Lines recorded since the last flush, each with its newline. */
+  /** Lines recorded and not yet handed to a write, each with its newline. */
   private pending: string[] = [];
-  /** The last flush's write and fdatasync; each flush starts after the one before settled, and a failure fails every later one. */
-  private flushed: Promise<void> = Promise.resolve();
+  /** Every write and fdatasync so far, in order; a failure fails every later flush. */
+  private chain: Promise<void> = Promise.resolve();
+  /** Lines written since the last fdatasync was chained. */
+  private unsynced = false;
+  private writeScheduled = false;
 
   private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string) {}
 
@@ -75,23 +79,22 @@ export class AuditLog {
       : e.kind === "membership" ? { index: e.index, kind: "membership", change: ConfChangeType[e.change.type], node: e.change.nodeId, outcome: "ok" } as const
       : commandEvent(e.index, e.data, e.result, e.parsed);
     if (event !== undefined) this.append(event);
-    // The installed store already holds the snapshot: its segment line goes out at once, not with the next commit.
-    // A failure here fails the next flush too (the loop then stops the node).
-    if (e.kind === "snapshot") this.flush().catch(() => undefined);
+    // The installed store already holds the snapshot: its segment line is made durable at once, not at the next commit.
+    // A failure fails the next flush too (the loop then stops the node).
+    if (e.kind === "snapshot") void this.flush();
   };
 
   /**
-   * Writes the lines recorded since the last flush and makes them durable,
-   * off the event loop (one write and one fdatasync on libuv's thread pool,
-   * after the flushes before); resolves once every line recorded before the
-   * call is durable. Lines recorded meanwhile wait for the next call.
+   * Makes every line recorded before the call durable: writes what is still
+   * pending, then fdatasyncs, both off the event loop (libuv's thread pool)
+   * and after every write before; the lines recorded meanwhile wait for the
+   * next call.
    */
   flush(): Promise<void> {
-    if (this.pending.length === 0) return this.flushed;
-    const bytes = Buffer.from(this.pending.join(""), "utf8");
-    this.pending = [];
-    this.flushed = this.flushed.then(() => writeAll(this.fd, bytes)).then(() => datasync(this.fd));
-    return this.flushed;
+    this.write();
+    if (!this.unsynced) return this.chain;
+    this.unsynced = false;
+    return this.settled(this.chain.then(() => datasync(this.fd)));
   }
 
   /** Flushes, then closes the file (closed also when the flush fails, which rejects). */
@@ -116,6 +119,31 @@ export class AuditLog {
     this.pending.push(`${text}\n`);
     this.lastIndex = event.index;
     this.lastHash = hash;
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(this.writeTurn);
+  }
+
+  /** The lines of one event-loop turn (an applied batch) go out in one write, as soon as the turn ends. */
+  private readonly writeTurn = (): void => {
+    this.writeScheduled = false;
+    this.write();
+  };
+
+  /** Hands the pending lines to one write on the pool, after the writes before. */
+  private write(): void {
+    if (this.pending.length === 0) return;
+    const bytes = Buffer.from(this.pending.join(""), "utf8");
+    this.pending = [];
+    this.unsynced = true;
+    this.settled(this.chain.then(() => writeAll(this.fd, bytes)));
+  }
+
+  /** `p` as the chain's new end; its failure is reported by the flushes after it (handled here so that it is not an unhandled rejection meanwhile). */
+  private settled(p: Promise<void>): Promise<void> {
+    this.chain = p;
+    p.catch(() => undefined);
+    return p;
   }
 }
 

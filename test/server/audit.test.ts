@@ -183,20 +183,20 @@ test("flush: writes the lines recorded before it and resolves once they are dura
   const file = tempFile();
   const log = AuditLog.open(file, 1);
   log.record(command(2, begin("alice"), okBegin(9)));
-  t.deepEqual(lines(file).map((l) => l.index), [1], "recorded, not written: the event loop does not wait for the disk");
+  t.deepEqual(lines(file).map((l) => l.index), [1], "recorded, not written yet: the event loop does not wait for the disk");
+  for (let i = 0; i < 1000 && lines(file).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10)); // the turn's write, on the pool
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2], "written once the turn ended, before any flush");
+  log.record(command(3, begin("bob"), okBegin(8)));
   const flushed = log.flush();
-  log.record(command(3, begin("bob"), okBegin(8))); // recorded during the write: the next flush writes it
-  const next = log.flush();
+  log.record(command(4, begin("bob"), okBegin(7))); // recorded during the write: the next flush writes it
   await flushed;
-  t.deepEqual(lines(file).map((l) => l.index).slice(0, 2), [1, 2]);
-  await next;
-  await log.flush(); // nothing new: resolves with the last one
   t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3]);
+  await log.flush();
+  await log.flush(); // nothing new: resolves with the last one
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4]);
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
-  log.record(command(4, begin("carol"), okBegin(7)));
-  const real = fdOf(log);
-  (log as unknown as { fd: number }).fd = 1 << 30; // a descriptor that is not open: the write fails
-  closeSync(real);
+  log.record(command(5, begin("carol"), okBegin(6)));
+  crash(log);
   await t.throwsAsync(log.flush(), { code: "EBADF" });
   await t.throwsAsync(log.flush(), { code: "EBADF" }, "a failed flush fails the ones after it");
 });
@@ -206,9 +206,12 @@ function attempt(index: number): AppliedEvent {
   return command(index, begin("alice", new Uint8Array(16).fill(index)), okBegin(12 - index));
 }
 
-/** The log's descriptor (a test reaches in to crash it or break its file). */
-function fdOf(log: AuditLog): number {
-  return (log as unknown as { fd: number }).fd;
+/** The log's file is closed under it (as by a crash): its writes from now on fail (EBADF) and reach no other file. */
+function crash(log: AuditLog): void {
+  const handle = log as unknown as { fd: number };
+  const fd = handle.fd;
+  handle.fd = 1 << 30; // a descriptor that is never open
+  closeSync(fd);
 }
 
 test("a crash before a flush loses only the lines after the last flush; the restarted loop records them again and the chain stays whole", async (t) => {
@@ -217,7 +220,7 @@ test("a crash before a flush loses only the lines after the last flush; the rest
   for (let i = 2; i <= 4; i++) a.record(attempt(i));
   await a.flush(); // the store then commits up to index 4
   for (let i = 5; i <= 6; i++) a.record(attempt(i));
-  closeSync(fdOf(a)); // the crash: lines 5 and 6 never reached the file, and the store holds up to 4
+  crash(a); // lines 5 and 6 never reach the file, and the store holds up to 4
   t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4]);
   const b = AuditLog.open(file, 1);
   for (let i = 2; i <= 7; i++) b.record(attempt(i)); // re-applied after the snapshot at 1
