@@ -35,12 +35,11 @@ const EMPTY = new Uint8Array(0);
 // Lanes are read and written through Uint16Array views: the bytes are little-endian only on such a host.
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) throw new VaultInvariantError("the LtHash state digest needs a little-endian host");
 
-/** SHAKE256(u32 key length || key || value), 2048 bytes, as 1024 u16 lanes (the length and key in one update, from Buffer's pool). */
+/** SHAKE256(u32 key length || key || value), 2048 bytes, as 1024 u16 lanes. */
 export function pairHash(key: Uint8Array, value: Uint8Array): Uint16Array {
-  const head = Buffer.allocUnsafe(4 + key.length);
-  head.writeUInt32BE(key.length, 0);
-  head.set(key, 4);
-  const h = createHash("shake256", { outputLength: LTHASH_BYTES }).update(head).update(value).digest();
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(key.length);
+  const h = createHash("shake256", { outputLength: LTHASH_BYTES }).update(len).update(key).update(value).digest();
   return new Uint16Array(h.buffer, h.byteOffset, LANES);
 }
 
@@ -54,26 +53,14 @@ export class LtHash {
     new Uint8Array(this.lanes.buffer).set(initial);
   }
 
-  // A Uint16Array keeps each lane mod 2^16 on store.
-
   add(key: Uint8Array, value: Uint8Array): void {
-    const l = this.lanes;
     const h = pairHash(key, value);
-    for (let i = 0; i < LANES; i++) l[i] = l[i]! + h[i]!;
+    for (let i = 0; i < LANES; i++) this.lanes[i] = (this.lanes[i]! + h[i]!) & 0xffff;
   }
 
   remove(key: Uint8Array, value: Uint8Array): void {
-    const l = this.lanes;
     const h = pairHash(key, value);
-    for (let i = 0; i < LANES; i++) l[i] = l[i]! - h[i]!;
-  }
-
-  /** remove(key, old) then add(key, value), in one pass over the lanes. */
-  replace(key: Uint8Array, old: Uint8Array, value: Uint8Array): void {
-    const l = this.lanes;
-    const o = pairHash(key, old);
-    const n = pairHash(key, value);
-    for (let i = 0; i < LANES; i++) l[i] = l[i]! - o[i]! + n[i]!;
+    for (let i = 0; i < LANES; i++) this.lanes[i] = (this.lanes[i]! - h[i]!) & 0xffff;
   }
 
   /** The state (a copy, 2048 bytes): what the store keeps. */

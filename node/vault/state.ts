@@ -159,13 +159,12 @@ export class StoreState {
   write(key: Uint8Array, value: Uint8Array | null): void {
     if (StoreState.uncounted(key)) throw new VaultInvariantError(`meta ${Buffer.from(key.subarray(1)).toString("latin1")} is not written through write()`);
     const old = this.store.get(key);
+    if (old !== undefined) this.digestSum.remove(key, old);
     if (value === null) {
-      if (old !== undefined) this.digestSum.remove(key, old);
       this.store.delete(key);
       return;
     }
-    if (old === undefined) this.digestSum.add(key, value);
-    else this.digestSum.replace(key, old, value);
+    this.digestSum.add(key, value);
     this.store.put(key, value);
   }
 
