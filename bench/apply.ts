@@ -97,7 +97,7 @@ class Node {
   }
 
   async close(): Promise<void> {
-    this.audit.close();
+    await this.audit.close();
     await this.store.close();
   }
 }

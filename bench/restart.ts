@@ -172,7 +172,7 @@ async function restart(): Promise<void> {
   const commit = loop.commitIndex;
   while ((loop as unknown as { appliedEntry: number }).appliedEntry < commit) await new Promise((r) => setTimeout(r, 5));
   await loop.stop();
-  audit.close();
+  await audit.close();
   await storage.close();
   await files.close();
 }

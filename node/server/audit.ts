@@ -4,10 +4,16 @@
 // only, so every node writes the same lines at the same indexes.
 //
 // Contracts:
-// - append-only; each line goes out in one write(2), and flush() (after each
-//   applied batch; the loop commits the vault store, snapshots and compacts
-//   those entries only once it resolved) fdatasyncs off the event loop; a torn last line (a crash inside a write) is cut at
-//   open;
+// - append-only; record() builds a line in memory; the lines of one
+//   event-loop turn (an applied batch) go out in one write(2) when the turn
+//   ends, and flush() (before each store commit: the loop commits the vault
+//   store, snapshots and compacts those entries only once it resolved)
+//   writes what is left and fdatasyncs; writes and fdatasyncs run on libuv's
+//   pool, never on the event loop, each after the one before, so lines reach
+//   the file in order; a torn last line (a crash inside a write) is cut at
+//   open. Lines lost with a crash before their flush belong to entries the
+//   store does not hold yet: the loop applies them again after the restart,
+//   and they are written then;
 // - restart: the chain resumes from the file's last line, and an index at or
 //   below the last one written is not written again (the loop re-applies the
 //   entries after its snapshot);
@@ -17,14 +23,20 @@
 //   entries it covers were never applied here, so a node that caught up by
 //   snapshot holds no lines for them, and its hashes from there on differ from
 //   the nodes that applied them (the event fields stay equal).
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, write, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
 import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
 
 export class AuditLog {
-  private dirty = false;
+  /** Lines recorded and not yet handed to a write, each with its newline. */
+  private pending: string[] = [];
+  /** Every write and fdatasync so far, in order; a failure fails every later flush. */
+  private chain: Promise<void> = Promise.resolve();
+  /** Lines written since the last fdatasync was chained. */
+  private unsynced = false;
+  private writeScheduled = false;
 
   private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string) {}
 
@@ -56,7 +68,7 @@ export class AuditLog {
       }
       log = new AuditLog(fd, line.index, line.hash);
     }
-    log.sync();
+    log.writeOpening();
     return log;
   }
 
@@ -67,38 +79,83 @@ export class AuditLog {
       : e.kind === "membership" ? { index: e.index, kind: "membership", change: ConfChangeType[e.change.type], node: e.change.nodeId, outcome: "ok" } as const
       : commandEvent(e.index, e.data, e.result, e.parsed);
     if (event !== undefined) this.append(event);
-    if (e.kind === "snapshot") this.sync();
+    // The installed store already holds the snapshot: its segment line is made durable at once, not at the next commit.
+    // A failure fails the next flush too (the loop then stops the node).
+    if (e.kind === "snapshot") void this.flush();
   };
 
   /**
-   * Makes every line written so far durable, off the event loop (fdatasync on
-   * libuv's thread pool); lines written meanwhile wait for the next call.
+   * Makes every line recorded before the call durable: writes what is still
+   * pending, then fdatasyncs, both off the event loop (libuv's thread pool)
+   * and after every write before; the lines recorded meanwhile wait for the
+   * next call.
    */
   flush(): Promise<void> {
-    if (!this.dirty) return Promise.resolve();
-    this.dirty = false;
-    return new Promise((resolve, reject) => fdatasync(this.fd, (err) => (err === null ? resolve() : reject(err))));
+    this.write();
+    if (!this.unsynced) return this.chain;
+    this.unsynced = false;
+    return this.settled(this.chain.then(() => datasync(this.fd)));
   }
 
-  /** Makes every line written so far durable before it returns. */
-  sync(): void {
-    if (!this.dirty) return;
+  /** Flushes, then closes the file (closed also when the flush fails, which rejects). */
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+
+  /** At open (no flush yet): the segment line of a new file, durable before open returns. */
+  private writeOpening(): void {
+    if (this.pending.length === 0) return;
+    writeSync(this.fd, this.pending.join(""));
+    this.pending = [];
     fdatasyncSync(this.fd);
-    this.dirty = false;
-  }
-
-  close(): void {
-    this.sync();
-    closeSync(this.fd);
   }
 
   private append(event: AuditEvent): void {
     const { text, hash } = auditLine(event, this.lastHash);
-    writeSync(this.fd, `${text}\n`);
+    this.pending.push(`${text}\n`);
     this.lastIndex = event.index;
     this.lastHash = hash;
-    this.dirty = true;
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(this.writeTurn);
   }
+
+  /** The lines of one event-loop turn (an applied batch) go out in one write, as soon as the turn ends. */
+  private readonly writeTurn = (): void => {
+    this.writeScheduled = false;
+    this.write();
+  };
+
+  /** Hands the pending lines to one write on the pool, after the writes before. */
+  private write(): void {
+    if (this.pending.length === 0) return;
+    const bytes = Buffer.from(this.pending.join(""), "utf8");
+    this.pending = [];
+    this.unsynced = true;
+    this.settled(this.chain.then(() => writeAll(this.fd, bytes)));
+  }
+
+  /** `p` as the chain's new end; its failure is reported by the flushes after it (handled here so that it is not an unhandled rejection meanwhile). */
+  private settled(p: Promise<void>): Promise<void> {
+    this.chain = p;
+    p.catch(() => undefined);
+    return p;
+  }
+}
+
+/** Writes all of `bytes` at the end of the file open at `fd` (append mode), off the event loop. */
+async function writeAll(fd: number, bytes: Buffer): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    done += await new Promise<number>((resolve, reject) => write(fd, bytes, done, bytes.length - done, null, (err, n) => (err === null ? resolve(n) : reject(err))));
+  }
+}
+
+function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err === null ? resolve() : reject(err))));
 }
 
 /** Bytes read from the end of the file at a time while looking for its last complete line. */

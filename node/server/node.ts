@@ -340,7 +340,7 @@ export class VaultNode {
     }
     await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);
     await this.loop?.stop();
-    this.audit?.close();
+    await this.audit?.close();
     await this.transport?.stop();
     await this.storage?.close();
     await this.files?.close();

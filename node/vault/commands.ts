@@ -47,7 +47,7 @@ import {
   UNCOMPRESSED_POINT_LENGTH,
   UnsupportedVersionError,
   Writer,
-  addGenerator,
+  decodeBlinded,
   decodePoint,
   decodeRecord,
   encodeRecord,
@@ -163,9 +163,8 @@ function validateRegister(requestId: Uint8Array, record: RegistrationRecord, own
 function validateBegin(requestId: Uint8Array, user: string, blinded: Uint8Array): void {
   validateRequestId(requestId);
   validateUserId(user);
-  expectLength(blinded, "blinded element B", COMPRESSED_POINT_LENGTH);
   // B must be a point, and B + G too: the token derives on both (DESIGN §5 recovery step 2).
-  addGenerator(decodePoint(blinded, "blinded element B"));
+  decodeBlinded(blinded, "blinded element B");
 }
 
 function validateRef(requestId: Uint8Array, user: string, version: number, signature: Uint8Array): void {

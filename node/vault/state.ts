@@ -202,10 +202,14 @@ export class StoreState {
 
   /** Stores (or, with null, removes) a record and keeps the counts. */
   setRecord(user: string, prev: StoredRecord | undefined, next: StoredRecord | null): void {
-    // Not cached from `next`: its fields may be views of a large entry
-    // buffer (a batch from the leader); the next read decodes the store's own bytes.
     this.write(recordKey(user), next === null ? null : encodeStoredRecord(next));
-    this.cache.delete(user);
+    // A begin or a confirmation keeps the body `prev` was read with (views
+    // of the store's own bytes), and a begin's new B is the entry reader's
+    // copy (Reader.fixed): `next` is then what reading its bytes back gives.
+    // Any other change (a registration: fields of the entry; a lock; a
+    // delete) is decoded from the store's bytes at the next read.
+    if (next !== null && prev !== undefined && next.record === prev.record && next.encoded === prev.encoded) this.remember(user, next);
+    else this.cache.delete(user);
     const records = this.records + (next === null ? 0 : 1) - (prev === undefined ? 0 : 1);
     const locked = this.locked + (next?.locked === true ? 1 : 0) - (prev?.locked === true ? 1 : 0);
     if (records !== this.records) this.setMetaU64("records", (this.records = records));

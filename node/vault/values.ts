@@ -51,7 +51,9 @@ export function writeRecord(w: Writer, s: StoredRecord): Writer {
 }
 
 export function encodeStoredRecord(s: StoredRecord): Uint8Array {
-  return writeRecord(new Writer(), s).bytes();
+  const body = (s.encoded ?? encodeWipedRecord(s.record)).length; // a wiped body is encoded twice: locked records only
+  const length = 4 + s.pending.length * (8 + COMPRESSED_POINT_LENGTH) + DIGEST_LENGTH + 8 + 8 + 4 + body;
+  return writeRecord(new Writer("big-endian", length), s).bytes(); // exactly sized: no regrowth, no slack kept in the store
 }
 
 /**

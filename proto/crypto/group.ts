@@ -43,8 +43,7 @@ export function decodePoint(bytes: Uint8Array, what = "point"): Point {
   if (known !== undefined) return known;
   let p: Point;
   try {
-    p = Point.fromBytes(isCompressed(bytes) ? decompress(bytes) : bytes);
-    p.assertValidity();
+    p = isCompressed(bytes) ? fromDecompressed(decompress(bytes)) : Point.fromBytes(bytes);
   } catch {
     throw new InvalidPointError(what);
   }
@@ -65,9 +64,9 @@ function isCompressed(bytes: Uint8Array): boolean {
  * The uncompressed encoding of a compressed point, or a throw. OpenSSL does
  * the square root (about 3× faster than @noble's); nothing else is taken on
  * trust: x must be below p, and the result must carry the same x and the
- * prefix's y parity. The caller's Point.fromBytes + assertValidity then
- * checks y² = x³ + ax + b, so the point is exactly the one @noble would
- * decode from `bytes` (the unique curve point with that x and parity).
+ * prefix's y parity. fromDecompressed then checks y² = x³ + ax + b, so the
+ * point is exactly the one @noble would decode from `bytes` (the unique
+ * curve point with that x and parity).
  */
 function decompress(bytes: Uint8Array): Uint8Array {
   const x = bytes.subarray(1);
@@ -78,6 +77,18 @@ function decompress(bytes: Uint8Array): Uint8Array {
     throw new InvalidPointError("point", "did not decompress consistently");
   }
   return u;
+}
+
+/**
+ * The point of decompress's output, checked on the curve once by @noble
+ * (assertValidity: x, y below p, y² = x³ + ax + b), independently of
+ * OpenSSL. Point.fromBytes would check the equation twice (when it parses
+ * the bytes, and again in its own assertValidity).
+ */
+function fromDecompressed(u: Uint8Array): Point {
+  const p = Point.fromAffine({ x: bytesToBigInt(u.subarray(1, 1 + SCALAR_LENGTH)), y: bytesToBigInt(u.subarray(1 + SCALAR_LENGTH)) });
+  p.assertValidity();
+  return p;
 }
 
 /** SEC1 encoding of a non-identity point; compressed (33 bytes) by default. */
@@ -124,6 +135,23 @@ export function hashToCurve(msg: Uint8Array, dst: Uint8Array): Point {
   const p = p256_hasher.hashToCurve(msg, { DST: dst });
   assertNotIdentity(p, "hash-to-curve output");
   return p;
+}
+
+/** The compressed encoding of −G: the one point B with B + G the identity. */
+const MINUS_G_COMPRESSED = G.negate().toBytes(true);
+
+/**
+ * Decodes a compressed blinded element B (decodePoint) and refuses B = −G,
+ * for which B + G (the token's second input, addGenerator) is the identity.
+ * Without the addition: the compressed encoding of a point decodePoint
+ * accepts is unique (prefix 02 or 03 by y's parity, x below p), so B = −G
+ * exactly when B's bytes are −G's.
+ */
+export function decodeBlinded(bytes: Uint8Array, what = "blinded element B"): Point {
+  expectLength(bytes, what, COMPRESSED_POINT_LENGTH);
+  const B = decodePoint(bytes, what);
+  if (equalBytes(bytes, MINUS_G_COMPRESSED)) throw new IdentityPointError("B + G");
+  return B;
 }
 
 /**

@@ -12,6 +12,7 @@ export {
   UNCOMPRESSED_POINT_LENGTH,
   addGenerator,
   checkScalar,
+  decodeBlinded,
   decodePoint,
   decodeScalar,
   encodePoint,

@@ -10,6 +10,7 @@ import {
   ShareMismatchError,
   addGenerator,
   bigIntToBytes,
+  decodeBlinded,
   decodePoint,
   decodeScalar,
   encodePoint,
@@ -129,6 +130,23 @@ test("the identity is refused with IdentityPointError", (t) => {
   t.throws(() => xCoordinate(Point.ZERO), { instanceOf: IdentityPointError });
   t.throws(() => addGenerator(G.negate()), { instanceOf: IdentityPointError });
   t.throws(() => recoverEvaluatedPoint(new Uint8Array(32), new Uint8Array(32), Point.ZERO), { instanceOf: IdentityPointError });
+});
+
+test("decodeBlinded: B = -G is refused without a point addition, as addGenerator refuses it; other points decode as decodePoint", (t) => {
+  const minusG = encodePoint(G.negate());
+  t.throws(() => decodeBlinded(minusG), { instanceOf: IdentityPointError, message: /B \+ G is the identity/ });
+  t.throws(() => decodeBlinded(Uint8Array.from(minusG)), { instanceOf: IdentityPointError }, "a second decode (remembered) is refused too");
+  t.true(decodeBlinded(encodePoint(G)).equals(G), "G itself: its prefix differs from -G's");
+  for (let i = 0; i < 16; i++) {
+    const p = randomPoint();
+    t.true(decodeBlinded(encodePoint(p)).equals(p));
+    t.notThrows(() => addGenerator(p));
+  }
+  const flipped = Uint8Array.from(minusG);
+  flipped[0] = 0x05;
+  t.throws(() => decodeBlinded(flipped), { instanceOf: InvalidPointError });
+  t.throws(() => decodeBlinded(encodePoint(G.negate(), false)), { instanceOf: InvalidLengthError }, "B is compressed");
+  t.throws(() => decodeBlinded(Uint8Array.of(0)), { instanceOf: InvalidLengthError });
 });
 
 test("scalars: 0, n and wrong lengths are refused", (t) => {

@@ -42,14 +42,14 @@ function io(): CliIo & { out: string; err: string } {
   return o as unknown as CliIo & { out: string; err: string };
 }
 
-test("a new log starts a bootstrap segment; commands become chained lines; no-ops and announcements none", (t) => {
+test("a new log starts a bootstrap segment; commands become chained lines; no-ops and announcements none", async (t) => {
   const file = tempFile();
   const log = AuditLog.open(file, 1);
   log.record(command(2, new Uint8Array(0), vaultError("INVALID_ARGUMENT", "no-op")));
   log.record(command(3, begin("alice"), okBegin(9)));
   log.record(command(4, begin("alice"), vaultError("GUESS_LIMIT_REACHED", "locked", 0)));
   log.record({ kind: "membership", index: 5, change: { type: ConfChangeType.AddLearner, nodeId: 4, context: new Uint8Array(0) } as never });
-  log.close();
+  await log.close();
   const got = lines(file);
   t.deepEqual(got.map((l) => [l.index, l.kind, l.user, l.outcome, l.attemptsRemaining]), [
     [1, "segment", undefined, undefined, undefined],
@@ -79,59 +79,59 @@ test("the event from what apply parsed is the event parsed from the entry's byte
   t.is(commandEvent(9, new Uint8Array(0), okBegin(1), { requestId: null, command: null }), undefined, "a leader's no-op");
 });
 
-test("restart: the chain resumes from the last line and an index already written is not written again", (t) => {
+test("restart: the chain resumes from the last line and an index already written is not written again", async (t) => {
   const file = tempFile();
   const a = AuditLog.open(file, 1);
   a.record(command(3, begin("alice"), okBegin(9)));
   a.record(command(4, begin("alice"), okBegin(8)));
-  a.close();
+  await a.close();
   const b = AuditLog.open(file, 1); // the loop re-applies the entries after its snapshot (index 1)
   b.record(command(3, begin("alice"), okBegin(9)));
   b.record(command(4, begin("alice"), okBegin(8)));
   b.record(command(5, begin("alice"), okBegin(7)));
-  b.close();
+  await b.close();
   t.deepEqual(lines(file).map((l) => l.index), [1, 3, 4, 5]);
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
 });
 
-test("a torn last line (a crash inside a write) is cut at open; the chain goes on from the line before", (t) => {
+test("a torn last line (a crash inside a write) is cut at open; the chain goes on from the line before", async (t) => {
   const file = tempFile();
   const a = AuditLog.open(file, 1);
   a.record(command(3, begin("alice"), okBegin(9)));
-  a.close();
+  await a.close();
   appendFileSync(file, '{"v":1,"index":4,"kind":"att');
   t.false(verifyAuditChain(readFileSync(file, "utf8")).ok);
   const b = AuditLog.open(file, 1);
   b.record(command(4, begin("alice"), okBegin(8)));
-  b.close();
+  await b.close();
   t.deepEqual(lines(file).map((l) => l.index), [1, 3, 4]);
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
 });
 
-test("restart of a log far longer than one read block: only its tail is read, a torn tail longer than a block is cut, the chain goes on", (t) => {
+test("restart of a log far longer than one read block: only its tail is read, a torn tail longer than a block is cut, the chain goes on", async (t) => {
   const file = tempFile();
   const a = AuditLog.open(file, 1);
   for (let i = 2; i < 1500; i++) a.record(command(i, begin(`user-${i}`), okBegin(9))); // ~250 KiB: several 64 KiB blocks
-  a.close();
+  await a.close();
   appendFileSync(file, `{"v":1,"index":1500,"kind":"attempt","user":"${"x".repeat(100_000)}`); // torn, without a newline, > one block
   const b = AuditLog.open(file, 1);
   b.record(command(1499, begin("again"), okBegin(8))); // written before the stop: not again
   b.record(command(1500, begin("alice"), okBegin(8)));
-  b.close();
+  await b.close();
   const got = lines(file);
   t.is(got.length, 1500);
   t.deepEqual(got.slice(-2).map((l) => [l.index, l.user]), [[1499, "user-1499"], [1500, "alice"]]);
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
 });
 
-test("an installed snapshot starts a new segment that says so; a joining node's log starts there", (t) => {
+test("an installed snapshot starts a new segment that says so; a joining node's log starts there", async (t) => {
   const file = tempFile();
   const log = AuditLog.open(file, 0); // a joining node: no state yet, no line
   t.is(readFileSync(file, "utf8"), "");
   log.record({ kind: "snapshot", index: 40 });
   log.record(command(38, begin("alice"), okBegin(9))); // covered by the snapshot: never applied here
   log.record(command(41, begin("alice"), okBegin(8)));
-  log.close();
+  await log.close();
   const got = lines(file);
   t.deepEqual(got.map((l) => [l.index, l.kind, l.from]), [[40, "segment", "snapshot"], [41, "attempt", undefined]]);
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
@@ -141,7 +141,7 @@ test("one changed byte fails verification at its line, whichever byte; `bkv admi
   const file = tempFile();
   const log = AuditLog.open(file, 1);
   for (let i = 0; i < 6; i++) log.record(command(3 + i, begin(i % 2 === 0 ? "alice" : "bob"), okBegin(9 - i)));
-  log.close();
+  await log.close();
   const good = readFileSync(file, "utf8");
   const ok = io();
   t.is(await runAdminAudit(["verify", file], ok), 0);
@@ -168,7 +168,7 @@ test("`bkv admin audit --user U` lists U's events only; a dropped line breaks th
   const file = tempFile();
   const log = AuditLog.open(file, 1);
   for (let i = 0; i < 4; i++) log.record(command(3 + i, begin(i % 2 === 0 ? "alice" : "bob"), okBegin(9 - i)));
-  log.close();
+  await log.close();
   const out = io();
   t.is(await runAdminAudit(["--user", "bob", file], out), 0);
   t.deepEqual(out.out.trim().split("\n").map((l) => JSON.parse(l).index), [4, 6]);
@@ -179,17 +179,69 @@ test("`bkv admin audit --user U` lists U's events only; a dropped line breaks th
   t.is(await runAdminAudit(["nonsense"], io()), 64);
 });
 
-test("flush: resolves after the lines written before it, once each; a failed fdatasync rejects it (the loop then stops the node)", async (t) => {
+test("flush: writes the lines recorded before it and resolves once they are durable, in order; a failed write rejects it and every later flush (the loop then stops the node)", async (t) => {
   const file = tempFile();
   const log = AuditLog.open(file, 1);
   log.record(command(2, begin("alice"), okBegin(9)));
+  t.deepEqual(lines(file).map((l) => l.index), [1], "recorded, not written yet: the event loop does not wait for the disk");
+  for (let i = 0; i < 1000 && lines(file).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10)); // the turn's write, on the pool
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2], "written once the turn ended, before any flush");
+  log.record(command(3, begin("bob"), okBegin(8)));
   const flushed = log.flush();
-  log.record(command(3, begin("bob"), okBegin(8))); // written during the fdatasync: the next flush makes it durable
+  log.record(command(4, begin("bob"), okBegin(7))); // recorded during the write: the next flush writes it
   await flushed;
-  await log.flush();
-  await log.flush(); // nothing new: resolves at once
   t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3]);
-  log.record(command(4, begin("carol"), okBegin(7)));
-  closeSync((log as unknown as { fd: number }).fd); // the file is gone from under the log: fdatasync fails
+  await log.flush();
+  await log.flush(); // nothing new: resolves with the last one
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4]);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+  log.record(command(5, begin("carol"), okBegin(6)));
+  crash(log);
   await t.throwsAsync(log.flush(), { code: "EBADF" });
+  await t.throwsAsync(log.flush(), { code: "EBADF" }, "a failed flush fails the ones after it");
+});
+
+/** The event of an attempt applied at `index`: the same on every call (a re-applied entry). */
+function attempt(index: number): AppliedEvent {
+  return command(index, begin("alice", new Uint8Array(16).fill(index)), okBegin(12 - index));
+}
+
+/** The log's file is closed under it (as by a crash): its writes from now on fail (EBADF) and reach no other file. */
+function crash(log: AuditLog): void {
+  const handle = log as unknown as { fd: number };
+  const fd = handle.fd;
+  handle.fd = 1 << 30; // a descriptor that is never open
+  closeSync(fd);
+}
+
+test("a crash before a flush loses only the lines after the last flush; the restarted loop records them again and the chain stays whole", async (t) => {
+  const file = tempFile();
+  const a = AuditLog.open(file, 1);
+  for (let i = 2; i <= 4; i++) a.record(attempt(i));
+  await a.flush(); // the store then commits up to index 4
+  for (let i = 5; i <= 6; i++) a.record(attempt(i));
+  crash(a); // lines 5 and 6 never reach the file, and the store holds up to 4
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4]);
+  const b = AuditLog.open(file, 1);
+  for (let i = 2; i <= 7; i++) b.record(attempt(i)); // re-applied after the snapshot at 1
+  await b.close();
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4, 5, 6, 7]);
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
+test("a crash inside a flush's write (whole lines of the batch written, the last torn) is cut at open; the chain goes on", async (t) => {
+  const whole = tempFile();
+  const a = AuditLog.open(whole, 1);
+  for (let i = 2; i <= 6; i++) a.record(attempt(i));
+  await a.close(); // one write of lines 2-6
+  const text = readFileSync(whole, "utf8");
+  const file = tempFile();
+  writeFileSync(file, text.slice(0, text.lastIndexOf('"index":6') + 20)); // the write stopped inside line 6
+  t.false(verifyAuditChain(readFileSync(file, "utf8")).ok);
+  const b = AuditLog.open(file, 1);
+  for (let i = 2; i <= 7; i++) b.record(attempt(i));
+  await b.close();
+  t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4, 5, 6, 7]);
+  t.is(readFileSync(file, "utf8").split("\n").slice(0, 6).join("\n"), text.split("\n").slice(0, 6).join("\n"), "the same lines as the log that was not torn");
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
 });

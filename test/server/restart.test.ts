@@ -44,7 +44,7 @@ async function startNode(dir: string): Promise<Node> {
       if (closed) return;
       closed = true;
       await loop.stop();
-      audit.close();
+      await audit.close();
       await storage.close();
       await files.close();
     },

@@ -326,3 +326,27 @@ test("stats() counters equal a full scan after random command sequences and afte
     t.deepEqual(r.stats(), h.sm.stats());
   }
 });
+
+test("a record read after a begin or a confirmation (kept in the cache) equals the record read back from the store's bytes", (t) => {
+  const users = ["u0", "u1", "u2"];
+  const regs = new Map(users.map((u) => [u, register(u, { guessLimit: 4 })]));
+  const rand = prng(7);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+  const h = new Harness();
+  for (const u of users) h.result(registerCmd(regs.get(u) as Registration));
+  let [begins, confirms] = [0, 0];
+  for (let step = 0; step < 80; step++) {
+    const u = pick(users);
+    const view = h.sm.getRecord(u);
+    if (rand() < 0.7 || view === undefined || view.pending.length === 0) {
+      const entry = encodeCommand(beginCmd(u, blindedPoint(100 + step)));
+      if (h.result(entry).ok) begins++;
+      entry.fill(0); // the entry's buffer is reused: the record must not hold a view of it
+    } else if (h.result(confirmCmd(regs.get(u) as Registration, pick(view.pending).attemptId)).ok) {
+      confirms++;
+    }
+    const fromBytes = new VaultStateMachine({ clusterId: CLUSTER, store: h.sm.store });
+    for (const v of users) t.deepEqual(h.sm.getRecord(v), fromBytes.getRecord(v), `step ${step}, ${v}`);
+  }
+  t.true(begins > 20 && confirms > 2, `${begins} begins and ${confirms} confirmations applied`);
+});
