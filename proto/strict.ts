@@ -7,7 +7,8 @@
 // - every varint is at most 10 bytes and fits in 64 bits; a 32-bit field's
 //   varint fits its type (int32/enum: sign-extended 32-bit, uint32: < 2^32);
 // - every length fits in what is left of its buffer;
-// - every field number is in 1..2^29-1, every wire type is 0, 1, 2 or 5
+// - every tag is at most 5 bytes (a uint32 varint, as protobuf-es reads it),
+//   every field number is in 1..2^29-1, every wire type is 0, 1, 2 or 5
 //   (groups, 3 and 4, are refused: bkv's schema has none);
 // - every field is one the schema knows, with the wire type its type uses
 //   (a packed repeated scalar also as wire type 2);
@@ -38,6 +39,10 @@ const WIRE_I64 = 1;
 const WIRE_LEN = 2;
 const WIRE_I32 = 5;
 const MAX_FIELD_NUMBER = 2 ** 29 - 1;
+/** A tag is a uint32 varint: protobuf-es refuses a longer encoding, even of a small value. */
+const MAX_TAG_BYTES = 5;
+/** Varints of at most this many bytes (values below 2^49) are read without BigInt. */
+const FAST_VARINT_BYTES = 7;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const fieldIndex = new WeakMap<DescMessage, Map<number, DescField>>();
 
@@ -58,8 +63,28 @@ class Reader {
     throw new DecodeError(`${this.where}: ${what} at byte ${this.pos}`);
   }
 
-  /** An unsigned varint of at most 10 bytes that fits in 64 bits. */
-  varint(): bigint {
+  /**
+   * An unsigned varint of at most 10 bytes that fits in 64 bits: a number
+   * when it ends within FAST_VARINT_BYTES bytes (below 2^49, exact in a
+   * double), else a bigint from bigVarint, which makes the 64-bit checks.
+   * Callers compare either with number constants (mixed comparisons are
+   * exact): an overlong encoding of a small value (trailing 0x80 groups,
+   * valid protobuf) is a bigint, not a refusal.
+   */
+  varint(): number | bigint {
+    const start = this.pos;
+    let v = 0;
+    for (let i = 0, scale = 1; i < FAST_VARINT_BYTES; i++, scale *= 128) {
+      if (this.pos >= this.end) this.fail("truncated varint");
+      const b = this.bytes[this.pos++] as number;
+      v += (b & 0x7f) * scale;
+      if (b < 0x80) return v;
+    }
+    this.pos = start;
+    return this.bigVarint();
+  }
+
+  private bigVarint(): bigint {
     let v = 0n;
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.end) this.fail("truncated varint");
@@ -82,7 +107,7 @@ class Reader {
   /** A length prefix that fits in what is left; returns the payload's start. */
   lengthDelimited(): { start: number; end: number } {
     const len = this.varint();
-    if (len > BigInt(this.end - this.pos)) this.fail(`length ${len} runs past the end of the buffer`);
+    if (len > this.end - this.pos) this.fail(`length ${len} runs past the end of the buffer`);
     const start = this.skip(Number(len), "length-delimited field");
     return { start, end: this.pos };
   }
@@ -105,17 +130,25 @@ function checkMessage(schema: DescMessage, bytes: Uint8Array, pos: number, end: 
   }
 }
 
-/** A tag with a field number in 1..2^29-1 and a wire type of 0, 1, 2 or 5. */
+/** A tag of at most 5 bytes with a field number in 1..2^29-1 and a wire type of 0, 1, 2 or 5. */
 function readTag(r: Reader): { number: number; wireType: number } {
-  const tag = r.varint();
-  const number = tag >> 3n;
-  const wireType = Number(tag & 7n);
-  if (number < 1n || number > BigInt(MAX_FIELD_NUMBER)) r.fail(`field number ${number} out of range 1..${MAX_FIELD_NUMBER}`);
+  const start = r.pos;
+  const raw = r.varint();
+  // A tag of 2^32 or more has a field number of 2^29 or more: out of range (named exactly).
+  if (raw > 0xffffffff) r.fail(`field number ${BigInt(raw) >> 3n} out of range 1..${MAX_FIELD_NUMBER}`);
+  if (r.pos - start > MAX_TAG_BYTES) {
+    r.pos = start;
+    r.fail(`tag longer than ${MAX_TAG_BYTES} bytes`);
+  }
+  const tag = Number(raw);
+  const number = tag >>> 3;
+  const wireType = tag & 7;
+  if (number < 1 || number > MAX_FIELD_NUMBER) r.fail(`field number ${number} out of range 1..${MAX_FIELD_NUMBER}`);
   if (wireType === 3 || wireType === 4) r.fail(`group (wire type ${wireType}) in field ${number}`);
   if (wireType !== WIRE_VARINT && wireType !== WIRE_I64 && wireType !== WIRE_LEN && wireType !== WIRE_I32) {
     r.fail(`invalid wire type ${wireType} in field ${number}`);
   }
-  return { number: Number(number), wireType };
+  return { number, wireType };
 }
 
 /** What one field's wire value must look like. */
@@ -172,8 +205,8 @@ function wireTypeOf(t: ScalarType): number {
   }
 }
 
-const TWO_32 = 1n << 32n;
-const INT32_MAX = (1n << 31n) - 1n;
+const TWO_32 = 2 ** 32;
+const INT32_MAX = 2 ** 31 - 1;
 const SIGN_EXTENDED_INT32_MIN = (1n << 64n) - (1n << 31n);
 
 function checkScalar(t: ScalarType, r: Reader, name: string): void {
