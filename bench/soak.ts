@@ -9,7 +9,10 @@
 // (used/total), external memory and array buffers, the HSM worker threads'
 // isolates, the Raft log kept in memory, the HSM module restarts, and the
 // store's size. `--snapshot-interval` and `--hsm-recycle-after` shorten the
-// nodes' intervals so that many pass in a short run. It prints the curve and ends with
+// nodes' intervals so that many pass in a short run. The nodes run with the
+// container image's MALLOC_ARENA_MAX=2 unless the environment sets it
+// (chaos/node-env.ts; BKV_E2E_NODE_ENV_<id> for one node's own variables,
+// e.g. a heap profiler: docs/benchmarks.md). It prints the curve and ends with
 //   soak: M min, R recoveries (W wrong), G registrations, anon growth after warm-up MiB/h: X, rss-max MiB: Y, anon-max MiB: Z
 // where X is the largest least-squares slope of RssAnon over the samples
 // after the warm-up (the first third), across the nodes.
