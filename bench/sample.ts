@@ -72,8 +72,8 @@ export function procMemory(pid: number): ProcMemory {
   }
 }
 
-/** The value of an unlabelled metric in a Prometheus text exposition (0 if absent). */
-export function metricOf(text: string, name: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+/** The value of a metric in a Prometheus text exposition, its first series or the first with `label` (e.g. 'space="new"'); 0 if absent. */
+export function metricOf(text: string, name: string, label?: string): number {
+  const line = text.split("\n").find((l) => (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && (label === undefined || l.includes(label)));
   return line === undefined ? 0 : Number(line.split(" ").at(-1));
 }

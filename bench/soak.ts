@@ -9,7 +9,10 @@
 // (used/total), external memory and array buffers, the HSM worker threads'
 // isolates, the Raft log kept in memory, the HSM module restarts, and the
 // store's size. `--snapshot-interval` and `--hsm-recycle-after` shorten the
-// nodes' intervals so that many pass in a short run. It prints the curve and ends with
+// nodes' intervals so that many pass in a short run. The nodes run with the
+// container image's MALLOC_ARENA_MAX=2 unless the environment sets it
+// (chaos/node-env.ts; BKV_E2E_NODE_ENV_<id> for one node's own variables,
+// e.g. a heap profiler: docs/benchmarks.md). It prints the curve and ends with
 //   soak: M min, R recoveries (W wrong), G registrations, anon growth after warm-up MiB/h: X, rss-max MiB: Y, anon-max MiB: Z
 // where X is the largest least-squares slope of RssAnon over the samples
 // after the warm-up (the first third), across the nodes.
@@ -19,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { VaultClient, WrongPasswordError } from "../client/sdk/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
+import { nodeEnv } from "../chaos/node-env.js";
 import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { metricOf, procMemory, type ProcMemory } from "./sample.js";
@@ -52,7 +56,7 @@ const METRICS = {
   workerExternal: "bkv_hsm_worker_external_bytes", logMiB: "bkv_raft_log_bytes", storeMiB: "bkv_store_file_bytes",
 } as const;
 
-type Point = ProcMemory & Record<keyof typeof METRICS, number> & { min: number; logEntries: number; restarts: number; restartS: number };
+type Point = ProcMemory & Record<keyof typeof METRICS, number> & { min: number; newSpace: number; logEntries: number; restarts: number; restartS: number };
 
 /** Counts of the work done; in-flight calls are bounded so a slow cluster is not buried. */
 class Traffic {
@@ -125,7 +129,7 @@ async function samplePoint(cluster: LocalCluster, id: number, min: number): Prom
   const text = await cluster.metricsOf(id).catch(() => "");
   const mib = Object.fromEntries(Object.entries(METRICS).map(([k, name]) => [k, metricOf(text, name) / 2 ** 20])) as Record<keyof typeof METRICS, number>;
   return {
-    ...mem, ...mib, min, logEntries: metricOf(text, "bkv_raft_log_entries"),
+    ...mem, ...mib, min, newSpace: metricOf(text, "nodejs_heap_space_size_total_bytes", 'space="new"') / 2 ** 20, logEntries: metricOf(text, "bkv_raft_log_entries"),
     restarts: metricOf(text, "bkv_hsm_module_restarts"), restartS: metricOf(text, "bkv_hsm_last_restart_seconds"),
   };
 }
@@ -139,7 +143,7 @@ function rest(p: Point): number {
 function sampleLine(id: number, p: Point): string {
   const f = (x: number) => x.toFixed(0);
   return `${p.min.toFixed(1).padStart(5)} n${id} rss/anon/file ${f(p.rss)}/${f(p.anon)}/${f(p.file)}`
-    + ` | heap ${f(p.heapUsed)}/${f(p.heapTotal)} ext ${p.external.toFixed(1)} ab ${p.arrayBuffers.toFixed(1)}`
+    + ` | heap ${f(p.heapUsed)}/${f(p.heapTotal)} (new ${f(p.newSpace)}) ext ${p.external.toFixed(1)} ab ${p.arrayBuffers.toFixed(1)}`
     + ` | workers heap ${f(p.workerHeap)}/${f(p.workerHeapTotal)} ext ${p.workerExternal.toFixed(1)} | rest ${f(rest(p))}`
     + ` | log ${p.logEntries} ${p.logMiB.toFixed(1)} | hsm restarts ${p.restarts} (${p.restartS.toFixed(2)} s) | store ${p.storeMiB.toFixed(1)}`;
 }
@@ -149,8 +153,9 @@ async function main(): Promise<void> {
   const finish = cleanupOnExit(() => stopCluster(cluster), () => killClusterNow(cluster));
   try {
     console.log(`bench:soak, ${MINUTES} min, ${RATE} recoveries/s (1 in ${WRONG_EVERY} wrong), ${REGISTER_RATE} registrations/s, load ${load()}`);
-    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? "unset"}`);
     cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL });
+    const arenas = cluster.nodes.map((n) => nodeEnv(n.id).MALLOC_ARENA_MAX).join("/");
+    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}`);
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let u = 0; u < USERS; u++) await client.register(`soak-${u}`, "right password", { guessLimit: 10 });
     const ids = cluster.nodes.map((n) => n.id);
@@ -158,7 +163,7 @@ async function main(): Promise<void> {
     const traffic = new Traffic(client);
     const t0 = performance.now();
     traffic.start();
-    console.log("MiB; heap used/total, ext(ernal), ab (array buffers): main thread; workers: the HSM threads; rest: anon minus those; log: Raft entries in memory, MiB");
+    console.log("MiB; heap used/total (new: the young generation's part of total), ext(ernal), ab (array buffers): main thread; workers: the HSM threads; rest: anon minus those; log: Raft entries in memory, MiB");
     while (performance.now() - t0 < MINUTES * 60_000) {
       await new Promise((r) => setTimeout(r, SAMPLE_S * 1000));
       const min = (performance.now() - t0) / 60_000;
@@ -180,7 +185,7 @@ function report(curves: Map<number, Point[]>, traffic: Traffic): void {
     const after = pts.slice(Math.floor(pts.length / 3));
     const perH = (y: (p: Point) => number) => slope(after.map((p) => p.min), after.map(y)) * 60;
     growth = Math.max(growth, perH((p) => p.anon));
-    const parts = `heap used ${perH((p) => p.heapUsed).toFixed(1)}, heap total ${perH((p) => p.heapTotal).toFixed(1)}, external ${perH((p) => p.external).toFixed(1)}, workers ${perH((p) => p.workerHeapTotal + p.workerExternal).toFixed(1)}, rest ${perH(rest).toFixed(1)}`;
+    const parts = `heap used ${perH((p) => p.heapUsed).toFixed(1)}, heap total ${perH((p) => p.heapTotal).toFixed(1)} (new space ${perH((p) => p.newSpace).toFixed(1)}), external ${perH((p) => p.external).toFixed(1)}, workers ${perH((p) => p.workerHeapTotal + p.workerExternal).toFixed(1)}, rest ${perH(rest).toFixed(1)}`;
     console.log(`node ${id}: anon ${after[0]?.anon.toFixed(0)} → ${after.at(-1)?.anon.toFixed(0)} MiB after warm-up (slope ${perH((p) => p.anon).toFixed(1)} MiB/h; ${parts}); rss-max ${Math.max(...pts.map((p) => p.rss)).toFixed(0)} MiB`);
   }
   if (traffic.errors > 0) console.log(`errors: ${traffic.errors}, the first: ${traffic.firstError}`);

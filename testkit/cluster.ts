@@ -13,6 +13,7 @@ import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
 import { freePort } from "../chaos/net.js";
+import { nodeEnv } from "../chaos/node-env.js";
 import type { TestFn } from "ava";
 import { type ClusterDescriptor, type TokenProvider, VaultClient, type VaultClientOptions, bearerInterceptor, descriptorFromProto } from "../client/sdk/index.js";
 import { DEV_ISSUER, type DevIssuer, createDevIssuer, devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
@@ -181,15 +182,13 @@ export class LocalCluster {
   private spawn(n: NodeInfo): void {
     // The child writes straight to its log file: no pipe through this process to block on.
     const fd = openSync(join(this.dir, `node-${n.id}.log`), "a");
-    const env = { ...process.env };
-    delete env.BKV_HSM_PIN;
     // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const extra = (process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
     const nodeEntry = this.entry ?? this.opts.nodeEntry;
     const entry = nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")]
       : nodeEntry.endsWith(".ts") ? ["--import", "tsx", nodeEntry] : [nodeEntry];
     const proc = spawn(process.execPath, [...extra, ...entry, "--config", n.configFile], {
-      cwd: ROOT, stdio: ["ignore", fd, fd], env,
+      cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id),
     });
     closeSync(fd);
     n.proc = proc;

@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../chaos/net.js";
+import { nodeEnv } from "../../chaos/node-env.js";
 
 const PIN = "5d1c0b9a8f7e6d5c4b3a29180716f5e4";
 
@@ -47,7 +48,7 @@ test("a node provisioned by the init container starts, becomes ready, serves met
   const child = spawn(process.execPath, ["--import", "tsx", "node/server/main.ts", "--config", join(root, "etc/bkv/config.json")], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
-      ...process.env,
+      ...nodeEnv(1),
       BKV_DATA_DIR: join(root, "var/lib/bkv/data"), BKV_SOFTHSM2_CONF: join(root, "var/lib/bkv/hsm/softhsm2.conf"),
       BKV_HSM_PIN_FILE: join(secrets, "pin"), BKV_TLS_CA: join(secrets, "ca.crt"), BKV_TLS_CERT: join(secrets, "node.crt"), BKV_TLS_KEY: join(secrets, "node.key"),
       BKV_CLIENT_LISTEN: `127.0.0.1:${client}`, BKV_PEER_LISTEN: `127.0.0.1:${peer}`, BKV_ADMIN_LISTEN: `127.0.0.1:${admin}`, BKV_METRICS_LISTEN: `127.0.0.1:${metrics}`,

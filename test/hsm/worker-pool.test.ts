@@ -5,7 +5,7 @@
 // calls made during the switch wait and succeed, and a module that cannot
 // come back fails calls with a typed error, not a hang.
 import test from "ava";
-import { readdirSync, rmSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { HsmError, HsmWorkerPool } from "../../node/hsm/index.js";
 import { waitFor } from "../../testkit/cluster.js";
@@ -49,6 +49,33 @@ test.serial("the module is restarted after recycleAfter operations; the old thre
   const again = await HsmWorkerPool.open(token.config, { threads: 1 });
   t.deepEqual(Buffer.from(again.agreementPublicKey).length, 65, "the token opens again after the pool closed");
   await again.close();
+});
+
+/** This process's threads now (Linux /proc). */
+function threads(): number {
+  return Number(/^Threads:\s+(\d+)$/m.exec(readFileSync("/proc/self/status", "latin1"))?.[1]);
+}
+
+test.serial("module restarts leave no thread behind: the process has as many threads after five restarts as after the first", async (t) => {
+  const pool = await HsmWorkerPool.open(token.config, { threads: 2, recycleAfter: 10 });
+  try {
+    const until = async (recycles: number) => {
+      for (let calls = 0; pool.stats.recycles < recycles && calls < 2000; calls++) {
+        const j = job(pool.agreementPublicKey);
+        await pool.evaluate(j.blob, j.b, j.K);
+      }
+      t.is(pool.stats.recycles, recycles);
+    };
+    await until(1);
+    const after1 = threads();
+    t.true(after1 > 2, `threads counted: ${after1}`);
+    await until(5);
+    // A stopped worker's thread is joined once terminate() resolved; its loader thread (tsx) may end just after.
+    const settled = await waitFor(() => (threads() <= after1 ? threads() : undefined), `threads back to ${after1} (now ${threads()})`, 20_000);
+    t.true(settled <= after1);
+  } finally {
+    await pool.close();
+  }
 });
 
 test.serial("a module that cannot restart (the token's files are gone) fails calls with an HsmError", async (t) => {
