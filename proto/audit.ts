@@ -50,8 +50,10 @@ export function auditLine(event: AuditEvent, prev: string): { text: string; hash
   const body: Record<string, unknown> = { v: AUDIT_FORMAT };
   for (const f of FIELDS) if (event[f] !== undefined) body[f] = event[f];
   body.prev = prev;
-  const hash = sha256Hex(JSON.stringify(body));
-  return { text: JSON.stringify({ ...body, hash }), hash };
+  const json = JSON.stringify(body);
+  const hash = sha256Hex(json);
+  // JSON.stringify({ ...body, hash }) without serialising body again: hash is hex (nothing to escape), body ends in "}".
+  return { text: `${json.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
 
 /** Parses one line; throws with a reason if it is not a canonical, self-consistent audit line. */

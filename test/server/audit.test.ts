@@ -12,7 +12,7 @@ import type { AppliedEvent } from "../../node/server/raft-loop.js";
 import { ConfChangeType } from "../../node/raft/index.js";
 import { VaultStateMachine, encodeCommand, stampTime, vaultError, type VaultResult } from "../../node/vault/index.js";
 import { CLUSTER, VOTERS, register, registerCmd } from "../../testkit/vault.js";
-import { GENESIS_HASH, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
+import { GENESIS_HASH, auditLine, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { G, encodePoint } from "../../proto/crypto/index.js";
 import { runAdminAudit } from "../../client/cli/admin-audit.js";
 import type { CliIo } from "../../client/cli/io.js";
@@ -244,4 +244,11 @@ test("a crash inside a flush's write (whole lines of the batch written, the last
   t.deepEqual(lines(file).map((l) => l.index), [1, 2, 3, 4, 5, 6, 7]);
   t.is(readFileSync(file, "utf8").split("\n").slice(0, 6).join("\n"), text.split("\n").slice(0, 6).join("\n"), "the same lines as the log that was not torn");
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+});
+
+test("a line is JSON.stringify of its fields in format order, then prev and hash (the format's definition)", (t) => {
+  const event = { index: 7, kind: "attempt" as const, user: "al\"ice\u2028", requestId: "ab", outcome: "ok", attemptsRemaining: 3 };
+  const { text, hash } = auditLine(event, GENESIS_HASH);
+  t.is(text, JSON.stringify({ v: 1, ...event, prev: GENESIS_HASH, hash }));
+  t.deepEqual(parseAuditLine(text), { v: 1, ...event, prev: GENESIS_HASH, hash });
 });
