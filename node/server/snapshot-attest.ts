@@ -17,8 +17,12 @@
 //   a silent node is asked again a few times within about 2 s —, evicted
 //   it, down); the leader sends a newer snapshot later (raft-loop.ts takes a
 //   fresh one when it sends a stale one).
-// A new state (applied index 0, the bootstrap's) holds nothing and is
-// installed at snapshot index 1 without asking.
+// The bootstrap's new state (applied index 0, at snapshot index 1) is asked
+// for like any other: it holds the cluster's meta (CA, issuer keys, throttle
+// schedule), which a rogue leader could otherwise set for a joining node.
+// Founders remember their digest at 0 until they restart; when nobody does,
+// the leader's next snapshot is a fresh one (local-snapshots.ts: a stale send
+// makes one owed).
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NodeId } from "../raft/index.js";
 import { equalBytes } from "../../proto/crypto/index.js";
@@ -102,13 +106,17 @@ export interface Answer {
  * all ("ask"). Answers of this node itself do not count.
  */
 export function judge(c: Candidate, threshold: number, answers: readonly Answer[] | null, selfId?: NodeId): "admit" | "ask" | SnapshotRefusedError {
-  if (c.appliedIndex === 0 && c.index <= 1) return "admit";
-  if (c.appliedIndex !== c.index) return new SnapshotRefusedError("index", `the snapshot at index ${c.index} holds a state applied to ${c.appliedIndex}`);
+  if (c.appliedIndex !== c.index && !isBootstrapState(c)) return new SnapshotRefusedError("index", `the snapshot at index ${c.index} holds a state applied to ${c.appliedIndex}`);
   if (answers === null) return "ask";
   const { vouching, disagreeing } = tally(c, answers.filter((a) => a.id !== selfId));
   if (disagreeing.length > 0) return new SnapshotRefusedError("disagreement", `nodes ${disagreeing.join(", ")} report another state digest at index ${c.index}`);
   if (vouching.length < threshold) return new SnapshotRefusedError("unattested", `${vouching.length} of the ${threshold} nodes needed vouch for the state at index ${c.index}`);
   return "admit";
+}
+
+/** The bootstrap snapshot (index 1) holds the new state, applied to 0: the one state not at its snapshot's index. */
+function isBootstrapState(c: Candidate): boolean {
+  return c.appliedIndex === 0 && c.index === 1;
 }
 
 /** Who vouches, who disagrees, who is silent (distinct node ids). */

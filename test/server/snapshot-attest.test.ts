@@ -77,9 +77,14 @@ test("a state older than its snapshot index is refused without asking (it would 
   t.deepEqual(r.asked, []);
 });
 
-test("a new state (applied 0) at snapshot index 1 is the bootstrap's: installed without asking", async (t) => {
-  const r = rig({});
-  await t.notThrowsAsync(attestSnapshot(r.o, candidate({ index: 1, appliedIndex: 0 })));
-  t.deepEqual(r.asked, []);
-  await t.throwsAsync(attestSnapshot(r.o, candidate({ index: 9, appliedIndex: 0 })), { instanceOf: SnapshotRefusedError });
+test("the bootstrap's new state (applied 0 at snapshot index 1) is vouched for like any other: its meta (CA, issuers, throttle) could be a rogue's", async (t) => {
+  const vouched = rig({ 2: D, 3: D });
+  await t.notThrowsAsync(attestSnapshot(vouched.o, candidate({ index: 1, appliedIndex: 0 })));
+  t.true(vouched.asked.length > 0);
+  const forgotten = rig({});
+  const err = await t.throwsAsync(attestSnapshot(forgotten.o, candidate({ index: 1, appliedIndex: 0 })), { instanceOf: SnapshotRefusedError });
+  t.is(err?.reason, "unattested");
+  const other = rig({ 2: OTHER, 3: D });
+  t.is((await t.throwsAsync(attestSnapshot(other.o, candidate({ index: 1, appliedIndex: 0 })), { instanceOf: SnapshotRefusedError }))?.reason, "disagreement");
+  t.is((await t.throwsAsync(attestSnapshot(rig({ 2: D, 3: D }).o, candidate({ index: 9, appliedIndex: 0 })), { instanceOf: SnapshotRefusedError }))?.reason, "index");
 });
