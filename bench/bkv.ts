@@ -20,7 +20,7 @@ export const BEGINS_PER_USER = 8;
 /** Consecutive begins go to STRIDE distinct users (more than any number in flight); the pool grows by whole strides. */
 const STRIDE = 256;
 
-/** How the users of one row were spent: the most begins any user took, and whether the pool ran out. */
+/** How a row spent its users: how many it began, the most begins one took (above BEGINS_PER_USER only if the pool ran out), failed confirmations. */
 export interface RowUsers {
   readonly users: number;
   readonly maxBegins: number;
