@@ -1,6 +1,9 @@
 // The CPU a node spends applying an entry (issue 15), in process: real
-// registrations, then BeginRecovery entries round-robin over the users (as
-// bench/cluster.ts sends them), then one confirmation per user, each applied
+// registrations, then BeginRecovery entries round-robin over the users
+// (unconfirmed until the end: each record gains begins/users pending
+// attempts; --users 2500 with --begins 20000 gives 8 each, as the cluster
+// benches spend them between confirmations, bench/bkv.ts; the default 256
+// keeps the earlier figures comparable), then one confirmation per user, each applied
 // through the real VaultStateMachine on a real LmdbVaultStore with the audit
 // log observing every entry, in batches of 64 (a Ready) with the store
 // committed every 1,000 entries after the audit flush, as

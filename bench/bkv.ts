@@ -1,22 +1,140 @@
 // The bkv side of the cluster benchmarks: a local 3-node cluster of real
-// bkv-node processes (testkit/cluster.ts), users to spend attempts on, and
-// committed BeginRecovery calls to the leader.
+// bkv-node processes (testkit/cluster.ts), users to spend attempts on (a few
+// per user, confirmed between rows), and committed BeginRecovery calls to
+// the leader.
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { VaultClient } from "../client/sdk/index.js";
+import type { ClusterDescriptor } from "../client/sdk/index.js";
+import { registerRequest } from "../client/sdk/records.js";
+import { createRegistrationAsync, signConfirm } from "../proto/crypto/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
 import { distinctPoints, stopChild } from "./drive.js";
 
 /** Client-side scrypt for the benchmarks' registrations (the nodes never see it). */
 export const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
 
+type Vault = ReturnType<LocalCluster["vault"]>;
+
+/** At most this many begins per user between two settles: a record never holds more pending attempts. */
+export const BEGINS_PER_USER = 8;
+/** Consecutive begins go to STRIDE distinct users (more than any number in flight); the pool grows by whole strides. */
+const STRIDE = 256;
+
+/** How a row spent its users: how many it began, the most begins one took (above BEGINS_PER_USER only if the pool ran out), failed confirmations. */
+export interface RowUsers {
+  readonly users: number;
+  readonly maxBegins: number;
+  readonly confirmFailures: number;
+}
+
+/** "users begun / most begins of one user", and failed confirmations if any: a row's cell. */
+export function describeRowUsers(u: RowUsers): string {
+  return `${u.users} / ${u.maxBegins}${u.confirmFailures > 0 ? ` (${u.confirmFailures} confirms failed)` : ""}`;
+}
+
 /**
- * Registers u0..u{users-1} with the guess limit 255: each BeginRecovery
- * spends one attempt, so `users` cover 255 × users calls.
+ * Users for BeginRecovery rows that measure the same work at any position in
+ * a run: between two settles, begin c goes to user
+ * (c mod STRIDE) + STRIDE·⌊c / (STRIDE·BEGINS_PER_USER)⌋, so every user
+ * takes BEGINS_PER_USER begins (its record holds 0..7 pending attempts when
+ * a begin applies); settle() confirms each user's last attempt, which
+ * clears its pending attempts and resets its counter. The bench registers
+ * the users itself (createRegistration) to hold their reset keys. Every
+ * call goes to the leader; a failure sends the next calls to the leader
+ * found then, and the untimed calls (registrations, confirmations) retry
+ * with the same request id, which the vault applies at most once.
  */
-export async function registerBeginUsers(client: VaultClient, users: number): Promise<void> {
-  for (let i = 0; i < users; i += 32) {
-    await Promise.all(Array.from({ length: Math.min(32, users - i) }, (_, k) => client.register(`u${i + k}`, "x", { guessLimit: 255 })));
+export class BeginUsers {
+  private readonly keys: bigint[] = [];
+  private readonly last = new Map<number, bigint>();
+  private readonly begins = new Map<number, number>();
+  private calls = 0;
+  private vault: Vault;
+  private finding: Promise<void> | undefined;
+
+  private constructor(private readonly cluster: LocalCluster, private leaderId: number, private readonly d: ClusterDescriptor) {
+    this.vault = cluster.vault(leaderId);
+  }
+
+  static async of(cluster: LocalCluster): Promise<BeginUsers> {
+    return new BeginUsers(cluster, await cluster.leaderId(), await cluster.descriptor());
+  }
+
+  /** The node processes' pids, the leader last found first. */
+  get pids(): Array<number | undefined> {
+    return pidsLeaderFirst(this.cluster, this.leaderId);
+  }
+
+  /** Registers users (outside any timed row) until `calls` begins fit at BEGINS_PER_USER each. */
+  async prepare(calls: number): Promise<void> {
+    const want = Math.ceil(calls / (STRIDE * BEGINS_PER_USER)) * STRIDE;
+    while (this.keys.length < want) {
+      const from = this.keys.length;
+      await Promise.all(Array.from({ length: 32 }, (_, k) => this.registerOne(from + k)));
+    }
+  }
+
+  private async registerOne(u: number): Promise<void> {
+    const reg = await createRegistrationAsync({
+      clusterId: this.d.clusterId, user: `b${u}`, password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: this.d.threshold,
+      guessLimit: 255, nodes: this.d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey })), scrypt: CHEAP_SCRYPT,
+    });
+    const req = registerRequest(reg, new Uint8Array(randomBytes(16)));
+    await this.retrying(() => this.vault.register(req, { deadline: new Date(Date.now() + 30_000) }));
+    this.keys[u] = reg.resetPrivateKey;
+  }
+
+  /** One BeginRecovery of the next user with `blinded` (the pool wraps when a row outruns prepare). */
+  async begin(blinded: Uint8Array): Promise<unknown> {
+    const c = this.calls++;
+    const u = ((c % STRIDE) + STRIDE * Math.floor(c / (STRIDE * BEGINS_PER_USER))) % this.keys.length;
+    const res = await this.vault.beginRecovery({ requestId: new Uint8Array(randomBytes(16)), userId: `b${u}`, blindedElement: blinded }, { deadline: new Date(Date.now() + 10_000) })
+      .catch((err: unknown) => {
+        void this.findLeader();
+        throw err;
+      });
+    this.begins.set(u, (this.begins.get(u) ?? 0) + 1);
+    if (res.attemptId > (this.last.get(u) ?? 0n)) this.last.set(u, res.attemptId);
+    return res;
+  }
+
+  /** After a row (outside its timing): confirms every user begun since the last settle; what the row spent. */
+  async settle(): Promise<RowUsers> {
+    const todo = [...this.last];
+    let confirmFailures = 0;
+    for (let i = 0; i < todo.length; i += 32) {
+      await Promise.all(todo.slice(i, i + 32).map(([u, attemptId]) => this.confirmOne(u, attemptId).catch(() => { confirmFailures++; })));
+    }
+    const row = { users: this.begins.size, maxBegins: Math.max(0, ...this.begins.values()), confirmFailures };
+    this.last.clear();
+    this.begins.clear();
+    this.calls = 0;
+    return row;
+  }
+
+  private confirmOne(u: number, attemptId: bigint): Promise<unknown> {
+    const ref = { clusterId: this.d.clusterId, user: `b${u}`, version: 1 };
+    const req = { requestId: new Uint8Array(randomBytes(16)), userId: ref.user, version: ref.version, attemptId, signature: signConfirm(this.keys[u]!, ref, attemptId) };
+    return this.retrying(() => this.vault.confirmRecovery(req, { deadline: new Date(Date.now() + 30_000) }));
+  }
+
+  /** `call`, again after finding the leader (up to 5 tries in all). */
+  private async retrying<T>(call: () => Promise<T>): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (tries >= 5) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200 * tries));
+        await this.findLeader();
+      }
+    }
+  }
+
+  private findLeader(): Promise<void> {
+    return (this.finding ??= this.cluster.leaderId().then((id) => {
+      if (id !== this.leaderId) [this.leaderId, this.vault] = [id, this.cluster.vault(id)];
+    }).catch(() => {}).finally(() => { this.finding = undefined; }));
   }
 }
 
@@ -24,40 +142,30 @@ export interface BeginBench {
   readonly cluster: LocalCluster;
   /** The node processes' pids, the current leader first. */
   readonly pids: Array<number | undefined>;
-  /**
-   * One committed BeginRecovery to the leader for user u{i % users}, with a
-   * fresh blinded element. A failure (e.g. an election under load) is thrown
-   * and sends the next calls to the leader found then.
-   */
+  /** One committed BeginRecovery to the leader (BeginUsers.begin), with a fresh blinded element. */
   begin(i: number): Promise<unknown>;
+  /** Before a row: users for `calls` begins (BeginUsers.prepare). */
+  prepare(calls: number): Promise<void>;
+  /** After a row: confirms its users' attempts (BeginUsers.settle). */
+  settle(): Promise<RowUsers>;
 }
 
-/** Starts a cluster, registers `users` users, and returns the BeginRecovery driver. */
+/** Starts a cluster, registers `users` users (BeginUsers.prepare), and returns the BeginRecovery driver. */
 export async function startBeginBench(users: number, points = 60_000): Promise<BeginBench> {
   const cluster = await LocalCluster.start({ clusterId: "bench" });
   try {
-    const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
-    await registerBeginUsers(client, users);
-    client.close();
-    let leader = await cluster.leaderId();
-    let vault = cluster.vault(leader);
-    let finding: Promise<void> | undefined;
-    const findLeader = () => (finding ??= cluster.leaderId().then((id) => {
-      if (id !== leader) [leader, vault] = [id, cluster.vault(id)];
-    }).catch(() => {}).finally(() => { finding = undefined; }));
+    const pool = await BeginUsers.of(cluster);
+    await pool.prepare(users * BEGINS_PER_USER);
     const blinded = distinctPoints(points);
     let next = 0;
     return {
       cluster,
       get pids() {
-        return pidsLeaderFirst(cluster, leader);
+        return pool.pids;
       },
-      begin: (i) => vault.beginRecovery({
-        requestId: new Uint8Array(randomBytes(16)), userId: `u${i % users}`, blindedElement: blinded[next++ % blinded.length]!,
-      }, { deadline: new Date(Date.now() + 10_000) }).catch((err: unknown) => {
-        void findLeader();
-        throw err;
-      }),
+      begin: () => pool.begin(blinded[next++ % blinded.length]!),
+      prepare: (n) => pool.prepare(n),
+      settle: () => pool.settle(),
     };
   } catch (err) {
     await cluster.close();

@@ -3,16 +3,17 @@
 //   1. latency of one recover() with the SDK (default and cheap scrypt);
 //   2. committed BeginRecovery per second over gRPC to the leader at 1 and 64
 //      requests in flight: every call is one Raft entry replicated, fsynced on a
-//      majority and applied (the figure to compare with etcd's puts).
+//      majority and applied (the figure to compare with etcd's puts); each
+//      user takes at most 8 begins in a row and is confirmed after it, outside
+//      the timing (bench/bkv.ts BeginUsers), so every row does the same work.
 // Run: npx tsx bench/cluster.ts [--seconds S] [--in-flight 1,64] [--rounds R] [--no-recover]
 //   (prints markdown tables and the load average before and after each row;
 //   --rounds repeats the throughput rows on the same cluster, for A/B runs)
-import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, registerBeginUsers } from "./bkv.js";
+import { BEGINS_PER_USER, BeginUsers, CHEAP_SCRYPT, type RowUsers, describeRowUsers } from "./bkv.js";
 import { distinctPoints } from "./drive.js";
 import { processCpuSeconds, quantile } from "./sample.js";
 
@@ -26,25 +27,24 @@ async function recoverLatency(client: VaultClient, user: string, runs: number): 
   return out.sort((a, b) => a - b);
 }
 
-interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs: number; clientCpuMs: number }
+interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs: number; clientCpuMs: number; users: RowUsers }
 
 /**
  * Runs `inFlight` loops of BeginRecovery against the leader for `seconds`;
  * returns ops/s, sorted latencies, and CPU milliseconds per committed call
  * of the leader, of the followers (mean) and of this benchmark client: CPU
  * per call depends much less on the machine's load than the rate does.
+ * `users` are prepared for `calls` begins before, and settled after.
  */
-async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: number, seconds: number, users: number): Promise<Row> {
-  const vault = cluster.vault(leader);
+async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: number, seconds: number, users: BeginUsers, calls: number): Promise<Row> {
+  await users.prepare(calls);
   const lat: number[] = [];
   const end = performance.now() + seconds * 1000;
   let n = 0;
   const loop = async (k: number) => {
     for (let i = k; performance.now() < end; i += inFlight) {
       const t0 = performance.now();
-      await vault.beginRecovery({
-        requestId: new Uint8Array(randomBytes(16)), userId: `u${i % users}`, blindedElement: nextBlinded(),
-      }, { deadline: new Date(Date.now() + 10_000) });
+      await users.begin(nextBlinded());
       lat.push(performance.now() - t0);
       n++;
     }
@@ -57,12 +57,13 @@ async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: 
   const elapsed = (performance.now() - t0) / 1000;
   const client = process.cpuUsage(client0);
   const perCall = pids.map((x, i) => ((processCpuSeconds(x.pid) - cpu0[i]!) * 1000) / n);
+  const spent = await users.settle();
   const followers = perCall.filter((_, i) => pids[i]!.id !== leader);
   return {
     rate: n / elapsed, lat: lat.sort((a, b) => a - b),
     leaderCpuMs: perCall[pids.findIndex((x) => x.id === leader)]!,
     followerCpuMs: followers.reduce((a, b) => a + b, 0) / followers.length,
-    clientCpuMs: (client.user + client.system) / 1000 / n,
+    clientCpuMs: (client.user + client.system) / 1000 / n, users: spent,
   };
 }
 
@@ -97,13 +98,15 @@ async function main(): Promise<void> {
     await cheap.register("bench-cheap", "bench password");
     const latDefault = values["no-recover"] ? [] : await recoverLatency(def, "bench-default", 20);
     const latCheap = values["no-recover"] ? [] : await recoverLatency(cheap, "bench-cheap", 20);
-    await registerBeginUsers(cheap, users); // 1024 users cover ~260k BeginRecovery calls
     const leader = await cluster.leaderId();
+    const beginUsers = await BeginUsers.of(cluster);
+    let peak = 0;
     const rows: Array<[string, Row, string]> = [];
     for (let round = 0; round < rounds; round++) {
       for (const k of inFlights) {
         const before = load();
-        const r = await beginThroughput(cluster, leader, k, seconds, users);
+        const r = await beginThroughput(cluster, leader, k, seconds, beginUsers, Math.max(users * BEGINS_PER_USER, 2 * peak * seconds));
+        peak = Math.max(peak, r.rate);
         rows.push([`${k} in flight`, r, `${before} → ${load()}`]);
       }
     }
@@ -117,10 +120,10 @@ async function main(): Promise<void> {
         console.log(`| ${name} | ${ms(quantile(l, 0.5))} | ${ms(quantile(l, 0.9))} | ${ms(l[0]!)} | ${ms(l[l.length - 1]!)} |`);
       }
     }
-    console.log(`\n| BeginRecovery to the leader (${seconds} s) | committed/s | p50 ms | p99 ms | CPU ms per call: leader / follower / client | load (1 min) |\n|---|---:|---:|---:|---|---|`);
+    console.log(`\n| BeginRecovery to the leader (${seconds} s) | committed/s | p50 ms | p99 ms | CPU ms per call: leader / follower / client | load (1 min) | users begun / most begins of one |\n|---|---:|---:|---:|---|---|---|`);
     for (const [name, r, ld] of rows) {
       const cpu = [r.leaderCpuMs, r.followerCpuMs, r.clientCpuMs].map((x) => x.toFixed(2)).join(" / ");
-      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${ms(quantile(r.lat, 0.5))} | ${ms(quantile(r.lat, 0.99))} | ${cpu} | ${ld} |`);
+      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${ms(quantile(r.lat, 0.5))} | ${ms(quantile(r.lat, 0.99))} | ${cpu} | ${ld} | ${describeRowUsers(r.users)} |`);
     }
   } finally {
     await cluster.close();
