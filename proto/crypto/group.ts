@@ -80,10 +80,9 @@ function decompress(bytes: Uint8Array): Point {
  * c^((p+1)/4) mod p: the square root of c when c has one (p ≡ 3 mod 4),
  * else a number whose square is not c. Computed by OpenSSL's Montgomery
  * exponentiation through the raw RSA public operation m^e mod n, with
- * n = p and e = (p+1)/4, no padding: a plain modular power, about 2× cheaper
- * than ECDH.convertKey (which builds the EC group on every call), and
- * cheaper still than @noble's field square root (docs/benchmarks.md,
- * "Tuning steps").
+ * n = p and e = (p+1)/4, no padding: a plain modular power, about 3× cheaper
+ * than ECDH.convertKey (which builds the EC group on every call) and than
+ * @noble's field square root (docs/benchmarks.md, "Tuning steps").
  */
 function sqrtCandidate(c: bigint): bigint {
   return bytesToBigInt(publicEncrypt({ key: SQRT_KEY, padding: constants.RSA_NO_PADDING }, bigIntToBytes(c, SCALAR_LENGTH)));
