@@ -3,7 +3,7 @@
 // two x-coordinates a PKCS#11 token returns. Every point that enters the
 // protocol goes through decodePoint: on the curve, not the identity, 33 or 65
 // bytes.
-import { constants, createPublicKey, publicEncrypt } from "node:crypto";
+import { ECDH } from "node:crypto";
 import { p256, p256_hasher } from "@noble/curves/nist.js";
 import { bigIntToBytes, bytesToBigInt, equalBytes, expectLength } from "./bytes.js";
 import { IdentityPointError, InvalidArgumentError, InvalidPointError, InvalidScalarError, ShareMismatchError } from "./errors.js";
@@ -43,7 +43,7 @@ export function decodePoint(bytes: Uint8Array, what = "point"): Point {
   if (known !== undefined) return known;
   let p: Point;
   try {
-    p = isCompressed(bytes) ? decompress(bytes) : Point.fromBytes(bytes);
+    p = isCompressed(bytes) ? fromDecompressed(decompress(bytes)) : Point.fromBytes(bytes);
   } catch {
     throw new InvalidPointError(what);
   }
@@ -53,47 +53,42 @@ export function decodePoint(bytes: Uint8Array, what = "point"): Point {
   return p;
 }
 
+/** Field prime p of P-256, big-endian. */
+const FIELD_PRIME = bigIntToBytes(Point.Fp.ORDER, SCALAR_LENGTH);
+
 function isCompressed(bytes: Uint8Array): boolean {
   return bytes.length === COMPRESSED_POINT_LENGTH && (bytes[0] === 0x02 || bytes[0] === 0x03);
 }
 
-const Fp = Point.Fp;
-const { a: CURVE_A, b: CURVE_B } = Point.CURVE();
+/**
+ * The uncompressed encoding of a compressed point, or a throw. OpenSSL does
+ * the square root (about 3× faster than @noble's); nothing else is taken on
+ * trust: x must be below p, and the result must carry the same x and the
+ * prefix's y parity. fromDecompressed then checks y² = x³ + ax + b, so the
+ * point is exactly the one @noble would decode from `bytes` (the unique
+ * curve point with that x and parity).
+ */
+function decompress(bytes: Uint8Array): Uint8Array {
+  const x = bytes.subarray(1);
+  if (Buffer.compare(x, FIELD_PRIME) >= 0) throw new InvalidPointError("point", "has an x-coordinate not below p");
+  const u = ECDH.convertKey(bytes, "prime256v1", undefined, undefined, "uncompressed") as Buffer;
+  if (u.length !== UNCOMPRESSED_POINT_LENGTH || u[0] !== 0x04 || !equalBytes(u.subarray(1, 1 + SCALAR_LENGTH), x) ||
+      (u[UNCOMPRESSED_POINT_LENGTH - 1]! & 1) !== (bytes[0]! & 1)) {
+    throw new InvalidPointError("point", "did not decompress consistently");
+  }
+  return u;
+}
 
 /**
- * The point of a compressed encoding, or a throw. y is the square root of
- * x³ + ax + b with the prefix's parity, as @noble would decode it; nothing
- * from OpenSSL is taken on trust: x must be below p, and assertValidity
- * checks y² = x³ + ax + b (it fails when x³ + ax + b has no square root,
- * for then sqrtCandidate's answer is not one).
+ * The point of decompress's output, checked on the curve once by @noble
+ * (assertValidity: x, y below p, y² = x³ + ax + b), independently of
+ * OpenSSL. Point.fromBytes would check the equation twice (when it parses
+ * the bytes, and again in its own assertValidity).
  */
-function decompress(bytes: Uint8Array): Point {
-  const x = bytesToBigInt(bytes.subarray(1));
-  if (x >= Fp.ORDER) throw new InvalidPointError("point", "has an x-coordinate not below p");
-  const y = sqrtCandidate(Fp.add(Fp.mul(Fp.add(Fp.sqr(x), CURVE_A), x), CURVE_B));
-  const p = Point.fromAffine({ x, y: Number(y & 1n) === (bytes[0]! & 1) ? y : Fp.neg(y) });
+function fromDecompressed(u: Uint8Array): Point {
+  const p = Point.fromAffine({ x: bytesToBigInt(u.subarray(1, 1 + SCALAR_LENGTH)), y: bytesToBigInt(u.subarray(1 + SCALAR_LENGTH)) });
   p.assertValidity();
   return p;
-}
-
-/**
- * c^((p+1)/4) mod p: the square root of c when c has one (p ≡ 3 mod 4),
- * else a number whose square is not c. Computed by OpenSSL's Montgomery
- * exponentiation through the raw RSA public operation m^e mod n, with
- * n = p and e = (p+1)/4, no padding: a plain modular power, about 3× cheaper
- * than ECDH.convertKey (which builds the EC group on every call) and than
- * @noble's field square root (docs/benchmarks.md, "Tuning steps").
- */
-function sqrtCandidate(c: bigint): bigint {
-  return bytesToBigInt(publicEncrypt({ key: SQRT_KEY, padding: constants.RSA_NO_PADDING }, bigIntToBytes(c, SCALAR_LENGTH)));
-}
-
-const SQRT_KEY = createPublicKey({
-  key: { kty: "RSA", n: base64url(Fp.ORDER), e: base64url((Fp.ORDER + 1n) / 4n) }, format: "jwk",
-});
-
-function base64url(v: bigint): string {
-  return Buffer.from(bigIntToBytes(v, SCALAR_LENGTH)).toString("base64url");
 }
 
 /** SEC1 encoding of a non-identity point; compressed (33 bytes) by default. */

@@ -62,7 +62,7 @@ test("decodePoint: off-curve points and bad prefixes are InvalidPointError", (t)
   t.throws(() => decodePoint(new Uint8Array(65)), { instanceOf: InvalidPointError });
 });
 
-/** @noble's own decoding, the reference decodePoint must agree with (its square root is OpenSSL's modular power). */
+/** @noble's own decoding, the reference decodePoint must agree with (it decompresses through OpenSSL). */
 function nobleDecode(b: Uint8Array): Point | null {
   try {
     const p = Point.fromBytes(b);
