@@ -4,9 +4,10 @@
 // node's internals), optionally only within [--from, --to] (monotonic µs, as
 // bench/round-cost.ts --windows writes them) and divided by --per (e.g. the
 // window's calls, for ms per call). With --stretches: the longest runs of
-// samples without an (idle) one (the event loop's longest busy stretches;
-// their wall length includes time the machine gave other processes, so
-// compare what runs within them), each with its top functions, inclusive.
+// samples without an (idle) one and under one task (the event loop's longest
+// busy stretches; their wall length includes time the machine gave other
+// processes, so compare their samples and what runs within them), each with
+// its top functions, inclusive.
 // Run: npx tsx bench/cpuprofile.ts FILE [--from US --to US] [--per N] [--top 40] [--by function|file] [--grep TEXT]
 //      npx tsx bench/cpuprofile.ts FILE --stretches [--top 5] [--from US]  (--from: past the start, e.g. the first stretches are module loading)
 import { readFileSync } from "node:fs";
@@ -47,14 +48,23 @@ function fileOf(id: number, byId: Map<number, ProfileNode>, parent: Map<number, 
 
 interface Stretch { from: number; to: number; samples: number[] }
 
-/** The runs of non-idle samples, longest first (t: the time each sample ends, as selfTimes counts it). */
-function busyStretches(p: Profile, idle: Set<number>, from: number, to: number): Stretch[] {
+/**
+ * The runs of non-idle samples, longest first (t: the time each sample ends,
+ * as selfTimes counts it). A run is also cut where the task under (root)
+ * changes (e.g. from the Ready loop's setImmediate to a socket's callback):
+ * a busy machine may never let the event loop idle between its turns.
+ */
+function busyStretches(p: Profile, idle: Set<number>, task: (id: number) => number, from: number, to: number): Stretch[] {
   const out: Stretch[] = [];
   let cur: Stretch | null = null;
+  let curTask = -1;
   let t = p.startTime;
   p.samples.forEach((id, i) => {
     t += p.timeDeltas[i]!;
     if (idle.has(id) || t < from || t > to) { cur = null; return; }
+    const k = task(id);
+    if (k !== -1 && k !== curTask) cur = null; // -1: (garbage collector), (program): part of the task around them
+    if (k !== -1) curTask = k;
     if (cur === null) out.push(cur = { from: t - p.timeDeltas[i]!, to: t, samples: [] });
     cur.to = t;
     cur.samples.push(i);
@@ -62,10 +72,19 @@ function busyStretches(p: Profile, idle: Set<number>, from: number, to: number):
   return out.sort((a, b) => (b.to - b.from) - (a.to - a.from));
 }
 
+/** The child of (root) that sample node `id` runs under; -1 for V8's own entries ((program), (garbage collector)). */
+function taskOf(byId: Map<number, ProfileNode>, parent: Map<number, number>): (id: number) => number {
+  return (id) => {
+    let x = id;
+    while (parent.has(parent.get(x)!)) x = parent.get(x)!;
+    return parent.has(x) && !byId.get(x)!.callFrame.functionName.startsWith("(") ? x : -1;
+  };
+}
+
 /** Per stretch: its length and its top functions by inclusive ms (each frame once per sample). */
 function printStretches(p: Profile, byId: Map<number, ProfileNode>, parent: Map<number, number>, top: number, [from, to]: [number, number]): void {
   const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
-  for (const s of busyStretches(p, idle, from, to).slice(0, top)) {
+  for (const s of busyStretches(p, idle, taskOf(byId, parent), from, to).slice(0, top)) {
     const inclusive = new Map<string, number>();
     for (const i of s.samples) {
       const seen = new Set<string>();

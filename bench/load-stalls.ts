@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
     const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
     let leader = await cluster.leaderId();
-    let elections = 0;
+    const errors = new Map<string, number>();
     const end = performance.now() + Number(args.seconds) * 1000;
     let next = 0;
     const worker = async () => {
@@ -34,15 +34,15 @@ async function main(): Promise<void> {
             break;
           } catch (err) {
             if (tries > 20) throw err;
-            const was = leader;
+            const what = (err as Error).message.replace(/\(leader.*$/, "").slice(0, 80);
+            errors.set(what, (errors.get(what) ?? 0) + 1);
             leader = await cluster.leaderId().catch(() => leader);
-            if (leader !== was) elections++;
           }
         }
       }
     };
     await Promise.all(Array.from({ length: Number(args.inflight) }, worker));
-    console.log(`leader ${leader} (moved ${elections} times): ${next} registrations in ${args.seconds} s, load ${load()}`);
+    console.log(`leader ${leader}: ${next} registrations in ${args.seconds} s, load ${load()}; retried:`, errors);
   } finally {
     await stopCluster(cluster);
   }
