@@ -6,8 +6,8 @@
 // window's calls, for ms per call). With --stretches: the longest runs of
 // samples without an (idle) one and under one task (the event loop's longest
 // busy stretches; their wall length includes time the machine gave other
-// processes, so compare their samples and what runs within them), each with
-// its top functions, inclusive.
+// processes: they are ranked by their samples, which the profiler takes
+// while the thread runs), each with its top functions, inclusive.
 // Run: npx tsx bench/cpuprofile.ts FILE [--from US --to US] [--per N] [--top 40] [--by function|file] [--grep TEXT]
 //      npx tsx bench/cpuprofile.ts FILE --stretches [--top 5] [--from US]  (--from: past the start, e.g. the first stretches are module loading)
 import { readFileSync } from "node:fs";
@@ -49,7 +49,7 @@ function fileOf(id: number, byId: Map<number, ProfileNode>, parent: Map<number, 
 interface Stretch { from: number; to: number; samples: number[] }
 
 /**
- * The runs of non-idle samples, longest first (t: the time each sample ends,
+ * The runs of non-idle samples, most samples first (t: the time each sample ends,
  * as selfTimes counts it). A run is also cut where the task under (root)
  * changes (e.g. from the Ready loop's setImmediate to a socket's callback):
  * a busy machine may never let the event loop idle between its turns.
@@ -69,7 +69,7 @@ function busyStretches(p: Profile, idle: Set<number>, task: (id: number) => numb
     cur.to = t;
     cur.samples.push(i);
   });
-  return out.sort((a, b) => (b.to - b.from) - (a.to - a.from));
+  return out.sort((a, b) => b.samples.length - a.samples.length);
 }
 
 /** The child of (root) that sample node `id` runs under; -1 for V8's own entries ((program), (garbage collector)). */
