@@ -28,21 +28,17 @@ async function main(): Promise<void> {
     const worker = async () => {
       while (performance.now() < end) {
         const req = registerRequest({ ...reg, record: { ...reg.record, user: `s${next++}` } }, new Uint8Array(randomBytes(16)));
-        for (let tries = 0; ; tries++) {
-          try {
-            await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
-            break;
-          } catch (err) {
-            if (tries > 20) throw err;
-            const what = (err as Error).message.replace(/\(leader.*$/, "").slice(0, 80);
-            errors.set(what, (errors.get(what) ?? 0) + 1);
-            leader = await cluster.leaderId().catch(() => leader);
-          }
+        try {
+          await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
+        } catch (err) { // counted, not retried: this drives load, it does not need every record
+          const what = (err as Error).message.replace(/\(leader.*$/, "").slice(0, 80);
+          errors.set(what, (errors.get(what) ?? 0) + 1);
+          leader = await cluster.leaderId().catch(() => leader);
         }
       }
     };
     await Promise.all(Array.from({ length: Number(args.inflight) }, worker));
-    console.log(`leader ${leader}: ${next} registrations in ${args.seconds} s, load ${load()}; retried:`, errors);
+    console.log(`leader ${leader}: ${next} registrations in ${args.seconds} s, load ${load()}; failed:`, errors);
   } finally {
     await stopCluster(cluster);
   }
