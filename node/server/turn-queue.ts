@@ -9,7 +9,9 @@
 // One call is admitted at a time: its start runs only once its admission
 // settled, and the next waits for that, so the budget sees each call's cost.
 export class TurnQueue {
-  private readonly waiting: Array<() => Promise<void>> = [];
+  /** Calls not started yet: waiting[head..]. */
+  private waiting: Array<() => Promise<void>> = [];
+  private head = 0;
   /** When the queue's first call of this turn started (null: none yet this turn). */
   private turnStart: number | null = null;
   /** An admission in progress: the next call waits for it. */
@@ -38,14 +40,16 @@ export class TurnQueue {
 
   /** Starts waiting calls, one admission at a time, while this turn's budget lasts; the rest in a later turn. */
   private pump(): void {
-    if (this.busy || this.waiting.length === 0) return;
+    if (this.busy || this.head === this.waiting.length) return;
     if (!this.withinTurn()) {
       if (!this.scheduled) setImmediate(() => { this.scheduled = false; this.pump(); });
       this.scheduled = true;
       return;
     }
     this.busy = true;
-    void this.waiting.shift()!().finally(() => {
+    const next = this.waiting[this.head++]!;
+    if (this.head === this.waiting.length) [this.waiting, this.head] = [[], 0];
+    void next().finally(() => {
       this.busy = false;
       this.pump();
     });
