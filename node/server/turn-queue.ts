@@ -27,13 +27,22 @@ export class TurnQueue {
    */
   run<T>(admit: () => Promise<void>, start: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push(() => admit().then(() => {
+      // Neither a throwing admit nor a throwing start may leave the queue busy.
+      const started = () => {
         try {
           resolve(start());
         } catch (err) {
           reject(err);
         }
-      }, reject));
+      };
+      this.waiting.push(() => {
+        try {
+          return admit().then(started, reject);
+        } catch (err) {
+          reject(err);
+          return Promise.resolve();
+        }
+      });
       this.pump();
     });
   }

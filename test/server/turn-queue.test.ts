@@ -62,3 +62,14 @@ test("a refused admission fails only its own call; the queue goes on", async (t)
   t.deepEqual(h.events, [1, 2, 4, 5, 7, 8, 10, 11].map((i) => `call ${i}`));
   t.is(h.answers.filter((a) => typeof a !== "number").length, 4, "four failures answered");
 });
+
+test("an admission or a start that throws at once fails its own call only; the queue goes on", async (t) => {
+  const q = new TurnQueue(5);
+  const ok = () => Promise.resolve();
+  const results = await Promise.allSettled([
+    q.run(() => { throw new Error("admit threw"); }, () => Promise.resolve(1)),
+    q.run(ok, () => { throw new Error("start threw"); }),
+    q.run(ok, () => Promise.resolve(3)),
+  ]);
+  t.deepEqual(results.map((r) => (r.status === "fulfilled" ? r.value : (r.reason as Error).message)), ["admit threw", "start threw", 3]);
+});
