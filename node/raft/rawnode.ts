@@ -72,13 +72,24 @@ export class RawNode {
   private readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
-  private readonly maxCommittedSize: number;
+  private maxCommittedSize: number;
 
   constructor(config: Config) {
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
     this.maxCommittedSize = config.maxCommittedSizePerReady ?? config.maxSizePerMsg ?? NO_LIMIT;
+  }
+
+  /**
+   * Sets the most bytes of committed entries one Ready hands out (at least
+   * one entry whatever its size), from the next Ready on: a host may size
+   * its Readies by what applying them costs it. Panics unless a positive
+   * integer.
+   */
+  setMaxCommittedSizePerReady(bytes: number): void {
+    if (!Number.isSafeInteger(bytes) || bytes < 1) throw new RaftPanic(`maxCommittedSizePerReady must be a positive integer (got ${bytes})`);
+    this.maxCommittedSize = bytes;
   }
 
   tick(): void {

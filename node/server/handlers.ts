@@ -4,6 +4,7 @@
 import { type Deadline, type Metadata, status, type handleUnaryCall } from "@grpc/grpc-js";
 import { type LeaderHint, toServiceError } from "./errors.js";
 import type { Logger } from "./log.js";
+import type { TurnQueue } from "./turn-queue.js";
 
 export interface HandlerContext {
   readonly leaderHint: () => LeaderHint;
@@ -12,6 +13,8 @@ export interface HandlerContext {
   record(method: string, code: string, ms: number): void;
   /** Runs before the handler; a rejection is the call's failure (authentication, admission). */
   admit?(call: { getPeer(): string; metadata: Metadata; request: unknown }): Promise<void>;
+  /** When given, calls are admitted and started through it: in arrival order, with a time budget per event-loop turn. */
+  turns?: TurnQueue;
 }
 
 /** A call whose caller went away (cancelled, or past its deadline) before its work started. */
@@ -35,7 +38,8 @@ export function unaryHandler(ctx: HandlerContext) {
   return <Req, Res>(method: string, f: (req: Req, metadata: Metadata) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
     const t0 = performance.now();
     const run = () => (callerGone(call) ? Promise.reject(new CallerGone()) : f(call.request, call.metadata));
-    (ctx.admit === undefined ? run() : ctx.admit(call).then(run)).then(
+    const admit = ctx.admit === undefined ? () => Promise.resolve() : () => ctx.admit!(call);
+    (ctx.turns !== undefined ? ctx.turns.run(admit, run) : ctx.admit === undefined ? run() : admit().then(run)).then(
       (res) => { ctx.record(method, "OK", performance.now() - t0); callback(null, res); },
       (err: unknown) => {
         if (err instanceof CallerGone) { ctx.record(method, "CANCELLED", performance.now() - t0); return; }

@@ -14,13 +14,14 @@ import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
   type Message, MessageType, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
-  decodeConfChange,
+  decodeConfChange, entrySize,
 } from "../raft/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot } from "./snapshot-data.js";
 import { SnapshotStager, stageForInstall } from "./store-snapshots.js";
 import { LocalSnapshots } from "./local-snapshots.js";
+import { ApplyBudget } from "./apply-budget.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
 import { type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
@@ -36,13 +37,14 @@ const MAX_BATCH = 256;
  */
 const STORE_COMMIT_ENTRIES = 1000;
 /**
- * Bytes of committed entries applied per Ready. Apply is synchronous (a
- * registration of ~0.7 KiB costs ~1.5 ms of CPU, a begin of ~0.4 KiB
- * ~0.5 ms): 32 KiB is ~45 registrations or ~75 begins (64 begins in flight
- * still commit in one Ready), so one Ready's apply stays within tens of
- * milliseconds after a burst or a catch-up (bench:scale's event-loop stall).
+ * Committed entries applied per Ready: as many as apply in about
+ * APPLY_MS_PER_READY by the recent cost per byte (ApplyBudget), between
+ * 4 KiB and 32 KiB. Apply is synchronous: a registration of ~0.7 KiB costs
+ * ~1.5 ms of CPU, a begin of ~0.4 KiB ~0.5 ms, more on a busy machine; 32 KiB
+ * of registrations was one ~70 ms turn (bench:scale's load-phase stall).
  */
-const APPLY_BYTES_PER_READY = 32 * 1024;
+const APPLY_MS_PER_READY = 10;
+const APPLY_BYTES_PER_READY = { min: 4 * 1024, max: 32 * 1024 };
 /** drain yields to the event loop (the ports, the transport, timers) once a turn ran this long. */
 const DRAIN_TURN_MS = 20;
 
@@ -78,6 +80,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Entries applied since the last store commit. */
   private uncommitted = 0;
   private readonly stager: SnapshotStager;
+  private readonly applyBudget = new ApplyBudget(APPLY_MS_PER_READY, APPLY_BYTES_PER_READY.min, APPLY_BYTES_PER_READY.max);
 
   constructor(private readonly o: RaftLoopOptions) {
     const snap = o.storage.snapshot();
@@ -105,7 +108,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     });
     this.raw = new RawNode({
       id: o.id, storage: this.snapshots.raftStorage(), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
-      applied: snap.metadata.index, randomInt: (n) => randomInt(n), maxCommittedSizePerReady: APPLY_BYTES_PER_READY,
+      applied: snap.metadata.index, randomInt: (n) => randomInt(n), maxCommittedSizePerReady: APPLY_BYTES_PER_READY.max,
       logger: { debug: () => {}, info: (m) => o.log.info(m), warn: (m) => o.log.warn(m) },
     });
     this.driver = new ReadyDriver(this.raw, o.storage, {
@@ -343,6 +346,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     try {
       while (!this.stopped && performance.now() - t0 < DRAIN_TURN_MS) {
         this.proposeBatch();
+        this.raw.setMaxCommittedSizePerReady(this.applyBudget.bytes);
         if (!this.driver.next()) break;
         await this.saving;
         this.driver.writeDone();
@@ -390,8 +394,14 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private applyCommitted(rd: Ready): void {
     if (rd.committedEntries.length === 0) return;
     const t0 = performance.now();
-    for (const e of rd.committedEntries) this.applyEntry(e);
-    this.o.onApplied?.(rd.committedEntries.length, performance.now() - t0);
+    let bytes = 0;
+    for (const e of rd.committedEntries) {
+      this.applyEntry(e);
+      bytes += entrySize(e);
+    }
+    const ms = performance.now() - t0;
+    this.applyBudget.observe(bytes, ms);
+    this.o.onApplied?.(rd.committedEntries.length, ms);
     this.uncommitted += rd.committedEntries.length;
     if (this.uncommitted >= STORE_COMMIT_ENTRIES) this.commitStore();
   }

@@ -19,6 +19,7 @@ import { type Command, type VaultResult, encodeCommand, vaultError } from "../va
 import type { NodeHsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { unaryHandler } from "./handlers.js";
+import { TurnQueue } from "./turn-queue.js";
 import type { VaultLoop } from "./raft-view.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -97,9 +98,16 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
   };
 }
 
+/**
+ * The client port's admissions and validations run at most this long per event-loop turn (TurnQueue):
+ * a burst of calls is spread over turns, with the Ready loop's and the answers' turns between.
+ */
+const PORT_TURN_MS = 10;
+
 /** Wraps an async handler: the gate first, metrics, and every failure mapped to a status with ErrorDetail. */
 function handlerFactory(d: VaultServiceDeps) {
   return unaryHandler({
+    turns: new TurnQueue(PORT_TURN_MS),
     leaderHint: d.leaderHint, log: d.log, record: (method, code, ms) => d.metrics.request(method, code, ms),
     // Authentication and admission before anything else (node/server/auth.ts, admission.ts): nothing is proposed for a
     // refused call. A user id no token can name (empty, too long) is bad input, said as such before the token is read.

@@ -241,3 +241,38 @@ test("maxCommittedSizePerReady splits a burst of committed entries over Readies,
   t.true(burst.every((s) => s.reduce((a, b) => a + b, 0) <= 4096));
   t.throws(() => new RawNode({ id: 1, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(3), maxCommittedSizePerReady: 0 }), { instanceOf: RaftPanic });
 });
+
+/** True when the RawNode has committed entries not handed out yet. */
+function committedPending(raw: RawNode): boolean {
+  const s = raw.status();
+  return s.hardState.commit > s.applied;
+}
+
+test("setMaxCommittedSizePerReady resizes the next Readies (at least one entry each), in order, none lost", (t) => {
+  const storage = new MemoryStorage();
+  storage.applySnapshot(bootstrapSnapshot([1]));
+  const raw = new RawNode({ id: 1, storage, electionTick: 10, heartbeatTick: 1, randomInt: mulberry32(3), maxCommittedSizePerReady: 64 * 1024 });
+  raw.campaign();
+  const applied: number[] = [];
+  const readies: number[] = [];
+  const take = () => {
+    const rd = raw.ready();
+    if (rd.hardState !== null) storage.setHardState(rd.hardState);
+    storage.append(rd.entries);
+    for (const e of rd.committedEntries) applied.push(e.index);
+    raw.advance(rd);
+    return rd.committedEntries.filter((e) => e.data.length === 1000).length;
+  };
+  while (raw.hasReady()) take();
+  raw.proposeMany(Array.from({ length: 12 }, () => new Uint8Array(1000)));
+  while (raw.hasReady() && !committedPending(raw)) take(); // appends, then commits (a single voter)
+  raw.setMaxCommittedSizePerReady(2500);
+  readies.push(take());
+  raw.setMaxCommittedSizePerReady(1); // below one entry: still one per Ready
+  readies.push(take());
+  raw.setMaxCommittedSizePerReady(64 * 1024);
+  while (raw.hasReady()) readies.push(take());
+  t.deepEqual(readies.slice(0, 2), [2, 1]);
+  t.deepEqual(applied, Array.from({ length: storage.lastIndex() - 1 }, (_, i) => i + 2), "every committed entry once, in order");
+  for (const bad of [0, -1, 1.5, Number.NaN]) t.throws(() => raw.setMaxCommittedSizePerReady(bad), { instanceOf: RaftPanic });
+});
