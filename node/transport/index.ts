@@ -105,6 +105,7 @@ export class Transport {
     const inbound = {
       localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,
       peerName: this.peerName, onMessage: this.opts.onMessage, log: this.log,
+      onPeerUp: (id: NodeId) => this.peers.get(id)?.peerUp(),
     };
     server.addService(this.definition, {
       stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, inbound),
