@@ -100,6 +100,11 @@ export class Peer {
     if (this.state === "connecting" || this.state === "open") this.fail("address changed");
   }
 
+  /** Opens the stream now rather than on the first message (a starting node makes itself known to its peers: peerUp). */
+  dial(): void {
+    if (this.state === "idle") this.scheduleFlush();
+  }
+
   /**
    * The peer just opened a stream to us, so it is up: a link waiting out its
    * backoff reconnects now (a restarted node hears from its leader at once,
