@@ -180,9 +180,11 @@ export class VaultNode {
   /** The Raft storage (bootstrapped when new) and the vault store, opened at its applied index. */
   private async openStores(): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
     const c = this.cfg;
+    const t0 = performance.now();
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     const snapshot = this.storage.snapshot().metadata.index;
-    this.log.info("raft log opened", { snapshot, entries: this.storage.lastIndex() - snapshot, lastIndex: this.storage.lastIndex() });
+    const ms = Math.round(performance.now() - t0);
+    this.log.info("raft log opened", { snapshot, entries: this.storage.lastIndex() - snapshot, lastIndex: this.storage.lastIndex(), ms });
     await this.bootstrapIfEmpty();
     const files = await VaultFiles.open(join(c.dataDir, "vault"));
     this.files = files;
