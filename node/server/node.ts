@@ -146,6 +146,7 @@ export class VaultNode {
       onMessage: (m) => {
         if (!this.heardPeer) this.logFirstMessage(m);
         this.loop.step(m);
+        if (!this.caughtUpLogged) this.logIfCaughtUp(); // a node that has nothing to apply is caught up at the first heartbeat
       },
       reportUnreachable: (id) => this.loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
