@@ -99,11 +99,19 @@ export class VaultNode {
       this.log.info("hsm opened", { token: c.hsm.tokenLabel });
       return h;
     });
-    const { files, sm } = await this.openStores().catch(async (err: unknown) => {
+    const closeHsm = async (err: unknown): Promise<never> => {
       await hsm.then((h) => h.close(), () => undefined);
       throw err;
+    };
+    const { files, sm } = await this.openStores().catch(closeHsm);
+    const tls = this.tls();
+    // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
+    const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
+    this.hsm = await hsm.catch(async (err: unknown) => {
+      await this.loop.stop();
+      await this.transport.stop();
+      throw err;
     });
-    this.hsm = await hsm;
     this.metrics.watchHsm(this.hsm);
     this.hsmProbe = new HsmProbe({
       intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
@@ -118,9 +126,23 @@ export class VaultNode {
     const legacyKeys = bootstrapIssuers(c.auth) ?? null;
     this.gate = new ClientGate({
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
-      issuers: () => (this.loop === undefined || this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
+      issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
     });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
+    const client = await this.serveClients(tls);
+    const admin = await this.serveAdmin(tls);
+    if (c.metricsListen !== "") {
+      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()), c.auth.enabled ? "" : AUTH_OFF_NOTICE);
+    }
+    if (c.join) this.startJoining(tls);
+    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
+    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
+    return { client, peer, admin };
+  }
+
+  /** The audit log, the Raft loop and the peer transport, started; resolves with the peer port's address. */
+  private async startRaft(files: VaultFiles, sm: VaultStateMachine, tls: TlsMaterial): Promise<string> {
+    const c = this.cfg;
     const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
     this.audit = audit;
     this.loop = new RaftLoop({
@@ -140,7 +162,6 @@ export class VaultNode {
       beforeStoreCommit: () => audit.flush(), // the audit log is never behind the store
       onOutcome: audit.record,
     });
-    const tls = this.tls();
     this.transport = new Transport({
       nodeId: c.nodeId, clusterId: c.clusterId, listenAddress: c.peerListen, tls,
       onMessage: (m) => {
@@ -157,15 +178,7 @@ export class VaultNode {
     });
     const peer = await this.transport.start();
     this.loop.start(this.transport, new Map(c.nodes.map((n) => [n.id, n.peerAddress])));
-    const client = await this.serveClients(tls);
-    const admin = await this.serveAdmin(tls);
-    if (c.metricsListen !== "") {
-      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()), c.auth.enabled ? "" : AUTH_OFF_NOTICE);
-    }
-    if (c.join) this.startJoining(tls);
-    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
-    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
-    return { client, peer, admin };
+    return peer;
   }
 
   private openHsm(): Promise<HsmWorkerPool> {
