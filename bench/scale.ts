@@ -2,8 +2,9 @@
 // fsync) is loaded with N records through the replicated log (one real
 // registration cloned under distinct user ids, proposed as ordinary
 // Register calls to the leader: no record is written into a store
-// directly), while full recoveries of real users run at a steady rate. It
-// then measures a snapshot, the restart of a follower, and the catch-up of a
+// directly), while full recoveries of real users run at a steady rate. The
+// nodes run the compiled build that ships (dist/, built first). It then
+// measures a snapshot, the restart of a follower, and the catch-up of a
 // new node with an empty data dir (join: true), and ends with
 //   records: N, rss-max MiB: R, stall-max ms: S, restart s: T, catch-up s: C
 // R is the largest anonymous resident set of a node process (RssAnon: the
@@ -19,7 +20,7 @@ import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { registerRequest } from "../client/sdk/records.js";
 import { createRegistration } from "../proto/crypto/index.js";
-import { LocalCluster, waitFor } from "../testkit/cluster.js";
+import { LocalCluster, builtNodeEntry, waitFor } from "../testkit/cluster.js";
 import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { type ProcMemory, metricOf, procMemory, quantile } from "./sample.js";
@@ -172,7 +173,9 @@ async function main(): Promise<void> {
   const finish = cleanupOnExit(() => stopCluster(cluster), () => killClusterNow(cluster));
   try {
     console.log(`bench:scale, ${RECORDS.toLocaleString("en")} records, ${IN_FLIGHT} in flight, ${RECOVERY_RATE} recoveries/s, load ${load()}`);
-    cluster = await LocalCluster.start({ clusterId: "scale" });
+    const nodeEntry = builtNodeEntry();
+    console.log(`nodes run the compiled build (npm run build): ${nodeEntry}`);
+    cluster = await LocalCluster.start({ clusterId: "scale", nodeEntry });
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let p = 0; p < PROBES; p++) await client.register(`probe-${p}`, "right password", { guessLimit: 10 });
     const rec = new Recoveries(client);

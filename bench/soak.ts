@@ -1,5 +1,5 @@
 // A soak at steady load (issue 12, item 5): a real 3-node cluster (SoftHSM,
-// TLS, fsync) serves full recoveries of real users at a fixed rate (right
+// TLS, fsync; the compiled build that ships, dist/, built first) serves full recoveries of real users at a fixed rate (right
 // passwords, and a share of wrong ones that count and are then reset by a
 // right one) plus a trickle of new registrations, for `--minutes`. Every
 // `--sample-s` it records each node's resident memory: VmRSS, its anonymous
@@ -21,7 +21,7 @@
 //      [--snapshot-interval 10000] [--hsm-recycle-after 20000] [--sample-s 30]
 import { parseArgs } from "node:util";
 import { VaultClient, WrongPasswordError } from "../client/sdk/index.js";
-import { LocalCluster } from "../testkit/cluster.js";
+import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
 import { nodeEnv } from "../chaos/node-env.js";
 import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
@@ -153,7 +153,9 @@ async function main(): Promise<void> {
   const finish = cleanupOnExit(() => stopCluster(cluster), () => killClusterNow(cluster));
   try {
     console.log(`bench:soak, ${MINUTES} min, ${RATE} recoveries/s (1 in ${WRONG_EVERY} wrong), ${REGISTER_RATE} registrations/s, load ${load()}`);
-    cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL });
+    const nodeEntry = builtNodeEntry();
+    console.log(`nodes run the compiled build (npm run build): ${nodeEntry}`);
+    cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL, nodeEntry });
     const arenas = cluster.nodes.map((n) => nodeEnv(n.id).MALLOC_ARENA_MAX).join("/");
     console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}`);
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });

@@ -51,6 +51,8 @@ async function main(): Promise<void> {
     log.error("fatal error: stopping", { error: err });
     process.exit(1);
   };
+  // How long the process took to load its code (under tsx: to transpile it) before this line.
+  log.info("starting", { pid: process.pid, loadMs: Math.round(performance.now()) });
   const vaultNode = new VaultNode(cfg, log, fatal);
   node = vaultNode;
   let stopping = false;

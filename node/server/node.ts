@@ -12,7 +12,7 @@ import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { packageVersion } from "../../proto/version.js";
 import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
-import { NONE, bootstrapSnapshot } from "../raft/index.js";
+import { MessageType, NONE, bootstrapSnapshot, type Message } from "../raft/index.js";
 import { DiskStorage, VaultFiles } from "../storage/index.js";
 import { Transport, loadTls, type TlsMaterial } from "../transport/index.js";
 import { HsmWorkerPool } from "../hsm/index.js";
@@ -73,6 +73,9 @@ export class VaultNode {
   readonly metrics: Metrics;
   private readonly health = new NodeHealth(() => healthState(this.healthFacts()));
   private hsmProbe: HsmProbe | null = null;
+  /** Marks of a start's timeline (docs/operations.md "Restart timeline"), each logged once. */
+  private heardPeer = false;
+  private caughtUpLogged = false;
   private joiner: Joiner | null = null;
 
   constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
@@ -92,14 +95,24 @@ export class VaultNode {
   async start(): Promise<NodeAddresses> {
     const c = this.cfg;
     // The HSM's worker threads start while the stores open (each takes a second or more at a restart).
-    const hsm = this.openHsm();
-    const { files, sm } = await this.openStores().catch(async (err: unknown) => {
+    const hsm = this.openHsm().then((h) => {
+      this.log.info("hsm opened", { token: c.hsm.tokenLabel });
+      return h;
+    });
+    const closeHsm = async (err: unknown): Promise<never> => {
       await hsm.then((h) => h.close(), () => undefined);
       throw err;
+    };
+    const { files, sm } = await this.openStores().catch(closeHsm);
+    const tls = this.tls();
+    // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
+    const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
+    this.hsm = await hsm.catch(async (err: unknown) => {
+      await this.loop.stop();
+      await this.transport.stop();
+      throw err;
     });
-    this.hsm = await hsm;
     this.metrics.watchHsm(this.hsm);
-    this.log.info("hsm opened", { token: c.hsm.tokenLabel });
     this.hsmProbe = new HsmProbe({
       intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
       onResult: (ok) => this.onHsmProbe(ok),
@@ -113,9 +126,23 @@ export class VaultNode {
     const legacyKeys = bootstrapIssuers(c.auth) ?? null;
     this.gate = new ClientGate({
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
-      issuers: () => (this.loop === undefined || this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
+      issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
     });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
+    const client = await this.serveClients(tls);
+    const admin = await this.serveAdmin(tls);
+    if (c.metricsListen !== "") {
+      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()), c.auth.enabled ? "" : AUTH_OFF_NOTICE);
+    }
+    if (c.join) this.startJoining(tls);
+    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
+    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
+    return { client, peer, admin };
+  }
+
+  /** The audit log, the Raft loop and the peer transport, started; resolves with the peer port's address. */
+  private async startRaft(files: VaultFiles, sm: VaultStateMachine, tls: TlsMaterial): Promise<string> {
+    const c = this.cfg;
     const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
     this.audit = audit;
     this.loop = new RaftLoop({
@@ -130,14 +157,18 @@ export class VaultNode {
       onApplied: (n, ms) => {
         this.metrics.appliedEntries.inc(n);
         this.metrics.applySeconds.observe(ms / 1000);
+        if (!this.caughtUpLogged) this.logIfCaughtUp();
       },
       beforeStoreCommit: () => audit.flush(), // the audit log is never behind the store
       onOutcome: audit.record,
     });
-    const tls = this.tls();
     this.transport = new Transport({
       nodeId: c.nodeId, clusterId: c.clusterId, listenAddress: c.peerListen, tls,
-      onMessage: (m) => this.loop.step(m),
+      onMessage: (m) => {
+        if (!this.heardPeer) this.logFirstMessage(m);
+        this.loop.step(m);
+        if (!this.caughtUpLogged) this.logIfCaughtUp(); // a node that has nothing to apply is caught up at the first heartbeat
+      },
       reportUnreachable: (id) => this.loop.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.loop.reportSnapshot(id, ok),
       snapshotSource: (from, index, term) => this.loop.openSnapshot(from, index, term),
@@ -147,15 +178,7 @@ export class VaultNode {
     });
     const peer = await this.transport.start();
     this.loop.start(this.transport, new Map(c.nodes.map((n) => [n.id, n.peerAddress])));
-    const client = await this.serveClients(tls);
-    const admin = await this.serveAdmin(tls);
-    if (c.metricsListen !== "") {
-      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()), c.auth.enabled ? "" : AUTH_OFF_NOTICE);
-    }
-    if (c.join) this.startJoining(tls);
-    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
-    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
-    return { client, peer, admin };
+    return peer;
   }
 
   private openHsm(): Promise<HsmWorkerPool> {
@@ -171,11 +194,28 @@ export class VaultNode {
   /** The Raft storage (bootstrapped when new) and the vault store, opened at its applied index. */
   private async openStores(): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
     const c = this.cfg;
+    const t0 = performance.now();
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
+    const snapshot = this.storage.snapshot().metadata.index;
+    const ms = Math.round(performance.now() - t0);
+    this.log.info("raft log opened", { snapshot, entries: this.storage.lastIndex() - snapshot, lastIndex: this.storage.lastIndex(), ms });
     await this.bootstrapIfEmpty();
     const files = await VaultFiles.open(join(c.dataDir, "vault"));
     this.files = files;
     return { files, sm: await openVault(files, this.storage.snapshot(), c.clusterId, this.log) };
+  }
+
+  private logFirstMessage(m: Message): void {
+    this.heardPeer = true;
+    this.log.info("first message from a peer", { from: m.from, type: MessageType[m.type], commit: m.commit });
+  }
+
+  /** Logs once that this node, having heard from a leader, applied the commit index it knows. */
+  private logIfCaughtUp(): void {
+    const { leaderId, commitIndex } = this.loop;
+    if (!this.heardPeer || leaderId === NONE || this.loop.vault.appliedIndex < commitIndex) return;
+    this.caughtUpLogged = true;
+    this.log.info("applied the commit index", { applied: this.loop.vault.appliedIndex, commit: commitIndex, leader: leaderId });
   }
 
   /** A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state inline). */

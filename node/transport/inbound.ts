@@ -24,6 +24,8 @@ export interface InboundContext {
   /** The certificate CN that node `id` must present. */
   peerName(id: NodeId): string;
   onMessage(m: Message): void;
+  /** Node `id` opened a stream to us (its header was accepted): it is up now. Must not throw. */
+  onPeerUp(id: NodeId): void;
   log(event: string, fields: Record<string, unknown>): void;
 }
 
@@ -47,6 +49,7 @@ export function serveStream(call: ServerCall, ctx: InboundContext): void {
     from = Number((req.frame.value as StreamHeader).from);
     ctx.stats.inboundAccepted++;
     call.write(create(StreamResponseSchema, { nodeId: BigInt(ctx.localId) }));
+    ctx.onPeerUp(from);
   });
   call.on("end", () => call.end());
   call.on("error", () => { /* cancelled by the peer; nothing to clean up */ });

@@ -105,6 +105,7 @@ export class Transport {
     const inbound = {
       localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,
       peerName: this.peerName, onMessage: this.opts.onMessage, log: this.log,
+      onPeerUp: (id: NodeId) => this.peers.get(id)?.peerUp(),
     };
     server.addService(this.definition, {
       stream: (call: grpc.ServerDuplexStream<StreamRequest, StreamResponse>) => serveStream(call, inbound),
@@ -133,13 +134,22 @@ export class Transport {
     return this.boundAddress;
   }
 
-  /** Adds (or re-addresses) the peer `id` at host:port. */
+  /**
+   * Adds (or re-addresses) the peer `id` at host:port. A new peer is dialled
+   * at once: a restarted node's streams tell its peers it is up, and they end
+   * their backoff to it (Peer.peerUp) instead of waiting it out.
+   */
   addPeer(id: NodeId, address: string): void {
     if (!Number.isSafeInteger(id) || id <= 0) throw new RangeError(`peer id ${id} is not a positive safe integer`);
     if (id === this.opts.nodeId) throw new RangeError("a node is not its own peer");
-    const peer = this.peers.get(id);
-    if (peer !== undefined) peer.setAddress(address);
-    else this.peers.set(id, new Peer(id, address, this.peerCtx));
+    const existing = this.peers.get(id);
+    if (existing !== undefined) {
+      existing.setAddress(address);
+      return;
+    }
+    const peer = new Peer(id, address, this.peerCtx);
+    this.peers.set(id, peer);
+    peer.dial();
   }
 
   removePeer(id: NodeId): void {

@@ -3,7 +3,8 @@
 //
 // States: idle -> connecting (header sent, waiting for the peer's accept)
 // -> open (batches flow) ; any failure -> backoff -> idle -> connecting ...
-// closed is final.
+// closed is final. An inbound stream from the peer ends a backoff at once
+// (peerUp: backoff -> idle).
 //
 // Invariants:
 // - at most one call per peer is current; events of an older call are ignored;
@@ -97,6 +98,27 @@ export class Peer {
     if (address === this.address) return;
     this.address = address;
     if (this.state === "connecting" || this.state === "open") this.fail("address changed");
+  }
+
+  /** Opens the stream now rather than on the first message (a starting node makes itself known to its peers: peerUp). */
+  dial(): void {
+    if (this.state === "idle") this.scheduleFlush();
+  }
+
+  /**
+   * The peer just opened a stream to us, so it is up: a link waiting out its
+   * backoff reconnects now (a restarted node hears from its leader at once,
+   * not after up to backoff.maxMs), and the next failure backs off from the
+   * start again.
+   */
+  peerUp(): void {
+    this.backoff.reset();
+    if (this.state !== "backoff") return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.state = "idle";
+    this.ctx.log("transport.peer_up", { peer: this.id, address: this.address });
+    this.scheduleFlush();
   }
 
   close(): void {

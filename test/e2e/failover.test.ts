@@ -57,6 +57,18 @@ test.serial("a node restarted after missing many entries catches up through a sn
   cluster.restart(victim);
   await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
   await waitFor(() => cluster.logOf(victim).includes("restored snapshot") || undefined, "the snapshot install on the restarted node");
+  // Its start's timeline is in its log, in order (docs/operations.md "A start, step by step, in the log").
+  const steps = ["starting", "raft log opened", "first message from a peer", "applied the commit index"];
+  const since = await waitFor(() => {
+    const lines = cluster.logOf(victim).split('"msg":"starting"').at(-1) ?? "";
+    return lines.includes('"msg":"applied the commit index"') ? `"msg":"starting"${lines}` : undefined;
+  }, "the restarted node to log that it applied the commit index", 60_000);
+  const at = steps.map((msg) => since.indexOf(`"msg":"${msg}"`));
+  t.true(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1]!)), `start steps in order: ${JSON.stringify(at)}`);
+  // The token opens beside Raft; the client port only once it is open.
+  await waitFor(() => cluster.logOf(victim).split('"msg":"starting"').at(-1)?.includes('"msg":"node started"') || undefined, "the restarted node's ports");
+  const rest = cluster.logOf(victim).split('"msg":"starting"').at(-1) ?? "";
+  t.true(rest.indexOf('"msg":"hsm opened"') < rest.indexOf('"msg":"node started"'), "the ports open after the token");
   t.is((await cluster.vault(victim).getRecordInfo({ userId: "hank" })).attemptsRemaining, 255 - 60);
   // Its audit chain goes on across the restart and says where the snapshot made it skip entries.
   const audit = cluster.auditOf(victim);

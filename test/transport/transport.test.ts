@@ -93,6 +93,28 @@ test("a peer that goes down is reported unreachable, and traffic resumes when it
   t.is(b.received[0]!.term, 2);
 });
 
+test("a peer that comes back and opens a stream to us is reconnected at once, not after our backoff", async (t) => {
+  const HOUR = 3_600_000;
+  const a = node(1, { backoff: { initialMs: HOUR, maxMs: HOUR, multiplier: 1 } });
+  let b = node(2);
+  await connectPair(a, b);
+  const addrB = b.transport.address!;
+  a.transport.send([heartbeat(1, 2)]);
+  await waitFor(() => b.received.length === 1, "first delivery");
+
+  await b.transport.stop();
+  await waitFor(() => { a.transport.send([heartbeat(1, 2)]); return a.transport.peerState(2) === "backoff"; }, "a backs off (an hour)");
+
+  b = node(2, { listenAddress: addrB });
+  await b.transport.start();
+  b.transport.addPeer(1, a.transport.address!);
+  b.transport.send([heartbeat(2, 1, 3)]); // b's stream to a: a learns that b is up
+  await waitFor(() => a.received.some((m) => m.term === 3), "b's stream to a");
+  await waitFor(() => { a.transport.send([heartbeat(1, 2, 4)]); return b.received.length > 0; }, "a's stream to b again", 30_000);
+  t.is(a.transport.peerState(2), "open");
+  t.is(b.received[0]!.term, 4);
+});
+
 test("a full per-peer queue drops messages and reports the peer unreachable", async (t) => {
   const a = node(1, { queueCapacity: 10 });
   await a.transport.start();
