@@ -59,6 +59,21 @@ function spawnHashThread(): Worker {
   return w;
 }
 
+/** The LtHash state of the pairs framed in `batch[0, length)` (this module's framing; a framing error is a bug). */
+export function hashBatch(batch: ArrayBuffer, length: number): Uint8Array {
+  const b = Buffer.from(batch, 0, length);
+  const sum = new LtHash();
+  for (let at = 0; at < length;) {
+    const klen = b.readUInt32BE(at);
+    const vlen = b.readUInt32BE(at + 4 + klen);
+    const end = at + 8 + klen + vlen;
+    if (end > length) throw new Error(`a pair framed past the batch's end (${end} > ${length})`);
+    sum.add(b.subarray(at + 4, at + 4 + klen), b.subarray(at + 8 + klen, end));
+    at = end;
+  }
+  return sum.state();
+}
+
 interface Pending { resolve: (sum: Uint8Array) => void; reject: (e: Error) => void }
 
 /** One hash thread and its batches in flight. */
@@ -108,9 +123,13 @@ class HashThread {
   }
 }
 
-/** See the file comment. Threads start with it; close() must end every use. */
+/**
+ * See the file comment. The threads start with the first full batch: a
+ * state smaller than one batch is hashed in line at total(), no thread
+ * started. close() must end every use.
+ */
 export class WorkerPairHasher implements ImportHasher {
-  private readonly threads: HashThread[];
+  private threads: HashThread[] = [];
   private readonly sum = new LtHash();
   private readonly inFlight = new Set<Promise<void>>();
   private batch = new ArrayBuffer(BATCH_BYTES);
@@ -118,9 +137,8 @@ export class WorkerPairHasher implements ImportHasher {
   private failure: Error | null = null;
   private closed = false;
 
-  constructor(threads = defaultHashThreads()) {
-    if (!(threads >= 1)) throw new Error(`a WorkerPairHasher of ${threads} threads`);
-    this.threads = Array.from({ length: threads }, () => new HashThread());
+  constructor(private readonly threadCount = defaultHashThreads()) {
+    if (!(threadCount >= 1)) throw new Error(`a WorkerPairHasher of ${threadCount} threads`);
   }
 
   add(key: Uint8Array, value: Uint8Array): void {
@@ -136,12 +154,14 @@ export class WorkerPairHasher implements ImportHasher {
   }
 
   async ready(): Promise<void> {
-    while (this.inFlight.size >= IN_FLIGHT_PER_THREAD * this.threads.length) await Promise.race(this.inFlight);
+    while (this.inFlight.size >= IN_FLIGHT_PER_THREAD * this.threadCount) await Promise.race(this.inFlight);
     this.throwIfFailed();
   }
 
   async total(): Promise<Uint8Array> {
-    this.flush(0);
+    if (this.threads.length === 0) this.sum.addState(hashBatch(this.batch, this.at));
+    else this.flush(0);
+    this.at = 0;
     await Promise.all(this.inFlight);
     this.throwIfFailed();
     return this.sum.state();
@@ -162,6 +182,7 @@ export class WorkerPairHasher implements ImportHasher {
 
   private send(batch: ArrayBuffer, length: number): void {
     if (this.closed) throw new Error("the pair hasher is closed");
+    if (this.threads.length === 0) this.threads = Array.from({ length: this.threadCount }, () => new HashThread());
     const t = this.threads.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const done: Promise<void> = t.hash(batch, length).then(
       (partial) => this.sum.addState(partial),

@@ -226,6 +226,7 @@ export class SnapshotStager {
         const got = data.store !== undefined
           ? checkRef(await this.importFrom(m.from, index, term, store, abort.signal), data.store)
           : restoreInline(this.ctx.clusterId, store, data.vault);
+        this.ctx.log.info("downloaded a snapshot; attesting it", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
         await this.ctx.attest(m, got);
         return got;
       });

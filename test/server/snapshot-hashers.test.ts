@@ -47,6 +47,13 @@ test.serial("the worker hasher's sum is the in-line LtHash, byte for byte, on a 
   const h = leaderState(700);
   const snap = h.sm.snapshot();
   t.true(snap.length > 3 * 256 * 1024, `several batches (${snap.length} bytes)`);
+  const small = new WorkerPairHasher(2);
+  small.add(Uint8Array.of(1, 2), Uint8Array.of(3));
+  const one = new InlinePairHasher();
+  one.add(Uint8Array.of(1, 2), Uint8Array.of(3));
+  t.is(hex(await small.total()), hex(one.total()));
+  t.is(hashThreadsAlive(), 0, "less than a batch is hashed in line: no thread started");
+  await small.close();
   const inline = new InlinePairHasher();
   const importer = new SnapshotImporter(CLUSTER, new MemoryStore(), inline);
   importer.push(snap);
@@ -77,28 +84,36 @@ test.serial("a pair altered under a resealed checksum is refused with the worker
 
 test.serial("a hash thread that dies fails the sum (not a wrong digest), and close() stops the rest", async (t) => {
   const hasher = new WorkerPairHasher(2);
+  const v = new Uint8Array(1000);
+  for (let i = 0; i < 1000; i++) hasher.add(Uint8Array.of(1, i & 0xff, i >> 8), v);
   t.is(hashThreadsAlive(), 2);
   const threads = (hasher as unknown as { threads: Array<{ worker: { terminate(): Promise<number> } }> }).threads;
   await threads[0]!.worker.terminate();
-  const v = new Uint8Array(1000);
-  for (let i = 0; i < 2000; i++) hasher.add(Uint8Array.of(1, i & 0xff, i >> 8), v);
-  await t.throwsAsync(hasher.total(), { message: /hash thread/ });
+  await t.throwsAsync(async () => {
+    for (let i = 1000; i < 2000; i++) hasher.add(Uint8Array.of(1, i & 0xff, i >> 8), v);
+    await hasher.total();
+  }, { message: /hash thread/ });
   await hasher.close();
   t.is(hashThreadsAlive(), 0);
 });
 
 test.serial("an import aborted mid-download leaves no hash thread behind, and nothing staged", async (t) => {
-  const h = leaderState(30);
+  const h = leaderState(400); // ~440 KiB: the download stops past one batch (256 KiB), so threads are started
   const files = await VaultFiles.open(join(tempDir(t), "vault"));
   t.teardown(() => files.close());
   const warnings: string[] = [];
   let sent = 0;
+  let hung = false;
   const stager = new SnapshotStager({
     clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void warnings.push(line)), appliedIndex: () => 0,
     step: () => t.fail("an aborted import must not be stepped"), attest: () => Promise.resolve(),
     fetch: async function* (_from, _index, _term, signal) {
       for (const c of snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096)) {
-        if (sent++ === 3) await new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
+        if (sent > 300 * 1024 && !hung) {
+          hung = true;
+          await new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
+        }
+        sent += c.length;
         yield c;
       }
     },
@@ -106,7 +121,7 @@ test.serial("an import aborted mid-download leaves no hash thread behind, and no
   const data = encodeServerSnapshot({ peers: new Map([[1, "a:1"]]), store: { appliedIndex: h.index, digest: h.sm.digest() } });
   const m = message({ type: MessageType.Snap, from: 1, to: 2, term: 3, snapshot: { metadata: { index: h.index, term: 3, confState: { voters: [1, 2, 3], learners: [] } }, totalSize: data.length, offset: 0, data, done: true } });
   t.true(stager.intercept(m));
-  await until(() => sent > 3);
+  await until(() => hung);
   t.true(hashThreadsAlive() > 0, "the import hashes in threads");
   stager.stop();
   await until(() => warnings.some((l) => l.includes("snapshot not staged")) && hashThreadsAlive() === 0);
