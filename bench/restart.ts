@@ -16,7 +16,10 @@
 // Each phase prints its seconds and its longest stall. Not a cluster: no TLS,
 // no HSM, no network.
 //
-// Usage: tsx bench/restart.ts [--records 200000] [--wal 30000] [--phase restart,catch-up]
+// --hasher inline hashes the import's pairs on the main thread (as before the
+// worker threads), workers (the default) as the node does.
+//
+// Usage: tsx bench/restart.ts [--records 200000] [--wal 30000] [--phase restart,catch-up] [--hasher workers|inline]
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,6 +38,7 @@ import { AuditLog } from "../node/server/audit.js";
 import { RaftLoop } from "../node/server/raft-loop.js";
 import { encodeServerSnapshot } from "../node/server/snapshot-data.js";
 import { SnapshotStager } from "../node/server/store-snapshots.js";
+import { inlineImportHasher } from "../node/server/pair-hashers.js";
 import { openVault } from "../node/server/vault-open.js";
 import type { Logger } from "../node/server/log.js";
 import { CLUSTER, VOTERS, register, registerCmd } from "../testkit/vault.js";
@@ -46,6 +50,7 @@ const { values: args } = parseArgs({
     wal: { type: "string", default: "30000" },
     phase: { type: "string", default: "restart,catch-up" },
     "fill-seconds": { type: "string", default: "240" },
+    hasher: { type: "string", default: "workers" },
   },
 });
 const N = Number(args.records);
@@ -192,6 +197,7 @@ async function catchUp(): Promise<void> {
   // A variable, not a literal: `attest` (the install gate of wt-attest) is not in every version's StagerContext.
   const ctx = {
     clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, step: () => done(), attest: () => Promise.resolve(),
+    ...(args.hasher === "inline" ? { pairHasher: inlineImportHasher } : {}),
     fetch: async function* () {
       for (const c of snapshotChunks(CLUSTER, view.scan(...ALL_KEYS))) {
         bytes += c.length;
@@ -219,5 +225,5 @@ async function catchUp(): Promise<void> {
 if (!existsSync(join(DIR, "FILLED")) && !(await fill())) process.exit(0);
 const phases = args.phase.split(",");
 if (phases.includes("restart")) await measured(`restart (${N} records, ${W} WAL entries)`, restart);
-if (phases.includes("catch-up")) await measured(`catch-up (${N} records)`, catchUp);
+if (phases.includes("catch-up")) await measured(`catch-up (${N} records, hasher ${args.hasher})`, catchUp);
 console.log(`rss MiB ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)}`);

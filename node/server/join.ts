@@ -58,6 +58,7 @@ export class Joiner {
       return;
     }
     this.timer = setInterval(() => { void this.step(); }, this.o.intervalMs ?? 1000);
+    void this.step(); // the first ask now, not an interval after the start
   }
 
   stop(): void {
@@ -81,13 +82,14 @@ export class Joiner {
     if (phase === "learner" && (loop.commitIndex === 0 || loop.vault.appliedIndex < loop.commitIndex)) return;
     this.busy = true;
     try {
-      await this.ask(phase);
+      if (await this.ask(phase)) await this.ask(phase); // redirected to the leader: ask it now, not an interval later
     } finally {
       this.busy = false;
     }
   }
 
-  private async ask(phase: "new" | "learner"): Promise<void> {
+  /** Asks for the change; true when the answer named the leader to ask instead. */
+  private async ask(phase: "new" | "learner"): Promise<boolean> {
     const address = this.leaderAddress !== "" ? this.leaderAddress : this.o.adminAddresses[this.target % this.o.adminAddresses.length] as string;
     const client = this.client(address);
     const opts = { deadline: new Date(Date.now() + 5000) };
@@ -98,22 +100,23 @@ export class Joiner {
       this.o.log.info(phase === "new" ? "join: added as a learner" : "join: promoted to voter", { via: address });
       this.asked = phase;
       this.requestId = new Uint8Array(randomBytes(16));
+      return false;
     } catch (err) {
-      this.onFailure(phase, address, err as grpc.ServiceError);
+      return this.onFailure(phase, address, err as grpc.ServiceError);
     }
   }
 
   /**
-   * NOT_LEADER: call the leader it names next. Another UNAVAILABLE: the next
+   * NOT_LEADER: call the leader it names next (true: at once). Another UNAVAILABLE: the next
    * address, same request id (the first try may have landed). A refusal
    * (e.g. not caught up yet): a fresh request id, since a retry with the same
    * one would answer the same refusal.
    */
-  private onFailure(phase: Phase, address: string, err: grpc.ServiceError): void {
+  private onFailure(phase: Phase, address: string, err: grpc.ServiceError): boolean {
     const detail = errorDetailOf(err);
     if (detail?.reason === ErrorReason.NOT_LEADER && detail.leaderAddress !== "" && detail.leaderAddress !== address) {
       this.leaderAddress = detail.leaderAddress;
-      return;
+      return true;
     }
     this.leaderAddress = "";
     if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
@@ -122,6 +125,7 @@ export class Joiner {
       this.requestId = new Uint8Array(randomBytes(16));
     }
     this.o.log.info("join: not yet", { step: phase === "new" ? "AddLearner" : "PromoteLearner", via: address, why: err.details || err.message });
+    return false;
   }
 
   private client(address: string): Admin {

@@ -29,6 +29,7 @@ import type { SnapshotStream } from "../transport/index.js";
 import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot, type ServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
+import { type ImportHasher, WorkerPairHasher } from "./pair-hashers.js";
 
 /** Bytes per chunk of an inline snapshot's self-contained stream. */
 const INLINE_CHUNK = 256 * 1024;
@@ -175,6 +176,8 @@ export interface StagerContext {
   step(m: Message): void;
   /** Resolves when the staged state (verified here) may be installed; throws to refuse it (snapshot-attest.ts). */
   attest(m: Message, state: StoreRef): Promise<void>;
+  /** The hasher of each download's pairs (default: a WorkerPairHasher of defaultHashThreads()). */
+  readonly pairHasher?: () => ImportHasher;
 }
 
 /** Uncommitted pairs an import holds before it commits (bounds its memory to a few MB and the synchronous part of a commit). */
@@ -223,6 +226,7 @@ export class SnapshotStager {
         const got = data.store !== undefined
           ? checkRef(await this.importFrom(m.from, index, term, store, abort.signal), data.store)
           : restoreInline(this.ctx.clusterId, store, data.vault);
+        this.ctx.log.info("downloaded a snapshot; attesting it", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
         await this.ctx.attest(m, got);
         return got;
       });
@@ -236,11 +240,23 @@ export class SnapshotStager {
   }
 
   private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, signal: AbortSignal): Promise<StoreRef> {
-    const importer = new SnapshotImporter(this.ctx.clusterId, store);
+    const hasher = (this.ctx.pairHasher ?? (() => new WorkerPairHasher()))();
+    try {
+      const importer = new SnapshotImporter(this.ctx.clusterId, store, hasher);
+      await this.importChunks(importer, hasher, this.ctx.fetch(from, index, term, signal), store);
+      return await importer.finishHashed();
+    } finally {
+      await hasher.close();
+    }
+  }
+
+  /** Parses `chunks` into `store`, with commits in flight, the hasher's backpressure, and a turn every IMPORT_TURN_MS. */
+  private async importChunks(importer: SnapshotImporter, hasher: ImportHasher, chunks: AsyncIterable<Uint8Array>, store: LmdbVaultStore): Promise<void> {
     const commits: Array<Promise<void>> = [];
     let turn = performance.now();
-    for await (const chunk of this.ctx.fetch(from, index, term, signal)) {
+    for await (const chunk of chunks) {
       importer.push(chunk);
+      await hasher.ready();
       // Buffered chunks resume this loop on microtasks: without a turn the ports and Raft would wait for the whole buffer.
       if (performance.now() - turn >= IMPORT_TURN_MS) {
         await new Promise((resolve) => setImmediate(resolve));
@@ -253,7 +269,6 @@ export class SnapshotStager {
       if (commits.length >= IMPORT_COMMITS_IN_FLIGHT) await commits.shift();
     }
     await Promise.all(commits);
-    return importer.finish();
   }
 }
 

@@ -51,8 +51,12 @@ function shake(key: Uint8Array, value: Uint8Array): Buffer {
 
 /** A pair's hash as 512 words of two lanes each (the digest's own bytes when aligned, else a copy). */
 function pairWords(key: Uint8Array, value: Uint8Array): Uint32Array {
-  const h = shake(key, value);
-  return h.byteOffset % 4 === 0 ? new Uint32Array(h.buffer, h.byteOffset, WORDS) : new Uint32Array(new Uint8Array(h).buffer);
+  return asWords(shake(key, value));
+}
+
+/** 2048 bytes as 512 words (their own memory when aligned, else a copy). */
+function asWords(b: Uint8Array): Uint32Array {
+  return b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, WORDS) : new Uint32Array(new Uint8Array(b).buffer);
 }
 
 // Two u16 lanes per u32 word, added (subtracted) lane-wise mod 2^16 without a
@@ -75,8 +79,17 @@ export class LtHash {
   }
 
   add(key: Uint8Array, value: Uint8Array): void {
+    this.addWords(pairWords(key, value));
+  }
+
+  /** Adds another LtHash's state() (2048 bytes): the hash of the union of their pairs (a partial sum computed elsewhere). */
+  addState(other: Uint8Array): void {
+    if (other.length !== LTHASH_BYTES) throw new VaultInvariantError(`an LtHash state of ${other.length} bytes, not ${LTHASH_BYTES}`);
+    this.addWords(asWords(other));
+  }
+
+  private addWords(h: Uint32Array): void {
     const w = this.words;
-    const h = pairWords(key, value);
     for (let i = 0; i < WORDS; i++) {
       const a = w[i]!;
       const b = h[i]!;

@@ -36,12 +36,13 @@ export {
 export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
 export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
 export { DEFAULT_DIGEST_WINDOW, DigestRing } from "./digest-ring.js";
-export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
+export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, InlinePairHasher, type PairHasher, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
 export { MemoryStore, type VaultStore, firstPair } from "./store.js";
 export { ALL_KEYS } from "./keys.js";
 export { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, notBefore, validateSchedule } from "./throttle.js";
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
+export { LTHASH_BYTES, LtHash } from "./digest.js";
 export { type Issuer, type IssuerKey, type IssuerPolicy, type TokenAlgorithm, decodeIssuerPolicy, encodeIssuerPolicy, keysFromJwks, validateIssuerPolicy } from "./issuers.js";
 export { MAX_TOKEN_BYTES, type TokenCheck, type TokenContext, type TokenVerdict, tokenRefusal, verifyToken } from "./jwt.js";
 export { TOKEN_CACHE_CAPACITY, VerifiedTokens } from "./token-cache.js";

@@ -16,10 +16,15 @@
 // digest (node/server/snapshot-attest.ts), which makes the pairs exactly an
 // honest node's, each validated when that node applied it (docs/storage.md,
 // "What the importer checks, and why not more").
+//
+// The LtHash of the pairs (three SHAKE256 outputs of 2 KiB per record: most
+// of an import's CPU) is summed by a PairHasher: in line by default (the
+// simulation, the unit tests, a whole snapshot restored), or by worker
+// threads that node/server injects while this thread parses and writes.
 import { createHash } from "node:crypto";
 import { equalBytes } from "../../proto/crypto/index.js";
 import { LtHash } from "./digest.js";
-import { CorruptSnapshotError } from "./errors.js";
+import { CorruptSnapshotError, VaultInvariantError } from "./errors.js";
 import { ALL_KEYS, PREFIX, readU64 } from "./keys.js";
 import { COUNTERS, STORE_FORMAT, StoreState } from "./state.js";
 import { type VaultStore, firstPair } from "./store.js";
@@ -38,6 +43,29 @@ const SLACK = 16 * 1024;
 const LOCKED = 1;
 
 type Pair = readonly [Uint8Array, Uint8Array];
+/** An imported state: its applied index and digest (to be attested). */
+type StoreRef = { appliedIndex: number; digest: Uint8Array };
+
+/** Sums the LtHash of the pairs an import counts (LtHash addition is commutative: any split and order give one sum). */
+export interface PairHasher {
+  /** Adds a pair's hash; the bytes may be reused once it returns (a hasher that keeps them copies them). */
+  add(key: Uint8Array, value: Uint8Array): void;
+  /** The LtHash state (2048 bytes) of every pair added; a promise when they are hashed elsewhere (it rejects if that failed). */
+  total(): Uint8Array | Promise<Uint8Array>;
+}
+
+/** The default PairHasher: an LtHash summed on the calling thread. */
+export class InlinePairHasher implements PairHasher {
+  private readonly sum = new LtHash();
+
+  add(key: Uint8Array, value: Uint8Array): void {
+    this.sum.add(key, value);
+  }
+
+  total(): Uint8Array {
+    return this.sum.state();
+  }
+}
 
 export function* snapshotChunks(clusterId: string, pairs: Iterable<Pair>, chunkBytes = SNAPSHOT_CHUNK_BYTES): Generator<Uint8Array> {
   const h = createHash("sha256");
@@ -117,9 +145,10 @@ export class SnapshotImporter {
   private ended = false;
   private count = 0;
   private prev: Uint8Array | null = null;
-  private readonly check = new PairChecker();
+  private readonly check: PairChecker;
 
-  constructor(private readonly clusterId: string, private readonly store: VaultStore) {
+  constructor(private readonly clusterId: string, private readonly store: VaultStore, private readonly hasher: PairHasher = new InlinePairHasher()) {
+    this.check = new PairChecker(hasher);
     if (firstPair(store, ...ALL_KEYS) !== undefined) throw new CorruptSnapshotError("the target store is not empty");
   }
 
@@ -132,14 +161,30 @@ export class SnapshotImporter {
     if (this.ended && this.buf.length > TRAILER) throw new CorruptSnapshotError("bytes after the end of the snapshot");
   }
 
-  /** Checks the trailer and the stored state; returns the state's applied index and digest (to be attested). */
-  finish(): { appliedIndex: number; digest: Uint8Array } {
+  /** Checks the trailer and the stored state; returns the state's applied index and digest (to be attested). An in-line hasher only. */
+  finish(): StoreRef {
+    this.checkTrailer();
+    const sum = this.hasher.total();
+    if (!(sum instanceof Uint8Array)) throw new VaultInvariantError("the pairs are hashed elsewhere: finishHashed(), not finish()");
+    return this.verify(sum);
+  }
+
+  /** finish() for any hasher: waits for the sum of the pairs hashed elsewhere. */
+  async finishHashed(): Promise<StoreRef> {
+    this.checkTrailer();
+    return this.verify(await this.hasher.total());
+  }
+
+  private verify(sum: Uint8Array): StoreRef {
+    return corruptOnError(() => this.check.finish(this.store, this.clusterId, sum));
+  }
+
+  private checkTrailer(): void {
     if (!this.ended || this.buf.length !== TRAILER) throw new CorruptSnapshotError("truncated (the stream ended early)");
     const count = readU64(this.buf, 0);
     this.h.update(this.buf.subarray(0, 8));
     if (count !== this.count) throw new CorruptSnapshotError(`the trailer counts ${count} pairs, the stream held ${this.count}`);
     if (!equalBytes(this.h.digest(), this.buf.subarray(8))) throw new CorruptSnapshotError("checksum mismatch (truncated or altered)");
-    return corruptOnError(() => this.check.finish(this.store, this.clusterId));
   }
 
   /** Consumes one header, pair or end marker of `b` at `at`; returns where the next begins (`at`: need more bytes). */
@@ -195,13 +240,14 @@ const COUNTER_NAMES = new Set<string>(COUNTERS);
  * empty. Values are not decoded (the file comment says why).
  */
 class PairChecker {
-  private readonly sum = new LtHash();
   private readonly meta = new Map<string, Uint8Array>();
   private records = 0;
   private locked = 0;
   private requests = 0;
   private orders = 0;
   private nodes = 0;
+
+  constructor(private readonly sum: PairHasher) {}
 
   pair(k: Uint8Array, v: Uint8Array): void {
     if (k[0] === PREFIX.meta) return this.metaPair(k, v);
@@ -231,7 +277,8 @@ class PairChecker {
     return v;
   }
 
-  finish(store: VaultStore, clusterId: string): { appliedIndex: number; digest: Uint8Array } {
+  /** `sum`: the LtHash state of the counted pairs. */
+  finish(store: VaultStore, clusterId: string, sum: Uint8Array): StoreRef {
     const layout = this.need("format")[0];
     if (layout !== STORE_FORMAT) throw new CorruptSnapshotError(`a store of layout ${String(layout)}, not ${STORE_FORMAT} (a node of another version: upgrade every node before snapshots flow)`);
     const s = StoreState.open(store, clusterId);
@@ -242,7 +289,7 @@ class PairChecker {
     expect("locked records", this.locked, s.locked);
     expect("request ids", this.requests, s.reqCount);
     expect("request order entries", this.orders, s.reqCount);
-    if (!equalBytes(this.sum.state(), this.need("digest"))) throw new CorruptSnapshotError("the state digest does not match the pairs");
+    if (!equalBytes(sum, this.need("digest"))) throw new CorruptSnapshotError("the state digest does not match the pairs");
     if (s.appliedIndex === 0 && (this.records + this.nodes + this.requests > 0 || s.time !== 0)) {
       throw new CorruptSnapshotError("a state at applied index 0 (a new one, installed without vouching) holds records, nodes, request ids or a time");
     }
