@@ -163,6 +163,13 @@ export class LocalCluster {
    * the leader to add and promote it by itself.
    */
   async addNode(id: number, { autoJoin = false } = {}): Promise<NodeInfo> {
+    const n = await this.prepareNode(id, { autoJoin });
+    this.spawn(n);
+    return n;
+  }
+
+  /** addNode without the start: the node's certificate, HSM token and config (an operator's provisioning); start it with restart(id). */
+  async prepareNode(id: number, { autoJoin = false } = {}): Promise<NodeInfo> {
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(this.dir, "certs"), String(id)], { stdio: "ignore" });
     const [cp, pp, ap, mp] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const n: NodeInfo = {
@@ -171,7 +178,6 @@ export class LocalCluster {
     };
     this.nodes.push(n);
     this.writeConfig(n, true, autoJoin);
-    this.spawn(n);
     return n;
   }
 
