@@ -191,9 +191,9 @@ export async function stopCluster(cluster: LocalCluster | undefined): Promise<vo
   await cluster.close();
 }
 
-/** Synchronous last resort (process 'exit'): SIGKILL the nodes, remove the cluster's dir. */
+/** Synchronous last resort (process 'exit'): SIGKILL the nodes, remove the cluster's dir (kept with BKV_E2E_KEEP, as LocalCluster.close keeps it). */
 export function killClusterNow(cluster: LocalCluster | undefined): void {
   if (cluster === undefined) return;
   for (const n of cluster.nodes) n.proc?.kill("SIGKILL");
-  rmSync(cluster.dir, { recursive: true, force: true });
+  if (process.env.BKV_E2E_KEEP === undefined) rmSync(cluster.dir, { recursive: true, force: true });
 }
