@@ -236,8 +236,8 @@ const COUNTER_NAMES = new Set<string>(COUNTERS);
  * The local checks of an imported state, on the pairs as they arrive and
  * on the totals at the end: known tables, counters of 8 bytes (the digest
  * covers their values), the counts the meta claims, the stored LtHash
- * recomputed, and a new state (applied index 0, installed without vouching)
- * empty. Values are not decoded (the file comment says why).
+ * recomputed, and a new state (applied index 0: the bootstrap's, which holds
+ * only meta) empty. Values are not decoded (the file comment says why).
  */
 class PairChecker {
   private readonly meta = new Map<string, Uint8Array>();
@@ -291,7 +291,7 @@ class PairChecker {
     expect("request order entries", this.orders, s.reqCount);
     if (!equalBytes(sum, this.need("digest"))) throw new CorruptSnapshotError("the state digest does not match the pairs");
     if (s.appliedIndex === 0 && (this.records + this.nodes + this.requests > 0 || s.time !== 0)) {
-      throw new CorruptSnapshotError("a state at applied index 0 (a new one, installed without vouching) holds records, nodes, request ids or a time");
+      throw new CorruptSnapshotError("a state at applied index 0 (a new one: the bootstrap's, only meta) holds records, nodes, request ids or a time");
     }
     return { appliedIndex: s.appliedIndex, digest: s.digest };
   }
