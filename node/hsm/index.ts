@@ -5,6 +5,7 @@ export {
 } from "./config.js";
 export { HsmError, type HsmErrorCode } from "./errors.js";
 export { DEFAULT_POOL, HsmWorkerPool, type PoolOptions, type WorkerMemory } from "./worker-pool.js";
+export { moduleWorker } from "./module-worker.js";
 
 /** What the vault needs from a node's HSM; both Hsm and HsmWorkerPool provide it. */
 export interface NodeHsm {

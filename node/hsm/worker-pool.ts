@@ -5,8 +5,9 @@
 // their own sessions. SOFTHSM2_CONF must be set from the main thread (a
 // worker's process.env is a private copy that the module never sees).
 import assert from "node:assert/strict";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { HsmConfig } from "./config.js";
+import { moduleWorker } from "./module-worker.js";
 import { HsmError, type HsmErrorCode } from "./errors.js";
 
 export interface WorkerInit {
@@ -43,16 +44,9 @@ type Call = DistributiveOmit<WorkerRequest, "id">;
 /** What each request answers. */
 interface Answers { open: Keys; evaluate: Uint8Array; sign: Uint8Array; memory: WorkerMemory; close: Uint8Array }
 
-/**
- * Starts node/hsm/worker in a thread. When running from TypeScript sources
- * (tsx), the worker registers tsx itself: Node 20 does not apply the parent's
- * --import loader to a worker's entry module.
- */
+/** Starts node/hsm/worker in a thread (module-worker.ts: from dist/ or the sources under tsx). */
 function spawnWorker(init: WorkerInit): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./worker.js", import.meta.url), { workerData: init });
-  const entry = JSON.stringify(new URL("./worker.ts", import.meta.url).href);
-  const code = `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${entry}); });`;
-  return new Worker(code, { eval: true, workerData: init });
+  return moduleWorker(import.meta.url, "worker", { workerData: init });
 }
 
 interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void }

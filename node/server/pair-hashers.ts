@@ -9,7 +9,8 @@
 // the total is the in-line one, byte for byte). At most IN_FLIGHT_PER_THREAD
 // batches per thread are in flight: ready() makes the importer wait.
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { moduleWorker } from "../hsm/index.js";
 import { InlinePairHasher, LtHash, type PairHasher } from "../vault/index.js";
 
 export interface HashRequest { id: number; batch: ArrayBuffer; length: number }
@@ -45,16 +46,10 @@ export function hashThreadsAlive(): number {
   return alive;
 }
 
-/**
- * Starts pair-hash-worker in a thread. From TypeScript sources (tsx) the
- * thread registers tsx itself: Node 20 does not apply the parent's --import
- * loader to a worker's entry module (as node/hsm/worker-pool.ts).
- */
+/** Starts pair-hash-worker in a thread (node/hsm's moduleWorker: from dist/ or the sources under tsx). */
 function spawnHashThread(): Worker {
   alive++;
-  const w = import.meta.url.endsWith(".ts")
-    ? new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL("./pair-hash-worker.ts", import.meta.url).href)}); });`, { eval: true })
-    : new Worker(new URL("./pair-hash-worker.js", import.meta.url));
+  const w = moduleWorker(import.meta.url, "pair-hash-worker");
   w.once("exit", () => alive--);
   return w;
 }
