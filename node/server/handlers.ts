@@ -38,8 +38,8 @@ export function unaryHandler(ctx: HandlerContext) {
   return <Req, Res>(method: string, f: (req: Req, metadata: Metadata) => Promise<Res>): handleUnaryCall<Req, Res> => (call, callback) => {
     const t0 = performance.now();
     const run = () => (callerGone(call) ? Promise.reject(new CallerGone()) : f(call.request, call.metadata));
-    const admit = ctx.admit === undefined ? () => Promise.resolve() : () => ctx.admit!(call);
-    (ctx.turns !== undefined ? ctx.turns.run(admit, run) : ctx.admit === undefined ? run() : admit().then(run)).then(
+    const admit = () => ctx.admit?.(call) ?? Promise.resolve();
+    (ctx.turns?.run(admit, run) ?? admit().then(run)).then(
       (res) => { ctx.record(method, "OK", performance.now() - t0); callback(null, res); },
       (err: unknown) => {
         if (err instanceof CallerGone) { ctx.record(method, "CANCELLED", performance.now() - t0); return; }
