@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import type { ClusterDescriptor } from "../client/sdk/index.js";
 import { registerRequest } from "../client/sdk/records.js";
-import { createRegistrationAsync, signConfirm } from "../proto/crypto/index.js";
+import { createRegistration, createRegistrationAsync, signConfirm } from "../proto/crypto/index.js";
+import type { RegisterRequest } from "../proto/gen/bkv/v1/vault_pb.js";
 import { LocalCluster } from "../testkit/cluster.js";
 import { distinctPoints, stopChild } from "./drive.js";
 
@@ -14,6 +15,17 @@ import { distinctPoints, stopChild } from "./drive.js";
 export const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
 
 type Vault = ReturnType<LocalCluster["vault"]>;
+
+/**
+ * Register requests for distinct users `s<i>`, each a clone of one real
+ * registration under another user id (its shares are valid for every node;
+ * no record is written into a store directly): bench:scale's load.
+ */
+export function clonedRegistrations(d: ClusterDescriptor): (i: number) => RegisterRequest {
+  const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
+  const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
+  return (i) => registerRequest({ ...reg, record: { ...reg.record, user: `s${i}` } }, new Uint8Array(randomBytes(16)));
+}
 
 /** At most this many begins per user between two settles: a record never holds more pending attempts. */
 export const BEGINS_PER_USER = 8;

@@ -5,12 +5,9 @@
 // --cpu-prof writes their profiles. Read them with
 //   npx tsx bench/cpuprofile.ts FILE --stretches
 // Run: BKV_E2E_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" npx tsx bench/load-stalls.ts [--seconds 40] [--inflight 128]
-import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { registerRequest } from "../client/sdk/records.js";
-import { createRegistration } from "../proto/crypto/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, stopCluster } from "./bkv.js";
+import { clonedRegistrations, stopCluster } from "./bkv.js";
 import { load } from "./drive.js";
 
 const { values: args } = parseArgs({ options: { seconds: { type: "string", default: "40" }, inflight: { type: "string", default: "128" } } });
@@ -18,16 +15,14 @@ const { values: args } = parseArgs({ options: { seconds: { type: "string", defau
 async function main(): Promise<void> {
   const cluster = await LocalCluster.start();
   try {
-    const d = await cluster.descriptor();
-    const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
-    const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
+    const registration = clonedRegistrations(await cluster.descriptor());
     let leader = await cluster.leaderId();
     const errors = new Map<string, number>();
     const end = performance.now() + Number(args.seconds) * 1000;
     let next = 0;
     const worker = async () => {
       while (performance.now() < end) {
-        const req = registerRequest({ ...reg, record: { ...reg.record, user: `s${next++}` } }, new Uint8Array(randomBytes(16)));
+        const req = registration(next++);
         try {
           await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
         } catch (err) { // counted, not retried: this drives load, it does not need every record

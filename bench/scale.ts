@@ -15,13 +15,10 @@
 // scrape; a restarted node's first scrape covers its whole start).
 //
 // Run: npm run bench:scale -- --records 100000 [--inflight 128] [--recovery-rate 4]
-import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
-import { registerRequest } from "../client/sdk/records.js";
-import { createRegistration } from "../proto/crypto/index.js";
 import { LocalCluster, builtNodeEntry, waitFor } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
+import { CHEAP_SCRYPT, clonedRegistrations, killClusterNow, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { type ProcMemory, metricOf, procMemory, quantile } from "./sample.js";
 
@@ -118,9 +115,7 @@ class Recoveries {
 
 /** Proposes RECORDS clones of one registration, IN_FLIGHT at a time, following the leader; progress every 5 s. */
 async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<number> {
-  const d = await cluster.descriptor();
-  const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
-  const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
+  const registration = clonedRegistrations(await cluster.descriptor());
   let leader = await cluster.leaderId();
   let next = 0;
   let done = 0;
@@ -132,7 +127,7 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<num
   }, 5000);
   const worker = async () => {
     for (let i = next++; i < RECORDS; i = next++) {
-      const req = registerRequest({ ...reg, record: { ...reg.record, user: `s${i}` } }, new Uint8Array(randomBytes(16)));
+      const req = registration(i);
       for (let tries = 0; ; tries++) {
         try {
           await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
