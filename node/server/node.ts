@@ -99,6 +99,8 @@ export class VaultNode {
       this.log.info("hsm opened", { token: c.hsm.tokenLabel });
       return h;
     });
+    // Awaited below, after the stores and Raft: a token that fails sooner must not be an unhandled rejection meanwhile.
+    hsm.catch(() => undefined);
     const closeHsm = async (err: unknown): Promise<never> => {
       await hsm.then((h) => h.close(), () => undefined);
       throw err;
