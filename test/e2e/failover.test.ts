@@ -3,6 +3,8 @@
 // entries catching up through a snapshot, then serving evaluations.
 import test from "ava";
 import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { ClientError, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
 import { LocalCluster, waitFor } from "../../testkit/cluster.js";
@@ -131,4 +133,39 @@ test.serial("a leader sends one snapshot to a follower that cannot install it ye
   const st = await cluster.status(lead);
   await cluster.waitApplied(victim, Number(st.appliedIndex), 60_000);
   t.is((await cluster.vault(victim).getRecordInfo({ userId: "jill" })).attemptsRemaining, 255 - 30);
+});
+
+// The token opens while the stores and Raft start (node.ts): a token that does not open fails the start after
+// Raft ran, and the node must still end as before the change: `start failed`, exit 1, no client port, no PIN in
+// its log; the others serve on. A failure before the await was once an unhandled rejection (a crash, no line).
+test.serial("a restarted node whose token does not open (wrong PIN) exits 1 with `start failed`, logs no PIN, and the others serve on", async (t) => {
+  t.timeout(180_000);
+  for (const n of cluster.nodes) if (n.proc === null) cluster.restart(n.id);
+  await cluster.waitReady(60_000);
+  const key = await client.register("kate", "pw");
+  const lead = await cluster.leaderId();
+  const victim = cluster.nodes.find((n) => n.id !== lead)!;
+  const pinFile = join(cluster.dir, `hsm-${victim.id}`, "pin");
+  const pin = readFileSync(pinFile, "utf8");
+  const wrong = `wrong${randomBytes(6).toString("hex")}`;
+  await cluster.stop(victim.id);
+  const logBefore = cluster.logOf(victim.id).length;
+  writeFileSync(pinFile, wrong);
+  try {
+    cluster.restart(victim.id);
+    const proc = victim.proc!;
+    const code = await new Promise<number | null>((resolve) => (proc.exitCode !== null ? resolve(proc.exitCode) : proc.once("exit", resolve)));
+    victim.proc = null;
+    t.is(code, 1);
+    const log = cluster.logOf(victim.id).slice(logBefore);
+    t.regex(log, /"msg":"start failed"/);
+    t.false(log.includes('"msg":"node started"'), "no client or admin port opened");
+    t.false(log.includes(wrong), "the wrong PIN is not logged");
+    t.false(log.includes(pin.trim()), "the PIN is not logged");
+    t.deepEqual(await client.recover("kate", "pw"), key, "the two others serve");
+  } finally {
+    writeFileSync(pinFile, pin);
+  }
+  cluster.restart(victim.id);
+  await cluster.waitReady(60_000);
 });
