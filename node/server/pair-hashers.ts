@@ -28,9 +28,14 @@ export interface ImportHasher extends PairHasher {
 const BATCH_BYTES = 256 * 1024;
 const IN_FLIGHT_PER_THREAD = 4;
 
-/** Hash threads for an import: one per core but the main thread's, at most 2, at least 1. */
+/**
+ * Hash threads for an import: one per core, at most 2. Two on 2 cores: the
+ * main thread is the import's other stage and waits on the network and the
+ * store part of the time; with one thread the import waited on it for
+ * most of a transfer (docs/benchmarks.md, "Catch-up: the transfer's flow control").
+ */
 export function defaultHashThreads(): number {
-  return Math.max(1, Math.min(2, availableParallelism() - 1));
+  return Math.max(1, Math.min(2, availableParallelism()));
 }
 
 /** The in-line hasher as an ImportHasher (nothing to wait for or stop). */

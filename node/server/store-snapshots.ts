@@ -253,22 +253,47 @@ export class SnapshotStager {
   /** Parses `chunks` into `store`, with commits in flight, the hasher's backpressure, and a turn every IMPORT_TURN_MS. */
   private async importChunks(importer: SnapshotImporter, hasher: ImportHasher, chunks: AsyncIterable<Uint8Array>, store: LmdbVaultStore): Promise<void> {
     const commits: Array<Promise<void>> = [];
+    const spent = new ImportSpent();
     let turn = performance.now();
     for await (const chunk of chunks) {
+      spent.lap("waitedForChunksMs");
       importer.push(chunk);
+      spent.lap("parsedMs");
       await hasher.ready();
+      spent.lap("waitedForHashersMs");
       // Buffered chunks resume this loop on microtasks: without a turn the ports and Raft would wait for the whole buffer.
       if (performance.now() - turn >= IMPORT_TURN_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         turn = performance.now();
       }
-      if (store.uncommitted < IMPORT_COMMIT_PAIRS) continue;
-      const c = store.commit();
-      c.catch(() => undefined); // awaited below; a failure also poisons the store, so the next push throws
-      commits.push(c);
-      if (commits.length >= IMPORT_COMMITS_IN_FLIGHT) await commits.shift();
+      if (store.uncommitted >= IMPORT_COMMIT_PAIRS) {
+        const c = store.commit();
+        c.catch(() => undefined); // awaited below; a failure also poisons the store, so the next push throws
+        commits.push(c);
+        if (commits.length >= IMPORT_COMMITS_IN_FLIGHT) await commits.shift();
+      }
+      spent.lap("turnsAndCommitsMs");
     }
     await Promise.all(commits);
+    this.ctx.log.info("imported a snapshot", spent.fields());
+  }
+}
+
+/** Where an import's time went, in ms (its log line): what the loop waited on, and its own work. */
+class ImportSpent {
+  private readonly ms = { waitedForChunksMs: 0, parsedMs: 0, waitedForHashersMs: 0, turnsAndCommitsMs: 0 };
+  private chunks = 0;
+  private last = performance.now();
+
+  lap(what: keyof ImportSpent["ms"]): void {
+    const now = performance.now();
+    this.ms[what] += now - this.last;
+    this.last = now;
+    if (what === "waitedForChunksMs") this.chunks++;
+  }
+
+  fields(): Record<string, number> {
+    return { chunks: this.chunks, ...Object.fromEntries(Object.entries(this.ms).map(([k, v]) => [k, Math.round(v)])) };
   }
 }
 

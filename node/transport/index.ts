@@ -40,6 +40,16 @@ export type { DigestSource } from "./state-digest.js";
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /**
+ * The HTTP/2 flow-control window (per stream and per connection) a node
+ * grants the peers it dials: how far a FetchSnapshot sender (or a leader's
+ * MsgApps) may run ahead of this node's reads. At HTTP/2's default 64 KiB
+ * one 64 KiB snapshot chunk filled it, and a transfer went stop-and-wait:
+ * the sender waited for a WINDOW_UPDATE after each chunk while the
+ * importer waited for the next (docs/benchmarks.md, "Catch-up: the
+ * transfer's flow control"). Memory: at most this much is buffered per peer.
+ */
+export const PEER_FLOW_WINDOW_BYTES = 8 * 1024 * 1024;
+/**
  * Largest single message sent. A bigger one could never be delivered (the
  * peer would refuse the frame, the stream would fail, raft would resend):
  * it is dropped as invalid instead. Raft's own limits (maxSizePerMsg,
@@ -249,6 +259,7 @@ export class Transport {
         "grpc.keepalive_time_ms": 10_000,
         "grpc.keepalive_timeout_ms": 5_000,
         "grpc.keepalive_permit_without_calls": 1,
+        "grpc-node.flow_control_window": PEER_FLOW_WINDOW_BYTES,
       }),
       newBackoff: () => new Backoff(o.backoff ?? DEFAULT_BACKOFF),
       reportUnreachable: (id) => o.reportUnreachable(id),

@@ -42,8 +42,9 @@ export async function serveFetch(call: FetchCall, source: SnapshotSource | undef
     return;
   }
   try {
-    await writeAll(call, snap.chunks);
+    const spent = await writeAll(call, snap.chunks);
     call.end();
+    ctx.log("transport.fetch_sent", { peer: call.getPeer(), index: Number(req.index), ...spent });
   } catch (err) {
     ctx.log("transport.fetch_failed", { peer: call.getPeer(), index: Number(req.index), error: String(err) });
     if (!call.cancelled) call.emit("error", errorWithDetail(grpc.status.INTERNAL, "the snapshot could not be read"));
@@ -52,11 +53,24 @@ export async function serveFetch(call: FetchCall, source: SnapshotSource | undef
   }
 }
 
-async function writeAll(call: FetchCall, chunks: Iterator<Uint8Array>): Promise<void> {
-  for (let r = chunks.next(); r.done !== true && !call.cancelled; r = chunks.next()) {
-    if (!call.write(create(FetchSnapshotResponseSchema, { data: r.value }))) await drainedOrCancelled(call);
+/** Where a transfer's time went, in ms: reading and encoding the chunks, and waiting for the receiver (its flow-control window). */
+interface SendSpent { chunks: number; ms: number; readMs: number; waitedMs: number }
+
+async function writeAll(call: FetchCall, chunks: Iterator<Uint8Array>): Promise<SendSpent> {
+  const spent: SendSpent = { chunks: 0, ms: 0, readMs: 0, waitedMs: 0 };
+  const t0 = performance.now();
+  for (let t = t0, r = chunks.next(); r.done !== true && !call.cancelled; t = performance.now(), r = chunks.next()) {
+    spent.chunks++;
+    const written = call.write(create(FetchSnapshotResponseSchema, { data: r.value }));
+    const w = performance.now();
+    spent.readMs += w - t;
+    if (!written) await drainedOrCancelled(call);
+    spent.waitedMs += performance.now() - w;
     await nextTurn();
   }
+  spent.ms = performance.now() - t0;
+  for (const k of ["ms", "readMs", "waitedMs"] as const) spent[k] = Math.round(spent[k]);
+  return spent;
 }
 
 function drainedOrCancelled(call: FetchCall): Promise<void> {

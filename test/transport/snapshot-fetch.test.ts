@@ -83,3 +83,16 @@ test("a cancelled download stops reading the source and closes it", async (t) =>
   t.is(s.closed, 1);
   t.true(s.served < 2000, `served ${s.served} chunks after a cancel at 20: backpressure or cancellation is missing`);
 });
+
+test("the sender runs ahead of a reader that waits, by the fetching node's flow-control window, not one chunk", async (t) => {
+  const s = source(1000);
+  const [, b] = await pair(t, s.source);
+  const chunks = b.transport.fetchSnapshot(1, 50, 2)[Symbol.asyncIterator]();
+  await chunks.next(); // the call is open; nothing more is read for now
+  let seen = -1;
+  for (let stable = 0; stable < 5; await new Promise((r) => setTimeout(r, 100))) stable = s.served === seen ? stable + 1 : ((seen = s.served), 0);
+  // PEER_FLOW_WINDOW_BYTES (8 MiB) is 128 chunks of 64 KiB; at HTTP/2's default 64 KiB window the sender stopped after ~20.
+  t.true(s.served >= 100, `the sender stopped after ${s.served} chunks: the transfer is stop-and-wait`);
+  t.true(s.served < 400, `the sender ran ${s.served} chunks ahead: nothing bounds what a reader buffers`);
+  await chunks.return?.(undefined);
+});
