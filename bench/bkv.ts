@@ -8,7 +8,7 @@ import type { ClusterDescriptor } from "../client/sdk/index.js";
 import { registerRequest } from "../client/sdk/records.js";
 import { createRegistration, createRegistrationAsync, signConfirm } from "../proto/crypto/index.js";
 import type { RegisterRequest } from "../proto/gen/bkv/v1/vault_pb.js";
-import { LocalCluster } from "../testkit/cluster.js";
+import { LocalCluster, waitFor } from "../testkit/cluster.js";
 import { distinctPoints, stopChild } from "./drive.js";
 
 /** Client-side scrypt for the benchmarks' registrations (the nodes never see it). */
@@ -208,4 +208,22 @@ export function killClusterNow(cluster: LocalCluster | undefined): void {
   if (cluster === undefined) return;
   for (const n of cluster.nodes) n.proc?.kill("SIGKILL");
   if (process.env.BKV_E2E_KEEP === undefined) rmSync(cluster.dir, { recursive: true, force: true });
+}
+
+/** Seconds until node `id` answers and has applied `index`. */
+export async function secondsToApply(cluster: LocalCluster, id: number, index: number, t0: number): Promise<number> {
+  await waitFor(async () => {
+    failIfANodeDied(cluster);
+    const s = await cluster.status(id).catch(() => undefined);
+    return s !== undefined && Number(s.appliedIndex) >= index ? true : undefined;
+  }, `node ${id} to apply ${index}`, 30 * 60_000);
+  return (performance.now() - t0) / 1000;
+}
+
+/** Throws, naming the node and its last log lines, when a node process exited (a wait would last its whole timeout). */
+function failIfANodeDied(cluster: LocalCluster): void {
+  const dead = cluster.nodes.find((n) => n.proc !== null && n.proc.exitCode !== null);
+  if (dead === undefined) return;
+  const tail = cluster.logOf(dead.id).trim().split("\n").slice(-3).join("\n  ");
+  throw new Error(`node ${dead.id} exited (code ${String(dead.proc?.exitCode)}); the end of its log:\n  ${tail}`);
 }

@@ -13,8 +13,8 @@
 // Run: npx tsx bench/catch-up.ts [--records 100000] [--rounds 3]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { LocalCluster, builtNodeEntry, waitFor } from "../testkit/cluster.js";
-import { clonedRegistrations, killClusterNow, stopCluster } from "./bkv.js";
+import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
+import { clonedRegistrations, killClusterNow, secondsToApply, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { processCpuSeconds } from "./sample.js";
 
@@ -43,11 +43,7 @@ async function catchUp(cluster: LocalCluster, leader: number, id: number): Promi
   const cpu0 = others.map(processCpuSeconds);
   const t0 = performance.now();
   cluster.restart(id);
-  await waitFor(async () => {
-    const s = await cluster.status(id).catch(() => undefined);
-    return s !== undefined && Number(s.appliedIndex) >= target ? true : undefined;
-  }, `node ${id} to apply ${target}`, 10 * 60_000);
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = await secondsToApply(cluster, id, target, t0);
   const cpu = others.map((pid, i) => (processCpuSeconds(pid) - cpu0[i]!).toFixed(1)).join(" / ");
   const own = processCpuSeconds(cluster.node(id).proc?.pid).toFixed(1);
   const line = cluster.logOf(id).split("\n").find((l) => l.includes("\"imported a snapshot\"")) ?? "{}";

@@ -17,8 +17,8 @@
 // Run: npm run bench:scale -- --records 100000 [--inflight 128] [--recovery-rate 4]
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
-import { LocalCluster, builtNodeEntry, waitFor } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, clonedRegistrations, killClusterNow, stopCluster } from "./bkv.js";
+import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
+import { CHEAP_SCRYPT, clonedRegistrations, killClusterNow, secondsToApply, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { type ProcMemory, metricOf, procMemory, quantile } from "./sample.js";
 
@@ -143,24 +143,6 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<num
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   clearInterval(progress);
   return (performance.now() - t0) / 1000;
-}
-
-/** Seconds until node `id` answers and has applied `index`. */
-async function secondsToApply(cluster: LocalCluster, id: number, index: number, t0: number): Promise<number> {
-  await waitFor(async () => {
-    failIfANodeDied(cluster);
-    const s = await cluster.status(id).catch(() => undefined);
-    return s !== undefined && Number(s.appliedIndex) >= index ? true : undefined;
-  }, `node ${id} to apply ${index}`, 30 * 60_000);
-  return (performance.now() - t0) / 1000;
-}
-
-/** Throws, naming the node and its last log lines, when a node process exited (a wait would last its whole timeout). */
-function failIfANodeDied(cluster: LocalCluster): void {
-  const dead = cluster.nodes.find((n) => n.proc !== null && n.proc.exitCode !== null);
-  if (dead === undefined) return;
-  const tail = cluster.logOf(dead.id).trim().split("\n").slice(-3).join("\n  ");
-  throw new Error(`node ${dead.id} exited (code ${String(dead.proc?.exitCode)}); the end of its log:\n  ${tail}`);
 }
 
 async function main(): Promise<void> {
