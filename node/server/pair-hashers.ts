@@ -35,7 +35,7 @@ const IN_FLIGHT_PER_THREAD = 4;
  * most of a transfer (docs/benchmarks.md, "Catch-up: the transfer's flow control").
  */
 export function defaultHashThreads(): number {
-  return Math.max(1, Math.min(2, availableParallelism()));
+  return Math.min(2, availableParallelism()); // availableParallelism() is at least 1
 }
 
 /** The in-line hasher as an ImportHasher (nothing to wait for or stop). */
