@@ -10,6 +10,7 @@ import { createRegistration, createRegistrationAsync, signConfirm } from "../pro
 import type { RegisterRequest } from "../proto/gen/bkv/v1/vault_pb.js";
 import { LocalCluster, waitFor } from "../testkit/cluster.js";
 import { distinctPoints, stopChild } from "./drive.js";
+import { metricOf } from "./sample.js";
 
 /** Client-side scrypt for the benchmarks' registrations (the nodes never see it). */
 export const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -25,6 +26,77 @@ export function clonedRegistrations(d: ClusterDescriptor): (i: number) => Regist
   const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
   const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
   return (i) => registerRequest({ ...reg, record: { ...reg.record, user: `s${i}` } }, new Uint8Array(randomBytes(16)));
+}
+
+export interface CloneLoad {
+  /** Registrations in all (users s0 .. s{count-1}); without it, until `stopAt`. */
+  readonly count?: number;
+  /** performance.now() after which no registration starts. */
+  readonly stopAt?: number;
+  readonly inFlight: number;
+  /** Called after each registration that applied. */
+  readonly onRegistered?: () => void;
+}
+
+/**
+ * Registers clonedRegistrations through the leader, `inFlight` at a time;
+ * a failed call is sent again (the same request id: applied at most once)
+ * to the leader found then, up to CLONE_RETRIES times, then thrown. Resolves
+ * with how many were registered. The load of bench:scale, bench/catch-up
+ * and bench/load-stalls.
+ */
+export async function registerClones(cluster: LocalCluster, o: CloneLoad): Promise<number> {
+  const registration = clonedRegistrations(await cluster.descriptor());
+  let leader = await cluster.leaderId();
+  let next = 0;
+  let done = 0;
+  const more = () => (o.count === undefined || next < o.count) && (o.stopAt === undefined || performance.now() < o.stopAt);
+  const worker = async () => {
+    while (more()) {
+      const req = registration(next++);
+      for (let tries = 0; ; tries++) {
+        try {
+          await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
+          break;
+        } catch (err) {
+          if (tries >= CLONE_RETRIES) throw err;
+          leader = await cluster.leaderId().catch(() => leader);
+        }
+      }
+      done++;
+      o.onRegistered?.();
+    }
+  };
+  await Promise.all(Array.from({ length: o.inFlight }, worker));
+  return done;
+}
+
+const CLONE_RETRIES = 20;
+
+/**
+ * Node `id`'s longest event-loop stall in ms since its metrics were last
+ * read (nodejs_eventloop_lag_max_seconds: prom-client resets it at each
+ * scrape), or undefined when it did not answer.
+ */
+export async function stallSinceLastRead(cluster: LocalCluster, id: number): Promise<number | undefined> {
+  const text = await cluster.metricsOf(id).catch(() => "");
+  return text === "" ? undefined : metricOf(text, "nodejs_eventloop_lag_max_seconds") * 1000;
+}
+
+/**
+ * Reads nodes `ids`' longest event-loop stalls once a second until stop(),
+ * which resolves with each node's per-second stalls (ms). The first read
+ * only ends the window before the call (a start-up, an earlier phase).
+ */
+export function sampleStalls(cluster: LocalCluster, ids: readonly number[]): { stop(): Promise<Map<number, number[]>> } {
+  const out = new Map<number, number[]>(ids.map((id) => [id, []]));
+  const read = () => Promise.all(ids.map(async (id) => {
+    const ms = await stallSinceLastRead(cluster, id);
+    if (ms !== undefined) out.get(id)!.push(ms);
+  }));
+  let reading: Promise<unknown> = read().then(() => { for (const xs of out.values()) xs.length = 0; });
+  const timer = setInterval(() => { reading = reading.then(read); }, 1000);
+  return { stop: async () => { clearInterval(timer); await reading; return out; } };
 }
 
 /** At most this many begins per user between two settles: a record never holds more pending attempts. */

@@ -18,7 +18,7 @@
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, clonedRegistrations, killClusterNow, secondsToApply, stopCluster } from "./bkv.js";
+import { CHEAP_SCRYPT, killClusterNow, registerClones, secondsToApply, stallSinceLastRead, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { type ProcMemory, metricOf, procMemory, quantile } from "./sample.js";
 
@@ -66,8 +66,7 @@ class Sampler {
   }
 
   private async stall(id: number): Promise<number> {
-    const text = await this.cluster.metricsOf(id).catch(() => "");
-    return metricOf(text, "nodejs_eventloop_lag_max_seconds") * 1000;
+    return (await stallSinceLastRead(this.cluster, id)) ?? 0;
   }
 
   now(id: number): ProcMemory {
@@ -113,11 +112,8 @@ class Recoveries {
   }
 }
 
-/** Proposes RECORDS clones of one registration, IN_FLIGHT at a time, following the leader; progress every 5 s. */
+/** Proposes RECORDS clones of one registration, IN_FLIGHT at a time (registerClones); progress every 5 s. */
 async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<number> {
-  const registration = clonedRegistrations(await cluster.descriptor());
-  let leader = await cluster.leaderId();
-  let next = 0;
   let done = 0;
   const t0 = performance.now();
   const progress = setInterval(() => {
@@ -125,23 +121,11 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<num
     const mem = cluster.nodes.map((n) => { const m = sampler.now(n.id); return `${m.anon.toFixed(0)}+${m.file.toFixed(0)}`; }).join(" / ");
     console.log(`  ${done.toLocaleString("en")} records in ${s.toFixed(0)} s (${(done / s).toFixed(0)}/s), RSS MiB anon+file ${mem}, load ${load()}`);
   }, 5000);
-  const worker = async () => {
-    for (let i = next++; i < RECORDS; i = next++) {
-      const req = registration(i);
-      for (let tries = 0; ; tries++) {
-        try {
-          await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
-          break;
-        } catch (err) {
-          if (tries > 20) throw err;
-          leader = await cluster.leaderId().catch(() => leader);
-        }
-      }
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  clearInterval(progress);
+  try {
+    await registerClones(cluster, { count: RECORDS, inFlight: IN_FLIGHT, onRegistered: () => done++ });
+  } finally {
+    clearInterval(progress);
+  }
   return (performance.now() - t0) / 1000;
 }
 
