@@ -159,14 +159,28 @@ test("scalars: 0, n and wrong lengths are refused", (t) => {
   t.throws(() => encodeScalar(-1n), { instanceOf: InvalidScalarError });
 });
 
-test("recoverEvaluatedPoint fixes the sign from x(k·B), x(k·(B+G)) and K = k·G", (t) => {
-  for (let i = 0; i < 20; i++) {
+test("recoverEvaluatedPoint fixes the sign from x(k·B), x(k·(B+G)) and K = k·G (both signs)", (t) => {
+  const prefixes = new Set<number>();
+  for (let i = 0; i < 40; i++) {
     const k = randomScalar();
     const B = randomPoint();
     const kB = B.multiply(k);
     const x2 = xCoordinate(addGenerator(B).multiply(k));
-    t.true(recoverEvaluatedPoint(xCoordinate(kB), x2, G.multiply(k)).equals(kB));
+    const got = recoverEvaluatedPoint(xCoordinate(kB), x2, G.multiply(k));
+    t.true(got.equals(kB));
+    prefixes.add(encodePoint(got)[0]!);
   }
+  t.deepEqual([...prefixes].sort(), [0x02, 0x03], "the even-y candidate and its negation were both the answer");
+});
+
+test("recoverEvaluatedPoint: an x2 at or above p never matches (no affine x is), an x1 at or above p is no x-coordinate", (t) => {
+  const k = randomScalar();
+  const B = randomPoint();
+  const x1 = xCoordinate(B.multiply(k));
+  const p = bigIntToBytes(Point.Fp.ORDER, 32);
+  t.throws(() => recoverEvaluatedPoint(x1, p, G.multiply(k)), { instanceOf: ShareMismatchError });
+  t.throws(() => recoverEvaluatedPoint(x1, new Uint8Array(32).fill(0xff), G.multiply(k)), { instanceOf: ShareMismatchError });
+  t.throws(() => recoverEvaluatedPoint(p, xCoordinate(addGenerator(B).multiply(k)), G.multiply(k)), { instanceOf: InvalidPointError });
 });
 
 test("recoverEvaluatedPoint: a share other than K's is ShareMismatchError", (t) => {
