@@ -26,6 +26,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, write, writeSync } from "node:fs";
 import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
+import { writeFully } from "../storage/index.js";
 import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
 
@@ -148,10 +149,8 @@ export class AuditLog {
 }
 
 /** Writes all of `bytes` at the end of the file open at `fd` (append mode), off the event loop. */
-async function writeAll(fd: number, bytes: Buffer): Promise<void> {
-  for (let done = 0; done < bytes.length;) {
-    done += await new Promise<number>((resolve, reject) => write(fd, bytes, done, bytes.length - done, null, (err, n) => (err === null ? resolve(n) : reject(err))));
-  }
+function writeAll(fd: number, bytes: Buffer): Promise<void> {
+  return writeFully(bytes, (offset, length) => new Promise<number>((resolve, reject) => write(fd, bytes, offset, length, null, (err, n) => (err === null ? resolve(n) : reject(err)))));
 }
 
 function datasync(fd: number): Promise<void> {

@@ -22,6 +22,15 @@ export async function listMatching(dir: string, re: RegExp): Promise<{ name: str
   return out;
 }
 
+/**
+ * Writes all of `buf` through `write(offset, length)`, which writes
+ * `buf[offset, offset + length)` and resolves with the bytes it wrote:
+ * write(2) may write fewer than asked, so it is called until none is left.
+ */
+export async function writeFully(buf: Uint8Array, write: (offset: number, length: number) => Promise<number>): Promise<void> {
+  for (let done = 0; done < buf.length;) done += await write(done, buf.length - done);
+}
+
 export function hex16(n: number): string {
   return n.toString(16).padStart(16, "0");
 }

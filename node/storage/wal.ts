@@ -18,7 +18,7 @@ import { type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { RecordType, encodeSegmentHeader, frameRecord } from "./codec.js";
 import { StorageFailedError } from "./errors.js";
-import { fsyncDir, hex16 } from "./fsutil.js";
+import { fsyncDir, hex16, writeFully } from "./fsutil.js";
 import type { SegmentState } from "./wal-reader.js";
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -205,10 +205,7 @@ export class Wal {
    * p90 1.5 ms, up to 80 ms, the event loop blocked meanwhile).
    */
   private async writeFully(buf: Buffer, position: number): Promise<void> {
-    let done = 0;
-    while (done < buf.length) {
-      done += (await this.fh.write(buf, done, buf.length - done, position + done)).bytesWritten;
-    }
+    await writeFully(buf, async (offset, length) => (await this.fh.write(buf, offset, length, position + offset)).bytesWritten);
     this.stats.writes++;
     this.stats.bytes += buf.length;
   }
