@@ -4,10 +4,13 @@
 // learner, waits for the leader's snapshot and log, and once it applied all
 // it knows asks to be promoted (the leader refuses until it is within
 // promoteMaxLag, admin-service.ts). It authenticates with its own node
-// certificate. A node that was a member and is not any more (removed) never
-// adds itself again: removing a node stays an operator's act. Without any
-// admin address in its config, a joining node waits for an operator's
-// AddLearner, as before.
+// certificate. It asks to be added only while it holds no state at all: a
+// node whose applied configuration leaves it out ("outside": removed, or
+// caught up from a snapshot older than its own addition, until the entries
+// after it arrive) never adds itself again, since removing a node stays an
+// operator's act; it waits, and goes on to the promotion should it appear as
+// a learner. Without any admin address in its config, a joining node waits
+// for an operator's AddLearner, as before.
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
@@ -29,13 +32,17 @@ export interface JoinOptions {
   readonly intervalMs?: number;
 }
 
-type Phase = "new" | "learner" | "voter" | "removed";
+type Phase = "new" | "learner" | "voter" | "outside";
 
-/** Where this node stands, from its own applied configuration. */
+/**
+ * Where this node stands, from its own applied configuration. "outside": it
+ * holds state in which it is no member, which is final for a removed node but
+ * passing for a new one installing a snapshot taken before its AddLearner.
+ */
 export function joinPhase(view: Pick<RaftView, "voters" | "learners" | "vault">, self: number): Phase {
   if (view.voters.includes(self)) return "voter";
   if (view.learners.includes(self)) return "learner";
-  return view.vault.appliedIndex > 0 || view.voters.length > 0 ? "removed" : "new";
+  return view.vault.appliedIndex > 0 || view.voters.length > 0 ? "outside" : "new";
 }
 
 type Admin = UnaryClient<typeof AdminService.method>;
@@ -49,6 +56,7 @@ export class Joiner {
   private leaderAddress = "";
   private requestId = new Uint8Array(randomBytes(16));
   private asked: Phase | null = null;
+  private toldOutside = false;
 
   constructor(private readonly o: JoinOptions) {}
 
@@ -68,16 +76,17 @@ export class Joiner {
     this.channels.clear();
   }
 
-  /** One round: ask for the next change this node needs, or stop once it is a voter (or was removed). */
+  /** One round: ask for the next change this node needs, or stop once it is a voter. */
   async step(): Promise<void> {
     if (this.busy) return;
     const loop = this.o.loop();
     const phase = joinPhase(loop, this.o.nodeId);
-    if (phase === "voter" || phase === "removed") {
-      this.o.log.info(phase === "voter" ? "join: this node is a voter" : "join: this node was removed from the cluster: not joining again");
+    if (phase === "voter") {
+      this.o.log.info("join: this node is a voter");
       this.stop();
       return;
     }
+    if (phase === "outside") return this.waitOutside();
     if (phase === "new" && this.asked === "new") return; // added; waiting for the leader's snapshot
     if (phase === "learner" && (loop.commitIndex === 0 || loop.vault.appliedIndex < loop.commitIndex)) return;
     this.busy = true;
@@ -86,6 +95,13 @@ export class Joiner {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Never asks to be added again; says so once. */
+  private waitOutside(): void {
+    if (this.toldOutside) return;
+    this.toldOutside = true;
+    this.o.log.info("join: this node is not in the configuration it applied (removed, or restored from a snapshot older than its addition): it does not add itself again; waiting");
   }
 
   /** Asks for the change; true when the answer named the leader to ask instead. */

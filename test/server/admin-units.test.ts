@@ -92,12 +92,12 @@ test("recent digests: the last indexes applied that the vault remembers, oldest 
   t.deepEqual(recentDigests(vault(0)), [], "nothing applied, nothing listed");
 });
 
-test("join phase: new, learner, voter, removed", (t) => {
+test("join phase: new, learner, voter, outside", (t) => {
   const view = (voters: number[], learners: number[], applied: number) => ({ voters, learners, vault: { appliedIndex: applied } as never });
   t.is(joinPhase(view([], [], 0), 4), "new");
   t.is(joinPhase(view([1, 2, 3], [4], 10), 4), "learner");
   t.is(joinPhase(view([1, 2, 3, 4], [], 10), 4), "voter");
-  t.is(joinPhase(view([1, 2, 3], [], 10), 4), "removed");
+  t.is(joinPhase(view([1, 2, 3], [], 10), 4), "outside", "removed, or a snapshot from before its addition");
 });
 
 // --- AdminService's membership checks on a fake AdminLoop (this layer only) ---
