@@ -18,6 +18,9 @@ import { nodeEnv } from "../chaos/node-env.js";
 import type { TestFn } from "ava";
 import { type ClusterDescriptor, type TokenProvider, VaultClient, type VaultClientOptions, bearerInterceptor, descriptorFromProto } from "../client/sdk/index.js";
 import { DEV_ISSUER, type DevIssuer, createDevIssuer, devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
+import { clusterClosing, clusterOpened, reportLogsOnFailure } from "./failure-logs.js";
+
+export { reportLogsOnFailure } from "./failure-logs.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -145,6 +148,7 @@ export class LocalCluster {
       });
     }
     for (const n of c.nodes) c.writeConfig(n);
+    clusterOpened(c);
     for (const n of c.nodes) c.spawn(n);
     try {
       await c.waitReady(90_000);
@@ -389,6 +393,7 @@ export class LocalCluster {
     for (const c of this.clients.values()) c.channel.close();
     this.clients.clear();
     await Promise.all(this.nodes.map((n) => this.signal(n.id, "SIGTERM")));
+    clusterClosing(this);
     if (process.env.BKV_E2E_KEEP === undefined) rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -404,6 +409,7 @@ export interface FileCluster {
 /** One cluster and one SDK client for a whole test file: started before its first test, closed (paused nodes resumed) after its last. */
 export function clusterForFile(test: TestFn, options: VaultClientOptions = E2E_CLIENT_OPTIONS): FileCluster {
   const f = {} as FileCluster;
+  reportLogsOnFailure(test);
   test.before(async () => {
     f.cluster = await LocalCluster.start();
     f.client = new VaultClient(await f.cluster.descriptor(), { ...options, token: f.cluster.token });

@@ -11,8 +11,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { descriptorToJson } from "../../client/sdk/index.js";
-import { LocalCluster } from "../../testkit/cluster.js";
+import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { mintToken } from "../../client/cli/dev-issuer.js";
+
+reportLogsOnFailure(test);
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const run = promisify(execFile);

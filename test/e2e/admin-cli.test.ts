@@ -17,9 +17,11 @@ import type { CliIo } from "../../client/cli/io.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { errorDetailOf, unaryClient } from "../../proto/rpc.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { decodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { VaultStateMachine } from "../../node/vault/index.js";
+
+reportLogsOnFailure(test);
 
 interface Result {
   code: number;

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { LocalCluster, E2E_CLIENT_OPTIONS, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, E2E_CLIENT_OPTIONS, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { RateLimitedError, RecordLockedError, VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
 import { type DevIssuer, createDevIssuer, loadDevIssuer, mintToken } from "../../client/cli/dev-issuer.js";
 import { G, encodePoint } from "../../proto/crypto/index.js";
@@ -21,6 +21,8 @@ import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { EXIT, run } from "../../client/cli/main.js";
 import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
 import { descriptorToJson } from "../../client/sdk/index.js";
+
+reportLogsOnFailure(test);
 
 const LIMITS = { userPerSec: 5, userBurst: 5, addressPerSec: 100_000, addressBurst: 100_000 };
 let cluster: LocalCluster;

@@ -3,7 +3,9 @@
 // node that caught up by installing the leader's snapshot.
 import test from "ava";
 import { VaultClient } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

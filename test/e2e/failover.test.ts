@@ -7,8 +7,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { ClientError, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
+
+reportLogsOnFailure(test);
 
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 

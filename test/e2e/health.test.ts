@@ -10,7 +10,9 @@ import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 type Port = "client" | "admin";
 interface HealthClient extends grpc.Client {

@@ -7,7 +7,9 @@ import test from "ava";
 import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { randomBytes } from "node:crypto";
 import { VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 const rid = () => new Uint8Array(randomBytes(16));

@@ -8,7 +8,9 @@ import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { RecordExistsError, RecordLockedError, VaultClient, WrongPasswordError, type VaultClientOptions } from "../../client/sdk/index.js";
-import { LocalCluster } from "../../testkit/cluster.js";
+import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 

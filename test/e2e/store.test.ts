@@ -6,7 +6,9 @@
 import { randomBytes } from "node:crypto";
 import test from "ava";
 import { VaultClient } from "../../client/sdk/index.js";
-import { E2E_CLIENT_OPTIONS, LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { E2E_CLIENT_OPTIONS, LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 const RECORDS = Number(process.env.BKV_STORE_E2E_RECORDS ?? 2000);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");

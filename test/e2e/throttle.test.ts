@@ -4,7 +4,9 @@
 // (the delay is in the replicated state, measured with leader-stamped time).
 import test from "ava";
 import { ThrottledError, VaultClient } from "../../client/sdk/index.js";
-import { LocalCluster } from "../../testkit/cluster.js";
+import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 test("the fourth wrong attempt is throttled with a retry-after, counts nothing, and stays throttled on a new leader", async (t) => {
   const cluster = await LocalCluster.start({ throttle: "default" });

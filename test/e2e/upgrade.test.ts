@@ -11,7 +11,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { VaultClient } from "../../client/sdk/index.js";
-import { E2E_CLIENT_OPTIONS, LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { E2E_CLIENT_OPTIONS, LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 /** The last commit of main before the store (the previous release of the data dir format). */
 const PREVIOUS = "73fc8c9";

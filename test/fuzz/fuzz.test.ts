@@ -7,9 +7,11 @@
 // runner of the long run (docs/fuzzing.md). FUZZ_SEED replays a run.
 import test from "ava";
 import fc from "fast-check";
-import { LocalCluster } from "../../testkit/cluster.js";
+import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { fuzzCase, type FuzzWorld } from "./cases.js";
 import { acceptable, checkCluster, describe, prepareWorld, rawNodes, runCase, runFuzz, summaryLine, unsafe } from "./runner.js";
+
+reportLogsOnFailure(test);
 
 const CASES = Number(process.env.FUZZ_CASES ?? 150);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);

@@ -22,9 +22,11 @@ import { G, encodePoint, equalBytes, finishRecovery, randomScalar, startRecovery
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { UnverifiedRegistrationError, VaultClient, WrongPasswordError } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { mintToken } from "../../client/cli/dev-issuer.js";
 import { RogueNode } from "./rogue-node.js";
+
+reportLogsOnFailure(test);
 
 const USER = "victim";
 const BYSTANDER = "bystander";

@@ -14,7 +14,9 @@ import { randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { hardenPassword } from "../../proto/crypto/index.js";
 import { VaultClient, WrongPasswordError, type VaultClientOptions } from "../../client/sdk/index.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const OPTS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 15_000 } };

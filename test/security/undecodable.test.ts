@@ -8,8 +8,10 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { StreamRequestSchema } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { DecodeError, decodeStrict } from "../../proto/strict.js";
-import { LocalCluster, waitFor } from "../../testkit/cluster.js";
+import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { RawNode, UNARY_METHODS, counterValue, type UnaryMethod } from "./raw.js";
+
+reportLogsOnFailure(test);
 
 let cluster: LocalCluster;
 let raw: RawNode;
