@@ -6,16 +6,29 @@
 export const NODE_MALLOC_ARENA_MAX = "2";
 
 /**
+ * The V8 heap limit the container image sets (deploy/Dockerfile, NODE_OPTIONS):
+ * what Node 20 derives by itself inside the StatefulSet's 512 MiB memory limit,
+ * made explicit, so that a node on a large host (tests, benchmarks, `npm
+ * start`) sizes its heap as in a pod and not from the host's RAM (docs/operations.md, "Memory").
+ */
+export const NODE_HEAP_OPTION = "--max-old-space-size=256";
+
+/**
  * The environment of node `id`: the caller's `base`, less BKV_HSM_PIN (a
  * node reads its own token's PIN from its pinFile); MALLOC_ARENA_MAX=2
- * unless `base` sets it; then the variables of BKV_E2E_NODE_ENV_<id>
+ * unless `base` sets it; NODE_HEAP_OPTION added to NODE_OPTIONS unless that
+ * names a heap limit already; then the variables of BKV_E2E_NODE_ENV_<id>
  * ("NAME=value NAME=value", values without spaces) for that node alone,
  * e.g. heaptrack's LD_PRELOAD and DUMP_HEAPTRACK_OUTPUT to profile one node.
  */
 export function nodeEnv(id: number, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: NODE_MALLOC_ARENA_MAX, ...base };
+  const env: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: NODE_MALLOC_ARENA_MAX, ...base, NODE_OPTIONS: withHeapLimit(base.NODE_OPTIONS) };
   delete env.BKV_HSM_PIN;
   return { ...env, ...parseAssignments(base[`BKV_E2E_NODE_ENV_${id}`] ?? "") };
+}
+
+function withHeapLimit(options = ""): string {
+  return /--max[-_]old[-_]space[-_]size/.test(options) ? options : `${options} ${NODE_HEAP_OPTION}`.trim();
 }
 
 /** "A=1 B=2" as { A: "1", B: "2" }; a word without "=" or with an empty name is an error. */

@@ -1,5 +1,5 @@
 // The environment the test and benchmark clusters give their bkv-node
-// processes (chaos/node-env.ts): the container image's malloc setting
+// processes (chaos/node-env.ts): the container image's malloc and heap settings
 // unless the caller chose one, no PIN, and one node's own extra variables.
 import test from "ava";
 import { readFileSync } from "node:fs";
@@ -9,7 +9,15 @@ test("a node runs with two malloc arenas, as in the container image, unless the 
   t.is(nodeEnv(1, { PATH: "/bin" }).MALLOC_ARENA_MAX, "2");
   t.is(nodeEnv(1, { MALLOC_ARENA_MAX: "8" }).MALLOC_ARENA_MAX, "8");
   t.regex(readFileSync("deploy/Dockerfile", "utf8"), /^ENV MALLOC_ARENA_MAX=2$/m);
-  t.regex(readFileSync("deploy/local/start.sh", "utf8"), /MALLOC_ARENA_MAX="\$\{MALLOC_ARENA_MAX:-2\}" node --import tsx "\$root\/node\/server\/main.ts"/);
+  t.regex(readFileSync("deploy/local/start.sh", "utf8"), /MALLOC_ARENA_MAX="\$\{MALLOC_ARENA_MAX:-2\}" NODE_OPTIONS=".*" node --import tsx "\$root\/node\/server\/main.ts"/);
+});
+
+test("a node's V8 heap is limited as in the container image, unless the caller's NODE_OPTIONS names a limit; its other options stay", (t) => {
+  t.is(nodeEnv(1, { PATH: "/bin" }).NODE_OPTIONS, "--max-old-space-size=256");
+  t.is(nodeEnv(1, { NODE_OPTIONS: "--trace-gc" }).NODE_OPTIONS, "--trace-gc --max-old-space-size=256");
+  t.is(nodeEnv(1, { NODE_OPTIONS: "--max_old_space_size=96" }).NODE_OPTIONS, "--max_old_space_size=96");
+  t.regex(readFileSync("deploy/Dockerfile", "utf8"), /^ENV NODE_OPTIONS=--max-old-space-size=256$/m);
+  t.regex(readFileSync("deploy/local/start.sh", "utf8"), /NODE_OPTIONS="\$\{NODE_OPTIONS:---max-old-space-size=256\}" node --import tsx/);
 });
 
 test("a node's environment keeps the caller's but never BKV_HSM_PIN", (t) => {
