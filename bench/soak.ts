@@ -157,7 +157,8 @@ async function main(): Promise<void> {
     console.log(`nodes run the compiled build (npm run build): ${nodeEntry}`);
     cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL, nodeEntry });
     const arenas = cluster.nodes.map((n) => nodeEnv(n.id).MALLOC_ARENA_MAX).join("/");
-    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}`);
+    const options = cluster.nodes.map((n) => nodeEnv(n.id).NODE_OPTIONS).join(" / ");
+    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}, NODE_OPTIONS ${options}`);
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let u = 0; u < USERS; u++) await client.register(`soak-${u}`, "right password", { guessLimit: 10 });
     const ids = cluster.nodes.map((n) => n.id);
