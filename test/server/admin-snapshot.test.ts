@@ -5,10 +5,8 @@
 // complete snapshot. The caller is the operator certificate through the
 // admin port's caller check.
 import test from "ava";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { AdminClient } from "../../client/admin/client.js";
@@ -19,9 +17,10 @@ import { adminAuth } from "../../node/server/admin-auth.js";
 import { adminService } from "../../node/server/admin-service.js";
 import { ProposalError } from "../../node/server/raft-loop.js";
 import type { AdminLoop } from "../../node/server/raft-view.js";
+import { bindMtls, makeCerts } from "../transport/helpers.js";
 
-const dir = mkdtempSync(join(tmpdir(), "bkv-admin-snap-"));
-execFileSync("bash", ["deploy/certs/make-certs.sh", dir, "1", "operator"], { stdio: "ignore" });
+const certs = makeCerts([1, "operator"]);
+const dir = certs.dir;
 const pem = (name: string) => readFileSync(join(dir, name));
 let chunks: Uint8Array[] = [];
 let failAfter = Infinity;
@@ -46,14 +45,12 @@ test.before(async () => {
     facts: () => Promise.reject(new Error("unused")), log: quiet,
     record: (method, code) => records.push(`${method} ${code}`),
   }));
-  const creds = grpc.ServerCredentials.createSsl(pem("ca.crt"), [{ private_key: pem("node-1.key"), cert_chain: pem("node-1.crt") }], true);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", creds, (err, p) => (err ? reject(err) : resolve(p))));
-  address = `127.0.0.1:${port}`;
+  address = await bindMtls(server, dir, 1);
 });
 
 test.after.always(() => {
   server?.forceShutdown();
-  rmSync(dir, { recursive: true, force: true });
+  certs.cleanup();
 });
 
 async function save(): Promise<Buffer> {

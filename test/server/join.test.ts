@@ -3,9 +3,7 @@
 // only). The stub records AddLearner and PromoteLearner; each test moves the
 // view through the states a real join passes and checks which calls follow.
 import test from "ava";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { execFileSync } from "node:child_process";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -14,9 +12,10 @@ import { serviceDefinition, strictServer } from "../../proto/rpc.js";
 import { Joiner } from "../../node/server/join.js";
 import type { RaftView } from "../../node/server/raft-view.js";
 import { waitFor } from "../../testkit/cluster.js";
+import { bindMtls, makeCerts } from "../transport/helpers.js";
 
-const dir = mkdtempSync(join(tmpdir(), "bkv-join-"));
-execFileSync("bash", ["deploy/certs/make-certs.sh", dir, "1", "4"], { stdio: "ignore" });
+const certs = makeCerts([1, 4]);
+const dir = certs.dir;
 const pem = (name: string) => readFileSync(join(dir, name));
 const tls = { ca: pem("ca.crt"), cert: pem("node-4.crt"), key: pem("node-4.key") };
 
@@ -36,14 +35,12 @@ test.before(async () => {
       cb(null, create(PromoteLearnerResponseSchema, { index: 9n }));
     },
   } as never);
-  const creds = grpc.ServerCredentials.createSsl(pem("ca.crt"), [{ private_key: pem("node-1.key"), cert_chain: pem("node-1.crt") }], true);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", creds, (err, p) => (err ? reject(err) : resolve(p))));
-  address = `127.0.0.1:${port}`;
+  address = await bindMtls(server, dir, 1);
 });
 
 test.after.always(() => {
   server?.forceShutdown();
-  rmSync(dir, { recursive: true, force: true });
+  certs.cleanup();
 });
 
 interface View { voters: number[]; learners: number[]; applied: number; commit: number }

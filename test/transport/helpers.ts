@@ -1,22 +1,32 @@
 // Shared fixtures for transport tests: certificates made by
-// deploy/certs/make-certs.sh in a temp dir, and transports on 127.0.0.1
-// that record what they receive and report.
+// deploy/certs/make-certs.sh in a temp dir, a gRPC server bound with mTLS
+// on 127.0.0.1, and transports on 127.0.0.1 that record what they receive
+// and report.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
 import { Transport, devCertFiles, loadTls, type TransportOptions } from "../../node/transport/index.js";
 import { MessageType, message, type Message, type NodeId } from "../../node/raft/types.js";
 
 const SCRIPT = fileURLToPath(new URL("../../deploy/certs/make-certs.sh", import.meta.url));
 
-/** A temp dir with a fresh CA and certificates for `ids`. */
-export function makeCerts(ids: readonly NodeId[]): { dir: string; cleanup(): void } {
+/** A temp dir with a fresh CA and certificates for `ids` (node ids, or names such as "operator"). */
+export function makeCerts(ids: readonly (NodeId | string)[]): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), "bkv-certs-"));
   execFileSync("bash", [SCRIPT, dir, ...ids.map(String)], { stdio: "ignore" });
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Binds `server` to a free port of 127.0.0.1 with mTLS as node `id` of the certificates in `dir`; resolves with its address. */
+export async function bindMtls(server: grpc.Server, dir: string, id: NodeId): Promise<string> {
+  const pem = (name: string) => readFileSync(join(dir, name));
+  const creds = grpc.ServerCredentials.createSsl(pem("ca.crt"), [{ private_key: pem(`node-${id}.key`), cert_chain: pem(`node-${id}.crt`) }], true);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return `127.0.0.1:${port}`;
 }
 
 export interface TestNode {
