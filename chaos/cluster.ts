@@ -12,7 +12,7 @@ import { DEV_ISSUER, createDevIssuer, devTokenProvider, loadDevIssuer } from "..
 import { LinkProxy } from "./proxy.js";
 import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
-import { nodeEnv } from "./node-env.js";
+import { NODE_V8_FLAGS, nodeEnv } from "./node-env.js";
 import { adminChannel, freePort, nodeStatus, readRecordVia, vaultChannel, waitFor } from "./net.js";
 import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./target.js";
 
@@ -109,7 +109,7 @@ export class ChaosCluster {
   private spawn(n: ChaosNode): void {
     if (this.closed) return; // a nemesis step still running after close() must not start a node again
     const fd = openSync(n.logFile, "a");
-    n.proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], { cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id) });
+    n.proc = spawn(process.execPath, [...NODE_V8_FLAGS, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], { cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id) });
     n.paused = false;
     closeSync(fd);
   }

@@ -14,7 +14,7 @@ import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
 import { freePort } from "../chaos/net.js";
-import { nodeEnv } from "../chaos/node-env.js";
+import { NODE_V8_FLAGS, nodeEnv } from "../chaos/node-env.js";
 import type { TestFn } from "ava";
 import { type ClusterDescriptor, type TokenProvider, VaultClient, type VaultClientOptions, bearerInterceptor, descriptorFromProto } from "../client/sdk/index.js";
 import { DEV_ISSUER, type DevIssuer, createDevIssuer, devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
@@ -212,7 +212,7 @@ export class LocalCluster {
     const nodeEntry = this.entry ?? this.opts.nodeEntry;
     const entry = nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")]
       : nodeEntry.endsWith(".ts") ? ["--import", "tsx", nodeEntry] : [nodeEntry];
-    const proc = spawn(process.execPath, [...extra, ...entry, "--config", n.configFile], {
+    const proc = spawn(process.execPath, [...NODE_V8_FLAGS, ...extra, ...entry, "--config", n.configFile], {
       cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id),
     });
     closeSync(fd);

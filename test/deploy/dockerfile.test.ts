@@ -81,7 +81,7 @@ test("the image: Node 20 on bookworm-slim, SoftHSM2, compiled dist/ and producti
   t.regex(runtimeStage, /ln -s \/opt\/bkv\/dist\/client\/cli\/main\.js \/usr\/local\/bin\/bkv\b/);
   t.notRegex(runtimeStage, /tsx/, "the runtime image runs compiled JS, not tsx");
   t.regex(dockerfile, /^USER 10001:10001$/m);
-  t.regex(dockerfile, /^ENTRYPOINT \["bkv-node"\]$/m);
+  t.regex(dockerfile, /^ENTRYPOINT \["node", "--heap-growing-percent=300", "\/opt\/bkv\/dist\/node\/server\/main\.js"\]$/m);
   t.regex(dockerfile, /^CMD \["--config", "\/etc\/bkv\/config\.json"\]$/m);
   t.notRegex(dockerfile, /^USER\s+(root|0)\b/m);
 });

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../chaos/net.js";
-import { nodeEnv } from "../../chaos/node-env.js";
+import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
 
 const PIN = "5d1c0b9a8f7e6d5c4b3a29180716f5e4";
 
@@ -45,7 +45,7 @@ test("a node provisioned by the init container starts, becomes ready, serves met
   });
 
   const secrets = join(root, "run/bkv/secrets");
-  const child = spawn(process.execPath, ["--import", "tsx", "node/server/main.ts", "--config", join(root, "etc/bkv/config.json")], {
+  const child = spawn(process.execPath, [...NODE_V8_FLAGS, "--import", "tsx", "node/server/main.ts", "--config", join(root, "etc/bkv/config.json")], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...nodeEnv(1),
