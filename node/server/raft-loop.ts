@@ -22,6 +22,7 @@ import { decodeServerSnapshot } from "./snapshot-data.js";
 import { SnapshotStager, stageForInstall } from "./store-snapshots.js";
 import { LocalSnapshots } from "./local-snapshots.js";
 import { ApplyBudget } from "./apply-budget.js";
+import { CommitHold } from "./commit-hold.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
 import { type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
@@ -47,6 +48,12 @@ const APPLY_MS_PER_READY = 10;
 const APPLY_BYTES_PER_READY = { min: 4 * 1024, max: 32 * 1024 };
 /** drain yields to the event loop (the ports, the transport, timers) once a turn ran this long. */
 const DRAIN_TURN_MS = 20;
+/**
+ * How long a leader holds a commit-only MsgApp for the next MsgApp to the
+ * same follower to carry its commit index instead (commit-hold.ts): longer
+ * than a client's turn between two calls on loopback, far below a tick.
+ */
+const COMMIT_HOLD_MS = 5;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
@@ -81,6 +88,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private uncommitted = 0;
   private readonly stager: SnapshotStager;
   private readonly applyBudget = new ApplyBudget(APPLY_MS_PER_READY, APPLY_BYTES_PER_READY.min, APPLY_BYTES_PER_READY.max);
+  private readonly commitHold = new CommitHold((messages) => this.link?.send(messages), COMMIT_HOLD_MS);
 
   constructor(private readonly o: RaftLoopOptions) {
     const snap = o.storage.snapshot();
@@ -114,7 +122,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.driver = new ReadyDriver(this.raw, o.storage, {
       observe: (rd) => { if (rd.softState !== null) this.onSoftState(rd.softState); },
       write: (rd) => this.startWrite(rd),
-      send: (messages) => { this.snapshots.noteSent(messages); this.link?.send(messages); },
+      send: (messages) => { this.snapshots.noteSent(messages); this.commitHold.send(messages); },
       apply: (rd) => this.applyReady(rd),
     });
   }
@@ -141,6 +149,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.commitHold.stop();
     while (this.draining !== null) await this.draining;
     this.stager.stop();
     this.snapshots.releaseAll();
