@@ -27,7 +27,13 @@ async function recoverLatency(client: VaultClient, user: string, runs: number): 
   return out.sort((a, b) => a - b);
 }
 
-interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs: number; clientCpuMs: number; users: RowUsers }
+interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs: number; clientCpuMs: number; leaderMessages: number; users: RowUsers }
+
+/** The Raft messages node `id` has sent to its peers (bkv_peer_messages_sent_total). */
+async function messagesSent(cluster: LocalCluster, id: number): Promise<number> {
+  const m = /^bkv_peer_messages_sent_total\{[^}]*\} (\d+)$/m.exec(await cluster.metricsOf(id));
+  return m === null ? Number.NaN : Number(m[1]);
+}
 
 /**
  * Runs `inFlight` loops of BeginRecovery against the leader for `seconds`;
@@ -52,18 +58,20 @@ async function beginThroughput(cluster: LocalCluster, leader: number, inFlight: 
   const pids = cluster.nodes.map((x) => ({ id: x.id, pid: x.proc?.pid }));
   const cpu0 = pids.map((x) => processCpuSeconds(x.pid));
   const client0 = process.cpuUsage();
+  const sent0 = await messagesSent(cluster, leader);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: inFlight }, (_, k) => loop(k)));
   const elapsed = (performance.now() - t0) / 1000;
   const client = process.cpuUsage(client0);
   const perCall = pids.map((x, i) => ((processCpuSeconds(x.pid) - cpu0[i]!) * 1000) / n);
+  const leaderMessages = (await messagesSent(cluster, leader) - sent0) / n;
   const spent = await users.settle();
   const followers = perCall.filter((_, i) => pids[i]!.id !== leader);
   return {
     rate: n / elapsed, lat: lat.sort((a, b) => a - b),
     leaderCpuMs: perCall[pids.findIndex((x) => x.id === leader)]!,
     followerCpuMs: followers.reduce((a, b) => a + b, 0) / followers.length,
-    clientCpuMs: (client.user + client.system) / 1000 / n, users: spent,
+    clientCpuMs: (client.user + client.system) / 1000 / n, leaderMessages, users: spent,
   };
 }
 
@@ -120,10 +128,10 @@ async function main(): Promise<void> {
         console.log(`| ${name} | ${ms(quantile(l, 0.5))} | ${ms(quantile(l, 0.9))} | ${ms(l[0]!)} | ${ms(l[l.length - 1]!)} |`);
       }
     }
-    console.log(`\n| BeginRecovery to the leader (${seconds} s) | committed/s | p50 ms | p99 ms | CPU ms per call: leader / follower / client | load (1 min) | users begun / most begins of one |\n|---|---:|---:|---:|---|---|---|`);
+    console.log(`\n| BeginRecovery to the leader (${seconds} s) | committed/s | p50 ms | p99 ms | CPU ms per call: leader / follower / client | leader's peer messages per call | load (1 min) | users begun / most begins of one |\n|---|---:|---:|---:|---|---:|---|---|`);
     for (const [name, r, ld] of rows) {
       const cpu = [r.leaderCpuMs, r.followerCpuMs, r.clientCpuMs].map((x) => x.toFixed(2)).join(" / ");
-      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${ms(quantile(r.lat, 0.5))} | ${ms(quantile(r.lat, 0.99))} | ${cpu} | ${ld} | ${describeRowUsers(r.users)} |`);
+      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${ms(quantile(r.lat, 0.5))} | ${ms(quantile(r.lat, 0.99))} | ${cpu} | ${r.leaderMessages.toFixed(2)} | ${ld} | ${describeRowUsers(r.users)} |`);
     }
   } finally {
     await cluster.close();

@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { WorkerMemory } from "../hsm/index.js";
 import type { Storage } from "../raft/index.js";
 import type { VaultStoreStats } from "../storage/index.js";
+import type { TransportStats } from "../transport/index.js";
 
 export interface RaftView {
   term(): number;
@@ -105,6 +106,25 @@ export class Metrics {
       name: "bkv_process_array_buffers_bytes", help: "ArrayBuffer and Buffer memory of the main thread (part of nodejs_external_memory_bytes)", registers: [this.registry],
       collect() { this.set(process.memoryUsage().arrayBuffers); },
     });
+  }
+
+  /** Exports the peer transport's counters (node/transport/stats.ts): Raft messages and frames in and out, drops. */
+  watchTransport(stats: Readonly<TransportStats>): void {
+    const counter = (name: string, help: string, read: () => number) => {
+      let last = 0;
+      return new Counter({
+        name, help, registers: [this.registry],
+        collect() {
+          const v = read();
+          this.inc(v - last);
+          last = v;
+        },
+      });
+    };
+    counter("bkv_peer_messages_sent_total", "Raft messages written to peer streams", () => stats.messagesSent);
+    counter("bkv_peer_writes_total", "Frames (message batches) written to peer streams", () => stats.writes);
+    counter("bkv_peer_messages_received_total", "Raft messages received from peers and handed to Raft", () => stats.messagesReceived);
+    counter("bkv_peer_messages_dropped_total", "Raft messages dropped before sending (peer down, queue full, unknown peer)", () => stats.messagesDropped);
   }
 
   /** Exports the HSM worker pool's module restarts and its worker threads' memory (each thread is an isolate of its own). */

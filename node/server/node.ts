@@ -178,6 +178,7 @@ export class VaultNode {
       onUndecodable: this.refused,
       log: (event, fields) => this.log.debug(event, fields),
     });
+    this.metrics.watchTransport(this.transport.stats);
     const peer = await this.transport.start();
     this.loop.start(this.transport, new Map(c.nodes.map((n) => [n.id, n.peerAddress])));
     return peer;

@@ -5,6 +5,7 @@
 import test from "ava";
 import { EntryType, MemoryStorage } from "../../node/raft/index.js";
 import { Metrics, logInMemory, procStatusKib } from "../../node/server/metrics.js";
+import { newStats } from "../../node/transport/stats.js";
 
 function valueOf(text: string, name: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
@@ -53,4 +54,19 @@ test("logInMemory counts the Raft entries held and their bytes, and drops what a
   s.compact(6);
   t.deepEqual(logInMemory(s), { entries: 4, bytes: 400 });
   t.deepEqual(logInMemory(new MemoryStorage()), { entries: 0, bytes: 0 });
+});
+
+test("the peer transport's counters are exported as counters that follow the transport's stats", async (t) => {
+  const metrics = new Metrics(() => null, { node: "1" });
+  const stats = { ...newStats(), messagesSent: 10, writes: 4, messagesReceived: 9, messagesDropped: 1 };
+  metrics.watchTransport(stats);
+  let text = await metrics.registry.metrics();
+  t.regex(text, /^# TYPE bkv_peer_messages_sent_total counter$/m);
+  t.is(valueOf(text, "bkv_peer_messages_sent_total"), 10);
+  t.is(valueOf(text, "bkv_peer_writes_total"), 4);
+  t.is(valueOf(text, "bkv_peer_messages_received_total"), 9);
+  t.is(valueOf(text, "bkv_peer_messages_dropped_total"), 1);
+  stats.messagesSent = 25;
+  text = await metrics.registry.metrics();
+  t.is(valueOf(text, "bkv_peer_messages_sent_total"), 25, "a second scrape shows the total, not the difference");
 });
