@@ -8,7 +8,8 @@ import { join } from "node:path";
 import test from "ava";
 import { ErrSnapshotTemporarilyUnavailable, MemoryStorage, MessageType, type Message, message } from "../../node/raft/index.js";
 import { VaultFiles } from "../../node/storage/index.js";
-import { ALL_KEYS, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
+import { ALL_KEYS, InlinePairHasher, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
+import type { ImportHasher } from "../../node/server/pair-hashers.js";
 import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { SnapshotRefusedError, attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
@@ -40,8 +41,9 @@ interface Rig {
   warnings: string[];
 }
 
-/** A stager whose downloads stream `h`'s state (or the snapshot `stream`), held until release(). */
-async function rig(t: import("ava").ExecutionContext, h: Harness, stream?: Uint8Array): Promise<Rig> {
+/** A stager whose downloads stream `h`'s state (or the snapshot `stream`) in chunks of `chunkBytes`, held until release(). */
+async function rig(t: import("ava").ExecutionContext, h: Harness, stream?: Uint8Array, o: { chunkBytes?: number; pairHasher?: () => ImportHasher } = {}): Promise<Rig> {
+  const chunkBytes = o.chunkBytes ?? 4096;
   const files = await VaultFiles.open(join(tempDir(t), "vault"));
   t.teardown(() => files.close());
   let open!: () => void;
@@ -52,11 +54,12 @@ async function rig(t: import("ava").ExecutionContext, h: Harness, stream?: Uint8
   };
   r.stager = new SnapshotStager({
     clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void r.warnings.push(line)), appliedIndex: () => 0, step: (m) => void r.stepped.push(m), attest: (m, state) => r.attest(m, state),
+    ...(o.pairHasher === undefined ? {} : { pairHasher: o.pairHasher }),
     fetch: async function* () {
       r.fetches++;
       await gate;
-      if (stream === undefined) yield* snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096);
-      else for (let at = 0; at < stream.length; at += 4096) yield stream.subarray(at, at + 4096);
+      const bytes = stream ?? Buffer.concat([...snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096)]);
+      for (let at = 0; at < bytes.length; at += chunkBytes) yield bytes.subarray(at, at + chunkBytes);
     },
   });
   return r;
@@ -181,6 +184,32 @@ test("an import of chunks the stream already buffered gives the event loop turns
   t.is(r.stepped.length, 1);
   t.true(took > 200, `the import must be long enough to tell (took ${took.toFixed(0)} ms)`);
   t.true(maxGap < took / 2, `longest gap between event-loop turns ${maxGap.toFixed(0)} ms of a ${took.toFixed(0)} ms import`);
+});
+
+test("an import gives the event loop turns within one large chunk too (a chunk is parsed in parts)", async (t) => {
+  const h = leaderState(3000);
+  let turn = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turn++;
+    if (ticking) setImmediate(tick);
+  };
+  const turnsOfPairs = new Set<number>();
+  const pairHasher = (): ImportHasher => {
+    const inline = new InlinePairHasher();
+    return {
+      add: (k, v) => { turnsOfPairs.add(turn); inline.add(k, v); },
+      total: () => inline.total(), ready: () => Promise.resolve(), close: () => Promise.resolve(),
+    };
+  };
+  const r = await rig(t, h, undefined, { chunkBytes: Number.MAX_SAFE_INTEGER, pairHasher }); // the whole state in one chunk
+  t.true(r.stager.intercept(snapMessage(h, 3)));
+  r.release();
+  tick();
+  await until(() => r.stepped.length > 0);
+  ticking = false;
+  t.is(r.stepped.length, 1, "imported, attested and stepped");
+  t.true(turnsOfPairs.size >= 3, `the pairs of one chunk were parsed in ${turnsOfPairs.size} event-loop turn(s)`);
 });
 
 test("pinned views: the newest `retention` are served; an older one lives on while a transfer reads it", async (t) => {
