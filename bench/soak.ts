@@ -22,7 +22,7 @@
 import { parseArgs } from "node:util";
 import { VaultClient, WrongPasswordError } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
-import { nodeEnv } from "../chaos/node-env.js";
+import { NODE_V8_FLAGS, nodeEnv } from "../chaos/node-env.js";
 import { CHEAP_SCRYPT, killClusterNow, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
 import { metricOf, procMemory, type ProcMemory } from "./sample.js";
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL, nodeEntry });
     const arenas = cluster.nodes.map((n) => nodeEnv(n.id).MALLOC_ARENA_MAX).join("/");
     const options = cluster.nodes.map((n) => nodeEnv(n.id).NODE_OPTIONS).join(" / ");
-    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}, NODE_OPTIONS ${options}`);
+    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}, NODE_OPTIONS ${options}, V8 flags ${NODE_V8_FLAGS.join(" ")}`);
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let u = 0; u < USERS; u++) await client.register(`soak-${u}`, "right password", { guessLimit: 10 });
     const ids = cluster.nodes.map((n) => n.id);
