@@ -11,7 +11,7 @@ const dashboard = JSON.parse(readFileSync("deploy/dashboards/bkv.json", "utf8"))
 /** Metric names exported by node/server/metrics.ts, read from its source. */
 function bkvMetricNames(): Set<string> {
   const src = readFileSync("node/server/metrics.ts", "utf8");
-  return new Set([...src.matchAll(/name: "(bkv_[a-z_]+)"|gauge\("(bkv_[a-z_]+)"/g)].map((m) => (m[1] ?? m[2]) as string));
+  return new Set([...src.matchAll(/name: "(bkv_[a-z_]+)"|(?:gauge|counter)\("(bkv_[a-z_]+)"/gi)].map((m) => (m[1] ?? m[2]) as string));
 }
 
 async function defaultMetricNames(): Promise<Set<string>> {
