@@ -15,7 +15,7 @@ import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
 import { BEGINS_PER_USER, BeginUsers, CHEAP_SCRYPT, type RowUsers, describeRowUsers } from "./bkv.js";
 import { distinctPoints } from "./drive.js";
-import { processCpuSeconds, quantile } from "./sample.js";
+import { metricOf, processCpuSeconds, quantile } from "./sample.js";
 
 async function recoverLatency(client: VaultClient, user: string, runs: number): Promise<number[]> {
   const out: number[] = [];
@@ -31,8 +31,7 @@ interface Row { rate: number; lat: number[]; leaderCpuMs: number; followerCpuMs:
 
 /** The Raft messages node `id` has sent to its peers (bkv_peer_messages_sent_total). */
 async function messagesSent(cluster: LocalCluster, id: number): Promise<number> {
-  const m = /^bkv_peer_messages_sent_total\{[^}]*\} (\d+)$/m.exec(await cluster.metricsOf(id));
-  return m === null ? Number.NaN : Number(m[1]);
+  return metricOf(await cluster.metricsOf(id), "bkv_peer_messages_sent_total");
 }
 
 /**

@@ -21,13 +21,13 @@ import { type Message, MessageType, type NodeId } from "../raft/index.js";
 /** Runs `fn` after `ms`; returns a function that cancels it. */
 export type Schedule = (fn: () => void, ms: number) => () => void;
 
-export const realSchedule: Schedule = (fn, ms) => {
+const realSchedule: Schedule = (fn, ms) => {
   const t = setTimeout(fn, ms);
   return () => clearTimeout(t);
 };
 
 /** An empty MsgApp: it carries nothing a later MsgApp to the same peer does not. */
-export function isCommitOnly(m: Message): boolean {
+function isCommitOnly(m: Message): boolean {
   return m.type === MessageType.App && m.entries.length === 0;
 }
 
