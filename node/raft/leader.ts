@@ -18,6 +18,7 @@ import {
   type NodeId,
   RaftPanic,
   type Snapshot,
+  StateType,
   entrySize,
 } from "./types.js";
 
@@ -269,7 +270,21 @@ function handleReadIndex(r: Raft, m: Message): void {
 function confirmLeadershipForRead(r: Raft, m: Message): void {
   r.readOnly.addRequest(r.log.committed, m);
   r.readOnly.recvAck(r.id, m.context);
-  bcastHeartbeat(r, m.context);
+  r.readHeartbeatDue = true;
+}
+
+/**
+ * Sends the heartbeat round owed to the ReadIndex requests stepped since the
+ * last Ready (RawNode.ready calls it before it takes the messages): one
+ * round for all of them, carrying the newest request's context, since a
+ * quorum's ack of that context releases every request queued before it
+ * (ReadOnly.advance).
+ */
+export function flushReadHeartbeat(r: Raft): void {
+  if (!r.readHeartbeatDue) return;
+  r.readHeartbeatDue = false;
+  const newest = r.readOnly.lastPendingContext();
+  if (r.state === StateType.Leader && newest !== undefined) bcastHeartbeat(r, newest);
 }
 
 /** Serves ReadIndex requests that waited for an entry of this term to commit. */

@@ -7,7 +7,7 @@ import { applyToConfState } from "./confchange.js";
 import { type Config, type Logger, NOOP_LOGGER, validateConfig } from "./config.js";
 import { CampaignType, TRANSFER_CONTEXT, isTransferContext } from "./campaign.js";
 import { stepFollower } from "./follower.js";
-import { bcastAppend, maybeCommit, maybeSendAppend, releasePendingReadIndexMessages, stepLeader } from "./leader.js";
+import { bcastAppend, flushReadHeartbeat, maybeCommit, maybeSendAppend, releasePendingReadIndexMessages, stepLeader } from "./leader.js";
 import { NO_LIMIT, RaftLog } from "./log.js";
 import { ReadOnly } from "./read-only.js";
 import { SnapshotReceiver } from "./snapshot-recv.js";
@@ -65,6 +65,8 @@ export class Raft {
   readOnly = new ReadOnly();
   /** ReadIndex requests waiting for this leader to commit an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
+  /** A ReadIndex request arrived since the last Ready: one heartbeat round is owed (flushReadHeartbeat). */
+  readHeartbeatDue = false;
   readonly snapRecv = new SnapshotReceiver();
   /** Appends refused because they would have replaced committed entries. */
   refusedTruncations = 0;
@@ -147,6 +149,11 @@ export class Raft {
     });
   }
 
+  /** Sends the heartbeat round owed to the ReadIndex requests stepped since the last Ready (leader.ts). */
+  flushReadHeartbeat(): void {
+    flushReadHeartbeat(this);
+  }
+
   // ---- role transitions ----
 
   private reset(term: number): void {
@@ -166,6 +173,7 @@ export class Raft {
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
+    this.readHeartbeatDue = false;
   }
 
   becomeFollower(term: number, lead: NodeId): void {

@@ -200,12 +200,13 @@ export class RawNode {
     return !softStateEqual(r.softState(), this.prevSoftState) ||
       !hardStateEqual(r.hardState(), this.prevHardState) ||
       u.nextSnapshot() !== null || u.hasNextEntries() ||
-      r.msgs.length > 0 || r.readStates.length > 0 || r.log.hasNextCommittedEntries();
+      r.msgs.length > 0 || r.readHeartbeatDue || r.readStates.length > 0 || r.log.hasNextCommittedEntries();
   }
 
   /** Returns the pending work and marks it handed out (see the Ready contract in types.ts). */
   ready(): Ready {
     const r = this.raft;
+    r.flushReadHeartbeat();
     const u = r.log.unstable;
     const soft = r.softState();
     const hard = r.hardState();

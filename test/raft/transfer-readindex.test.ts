@@ -80,6 +80,44 @@ test("ReadIndex on the leader: answered with the commit index after a heartbeat 
   t.true(beats.length >= 1, "leadership was confirmed by heartbeats");
 });
 
+test("ReadIndex requests stepped before one Ready share one heartbeat round", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  net.propose(1, "a");
+  const before = net.delivered.length;
+  for (const ctx of ["r1", "r2", "r3"]) net.node(1).raw.readIndex(enc(ctx));
+  net.settle();
+  const beats = net.delivered.slice(before).filter((m) => m.type === MessageType.Heartbeat);
+  t.is(beats.length, 2, "one heartbeat per follower");
+  t.true(beats.every((m) => new TextDecoder().decode(m.context) === "r3"), "carrying the newest request's context");
+  const rs = net.node(1).readStates;
+  t.deepEqual(rs.map((s) => new TextDecoder().decode(s.context)), ["r1", "r2", "r3"]);
+  t.true(rs.every((s) => s.index === net.status(1).hardState.commit));
+});
+
+test("a shared heartbeat round answers nothing without a quorum's ack", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  net.propose(1, "a");
+  net.isolate(1);
+  for (const ctx of ["r1", "r2"]) net.node(1).raw.readIndex(enc(ctx));
+  net.settle();
+  t.deepEqual(net.node(1).readStates, []);
+});
+
+test("a leader that steps down before its next Ready sends no read heartbeat and answers nothing", (t) => {
+  const net = new Network([1, 2, 3]);
+  net.elect(1);
+  net.propose(1, "a");
+  const term = net.status(1).hardState.term;
+  net.node(1).raw.readIndex(enc("r1"));
+  net.node(1).raw.step(message({ type: MessageType.Heartbeat, from: 2, to: 1, term: term + 1 }));
+  t.is(net.status(1).softState.state, StateType.Follower);
+  const sent = net.takeMessages().filter((m) => m.from === 1);
+  t.deepEqual(sent.filter((m) => m.type === MessageType.Heartbeat), []);
+  t.deepEqual(net.node(1).readStates, []);
+});
+
 test("ReadIndex on a follower is forwarded and answered", (t) => {
   const net = new Network([1, 2, 3]);
   net.elect(1);
