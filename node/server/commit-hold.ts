@@ -13,9 +13,12 @@
 // Why it is safe: a message may be lost or late in Raft's model; this delays
 // or drops only messages without entries; a leader's commit index never falls
 // within its term, so the MsgApp that supersedes a held one carries a commit
-// index at least as high. A follower learns the commit up to holdMs later:
-// it applies later, and nothing waits on that but reads, whose ReadIndex
-// round's heartbeat carries the commit index itself (leader.ts bcastHeartbeat).
+// index at least as high. A follower learns the commit up to holdMs later
+// and applies later. Reads do not wait for that: a ReadIndex round's
+// heartbeat carries the commit index itself (leader.ts bcastHeartbeat). An
+// Evaluate does (it waits for its attempt to apply on the node asked); the
+// client asks every share holder at once, so the leader sends what it holds
+// when its own Evaluate arrives (RaftLoop.sendHeldCommits, flush).
 import { type Message, MessageType, type NodeId } from "../raft/index.js";
 
 /** Runs `fn` after `ms`; returns a function that cancels it. */
@@ -61,7 +64,7 @@ export class CommitHold {
     this.cancel = null;
   }
 
-  /** Sends what is held now (the hold expired). */
+  /** Sends what is held now (the hold expired, or the caller knows no MsgApp is coming). */
   flush(): void {
     this.stopTimer();
     if (this.held.size === 0) return;

@@ -326,6 +326,16 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     return read.promise;
   }
 
+  /**
+   * Sends the commit-only MsgApps the commit hold keeps, now (nothing on a
+   * follower). For a request that shows a client asking the other nodes
+   * about an index just committed (an Evaluate: the SDK asks every share
+   * holder at once, and each waits for the attempt to apply).
+   */
+  sendHeldCommits(): void {
+    this.commitHold.flush();
+  }
+
   /** Snapshots the applied state and compacts the log (admin TakeSnapshot). */
   requestSnapshot(): Promise<Snapshot> {
     if (this.stopped) return Promise.reject(new ProposalError("STOPPED", "the node is shutting down"));

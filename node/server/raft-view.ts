@@ -32,6 +32,8 @@ export interface VaultLoop extends RaftView {
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
   readBarrier(timeoutMs: number): Promise<void>;
   waitApplied(index: number, timeoutMs: number): Promise<boolean>;
+  /** Sends the followers the commit index the commit hold keeps back, now (RaftLoop.sendHeldCommits). */
+  sendHeldCommits(): void;
 }
 
 /** The admin service's view: membership, leadership and snapshots. */

@@ -196,6 +196,9 @@ function notFound(user: string): RpcFailure {
 async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint) {
   checkUser(user);
   const attemptId = safeId(attemptIdWire, "attempt_id");
+  // The client asks every share holder at once: on the leader, send the
+  // other nodes the commit index their Evaluate waits for, held or not.
+  d.loop().sendHeldCommits();
   if (!(await d.loop().waitApplied(attemptId, d.evaluateWaitMs))) {
     throw new RpcFailure(status.UNAVAILABLE, `this node has not applied attempt ${attemptId} yet; retry shortly`, { reason: ErrorReason.ATTEMPT_NOT_APPLIED });
   }

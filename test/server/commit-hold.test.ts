@@ -110,3 +110,15 @@ test("stop drops what is held and cancels the timer; a hold of 0 ms holds nothin
   t.is(zero.clock.pending(), 0);
   t.throws(() => new CommitHold(() => {}, -1), { instanceOf: RangeError });
 });
+
+test("flush sends everything held at once and stops the timer; with nothing held it sends nothing", (t) => {
+  const { hold, clock, sent, flat } = setup();
+  hold.send([commitOnly(2, 11), commitOnly(3, 11)]);
+  t.is(clock.pending(), 1);
+  hold.flush();
+  t.deepEqual(flat(), [commitOnly(2, 11), commitOnly(3, 11)]);
+  t.deepEqual(hold.holding, []);
+  t.is(clock.pending(), 0, "the timer is cancelled");
+  hold.flush();
+  t.is(sent.length, 1, "nothing more is sent");
+});
