@@ -283,8 +283,10 @@ function confirmLeadershipForRead(r: Raft, m: Message): void {
 export function flushReadHeartbeat(r: Raft): void {
   if (!r.readHeartbeatDue) return;
   r.readHeartbeatDue = false;
+  // Only a leader queues read requests, and every role change clears the flag (Raft.reset).
+  if (r.state !== StateType.Leader) throw new RaftPanic(`${r.id} owes a read heartbeat round as ${StateType[r.state]}`);
   const newest = r.readOnly.lastPendingContext();
-  if (r.state === StateType.Leader && newest !== undefined) bcastHeartbeat(r, newest);
+  if (newest !== undefined) bcastHeartbeat(r, newest);
 }
 
 /** Serves ReadIndex requests that waited for an entry of this term to commit. */
