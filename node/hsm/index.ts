@@ -4,7 +4,7 @@ export {
   CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD_SOFTHSM, DEFAULT_MODULE_PATH, type HsmConfig,
 } from "./config.js";
 export { HsmError, type HsmErrorCode } from "./errors.js";
-export { DEFAULT_POOL, HsmWorkerPool, type PoolOptions, type WorkerMemory } from "./worker-pool.js";
+export { DEFAULT_POOL, HsmWorkerPool, type PoolOptions, type WorkerMemory, restartInterval } from "./worker-pool.js";
 export { moduleWorker } from "./module-worker.js";
 
 /** What the vault needs from a node's HSM; both Hsm and HsmWorkerPool provide it. */

@@ -113,17 +113,36 @@ export interface PoolOptions {
   /** Session copies of the agreement key (default true). */
   readonly sessionKeyCopies?: boolean;
   /**
-   * Operations after which the module is finalized and initialized again
-   * (default 20,000; 0: never). SoftHSM 2.6 keeps every destroyed session
-   * object until C_Finalize (SoftHSMv2 #562, #875): ~1 KiB per evaluation.
+   * The most operations after which the module is finalized and initialized
+   * again (default 20,000; 0: never). SoftHSM 2.6 keeps every destroyed
+   * session object until C_Finalize (SoftHSMv2 #562, #875): ~1 KiB per
+   * evaluation. Each interval is drawn anew in (recycleAfter/2,
+   * recycleAfter] (restartInterval), so that the nodes of a cluster, which
+   * count the same evaluations, do not restart at the same moment.
    */
   readonly recycleAfter?: number;
+  /** Uniform in [0, 1) (default Math.random): draws the restart intervals. */
+  readonly random?: () => number;
 }
 
 /** How often a module that could not be restarted is tried again. */
 const RESTART_RETRY_MS = 5_000;
 
-export const DEFAULT_POOL: Required<PoolOptions> = { threads: 2, sessionKeyCopies: true, recycleAfter: 20_000 };
+export const DEFAULT_POOL: Required<PoolOptions> = { threads: 2, sessionKeyCopies: true, recycleAfter: 20_000, random: Math.random };
+
+/**
+ * The operations until the next module restart: uniform in (recycleAfter/2,
+ * recycleAfter] (0: never). The bound on SoftHSM's garbage is recycleAfter's;
+ * the spread staggers restarts across nodes, whose calls all wait for a
+ * switch (an SDK needs t answers: one node restarting at a time costs it
+ * nothing).
+ */
+export function restartInterval(recycleAfter: number, random: () => number): number {
+  if (recycleAfter === 0) return 0;
+  const u = random();
+  if (!(u >= 0 && u < 1)) throw new HsmError("CONFIG_INVALID", `random() must be in [0, 1) (got ${u})`);
+  return recycleAfter - Math.floor(u * Math.floor(recycleAfter / 2));
+}
 
 const NO_MEMORY: WorkerMemory = { heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
 
@@ -165,17 +184,18 @@ async function stopWorkers(workers: readonly HsmWorker[]): Promise<void> {
 
 /**
  * The node's HSM: blocking PKCS#11 calls on worker threads (pkcs11js's
- * *Async calls leak ~3 KiB each; docs/hsm.md), and a module recycled every
- * `recycleAfter` operations. The new threads load their code while the old
+ * *Async calls leak ~3 KiB each; docs/hsm.md), and a module recycled after
+ * at most `recycleAfter` operations (restartInterval). The new threads load their code while the old
  * ones still serve; calls wait only for the switch (the calls in flight
  * drained, the module finalized, the token opened again in the new threads).
  */
 export class HsmWorkerPool {
   /**
    * Operations since the module was (re)initialized, how many times it was,
-   * and how long calls waited for the last switch (ms, the drain included).
+   * how long calls waited for the last switch (ms, the drain included), and
+   * the operations at which the next restart starts (restartInterval; 0: never).
    */
-  readonly stats = { operations: 0, recycles: 0, lastRestartMs: 0 };
+  readonly stats: { operations: number; recycles: number; lastRestartMs: number; restartAt: number };
   private inFlight = 0;
   /** A restart under way, from the new threads' spawn to the end of the switch. */
   private recycling: Promise<void> | null = null;
@@ -191,7 +211,9 @@ export class HsmWorkerPool {
     private readonly options: Required<PoolOptions>,
     readonly agreementPublicKey: Uint8Array,
     readonly identityPublicKey: Uint8Array,
-  ) {}
+  ) {
+    this.stats = { operations: 0, recycles: 0, lastRestartMs: 0, restartAt: restartInterval(options.recycleAfter, options.random) };
+  }
 
   static async open(config: HsmConfig, options: PoolOptions = {}): Promise<HsmWorkerPool> {
     const o = { ...DEFAULT_POOL, ...options };
@@ -240,7 +262,7 @@ export class HsmWorkerPool {
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) this.drained?.();
-      if (this.options.recycleAfter > 0 && this.stats.operations >= this.options.recycleAfter) this.recycling ??= this.recycle();
+      if (this.stats.restartAt > 0 && this.stats.operations >= this.stats.restartAt) this.recycling ??= this.recycle();
     }
   }
 
@@ -283,6 +305,7 @@ export class HsmWorkerPool {
       this.brokenAt = Date.now();
     } finally {
       this.stats.operations = 0;
+      this.stats.restartAt = restartInterval(this.options.recycleAfter, this.options.random);
       this.stats.lastRestartMs = performance.now() - t0;
     }
   }

@@ -7,7 +7,7 @@
 import test from "ava";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { HsmError, HsmWorkerPool } from "../../node/hsm/index.js";
+import { HsmError, HsmWorkerPool, restartInterval } from "../../node/hsm/index.js";
 import { waitFor } from "../../testkit/cluster.js";
 import { Point, createToken, randomPoint, randomScalar, wrapShare, type TestToken } from "../../testkit/hsm.js";
 
@@ -31,8 +31,10 @@ test.serial("the module is restarted after recycleAfter operations; the old thre
     let calls = 0;
     let servedPastThreshold = 0;
     for (; pool.stats.recycles < 2 && calls < 5000; calls++) {
+      const restartAt = pool.stats.restartAt;
+      t.true(restartAt > 20 && restartAt <= 40, `the interval ${restartAt} is in (20, 40]`);
       await one();
-      if (pool.stats.operations > 40) servedPastThreshold++;
+      if (pool.stats.operations > restartAt) servedPastThreshold++;
     }
     t.is(pool.stats.recycles, 2, `two restarts in ${calls} calls`);
     t.true(servedPastThreshold > 0, "calls went on, on the old module, while the new threads loaded");
@@ -49,6 +51,35 @@ test.serial("the module is restarted after recycleAfter operations; the old thre
   const again = await HsmWorkerPool.open(token.config, { threads: 1 });
   t.deepEqual(Buffer.from(again.agreementPublicKey).length, 65, "the token opens again after the pool closed");
   await again.close();
+});
+
+test("restart intervals are drawn in (recycleAfter/2, recycleAfter], anew after each restart; 0 never restarts", (t) => {
+  t.is(restartInterval(40, () => 0), 40);
+  t.is(restartInterval(40, () => 0.5), 30);
+  t.is(restartInterval(40, () => 0.999999), 21);
+  t.is(restartInterval(1, () => 0.9), 1, "an interval of one operation stays one");
+  t.is(restartInterval(20_000, () => 0.75), 12_500);
+  t.is(restartInterval(0, () => 0.5), 0);
+  t.throws(() => restartInterval(40, () => 1), { instanceOf: HsmError, message: /random\(\) must be in \[0, 1\)/ });
+  const seen = new Set(Array.from({ length: 2000 }, () => restartInterval(20_000, Math.random)));
+  t.true([...seen].every((n) => n > 10_000 && n <= 20_000));
+  t.true(Math.max(...seen) - Math.min(...seen) > 9_000, "intervals spread over the range: nodes that count the same operations restart apart");
+});
+
+test.serial("a pool restarts at the interval it drew, then draws the next", async (t) => {
+  const draws = [0.5, 0];
+  const pool = await HsmWorkerPool.open(token.config, { threads: 1, recycleAfter: 40, random: () => draws.shift() ?? 0 });
+  try {
+    t.is(pool.stats.restartAt, 30);
+    const j = job(pool.agreementPublicKey);
+    for (let i = 0; i < 29; i++) await pool.evaluate(j.blob, j.b, j.K);
+    t.is(pool.stats.recycles, 0, "not before its 30th operation");
+    await pool.evaluate(j.blob, j.b, j.K);
+    await waitFor(() => (pool.stats.recycles === 1 ? true : undefined), "the restart after 30 operations", 30_000);
+    t.is(pool.stats.restartAt, 40, "the next interval is drawn anew");
+  } finally {
+    await pool.close();
+  }
 });
 
 /** This process's threads now (Linux /proc). */
