@@ -10,7 +10,9 @@
 //      holder, so n), and the closing line
 //        recoveries/s: R, hsm-bound: L, ratio: X
 // Server-side latency = the wall time of a recovery's four RPC phases, from
-// timestamps in the load generator (its own signing excluded).
+// timestamps in the load generator (its own signing excluded); after the
+// table, each node's mean time inside its handlers per call (its latency
+// histograms), which tells a phase's time in a node from the time between.
 // Run: npm run bench:recovery -- [--seconds 10] [--rounds 1] [--inflight 1,8,32,64] [--clients 1] [--hsm-seconds 5]
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -25,7 +27,7 @@ import { CHEAP_SCRYPT, killClusterNow, pidsLeaderFirst, stopCluster } from "./bk
 import { CpuMeter, cleanupOnExit, load, stopChild } from "./drive.js";
 import { makeJobs, run, withBenchToken } from "./hsm.js";
 import type { Init, Job, JobResult } from "./recovery-client.js";
-import { quantile } from "./sample.js";
+import { histogramOf, quantile } from "./sample.js";
 
 const HSM_IN_FLIGHT = 16;
 
@@ -113,19 +115,44 @@ class Pool {
   }
 }
 
-interface Row { label: string; r: JobResult; leader: number; follower: number; clients: number; busiest: number; load: string }
+interface Row { label: string; r: JobResult; leader: number; follower: number; clients: number; busiest: number; load: string; handlers: string }
+
+/** The handlers a recovery calls, in its order, and the HSM's part of an Evaluate (node/server/metrics.ts). */
+const HANDLERS = ["GetRecordInfo", "BeginRecovery", "Evaluate", "ConfirmRecovery"] as const;
+
+/** Per node (leader first): the running sum (s) and count of each handler's latency histogram, then the HSM's. */
+async function handlerTimes(cluster: LocalCluster, ids: readonly number[]): Promise<Array<Array<{ sum: number; count: number }>>> {
+  return Promise.all(ids.map(async (id) => {
+    const text = await cluster.metricsOf(id);
+    return [...HANDLERS.map((m) => histogramOf(text, "bkv_grpc_request_seconds", `method="${m}"`)), histogramOf(text, "bkv_hsm_evaluation_seconds")];
+  }));
+}
+
+/** Mean ms per call between two handlerTimes, as "info 1.2 / 2.0 / 2.1, begin …" (leader / followers), or "–" where none. */
+function handlerMeans(before: Awaited<ReturnType<typeof handlerTimes>>, after: Awaited<ReturnType<typeof handlerTimes>>): string {
+  const names = ["info", "begin", "evaluate", "of which HSM", "confirm"];
+  const order = [0, 1, 2, 4, 3];
+  return order.map((h, i) => `${names[i]} ${after.map((node, n) => {
+    const count = node[h]!.count - before[n]![h]!.count;
+    return count === 0 ? "–" : fmt(((node[h]!.sum - before[n]![h]!.sum) * 1000) / count, 2);
+  }).join(" / ")}`).join(", ");
+}
 
 async function measure(label: string, pool: Pool, cluster: LocalCluster, job: Job): Promise<Row> {
   const before = load();
-  const nodePids = pidsLeaderFirst(cluster, await cluster.leaderId());
+  const leader = await cluster.leaderId();
+  const nodePids = pidsLeaderFirst(cluster, leader);
+  const ids = [leader, ...cluster.nodes.map((n) => n.id).filter((id) => id !== leader)];
   const clientPids = pool.procs.map((p) => p.pid);
+  const times = await handlerTimes(cluster, ids);
   const meter = new CpuMeter([...nodePids, ...clientPids]);
   const r = await pool.run(job);
+  const handlers = handlerMeans(times, await handlerTimes(cluster, ids));
   const per = meter.perCall(Math.max(1, r.n)).servers;
   const clients = per.slice(nodePids.length);
   const row = {
     label, r, leader: per[0]!, follower: (per[1]! + per[2]!) / 2, clients: clients.reduce((a, b) => a + b, 0),
-    busiest: (Math.max(...clients) * r.n) / 1000 / r.seconds, load: `${before} → ${load()}`,
+    busiest: (Math.max(...clients) * r.n) / 1000 / r.seconds, load: `${before} → ${load()}`, handlers,
   };
   console.error(`${label}: ${fmt(r.n / r.seconds, 0)}/s, server-side p50 ${fmt(quantile(r.server, 0.5))} ms p99 ${fmt(quantile(r.server, 0.99))} ms, ` +
     `errors ${r.errors}${r.firstError === undefined ? "" : ` (${r.firstError})`}, busiest client ${fmt(row.busiest * 100, 0)}%, load ${row.load}`);
@@ -143,6 +170,8 @@ function printRows(rows: Row[]): void {
       `${r.phases.map((p) => fmt(p / r.n)).join(" / ")} | ${fmt(quantile(r.e2e, 0.5))} | ${fmt(quantile(r.e2e, 0.99))} | ${[x.leader, x.follower, x.clients].map((c) => fmt(c, 2)).join(" / ")} | ` +
       `${fmt(x.busiest * 100, 0)}% | ${r.errors} | ${x.load} |`);
   }
+  console.log("\nMean ms inside each node's handler per call (leader / followers; the rest of a phase is the network, the client and the wait for the slowest node):");
+  for (const { label, handlers } of rows) console.log(`- ${label}: ${handlers}`);
 }
 
 async function main(): Promise<void> {

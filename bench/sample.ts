@@ -72,6 +72,11 @@ export function procMemory(pid: number): ProcMemory {
   }
 }
 
+/** A histogram's running sum and count (Prometheus text: `name_sum`, `name_count`), of its first series or the first with `label`. */
+export function histogramOf(text: string, name: string, label?: string): { sum: number; count: number } {
+  return { sum: metricOf(text, `${name}_sum`, label), count: metricOf(text, `${name}_count`, label) };
+}
+
 /** The value of a metric in a Prometheus text exposition, its first series or the first with `label` (e.g. 'space="new"'); 0 if absent. */
 export function metricOf(text: string, name: string, label?: string): number {
   const line = text.split("\n").find((l) => (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && (label === undefined || l.includes(label)));
