@@ -5,7 +5,7 @@
 // invariant ends the run with a Violation.
 
 import { ConfChangeType, type ConfState, type Message, MessageType, type NodeId, StateType } from "../../node/raft/types.js";
-import { Checker, checkDurability, checkLogMatching, Violation } from "./checker.js";
+import { Checker, checkDurability, checkLogMatching, type LogView, Violation } from "./checker.js";
 import { chooseProfile, type FaultProfile, PartitionSchedule } from "./faults.js";
 import { CALM, Network } from "./network.js";
 import {
@@ -369,17 +369,19 @@ class Simulation {
     for (const n of this.nodes.values()) n.crashPending = null;
     this.trace.add(this.now, null, "heal all, restart crashed nodes, settle");
     // A slow configuration (one entry per MsgApp, one in flight) may have a long
-    // backlog to drain: keep going while members still apply entries.
+    // backlog to drain: keep going while members still apply entries, or
+    // still take in the leader's log (a new leader commits nothing until a
+    // quorum holds its whole log, however long the backlog of an old term).
     const start = this.now;
-    let applied = -1;
+    let best = -1;
     let lastProgress = this.now;
     for (;;) {
       this.step();
       const leader = this.quiescentLeader();
       if (leader !== null) return this.finalChecks(leader);
-      const a = this.totalApplied();
-      if (a > applied) {
-        applied = a;
+      const progress = this.totalApplied() + this.replicated();
+      if (progress > best) {
+        best = progress;
         lastProgress = this.now;
       }
       if (this.now - lastProgress >= SETTLE_TICKS) {
@@ -401,6 +403,18 @@ class Simulation {
         + `log=[${n.storage.firstIndex()},${n.storage.lastIndex()}] ${describeConf(n.confState)}`;
     });
     return `nodes:\n${lines.join("\n")}`;
+  }
+
+  /** Entries the live members hold in agreement with the leader's log (their common prefixes, summed; 0 without a leader). */
+  private replicated(): number {
+    const leader = this.leader();
+    if (leader === null) return 0;
+    let sum = 0;
+    for (const id of members(leader.confState)) {
+      const m = this.nodes.get(id);
+      if (m?.live === true && m !== leader) sum += agreedPrefix(leader.log, m.log);
+    }
+    return sum;
   }
 
   private totalApplied(): number {
@@ -470,6 +484,24 @@ class Simulation {
     }
     return best?.confState ?? { voters: [], learners: [] };
   }
+}
+
+/**
+ * The last index at which two logs hold the same term, searched from the
+ * higher of their snapshot indexes (whose terms both know) up: by Log
+ * Matching, logs that agree at i agree below it, so the predicate is a
+ * prefix and a binary search finds its end; 0 when they differ there.
+ */
+function agreedPrefix(a: LogView, b: LogView): number {
+  let lo = Math.max(a.snapshotIndex(), b.snapshotIndex());
+  let hi = Math.min(a.lastIndex(), b.lastIndex());
+  if (lo > hi || a.term(lo) !== b.term(lo)) return 0;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (a.term(mid) === b.term(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 function members(cs: ConfState): NodeId[] {

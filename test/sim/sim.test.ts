@@ -41,6 +41,15 @@ test("seeds 5574 and 5830 (5 nodes): an older term's ack whose entries its own R
   }
 });
 
+test("seed 203516 (5 nodes): a new leader's long backlog of an old term, one entry per MsgApp, drains with no commit for 600 ticks and is no Liveness violation", (t) => {
+  // The settle phase once counted only applied entries as progress: here the
+  // leader of term 23 holds ~360 entries of term 21 that the followers lack,
+  // and commits nothing until a quorum holds its whole log (~1,850 ticks).
+  const r = runSeed({ seed: 203516, nodes: 5, lib });
+  t.is(r.violation, null, `${r.violation?.message ?? ""}`);
+  t.true(r.stats.commit > 400, `commit ${r.stats.commit}`);
+});
+
 // The harness must catch a broken library end to end (a simulation that cannot fail is a defect).
 // These wrap the real RawNode; node/raft itself is not modified.
 
@@ -101,6 +110,20 @@ class SendFirstDriver {
     this.raw.advance(rd);
   }
 }
+
+/** A leader that sends its followers no entries: nothing new commits, nothing replicates. */
+class SilentLeaderRawNode extends raft.RawNode {
+  override ready(): Ready {
+    const rd = super.ready();
+    return { ...rd, messages: rd.messages.filter((m) => !(m.type === raft.MessageType.App && m.entries.length > 0)) };
+  }
+}
+
+test("a library whose leaders replicate no entries is caught (Liveness)", (t) => {
+  const r = runSeed({ seed: 1, nodes: 3, lib: { ...raft, RawNode: SilentLeaderRawNode }, steps: 300 });
+  t.is(r.violation?.invariant, "Liveness");
+  t.regex(r.violation?.detail ?? "", /no progress for 600 ticks/);
+});
 
 test("a Ready loop that sends before its write is durable is caught (Ready Contract)", (t) => {
   const r = runSeed({ seed: 1, nodes: 3, lib: { ...raft, ReadyDriver: SendFirstDriver }, steps: 300 });
