@@ -3,7 +3,7 @@
 // two x-coordinates a PKCS#11 token returns. Every point that enters the
 // protocol goes through decodePoint: on the curve, not the identity, 33 or 65
 // bytes.
-import { ECDH } from "node:crypto";
+import { type ECDH, createECDH } from "node:crypto";
 import { p256, p256_hasher } from "@noble/curves/nist.js";
 import { bigIntToBytes, bytesToBigInt, equalBytes, expectLength } from "./bytes.js";
 import { IdentityPointError, InvalidArgumentError, InvalidPointError, InvalidScalarError, ShareMismatchError } from "./errors.js";
@@ -71,12 +71,29 @@ function isCompressed(bytes: Uint8Array): boolean {
 function decompress(bytes: Uint8Array): Uint8Array {
   const x = bytes.subarray(1);
   if (Buffer.compare(x, FIELD_PRIME) >= 0) throw new InvalidPointError("point", "has an x-coordinate not below p");
-  const u = ECDH.convertKey(bytes, "prime256v1", undefined, undefined, "uncompressed") as Buffer;
+  const u = opensslUncompressed(bytes);
   if (u.length !== UNCOMPRESSED_POINT_LENGTH || u[0] !== 0x04 || !equalBytes(u.subarray(1, 1 + SCALAR_LENGTH), x) ||
       (u[UNCOMPRESSED_POINT_LENGTH - 1]! & 1) !== (bytes[0]! & 1)) {
     throw new InvalidPointError("point", "did not decompress consistently");
   }
   return u;
+}
+
+/**
+ * OpenSSL's parse of a SEC1 point on one P-256 group kept for the module (a
+ * thread's instance), re-encoded uncompressed; throws on a point it refuses.
+ * ECDH.convertKey builds the curve's group on every call, which costs more
+ * than the square root itself, the more so with cold caches (a node applying
+ * one entry at a time: docs/benchmarks.md, "Point decoding on one group").
+ * setPublicKey is documented as deprecated for Diffie–Hellman (a public key
+ * is normally derived from the private one); here it is only OpenSSL's
+ * point decoder on the object's group, and no key agreement is ever done
+ * with this object.
+ */
+const decoder = createECDH("prime256v1") as ECDH & { setPublicKey(key: Buffer): void }; // @types/node omits the deprecated method
+function opensslUncompressed(bytes: Uint8Array): Buffer {
+  decoder.setPublicKey(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return decoder.getPublicKey(null, "uncompressed") as Buffer;
 }
 
 /**
