@@ -25,7 +25,7 @@ const IN_FLIGHT = 4;
 const MIB = 2 ** 20;
 
 async function main(config: HsmConfig): Promise<void> {
-  const pool = await HsmWorkerPool.open(config, { threads: 2, recycleAfter: RECYCLE_AFTER });
+  const pool = await HsmWorkerPool.open(config, { threads: 2, recycleAfter: RECYCLE_AFTER, random: () => 0 }); // every RECYCLE_AFTER exactly
   const jobs = makeJobs(pool.agreementPublicKey, 64);
   console.log(`hsm-memory: ${EVALUATIONS} evaluations, module restarted every ${RECYCLE_AFTER}, MALLOC_ARENA_MAX ${process.env.MALLOC_ARENA_MAX ?? "unset"}`);
   console.log("done     anon MiB  heap used/total  external  workers heap used/total, external  restarts  last restart ms");

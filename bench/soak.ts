@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     cluster = await LocalCluster.start({ clusterId: "soak", snapshotInterval: SNAPSHOT_INTERVAL, nodeEntry });
     const arenas = cluster.nodes.map((n) => nodeEnv(n.id).MALLOC_ARENA_MAX).join("/");
     const options = cluster.nodes.map((n) => nodeEnv(n.id).NODE_OPTIONS).join(" / ");
-    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted every ${process.env.BKV_HSM_RECYCLE_AFTER} operations, the nodes' MALLOC_ARENA_MAX ${arenas}, NODE_OPTIONS ${options}, V8 flags ${NODE_V8_FLAGS.join(" ")}`);
+    console.log(`snapshot interval ${SNAPSHOT_INTERVAL}, HSM module restarted after at most ${process.env.BKV_HSM_RECYCLE_AFTER} operations (each interval drawn in its second half), the nodes' MALLOC_ARENA_MAX ${arenas}, NODE_OPTIONS ${options}, V8 flags ${NODE_V8_FLAGS.join(" ")}`);
     const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
     for (let u = 0; u < USERS; u++) await client.register(`soak-${u}`, "right password", { guessLimit: 10 });
     const ids = cluster.nodes.map((n) => n.id);
