@@ -185,9 +185,10 @@ async function stopWorkers(workers: readonly HsmWorker[]): Promise<void> {
 /**
  * The node's HSM: blocking PKCS#11 calls on worker threads (pkcs11js's
  * *Async calls leak ~3 KiB each; docs/hsm.md), and a module recycled after
- * at most `recycleAfter` operations (restartInterval). The new threads load their code while the old
- * ones still serve; calls wait only for the switch (the calls in flight
- * drained, the module finalized, the token opened again in the new threads).
+ * at most `recycleAfter` operations (restartInterval). The new threads load
+ * their code while the old ones still serve; calls wait only for the switch
+ * (the calls in flight drained, the module finalized, the token opened again
+ * in the new threads).
  */
 export class HsmWorkerPool {
   /**
