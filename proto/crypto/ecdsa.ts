@@ -42,22 +42,24 @@ export function verifyMessage(publicKey: Uint8Array, message: Uint8Array, signat
   }
 }
 
-/** DER SubjectPublicKeyInfo headers of id-ecPublicKey / prime256v1, by SEC1 point length (compressed 33, uncompressed 65). */
-const SPKI_HEADER: ReadonlyMap<number, Buffer> = new Map([
-  [33, Buffer.from("3039301306072a8648ce3d020106082a8648ce3d030107032200", "hex")],
-  [65, Buffer.from("3059301306072a8648ce3d020106082a8648ce3d030107034200", "hex")],
-]);
-
 /** Public keys recently verified against (a record's reset key, a node's identity key): a KeyObject costs an import. */
 const recentKeys = new Map<string, KeyObject>();
 const RECENT_KEYS_MAX = 1024;
 
-/** The KeyObject of a SEC1 point that decodePoint accepted. */
+/**
+ * The KeyObject of a SEC1 point that decodePoint accepted, imported from its
+ * affine coordinates (a JWK): OpenSSL's DER decoder, which a SubjectPublicKeyInfo
+ * goes through, costs about twice as much as the import itself, and
+ * decodePoint already holds the coordinates (docs/benchmarks.md, "Point
+ * decoding on one group").
+ */
 function publicKeyObject(point: Uint8Array): KeyObject {
   const id = Buffer.from(point.buffer, point.byteOffset, point.byteLength).toString("hex");
   let key = recentKeys.get(id);
   if (key === undefined) {
-    key = createPublicKey({ key: Buffer.concat([SPKI_HEADER.get(point.length)!, point]), format: "der", type: "spki" });
+    const u = decodePoint(point, "public key").toBytes(false);
+    const coordinate = (from: number) => Buffer.from(u.buffer, u.byteOffset + from, SCALAR_LENGTH).toString("base64url");
+    key = createPublicKey({ key: { kty: "EC", crv: "P-256", x: coordinate(1), y: coordinate(1 + SCALAR_LENGTH) }, format: "jwk" });
     if (recentKeys.size >= RECENT_KEYS_MAX) recentKeys.delete(recentKeys.keys().next().value!);
     recentKeys.set(id, key);
   }
