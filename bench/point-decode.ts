@@ -6,30 +6,21 @@
 // "cold" with the CPU caches overwritten between calls, as on a node that
 // applies one entry at a time among other work. For A/B runs, run it in each
 // tree in turn: npx tsx bench/point-decode.ts [--points 3000] [--rounds 3]
-import { createECDH } from "node:crypto";
 import { parseArgs } from "node:util";
 import { decodePoint } from "../proto/crypto/index.js";
-import { load } from "./drive.js";
+import { distinctPoints, load } from "./drive.js";
 
 const { values } = parseArgs({ options: { points: { type: "string", default: "3000" }, rounds: { type: "string", default: "3" } } });
 const POINTS = Number(values.points);
 /** Larger than the last-level cache of the machines this runs on: touching it evicts decodePoint's code and data. */
 const junk = new Uint8Array(16 * 1024 * 1024);
 
-function distinctCompressed(n: number): Buffer[] {
-  return Array.from({ length: n }, () => {
-    const e = createECDH("prime256v1");
-    e.generateKeys();
-    return e.getPublicKey(null, "compressed") as Buffer;
-  });
-}
-
 function evictCaches(): void {
   for (let i = 0; i < junk.length; i += 64) junk[i]!++;
 }
 
 /** Mean µs of decodePoint over `points`, with `between` run before each call (outside the timing). */
-function meanMicros(points: readonly Buffer[], between: () => void): number {
+function meanMicros(points: readonly Uint8Array[], between: () => void): number {
   let ms = 0;
   for (const p of points) {
     between();
@@ -40,9 +31,9 @@ function meanMicros(points: readonly Buffer[], between: () => void): number {
   return (ms * 1000) / points.length;
 }
 
-decodePoint(distinctCompressed(1)[0]!); // the first call loads @noble's tables
+decodePoint(distinctPoints(1)[0]!); // the first call loads @noble's tables
 for (let round = 1; round <= Number(values.rounds); round++) {
-  const hot = meanMicros(distinctCompressed(POINTS), () => {});
-  const cold = meanMicros(distinctCompressed(POINTS), evictCaches);
+  const hot = meanMicros(distinctPoints(POINTS), () => {});
+  const cold = meanMicros(distinctPoints(POINTS), evictCaches);
   console.log(`round ${round}: decodePoint µs per call, hot ${hot.toFixed(1)}, cold ${cold.toFixed(1)} (${POINTS} distinct points each; load ${load()})`);
 }
