@@ -8,7 +8,7 @@ import { type KeyObject, createPublicKey, verify as nativeVerify } from "node:cr
 import { sha256 } from "@noble/hashes/sha2.js";
 import { p256 } from "@noble/curves/nist.js";
 import { bigIntToBytes, bytesToBigInt, expectLength } from "./bytes.js";
-import { ORDER, SCALAR_LENGTH, decodePoint, encodeScalar } from "./group.js";
+import { ORDER, type Point, SCALAR_LENGTH, decodePoint, encodeScalar } from "./group.js";
 import { InvalidEncodingError } from "./errors.js";
 
 export const SIGNATURE_LENGTH = 64;
@@ -32,11 +32,11 @@ export function signMessage(privateKey: bigint, message: Uint8Array): Uint8Array
  * must lie in [1, n-1] (OpenSSL's check) and, unless allowHighS, s <= n/2.
  */
 export function verifyMessage(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, opts: { allowHighS: boolean }): boolean {
-  decodePoint(publicKey, "public key");
+  const point = decodePoint(publicKey, "public key");
   expectLength(signature, "signature", SIGNATURE_LENGTH);
   if (!opts.allowHighS && bytesToBigInt(signature.subarray(SCALAR_LENGTH)) > ORDER >> 1n) return false;
   try {
-    return nativeVerify("sha256", message, { key: publicKeyObject(publicKey), dsaEncoding: "ieee-p1363" }, signature);
+    return nativeVerify("sha256", message, { key: publicKeyObject(publicKey, point), dsaEncoding: "ieee-p1363" }, signature);
   } catch {
     return false;
   }
@@ -47,17 +47,16 @@ const recentKeys = new Map<string, KeyObject>();
 const RECENT_KEYS_MAX = 1024;
 
 /**
- * The KeyObject of a SEC1 point that decodePoint accepted, imported from its
- * affine coordinates (a JWK): OpenSSL's DER decoder, which a SubjectPublicKeyInfo
- * goes through, costs about twice as much as the import itself, and
- * decodePoint already holds the coordinates (docs/benchmarks.md, "Point
- * decoding on one group").
+ * The KeyObject of SEC1 `encoded`, which decodePoint decoded as `point`,
+ * imported from its affine coordinates (a JWK): OpenSSL's DER decoder, which
+ * a SubjectPublicKeyInfo goes through, costs about twice as much as the
+ * import itself (docs/benchmarks.md, "Point decoding on one group").
  */
-function publicKeyObject(point: Uint8Array): KeyObject {
-  const id = Buffer.from(point.buffer, point.byteOffset, point.byteLength).toString("hex");
+function publicKeyObject(encoded: Uint8Array, point: Point): KeyObject {
+  const id = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength).toString("hex");
   let key = recentKeys.get(id);
   if (key === undefined) {
-    const u = decodePoint(point, "public key").toBytes(false);
+    const u = point.toBytes(false);
     const coordinate = (from: number) => Buffer.from(u.buffer, u.byteOffset + from, SCALAR_LENGTH).toString("base64url");
     key = createPublicKey({ key: { kty: "EC", crv: "P-256", x: coordinate(1), y: coordinate(1 + SCALAR_LENGTH) }, format: "jwk" });
     if (recentKeys.size >= RECENT_KEYS_MAX) recentKeys.delete(recentKeys.keys().next().value!);
