@@ -117,22 +117,28 @@ class Pool {
 
 interface Row { label: string; r: JobResult; leader: number; follower: number; clients: number; busiest: number; load: string; handlers: string }
 
-/** The handlers a recovery calls, in its order, and the HSM's part of an Evaluate (node/server/metrics.ts). */
-const HANDLERS = ["GetRecordInfo", "BeginRecovery", "Evaluate", "ConfirmRecovery"] as const;
+/** The latency histograms of a recovery's handlers, in its order, with the HSM's part of an Evaluate (node/server/metrics.ts): label, metric, series. */
+const HANDLER_SERIES = [
+  ["info", "bkv_grpc_request_seconds", 'method="GetRecordInfo"'],
+  ["begin", "bkv_grpc_request_seconds", 'method="BeginRecovery"'],
+  ["evaluate", "bkv_grpc_request_seconds", 'method="Evaluate"'],
+  ["of which HSM", "bkv_hsm_evaluation_seconds", undefined],
+  ["confirm", "bkv_grpc_request_seconds", 'method="ConfirmRecovery"'],
+] as const;
 
-/** Per node (leader first): the running sum (s) and count of each handler's latency histogram, then the HSM's. */
-async function handlerTimes(cluster: LocalCluster, ids: readonly number[]): Promise<Array<Array<{ sum: number; count: number }>>> {
+/** Per node (leader first), each HANDLER_SERIES histogram's running sum (s) and count. */
+type HandlerTimes = Array<Array<{ sum: number; count: number }>>;
+
+async function handlerTimes(cluster: LocalCluster, ids: readonly number[]): Promise<HandlerTimes> {
   return Promise.all(ids.map(async (id) => {
     const text = await cluster.metricsOf(id);
-    return [...HANDLERS.map((m) => histogramOf(text, "bkv_grpc_request_seconds", `method="${m}"`)), histogramOf(text, "bkv_hsm_evaluation_seconds")];
+    return HANDLER_SERIES.map(([, metric, series]) => histogramOf(text, metric, series));
   }));
 }
 
 /** Mean ms per call between two handlerTimes, as "info 1.2 / 2.0 / 2.1, begin …" (leader / followers), or "–" where none. */
-function handlerMeans(before: Awaited<ReturnType<typeof handlerTimes>>, after: Awaited<ReturnType<typeof handlerTimes>>): string {
-  const names = ["info", "begin", "evaluate", "of which HSM", "confirm"];
-  const order = [0, 1, 2, 4, 3];
-  return order.map((h, i) => `${names[i]} ${after.map((node, n) => {
+function handlerMeans(before: HandlerTimes, after: HandlerTimes): string {
+  return HANDLER_SERIES.map(([label], h) => `${label} ${after.map((node, n) => {
     const count = node[h]!.count - before[n]![h]!.count;
     return count === 0 ? "–" : fmt(((node[h]!.sum - before[n]![h]!.sum) * 1000) / count, 2);
   }).join(" / ")}`).join(", ");
