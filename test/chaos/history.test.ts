@@ -1,11 +1,11 @@
 import test from "ava";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { HistoryFormatError, HistoryWriter, pairOperations, parseHistory, readHistory } from "../../chaos/history.js";
+import { tempDir } from "../temp.js";
 
 test("writer appends one JSON line per event and the reader reads them back", (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bkv-hist-"));
+  const dir = tempDir(t, "bkv-hist-");
   const file = path.join(dir, "history.jsonl");
   let now = 0;
   const w = new HistoryWriter(file, () => now++);

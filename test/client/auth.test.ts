@@ -14,9 +14,7 @@ import { EXIT, exitCodeFor, run } from "../../client/cli/main.js";
 import { Admission } from "../../node/server/admission.js";
 import { peerHost } from "../../node/server/auth.js";
 import { DEV_TOKEN_TTL_SEC, devTokenProvider, loadDevIssuer, createDevIssuer } from "../../client/cli/dev-issuer.js";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { tempDir } from "../temp.js";
 
 function serverError(code: status, message: string, detail?: Parameters<typeof errorWithDetail>[2], trailers: Record<string, string> = {}) {
   const e = errorWithDetail(code, message, detail);
@@ -110,7 +108,7 @@ test("admission: per-address and per-user buckets are separate; over the limit i
 });
 
 test("the dev token provider reuses a user's token until less than half its lifetime is left, then mints a fresh one", async (t) => {
-  const issuer = await loadDevIssuer((await createDevIssuer(mkdtempSync(join(tmpdir(), "bkv-dev-issuer-")), "c1")).keyFile);
+  const issuer = await loadDevIssuer((await createDevIssuer(tempDir(t, "bkv-dev-issuer-"), "c1")).keyFile);
   let now = Date.UTC(2026, 11, 4, 12);
   const provider = devTokenProvider(issuer, undefined, () => now);
   const claims = (tok: string) => JSON.parse(Buffer.from(tok.split(".")[1] ?? "", "base64url").toString()) as { sub: string; iat: number; exp: number };

@@ -7,8 +7,7 @@
 // verified and equal.
 import test, { type ExecutionContext } from "ava";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { LocalCluster, E2E_CLIENT_OPTIONS, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
@@ -21,6 +20,7 @@ import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { EXIT, run } from "../../client/cli/main.js";
 import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
 import { descriptorToJson } from "../../client/sdk/index.js";
+import { fileTempDir } from "../temp.js";
 
 reportLogsOnFailure(test);
 
@@ -35,7 +35,7 @@ const minted: string[] = [];
 test.before(async () => {
   cluster = await LocalCluster.start({ clusterId: "auth-e2e", limits: LIMITS });
   client = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
-  const files = await createDevIssuer(mkdtempSync(join(tmpdir(), "bkv-stranger-")), "auth-e2e");
+  const files = await createDevIssuer(fileTempDir("bkv-stranger-"), "auth-e2e");
   stranger = await loadDevIssuer(files.keyFile);
   strangerJwks = files.jwksFile;
   await client.register("alice", "alice pw", { guessLimit: 10 });

@@ -1,12 +1,12 @@
 // bkv-node configuration: file + BKV_* overrides, validation errors that name
 // the field, and the PIN never in an error.
 import test from "ava";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../node/server/config.js";
+import { fileTempDir } from "../temp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "bkv-config-"));
+const dir = fileTempDir("bkv-config-");
 const base = {
   nodeId: 1, clusterId: "c1", dataDir: "data", clientListen: "127.0.0.1:7101", peerListen: "127.0.0.1:7201",
   adminListen: "127.0.0.1:7301", hsm: { tokenLabel: "t1", pinFile: "pin" },

@@ -2,9 +2,8 @@
 // (proto/audit.ts), on a real file: lines derived from applied outcomes only,
 // the chain across a restart, a torn last line, a snapshot segment, and a
 // verifier that names the first line a changed byte breaks.
-import test from "ava";
-import { closeSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import test, { type ExecutionContext } from "ava";
+import { closeSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { AuditLog, commandEvent } from "../../node/server/audit.js";
@@ -16,6 +15,7 @@ import { GENESIS_HASH, auditLine, parseAuditLine, verifyAuditChain } from "../..
 import { G, encodePoint } from "../../proto/crypto/index.js";
 import { runAdminAudit } from "../../client/cli/admin-audit.js";
 import type { CliIo } from "../../client/cli/io.js";
+import { tempDir } from "../temp.js";
 
 const BLINDED = encodePoint(G);
 
@@ -29,8 +29,8 @@ function command(index: number, data: Uint8Array, result: VaultResult): AppliedE
 
 const okBegin = (remaining: number): VaultResult => ({ ok: true, kind: "begin", attemptId: 1, attemptsRemaining: remaining, version: 1 });
 
-function tempFile(): string {
-  return join(mkdtempSync(join(tmpdir(), "bkv-audit-")), "audit.log");
+function tempFile(t: ExecutionContext): string {
+  return join(tempDir(t, "bkv-audit-"), "audit.log");
 }
 
 function lines(file: string) {
@@ -43,7 +43,7 @@ function io(): CliIo & { out: string; err: string } {
 }
 
 test("a new log starts a bootstrap segment; commands become chained lines; no-ops and announcements none", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const log = AuditLog.open(file, 1);
   log.record(command(2, new Uint8Array(0), vaultError("INVALID_ARGUMENT", "no-op")));
   log.record(command(3, begin("alice"), okBegin(9)));
@@ -80,7 +80,7 @@ test("the event from what apply parsed is the event parsed from the entry's byte
 });
 
 test("restart: the chain resumes from the last line and an index already written is not written again", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const a = AuditLog.open(file, 1);
   a.record(command(3, begin("alice"), okBegin(9)));
   a.record(command(4, begin("alice"), okBegin(8)));
@@ -95,7 +95,7 @@ test("restart: the chain resumes from the last line and an index already written
 });
 
 test("a torn last line (a crash inside a write) is cut at open; the chain goes on from the line before", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const a = AuditLog.open(file, 1);
   a.record(command(3, begin("alice"), okBegin(9)));
   await a.close();
@@ -109,7 +109,7 @@ test("a torn last line (a crash inside a write) is cut at open; the chain goes o
 });
 
 test("restart of a log far longer than one read block: only its tail is read, a torn tail longer than a block is cut, the chain goes on", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const a = AuditLog.open(file, 1);
   for (let i = 2; i < 1500; i++) a.record(command(i, begin(`user-${i}`), okBegin(9))); // ~250 KiB: several 64 KiB blocks
   await a.close();
@@ -125,7 +125,7 @@ test("restart of a log far longer than one read block: only its tail is read, a 
 });
 
 test("an installed snapshot starts a new segment that says so; a joining node's log starts there", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const log = AuditLog.open(file, 0); // a joining node: no state yet, no line
   t.is(readFileSync(file, "utf8"), "");
   log.record({ kind: "snapshot", index: 40 });
@@ -138,7 +138,7 @@ test("an installed snapshot starts a new segment that says so; a joining node's 
 });
 
 test("one changed byte fails verification at its line, whichever byte; `bkv admin audit verify` says which", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const log = AuditLog.open(file, 1);
   for (let i = 0; i < 6; i++) log.record(command(3 + i, begin(i % 2 === 0 ? "alice" : "bob"), okBegin(9 - i)));
   await log.close();
@@ -156,7 +156,7 @@ test("one changed byte fails verification at its line, whichever byte; `bkv admi
     const v = verifyAuditChain(bad);
     t.false(v.ok);
     t.is(v.ok ? 0 : v.line, target, `byte ${at - offset} of line ${target}`);
-    const broken = join(tmpdir(), `bkv-audit-broken-${randomBytes(4).toString("hex")}.log`);
+    const broken = join(tempDir(t, "bkv-audit-"), "broken.log");
     writeFileSync(broken, bad);
     const out = io();
     t.is(await runAdminAudit(["verify", broken], out), 6);
@@ -165,7 +165,7 @@ test("one changed byte fails verification at its line, whichever byte; `bkv admi
 });
 
 test("`bkv admin audit --user U` lists U's events only; a dropped line breaks the chain at the next one", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const log = AuditLog.open(file, 1);
   for (let i = 0; i < 4; i++) log.record(command(3 + i, begin(i % 2 === 0 ? "alice" : "bob"), okBegin(9 - i)));
   await log.close();
@@ -180,7 +180,7 @@ test("`bkv admin audit --user U` lists U's events only; a dropped line breaks th
 });
 
 test("flush: writes the lines recorded before it and resolves once they are durable, in order; a failed write rejects it and every later flush (the loop then stops the node)", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const log = AuditLog.open(file, 1);
   log.record(command(2, begin("alice"), okBegin(9)));
   t.deepEqual(lines(file).map((l) => l.index), [1], "recorded, not written yet: the event loop does not wait for the disk");
@@ -215,7 +215,7 @@ function crash(log: AuditLog): void {
 }
 
 test("a crash before a flush loses only the lines after the last flush; the restarted loop records them again and the chain stays whole", async (t) => {
-  const file = tempFile();
+  const file = tempFile(t);
   const a = AuditLog.open(file, 1);
   for (let i = 2; i <= 4; i++) a.record(attempt(i));
   await a.flush(); // the store then commits up to index 4
@@ -230,12 +230,12 @@ test("a crash before a flush loses only the lines after the last flush; the rest
 });
 
 test("a crash inside a flush's write (whole lines of the batch written, the last torn) is cut at open; the chain goes on", async (t) => {
-  const whole = tempFile();
+  const whole = tempFile(t);
   const a = AuditLog.open(whole, 1);
   for (let i = 2; i <= 6; i++) a.record(attempt(i));
   await a.close(); // one write of lines 2-6
   const text = readFileSync(whole, "utf8");
-  const file = tempFile();
+  const file = tempFile(t);
   writeFileSync(file, text.slice(0, text.lastIndexOf('"index":6') + 20)); // the write stopped inside line 6
   t.false(verifyAuditChain(readFileSync(file, "utf8")).ok);
   const b = AuditLog.open(file, 1);

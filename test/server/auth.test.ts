@@ -5,14 +5,14 @@
 // (UNAVAILABLE), JWKS files read at bootstrap only, and authentication off
 // (admission only).
 import test from "ava";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Metadata } from "@grpc/grpc-js";
 import { type CryptoKey, type JWK, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from "jose";
 import { AuthError, ClientGate, bootstrapIssuers } from "../../node/server/auth.js";
 import { Admission } from "../../node/server/admission.js";
 import { type IssuerPolicy, keysFromJwks } from "../../node/vault/index.js";
+import { tempDir } from "../temp.js";
 
 const LIMITS = { userPerSec: 1000, userBurst: 1000, addressPerSec: 1000, addressBurst: 1000, maxMessageBytes: 1 << 20, maxConcurrentStreams: 10 };
 const ISS = "https://accounts.example";
@@ -131,7 +131,7 @@ test("a node whose state holds no issuer keys yet admits nobody: UNAVAILABLE, as
 
 test("JWKS files are read at bootstrap only: a private key, another curve or no kid stops a bootstrapping node, naming the file", async (t) => {
   const file = (keys: object[]) => {
-    const f = join(mkdtempSync(join(tmpdir(), "bkv-jwks-")), "jwks.json");
+    const f = join(tempDir(t, "bkv-jwks-"), "jwks.json");
     writeFileSync(f, JSON.stringify({ keys }));
     return f;
   };

@@ -1,17 +1,13 @@
 // Shared helpers for the storage tests: temp dirs and entries whose payload is
 // derived from the index, so that any returned entry can be checked exactly.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { ExecutionContext } from "ava";
 import { type Entry, EntryType } from "../../node/raft/types.js";
+import { tempDir as testTempDir } from "../temp.js";
 
 /** A fresh directory under os.tmpdir(), removed when the test ends. */
 export function tempDir(t: ExecutionContext): string {
-  const dir = mkdtempSync(join(tmpdir(), "bkv-storage-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return testTempDir(t, "bkv-storage-");
 }
 
 /** Deterministic payload for index i (length 8..71, content mixes i and term). */

@@ -3,13 +3,13 @@
 // the cluster CA with node-1 and node-2 certificates, another CA with its own
 // node-1 certificate, and a self-signed certificate that names node-1.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { certificateDer, nodeCertificateMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import type { NodeAnnouncement } from "../../node/vault/index.js";
 import { CLUSTER } from "../../testkit/vault.js";
+import { withTempDir } from "../temp.js";
 
 const SCRIPT = fileURLToPath(new URL("../../deploy/certs/make-certs.sh", import.meta.url));
 
@@ -21,17 +21,19 @@ export interface CertifiedKey {
 }
 
 function makeCa(...ids: number[]): { ca: Uint8Array; nodes: Map<number, CertifiedKey> } {
-  const dir = mkdtempSync(join(tmpdir(), "bkv-certs-"));
-  execFileSync("bash", [SCRIPT, dir, ...ids.map(String)], { stdio: "ignore" });
-  const nodes = new Map(ids.map((id) => [id, { certificate: certificateDer(readFileSync(join(dir, `node-${id}.crt`)), "node cert"), key: readFileSync(join(dir, `node-${id}.key`)) }]));
-  return { ca: certificateDer(readFileSync(join(dir, "ca.crt")), "ca"), nodes };
+  return withTempDir("bkv-certs-", (dir) => {
+    execFileSync("bash", [SCRIPT, dir, ...ids.map(String)], { stdio: "ignore" });
+    const nodes = new Map(ids.map((id) => [id, { certificate: certificateDer(readFileSync(join(dir, `node-${id}.crt`)), "node cert"), key: readFileSync(join(dir, `node-${id}.key`)) }]));
+    return { ca: certificateDer(readFileSync(join(dir, "ca.crt")), "ca"), nodes };
+  });
 }
 
 function selfSigned(name: string): CertifiedKey {
-  const dir = mkdtempSync(join(tmpdir(), "bkv-certs-"));
-  execFileSync("openssl", ["req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem"),
-    "-days", "1", "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`], { stdio: "ignore" });
-  return { certificate: certificateDer(readFileSync(join(dir, "c.pem")), "self-signed"), key: readFileSync(join(dir, "k.pem")) };
+  return withTempDir("bkv-certs-", (dir) => {
+    execFileSync("openssl", ["req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem"),
+      "-days", "1", "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`], { stdio: "ignore" });
+    return { certificate: certificateDer(readFileSync(join(dir, "c.pem")), "self-signed"), key: readFileSync(join(dir, "k.pem")) };
+  });
 }
 
 export const CLUSTER_CA = makeCa(1, 2);
