@@ -1,5 +1,7 @@
 // node/hsm: the vault node's PKCS#11 token (see docs/hsm.md).
-export { Hsm, type CallStrategy, type HsmOptions, type HsmStats } from "./hsm.js";
+import type { EvaluationAbout, SignedEvaluation } from "./hsm.js";
+
+export { Hsm, type CallStrategy, type EvaluationAbout, type HsmOptions, type HsmStats, type SignedEvaluation } from "./hsm.js";
 export {
   CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD_SOFTHSM, DEFAULT_MODULE_PATH, type HsmConfig,
 } from "./config.js";
@@ -12,6 +14,8 @@ export interface NodeHsm {
   readonly agreementPublicKey: Uint8Array;
   readonly identityPublicKey: Uint8Array;
   evaluate(wrappedShare: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array>;
+  /** evaluate() and the identity key's signature over its answer, in one call (what the Evaluate handler uses). */
+  evaluateSigned(wrappedShare: Uint8Array, blinded: Uint8Array, commitment: Uint8Array, about: EvaluationAbout): Promise<SignedEvaluation>;
   sign(message: Uint8Array): Promise<Uint8Array>;
   close(): void | Promise<void>;
 }

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Worker } from "node:worker_threads";
 import type { HsmConfig } from "./config.js";
+import type { EvaluationAbout, SignedEvaluation } from "./hsm.js";
 import { moduleWorker } from "./module-worker.js";
 import { HsmError, type HsmErrorCode } from "./errors.js";
 
@@ -26,6 +27,7 @@ export interface WorkerMemory {
 export type WorkerRequest =
   | { id: number; op: "open" }
   | { id: number; op: "evaluate"; blob: Uint8Array; blinded: Uint8Array; commitment: Uint8Array }
+  | { id: number; op: "evaluateSigned"; blob: Uint8Array; blinded: Uint8Array; commitment: Uint8Array; about: EvaluationAbout }
   | { id: number; op: "sign"; message: Uint8Array }
   | { id: number; op: "memory" }
   | { id: number; op: "close" };
@@ -36,13 +38,17 @@ export type WorkerReply =
   | { id: number; loaded: true }
   | { id: number; ready: Keys }
   | { id: number; value: Uint8Array }
+  | { id: number; signed: SignedEvaluation }
   | { id: number; memory: WorkerMemory }
   | { id: number; error: { code: HsmErrorCode; message: string; ckr: string | undefined } };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Call = DistributiveOmit<WorkerRequest, "id">;
 /** What each request answers. */
-interface Answers { open: Keys; evaluate: Uint8Array; sign: Uint8Array; memory: WorkerMemory; close: Uint8Array }
+interface Answers { open: Keys; evaluate: Uint8Array; evaluateSigned: SignedEvaluation; sign: Uint8Array; memory: WorkerMemory; close: Uint8Array }
+/** The token operations a call makes (what a module restart counts). */
+const OPERATIONS = { evaluate: 1, evaluateSigned: 2, sign: 1 } as const;
+type TokenCall = Extract<Call, { op: keyof typeof OPERATIONS }>;
 
 /** Starts node/hsm/worker in a thread (module-worker.ts: from dist/ or the sources under tsx). */
 function spawnWorker(init: WorkerInit): Worker {
@@ -96,6 +102,7 @@ class HsmWorker {
     this.pending.delete(reply.id);
     if ("error" in reply) p.reject(new HsmError(reply.error.code, reply.error.message, reply.error.ckr));
     else if ("value" in reply) p.resolve(reply.value);
+    else if ("signed" in reply) p.resolve(reply.signed);
     else if ("memory" in reply) p.resolve(reply.memory);
     else if ("ready" in reply) p.resolve(reply.ready);
   }
@@ -231,6 +238,10 @@ export class HsmWorkerPool {
     return this.run({ op: "evaluate", blob, blinded, commitment });
   }
 
+  evaluateSigned(blob: Uint8Array, blinded: Uint8Array, commitment: Uint8Array, about: EvaluationAbout): Promise<SignedEvaluation> {
+    return this.run({ op: "evaluateSigned", blob, blinded, commitment, about });
+  }
+
   sign(message: Uint8Array): Promise<Uint8Array> {
     return this.run({ op: "sign", message });
   }
@@ -248,7 +259,7 @@ export class HsmWorkerPool {
     }), NO_MEMORY);
   }
 
-  private async run(req: Extract<Call, { op: "evaluate" | "sign" }>): Promise<Uint8Array> {
+  private async run<C extends TokenCall>(req: C): Promise<Answers[C["op"]]> {
     while (this.switching !== null) await this.switching;
     if (this.broken !== null) {
       // A failed restart is tried again, one at a time and at most every RESTART_RETRY_MS (a restart starts threads).
@@ -257,7 +268,7 @@ export class HsmWorkerPool {
     }
     const worker = this.leastBusy();
     this.inFlight++;
-    this.stats.operations++;
+    this.stats.operations += OPERATIONS[req.op];
     try {
       return await worker.call(req);
     } finally {

@@ -54,6 +54,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     }
     if (hsm === null) throw new HsmError("CLOSED", "the HSM worker has not opened the token");
     if (req.op === "evaluate") return { id: req.id, value: await hsm.evaluate(req.blob, req.blinded, req.commitment) };
+    if (req.op === "evaluateSigned") return { id: req.id, signed: await hsm.evaluateSigned(req.blob, req.blinded, req.commitment, req.about) };
     return { id: req.id, value: await hsm.sign(req.message) };
   } catch (err) {
     return replyError(req.id, err);

@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
 import {
-  type RegistrationRecord, evaluationSigningMessage, validateUserId,
+  type RegistrationRecord, validateUserId,
 } from "../../proto/crypto/index.js";
 import {
   BeginRecoveryResponseSchema, ConfirmRecoveryResponseSchema, DeleteResponseSchema, EvaluateResponseSchema,
@@ -215,10 +215,9 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
     throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} holds no share of this record`, { reason: ErrorReason.UNSPECIFIED, attemptsRemaining: view.attemptsRemaining });
   }
   const t0 = performance.now();
-  const evaluated = await d.hsm.evaluate(share.wrappedShare, pending.blinded, share.publicShare);
-  const signature = await d.hsm.sign(evaluationSigningMessage({
-    clusterId: d.clusterId, user, version: pending.version, attemptId, nodeId: d.nodeId, blinded: pending.blinded, evaluated,
-  }));
+  const { evaluated, signature } = await d.hsm.evaluateSigned(share.wrappedShare, pending.blinded, share.publicShare, {
+    clusterId: d.clusterId, user, version: pending.version, attemptId, nodeId: d.nodeId,
+  });
   d.metrics.hsmEvaluation.observe((performance.now() - t0) / 1000);
   return create(EvaluateResponseSchema, {
     nodeId: BigInt(d.nodeId), blindedElement: pending.blinded, evaluatedElement: evaluated, signature,

@@ -2,7 +2,7 @@
 // every kind of bad input, and no session object left behind.
 import test from "ava";
 import { createCipheriv, generateKeyPairSync } from "node:crypto";
-import { G, decodePoint, xCoordinate } from "../../proto/crypto/index.js";
+import { G, decodePoint, verifyEvaluationSignature, xCoordinate } from "../../proto/crypto/index.js";
 import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode, type NodeHsm } from "../../node/hsm/index.js";
 import {
   Point, countSessionObjects, createToken, randomPoint, randomScalar, wrapShare, type TestToken,
@@ -138,6 +138,27 @@ test.serial("a wrap mechanism the module lacks fails at open with MECHANISM_INVA
   t.is(await countSessionObjects(hsm), baseline, "the failed open left nothing behind");
 });
 
+const ABOUT = { clusterId: "c1", user: "alice", version: 3, attemptId: 7n, nodeId: 2 };
+
+/** evaluateSigned answers k_i·B and a signature by the identity key over exactly these fields; a bad share is refused unsigned. */
+async function checkEvaluateSigned(t: import("ava").ExecutionContext, h: NodeHsm): Promise<void> {
+  const f = fixture();
+  const { evaluated, signature } = await h.evaluateSigned(f.blob, f.b, f.K, ABOUT);
+  t.deepEqual(Buffer.from(evaluated), f.expected);
+  t.true(verifyEvaluationSignature(h.identityPublicKey, { ...ABOUT, blinded: f.b, evaluated }, signature));
+  t.false(verifyEvaluationSignature(h.identityPublicKey, { ...ABOUT, attemptId: 8n, blinded: f.b, evaluated }, signature), "the attempt id is covered");
+  t.false(verifyEvaluationSignature(h.identityPublicKey, { ...ABOUT, user: "bob", blinded: f.b, evaluated }, signature), "the user is covered");
+  const err = await t.throwsAsync(h.evaluateSigned(wrapShare(hsm.agreementPublicKey, randomScalar()), f.b, f.K, ABOUT), { instanceOf: HsmError });
+  t.is(err?.code, "SHARE_MISMATCH");
+  const bad = await t.throwsAsync(h.evaluateSigned(f.blob, f.b, f.K, { ...ABOUT, nodeId: 0 }), { instanceOf: HsmError });
+  t.is(bad?.code, "INVALID_INPUT", "fields the message cannot carry are refused as input");
+}
+
+test.serial("evaluateSigned: k_i·B with the identity key's signature over the Evaluate answer's fields", async (t) => {
+  await checkEvaluateSigned(t, hsm);
+  t.is(await countSessionObjects(hsm), baseline);
+});
+
 test.serial("a worker-thread pool on the same token evaluates correctly and reports typed errors", async (t) => {
   const pool: NodeHsm = await HsmWorkerPool.open(token.config, { threads: 2 });
   const _same: NodeHsm = hsm; // both implementations satisfy the vault's interface
@@ -150,6 +171,7 @@ test.serial("a worker-thread pool on the same token evaluates correctly and repo
     const err = await t.throwsAsync(pool.evaluate(wrapShare(hsm.agreementPublicKey, randomScalar()), f.b, f.K),
       { instanceOf: HsmError });
     t.is(err?.code, "SHARE_MISMATCH");
+    await checkEvaluateSigned(t, pool);
   } finally {
     await pool.close();
   }

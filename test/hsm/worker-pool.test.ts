@@ -82,6 +82,19 @@ test.serial("a pool restarts at the interval it drew, then draws the next", asyn
   }
 });
 
+test.serial("an evaluateSigned counts as two operations (an evaluation and a signature) toward the restart", async (t) => {
+  const pool = await HsmWorkerPool.open(token.config, { threads: 1, recycleAfter: 0 });
+  try {
+    const j = job(pool.agreementPublicKey);
+    await pool.evaluate(j.blob, j.b, j.K);
+    t.is(pool.stats.operations, 1);
+    await pool.evaluateSigned(j.blob, j.b, j.K, { clusterId: "c1", user: "alice", version: 1, attemptId: 1n, nodeId: 1 });
+    t.is(pool.stats.operations, 3);
+  } finally {
+    await pool.close();
+  }
+});
+
 /** This process's threads now (Linux /proc). */
 function threads(): number {
   return Number(/^Threads:\s+(\d+)$/m.exec(readFileSync("/proc/self/status", "latin1"))?.[1]);
