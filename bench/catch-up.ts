@@ -13,8 +13,10 @@
 // differ by up to ~25% at 100k: compare builds by alternating them on one
 // cluster with --entries (the new nodes' entry by round, in turn: another
 // tree's dist/node/server/main.js, built; the cluster's own nodes run this
-// tree's build).
-// Run: npx tsx bench/catch-up.ts [--records 100000] [--rounds 3] [--entries A,B]
+// tree's build). --join-node-args gives the new nodes (only) extra node
+// flags, e.g. "--cpu-prof --cpu-prof-dir=DIR" for a profile of the catch-up
+// alone; the new node's own longest stall is printed with the others'.
+// Run: npx tsx bench/catch-up.ts [--records 100000] [--rounds 3] [--entries A,B] [--join-node-args="FLAGS"]
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
@@ -23,7 +25,10 @@ import { cleanupOnExit, load } from "./drive.js";
 import { processCpuSeconds } from "./sample.js";
 
 const { values: args } = parseArgs({
-  options: { records: { type: "string", default: "100000" }, rounds: { type: "string", default: "3" }, entries: { type: "string" } },
+  options: {
+    records: { type: "string", default: "100000" }, rounds: { type: "string", default: "3" }, entries: { type: "string" },
+    "join-node-args": { type: "string", default: "" },
+  },
 });
 const RECORDS = Number(args.records);
 const DEADLINE_MS = 30_000;
@@ -34,17 +39,30 @@ async function catchUp(cluster: LocalCluster, leader: number, id: number, entry:
   await cluster.prepareNode(id, { autoJoin: true });
   const others = cluster.nodes.filter((n) => n.proc !== null);
   const cpu0 = others.map((n) => processCpuSeconds(n.proc!.pid));
-  const stalls = sampleStalls(cluster, others.map((n) => n.id));
+  const stalls = sampleStalls(cluster, [...others.map((n) => n.id), id]);
   const t0 = performance.now();
   cluster.useEntry(entry);
-  cluster.restart(id);
+  spawnWithArgs(() => cluster.restart(id), args["join-node-args"]);
   const seconds = await secondsToApply(cluster, id, target, t0);
-  const stallMax = [...(await stalls.stop()).values()].map((xs) => Math.max(0, ...xs).toFixed(0)).join(" / ");
+  const longest = [...(await stalls.stop()).values()].map((xs) => Math.max(0, ...xs).toFixed(0));
+  const stallMax = `${longest.slice(0, -1).join(" / ")}; its own ${longest.at(-1)}`;
   const cpu = others.map((n, i) => (processCpuSeconds(n.proc!.pid) - cpu0[i]!).toFixed(1)).join(" / ");
   const own = processCpuSeconds(cluster.node(id).proc?.pid).toFixed(1);
   const line = cluster.logOf(id).split("\n").find((l) => l.includes("\"imported a snapshot\"")) ?? "{}";
   const { time: _t, level: _l, msg: _m, node: _n, term: _term, ...spent } = JSON.parse(line) as Record<string, unknown>;
   return `node ${id} (${entry}): caught up in ${seconds.toFixed(1)} s; CPU s: the others ${cpu}, its own ${own}; the others' longest stalls ${stallMax} ms; import ${JSON.stringify(spent)}`;
+}
+
+/** Runs `spawn` with BKV_E2E_NODE_ARGS extended by `extra` (read by LocalCluster at each spawn). */
+function spawnWithArgs(spawn: () => void, extra: string): void {
+  const before = process.env.BKV_E2E_NODE_ARGS;
+  process.env.BKV_E2E_NODE_ARGS = `${before ?? ""} ${extra}`;
+  try {
+    spawn();
+  } finally {
+    if (before === undefined) delete process.env.BKV_E2E_NODE_ARGS;
+    else process.env.BKV_E2E_NODE_ARGS = before;
+  }
 }
 
 async function main(): Promise<void> {
