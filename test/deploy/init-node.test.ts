@@ -4,10 +4,10 @@
 // once, PIN files gone afterwards, and refusals with clear messages.
 import test from "ava";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate } from "../../node/server/config.js";
+import { tempDir } from "../temp.js";
 
 const SCRIPT = "deploy/k8s/base/init-node.sh";
 const PIN = "7f3a9c0e5b21d4468e0f1a2b3c4d5e6f";
@@ -15,8 +15,7 @@ const PIN = "7f3a9c0e5b21d4468e0f1a2b3c4d5e6f";
 interface Root { dir: string; run(pod: string, env?: Record<string, string>): { status: number | null; out: string } }
 
 function makeRoot(t: import("ava").ExecutionContext, configFile = "deploy/k8s/base/config.json", ids = [1, 2, 3]): Root {
-  const dir = mkdtempSync(join(tmpdir(), "bkv-init-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, "bkv-init-");
   for (const d of ["var/lib/bkv/data", "var/lib/bkv/hsm", "run/bkv/secrets", "etc/bkv-secrets/hsm", "etc/bkv-template", "etc/bkv"]) {
     mkdirSync(join(dir, d), { recursive: true });
   }
@@ -87,8 +86,7 @@ test("missing secrets, a pod name without ordinal and an unlisted node fail with
 });
 
 test("a replaced ordinal takes its mapped id and joins; a token without Raft state is refused", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "bkv-init-cfg-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, "bkv-init-cfg-");
   const base = JSON.parse(readFileSync("deploy/k8s/base/config.json", "utf8")) as { nodes: Array<Record<string, unknown>> };
   base.nodes[1] = { ...base.nodes[1], id: 4 };
   writeFileSync(join(dir, "config.json"), JSON.stringify(base));

@@ -6,13 +6,13 @@
 // through the installed CLI.
 import test from "ava";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { descriptorToJson } from "../../client/sdk/index.js";
 import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { mintToken } from "../../client/cli/dev-issuer.js";
+import { tempDir } from "../temp.js";
 
 reportLogsOnFailure(test);
 
@@ -57,8 +57,7 @@ async function packAndInstall(dir: string): Promise<string> {
 
 test("the packed package installs in a new project: typed SDK import, fast CLI, compiled bkv-node serving a recovery", async (t) => {
   t.timeout(25 * MINUTES);
-  const dir = mkdtempSync(join(tmpdir(), "bkv-pack-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, "bkv-pack-");
   const project = await packAndInstall(dir);
   const bin = (name: string) => join(project, "node_modules/.bin", name);
 

@@ -6,11 +6,11 @@
 import test from "ava";
 import { DEV_ISSUER, createDevIssuer } from "../../client/cli/dev-issuer.js";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../chaos/net.js";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
+import { tempDir } from "../temp.js";
 
 const PIN = "5d1c0b9a8f7e6d5c4b3a29180716f5e4";
 
@@ -24,8 +24,7 @@ async function get(url: string): Promise<{ status: number; body: string } | null
 }
 
 test("a node provisioned by the init container starts, becomes ready, serves metrics and stops with exit 0", async (t) => {
-  const root = mkdtempSync(join(tmpdir(), "bkv-pod-"));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, "bkv-pod-");
   for (const d of ["var/lib/bkv/data", "var/lib/bkv/hsm", "run/bkv/secrets", "etc/bkv-secrets/hsm", "etc/bkv-template", "etc/bkv"]) {
     mkdirSync(join(root, d), { recursive: true });
   }

@@ -4,11 +4,10 @@
 import test from "ava";
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { parseStream, type K8sObject } from "./checks.js";
+import { tempDir } from "../temp.js";
 
 function makeSecrets(args: string[]) {
   const r = spawnSync("bash", ["deploy/k8s/make-secrets.sh", "--print", ...args], { encoding: "utf8" });
@@ -17,8 +16,7 @@ function makeSecrets(args: string[]) {
 const decode = (s: K8sObject, key: string) => Buffer.from(String(s.data?.[key]), "base64").toString("utf8");
 
 test("bkv-tls and bkv-hsm for 3 nodes: valid Secrets, per-node keys, pod DNS names in each certificate", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "bkv-secrets-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, "bkv-secrets-");
   const r = makeSecrets(["vault-ns", "3", join(dir, "certs")]);
   t.is(r.status, 0, r.stderr);
   for (const o of r.objects) t.notThrows(() => new Secret(o).validate());

@@ -6,12 +6,12 @@
 // first start. Every record is still recoverable with its password, every node
 // reaches the same state digest, and the nodes go on taking new records.
 import { execSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { VaultClient } from "../../client/sdk/index.js";
 import { E2E_CLIENT_OPTIONS, LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
+import { tempDir } from "../temp.js";
 
 reportLogsOnFailure(test);
 
@@ -29,8 +29,7 @@ function previousRelease(dir: string): string {
 }
 
 test.serial("a cluster of the release before the store upgrades in place without losing a record", async (t) => {
-  const old = mkdtempSync(join(tmpdir(), "bkv-previous-"));
-  t.teardown(() => rmSync(old, { recursive: true, force: true }));
+  const old = tempDir(t, "bkv-previous-");
   const cluster = await LocalCluster.start({ snapshotInterval: 8, nodeEntry: previousRelease(old) });
   const ids = cluster.nodes.map((n) => n.id);
   try {

@@ -1,14 +1,9 @@
 // Shared helpers for the storage tests: temp dirs and entries whose payload is
 // derived from the index, so that any returned entry can be checked exactly.
 
-import type { ExecutionContext } from "ava";
 import { type Entry, EntryType } from "../../node/raft/types.js";
-import { tempDir as testTempDir } from "../temp.js";
 
-/** A fresh directory under os.tmpdir(), removed when the test ends. */
-export function tempDir(t: ExecutionContext): string {
-  return testTempDir(t, "bkv-storage-");
-}
+export { tempDir } from "../temp.js";
 
 /** Deterministic payload for index i (length 8..71, content mixes i and term). */
 export function payloadFor(index: number, term = 1): Uint8Array {

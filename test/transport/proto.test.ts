@@ -4,11 +4,11 @@
 
 import test from "ava";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { tempDir } from "../temp.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -34,8 +34,7 @@ test("buf lint passes on proto/bkv/v1", async (t) => {
 });
 
 test("proto/gen matches a fresh buf generate", async (t) => {
-  const out = mkdtempSync(join(tmpdir(), "bkv-gen-"));
-  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const out = tempDir(t, "bkv-gen-");
   await run(join(BIN, "buf"), ["generate", "-o", out], { cwd: ROOT, env });
   const fresh = files(join(out, "proto/gen"));
   const committed = files(join(ROOT, "proto/gen"));
