@@ -42,7 +42,7 @@ async function catchUp(cluster: LocalCluster, leader: number, id: number, entry:
   const stalls = sampleStalls(cluster, [...others.map((n) => n.id), id]);
   const t0 = performance.now();
   cluster.useEntry(entry);
-  spawnWithArgs(() => cluster.restart(id), args["join-node-args"]);
+  cluster.restart(id, args["join-node-args"].split(" ").filter((a) => a !== ""));
   const seconds = await secondsToApply(cluster, id, target, t0);
   const longest = [...(await stalls.stop()).values()].map((xs) => Math.max(0, ...xs).toFixed(0));
   const stallMax = `${longest.slice(0, -1).join(" / ")}; its own ${longest.at(-1)}`;
@@ -51,18 +51,6 @@ async function catchUp(cluster: LocalCluster, leader: number, id: number, entry:
   const line = cluster.logOf(id).split("\n").find((l) => l.includes("\"imported a snapshot\"")) ?? "{}";
   const { time: _t, level: _l, msg: _m, node: _n, term: _term, ...spent } = JSON.parse(line) as Record<string, unknown>;
   return `node ${id} (${entry}): caught up in ${seconds.toFixed(1)} s; CPU s: the others ${cpu}, its own ${own}; the others' longest stalls ${stallMax} ms; import ${JSON.stringify(spent)}`;
-}
-
-/** Runs `spawn` with BKV_E2E_NODE_ARGS extended by `extra` (read by LocalCluster at each spawn). */
-function spawnWithArgs(spawn: () => void, extra: string): void {
-  const before = process.env.BKV_E2E_NODE_ARGS;
-  process.env.BKV_E2E_NODE_ARGS = `${before ?? ""} ${extra}`;
-  try {
-    spawn();
-  } finally {
-    if (before === undefined) delete process.env.BKV_E2E_NODE_ARGS;
-    else process.env.BKV_E2E_NODE_ARGS = before;
-  }
 }
 
 async function main(): Promise<void> {

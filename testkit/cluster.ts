@@ -204,11 +204,12 @@ export class LocalCluster {
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
   }
 
-  private spawn(n: NodeInfo): void {
+  /** Starts node `n`; `nodeArgs`: node flags for this process alone, after BKV_E2E_NODE_ARGS's. */
+  private spawn(n: NodeInfo, nodeArgs: readonly string[] = []): void {
     // The child writes straight to its log file: no pipe through this process to block on.
     const fd = openSync(join(this.dir, `node-${n.id}.log`), "a");
     // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    const extra = (process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+    const extra = [...(process.env.BKV_E2E_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""), ...nodeArgs];
     const nodeEntry = this.entry ?? this.opts.nodeEntry;
     const entry = nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")]
       : nodeEntry.endsWith(".ts") ? ["--import", "tsx", nodeEntry] : [nodeEntry];
@@ -383,10 +384,11 @@ export class LocalCluster {
     this.entry = entry ?? join(ROOT, "node/server/main.ts");
   }
 
-  restart(id: number): void {
+  /** Starts stopped node `id` again; `nodeArgs`: node flags for this start alone (e.g. a profile of one node). */
+  restart(id: number, nodeArgs: readonly string[] = []): void {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`node ${id} is running`);
-    this.spawn(n);
+    this.spawn(n, nodeArgs);
   }
 
   async close(): Promise<void> {
