@@ -34,6 +34,12 @@ export interface CloneLoad {
   /** performance.now() after which no registration starts. */
   readonly stopAt?: number;
   readonly inFlight: number;
+  /**
+   * Registrations started per second (each at its due time, never more than
+   * `inFlight` at once); unset or 0: as fast as `inFlight` allows (a closed
+   * loop, which holds the cluster at its limit).
+   */
+  readonly rate?: number;
   /** Called after each registration that applied. */
   readonly onRegistered?: () => void;
 }
@@ -50,10 +56,13 @@ export async function registerClones(cluster: LocalCluster, o: CloneLoad): Promi
   let leader = await cluster.leaderId();
   let next = 0;
   let done = 0;
+  const t0 = performance.now();
   const more = () => (o.count === undefined || next < o.count) && (o.stopAt === undefined || performance.now() < o.stopAt);
   const worker = async () => {
     while (more()) {
-      const req = registration(next++);
+      const i = next++;
+      if (o.rate) await sleepUntil(t0 + (i * 1000) / o.rate);
+      const req = registration(i);
       for (let tries = 0; ; tries++) {
         try {
           await cluster.vault(leader).register(req, { deadline: new Date(Date.now() + 30_000) });
@@ -72,6 +81,11 @@ export async function registerClones(cluster: LocalCluster, o: CloneLoad): Promi
 }
 
 const CLONE_RETRIES = 20;
+
+function sleepUntil(t: number): Promise<void> {
+  const ms = t - performance.now();
+  return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /**
  * Node `id`'s longest event-loop stall in ms since its metrics were last
