@@ -46,7 +46,12 @@ const RECORDS = Number(args.records);
 const IN_FLIGHT = Number(args.inflight);
 const RATE = Number(args.rate);
 const RECOVERY_RATE = Number(args["recovery-rate"]);
+if (!Number.isSafeInteger(RECORDS) || RECORDS < 1 || !Number.isSafeInteger(IN_FLIGHT) || IN_FLIGHT < 1 || !(RATE >= 0) || !(RECOVERY_RATE >= 0)) {
+  throw new Error("bench:scale: --records and --inflight take positive integers, --rate and --recovery-rate numbers ≥ 0");
+}
 const PROBES = 8;
+/** S's goal: scrapes over it are listed at the end. */
+const LONG_STALL_MS = 100;
 
 interface NodeSample { rss: number; anon: number; file: number }
 
@@ -55,6 +60,9 @@ class Sampler {
   readonly max = new Map<number, NodeSample>();
   /** Longest event-loop stall per node, by the phase of the run it fell in ("node:phase" -> ms). */
   readonly stallByPhase = new Map<string, number>();
+  /** Every scrape over LONG_STALL_MS, when it came (s since the sampler was made), for reading beside the nodes' logs. */
+  readonly longStalls: { s: number; at: string; id: number; phase: string; ms: number }[] = [];
+  private readonly t0 = performance.now();
   private timer: NodeJS.Timeout | null = null;
   constructor(private readonly cluster: LocalCluster, private readonly phase: () => string) {}
 
@@ -79,6 +87,7 @@ class Sampler {
       const stallMs = await this.stall(n.id);
       const key = `${n.id}:${this.phase()}`;
       this.stallByPhase.set(key, Math.max(this.stallByPhase.get(key) ?? 0, stallMs));
+      if (stallMs > LONG_STALL_MS) this.longStalls.push({ s: (performance.now() - this.t0) / 1000, at: new Date().toISOString().slice(11, 19), id: n.id, phase: this.phase(), ms: stallMs });
       const m = this.max.get(n.id) ?? { rss: 0, anon: 0, file: 0 };
       this.max.set(n.id, { rss: Math.max(m.rss, mem.rss), anon: Math.max(m.anon, mem.anon), file: Math.max(m.file, mem.file) });
     }
@@ -215,6 +224,8 @@ async function main(): Promise<void> {
       if (start !== undefined) phases.push(`start-up ${start.toFixed(0)}, not counted`);
       console.log(`node ${id}: rss-max ${m.anon.toFixed(0)} MiB anon (file-backed ${m.file.toFixed(0)}, VmRSS ${m.rss.toFixed(0)}), stall-max ${sampler.stallMax(id).toFixed(0)} ms (by phase: ${phases.join(", ")})`);
     }
+    const long = sampler.longStalls.map((x) => `node ${x.id} ${x.ms.toFixed(0)} ms at ${x.s.toFixed(0)} s, ${x.at} UTC (${x.phase})`);
+    console.log(`scrapes over ${LONG_STALL_MS} ms: ${long.length === 0 ? "none" : long.join("; ")}`);
     if (rec.failures > 0) console.log(`recoveries that failed: ${rec.failures}`);
     const rssMax = Math.max(...[...sampler.max.values()].map((m) => m.anon));
     const fileMax = Math.max(...[...sampler.max.values()].map((m) => m.file));
