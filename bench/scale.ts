@@ -17,16 +17,13 @@
 // load), is printed as the phase "start" and not counted; a node restarted
 // later counts with its whole start (its first scrape).
 //
-// The load is paced: --rate registrations start per second (at most
-// --inflight at once), by default 400, about 70% of what this 3-node cluster
-// sustains on the reference machine (2 cores for the three nodes and this
-// process). --rate 0 loads in a closed loop, which holds every core busy
-// for the whole load: S then measures the CPU scheduler of a saturated
-// shared machine more than the vault (docs/decisions.md, "bench:scale loads
-// at a paced rate"). The load's line says when the cluster could not keep
-// the pace.
+// By default the load is a closed loop of --inflight registrations, which
+// holds the cluster at its limit for the whole load. With --rate R,
+// registrations start R per second instead (at most --inflight at once),
+// and the load's line says whether the cluster kept that pace
+// (docs/benchmarks.md, "bench:scale with a paced load").
 //
-// Run: npm run bench:scale -- --records 100000 [--rate 400] [--inflight 128] [--recovery-rate 4]
+// Run: npm run bench:scale -- --records 100000 [--inflight 128] [--rate 0] [--recovery-rate 4]
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
@@ -38,7 +35,7 @@ const { values: args } = parseArgs({
   options: {
     records: { type: "string", default: "100000" },
     inflight: { type: "string", default: "128" },
-    rate: { type: "string", default: "400" },
+    rate: { type: "string", default: "0" },
     "recovery-rate": { type: "string", default: "4" },
   },
 });
