@@ -372,18 +372,21 @@ class Simulation {
     // backlog to drain: keep going while members still apply entries, or
     // still take in the leader's log (a new leader commits nothing until a
     // quorum holds its whole log, however long the backlog of an old term).
+    // Progress is a new high of any one count: the entries applied, or one
+    // member's agreement with one leader. A sum over members is not
+    // monotonic: a member removed takes its whole agreement out of it.
     const start = this.now;
-    let best = -1;
+    const best = new Map<string, number>();
     let lastProgress = this.now;
     for (;;) {
       this.step();
       const leader = this.quiescentLeader();
       if (leader !== null) return this.finalChecks(leader);
-      const progress = this.totalApplied() + this.replicated();
-      if (progress > best) {
-        best = progress;
-        lastProgress = this.now;
-      }
+      if (this.progressCounts().reduce((moved, [key, n]) => {
+        if (n <= (best.get(key) ?? -1)) return moved;
+        best.set(key, n);
+        return true;
+      }, false)) lastProgress = this.now;
       if (this.now - lastProgress >= SETTLE_TICKS) {
         throw new Violation("Liveness",
           `no quiescent cluster and no progress for ${SETTLE_TICKS} ticks after healing everything; ${this.describeCluster()}`);
@@ -405,16 +408,16 @@ class Simulation {
     return `nodes:\n${lines.join("\n")}`;
   }
 
-  /** Entries the live members hold in agreement with the leader's log (their common prefixes, summed; 0 without a leader). */
-  private replicated(): number {
+  /** The counts whose growth is progress: entries applied by the live nodes, and each live member's agreed prefix with the leader's log, keyed by leader and member. */
+  private progressCounts(): [string, number][] {
+    const counts: [string, number][] = [["applied", this.totalApplied()]];
     const leader = this.leader();
-    if (leader === null) return 0;
-    let sum = 0;
+    if (leader === null) return counts;
     for (const id of members(leader.confState)) {
       const m = this.nodes.get(id);
-      if (m?.live === true && m !== leader) sum += agreedPrefix(leader.log, m.log);
+      if (m?.live === true && m !== leader) counts.push([`${leader.id}>${id}`, agreedPrefix(leader.log, m.log)]);
     }
-    return sum;
+    return counts;
   }
 
   private totalApplied(): number {

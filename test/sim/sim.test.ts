@@ -50,6 +50,15 @@ test("seed 203516 (5 nodes): a new leader's long backlog of an old term, one ent
   t.true(r.stats.commit > 400, `commit ${r.stats.commit}`);
 });
 
+test("seed 401302 (5 nodes): members removed while the healed cluster settles take their agreement out of no progress count: no Liveness violation", (t) => {
+  // Progress was once one sum of the members' agreement with the leader; the
+  // configuration changes of this seed shrink the member set while the
+  // cluster settles, and the sum stayed below its old maximum for 600 ticks.
+  const r = runSeed({ seed: 401302, nodes: 5, lib });
+  t.is(r.violation, null, `${r.violation?.message ?? ""}`);
+  t.true(r.stats.confChanges > 0, `conf changes ${r.stats.confChanges}`);
+});
+
 // The harness must catch a broken library end to end (a simulation that cannot fail is a defect).
 // These wrap the real RawNode; node/raft itself is not modified.
 
