@@ -14,7 +14,7 @@
 // delay a node reported (nodejs_eventloop_lag_max_seconds, reset at each 1 s
 // scrape) from the start of the load to the end: the first scrape of the
 // three first nodes, which covers their simultaneous start-up (before any
-// load), is printed as the phase "start" and not counted; a node restarted
+// load), is printed as "start-up" and not counted; a node restarted
 // later counts with its whole start (its first scrape).
 //
 // By default the load is a closed loop of --inflight registrations, which
@@ -67,24 +67,21 @@ class Sampler {
     this.timer = setInterval(() => void this.sample(), 1000);
   }
 
-  /** Ends the window of the nodes' start-up (their first scrape), under the phase of that moment. */
-  async sampleNow(): Promise<void> {
-    await this.sample();
-  }
-
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
   }
 
-  private async sample(): Promise<void> {
+  /** One scrape of every node, under the phase of that moment (called once before start() to close the start-up window). */
+  async sample(): Promise<void> {
     for (const n of this.cluster.nodes) {
       const pid = n.proc?.pid;
       if (pid === undefined) continue;
       const mem = procMemory(pid);
       const stallMs = await this.stall(n.id);
-      const key = `${n.id}:${this.phase()}`;
+      const phase = this.phase();
+      const key = `${n.id}:${phase}`;
       this.stallByPhase.set(key, Math.max(this.stallByPhase.get(key) ?? 0, stallMs));
-      if (stallMs > LONG_STALL_MS) this.longStalls.push({ s: (performance.now() - this.t0) / 1000, at: new Date().toISOString().slice(11, 19), id: n.id, phase: this.phase(), ms: stallMs });
+      if (stallMs > LONG_STALL_MS) this.longStalls.push({ s: (performance.now() - this.t0) / 1000, at: new Date().toISOString().slice(11, 19), id: n.id, phase, ms: stallMs });
       const m = this.max.get(n.id) ?? { rss: 0, anon: 0, file: 0 };
       this.max.set(n.id, { rss: Math.max(m.rss, mem.rss), anon: Math.max(m.anon, mem.anon), file: Math.max(m.file, mem.file) });
     }
@@ -179,7 +176,7 @@ async function main(): Promise<void> {
     for (let p = 0; p < PROBES; p++) await client.register(`probe-${p}`, "right password", { guessLimit: 10 });
     const rec = new Recoveries(client);
     const sampler = new Sampler(cluster, () => rec.phase);
-    await sampler.sampleNow();
+    await sampler.sample();
     rec.phase = "load";
     sampler.start();
     rec.start(RECOVERY_RATE);

@@ -382,11 +382,11 @@ class Simulation {
       this.step();
       const leader = this.quiescentLeader();
       if (leader !== null) return this.finalChecks(leader);
-      if (this.progressCounts().reduce((moved, [key, n]) => {
-        if (n <= (best.get(key) ?? -1)) return moved;
+      for (const [key, n] of this.progressCounts()) {
+        if (n <= (best.get(key) ?? -1)) continue;
         best.set(key, n);
-        return true;
-      }, false)) lastProgress = this.now;
+        lastProgress = this.now;
+      }
       if (this.now - lastProgress >= SETTLE_TICKS) {
         throw new Violation("Liveness",
           `no quiescent cluster and no progress for ${SETTLE_TICKS} ticks after healing everything; ${this.describeCluster()}`);
