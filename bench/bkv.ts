@@ -10,7 +10,7 @@ import { createRegistration, createRegistrationAsync, signConfirm } from "../pro
 import type { RegisterRequest } from "../proto/gen/bkv/v1/vault_pb.js";
 import { LocalCluster, waitFor } from "../testkit/cluster.js";
 import { distinctPoints, stopChild } from "./drive.js";
-import { metricOf } from "./sample.js";
+import { type SchedTimes, mainThreadSched, metricOf } from "./sample.js";
 
 /** Client-side scrypt for the benchmarks' registrations (the nodes never see it). */
 export const CHEAP_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -88,29 +88,94 @@ function sleepUntil(t: number): Promise<void> {
 }
 
 /**
- * Node `id`'s longest event-loop stall in ms since its metrics were last
- * read (nodejs_eventloop_lag_max_seconds: prom-client resets it at each
- * scrape), or undefined when it did not answer.
+ * One scrape of a node: its longest event-loop stall since the previous
+ * scrape (nodejs_eventloop_lag_max_seconds: prom-client resets it at each
+ * scrape; the longest interval between the 10 ms ticks of Node's delay
+ * monitor, so a stall of B ms reads as B to B + 10), and what its main
+ * thread did meanwhile: ms on a core, and ms runnable but waiting for one
+ * (/proc/PID/schedstat; undefined on the first scrape of a process).
  */
-export async function stallSinceLastRead(cluster: LocalCluster, id: number): Promise<number | undefined> {
-  const text = await cluster.metricsOf(id).catch(() => "");
-  return text === "" ? undefined : metricOf(text, "nodejs_eventloop_lag_max_seconds") * 1000;
+export interface NodeScrape {
+  readonly id: number;
+  /** 0 for the scrapes made by the first round (they cover everything before it: a start-up, an earlier phase). */
+  readonly round: number;
+  /** Undefined when the node did not answer (starting, stopping). */
+  readonly stallMs: number | undefined;
+  readonly sched?: SchedTimes;
 }
 
 /**
- * Reads nodes `ids`' longest event-loop stalls once a second until stop(),
- * which resolves with each node's per-second stalls (ms). The first read
- * only ends the window before the call (a start-up, an earlier phase).
+ * Scrapes every node of the cluster (those added later too), one after the
+ * other, once per `everyMs` from start() (and once per round()). Each scrape
+ * of a running process goes to `onScrape`.
  */
-export function sampleStalls(cluster: LocalCluster, ids: readonly number[]): { stop(): Promise<Map<number, number[]>> } {
-  const out = new Map<number, number[]>(ids.map((id) => [id, []]));
-  const read = () => Promise.all(ids.map(async (id) => {
-    const ms = await stallSinceLastRead(cluster, id);
-    if (ms !== undefined) out.get(id)!.push(ms);
-  }));
-  let reading: Promise<unknown> = read().then(() => { for (const xs of out.values()) xs.length = 0; });
-  const timer = setInterval(() => { reading = reading.then(read); }, 1000);
-  return { stop: async () => { clearInterval(timer); await reading; return out; } };
+export class NodeScraper {
+  private readonly lastSched = new Map<number, { pid: number; at: SchedTimes }>();
+  private rounds = 0;
+  private running: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly cluster: LocalCluster, private readonly onScrape: (s: NodeScrape) => void) {}
+
+  start(everyMs = 1000): void {
+    this.timer = setInterval(() => void this.round(), everyMs);
+  }
+
+  /** Stops the rounds; resolves once the last one is done. */
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One round now, after any round still running. */
+  round(): Promise<void> {
+    const round = this.rounds++;
+    this.running = this.running.then(async () => {
+      for (const n of [...this.cluster.nodes]) await this.scrape(n.id, n.proc?.pid, round);
+    });
+    return this.running;
+  }
+
+  private async scrape(id: number, pid: number | undefined, round: number): Promise<void> {
+    if (pid === undefined) return;
+    const text = await this.cluster.metricsOf(id).catch(() => "");
+    const stallMs = text === "" ? undefined : metricOf(text, "nodejs_eventloop_lag_max_seconds") * 1000;
+    this.onScrape({ id, round, stallMs, sched: this.schedSince(id, pid) });
+  }
+
+  /** The main thread's times since the last scrape of the same process. */
+  private schedSince(id: number, pid: number): SchedTimes | undefined {
+    const at = mainThreadSched(pid);
+    const last = this.lastSched.get(id);
+    if (at === undefined) return undefined;
+    this.lastSched.set(id, { pid, at });
+    return last?.pid === pid ? { ranMs: at.ranMs - last.at.ranMs, waitedMs: at.waitedMs - last.at.waitedMs } : undefined;
+  }
+}
+
+/** A node's scrapes after the first round: its per-second stalls, and its main thread's times in each of those seconds. */
+export interface NodeSeconds {
+  readonly stallMs: number[];
+  readonly sched: Array<SchedTimes | undefined>;
+}
+
+/**
+ * Scrapes nodes `ids` once a second until stop(), which resolves with each
+ * node's NodeSeconds. The first round only ends the window before the call
+ * (a start-up, an earlier phase); a node that first answers later counts
+ * from then, whole start included.
+ */
+export function sampleStalls(cluster: LocalCluster, ids: readonly number[]): { stop(): Promise<Map<number, NodeSeconds>> } {
+  const out = new Map<number, NodeSeconds>(ids.map((id) => [id, { stallMs: [], sched: [] }]));
+  const scraper = new NodeScraper(cluster, (s) => {
+    const xs = out.get(s.id);
+    if (xs === undefined || s.round === 0 || s.stallMs === undefined) return;
+    xs.stallMs.push(s.stallMs);
+    xs.sched.push(s.sched);
+  });
+  void scraper.round();
+  scraper.start();
+  return { stop: async () => { await scraper.stop(); return out; } };
 }
 
 /** At most this many begins per user between two settles: a record never holds more pending attempts. */

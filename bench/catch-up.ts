@@ -44,7 +44,7 @@ async function catchUp(cluster: LocalCluster, leader: number, id: number, entry:
   cluster.useEntry(entry);
   cluster.restart(id, args["join-node-args"].split(" ").filter((a) => a !== ""));
   const seconds = await secondsToApply(cluster, id, target, t0);
-  const longest = [...(await stalls.stop()).values()].map((xs) => Math.max(0, ...xs).toFixed(0));
+  const longest = [...(await stalls.stop()).values()].map((xs) => Math.max(0, ...xs.stallMs).toFixed(0));
   const stallMax = `${longest.slice(0, -1).join(" / ")}; its own ${longest.at(-1)}`;
   const cpu = others.map((n, i) => (processCpuSeconds(n.proc!.pid) - cpu0[i]!).toFixed(1)).join(" / ");
   const own = processCpuSeconds(cluster.node(id).proc?.pid).toFixed(1);

@@ -82,3 +82,19 @@ export function metricOf(text: string, name: string, label?: string): number {
   const line = text.split("\n").find((l) => (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && (label === undefined || l.includes(label)));
   return line === undefined ? 0 : Number(line.split(" ").at(-1));
 }
+
+/** A thread's time on a core and waiting for one in the run queue, ms since it started. */
+export interface SchedTimes {
+  ranMs: number;
+  waitedMs: number;
+}
+
+/** Process `pid`'s main thread's SchedTimes (/proc/PID/schedstat: the thread-group leader's own; undefined when gone). */
+export function mainThreadSched(pid: number): SchedTimes | undefined {
+  try {
+    const [ran, waited] = readFileSync(`/proc/${pid}/schedstat`, "latin1").split(" ").map(Number);
+    return ran === undefined || waited === undefined ? undefined : { ranMs: ran / 1e6, waitedMs: waited / 1e6 };
+  } catch {
+    return undefined;
+  }
+}

@@ -15,7 +15,10 @@
 // scrape) from the start of the load to the end: the first scrape of the
 // three first nodes, which covers their simultaneous start-up (before any
 // load), is printed as "start-up" and not counted; a node restarted
-// later counts with its whole start (its first scrape).
+// later counts with its whole start (its first scrape). Node's delay monitor
+// ticks every 10 ms, so a stall of B ms reads as B to B + 10. Each node's
+// line also gives its main thread's time on a core and runnable but waiting
+// for one during the load (/proc/PID/schedstat), ms per second.
 //
 // By default the load is a closed loop of --inflight registrations, which
 // holds the cluster at its limit for the whole load. With --rate R,
@@ -27,9 +30,9 @@
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, killClusterNow, registerClones, secondsToApply, stallSinceLastRead, stopCluster } from "./bkv.js";
+import { CHEAP_SCRYPT, type NodeScrape, NodeScraper, killClusterNow, registerClones, secondsToApply, stopCluster } from "./bkv.js";
 import { cleanupOnExit, load } from "./drive.js";
-import { type ProcMemory, metricOf, procMemory, quantile } from "./sample.js";
+import { type ProcMemory, type SchedTimes, metricOf, procMemory, quantile } from "./sample.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -50,51 +53,68 @@ const PROBES = 8;
 /** S's goal: scrapes over it are listed at the end. */
 const LONG_STALL_MS = 100;
 
-interface NodeSample { rss: number; anon: number; file: number }
+/** What the sampler keeps of one node: its memory maxima, its longest stall by phase, its main thread's times by phase. */
+interface NodeRecord {
+  readonly mem: ProcMemory;
+  readonly stall: Map<string, number>;
+  /** Summed over the phase's scrapes (ms), with how many seconds they cover. */
+  readonly sched: Map<string, SchedTimes & { seconds: number }>;
+}
 
-/** Per-node maxima from a 1 s sampler of /proc and the nodes' metrics. */
+/** Per-node maxima and sums from a 1 s sampler of /proc and the nodes' metrics (NodeScraper). */
 class Sampler {
-  readonly max = new Map<number, NodeSample>();
-  /** Longest event-loop stall per node, by the phase of the run it fell in ("node:phase" -> ms). */
-  readonly stallByPhase = new Map<string, number>();
+  readonly nodes = new Map<number, NodeRecord>();
   /** Every scrape over LONG_STALL_MS, when it came (s since the sampler was made), for reading beside the nodes' logs. */
   readonly longStalls: { s: number; at: string; id: number; phase: string; ms: number }[] = [];
   private readonly t0 = performance.now();
-  private timer: NodeJS.Timeout | null = null;
-  constructor(private readonly cluster: LocalCluster, private readonly phase: () => string) {}
+  private readonly scraper: NodeScraper;
+  constructor(private readonly cluster: LocalCluster, private readonly phase: () => string) {
+    this.scraper = new NodeScraper(cluster, (s) => this.take(s));
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.sample(), 1000);
+    this.scraper.start();
   }
 
-  stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+  stop(): Promise<void> {
+    return this.scraper.stop();
   }
 
-  /** One scrape of every node, under the phase of that moment (called once before start() to close the start-up window). */
-  async sample(): Promise<void> {
-    for (const n of this.cluster.nodes) {
-      const pid = n.proc?.pid;
-      if (pid === undefined) continue;
-      const mem = procMemory(pid);
-      const stallMs = await this.stall(n.id);
-      const phase = this.phase();
-      const key = `${n.id}:${phase}`;
-      this.stallByPhase.set(key, Math.max(this.stallByPhase.get(key) ?? 0, stallMs));
-      if (stallMs > LONG_STALL_MS) this.longStalls.push({ s: (performance.now() - this.t0) / 1000, at: new Date().toISOString().slice(11, 19), id: n.id, phase, ms: stallMs });
-      const m = this.max.get(n.id) ?? { rss: 0, anon: 0, file: 0 };
-      this.max.set(n.id, { rss: Math.max(m.rss, mem.rss), anon: Math.max(m.anon, mem.anon), file: Math.max(m.file, mem.file) });
+  /** One scrape of every node now (called once before start() to close the start-up window). */
+  sample(): Promise<void> {
+    return this.scraper.round();
+  }
+
+  /** A scrape, under the phase of the moment it came. */
+  private take(s: NodeScrape): void {
+    const mem = this.now(s.id);
+    const r = this.nodes.get(s.id) ?? { mem: { rss: 0, anon: 0, file: 0 }, stall: new Map(), sched: new Map() };
+    this.nodes.set(s.id, { ...r, mem: { rss: Math.max(r.mem.rss, mem.rss), anon: Math.max(r.mem.anon, mem.anon), file: Math.max(r.mem.file, mem.file) } });
+    const phase = this.phase();
+    if (s.sched !== undefined) {
+      const t = r.sched.get(phase) ?? { ranMs: 0, waitedMs: 0, seconds: 0 };
+      r.sched.set(phase, { ranMs: t.ranMs + s.sched.ranMs, waitedMs: t.waitedMs + s.sched.waitedMs, seconds: t.seconds + 1 });
     }
-  }
-
-  private async stall(id: number): Promise<number> {
-    return (await stallSinceLastRead(this.cluster, id)) ?? 0;
+    if (s.stallMs === undefined) return;
+    r.stall.set(phase, Math.max(r.stall.get(phase) ?? 0, s.stallMs));
+    if (s.stallMs > LONG_STALL_MS) this.longStalls.push({ s: (performance.now() - this.t0) / 1000, at: new Date().toISOString().slice(11, 19), id: s.id, phase, ms: s.stallMs });
   }
 
   /** Node `id`'s longest stall (all nodes' when undefined) in every phase but the start. */
   stallMax(id?: number): number {
-    const counted = [...this.stallByPhase].filter(([key]) => !key.endsWith(":start") && (id === undefined || key.startsWith(`${id}:`)));
+    const counted = [...this.nodes].filter(([n]) => id === undefined || n === id).flatMap(([, r]) => [...r.stall].filter(([phase]) => phase !== "start"));
     return Math.max(0, ...counted.map(([, ms]) => ms));
+  }
+
+  /** Node `id`'s line: memory maxima, stalls by phase, and its main thread's time on a core and waiting for one in the load. */
+  describe(id: number): string {
+    const r = this.nodes.get(id)!;
+    const phases = ["load", "snapshot", "restart", "catch-up"].map((p) => `${p} ${(r.stall.get(p) ?? 0).toFixed(0)}`);
+    const start = r.stall.get("start");
+    if (start !== undefined) phases.push(`start-up ${start.toFixed(0)}, not counted`);
+    const load = r.sched.get("load");
+    const sched = load === undefined ? "" : `; main thread in the load, ms/s: on a core ${(load.ranMs / load.seconds).toFixed(0)}, waiting for one ${(load.waitedMs / load.seconds).toFixed(0)}`;
+    return `node ${id}: rss-max ${r.mem.anon.toFixed(0)} MiB anon (file-backed ${r.mem.file.toFixed(0)}, VmRSS ${r.mem.rss.toFixed(0)}), stall-max ${this.stallMax(id).toFixed(0)} ms (by phase: ${phases.join(", ")})${sched}`;
   }
 
   now(id: number): ProcMemory {
@@ -210,19 +230,15 @@ async function main(): Promise<void> {
     const catchUpS = await secondsToApply(cluster, newId, target, c0);
     console.log(`catch-up of a new node ${newId} from an empty data dir: ${catchUpS.toFixed(1)} s to apply ${target}; recovery p99 during it ${rec.p99("catch-up")}`);
     rec.stop();
-    sampler.stop();
+    await sampler.stop();
 
-    for (const [id, m] of [...sampler.max].sort((a, b) => a[0] - b[0])) {
-      const phases = ["load", "snapshot", "restart", "catch-up"].map((p) => `${p} ${(sampler.stallByPhase.get(`${id}:${p}`) ?? 0).toFixed(0)}`);
-      const start = sampler.stallByPhase.get(`${id}:start`);
-      if (start !== undefined) phases.push(`start-up ${start.toFixed(0)}, not counted`);
-      console.log(`node ${id}: rss-max ${m.anon.toFixed(0)} MiB anon (file-backed ${m.file.toFixed(0)}, VmRSS ${m.rss.toFixed(0)}), stall-max ${sampler.stallMax(id).toFixed(0)} ms (by phase: ${phases.join(", ")})`);
-    }
+    for (const id of [...sampler.nodes.keys()].sort((a, b) => a - b)) console.log(sampler.describe(id));
     const long = sampler.longStalls.map((x) => `node ${x.id} ${x.ms.toFixed(0)} ms at ${x.s.toFixed(0)} s, ${x.at} UTC (${x.phase})`);
     console.log(`scrapes over ${LONG_STALL_MS} ms: ${long.length === 0 ? "none" : long.join("; ")}`);
     if (rec.failures > 0) console.log(`recoveries that failed: ${rec.failures}`);
-    const rssMax = Math.max(...[...sampler.max.values()].map((m) => m.anon));
-    const fileMax = Math.max(...[...sampler.max.values()].map((m) => m.file));
+    const mems = [...sampler.nodes.values()].map((r) => r.mem);
+    const rssMax = Math.max(...mems.map((m) => m.anon));
+    const fileMax = Math.max(...mems.map((m) => m.file));
     console.log(`rss-max is the largest anonymous resident set; the largest file-backed part (the store's mapped pages) was ${fileMax.toFixed(0)} MiB`);
     const stallMax = sampler.stallMax();
     console.log(`records: ${RECORDS}, rss-max MiB: ${rssMax.toFixed(0)}, stall-max ms: ${stallMax.toFixed(0)}, restart s: ${restartS.toFixed(1)}, catch-up s: ${catchUpS.toFixed(1)}`);
