@@ -36,6 +36,10 @@ const { values } = parseArgs({
 });
 const BEGINS = Number(values.begins);
 const USERS = Number(values.users);
+// Each user's confirmation names its last begin: every user needs one.
+if (!Number.isSafeInteger(BEGINS) || !Number.isSafeInteger(USERS) || USERS < 1 || BEGINS < USERS || !(Number(values.rounds) >= 1)) {
+  throw new Error("bench/apply: --users takes a positive integer, --begins an integer ≥ --users (every user begins once before its confirmation), --rounds ≥ 1");
+}
 const READY = 64;
 const COMMIT_EVERY = 1000;
 const T0 = Date.UTC(2026, 11, 4, 12);
