@@ -61,7 +61,8 @@ export async function registerClones(cluster: LocalCluster, o: CloneLoad): Promi
   const worker = async () => {
     while (more()) {
       const i = next++;
-      if (o.rate) await sleepUntil(t0 + (i * 1000) / o.rate);
+      if (o.rate) await sleepUntil(Math.min(t0 + (i * 1000) / o.rate, o.stopAt ?? Infinity));
+      if (o.stopAt !== undefined && performance.now() >= o.stopAt) break; // a paced worker's turn came after the end
       const req = registration(i);
       for (let tries = 0; ; tries++) {
         try {
