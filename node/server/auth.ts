@@ -83,13 +83,18 @@ export interface GateOptions {
   /** The issuer keys of this node's replicated state as applied now (VaultStateMachine.issuers); null: none yet. */
   readonly issuers: () => IssuerPolicy | null;
   readonly admission: Admission;
+  /** The verified-signature cache to use (default: the gate's own): the applying state machine's, so that an entry's token is not verified twice. */
+  readonly verified?: () => VerifiedTokens;
 }
 
 /** The one check in front of every VaultService handler. */
 export class ClientGate {
-  private readonly verified = new VerifiedTokens();
+  private readonly verified: () => VerifiedTokens;
 
-  constructor(private readonly o: GateOptions) {}
+  constructor(private readonly o: GateOptions) {
+    const own = new VerifiedTokens();
+    this.verified = o.verified ?? (() => own);
+  }
 
   get authenticating(): boolean {
     return this.o.authenticating;
@@ -130,7 +135,7 @@ export class ClientGate {
     if (policy === null) {
       throw new AuthError("UNAVAILABLE", "this node's replicated state holds no token issuer keys yet (still catching up): ask another node");
     }
-    const v = verifyToken(token, { policy, clusterId: this.o.clusterId, nowMs: Date.now(), clock: "this node's time", cache: this.verified });
+    const v = verifyToken(token, { policy, clusterId: this.o.clusterId, nowMs: Date.now(), clock: "this node's time", cache: this.verified() });
     if (!v.ok) throw new AuthError("UNAUTHENTICATED", v.error.message);
     return v.subject;
   }

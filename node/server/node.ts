@@ -129,6 +129,7 @@ export class VaultNode {
     this.gate = new ClientGate({
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
       issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
+      verified: () => this.loop.vault.verifiedTokens,
     });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     const client = await this.serveClients(tls);

@@ -4,9 +4,9 @@
 import type { ConfChange, NodeId, Snapshot, StateType } from "../raft/index.js";
 import type { VaultResult, VaultStateMachine } from "../vault/index.js";
 
-/** The applied vault state, read-only (VaultStateMachine without apply/skip). */
+/** The applied vault state, read-only (VaultStateMachine without apply/skip), and its verified-token cache for the client port to share. */
 export type VaultReader = Pick<VaultStateMachine,
-  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "digestAt" | "stats" | "snapshot" | "clusterCa" | "issuers">;
+  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "digestAt" | "stats" | "snapshot" | "clusterCa" | "issuers" | "verifiedTokens">;
 
 export interface RaftView {
   /** The leader this node knows; NONE while it knows none. */

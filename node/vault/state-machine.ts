@@ -82,7 +82,11 @@ export class VaultStateMachine {
   private readonly state: StoreState;
   private readonly requests: RequestTable;
   private readonly ring: DigestRing;
-  /** Signatures of tokens verified on apply (speed only: tokenRefusal's verdict is the same without it). */
+  /**
+   * Signatures of tokens verified on apply, and by whoever else verifies this
+   * cluster's tokens in this process through `verifiedTokens` (the node's
+   * client port): speed only, tokenRefusal's verdict is the same without it.
+   */
   private readonly tokens = new VerifiedTokens();
 
   constructor(opts: VaultOptions) {
@@ -138,6 +142,16 @@ export class VaultStateMachine {
   /** The client-token issuer keys begin and register entries are verified against; null: none (tokens not verified). */
   get issuers(): IssuerPolicy | null {
     return this.state.issuers;
+  }
+
+  /**
+   * The cache of verified token signatures that apply uses, for the node's
+   * client port to share (token-cache.ts: a hit is checked against the key
+   * the caller's policy names, so sharing changes speed only): a leader then
+   * checks a new token's signature once, at the port, not again on apply.
+   */
+  get verifiedTokens(): VerifiedTokens {
+    return this.tokens;
   }
 
   /** The latest leader time applied (unix ms; 0 before the first stamped entry). */

@@ -11,7 +11,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { type CryptoKey, type JWK, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from "jose";
 import { AuthError, ClientGate, bootstrapIssuers } from "../../node/server/auth.js";
 import { Admission } from "../../node/server/admission.js";
-import { type IssuerPolicy, keysFromJwks } from "../../node/vault/index.js";
+import { type IssuerPolicy, VerifiedTokens, keysFromJwks, tokenRefusal } from "../../node/vault/index.js";
 import { tempDir } from "../temp.js";
 
 const LIMITS = { userPerSec: 1000, userBurst: 1000, addressPerSec: 1000, addressBurst: 1000, maxMessageBytes: 1 << 20, maxConcurrentStreams: 10 };
@@ -152,4 +152,23 @@ test("authentication off: no token needed, the address bucket still applies", as
   await t.notThrowsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"));
   await t.notThrowsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"));
   await t.throwsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"), { message: /client address/ });
+});
+
+test("a gate sharing apply's cache: a token it admitted is not verified again on apply, a refused one is never cached, and a key retired meanwhile is refused on apply", async (t) => {
+  const old = await keyPair("EdDSA", "k-old");
+  const next = await keyPair("ES256", "k-next");
+  const shared = new VerifiedTokens();
+  const state = { issuers: policy(old) };
+  const g = new ClientGate({ clusterId: "c1", authenticating: true, admission: new Admission(LIMITS), issuers: () => state.issuers, verified: () => shared });
+  const token = await sign(old, "alice");
+  const forged = `${token.slice(0, token.lastIndexOf(".") + 1)}${"A".repeat(86)}`;
+  await refusal(g.admit("127.0.0.1:1", bearer(forged), "alice"));
+  t.is(shared.size, 0, "a refused token is not cached");
+  await t.notThrowsAsync(g.admit("127.0.0.1:1", bearer(token), "alice"));
+  t.is(shared.size, 1, "the admitted token's signature is in the shared cache");
+  const nowMs = Date.now();
+  t.truthy(shared.get(token, nowMs, 5000), "apply finds it there: no second signature check");
+  t.is(tokenRefusal(token, { policy: state.issuers, clusterId: "c1", user: "alice", nowMs, cache: shared }), null);
+  const retired = tokenRefusal(token, { policy: policy(next), clusterId: "c1", user: "alice", nowMs, cache: shared });
+  t.regex(retired?.message ?? "", /has no key "k-old"/, "a hit counts only under the key the apply-time policy names");
 });
