@@ -160,10 +160,16 @@ class Recoveries {
   }
 }
 
-/** Proposes RECORDS clones of one registration, RATE per second and at most IN_FLIGHT at a time (registerClones); progress every 5 s. */
-async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<number> {
+/**
+ * Proposes RECORDS clones of one registration, RATE per second and at most
+ * IN_FLIGHT at a time (registerClones); progress every 5 s. Returns the
+ * seconds it took and the CPU this process (the loader, the probes'
+ * recoveries, the sampler) used meanwhile, ms per second.
+ */
+async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<{ seconds: number; loaderCpuMsPerS: number }> {
   let done = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const progress = setInterval(() => {
     const s = (performance.now() - t0) / 1000;
     const mem = cluster.nodes.map((n) => { const m = sampler.now(n.id); return `${m.anon.toFixed(0)}+${m.file.toFixed(0)}`; }).join(" / ");
@@ -174,7 +180,9 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<num
   } finally {
     clearInterval(progress);
   }
-  return (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { seconds, loaderCpuMsPerS: (cpu.user + cpu.system) / 1000 / seconds };
 }
 
 /** Whether the load kept its pace (within 2% and a second: the start, the last calls' round trips). */
@@ -200,8 +208,8 @@ async function main(): Promise<void> {
     rec.phase = "load";
     sampler.start();
     rec.start(RECOVERY_RATE);
-    const loadS = await loadRecords(cluster, sampler);
-    console.log(`loaded ${RECORDS.toLocaleString("en")} records in ${loadS.toFixed(0)} s (${(RECORDS / loadS).toFixed(0)}/s${paceKept(loadS)}); recovery p99 meanwhile ${rec.p99("load")}`);
+    const { seconds: loadS, loaderCpuMsPerS } = await loadRecords(cluster, sampler);
+    console.log(`loaded ${RECORDS.toLocaleString("en")} records in ${loadS.toFixed(0)} s (${(RECORDS / loadS).toFixed(0)}/s${paceKept(loadS)}); recovery p99 meanwhile ${rec.p99("load")}; this process (loader, probes, sampler) used ${loaderCpuMsPerS.toFixed(0)} ms/s of CPU`);
 
     rec.phase = "snapshot";
     const leader = await cluster.leaderId();
