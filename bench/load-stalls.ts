@@ -15,8 +15,8 @@
 import { parseArgs } from "node:util";
 import { LocalCluster } from "../testkit/cluster.js";
 import { type NodeSeconds, registerClones, sampleStalls, stopCluster } from "./bkv.js";
-import { load } from "./drive.js";
-import { histogramOf, metricOf, processCpuSeconds, quantile } from "./sample.js";
+import { CpuMeter, load } from "./drive.js";
+import { histogramOf, metricOf, quantile } from "./sample.js";
 
 const { values: args } = parseArgs({ options: { seconds: { type: "string", default: "40" }, inflight: { type: "string", default: "128" }, rate: { type: "string", default: "0" } } });
 const SECONDS = Number(args.seconds);
@@ -37,12 +37,6 @@ function describe(id: number, s: NodeSeconds): string {
     `main thread ms/s on a core ${mean(seconds.map((x) => x.ranMs))}, waiting for one ${mean(seconds.map((x) => x.waitedMs))} (in the ${worst.length} s of stalls ≥ p90: ${mean(worst.map((x) => x.ranMs))} and ${mean(worst.map((x) => x.waitedMs))})`;
 }
 
-/** CPU seconds so far of each node process (all its threads), then of this process. */
-function cpuNow(cluster: LocalCluster): number[] {
-  const own = process.cpuUsage();
-  return [...cluster.nodes.map((n) => processCpuSeconds(n.proc?.pid)), (own.user + own.system) / 1e6];
-}
-
 /** Node `id`'s applied entries and the Readies that applied them, since it started. */
 async function readies(cluster: LocalCluster, id: number): Promise<string> {
   const text = await cluster.metricsOf(id);
@@ -55,12 +49,12 @@ async function main(): Promise<void> {
   const cluster = await LocalCluster.start();
   try {
     const stalls = sampleStalls(cluster, cluster.nodes.map((n) => n.id));
-    const cpu0 = cpuNow(cluster);
+    const meter = new CpuMeter(cluster.nodes.map((n) => n.proc?.pid));
     const t0 = performance.now();
     const done = await registerClones(cluster, { stopAt: t0 + SECONDS * 1000, inFlight: IN_FLIGHT, rate: RATE });
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = cpuNow(cluster).map((c, i) => ((c - cpu0[i]!) * 1000 / seconds).toFixed(0));
-    console.log(`leader ${await cluster.leaderId()}: ${done} registrations in ${seconds.toFixed(1)} s, load ${load()}; CPU ms/s of the nodes (all threads) ${cpu.slice(0, -1).join(" / ")}, of this loader ${cpu.at(-1)}`);
+    const cpu = meter.perCall(seconds); // ms per second
+    console.log(`leader ${await cluster.leaderId()}: ${done} registrations in ${seconds.toFixed(1)} s, load ${load()}; CPU ms/s of the nodes (all threads) ${cpu.servers.map((ms) => ms.toFixed(0)).join(" / ")}, of this loader ${cpu.client.toFixed(0)}`);
     for (const [id, s] of await stalls.stop()) console.log(`${describe(id, s)}; ${await readies(cluster, id)}`);
   } finally {
     await stopCluster(cluster);

@@ -31,7 +31,7 @@ import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
 import { CHEAP_SCRYPT, type NodeScrape, NodeScraper, killClusterNow, registerClones, secondsToApply, stopCluster } from "./bkv.js";
-import { cleanupOnExit, load } from "./drive.js";
+import { CpuMeter, cleanupOnExit, load } from "./drive.js";
 import { type ProcMemory, type SchedTimes, metricOf, procMemory, quantile } from "./sample.js";
 
 const { values: args } = parseArgs({
@@ -169,7 +169,7 @@ class Recoveries {
 async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<{ seconds: number; loaderCpuMsPerS: number }> {
   let done = 0;
   const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
+  const cpu = new CpuMeter([]);
   const progress = setInterval(() => {
     const s = (performance.now() - t0) / 1000;
     const mem = cluster.nodes.map((n) => { const m = sampler.now(n.id); return `${m.anon.toFixed(0)}+${m.file.toFixed(0)}`; }).join(" / ");
@@ -181,8 +181,7 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<{ s
     clearInterval(progress);
   }
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  return { seconds, loaderCpuMsPerS: (cpu.user + cpu.system) / 1000 / seconds };
+  return { seconds, loaderCpuMsPerS: cpu.perCall(seconds).client };
 }
 
 /** Whether the load kept its pace (within 2% and a second: the start, the last calls' round trips). */
