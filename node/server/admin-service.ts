@@ -15,6 +15,7 @@ import {
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
+import { stallMessage, writeChunks } from "../transport/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { encodeCommand } from "../vault/index.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
@@ -124,16 +125,19 @@ export function recentDigests(vault: Pick<VaultReader, "appliedIndex" | "digestA
   return out;
 }
 
-/** SaveSnapshot: AdminLoop.snapshotStream's chunks, written with backpressure; stops when the caller cancels. */
+/**
+ * SaveSnapshot: AdminLoop.snapshotStream's chunks, by writeChunks (backpressure; a caller that goes away, also
+ * while the node waits for it to read, or reads nothing for its stall limit, ends the stream, which releases the
+ * store view it holds).
+ */
 function saveSnapshot(d: AdminDeps, ctx: HandlerContext): handleServerStreamingCall<SaveSnapshotRequest, SaveSnapshotResponse> {
   const method = "SaveSnapshot";
   return (call) => {
     const t0 = performance.now();
     const send = async (): Promise<void> => {
-      for await (const data of d.loop().snapshotStream()) {
-        if (call.cancelled) throw new RpcFailure(status.CANCELLED, "the caller cancelled the snapshot stream");
-        if (!call.write(create(SaveSnapshotResponseSchema, { data }))) await new Promise((r) => call.once("drain", r));
-      }
+      const spent = await writeChunks(call, d.loop().snapshotStream(), (data) => create(SaveSnapshotResponseSchema, { data }));
+      if (spent.outcome === "cancelled") throw new RpcFailure(status.CANCELLED, "the caller cancelled the snapshot stream");
+      if (spent.outcome === "stalled") throw new RpcFailure(status.DEADLINE_EXCEEDED, stallMessage(spent));
     };
     send().then(() => {
       ctx.record(method, "OK", performance.now() - t0);

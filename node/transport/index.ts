@@ -35,6 +35,7 @@ export type { TransportStats } from "./stats.js";
 export type { PeerState } from "./peer.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { SnapshotSource, SnapshotStream } from "./snapshot-fetch.js";
+export { stallMessage, writeChunks, type SendSpent } from "./chunk-writer.js";
 export type { DigestSource } from "./state-digest.js";
 
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */

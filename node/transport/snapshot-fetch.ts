@@ -4,10 +4,8 @@
 // the node's (SnapshotSource).
 //
 // Server side: the header is checked as a Stream header is; the chunks are
-// written one at a time with backpressure (a write() that returns false
-// waits for 'drain'), and the event loop gets a turn between chunks, so a
-// large transfer never holds it. A cancelled call closes the source.
-import { setImmediate as nextTurn } from "node:timers/promises";
+// written by writeChunks (chunk-writer.ts: backpressure, a turn of the event
+// loop between chunks). A cancelled call closes the source.
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { NodeId } from "../raft/index.js";
@@ -16,6 +14,7 @@ import {
 } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { errorWithDetail } from "../../proto/rpc.js";
 import { type InboundContext, refuseHeader } from "./inbound.js";
+import { stallMessage, writeChunks } from "./chunk-writer.js";
 
 /** An open snapshot: its chunks in order, then close() (also called when the caller goes away). */
 export interface SnapshotStream {
@@ -42,9 +41,10 @@ export async function serveFetch(call: FetchCall, source: SnapshotSource | undef
     return;
   }
   try {
-    const spent = await writeAll(call, snap.chunks);
-    call.end();
-    ctx.log("transport.fetch_sent", { peer: call.getPeer(), index: Number(req.index), ...spent });
+    const spent = await writeChunks(call, { [Symbol.iterator]: () => snap.chunks }, (data) => create(FetchSnapshotResponseSchema, { data }));
+    ctx.log(FETCH_EVENT[spent.outcome], { peer: call.getPeer(), index: Number(req.index), ...spent });
+    if (spent.outcome === "stalled") call.emit("error", errorWithDetail(grpc.status.DEADLINE_EXCEEDED, stallMessage(spent)));
+    else call.end();
   } catch (err) {
     ctx.log("transport.fetch_failed", { peer: call.getPeer(), index: Number(req.index), error: String(err) });
     if (!call.cancelled) call.emit("error", errorWithDetail(grpc.status.INTERNAL, "the snapshot could not be read"));
@@ -53,37 +53,7 @@ export async function serveFetch(call: FetchCall, source: SnapshotSource | undef
   }
 }
 
-/** Where a transfer's time went, in ms: reading and encoding the chunks, and waiting for the receiver (its flow-control window). */
-interface SendSpent { chunks: number; ms: number; readMs: number; waitedMs: number }
-
-async function writeAll(call: FetchCall, chunks: Iterator<Uint8Array>): Promise<SendSpent> {
-  const spent: SendSpent = { chunks: 0, ms: 0, readMs: 0, waitedMs: 0 };
-  const t0 = performance.now();
-  for (let t = t0, r = chunks.next(); r.done !== true && !call.cancelled; t = performance.now(), r = chunks.next()) {
-    spent.chunks++;
-    const written = call.write(create(FetchSnapshotResponseSchema, { data: r.value }));
-    const w = performance.now();
-    spent.readMs += w - t;
-    if (!written) await drainedOrCancelled(call);
-    spent.waitedMs += performance.now() - w;
-    await nextTurn();
-  }
-  spent.ms = performance.now() - t0;
-  for (const k of ["ms", "readMs", "waitedMs"] as const) spent[k] = Math.round(spent[k]);
-  return spent;
-}
-
-function drainedOrCancelled(call: FetchCall): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off("drain", done);
-      call.off("cancelled", done);
-      resolve();
-    };
-    call.on("drain", done);
-    call.on("cancelled", done);
-  });
-}
+const FETCH_EVENT = { done: "transport.fetch_sent", cancelled: "transport.fetch_cancelled", stalled: "transport.fetch_stalled" } as const;
 
 function safeIndex(v: bigint): boolean {
   return v > 0n && v <= BigInt(Number.MAX_SAFE_INTEGER);

@@ -2,8 +2,9 @@
 // mTLS on 127.0.0.1, a fake AdminLoop): AdminLoop.snapshotStream's chunks
 // reach AdminClient.snapshot in order and whole, however many there are; a
 // stream that fails midway ends with the failure's status, never as a
-// complete snapshot. The caller is the operator certificate through the
-// admin port's caller check.
+// complete snapshot; a caller that stops reading and goes away ends the
+// call and closes the source (a held store view). The caller is the operator
+// certificate through the admin port's caller check.
 import test from "ava";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -24,11 +25,17 @@ const dir = certs.dir;
 const pem = (name: string) => readFileSync(join(dir, name));
 let chunks: Uint8Array[] = [];
 let failAfter = Infinity;
+/** Streams whose source was closed (the node's: a pinned store view released). */
+let closedSources = 0;
 
 async function* stream(): AsyncIterable<Uint8Array> {
-  for (const [i, c] of chunks.entries()) {
-    if (i >= failAfter) throw new ProposalError("STOPPED", "the node is shutting down");
-    yield await Promise.resolve(c);
+  try {
+    for (const [i, c] of chunks.entries()) {
+      if (i >= failAfter) throw new ProposalError("STOPPED", "the node is shutting down");
+      yield await Promise.resolve(c);
+    }
+  } finally {
+    closedSources++;
   }
 }
 
@@ -53,8 +60,12 @@ test.after.always(() => {
   certs.cleanup();
 });
 
+function operator(): AdminClient {
+  return new AdminClient({ endpoints: [address], tls: { ca: pem("ca.crt"), cert: pem("operator.crt"), key: pem("operator.key") } });
+}
+
 async function save(): Promise<Buffer> {
-  const client = new AdminClient({ endpoints: [address], tls: { ca: pem("ca.crt"), cert: pem("operator.crt"), key: pem("operator.key") } });
+  const client = operator();
   try {
     const got: Uint8Array[] = [];
     for await (const c of client.snapshot(address)) got.push(c);
@@ -86,4 +97,23 @@ test.serial("a stream that fails midway ends with the failure's status, not as a
   t.is((err as RpcError).codeName, "UNAVAILABLE");
   t.regex((err as RpcError).message, /SaveSnapshot on 127\.0\.0\.1:\d+: UNAVAILABLE: the node is shutting down/);
   t.true(records.includes("SaveSnapshot UNAVAILABLE"));
+});
+
+test.serial("a caller that stops reading and cancels ends the call: the source is closed, CANCELLED recorded", async (t) => {
+  chunks = Array.from({ length: 40 }, () => new Uint8Array(256 * 1024)); // more than the stream's window: the node waits for the reader
+  failAfter = Infinity;
+  const before = closedSources;
+  const client = operator();
+  try {
+    for await (const _ of client.snapshot(address)) {
+      await new Promise((r) => setTimeout(r, 300)); // the node's writes back up meanwhile
+      break; // AdminClient.snapshot cancels the call
+    }
+    const deadline = Date.now() + 5000;
+    while (closedSources === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    t.is(closedSources, before + 1, "the source of a cancelled call was never closed (a store view held for good)");
+    t.true(records.includes("SaveSnapshot CANCELLED"), records.join(", "));
+  } finally {
+    client.close();
+  }
 });
