@@ -9,12 +9,12 @@
 // Run: npx tsx bench/cluster.ts [--seconds S] [--in-flight 1,64] [--rounds R] [--no-recover]
 //   (prints markdown tables and the load average before and after each row;
 //   --rounds repeats the throughput rows on the same cluster, for A/B runs)
-import { cpus, loadavg } from "node:os";
+import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster } from "../testkit/cluster.js";
 import { BEGINS_PER_USER, BeginUsers, CHEAP_SCRYPT, type RowUsers, describeRowUsers } from "./bkv.js";
-import { distinctPoints } from "./drive.js";
+import { distinctPoints, load } from "./drive.js";
 import { metricOf, processCpuSeconds, quantile } from "./sample.js";
 
 async function recoverLatency(client: VaultClient, user: string, runs: number): Promise<number[]> {
@@ -79,10 +79,6 @@ const BLINDED = distinctPoints(40_000);
 let blindedNext = 0;
 function nextBlinded(): Uint8Array {
   return BLINDED[blindedNext++ % BLINDED.length]!;
-}
-
-function load(): string {
-  return loadavg()[0]!.toFixed(1);
 }
 
 async function main(): Promise<void> {

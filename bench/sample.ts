@@ -98,3 +98,30 @@ export function mainThreadSched(pid: number): SchedTimes | undefined {
     return undefined;
   }
 }
+
+/** The host's CPU time so far, in clock ticks, from /proc/stat's "cpu" line (all cores). */
+export interface HostCpu {
+  busy: number;
+  iowait: number;
+  /** Time the hypervisor ran something else while this machine had work (a noisy neighbour). */
+  steal: number;
+  total: number;
+}
+
+/** The host's HostCpu now (zeros where /proc/stat is missing). */
+export function hostCpu(): HostCpu {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync("/proc/stat", "latin1").split("\n")[0]!.split(/\s+/).slice(1).map(Number);
+    const busy = user! + nice! + system! + irq! + softirq!;
+    return { busy, iowait: iowait!, steal: steal!, total: busy + idle! + iowait! + steal! };
+  } catch {
+    return { busy: 0, iowait: 0, steal: 0, total: 0 };
+  }
+}
+
+/** "busy B%, iowait W%, steal S%" of all cores between two readings (steal: the hypervisor's, not ours). */
+export function describeHostCpu(before: HostCpu, after: HostCpu): string {
+  const total = after.total - before.total;
+  const pct = (k: keyof HostCpu) => (total > 0 ? ((100 * (after[k] - before[k])) / total).toFixed(k === "busy" ? 0 : 1) : "?");
+  return `host busy ${pct("busy")}%, iowait ${pct("iowait")}%, steal ${pct("steal")}%`;
+}

@@ -32,7 +32,7 @@ import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
 import { CHEAP_SCRYPT, type NodeScrape, NodeScraper, killClusterNow, registerClones, secondsToApply, stopCluster } from "./bkv.js";
 import { CpuMeter, cleanupOnExit, load } from "./drive.js";
-import { type ProcMemory, type SchedTimes, metricOf, procMemory, quantile } from "./sample.js";
+import { type ProcMemory, type SchedTimes, describeHostCpu, hostCpu, metricOf, procMemory, quantile } from "./sample.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -162,7 +162,9 @@ class Recoveries {
 
 /**
  * Proposes RECORDS clones of one registration, RATE per second and at most
- * IN_FLIGHT at a time (registerClones); progress every 5 s. Returns the
+ * IN_FLIGHT at a time (registerClones); progress every 5 s, with the rate of
+ * those 5 s and the host's busy, iowait and steal shares (a slow stretch of
+ * the load reads beside what the machine did meanwhile). Returns the
  * seconds it took and the CPU this process (the loader, the probes'
  * recoveries, the sampler) used meanwhile, ms per second.
  */
@@ -170,10 +172,13 @@ async function loadRecords(cluster: LocalCluster, sampler: Sampler): Promise<{ s
   let done = 0;
   const t0 = performance.now();
   const cpu = new CpuMeter([]);
+  let last = { done: 0, s: 0, host: hostCpu() };
   const progress = setInterval(() => {
-    const s = (performance.now() - t0) / 1000;
+    const now = { done, s: (performance.now() - t0) / 1000, host: hostCpu() };
     const mem = cluster.nodes.map((n) => { const m = sampler.now(n.id); return `${m.anon.toFixed(0)}+${m.file.toFixed(0)}`; }).join(" / ");
-    console.log(`  ${done.toLocaleString("en")} records in ${s.toFixed(0)} s (${(done / s).toFixed(0)}/s), RSS MiB anon+file ${mem}, load ${load()}`);
+    const recent = (now.done - last.done) / (now.s - last.s);
+    console.log(`  ${done.toLocaleString("en")} records in ${now.s.toFixed(0)} s (${(done / now.s).toFixed(0)}/s; ${recent.toFixed(0)}/s in the last ${(now.s - last.s).toFixed(0)} s, ${describeHostCpu(last.host, now.host)}), RSS MiB anon+file ${mem}, load ${load()}`);
+    last = now;
   }, 5000);
   try {
     await registerClones(cluster, { count: RECORDS, inFlight: IN_FLIGHT, rate: RATE, onRegistered: () => done++ });
