@@ -15,10 +15,10 @@ import { ScalarType, create, toBinary, type DescField, type DescMessage } from "
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { G, encodePoint, randomScalar } from "../../proto/crypto/index.js";
 import { RaftMessageSchema, StreamRequestSchema, type RaftMessage } from "../../proto/gen/bkv/v1/raft_pb.js";
-import { UNARY_METHODS, type UnaryMethod } from "../security/raw.js";
+import { REQUEST_METHODS, type RequestMethod } from "../security/raw.js";
 
 export type FuzzCase =
-  | { readonly kind: "unary"; readonly method: UnaryMethod; readonly node: number; readonly body: Uint8Array }
+  | { readonly kind: "request"; readonly method: RequestMethod; readonly node: number; readonly body: Uint8Array }
   | { readonly kind: "peer"; readonly node: number; readonly frames: readonly Uint8Array[] };
 
 export interface FuzzWorld {
@@ -119,12 +119,12 @@ const mutation: fc.Arbitrary<(b: Uint8Array) => Uint8Array> = fc.tuple(fc.nat(9)
 
 function unaryCase(world: FuzzWorld): fc.Arbitrary<FuzzCase> {
   const node = fc.constantFrom(...world.nodes);
-  const method = fc.constantFrom(...UNARY_METHODS);
-  const body = (m: UnaryMethod) => fc.oneof(
+  const method = fc.constantFrom(...REQUEST_METHODS);
+  const body = (m: RequestMethod) => fc.oneof(
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }) },
     { weight: 3, arbitrary: fc.tuple(messageBody(m.input, world), mutation).map(([b, mutate]) => mutate(b)) },
   );
-  return fc.tuple(method, node).chain(([m, n]) => body(m).map((b): FuzzCase => ({ kind: "unary", method: m, node: n, body: b })));
+  return fc.tuple(method, node).chain(([m, n]) => body(m).map((b): FuzzCase => ({ kind: "request", method: m, node: n, body: b })));
 }
 
 const WIRE_TYPES = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19];

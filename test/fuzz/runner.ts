@@ -53,7 +53,7 @@ export async function prepareWorld(cluster: LocalCluster): Promise<FuzzWorld> {
  * AddLearner of a new id, RemoveNode of a member, PromoteLearner of any id.
  */
 export function unsafe(c: FuzzCase, world: FuzzWorld): boolean {
-  if (c.kind !== "unary" || !["AddLearner", "RemoveNode", "PromoteLearner"].includes(c.method.name)) return false;
+  if (c.kind !== "request" || !["AddLearner", "RemoveNode", "PromoteLearner"].includes(c.method.name)) return false;
   let id: bigint;
   try {
     id = (decodeStrict(c.method.input, c.body) as unknown as { nodeId: bigint }).nodeId;
@@ -66,7 +66,7 @@ export function unsafe(c: FuzzCase, world: FuzzWorld): boolean {
 
 export function describe(c: FuzzCase): string {
   const hex = (b: Uint8Array) => Buffer.from(b.subarray(0, 512)).toString("hex");
-  return c.kind === "unary" ? `${c.method.path} on node ${c.node}: ${hex(c.body)}` : `peer stream to node ${c.node}: ${c.frames.map(hex).join(" | ")}`;
+  return c.kind === "request" ? `${c.method.path} on node ${c.node}: ${hex(c.body)}` : `peer stream to node ${c.node}: ${c.frames.map(hex).join(" | ")}`;
 }
 
 /** Raw channels to every node (peer streams as world.peerAs). */
@@ -77,7 +77,7 @@ export function rawNodes(cluster: LocalCluster, world: FuzzWorld): Map<number, R
 export function runCase(raws: Map<number, RawNode>, c: FuzzCase): Promise<Outcome> {
   const raw = raws.get(c.node);
   if (raw === undefined) throw new Error(`no node ${c.node}`);
-  return c.kind === "unary" ? raw.unary(c.method, c.body) : raw.stream(c.frames);
+  return c.kind === "request" ? raw.request(c.method, c.body) : raw.stream(c.frames);
 }
 
 export interface RunOptions {
@@ -112,8 +112,8 @@ export async function runFuzz(cluster: LocalCluster, world: FuzzWorld, o: RunOpt
           }
           const t0 = performance.now();
           const out = await runCase(raws, c);
-          const m = s.methods.get(c.kind === "unary" ? c.method.name : "Stream") ?? { n: 0, ms: 0 };
-          s.methods.set(c.kind === "unary" ? c.method.name : "Stream", { n: m.n + 1, ms: m.ms + performance.now() - t0 });
+          const m = s.methods.get(c.kind === "request" ? c.method.name : "Stream") ?? { n: 0, ms: 0 };
+          s.methods.set(c.kind === "request" ? c.method.name : "Stream", { n: m.n + 1, ms: m.ms + performance.now() - t0 });
           s.cases++;
           const code = grpc.status[out.code] ?? String(out.code);
           s.codes.set(code, (s.codes.get(code) ?? 0) + 1);

@@ -20,18 +20,24 @@ export interface Outcome {
 
 const identity = (b: Buffer) => b;
 
-/** One unary method of VaultService or AdminService, with its path and request type. */
-export interface UnaryMethod {
+/**
+ * One request method of VaultService or AdminService (every method but the
+ * peer stream takes one request: unary, or server streaming as SaveSnapshot),
+ * with its path and request type.
+ */
+export interface RequestMethod {
   readonly service: "vault" | "admin";
   readonly name: string;
   readonly path: string;
   readonly input: DescMessage;
+  /** The answer is a stream of messages (read and dropped by RawNode.request). */
+  readonly serverStreaming: boolean;
 }
 
-export const UNARY_METHODS: readonly UnaryMethod[] = [
-  ...VaultService.methods.map((m) => ({ service: "vault" as const, name: m.name, path: `/${VaultService.typeName}/${m.name}`, input: m.input })),
-  ...AdminService.methods.map((m) => ({ service: "admin" as const, name: m.name, path: `/${AdminService.typeName}/${m.name}`, input: m.input })),
-];
+const methodsOf = (service: "vault" | "admin", s: typeof VaultService | typeof AdminService): RequestMethod[] =>
+  s.methods.map((m) => ({ service, name: m.name, path: `/${s.typeName}/${m.name}`, input: m.input, serverStreaming: m.methodKind === "server_streaming" }));
+
+export const REQUEST_METHODS: readonly RequestMethod[] = [...methodsOf("vault", VaultService), ...methodsOf("admin", AdminService)];
 
 export const PEER_STREAM_PATH = `/${RaftService.typeName}/${RaftService.method.stream.name}`;
 
@@ -52,12 +58,21 @@ export class RawNode {
     this.peer = new grpc.Client(n.peer, mtls, name);
   }
 
-  unary(m: UnaryMethod, body: Uint8Array, deadlineMs = 10_000): Promise<Outcome> {
+  /** Sends `body` as method `m`'s request; resolves with the call's status (a server stream's messages are read and dropped). */
+  request(m: RequestMethod, body: Uint8Array, deadlineMs = 10_000): Promise<Outcome> {
     const channel = m.service === "vault" ? this.vault : this.admin;
+    const options = { deadline: Date.now() + deadlineMs };
     return new Promise((resolve) => {
-      channel.makeUnaryRequest(m.path, identity, identity, Buffer.from(body), new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err) => {
-        resolve(err === null ? { code: grpc.status.OK, details: "", reason: undefined } : outcome(err));
-      });
+      const settle = (err: { code?: number; details?: string; metadata?: grpc.Metadata } | null) =>
+        resolve(err === null || err.code === grpc.status.OK ? { code: grpc.status.OK, details: "", reason: undefined } : outcome(err));
+      if (!m.serverStreaming) {
+        channel.makeUnaryRequest(m.path, identity, identity, Buffer.from(body), new grpc.Metadata(), options, settle);
+        return;
+      }
+      const call = channel.makeServerStreamRequest(m.path, identity, identity, Buffer.from(body), new grpc.Metadata(), options);
+      call.on("data", () => { /* read and dropped */ });
+      call.on("error", () => { /* the status below carries it */ });
+      call.on("status", settle);
     });
   }
 

@@ -9,7 +9,7 @@ import { StreamRequestSchema } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { DecodeError, decodeStrict } from "../../proto/strict.js";
 import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
-import { RawNode, UNARY_METHODS, counterValue, type UnaryMethod } from "./raw.js";
+import { RawNode, REQUEST_METHODS, counterValue, type RequestMethod } from "./raw.js";
 
 reportLogsOnFailure(test);
 
@@ -27,8 +27,8 @@ test.after.always(async () => {
 });
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s/g, ""), "hex"));
-const method = (name: string): UnaryMethod => {
-  const m = UNARY_METHODS.find((x) => x.name === name);
+const method = (name: string): RequestMethod => {
+  const m = REQUEST_METHODS.find((x) => x.name === name);
   if (m === undefined) throw new Error(`no method ${name}`);
   return m;
 };
@@ -54,7 +54,7 @@ test.serial("every undecodable unary request answers INVALID_ARGUMENT, logged an
   for (const [name, body, what] of CASES) {
     const m = method(name);
     t.throws(() => decodeStrict(m.input, hex(body)), { instanceOf: DecodeError }, `${what} is undecodable`);
-    const out = await raw.unary(m, hex(body));
+    const out = await raw.request(m, hex(body));
     t.is(out.code, grpc.status.INVALID_ARGUMENT, `${name} with ${what}: ${out.details}`);
     t.is(out.reason, ErrorReason.INVALID_ARGUMENT, `${name} with ${what}`);
     t.regex(out.details, new RegExp(`is not a valid ${m.input.typeName.replace(/\./g, "\\.")}: `), `${name} with ${what}`);
