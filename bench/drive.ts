@@ -83,7 +83,8 @@ export function load(): string {
  * Points TMPDIR at a new directory of this run (so every temp dir made from
  * here on, by this process or its children, lies inside it, even one whose
  * owner is interrupted before it says where) and returns the function that
- * runs `cleanup` once and then removes that directory: call it when main
+ * runs `cleanup` once and then removes that directory (kept, and named,
+ * with BKV_E2E_KEEP set, as LocalCluster keeps its own): call it when main
  * ends; it also runs on SIGINT/SIGTERM (then exits 130/143; repeated signals,
  * e.g. the terminal's and the one tsx relays, are ignored meanwhile).
  * `lastResort` runs synchronously in process 'exit' (kill children) if
@@ -92,7 +93,12 @@ export function load(): string {
 export function cleanupOnExit(cleanup: () => Promise<void>, lastResort: () => void): () => Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "bkv-bench-"));
   process.env.TMPDIR = root;
-  const removeRoot = () => rmSync(root, { recursive: true, force: true });
+  // BKV_E2E_KEEP keeps the clusters' directories (their nodes' logs), as LocalCluster.close does: so the run's too.
+  const keep = process.env.BKV_E2E_KEEP !== undefined;
+  const removeRoot = () => {
+    if (keep) console.error(`BKV_E2E_KEEP: the run's files (the nodes' logs) are kept in ${root}`);
+    else rmSync(root, { recursive: true, force: true });
+  };
   let once: Promise<void> | undefined;
   let finished = false;
   const run = () => (once ??= cleanup().finally(() => { removeRoot(); finished = true; }));
