@@ -57,6 +57,28 @@ function spawnWorker(init: WorkerInit): Worker {
 
 interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void }
 
+/**
+ * Resolves with `worker` at its first message (its code is loaded); rejects
+ * with an HsmError when it fails or exits before that. A thread can end
+ * without an 'error' event (process.exit in it, or terminate()): without the
+ * 'exit' listener its start would never settle, and the pool's open with it.
+ */
+export function whenLoaded(worker: Worker): Promise<Worker> {
+  return new Promise((resolve, reject) => {
+    const failed = (why: string) => {
+      worker.off("message", loaded);
+      reject(new HsmError("HSM_ERROR", `the HSM worker failed to start: ${why}`));
+    };
+    const loaded = () => {
+      worker.off("error", onError).off("exit", onExit);
+      resolve(worker);
+    };
+    const onError = (err: Error) => failed(err.message);
+    const onExit = (code: number) => failed(`its thread exited (code ${code}) before its code loaded`);
+    worker.once("message", loaded).once("error", onError).once("exit", onExit);
+  });
+}
+
 /** One worker thread: started with its code loaded (spawn), then the token opened in it (open). */
 class HsmWorker {
   private readonly pending = new Map<number, Pending>();
@@ -71,12 +93,8 @@ class HsmWorker {
   }
 
   /** A thread whose code is loaded; it has not touched the token yet. */
-  static spawn(init: WorkerInit): Promise<HsmWorker> {
-    const worker = spawnWorker(init);
-    return new Promise((resolve, reject) => {
-      worker.once("message", () => resolve(new HsmWorker(worker)));
-      worker.once("error", (err) => reject(new HsmError("HSM_ERROR", `the HSM worker failed to start: ${err.message}`)));
-    });
+  static async spawn(init: WorkerInit): Promise<HsmWorker> {
+    return new HsmWorker(await whenLoaded(spawnWorker(init)));
   }
 
   get inFlight(): number {

@@ -7,7 +7,9 @@
 import test from "ava";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { HsmError, HsmWorkerPool, restartInterval } from "../../node/hsm/index.js";
+import { whenLoaded } from "../../node/hsm/worker-pool.js";
 import { waitFor } from "../../testkit/cluster.js";
 import { Point, createToken, randomPoint, randomScalar, wrapShare, type TestToken } from "../../testkit/hsm.js";
 
@@ -140,4 +142,17 @@ test.serial("a module that cannot restart (the token's files are gone) fails cal
   } finally {
     await pool.close();
   }
+});
+
+test("a worker thread that ends before its code loads fails its start with a typed error, not a hang", async (t) => {
+  const exits = new Worker("process.exit(3)", { eval: true });
+  const e1 = await t.throwsAsync(whenLoaded(exits), { instanceOf: HsmError });
+  t.regex(e1.message, /exited \(code 3\) before its code loaded/);
+  const throws = new Worker("throw new Error('no module here')", { eval: true });
+  const e2 = await t.throwsAsync(whenLoaded(throws), { instanceOf: HsmError });
+  t.regex(e2.message, /no module here/);
+  const loads = new Worker("require('node:worker_threads').parentPort.postMessage({ id: 0, loaded: true })", { eval: true });
+  t.is(await whenLoaded(loads), loads);
+  t.is(loads.listenerCount("exit") + loads.listenerCount("error") + loads.listenerCount("message"), 0, "no start listener is left on a loaded thread");
+  await loads.terminate();
 });
