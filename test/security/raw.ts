@@ -47,12 +47,13 @@ export class RawNode {
   readonly admin: grpc.Client;
   readonly peer: grpc.Client;
 
-  constructor(cluster: LocalCluster, readonly id: number, as: number) {
+  /** `options`: extra channel options for all three (e.g. a compression algorithm). */
+  constructor(cluster: LocalCluster, readonly id: number, as: number, options: grpc.ChannelOptions = {}) {
     const certs = join(cluster.dir, "certs");
     const ca = readFileSync(join(certs, "ca.crt"));
     const mtls = grpc.credentials.createSsl(ca, readFileSync(join(certs, `node-${as}.key`)), readFileSync(join(certs, `node-${as}.crt`)));
     const n = cluster.node(id);
-    const name = { "grpc.ssl_target_name_override": `node-${id}` };
+    const name = { ...options, "grpc.ssl_target_name_override": `node-${id}` };
     this.vault = new grpc.Client(n.client, grpc.credentials.createSsl(ca), name);
     this.admin = new grpc.Client(n.admin, mtls, name);
     this.peer = new grpc.Client(n.peer, mtls, name);

@@ -1,7 +1,9 @@
 // Undecodable request bodies on a real 3-node cluster (issue 10, defects 1
 // and 2): every one answers INVALID_ARGUMENT with a clear message, on the
 // client, admin and peer ports; each is logged without its bytes and counted
-// in bkv_grpc_requests_total with code INVALID_ARGUMENT.
+// in bkv_grpc_requests_total with code INVALID_ARGUMENT. Compressed bodies
+// (gzip) are inflated and decoded as strictly, and one that inflates past
+// the port's message limit (a "zip bomb") answers RESOURCE_EXHAUSTED.
 import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -92,4 +94,34 @@ test.serial("an undecodable frame on the peer stream answers INVALID_ARGUMENT, b
   const lead = await cluster.waitReady();
   t.true(lead > 0);
   for (const n of cluster.nodes) await waitFor(async () => (await cluster.status(n.id)).leaderId === BigInt(lead) || undefined, `node ${n.id} follows`);
+});
+
+/** grpc-js's value of `grpc.default_compression_algorithm` for gzip. */
+const GZIP = 2;
+
+test.serial("compressed requests are inflated, then decoded as strictly; one that inflates past the port's limit answers RESOURCE_EXHAUSTED; the node stays healthy", async (t) => {
+  const gz = new RawNode(cluster, 1, 2, { "grpc.default_compression_algorithm": GZIP });
+  try {
+    const status = await gz.request(method("GetClusterStatus"), new Uint8Array(0));
+    t.is(status.code, grpc.status.OK, `a gzip-compressed admin request is served: ${status.details}`);
+    const undecodable = await gz.request(method("GetRecordInfo"), hex("0a 05 61 62"));
+    t.is(undecodable.code, grpc.status.INVALID_ARGUMENT, undecodable.details);
+    t.regex(undecodable.details, /is not a valid bkv\.v1\.GetRecordInfoRequest: /, "the inflated body met the strict decoder");
+    // 1 MiB of zeros: over the client port's own limit (256 KiB), under grpc-js's default (4 MiB), so only the node's limit refuses it.
+    const over = await gz.request(method("GetRecordInfo"), new Uint8Array(1024 * 1024));
+    t.is(over.code, grpc.status.RESOURCE_EXHAUSTED, over.details);
+    t.regex(over.details, /decompresses to a size larger than 262144/);
+    // 64 MiB of zeros gzip to ~64 KiB: small on the wire, over every port's limit inflated.
+    const bomb = new Uint8Array(64 * 1024 * 1024);
+    for (const name of ["GetRecordInfo", "BeginRecovery", "GetClusterStatus"]) {
+      const out = await gz.request(method(name), bomb, 30_000);
+      t.is(out.code, grpc.status.RESOURCE_EXHAUSTED, `${name}: ${out.details}`);
+      t.regex(out.details, /decompresses to a size larger than \d+/, name);
+    }
+    const next = await raw.request(method("GetRecordInfo"), hex("0a 05 61 62"));
+    t.is(next.code, grpc.status.INVALID_ARGUMENT, `the client port answers the next call as before: ${next.details}`);
+    t.true((await cluster.status(1)).leaderId > 0n, "node 1 still follows a leader");
+  } finally {
+    gz.close();
+  }
 });
