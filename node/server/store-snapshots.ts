@@ -121,7 +121,7 @@ export class PinnedViews {
     if (stream === null) throw new Error(`the store view of snapshot ${index} was released`);
     try {
       yield encodeServerSnapshot({ peers, vault: new Uint8Array(0) });
-      for (let r = stream.chunks.next(); r.done !== true; r = stream.chunks.next()) yield r.value;
+      yield* stream.chunks;
     } finally {
       stream.close();
     }

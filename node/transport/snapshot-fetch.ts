@@ -18,7 +18,7 @@ import { stallMessage, writeChunks } from "./chunk-writer.js";
 
 /** An open snapshot: its chunks in order, then close() (also called when the caller goes away). */
 export interface SnapshotStream {
-  readonly chunks: Iterator<Uint8Array>;
+  readonly chunks: Iterable<Uint8Array>;
   close(): void;
 }
 
@@ -41,7 +41,7 @@ export async function serveFetch(call: FetchCall, source: SnapshotSource | undef
     return;
   }
   try {
-    const spent = await writeChunks(call, { [Symbol.iterator]: () => snap.chunks }, (data) => create(FetchSnapshotResponseSchema, { data }));
+    const spent = await writeChunks(call, snap.chunks, (data) => create(FetchSnapshotResponseSchema, { data }));
     ctx.log(FETCH_EVENT[spent.outcome], { peer: call.getPeer(), index: Number(req.index), ...spent });
     if (spent.outcome === "stalled") call.emit("error", errorWithDetail(grpc.status.DEADLINE_EXCEEDED, stallMessage(spent)));
     else call.end();
