@@ -65,16 +65,14 @@ interface Pending { resolve: (v: unknown) => void; reject: (e: Error) => void }
  */
 export function whenLoaded(worker: Worker): Promise<Worker> {
   return new Promise((resolve, reject) => {
-    const failed = (why: string) => {
-      worker.off("message", loaded);
-      reject(new HsmError("HSM_ERROR", `the HSM worker failed to start: ${why}`));
+    const settle = (why: string | null) => {
+      worker.off("message", loaded).off("error", onError).off("exit", onExit);
+      if (why === null) resolve(worker);
+      else reject(new HsmError("HSM_ERROR", `the HSM worker failed to start: ${why}`));
     };
-    const loaded = () => {
-      worker.off("error", onError).off("exit", onExit);
-      resolve(worker);
-    };
-    const onError = (err: Error) => failed(err.message);
-    const onExit = (code: number) => failed(`its thread exited (code ${code}) before its code loaded`);
+    const loaded = () => settle(null);
+    const onError = (err: Error) => settle(err.message);
+    const onExit = (code: number) => settle(`its thread exited (code ${code}) before its code loaded`);
     worker.once("message", loaded).once("error", onError).once("exit", onExit);
   });
 }
