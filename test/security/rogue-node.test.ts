@@ -84,6 +84,16 @@ function assertNothingGaveWay(t: ExecutionContext, before: Map<number, Seen>, af
 }
 
 /** Waits until every honest node applied what the rogue applied. */
+/**
+ * The rogue leads, and every honest node knows it: a linearizable read on a
+ * node that has not yet heard from the new leader answers UNAVAILABLE ("no
+ * leader is known"), and the raw clients here do not retry.
+ */
+async function rogueLeads(): Promise<void> {
+  await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  for (const id of HONEST) await waitFor(async () => (await cluster.status(id)).leaderId === BigInt(ROGUE) || undefined, `node ${id} to follow the rogue`);
+}
+
 async function honestCaughtUp(): Promise<void> {
   const index = rogue.loop.vault.appliedIndex;
   for (const id of HONEST) await cluster.waitApplied(id, index);
@@ -295,7 +305,7 @@ test.serial("a rogue cannot announce keys for a node id it is not, nor open a re
 test.serial("as leader, the rogue's forged entries are refused on apply; its truncation of committed entries is refused", async (t) => {
   const lead = await cluster.leaderId();
   await cluster.admin(lead).transferLeadership({ nodeId: BigInt(ROGUE) });
-  await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  await rogueLeads();
   await attackThroughTheLog(t, "leader");
   await evaluationsWithoutAttempt(t, "leader");
 
@@ -306,7 +316,7 @@ test.serial("as leader, the rogue's forged entries are refused on apply; its tru
 });
 
 test.serial("as leader, the rogue equivocates: one attempt, another blinded element on each honest node, each counts it once (the limited threat)", async (t) => {
-  await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  await rogueLeads();
   await honestCaughtUp();
   const before = await observe();
   const [b1, b2] = [blinded(), blinded()];
@@ -334,7 +344,7 @@ test.serial("as leader, the rogue equivocates: one attempt, another blinded elem
 // the digest it recomputed at that applied index; the rogue vouches for its
 // forgery, but with t = 2 an honest node must too, and none holds that state.
 test.serial("as leader, a forged snapshot does not reset a counter on an honest follower, even with the rogue vouching for it", async (t) => {
-  if (!rogue.loop.isLeader) await waitFor(() => rogue.loop.isLeader || undefined, "the rogue to lead");
+  await rogueLeads();
   const before = await observe();
   const index = rogue.storage.lastIndex() + 1;
   const term = rogue.loop.term;
