@@ -109,6 +109,10 @@ class Simulation {
   private readonly crashAt = new Map<NodeId, number>();
   private readonly acknowledged = new Set<number>();
   private readonly readsIssuedAt = new Map<number, number>();
+  /** The most bytes of a snapshot each leader heard a follower hold: key "leader<follower term@index" (MsgSnapResp acks delivered). */
+  private readonly snapshotAcks = new Map<string, number>();
+  /** How many times one of snapshotAcks' high marks rose. */
+  private snapshotAckRaises = 0;
   private readonly env: NodeEnv;
   private nextProposal = 1;
   private nextRead = 1;
@@ -180,12 +184,22 @@ class Simulation {
       const raw = node?.raw;
       if (raw == null) continue;
       if (this.trace.verbose) this.trace.add(this.now, m.to, `recv ${describeMsg(m)}`);
+      this.observeSnapshotAck(m);
       try {
         raw.step(m);
       } catch (err) {
         if (!isDropped(err)) throw err;
       }
     }
+  }
+
+  /** A MsgSnapResp ack (index = bytes held, rejectHint = the snapshot's index) raises its transfer's high mark. */
+  private observeSnapshotAck(m: Message): void {
+    if (m.type !== MessageType.SnapResp || m.reject) return;
+    const key = `${m.to}<${m.from} ${m.term}@${m.rejectHint}`;
+    if (m.index <= (this.snapshotAcks.get(key) ?? 0)) return;
+    this.snapshotAcks.set(key, m.index);
+    this.snapshotAckRaises++;
   }
 
   private send(from: SimNode, m: Message): void {
@@ -372,9 +386,12 @@ class Simulation {
     // backlog to drain: keep going while members still apply entries, or
     // still take in the leader's log (a new leader commits nothing until a
     // quorum holds its whole log, however long the backlog of an old term).
-    // Progress is a new high of any one count: the entries applied, or one
-    // member's agreement with one leader. A sum over members is not
-    // monotonic: a member removed takes its whole agreement out of it.
+    // Progress is a new high of any one count: the entries applied, one
+    // member's agreement with one leader, or the bytes of one snapshot
+    // transfer a follower acknowledged (a large snapshot in small chunks
+    // can take longer than SETTLE_TICKS: seeds 34000117 and 34000174 with
+    // --steps 20000). A sum over members is not monotonic: a member removed
+    // takes its whole agreement out of it.
     const start = this.now;
     const best = new Map<string, number>();
     let lastProgress = this.now;
@@ -408,9 +425,9 @@ class Simulation {
     return `nodes:\n${lines.join("\n")}`;
   }
 
-  /** The counts whose growth is progress: entries applied by the live nodes, and each live member's agreed prefix with the leader's log, keyed by leader and member. */
+  /** The counts whose growth is progress: entries applied by the live nodes, the raises of a snapshot transfer's acknowledged bytes, and each live member's agreed prefix with the leader's log (keyed by leader and member). */
   private progressCounts(): [string, number][] {
-    const counts: [string, number][] = [["applied", this.totalApplied()]];
+    const counts: [string, number][] = [["applied", this.totalApplied()], ["snapshot acks", this.snapshotAckRaises]];
     const leader = this.leader();
     if (leader === null) return counts;
     for (const id of members(leader.confState)) {

@@ -120,6 +120,32 @@ class SendFirstDriver {
   }
 }
 
+test("seeds 34000117 (3 nodes) and 34000174 (5 nodes), 20,000 faulty ticks: a snapshot transfer that outlasts 600 ticks is progress, not a Liveness violation", (t) => {
+  // After healing, a follower behind the leader's compaction takes a ~56 KB
+  // snapshot in the simulation's 64-byte chunks, four in flight, over a
+  // network that still delays and reorders: ~600 ticks, with no entry applied
+  // and no agreement gained meanwhile. Its acknowledged bytes now count.
+  for (const [seed, nodes] of [[34000117, 3], [34000174, 5]] as const) {
+    const r = runSeed({ seed, nodes, lib, steps: 20_000 });
+    t.is(r.violation, null, `seed ${seed}: ${r.violation?.message ?? ""}`);
+    t.true(r.stats.snapshotsInstalled > 0, `seed ${seed}: ${r.stats.snapshotsInstalled} snapshots installed`);
+  }
+});
+
+/** A leader whose snapshot transfers never get past their first chunk. */
+class FirstChunkOnlyRawNode extends raft.RawNode {
+  override ready(): Ready {
+    const rd = super.ready();
+    return { ...rd, messages: rd.messages.filter((m) => !(m.type === raft.MessageType.Snap && (m.snapshot?.offset ?? 0) > 0)) };
+  }
+}
+
+test("a library whose snapshot transfers never get past their first chunk is caught (Liveness), though its follower acks that chunk", (t) => {
+  const r = runSeed({ seed: 34000117, nodes: 3, lib: { ...raft, RawNode: FirstChunkOnlyRawNode }, steps: 20_000 });
+  t.is(r.violation?.invariant, "Liveness");
+  t.regex(r.violation?.detail ?? "", /no progress for 600 ticks/);
+});
+
 /** A leader that sends its followers no entries: nothing new commits, nothing replicates. */
 class SilentLeaderRawNode extends raft.RawNode {
   override ready(): Ready {
