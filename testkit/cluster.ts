@@ -364,7 +364,7 @@ export class LocalCluster {
     const proc = n.proc;
     if (proc === null) return;
     n.proc = null;
-    if (proc.exitCode !== null) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once("exit", r));
     proc.kill(sig);
     await exited;
@@ -384,11 +384,17 @@ export class LocalCluster {
     this.entry = entry ?? join(ROOT, "node/server/main.ts");
   }
 
-  /** Starts stopped node `id` again; `nodeArgs`: node flags for this start alone (e.g. a profile of one node). */
+  /** Starts stopped (or exited) node `id` again; `nodeArgs`: node flags for this start alone (e.g. a profile of one node). */
   restart(id: number, nodeArgs: readonly string[] = []): void {
     const n = this.node(id);
-    if (n.proc !== null) throw new Error(`node ${id} is running`);
+    if (n.proc !== null && !this.exited(id)) throw new Error(`node ${id} is running`);
     this.spawn(n, nodeArgs);
+  }
+
+  /** Whether node `id`'s process ended by itself (a fatal error), without stop() or kill(). */
+  exited(id: number): boolean {
+    const p = this.node(id).proc;
+    return p !== null && (p.exitCode !== null || p.signalCode !== null);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@
 // FILE`); env BKV_* overrides the file (docs/operations.md). JSON logs on
 // stdout; SIGTERM/SIGINT stop the node gracefully (leadership transfer,
 // drain, flush, HSM close).
+import { statfsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
@@ -33,6 +34,20 @@ function parseCommandLine(): string | undefined {
   }
 }
 
+/**
+ * The free and total bytes of the file system holding `dir`, for the fatal
+ * line: a store or WAL write that fails on a full disk does not always say
+ * so (lmdb reports "Input/output error"). Empty when statfs fails.
+ */
+function dataDirSpace(dir: string): { dataDirFreeBytes?: number; dataDirTotalBytes?: number } {
+  try {
+    const s = statfsSync(dir);
+    return { dataDirFreeBytes: s.bavail * s.bsize, dataDirTotalBytes: s.blocks * s.bsize };
+  } catch {
+    return {};
+  }
+}
+
 async function main(): Promise<void> {
   const configPath = parseCommandLine();
   let cfg;
@@ -48,7 +63,7 @@ async function main(): Promise<void> {
   let node: VaultNode | null = null;
   const log = jsonLogger(cfg.logLevel, { node: cfg.nodeId }, () => node?.logContext() ?? {});
   const fatal = (err: unknown) => {
-    log.error("fatal error: stopping", { error: err });
+    log.error("fatal error: stopping", { error: err, ...dataDirSpace(cfg.dataDir) });
     process.exit(1);
   };
   // How long the process took to load its code (under tsx: to transpile it) before this line.

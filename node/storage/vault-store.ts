@@ -169,8 +169,17 @@ export class LmdbVaultStore {
     for (const [k, p] of batch) if (this.overlay.get(k) === p) this.overlay.delete(k);
   }
 
-  private fail(err: unknown): never {
+  /**
+   * A commit failed: the store refuses every later use at once, and the
+   * commit rejects with the cause. lmdb's own rejection says only "Commit
+   * failed (see commitError for details)"; its `commitError` promise rejects
+   * with the cause (e.g. ENOSPC) once the write thread reports it, which is
+   * awaited for at most CAUSE_WAIT_MS.
+   */
+  private async fail(err: unknown): Promise<never> {
     this.failed ??= new StorageFailedError(`vault store commit failed, refusing further use: ${(err as Error).message}`);
+    const cause = await commitCause(err);
+    if (cause !== null) this.failed = new StorageFailedError(`vault store commit failed, refusing further use: ${cause}`);
     throw this.failed;
   }
 
@@ -242,4 +251,21 @@ function keyString(key: Uint8Array): string {
 
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** How long a failed commit waits for lmdb to report its cause. */
+const CAUSE_WAIT_MS = 2_000;
+
+/** The message of a failed lmdb commit's cause (its `commitError` promise's rejection), or null if none came in time. */
+async function commitCause(err: unknown): Promise<string | null> {
+  const pending = (err as { commitError?: unknown } | null)?.commitError;
+  if (!(pending instanceof Promise)) return null;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), CAUSE_WAIT_MS); });
+  const cause = pending.then(() => null, (e: unknown) => (e instanceof Error ? e.message : String(e)));
+  try {
+    return await Promise.race([cause, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
