@@ -205,7 +205,7 @@ export class LocalCluster {
   }
 
   /** Starts node `n`; `nodeArgs`: node flags for this process alone, after BKV_E2E_NODE_ARGS's. */
-  private spawn(n: NodeInfo, nodeArgs: readonly string[] = []): void {
+  private spawn(n: NodeInfo, nodeArgs: readonly string[] = [], env: Readonly<Record<string, string>> = {}): void {
     // The child writes straight to its log file: no pipe through this process to block on.
     const fd = openSync(join(this.dir, `node-${n.id}.log`), "a");
     // BKV_E2E_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
@@ -214,7 +214,7 @@ export class LocalCluster {
     const entry = nodeEntry === undefined ? ["--import", "tsx", join(ROOT, "node/server/main.ts")]
       : nodeEntry.endsWith(".ts") ? ["--import", "tsx", nodeEntry] : [nodeEntry];
     const proc = spawn(process.execPath, [...NODE_V8_FLAGS, ...extra, ...entry, "--config", n.configFile], {
-      cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id),
+      cwd: ROOT, stdio: ["ignore", fd, fd], env: { ...nodeEnv(n.id), ...env },
     });
     closeSync(fd);
     n.proc = proc;
@@ -384,11 +384,15 @@ export class LocalCluster {
     this.entry = entry ?? join(ROOT, "node/server/main.ts");
   }
 
-  /** Starts stopped (or exited) node `id` again; `nodeArgs`: node flags for this start alone (e.g. a profile of one node). */
-  restart(id: number, nodeArgs: readonly string[] = []): void {
+  /**
+   * Starts stopped (or exited) node `id` again; `nodeArgs`: node flags for
+   * this start alone (e.g. a profile of one node); `env`: extra environment
+   * for it (e.g. libfaketime's).
+   */
+  restart(id: number, nodeArgs: readonly string[] = [], env: Readonly<Record<string, string>> = {}): void {
     const n = this.node(id);
     if (n.proc !== null && !this.exited(id)) throw new Error(`node ${id} is running`);
-    this.spawn(n, nodeArgs);
+    this.spawn(n, nodeArgs, env);
   }
 
   /** Whether node `id`'s process ended by itself (a fatal error), without stop() or kill(). */

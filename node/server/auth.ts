@@ -85,6 +85,8 @@ export interface GateOptions {
   readonly admission: Admission;
   /** The verified-signature cache to use (default: the gate's own): the applying state machine's, so that an entry's token is not verified twice. */
   readonly verified?: () => VerifiedTokens;
+  /** The time tokens are checked at (unix ms): the cluster's (cluster-clock.ts). Default: this node's clock. */
+  readonly now?: () => number;
 }
 
 /** The one check in front of every VaultService handler. */
@@ -135,7 +137,7 @@ export class ClientGate {
     if (policy === null) {
       throw new AuthError("UNAVAILABLE", "this node's replicated state holds no token issuer keys yet (still catching up): ask another node");
     }
-    const v = verifyToken(token, { policy, clusterId: this.o.clusterId, nowMs: Date.now(), clock: "this node's time", cache: this.verified() });
+    const v = verifyToken(token, { policy, clusterId: this.o.clusterId, nowMs: (this.o.now ?? Date.now)(), clock: "this node's time", cache: this.verified() });
     if (!v.ok) throw new AuthError("UNAUTHENTICATED", v.error.message);
     return v.subject;
   }

@@ -17,6 +17,8 @@ export interface RaftView {
   snapshotIndex(): number;
   /** O(1) (VaultStateMachine.stats keeps its counters): read at every scrape. */
   vaultStats(): { records: number; locked: number };
+  /** The latest leader time the vault applied (unix ms; 0 before the first stamped entry). */
+  vaultTime(): number;
   /** The vault store's size and page use (null before it is open). */
   storeStats(): Promise<VaultStoreStats | null>;
   /** Entries of the Raft log held in memory (not compacted yet) and their data bytes: O(entries), read at scrape. */
@@ -50,6 +52,10 @@ export class Metrics {
   readonly snapshotsRefused = new Counter({
     name: "bkv_snapshots_refused_total", help: "Snapshot messages refused before install, by reason (index, disagreement, unattested)", labelNames: ["reason"], registers: [this.registry],
   });
+  readonly clockOffset = new Gauge({
+    name: "bkv_clock_offset_seconds", registers: [this.registry],
+    help: "The cluster's time minus this node's clock, as this node stamps entries and checks tokens (0 unless a majority of the members' clocks disagree with this node's by 2 s or more)",
+  });
   readonly hsmUp = new Gauge({ name: "bkv_hsm_up", help: "1 while the last periodic HSM probe succeeded", registers: [this.registry] });
   readonly hsmProbeFailures = new Counter({ name: "bkv_hsm_probe_failures_total", help: "Periodic HSM probes that failed or timed out", registers: [this.registry] });
   readonly hsmEvaluation = new Histogram({
@@ -78,6 +84,9 @@ export class Metrics {
     gauge("bkv_raft_log_bytes", "Data bytes of the Raft log entries held in memory", (v) => v.logInMemory().bytes);
     gauge("bkv_vault_records", "Records in this node's applied state", (v) => v.vaultStats().records);
     gauge("bkv_vault_locked_records", "Records locked at their guess limit (shares destroyed)", (v) => v.vaultStats().locked);
+    gauge("bkv_vault_time_ahead_seconds",
+      "The applied state's time (the latest leader time stamped on an entry) minus this node's clock; above auth clockSkewSec, tokens fail on apply (a leader's clock ran ahead)",
+      (v) => (v.vaultTime() === 0 ? 0 : (v.vaultTime() - Date.now()) / 1000));
     const storeGauge = (name: string, help: string, read: (s: VaultStoreStats) => number) => new Gauge({
       name, help, registers: [this.registry],
       async collect() {

@@ -35,12 +35,15 @@ import type { LeaderHint } from "./errors.js";
 import { ClientGate, bootstrapIssuers } from "./auth.js";
 import { Admission, clientPortOptions } from "./admission.js";
 import { AuditLog } from "./audit.js";
+import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 
 /** What the log and /readyz say while client authentication is off. */
 export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): any caller may act for any user; for local tests only";
 
 /** How long a peer has to answer GetStateDigest before a snapshot install counts it as silent. */
 const ATTEST_TIMEOUT_MS = 5000;
+/** How long a peer has to answer a clock reading (cluster-clock.ts). */
+const CLOCK_TIMEOUT_MS = 3000;
 /** An announcement proposed and not yet applied is proposed again after this long (it may have been dropped). */
 const ANNOUNCE_RETRY_MS = 5000;
 /** A node announces itself once it applied within this many entries of the commit index it knows (caught up). */
@@ -73,6 +76,14 @@ export class VaultNode {
   readonly metrics: Metrics;
   private readonly health = new NodeHealth(() => healthState(this.healthFacts()));
   private hsmProbe: HsmProbe | null = null;
+  /** The cluster's time (tokens, and the stamps this node puts on entries as leader), read from the peers every CLOCK_PROBE_MS. */
+  private readonly clock = new ClusterClock({
+    now: Date.now,
+    peers: () => this.transport?.peerIds ?? [],
+    probe: (id) => this.transport.peerClock(id, CLOCK_TIMEOUT_MS),
+    onChange: (offsetMs) => this.onClockOffset(offsetMs),
+  });
+  private clockTimer: NodeJS.Timeout | null = null;
   /** Marks of a start's timeline (docs/operations.md "Restart timeline"), each logged once. */
   private heardPeer = false;
   private caughtUpLogged = false;
@@ -87,6 +98,7 @@ export class VaultNode {
       isLeader: () => this.loop.isLeader,
       snapshotIndex: () => this.loop.lastSnapshotIndex,
       vaultStats: () => this.loop.vault.stats(),
+      vaultTime: () => this.loop.vault.leaderTime,
       storeStats: () => this.files?.store.stats() ?? Promise.resolve(null),
       logInMemory: () => logInMemory(this.storage),
     }), { node: String(cfg.nodeId) });
@@ -130,6 +142,7 @@ export class VaultNode {
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
       issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
       verified: () => this.loop.vault.verifiedTokens,
+      now: () => this.clock.now(),
     });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     const client = await this.serveClients(tls);
@@ -139,6 +152,8 @@ export class VaultNode {
     }
     if (c.join) this.startJoining(tls);
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
+    void this.clock.probeAll();
+    this.clockTimer = setInterval(() => { void this.clock.probeAll(); }, CLOCK_PROBE_MS);
     this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
     return { client, peer, admin };
   }
@@ -151,7 +166,7 @@ export class VaultNode {
     this.loop = new RaftLoop({
       id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
-      log: this.log, onFatal: this.onFatal,
+      clusterNow: () => this.clock.now(), log: this.log, onFatal: this.onFatal,
       attest: (candidate) => attestSnapshot({
         selfId: c.nodeId, threshold: c.threshold, log: this.log,
         ask: (id, index) => this.transport.stateDigest(id, index, ATTEST_TIMEOUT_MS),
@@ -279,6 +294,13 @@ export class VaultNode {
     return bind(server, this.cfg.adminListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
   }
 
+  /** A majority of the members' clocks disagrees with this node's (or agrees again): said once per change, and in the metric. */
+  private onClockOffset(offsetMs: number): void {
+    this.metrics.clockOffset.set(offsetMs / 1000);
+    if (offsetMs === 0) this.log.info("this node's clock agrees with the cluster's again", {});
+    else this.log.warn("this node's clock differs from the cluster's: it stamps entries and checks tokens at the cluster's time; fix its clock (NTP)", { offsetMs });
+  }
+
   /** Fields on every log line once the Raft loop runs. */
   logContext(): Record<string, unknown> {
     return this.loop === undefined ? {} : { term: this.loop.term };
@@ -375,6 +397,7 @@ export class VaultNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.announceTimer !== null) clearInterval(this.announceTimer);
+    if (this.clockTimer !== null) clearInterval(this.clockTimer);
     this.joiner?.stop();
     this.hsmProbe?.stop();
     this.health.stop();

@@ -164,7 +164,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Steps an inbound message; a snapshot message naming a store state not staged yet is held (store-snapshots.ts). */
   step(m: Message): void {
     if (this.stopped || this.stager.intercept(m)) return;
-    this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m) : m));
+    this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m, this.clusterNow()) : m));
   }
 
   /** The members this node knows and those the snapshot message names: who may vouch for its state. */
@@ -257,9 +257,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.submit(() => this.raw.propose(this.stamped(data)));
   }
 
+  private readonly clusterNow = (): number => (this.o.clusterNow ?? Date.now)();
+
   /** A leader stamps its time on the vault entries it appends (the throttling clock); a follower's proposal is stamped by the leader it reaches. */
   private stamped(data: Uint8Array): Uint8Array {
-    return this.isLeader ? stampTime(data, Date.now()) : data;
+    return this.isLeader ? stampTime(data, this.clusterNow()) : data;
   }
 
   /** Proposes a membership change; resolves with its log index once applied here. */
@@ -594,9 +596,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   }
 }
 
-/** A forwarded proposal with the leader's time stamped on each vault entry. */
-function stampMessage(m: Message): Message {
-  const now = Date.now();
+/** A forwarded proposal with the leader's time `now` stamped on each vault entry. */
+function stampMessage(m: Message, now: number): Message {
   return { ...m, entries: m.entries.map((e) => (e.type === EntryType.Normal && e.data.length > 0 ? { ...e, data: stampTime(e.data, now) } : e)) };
 }
 

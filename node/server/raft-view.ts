@@ -6,7 +6,7 @@ import type { VaultResult, VaultStateMachine } from "../vault/index.js";
 
 /** The applied vault state, read-only (VaultStateMachine without apply/skip), and its verified-token cache for the client port to share. */
 export type VaultReader = Pick<VaultStateMachine,
-  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "digestAt" | "stats" | "snapshot" | "clusterCa" | "issuers" | "verifiedTokens">;
+  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "digestAt" | "stats" | "snapshot" | "clusterCa" | "issuers" | "verifiedTokens" | "leaderTime">;
 
 export interface RaftView {
   /** The leader this node knows; NONE while it knows none. */

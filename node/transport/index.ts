@@ -23,7 +23,7 @@ import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
 import { fetchChunks, serveFetch, type SnapshotSource } from "./snapshot-fetch.js";
-import { askDigest, serveDigest, type DigestSource } from "./state-digest.js";
+import { askClock, askDigest, serveDigest, type DigestSource, type PeerClockSample } from "./state-digest.js";
 import { Peer, type PeerContext, type PeerState } from "./peer.js";
 import { newStats, type TransportStats } from "./stats.js";
 import {
@@ -36,7 +36,7 @@ export type { PeerState } from "./peer.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { SnapshotSource, SnapshotStream } from "./snapshot-fetch.js";
 export { stallMessage, writeChunks, type SendSpent } from "./chunk-writer.js";
-export type { DigestSource } from "./state-digest.js";
+export type { DigestSource, PeerClockSample } from "./state-digest.js";
 
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -223,6 +223,18 @@ export class Transport {
     const client = this.peerCtx.newClient(id, address);
     try {
       return await askDigest({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, index, timeoutMs);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** A reading of peer `id`'s wall clock (askClock), on a channel of its own; throws the call's error. */
+  async peerClock(id: NodeId, timeoutMs: number): Promise<PeerClockSample> {
+    const address = this.peers.get(id)?.currentAddress;
+    if (address === undefined) throw new Error(`node ${id} is not a known peer`);
+    const client = this.peerCtx.newClient(id, address);
+    try {
+      return await askClock({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, timeoutMs);
     } finally {
       client.close();
     }

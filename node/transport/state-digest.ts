@@ -30,17 +30,57 @@ export function serveDigest(call: DigestCall, callback: grpc.sendUnaryData<GetSt
   callback(null, create(GetStateDigestResponseSchema, digest === undefined ? { available: false } : { available: true, digest }));
 }
 
+type DigestClient = {
+  getStateDigest(r: GetStateDigestRequest, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: GetStateDigestResponse) => void): grpc.ClientUnaryCall;
+};
+
+function digestRequest(t: FetchTarget, index: number): GetStateDigestRequest {
+  const header = create(StreamHeaderSchema, { clusterId: t.clusterId, from: BigInt(t.localId), to: BigInt(t.peerId) });
+  return create(GetStateDigestRequestSchema, { header, index: BigInt(index) });
+}
+
 /** Asks the peer for its digest at `index`: the digest, or null when it does not hold it. Throws the call's error. */
 export function askDigest(t: FetchTarget, index: number, timeoutMs: number): Promise<Uint8Array | null> {
-  const header = create(StreamHeaderSchema, { clusterId: t.clusterId, from: BigInt(t.localId), to: BigInt(t.peerId) });
-  const req = create(GetStateDigestRequestSchema, { header, index: BigInt(index) });
-  const client = t.client as unknown as {
-    getStateDigest(r: GetStateDigestRequest, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: GetStateDigestResponse) => void): void;
-  };
+  const client = t.client as unknown as DigestClient;
   return new Promise((resolve, reject) => {
-    client.getStateDigest(req, { deadline: Date.now() + timeoutMs }, (err, res) => {
+    client.getStateDigest(digestRequest(t, index), { deadline: Date.now() + timeoutMs }, (err, res) => {
       if (err !== null) reject(err);
       else resolve(res?.available === true ? res.digest : null);
+    });
+  });
+}
+
+/**
+ * One reading of a peer's wall clock: the HTTP `date` header of its answer
+ * (RFC 9110: whole seconds, so the peer's time at the answer lies in
+ * [peerMs, peerMs + 1000)), and this node's clock when the call left and
+ * when the answer came.
+ */
+export interface PeerClockSample {
+  readonly peerMs: number;
+  readonly sentMs: number;
+  readonly receivedMs: number;
+}
+
+/**
+ * Reads the peer's clock from a GetStateDigest of index 0, which no node
+ * remembers (the cheapest call its peer port answers). Throws the call's
+ * error, or when the answer carries no parsable `date` header.
+ */
+export function askClock(t: FetchTarget, timeoutMs: number, now: () => number = Date.now): Promise<PeerClockSample> {
+  const client = t.client as unknown as DigestClient;
+  return new Promise((resolve, reject) => {
+    let peerMs: number | undefined;
+    const sentMs = now();
+    const call = client.getStateDigest(digestRequest(t, 0), { deadline: sentMs + timeoutMs }, (err) => {
+      const receivedMs = now();
+      if (err !== null) reject(err);
+      else if (peerMs === undefined) reject(new Error(`node ${t.peerId}'s answer has no date header`));
+      else resolve({ peerMs, sentMs, receivedMs });
+    });
+    call.on("metadata", (md: grpc.Metadata) => {
+      const ms = Date.parse(String(md.get("date")[0] ?? ""));
+      if (Number.isFinite(ms)) peerMs = ms;
     });
   });
 }
