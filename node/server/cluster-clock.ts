@@ -47,12 +47,13 @@ export class ClusterClock {
   /** The cluster's time minus this node's clock (ms): 0 unless a strict majority of fresh readings, this node's included, puts it past the dead band. */
   offsetMs(): number {
     const now = this.o.now();
-    const members = this.o.peers().length + 1;
+    const peers = this.o.peers();
     const values = [0];
-    for (const [id, x] of this.offsets) {
-      if (now - x.atMs <= SAMPLE_MAX_AGE_MS && this.o.peers().includes(id)) values.push(x.offsetMs);
+    for (const id of peers) {
+      const x = this.offsets.get(id);
+      if (x !== undefined && now - x.atMs <= SAMPLE_MAX_AGE_MS) values.push(x.offsetMs);
     }
-    if (values.length * 2 <= members) return 0;
+    if (values.length * 2 <= peers.length + 1) return 0;
     const m = medianTowardZero(values.sort((a, b) => a - b));
     return Math.abs(m) < CLOCK_DEADBAND_MS ? 0 : Math.round(m);
   }
