@@ -11,7 +11,10 @@
 // header of a cheap call on their peer port (whole seconds: differences
 // under CLOCK_DEADBAND_MS are left alone). A median that includes this node
 // at 0 needs a strict majority of the members' readings to move, so one
-// peer with a bad clock cannot drag a sane node.
+// peer with a bad clock cannot drag a sane node. Until the first round of
+// readings has ended there is no cluster time: a leader then drops
+// proposals rather than stamp a clock no peer confirmed (a stamp moves the
+// state's time forward for good).
 import type { NodeId } from "../raft/index.js";
 import type { PeerClockSample } from "../transport/index.js";
 
@@ -36,6 +39,8 @@ export class ClusterClock {
   /** Each peer's latest offset (its clock minus this node's) and when it was read. */
   private readonly offsets = new Map<NodeId, { offsetMs: number; atMs: number }>();
   private lastOffset = 0;
+  /** The first round of readings has ended (answered or not). */
+  private read = false;
 
   constructor(private readonly o: ClusterClockOptions) {}
 
@@ -58,9 +63,9 @@ export class ClusterClock {
     return Math.abs(m) < CLOCK_DEADBAND_MS ? 0 : Math.round(m);
   }
 
-  /** The cluster's time (unix ms). */
-  now(): number {
-    return this.o.now() + this.offsetMs();
+  /** The cluster's time (unix ms); null until the first round of readings has ended. */
+  now(): number | null {
+    return this.read ? this.o.now() + this.offsetMs() : null;
   }
 
   /** Reads every peer once (an unreachable one keeps its last reading until it ages out), then reports a changed correction. */
@@ -72,6 +77,7 @@ export class ClusterClock {
         // Unreachable or refused: its last reading ages out.
       }
     }));
+    this.read = true;
     const offset = this.offsetMs();
     if (offset !== this.lastOffset && Math.abs(offset - this.lastOffset) >= CLOCK_DEADBAND_MS / 2) {
       this.lastOffset = offset;

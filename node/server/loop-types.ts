@@ -51,8 +51,8 @@ export interface RaftLoopOptions {
   /** Local snapshots whose store views stay pinned for followers to download. */
   readonly snapshotRetention: number;
   readonly proposalTimeoutMs: number;
-  /** The time a leader stamps on the vault entries it appends (unix ms): the cluster's (cluster-clock.ts). Default: this node's clock. */
-  readonly clusterNow?: () => number;
+  /** The time a leader stamps on the vault entries it appends (unix ms): the cluster's (cluster-clock.ts); null until first read (proposals are dropped meanwhile). Default: this node's clock. */
+  readonly clusterNow?: () => number | null;
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;

@@ -142,7 +142,7 @@ export class VaultNode {
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
       issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
       verified: () => this.loop.vault.verifiedTokens,
-      now: () => this.clock.now(),
+      now: () => this.clock.now() ?? Date.now(),
     });
     if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
     const client = await this.serveClients(tls);
@@ -152,8 +152,6 @@ export class VaultNode {
     }
     if (c.join) this.startJoining(tls);
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
-    void this.clock.probeAll();
-    this.clockTimer = setInterval(() => { void this.clock.probeAll(); }, CLOCK_PROBE_MS);
     this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
     return { client, peer, admin };
   }
@@ -197,6 +195,9 @@ export class VaultNode {
     this.metrics.watchTransport(this.transport.stats);
     const peer = await this.transport.start();
     this.loop.start(this.transport, new Map(c.nodes.map((n) => [n.id, n.peerAddress])));
+    // The first readings of the peers' clocks: until they end, this node stamps nothing as leader.
+    void this.clock.probeAll();
+    this.clockTimer = setInterval(() => { void this.clock.probeAll(); }, CLOCK_PROBE_MS);
     return peer;
   }
 

@@ -164,7 +164,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   /** Steps an inbound message; a snapshot message naming a store state not staged yet is held (store-snapshots.ts). */
   step(m: Message): void {
     if (this.stopped || this.stager.intercept(m)) return;
-    this.guard(() => this.raw.step(m.type === MessageType.Prop && this.isLeader ? stampMessage(m, this.clusterNow()) : m));
+    if (m.type !== MessageType.Prop || !this.isLeader) {
+      this.guard(() => this.raw.step(m));
+      return;
+    }
+    const now = this.clusterNow();
+    if (now === null) return; // dropped: the follower's proposal times out and its caller retries
+    this.guard(() => this.raw.step(stampMessage(m, now)));
   }
 
   /** The members this node knows and those the snapshot message names: who may vouch for its state. */
@@ -257,11 +263,21 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.submit(() => this.raw.propose(this.stamped(data)));
   }
 
-  private readonly clusterNow = (): number => (this.o.clusterNow ?? Date.now)();
+  /** The cluster's time to stamp, or null before this node first read the cluster's clock. */
+  private readonly clusterNow = (): number | null => (this.o.clusterNow ?? Date.now)();
 
-  /** A leader stamps its time on the vault entries it appends (the throttling clock); a follower's proposal is stamped by the leader it reaches. */
+  /**
+   * A leader stamps the cluster's time on the vault entries it appends (the
+   * throttling clock); a follower's proposal is stamped by the leader it
+   * reaches. Before the cluster's clock was first read the proposal is
+   * dropped (its caller retries) rather than stamped with a clock no peer
+   * confirmed: a stamp can move the state's time forward for good.
+   */
   private stamped(data: Uint8Array): Uint8Array {
-    return this.isLeader ? stampTime(data, this.clusterNow()) : data;
+    if (!this.isLeader) return data;
+    const now = this.clusterNow();
+    if (now === null) throw new ErrProposalDropped("the leader has not read the cluster's clock yet");
+    return stampTime(data, now);
   }
 
   /** Proposes a membership change; resolves with its log index once applied here. */

@@ -17,8 +17,8 @@ const link = { send: () => {}, addPeer: () => {}, removePeer: () => {}, fetchSna
 
 export interface Node { loop: RaftLoop; events: AppliedEvent[]; close(): Promise<void> }
 
-/** A single-voter node on `dir` (bootstrapped on first use); `hooks` (onApplied, onOutcome) are called besides its own. */
-export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApplied" | "onOutcome"> = {}): Promise<Node> {
+/** A single-voter node on `dir` (bootstrapped on first use); `hooks` (onApplied, onOutcome) are called besides its own; `clusterNow` is the loop's. */
+export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApplied" | "onOutcome" | "clusterNow"> = {}): Promise<Node> {
   const storage = await DiskStorage.open(join(dir, "raft"));
   if (storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0) {
     const vault = new VaultStateMachine({ clusterId: CLUSTER }).snapshot();
@@ -33,6 +33,7 @@ export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApp
     snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { throw err; }, attest: async () => {},
     beforeStoreCommit: () => audit.flush(), onOutcome: (e) => { events.push(e); audit.record(e); hooks.onOutcome?.(e); },
     ...(hooks.onApplied === undefined ? {} : { onApplied: hooks.onApplied }),
+    ...(hooks.clusterNow === undefined ? {} : { clusterNow: hooks.clusterNow }),
   });
   loop.start(link, new Map());
   let closed = false;
