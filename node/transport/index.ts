@@ -22,7 +22,7 @@ import { NO_CHANNELZ, serviceDefinition, strictServer, type UndecodableRequest }
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
-import { fetchChunks, serveFetch, type SnapshotSource } from "./snapshot-fetch.js";
+import { type FetchTarget, fetchChunks, serveFetch, type SnapshotSource } from "./snapshot-fetch.js";
 import { askClock, askDigest, serveDigest, type DigestSource, type PeerClockSample } from "./state-digest.js";
 import { Peer, type PeerContext, type PeerState } from "./peer.js";
 import { newStats, type TransportStats } from "./stats.js";
@@ -202,13 +202,11 @@ export class Transport {
    * error. `signal` cancels the transfer.
    */
   async *fetchSnapshot(id: NodeId, index: number, term: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-    const address = this.peers.get(id)?.currentAddress;
-    if (address === undefined) throw new Error(`node ${id} is not a known peer`);
-    const client = this.peerCtx.newClient(id, address);
+    const target = this.ownChannel(id);
     try {
-      yield* fetchChunks({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, index, term, signal);
+      yield* fetchChunks(target, index, term, signal);
     } finally {
-      client.close();
+      target.client.close();
     }
   }
 
@@ -217,27 +215,30 @@ export class Transport {
    * channel of its own): null when the peer does not hold it; throws the
    * call's error (unreachable, refused, past `timeoutMs`).
    */
-  async stateDigest(id: NodeId, index: number, timeoutMs: number): Promise<Uint8Array | null> {
-    const address = this.peers.get(id)?.currentAddress;
-    if (address === undefined) throw new Error(`node ${id} is not a known peer`);
-    const client = this.peerCtx.newClient(id, address);
-    try {
-      return await askDigest({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, index, timeoutMs);
-    } finally {
-      client.close();
-    }
+  stateDigest(id: NodeId, index: number, timeoutMs: number): Promise<Uint8Array | null> {
+    return this.onOwnChannel(id, (target) => askDigest(target, index, timeoutMs));
   }
 
   /** A reading of peer `id`'s wall clock (askClock), on a channel of its own; throws the call's error. */
-  async peerClock(id: NodeId, timeoutMs: number): Promise<PeerClockSample> {
+  peerClock(id: NodeId, timeoutMs: number): Promise<PeerClockSample> {
+    return this.onOwnChannel(id, (target) => askClock(target, timeoutMs));
+  }
+
+  /** Runs one call to peer `id` on a channel opened for it and closed after. */
+  private async onOwnChannel<T>(id: NodeId, call: (target: FetchTarget) => Promise<T>): Promise<T> {
+    const target = this.ownChannel(id);
+    try {
+      return await call(target);
+    } finally {
+      target.client.close();
+    }
+  }
+
+  /** A channel of its own to peer `id` (the caller closes its client): rare calls that should not share the Raft stream's. */
+  private ownChannel(id: NodeId): FetchTarget {
     const address = this.peers.get(id)?.currentAddress;
     if (address === undefined) throw new Error(`node ${id} is not a known peer`);
-    const client = this.peerCtx.newClient(id, address);
-    try {
-      return await askClock({ client, clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id }, timeoutMs);
-    } finally {
-      client.close();
-    }
+    return { client: this.peerCtx.newClient(id, address), clusterId: this.opts.clusterId, localId: this.opts.nodeId, peerId: id };
   }
 
   /** Ids of the peers this transport knows. */
