@@ -364,7 +364,7 @@ export class LocalCluster {
     const proc = n.proc;
     if (proc === null) return;
     n.proc = null;
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    if (ended(proc)) return;
     const exited = new Promise((r) => proc.once("exit", r));
     proc.kill(sig);
     await exited;
@@ -398,7 +398,7 @@ export class LocalCluster {
   /** Whether node `id`'s process ended by itself (a fatal error), without stop() or kill(). */
   exited(id: number): boolean {
     const p = this.node(id).proc;
-    return p !== null && (p.exitCode !== null || p.signalCode !== null);
+    return p !== null && ended(p);
   }
 
   async close(): Promise<void> {
@@ -411,6 +411,11 @@ export class LocalCluster {
 }
 
 /** SDK options of the e2e tests: cheap scrypt, a generous retry deadline (the machine is shared). */
+/** Whether `p` has exited, by itself or by a signal. */
+function ended(p: ChildProcess): boolean {
+  return p.exitCode !== null || p.signalCode !== null;
+}
+
 export const E2E_CLIENT_OPTIONS: VaultClientOptions = { scrypt: { N: 1024, r: 8, p: 1 }, retry: { deadlineMs: 20_000 } };
 
 export interface FileCluster {
