@@ -38,7 +38,8 @@ export interface ClusterClockOptions {
 export class ClusterClock {
   /** Each peer's latest offset (its clock minus this node's) and when it was read. */
   private readonly offsets = new Map<NodeId, { offsetMs: number; atMs: number }>();
-  private lastOffset = 0;
+  /** The correction in force: offsetMs() as of the last round of readings (rounds come every CLOCK_PROBE_MS). */
+  private current = 0;
   /** The first round of readings has ended (answered or not). */
   private read = false;
 
@@ -63,9 +64,13 @@ export class ClusterClock {
     return Math.abs(m) < CLOCK_DEADBAND_MS ? 0 : Math.round(m);
   }
 
-  /** The cluster's time (unix ms); null until the first round of readings has ended. */
+  /**
+   * The cluster's time (unix ms); null until the first round of readings has
+   * ended. On every stamp and token check, so it adds the correction the last
+   * round computed rather than recomputing the median.
+   */
   now(): number | null {
-    return this.read ? this.o.now() + this.offsetMs() : null;
+    return this.read ? this.o.now() + this.current : null;
   }
 
   /** Reads every peer once (an unreachable one keeps its last reading until it ages out), then reports a changed correction. */
@@ -79,8 +84,8 @@ export class ClusterClock {
     }));
     this.read = true;
     const offset = this.offsetMs();
-    if (offset !== this.lastOffset && Math.abs(offset - this.lastOffset) >= CLOCK_DEADBAND_MS / 2) {
-      this.lastOffset = offset;
+    if (offset !== this.current && Math.abs(offset - this.current) >= CLOCK_DEADBAND_MS / 2) {
+      this.current = offset;
       this.o.onChange?.(offset);
     }
   }
