@@ -177,9 +177,11 @@ export class LmdbVaultStore {
    * awaited for at most CAUSE_WAIT_MS.
    */
   private async fail(err: unknown): Promise<never> {
-    this.failed ??= new StorageFailedError(`vault store commit failed, refusing further use: ${(err as Error).message}`);
+    const failure = (why: string) => new StorageFailedError(`vault store commit failed, refusing further use: ${why}`);
+    if (this.failed !== null) throw this.failed; // the first failure is the one reported
+    this.failed = failure((err as Error).message);
     const cause = await commitCause(err);
-    if (cause !== null) this.failed = new StorageFailedError(`vault store commit failed, refusing further use: ${cause}`);
+    if (cause !== null) this.failed = failure(cause);
     throw this.failed;
   }
 
