@@ -20,7 +20,7 @@ import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./
 import { encodeCommand } from "../vault/index.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
 import { AdminRequestTable } from "./admin-requests.js";
-import { encodePeerContext } from "./raft-loop.js";
+import { encodePeerContext } from "./membership.js";
 import type { AdminLoop, RaftView, VaultReader } from "./raft-view.js";
 import type { Logger } from "./log.js";
 

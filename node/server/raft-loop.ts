@@ -12,7 +12,7 @@
 // restart finds in the store.
 import { randomBytes, randomInt } from "node:crypto";
 import {
-  type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
+  type ConfChange, ConfChangeType, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
   type Message, MessageType, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
   decodeConfChange, entrySize,
 } from "../raft/index.js";
@@ -25,6 +25,7 @@ import { ApplyBudget } from "./apply-budget.js";
 import { CommitHold } from "./commit-hold.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
+import { Membership } from "./membership.js";
 import { type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
 export { type AppliedEvent, type PeerLink, ProposalError, type RaftLoopOptions } from "./loop-types.js";
 
@@ -61,8 +62,7 @@ const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
 export class RaftLoop implements VaultLoop, AdminLoop {
   private readonly raw: RawNode;
   private sm: VaultStateMachine;
-  private readonly peerMap = new Map<NodeId, string>();
-  private confState: ConfState;
+  private readonly members: Membership;
   private link: PeerLink | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** The running drain, if any; stop awaits it. */
@@ -93,15 +93,14 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   constructor(private readonly o: RaftLoopOptions) {
     const snap = o.storage.snapshot();
     const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : null;
-    for (const [id, addr] of data?.peers ?? []) this.peerMap.set(id, addr);
+    this.members = new Membership(o.id, snap.metadata.confState, data?.peers ?? new Map());
     this.sm = o.sm;
-    this.confState = snap.metadata.confState;
     this.appliedEntry = snap.metadata.index;
     this.snapshots = new LocalSnapshots({
       clusterId: o.clusterId, storage: o.storage, files: o.files, log: o.log,
       snapshotInterval: o.snapshotInterval, snapshotRetention: o.snapshotRetention,
-      applied: () => this.sm.appliedIndex, digest: () => this.sm.digest(), peers: () => this.peerMap,
-      confState: () => this.confState, schedule: () => this.schedule(),
+      applied: () => this.sm.appliedIndex, digest: () => this.sm.digest(), peers: () => this.members.peers,
+      confState: () => this.members.confState, schedule: () => this.schedule(),
       committed: () => {
         if (this.uncommitted > 0) this.commitStore();
         return this.committed;
@@ -112,7 +111,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
       appliedIndex: () => this.sm.appliedIndex,
       step: (m) => this.guard(() => this.raw.step(m)),
-      attest: (m, state) => o.attest({ from: m.from, index: m.snapshot!.metadata.index, ...state, members: this.membersWith(m) }),
+      attest: (m, state) => o.attest({ from: m.from, index: m.snapshot!.metadata.index, ...state, members: this.members.withSnapshotOf(m) }),
     });
     this.raw = new RawNode({
       id: o.id, storage: this.snapshots.raftStorage(), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,
@@ -127,15 +126,10 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     });
   }
 
-  /**
-   * Connects the transport and starts ticking. `addressBook` (the config's
-   * nodes) lets a joining node answer the leader before a snapshot tells it
-   * the members; the replicated peer list wins where both know a node.
-   */
+  /** Connects the transport (Membership.connect: `addressBook` is the config's nodes) and starts ticking. */
   start(link: PeerLink, addressBook: ReadonlyMap<NodeId, string>): void {
     this.link = link;
-    for (const [id, addr] of addressBook) if (id !== this.o.id && !this.peerMap.has(id)) link.addPeer(id, addr);
-    for (const [id, addr] of this.peerMap) if (id !== this.o.id) link.addPeer(id, addr);
+    this.members.connect(link, addressBook);
     this.timer = setInterval(() => {
       this.guard(() => this.raw.tick());
       this.snapshots.sweep();
@@ -171,12 +165,6 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     const now = this.clusterNow();
     if (now === null) return; // dropped: the follower's proposal times out and its caller retries
     this.guard(() => this.raw.step(stampMessage(m, now)));
-  }
-
-  /** The members this node knows and those the snapshot message names: who may vouch for its state. */
-  private membersWith(m: Message): NodeId[] {
-    const named = m.snapshot?.metadata.confState;
-    return [...this.confState.voters, ...this.confState.learners, ...(named?.voters ?? []), ...(named?.learners ?? [])];
   }
 
   /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
@@ -483,20 +471,10 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     }
     this.o.files.closeRetired().catch((err: unknown) => this.o.onFatal(err));
     this.snapshots.restored(snap, data.store !== undefined);
-    this.setPeers(data.peers);
-    this.confState = snap.metadata.confState;
+    this.members.reset(snap.metadata.confState, data.peers);
     this.appliedEntry = index;
     this.o.log.info("restored snapshot", { index, term, applied: this.sm.appliedIndex });
     this.o.onOutcome?.({ kind: "snapshot", index });
-  }
-
-  private setPeers(peers: ReadonlyMap<number, string>): void {
-    for (const id of this.peerMap.keys()) if (!peers.has(id) && id !== this.o.id) this.link?.removePeer(id);
-    this.peerMap.clear();
-    for (const [id, addr] of peers) {
-      this.peerMap.set(id, addr);
-      if (id !== this.o.id) this.link?.addPeer(id, addr);
-    }
   }
 
   private applyEntry(e: Entry): void {
@@ -508,24 +486,17 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       return;
     }
     if (inStore) return;
-    const out = this.sm.apply(e.index, e.data, this.confState.voters);
+    const out = this.sm.apply(e.index, e.data, this.members.confState.voters);
     this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result, parsed: out });
     if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 
   private applyConfChange(e: Entry, inStore: boolean): void {
     const cc = decodeConfChange(e.data);
-    this.confState = this.raw.applyConfChange(cc);
+    this.members.applyConfChange(cc, this.raw.applyConfChange(cc));
     if (!inStore) this.sm.skip(e.index);
-    if (cc.type === ConfChangeType.AddLearner) {
-      const addr = new TextDecoder().decode(cc.context);
-      this.peerMap.set(cc.nodeId, addr);
-      if (cc.nodeId !== this.o.id) this.link?.addPeer(cc.nodeId, addr);
-    } else if (cc.type === ConfChangeType.RemoveNode) {
-      this.peerMap.delete(cc.nodeId);
-      if (cc.nodeId !== this.o.id) this.link?.removePeer(cc.nodeId);
-    }
-    this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters: this.confState.voters, learners: this.confState.learners });
+    const { voters, learners } = this.members.confState;
+    this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters, learners });
     this.o.onOutcome?.({ kind: "membership", index: e.index, change: cc });
     this.waiters.confChanges.resolve(confKey(cc), e.index);
   }
@@ -550,7 +521,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   }
 
   get peers(): ReadonlyMap<NodeId, string> {
-    return this.peerMap;
+    return this.members.peers;
   }
 
   get term(): number {
@@ -578,11 +549,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   }
 
   get voters(): readonly NodeId[] {
-    return this.confState.voters;
+    return this.members.confState.voters;
   }
 
   get learners(): readonly NodeId[] {
-    return this.confState.learners;
+    return this.members.confState.learners;
   }
 
   get lastSnapshotIndex(): number {
@@ -603,7 +574,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     const progress = this.raw.status().progress;
     let best: NodeId = NONE;
     let bestMatch = -1;
-    for (const id of this.confState.voters) {
+    for (const id of this.members.confState.voters) {
       const pr = progress?.get(id);
       if (id === this.o.id || pr === undefined) continue;
       if (pr.match > bestMatch) { best = id; bestMatch = pr.match; }
@@ -615,9 +586,5 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 /** A forwarded proposal with the leader's time `now` stamped on each vault entry. */
 function stampMessage(m: Message, now: number): Message {
   return { ...m, entries: m.entries.map((e) => (e.type === EntryType.Normal && e.data.length > 0 ? { ...e, data: stampTime(e.data, now) } : e)) };
-}
-
-export function encodePeerContext(address: string): Uint8Array {
-  return new TextEncoder().encode(address);
 }
 
