@@ -35,6 +35,7 @@ import {
 } from "@grpc/grpc-js";
 import { ErrorDetailSchema, ErrorReason, StatusSchema, type ErrorDetail } from "./gen/bkv/v1/status_pb.js";
 import { DecodeError, decodeStrict } from "./strict.js";
+import { type EarlyEndHook, watchEarlyEnds } from "./early-ends.js";
 
 type Method = GenServiceMethods[string];
 type Req<M extends Method> = MessageShape<M["input"]>;
@@ -105,13 +106,23 @@ function decodeRequest(path: string, schema: Method["input"], buf: Buffer): unkn
  */
 export const NO_CHANNELZ = { "grpc.enable_channelz": 0 } as const;
 
+/** What a strictServer reports; the hooks (logs, metrics) must not throw. */
+export interface ServerHooks {
+  /** A request body that did not decode; its call ended with INVALID_ARGUMENT. */
+  undecodable(req: UndecodableRequest, peer: string): void;
+  /** A call that ended before its handler got the request (early-ends.ts). */
+  earlyEnd?: EarlyEndHook;
+}
+
 /**
  * A grpc-js Server whose every call with an undecodable request body ends
  * with INVALID_ARGUMENT (ErrorReason INVALID_ARGUMENT) before any handler sees
- * it. `onRefused` (logs, metrics) must not throw.
+ * it, and which reports calls that end before their handler (watchEarlyEnds,
+ * the innermost interceptor).
  */
-export function strictServer(onRefused: (req: UndecodableRequest, peer: string) => void, options: ServerOptions = {}): Server {
-  return new Server({ ...options, interceptors: [...(options.interceptors ?? []), refuseUndecodable(onRefused)] });
+export function strictServer(hooks: ServerHooks, options: ServerOptions = {}): Server {
+  const watch = hooks.earlyEnd === undefined ? [] : [watchEarlyEnds(hooks.earlyEnd)];
+  return new Server({ ...options, interceptors: [...watch, ...(options.interceptors ?? []), refuseUndecodable(hooks.undecodable)] });
 }
 
 function refuseUndecodable(onRefused: (req: UndecodableRequest, peer: string) => void): ServerInterceptor {

@@ -43,6 +43,10 @@ export class Metrics {
     name: "bkv_apply_seconds", help: "Time to apply one Ready's committed entries", registers: [this.registry],
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
   });
+  readonly earlyEnds = new Counter({
+    name: "bkv_grpc_early_ends_total", labelNames: ["port", "method", "stage"], registers: [this.registry],
+    help: "Calls that ended before their handler got the request (stage before_request: refused inside grpc-js for its size, compression or headers, or the caller left; unary_framing: no request message or two)",
+  });
   readonly appliedEntries = new Counter({ name: "bkv_applied_entries_total", help: "Committed entries applied", registers: [this.registry] });
   readonly adminRequests = new Counter({ name: "bkv_admin_requests_total", help: "Admin API calls by method and status", labelNames: ["method", "code"], registers: [this.registry] });
   readonly adminRequestSeconds = new Histogram({

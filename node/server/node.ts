@@ -11,7 +11,7 @@ import { certificateDer, decodePoint, encodePoint, nodeCertificateMessage, nodeD
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { packageVersion } from "../../proto/version.js";
-import { serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
+import { type ServerHooks, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { MessageType, NONE, bootstrapSnapshot, type Message } from "../raft/index.js";
 import { DiskStorage, VaultFiles } from "../storage/index.js";
 import { Transport, loadTls, type TlsMaterial } from "../transport/index.js";
@@ -19,6 +19,7 @@ import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
+import { type Warn, throttledWarn } from "./log-throttle.js";
 import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
@@ -48,6 +49,10 @@ const CLOCK_TIMEOUT_MS = 3000;
 const ANNOUNCE_RETRY_MS = 5000;
 /** A node announces itself once it applied within this many entries of the commit index it knows (caught up). */
 const ANNOUNCE_MAX_LAG = 100;
+/** The window of throttledWarn for the lines callers can cause. */
+const CALLER_WARN_WINDOW_MS = 10_000;
+/** The method's name in a gRPC path (/bkv.v1.VaultService/Register → Register): the metrics' label. */
+const methodName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
 
 export interface NodeAddresses {
   readonly client: string;
@@ -88,8 +93,11 @@ export class VaultNode {
   private heardPeer = false;
   private caughtUpLogged = false;
   private joiner: Joiner | null = null;
+  /** Lines an unauthenticated caller can cause: each written at most once per CALLER_WARN_WINDOW_MS (the metrics count every one). */
+  private readonly callerWarn: Warn;
 
   constructor(private readonly cfg: ServerConfig, private readonly log: Logger, private readonly onFatal: (err: unknown) => void) {
+    this.callerWarn = throttledWarn(log, CALLER_WARN_WINDOW_MS);
     this.metrics = new Metrics(() => (this.loop === undefined ? null : {
       term: () => this.loop.term,
       commit: () => this.loop.commitIndex,
@@ -262,12 +270,23 @@ export class VaultNode {
 
   /** Every undecodable request (client, admin or peer port) is logged and counted; it ended with INVALID_ARGUMENT. */
   private readonly refused = (req: UndecodableRequest, peer: string): void => {
-    this.log.warn("undecodable request refused", { method: req.method, peer, bytes: req.length, why: req.message });
-    this.metrics.request(req.method.slice(req.method.lastIndexOf("/") + 1), "INVALID_ARGUMENT", 0);
+    this.callerWarn("undecodable request refused", req.method, { method: req.method, peer, bytes: req.length, why: req.message });
+    this.metrics.request(methodName(req.method), "INVALID_ARGUMENT", 0);
   };
 
+  /** A port's hooks: undecodable requests, and calls that ended before their handler got the request (proto/early-ends.ts). */
+  private portHooks(port: "client" | "admin"): ServerHooks {
+    return {
+      undecodable: this.refused,
+      earlyEnd: (method, peer, stage) => {
+        this.metrics.earlyEnds.inc({ port, method: methodName(method), stage });
+        this.callerWarn("call ended before its request reached the service", `${port}${method}${stage}`, { port, method, peer, stage });
+      },
+    };
+  }
+
   private async serveClients(tls: TlsMaterial): Promise<string> {
-    const server = strictServer(this.refused, clientPortOptions(this.cfg.limits));
+    const server = strictServer(this.portHooks("client"), clientPortOptions(this.cfg.limits));
     server.addService(serviceDefinition(VaultService), vaultService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
       hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs, gate: this.gate,
@@ -280,7 +299,7 @@ export class VaultNode {
 
   private async serveAdmin(tls: TlsMaterial): Promise<string> {
     const refusedCaller = (cn: string, peer: string) => this.log.warn("admin caller refused", { cn, peer });
-    const server = strictServer(this.refused, { interceptors: [adminAuth(refusedCaller)] });
+    const server = strictServer(this.portHooks("admin"), { interceptors: [adminAuth(refusedCaller)] });
     server.addService(serviceDefinition(AdminService), adminService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, loop: () => this.loop, log: this.log, leaderHint: this.adminLeaderHint,
       peerReachable: (id) => this.transport.peerState(id) === "open",

@@ -108,11 +108,12 @@ export class Transport {
   /** Starts serving peers; resolves with the bound host:port. */
   async start(): Promise<string> {
     if (this.server !== null) throw new Error("transport already started");
-    const server = strictServer((req, peer) => {
+    const undecodable = (req: UndecodableRequest, peer: string): void => {
       this.stats.undecodableFrames++;
       this.log("transport.undecodable_frame", { peer, bytes: req.length, why: req.message });
       this.opts.onUndecodable?.(req, peer);
-    }, { "grpc.max_receive_message_length": MAX_FRAME_BYTES });
+    };
+    const server = strictServer({ undecodable }, { "grpc.max_receive_message_length": MAX_FRAME_BYTES });
     const inbound = {
       localId: this.opts.nodeId, clusterId: this.opts.clusterId, stats: this.stats,
       peerName: this.peerName, onMessage: this.opts.onMessage, log: this.log,

@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { LocalCluster, UNREACHED_LIMITS, reportLogsOnFailure } from "../../testkit/cluster.js";
+import { counterValue } from "./raw.js";
 
 reportLogsOnFailure(test);
 
@@ -85,7 +86,8 @@ async function servesHonestClient(t: { is: (a: unknown, b: unknown, m?: string) 
   t.is(code, grpc.status.NOT_FOUND, `an honest call is served ${when}`);
 }
 
-test.serial("requests that are not gRPC get HTTP or gRPC refusals, and never reach a handler", async (t) => {
+test.serial("requests that are not gRPC get HTTP or gRPC refusals, and never reach a handler; those that end inside grpc-js are counted and logged", async (t) => {
+  const before = await cluster.metricsOf(1);
   const cases: ReadonlyArray<readonly [string, http2.OutgoingHttpHeaders, Buffer | undefined, Partial<Exchange>]> = [
     ["GET /", { ":method": "GET", ":path": "/" }, undefined, { http: 415 }],
     ["a text/plain body", { ...GRPC, "content-type": "text/plain" }, Buffer.from("hello"), { http: 415 }],
@@ -106,6 +108,16 @@ test.serial("requests that are not gRPC get HTTP or gRPC refusals, and never rea
   // The control: one empty message does reach the handler, which refuses it.
   t.is((await exchange(GRPC, EMPTY_MESSAGE)).grpcStatus, grpc.status.INVALID_ARGUMENT);
   await servesHonestClient(t, "after them");
+  // grpc-js refused the 4 GiB prefix and the unknown compression (no status bkv could see), and the three framings;
+  // the unknown method has no handler to count it under, the control and the honest call reached theirs.
+  const after = await cluster.metricsOf(1);
+  const early = (x: string, stage: string) => counterValue(x, "bkv_grpc_early_ends_total", { port: "client", method: "GetRecordInfo", stage });
+  t.is(early(after, "before_request") - early(before, "before_request"), 2, "refused inside grpc-js: counted");
+  t.is(early(after, "unary_framing") - early(before, "unary_framing"), 3, "no message, half a frame, two messages: counted");
+  const lines = cluster.logOf(1).split("\n").filter((l) => l.includes("call ended before its request reached the service"));
+  for (const stage of ["before_request", "unary_framing"]) {
+    t.true(lines.some((l) => l.includes(`"stage":"${stage}"`) && l.includes(`"method":"${PATH}"`) && l.includes('"level":"warn"')), `a line for ${stage}`);
+  }
 });
 
 test.serial("rapid reset (CVE-2023-44487): the node sends GOAWAY and stops taking the flood's streams, and serves others", async (t) => {

@@ -44,7 +44,7 @@ let address: string;
 const records: string[] = [];
 
 test.before(async () => {
-  server = strictServer(() => undefined, { interceptors: [adminAuth(() => undefined)] });
+  server = strictServer({ undecodable: () => undefined }, { interceptors: [adminAuth(() => undefined)] });
   const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
   server.addService(serviceDefinition(AdminService), adminService({
     nodeId: 1, clusterId: "c", loop: () => ({ snapshotStream: stream }) as unknown as AdminLoop, peerReachable: () => true,

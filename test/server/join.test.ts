@@ -24,7 +24,7 @@ let address: string;
 const calls: string[] = [];
 
 test.before(async () => {
-  server = strictServer(() => undefined);
+  server = strictServer({ undecodable: () => undefined });
   server.addService(serviceDefinition(AdminService), {
     addLearner: (call: grpc.ServerUnaryCall<{ nodeId: bigint }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       calls.push(`AddLearner ${call.request.nodeId}`);
