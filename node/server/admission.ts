@@ -29,7 +29,7 @@ export class Admission {
   private readonly users: BurstyRateLimiter;
   private readonly addresses: BurstyRateLimiter;
 
-  constructor(limits: LimitsConfig) {
+  constructor(limits: Pick<LimitsConfig, "userPerSec" | "userBurst" | "addressPerSec" | "addressBurst">) {
     this.users = bucket("user", limits.userPerSec, limits.userBurst);
     this.addresses = bucket("address", limits.addressPerSec, limits.addressBurst);
   }

@@ -116,6 +116,9 @@ export interface LimitsConfig {
   readonly maxMessageBytes: number;
   /** HTTP/2 concurrent streams per client connection on the client port. */
   readonly maxConcurrentStreams: number;
+  /** Open client-port connections, in all and from one address; more are closed at accept (connection-gate.ts). */
+  readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -146,6 +149,7 @@ const DEFAULTS = {
   maxTokenLifetimeSec: 3600,
   limits: {
     userPerSec: 5, userBurst: 20, addressPerSec: 100, addressBurst: 200, maxMessageBytes: 256 * 1024, maxConcurrentStreams: 100,
+    maxConnections: 512, maxConnectionsPerAddress: 64,
   } satisfies LimitsConfig,
 };
 
@@ -295,6 +299,7 @@ function limitsConfig(v: unknown): LimitsConfig {
   return {
     userPerSec: field("userPerSec"), userBurst: field("userBurst"), addressPerSec: field("addressPerSec"), addressBurst: field("addressBurst"),
     maxMessageBytes: field("maxMessageBytes"), maxConcurrentStreams: field("maxConcurrentStreams"),
+    maxConnections: field("maxConnections"), maxConnectionsPerAddress: field("maxConnectionsPerAddress"),
   };
 }
 

@@ -47,6 +47,11 @@ export class Metrics {
     name: "bkv_grpc_early_ends_total", labelNames: ["port", "method", "stage"], registers: [this.registry],
     help: "Calls that ended before their handler got the request (stage before_request: refused inside grpc-js for its size, compression or headers, or the caller left; unary_framing: no request message or two)",
   });
+  readonly clientConnections = new Gauge({ name: "bkv_client_connections", help: "Open client-port connections (limits.maxConnections caps them)", registers: [this.registry] });
+  readonly connectionsRefused = new Counter({
+    name: "bkv_client_connections_refused_total", labelNames: ["reason"], registers: [this.registry],
+    help: "Client-port connections closed at accept, by the cap they would pass (total: limits.maxConnections; address: limits.maxConnectionsPerAddress)",
+  });
   readonly appliedEntries = new Counter({ name: "bkv_applied_entries_total", help: "Committed entries applied", registers: [this.registry] });
   readonly adminRequests = new Counter({ name: "bkv_admin_requests_total", help: "Admin API calls by method and status", labelNames: ["method", "code"], registers: [this.registry] });
   readonly adminRequestSeconds = new Histogram({

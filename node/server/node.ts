@@ -20,6 +20,7 @@ import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnounc
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { type Warn, throttledWarn } from "./log-throttle.js";
+import { ConnectionGate } from "./connection-gate.js";
 import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
@@ -69,6 +70,8 @@ export class VaultNode {
   private files: VaultFiles | null = null;
   private transport!: Transport;
   private clientServer: grpc.Server | null = null;
+  /** The client port's listener (connection caps); clientServer serves what it admits. */
+  private clientGate: ConnectionGate | null = null;
   private adminServer: grpc.Server | null = null;
   private http: HttpServer | null = null;
   private announceTimer: NodeJS.Timeout | null = null;
@@ -294,7 +297,17 @@ export class VaultNode {
     this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
     // Client port: server-authenticated TLS with the cluster certificate; clients need no certificate.
-    return bind(server, this.cfg.clientListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false));
+    const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false);
+    const { maxConnections, maxConnectionsPerAddress } = this.cfg.limits;
+    this.clientGate = new ConnectionGate(server, credentials, {
+      maxConnections, maxConnectionsPerAddress,
+      onCount: (open) => this.metrics.clientConnections.set(open),
+      onRefused: (reason, address) => {
+        this.metrics.connectionsRefused.inc({ reason });
+        this.callerWarn("client connection refused at a connection cap", reason, { reason, address, maxConnections, maxConnectionsPerAddress });
+      },
+    });
+    return this.clientGate.listen(this.cfg.clientListen);
   }
 
   private async serveAdmin(tls: TlsMaterial): Promise<string> {
@@ -425,6 +438,7 @@ export class VaultNode {
       const to = await this.loop.transferLeadership(NONE, 2000);
       this.log.info("leadership transferred before shutdown", { to });
     }
+    await this.clientGate?.close();
     await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);
     await this.loop?.stop();
     await this.audit?.close();

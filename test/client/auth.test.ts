@@ -95,7 +95,7 @@ test("a token provider that throws or returns nothing is a TokenError, never a c
 });
 
 test("admission: per-address and per-user buckets are separate; over the limit is AdmissionRefused with a retry-after", async (t) => {
-  const a = new Admission({ userPerSec: 2, userBurst: 1, addressPerSec: 2, addressBurst: 1, maxMessageBytes: 1024, maxConcurrentStreams: 10 });
+  const a = new Admission({ userPerSec: 2, userBurst: 1, addressPerSec: 2, addressBurst: 1 });
   for (let i = 0; i < 3; i++) await a.address("10.0.0.1");
   const refused = await t.throwsAsync(a.address("10.0.0.1"));
   t.is((refused as { scope?: string }).scope, "address");

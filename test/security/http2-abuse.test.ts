@@ -2,9 +2,9 @@
 // node's client port (TLS, no token): requests that are not gRPC, the
 // "rapid reset" flood (CVE-2023-44487), a header block of a megabyte, streams
 // held open at the connection's stream cap, and hundreds of idle
-// connections. Each must leave the node serving an honest client; none may
-// reach a handler. What the node does not bound (connections, and so the
-// streams held over many of them) is stated in docs/threat-model.md.
+// connections, over the per-address connection cap. Each must leave the node
+// serving an honest client; none may reach a handler. What the caps bound
+// (the streams held over many connections) is stated in docs/threat-model.md.
 import test from "ava";
 import http2 from "node:http2";
 import tls from "node:tls";
@@ -18,6 +18,8 @@ reportLogsOnFailure(test);
 
 /** The port's stream cap in this test: small, so that holding it is cheap. */
 const STREAM_CAP = 8;
+/** The port's connections per address (the default; every client here is 127.0.0.1). */
+const PER_ADDRESS = 64;
 const PATH = "/bkv.v1.VaultService/GetRecordInfo";
 const GRPC = { ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers" };
 /** A gRPC frame holding an empty message (the port answers INVALID_ARGUMENT: no user id). */
@@ -27,7 +29,7 @@ let cluster: LocalCluster;
 let ca: Buffer;
 
 test.before(async () => {
-  cluster = await LocalCluster.start({ size: 1, limits: { ...UNREACHED_LIMITS, maxConcurrentStreams: STREAM_CAP } });
+  cluster = await LocalCluster.start({ size: 1, limits: { ...UNREACHED_LIMITS, maxConcurrentStreams: STREAM_CAP, maxConnectionsPerAddress: PER_ADDRESS } });
   ca = readFileSync(join(cluster.dir, "certs", "ca.crt"));
 });
 
@@ -169,11 +171,27 @@ test.serial("streams held open at the cap: the connection's next stream waits, o
   await servesHonestClient(t, "after the held streams are dropped");
 });
 
-test.serial("300 idle TLS connections: the node serves", async (t) => {
-  const sessions = await Promise.all(Array.from({ length: 300 }, () => connect()));
-  t.is(sessions.filter((s) => s.destroyed || s.closed).length, 0, "all open");
-  await servesHonestClient(t, "beside them");
+test.serial("300 idle TLS connections from one address: the per-address cap holds some, closes the rest at accept (counted, logged once); the node serves", async (t) => {
+  await servesHonestClient(t, "before (its channel's connection is open)");
+  const before = await cluster.metricsOf(1);
+  const openBefore = counterValue(before, "bkv_client_connections", {});
+  const tries = await Promise.allSettled(Array.from({ length: 300 }, () => connect()));
+  const sessions = tries.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  t.true(sessions.length <= PER_ADDRESS && sessions.length >= PER_ADDRESS - openBefore, `${sessions.length} held, ${openBefore} open before`);
+  const after = await cluster.metricsOf(1);
+  const refused = (x: string) => counterValue(x, "bkv_client_connections_refused_total", { reason: "address" });
+  t.is(refused(after) - refused(before), 300 - sessions.length, "every other one refused at accept, and counted");
+  t.is(counterValue(after, "bkv_client_connections", {}), PER_ADDRESS, "the port is at its cap");
+  await servesHonestClient(t, "beside them, on its open connection");
+  const lines = cluster.logOf(1).split("\n").filter((l) => l.includes("client connection refused at a connection cap"));
+  t.true(lines.length >= 1 && lines.length <= 2, `${lines.length} lines for ${300 - sessions.length} refusals`);
   for (const s of sessions) s.destroy();
+  let open = PER_ADDRESS;
+  for (const end = Date.now() + 10_000; open >= PER_ADDRESS && Date.now() < end;) {
+    open = counterValue(await cluster.metricsOf(1), "bkv_client_connections", {});
+  }
+  t.true(open < PER_ADDRESS, `closed connections are uncounted (${open} open)`);
+  await t.notThrowsAsync(connect().then((fresh) => fresh.destroy()), "a new connection is taken");
   await servesHonestClient(t, "after them");
 });
 

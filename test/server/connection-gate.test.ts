@@ -1,0 +1,81 @@
+// The client port's connection caps (node/server/connection-gate.ts): the
+// counts alone, then a real grpc-js server behind the gate on loopback.
+import test from "ava";
+import net from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { ConnectionCounts, ConnectionGate, type ConnectionRefusal } from "../../node/server/connection-gate.js";
+import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
+import { serviceDefinition, strictServer, unaryClient } from "../../proto/rpc.js";
+
+test("counts: the total cap, then the per-address cap; a refusal counts nothing; a release frees a place", (t) => {
+  const c = new ConnectionCounts(4, 2);
+  t.is(c.admit("a"), null);
+  t.is(c.admit("a"), null);
+  t.is(c.admit("a"), "address");
+  t.is(c.admit("b"), null);
+  t.is(c.admit("c"), null);
+  t.is(c.total, 4);
+  t.is(c.admit("d"), "total", "the total cap, even for a new address");
+  t.is(c.admit("a"), "total", "the total cap is checked first");
+  c.release("a");
+  t.is(c.admit("d"), null);
+  t.is(c.admit("a"), "total");
+  c.release("b");
+  t.is(c.admit("a"), null);
+  t.is(c.total, 4);
+  t.throws(() => c.release("nobody"), { message: /holds no connection/ });
+});
+
+/** A grpc-js server whose every VaultService method answers NOT_FOUND, behind a gate of `max` connections. */
+async function gated(max: number) {
+  const refused: ConnectionRefusal[] = [];
+  const counts: number[] = [];
+  const server = strictServer({ undecodable: () => undefined });
+  const notFound = (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.NOT_FOUND, details: "none" });
+  server.addService(serviceDefinition(VaultService), new Proxy({}, { get: () => notFound }) as grpc.UntypedServiceImplementation);
+  const gate = new ConnectionGate(server, grpc.ServerCredentials.createInsecure(), {
+    maxConnections: max, maxConnectionsPerAddress: 100, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
+  });
+  const address = await gate.listen("127.0.0.1:0");
+  const close = async () => { await gate.close(); server.forceShutdown(); };
+  return { gate, address, refused, counts, close };
+}
+
+/** A call on a fresh channel (its own connection): the status code it ended with. */
+async function callOn(address: string, keep: Array<{ close(): void }>): Promise<number | undefined> {
+  const { client, channel } = unaryClient(VaultService, address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+  keep.push(channel);
+  return client.getRecordInfo({ userId: "u" }, { deadline: new Date(Date.now() + 5000) }).then(() => grpc.status.OK, (e: { code?: number }) => e.code);
+}
+
+test("a gate of two connections serves two channels, closes a third at accept, and lets one in once a connection closes", async (t) => {
+  const g = await gated(2);
+  const channels: Array<{ close(): void }> = [];
+  t.teardown(async () => { for (const c of channels) c.close(); await g.close(); });
+  t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "served");
+  t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "served");
+  t.is(g.gate.open, 2);
+  t.is(await callOn(g.address, channels), grpc.status.UNAVAILABLE, "the third connection is closed at accept");
+  t.true(g.refused.length >= 1 && g.refused.every((r) => r === "total"), `refused: ${g.refused.join(",")}`);
+  channels.shift()!.close();
+  for (let i = 0; i < 200 && g.gate.open > 1; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(g.gate.open, 1, "a closed connection is uncounted");
+  t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "and a new one is served");
+  t.is(g.counts.at(-1), 2);
+});
+
+test("a refused connection is closed before any byte is read: no TLS, no HTTP/2", async (t) => {
+  const g = await gated(0);
+  t.teardown(() => g.close());
+  const [host, port] = [g.address.slice(0, g.address.lastIndexOf(":")), Number(g.address.slice(g.address.lastIndexOf(":") + 1))];
+  const got = await new Promise<string>((resolve) => {
+    const s = net.connect({ host, port }, () => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    let data = "";
+    s.on("data", (b) => { data += b.toString("latin1"); });
+    s.on("error", () => undefined);
+    s.on("close", () => resolve(data));
+  });
+  t.is(got, "", "nothing answered");
+  t.deepEqual(g.refused, ["total"]);
+  t.is(g.gate.open, 0);
+});
