@@ -85,9 +85,13 @@ export class ConnectionGate {
     });
   }
 
-  /** Stops accepting; the open connections are grpc-js's to close (Server.tryShutdown / forceShutdown). */
-  close(): Promise<void> {
-    return new Promise((resolve) => this.listener.close(() => resolve()));
+  /**
+   * Stops accepting. The open connections are grpc-js's to close
+   * (Server.tryShutdown / forceShutdown); the listener's own close
+   * completes only after them, so it is not awaited here.
+   */
+  close(): void {
+    this.listener.close();
   }
 
   private accept(socket: net.Socket): void {

@@ -438,7 +438,7 @@ export class VaultNode {
       const to = await this.loop.transferLeadership(NONE, 2000);
       this.log.info("leadership transferred before shutdown", { to });
     }
-    await this.clientGate?.close();
+    this.clientGate?.close();
     await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);
     await this.loop?.stop();
     await this.audit?.close();

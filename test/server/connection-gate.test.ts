@@ -37,7 +37,7 @@ async function gated(max: number) {
     maxConnections: max, maxConnectionsPerAddress: 100, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
   });
   const address = await gate.listen("127.0.0.1:0");
-  const close = async () => { await gate.close(); server.forceShutdown(); };
+  const close = () => { gate.close(); server.forceShutdown(); };
   return { gate, address, refused, counts, close };
 }
 
@@ -51,7 +51,7 @@ async function callOn(address: string, keep: Array<{ close(): void }>): Promise<
 test("a gate of two connections serves two channels, closes a third at accept, and lets one in once a connection closes", async (t) => {
   const g = await gated(2);
   const channels: Array<{ close(): void }> = [];
-  t.teardown(async () => { for (const c of channels) c.close(); await g.close(); });
+  t.teardown(() => { for (const c of channels) c.close(); g.close(); });
   t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "served");
   t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "served");
   t.is(g.gate.open, 2);
