@@ -2,12 +2,13 @@
 // bkv-node --config FILE (from the sources: `tsx node/server/main.ts --config
 // FILE`); env BKV_* overrides the file (docs/operations.md). JSON logs on
 // stdout; SIGTERM/SIGINT stop the node gracefully (leadership transfer,
-// drain, flush, HSM close).
+// drain, flush, HSM close), within a deadline (signal-stop.ts).
 import { statfsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
 import { VaultNode } from "./node.js";
+import { signalStop } from "./signal-stop.js";
 
 const USAGE = `Usage: bkv-node --config FILE
 
@@ -70,13 +71,7 @@ async function main(): Promise<void> {
   log.info("starting", { pid: process.pid, loadMs: Math.round(performance.now()) });
   const vaultNode = new VaultNode(cfg, log, fatal);
   node = vaultNode;
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info("stopping", { signal });
-    vaultNode.stop().then(() => process.exit(0), fatal);
-  };
+  const stop = signalStop({ stop: () => vaultNode.stop(), log, fatal, exit: (code) => process.exit(code) });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   try {
