@@ -18,16 +18,12 @@ export interface SignalStopOptions {
   readonly deadlineMs?: number;
 }
 
-/** The handler to install for SIGTERM and SIGINT: the first signal stops, a late stop or a second signal exits 1. */
+/** The handler to install for SIGTERM and SIGINT: the first signal stops; a stop past the deadline exits 1. */
 export function signalStop(o: SignalStopOptions): (signal: string) => void {
   let stopping = false;
   const deadlineMs = o.deadlineMs ?? STOP_DEADLINE_MS;
   return (signal) => {
-    if (stopping) {
-      o.log.warn("second signal during the stop: exiting now", { signal });
-      o.exit(1);
-      return;
-    }
+    if (stopping) return;
     stopping = true;
     o.log.info("stopping", { signal });
     const late = setTimeout(() => {
