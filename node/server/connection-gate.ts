@@ -54,6 +54,8 @@ export interface ConnectionGateOptions {
   readonly onRefused: (reason: ConnectionRefusal, address: string) => void;
   /** The open count changed; must not throw. */
   readonly onCount?: (open: number) => void;
+  /** An accept that failed (EMFILE, ENOBUFS, …): the listener goes on accepting; must not throw. */
+  readonly onAcceptError?: (err: Error) => void;
 }
 
 /** A TCP listener in front of a grpc-js Server: counts connections and hands the admitted ones to grpc-js. */
@@ -66,6 +68,8 @@ export class ConnectionGate {
     this.counts = new ConnectionCounts(o.maxConnections, o.maxConnectionsPerAddress);
     this.injector = server.createConnectionInjector(credentials);
     this.listener = net.createServer((socket) => this.accept(socket));
+    // An accept error is emitted as 'error' on the listener: without a listener of its own it would end the process.
+    this.listener.on("error", (err) => { if (this.listener.listening) o.onAcceptError?.(err); });
   }
 
   get open(): number {

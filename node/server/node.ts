@@ -306,6 +306,7 @@ export class VaultNode {
         this.metrics.connectionsRefused.inc({ reason });
         this.callerWarn("client connection refused at a connection cap", reason, { reason, address, maxConnections, maxConnectionsPerAddress });
       },
+      onAcceptError: (err) => this.callerWarn("client port: a connection could not be accepted", (err as NodeJS.ErrnoException).code ?? err.name, { error: err }),
     });
     return this.clientGate.listen(this.cfg.clientListen);
   }
