@@ -34,6 +34,7 @@ for id in "${ids[@]}"; do
   nodes_json+="${nodes_json:+,}{\"id\":$id,\"clientAddress\":\"127.0.0.1:$((base + id))\",\"peerAddress\":\"127.0.0.1:$((base + 100 + id))\"}"
 done
 
+# Every client of a local cluster is 127.0.0.1: the per-address connection cap is the total one (as in the kind overlay).
 for id in "${ids[@]}"; do
   bash deploy/softhsm/init-token.sh "$dir/hsm-$id" "bkv-local-$id" >/dev/null
   cat >"$dir/node-$id.json" <<JSON
@@ -49,6 +50,7 @@ for id in "${ids[@]}"; do
   "hsm": { "tokenLabel": "bkv-local-$id", "pinFile": "$dir/hsm-$id/pin", "softhsmConf": "$dir/hsm-$id/softhsm2.conf" },
   "tls": { "ca": "$dir/certs/ca.crt", "cert": "$dir/certs/node-$id.crt", "key": "$dir/certs/node-$id.key" },
   "auth": { "issuers": [{ "issuer": "bkv-dev-issuer", "jwksFile": "$dir/dev-issuer.jwks.json" }] },
+  "limits": { "maxConnectionsPerAddress": 512 },
   "nodes": [$nodes_json]
 }
 JSON
