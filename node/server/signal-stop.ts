@@ -1,9 +1,11 @@
 // What SIGTERM and SIGINT do to a running node: a graceful stop (leadership
 // transfer, drain, flush, HSM close), bounded. A stop that has not finished
-// after the deadline, or a second signal during it, ends the process with
-// code 1 at once: what the node acknowledged is durable already (the WAL and
-// the store are synced before an answer), so exiting early is a crash the
-// next start recovers from, never a lost write.
+// after the deadline ends the process with code 1: what the node
+// acknowledged is durable already (the WAL and the store are synced before
+// an answer), so exiting early is a crash the next start recovers from,
+// never a lost write. Further signals during the stop change nothing:
+// Ctrl-C reaches a node with its whole process group, and `npm start` then
+// sends SIGTERM as well.
 import type { Logger } from "./log.js";
 
 /** How long a graceful stop may take before the process exits anyway (k8s waits 30 s before SIGKILL). */
