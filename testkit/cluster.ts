@@ -46,7 +46,7 @@ export interface ClusterOptions {
 
 /** Admission limits and connection caps of test clusters: never reached by tests, benchmarks or chaos runs that do not set their own (every client is 127.0.0.1). */
 export const UNREACHED_LIMITS = {
-  userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 100_000, maxConnectionsPerAddress: 100_000,
+  userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 100_000, maxConnectionsPerAddress: 100_000, connectsPerSecPerAddress: 100_000,
 };
 
 interface NodeInfo {

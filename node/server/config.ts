@@ -116,9 +116,11 @@ export interface LimitsConfig {
   readonly maxMessageBytes: number;
   /** HTTP/2 concurrent streams per client connection on the client port. */
   readonly maxConcurrentStreams: number;
-  /** Open client-port connections, in all and from one address; more are closed at accept (connection-gate.ts). */
+  /** Open client-port connections, in all and from one address; more are closed at accept (proto/connection-gate.ts). */
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
+  /** New client-port connections per second from one address (its burst: maxConnectionsPerAddress); more are closed at accept. */
+  readonly connectsPerSecPerAddress: number;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -149,7 +151,7 @@ const DEFAULTS = {
   maxTokenLifetimeSec: 3600,
   limits: {
     userPerSec: 5, userBurst: 20, addressPerSec: 100, addressBurst: 200, maxMessageBytes: 256 * 1024, maxConcurrentStreams: 100,
-    maxConnections: 512, maxConnectionsPerAddress: 64,
+    maxConnections: 512, maxConnectionsPerAddress: 64, connectsPerSecPerAddress: 20,
   } satisfies LimitsConfig,
 };
 
@@ -300,6 +302,7 @@ function limitsConfig(v: unknown): LimitsConfig {
     userPerSec: field("userPerSec"), userBurst: field("userBurst"), addressPerSec: field("addressPerSec"), addressBurst: field("addressBurst"),
     maxMessageBytes: field("maxMessageBytes"), maxConcurrentStreams: field("maxConcurrentStreams"),
     maxConnections: field("maxConnections"), maxConnectionsPerAddress: field("maxConnectionsPerAddress"),
+    connectsPerSecPerAddress: field("connectsPerSecPerAddress"),
   };
 }
 

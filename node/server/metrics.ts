@@ -47,10 +47,10 @@ export class Metrics {
     name: "bkv_grpc_early_ends_total", labelNames: ["port", "method", "stage"], registers: [this.registry],
     help: "Calls that ended before their handler got the request (stage before_request: refused inside grpc-js for its size, compression or headers, or the caller left; unary_framing: no request message or two)",
   });
-  readonly clientConnections = new Gauge({ name: "bkv_client_connections", help: "Open client-port connections (limits.maxConnections caps them)", registers: [this.registry] });
+  readonly connections = new Gauge({ name: "bkv_connections", labelNames: ["port"], help: "Open connections by port (client, admin, peer); each port caps them", registers: [this.registry] });
   readonly connectionsRefused = new Counter({
-    name: "bkv_client_connections_refused_total", labelNames: ["reason"], registers: [this.registry],
-    help: "Client-port connections closed at accept, by the cap they would pass (total: limits.maxConnections; address: limits.maxConnectionsPerAddress)",
+    name: "bkv_connections_refused_total", labelNames: ["port", "reason"], registers: [this.registry],
+    help: "Connections closed at accept, by port and by the cap they would pass (total or per address: client port limits.maxConnections*, admin and peer ports fixed)",
   });
   readonly appliedEntries = new Counter({ name: "bkv_applied_entries_total", help: "Committed entries applied", registers: [this.registry] });
   readonly adminRequests = new Counter({ name: "bkv_admin_requests_total", help: "Admin API calls by method and status", labelNames: ["method", "code"], registers: [this.registry] });

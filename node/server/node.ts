@@ -14,13 +14,13 @@ import { packageVersion } from "../../proto/version.js";
 import { type ServerHooks, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { MessageType, NONE, bootstrapSnapshot, type Message } from "../raft/index.js";
 import { DiskStorage, VaultFiles } from "../storage/index.js";
-import { Transport, loadTls, type TlsMaterial } from "../transport/index.js";
+import { PEER_PORT_CONNECTIONS, Transport, loadTls, type ConnectionEvents, type TlsMaterial } from "../transport/index.js";
 import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { type Warn, throttledWarn } from "./log-throttle.js";
-import { ConnectionGate } from "./connection-gate.js";
+import { ConnectionGate, type PortCaps } from "../../proto/connection-gate.js";
 import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
@@ -52,6 +52,14 @@ const ANNOUNCE_RETRY_MS = 5000;
 const ANNOUNCE_MAX_LAG = 100;
 /** The window of throttledWarn for the lines callers can cause. */
 const CALLER_WARN_WINDOW_MS = 10_000;
+/**
+ * Open connections the admin port takes, in all and from one address (one
+ * more is closed at accept, before TLS). Its callers are operators' CLIs
+ * and joining nodes, a connection per call; the caps keep strangers who
+ * reach the port (mutual TLS: no further than the handshake) from taking
+ * the node's file descriptors.
+ */
+const ADMIN_PORT_CONNECTIONS = { maxConnections: 64, maxConnectionsPerAddress: 16, connectsPerSecPerAddress: 8 } as const;
 /** The method's name in a gRPC path (/bkv.v1.VaultService/Register → Register): the metrics' label. */
 const methodName = (path: string): string => path.slice(path.lastIndexOf("/") + 1);
 
@@ -72,6 +80,7 @@ export class VaultNode {
   private clientServer: grpc.Server | null = null;
   /** The client port's listener (connection caps); clientServer serves what it admits. */
   private clientGate: ConnectionGate | null = null;
+  private adminGate: ConnectionGate | null = null;
   private adminServer: grpc.Server | null = null;
   private http: HttpServer | null = null;
   private announceTimer: NodeJS.Timeout | null = null;
@@ -202,6 +211,7 @@ export class VaultNode {
       digestSource: (index) => this.loop.digestAt(index),
       onUndecodable: this.refused,
       log: (event, fields) => this.log.debug(event, fields),
+      connections: this.connectionEvents("peer", PEER_PORT_CONNECTIONS),
     });
     this.metrics.watchTransport(this.transport.stats);
     const peer = await this.transport.start();
@@ -298,16 +308,9 @@ export class VaultNode {
     this.clientServer = server;
     // Client port: server-authenticated TLS with the cluster certificate; clients need no certificate.
     const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false);
-    const { maxConnections, maxConnectionsPerAddress } = this.cfg.limits;
-    this.clientGate = new ConnectionGate(server, credentials, {
-      maxConnections, maxConnectionsPerAddress,
-      onCount: (open) => this.metrics.clientConnections.set(open),
-      onRefused: (reason, address) => {
-        this.metrics.connectionsRefused.inc({ reason });
-        this.callerWarn("client connection refused at a connection cap", reason, { reason, address, maxConnections, maxConnectionsPerAddress });
-      },
-      onAcceptError: (err) => this.callerWarn("client port: a connection could not be accepted", (err as NodeJS.ErrnoException).code ?? err.name, { error: err }),
-    });
+    const { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress } = this.cfg.limits;
+    const caps = { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress };
+    this.clientGate = new ConnectionGate(server, credentials, { ...caps, ...this.connectionEvents("client", caps) });
     return this.clientGate.listen(this.cfg.clientListen);
   }
 
@@ -325,7 +328,22 @@ export class VaultNode {
     addReflection(server, [AdminService]);
     this.adminServer = server;
     // Admin port: mutual TLS, callers need a certificate from the cluster CA (an operator's or a node's: admin-auth.ts).
-    return bind(server, this.cfg.adminListen, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
+    const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
+    this.adminGate = new ConnectionGate(server, credentials, { ...ADMIN_PORT_CONNECTIONS, ...this.connectionEvents("admin", ADMIN_PORT_CONNECTIONS) });
+    return this.adminGate.listen(this.cfg.adminListen);
+  }
+
+  /** A port's connection gate's reports: the open count and refusals as metrics, refusals and failed accepts as throttled warnings. */
+  private connectionEvents(port: "client" | "admin" | "peer", caps: PortCaps): ConnectionEvents {
+    const { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress } = caps;
+    return {
+      onCount: (open) => this.metrics.connections.set({ port }, open),
+      onRefused: (reason, address) => {
+        this.metrics.connectionsRefused.inc({ port, reason });
+        this.callerWarn("connection refused at a connection cap", `${port}${reason}`, { port, reason, address, maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress });
+      },
+      onAcceptError: (err) => this.callerWarn("a connection could not be accepted", `${port}${(err as NodeJS.ErrnoException).code ?? err.name}`, { port, error: err }),
+    };
   }
 
   /** A majority of the members' clocks disagrees with this node's (or agrees again): said once per change, and in the metric. */
@@ -440,6 +458,7 @@ export class VaultNode {
       this.log.info("leadership transferred before shutdown", { to });
     }
     this.clientGate?.close();
+    this.adminGate?.close();
     await Promise.all([shutdown(this.clientServer), shutdown(this.adminServer)]);
     await this.loop?.stop();
     await this.audit?.close();
@@ -463,15 +482,6 @@ async function dirBytes(dir: string): Promise<number> {
     return 0;
   }
   return total;
-}
-
-function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, creds, (err, port) => {
-      if (err) reject(err);
-      else resolve(`${address.slice(0, address.lastIndexOf(":"))}:${port}`);
-    });
-  });
 }
 
 function shutdown(server: grpc.Server | null): Promise<void> {

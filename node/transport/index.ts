@@ -19,6 +19,7 @@ import {
   type StreamRequest, type StreamResponse,
 } from "../../proto/gen/bkv/v1/raft_pb.js";
 import { NO_CHANNELZ, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
+import { ConnectionGate, type ConnectionGateOptions } from "../../proto/connection-gate.js";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff, type BackoffOptions } from "./backoff.js";
 import { isWireType, wireSize } from "./convert.js";
 import { serveStream } from "./inbound.js";
@@ -57,6 +58,18 @@ export const PEER_FLOW_WINDOW_BYTES = 8 * 1024 * 1024;
  * maxSnapshotChunkBytes) keep real messages far below it.
  */
 export const MAX_MESSAGE_BYTES = MAX_FRAME_BYTES - 1024 * 1024;
+/**
+ * Open connections the peer port takes, in all and from one source address;
+ * one more is closed at accept, before TLS (proto/connection-gate.ts). A
+ * member holds a few on another: its Raft stream, and a channel of its own
+ * per snapshot fetch, digest or clock reading. The caps keep strangers who
+ * reach the port (it is mutual TLS: they get no further than the handshake)
+ * from taking the node's file descriptors.
+ */
+export const PEER_PORT_CONNECTIONS = { maxConnections: 128, maxConnectionsPerAddress: 32, connectsPerSecPerAddress: 16 } as const;
+
+/** What the peer port's connection gate reports (proto/connection-gate.ts); each must not throw. */
+export type ConnectionEvents = Pick<ConnectionGateOptions, "onRefused" | "onCount" | "onAcceptError">;
 
 export interface TransportOptions {
   readonly nodeId: NodeId;
@@ -87,12 +100,15 @@ export interface TransportOptions {
   readonly digestSource?: DigestSource;
   /** Structured events (no secrets are ever passed). Default: silent. */
   log?(event: string, fields: Record<string, unknown>): void;
+  /** The peer port's connections: counts, refusals at PEER_PORT_CONNECTIONS, failed accepts. Default: refusals and failed accepts go to `log`. */
+  readonly connections?: ConnectionEvents;
 }
 
 export class Transport {
   readonly stats: TransportStats = newStats();
   private readonly peers = new Map<NodeId, Peer>();
   private server: grpc.Server | null = null;
+  private gate: ConnectionGate | null = null;
   private boundAddress: string | null = null;
   private readonly definition: grpc.ServiceDefinition;
   private readonly peerCtx: PeerContext;
@@ -125,12 +141,10 @@ export class Transport {
       getStateDigest: (call: grpc.ServerUnaryCall<GetStateDigestRequest, GetStateDigestResponse>, cb: grpc.sendUnaryData<GetStateDigestResponse>) =>
         serveDigest(call, cb, this.opts.digestSource, inbound),
     });
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(this.opts.listenAddress, serverCredentials(this.opts.tls), (err, p) => err ? reject(err) : resolve(p));
-    });
+    const gate = new ConnectionGate(server, serverCredentials(this.opts.tls), { ...PEER_PORT_CONNECTIONS, ...this.connectionEvents() });
+    this.boundAddress = await gate.listen(this.opts.listenAddress);
     this.server = server;
-    const host = this.opts.listenAddress.slice(0, this.opts.listenAddress.lastIndexOf(":"));
-    this.boundAddress = `${host}:${port}`;
+    this.gate = gate;
     return this.boundAddress;
   }
 
@@ -138,8 +152,17 @@ export class Transport {
   async stop(): Promise<void> {
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
+    this.gate?.close();
+    this.gate = null;
     this.server?.forceShutdown();
     this.server = null;
+  }
+
+  private connectionEvents(): ConnectionEvents {
+    return this.opts.connections ?? {
+      onRefused: (reason, address) => this.log("transport.connection_refused", { reason, address }),
+      onAcceptError: (err) => this.log("transport.accept_failed", { error: err.message }),
+    };
   }
 
   get address(): string | null {

@@ -45,7 +45,8 @@ test("client authentication is on unless the file says disabled: true; no enviro
   t.throws(() => loadConfig(file({ ...base, limits: { userPerSec: 0 } }), {}), { instanceOf: ConfigError, message: /limits\.userPerSec/ });
   t.throws(() => loadConfig(file({ ...base, limits: { maxConnectionsPerAddress: -1 } }), {}), { instanceOf: ConfigError, message: /limits\.maxConnectionsPerAddress/ });
   const caps = loadConfig(file({ ...base, limits: { maxConnections: 2000 } }), {}).limits;
-  t.deepEqual([caps.maxConnections, caps.maxConnectionsPerAddress], [2000, 64], "a cap not given keeps its default");
+  t.deepEqual([caps.maxConnections, caps.maxConnectionsPerAddress, caps.connectsPerSecPerAddress], [2000, 64, 20], "a cap not given keeps its default");
+  t.throws(() => loadConfig(file({ ...base, limits: { connectsPerSecPerAddress: 0 } }), {}), { instanceOf: ConfigError, message: /limits\.connectsPerSecPerAddress/ });
   const env = { BKV_AUTH_DISABLED: "true", BKV_AUTH: "off", BKV_AUTH_ENABLED: "false" };
   t.true(loadConfig(file(base), env).auth.enabled);
 });

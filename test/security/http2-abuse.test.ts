@@ -174,21 +174,21 @@ test.serial("streams held open at the cap: the connection's next stream waits, o
 test.serial("300 idle TLS connections from one address: the per-address cap holds some, closes the rest at accept (counted, logged once); the node serves", async (t) => {
   await servesHonestClient(t, "before (its channel's connection is open)");
   const before = await cluster.metricsOf(1);
-  const openBefore = counterValue(before, "bkv_client_connections", {});
+  const openBefore = counterValue(before, "bkv_connections", { port: "client" });
   const tries = await Promise.allSettled(Array.from({ length: 300 }, () => connect()));
   const sessions = tries.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   t.true(sessions.length <= PER_ADDRESS && sessions.length >= PER_ADDRESS - openBefore, `${sessions.length} held, ${openBefore} open before`);
   const after = await cluster.metricsOf(1);
-  const refused = (x: string) => counterValue(x, "bkv_client_connections_refused_total", { reason: "address" });
+  const refused = (x: string) => counterValue(x, "bkv_connections_refused_total", { port: "client", reason: "address" });
   t.is(refused(after) - refused(before), 300 - sessions.length, "every other one refused at accept, and counted");
-  t.is(counterValue(after, "bkv_client_connections", {}), PER_ADDRESS, "the port is at its cap");
+  t.is(counterValue(after, "bkv_connections", { port: "client" }), PER_ADDRESS, "the port is at its cap");
   await servesHonestClient(t, "beside them, on its open connection");
-  const lines = cluster.logOf(1).split("\n").filter((l) => l.includes("client connection refused at a connection cap"));
+  const lines = cluster.logOf(1).split("\n").filter((l) => l.includes("connection refused at a connection cap") && l.includes('"port":"client"'));
   t.true(lines.length >= 1 && lines.length <= 2, `${lines.length} lines for ${300 - sessions.length} refusals`);
   for (const s of sessions) s.destroy();
   let open = PER_ADDRESS;
   for (const end = Date.now() + 10_000; open >= PER_ADDRESS && Date.now() < end;) {
-    open = counterValue(await cluster.metricsOf(1), "bkv_client_connections", {});
+    open = counterValue(await cluster.metricsOf(1), "bkv_connections", { port: "client" });
   }
   t.true(open < PER_ADDRESS, `closed connections are uncounted (${open} open)`);
   await t.notThrowsAsync(connect().then((fresh) => fresh.destroy()), "a new connection is taken");

@@ -1,17 +1,22 @@
-// The client port's connection caps. The port is a plain TCP listener that
-// counts open connections, in all and per source address, closes one over
-// either cap at accept (before TLS: it costs the node no handshake), and
-// hands the others to grpc-js (Server.createConnectionInjector), which runs
-// TLS, HTTP/2 and the services on them as on a port it bound itself.
+// A port's connection caps. The port is a plain TCP listener that counts
+// open connections, in all and per source address, closes one over either
+// cap at accept (before TLS: it costs the node no handshake), and hands the
+// others to grpc-js (Server.createConnectionInjector), which runs TLS,
+// HTTP/2 and the services on them as on a port it bound itself. Every port
+// of a node stands behind one: the client port (limits.maxConnections*),
+// the admin and peer ports (fixed caps: docs/threat-model.md).
 //
-// Why here and not only at the edge: the memory an unauthenticated caller
-// can hold grows with its connections (each may hold maxConcurrentStreams
-// streams waiting for their requests: docs/threat-model.md, "Connection-level
-// abuse"); the caps bound it at maxConnections × that, whatever is in front.
+// Why at the node and not only at the edge: each connection holds a file
+// descriptor, and one that never finishes its TLS handshake holds it for
+// two minutes (Node's handshake timeout); the memory a caller can hold grows
+// with its connections too (each may hold maxConcurrentStreams streams
+// waiting for their requests: docs/threat-model.md, "Connection-level
+// abuse"). The caps bound both, whatever is in front.
 import net from "node:net";
 import type * as grpc from "@grpc/grpc-js";
 
-export type ConnectionRefusal = "total" | "address";
+/** The cap a refused connection would have passed: open connections in all, from its address, or new ones per second from its address. */
+export type ConnectionRefusal = "total" | "address" | "rate";
 
 /**
  * Open connections by source address. Invariant: `total` is the sum of the
@@ -47,9 +52,58 @@ export class ConnectionCounts {
   }
 }
 
-export interface ConnectionGateOptions {
+/**
+ * New connections per source address: a token bucket per address holding up
+ * to `burst` tokens, refilled at `perSec`. Each TLS handshake costs the node
+ * ~1.3 ms of CPU, so a caller who closes and reopens its connections in a
+ * loop would otherwise take a core from one address; this bounds it at
+ * `perSec` handshakes. Memory: a full bucket is the same as none, so buckets
+ * found full are dropped whenever the map has doubled since the last sweep;
+ * it holds the addresses that connected in the last `burst / perSec` seconds,
+ * and as many again at most.
+ */
+export class ConnectRate {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private sweepAt = 1024;
+
+  constructor(private readonly perSec: number, private readonly burst: number, private readonly now: () => number = () => performance.now()) {
+    if (!(perSec > 0) || !(burst >= 1)) throw new RangeError(`connect rate ${perSec}/s with a burst of ${burst}: both must be positive`);
+  }
+
+  /** Takes a token of `address`'s bucket; false when it has none (nothing is taken). */
+  take(address: string): boolean {
+    const t = this.now();
+    const b = this.buckets.get(address) ?? { tokens: this.burst, at: t };
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.perSec);
+    b.at = t;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    this.buckets.set(address, b);
+    if (this.buckets.size >= this.sweepAt) this.sweep(t);
+    return true;
+  }
+
+  /** Addresses with a bucket (for tests). */
+  get tracked(): number {
+    return this.buckets.size;
+  }
+
+  private sweep(t: number): void {
+    for (const [address, b] of this.buckets) {
+      if (b.tokens + ((t - b.at) / 1000) * this.perSec >= this.burst) this.buckets.delete(address);
+    }
+    this.sweepAt = Math.max(1024, 2 * this.buckets.size);
+  }
+}
+
+/** A port's caps: open connections in all and from one address, and new ones per second from one address (its burst: maxConnectionsPerAddress). */
+export interface PortCaps {
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
+  readonly connectsPerSecPerAddress: number;
+}
+
+export interface ConnectionGateOptions extends PortCaps {
   /** A connection closed at accept; must not throw. */
   readonly onRefused: (reason: ConnectionRefusal, address: string) => void;
   /** The open count changed; must not throw. */
@@ -61,11 +115,13 @@ export interface ConnectionGateOptions {
 /** A TCP listener in front of a grpc-js Server: counts connections and hands the admitted ones to grpc-js. */
 export class ConnectionGate {
   private readonly counts: ConnectionCounts;
+  private readonly rate: ConnectRate;
   private readonly listener: net.Server;
   private readonly injector: grpc.ConnectionInjector;
 
   constructor(server: grpc.Server, credentials: grpc.ServerCredentials, private readonly o: ConnectionGateOptions) {
     this.counts = new ConnectionCounts(o.maxConnections, o.maxConnectionsPerAddress);
+    this.rate = new ConnectRate(o.connectsPerSecPerAddress, o.maxConnectionsPerAddress);
     this.injector = server.createConnectionInjector(credentials);
     this.listener = net.createServer((socket) => this.accept(socket));
     // An accept error is emitted as 'error' on the listener: without a listener of its own it would end the process.
@@ -100,7 +156,7 @@ export class ConnectionGate {
 
   private accept(socket: net.Socket): void {
     const address = sourceAddress(socket);
-    const refused = this.counts.admit(address);
+    const refused = this.rate.take(address) ? this.counts.admit(address) : "rate";
     if (refused !== null) {
       socket.on("error", () => { /* a refused connection's errors are of no interest */ });
       socket.destroy();

@@ -1,9 +1,9 @@
-// The client port's connection caps (node/server/connection-gate.ts): the
+// A port's connection caps (proto/connection-gate.ts): the
 // counts alone, then a real grpc-js server behind the gate on loopback.
 import test from "ava";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { ConnectionCounts, ConnectionGate, type ConnectionRefusal } from "../../node/server/connection-gate.js";
+import { ConnectRate, ConnectionCounts, ConnectionGate, type ConnectionRefusal } from "../../proto/connection-gate.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { serviceDefinition, strictServer, unaryClient } from "../../proto/rpc.js";
 
@@ -26,8 +26,33 @@ test("counts: the total cap, then the per-address cap; a refusal counts nothing;
   t.throws(() => c.release("nobody"), { message: /holds no connection/ });
 });
 
+test("connect rate: a burst, then one per 1/perSec seconds; addresses apart; nothing taken when refused", (t) => {
+  let now = 0;
+  const r = new ConnectRate(2, 3, () => now);
+  t.deepEqual([r.take("a"), r.take("a"), r.take("a"), r.take("a")], [true, true, true, false], "a burst of 3");
+  t.true(r.take("b"), "another address has its own bucket");
+  now = 499;
+  t.false(r.take("a"), "0.998 of a token after 499 ms at 2/s");
+  now = 500;
+  t.true(r.take("a"), "one after 500 ms: the refusal took nothing");
+  t.false(r.take("a"));
+  now = 60_000;
+  t.deepEqual([r.take("a"), r.take("a"), r.take("a"), r.take("a")], [true, true, true, false], "refilled to the burst, never past it");
+  t.throws(() => new ConnectRate(0, 3), { instanceOf: RangeError });
+});
+
+test("connect rate: buckets refilled to full are dropped, so memory follows the addresses of the last burst/perSec seconds", (t) => {
+  let now = 0;
+  const r = new ConnectRate(10, 5, () => now);
+  for (let i = 0; i < 5000; i++) {
+    now = i * 10; // 100 new addresses per second; each bucket is full again 100 ms after its connection
+    r.take(`10.0.${i >> 8}.${i & 255}`);
+  }
+  t.true(r.tracked <= 1024, `${r.tracked} buckets held for 5,000 addresses`);
+});
+
 /** A grpc-js server whose every VaultService method answers NOT_FOUND, behind a gate of `max` connections. */
-async function gated(max: number) {
+async function gated(max: number, { perAddress = 100, perSec = 1000 } = {}) {
   const refused: ConnectionRefusal[] = [];
   const counts: number[] = [];
   const acceptErrors: Error[] = [];
@@ -35,7 +60,7 @@ async function gated(max: number) {
   const notFound = (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.NOT_FOUND, details: "none" });
   server.addService(serviceDefinition(VaultService), new Proxy({}, { get: () => notFound }) as grpc.UntypedServiceImplementation);
   const gate = new ConnectionGate(server, grpc.ServerCredentials.createInsecure(), {
-    maxConnections: max, maxConnectionsPerAddress: 100, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
+    maxConnections: max, maxConnectionsPerAddress: perAddress, connectsPerSecPerAddress: perSec, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
     onAcceptError: (e) => acceptErrors.push(e),
   });
   const address = await gate.listen("127.0.0.1:0");
@@ -90,4 +115,23 @@ test("an accept error (emitted on the listener, as Node does for EMFILE or ENOBU
   (g.gate as unknown as { listener: net.Server }).listener.emit("error", Object.assign(new Error("accept EMFILE"), { code: "EMFILE" }));
   t.is(g.acceptErrors.length, 1);
   t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "still served");
+});
+
+test("a caller that closes and reopens its connections gets its address's burst, then is closed at accept for the rate", async (t) => {
+  const g = await gated(100, { perAddress: 3, perSec: 0.5 });
+  t.teardown(() => g.close());
+  const [host, port] = [g.address.slice(0, g.address.lastIndexOf(":")), Number(g.address.slice(g.address.lastIndexOf(":") + 1))];
+  const closedByGate: boolean[] = [];
+  for (let i = 0; i < 5; i++) {
+    // Open, wait long enough for the gate to have decided, close: never more than one open at a time.
+    closedByGate.push(await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host, port });
+      s.on("error", () => undefined);
+      s.on("close", () => resolve(true));
+      setTimeout(() => { s.removeAllListeners("close"); s.destroy(); resolve(false); }, 200);
+    }));
+    for (let j = 0; j < 100 && g.gate.open > 0; j++) await new Promise((r) => setTimeout(r, 10));
+  }
+  t.deepEqual(closedByGate, [false, false, false, true, true], "3 (the burst) taken one after the other, then refused");
+  t.deepEqual(g.refused, ["rate", "rate"]);
 });
