@@ -102,7 +102,7 @@ export class ChaosCluster {
       auth: { issuers: [{ issuer: DEV_ISSUER, jwksFile: join(this.opts.dir, "dev-issuer.jwks.json") }] },
       // Admission limits and connection caps out of the workload's way: chaos checks the vault's guarantees, not the quotas.
       limits: {
-        userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 100_000, maxConnectionsPerAddress: 100_000, connectsPerSecPerAddress: 100_000,
+        userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 10_000, maxConnectionsPerAddress: 10_000, connectsPerSecPerAddress: 100_000,
       },
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));

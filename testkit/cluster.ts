@@ -44,9 +44,9 @@ export interface ClusterOptions {
   readonly limits?: Record<string, number>;
 }
 
-/** Admission limits and connection caps of test clusters: never reached by tests, benchmarks or chaos runs that do not set their own (every client is 127.0.0.1). */
+/** Admission limits and connection caps of test clusters: never reached by tests, benchmarks or chaos runs that do not set their own (every client is 127.0.0.1). Connections: 10,000, so that a node with them stays inside a 20,000 open-file limit (node/server/open-files.ts). */
 export const UNREACHED_LIMITS = {
-  userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 100_000, maxConnectionsPerAddress: 100_000, connectsPerSecPerAddress: 100_000,
+  userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 10_000, maxConnectionsPerAddress: 10_000, connectsPerSecPerAddress: 100_000,
 };
 
 interface NodeInfo {

@@ -21,6 +21,7 @@ import type { ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { type Warn, throttledWarn } from "./log-throttle.js";
 import { ConnectionGate, type PortCaps } from "../../proto/connection-gate.js";
+import { openFilesShortfall, readOpenFilesLimit } from "./open-files.js";
 import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
@@ -126,6 +127,7 @@ export class VaultNode {
 
   async start(): Promise<NodeAddresses> {
     const c = this.cfg;
+    this.checkOpenFilesLimit();
     // The HSM's worker threads start while the stores open (each takes a second or more at a restart).
     const hsm = this.openHsm().then((h) => {
       this.log.info("hsm opened", { token: c.hsm.tokenLabel });
@@ -331,6 +333,15 @@ export class VaultNode {
     const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
     this.adminGate = new ConnectionGate(server, credentials, { ...ADMIN_PORT_CONNECTIONS, ...this.connectionEvents("admin", ADMIN_PORT_CONNECTIONS) });
     return this.adminGate.listen(this.cfg.adminListen);
+  }
+
+  /** Warns once when the open-file limit is below what the ports' connection caps and the node's own files may hold. */
+  private checkOpenFilesLimit(): void {
+    const connections = this.cfg.limits.maxConnections + ADMIN_PORT_CONNECTIONS.maxConnections + PEER_PORT_CONNECTIONS.maxConnections;
+    const short = openFilesShortfall(readOpenFilesLimit(), connections);
+    if (short !== null) {
+      this.log.warn("the open-file limit is below what the node may hold: raise it (ulimit -n, LimitNOFILE) or a connection flood ends in EMFILE on the node's own files", short);
+    }
   }
 
   /** A port's connection gate's reports: the open count and refusals as metrics, refusals and failed accepts as throttled warnings. */
