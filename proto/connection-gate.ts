@@ -123,7 +123,8 @@ export class ConnectionGate {
     this.counts = new ConnectionCounts(o.maxConnections, o.maxConnectionsPerAddress);
     this.rate = new ConnectRate(o.connectsPerSecPerAddress, o.maxConnectionsPerAddress);
     this.injector = server.createConnectionInjector(credentials);
-    this.listener = net.createServer((socket) => this.accept(socket));
+    // noDelay as Node's own HTTP/2 servers set it (grpc-js's bound ports): a response is not held back for the previous one's ACK.
+    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     // An accept error is emitted as 'error' on the listener: without a listener of its own it would end the process.
     this.listener.on("error", (err) => { if (this.listener.listening) o.onAcceptError?.(err); });
   }
