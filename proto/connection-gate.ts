@@ -173,8 +173,37 @@ export class ConnectionGate {
   }
 }
 
-/** The peer's address, with an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 one it is. */
+/** The key the peer's connections are counted under (addressKey of its address). */
 function sourceAddress(socket: net.Socket): string {
-  const a = socket.remoteAddress ?? "unknown";
-  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
+  return addressKey(socket.remoteAddress ?? "unknown");
+}
+
+/**
+ * The key a caller's limits are counted under: an IPv4 address as it is
+ * (an IPv4-mapped IPv6 one, ::ffff:a.b.c.d, as the IPv4 one it is), an IPv6
+ * address as its /64 prefix ("2001:db8:0:1::/64"), anything else as given.
+ * One IPv6 subscriber usually holds a /64 or more, so counting each of its
+ * addresses apart would give it 2^64 budgets. The connection caps, the
+ * connect rate and the client port's admission buckets all use it.
+ */
+export function addressKey(address: string): string {
+  const a = address.replace(/%.*$/, ""); // a zone index (fe80::1%eth0) names an interface, not a caller
+  if (a.toLowerCase().startsWith("::ffff:") && net.isIPv4(a.slice(7))) return a.slice(7);
+  if (!net.isIPv6(a)) return address;
+  return `${ipv6Groups(a).slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address: "::" expanded, a dotted IPv4 tail read as two groups. */
+function ipv6Groups(a: string): number[] {
+  const groups = (part: string): number[] => (part === "" ? [] : part.split(":").flatMap((g) => (g.includes(".") ? dottedGroups(g) : [parseInt(g, 16)])));
+  const cut = a.indexOf("::");
+  if (cut < 0) return groups(a);
+  const head = groups(a.slice(0, cut));
+  const tail = groups(a.slice(cut + 2));
+  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+}
+
+function dottedGroups(v4: string): number[] {
+  const [a = 0, b = 0, c = 0, d = 0] = v4.split(".").map(Number);
+  return [(a << 8) | b, (c << 8) | d];
 }

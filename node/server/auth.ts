@@ -30,6 +30,7 @@ import type { Metadata } from "@grpc/grpc-js";
 import type { AuthConfig } from "./config.js";
 import type { Admission } from "./admission.js";
 import { type IssuerKey, type IssuerPolicy, VerifiedTokens, keysFromJwks, verifyToken } from "../vault/index.js";
+import { addressKey } from "../../proto/connection-gate.js";
 
 /**
  * A refused call: UNAUTHENTICATED (who are you?), PERMISSION_DENIED (not for
@@ -121,7 +122,7 @@ export class ClientGate {
    * (undefined: a call about no user). Throws AuthError or AdmissionRefused.
    */
   async admit(peer: string, metadata: Metadata, user: string | undefined): Promise<void> {
-    await this.o.admission.address(peerHost(peer));
+    await this.o.admission.address(addressKey(peerHost(peer)));
     if (!this.o.authenticating) return;
     const subject = this.authenticate(metadata);
     if (user !== undefined && subject !== user) {

@@ -3,7 +3,7 @@
 import test from "ava";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { ConnectRate, ConnectionCounts, ConnectionGate, type ConnectionRefusal } from "../../proto/connection-gate.js";
+import { ConnectRate, ConnectionCounts, ConnectionGate, addressKey, type ConnectionRefusal } from "../../proto/connection-gate.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { serviceDefinition, strictServer, unaryClient } from "../../proto/rpc.js";
 
@@ -24,6 +24,23 @@ test("counts: the total cap, then the per-address cap; a refusal counts nothing;
   t.is(c.admit("a"), null);
   t.is(c.total, 4);
   t.throws(() => c.release("nobody"), { message: /holds no connection/ });
+});
+
+test("address keys: IPv4 as it is, IPv4-mapped as IPv4, IPv6 by its /64, anything else as given", (t) => {
+  t.is(addressKey("10.1.2.3"), "10.1.2.3");
+  t.is(addressKey("::ffff:10.1.2.3"), "10.1.2.3");
+  t.is(addressKey("::FFFF:10.1.2.3"), "10.1.2.3");
+  t.is(addressKey("2001:db8:0:1:aaaa:bbbb:cccc:dddd"), "2001:db8:0:1::/64");
+  t.is(addressKey("2001:db8:0:1::7"), "2001:db8:0:1::/64", "two addresses of one /64 share a key");
+  t.is(addressKey("2001:0DB8:0000:0001:0:0:0:8"), "2001:db8:0:1::/64", "leading zeros and case do not matter");
+  t.not(addressKey("2001:db8:0:2::7"), addressKey("2001:db8:0:1::7"), "another /64 is another caller");
+  t.is(addressKey("2001:db8::"), "2001:db8:0:0::/64");
+  t.is(addressKey("::1"), "0:0:0:0::/64");
+  t.is(addressKey("::"), "0:0:0:0::/64");
+  t.is(addressKey("64:ff9b::192.0.2.1"), "64:ff9b:0:0::/64", "a dotted IPv4 tail");
+  t.is(addressKey("fe80::1%eth0"), "fe80:0:0:0::/64", "a zone index is not part of the key");
+  t.is(addressKey("unknown"), "unknown");
+  t.is(addressKey("node-1.bkv"), "node-1.bkv");
 });
 
 test("connect rate: a burst, then one per 1/perSec seconds; addresses apart; nothing taken when refused", (t) => {

@@ -154,6 +154,17 @@ test("authentication off: no token needed, the address bucket still applies", as
   await t.throwsAsync(g.admit("10.0.0.9:1", new Metadata(), "alice"), { message: /client address/ });
 });
 
+test("the address bucket counts an IPv6 caller by its /64, and an IPv4-mapped one as its IPv4 address", async (t) => {
+  const g = new ClientGate({ clusterId: "c1", authenticating: false, admission: new Admission({ ...LIMITS, addressPerSec: 1, addressBurst: 1 }), issuers: () => null });
+  await t.notThrowsAsync(g.admit("[2001:db8:0:1::a]:1", new Metadata(), "alice"));
+  await t.notThrowsAsync(g.admit("[2001:db8:0:1::b]:2", new Metadata(), "alice"));
+  await t.throwsAsync(g.admit("[2001:db8:0:1:ffff::c]:3", new Metadata(), "alice"), { message: /client address/ }, "a third address of the same /64");
+  await t.notThrowsAsync(g.admit("[2001:db8:0:2::a]:1", new Metadata(), "alice"), "another /64");
+  await t.notThrowsAsync(g.admit("10.0.0.7:1", new Metadata(), "alice"));
+  await t.notThrowsAsync(g.admit("10.0.0.7:1", new Metadata(), "alice"));
+  await t.throwsAsync(g.admit("[::ffff:10.0.0.7]:1", new Metadata(), "alice"), { message: /client address/ }, "the same IPv4 caller, mapped");
+});
+
 test("a gate sharing apply's cache: a token it admitted is not verified again on apply, a refused one is never cached, and a key retired meanwhile is refused on apply", async (t) => {
   const old = await keyPair("EdDSA", "k-old");
   const next = await keyPair("ES256", "k-next");
