@@ -44,11 +44,18 @@ const STORE_COMMIT_ENTRIES = 1000;
  * 4 KiB and 32 KiB. Apply is synchronous: a registration of ~0.7 KiB costs
  * ~1.5 ms of CPU, a begin of ~0.4 KiB ~0.5 ms, more on a busy machine; 32 KiB
  * of registrations was one ~70 ms turn (bench:scale's load-phase stall).
+ * 5 ms, not 10: with 8 ms turns below, the load's per-second longest stall
+ * fell by a quarter and throughput did not fall (docs/benchmarks.md,
+ * "Shorter apply turns").
  */
-const APPLY_MS_PER_READY = 10;
+const APPLY_MS_PER_READY = 5;
 const APPLY_BYTES_PER_READY = { min: 4 * 1024, max: 32 * 1024 };
-/** drain yields to the event loop (the ports, the transport, timers) once a turn ran this long. */
-const DRAIN_TURN_MS = 20;
+/**
+ * drain yields to the event loop (the ports, the transport, timers) once a
+ * turn ran this long. On a machine where the main thread waits for a core
+ * as long as it runs, a turn's wall time doubles, and so does the stall.
+ */
+const DRAIN_TURN_MS = 8;
 /**
  * How long a leader holds a commit-only MsgApp for the next MsgApp to the
  * same follower to carry its commit index instead (commit-hold.ts): longer
