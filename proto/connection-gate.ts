@@ -7,13 +7,14 @@
 // the admin and peer ports (fixed caps: docs/threat-model.md).
 //
 // Why at the node and not only at the edge: each connection holds a file
-// descriptor, and one that never finishes its TLS handshake holds it for
-// two minutes (Node's handshake timeout); the memory a caller can hold grows
-// with its connections too (each may hold maxConcurrentStreams streams
-// waiting for their requests: docs/threat-model.md, "Connection-level
-// abuse"). The caps bound both, whatever is in front.
+// descriptor (and a place under the caps) until its TLS handshake ends or
+// times out (TLS_HANDSHAKE_TIMEOUT_MS here, not Node's two minutes); the
+// memory a caller can hold grows with its connections too (each may hold
+// maxConcurrentStreams streams waiting for their requests:
+// docs/threat-model.md, "Connection-level abuse"). The caps bound both,
+// whatever is in front.
 import net from "node:net";
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 
 /** The cap a refused connection would have passed: open connections in all, from its address, or new ones per second from its address. */
 export type ConnectionRefusal = "total" | "address" | "rate";
@@ -74,7 +75,7 @@ export class ConnectRate {
   take(address: string): boolean {
     const t = this.now();
     const b = this.buckets.get(address) ?? { tokens: this.burst, at: t };
-    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.perSec);
+    b.tokens = this.level(b, t);
     b.at = t;
     if (b.tokens < 1) return false;
     b.tokens -= 1;
@@ -88,9 +89,14 @@ export class ConnectRate {
     return this.buckets.size;
   }
 
+  /** The tokens `b` holds at time `t`: what it held at `b.at`, refilled since, never past the burst. */
+  private level(b: { tokens: number; at: number }, t: number): number {
+    return Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.perSec);
+  }
+
   private sweep(t: number): void {
     for (const [address, b] of this.buckets) {
-      if (b.tokens + ((t - b.at) / 1000) * this.perSec >= this.burst) this.buckets.delete(address);
+      if (this.level(b, t) >= this.burst) this.buckets.delete(address);
     }
     this.sweepAt = Math.max(1024, 2 * this.buckets.size);
   }
@@ -103,7 +109,19 @@ export interface PortCaps {
   readonly connectsPerSecPerAddress: number;
 }
 
+/**
+ * How long an admitted connection may take to finish its TLS handshake
+ * before the node closes it (Node's default is two minutes). Until then it
+ * holds a descriptor and a place under the caps, so an address that opens
+ * connections and never starts TLS would keep its per-address places, and
+ * many addresses the total cap, for the whole timeout. A handshake takes a
+ * few round trips: 10 s leaves room for a slow mobile link.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export interface ConnectionGateOptions extends PortCaps {
+  /** TLS_HANDSHAKE_TIMEOUT_MS unless given (tests shorten it). Ignored with insecure credentials. */
+  readonly handshakeTimeoutMs?: number;
   /** A connection closed at accept; must not throw. */
   readonly onRefused: (reason: ConnectionRefusal, address: string) => void;
   /** The open count changed; must not throw. */
@@ -122,7 +140,7 @@ export class ConnectionGate {
   constructor(server: grpc.Server, credentials: grpc.ServerCredentials, private readonly o: ConnectionGateOptions) {
     this.counts = new ConnectionCounts(o.maxConnections, o.maxConnectionsPerAddress);
     this.rate = new ConnectRate(o.connectsPerSecPerAddress, o.maxConnectionsPerAddress);
-    this.injector = server.createConnectionInjector(credentials);
+    this.injector = server.createConnectionInjector(withHandshakeTimeout(credentials, o.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS));
     // noDelay as Node's own HTTP/2 servers set it (grpc-js's bound ports): a response is not held back for the previous one's ACK.
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     // An accept error is emitted as 'error' on the listener: without a listener of its own it would end the process.
@@ -170,6 +188,27 @@ export class ConnectionGate {
     });
     this.o.onCount?.(this.counts.total);
     this.injector.injectConnection(socket);
+  }
+}
+
+/**
+ * `base` with a TLS handshake timeout. grpc-js's createSsl takes no server
+ * options, but a ServerCredentials is built from the http2 secure server's
+ * options (which include handshakeTimeout) and the secure context's; this
+ * copies both from `base` and adds the timeout. Insecure credentials are
+ * returned as they are.
+ */
+function withHandshakeTimeout(base: grpc.ServerCredentials, handshakeTimeout: number): grpc.ServerCredentials {
+  const server = base._getConstructorOptions();
+  if (server === null) return base;
+  if (!(handshakeTimeout > 0)) throw new RangeError(`TLS handshake timeout ${handshakeTimeout} ms: must be positive`);
+  const context = base._getSecureContextOptions() ?? undefined;
+  return new TimedServerCredentials({ ...server, handshakeTimeout }, context);
+}
+
+class TimedServerCredentials extends grpc.ServerCredentials {
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
   }
 }
 

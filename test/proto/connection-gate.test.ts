@@ -6,6 +6,9 @@ import * as grpc from "@grpc/grpc-js";
 import { ConnectRate, ConnectionCounts, ConnectionGate, addressKey, type ConnectionRefusal } from "../../proto/connection-gate.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { serviceDefinition, strictServer, unaryClient } from "../../proto/rpc.js";
+import { devCertFiles, loadTls } from "../../node/transport/index.js";
+import { channelCredentials, serverCredentials, serverNameOptions } from "../../node/transport/tls.js";
+import { makeCerts } from "../transport/helpers.js";
 
 test("counts: the total cap, then the per-address cap; a refusal counts nothing; a release frees a place", (t) => {
   const c = new ConnectionCounts(4, 2);
@@ -69,15 +72,15 @@ test("connect rate: buckets refilled to full are dropped, so memory follows the 
 });
 
 /** A grpc-js server whose every VaultService method answers NOT_FOUND, behind a gate of `max` connections. */
-async function gated(max: number, { perAddress = 100, perSec = 1000 } = {}) {
+async function gated(max: number, { perAddress = 100, perSec = 1000, credentials = grpc.ServerCredentials.createInsecure(), handshakeTimeoutMs = undefined as number | undefined } = {}) {
   const refused: ConnectionRefusal[] = [];
   const counts: number[] = [];
   const acceptErrors: Error[] = [];
   const server = strictServer({ undecodable: () => undefined });
   const notFound = (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.NOT_FOUND, details: "none" });
   server.addService(serviceDefinition(VaultService), new Proxy({}, { get: () => notFound }) as grpc.UntypedServiceImplementation);
-  const gate = new ConnectionGate(server, grpc.ServerCredentials.createInsecure(), {
-    maxConnections: max, maxConnectionsPerAddress: perAddress, connectsPerSecPerAddress: perSec, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
+  const gate = new ConnectionGate(server, credentials, {
+    handshakeTimeoutMs, maxConnections: max, maxConnectionsPerAddress: perAddress, connectsPerSecPerAddress: perSec, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
     onAcceptError: (e) => acceptErrors.push(e),
   });
   const address = await gate.listen("127.0.0.1:0");
@@ -151,4 +154,33 @@ test("a caller that closes and reopens its connections gets its address's burst,
   }
   t.deepEqual(closedByGate, [false, false, false, true, true], "3 (the burst) taken one after the other, then refused");
   t.deepEqual(g.refused, ["rate", "rate"]);
+});
+
+test("with TLS, a connection that does not finish its handshake in time is closed and frees its place; a finished one stays", async (t) => {
+  const certs = makeCerts([1, 2]);
+  const g = await gated(10, { credentials: serverCredentials(loadTls(devCertFiles(certs.dir, 1))), handshakeTimeoutMs: 400 });
+  const { client, channel } = unaryClient(VaultService, g.address, channelCredentials(loadTls(devCertFiles(certs.dir, 2))), serverNameOptions("node-1"));
+  t.teardown(() => { channel.close(); g.close(); certs.cleanup(); });
+  const call = () => client.getRecordInfo({ userId: "u" }, { deadline: new Date(Date.now() + 5000) }).then(() => grpc.status.OK, (e: { code?: number }) => e.code);
+  t.is(await call(), grpc.status.NOT_FOUND, "served over mutual TLS");
+  const [host, port] = [g.address.slice(0, g.address.lastIndexOf(":")), Number(g.address.slice(g.address.lastIndexOf(":") + 1))];
+  const started = Date.now();
+  // Two callers that never start TLS: one silent, one that trickles bytes that are not a ClientHello's end.
+  const closedAfter = (trickle: boolean) => new Promise<number>((resolve) => {
+    const s = net.connect({ host, port }, () => { if (trickle) { const tick = setInterval(() => s.write(Buffer.from([0x16])), 100); s.on("close", () => clearInterval(tick)); } });
+    s.on("error", () => undefined);
+    s.on("close", () => resolve(Date.now() - started));
+    setTimeout(() => { resolve(Infinity); s.destroy(); }, 5000).unref();
+  });
+  const waits = closedAfter(false);
+  const trickles = closedAfter(true);
+  for (let i = 0; i < 100 && g.gate.open < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(g.gate.open, 3, "both hold a place while their handshakes may still finish");
+  const [a, b] = await Promise.all([waits, trickles]);
+  for (const ms of [a, b]) t.true(ms >= 300 && ms < 4000, `closed by the node after ${ms} ms (timeout 400 ms)`);
+  for (let i = 0; i < 100 && g.gate.open > 1; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(g.gate.open, 1, "their places are free again");
+  t.is(await call(), grpc.status.NOT_FOUND, "the finished handshake's connection was not timed out");
+  t.is(g.gate.open, 1, "and it is still the one connection");
+  t.deepEqual(g.refused, []);
 });
