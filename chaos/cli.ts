@@ -31,7 +31,24 @@ export function walkArgs(
   }
 }
 
-export function parseArgs(argv: readonly string[]): RunOptions {
+export const USAGE = `usage: npm run chaos -- --nodes 3|5 --duration SECONDS --seed S [--clients N] [--users N] [--guess-limit N] [--keep]
+  --nodes        cluster size, 3 or 5 (default 3)
+  --duration     seconds of faults and workload, 5..86400 (default 60)
+  --seed         1-64 letters, digits, . _ - (default: random); the same seed, size and duration replay the same faults
+  --clients      concurrent workload clients, 1..32
+  --users        users the workload registers and recovers, 1..100
+  --guess-limit  each user's guess limit, 1..255
+  --keep         keep the cluster's data dirs and logs in chaos/out/<seed>`;
+
+/** The command that runs `o` again: the same faults (seed, size, duration) under the same workload. */
+export function replayCommand(o: RunOptions): string {
+  const workload = [["--clients", o.clients], ["--users", o.users], ["--guess-limit", o.guessLimit]].flatMap(([flag, v]) => (v === undefined ? [] : [` ${flag} ${v}`]));
+  return `npm run chaos -- --nodes ${o.nodes} --duration ${o.durationS} --seed ${o.seed}${workload.join("")}`;
+}
+
+/** The run's options; null when the arguments ask for the usage (--help, -h). Throws on bad input. */
+export function parseArgs(argv: readonly string[]): RunOptions | null {
+  if (argv.includes("--help") || argv.includes("-h")) return null;
   const o: RunOptions = { nodes: 3, durationS: 60, seed: randomBytes(4).toString("hex") };
   walkArgs(argv, (a, val, int) => {
     switch (a) {
@@ -51,12 +68,17 @@ export function parseArgs(argv: readonly string[]): RunOptions {
 async function main(): Promise<number> {
   let opts: RunOptions;
   try {
-    opts = parseArgs(process.argv.slice(2));
+    const parsed = parseArgs(process.argv.slice(2));
+    if (parsed === null) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    opts = parsed;
   } catch (err) {
-    process.stderr.write(`chaos: ${(err as Error).message}\nusage: npm run chaos -- --nodes 3|5 --duration SECONDS --seed S\n`);
+    process.stderr.write(`chaos: ${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  process.stderr.write(`chaos: seed ${opts.seed} (replay: npm run chaos -- --nodes ${opts.nodes} --duration ${opts.durationS} --seed ${opts.seed})\n`);
+  process.stderr.write(`chaos: seed ${opts.seed} (replay: ${replayCommand(opts)})\n`);
   const interrupt = onInterrupt("chaos");
   try {
     const r = await runChaos({ ...opts, signal: interrupt.signal, onTarget: interrupt.setTarget });

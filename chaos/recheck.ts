@@ -19,13 +19,22 @@ export function recheck(dir: string): { summary: string; faults: number; violati
       const m = /^node-(\d+)\.log$/.exec(f);
       if (m) logs.set(Number(m[1]), readFileSync(join(cdir, f), "utf8"));
     }
-  const results = checkAll({ events, final, logs });
-  const seed = dir.split("/").filter(Boolean).at(-1) ?? "?";
-  const s = { seed, nodes: final.nodes.length, durationS: Math.round(Math.max(0, ...events.map((e) => e.time)) / 1000), events, results, leaders: leadersByTerm(logs) };
+  const run = readRun(dir);
+  const results = checkAll({ events, final, logs, guessLimit: run?.guessLimit });
+  const seed = run?.seed ?? dir.split("/").filter(Boolean).at(-1) ?? "?";
+  const durationS = run?.durationS ?? Math.round(Math.max(0, ...events.map((e) => e.time)) / 1000);
+  const workload = run === undefined ? undefined : { clients: run.clients, users: run.users, guessLimit: run.guessLimit };
+  const s = { seed, nodes: final.nodes.length, durationS, workload, events, results, leaders: leadersByTerm(logs) };
   const summary = terminalSummary(s);
   writeFileSync(join(dir, "summary.txt"), summary + "\n");
   writeFileSync(join(dir, "report.html"), htmlReport(s));
   return { summary, faults: faultCount(events), violations: violationCount(results) };
+}
+
+/** The run's options as runner.ts wrote them (run.json); undefined for a run made before it did. */
+function readRun(dir: string): { seed: string; durationS: number; clients: number; users: number; guessLimit: number } | undefined {
+  const file = join(dir, "run.json");
+  return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
 }
 
 if (process.argv[1]?.endsWith("recheck.ts")) {

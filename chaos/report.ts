@@ -9,6 +9,8 @@ export interface RunSummary {
   seed: string;
   nodes: number;
   durationS: number;
+  /** The workload's shape (a replay needs it as well as the seed, size and duration); unknown for runs before run.json. */
+  workload?: { readonly clients: number; readonly users: number; readonly guessLimit: number };
   events: readonly HistoryEvent[];
   results: readonly CheckResult[];
   /** term → leader node ids (more than one is a violation). */
@@ -28,7 +30,7 @@ export function terminalSummary(s: RunSummary): string {
   const ops = pairOperations(s.events);
   const by = (o: Operation["outcome"]): number => ops.filter((x) => x.outcome === o).length;
   const lines = [
-    `chaos run seed=${s.seed} nodes=${s.nodes} duration=${s.durationS}s`,
+    `chaos run seed=${s.seed} nodes=${s.nodes} duration=${s.durationS}s${s.workload === undefined ? "" : ` clients=${s.workload.clients} users=${s.workload.users} guess-limit=${s.workload.guessLimit}`}`,
     `operations: ${ops.length} (ok ${by("ok")}, fail ${by("fail")}, unknown ${by("info")}); terms with a leader: ${s.leaders.size}`,
   ];
   for (const r of s.results) {
@@ -100,7 +102,7 @@ export function htmlReport(s: RunSummary): string {
 <html><head><meta charset="utf-8"><title>${esc(title)}</title><style>${CSS}</style></head>
 <body>
 <h1>${esc(title)}</h1>
-<p class="summary">${s.nodes} nodes, ${s.durationS} s. <b>faults: ${faultCount(s.events)}, violations: ${violationCount(s.results)}</b></p>
+<p class="summary">${s.nodes} nodes, ${s.durationS} s${s.workload === undefined ? "" : `; ${s.workload.clients} clients, ${s.workload.users} users, guess limit ${s.workload.guessLimit}`}. <b>faults: ${faultCount(s.events)}, violations: ${violationCount(s.results)}</b></p>
 <h2>Checkers</h2>
 ${resultsList(s.results)}
 <h2>Timeline</h2>

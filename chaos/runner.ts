@@ -133,17 +133,19 @@ export async function runAgainst(target: ChaosTarget, o: TargetRunOptions): Prom
 async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { workload?: Workload; history?: HistoryWriter }): Promise<RunResult> {
   const { outDir, log, signal } = o;
   const guessLimit = o.guessLimit ?? 5;
+  const shape = { clients: o.clients ?? 4, users: o.users ?? 6, guessLimit };
   const descriptor = await target.descriptor();
   // Time 0 of the history (and of the schedule) is the start of the workload.
   const history = (state.history = new HistoryWriter(join(outDir, "history.jsonl")));
-  const users = Array.from({ length: o.users ?? 6 }, (_, i) => `user-${i + 1}`);
+  const users = Array.from({ length: shape.users }, (_, i) => `user-${i + 1}`);
   const recoveryStarts = new Signal();
   const workload = (state.workload = new Workload({
-    descriptor, token: target.token, clients: o.clients ?? 4, users, guessLimit, seed: o.seed, history, nodes: target.ids,
+    descriptor, token: target.token, clients: shape.clients, users, guessLimit, seed: o.seed, history, nodes: target.ids,
     readNode: (node, user) => target.readRecord(node, user),
     onRecoveryStart: (user) => recoveryStarts.emit(user),
   }));
   const executor = makeExecutor(target, recoveryStarts, signal);
+  writeFileSync(join(outDir, "run.json"), `${JSON.stringify({ seed: o.seed, nodes: target.ids.length, durationS: o.durationS, ...shape })}\n`);
   const schedule = generateSchedule({ seed: o.seed, nodes: target.ids, durationMs: o.durationS * 1000, kinds: target.faultKinds });
   writeFileSync(join(outDir, "schedule.json"), JSON.stringify(schedule, null, 1));
   log(`workload and nemesis for ${o.durationS} s against ${target.name} (${schedule.length} faults scheduled; kinds: ${target.faultKinds.join(", ")})`);
@@ -162,7 +164,7 @@ async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { worklo
   history.close();
   const logs = await target.logs();
   const results = checkAll({ events: history.events, final, logs, guessLimit });
-  const summaryIn = { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, events: history.events, results, leaders: leadersByTerm(logs) };
+  const summaryIn = { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: shape, events: history.events, results, leaders: leadersByTerm(logs) };
   const summary = terminalSummary(summaryIn);
   writeFileSync(join(outDir, "report.html"), htmlReport(summaryIn));
   writeFileSync(join(outDir, "summary.txt"), summary + "\n");

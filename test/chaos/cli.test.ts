@@ -2,14 +2,28 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
-import { parseArgs } from "../../chaos/cli.js";
+import { parseArgs, replayCommand, USAGE } from "../../chaos/cli.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
 test("cli arguments: nodes, duration, seed and options", (t) => {
   const o = parseArgs(["--nodes", "5", "--duration", "60", "--seed", "s-1", "--clients", "3", "--guess-limit", "4", "--keep"]);
   t.like(o, { nodes: 5, durationS: 60, seed: "s-1", clients: 3, guessLimit: 4, keep: true });
-  t.is(parseArgs([]).nodes, 3);
+  t.is(parseArgs([])?.nodes, 3);
+});
+
+test("cli: --help asks for the usage, which names every flag", (t) => {
+  t.is(parseArgs(["--help"]), null);
+  t.is(parseArgs(["--nodes", "5", "-h"]), null);
+  for (const flag of ["--nodes", "--duration", "--seed", "--clients", "--users", "--guess-limit", "--keep"]) t.true(USAGE.includes(flag), flag);
+});
+
+test("cli: the replay command carries the workload's flags as well as the seed, size and duration", (t) => {
+  const argv = ["--nodes", "5", "--duration", "90", "--seed", "s-1", "--clients", "16", "--users", "3", "--guess-limit", "1"];
+  const cmd = replayCommand(parseArgs(argv)!);
+  t.is(cmd, `npm run chaos -- ${argv.join(" ")}`);
+  t.deepEqual(parseArgs(cmd.split(" ").slice(4)), parseArgs(argv), "it parses back to the same options");
+  t.is(replayCommand(parseArgs(["--seed", "x"])!), "npm run chaos -- --nodes 3 --duration 60 --seed x", "defaults stay implicit");
 });
 
 test("cli arguments: bad input is a clear error", (t) => {

@@ -9,12 +9,13 @@ function crafted(): RunSummary {
   h.op(3, "begin", "bob<script>", 25, null, "info");
   const events = h.sorted();
   events.push({ type: "nemesis", fault: "kill", target: "node-2", phase: "start", time: 30 }, { type: "nemesis", fault: "heal", time: 50 });
-  return { seed: "42", nodes: 3, durationS: 1, events, results: [checkGuessBound(events), checkNoRelease(events)], leaders: new Map([[2, [1]], [3, [2, 3]]]) };
+  return { seed: "42", nodes: 3, durationS: 1, workload: { clients: 3, users: 2, guessLimit: 3 }, events, results: [checkGuessBound(events), checkNoRelease(events)], leaders: new Map([[2, [1]], [3, [2, 3]]]) };
 }
 
 test("terminal summary ends with the faults/violations line and names the failing checker", (t) => {
   const out = terminalSummary(crafted());
   t.is(out.split("\n").at(-1), "faults: 1, violations: 1");
+  t.is(out.split("\n")[0], "chaos run seed=42 nodes=3 duration=1s clients=3 users=2 guess-limit=3", "what a replay needs");
   t.regex(out, /FAIL no-release/);
   t.regex(out, /ok {3}guess-bound/);
 });
