@@ -1,27 +1,57 @@
 // The long fuzzing run (docs/fuzzing.md):
 //
-//   npm run fuzz -- --cases 1000000 [--seed N] [--concurrency 32] [--keep]
+//   npm run fuzz -- --cases 1000000 [--seed N] [--concurrency 32] [--keep] [--help]
 //
 // Starts a real 3-node cluster (testkit/cluster.ts), sends the cases of
 // test/fuzz/cases.ts through the concurrent raw runner, checks the cluster
 // afterwards (every 100,000 cases and at the end), prints progress and one
-// closing line: "fuzz: cases=N failures=F ...". Exit status 1 on any failure.
+// closing line: "fuzz: cases=N failures=F ...". Exit status 1 on any failure,
+// 2 on a usage error (an unknown flag is one: a mistyped --cases must not
+// run 10,000 cases quietly).
+import { parseArgs } from "node:util";
 import { LocalCluster } from "../../testkit/cluster.js";
 import { checkCluster, prepareWorld, runFuzz, summaryLine, type FuzzSummary } from "./runner.js";
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i < 0 ? undefined : process.argv[i + 1];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} needs a non-negative integer (got ${JSON.stringify(v)})`);
-  return n;
+const USAGE = `usage: npm run fuzz -- [--cases N] [--seed N] [--concurrency N] [--keep]
+  --cases        cases to send (default: FUZZ_CASES, else 10000)
+  --seed         the cases' seed (default: FUZZ_SEED, else from the clock); printed at the start with the replay command
+  --concurrency  cases in flight (default 32)
+  --keep         keep the cluster's data dirs and logs`;
+
+/** The run's options from argv; null for --help. Throws on an unknown flag or a value that is not a non-negative integer. */
+function options(argv: string[]): { cases: number; seed: number; concurrency: number; keep: boolean } | null {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    cases: { type: "string" }, seed: { type: "string" }, concurrency: { type: "string" }, keep: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  } });
+  if (values.help) return null;
+  const int = (name: string, v: string | undefined, dflt: number): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} needs a non-negative integer (got ${JSON.stringify(v)})`);
+    return n;
+  };
+  return {
+    cases: int("cases", values.cases ?? process.env.FUZZ_CASES, 10_000),
+    seed: int("seed", values.seed ?? process.env.FUZZ_SEED, Date.now() % 2 ** 31),
+    concurrency: Math.max(1, int("concurrency", values.concurrency, 32)),
+    keep: values.keep === true,
+  };
 }
 
 async function main(): Promise<number> {
-  const cases = arg("cases", Number(process.env.FUZZ_CASES ?? 10_000));
-  const seed = arg("seed", Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31));
-  const concurrency = arg("concurrency", 32);
+  let o: ReturnType<typeof options>;
+  try {
+    o = options(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`fuzz: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (o === null) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const { cases, seed, concurrency } = o;
+  console.log(`fuzz: seed ${seed} (replay: npm run fuzz -- --cases ${cases} --seed ${seed} --concurrency ${concurrency})`);
   const chunk = 100_000;
   // Evaluate of an attempt id that is never applied waits evaluateWaitMs before UNAVAILABLE: the fuzzer's
   // random ids would spend the run waiting (2 s each by default), so the long run shortens it (reads wait as long: not below what a read index takes under load).
@@ -42,7 +72,7 @@ async function main(): Promise<number> {
       console.log(`after ${total.cases} cases: ${healthy ? "cluster healthy" : "CLUSTER UNHEALTHY"}: ${check}`);
     }
   } finally {
-    if (process.argv.includes("--keep")) process.env.BKV_E2E_KEEP = "1";
+    if (o.keep) process.env.BKV_E2E_KEEP = "1";
     await cluster.close();
   }
   for (const [m, x] of [...total.methods].sort((a, b) => b[1].ms - a[1].ms)) console.log(`  ${m}: ${x.n} cases, mean ${(x.ms / x.n).toFixed(1)} ms`);
