@@ -2,11 +2,15 @@
 // docs/simulation.md). Ends a multi-seed run with `seeds: N, violations: V`
 // and exits 1 when V > 0.
 
-import { type CliCommand, nodesForSeed, parseCli, replayCommand, UsageError } from "./args.js";
+import { type CliCommand, nodesForSeed, parseCli, replayCommand, USAGE, UsageError } from "./args.js";
 import { runSeed, type RunResult } from "./cluster.js";
 import { loadRaftLib, type RaftLib } from "./raft-lib.js";
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   let cmd: CliCommand;
   try {
     cmd = parseCli(argv);
