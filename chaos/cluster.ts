@@ -12,7 +12,7 @@ import { DEV_ISSUER, createDevIssuer, devTokenProvider, loadDevIssuer } from "..
 import { LinkProxy } from "./proxy.js";
 import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
-import { NODE_V8_FLAGS, nodeEnv } from "./node-env.js";
+import { NODE_V8_FLAGS, UNREACHED_LIMITS, nodeEnv } from "./node-env.js";
 import { adminChannel, freePort, nodeStatus, readRecordVia, vaultChannel, waitFor } from "./net.js";
 import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./target.js";
 
@@ -100,10 +100,7 @@ export class ChaosCluster {
       nodes: this.nodes.map((m) => ({ id: m.id, clientAddress: m.client, peerAddress: this.peerAddressFor(n.id, m) })),
       join: false,
       auth: { issuers: [{ issuer: DEV_ISSUER, jwksFile: join(this.opts.dir, "dev-issuer.jwks.json") }] },
-      // Admission limits and connection caps out of the workload's way: chaos checks the vault's guarantees, not the quotas.
-      limits: {
-        userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 10_000, maxConnectionsPerAddress: 10_000, connectsPerSecPerAddress: 100_000,
-      },
+      limits: UNREACHED_LIMITS, // out of the workload's way
     };
     writeFileSync(n.configFile, JSON.stringify(config, null, 2));
   }

@@ -24,6 +24,17 @@ export const NODE_HEAP_OPTION = "--max-old-space-size=256";
 export const NODE_V8_FLAGS: readonly string[] = ["--heap-growing-percent=300"];
 
 /**
+ * Admission limits and connection caps of test and chaos clusters: never
+ * reached by tests, benchmarks or chaos runs that do not set their own
+ * (every client is 127.0.0.1; chaos checks the vault's guarantees, not the
+ * quotas). Connections: 10,000, so that a node with them stays inside a
+ * 20,000 open-file limit (node/server/open-files.ts).
+ */
+export const UNREACHED_LIMITS = {
+  userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 10_000, maxConnectionsPerAddress: 10_000, connectsPerSecPerAddress: 100_000,
+} as const;
+
+/**
  * The environment of node `id`: the caller's `base`, less BKV_HSM_PIN (a
  * node reads its own token's PIN from its pinFile); MALLOC_ARENA_MAX=2
  * unless `base` sets it; NODE_HEAP_OPTION added to NODE_OPTIONS unless that

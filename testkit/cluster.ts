@@ -14,7 +14,7 @@ import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
 import { unaryClient } from "../proto/rpc.js";
 import { freePort } from "../chaos/net.js";
-import { NODE_V8_FLAGS, nodeEnv } from "../chaos/node-env.js";
+import { NODE_V8_FLAGS, UNREACHED_LIMITS, nodeEnv } from "../chaos/node-env.js";
 import type { TestFn } from "ava";
 import { type ClusterDescriptor, type TokenProvider, VaultClient, type VaultClientOptions, bearerInterceptor, descriptorFromProto } from "../client/sdk/index.js";
 import { DEV_ISSUER, type DevIssuer, createDevIssuer, devTokenProvider, loadDevIssuer } from "../client/cli/dev-issuer.js";
@@ -44,10 +44,7 @@ export interface ClusterOptions {
   readonly limits?: Record<string, number>;
 }
 
-/** Admission limits and connection caps of test clusters: never reached by tests, benchmarks or chaos runs that do not set their own (every client is 127.0.0.1). Connections: 10,000, so that a node with them stays inside a 20,000 open-file limit (node/server/open-files.ts). */
-export const UNREACHED_LIMITS = {
-  userPerSec: 100_000, userBurst: 100_000, addressPerSec: 100_000, addressBurst: 100_000, maxConnections: 10_000, maxConnectionsPerAddress: 10_000, connectsPerSecPerAddress: 100_000,
-};
+export { UNREACHED_LIMITS };
 
 interface NodeInfo {
   readonly id: number;

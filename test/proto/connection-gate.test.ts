@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { ConnectRate, ConnectionCounts, ConnectionGate, addressKey, type ConnectionRefusal } from "../../proto/connection-gate.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { serviceDefinition, strictServer, unaryClient } from "../../proto/rpc.js";
+import { everyMethod } from "./every-method.js";
 import { devCertFiles, loadTls } from "../../node/transport/index.js";
 import { channelCredentials, serverCredentials, serverNameOptions } from "../../node/transport/tls.js";
 import { makeCerts } from "../transport/helpers.js";
@@ -78,7 +79,7 @@ async function gated(max: number, { perAddress = 100, perSec = 1000, credentials
   const acceptErrors: Error[] = [];
   const server = strictServer({ undecodable: () => undefined });
   const notFound = (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.NOT_FOUND, details: "none" });
-  server.addService(serviceDefinition(VaultService), new Proxy({}, { get: () => notFound }) as grpc.UntypedServiceImplementation);
+  server.addService(serviceDefinition(VaultService), everyMethod(notFound));
   const gate = new ConnectionGate(server, credentials, {
     handshakeTimeoutMs, maxConnections: max, maxConnectionsPerAddress: perAddress, connectsPerSecPerAddress: perSec, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
     onAcceptError: (e) => acceptErrors.push(e),

@@ -8,6 +8,7 @@ import { ServerInterceptingCall, ResponderBuilder } from "@grpc/grpc-js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import type { EarlyEndStage } from "../../proto/early-ends.js";
 import { serviceDefinition, strictServer, unaryClient } from "../../proto/rpc.js";
+import { everyMethod } from "./every-method.js";
 
 interface Served {
   readonly ends: Array<{ method: string; stage: EarlyEndStage }>;
@@ -28,7 +29,7 @@ async function serve(code: grpc.status): Promise<Served> {
     { "grpc.max_receive_message_length": 1024, interceptors: [refuseDescriptor] },
   );
   const answer = (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code, details: "answered by the handler" });
-  server.addService(serviceDefinition(VaultService), new Proxy({}, { get: () => answer }) as grpc.UntypedServiceImplementation);
+  server.addService(serviceDefinition(VaultService), everyMethod(answer));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   const { client, channel } = unaryClient(VaultService, `127.0.0.1:${port}`, grpc.credentials.createInsecure());
