@@ -196,7 +196,9 @@ export class ConnectionGate {
  * options, but a ServerCredentials is built from the http2 secure server's
  * options (which include handshakeTimeout) and the secure context's; this
  * copies both from `base` and adds the timeout. Insecure credentials are
- * returned as they are.
+ * returned as they are. The copy does not follow a later
+ * updateSecureContextOptions of `base` (bkv loads its TLS material at start
+ * only).
  */
 function withHandshakeTimeout(base: grpc.ServerCredentials, handshakeTimeout: number): grpc.ServerCredentials {
   const server = base._getConstructorOptions();
