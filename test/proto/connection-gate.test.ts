@@ -86,7 +86,13 @@ async function gated(max: number, { perAddress = 100, perSec = 1000, credentials
   });
   const address = await gate.listen("127.0.0.1:0");
   const close = () => { gate.close(); server.forceShutdown(); };
-  return { gate, address, refused, counts, acceptErrors, close };
+  const cut = address.lastIndexOf(":");
+  return { gate, address, host: address.slice(0, cut), port: Number(address.slice(cut + 1)), refused, counts, acceptErrors, close };
+}
+
+/** Polls `done` every 10 ms until it holds or `ms` passed (the caller asserts what it waited for). */
+async function until(done: () => boolean, ms = 1000): Promise<void> {
+  for (const end = Date.now() + ms; !done() && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
 }
 
 /** A call on a fresh channel (its own connection): the status code it ended with. */
@@ -106,7 +112,7 @@ test("a gate of two connections serves two channels, closes a third at accept, a
   t.is(await callOn(g.address, channels), grpc.status.UNAVAILABLE, "the third connection is closed at accept");
   t.true(g.refused.length >= 1 && g.refused.every((r) => r === "total"), `refused: ${g.refused.join(",")}`);
   channels.shift()!.close();
-  for (let i = 0; i < 200 && g.gate.open > 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => g.gate.open <= 1, 2000);
   t.is(g.gate.open, 1, "a closed connection is uncounted");
   t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "and a new one is served");
   t.is(g.counts.at(-1), 2);
@@ -115,7 +121,7 @@ test("a gate of two connections serves two channels, closes a third at accept, a
 test("a refused connection is closed before any byte is read: no TLS, no HTTP/2", async (t) => {
   const g = await gated(0);
   t.teardown(() => g.close());
-  const [host, port] = [g.address.slice(0, g.address.lastIndexOf(":")), Number(g.address.slice(g.address.lastIndexOf(":") + 1))];
+  const { host, port } = g;
   const got = await new Promise<string>((resolve) => {
     const s = net.connect({ host, port }, () => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
     let data = "";
@@ -141,7 +147,7 @@ test("an accept error (emitted on the listener, as Node does for EMFILE or ENOBU
 test("a caller that closes and reopens its connections gets its address's burst, then is closed at accept for the rate", async (t) => {
   const g = await gated(100, { perAddress: 3, perSec: 0.5 });
   t.teardown(() => g.close());
-  const [host, port] = [g.address.slice(0, g.address.lastIndexOf(":")), Number(g.address.slice(g.address.lastIndexOf(":") + 1))];
+  const { host, port } = g;
   const closedByGate: boolean[] = [];
   for (let i = 0; i < 5; i++) {
     // Open, wait long enough for the gate to have decided, close: never more than one open at a time.
@@ -151,7 +157,7 @@ test("a caller that closes and reopens its connections gets its address's burst,
       s.on("close", () => resolve(true));
       setTimeout(() => { s.removeAllListeners("close"); s.destroy(); resolve(false); }, 200);
     }));
-    for (let j = 0; j < 100 && g.gate.open > 0; j++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => g.gate.open === 0);
   }
   t.deepEqual(closedByGate, [false, false, false, true, true], "3 (the burst) taken one after the other, then refused");
   t.deepEqual(g.refused, ["rate", "rate"]);
@@ -164,7 +170,7 @@ test("with TLS, a connection that does not finish its handshake in time is close
   t.teardown(() => { channel.close(); g.close(); certs.cleanup(); });
   const call = () => client.getRecordInfo({ userId: "u" }, { deadline: new Date(Date.now() + 5000) }).then(() => grpc.status.OK, (e: { code?: number }) => e.code);
   t.is(await call(), grpc.status.NOT_FOUND, "served over mutual TLS");
-  const [host, port] = [g.address.slice(0, g.address.lastIndexOf(":")), Number(g.address.slice(g.address.lastIndexOf(":") + 1))];
+  const { host, port } = g;
   const started = Date.now();
   // Two callers that never start TLS: one silent, one that trickles bytes that are not a ClientHello's end.
   const closedAfter = (trickle: boolean) => new Promise<number>((resolve) => {
@@ -175,11 +181,11 @@ test("with TLS, a connection that does not finish its handshake in time is close
   });
   const waits = closedAfter(false);
   const trickles = closedAfter(true);
-  for (let i = 0; i < 100 && g.gate.open < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => g.gate.open >= 3);
   t.is(g.gate.open, 3, "both hold a place while their handshakes may still finish");
   const [a, b] = await Promise.all([waits, trickles]);
   for (const ms of [a, b]) t.true(ms >= 300 && ms < 4000, `closed by the node after ${ms} ms (timeout 400 ms)`);
-  for (let i = 0; i < 100 && g.gate.open > 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => g.gate.open <= 1);
   t.is(g.gate.open, 1, "their places are free again");
   t.is(await call(), grpc.status.NOT_FOUND, "the finished handshake's connection was not timed out");
   t.is(g.gate.open, 1, "and it is still the one connection");
