@@ -7,7 +7,7 @@ import { checkAll } from "./checkers/index.js";
 import { leadersByTerm } from "./checkers/leaders.js";
 import type { FinalState } from "./checkers/types.js";
 import { readHistory } from "./history.js";
-import { faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
+import { type WorkloadShape, faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
 
 export function recheck(dir: string): { summary: string; faults: number; violations: number } {
   const events = readHistory(join(dir, "history.jsonl"));
@@ -20,11 +20,10 @@ export function recheck(dir: string): { summary: string; faults: number; violati
       if (m) logs.set(Number(m[1]), readFileSync(join(cdir, f), "utf8"));
     }
   const run = readRun(dir);
-  const results = checkAll({ events, final, logs, guessLimit: run?.guessLimit });
+  const results = checkAll({ events, final, logs, guessLimit: run?.workload.guessLimit });
   const seed = run?.seed ?? dir.split("/").filter(Boolean).at(-1) ?? "?";
   const durationS = run?.durationS ?? Math.round(Math.max(0, ...events.map((e) => e.time)) / 1000);
-  const workload = run === undefined ? undefined : { clients: run.clients, users: run.users, guessLimit: run.guessLimit };
-  const s = { seed, nodes: final.nodes.length, durationS, workload, events, results, leaders: leadersByTerm(logs) };
+  const s = { seed, nodes: final.nodes.length, durationS, workload: run?.workload, events, results, leaders: leadersByTerm(logs) };
   const summary = terminalSummary(s);
   writeFileSync(join(dir, "summary.txt"), summary + "\n");
   writeFileSync(join(dir, "report.html"), htmlReport(s));
@@ -32,7 +31,7 @@ export function recheck(dir: string): { summary: string; faults: number; violati
 }
 
 /** The run's options as runner.ts wrote them (run.json); undefined for a run made before it did. */
-function readRun(dir: string): { seed: string; durationS: number; clients: number; users: number; guessLimit: number } | undefined {
+function readRun(dir: string): { seed: string; durationS: number; workload: WorkloadShape } | undefined {
   const file = join(dir, "run.json");
   return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
 }

@@ -5,12 +5,19 @@ import type { HistoryEvent, NemesisEvent, Operation } from "./history.js";
 import { pairOperations } from "./history.js";
 import type { CheckResult } from "./checkers/types.js";
 
+/** What a run's workload was (runner.ts; run.json holds it with the seed, size and duration). */
+export interface WorkloadShape {
+  readonly clients: number;
+  readonly users: number;
+  readonly guessLimit: number;
+}
+
 export interface RunSummary {
   seed: string;
   nodes: number;
   durationS: number;
   /** The workload's shape (a replay needs it as well as the seed, size and duration); unknown for runs before run.json. */
-  workload?: { readonly clients: number; readonly users: number; readonly guessLimit: number };
+  workload?: WorkloadShape;
   events: readonly HistoryEvent[];
   results: readonly CheckResult[];
   /** term → leader node ids (more than one is a violation). */

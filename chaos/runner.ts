@@ -14,7 +14,7 @@ import { leadersByTerm } from "./checkers/leaders.js";
 import { HistoryWriter } from "./history.js";
 import { generateSchedule, runSchedule, type NemesisExecutor, type RecoveryPhase } from "./nemesis.js";
 import type { ChaosTarget } from "./target.js";
-import { faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
+import { type WorkloadShape, faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
 import { clientOptions, hex, Workload } from "./workload.js";
 
 export interface RunOptions {
@@ -133,7 +133,7 @@ export async function runAgainst(target: ChaosTarget, o: TargetRunOptions): Prom
 async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { workload?: Workload; history?: HistoryWriter }): Promise<RunResult> {
   const { outDir, log, signal } = o;
   const guessLimit = o.guessLimit ?? 5;
-  const shape = { clients: o.clients ?? 4, users: o.users ?? 6, guessLimit };
+  const shape: WorkloadShape = { clients: o.clients ?? 4, users: o.users ?? 6, guessLimit };
   const descriptor = await target.descriptor();
   // Time 0 of the history (and of the schedule) is the start of the workload.
   const history = (state.history = new HistoryWriter(join(outDir, "history.jsonl")));
@@ -145,7 +145,7 @@ async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { worklo
     onRecoveryStart: (user) => recoveryStarts.emit(user),
   }));
   const executor = makeExecutor(target, recoveryStarts, signal);
-  writeFileSync(join(outDir, "run.json"), `${JSON.stringify({ seed: o.seed, nodes: target.ids.length, durationS: o.durationS, ...shape })}\n`);
+  writeFileSync(join(outDir, "run.json"), `${JSON.stringify({ seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: shape })}\n`);
   const schedule = generateSchedule({ seed: o.seed, nodes: target.ids, durationMs: o.durationS * 1000, kinds: target.faultKinds });
   writeFileSync(join(outDir, "schedule.json"), JSON.stringify(schedule, null, 1));
   log(`workload and nemesis for ${o.durationS} s against ${target.name} (${schedule.length} faults scheduled; kinds: ${target.faultKinds.join(", ")})`);
