@@ -1,0 +1,48 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import test from "ava";
+import type { HistoryEvent } from "../../chaos/history.js";
+import { recheck } from "../../chaos/recheck.js";
+import { H } from "./history-builder.js";
+
+/** Two wrong-password begins on a user registered before the history started (its guess limit is not in the history). */
+function twoWrongGuesses(): HistoryEvent[] {
+  const h = new H();
+  h.op(1, "begin", "carol", 0, 10, "fail", {}, { error: "WRONG_PASSWORD", attemptsRemaining: 1 });
+  h.op(1, "begin", "carol", 20, 30, "fail", {}, { error: "WRONG_PASSWORD", attemptsRemaining: 0 });
+  return h.sorted();
+}
+
+/** A run directory `<tmp>/<name>/` as runner.ts leaves it (run.json only when `run` is given). */
+function runDir(t: { teardown(f: () => void): void }, name: string, events: HistoryEvent[], run?: object): string {
+  const root = mkdtempSync(join(tmpdir(), "bkv-recheck-"));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, name);
+  mkdirSync(join(dir, "cluster"), { recursive: true });
+  writeFileSync(join(dir, "history.jsonl"), events.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  writeFileSync(join(dir, "final-state.json"), JSON.stringify({ nodes: [{ node: 1, appliedIndex: 9, digest: "ab" }], records: {} }));
+  writeFileSync(join(dir, "cluster", "node-1.log"), "");
+  if (run !== undefined) writeFileSync(join(dir, "run.json"), JSON.stringify(run));
+  return dir;
+}
+
+test("recheck takes the workload from run.json: its guess limit judges the history, its shape heads the summary", (t) => {
+  const dir = runDir(t, "gl1", twoWrongGuesses(), { seed: "gl1-seed", nodes: 1, durationS: 60, workload: { clients: 2, users: 1, guessLimit: 1 } });
+  const r = recheck(dir);
+  const lines = r.summary.split("\n");
+  t.is(lines[0], "chaos run seed=gl1-seed nodes=1 duration=60s clients=2 users=1 guess-limit=1");
+  t.is(r.violations, 1, "two definite attempts against a limit of 1");
+  t.regex(r.summary, /FAIL guess-bound/);
+  t.is(lines.at(-1), "faults: 0, violations: 1");
+  t.is(readFileSync(join(dir, "summary.txt"), "utf8"), r.summary + "\n", "summary.txt rewritten");
+  t.regex(readFileSync(join(dir, "report.html"), "utf8"), /faults: 0, violations: 1/);
+});
+
+test("recheck of a run made before run.json: the seed is the directory's name, the default guess limit applies", (t) => {
+  const dir = runDir(t, "old-seed", twoWrongGuesses());
+  const r = recheck(dir);
+  t.true(r.summary.startsWith("chaos run seed=old-seed nodes=1 duration=0s"), r.summary.split("\n")[0]);
+  t.is(r.violations, 0, "two attempts are within the default limit of 10");
+  t.is(r.summary.split("\n").at(-1), "faults: 0, violations: 0");
+});
