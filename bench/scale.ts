@@ -28,11 +28,11 @@
 //
 // Run: npm run bench:scale -- --records 100000 [--inflight 128] [--rate 0] [--recovery-rate 4]
 import { parseArgs } from "node:util";
-import { VaultClient } from "../client/sdk/index.js";
 import { LocalCluster, builtNodeEntry } from "../testkit/cluster.js";
-import { CHEAP_SCRYPT, type NodeScrape, NodeScraper, killClusterNow, registerClones, secondsToApply, stopCluster } from "./bkv.js";
+import { type NodeScrape, NodeScraper, killClusterNow, registerClones, secondsToApply, stopCluster } from "./bkv.js";
 import { CpuMeter, cleanupOnExit, load } from "./drive.js";
-import { type ProcMemory, type SchedTimes, describeHostCpu, hostCpu, metricOf, procMemory, quantile } from "./sample.js";
+import { ProbeRecoveries } from "./probes.js";
+import { type ProcMemory, type SchedTimes, describeHostCpu, hostCpu, metricOf, procMemory } from "./sample.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -49,7 +49,6 @@ const RECOVERY_RATE = Number(args["recovery-rate"]);
 if (!Number.isSafeInteger(RECORDS) || RECORDS < 1 || !Number.isSafeInteger(IN_FLIGHT) || IN_FLIGHT < 1 || !(RATE >= 0) || !(RECOVERY_RATE >= 0)) {
   throw new Error("bench:scale: --records and --inflight take positive integers, --rate and --recovery-rate numbers ≥ 0");
 }
-const PROBES = 8;
 /** S's goal: scrapes over it are listed at the end. */
 const LONG_STALL_MS = 100;
 
@@ -123,43 +122,6 @@ class Sampler {
   }
 }
 
-/** Full recoveries of real users at a steady rate; latencies by phase label. */
-class Recoveries {
-  readonly latencies = new Map<string, number[]>();
-  phase = "start";
-  failures = 0;
-  private timer: NodeJS.Timeout | null = null;
-  constructor(private readonly client: VaultClient) {}
-
-  start(rate: number): void {
-    if (rate <= 0) return;
-    let i = 0;
-    this.timer = setInterval(() => void this.one(i++ % PROBES), 1000 / rate);
-  }
-
-  stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-  }
-
-  private async one(probe: number): Promise<void> {
-    const phase = this.phase;
-    const t0 = performance.now();
-    try {
-      await this.client.recover(`probe-${probe}`, "right password");
-      const list = this.latencies.get(phase) ?? [];
-      list.push(performance.now() - t0);
-      this.latencies.set(phase, list);
-    } catch {
-      this.failures++;
-    }
-  }
-
-  p99(phase: string): string {
-    const xs = [...(this.latencies.get(phase) ?? [])].sort((a, b) => a - b);
-    return xs.length === 0 ? "-" : `${quantile(xs, 0.99).toFixed(0)} ms (${xs.length} recoveries)`;
-  }
-}
-
 /**
  * Proposes RECORDS clones of one registration, RATE per second and at most
  * IN_FLIGHT at a time (registerClones); progress every 5 s, with the rate of
@@ -204,9 +166,7 @@ async function main(): Promise<void> {
     const nodeEntry = builtNodeEntry();
     console.log(`nodes run the compiled build (npm run build): ${nodeEntry}`);
     cluster = await LocalCluster.start({ clusterId: "scale", nodeEntry });
-    const client = new VaultClient(await cluster.descriptor(), { token: cluster.token, scrypt: CHEAP_SCRYPT });
-    for (let p = 0; p < PROBES; p++) await client.register(`probe-${p}`, "right password", { guessLimit: 10 });
-    const rec = new Recoveries(client);
+    const rec = await ProbeRecoveries.register(cluster);
     const sampler = new Sampler(cluster, () => rec.phase);
     await sampler.sample();
     rec.phase = "load";
