@@ -26,7 +26,7 @@
 import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../vault/index.js";
+import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, type VaultStore, snapshotChunks } from "../vault/index.js";
 import { decodeServerSnapshot, encodeServerSnapshot, type ServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 import { type ImportHasher, WorkerPairHasher } from "./pair-hashers.js";
@@ -249,7 +249,7 @@ export class SnapshotStager {
   private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, signal: AbortSignal): Promise<StoreRef> {
     const hasher = (this.ctx.pairHasher ?? (() => new WorkerPairHasher()))();
     try {
-      const importer = new SnapshotImporter(this.ctx.clusterId, store, hasher);
+      const importer = new SnapshotImporter(this.ctx.clusterId, loadingInto(store), hasher);
       await this.importChunks(importer, hasher, this.ctx.fetch(from, index, term, signal), store);
       return await importer.finishHashed();
     } finally {
@@ -283,6 +283,7 @@ export class SnapshotStager {
         spent.lap("turnsAndCommitsMs");
       }
     }
+    commits.push(store.commit()); // the last loads: the importer's checks read them
     await Promise.all(commits);
     this.ctx.log.info("imported a snapshot", spent.fields());
   }
@@ -315,6 +316,16 @@ function serverSnapshotOf(m: Message): ServerSnapshot | null {
   } catch {
     return null;
   }
+}
+
+/** `store` as an import's target: its puts are load()s, seen by reads once committed (importChunks commits them all before the checks). */
+function loadingInto(store: LmdbVaultStore): VaultStore {
+  return {
+    get: (key) => store.get(key),
+    put: (key, value) => store.load(key, value),
+    delete: (key) => store.delete(key),
+    scan: (start, end) => store.scan(start, end),
+  };
 }
 
 /** Restores an inline vault state (empty: a new state) into `store`. */

@@ -34,6 +34,25 @@ test("reads see uncommitted puts and deletes; scan merges them over the committe
   t.is((await store.stats()).overlayEntries, 0);
 });
 
+test("load() writes at the next commit, outside the overlay: counted as uncommitted, read once committed; a put of the same key wins", async (t) => {
+  const dir = tempDir(t);
+  const store = await LmdbVaultStore.open(dir);
+  store.load(b("b"), b("loaded"));
+  store.load(b("c"), b("loaded"));
+  store.put(b("c"), b("put"));
+  store.load(b("a"), b("loaded"));
+  t.is(store.uncommitted, 4);
+  t.is(store.get(b("b")), undefined, "not in the overlay: a load is read only once committed");
+  t.throws(() => store.load(new Uint8Array(0), b("x")), { instanceOf: RangeError });
+  await store.commit();
+  t.is(store.uncommitted, 0);
+  t.deepEqual(pairs(store.scan(...ALL)), ["a=loaded", "b=loaded", "c=put"]);
+  await store.close();
+  const again = await LmdbVaultStore.open(dir);
+  t.teardown(() => again.close());
+  t.deepEqual(pairs(again.scan(...ALL)), ["a=loaded", "b=loaded", "c=put"], "durable");
+});
+
 test("a reopened store holds exactly the committed writes", async (t) => {
   const dir = tempDir(t);
   const a = await LmdbVaultStore.open(dir);
