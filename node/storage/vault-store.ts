@@ -102,8 +102,7 @@ export class LmdbVaultStore {
   }
 
   private write(p: Pending): void {
-    this.check();
-    if (p.key.length === 0) throw new RangeError("vault store: empty key");
+    this.checkWrite(p.key);
     const k = keyString(p.key);
     this.overlay.set(k, p);
     this.open.set(k, p);
@@ -117,8 +116,7 @@ export class LmdbVaultStore {
    * string per key (an import makes millions).
    */
   load(key: Uint8Array, value: Uint8Array): void {
-    this.check();
-    if (key.length === 0) throw new RangeError("vault store: empty key");
+    this.checkWrite(key);
     this.loads.push([key, value]);
   }
 
@@ -250,6 +248,12 @@ export class LmdbVaultStore {
     this.closed = true;
     await this.committing;
     await this.db.close();
+  }
+
+  /** check(), and a key LMDB can hold (not empty). */
+  private checkWrite(key: Uint8Array): void {
+    this.check();
+    if (key.length === 0) throw new RangeError("vault store: empty key");
   }
 
   private check(): void {

@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import type { HistoryEvent } from "../../chaos/history.js";
 import { recheck } from "../../chaos/recheck.js";
+import { tempDir } from "../temp.js";
 import { H } from "./history-builder.js";
 
 /** Two wrong-password begins on a user registered before the history started (its guess limit is not in the history). */
@@ -15,10 +15,8 @@ function twoWrongGuesses(): HistoryEvent[] {
 }
 
 /** A run directory `<tmp>/<name>/` as runner.ts leaves it (run.json only when `run` is given). */
-function runDir(t: { teardown(f: () => void): void }, name: string, events: HistoryEvent[], run?: object): string {
-  const root = mkdtempSync(join(tmpdir(), "bkv-recheck-"));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const dir = join(root, name);
+function runDir(t: ExecutionContext, name: string, events: HistoryEvent[], run?: object): string {
+  const dir = join(tempDir(t, "bkv-recheck-"), name);
   mkdirSync(join(dir, "cluster"), { recursive: true });
   writeFileSync(join(dir, "history.jsonl"), events.map((e) => JSON.stringify(e)).join("\n") + "\n");
   writeFileSync(join(dir, "final-state.json"), JSON.stringify({ nodes: [{ node: 1, appliedIndex: 9, digest: "ab" }], records: {} }));
