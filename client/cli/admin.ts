@@ -5,7 +5,7 @@
 // command prints a table, or JSON with --json.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { type CommandSpec, type FlagKind, type Parsed, UsageError, intFlag, parseFlags, stringFlag } from "./args.js";
 import type { CliIo } from "./io.js";
 import { EXIT } from "./exit.js";
@@ -26,6 +26,8 @@ Connection (every subcommand):
   --endpoints A,B  admin addresses host:port (default $BKV_ADMIN_ENDPOINTS); one is enough
                    when the nodes' configs name each other's adminAddress
   --certs DIR      DIR/ca.crt, DIR/operator.crt, DIR/operator.key (default $BKV_ADMIN_CERTS)
+                   Without either, the local cluster's: admin.json next to the client
+                   descriptor ($BKV_CLUSTER, else data/local/cluster.json), as \`npm start\` writes it
   --tls-ca FILE, --tls-cert FILE, --tls-key FILE   override one of those files
   --timeout SECS   give up retrying after SECS seconds (default 30)
   --json           print JSON instead of a table
@@ -131,7 +133,9 @@ export async function runAdmin(argv: readonly string[], io: CliIo): Promise<numb
   checkPositionals(command, args);
   const { AdminClient } = await import("../admin/client.js");
   const timeout = intFlag(parsed, "timeout", 1, 3600);
-  const client = new AdminClient({ endpoints: endpoints(parsed, io.env), tls: tlsFiles(parsed, io.env), ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }) });
+  const given = (flag: string, variable: string) => stringFlag(parsed, flag) !== undefined || io.env[variable] !== undefined;
+  const local = given("endpoints", "BKV_ADMIN_ENDPOINTS") && given("certs", "BKV_ADMIN_CERTS") ? undefined : await localAdmin(io.env);
+  const client = new AdminClient({ endpoints: endpoints(parsed, io.env, local), tls: tlsFiles(parsed, io.env, local), ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }) });
   const json = parsed.flags.get("json") === true;
   const print = (text: string, value: unknown) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : text);
   try {
@@ -195,15 +199,44 @@ function requestId(p: Parsed): Uint8Array {
   return new Uint8Array(Buffer.from(hex, "hex"));
 }
 
-function endpoints(p: Parsed, env: NodeJS.ProcessEnv): string[] {
-  const list = (stringFlag(p, "endpoints") ?? env.BKV_ADMIN_ENDPOINTS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
-  if (list.length === 0) throw new UsageError("no admin endpoint: pass --endpoints host:port[,host:port...] or set BKV_ADMIN_ENDPOINTS");
-  for (const e of list) if (!/^[^\s,]+:\d{1,5}$/.test(e)) throw new UsageError(`--endpoints: ${JSON.stringify(e)} is not host:port`);
+/**
+ * The local cluster's admin settings: admin.json beside the client descriptor
+ * ({"endpoints": ["host:port", ...], "certs": DIR}, DIR relative to the file),
+ * written by deploy/local/start.sh; undefined when there is none.
+ */
+interface LocalAdmin {
+  readonly file: string;
+  readonly endpoints: readonly string[];
+  readonly certs: string;
+}
+
+async function localAdmin(env: NodeJS.ProcessEnv): Promise<LocalAdmin | undefined> {
+  const { descriptorPath } = await import("../sdk/descriptor.js");
+  const file = join(dirname(descriptorPath(undefined, env)), "admin.json");
+  if (!existsSync(file)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new UsageError(`${file}: not a local cluster's admin settings (${(err as Error).message}); pass --endpoints and --certs`);
+  }
+  const { endpoints, certs } = (value ?? {}) as { endpoints?: unknown; certs?: unknown };
+  if (!Array.isArray(endpoints) || !endpoints.every((e) => typeof e === "string") || typeof certs !== "string") {
+    throw new UsageError(`${file}: expected {"endpoints": ["host:port", ...], "certs": "DIR"}; pass --endpoints and --certs`);
+  }
+  return { file, endpoints, certs: isAbsolute(certs) ? certs : join(dirname(file), certs) };
+}
+
+function endpoints(p: Parsed, env: NodeJS.ProcessEnv, local: LocalAdmin | undefined): string[] {
+  const given = stringFlag(p, "endpoints") ?? env.BKV_ADMIN_ENDPOINTS;
+  const list = given === undefined ? [...(local?.endpoints ?? [])] : given.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (list.length === 0) throw new UsageError("no admin endpoint: pass --endpoints host:port[,host:port...] or set BKV_ADMIN_ENDPOINTS (or start a local cluster with `npm start`)");
+  for (const e of list) if (!/^[^\s,]+:\d{1,5}$/.test(e)) throw new UsageError(`${given === undefined ? local?.file : "--endpoints"}: ${JSON.stringify(e)} is not host:port`);
   return list;
 }
 
-function tlsFiles(p: Parsed, env: NodeJS.ProcessEnv) {
-  const dir = stringFlag(p, "certs") ?? env.BKV_ADMIN_CERTS;
+function tlsFiles(p: Parsed, env: NodeJS.ProcessEnv, local: LocalAdmin | undefined) {
+  const dir = stringFlag(p, "certs") ?? env.BKV_ADMIN_CERTS ?? local?.certs;
   const file = (flag: string, name: string): Buffer => {
     const path = stringFlag(p, flag) ?? (dir === undefined ? undefined : join(dir, name));
     if (path === undefined) throw new UsageError(`no ${name}: pass --certs DIR (or set BKV_ADMIN_CERTS) or --${flag} FILE`);

@@ -5,7 +5,9 @@
 #
 # Ports (BKV_LOCAL_PORT_BASE, default 7100): node N serves clients on
 # base+N, peers on base+100+N, admin (mTLS) on base+200+N, metrics on
-# base+300+N (/metrics, /healthz, /readyz).
+# base+300+N (/metrics, /healthz, /readyz). admin.json beside the client
+# descriptor names the admin ports and the operator certificate, so `bkv
+# admin` needs no flags here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -24,15 +26,20 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 umask 077
 
-bash deploy/certs/make-certs.sh "$dir/certs" "${ids[@]}" >/dev/null
+# The nodes' certificates, and an operator's for `bkv admin` (which finds it through admin.json, below).
+bash deploy/certs/make-certs.sh "$dir/certs" "${ids[@]}" operator >/dev/null
 # The development token issuer: dev-issuer.key.json (private, 0600) for the
 # bkv CLI, which mints short-lived tokens with it; dev-issuer.jwks.json for the nodes.
 node --no-deprecation --import tsx deploy/local/dev-issuer.ts "$dir" "$cluster_id" >/dev/null
 
 nodes_json=""
+admin_json=""
 for id in "${ids[@]}"; do
-  nodes_json+="${nodes_json:+,}{\"id\":$id,\"clientAddress\":\"127.0.0.1:$((base + id))\",\"peerAddress\":\"127.0.0.1:$((base + 100 + id))\"}"
+  nodes_json+="${nodes_json:+,}{\"id\":$id,\"clientAddress\":\"127.0.0.1:$((base + id))\",\"peerAddress\":\"127.0.0.1:$((base + 100 + id))\",\"adminAddress\":\"127.0.0.1:$((base + 200 + id))\"}"
+  admin_json+="${admin_json:+, }\"127.0.0.1:$((base + 200 + id))\""
 done
+# `bkv admin` reads this beside the client descriptor when no --endpoints or --certs are given.
+printf '{ "endpoints": [%s], "certs": "certs" }\n' "$admin_json" >"$dir/admin.json"
 
 # Every client of a local cluster is 127.0.0.1: the per-address connection cap is the total one (as in the kind overlay).
 for id in "${ids[@]}"; do
@@ -102,12 +109,14 @@ bkv cluster '$cluster_id' is up: 3 nodes, threshold 2.
   descriptor  $dir/cluster.json   (the CLI's default --cluster)
   tokens      minted by the CLI with $dir/dev-issuer.key.json (development issuer; keep it private)
   clients     ${addresses[*]}
+  admin       127.0.0.1:$((base + 201)) (and +1, +2), mTLS with $dir/certs/operator.crt; \`npm run bkv -- admin --help\`
   metrics     http://127.0.0.1:$((base + 301))/metrics  (and +1, +2)
 
 In another terminal:
   echo 'my password' | npx tsx client/cli/main.ts register --user alice --password-stdin
   echo 'my password' | npx tsx client/cli/main.ts recover --user alice --password-stdin
   npx tsx client/cli/main.ts status
+  npx tsx client/cli/main.ts admin status
   (or: npm run bkv -- register --user alice --password-stdin)
 
 Ctrl-C stops the cluster.

@@ -13,6 +13,7 @@ import { descriptorToJson, parseKey } from "../../client/sdk/index.js";
 import * as grpc from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { FakeCluster, fail } from "./fake-cluster.js";
+import { tempDir } from "../temp.js";
 
 interface Result {
   code: number;
@@ -95,6 +96,31 @@ test("a missing or bad descriptor exits 7", async (t) => {
   t.regex(r.err, /no such file/);
   const env = await bkv(["status"], "", { BKV_CLUSTER: "/nonexistent/env.json" });
   t.regex(env.err, /env\.json/, "$BKV_CLUSTER is used");
+});
+
+test("bkv admin: without an endpoint it says what to pass; else it reads the local cluster's admin.json beside the descriptor, and names a bad one", async (t) => {
+  const dir = tempDir(t, "bkv-cli-admin-");
+  const env = { BKV_CLUSTER: join(dir, "cluster.json") };
+  let r = await bkv(["admin", "status"], "", env);
+  t.is(r.code, EXIT.USAGE);
+  t.regex(r.err, /no admin endpoint: pass --endpoints host:port.* or set BKV_ADMIN_ENDPOINTS \(or start a local cluster with `npm start`\)/);
+  await writeFile(join(dir, "admin.json"), "{ not json");
+  r = await bkv(["admin", "status"], "", env);
+  t.is(r.code, EXIT.USAGE);
+  t.true(r.err.includes(`${join(dir, "admin.json")}: not a local cluster's admin settings`), r.err);
+  await writeFile(join(dir, "admin.json"), JSON.stringify({ endpoints: "127.0.0.1:1", certs: "certs" }));
+  r = await bkv(["admin", "status"], "", env);
+  t.is(r.code, EXIT.USAGE);
+  t.regex(r.err, /admin\.json: expected \{"endpoints": \["host:port", \.\.\.\], "certs": "DIR"\}/);
+  await writeFile(join(dir, "admin.json"), JSON.stringify({ endpoints: ["127.0.0.1:1"], certs: "certs" }));
+  r = await bkv(["admin", "status"], "", env);
+  t.is(r.code, EXIT.USAGE);
+  t.true(r.err.includes(`${join(dir, "certs", "ca.crt")} does not exist`), `certs is relative to admin.json: ${r.err}`);
+  // Given both --endpoints and --certs, the file is not read.
+  await writeFile(join(dir, "admin.json"), "{ not json");
+  r = await bkv(["admin", "status", "--endpoints", "127.0.0.1:1", "--certs", join(dir, "mine")], "", env);
+  t.is(r.code, EXIT.USAGE);
+  t.true(r.err.includes(`${join(dir, "mine", "ca.crt")} does not exist`), r.err);
 });
 
 async function withClusterFile(body: (cluster: FakeCluster, file: string, dir: string) => Promise<void>): Promise<void> {
