@@ -262,7 +262,7 @@ test.serial("a dead voter: removing another voter is refused (quorum), the dead 
   t.regex(down.out, /^4\s+voter\s+-\s/m);
 });
 
-test.serial("usage: unknown subcommands, missing arguments, no endpoints; audit routes to the audit commands", async (t) => {
+test.serial("usage: unknown subcommands, missing arguments; audit routes to the audit commands (no endpoint: test/client/cli.test.ts)", async (t) => {
   let r = await admin("frobnicate");
   t.is(r.code, 64);
   t.regex(r.err, /unknown command "admin frobnicate"/);
