@@ -59,6 +59,7 @@ async function catchUp(cluster: LocalCluster, leader: number, id: number, entry:
   const own = processCpuSeconds(cluster.node(id).proc?.pid).toFixed(1);
   const line = cluster.logOf(id).split("\n").find((l) => l.includes("\"imported a snapshot\"")) ?? "{}";
   const { time: _t, level: _l, msg: _m, node: _n, term: _term, ...spent } = JSON.parse(line) as Record<string, unknown>;
+  await probes.drain(); // the round's last recoveries count in its p99 and failures
   const beside = rate > 0 ? `, ${rate} recoveries/s beside it (p99 ${probes.p99(probes.phase)})` : "";
   return `node ${id} (${entry}${beside}): caught up in ${seconds.toFixed(1)} s; CPU s: the others ${cpu}, its own ${own}; the others' longest stalls ${stallMax} ms; import ${JSON.stringify(spent)}`;
 }
