@@ -129,10 +129,7 @@ Usage: bkv COMMAND [options]   (bkv COMMAND --help for details; bkv --version)
 
 Commands:
 ${list}
-  ${"admin".padEnd(width)}  operate the cluster over the admin port (bkv admin --help)
-
-  audit verify FILE | audit --user U FILE   check a node's audit log; list a user's events
-                     (temporary spelling of \`bkv admin audit\`)
+  ${"admin".padEnd(width)}  operate the cluster over the admin port, check audit logs (bkv admin --help)
 
 Passwords and keys are read from stdin (or a key file), never from arguments.
 ${CLUSTER_HELP}

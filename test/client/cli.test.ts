@@ -71,6 +71,11 @@ test("every command has --help", async (t) => {
   const top = await bkv(["--help"]);
   t.is(top.code, 0);
   t.regex(top.out, /Exit codes/);
+  // Every command the overview lists runs: its --help exits 0.
+  const block = top.out.slice(top.out.indexOf("Commands:\n"), top.out.indexOf("Passwords and keys"));
+  const listed = block.split("\n").filter((line) => /^ {2}\S/.test(line)).map((line) => line.trim().split(/\s{2,}/)[0]!);
+  t.true(listed.length > COMMANDS.length, listed.join(", "));
+  for (const name of listed) t.is((await bkv([...name.split(" "), "--help"])).code, 0, `the overview lists "${name}"`);
 });
 
 test("--version prints the package's version; --help and --version need no SDK code (the CLI's static imports of it are type-only)", async (t) => {
