@@ -10,7 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { type MessageInitShape, type MessageShape, create } from "@bufbuild/protobuf";
 import { AdminService, type GetClusterStatusResponse, type SaveSnapshotResponse, SaveSnapshotRequestSchema } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { type UnaryClient, serviceDefinition, unaryClient } from "../../proto/rpc.js";
-import { RpcError, TransientError, isServiceError, rpcErrorFrom } from "../sdk/errors.js";
+import { NotAuthorizedError, RpcError, TransientError, isServiceError, rpcErrorFrom } from "../sdk/errors.js";
 import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "../sdk/retry.js";
 
 type Methods = typeof AdminService.method;
@@ -94,6 +94,8 @@ export class AdminClient {
     for (const a of answers) if ("status" in a && a.status.leaderId !== 0n) votes.set(Number(a.status.leaderId), (votes.get(Number(a.status.leaderId)) ?? 0) + 1);
     const [lead] = [...votes].sort((x, y) => y[1] - x[1])[0] ?? [];
     if (lead === undefined) {
+      const refusals = answers.flatMap((a) => ("error" in a && a.error instanceof NotAuthorizedError ? [a.error] : []));
+      if (refusals.length > 0 && refusals.length === answers.length) throw refusals[0]; // every node refused this caller: not transient
       const why = answers.map((a) => `${a.address}: ${"error" in a ? a.error.message : "no leader known"}`).join("; ");
       throw new TransientError(`no node named a leader (${why})`);
     }

@@ -5,10 +5,12 @@
 // command prints a table, or JSON with --json.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { type CommandSpec, type FlagKind, type Parsed, UsageError, intFlag, parseFlags, stringFlag } from "./args.js";
 import type { CliIo } from "./io.js";
 import { EXIT } from "./exit.js";
+import { ClientError, NotAuthorizedError } from "../sdk/errors.js";
 import { type AdminContext, digestsView, membersView, saveSnapshot, statusView } from "./admin-views.js";
 
 interface AdminCommand extends CommandSpec {
@@ -81,7 +83,7 @@ const COMMANDS: readonly AdminCommand[] = [
   },
   {
     name: "transfer-leader", summary: "hand leadership to another voter", usage: "bkv admin transfer-leader [ID]", positionals: ["ID?"], flags: {},
-    help: "Without ID the leader picks the most up-to-date voter.",
+    help: "Without ID the leader picks the most up-to-date voter. Exit 5 when another voter than ID ends up leading.",
     async run(ctx) {
       const nodeId = ctx.args[0] === undefined ? 0n : nodeIdArg(ctx.args[0]);
       const { response } = await ctx.client.onLeader("transferLeadership", { nodeId });
@@ -101,7 +103,9 @@ const COMMANDS: readonly AdminCommand[] = [
     async run(ctx) {
       const file = stringFlag(ctx.parsed, "file");
       if (file === undefined) throw new UsageError("--file SIGNED_JWKS is required");
-      const signedKeySet = readFileSync(file, "utf8").trim();
+      const signedKeySet = await readFile(file, "utf8").then((text) => text.trim(), (err: NodeJS.ErrnoException) => {
+        throw new ClientError("IO", `cannot read ${file}: ${err.code ?? err.message}`);
+      });
       await ctx.client.onLeader("rotateIssuerKeys", { requestId: requestId(ctx.parsed), signedKeySet });
       ctx.print("issuer keys rotated\n", { rotated: true });
       return EXIT.OK;
@@ -140,9 +144,23 @@ export async function runAdmin(argv: readonly string[], io: CliIo): Promise<numb
   const print = (text: string, value: unknown) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : text);
   try {
     return await command.run({ args, parsed, io, client, json, print });
+  } catch (err) {
+    return reportAdminError(err, io);
   } finally {
     client.close();
   }
+}
+
+/**
+ * A refused caller means something else on the admin port: a certificate the
+ * port does not admit, not a token (exit 1). Other errors go on to main.ts's
+ * report().
+ */
+function reportAdminError(err: unknown, io: CliIo): number {
+  if (!(err instanceof NotAuthorizedError)) throw err;
+  io.stderr(`bkv admin: refused by ${err.address}: ${err.codeName}: ${err.serverMessage}\n` +
+    "  the admin port admits an operator certificate (CN \"operator\" or \"operator-NAME\") from the cluster's CA: check --certs or --tls-cert\n");
+  return EXIT.ERROR;
 }
 
 function overview(): string {

@@ -9,6 +9,7 @@ import type { VaultClient } from "../sdk/vault-client.js";
 import type { TokenProvider } from "../sdk/auth.js";
 import { type CommandSpec, type Parsed, UsageError, intFlag, stringFlag } from "./args.js";
 import { type CliIo, progressBar } from "./io.js";
+import { EXIT } from "./exit.js";
 
 /**
  * The SDK and the backup-file code, loaded by the commands that use them:
@@ -23,9 +24,11 @@ export interface Command extends CommandSpec {
 
 const NET = { timeout: "string", "token-file": "string" } as const;
 const CLUSTER_HELP = `
-Global options:
+Options of the commands that call the cluster (register, recover, verify-password,
+change-password, delete, status; cluster fetch takes --token-file):
   --cluster FILE     cluster descriptor (default: $BKV_CLUSTER, else data/local/cluster.json)
-  --timeout SECS     give up retrying after SECS seconds (default 30)
+  --timeout SECS     give up retrying after SECS seconds (default 30; a registration's
+                     read-back too, default 10); one node's evaluation retries at most 5 s
   --token-file FILE  the bearer token (a JWT from your account service) for every call;
                      else $BKV_TOKEN; else, next to a local cluster's descriptor, tokens are
                      minted with its development issuer key (dev-issuer.key.json, or $BKV_DEV_ISSUER_KEY)
@@ -60,7 +63,7 @@ async function withClient<T>(p: Parsed, io: CliIo, prompts: readonly string[], b
   const timeout = intFlag(p, "timeout", 1, 3600);
   const token = await tokenProvider(p, io, file, descriptor.clusterId);
   const client = new VaultClient(descriptor, {
-    ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }),
+    ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 }, readBackTimeoutMs: timeout * 1000 }),
     ...(token === undefined ? {} : { token }),
     onWarning: (w) => io.stderr(`bkv: warning: ${w.message}\n`),
   });
@@ -198,11 +201,13 @@ const status: Command = {
   flags: { user: "string", json: "boolean", ...NET },
   help: `For each pinned node: reachable or not, round trip, whether its descriptor matches the
 pinned one. With --user: each node's version, attempts remaining, lock and applied Raft index of
-that record (no attempt is counted). Exit 0 when at least t nodes are reachable, else 5.`,
+that record (no attempt is counted). Exit 0 when at least t nodes are reachable; else 12 when
+a node refused the token (none, invalid or expired), else 5.`,
   async run(p, io) {
     const s = await withClient(p, io, [], (c) => c.status(stringFlag(p, "user")));
     io.stdout(p.flags.get("json") === true ? `${JSON.stringify(s, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2)}\n` : renderStatus(s));
-    return s.recoverable ? 0 : 5;
+    if (s.recoverable) return EXIT.OK;
+    return s.nodes.some((n) => n.notAuthorized === true) ? EXIT.NOT_AUTHORIZED : EXIT.UNAVAILABLE;
   },
 };
 
@@ -211,7 +216,7 @@ function renderStatus(s: ClusterStatus): string {
   for (const n of s.nodes) {
     const head = `  node ${n.nodeId} ${n.address}: `;
     if (!n.reachable) {
-      lines.push(`${head}UNREACHABLE (${n.error ?? "no answer"})`);
+      lines.push(`${head}${n.notAuthorized === true ? "NOT AUTHORIZED" : "UNREACHABLE"} (${n.error ?? "no answer"})`);
       continue;
     }
     const extra = n.unpinnedNodeIds?.length ? `, announces unpinned nodes ${n.unpinnedNodeIds.join(",")}` : "";
@@ -262,9 +267,10 @@ const clusterFetch: Command = {
 descriptor, checks every node's signature, writes it to --out FILE and prints each node's identity
 key fingerprint. This is trust on first use: compare the fingerprints with the operators' before
 pinning the file. An existing FILE is kept unless --force. The node needs a valid token of the
-cluster (any user's): --token-file FILE, else $BKV_TOKEN, else $BKV_DEV_ISSUER_KEY mints one.`,
+cluster (any user's): --token-file FILE, else $BKV_TOKEN, else a development issuer key mints one
+($BKV_DEV_ISSUER_KEY, or dev-issuer.key.json beside the default descriptor, as \`npm start\` leaves it).`,
   async run(p, io) {
-    const { ClientError, descriptorToJson, fetchDescriptor } = await sdk();
+    const { ClientError, descriptorPath, descriptorToJson, fetchDescriptor } = await sdk();
     const caFile = stringFlag(p, "ca");
     const ca = caFile === undefined ? undefined : await readFile(caFile, "utf8").catch((err: NodeJS.ErrnoException) => {
       throw new ClientError("IO", `cannot read CA file ${caFile}: ${err.code ?? err.message}`);
@@ -273,11 +279,14 @@ cluster (any user's): --token-file FILE, else $BKV_TOKEN, else $BKV_DEV_ISSUER_K
     if (p.flags.get("force") !== true && (await stat(out).then(() => true, () => false))) {
       throw new ClientError("IO", `${out} exists (pass --force to replace it)`);
     }
-    const token = await tokenProvider(p, io, undefined);
+    // A local cluster's development issuer key lies beside the default descriptor.
+    const token = await tokenProvider(p, io, descriptorPath(stringFlag(p, "cluster"), io.env));
     const d = await fetchDescriptor(stringFlag(p, "address") as string, { ...(ca === undefined ? {} : { tlsCa: ca }), ...(token === undefined ? {} : { token }) });
     const temp = `${out}.tmp-${randomBytes(6).toString("hex")}`;
-    await writeFile(temp, `${JSON.stringify(descriptorToJson(d), null, 2)}\n`, { mode: 0o644 });
-    await rename(temp, out);
+    const written = writeFile(temp, `${JSON.stringify(descriptorToJson(d), null, 2)}\n`, { mode: 0o644 }).then(() => rename(temp, out));
+    await written.catch((err: NodeJS.ErrnoException) => {
+      throw new ClientError("IO", `cannot write ${out}: ${err.code ?? err.message}`);
+    });
     io.stdout(describeDescriptor(d));
     return 0;
   },

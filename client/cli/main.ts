@@ -3,8 +3,9 @@
 //
 // Exit codes: 0 ok; 1 unexpected error; 2 wrong password; 3 record locked;
 // 4 record not found / already exists; 5 cluster unavailable or too few
-// nodes; 6 integrity (record mismatch, unverified registration, inconsistent
-// evaluations, backup file altered / wrong key / not a backup); 7 bad
+// nodes; 6 integrity (record mismatch, unverified registration, backup file
+// altered / wrong key / not a backup); 2 also for inconsistent evaluations
+// (a wrong password, or a faulty node); 7 bad
 // cluster descriptor; 8 file I/O; 9 concurrent change (a concurrent recovery
 // superseded this one twice, or the record changed twice while recovering:
 // nothing is wrong, try again); 10 throttled (too many attempts on the record
@@ -137,7 +138,8 @@ ${CLUSTER_HELP}
 Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 record not found
 or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O,
 9 concurrent change (superseded by a concurrent recovery, or the record changed): try again,
-11 rate limited (retry later), 12 not authorized (token missing, invalid or for another user), 64 usage.
+10 throttled (attempts on the record spaced too closely: retry later), 11 rate limited (retry later),
+12 not authorized (token missing, invalid or for another user), 64 usage.
 `;
 }
 

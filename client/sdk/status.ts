@@ -7,7 +7,7 @@
 import { equalBytes } from "../../proto/crypto/index.js";
 import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
 import type { Transport } from "./transport.js";
-import { RecordNotFoundError } from "./errors.js";
+import { NotAuthorizedError, RecordNotFoundError } from "./errors.js";
 
 export interface NodeStatus {
   readonly nodeId: number;
@@ -22,6 +22,8 @@ export interface NodeStatus {
   readonly clusterSize?: number;
   /** Node ids the node announces that the pinned descriptor lacks (a membership change). */
   readonly unpinnedNodeIds?: number[];
+  /** The node answered, refusing the call's token (none, invalid, expired, or another issuer's): not reachable for this client. */
+  readonly notAuthorized?: boolean;
   readonly error?: string;
   /** With a user: this node's view of the record. */
   readonly record?: RecordStatus;
@@ -69,7 +71,8 @@ async function probeNode(transport: Transport, d: ClusterDescriptor, node: NodeE
       unpinnedNodeIds: (remote?.nodes ?? []).map((n) => Number(n.nodeId)).filter((id) => !pinned.has(id)),
     };
   } catch (err) {
-    status = { ...base, reachable: false, error: err instanceof Error ? err.message : String(err) };
+    const refused = err instanceof NotAuthorizedError ? { notAuthorized: true } : {};
+    status = { ...base, reachable: false, ...refused, error: err instanceof Error ? err.message : String(err) };
   }
   if (user === undefined || !status.reachable) return status;
   return { ...status, record: await probeRecord(transport, node, timeoutMs, user) };

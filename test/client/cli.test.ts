@@ -12,7 +12,7 @@ import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
 import { descriptorToJson, parseKey } from "../../client/sdk/index.js";
 import * as grpc from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
-import { FakeCluster, fail } from "./fake-cluster.js";
+import { type Fault, FakeCluster, fail } from "./fake-cluster.js";
 import { tempDir } from "../temp.js";
 
 interface Result {
@@ -209,6 +209,20 @@ test.serial("status exits 5 when fewer than t nodes answer", async (t) => {
     const r = await bkv(["status", "--cluster", file, "--timeout", "2"]);
     t.is(r.code, EXIT.UNAVAILABLE);
     t.regex(r.out, /UNREACHABLE/);
+  });
+});
+
+test.serial("status exits 12 and says NOT AUTHORIZED when nodes refuse the token and fewer than t answer", async (t) => {
+  await withClusterFile(async (cluster, file) => {
+    const refuse: Fault = () => fail(grpc.status.UNAUTHENTICATED, "no token: this node authenticates every call", ErrorReason.UNSPECIFIED);
+    cluster.fault(1, refuse);
+    cluster.fault(2, refuse);
+    const r = await bkv(["status", "--cluster", file, "--timeout", "2"]);
+    t.is(r.code, EXIT.NOT_AUTHORIZED);
+    t.regex(r.out, /node 1 [^\n]*: NOT AUTHORIZED \(/);
+    t.regex(r.out, /node 3 [^\n]*: up /);
+    const json = JSON.parse((await bkv(["status", "--cluster", file, "--json"])).out) as { nodes: Array<{ nodeId: number; notAuthorized?: boolean }> };
+    t.deepEqual(json.nodes.map((n) => n.notAuthorized === true), [true, true, false]);
   });
 });
 

@@ -201,6 +201,17 @@ test.serial("the admin port admits operator and node certificates only", async (
   const err = await t.throwsAsync(call("mallory"));
   t.is((err as grpc.ServiceError).code, grpc.status.PERMISSION_DENIED);
   t.regex((err as grpc.ServiceError).details, /admits operator and node certificates only .* not CN "mallory"/);
+  // The CLI says it is the certificate (not a token) and exits 1.
+  const r = await admin("status", "--tls-cert", join(certs, "mallory.crt"), "--tls-key", join(certs, "mallory.key"));
+  t.is(r.code, 1, r.err);
+  t.regex(r.err, /bkv admin: refused by .*PERMISSION_DENIED: .*not CN "mallory"\n  the admin port admits an operator certificate/);
+  t.false(r.err.includes("--token-file"));
+});
+
+test.serial("a file the command cannot read exits 8", async (t) => {
+  const r = await admin("issuer-keys", "rotate", "--file", join(cluster.dir, "no-such-file"));
+  t.is(r.code, 8, r.err);
+  t.regex(r.err, /cannot read .*no-such-file: ENOENT/);
 });
 
 // It retires the development issuer's key in the replicated state: later tests make no client calls.
