@@ -3,7 +3,8 @@
 # way deploy/k8s/base/statefulset.yaml runs it: first the init container
 # (`bash /opt/bkv-init/init-node.sh` with POD_NAME, BKV_INIT_SOFTHSM,
 # BKV_BOOTSTRAP_VOTERS, BKV_NODE_IDS and the same mounts), then bkv-node
-# (`--config /etc/bkv/config.json`, POD_NAME, POD_NAMESPACE, BKV_LOG_LEVEL),
+# (`--config /etc/bkv/config.json`, POD_NAME, POD_NAMESPACE, BKV_LOG_LEVEL, the issuer's JWKS at
+# /etc/bkv-issuer as the ConfigMap bkv-issuer-jwks mounts it),
 # as uid 10001 with a read-only root filesystem, no capabilities, no new
 # privileges and a /tmp tmpfs. Pods become containers with --network host
 # (no Docker network is created); the volumes are directories under DIR.
@@ -16,8 +17,9 @@
 #   deploy/docker/cluster.sh up DIR [IMAGE]   (default IMAGE bkv:dev, BASE $BKV_DOCKER_PORT_BASE or 27100)
 #   deploy/docker/cluster.sh down DIR
 #
-# `up` ends with DIR/client/cluster.json, fetched with the image's own CLI;
-# then, e.g.:
+# `up` ends with DIR/client/cluster.json, fetched with the image's own CLI,
+# and beside it the development issuer's key (DIR/client/dev-issuer.key.json),
+# with which the CLI mints the users' tokens; then, e.g.:
 #   printf 'pw\n' | docker run -i --rm --network host --user 10001:10001 -v DIR/client:/client \
 #     --entrypoint bkv IMAGE register --user alice --password-stdin --cluster /client/cluster.json
 set -euo pipefail
@@ -36,10 +38,13 @@ if [[ $cmd == down ]]; then
 fi
 [[ $cmd == up ]] || { echo "usage: $0 up|down DIR [IMAGE]" >&2; exit 64; }
 
-# Secrets bkv-tls and bkv-hsm, and the ConfigMaps bkv-config and bkv-init.
+# Secrets bkv-tls and bkv-hsm, the ConfigMaps bkv-config, bkv-init and
+# bkv-issuer-jwks (a development token issuer, as the kind overlay makes).
 umask 077
 bash deploy/certs/make-certs.sh "$dir/ca" "${ids[@]}" >/dev/null
-mkdir -p "$dir/secret-tls" "$dir/secret-hsm" "$dir/configmap-config" "$dir/configmap-init" "$dir/client"
+mkdir -p "$dir/secret-tls" "$dir/secret-hsm" "$dir/configmap-config" "$dir/configmap-init" "$dir/configmap-issuer" "$dir/client"
+node --no-deprecation --import tsx deploy/local/dev-issuer.ts "$dir/client" bkv >/dev/null
+cp "$dir/client/dev-issuer.jwks.json" "$dir/configmap-issuer/jwks.json"
 cp "$dir/ca/ca.crt" "$dir/secret-tls/"
 for id in "${ids[@]}"; do
   cp "$dir/ca/node-$id.crt" "$dir/ca/node-$id.key" "$dir/secret-tls/"
@@ -50,14 +55,16 @@ node -e '
 const fs = require("node:fs");
 const [src, out, base] = process.argv.slice(1);
 const c = JSON.parse(fs.readFileSync(src, "utf8"));
-c.nodes = c.nodes.map((n) => ({ ...n, clientAddress: `127.0.0.1:${Number(base) + n.id}`, peerAddress: `127.0.0.1:${Number(base) + 100 + n.id}` }));
+const at = (n, offset) => `127.0.0.1:${Number(base) + offset + n.id}`;
+c.nodes = c.nodes.map((n) => ({ ...n, clientAddress: at(n, 0), peerAddress: at(n, 100), adminAddress: at(n, 200) }));
 fs.writeFileSync(out, JSON.stringify(c, null, 2) + "\n");
 ' deploy/k8s/base/config.json "$dir/configmap-config/config.json" "$base"
 for id in "${ids[@]}"; do
   mkdir -p "$dir/bkv-$((id - 1))"/{config,secrets,data,hsm-token}
 done
 chown -R 10001:10001 "$dir"
-chmod 0755 "$dir" "$dir/configmap-init" "$dir/configmap-config"
+chmod 0755 "$dir" "$dir/configmap-init" "$dir/configmap-config" "$dir/configmap-issuer"
+chmod 0644 "$dir/configmap-issuer/jwks.json"
 
 security=(--network host --user 10001:10001 --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs /tmp)
 for id in "${ids[@]}"; do
@@ -74,10 +81,11 @@ for id in "${ids[@]}"; do
     -e BKV_CLIENT_LISTEN="127.0.0.1:$((base + id))" -e BKV_PEER_LISTEN="127.0.0.1:$((base + 100 + id))" \
     -e BKV_ADMIN_LISTEN="127.0.0.1:$((base + 200 + id))" -e BKV_METRICS_LISTEN="127.0.0.1:$((base + 300 + id))" \
     -v "$vol/config:/etc/bkv:ro" -v "$vol/secrets:/run/bkv/secrets:ro" -v "$vol/data:/var/lib/bkv/data" -v "$vol/hsm-token:/var/lib/bkv/hsm" \
+    -v "$dir/configmap-issuer:/etc/bkv-issuer:ro" \
     "$image" --config /etc/bkv/config.json >/dev/null
 done
 
-# Ready (/readyz: a leader is known) on every node, as the readiness probe asks.
+# Ready (/readyz: a leader known, apply lag and HSM probe fine) on every node, as the readiness probe asks.
 for id in "${ids[@]}"; do
   for _ in $(seq 120); do
     node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
@@ -90,7 +98,8 @@ for id in "${ids[@]}"; do
 done
 echo "3 nodes ready; fetching the descriptor with the image's CLI"
 for _ in $(seq 60); do
-  docker run --rm --network host --user 10001:10001 -v "$dir/client:/client" -v "$dir/ca/ca.crt:/ca.crt:ro" --entrypoint bkv "$image" \
+  docker run --rm --network host --user 10001:10001 -v "$dir/client:/client" -v "$dir/ca/ca.crt:/ca.crt:ro" \
+    -e BKV_DEV_ISSUER_KEY=/client/dev-issuer.key.json --entrypoint bkv "$image" \
     cluster fetch --address "127.0.0.1:$((base + 1))" --ca /ca.crt --out /client/cluster.json --force >/dev/null 2>&1 &&
     node -e 'process.exit(JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")).nodes.length === 3 ? 0 : 1)' "$dir/client/cluster.json" &&
     { echo "$dir/client/cluster.json"; exit 0; }
