@@ -23,7 +23,8 @@
 // client that reuses its token pays one signature, the claims are checked at
 // every call. With authentication disabled (config `auth.disabled`, local
 // tests only) only the address bucket applies. The JWKS files of the config
-// are read at bootstrap only (bootstrapIssuers). No token, key or claim
+// are read at bootstrap (bootstrapIssuers) and, for a state without issuer
+// keys (a legacy cluster), at the first call (legacyIssuers). No token, key or claim
 // beyond `iss`, `kid` and `sub` ever reaches an error message or a log line.
 import { readFileSync } from "node:fs";
 import type { Metadata } from "@grpc/grpc-js";
@@ -55,6 +56,28 @@ export function bootstrapIssuers(auth: AuthConfig): IssuerPolicy | undefined {
   if (!auth.enabled) return undefined;
   const issuers = auth.issuers.map((i) => ({ iss: i.issuer, setTime: 0, keys: jwksFileKeys(i.jwksFile) }));
   return { clockSkewSec: auth.clockSkewSec, maxTokenLifetimeSec: auth.maxTokenLifetimeSec, issuers };
+}
+
+/**
+ * The config's issuer keys for a state that holds none (a cluster bootstrapped
+ * before the keys entered the state, then upgraded in place), read when the
+ * first call needs them and kept: a node of a current cluster never reads its
+ * JWKS files after bootstrap, so a missing or edited file stops no restart.
+ * Files that cannot be read are reported once and admit nobody (null) until
+ * the node restarts.
+ */
+export function legacyIssuers(auth: AuthConfig, onError: (err: Error) => void): () => IssuerPolicy | null {
+  let policy: IssuerPolicy | null | undefined;
+  return () => {
+    if (policy !== undefined) return policy;
+    try {
+      policy = bootstrapIssuers(auth) ?? null;
+    } catch (err) {
+      onError(err as Error);
+      policy = null;
+    }
+    return policy;
+  };
 }
 
 /**

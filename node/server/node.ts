@@ -35,7 +35,7 @@ import { Joiner } from "./join.js";
 import { attestSnapshot } from "./snapshot-attest.js";
 import { addReflection } from "./reflection.js";
 import type { LeaderHint } from "./errors.js";
-import { ClientGate, bootstrapIssuers } from "./auth.js";
+import { ClientGate, bootstrapIssuers, legacyIssuers } from "./auth.js";
 import { Admission, clientPortOptions } from "./admission.js";
 import { AuditLog } from "./audit.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
@@ -159,10 +159,10 @@ export class VaultNode {
     // entered the state, upgraded in place) is verified at the port against the config's JWKS files, as that
     // release did, and not on apply (docs/operations.md "Client authentication"); a node holding no state yet
     // (a joiner) admits nobody.
-    const legacyKeys = bootstrapIssuers(c.auth) ?? null;
+    const legacyKeys = legacyIssuers(c.auth, (err) => this.log.error("the state holds no issuer keys, and the config's JWKS files cannot be read: no client is admitted", { error: err.message }));
     this.gate = new ClientGate({
       clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
-      issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys),
+      issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys()),
       verified: () => this.loop.vault.verifiedTokens,
       now: () => this.clock.now() ?? Date.now(),
     });

@@ -7,7 +7,7 @@
 // verified and equal.
 import test, { type ExecutionContext } from "ava";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { LocalCluster, E2E_CLIENT_OPTIONS, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
@@ -121,6 +121,22 @@ test.serial("the ports verify against the replicated issuer keys, not the JWKS f
   }
   const e = await t.throwsAsync(cluster.vault(3, added).getRecordInfo({ userId: "alice" })) as unknown as ServiceError;
   t.is(e.code, status.UNAUTHENTICATED, "reads too");
+});
+
+test.serial("a node restarts without the JWKS file, which it read only at bootstrap, and verifies tokens against the replicated keys", async (t) => {
+  const saved = readFileSync(cluster.jwksFile);
+  rmSync(cluster.jwksFile);
+  try {
+    await cluster.stop(2);
+    cluster.restart(2);
+    const alice = await token(cluster.issuer, { subject: "alice" });
+    const info = await waitFor(() => cluster.vault(2, alice).getRecordInfo({ userId: "alice" }, { deadline: new Date(Date.now() + 2000) }).catch(() => undefined), "node 2 serving alice's record", 30_000);
+    t.true(info.version > 0);
+    t.true(cluster.node(2).proc !== null && cluster.node(2).proc!.exitCode === null, "node 2 runs");
+    t.false(cluster.logOf(2).includes("JWKS files cannot be read"));
+  } finally {
+    writeFileSync(cluster.jwksFile, saved);
+  }
 });
 
 test.serial("over the per-user limit: RESOURCE_EXHAUSTED, reason RATE_LIMITED, a retry-after in the message and trailer; nothing proposed", async (t) => {
