@@ -6,7 +6,7 @@ set -euo pipefail
 
 missing=()
 command -v softhsm2-util >/dev/null || missing+=(softhsm2)
-[ -e /usr/lib/softhsm/libsofthsm2.so ] || [ -n "${BKV_PKCS11_MODULE:-}" ] || missing+=(softhsm2)
+[ -e /usr/lib/softhsm/libsofthsm2.so ] || [ -n "${BKV_HSM_MODULE:-}" ] || missing+=(softhsm2)
 command -v openssl >/dev/null || missing+=(openssl)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

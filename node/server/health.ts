@@ -8,6 +8,8 @@ import { NONE } from "../raft/index.js";
 
 /** What the node's health is judged on. */
 export interface HealthFacts {
+  /** A graceful stop has begun (the node serves out what it holds, then exits). */
+  readonly stopping: boolean;
   /** The leader this node knows; NONE while it knows none. */
   readonly leaderId: number;
   /** Committed entries not applied yet (commit index − applied index). */
@@ -18,8 +20,9 @@ export interface HealthFacts {
   readonly hsm: { readonly ok: boolean; readonly error: string };
 }
 
-/** Why the node is NOT_SERVING, or null when it serves: the first of no leader, apply lag, HSM failing. */
+/** Why the node is NOT_SERVING, or null when it serves: the first of stopping, no leader, apply lag, HSM failing. */
 export function notServingReason(f: HealthFacts): string | null {
+  if (f.stopping) return "stopping";
   if (f.leaderId === NONE) return "no leader known";
   if (f.applyLag > f.maxApplyLag) return `apply lag ${f.applyLag} > ${f.maxApplyLag} entries`;
   if (!f.hsm.ok) return `HSM probe failing: ${f.hsm.error}`;

@@ -384,7 +384,7 @@ export class VaultNode {
 
   private healthFacts(): HealthFacts {
     return {
-      leaderId: this.loop.leaderId, applyLag: this.loop.commitIndex - this.loop.vault.appliedIndex,
+      stopping: this.stopping, leaderId: this.loop.leaderId, applyLag: this.loop.commitIndex - this.loop.vault.appliedIndex,
       maxApplyLag: this.cfg.maxApplyLag, hsm: this.hsmProbe?.state ?? { ok: true, error: "" },
     };
   }

@@ -72,13 +72,14 @@ test("admin callers: operator and node certificates only", (t) => {
   for (const cn of [undefined, "", "mallory", "node-0", "node-", "operators", "operator-", "xoperator", "node-1 "]) t.false(admitsAdminCaller(cn), String(cn));
 });
 
-test("health: NOT_SERVING without a leader, beyond the apply lag bound, or with a failing HSM probe; the first reason is named", (t) => {
-  const ok = { leaderId: 1, applyLag: 0, maxApplyLag: 100, hsm: { ok: true, error: "" } };
+test("health: NOT_SERVING once stopping, without a leader, beyond the apply lag bound, or with a failing HSM probe; the first reason is named", (t) => {
+  const ok = { stopping: false, leaderId: 1, applyLag: 0, maxApplyLag: 100, hsm: { ok: true, error: "" } };
   t.is(notServingReason(ok), null);
   t.is(notServingReason({ ...ok, applyLag: 100 }), null);
   t.is(notServingReason({ ...ok, applyLag: 101 }), "apply lag 101 > 100 entries");
   t.is(notServingReason({ ...ok, hsm: { ok: false, error: "signing failed (CKR_DEVICE_ERROR)" } }), "HSM probe failing: signing failed (CKR_DEVICE_ERROR)");
   t.is(notServingReason({ ...ok, leaderId: 0, applyLag: 500 }), "no leader known");
+  t.is(notServingReason({ ...ok, stopping: true, leaderId: 0 }), "stopping");
 });
 
 test("recent digests: the last indexes applied that the vault remembers, oldest first", (t) => {
