@@ -67,8 +67,9 @@ interface StatusJson {
   members: Array<{ id: number; kind: string; role: string; lag: number; reachable: boolean; version: string; hsm: string; health: string; applied: number; storeBytes: number }>;
 }
 
+/** The leader's id; retried for a while: a status can fail for a moment (an election, or the admin port's connect rate after a burst of CLI runs from 127.0.0.1). */
 async function leader(): Promise<number> {
-  return (await json<StatusJson>("status")).leader;
+  return waitFor(() => json<StatusJson>("status").then((s) => s.leader, () => undefined), "a leader in bkv admin status", 15_000);
 }
 
 test.serial("status: every member with its role, indexes, lag, version, store, HSM and health, as a table and as JSON", async (t) => {
