@@ -59,7 +59,7 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30],
   });
   readonly snapshotsRefused = new Counter({
-    name: "bkv_snapshots_refused_total", help: "Snapshot messages refused before install, by reason (index, disagreement, unattested)", labelNames: ["reason"], registers: [this.registry],
+    name: "bkv_snapshots_refused_total", help: "Snapshot messages refused before install, by reason (index, rollback, disagreement, unattested)", labelNames: ["reason"], registers: [this.registry],
   });
   readonly clockOffset = new Gauge({
     name: "bkv_clock_offset_seconds", registers: [this.registry],

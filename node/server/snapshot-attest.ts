@@ -13,6 +13,11 @@
 //   skip entries);
 // - "disagreement": a node reports another digest at i (logged as an error
 //   naming the nodes: evidence of a rogue, or of divergence);
+// - "rollback": the state would take this node's vault back (a counter of
+//   the same registration lower, a lock lifted, the state's time earlier:
+//   node/vault rollback.ts; logged as an error): vouching proves an honest
+//   node reached the state, not that it extends this node's own history,
+//   which a rogue leader can fork (docs/threat-model.md);
 // - "unattested": fewer than `threshold` nodes vouch (not applied i yet —
 //   a silent node is asked again a few times within about 2 s —, evicted
 //   it, down); the leader sends a newer snapshot later (raft-loop.ts takes a
@@ -28,7 +33,7 @@ import type { NodeId } from "../raft/index.js";
 import { equalBytes } from "../../proto/crypto/index.js";
 import type { Logger } from "./log.js";
 
-export type RefusalReason = "index" | "disagreement" | "unattested";
+export type RefusalReason = "index" | "rollback" | "disagreement" | "unattested";
 
 export class SnapshotRefusedError extends Error {
   override readonly name = "SnapshotRefusedError";
@@ -64,6 +69,8 @@ export interface Candidate {
   readonly digest: Uint8Array;
   /** The nodes to ask (this node is skipped). */
   readonly members: readonly NodeId[];
+  /** How installing the state would take this node's vault back, or null (node/vault rollbackFrom); absent: not checked. */
+  readonly rollback?: () => Promise<string | null>;
 }
 
 /** Resolves when the candidate is attested; throws SnapshotRefusedError otherwise (logged and counted). */
@@ -82,6 +89,11 @@ async function check(o: AttestOptions, c: Candidate): Promise<void> {
   if (early instanceof SnapshotRefusedError) {
     o.log.warn("snapshot refused: its state is not at its index", { from: c.from, index: c.index, applied: c.appliedIndex });
     throw early;
+  }
+  const back = (await c.rollback?.()) ?? null;
+  if (back !== null) {
+    o.log.error("snapshot refused: it would take this node's vault back (a rogue leader, or divergence)", { from: c.from, index: c.index, why: back });
+    throw new SnapshotRefusedError("rollback", `the state at index ${c.index} would take this node's vault back: ${back}`);
   }
   const answers = await askAll(o, c);
   const verdict = judge(c, o.threshold, answers);

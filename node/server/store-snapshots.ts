@@ -174,8 +174,8 @@ export interface StagerContext {
   appliedIndex(): number;
   /** Steps a message into Raft (the held MsgSnap, once staged). */
   step(m: Message): void;
-  /** Resolves when the staged state (verified here) may be installed; throws to refuse it (snapshot-attest.ts). */
-  attest(m: Message, state: StoreRef): Promise<void>;
+  /** Resolves when the staged state (verified here, held in `staged`) may be installed; throws to refuse it (snapshot-attest.ts). */
+  attest(m: Message, state: StoreRef, staged: VaultStore): Promise<void>;
   /** The hasher of each download's pairs (default: a WorkerPairHasher of defaultHashThreads()). */
   readonly pairHasher?: () => ImportHasher;
 }
@@ -193,6 +193,19 @@ const IMPORT_TURN_MS = 10;
  * whole took 30-80 ms of the event loop (a 16 KiB part: a few ms).
  */
 const IMPORT_SLICE_BYTES = 16 * 1024;
+
+/** Runs `steps` to its end, giving the event loop a turn whenever it ran IMPORT_TURN_MS without one; returns its value. */
+export async function withTurns<T>(steps: Generator<void, T>): Promise<T> {
+  let turn = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+    if (performance.now() - turn >= IMPORT_TURN_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turn = performance.now();
+    }
+  }
+}
 
 export class SnapshotStager {
   private download: { readonly index: number; readonly abort: AbortController } | null = null;
@@ -234,7 +247,7 @@ export class SnapshotStager {
           ? checkRef(await this.importFrom(m.from, index, term, store, abort.signal), data.store)
           : restoreInline(this.ctx.clusterId, store, data.vault);
         this.ctx.log.info("downloaded a snapshot; attesting it", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
-        await this.ctx.attest(m, got);
+        await this.ctx.attest(m, got, store);
         return got;
       });
       this.ctx.log.info("staged a snapshot", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });

@@ -70,6 +70,28 @@ export function decodeStoredRecord(bytes: Uint8Array, appliedIndex: number, poin
   });
 }
 
+/** The fields of a stored record that only move forward along one history (rollback.ts). */
+export interface RecordCounters {
+  readonly locked: boolean;
+  readonly attempts: number;
+  /** The record digest: which registration this is. */
+  readonly digest: Uint8Array;
+  readonly confirmedAt: number;
+  readonly lastBeginAt: number;
+}
+
+/** A store-layout record value's counters, read without its body or pending points (the value was checked when stored). */
+export function recordCounters(bytes: Uint8Array): RecordCounters {
+  return corruptOnError(() => {
+    const r = new Reader(bytes, "stored record");
+    const locked = r.u8() === 1;
+    const attempts = r.u8();
+    r.fixed(r.u16() * (8 + COMPRESSED_POINT_LENGTH));
+    const digest = r.fixed(DIGEST_LENGTH);
+    return { locked, attempts, digest, confirmedAt: readSafeU64(r, "confirmed at"), lastBeginAt: readSafeU64(r, "last begin at") };
+  });
+}
+
 /** One record, as the store holds it or as a legacy snapshot format (1: no confirmed at; 2, 3: no last begin). */
 export function readRecord(r: Reader, appliedIndex: number, layout: "store" | 1 | 2 | 3, points: "check" | "trusted" = "check"): StoredRecord {
   const state = r.u8();

@@ -88,3 +88,15 @@ test("the bootstrap's new state (applied 0 at snapshot index 1) is vouched for l
   t.is((await t.throwsAsync(attestSnapshot(other.o, candidate({ index: 1, appliedIndex: 0 })), { instanceOf: SnapshotRefusedError }))?.reason, "disagreement");
   t.is((await t.throwsAsync(attestSnapshot(rig({ 2: D, 3: D }).o, candidate({ index: 9, appliedIndex: 0 })), { instanceOf: SnapshotRefusedError }))?.reason, "index");
 });
+
+test("a state that would take this node's vault back is refused as a rollback before any node is asked, and logged as an error", async (t) => {
+  const r = rig({ 2: D, 3: D });
+  const back = () => Promise.resolve('the record of "alice" counts 0 attempts, not 2');
+  const err = await t.throwsAsync(attestSnapshot(r.o, candidate({ rollback: back })), { instanceOf: SnapshotRefusedError, message: /would take this node's vault back: the record of "alice" counts 0 attempts, not 2/ });
+  t.is(err?.reason, "rollback");
+  t.deepEqual(r.refused, ["rollback"]);
+  t.deepEqual(r.asked, [], "vouching cannot make up for it");
+  const line = JSON.parse(r.lines.find((l) => l.includes("take this node's vault back")) ?? "{}") as Record<string, unknown>;
+  t.is(line.level, "error");
+  await t.notThrowsAsync(attestSnapshot(rig({ 2: D, 3: D }).o, candidate({ rollback: () => Promise.resolve(null) })), "no rollback: attested as before");
+});

@@ -13,7 +13,7 @@ const SEEDS = [1, 42, 1009];
 test("an equivocating leader never obtains more guesses than floor(L·(n−f)/(t−f))", (t) => {
   for (const c of BOUND_CASES) {
     for (const seed of SEEDS) {
-      for (const s of ["disjoint", "cyclic"] as const) {
+      for (const s of ["disjoint", "cyclic", "other-history"] as const) {
         const m = measureBound(c, s, seed);
         t.true(m.measured <= countingBound(c), `(${c.t}, ${c.n}) L=${c.guessLimit} ${s} seed ${seed}: ${m.measured} > ${countingBound(c)}`);
       }
@@ -38,6 +38,15 @@ test("with t > (n+f)/2 the documented L·floor((n−f)/(t−f)) is not exact: (4
     const m = measureBound(c, "cyclic", 11);
     t.true(m.measured > documentedBound(c), `L=${guessLimit}: measured ${m.measured}, documented ${documentedBound(c)}`);
     t.is(m.measured, Math.floor((4 * guessLimit) / 3));
+  }
+});
+
+test("another honest node's state, installed over nodes whose counters the rogue spent, is refused: the attempts stay counted", (t) => {
+  for (const c of BOUND_CASES) {
+    const m = measureBound(c, "other-history", 13);
+    t.is(m.measured, c.guessLimit, `(${c.t}, ${c.n}) L=${c.guessLimit}: only the first round's guesses`);
+    // With n ≥ 2t − 1 the others and the rogue can vouch (t of them): every install is tried, and refused as a rollback.
+    if (c.n >= 2 * c.t - 1) t.is(m.refusedSnapshots, 2 * (c.t - c.f), `(${c.t}, ${c.n}) L=${c.guessLimit}: each spent node refused each round's state`);
   }
 });
 

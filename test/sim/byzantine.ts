@@ -22,7 +22,7 @@
 import {
   type Entry, EntryType, type Message, MessageType, MemoryStorage, type NodeId, RawNode, bootstrapSnapshot, message,
 } from "../../node/raft/index.js";
-import { VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
+import { VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
 import { judge } from "../../node/server/snapshot-attest.js";
 import { type Registration, equalBytes } from "../../proto/crypto/index.js";
 import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd } from "../../testkit/vault.js";
@@ -35,7 +35,14 @@ export type Strategy =
   /** Overlapping groups: guess j goes to `t − f` honest nodes taken cyclically, balancing every counter. */
   | "cyclic"
   /** cyclic, then a forged InstallSnapshot resetting each honest node's counter, `rounds` times. */
-  | "forged-snapshot";
+  | "forged-snapshot"
+  /**
+   * Attempts counted on one group of `t − f` honest nodes only, while the
+   * others get a history of their own (fillers, no attempt); then every spent
+   * node is sent the state of the others, which `t` nodes truly hold (the
+   * others and the rogue vouch), `rounds` times.
+   */
+  | "other-history";
 
 export interface BoundCase {
   readonly t: number;
@@ -63,6 +70,8 @@ export interface BoundMeasure extends BoundCase {
 export const USER = "victim";
 const TERM = 2;
 const FORGED_ROUNDS = 2;
+/** A user the fillers of "other-history" name; never registered, so each is refused and counts nothing. */
+const NOBODY = "nobody";
 
 export function documentedBound(c: BoundCase): number {
   return c.guessLimit * Math.floor((c.n - c.f) / (c.t - c.f));
@@ -113,7 +122,7 @@ export class HonestFollower {
     return out;
   }
 
-  /** False for a snapshot message above the applied index whose state `t` other nodes do not vouch for (node/server's stager). */
+  /** False for a snapshot message above the applied index whose state `t` other nodes do not vouch for, or that takes this node's vault back (node/server's stager). */
   private attested(m: Message): boolean {
     const snap = m.snapshot;
     if (m.type !== MessageType.Snap || snap === null || snap.metadata.index <= this.vault.appliedIndex) return true;
@@ -121,6 +130,10 @@ export class HonestFollower {
     try {
       state = VaultStateMachine.restore({ clusterId: CLUSTER }, snap.data);
     } catch {
+      this.refusedSnapshots++;
+      return false;
+    }
+    if (runToEnd(rollbackFrom(this.vault.store, state.store)) !== null) {
       this.refusedSnapshots++;
       return false;
     }
@@ -195,6 +208,23 @@ export class RogueLeader {
     this.sendSnapshot(to, index, vault.snapshot());
   }
 
+  /**
+   * Brings every node of `group` to the same index above `above` with the
+   * same fillers, and sends each of `to` that state at that index, vouching
+   * for it: a state honest nodes truly hold, of another history than `to`'s.
+   */
+  sendOtherHistory(group: readonly HonestFollower[], to: readonly HonestFollower[], above: number, prng: Prng): void {
+    while (Math.max(...group.map((h) => h.lastIndex)) <= above) {
+      const filler = encodeCommand(beginCmd(NOBODY, blindedPoint(1 + prng.int(0x7fffffff))));
+      for (const h of group) this.append(h, filler);
+    }
+    const source = group[0] as HonestFollower;
+    const index = source.vault.appliedIndex;
+    if (group.some((h) => h.vault.appliedIndex !== index)) throw new Error("the other history's nodes are not at one index");
+    this.vouch(index, source.vault.digest());
+    for (const h of to) this.sendSnapshot(h, index, source.vault.snapshot());
+  }
+
   /** From now on answers `digest` when asked for its digest at `index`. */
   vouch(index: number, digest: Uint8Array): void {
     this.lies.set(index, digest);
@@ -220,6 +250,7 @@ export function connect(honest: readonly HonestFollower[], rogue: RogueLeader): 
 function plan(strategy: Strategy, c: BoundCase, guess: number): number[] {
   const h = c.n - c.f;
   const k = c.t - c.f;
+  if (strategy === "other-history") return Array.from({ length: k }, (_, i) => i);
   if (strategy === "disjoint") {
     const group = guess % Math.floor(h / k);
     return Array.from({ length: k }, (_, i) => group * k + i);
@@ -237,12 +268,20 @@ export function measureBound(c: BoundCase, strategy: Strategy, seed: number): Bo
   const honest = shuffle(ids.slice(0, c.n - c.f).map((id) => new HonestFollower(id, ids, prng.fork(`node-${id}`), c.t)), prng);
   connect(honest, rogue);
   const reg = register(USER, { guessLimit: c.guessLimit, threshold: c.t, nodes: ids.map((id) => makeNode(id)) });
-  for (const node of honest) rogue.append(node, encodeCommand(registerCmd(reg)));
+  const registration = encodeCommand(registerCmd(reg)); // one entry for all: its owner signature is randomized
+  for (const node of honest) rogue.append(node, registration);
   const attack = new Attack(c, strategy, honest, rogue, prng);
   attack.spend();
   if (strategy === "forged-snapshot") {
     for (let round = 0; round < FORGED_ROUNDS; round++) {
       for (const node of honest) rogue.forgeSnapshot(node, reg);
+      attack.spend();
+    }
+  }
+  if (strategy === "other-history") {
+    const [spent, others] = [honest.slice(0, c.t - c.f), honest.slice(c.t - c.f)];
+    for (let round = 0; round < FORGED_ROUNDS && others.length > 0; round++) {
+      rogue.sendOtherHistory(others, spent, Math.max(...spent.map((h) => h.lastIndex)), prng);
       attack.spend();
     }
   }
@@ -282,6 +321,14 @@ class Attack {
   }
 }
 
+/** Runs a generator to its end (the simulation has no event loop to give turns to); returns its value. */
+function runToEnd<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
 function shuffle<T>(xs: T[], prng: Prng): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = prng.int(i + 1);
@@ -297,7 +344,7 @@ export const BOUND_CASES: readonly BoundCase[] = [3, 10].flatMap((guessLimit) =>
   { t: 4, n: 5, f: 1, guessLimit },
 ]);
 
-export const STRATEGIES: readonly Strategy[] = ["disjoint", "cyclic", "forged-snapshot"];
+export const STRATEGIES: readonly Strategy[] = ["disjoint", "cyclic", "forged-snapshot", "other-history"];
 
 /** A Markdown table of measurements. */
 export function boundTable(rows: readonly BoundMeasure[]): string {
