@@ -17,9 +17,9 @@ import {
   decodeConfChange, entrySize,
 } from "../raft/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { VaultInvariantError, VaultStateMachine, type VaultResult, rollbackFrom, stampTime } from "../vault/index.js";
+import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot } from "./snapshot-data.js";
-import { SnapshotStager, stageForInstall, withTurns } from "./store-snapshots.js";
+import { SnapshotStager, candidateOf, stageForInstall } from "./store-snapshots.js";
 import { LocalSnapshots } from "./local-snapshots.js";
 import { ApplyBudget } from "./apply-budget.js";
 import { CommitHold } from "./commit-hold.js";
@@ -118,10 +118,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
       appliedIndex: () => this.sm.appliedIndex,
       step: (m) => this.guard(() => this.raw.step(m)),
-      attest: (m, state, staged) => o.attest({
-        from: m.from, index: m.snapshot!.metadata.index, ...state, members: this.members.withSnapshotOf(m),
-        rollback: () => withTurns(rollbackFrom(this.sm.store, staged)),
-      }),
+      attest: (m, state, staged) => o.attest(candidateOf(m, state, staged, this.sm.store, this.members.withSnapshotOf(m))),
     });
     this.raw = new RawNode({
       id: o.id, storage: this.snapshots.raftStorage(), electionTick: o.electionTick, heartbeatTick: o.heartbeatTick,

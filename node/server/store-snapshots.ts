@@ -26,7 +26,8 @@
 import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, type VaultStore, snapshotChunks } from "../vault/index.js";
+import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, type VaultStore, rollbackFrom, snapshotChunks } from "../vault/index.js";
+import type { Candidate } from "./snapshot-attest.js";
 import { decodeServerSnapshot, encodeServerSnapshot, type ServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 import { type ImportHasher, WorkerPairHasher } from "./pair-hashers.js";
@@ -205,6 +206,15 @@ export async function withTurns<T>(steps: Generator<void, T>): Promise<T> {
       turn = performance.now();
     }
   }
+}
+
+/**
+ * What the attestation judges for the MsgSnap `m`: the staged state (its
+ * reference, and the store holding it, compared with this node's `current`
+ * store for a rollback) and the members to ask.
+ */
+export function candidateOf(m: Message, state: StoreRef, staged: VaultStore, current: VaultStore, members: readonly NodeId[]): Candidate {
+  return { from: m.from, index: m.snapshot!.metadata.index, ...state, members, rollback: () => withTurns(rollbackFrom(current, staged)) };
 }
 
 export class SnapshotStager {

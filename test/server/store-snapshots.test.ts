@@ -8,13 +8,13 @@ import { join } from "node:path";
 import test from "ava";
 import { ErrSnapshotTemporarilyUnavailable, MemoryStorage, MessageType, type Message, message } from "../../node/raft/index.js";
 import { VaultFiles } from "../../node/storage/index.js";
-import { ALL_KEYS, InlinePairHasher, VaultInvariantError, VaultStateMachine, snapshotChunks } from "../../node/vault/index.js";
+import { ALL_KEYS, InlinePairHasher, VaultInvariantError, VaultStateMachine, encodeCommand, snapshotChunks } from "../../node/vault/index.js";
 import type { ImportHasher } from "../../node/server/pair-hashers.js";
 import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { SnapshotRefusedError, attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
-import { PIN_IDLE_MS, PinnedViews, SnapshotStager, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
-import { CLUSTER, Harness, beginCmd, register, registerCmd } from "../../testkit/vault.js";
+import { PIN_IDLE_MS, PinnedViews, SnapshotStager, candidateOf, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
+import { CLUSTER, Harness, beginCmd, blindedPoint, register, registerCmd } from "../../testkit/vault.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
 import { tempDir } from "../storage/helpers.js";
 
@@ -283,4 +283,19 @@ test("an inline snapshot (the bootstrap, an old leader) is restored into a stage
   t.deepEqual(sm.digest(), h.sm.digest());
   const descriptor = snapMessage(leaderState(2), 2).snapshot!;
   await t.throwsAsync(() => stageForInstall(files, CLUSTER, { metadata: { ...descriptor.metadata, index: 77 }, data: descriptor.data }), { instanceOf: VaultInvariantError, message: /not staged/ });
+});
+
+test("the candidate the loop hands the attestation compares the staged store with this node's: another history's state that misses its attempts is a rollback", async (t) => {
+  const entry = encodeCommand(registerCmd(register("dave", { guessLimit: 5 })));
+  const [mine, other] = [new Harness(), new Harness()];
+  for (const h of [mine, other]) h.apply(entry);
+  mine.apply(beginCmd("dave", blindedPoint(8)));
+  other.apply(beginCmd("nobody", blindedPoint(9)));
+  other.apply(beginCmd("nobody", blindedPoint(10)));
+  const m = message({ type: MessageType.Snap, from: 3, to: 1, term: 2, snapshot: { metadata: { index: other.index, term: 2, confState: { voters: [1, 2, 3], learners: [] } }, totalSize: 0, offset: 0, data: new Uint8Array(0), done: true } });
+  const state: StoreRef = { appliedIndex: other.index, digest: other.sm.digest() };
+  const c = candidateOf(m, state, other.sm.store, mine.sm.store, [1, 2, 3]);
+  t.like(c, { from: 3, index: other.index, appliedIndex: other.index });
+  t.is(await c.rollback?.(), 'the record of "dave" counts 0 attempts, not 1');
+  t.is(await candidateOf(m, state, mine.sm.store, other.sm.store, [1, 2, 3]).rollback?.(), null, "the other way round: forward");
 });

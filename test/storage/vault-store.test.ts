@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import test from "ava";
 import { LmdbVaultStore, MAX_READERS } from "../../node/storage/vault-store.js";
 import { StorageFailedError } from "../../node/storage/index.js";
-import { VaultStateMachine } from "../../node/vault/index.js";
+import { VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
 import { CLUSTER, Harness, beginCmd, blindedPoint, expectOk, register, registerCmd } from "../../testkit/vault.js";
 import { batchKey, prng, tempDir } from "./helpers.js";
 
@@ -223,4 +223,23 @@ test("a full request-id table evicting one id per entry does not exhaust the sto
   }
   t.is(h.sm.rememberedRequests, 4);
   t.true(most <= 2, `at most ${most} LMDB readers open at once (of ${MAX_READERS})`);
+});
+
+test("rollbackFrom reads two LMDB stores as the stager hands them over: attempts this store counted, missing from the other, are named", async (t) => {
+  const [mine, theirs] = [await LmdbVaultStore.open(tempDir(t)), await LmdbVaultStore.open(tempDir(t))];
+  t.teardown(async () => { await mine.close(); await theirs.close(); });
+  const [a, b] = [mine, theirs].map((store) => new Harness(new VaultStateMachine({ clusterId: CLUSTER, store })));
+  const entry = encodeCommand(registerCmd(register("carol", { guessLimit: 5 })));
+  for (const h of [a!, b!]) h.apply(entry);
+  a!.apply(beginCmd("carol", blindedPoint(3)));
+  b!.apply(beginCmd("nobody", blindedPoint(4)));
+  await Promise.all([mine.commit(), theirs.commit()]);
+  const run = (steps: Generator<void, string | null>): string | null => {
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) return r.value;
+    }
+  };
+  t.is(run(rollbackFrom(mine, theirs)), 'the record of "carol" counts 0 attempts, not 1');
+  t.is(run(rollbackFrom(theirs, mine)), null);
 });
