@@ -250,9 +250,10 @@ export class LocalCluster {
     return grpc.credentials.createSsl(readFileSync(join(this.dir, "certs/ca.crt")));
   }
 
-  private adminCreds(id: number): grpc.ChannelCredentials {
+  /** The operator's certificate (a node's own may call only what joining needs: node/server/admin-auth.ts). */
+  private adminCreds(): grpc.ChannelCredentials {
     const d = join(this.dir, "certs");
-    return grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, `node-${id}.key`)), readFileSync(join(d, `node-${id}.crt`)));
+    return grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, "operator.key")), readFileSync(join(d, "operator.crt")));
   }
 
   /** The JWKS file the nodes trust (the dev issuer's; tests may rewrite it to rotate keys). */
@@ -279,9 +280,9 @@ export class LocalCluster {
     });
   }
 
-  /** A typed AdminService client for node `id` (mTLS with that node's certificate). */
+  /** A typed AdminService client for node `id` (mTLS with the operator's certificate; node `id`'s is checked as the server's). */
   admin(id: number) {
-    return this.cached(`a${id}`, () => unaryClient(AdminService, this.node(id).admin, this.adminCreds(id), { ...RECONNECT_FAST, "grpc.ssl_target_name_override": `node-${id}` }));
+    return this.cached(`a${id}`, () => unaryClient(AdminService, this.node(id).admin, this.adminCreds(), { ...RECONNECT_FAST, "grpc.ssl_target_name_override": `node-${id}` }));
   }
 
   /**

@@ -95,7 +95,7 @@ export class AdminClient {
     const [lead] = [...votes].sort((x, y) => y[1] - x[1])[0] ?? [];
     if (lead === undefined) {
       const refusals = answers.flatMap((a) => ("error" in a && a.error instanceof NotAuthorizedError ? [a.error] : []));
-      if (refusals.length > 0 && refusals.length === answers.length) throw refusals[0]; // every node refused this caller: not transient
+      if (refusals.length > 0 && answers.every((a) => "error" in a)) throw refusals[0]; // no node answered, and one refused this caller: not transient
       const why = answers.map((a) => `${a.address}: ${"error" in a ? a.error.message : "no leader known"}`).join("; ");
       throw new TransientError(`no node named a leader (${why})`);
     }

@@ -41,7 +41,7 @@ export const REQUEST_METHODS: readonly RequestMethod[] = [...methodsOf("vault", 
 
 export const PEER_STREAM_PATH = `/${RaftService.typeName}/${RaftService.method.stream.name}`;
 
-/** Raw channels to one node: client port (TLS), admin port and peer port (mTLS as node `as`). */
+/** Raw channels to one node: client port (TLS), admin port (mTLS as the operator: every method) and peer port (mTLS as node `as`). */
 export class RawNode {
   readonly vault: grpc.Client;
   readonly admin: grpc.Client;
@@ -55,7 +55,8 @@ export class RawNode {
     const n = cluster.node(id);
     const name = { ...options, "grpc.ssl_target_name_override": `node-${id}` };
     this.vault = new grpc.Client(n.client, grpc.credentials.createSsl(ca), name);
-    this.admin = new grpc.Client(n.admin, mtls, name);
+    const operator = grpc.credentials.createSsl(ca, readFileSync(join(certs, "operator.key")), readFileSync(join(certs, "operator.crt")));
+    this.admin = new grpc.Client(n.admin, operator, name);
     this.peer = new grpc.Client(n.peer, mtls, name);
   }
 

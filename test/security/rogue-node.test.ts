@@ -364,30 +364,40 @@ test.serial("as leader, the rogue equivocates: one attempt, another blinded elem
 test.serial("as leader, a forged snapshot does not reset a counter on an honest follower, even with the rogue vouching for it", async (t) => {
   await rogueLeads();
   const before = await observe();
-  const index = rogue.storage.lastIndex() + 1;
-  const term = rogue.loop.term;
-  const vault = editSnapshot(rogue.cfg.clusterId, rogue.loop.vault.snapshot(), (s) => {
-    const value = s.store.get(recordKey(USER));
-    if (value === undefined) throw new Error("no record");
-    const rec = decodeStoredRecord(value, s.appliedIndex);
-    s.write(recordKey(USER), encodeStoredRecord({ ...rec, attempts: 0, pending: [] }));
-    s.setMetaU64("applied", (s.appliedIndex = index));
-  });
-  const forged = VaultStateMachine.restore({ clusterId: rogue.cfg.clusterId }, vault).digest();
-  rogue.vouch = (i) => (i === index ? forged : rogue.loop.digestAt(i));
   t.teardown(() => { rogue.vouch = (i) => rogue.loop.digestAt(i); });
-  const mark = cluster.logOf(1).length;
-  const data = encodeServerSnapshot({ peers: rogue.loop.peers, vault });
-  const metadata = { index, term, confState: { voters: [...rogue.loop.voters], learners: [] } };
-  rogue.sendRaw([message({ type: MessageType.Snap, from: ROGUE, to: 1, term, snapshot: { metadata, totalSize: data.length, offset: 0, data, done: true } })]);
-  const since = () => cluster.logOf(1).slice(mark);
-  // Refused as unattested, or as a disagreement when an honest node applies that index meanwhile (the rogue leads on).
-  await waitFor(() => since().includes("snapshot refused: ") || undefined, "node 1 to refuse the forged snapshot", 30_000);
-  const refusal = since().split("\n").find((l) => l.includes("snapshot refused")) ?? "";
-  t.log(`node 1: ${refusal}`);
-  t.deepEqual((JSON.parse(refusal) as { vouching: number[] }).vouching, [ROGUE], "only the rogue vouched");
-  t.false(since().includes(`"restored snapshot"`), "node 1 did not install it");
+  /** Sends node 1 a forged snapshot whose record of USER has `attempts`, vouched for by the rogue; returns node 1's refusal log line. */
+  const sendForged = async (attempts: (was: number) => number): Promise<Record<string, unknown>> => {
+    const index = rogue.storage.lastIndex() + 1;
+    const term = rogue.loop.term;
+    const vault = editSnapshot(rogue.cfg.clusterId, rogue.loop.vault.snapshot(), (s) => {
+      const value = s.store.get(recordKey(USER));
+      if (value === undefined) throw new Error("no record");
+      const rec = decodeStoredRecord(value, s.appliedIndex);
+      s.write(recordKey(USER), encodeStoredRecord({ ...rec, attempts: attempts(rec.attempts), pending: [] }));
+      s.setMetaU64("applied", (s.appliedIndex = index));
+    });
+    const forged = VaultStateMachine.restore({ clusterId: rogue.cfg.clusterId }, vault).digest();
+    rogue.vouch = (i) => (i === index ? forged : rogue.loop.digestAt(i));
+    const mark = cluster.logOf(1).length;
+    const data = encodeServerSnapshot({ peers: rogue.loop.peers, vault });
+    const metadata = { index, term, confState: { voters: [...rogue.loop.voters], learners: [] } };
+    rogue.sendRaw([message({ type: MessageType.Snap, from: ROGUE, to: 1, term, snapshot: { metadata, totalSize: data.length, offset: 0, data, done: true } })]);
+    const since = () => cluster.logOf(1).slice(mark);
+    await waitFor(() => since().includes("snapshot refused: ") || undefined, "node 1 to refuse the forged snapshot", 30_000);
+    t.false(since().includes(`"restored snapshot"`), "node 1 did not install it");
+    const refusal = since().split("\n").find((l) => l.includes("snapshot refused")) ?? "";
+    t.log(`node 1: ${refusal}`);
+    return JSON.parse(refusal) as Record<string, unknown>;
+  };
+  // A reset of the counter is refused before anyone is asked: it would take node 1's vault back.
+  const reset = await sendForged(() => 0);
+  t.is(reset.level, "error");
+  t.regex(String(reset.why), new RegExp(`the record of "${USER}" counts 0 attempts, not [1-9]`));
+  // A forgery that takes nothing back (one attempt more) is refused by the attestation: only the rogue vouches for it
+  // (unattested; or a disagreement when an honest node applies that index meanwhile: the rogue leads on).
+  const forward = await sendForged((was) => was + 1);
+  t.deepEqual(forward.vouching, [ROGUE], "only the rogue vouched");
   const after = await observe();
-  t.log(`node 1 attempts remaining: ${before.get(1)?.remaining} before the forged snapshot, ${after.get(1)?.remaining} after`);
+  t.log(`node 1 attempts remaining: ${before.get(1)?.remaining} before the forged snapshots, ${after.get(1)?.remaining} after`);
   assertNothingGaveWay(t, before, after);
 });

@@ -4,7 +4,7 @@
 import test from "ava";
 import { status } from "@grpc/grpc-js";
 import { AdminRequestTable } from "../../node/server/admin-requests.js";
-import { admitsAdminCaller } from "../../node/server/admin-auth.js";
+import { adminCaller, admitsAdminCaller, methodRefusal, requestRefusal } from "../../node/server/admin-auth.js";
 import { RpcFailure } from "../../node/server/errors.js";
 import { notServingReason } from "../../node/server/health.js";
 import { joinPhase } from "../../node/server/join.js";
@@ -70,6 +70,23 @@ test("request table: bounded; the oldest settled outcomes go first, running call
 test("admin callers: operator and node certificates only", (t) => {
   for (const cn of ["operator", "operator-alice", "node-1", "node-42"]) t.true(admitsAdminCaller(cn), cn);
   for (const cn of [undefined, "", "mallory", "node-0", "node-", "operators", "operator-", "xoperator", "node-1 "]) t.false(admitsAdminCaller(cn), String(cn));
+});
+
+test("admin methods: an operator calls every one; a node certificate GetClusterStatus, and AddLearner / PromoteLearner of itself only", (t) => {
+  const operator = adminCaller("operator-alice")!;
+  const node2 = adminCaller("node-2")!;
+  t.deepEqual(node2, { kind: "node", nodeId: 2n });
+  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys", "AddLearner"]) t.is(methodRefusal(operator, m), null, m);
+  for (const m of ["GetClusterStatus", "AddLearner", "PromoteLearner"]) t.is(methodRefusal(node2, m), null, m);
+  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys"]) {
+    t.regex(methodRefusal(node2, m) ?? "", new RegExp(`${m} needs an operator certificate`), m);
+  }
+  t.is(requestRefusal(node2, "AddLearner", { nodeId: 2n, peerAddress: "x:1" }), null);
+  t.is(requestRefusal(node2, "PromoteLearner", { nodeId: 2n }), null);
+  t.is(requestRefusal(node2, "AddLearner", { nodeId: 5n }), "node 2's certificate may AddLearner node 2 only");
+  t.is(requestRefusal(node2, "PromoteLearner", {}), "node 2's certificate may PromoteLearner node 2 only");
+  t.is(requestRefusal(operator, "AddLearner", { nodeId: 5n }), null);
+  t.is(requestRefusal(node2, "GetClusterStatus", {}), null);
 });
 
 test("health: NOT_SERVING once stopping, without a leader, beyond the apply lag bound, or with a failing HSM probe; the first reason is named", (t) => {
