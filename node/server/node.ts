@@ -24,6 +24,7 @@ import { ConnectionGate, type PortCaps } from "../../proto/connection-gate.js";
 import { openFilesShortfall, readOpenFilesLimit } from "./open-files.js";
 import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
+import { DEFAULT_MAX_FORWARDED_ENTRY_BYTES } from "./loop-types.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
 import { openVault } from "./vault-open.js";
 import { vaultService } from "./vault-service.js";
@@ -187,6 +188,7 @@ export class VaultNode {
       id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files, sm, tickMs: c.tickMs, electionTick: c.electionTick,
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       clusterNow: () => this.clock.now(), log: this.log, onFatal: this.onFatal,
+      maxForwardedEntryBytes: Math.max(DEFAULT_MAX_FORWARDED_ENTRY_BYTES, 2 * c.limits.maxMessageBytes),
       attest: (candidate) => attestSnapshot({
         selfId: c.nodeId, threshold: c.threshold, log: this.log,
         ask: (id, index) => this.transport.stateDigest(id, index, ATTEST_TIMEOUT_MS),

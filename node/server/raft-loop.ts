@@ -26,7 +26,8 @@ import { CommitHold } from "./commit-hold.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
 import { Membership } from "./membership.js";
-import { type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
+import { type Warn, throttledWarn } from "./log-throttle.js";
+import { DEFAULT_MAX_FORWARDED_ENTRY_BYTES, type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
 export { type AppliedEvent, type PeerLink, ProposalError, type RaftLoopOptions } from "./loop-types.js";
 
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
@@ -97,7 +98,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private readonly applyBudget = new ApplyBudget(APPLY_MS_PER_READY, APPLY_BYTES_PER_READY.min, APPLY_BYTES_PER_READY.max);
   private readonly commitHold = new CommitHold((messages) => this.link?.send(messages), COMMIT_HOLD_MS);
 
+  /** A member can cause these lines: one per sender and 10 s. */
+  private readonly warnOversized: Warn;
+
   constructor(private readonly o: RaftLoopOptions) {
+    this.warnOversized = throttledWarn(o.log, 10_000);
     const snap = o.storage.snapshot();
     const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : null;
     this.members = new Membership(o.id, snap.metadata.confState, data?.peers ?? new Map());
@@ -169,9 +174,19 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       this.guard(() => this.raw.step(m));
       return;
     }
+    if (this.oversized(m)) return;
     const now = this.clusterNow();
     if (now === null) return; // dropped: the follower's proposal times out and its caller retries
     this.guard(() => this.raw.step(stampMessage(m, now)));
+  }
+
+  /** Whether a forwarded proposal holds an entry over the bound (logged, dropped: its sender's caller times out). */
+  private oversized(m: Message): boolean {
+    const bound = this.o.maxForwardedEntryBytes ?? DEFAULT_MAX_FORWARDED_ENTRY_BYTES;
+    const largest = Math.max(0, ...m.entries.map((e) => e.data.length));
+    if (largest <= bound) return false;
+    this.warnOversized("a forwarded proposal dropped: an entry over the size bound", String(m.from), { from: m.from, bytes: largest, bound });
+    return true;
   }
 
   /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */

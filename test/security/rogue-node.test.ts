@@ -233,6 +233,19 @@ test.serial("as follower, the rogue claims a higher term and tries to truncate c
   await assertSameState(t);
 });
 
+test.serial("as follower, the rogue forwards a proposal holding a 2 MiB entry: the honest leader drops it before Raft appends it", async (t) => {
+  t.false(rogue.loop.isLeader);
+  await honestCaughtUp();
+  const lead = await cluster.leaderId();
+  const mark = cluster.logOf(lead).length;
+  const entry = { term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(2 * 1024 * 1024).fill(7) };
+  rogue.sendRaw([message({ type: MessageType.Prop, from: ROGUE, to: lead, term: 0, entries: [entry] })]);
+  const line = await waitFor(() => cluster.logOf(lead).slice(mark).split("\n").find((l) => l.includes("forwarded proposal dropped")), `node ${lead} to drop the proposal`);
+  t.like(JSON.parse(line) as object, { level: "warn", from: ROGUE, bytes: 2 * 1024 * 1024 });
+  await honestCaughtUp();
+  t.false(rogue.entriesFrom(1).some((e) => e.data.length >= entry.data.length), "no node appended it");
+});
+
 /**
  * Sends every honest node a MsgApp of `term` whose entry replaces a
  * committed entry of an earlier term; waits for each to log its refusal.
