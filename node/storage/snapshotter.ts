@@ -21,6 +21,8 @@ const SNAP_MAGIC = 0x504e_5342; // "BSNP" read as u32 LE
 const SNAP_VERSION = 1;
 const DIGEST = 32;
 const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+/** A snapshot file's name, kept or renamed corrupt. */
+const SNAP_FILE_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap(\.corrupt)?$/;
 const TMP_RE = /^.*\.snap\.tmp$/;
 
 export enum SnapshotKind {
@@ -111,6 +113,11 @@ export class Snapshotter {
       index: parseInt(groups[1]!, 16),
     }));
     return files.sort((a, b) => a.index - b.index || a.term - b.term);
+  }
+
+  /** Whether any snapshot file is here, verified or not (a corrupt one renamed <name>.corrupt counts too). */
+  async anyFiles(): Promise<boolean> {
+    return (await listMatching(this.dir, SNAP_FILE_RE)).length > 0;
   }
 
   /**

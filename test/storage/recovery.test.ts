@@ -195,6 +195,24 @@ test("snapshots without a WAL are refused (the hard state would be lost)", async
   await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalInconsistentError, message: /hard state is lost/ });
 });
 
+test("a corrupt snapshot without a WAL is refused too, and stays refused once renamed .corrupt (not opened as a new, empty member)", async (t) => {
+  const dir = tempDir(t);
+  const s = await DiskStorage.open(dir, { logger: quiet });
+  await s.save({ entries: entries(1, 10), hardState: { term: 2, vote: 1, commit: 10 } });
+  await s.createSnapshot(10, cs, Uint8Array.of(1));
+  await s.close();
+  for (const f of readdirSync(join(dir, "wal"))) unlinkSync(join(dir, "wal", f));
+  const [snap] = readdirSync(join(dir, "snap")).filter((f) => f.endsWith(".snap"));
+  const path = join(dir, "snap", snap!);
+  const bytes = readFileSync(path);
+  bytes[bytes.length - 1]! ^= 0xff;
+  writeFileSync(path, bytes);
+  for (let open = 0; open < 2; open++) {
+    await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalInconsistentError, message: /hard state is lost/ }, `open ${open + 1}`);
+  }
+  t.deepEqual(readdirSync(join(dir, "snap")).filter((f) => f.endsWith(".corrupt")), [`${snap}.corrupt`]);
+});
+
 test("a corrupt installed snapshot is replaced by the log when the log still covers it", async (t) => {
   const dir = tempDir(t);
   const s = await DiskStorage.open(dir, { logger: quiet });
