@@ -63,9 +63,10 @@ export interface PeerClockSample {
 }
 
 /**
- * Reads the peer's clock from a GetStateDigest of index 0, which no node
- * remembers (the cheapest call its peer port answers). Throws the call's
- * error, or when the answer carries no parsable `date` header.
+ * Reads the peer's clock from a GetStateDigest of index 0, the cheapest call
+ * its peer port answers; the answer itself is not read (founders remember
+ * index 0, where their vault state was opened, until they restart). Throws
+ * the call's error, or when the answer carries no parsable `date` header.
  */
 export function askClock(t: FetchTarget, timeoutMs: number, now: () => number = Date.now): Promise<PeerClockSample> {
   const client = t.client as unknown as DigestClient;
