@@ -1,6 +1,6 @@
 import { appendFileSync, readFileSync, readdirSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { DiskStorage, WalCorruptError, WalInconsistentError } from "../../node/storage/index.js";
 import { RecordType, frameRecord } from "../../node/storage/codec.js";
 import { SnapshotKind, Snapshotter } from "../../node/storage/snapshotter.js";
@@ -185,23 +185,24 @@ test("a record with a valid checksum but an undecodable payload is refused", asy
   t.is(err?.offset, offset);
 });
 
-test("snapshots without a WAL are refused (the hard state would be lost)", async (t) => {
+/** A data dir holding a snapshot at 10 and no WAL segment. */
+async function snapshotWithoutWal(t: ExecutionContext): Promise<string> {
   const dir = tempDir(t);
   const s = await DiskStorage.open(dir, { logger: quiet });
   await s.save({ entries: entries(1, 10), hardState: { term: 2, vote: 1, commit: 10 } });
   await s.createSnapshot(10, cs, Uint8Array.of(1));
   await s.close();
   for (const f of readdirSync(join(dir, "wal"))) unlinkSync(join(dir, "wal", f));
+  return dir;
+}
+
+test("snapshots without a WAL are refused (the hard state would be lost)", async (t) => {
+  const dir = await snapshotWithoutWal(t);
   await t.throwsAsync(DiskStorage.open(dir, { logger: quiet }), { instanceOf: WalInconsistentError, message: /hard state is lost/ });
 });
 
 test("a corrupt snapshot without a WAL is refused too, and stays refused once renamed .corrupt (not opened as a new, empty member)", async (t) => {
-  const dir = tempDir(t);
-  const s = await DiskStorage.open(dir, { logger: quiet });
-  await s.save({ entries: entries(1, 10), hardState: { term: 2, vote: 1, commit: 10 } });
-  await s.createSnapshot(10, cs, Uint8Array.of(1));
-  await s.close();
-  for (const f of readdirSync(join(dir, "wal"))) unlinkSync(join(dir, "wal", f));
+  const dir = await snapshotWithoutWal(t);
   const [snap] = readdirSync(join(dir, "snap")).filter((f) => f.endsWith(".snap"));
   const path = join(dir, "snap", snap!);
   const bytes = readFileSync(path);
