@@ -18,7 +18,6 @@ import { PREFIX, metaKey, readU64, tableRange } from "./keys.js";
 import type { VaultStore } from "./store.js";
 import { type RecordCounters, recordCounters } from "./values.js";
 
-
 /** Records compared between two yields of rollbackFrom (its caller gives the event loop a turn there). */
 export const ROLLBACK_RECORDS_PER_STEP = 256;
 
