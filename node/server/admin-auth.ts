@@ -5,17 +5,21 @@
 //   operator): every method;
 // - a node's (CN "node-N"): what a joining node needs and nothing more
 //   (join.ts): GetClusterStatus, and AddLearner / PromoteLearner of node N
-//   itself. A node's certificate sits on that node's disk, so a compromised
+//   itself; and the read-only services beside AdminService (gRPC health,
+//   server reflection). A node's certificate sits on that node's disk, so a compromised
 //   node must not be able to remove the others, move leadership or stream
 //   snapshots with it (docs/threat-model.md).
 // Anything else ends with PERMISSION_DENIED before a handler runs.
 import { Metadata, ServerInterceptingCall, status, type ServerInterceptor } from "@grpc/grpc-js";
+import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 
 const OPERATOR = /^operator(-[A-Za-z0-9._-]{1,64})?$/;
 const NODE = /^node-([1-9][0-9]{0,15})$/;
 
-/** The admin methods a node's own certificate may call. */
+/** The AdminService methods a node's own certificate may call. */
 export const NODE_METHODS: ReadonlySet<string> = new Set(["GetClusterStatus", "AddLearner", "PromoteLearner"]);
+/** The services of the admin port that only read, which any admitted certificate may call. */
+const READ_ONLY_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 /** Of those, the ones whose request names a node id: a node certificate may name only its own. */
 const OWN_ID_METHODS: ReadonlySet<string> = new Set(["AddLearner", "PromoteLearner"]);
 
@@ -34,9 +38,9 @@ export function admitsAdminCaller(cn: string | undefined): boolean {
   return adminCaller(cn) !== null;
 }
 
-/** Why `caller` may not call `method` (its short name), or null. */
-export function methodRefusal(caller: AdminCaller, method: string): string | null {
-  if (caller.kind === "operator" || NODE_METHODS.has(method)) return null;
+/** Why `caller` may not call `method` of `service` (full names), or null. */
+export function methodRefusal(caller: AdminCaller, service: string, method: string): string | null {
+  if (caller.kind === "operator" || READ_ONLY_SERVICES.has(service) || (service === AdminService.typeName && NODE_METHODS.has(method))) return null;
   return `a node certificate may call ${[...NODE_METHODS].join(", ")} only (${method} needs an operator certificate)`;
 }
 
@@ -50,7 +54,8 @@ export function requestRefusal(caller: AdminCaller, method: string, request: unk
 /** The interceptor; `onRefused` logs the refused caller (its CN and address). */
 export function adminAuth(onRefused: (cn: string, peer: string) => void): ServerInterceptor {
   return (methodDefinition, call) => {
-    const method = methodDefinition.path.slice(methodDefinition.path.lastIndexOf("/") + 1);
+    const slash = methodDefinition.path.lastIndexOf("/");
+    const [service, method] = [methodDefinition.path.slice(1, slash), methodDefinition.path.slice(slash + 1)];
     let caller: AdminCaller | null = null;
     let cn = "";
     const refuse = (details: string) => {
@@ -65,7 +70,7 @@ export function adminAuth(onRefused: (cn: string, peer: string) => void): Server
             cn = (Array.isArray(raw) ? raw.join(",") : raw) ?? "";
             caller = adminCaller(cn === "" ? undefined : cn);
             if (caller === null) return refuse(`the admin port admits operator and node certificates only (CN "operator", "operator-NAME" or "node-N"), not CN ${JSON.stringify(cn)}`);
-            const why = methodRefusal(caller, method);
+            const why = methodRefusal(caller, service, method);
             if (why !== null) return refuse(why);
             mdNext(metadata);
           },

@@ -76,11 +76,15 @@ test("admin methods: an operator calls every one; a node certificate GetClusterS
   const operator = adminCaller("operator-alice")!;
   const node2 = adminCaller("node-2")!;
   t.deepEqual(node2, { kind: "node", nodeId: 2n });
-  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys", "AddLearner"]) t.is(methodRefusal(operator, m), null, m);
-  for (const m of ["GetClusterStatus", "AddLearner", "PromoteLearner"]) t.is(methodRefusal(node2, m), null, m);
+  const admin = "bkv.v1.AdminService";
+  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys", "AddLearner"]) t.is(methodRefusal(operator, admin, m), null, m);
+  for (const m of ["GetClusterStatus", "AddLearner", "PromoteLearner"]) t.is(methodRefusal(node2, admin, m), null, m);
   for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys"]) {
-    t.regex(methodRefusal(node2, m) ?? "", new RegExp(`${m} needs an operator certificate`), m);
+    t.regex(methodRefusal(node2, admin, m) ?? "", new RegExp(`${m} needs an operator certificate`), m);
   }
+  t.is(methodRefusal(node2, "grpc.health.v1.Health", "Check"), null, "health only reads");
+  t.is(methodRefusal(node2, "grpc.reflection.v1.ServerReflection", "ServerReflectionInfo"), null, "reflection only reads");
+  t.not(methodRefusal(node2, "another.Service", "GetClusterStatus"), null, "a method name alone is not enough");
   t.is(requestRefusal(node2, "AddLearner", { nodeId: 2n, peerAddress: "x:1" }), null);
   t.is(requestRefusal(node2, "PromoteLearner", { nodeId: 2n }), null);
   t.is(requestRefusal(node2, "AddLearner", { nodeId: 5n }), "node 2's certificate may AddLearner node 2 only");
