@@ -45,7 +45,8 @@ interface StatusRow {
  */
 export async function statusView(ctx: AdminContext): Promise<number> {
   const leaderAddress = await ctx.client.leaderNow();
-  const leader = leaderAddress === undefined ? undefined : await ctx.client.call(leaderAddress, "getClusterStatus", {});
+  // A leader is known: its status, retried (following it, until --timeout) when the call fails for a moment.
+  const leader = leaderAddress === undefined ? undefined : (await ctx.client.onLeader("getClusterStatus", {})).response;
   const everyone = await ctx.client.statuses([...new Set([...ctx.client.addresses.values()])]);
   const seen = everyone.flatMap((a) => ("status" in a ? [a.status] : []));
   const members = leader?.members ?? unionOfMembers(seen);
