@@ -23,6 +23,7 @@
 // at a time: every MsgSnap that arrives meanwhile is dropped, and so is one
 // that is refused or is not one complete server snapshot (the leader sends
 // another while the follower does not answer).
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
 import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
@@ -195,16 +196,24 @@ const IMPORT_TURN_MS = 10;
  */
 const IMPORT_SLICE_BYTES = 16 * 1024;
 
+/** Gives the event loop a turn when IMPORT_TURN_MS passed without one: called between units of a long piece of work. */
+class Turns {
+  private last = performance.now();
+
+  async due(): Promise<void> {
+    if (performance.now() - this.last < IMPORT_TURN_MS) return;
+    await nextTurn();
+    this.last = performance.now();
+  }
+}
+
 /** Runs `steps` to its end, giving the event loop a turn whenever it ran IMPORT_TURN_MS without one; returns its value. */
 export async function withTurns<T>(steps: Generator<void, T>): Promise<T> {
-  let turn = performance.now();
+  const turns = new Turns();
   for (;;) {
     const r = steps.next();
     if (r.done === true) return r.value;
-    if (performance.now() - turn >= IMPORT_TURN_MS) {
-      await new Promise((resolve) => setImmediate(resolve));
-      turn = performance.now();
-    }
+    await turns.due();
   }
 }
 
@@ -284,7 +293,7 @@ export class SnapshotStager {
   private async importChunks(importer: SnapshotImporter, hasher: ImportHasher, chunks: AsyncIterable<Uint8Array>, store: LmdbVaultStore): Promise<void> {
     const commits: Array<Promise<void>> = [];
     const spent = new ImportSpent();
-    let turn = performance.now();
+    const turns = new Turns();
     for await (const chunk of chunks) {
       spent.lap("waitedForChunksMs");
       for (let at = 0; at < chunk.byteLength; at += IMPORT_SLICE_BYTES) {
@@ -293,10 +302,7 @@ export class SnapshotStager {
         await hasher.ready();
         spent.lap("waitedForHashersMs");
         // Buffered chunks resume this loop on microtasks: without a turn the ports and Raft would wait for the whole buffer.
-        if (performance.now() - turn >= IMPORT_TURN_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          turn = performance.now();
-        }
+        await turns.due();
         if (store.uncommitted >= IMPORT_COMMIT_PAIRS) {
           const c = store.commit();
           c.catch(() => undefined); // awaited below; a failure also poisons the store, so the next push throws
