@@ -153,6 +153,14 @@ function lengthPrefixed(b: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Runs a generator to its end at once (no event loop to give turns to: tests and the simulation); returns its value. */
+export function runToEnd<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
 export function hex(b: Uint8Array): string {
   return Buffer.from(b).toString("hex");
 }

@@ -25,7 +25,7 @@ import {
 import { VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
 import { judge } from "../../node/server/snapshot-attest.js";
 import { type Registration, equalBytes } from "../../proto/crypto/index.js";
-import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd, runToEnd } from "../../testkit/vault.js";
 import { Prng } from "./prng.js";
 
 /** How the rogue leader spends the honest nodes' counters. */
@@ -318,14 +318,6 @@ class Attack {
       else this.refused++;
     }
     if (evaluations >= this.c.t) this.guesses++;
-  }
-}
-
-/** Runs a generator to its end (the simulation has no event loop to give turns to); returns its value. */
-function runToEnd<T>(steps: Generator<void, T>): T {
-  for (;;) {
-    const r = steps.next();
-    if (r.done === true) return r.value;
   }
 }
 

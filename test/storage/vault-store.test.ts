@@ -6,7 +6,7 @@ import test from "ava";
 import { LmdbVaultStore, MAX_READERS } from "../../node/storage/vault-store.js";
 import { StorageFailedError } from "../../node/storage/index.js";
 import { VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
-import { CLUSTER, Harness, beginCmd, blindedPoint, expectOk, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, beginCmd, blindedPoint, expectOk, register, registerCmd, runToEnd } from "../../testkit/vault.js";
 import { batchKey, prng, tempDir } from "./helpers.js";
 
 const b = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
@@ -234,12 +234,6 @@ test("rollbackFrom reads two LMDB stores as the stager hands them over: attempts
   a!.apply(beginCmd("carol", blindedPoint(3)));
   b!.apply(beginCmd("nobody", blindedPoint(4)));
   await Promise.all([mine.commit(), theirs.commit()]);
-  const run = (steps: Generator<void, string | null>): string | null => {
-    for (;;) {
-      const r = steps.next();
-      if (r.done === true) return r.value;
-    }
-  };
-  t.is(run(rollbackFrom(mine, theirs)), 'the record of "carol" counts 0 attempts, not 1');
-  t.is(run(rollbackFrom(theirs, mine)), null);
+  t.is(runToEnd(rollbackFrom(mine, theirs)), 'the record of "carol" counts 0 attempts, not 1');
+  t.is(runToEnd(rollbackFrom(theirs, mine)), null);
 });

@@ -5,14 +5,10 @@
 // commands to real state machines over in-memory stores.
 import test from "ava";
 import { MemoryStore, VaultStateMachine, encodeCommand, rollbackFrom, stampTime } from "../../node/vault/index.js";
-import { CLUSTER, Harness, beginCmd, blindedPoint, confirmCmd, deleteCmd, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, beginCmd, blindedPoint, confirmCmd, deleteCmd, register, registerCmd, runToEnd } from "../../testkit/vault.js";
 
 function verdict(current: Harness, incoming: Harness): string | null {
-  const steps = rollbackFrom(current.sm.store, incoming.sm.store);
-  for (;;) {
-    const r = steps.next();
-    if (r.done === true) return r.value;
-  }
+  return runToEnd(rollbackFrom(current.sm.store, incoming.sm.store));
 }
 
 /** Two harnesses that applied the same registration of "alice" (guess limit 3). */
