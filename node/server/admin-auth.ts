@@ -17,7 +17,7 @@ const OPERATOR = /^operator(-[A-Za-z0-9._-]{1,64})?$/;
 const NODE = /^node-([1-9][0-9]{0,15})$/;
 
 /** The AdminService methods a node's own certificate may call. */
-export const NODE_METHODS: ReadonlySet<string> = new Set(["GetClusterStatus", "AddLearner", "PromoteLearner"]);
+const NODE_METHODS: ReadonlySet<string> = new Set(["GetClusterStatus", "AddLearner", "PromoteLearner"]);
 /** The services of the admin port that only read, which any admitted certificate may call. */
 const READ_ONLY_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 /** Of those, the ones whose request names a node id: a node certificate may name only its own. */
@@ -31,11 +31,6 @@ export function adminCaller(cn: string | undefined): AdminCaller | null {
   if (OPERATOR.test(cn)) return { kind: "operator" };
   const node = NODE.exec(cn);
   return node === null ? null : { kind: "node", nodeId: BigInt(node[1] as string) };
-}
-
-/** Whether a certificate CN may call the admin port at all. */
-export function admitsAdminCaller(cn: string | undefined): boolean {
-  return adminCaller(cn) !== null;
 }
 
 /** Why `caller` may not call `method` of `service` (full names), or null. */
