@@ -82,12 +82,11 @@ export class DiskStorage implements Storage {
     await fsyncDir(dir);
     const snapshotter = new Snapshotter(snapDir, warn);
     await snapshotter.removeTemporaries();
-    const hadSnapshots = await snapshotter.anyFiles();
     const base = await snapshotter.loadNewest();
     const recovered = await recoverWal(walDir);
     if (recovered.truncatedBytes > 0) warn(`truncated a torn WAL tail of ${recovered.truncatedBytes} bytes`);
-    // Snapshots (even corrupt ones) prove this member had state: without the WAL its term and vote are gone.
-    if (hadSnapshots && recovered.segments.length === 0) {
+    // Snapshots (even ones renamed corrupt just now or before) prove this member had state: without the WAL its term and vote are gone.
+    if (recovered.segments.length === 0 && (base !== null || (await snapshotter.anyFiles()))) {
       throw new WalInconsistentError(`${snapDir} holds snapshots but ${walDir} has no segment: the hard state is lost`);
     }
     const log = replay(recovered.items, base);
