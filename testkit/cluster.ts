@@ -250,9 +250,9 @@ export class LocalCluster {
     return grpc.credentials.createSsl(readFileSync(join(this.dir, "certs/ca.crt")));
   }
 
-  /** The operator's certificate (a node's own may call only what joining needs: node/server/admin-auth.ts). */
-  private adminCreds(): grpc.ChannelCredentials {
-    const d = join(this.dir, "certs");
+  /** mTLS with the operator's certificate, for the admin ports (a node's own may call only what joining needs: node/server/admin-auth.ts). */
+  operatorCreds(): grpc.ChannelCredentials {
+    const d = this.certsDir;
     return grpc.credentials.createSsl(readFileSync(join(d, "ca.crt")), readFileSync(join(d, "operator.key")), readFileSync(join(d, "operator.crt")));
   }
 
@@ -282,7 +282,7 @@ export class LocalCluster {
 
   /** A typed AdminService client for node `id` (mTLS with the operator's certificate; node `id`'s is checked as the server's). */
   admin(id: number) {
-    return this.cached(`a${id}`, () => unaryClient(AdminService, this.node(id).admin, this.adminCreds(), { ...RECONNECT_FAST, "grpc.ssl_target_name_override": `node-${id}` }));
+    return this.cached(`a${id}`, () => unaryClient(AdminService, this.node(id).admin, this.operatorCreds(), { ...RECONNECT_FAST, "grpc.ssl_target_name_override": `node-${id}` }));
   }
 
   /**

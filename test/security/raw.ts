@@ -55,8 +55,7 @@ export class RawNode {
     const n = cluster.node(id);
     const name = { ...options, "grpc.ssl_target_name_override": `node-${id}` };
     this.vault = new grpc.Client(n.client, grpc.credentials.createSsl(ca), name);
-    const operator = grpc.credentials.createSsl(ca, readFileSync(join(certs, "operator.key")), readFileSync(join(certs, "operator.crt")));
-    this.admin = new grpc.Client(n.admin, operator, name);
+    this.admin = new grpc.Client(n.admin, cluster.operatorCreds(), name);
     this.peer = new grpc.Client(n.peer, mtls, name);
   }
 
