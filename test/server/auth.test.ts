@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Metadata } from "@grpc/grpc-js";
 import { type CryptoKey, type JWK, SignJWT, UnsecuredJWT, exportJWK, generateKeyPair } from "jose";
-import { AuthError, ClientGate, bootstrapIssuers } from "../../node/server/auth.js";
+import { AuthError, ClientGate, bootstrapIssuers, legacyIssuers } from "../../node/server/auth.js";
 import { Admission } from "../../node/server/admission.js";
 import { type IssuerPolicy, VerifiedTokens, keysFromJwks, tokenRefusal } from "../../node/vault/index.js";
 import { tempDir } from "../temp.js";
@@ -182,4 +182,22 @@ test("a gate sharing apply's cache: a token it admitted is not verified again on
   t.is(tokenRefusal(token, { policy: state.issuers, clusterId: "c1", user: "alice", nowMs, cache: shared }), null);
   const retired = tokenRefusal(token, { policy: policy(next), clusterId: "c1", user: "alice", nowMs, cache: shared });
   t.regex(retired?.message ?? "", /has no key "k-old"/, "a hit counts only under the key the apply-time policy names");
+});
+
+test("a legacy state's issuer keys come from the JWKS files at the first call, once: files that cannot be read are reported once and admit nobody", async (t) => {
+  const dir = tempDir(t, "bkv-jwks-");
+  const es = await keyPair("ES256", "k-legacy");
+  const good = join(dir, "good.json");
+  writeFileSync(good, JSON.stringify({ keys: [es.jwk] }));
+  const auth = (jwksFile: string) => ({ enabled: true as const, issuers: [{ issuer: ISS, jwksFile }], clockSkewSec: 5, maxTokenLifetimeSec: 600 });
+  const errors: string[] = [];
+  const keys = legacyIssuers(auth(good), (e) => errors.push(e.message));
+  t.deepEqual(keys()?.issuers.map((i) => i.keys.map((k) => k.kid)), [["k-legacy"]]);
+  writeFileSync(good, "not json");
+  t.deepEqual(keys()?.issuers[0]?.keys.map((k) => k.kid), ["k-legacy"], "kept: the file is not read again");
+  const missing = legacyIssuers(auth(join(dir, "gone.json")), (e) => errors.push(e.message));
+  t.is(missing(), null);
+  t.is(missing(), null);
+  t.is(errors.length, 1, "reported once");
+  t.regex(errors[0]!, /gone\.json/);
 });
