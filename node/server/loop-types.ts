@@ -7,9 +7,6 @@ import type { ApplyOutcome, VaultResult, VaultStateMachine } from "../vault/inde
 import type { Logger } from "./log.js";
 import type { Candidate } from "./snapshot-attest.js";
 
-/** The default of RaftLoopOptions.maxForwardedEntryBytes: a client request's default cap (256 KiB) and room for its envelope, times four. */
-export const DEFAULT_MAX_FORWARDED_ENTRY_BYTES = 1024 * 1024;
-
 /** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
 export type AppliedEvent =
   | {
@@ -57,12 +54,14 @@ export interface RaftLoopOptions {
   /** The time a leader stamps on the vault entries it appends (unix ms): the cluster's (cluster-clock.ts); null until first read (proposals are dropped meanwhile). Default: this node's clock. */
   readonly clusterNow?: () => number | null;
   /**
-   * The largest entry a member may forward to this node as leader (default
-   * DEFAULT_MAX_FORWARDED_ENTRY_BYTES): a proposal with a larger one is
-   * dropped before Raft appends it. A client request is bounded at the
-   * member's port (limits.maxMessageBytes); this bounds a rogue member's.
+   * The largest entry a member may forward to this node as leader, and the
+   * bytes a second each member may forward (forward-gate.ts, whose defaults
+   * apply when absent): a proposal over either is dropped before Raft
+   * appends it. A client request is bounded at the member's port; these
+   * bound a rogue member's.
    */
   readonly maxForwardedEntryBytes?: number;
+  readonly forwardedBytesPerSecond?: number;
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;

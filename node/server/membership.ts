@@ -2,7 +2,7 @@
 // address, with the transport's peer set kept equal to the addresses (this
 // node excepted). Changed only by what the Ready loop applies, in log order:
 // a snapshot (reset) or a membership entry (applyConfChange).
-import { type ConfChange, ConfChangeType, type ConfState, type Message, type NodeId } from "../raft/index.js";
+import { type ConfChange, ConfChangeType, type ConfState, type Message, NONE, type NodeId } from "../raft/index.js";
 import type { PeerLink } from "./loop-types.js";
 
 /** A membership entry's context: the address of the member it adds. */
@@ -69,6 +69,18 @@ export class Membership {
     const named = m.snapshot?.metadata.confState;
     const s = this.state;
     return [...s.voters, ...s.learners, ...(named?.voters ?? []), ...(named?.learners ?? [])];
+  }
+
+  /** The voter other than this node with the highest match index in `progress` (a leader's), or NONE. */
+  mostCaughtUpVoter(progress: ReadonlyMap<NodeId, { readonly match: number }> | null): NodeId {
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of this.confState.voters) {
+      const pr = progress?.get(id);
+      if (id === this.self || pr === undefined) continue;
+      if (pr.match > bestMatch) { best = id; bestMatch = pr.match; }
+    }
+    return best;
   }
 
   private addPeer(id: NodeId, addr: string): void {

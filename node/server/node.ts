@@ -24,7 +24,7 @@ import { ConnectionGate, type PortCaps } from "../../proto/connection-gate.js";
 import { openFilesShortfall, readOpenFilesLimit } from "./open-files.js";
 import { Metrics, logInMemory, serveMetrics } from "./metrics.js";
 import { RaftLoop } from "./raft-loop.js";
-import { DEFAULT_MAX_FORWARDED_ENTRY_BYTES } from "./loop-types.js";
+import { DEFAULT_MAX_FORWARDED_ENTRY_BYTES } from "./forward-gate.js";
 import { encodeServerSnapshot } from "./snapshot-data.js";
 import { openVault } from "./vault-open.js";
 import { vaultService } from "./vault-service.js";

@@ -26,8 +26,9 @@ import { CommitHold } from "./commit-hold.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
 import { Membership } from "./membership.js";
-import { type Warn, throttledWarn } from "./log-throttle.js";
-import { DEFAULT_MAX_FORWARDED_ENTRY_BYTES, type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
+import { throttledWarn } from "./log-throttle.js";
+import { DEFAULT_FORWARDED_BYTES_PER_SECOND, DEFAULT_MAX_FORWARDED_ENTRY_BYTES, ForwardGate } from "./forward-gate.js";
+import { type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
 export { type AppliedEvent, type PeerLink, ProposalError, type RaftLoopOptions } from "./loop-types.js";
 
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
@@ -98,11 +99,15 @@ export class RaftLoop implements VaultLoop, AdminLoop {
   private readonly applyBudget = new ApplyBudget(APPLY_MS_PER_READY, APPLY_BYTES_PER_READY.min, APPLY_BYTES_PER_READY.max);
   private readonly commitHold = new CommitHold((messages) => this.link?.send(messages), COMMIT_HOLD_MS);
 
-  /** A member can cause these lines: one per sender and 10 s. */
-  private readonly warnOversized: Warn;
+  /** Bounds what other members forward to this node as leader. */
+  private readonly forwarded: ForwardGate;
 
   constructor(private readonly o: RaftLoopOptions) {
-    this.warnOversized = throttledWarn(o.log, 10_000);
+    this.forwarded = new ForwardGate({
+      maxEntryBytes: o.maxForwardedEntryBytes ?? DEFAULT_MAX_FORWARDED_ENTRY_BYTES,
+      bytesPerSecond: o.forwardedBytesPerSecond ?? DEFAULT_FORWARDED_BYTES_PER_SECOND,
+      warn: throttledWarn(o.log, 10_000),
+    });
     const snap = o.storage.snapshot();
     const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : null;
     this.members = new Membership(o.id, snap.metadata.confState, data?.peers ?? new Map());
@@ -174,19 +179,10 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       this.guard(() => this.raw.step(m));
       return;
     }
-    if (this.oversized(m)) return;
+    if (!this.forwarded.admit(m)) return;
     const now = this.clusterNow();
     if (now === null) return; // dropped: the follower's proposal times out and its caller retries
     this.guard(() => this.raw.step(stampMessage(m, now)));
-  }
-
-  /** Whether a forwarded proposal holds an entry over the bound (logged, dropped: its sender's caller times out). */
-  private oversized(m: Message): boolean {
-    const bound = this.o.maxForwardedEntryBytes ?? DEFAULT_MAX_FORWARDED_ENTRY_BYTES;
-    const largest = Math.max(0, ...m.entries.map((e) => e.data.length));
-    if (largest <= bound) return false;
-    this.warnOversized("a forwarded proposal dropped: an entry over the size bound", String(m.from), { from: m.from, bytes: largest, bound });
-    return true;
   }
 
   /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
@@ -584,24 +580,12 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   /** Hands leadership to the most caught-up other voter; resolves once it moved (or after timeoutMs). */
   async transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId> {
-    const target = to !== NONE ? to : this.bestTransferee();
+    const target = to !== NONE ? to : this.members.mostCaughtUpVoter(this.raw.status().progress);
     if (target === NONE) return this.soft.lead;
     if (this.soft.lead !== this.o.id && this.soft.lead !== NONE) return this.soft.lead;
     const moved = this.waiters.leaderMoved.register("moved", Date.now() + timeoutMs, () => new ProposalError("TIMEOUT", "leadership did not move in time"));
     this.guard(() => this.raw.transferLeadership(target));
     return moved.promise.catch(() => this.soft.lead);
-  }
-
-  private bestTransferee(): NodeId {
-    const progress = this.raw.status().progress;
-    let best: NodeId = NONE;
-    let bestMatch = -1;
-    for (const id of this.members.confState.voters) {
-      const pr = progress?.get(id);
-      if (id === this.o.id || pr === undefined) continue;
-      if (pr.match > bestMatch) { best = id; bestMatch = pr.match; }
-    }
-    return best;
   }
 }
 
