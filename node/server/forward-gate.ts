@@ -5,8 +5,11 @@
 // could fill every node's WAL as fast as the leader writes. Here each sender
 // is held to a largest entry and to a byte rate (a token bucket per sender);
 // a proposal over either is dropped before Raft appends it, and its sender's
-// caller times out and retries, like any dropped proposal.
-import type { Message, NodeId } from "../raft/index.js";
+// caller times out and retries, like any dropped proposal. A forwarded
+// membership change is dropped too: an honest member proposes those only as
+// leader (the admin port answers NOT_LEADER elsewhere), and the admin port
+// is where an operator's certificate is required for them (admin-auth.ts).
+import { EntryType, type Message, type NodeId } from "../raft/index.js";
 import type { Warn } from "./log-throttle.js";
 
 /** The default largest forwarded entry: a client request's default cap (256 KiB) and room for its envelope, times four. */
@@ -47,6 +50,10 @@ export class ForwardGate {
 
   /** Whether forwarded proposal `m` may go to Raft; a refused one is logged (throttled) and must be dropped. */
   admit(m: Message): boolean {
+    if (m.entries.some((e) => e.type !== EntryType.Normal)) {
+      this.o.warn("a forwarded proposal dropped: it holds a membership change", `conf:${m.from}`, { from: m.from });
+      return false;
+    }
     const sizes = m.entries.map((e) => e.data.length);
     const largest = Math.max(0, ...sizes);
     if (largest > this.o.maxEntryBytes) {

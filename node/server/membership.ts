@@ -51,9 +51,15 @@ export class Membership {
     this.state = confState;
   }
 
-  /** Records an applied membership change; `confState` is what Raft answered for it. */
+  /**
+   * Records an applied membership change; `confState` is what Raft answered
+   * for it. A change Raft ignored (invalid against the configuration, e.g.
+   * adding a member again) leaves the addresses and links as they were.
+   */
   applyConfChange(cc: ConfChange, confState: ConfState): void {
+    const changed = !sameConfState(this.state, confState);
     this.state = confState;
+    if (!changed) return;
     if (cc.type === ConfChangeType.AddLearner) {
       const addr = new TextDecoder().decode(cc.context);
       this.addresses.set(cc.nodeId, addr);
@@ -90,4 +96,9 @@ export class Membership {
   private removePeer(id: NodeId): void {
     if (id !== this.self) this.link?.removePeer(id);
   }
+}
+
+function sameConfState(a: ConfState, b: ConfState): boolean {
+  const same = (x: readonly NodeId[], y: readonly NodeId[]) => x.length === y.length && x.every((id, i) => id === y[i]);
+  return same(a.voters, b.voters) && same(a.learners, b.learners);
 }

@@ -14,7 +14,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import {
   type ConfChange, ConfChangeType, type Entry, EntryType, ErrInvalidMessage, ErrProposalDropped,
   type Message, MessageType, NONE, type NodeId, RawNode, type Ready, ReadyDriver, type Snapshot, type SoftState, StateType,
-  decodeConfChange, entrySize,
+  confChangeOf, entrySize,
 } from "../raft/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
@@ -509,10 +509,20 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
   }
 
+  /**
+   * A committed membership entry. One whose data does not decode changes
+   * nothing, on every node alike: only a rogue leader appends one (an honest
+   * leader vets proposals), and failing on it would stop every follower at
+   * each restart, since the entry is in their WALs.
+   */
   private applyConfChange(e: Entry, inStore: boolean): void {
-    const cc = decodeConfChange(e.data);
-    this.members.applyConfChange(cc, this.raw.applyConfChange(cc));
     if (!inStore) this.sm.skip(e.index);
+    const cc = confChangeOf(e);
+    if (cc === undefined) {
+      this.o.log.error("ignored an undecodable membership entry (only a faulty or rogue leader appends one)", { index: e.index, term: e.term, bytes: e.data.length });
+      return;
+    }
+    this.members.applyConfChange(cc, this.raw.applyConfChange(cc));
     const { voters, learners } = this.members.confState;
     this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters, learners });
     this.o.onOutcome?.({ kind: "membership", index: e.index, change: cc });

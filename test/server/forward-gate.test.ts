@@ -1,14 +1,19 @@
 // ForwardGate (node/server/forward-gate.ts): a leader drops a forwarded
 // proposal whose entry is over the size bound, or whose sender is over its
-// byte rate; senders have their own buckets, which refill with time.
+// byte rate, or which holds a membership change; senders have their own
+// buckets, which refill with time.
 import test from "ava";
-import { type Message, MessageType } from "../../node/raft/index.js";
+import { ConfChangeType, EntryType, type Message, MessageType, encodeConfChange } from "../../node/raft/index.js";
 import { ForwardGate } from "../../node/server/forward-gate.js";
 
 function prop(from: number, ...sizes: number[]): Message {
+  return propOf(from, sizes.map((n, i) => ({ term: 0, index: i, type: EntryType.Normal, data: new Uint8Array(n) })));
+}
+
+function propOf(from: number, entries: Message["entries"]): Message {
   return {
     type: MessageType.Prop, from, to: 1, term: 0, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, snapshot: null, context: new Uint8Array(0),
-    entries: sizes.map((n, i) => ({ term: 0, index: i, type: 0, data: new Uint8Array(n) })),
+    entries,
   };
 }
 
@@ -46,6 +51,15 @@ test("a refused proposal takes nothing from the bucket; an empty proposal passes
   t.false(g.admit(prop(2, 1000, 1000)), "2000 > the 1000 left");
   t.true(g.admit(prop(2, 1000)), "the refused 2000 were not taken");
   t.true(g.admit(prop(2)));
+});
+
+test("a forwarded membership change is dropped, alone or beside normal entries", (t) => {
+  const { g, warned } = gate(() => 0);
+  const cc = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3, context: new Uint8Array(0) }) };
+  t.false(g.admit(propOf(2, [cc])));
+  t.false(g.admit(propOf(2, [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(1) }, cc])));
+  t.deepEqual(warned.map((w) => w.key), ["conf:2", "conf:2"]);
+  t.true(g.admit(prop(2, 1000)), "nothing was taken from the bucket");
 });
 
 test("bounds must be positive", (t) => {
