@@ -7,15 +7,20 @@
 // Contracts:
 // - put and delete go to an in-memory overlay; get and scan see it
 //   (read-your-writes). commit() writes the overlay's entries as ONE LMDB
-//   transaction; commits are written in call order and each resolves once its
-//   transaction is durable (fsynced: overlappingSync off). An entry stays in
-//   the overlay until the commit that wrote it resolved.
+//   transaction; each resolves once its transaction is durable (fsynced:
+//   overlappingSync off). An entry stays in the overlay until the commit that
+//   wrote it resolved.
+// - Commits settle in call order, and a batch is handed to lmdb only once
+//   every earlier commit resolved: the store on disk is always a prefix of
+//   the commits (never commit n+1 without commit n, whose entries a restart
+//   would then skip as applied).
 // - A crash loses at most the writes whose commit had not resolved; it never
 //   leaves a half-written commit (LMDB's copy-on-write B+tree).
 // - view() is a consistent read of the last committed state (one LMDB read
 //   transaction, held until release()); it never sees the overlay. A held
 //   view keeps the pages it reads from being reused: release it.
-// - A failed commit poisons the store: every later call throws
+// - A failed commit (or a rejected `after`) poisons the store: every later
+//   commit rejects, none of them is written, and every later call throws
 //   StorageFailedError (the state on disk is the last commit that resolved).
 import { mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -66,10 +71,10 @@ export class LmdbVaultStore {
   private open = new Map<string, Pending>();
   /** load()s since the last commit() call: outside the overlay. */
   private loads: Array<readonly [Uint8Array, Uint8Array]> = [];
+  /** The newest commit's outcome: resolves once it and every earlier commit are durable, rejects if any of them failed. */
+  private chain: Promise<void> = Promise.resolve();
   /** The newest commit's completion (never rejects). */
   private committing: Promise<void> = Promise.resolve();
-  /** Resolves once the newest commit's batch was handed to lmdb (never rejects). */
-  private handed: Promise<void> = Promise.resolve();
   private failed: StorageFailedError | null = null;
   private closed = false;
   private views = 0;
@@ -147,35 +152,57 @@ export class LmdbVaultStore {
 
   /**
    * Writes every put and delete since the last commit() as one transaction;
-   * resolves once it is durable. Commits complete in call order. With
-   * `after`, the batch is sealed now (later writes go to the next commit) but
-   * written only once `after` resolved (e.g. what must be durable before the
-   * store holds the batch); a rejected `after` fails the store.
+   * resolves once it is durable. With `after`, the batch is sealed now (later
+   * writes go to the next commit) but written only once `after` resolved
+   * (e.g. what must be durable before the store holds the batch).
+   * Commits settle in call order: the batch is handed to lmdb only after
+   * every earlier commit resolved, and if an earlier commit failed or `after`
+   * rejects, this one rejects (StorageFailedError) without writing anything.
+   * A commit with nothing to write and no `after` returns the newest
+   * commit's outcome.
    */
   commit(after?: Promise<unknown>): Promise<void> {
     this.check();
     const [batch, loads] = [this.open, this.loads];
     this.open = new Map();
     this.loads = [];
-    if (batch.size === 0 && loads.length === 0) return this.committing;
-    const write = () => this.db.batch(() => {
-      for (const [k, v] of loads) void this.db.put(asBuffer(k), asBuffer(v));
-      for (const p of batch.values()) {
-        if (p.value === null) void this.db.remove(asBuffer(p.key));
-        else void this.db.put(asBuffer(p.key), asBuffer(p.value));
-      }
-    });
-    // Each batch is handed to lmdb after the previous one was (lmdb writes them in that order, pipelined).
-    let handedOver!: () => void;
-    const previous = this.handed;
-    this.handed = new Promise<void>((resolve) => { handedOver = resolve; });
-    const durable = Promise.all([previous, after]).then(
-      () => { const w = write(); handedOver(); return w; },
-      (err: unknown) => { handedOver(); throw err; },
-    );
-    const written = durable.then(() => this.settle(batch), (err: unknown) => this.fail(err));
+    if (batch.size === 0 && loads.length === 0 && after === undefined) return this.chain;
+    const written = this.turn(after)
+      .then(() => this.writeBatch(batch, loads))
+      .then(() => this.settle(batch), (err: unknown) => this.fail(err));
+    this.chain = written;
     this.committing = written.catch(() => undefined);
     return written;
+  }
+
+  /**
+   * Resolves when a batch sealed now may be written: the newest commit (so
+   * every earlier one) resolved, then `after` resolved. Rejects, never before
+   * the newest commit settled, if it failed or `after` rejects.
+   */
+  private turn(after: Promise<unknown> | undefined): Promise<unknown> {
+    const previous = this.chain;
+    if (after === undefined) return previous;
+    after.catch(() => undefined); // observed once `previous` resolved; not an unhandled rejection meanwhile
+    return previous.then(() => after);
+  }
+
+  /**
+   * Hands one sealed batch to lmdb as one transaction; resolves once it is
+   * durable. Called only once every earlier commit resolved; refuses to write
+   * on a failed store all the same.
+   */
+  private async writeBatch(batch: ReadonlyMap<string, Pending>, loads: ReadonlyArray<readonly [Uint8Array, Uint8Array]>): Promise<void> {
+    if (this.failed !== null) throw this.failed;
+    if (batch.size === 0 && loads.length === 0) return;
+    const db = this.db;
+    await db.batch(() => {
+      for (const [k, v] of loads) void db.put(asBuffer(k), asBuffer(v));
+      for (const p of batch.values()) {
+        if (p.value === null) void db.remove(asBuffer(p.key));
+        else void db.put(asBuffer(p.key), asBuffer(p.value));
+      }
+    });
   }
 
   /** The batch is durable: its entries leave the overlay unless a later write replaced them. */
