@@ -84,9 +84,12 @@ export class LmdbVaultStore {
   /** Opens (creating if needed) the store in `dir`. */
   static async open(dir: string): Promise<LmdbVaultStore> {
     await mkdir(dir, { recursive: true });
+    // eventTurnBatching off: each batch() is its own transaction, and lmdb keeps no promise of its own for it
+    // (with it on, lmdb's internal promise for the event turn's transaction rejected unhandled when the commit
+    // failed, and Node exited before the failure was reported).
     const db = open<Buffer, Buffer>({
       path: dir, keyEncoding: "binary", encoding: "binary", compression: false,
-      overlappingSync: false, noMemInit: false, maxReaders: MAX_READERS,
+      overlappingSync: false, eventTurnBatching: false, noMemInit: false, maxReaders: MAX_READERS,
     });
     return new LmdbVaultStore(db, dir);
   }
@@ -196,6 +199,7 @@ export class LmdbVaultStore {
     if (this.failed !== null) throw this.failed;
     if (batch.size === 0 && loads.length === 0) return;
     const db = this.db;
+    // Inside a batch lmdb returns one shared, resolved promise for every write: the batch's promise carries the outcome.
     await db.batch(() => {
       for (const [k, v] of loads) void db.put(asBuffer(k), asBuffer(v));
       for (const p of batch.values()) {
