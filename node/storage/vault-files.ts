@@ -10,6 +10,10 @@
 //                           verified, the Raft snapshot (index, term); written after its last commit
 // CURRENT and STAGED are written to a .tmp file, fsynced, renamed, and the
 // directory fsynced. promote() is the atomic swap: one rename of CURRENT.
+// A generation's directory entries are durable before anything relies on its
+// store: once opened (lmdb creates data.mdb and lock.mdb then; its commits
+// fsync data.mdb's contents, never its entry), the generation directory and
+// `dir` are fsynced (openGeneration).
 //
 // open() keeps the current store and every staged one (the caller promotes
 // the one a Raft snapshot on disk names, or discards them) and deletes every
@@ -60,8 +64,7 @@ export class VaultFiles {
       if (snap !== null) staged.push({ gen, snap, store: await LmdbVaultStore.open(join(dir, name)) });
       else await rm(join(dir, name), { recursive: true, force: true });
     }
-    await fsyncDir(dir);
-    const store = await LmdbVaultStore.open(join(dir, hex16(current)));
+    const store = await openGeneration(dir, current); // also fsyncs dir: the deletions above
     await writeAtomic(dir, "CURRENT", `${hex16(current)}\n`);
     return new VaultFiles(dir, { gen: current, store }, staged);
   }
@@ -92,8 +95,9 @@ export class VaultFiles {
     if (have !== undefined && have.snap.term === term) return have.snap;
     const gen = this.nextGen++;
     const path = join(this.dir, hex16(gen));
-    const store = await LmdbVaultStore.open(path);
+    let store: LmdbVaultStore | undefined;
     try {
+      store = await openGeneration(this.dir, gen);
       const ref = await fill(store);
       await store.commit();
       const snap: StagedSnapshot = { index, term, appliedIndex: ref.appliedIndex, digest: ref.digest.slice() };
@@ -102,7 +106,7 @@ export class VaultFiles {
       this.staged.set(index, { gen, store, snap });
       return snap;
     } catch (err) {
-      await store.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
       await rm(path, { recursive: true, force: true });
       throw err;
     }
@@ -151,6 +155,25 @@ export class VaultFiles {
     this.staged.clear();
     await this.current.store.close();
   }
+}
+
+/**
+ * Opens (creating if needed) generation `gen`'s store in `dir`, then fsyncs
+ * the generation directory (the entries of data.mdb and lock.mdb, which lmdb
+ * creates on open) and `dir` (the generation's entry): a power loss after a
+ * commit to it resolved cannot lose the file the commit went to.
+ */
+async function openGeneration(dir: string, gen: number): Promise<LmdbVaultStore> {
+  const path = join(dir, hex16(gen));
+  const store = await LmdbVaultStore.open(path);
+  try {
+    await fsyncDir(path);
+    await fsyncDir(dir);
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return store;
 }
 
 async function readCurrent(dir: string): Promise<number> {
