@@ -61,6 +61,10 @@ export class Metrics {
   readonly snapshotsRefused = new Counter({
     name: "bkv_snapshots_refused_total", help: "Snapshot messages refused before install, by reason (index, rollback, disagreement, unattested)", labelNames: ["reason"], registers: [this.registry],
   });
+  readonly evaluationsRefused = new Counter({
+    name: "bkv_evaluations_refused_total", registers: [this.registry], labelNames: ["reason"],
+    help: "Evaluations this node refused although its state holds the attempt, by reason (ledger: it already evaluated the record's guess limit in this epoch; its state was taken back)",
+  });
   readonly clockOffset = new Gauge({
     name: "bkv_clock_offset_seconds", registers: [this.registry],
     help: "The cluster's time minus this node's clock, as this node stamps entries and checks tokens (0 unless a majority of the members' clocks disagree with this node's by 2 s or more)",

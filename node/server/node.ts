@@ -13,7 +13,7 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { packageVersion } from "../../proto/version.js";
 import { type ServerHooks, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { MessageType, NONE, bootstrapSnapshot, type Message } from "../raft/index.js";
-import { DiskStorage, VaultFiles } from "../storage/index.js";
+import { DiskStorage, EvaluationLedger, VaultFiles } from "../storage/index.js";
 import { PEER_PORT_CONNECTIONS, Transport, loadTls, type ConnectionEvents, type TlsMaterial } from "../transport/index.js";
 import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
@@ -78,6 +78,7 @@ export class VaultNode {
   private audit: AuditLog | null = null;
   private storage!: DiskStorage;
   private files: VaultFiles | null = null;
+  private ledger!: EvaluationLedger;
   private transport!: Transport;
   private clientServer: grpc.Server | null = null;
   /** The client port's listener (connection caps); clientServer serves what it admits. */
@@ -247,6 +248,7 @@ export class VaultNode {
     await this.bootstrapIfEmpty();
     const files = await VaultFiles.open(join(c.dataDir, "vault"));
     this.files = files;
+    this.ledger = await EvaluationLedger.open(join(c.dataDir, "evaluations"));
     return { files, sm: await openVault(files, this.storage.snapshot(), c.clusterId, this.log) };
   }
 
@@ -306,7 +308,7 @@ export class VaultNode {
     const server = strictServer(this.portHooks("client"), clientPortOptions(this.cfg.limits));
     server.addService(serviceDefinition(VaultService), vaultService({
       nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
-      hsm: this.hsm, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs, gate: this.gate,
+      hsm: this.hsm, ledger: this.ledger, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs, gate: this.gate,
     }));
     this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
@@ -478,6 +480,7 @@ export class VaultNode {
     await this.transport?.stop();
     await this.storage?.close();
     await this.files?.close();
+    await this.ledger?.close();
     this.http?.close();
     await this.hsm?.close();
     this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });

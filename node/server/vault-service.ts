@@ -15,7 +15,8 @@ import {
 } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
-import { type Command, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
+import { type Command, type RecordView, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
+import type { EvaluatedAttempt, EvaluationLedger } from "../storage/index.js";
 import type { NodeHsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { unaryHandler } from "./handlers.js";
@@ -31,6 +32,8 @@ export interface VaultServiceDeps {
   readonly threshold: number;
   readonly loop: () => VaultLoop;
   readonly hsm: NodeHsm;
+  /** This node's count of the evaluations it released per record epoch (node/storage/evaluation-ledger.ts). */
+  readonly ledger: Pick<EvaluationLedger, "admit">;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly leaderHint: () => LeaderHint;
@@ -214,6 +217,7 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
   if (share === undefined) {
     throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} holds no share of this record`, { reason: ErrorReason.UNSPECIFIED, attemptsRemaining: view.attemptsRemaining });
   }
+  await admitEvaluation(d, user, view, { attemptId, blinded: pending.blinded });
   const t0 = performance.now();
   const { evaluated, signature } = await d.hsm.evaluateSigned(share.wrappedShare, pending.blinded, share.publicShare, {
     clusterId: d.clusterId, user, version: pending.version, attemptId, nodeId: d.nodeId,
@@ -223,4 +227,24 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
     nodeId: BigInt(d.nodeId), blindedElement: pending.blinded, evaluatedElement: evaluated, signature,
     version: pending.version, attemptsRemaining: view.attemptsRemaining,
   });
+}
+
+/**
+ * Records the evaluation in this node's ledger (durably) before the HSM
+ * releases it; refuses one past the record's guess limit in its epoch,
+ * whatever the applied state says (a state that forgot counted attempts:
+ * docs/threat-model.md, "Closed: a state fed to one node takes its counters back").
+ */
+export async function admitEvaluation(d: VaultServiceDeps, user: string, view: RecordView, attempt: EvaluatedAttempt): Promise<void> {
+  const limit = view.record.guessLimit;
+  const verdict = await d.ledger.admit({ digest: view.digest, confirmedAt: view.confirmedAt }, attempt, limit).catch((err: unknown) => {
+    d.log.error("the evaluation ledger cannot record an evaluation: none is released", { error: (err as Error).message });
+    throw new RpcFailure(status.UNAVAILABLE, "this node cannot record the evaluation; ask the other share holders", { reason: ErrorReason.UNSPECIFIED });
+  });
+  if (verdict !== "spent") return;
+  d.metrics.evaluationsRefused.inc({ reason: "ledger" });
+  d.log.error("evaluation refused: this node already evaluated the record's guess limit of attempts since its last confirmation, though its state says attempts remain (its state was taken back: a rogue member?)", {
+    user: user.slice(0, 64), attemptId: attempt.attemptId, guessLimit: limit, attemptsRemaining: view.attemptsRemaining, confirmedAt: view.confirmedAt,
+  });
+  throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} already evaluated ${limit} attempts of this record since its last confirmation: it evaluates no more until the owner confirms a recovery`, { reason: ErrorReason.UNSPECIFIED });
 }

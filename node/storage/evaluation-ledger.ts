@@ -1,0 +1,108 @@
+// This node's own count of the OPRF evaluations it released, per record
+// epoch, kept outside the replicated state (docs/threat-model.md, "Closed:
+// a state fed to one node takes its counters back").
+//
+// The replicated state says how many attempts a record has left; a rogue
+// leader can feed one honest node states that forget attempts it counted
+// (forked histories installed as snapshots, a record absent from the
+// incoming state and registered again). Whatever state this node is given,
+// the ledger holds it to at most `guessLimit` distinct evaluations per
+// epoch: a record's registered bytes (its digest) and its last confirmation
+// (the log index of a confirmation signed with the record's reset key).
+// Epochs change only through the owner's keys, so between two genuine
+// confirmations this node evaluates at most `guessLimit` attempts.
+//
+// Contract: admit resolves only after its transaction is durable (fsynced),
+// and the caller releases an evaluation only after admit said so. Epochs are
+// never removed: a node that loses its ledger (a new data dir) starts again
+// from what its state says, like a new node.
+//
+// Layout: key = digest (32 bytes) ‖ confirmedAt (u64 big-endian); value =
+// the epoch's admitted attempts, each attemptId (u64 big-endian) ‖ blinded
+// element (33 bytes), in the order admitted.
+import { mkdir } from "node:fs/promises";
+import { type RootDatabase, open } from "lmdb";
+
+export interface EvaluationEpoch {
+  /** recordDigest of the record as registered. */
+  readonly digest: Uint8Array;
+  /** Log index of the record's last confirmation (0: none). */
+  readonly confirmedAt: number;
+}
+
+export interface EvaluatedAttempt {
+  readonly attemptId: number;
+  readonly blinded: Uint8Array;
+}
+
+/** admitted: recorded now; again: this very attempt was admitted before; spent: the epoch holds its limit of other attempts. */
+export type LedgerVerdict = "admitted" | "again" | "spent";
+
+const DIGEST_BYTES = 32;
+const BLINDED_BYTES = 33;
+const ATTEMPT_BYTES = 8 + BLINDED_BYTES;
+
+export class EvaluationLedger {
+  private constructor(private readonly db: RootDatabase<Buffer, Buffer>) {}
+
+  /** Opens (creating if needed) the ledger in `dir`. */
+  static async open(dir: string): Promise<EvaluationLedger> {
+    await mkdir(dir, { recursive: true });
+    // As the vault store: each commit fsynced, and a failed one reported to its caller (vault-store.ts).
+    return new EvaluationLedger(open<Buffer, Buffer>({
+      path: dir, keyEncoding: "binary", encoding: "binary", compression: false, overlappingSync: false, eventTurnBatching: false, noMemInit: false,
+    }));
+  }
+
+  /** Records `attempt` under `epoch` unless the epoch already holds `limit` other attempts; resolves once durable. */
+  admit(epoch: EvaluationEpoch, attempt: EvaluatedAttempt, limit: number): Promise<LedgerVerdict> {
+    const key = epochKey(epoch);
+    const entry = attemptEntry(attempt);
+    return this.db.transaction(() => {
+      const held = this.db.get(key) ?? Buffer.alloc(0);
+      if (holdsEntry(held, entry)) return "again";
+      if (held.length / ATTEMPT_BYTES >= limit) return "spent";
+      void this.db.put(key, Buffer.concat([held, entry]));
+      return "admitted";
+    });
+  }
+
+  /** The epoch's admitted attempts, oldest first (tests and inspection). */
+  admitted(epoch: EvaluationEpoch): number[] {
+    const held = this.db.get(epochKey(epoch)) ?? Buffer.alloc(0);
+    const ids: number[] = [];
+    for (let at = 0; at < held.length; at += ATTEMPT_BYTES) ids.push(Number(held.readBigUInt64BE(at)));
+    return ids;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+function epochKey(e: EvaluationEpoch): Buffer {
+  if (e.digest.length !== DIGEST_BYTES || !Number.isSafeInteger(e.confirmedAt) || e.confirmedAt < 0) {
+    throw new RangeError("evaluation ledger: an epoch is a 32-byte digest and a confirmation index ≥ 0");
+  }
+  const key = Buffer.alloc(DIGEST_BYTES + 8);
+  key.set(e.digest, 0);
+  key.writeBigUInt64BE(BigInt(e.confirmedAt), DIGEST_BYTES);
+  return key;
+}
+
+function attemptEntry(a: EvaluatedAttempt): Buffer {
+  if (a.blinded.length !== BLINDED_BYTES || !Number.isSafeInteger(a.attemptId) || a.attemptId < 1) {
+    throw new RangeError("evaluation ledger: an attempt is an id ≥ 1 and a 33-byte blinded element");
+  }
+  const entry = Buffer.alloc(ATTEMPT_BYTES);
+  entry.writeBigUInt64BE(BigInt(a.attemptId), 0);
+  entry.set(a.blinded, 8);
+  return entry;
+}
+
+function holdsEntry(held: Buffer, entry: Buffer): boolean {
+  for (let at = 0; at < held.length; at += ATTEMPT_BYTES) {
+    if (held.subarray(at, at + ATTEMPT_BYTES).equals(entry)) return true;
+  }
+  return false;
+}

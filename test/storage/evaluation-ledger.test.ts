@@ -1,0 +1,59 @@
+// EvaluationLedger (node/storage/evaluation-ledger.ts): at most `limit`
+// distinct attempts per record epoch, durable across a reopen; the same
+// attempt again is no new one; epochs (digest, confirmation) count apart.
+import test from "ava";
+import { EvaluationLedger } from "../../node/storage/index.js";
+import { tempDir } from "../temp.js";
+
+const digest = (b: number) => new Uint8Array(32).fill(b);
+const blinded = (b: number) => new Uint8Array(33).fill(b);
+const epoch = { digest: digest(1), confirmedAt: 0 };
+
+test("an epoch admits `limit` distinct attempts, then no other; the same attempt again is answered 'again'", async (t) => {
+  const ledger = await EvaluationLedger.open(tempDir(t));
+  t.teardown(() => ledger.close());
+  t.is(await ledger.admit(epoch, { attemptId: 5, blinded: blinded(5) }, 2), "admitted");
+  t.is(await ledger.admit(epoch, { attemptId: 5, blinded: blinded(5) }, 2), "again");
+  t.is(await ledger.admit(epoch, { attemptId: 7, blinded: blinded(7) }, 2), "admitted");
+  t.is(await ledger.admit(epoch, { attemptId: 9, blinded: blinded(9) }, 2), "spent");
+  t.is(await ledger.admit(epoch, { attemptId: 5, blinded: blinded(6) }, 2), "spent", "the same id with another blinded element is another attempt");
+  t.is(await ledger.admit(epoch, { attemptId: 7, blinded: blinded(7) }, 2), "again", "an admitted attempt may be evaluated again");
+  t.deepEqual(ledger.admitted(epoch), [5, 7]);
+});
+
+test("epochs count apart: another digest, or another confirmation of the same record", async (t) => {
+  const ledger = await EvaluationLedger.open(tempDir(t));
+  t.teardown(() => ledger.close());
+  t.is(await ledger.admit(epoch, { attemptId: 1, blinded: blinded(1) }, 1), "admitted");
+  t.is(await ledger.admit(epoch, { attemptId: 2, blinded: blinded(2) }, 1), "spent");
+  t.is(await ledger.admit({ digest: digest(1), confirmedAt: 3 }, { attemptId: 4, blinded: blinded(4) }, 1), "admitted");
+  t.is(await ledger.admit({ digest: digest(2), confirmedAt: 0 }, { attemptId: 2, blinded: blinded(2) }, 1), "admitted");
+});
+
+test("what was admitted is there after a reopen", async (t) => {
+  const dir = tempDir(t);
+  const a = await EvaluationLedger.open(dir);
+  t.is(await a.admit(epoch, { attemptId: 3, blinded: blinded(3) }, 1), "admitted");
+  await a.close();
+  const b = await EvaluationLedger.open(dir);
+  t.teardown(() => b.close());
+  t.is(await b.admit(epoch, { attemptId: 4, blinded: blinded(4) }, 1), "spent");
+  t.deepEqual(b.admitted(epoch), [3]);
+});
+
+test("concurrent admits of one epoch never pass the limit", async (t) => {
+  const ledger = await EvaluationLedger.open(tempDir(t));
+  t.teardown(() => ledger.close());
+  const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => ledger.admit(epoch, { attemptId: i + 1, blinded: blinded(i) }, 3)));
+  t.is(verdicts.filter((v) => v === "admitted").length, 3);
+  t.is(ledger.admitted(epoch).length, 3);
+});
+
+test("malformed epochs and attempts are refused, not stored", async (t) => {
+  const ledger = await EvaluationLedger.open(tempDir(t));
+  t.teardown(() => ledger.close());
+  t.throws(() => ledger.admit({ digest: new Uint8Array(31), confirmedAt: 0 }, { attemptId: 1, blinded: blinded(1) }, 1), { instanceOf: RangeError });
+  t.throws(() => ledger.admit(epoch, { attemptId: 0, blinded: blinded(1) }, 1), { instanceOf: RangeError });
+  t.throws(() => ledger.admit(epoch, { attemptId: 1, blinded: new Uint8Array(32) }, 1), { instanceOf: RangeError });
+  t.deepEqual(ledger.admitted(epoch), []);
+});
