@@ -25,7 +25,7 @@
 // another while the follower does not answer).
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
-import type { LmdbVaultStore, StoreView, VaultFiles } from "../storage/index.js";
+import type { LmdbVaultStore, StagedSnapshot, StoreView, VaultFiles } from "../storage/index.js";
 import type { SnapshotStream } from "../transport/index.js";
 import { ALL_KEYS, SnapshotImporter, VaultInvariantError, VaultStateMachine, type VaultStore, rollbackFrom, snapshotChunks } from "../vault/index.js";
 import type { Candidate } from "./snapshot-attest.js";
@@ -228,25 +228,45 @@ export function candidateOf(m: Message, state: StoreRef, staged: VaultStore, cur
 
 export class SnapshotStager {
   private download: { readonly index: number; readonly abort: AbortController } | null = null;
+  /** The staged snapshot last judged (rollback check and attestation), and this node's applied index when it was. */
+  private checked: { readonly index: number; readonly term: number; readonly applied: number } | null = null;
 
   constructor(private readonly ctx: StagerContext) {}
 
   /**
    * Takes a MsgSnap: returns true when it is held or dropped here, false when
-   * Raft should step it now (at or below the applied index: Raft's to refuse;
-   * or its state is staged).
+   * Raft should step it now: at or below the applied index (Raft's to
+   * refuse), or naming the staged state, judged against this node's state as
+   * it is now. A staged state is judged again when this node applied entries
+   * since (Raft did not take the message that staged it, and a rogue leader
+   * committed entries meanwhile), and never installed under a message that
+   * names another state.
    */
   intercept(m: Message): boolean {
     if (m.type !== MessageType.Snap || m.snapshot === null) return false;
     const { index, term } = m.snapshot.metadata;
-    if (index <= this.ctx.appliedIndex() || this.ctx.files.stagedAt(index)?.term === term) return false;
+    if (index <= this.ctx.appliedIndex()) return false;
     const data = serverSnapshotOf(m);
     if (data === null) {
       this.ctx.log.warn("snapshot message dropped: not one complete server snapshot", { from: m.from, index, term });
-    } else if (this.download === null) {
-      void this.stage(m, data);
+      return true;
     }
+    const staged = this.ctx.files.stagedAt(index);
+    if (staged?.term === term) return !this.passStaged(m, staged, data);
+    if (this.download === null) void this.stage(m, data);
     return true;
+  }
+
+  /** Whether `m`, naming the staged snapshot `staged`, may go to Raft now; if not, it is dropped or judged again first. */
+  private passStaged(m: Message, staged: StagedSnapshot, data: ServerSnapshot): boolean {
+    if (data.store !== undefined && !sameRef(data.store, staged)) {
+      this.ctx.log.warn("snapshot message dropped: it names another state than the one staged at its index", { from: m.from, index: staged.index, staged: staged.appliedIndex, named: data.store.appliedIndex });
+      return false;
+    }
+    const c = this.checked;
+    if (c !== null && c.index === staged.index && c.term === staged.term && c.applied === this.ctx.appliedIndex()) return true;
+    if (this.download === null) void this.judgeAgain(m, staged);
+    return false;
   }
 
   /** Cancels a download in progress. */
@@ -261,19 +281,40 @@ export class SnapshotStager {
     const t0 = performance.now();
     this.ctx.log.info("downloading a snapshot", { from: m.from, index, term });
     try {
-      await this.ctx.files.stage(index, term, async (store) => {
+      let judgedAt = 0;
+      const staged = await this.ctx.files.stage(index, term, async (store) => {
         const got = data.store !== undefined
           ? checkRef(await this.importFrom(m.from, index, term, store, abort.signal), data.store)
           : restoreInline(this.ctx.clusterId, store, data.vault);
         this.ctx.log.info("downloaded a snapshot; attesting it", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
+        judgedAt = this.ctx.appliedIndex();
         await this.ctx.attest(m, got, store);
         return got;
       });
       this.ctx.log.info("staged a snapshot", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
+      this.checked = { index, term, applied: judgedAt };
       this.download = null;
+      if (!this.passStaged(m, staged, data)) return;
       this.ctx.step(m);
     } catch (err) {
       this.ctx.log.warn("snapshot not staged; waiting for the next snapshot message", { from: m.from, index, error: err });
+      this.download = null;
+    }
+  }
+
+  /** Judges the staged state again against this node's state now (rollback check, attestation), then steps `m` if it still holds. */
+  private async judgeAgain(m: Message, staged: StagedSnapshot): Promise<void> {
+    const store = this.ctx.files.stagedStore(staged.index);
+    if (store === undefined) return;
+    this.download = { index: staged.index, abort: new AbortController() };
+    try {
+      const applied = this.ctx.appliedIndex();
+      await this.ctx.attest(m, { appliedIndex: staged.appliedIndex, digest: staged.digest }, store);
+      this.checked = { index: staged.index, term: staged.term, applied };
+      this.download = null;
+      if (this.ctx.appliedIndex() === applied) this.ctx.step(m); // else the next message of the leader is judged again
+    } catch (err) {
+      this.ctx.log.warn("staged snapshot refused when judged again; waiting for the next snapshot message", { from: m.from, index: staged.index, error: err });
       this.download = null;
     }
   }
@@ -364,8 +405,12 @@ function restoreInline(clusterId: string, store: LmdbVaultStore, vault: Uint8Arr
 }
 
 /** The downloaded state's reference, if it is the one the snapshot message names. */
+function sameRef(a: StoreRef, b: StoreRef): boolean {
+  return a.appliedIndex === b.appliedIndex && Buffer.from(a.digest).equals(b.digest);
+}
+
 function checkRef(got: StoreRef, want: StoreRef): StoreRef {
-  if (got.appliedIndex !== want.appliedIndex || !Buffer.from(got.digest).equals(want.digest)) {
+  if (!sameRef(got, want)) {
     throw new Error(`the downloaded state (applied ${got.appliedIndex}) is not the one the snapshot message names (applied ${want.appliedIndex})`);
   }
   return got;

@@ -80,6 +80,11 @@ export class VaultFiles {
   }
 
   /** Indices of the staged snapshots. */
+  /** The store of the staged snapshot at `index`, for judging it again before install (read only). */
+  stagedStore(index: number): LmdbVaultStore | undefined {
+    return this.staged.get(index)?.store;
+  }
+
   stagedIndices(): number[] {
     return [...this.staged.keys()].sort((a, b) => a - b);
   }

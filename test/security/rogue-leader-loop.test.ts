@@ -7,12 +7,13 @@ import test from "ava";
 import { join } from "node:path";
 import { ConfChangeType, EntryType, MessageType, bootstrapSnapshot, encodeConfChange, message } from "../../node/raft/index.js";
 import { DiskStorage, VaultFiles } from "../../node/storage/index.js";
-import { VaultStateMachine } from "../../node/vault/index.js";
+import { VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { RaftLoop } from "../../node/server/raft-loop.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
+import { attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { openVault } from "../../node/server/vault-open.js";
-import { CLUSTER } from "../../testkit/vault.js";
+import { CLUSTER, Harness, beginCmd, blindedPoint, register, registerCmd } from "../../testkit/vault.js";
 import { tempDir } from "../temp.js";
 
 const quiet = jsonLogger("error", {}, () => ({}), () => {});
@@ -20,13 +21,22 @@ const PEERS = new Map([[1, "127.0.0.1:1"], [2, "127.0.0.1:2"], [3, "127.0.0.1:3"
 
 interface Follower {
   loop: RaftLoop;
+  files: VaultFiles;
   fatal: unknown[];
   links: string[];
   close(): Promise<void>;
 }
 
+interface Options {
+  /** Serves the snapshot downloads (default: none). */
+  fetch?: () => AsyncIterable<Uint8Array>;
+  /** The digest nodes 2 and 3 report when asked to vouch (default: no attestation at all). */
+  vouch?: () => Uint8Array;
+  refusals?: string[];
+}
+
 /** Node 1 of voters 1–3 on `dir` (bootstrapped on first use); node 3 plays the rogue leader. */
-async function follower(dir: string): Promise<Follower> {
+async function follower(dir: string, o: Options = {}): Promise<Follower> {
   const storage = await DiskStorage.open(join(dir, "raft"));
   if (storage.snapshot().metadata.index === 0) {
     const vault = new VaultStateMachine({ clusterId: CLUSTER }).snapshot();
@@ -38,13 +48,16 @@ async function follower(dir: string): Promise<Follower> {
   const links: string[] = [];
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 50, electionTick: 1000, heartbeatTick: 1, snapshotInterval: 100_000,
-    snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { fatal.push(err); }, attest: async () => {},
+    snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { fatal.push(err); },
+    attest: o.vouch === undefined ? async () => {} : (candidate) => attestSnapshot({
+      selfId: 1, threshold: 2, log: quiet, ask: async () => o.vouch!(), refused: (r) => { o.refusals?.push(r); }, retryDelaysMs: [],
+    }, candidate),
   });
   loop.start({
     send: () => {}, addPeer: (id, a) => { links.push(`add ${id} ${a}`); }, removePeer: (id) => { links.push(`remove ${id}`); },
-    fetchSnapshot: () => { throw new Error("no snapshots here"); },
+    fetchSnapshot: o.fetch ?? (() => { throw new Error("no snapshots here"); }),
   }, new Map());
-  return { loop, fatal, links, close: async () => { await loop.stop(); await storage.close(); await files.close(); } };
+  return { loop, files, fatal, links, close: async () => { await loop.stop(); await storage.close(); await files.close(); } };
 }
 
 /** The rogue's MsgApp of term 5 appending membership entry `data` at index 2 and committing it. */
@@ -97,4 +110,87 @@ test("a committed membership change Raft takes still updates the transport", asy
   t.deepEqual(n.loop.learners, [4]);
   t.is(n.loop.peers.get(4), "127.0.0.1:4");
   t.deepEqual(n.links, ["add 4 127.0.0.1:4"]);
+});
+
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+/** The rogue's MsgSnap (index 10, term 4) under message term `term`, naming store state `store`. */
+function snapshotMessage(term: number, store: { appliedIndex: number; digest: Uint8Array }) {
+  const data = encodeServerSnapshot({ peers: PEERS, store });
+  return message({
+    type: MessageType.Snap, from: 3, to: 1, term,
+    snapshot: { metadata: { index: 10, term: 4, confState: { voters: [1, 2, 3], learners: [] } }, totalSize: data.length, offset: 0, data, done: true },
+  });
+}
+
+/**
+ * Stages X's state at 10 on node 1 while Raft ignores the message that
+ * asked for it: the rogue raises the term during the download, so the held
+ * message is stale when stepped. Returns once staged.
+ */
+async function stageButNotInstall(t: { truthy(v: unknown, m?: string): void; is(a: unknown, b: unknown, m?: string): void }, n: Follower, release: () => void, x: Harness): Promise<void> {
+  n.loop.step(snapshotMessage(5, { appliedIndex: 10, digest: x.sm.digest() }));
+  await settle();
+  n.loop.step(message({ type: MessageType.Heartbeat, from: 3, to: 1, term: 6, commit: 1 }));
+  release();
+  for (let i = 0; i < 100 && n.files.stagedAt(10) === undefined; i++) await settle();
+  await settle();
+  t.truthy(n.files.stagedAt(10), "staged at (10, 4)");
+  t.is(n.loop.vault.appliedIndex, 0, "Raft ignored the stale message: nothing installed");
+}
+
+function gated(x: Harness): { fetch: () => AsyncIterable<Uint8Array>; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  return { release, fetch: () => (async function* () { await gate; yield x.sm.snapshot(); })() };
+}
+
+test("a staged snapshot is never installed under a later message naming another state (it wedged the node for good)", async (t) => {
+  const dir = tempDir(t);
+  const X = new Harness();
+  while (X.index < 10) X.apply(beginCmd("nobody"));
+  const { fetch, release } = gated(X);
+  const n = await follower(dir, { fetch });
+  await stageButNotInstall(t, n, release, X);
+  n.loop.step(snapshotMessage(6, { appliedIndex: 11, digest: new Uint8Array(32) }));
+  await settle();
+  t.deepEqual(n.fatal, [], "dropped; before the fix: VaultInvariantError, and the node could not start again");
+  t.is(n.loop.vault.appliedIndex, 0);
+  n.loop.step(snapshotMessage(7, { appliedIndex: 10, digest: X.sm.digest() }));
+  for (let i = 0; i < 20 && n.loop.vault.appliedIndex < 10; i++) await settle();
+  t.is(n.loop.vault.appliedIndex, 10, "the message naming the staged state installs it");
+  await n.close();
+  const again = await follower(dir);
+  t.is(again.loop.vault.appliedIndex, 10);
+  await again.close();
+});
+
+test("a staged snapshot is judged again when the node applied entries since: attempts counted meanwhile are not taken back", async (t) => {
+  const reg = register("victim", { guessLimit: 3 });
+  const registration = encodeCommand(registerCmd(reg));
+  // X's history (nodes 2 and 3 vouch for it): the registration at 2, fillers up to 10.
+  const X = new Harness();
+  X.apply(registration);
+  while (X.index < 10) X.apply(beginCmd("nobody"));
+  const { fetch, release } = gated(X);
+  const refusals: string[] = [];
+  const n = await follower(tempDir(t), { fetch, vouch: () => X.sm.digest(), refusals });
+  t.teardown(() => n.close());
+  await stageButNotInstall(t, n, release, X);
+  // Y's fork, committed on node 1 meanwhile: the same registration at 2, three begins at 3..5, fillers to 9.
+  const datas: Uint8Array[] = [registration];
+  for (let i = 0; i < 3; i++) datas.push(encodeCommand(beginCmd("victim", blindedPoint(50 + i))));
+  while (datas.length < 8) datas.push(encodeCommand(beginCmd("nobody")));
+  n.loop.step(message({
+    type: MessageType.App, from: 3, to: 1, term: 6, index: 1, logTerm: 1, commit: 9,
+    entries: datas.map((data, i) => ({ index: 2 + i, term: 6, type: EntryType.Normal, data })),
+  }));
+  await settle();
+  t.is(n.loop.vault.getRecord("victim")?.attempts, 3);
+  n.loop.step(snapshotMessage(7, { appliedIndex: 10, digest: X.sm.digest() }));
+  for (let i = 0; i < 20 && refusals.length === 0; i++) await settle();
+  t.deepEqual(refusals, ["rollback"], "judged again against the state as it is now; before the fix it went straight to Raft");
+  t.is(n.loop.vault.appliedIndex, 9);
+  t.is(n.loop.vault.getRecord("victim")?.attempts, 3, "before the fix: 0");
+  t.deepEqual(n.fatal, []);
 });
