@@ -57,7 +57,7 @@ async function tokenProvider(p: Parsed, io: CliIo, descriptorFile: string | unde
 
 /** Loads the descriptor (before any prompt), reads the secrets, runs `body`, closes the client. */
 async function withClient<T>(p: Parsed, io: CliIo, prompts: readonly string[], body: (c: VaultClient, secrets: string[]) => Promise<T>): Promise<T> {
-  const { VaultClient, descriptorPath, loadDescriptor } = await sdk();
+  const { VaultClient, descriptorPath, loadDescriptor, printable } = await sdk();
   const file = descriptorPath(stringFlag(p, "cluster"), io.env);
   const descriptor = loadDescriptor(file);
   const timeout = intFlag(p, "timeout", 1, 3600);
@@ -65,7 +65,7 @@ async function withClient<T>(p: Parsed, io: CliIo, prompts: readonly string[], b
   const client = new VaultClient(descriptor, {
     ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 }, readBackTimeoutMs: timeout * 1000 }),
     ...(token === undefined ? {} : { token }),
-    onWarning: (w) => io.stderr(`bkv: warning: ${w.message}\n`),
+    onWarning: (w) => io.stderr(`bkv: warning: ${printable(w.message)}\n`),
   });
   try {
     const secrets = prompts.length === 0 ? [] : await io.readSecrets(prompts);
@@ -270,7 +270,7 @@ pinning the file. An existing FILE is kept unless --force. The node needs a vali
 cluster (any user's): --token-file FILE, else $BKV_TOKEN, else a development issuer key mints one
 ($BKV_DEV_ISSUER_KEY, or dev-issuer.key.json beside the default descriptor, as \`npm start\` leaves it).`,
   async run(p, io) {
-    const { ClientError, descriptorPath, descriptorToJson, fetchDescriptor } = await sdk();
+    const { ClientError, descriptorPath, descriptorToJson, fetchDescriptor, printable } = await sdk();
     const caFile = stringFlag(p, "ca");
     const ca = caFile === undefined ? undefined : await readFile(caFile, "utf8").catch((err: NodeJS.ErrnoException) => {
       throw new ClientError("IO", `cannot read CA file ${caFile}: ${err.code ?? err.message}`);
@@ -287,15 +287,16 @@ cluster (any user's): --token-file FILE, else $BKV_TOKEN, else a development iss
     await written.catch((err: NodeJS.ErrnoException) => {
       throw new ClientError("IO", `cannot write ${out}: ${err.code ?? err.message}`);
     });
-    io.stdout(describeDescriptor(d));
+    io.stdout(describeDescriptor(d, printable));
     return 0;
   },
 };
 
-function describeDescriptor(d: ClusterDescriptor): string {
+/** The fetched descriptor in lines; its strings came from a node, so each passes through `printable`. */
+function describeDescriptor(d: ClusterDescriptor, printable: (text: string) => string): string {
   const fp = (key: Uint8Array) => createHash("sha256").update(key).digest("hex").slice(0, 32).replace(/(.{4})(?!$)/g, "$1:");
-  const nodes = d.nodes.map((n) => `  node ${n.nodeId} ${n.address} identity ${fp(n.identityPublicKey)}`);
-  return `cluster ${d.clusterId}: threshold ${d.threshold}, ${d.nodes.length} nodes, ${d.tlsCa === undefined ? "PLAINTEXT" : "TLS"}\n${nodes.join("\n")}\n`;
+  const nodes = d.nodes.map((n) => `  node ${n.nodeId} ${printable(n.address)} identity ${fp(n.identityPublicKey)}`);
+  return `cluster ${printable(d.clusterId)}: threshold ${d.threshold}, ${d.nodes.length} nodes, ${d.tlsCa === undefined ? "PLAINTEXT" : "TLS"}\n${nodes.join("\n")}\n`;
 }
 
 export const COMMANDS: readonly Command[] = [

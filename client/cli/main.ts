@@ -92,31 +92,36 @@ function findCommand(argv: readonly string[]): { command: Command; words: number
   return undefined;
 }
 
-/** Prints a command's error; returns its exit code. The SDK's errors load only here (see commands.ts). */
+/**
+ * Prints a command's error; returns its exit code. The SDK's errors load only
+ * here (see commands.ts). Every message may carry a node's text, so each
+ * line passes through printable(): no control character reaches the terminal.
+ */
 async function report(err: unknown, io: CliIo): Promise<number> {
   if (err instanceof UsageError) {
     io.stderr(`bkv: ${err.message}\nRun \`bkv --help\` or \`bkv COMMAND --help\`.\n`);
     return EXIT.USAGE;
   }
   const errors = await import("../sdk/errors.js");
-  const { ClientError, InconsistentEvaluationsError, WrongPasswordError } = errors;
+  const { ClientError, InconsistentEvaluationsError, WrongPasswordError, printable } = errors;
+  const say = (line: string, hint = "") => io.stderr(`bkv: ${printable(line)}\n${hint}`);
   const code = exitCodeFor(err, errors);
   if (err instanceof WrongPasswordError || err instanceof InconsistentEvaluationsError) {
     const hint = err instanceof WrongPasswordError && err.conclusive ? "" : " (or a faulty node: the nodes' answers disagree)";
-    io.stderr(`bkv: wrong password${hint}: ${err.attemptsRemaining} attempts remaining\n`);
+    say(`wrong password${hint}: ${err.attemptsRemaining} attempts remaining`);
   } else if (err instanceof errors.AttemptSupersededError) {
-    io.stderr(`bkv: superseded by a concurrent recovery of the same record, twice: ${err.message}\n`);
+    say(`superseded by a concurrent recovery of the same record, twice: ${err.message}`);
   } else if (err instanceof errors.RateLimitedError) {
-    io.stderr(`bkv: rate limited by ${err.address} (too many calls: an admission limit, not the guess limit): retry after ${Math.ceil(err.retryAfterMs / 1000)} s\n`);
+    say(`rate limited by ${err.address} (too many calls: an admission limit, not the guess limit): retry after ${Math.ceil(err.retryAfterMs / 1000)} s`);
   } else if (err instanceof errors.NotAuthorizedError) {
-    io.stderr(`bkv: not authorized by ${err.address}: ${err.codeName}: ${err.serverMessage}\n` +
+    say(`not authorized by ${err.address}: ${err.codeName}: ${err.serverMessage}`,
       "  pass a token for this user from your account service: --token-file FILE or BKV_TOKEN\n");
   } else if (err instanceof errors.RecordChangedError) {
-    io.stderr(`bkv: the record changed (overwritten, or deleted and registered again) while recovering, twice; no attempt was counted: try again\n`);
+    say("the record changed (overwritten, or deleted and registered again) while recovering, twice; no attempt was counted: try again");
   } else if (err instanceof ClientError) {
-    io.stderr(`bkv: ${err.message}\n`);
+    say(err.message);
   } else {
-    io.stderr(`bkv: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+    say(`unexpected error: ${err instanceof Error ? err.message : String(err)}`);
   }
   return code;
 }

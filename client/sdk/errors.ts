@@ -4,6 +4,9 @@
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
+import { printable } from "./printable.js";
+
+export { printable } from "./printable.js";
 
 export type ClientErrorCode =
   | "RPC"
@@ -49,7 +52,7 @@ export class RpcError extends ClientError {
   readonly grpcCode: number;
   /** Its canonical name, e.g. "FAILED_PRECONDITION". */
   readonly codeName: string;
-  /** The server's message (grpc-message), never a secret. */
+  /** The server's message (grpc-message), never a secret; control characters escaped (printable()). */
   readonly serverMessage: string;
   /** ErrorReason name without prefix (e.g. "NOT_LEADER"), or "UNSPECIFIED". */
   readonly reason: string;
@@ -329,7 +332,8 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
     method,
     address,
     grpcCode: err.code,
-    serverMessage: err.details || err.message,
+    // A node's text reaches terminals (the CLI prints messages): no control characters.
+    serverMessage: printable(err.details || err.message),
     reason: ErrorReason[detail?.reason ?? ErrorReason.UNSPECIFIED] ?? "UNSPECIFIED",
     attemptsRemaining: detail?.attemptsRemaining,
     leaderAddress: detail?.leaderAddress ? detail.leaderAddress : undefined,
