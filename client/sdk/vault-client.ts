@@ -6,7 +6,8 @@
 // - every mutating call carries a 16-byte random request id made once per
 //   logical operation; every retry of it reuses that id;
 // - mutating calls go to the last known leader, follow ErrorDetail
-//   leader_address hints at once, otherwise rotate through the descriptor's
+//   leader_address hints at once when they name a pinned node's address
+//   (never an address outside the descriptor), otherwise rotate through the descriptor's
 //   nodes with jittered exponential backoff, and end with UnavailableError
 //   after the retry deadline;
 // - a registration is reported only after t+1 nodes serve its digest;
@@ -386,8 +387,8 @@ export class VaultClient {
       return res;
     }, {
       onTransient: (err) => {
-        const hint = err instanceof RpcError ? err.leaderAddress : undefined;
-        if (hint !== undefined && hint !== address) {
+        const hint = this.pinnedLeaderHint(err, address);
+        if (hint !== undefined) {
           address = hint;
           return REDIRECT;
         }
@@ -395,6 +396,18 @@ export class VaultClient {
         address = this.rotate();
       },
     });
+  }
+
+  /**
+   * The leader_address of a refusal from `from`, only when it is the client
+   * address of a pinned node (other than `from`). A hint anywhere else is
+   * ignored and the call rotates to the next pinned node: requests and their
+   * bearer tokens go to pinned nodes only, whatever a node answers.
+   */
+  private pinnedLeaderHint(err: unknown, from: string): string | undefined {
+    const hint = err instanceof RpcError ? err.leaderAddress : undefined;
+    if (hint === undefined || hint === from) return undefined;
+    return this.descriptor.nodes.some((n) => n.address === hint) ? hint : undefined;
   }
 
   private rotate(): string {

@@ -7,11 +7,13 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorWithDetail } from "../../proto/rpc.js";
-import { RpcError, descriptorToJson, printable, rpcErrorFrom } from "../../client/sdk/index.js";
+import { RpcError, VaultClient, type VaultClientOptions, descriptorToJson, printable, rpcErrorFrom } from "../../client/sdk/index.js";
 import { EXIT, run } from "../../client/cli/main.js";
 import { splitSecretLines } from "../../client/cli/io.js";
-import { FakeCluster } from "./fake-cluster.js";
+import { FakeCluster, TEST_SCRYPT } from "./fake-cluster.js";
 import { tempDir } from "../temp.js";
+
+const FAST: VaultClientOptions = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 20 }, readBackTimeoutMs: 2_000 };
 
 /** Every control character (C0, DEL, C1). */
 const CONTROL = /\p{Cc}/u;
@@ -48,6 +50,39 @@ test.serial("the CLI prints a node's refusal on one line, with no control charac
     t.false(CONTROL.test(err.slice(0, -1)), JSON.stringify(err));
     t.true(err.includes("bkv: password ok\\x0a"), err);
   } finally {
+    cluster.stop();
+  }
+});
+
+test.serial("a leader hint naming an address outside the pinned descriptor is not followed: the call rotates to the next pinned node", async (t) => {
+  const cluster = await FakeCluster.start(4, 2);
+  const full = cluster.descriptor();
+  const pinned = { ...full, nodes: full.nodes.slice(0, 3) };
+  const stranger = cluster.nodes[3]?.address ?? "";
+  const client = new VaultClient(pinned, FAST);
+  try {
+    // Node 1, asked first, redirects every mutation to a server that is not pinned.
+    const redirect = errorWithDetail(grpc.status.UNAVAILABLE, "not the leader", { reason: ErrorReason.NOT_LEADER, leaderId: 9n, leaderAddress: stranger });
+    cluster.fault(1, (m) => (m === "Register" || m === "BeginRecovery" ? redirect as unknown as grpc.ServiceError : undefined));
+    const key = await client.register("carol", "pw");
+    t.deepEqual(await client.recover("carol", "pw"), key);
+    t.deepEqual(cluster.calls.filter((c) => c.node === 4), [], "no call (and no token) went to the unpinned address");
+    t.true(cluster.callsOf("Register").some((c) => c.node === 2), "the register rotated to the next pinned node");
+  } finally {
+    client.close();
+    cluster.stop();
+  }
+});
+
+test.serial("a leader hint naming a pinned node is still followed at once", async (t) => {
+  const cluster = await FakeCluster.start(3, 2);
+  const client = new VaultClient(cluster.descriptor(), FAST);
+  try {
+    cluster.leaderId = 3;
+    await client.register("dan", "pw");
+    t.deepEqual(cluster.callsOf("Register").map((c) => c.node), [1, 3], "node 1's hint named node 3: followed without trying node 2");
+  } finally {
+    client.close();
     cluster.stop();
   }
 });
