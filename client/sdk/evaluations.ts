@@ -25,10 +25,12 @@ export interface AttemptRef {
 }
 
 export interface Collection {
+  /** How many nodes were asked: the record's share holders in the pinned descriptor. */
+  readonly asked: number;
   readonly evaluations: NodeEvaluation[];
   /** Why a node gave no usable answer, by node id. */
   readonly failures: Map<number, string>;
-  /** The nodes' refusals (non-transient RpcErrors: locked, superseded, ...), in arrival order. */
+  /** The nodes' refusals (non-transient RpcErrors: locked, superseded, ...), at most one per node, in arrival order. */
   readonly refusals: Array<RpcError | RecordLockedError>;
   /** Resolves once every node has answered or given up. */
   readonly settled: Promise<void>;
@@ -62,7 +64,8 @@ export async function collectEvaluations(
   let grace: NodeJS.Timeout | undefined;
   let wake: () => void = () => {};
   const enoughOrAll = new Promise<void>((resolve) => (wake = resolve));
-  const tasks = nodes.filter((n) => holders.has(n.nodeId)).map(async (node) => {
+  const asked = nodes.filter((n) => holders.has(n.nodeId));
+  const tasks = asked.map(async (node) => {
     try {
       const res = await withRetries(`Evaluate on node ${node.nodeId}`, policy, () => {
         if (stopped) throw new ClientError("STOPPED", "enough answers already");
@@ -81,7 +84,7 @@ export async function collectEvaluations(
   const settled = Promise.all(tasks).then(() => wake());
   await enoughOrAll;
   clearTimeout(grace);
-  return { evaluations, failures, refusals, settled, stop: () => (stopped = true) };
+  return { asked: asked.length, evaluations, failures, refusals, settled, stop: () => (stopped = true) };
 }
 
 /** Why an answer is unusable, or undefined when it is good. */

@@ -7,10 +7,12 @@ export interface Gathered<T> {
 
 /**
  * Settles `tasks` in parallel and resolves when all have settled, or
- * `graceMs` after the first one fulfilled, with what had settled by then:
- * a black-holed node then costs `graceMs`, not a whole call timeout.
+ * `graceMs` after the `startAfter`-th one fulfilled (the first by default),
+ * with what had settled by then: a black-holed node then costs `graceMs`,
+ * not a whole call timeout, and a fast node does not cut the slower ones
+ * short before `startAfter` answers are in.
  */
-export function gatherWithGrace<T>(tasks: readonly Promise<T>[], graceMs: number): Promise<Gathered<T>> {
+export function gatherWithGrace<T>(tasks: readonly Promise<T>[], graceMs: number, startAfter = 1): Promise<Gathered<T>> {
   const values: T[] = [];
   const errors: unknown[] = [];
   return new Promise((resolve) => {
@@ -25,7 +27,7 @@ export function gatherWithGrace<T>(tasks: readonly Promise<T>[], graceMs: number
       task.then(
         (v) => {
           values.push(v);
-          timer ??= setTimeout(finish, graceMs);
+          if (values.length >= startAfter) timer ??= setTimeout(finish, graceMs);
         },
         (e: unknown) => errors.push(e),
       ).finally(() => {

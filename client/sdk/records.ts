@@ -64,22 +64,81 @@ function safeId(id: bigint): number {
 }
 
 /**
- * Picks the newest version among the answers and checks that every answer
- * at that version agrees on the digest and the public part. Older versions
- * are from lagging nodes and are ignored.
+ * How many nodes must serve a record state alike before the client believes
+ * it when a single node could have made it up: a "locked" record, or a state
+ * newer than another node's answer. A majority of the pinned nodes: the
+ * quorum Raft commits with, so every committed state is applied by at least
+ * that many nodes and, reads being linearizable, served by every honest one
+ * that answers; no minority of nodes (one rogue node in particular) reaches
+ * it alone, and no two states can both have it. It asks no more than the
+ * registration read-back (min(t+1, n) nodes, DESIGN §5 step 7) for the
+ * default threshold, and no more nodes than a recovery needs (t) whenever
+ * t is at least a majority, so an honest lock-out with a minority of the
+ * nodes down still reads as locked.
  */
-export function agreeOnRecord(answers: readonly PublicRecord[]): PublicRecord {
-  const newest = Math.max(...answers.map((a) => a.record.version));
-  const current = answers.filter((a) => a.record.version === newest);
-  const first = current[0];
-  if (first === undefined) throw new Error("agreeOnRecord needs at least one answer");
-  for (const other of current.slice(1)) {
-    if (first.locked || other.locked) continue;
-    if (!equalBytes(first.digest, other.digest) || !equalBytes(first.publicFingerprint, other.publicFingerprint)) {
-      throw new RecordMismatchError(`nodes ${first.address} and ${other.address} answer different records for version ${newest}`);
+export function recordQuorum(nodes: number): number {
+  return Math.floor(nodes / 2) + 1;
+}
+
+/** What one read's answers establish (agreeOnRecord). */
+export type RecordVerdict =
+  | { readonly kind: "agreed"; readonly answer: PublicRecord }
+  /** The newest state is served by fewer than the quorum; `others` are the answers that do not serve it. */
+  | { readonly kind: "unconfirmed"; readonly claim: readonly PublicRecord[]; readonly others: readonly PublicRecord[]; readonly why: string };
+
+/**
+ * Cross-checks every answer and picks the state to act on.
+ *
+ * - Answers at the same version must be the same record (digest, and the
+ *   public part while unlocked); otherwise RecordMismatchError naming both
+ *   nodes: honest nodes never differ there.
+ * - A record's states are ordered: a higher version is newer, and locked is
+ *   newer than unlocked at the same version. Answers older than the newest
+ *   state are honest nodes read before a change (an overwrite, a lock) and
+ *   are not acted on.
+ * - The newest state is agreed when `quorum` nodes serve it; when every
+ *   answer serves it unlocked it is agreed with fewer (nodes down): the
+ *   BeginRecovery that follows is bound to its digest, so a leader holding
+ *   another record refuses it without counting (RECORD_CHANGED). Otherwise —
+ *   locked, or newer than another node's answer, with fewer than `quorum`
+ *   nodes behind it — it is "unconfirmed", naming the nodes that serve it.
+ */
+export function agreeOnRecord(answers: readonly PublicRecord[], quorum: number): RecordVerdict {
+  if (answers.length === 0) throw new Error("agreeOnRecord needs at least one answer");
+  checkSameVersionsAgree(answers);
+  const newest = Math.max(...answers.map(stateRank));
+  const claim = answers.filter((a) => stateRank(a) === newest);
+  const others = answers.filter((a) => stateRank(a) !== newest);
+  const first = claim[0] as PublicRecord;
+  if (claim.length >= quorum || (!first.locked && others.length === 0)) return { kind: "agreed", answer: first };
+  return { kind: "unconfirmed", claim, others, why: unconfirmedWhy(claim, others, quorum) };
+}
+
+/** The order of a record's states in time: version, then locked after unlocked. */
+function stateRank(a: PublicRecord): number {
+  return a.record.version * 2 + (a.locked ? 1 : 0);
+}
+
+function describeState(a: PublicRecord): string {
+  return `version ${a.record.version}${a.locked ? " locked" : ""}`;
+}
+
+function checkSameVersionsAgree(answers: readonly PublicRecord[]): void {
+  for (const [i, a] of answers.entries()) {
+    for (const b of answers.slice(i + 1)) {
+      if (a.record.version !== b.record.version) continue;
+      const sameFingerprint = a.locked || b.locked || equalBytes(a.publicFingerprint, b.publicFingerprint);
+      if (!equalBytes(a.digest, b.digest) || !sameFingerprint) {
+        throw new RecordMismatchError(`nodes ${a.address} and ${b.address} answer different records for version ${a.record.version}`);
+      }
     }
   }
-  return current.find((a) => a.locked) ?? first;
+}
+
+function unconfirmedWhy(claim: readonly PublicRecord[], others: readonly PublicRecord[], quorum: number): string {
+  const who = claim.map((a) => a.address).join(", ");
+  const rest = others.length === 0 ? "no other node answered" : others.map((a) => `${a.address} serves ${describeState(a)}`).join(", ");
+  return `node(s) ${who} serve the record as ${describeState(claim[0] as PublicRecord)}, which ${quorum} nodes must serve alike to be believed; ${rest}`;
 }
 
 /** The RegisterRequest of a registration (an overwrite when ownerSignature is given). */

@@ -11,7 +11,13 @@
 //   nodes with jittered exponential backoff, and end with UnavailableError
 //   after the retry deadline;
 // - a registration is reported only after t+1 nodes serve its digest;
-// - a recovery uses only evaluations signed by the pinned identity keys.
+// - a recovery uses only evaluations signed by the pinned identity keys;
+// - no single node decides a recovery's outcome: a record is believed locked
+//   (or newer than another node's answer) only when a majority of the pinned
+//   nodes serve it so (records.ts recordQuorum), and a refusal of
+//   BeginRecovery or Evaluate as locked, superseded or not found only when
+//   that many nodes give it; a lone one is retried elsewhere or reported as
+//   a disagreement (RecordMismatchError) or too few evaluations.
 import { randomBytes } from "node:crypto";
 import {
   DEFAULT_SCRYPT,
@@ -53,8 +59,8 @@ import {
 import { type Collection, collectEvaluations } from "./evaluations.js";
 import { gatherWithGrace } from "./gather.js";
 import { KEY_BYTES, generateKey } from "./key.js";
-import { type PublicRecord, agreeOnRecord, publicRecordFrom, registerRequest } from "./records.js";
-import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "./retry.js";
+import { type PublicRecord, agreeOnRecord, publicRecordFrom, recordQuorum, registerRequest } from "./records.js";
+import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, isTransient, withRetries } from "./retry.js";
 import { type MethodName, type RequestOf, type ResponseOf, Transport } from "./transport.js";
 import { type ClusterStatus, probeCluster } from "./status.js";
 import type { ClientWarning, WarningCode } from "./warnings.js";
@@ -62,6 +68,8 @@ import type { TokenProvider } from "./auth.js";
 
 export const DEFAULT_GUESS_LIMIT = 10;
 export const REQUEST_ID_BYTES = 16;
+/** Reads in a row whose newest state stays unconfirmed while other nodes serve another, before RecordMismatchError. */
+const DISPUTED_READS = 3;
 
 export interface VaultClientOptions {
   /** Retry deadlines and backoff (mutations, reads and evaluations). */
@@ -310,7 +318,7 @@ export class VaultClient {
   /** One attempt on the record read: BeginRecovery bound to its digest, evaluations, combination, ConfirmRecovery. */
   private async openAttempt(user: string, password: string, current: PublicRecord): Promise<Opened> {
     const { blinded, state } = await asInputError(() => startRecoveryAsync(password, current.record));
-    const begin = await this.mutate("beginRecovery", { requestId: newRequestId(), userId: user, blindedElement: blinded, recordDigest: current.digest });
+    const begin = await this.begin(user, { requestId: newRequestId(), userId: user, blindedElement: blinded, recordDigest: current.digest });
     const ref = { clusterId: this.descriptor.clusterId, user, version: begin.version, attemptId: begin.attemptId, blinded };
     const t = current.record.threshold;
     const wanted = { need: t, want: t + 1, graceMs: this.options.evaluationGraceMs ?? 300 };
@@ -323,6 +331,39 @@ export class VaultClient {
     }
     const attemptsRemaining = await this.confirm(ref, recovery, begin.attemptsRemaining);
     return { record: current.record, recovery, attemptsRemaining };
+  }
+
+  /**
+   * Recovery step 1, BeginRecovery. A refusal as locked comes from one node
+   * and is not believed alone: the record is read again from every node, and
+   * the refusal stands only when a quorum serves the record locked.
+   * Otherwise the same request (same id: the cluster applies it at most
+   * once) goes to the next pinned node; a node refusing so a second time is
+   * a RecordMismatchError naming it (a lying leader can deny service, not
+   * make the key look destroyed).
+   */
+  private async begin(user: string, request: RequestOf<"beginRecovery">): Promise<ResponseOf<"beginRecovery">> {
+    const refusedBy = new Set<string>();
+    for (;;) {
+      try {
+        return await this.mutate("beginRecovery", request);
+      } catch (err) {
+        if (!(err instanceof RecordLockedError) || (await this.lockConfirmed(user))) throw err;
+        if (refusedBy.has(err.address)) {
+          throw new RecordMismatchError(`node ${err.address} refuses BeginRecovery as locked again, but the nodes do not serve the record locked`);
+        }
+        refusedBy.add(err.address);
+        this.leader = undefined;
+      }
+    }
+  }
+
+  /** Whether a quorum of the nodes serves the user's record locked (readRecord's rule). */
+  private lockConfirmed(user: string): Promise<boolean> {
+    return this.readRecord(user).then(() => false, (err: unknown) => {
+      if (err instanceof RecordLockedError) return true;
+      throw err;
+    });
   }
 
   /**
@@ -343,7 +384,9 @@ export class VaultClient {
         this.warn("CONFIRM_SUPERSEDED", `the recovery was already confirmed by a concurrent recovery (${err.message})`);
         return attemptsRemaining;
       }
-      if (!(err instanceof UnavailableError)) throw err;
+      // An honest node never refuses a confirmation as locked (a lock wipes the pending attempts: ATTEMPT_NOT_FOUND),
+      // so that answer is one node's: the key is open, the confirmation did not commit.
+      if (!(err instanceof UnavailableError) && !(err instanceof RecordLockedError)) throw err;
       this.warn("CONFIRM_UNAVAILABLE", `the recovery could not be confirmed (${err.message}); this attempt still counts`);
       return attemptsRemaining;
     }
@@ -358,22 +401,45 @@ export class VaultClient {
   }
 
   /**
-   * The record's public part from the nodes that answer within the read
-   * grace, cross-checked (retried while none answers).
+   * The record's public part, cross-checked between the nodes that answer
+   * (agreeOnRecord), retried while none answers. A state fewer than a quorum
+   * of nodes serve is read again: an honest change (an overwrite, a lock)
+   * reaches the other nodes within moments. While other nodes serve another
+   * state, DISPUTED_READS such reads end in RecordMismatchError naming the
+   * nodes; while no other node answers, the reads go on until the retry
+   * deadline (UnavailableError). RecordLockedError only for a quorum's lock.
    */
   private readRecord(user: string): Promise<PublicRecord> {
+    const quorum = recordQuorum(this.descriptor.nodes.length);
+    let disputed = 0;
     return withRetries("GetRecordInfo", this.policy, async () => {
-      const { values: answers, errors } = await gatherWithGrace(this.descriptor.nodes.map(async (n) => {
-        const info = await this.transport.call(n.address, "getRecordInfo", { userId: user }, this.policy.callTimeoutMs);
-        return publicRecordFrom(n.address, info);
-      }), this.options.readGraceMs ?? 300);
-      const mismatch = errors.find((e) => e instanceof RecordMismatchError);
-      if (mismatch !== undefined) throw mismatch;
-      if (answers.length === 0) throw errors.find((e) => e instanceof RecordNotFoundError) ?? errors[0];
-      const chosen = agreeOnRecord(answers);
-      if (chosen.locked) throw new RecordLockedError("GetRecordInfo", chosen.address);
-      return chosen;
+      const verdict = agreeOnRecord(await this.readAnswers(user, quorum), quorum);
+      if (verdict.kind === "unconfirmed") {
+        if (verdict.others.length > 0 && ++disputed >= DISPUTED_READS) throw new RecordMismatchError(`the nodes disagree on the record: ${verdict.why}`);
+        throw new TransientError(verdict.why);
+      }
+      if (verdict.answer.locked) throw new RecordLockedError("GetRecordInfo", verdict.answer.address);
+      return verdict.answer;
     });
+  }
+
+  /**
+   * GetRecordInfo on every pinned node, until all answered or readGraceMs
+   * after `quorum` served the record. Throws when none served it: a
+   * quorum's RecordNotFoundError, else the first non-transient error, else
+   * the first error (retried).
+   */
+  private async readAnswers(user: string, quorum: number): Promise<PublicRecord[]> {
+    const { values: answers, errors } = await gatherWithGrace(this.descriptor.nodes.map(async (n) => {
+      const info = await this.transport.call(n.address, "getRecordInfo", { userId: user }, this.policy.callTimeoutMs);
+      return publicRecordFrom(n.address, info);
+    }), this.options.readGraceMs ?? 300, quorum);
+    const mismatch = errors.find((e) => e instanceof RecordMismatchError);
+    if (mismatch !== undefined) throw mismatch;
+    if (answers.length > 0) return answers;
+    const notFound = errors.filter((e) => e instanceof RecordNotFoundError);
+    if (notFound.length >= quorum) throw notFound[0];
+    throw errors.find((e) => !isTransient(e) && !(e instanceof RecordNotFoundError)) ?? errors.find((e) => !(e instanceof RecordNotFoundError)) ?? errors[0];
   }
 
   // --- routing ---
@@ -446,16 +512,26 @@ function translate(err: unknown, collection: Collection, t: number, attemptsRema
 }
 
 /**
- * Why too few nodes evaluated, when the nodes said so: the record is locked
- * (by other attempts reaching the limit), the attempt was superseded by a
- * concurrent recovery's confirmation, or the record is gone.
+ * Why too few nodes evaluated, when enough nodes said so alike: the record
+ * is locked (by other attempts reaching the limit), the attempt was
+ * superseded by a concurrent recovery's confirmation, or the record is gone.
+ * A refusal counts only when a majority of the nodes asked give it
+ * (recordQuorum): one node's word would otherwise call the key destroyed,
+ * or spend a second attempt (NEW_ATTEMPT) on a supersession nobody else
+ * saw. Undefined otherwise (the caller reports NotEnoughEvaluationsError,
+ * naming each node's failure).
  */
 function refusalOf(collection: Collection): ClientError | undefined {
   const r = collection.refusals;
-  const superseded = r.find((e): e is RpcError => e instanceof RpcError && e.reason === "ATTEMPT_SUPERSEDED");
-  return r.find((e) => e instanceof RecordLockedError)
+  const quorum = recordQuorum(collection.asked);
+  const agreed = <E extends RpcError | RecordLockedError>(isIt: (e: RpcError | RecordLockedError) => e is E): E | undefined => {
+    const alike = r.filter(isIt);
+    return alike.length >= quorum ? alike[0] : undefined;
+  };
+  const superseded = agreed((e): e is RpcError => e instanceof RpcError && e.reason === "ATTEMPT_SUPERSEDED");
+  return agreed((e): e is RecordLockedError => e instanceof RecordLockedError)
     ?? (superseded === undefined ? undefined : new AttemptSupersededError(superseded.serverMessage, false))
-    ?? r.find((e) => e instanceof RecordNotFoundError);
+    ?? agreed((e): e is RecordNotFoundError => e instanceof RecordNotFoundError);
 }
 
 function idList(ids: readonly number[]): string {

@@ -73,6 +73,8 @@ export class FakeCluster {
   leaderId: number | undefined;
   /** Replaces the digest a node serves in GetRecordInfo (a lying node). */
   readonly servedDigest = new Map<number, Uint8Array>();
+  /** Rewrites a node's GetRecordInfo answer (a lying node): gets the honest answer's fields, returns the ones to serve. */
+  readonly servedInfo = new Map<number, (info: Record<string, unknown>) => Record<string, unknown>>();
   private index = 0n;
 
   private constructor(readonly clusterId: string, readonly threshold: number, private readonly tls?: FakeTls) {}
@@ -206,7 +208,12 @@ export class FakeCluster {
   }
 
   private getRecordInfo(node: FakeNode, r: { userId: string }): unknown {
-    const s = this.stored(r.userId);
+    const honest = this.honestRecordInfo(node, r.userId);
+    return this.servedInfo.get(node.id)?.(honest) ?? honest;
+  }
+
+  private honestRecordInfo(node: FakeNode, user: string): Record<string, unknown> {
+    const s = this.stored(user);
     const rec = s.record;
     return {
       userId: rec.user, version: rec.version, threshold: rec.threshold, guessLimit: rec.guessLimit,
