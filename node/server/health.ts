@@ -1,10 +1,12 @@
-// grpc.health.v1 on the node's gRPC ports (the grpc-health-check package).
-// One verdict for the whole node, healthState(), served under the overall
-// name "" and under each port's service names, re-read every POLL_MS so that
-// Watch streams see changes; NOT_SERVING for good once the node stops.
+// grpc.health.v1 on the node's gRPC ports (health-service.ts: only the names
+// served are answered, nothing is kept for other names). One verdict for the
+// whole node, healthState(), served under the overall name "" and under each
+// port's service names, re-read every POLL_MS so that Watch streams see
+// changes; NOT_SERVING for good once the node stops.
 import type * as grpc from "@grpc/grpc-js";
-import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import type { ServingStatus } from "grpc-health-check";
 import { NONE } from "../raft/index.js";
+import { HealthService } from "./health-service.js";
 
 /** What the node's health is judged on. */
 export interface HealthFacts {
@@ -37,7 +39,7 @@ export function healthState(f: HealthFacts): ServingStatus {
 const POLL_MS = 100;
 
 interface Served {
-  readonly impl: HealthImplementation;
+  readonly impl: HealthService;
   readonly names: readonly string[];
 }
 
@@ -49,16 +51,17 @@ export class NodeHealth {
 
   constructor(private readonly state: () => ServingStatus) {}
 
-  /** Adds grpc.health.v1.Health to `server`, answering for "" and `serviceNames`. */
-  serve(server: grpc.Server, serviceNames: readonly string[]): void {
+  /** Adds grpc.health.v1.Health to `server`, answering for "" and `serviceNames` only; returns the service (tests read its watchers). */
+  serve(server: grpc.Server, serviceNames: readonly string[]): HealthService {
     const names = ["", ...serviceNames];
-    const impl = new HealthImplementation(Object.fromEntries(names.map((n) => [n, this.status])));
+    const impl = new HealthService(names, this.status);
     impl.addToServer(server);
     this.served.push({ impl, names });
     if (this.timer === null && !this.stopped) {
       this.timer = setInterval(() => this.set(this.state()), POLL_MS);
       this.timer.unref();
     }
+    return impl;
   }
 
   /** NOT_SERVING from now on (call before the servers drain). */
