@@ -2,7 +2,9 @@
 // answers SERVING on its client and admin ports while it knows a leader, a
 // node left alone turns NOT_SERVING (and a Watch stream sees it), a node
 // whose HSM fails its periodic probe turns NOT_SERVING (and /readyz 503),
-// and the admin port (only) lists its services through reflection.
+// and the admin port (only) lists its services through reflection. Names a
+// port does not serve are NOT_FOUND / SERVICE_UNKNOWN, over-long ones
+// INVALID_ARGUMENT (node/server/health-service.ts; test/server/health.test.ts).
 import test from "ava";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -88,6 +90,27 @@ test.serial("every node is SERVING on its client and admin ports, overall and pe
   }
   const err = await t.throwsAsync(check(1, "client", "bkv.v1.NoSuchService"));
   t.is((err as grpc.ServiceError).code, grpc.status.NOT_FOUND);
+});
+
+/** The first status a Watch of `service` gets (the call is cancelled then), or the code it ends with. */
+function watchFirst(id: number, port: Port, service: string): Promise<string | grpc.status> {
+  const call = dial<HealthClient>(Health, id, port).watch({ service });
+  return new Promise((resolve) => {
+    call.once("data", (r: { status: string }) => { resolve(r.status); call.cancel(); });
+    call.on("error", (e: grpc.ServiceError) => resolve(e.code));
+  });
+}
+
+test.serial("both ports answer only their own service names: others NOT_FOUND / SERVICE_UNKNOWN, names over 256 bytes INVALID_ARGUMENT", async (t) => {
+  const code = (p: Promise<string>) => p.then(() => grpc.status.OK, (e: grpc.ServiceError) => e.code);
+  for (const port of ["client", "admin"] as const) { // the admin port with node 1's certificate (admin-auth.ts: health is open to it)
+    const other = port === "client" ? "bkv.v1.AdminService" : "bkv.v1.VaultService";
+    t.is(await code(check(1, port, other)), grpc.status.NOT_FOUND, port);
+    t.is(await code(check(1, port, "x".repeat(257))), grpc.status.INVALID_ARGUMENT, port);
+    t.is(await watchFirst(1, port, other), "SERVICE_UNKNOWN", port);
+    t.is(await watchFirst(1, port, "x".repeat(257)), grpc.status.INVALID_ARGUMENT, port);
+    t.is(await watchFirst(1, port, ""), "SERVING", port);
+  }
 });
 
 test.serial("server reflection lists the admin port's services, and is not offered on the client port", async (t) => {
