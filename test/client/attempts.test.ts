@@ -8,25 +8,12 @@ import test from "ava";
 import * as grpc from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import {
-  AttemptSupersededError, NotEnoughEvaluationsError, RecordChangedError, RecordLockedError, VaultClient, type ClientWarning, type VaultClientOptions,
+  AttemptSupersededError, NotEnoughEvaluationsError, RecordChangedError, RecordLockedError,
 } from "../../client/sdk/index.js";
 import { EXIT, exitCodeFor } from "../../client/cli/main.js";
 import * as sdkErrors from "../../client/sdk/errors.js";
-import { FakeCluster, TEST_SCRYPT, fail } from "./fake-cluster.js";
+import { FakeCluster, fail, withCluster } from "./fake-cluster.js";
 
-const FAST: VaultClientOptions = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 20 }, readBackTimeoutMs: 2_000 };
-
-async function withCluster(body: (c: FakeCluster, client: VaultClient, warnings: ClientWarning[]) => Promise<void>): Promise<void> {
-  const warnings: ClientWarning[] = [];
-  const cluster = await FakeCluster.start(3, 2);
-  const client = new VaultClient(cluster.descriptor(), { ...FAST, onWarning: (w) => warnings.push(w) });
-  try {
-    await body(cluster, client, warnings);
-  } finally {
-    client.close();
-    cluster.stop();
-  }
-}
 
 /** Installs `f` on every node. */
 function onAll(cluster: FakeCluster, f: (method: string, req: Record<string, unknown>) => grpc.ServiceError | undefined): void {

@@ -23,8 +23,25 @@ import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { ClusterDescriptorSchema, VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { type ImplementationOf, errorWithDetail, serviceDefinition } from "../../proto/rpc.js";
 import type { ClusterDescriptor } from "../../client/sdk/descriptor.js";
+import { type ClientWarning, VaultClient, type VaultClientOptions } from "../../client/sdk/index.js";
 
 export const TEST_SCRYPT = { N: 1 << 10, r: 8, p: 1 };
+
+/** Client options for a fake cluster: test scrypt cost, short retries and read-back. */
+export const FAST: VaultClientOptions = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 20 }, readBackTimeoutMs: 2_000 };
+
+/** Runs `body` against a fresh 3-node fake cluster (t = 2) and a FAST client that records its warnings; both closed after. */
+export async function withCluster(body: (c: FakeCluster, client: VaultClient, warnings: ClientWarning[]) => Promise<void>): Promise<void> {
+  const warnings: ClientWarning[] = [];
+  const cluster = await FakeCluster.start(3, 2);
+  const client = new VaultClient(cluster.descriptor(), { ...FAST, onWarning: (w) => warnings.push(w) });
+  try {
+    await body(cluster, client, warnings);
+  } finally {
+    client.close();
+    cluster.stop();
+  }
+}
 
 export interface FakeNode {
   id: number;

@@ -14,28 +14,15 @@ import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorWithDetail } from "../../proto/rpc.js";
 import {
   AttemptSupersededError, NotEnoughEvaluationsError, RecordLockedError, RecordMismatchError, RpcError, UnavailableError, VaultClient,
-  type ClientWarning, type VaultClientOptions, descriptorToJson, printable, rpcErrorFrom,
+  descriptorToJson, printable, rpcErrorFrom,
 } from "../../client/sdk/index.js";
 import * as sdkErrors from "../../client/sdk/errors.js";
 import { type PublicRecord, agreeOnRecord } from "../../client/sdk/records.js";
 import { EXIT, exitCodeFor, run } from "../../client/cli/main.js";
 import { splitSecretLines } from "../../client/cli/io.js";
-import { FakeCluster, TEST_SCRYPT, fail } from "./fake-cluster.js";
+import { FAST, FakeCluster, fail, withCluster } from "./fake-cluster.js";
 import { tempDir } from "../temp.js";
 
-const FAST: VaultClientOptions = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 3_000, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 20 }, readBackTimeoutMs: 2_000 };
-
-async function withCluster(body: (c: FakeCluster, client: VaultClient, warnings: ClientWarning[]) => Promise<void>): Promise<void> {
-  const warnings: ClientWarning[] = [];
-  const cluster = await FakeCluster.start(3, 2);
-  const client = new VaultClient(cluster.descriptor(), { ...FAST, onWarning: (w) => warnings.push(w) });
-  try {
-    await body(cluster, client, warnings);
-  } finally {
-    client.close();
-    cluster.stop();
-  }
-}
 
 const ROGUE = 3;
 const rogueAddress = (cluster: FakeCluster) => cluster.nodes[ROGUE - 1]?.address ?? "";
