@@ -13,7 +13,7 @@ const SEEDS = [1, 42, 1009];
 test("an equivocating leader never obtains more guesses than floor(L·(n−f)/(t−f))", (t) => {
   for (const c of BOUND_CASES) {
     for (const seed of SEEDS) {
-      for (const s of ["disjoint", "cyclic", "other-history"] as const) {
+      for (const s of ["disjoint", "cyclic", "other-history", "replay-registration"] as const) {
         const m = measureBound(c, s, seed);
         t.true(m.measured <= countingBound(c), `(${c.t}, ${c.n}) L=${c.guessLimit} ${s} seed ${seed}: ${m.measured} > ${countingBound(c)}`);
       }
@@ -47,6 +47,16 @@ test("another honest node's state, installed over nodes whose counters the rogue
     t.is(m.measured, c.guessLimit, `(${c.t}, ${c.n}) L=${c.guessLimit}: only the first round's guesses`);
     // With n ≥ 2t − 1 the others and the rogue can vouch (t of them): every install is tried, and refused as a rollback.
     if (c.n >= 2 * c.t - 1) t.is(m.refusedSnapshots, 2 * (c.t - c.f), `(${c.t}, ${c.n}) L=${c.guessLimit}: each spent node refused each round's state`);
+  }
+});
+
+test("a registration replayed over a state that lacks it gives the spent nodes no fresh guesses: their ledgers refuse", (t) => {
+  for (const c of BOUND_CASES) {
+    const m = measureBound(c, "replay-registration", 17);
+    t.is(m.measured, c.guessLimit, `(${c.t}, ${c.n}) L=${c.guessLimit}: only the first round's guesses`);
+    // Where the others and the rogue can vouch (n ≥ 2t − 1) the install happens (nothing to compare) and the replay applies:
+    // the second round's evaluations are the ledger's refusals.
+    if (c.n >= 2 * c.t - 1) t.is(m.refusedSnapshots, 0, `(${c.t}, ${c.n}) L=${c.guessLimit}: the states were installed`);
   }
 });
 

@@ -8,7 +8,8 @@
 // commit index that makes the follower apply it. The attacker (the rogue's
 // accomplice client) calls Evaluate on an honest node exactly as
 // vault-service.ts answers it: only for a pending attempt of that node's own
-// applied state. A guess counts when `t` evaluations of one blinded element
+// applied state, and only while its evaluation ledger admits it (at most the
+// record's guess limit per epoch). A guess counts when `t` evaluations of one blinded element
 // were obtained: the rogue's `f` and `t − f` honest ones.
 //
 // Every random choice (blinded elements, the order of honest nodes, the
@@ -42,7 +43,16 @@ export type Strategy =
    * node is sent the state of the others, which `t` nodes truly hold (the
    * others and the rogue vouch), `rounds` times.
    */
-  | "other-history";
+  | "other-history"
+  /**
+   * other-history forked before the registration: only the spent group
+   * holds the record, so the others' state lacks it (the rollback check has
+   * nothing to compare); after each install the rogue appends the same
+   * registration entry again and spends the fresh counter. The evaluation
+   * ledger (HonestFollower.evaluate, as node/storage/evaluation-ledger.ts)
+   * refuses the second round.
+   */
+  | "replay-registration";
 
 export interface BoundCase {
   readonly t: number;
@@ -93,6 +103,8 @@ export class HonestFollower {
   refusedSnapshots = 0;
   /** The nodes this one asks before it installs a snapshot (set by whoever builds the cluster). */
   directory: Directory = new Map();
+  /** The evaluations this node released: attempts per record epoch (its evaluation ledger). */
+  private readonly ledger = new Map<string, Set<string>>();
   private voters: readonly NodeId[];
 
   constructor(readonly id: NodeId, voters: readonly NodeId[], prng: Prng, private readonly threshold = 2) {
@@ -155,10 +167,23 @@ export class HonestFollower {
     else this.vault.apply(e.index, e.data, this.voters);
   }
 
-  /** Evaluate as vault-service.ts answers it: the B of a pending attempt of this node's applied state, else nothing. */
+  /**
+   * Evaluate as vault-service.ts answers it: the B of a pending attempt of
+   * this node's applied state, admitted by its evaluation ledger (at most
+   * the record's guess limit of distinct attempts per epoch: digest and last
+   * confirmation, node/storage/evaluation-ledger.ts), else nothing.
+   */
   evaluate(user: string, attemptId: number): Uint8Array | undefined {
     if (this.vault.appliedIndex < attemptId) return undefined; // UNAVAILABLE: not applied yet
-    return this.vault.pendingAttempt(user, attemptId)?.blinded;
+    const blinded = this.vault.pendingAttempt(user, attemptId)?.blinded;
+    const view = this.vault.getRecord(user);
+    if (blinded === undefined || view === undefined) return undefined;
+    const epoch = `${hexOf(view.digest)}:${view.confirmedAt}`;
+    const attempts = this.ledger.get(epoch) ?? new Set<string>();
+    const attempt = `${attemptId}:${hexOf(blinded)}`;
+    if (!attempts.has(attempt) && attempts.size >= view.record.guessLimit) return undefined; // FAILED_PRECONDITION: spent
+    this.ledger.set(epoch, attempts.add(attempt));
+    return blinded;
   }
 
   get lastIndex(): number {
@@ -250,7 +275,7 @@ export function connect(honest: readonly HonestFollower[], rogue: RogueLeader): 
 function plan(strategy: Strategy, c: BoundCase, guess: number): number[] {
   const h = c.n - c.f;
   const k = c.t - c.f;
-  if (strategy === "other-history") return Array.from({ length: k }, (_, i) => i);
+  if (strategy === "other-history" || strategy === "replay-registration") return Array.from({ length: k }, (_, i) => i);
   if (strategy === "disjoint") {
     const group = guess % Math.floor(h / k);
     return Array.from({ length: k }, (_, i) => group * k + i);
@@ -269,7 +294,8 @@ export function measureBound(c: BoundCase, strategy: Strategy, seed: number): Bo
   connect(honest, rogue);
   const reg = register(USER, { guessLimit: c.guessLimit, threshold: c.t, nodes: ids.map((id) => makeNode(id)) });
   const registration = encodeCommand(registerCmd(reg)); // one entry for all: its owner signature is randomized
-  for (const node of honest) rogue.append(node, registration);
+  const [spent, others] = [honest.slice(0, c.t - c.f), honest.slice(c.t - c.f)];
+  for (const node of strategy === "replay-registration" ? spent : honest) rogue.append(node, registration);
   const attack = new Attack(c, strategy, honest, rogue, prng);
   attack.spend();
   if (strategy === "forged-snapshot") {
@@ -278,10 +304,10 @@ export function measureBound(c: BoundCase, strategy: Strategy, seed: number): Bo
       attack.spend();
     }
   }
-  if (strategy === "other-history") {
-    const [spent, others] = [honest.slice(0, c.t - c.f), honest.slice(c.t - c.f)];
+  if (strategy === "other-history" || strategy === "replay-registration") {
     for (let round = 0; round < FORGED_ROUNDS && others.length > 0; round++) {
       rogue.sendOtherHistory(others, spent, Math.max(...spent.map((h) => h.lastIndex)), prng);
+      if (strategy === "replay-registration") for (const node of spent) rogue.append(node, registration);
       attack.spend();
     }
   }
@@ -336,7 +362,7 @@ export const BOUND_CASES: readonly BoundCase[] = [3, 10].flatMap((guessLimit) =>
   { t: 4, n: 5, f: 1, guessLimit },
 ]);
 
-export const STRATEGIES: readonly Strategy[] = ["disjoint", "cyclic", "forged-snapshot", "other-history"];
+export const STRATEGIES: readonly Strategy[] = ["disjoint", "cyclic", "forged-snapshot", "other-history", "replay-registration"];
 
 /** A Markdown table of measurements. */
 export function boundTable(rows: readonly BoundMeasure[]): string {
@@ -344,3 +370,5 @@ export function boundTable(rows: readonly BoundMeasure[]): string {
   const body = rows.map((r) => `| (${r.t}, ${r.n}) | ${r.f} | ${r.guessLimit} | ${r.strategy} | ${r.measured} | ${r.documented} | ${r.counting} |`);
   return [head, ...body].join("\n");
 }
+
+const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
