@@ -425,9 +425,10 @@ export class VaultClient {
 
   /**
    * GetRecordInfo on every pinned node, until all answered or readGraceMs
-   * after `quorum` served the record. Throws when none served it: a
-   * quorum's RecordNotFoundError, else the first non-transient error, else
-   * the first error (retried).
+   * after `quorum` served the record. Throws when none served it: an error
+   * `quorum` nodes answer alike (RecordNotFoundError, RecordLockedError, a
+   * refused token, ...); else a TransientError (retried), so that no lone
+   * node's refusal ends the read, whatever the others' silence.
    */
   private async readAnswers(user: string, quorum: number): Promise<PublicRecord[]> {
     const { values: answers, errors } = await gatherWithGrace(this.descriptor.nodes.map(async (n) => {
@@ -437,9 +438,7 @@ export class VaultClient {
     const mismatch = errors.find((e) => e instanceof RecordMismatchError);
     if (mismatch !== undefined) throw mismatch;
     if (answers.length > 0) return answers;
-    const notFound = errors.filter((e) => e instanceof RecordNotFoundError);
-    if (notFound.length >= quorum) throw notFound[0];
-    throw errors.find((e) => !isTransient(e) && !(e instanceof RecordNotFoundError)) ?? errors.find((e) => !(e instanceof RecordNotFoundError)) ?? errors[0];
+    throw quorumError(errors, quorum) ?? new TransientError(`no ${quorum} nodes answered the record alike: ${errors.map((e) => String((e as Error).message ?? e)).join("; ")}`);
   }
 
   // --- routing ---
@@ -563,4 +562,10 @@ function checkUser(user: string): void {
 
 function notYetApplied(node: NodeEntry): TransientError {
   return new TransientError(`node ${node.nodeId} (${node.address}) has not applied the registration yet`);
+}
+
+/** The first of `errors` that `quorum` of them share (same class and reason), unless transient; else undefined. */
+function quorumError(errors: readonly unknown[], quorum: number): unknown {
+  const kind = (e: unknown) => `${(e as object | null)?.constructor.name ?? ""}:${e instanceof RpcError ? e.reason : ""}`;
+  return errors.find((e) => !isTransient(e) && errors.filter((o) => kind(o) === kind(e)).length >= quorum);
 }

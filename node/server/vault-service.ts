@@ -237,7 +237,8 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
  */
 export async function admitEvaluation(d: VaultServiceDeps, user: string, view: RecordView, attempt: EvaluatedAttempt): Promise<void> {
   const limit = view.record.guessLimit;
-  const verdict = await d.ledger.admit({ digest: view.digest, confirmedAt: view.confirmedAt }, attempt, limit).catch((err: unknown) => {
+  const epoch = { digest: view.digest, confirmedAt: view.confirmedAt };
+  const verdict = await Promise.resolve().then(() => d.ledger.admit(epoch, attempt, limit)).catch((err: unknown) => {
     d.log.error("the evaluation ledger cannot record an evaluation: none is released", { error: (err as Error).message });
     throw new RpcFailure(status.UNAVAILABLE, "this node cannot record the evaluation; ask the other share holders", { reason: ErrorReason.UNSPECIFIED });
   });

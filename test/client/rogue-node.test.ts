@@ -182,6 +182,26 @@ test.serial("F2: a lone node serving the record locked while the others are down
   });
 });
 
+test.serial("a lone node's RECORD_LOCKED error while the others are unavailable is no lock-out: the read is retried, then UnavailableError", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("hal", "pw");
+    for (const id of [1, 2]) cluster.fault(id, (m) => (m === "GetRecordInfo" ? fail(grpc.status.UNAVAILABLE, "no leader", ErrorReason.NO_LEADER) : undefined));
+    cluster.fault(ROGUE, refuse("GetRecordInfo", ErrorReason.RECORD_LOCKED, "the record is locked"));
+    const err = await t.throwsAsync(client.recover("hal", "pw"));
+    t.true(err instanceof UnavailableError, `before the fix: RecordLockedError (${err?.name}: ${err?.message})`);
+    t.is(begins(cluster), 0);
+  });
+});
+
+test.serial("a record locked on a quorum while the last node is down is still RecordLockedError", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("ida", "pw");
+    for (const id of [1, 2]) cluster.fault(id, refuse("GetRecordInfo", ErrorReason.RECORD_LOCKED, "the record is locked"));
+    await cluster.stopNode(3);
+    await t.throwsAsync(client.recover("ida", "pw"), { instanceOf: RecordLockedError });
+  });
+});
+
 test.serial("F2: a node refusing BeginRecovery as locked is checked against the others and passed by: one attempt, the key", async (t) => {
   await withCluster(async (cluster, client) => {
     const key = await client.register("erin", "pw");
