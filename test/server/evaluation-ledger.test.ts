@@ -81,3 +81,48 @@ test("honest use: the same attempt evaluates again, and a confirmation opens a n
   begins(h, "owner", L, 400);
   t.deepEqual(await y.evaluateAll(h, "owner"), ["released", "released", "released"], "L more after the owner's confirmation");
 });
+
+// A known gap (docs/threat-model.md, "Open: a record's shares copied into
+// another record"): this documents it, and fails once it is closed.
+test("GAP: a victim's shares copied into another user's record are evaluated under that record's epochs, which its owner resets at will", async (t) => {
+  const y = await node(t, tempDir(t));
+  const victim = register("victim", { guessLimit: L });
+  const mallory = register("mallory", { guessLimit: L });
+  // What a thief of a disk or backup, or a rogue member, holds: the victim's record. Re-registered under mallory's account and reset key.
+  const copy = { ...victim, record: { ...victim.record, user: "mallory", resetPublicKey: mallory.record.resetPublicKey }, resetPrivateKey: mallory.resetPrivateKey };
+  const h = new Harness();
+  t.true(h.apply(registerCmd(victim)).result.ok);
+  t.true(h.apply(registerCmd(copy)).result.ok, "the state machine takes a record made of another record's shares");
+  let released = 0;
+  for (let round = 0; round < 3; round++) {
+    begins(h, "mallory", L, 500 + round * 10);
+    released += (await y.evaluateAll(h, "mallory")).filter((v) => v === "released").length;
+    t.true(h.apply(confirmCmd(copy, h.index)).result.ok, "mallory confirms with its own reset key: a new epoch");
+  }
+  t.is(released, 3 * L, `node 2 released ${released} evaluations of the victim's share (guess limit ${L}): each a guess at the victim's password`);
+});
+
+// A known gap (docs/threat-model.md, "Open: a genuine confirmation replayed
+// at another index"): documents it, fails once it is closed.
+test("GAP: the owner's confirmation replayed at another index in another history opens another epoch on a node that installs that history", async (t) => {
+  const y = await node(t, tempDir(t));
+  const reg = register("victim", { guessLimit: L });
+  const common = [encodeCommand(registerCmd(reg)), encodeCommand(beginCmd("victim", blindedPoint(600)))];
+  const Y = new Harness();
+  const X = new Harness();
+  for (const e of common) { Y.apply(e); X.apply(e); }
+  const attempt = Y.index;
+  const confirmation = encodeCommand(confirmCmd(reg, attempt)); // the owner's genuine confirmation, seen in the log
+  t.true(Y.apply(confirmation).result.ok);
+  begins(Y, "victim", L, 610);
+  t.deepEqual(await y.evaluateAll(Y, "victim"), ["released", "released", "released"]);
+  X.apply(beginCmd("nobody"));
+  t.true(X.apply(confirmation).result.ok, "the same confirmation, one index later");
+  while (X.index <= Y.index) X.apply(beginCmd("nobody"));
+  t.is(runToEnd(rollbackFrom(Y.sm.store, X.sm.store)), null, "a later confirmation is not compared");
+  const Y2 = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, X.sm.snapshot()));
+  Y2.index = X.index;
+  begins(Y2, "victim", L, 620);
+  const second = await y.evaluateAll(Y2, "victim");
+  t.deepEqual(second, ["released", "released", "released"], "the ledger's epoch is (digest, confirmation index): 2L evaluations on one node without a new confirmation");
+});
