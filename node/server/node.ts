@@ -17,7 +17,7 @@ import { DiskStorage, EvaluationLedger, VaultFiles } from "../storage/index.js";
 import { PEER_PORT_CONNECTIONS, Transport, loadTls, type ConnectionEvents, type TlsMaterial } from "../transport/index.js";
 import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
-import type { ServerConfig } from "./config.js";
+import { ConfigError, type ServerConfig } from "./config.js";
 import type { Logger } from "./log.js";
 import { type Warn, throttledWarn } from "./log-throttle.js";
 import { ConnectionGate, type PortCaps } from "../../proto/connection-gate.js";
@@ -142,6 +142,7 @@ export class VaultNode {
       throw err;
     };
     const { files, sm } = await this.openStores().catch(closeHsm);
+    if (!c.auth.enabled && sm.issuers !== null) await closeHsm(authOffInAuthenticatedCluster());
     const tls = this.tls();
     // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
     const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
@@ -485,6 +486,16 @@ export class VaultNode {
     await this.hsm?.close();
     this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });
   }
+}
+
+/**
+ * auth.disabled in a cluster whose state verifies client tokens: such a node
+ * would answer every user's reads, Evaluate, confirmations and deletions to
+ * anyone (only begins and registrations are checked on apply), so it does
+ * not start.
+ */
+function authOffInAuthenticatedCluster(): ConfigError {
+  return new ConfigError("auth", "is disabled, but this cluster verifies client tokens (its state holds issuer keys): a node with authentication off would serve any user's record to anyone; remove auth.disabled and configure auth.issuers");
 }
 
 /** Bytes of the files under `dir` (0 when it cannot be read). */

@@ -268,3 +268,20 @@ test.serial("a node with authentication off warns at start and in /readyz, and t
   const res = await fetch(`http://${cluster.node(1).metrics}/readyz`);
   t.is(await res.text(), "ready\n", "a node with authentication on says nothing more");
 });
+
+test.serial("a node of a cluster that verifies tokens does not start with authentication off, and says why", async (t) => {
+  const one = await LocalCluster.start({ size: 1, clusterId: "auth-on-then-off" });
+  try {
+    await one.stop(1);
+    const n = one.node(1);
+    const config = JSON.parse(readFileSync(n.configFile, "utf8")) as Record<string, unknown>;
+    writeFileSync(n.configFile, JSON.stringify({ ...config, auth: { disabled: true } }));
+    one.restart(1);
+    await waitFor(async () => (one.exited(1) ? true : undefined), "node 1 exits", 30_000);
+    const lines = one.logOf(1).split("\n");
+    t.true(lines.some((l) => l.includes("start failed") && l.includes("auth is disabled, but this cluster verifies client tokens")), lines.slice(-5).join("\n"));
+    t.false(lines.some((l) => l.includes("client authentication is OFF") && l.includes('"node started"')));
+  } finally {
+    await one.close();
+  }
+});
