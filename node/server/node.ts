@@ -13,7 +13,7 @@ import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { packageVersion } from "../../proto/version.js";
 import { type ServerHooks, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { MessageType, NONE, bootstrapSnapshot, type Message } from "../raft/index.js";
-import { DiskStorage, EvaluationLedger, VaultFiles } from "../storage/index.js";
+import { DiskStorage, EvaluationLedger, VaultFiles, fsyncDir } from "../storage/index.js";
 import { PEER_PORT_CONNECTIONS, Transport, loadTls, type ConnectionEvents, type TlsMaterial } from "../transport/index.js";
 import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
@@ -250,6 +250,7 @@ export class VaultNode {
     const files = await VaultFiles.open(join(c.dataDir, "vault"));
     this.files = files;
     this.ledger = await EvaluationLedger.open(join(c.dataDir, "evaluations"));
+    await fsyncDir(c.dataDir); // the entries of raft/, vault/ and evaluations/ themselves, when this start made them
     return { files, sm: await openVault(files, this.storage.snapshot(), c.clusterId, this.log) };
   }
 

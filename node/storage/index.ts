@@ -10,7 +10,7 @@ export {
   WalInconsistentError,
 } from "./errors.js";
 export { crc32c } from "./crc32c.js";
-export { writeFully } from "./fsutil.js";
+export { fsyncDir, writeFully } from "./fsutil.js";
 export type { WalStats } from "./wal.js";
 export { LmdbVaultStore, type StoreView, type VaultStoreStats } from "./vault-store.js";
 export { VaultFiles, type StagedSnapshot } from "./vault-files.js";
