@@ -62,6 +62,12 @@ test("a forwarded membership change is dropped, alone or beside normal entries",
   t.true(g.admit(prop(2, 1000)), "nothing was taken from the bucket");
 });
 
+test("a proposal of very many entries is judged without a call-stack overflow", (t) => {
+  const { g } = gate(() => 0);
+  const many = Array.from({ length: 300_000 }, (_, i) => ({ term: 0, index: i, type: EntryType.Normal, data: new Uint8Array(0) }));
+  t.true(g.admit(propOf(2, many)));
+});
+
 test("bounds must be positive", (t) => {
   t.throws(() => new ForwardGate({ maxEntryBytes: 0, bytesPerSecond: 1, warn: () => {} }), { instanceOf: RangeError });
   t.throws(() => new ForwardGate({ maxEntryBytes: 1, bytesPerSecond: Number.NaN, warn: () => {} }), { instanceOf: RangeError });
