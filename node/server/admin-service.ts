@@ -187,8 +187,16 @@ function checkChange(loop: RaftView, type: ConfChangeType, id: number): void {
   const voter = loop.voters.includes(id);
   const learner = loop.learners.includes(id);
   if (type === ConfChangeType.AddLearner && (voter || learner || loop.peers.has(id))) throw membership(`node ${id} is already a member`);
+  if (type === ConfChangeType.AddLearner && wasMember(loop, id)) {
+    throw membership(`node ${id} was a member and was removed: an id is never added back (a removed node's certificate must not rejoin); give the new node a new id`);
+  }
   if (type === ConfChangeType.PromoteLearner && !learner) throw membership(`node ${id} is not a learner`);
   if (type === ConfChangeType.RemoveNode && !voter && !learner) throw membership(`node ${id} is not a member`);
+}
+
+/** Whether `id` announced its keys in this state, so joined once: a node announces only once it is a member. */
+function wasMember(loop: RaftView, id: number): boolean {
+  return loop.vault.nodes().some((n) => n.nodeId === id);
 }
 
 /** A learner is promoted only when it is reachable, acknowledged entries, and is within promoteMaxLag of the commit index. */

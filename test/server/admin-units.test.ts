@@ -127,6 +127,8 @@ test("join phase: new, learner, voter, outside", (t) => {
 interface FakeLoop {
   voters: number[];
   learners: number[];
+  /** Node ids with an announcement in the vault state (default none). */
+  announced?: number[];
   commitIndex: number;
   match: Record<number, number>;
   proposed: ConfChange[];
@@ -135,7 +137,7 @@ interface FakeLoop {
 function service(f: FakeLoop, reachable: readonly number[], promoteMaxLag = 100) {
   const loop = {
     leaderId: 1, isLeader: true, role: 2, term: 3, commitIndex: f.commitIndex, voters: f.voters, learners: f.learners,
-    lastSnapshotIndex: 0, peers: new Map<number, string>(), vault: {} as never,
+    lastSnapshotIndex: 0, peers: new Map<number, string>(), vault: { nodes: () => (f.announced ?? []).map((nodeId) => ({ nodeId })) },
     matchIndex: (id: number) => f.match[id] ?? 0,
     proposeConfChange: (cc: ConfChange) => { f.proposed.push(cc); return Promise.resolve(f.commitIndex + 1); },
     transferLeadership: () => Promise.resolve(1), requestSnapshot: () => Promise.reject(new Error("unused")),
@@ -181,4 +183,12 @@ test("RemoveNode: refused when the voters left lack a reachable quorum or none w
   t.is(f.proposed.length, 3);
   const alone: FakeLoop = { voters: [1], learners: [], commitIndex: 10, match: {}, proposed: [] };
   t.regex(await callHandler(service(alone, []).removeNode, remove(1n, true)), /node 1 is the last voter/);
+});
+
+test("AddLearner: an id that was a member once (its announcement is in the state) is never added back", async (t) => {
+  const f: FakeLoop = { voters: [1, 2], learners: [], announced: [1, 2, 3], commitIndex: 10, match: {}, proposed: [] };
+  const add = (nodeId: bigint) => ({ requestId: new Uint8Array(0), nodeId, peerAddress: "127.0.0.1:7003" });
+  t.regex(await callHandler(service(f, [2]).addLearner, add(3n)), /node 3 was a member and was removed: an id is never added back/);
+  t.is(f.proposed.length, 0, "before the fix, node 3's own certificate could add it back (review, stop 31)");
+  t.is(await callHandler(service(f, [2]).addLearner, add(4n)), "OK", "a new id");
 });
