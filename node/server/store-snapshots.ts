@@ -404,11 +404,12 @@ function restoreInline(clusterId: string, store: LmdbVaultStore, vault: Uint8Arr
   return { appliedIndex: sm.appliedIndex, digest: sm.digest() };
 }
 
-/** The downloaded state's reference, if it is the one the snapshot message names. */
+/** Whether two store references name the same state (applied index and digest). */
 function sameRef(a: StoreRef, b: StoreRef): boolean {
   return a.appliedIndex === b.appliedIndex && Buffer.from(a.digest).equals(b.digest);
 }
 
+/** The downloaded state's reference, if it is the one the snapshot message names. */
 function checkRef(got: StoreRef, want: StoreRef): StoreRef {
   if (!sameRef(got, want)) {
     throw new Error(`the downloaded state (applied ${got.appliedIndex}) is not the one the snapshot message names (applied ${want.appliedIndex})`);

@@ -9,8 +9,9 @@
 // the ledger holds it to at most `guessLimit` distinct evaluations per
 // epoch: a record's registered bytes (its digest) and its last confirmation
 // (the log index of a confirmation signed with the record's reset key).
-// Epochs change only through the owner's keys, so between two genuine
-// confirmations this node evaluates at most `guessLimit` attempts.
+// Not yet per user: a record's shares copied into another record, and the
+// owner's confirmation replayed at another index, open other epochs
+// (docs/threat-model.md, "Open: ...").
 //
 // Contract: admit resolves only after its transaction is durable (fsynced),
 // and the caller releases an evaluation only after admit said so. Epochs are

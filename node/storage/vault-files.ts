@@ -79,12 +79,12 @@ export class VaultFiles {
     return this.staged.get(index)?.snap;
   }
 
-  /** Indices of the staged snapshots. */
   /** The store of the staged snapshot at `index`, for judging it again before install (read only). */
   stagedStore(index: number): LmdbVaultStore | undefined {
     return this.staged.get(index)?.store;
   }
 
+  /** Indices of the staged snapshots. */
   stagedIndices(): number[] {
     return [...this.staged.keys()].sort((a, b) => a - b);
   }
