@@ -6,9 +6,10 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import type { ClusterDescriptor } from "../client/sdk/index.js";
 import { registerRequest } from "../client/sdk/records.js";
-import { createRegistration, createRegistrationAsync, signConfirm } from "../proto/crypto/index.js";
+import { createRegistrationAsync, signConfirm } from "../proto/crypto/index.js";
 import type { RegisterRequest } from "../proto/gen/bkv/v1/vault_pb.js";
 import { LocalCluster, waitFor } from "../testkit/cluster.js";
+import { RegistrationCloner } from "../testkit/clones.js";
 import { distinctPoints, stopChild } from "./drive.js";
 import { type SchedTimes, mainThreadSched, metricOf } from "./sample.js";
 
@@ -19,13 +20,13 @@ type Vault = ReturnType<LocalCluster["vault"]>;
 
 /**
  * Register requests for distinct users `s<i>`, each a clone of one real
- * registration under another user id (its shares are valid for every node;
- * no record is written into a store directly): bench:scale's load.
+ * registration under another user id (testkit/clones.ts; no record is
+ * written into a store directly): bench:scale's load.
  */
 export function clonedRegistrations(d: ClusterDescriptor): (i: number) => RegisterRequest {
   const nodes = d.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey }));
-  const reg = createRegistration({ clusterId: d.clusterId, user: "seed", password: "x", backupKey: new Uint8Array(randomBytes(32)), threshold: d.threshold, guessLimit: 10, nodes, scrypt: CHEAP_SCRYPT });
-  return (i) => registerRequest({ ...reg, record: { ...reg.record, user: `s${i}` } }, new Uint8Array(randomBytes(16)));
+  const cloner = new RegistrationCloner(d.clusterId, nodes, d.threshold);
+  return (i) => registerRequest(cloner.registration(`s${i}`), new Uint8Array(randomBytes(16)));
 }
 
 export interface CloneLoad {

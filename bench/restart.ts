@@ -41,7 +41,8 @@ import { SnapshotStager } from "../node/server/store-snapshots.js";
 import { inlineImportHasher } from "../node/server/pair-hashers.js";
 import { openVault } from "../node/server/vault-open.js";
 import type { Logger } from "../node/server/log.js";
-import { CLUSTER, VOTERS, register, registerCmd } from "../testkit/vault.js";
+import { CLUSTER, NODES, VOTERS, register, registerCmd } from "../testkit/vault.js";
+import { RegistrationCloner } from "../testkit/clones.js";
 import { load } from "./drive.js";
 
 const { values: args } = parseArgs({
@@ -73,8 +74,8 @@ async function measured<T>(name: string, f: () => Promise<T>): Promise<T> {
 }
 
 /** A stamped register entry of user `user` (the kind a loaded log holds). */
-function registerEntry(reg: ReturnType<typeof register>, user: string, index: number): Entry {
-  const cmd = registerCmd({ ...reg, record: { ...reg.record, user } }, new Uint8Array(randomBytes(16)));
+function registerEntry(clones: RegistrationCloner, user: string, index: number): Entry {
+  const cmd = registerCmd(clones.registration(user), new Uint8Array(randomBytes(16)));
   return { type: EntryType.Normal, term: TERM, index, data: stampTime(encodeCommand(cmd), Date.now()) };
 }
 
@@ -118,7 +119,7 @@ async function fill(): Promise<boolean> {
     return false;
   }
   fillAudit(applied);
-  await fillRaft(seed, applied, digest);
+  await fillRaft(new RegistrationCloner(CLUSTER, NODES, 2), applied, digest);
   writeFileSync(join(DIR, "FILLED"), `${applied}\n`);
   console.log(`filled ${N} records (applied ${applied}), ${W} WAL entries and the audit log`);
   return true;
@@ -146,7 +147,7 @@ function fillAudit(applied: number): void {
  * applied index in the WAL, a local snapshot at applied - W/3 (the store is
  * ahead of the newest Raft snapshot, as between two snapshots), commit = applied.
  */
-async function fillRaft(seed: ReturnType<typeof register>, applied: number, digest: Uint8Array): Promise<void> {
+async function fillRaft(clones: RegistrationCloner, applied: number, digest: Uint8Array): Promise<void> {
   const storage = await DiskStorage.open(join(DIR, "raft"));
   const peers = new Map(VOTERS.map((id) => [id, `127.0.0.1:${7000 + id}`]));
   const base = applied - W;
@@ -154,7 +155,7 @@ async function fillRaft(seed: ReturnType<typeof register>, applied: number, dige
   await storage.saveSnapshot({ metadata: { index: base, term: TERM, confState }, data: encodeServerSnapshot({ peers, store: { appliedIndex: base, digest } }) });
   for (let at = base + 1; at <= applied; at += 256) {
     const ents: Entry[] = [];
-    for (let i = at; i <= Math.min(applied, at + 255); i++) ents.push(registerEntry(seed, `s${i - 3}`, i));
+    for (let i = at; i <= Math.min(applied, at + 255); i++) ents.push(registerEntry(clones, `s${i - 3}`, i));
     await storage.save({ entries: ents, hardState: { term: TERM, vote: 1, commit: ents.at(-1)!.index } });
   }
   const mid = applied - Math.floor(W / 3);

@@ -34,7 +34,7 @@ function buildState(records: number, requests: number): VaultStateMachine {
   const base = register("bench-user-000000").record;
   const blinded = blindedPoint(7);
   const store = new MemoryStore();
-  const state = StoreState.create(store, { clusterId: CLUSTER, clusterCa: null, requestIdCapacity: Math.max(1, requests), throttle: NO_THROTTLE });
+  const state = StoreState.create(store, { clusterId: CLUSTER, clusterCa: null, requestIdCapacity: Math.max(1, requests), throttle: NO_THROTTLE, boundSharesOnly: true });
   state.setMetaU64("applied", (state.appliedIndex = records + requests + 10));
   for (let i = 0; i < records; i++) {
     const user = `bench-user-${String(i).padStart(6, "0")}`;

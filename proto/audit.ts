@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 export const AUDIT_FORMAT = 1;
 export const GENESIS_HASH = "0".repeat(64);
 
-export type AuditKind = "segment" | "register" | "attempt" | "lockout" | "confirm" | "delete" | "membership" | "issuers" | "invalid";
+export type AuditKind = "segment" | "register" | "attempt" | "lockout" | "confirm" | "delete" | "membership" | "issuers" | "bind-shares" | "invalid";
 
 /** What one line says, before chaining. Optional fields appear only when known. */
 export interface AuditEvent {

@@ -122,6 +122,15 @@ export class Harness {
   }
 }
 
+/**
+ * A harness over a state as a release before bound shares made it
+ * (boundSharesOnly false): what legacy snapshot formats, which do not carry
+ * the flag, convert back into.
+ */
+export function legacyHarness(): Harness {
+  return new Harness(new VaultStateMachine({ clusterId: CLUSTER, boundSharesOnly: false }));
+}
+
 export function expectOk<K extends Extract<VaultResult, { ok: true }>["kind"]>(t: ExecutionContext, r: VaultResult, kind: K): Extract<VaultResult, { kind: K }> {
   if (!r.ok || r.kind !== kind) t.fail(`expected ok ${kind}, got ${JSON.stringify(r)}`);
   return r as Extract<VaultResult, { kind: K }>;

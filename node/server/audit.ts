@@ -216,5 +216,7 @@ export function commandEvent(index: number, data: Uint8Array, result: VaultResul
       return { ...base, kind: "delete", user: c.user };
     case "issuers":
       return { ...base, kind: "issuers" };
+    case "bind-shares":
+      return { ...base, kind: "bind-shares" };
   }
 }

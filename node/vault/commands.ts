@@ -96,14 +96,16 @@ export type Command =
   | { kind: "confirm"; requestId: Uint8Array; user: string; version: number; attemptId: number; signature: Uint8Array }
   | { kind: "delete"; requestId: Uint8Array; user: string; version: number; signature: Uint8Array }
   | { kind: "announce"; node: NodeAnnouncement }
-  | { kind: "issuers"; requestId: Uint8Array; signedKeys: string };
+  | { kind: "issuers"; requestId: Uint8Array; signedKeys: string }
+  /** From this entry on, registrations take bound shares only (a state from before bound shares; docs/operations.md). */
+  | { kind: "bind-shares"; requestId: Uint8Array };
 
 export type CommandKind = Command["kind"];
 
-const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 9 };
+const KIND_CODES: Readonly<Record<CommandKind, number>> = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 9, "bind-shares": 10 };
 /** The kind of each code (6 and 7 are variants of begin and announce; 8 is the token wrapper, unwrapToken). */
 const CODE_KINDS: ReadonlyMap<number, CommandKind> = new Map([
-  [1, "register"], [2, "begin"], [3, "confirm"], [4, "delete"], [5, "announce"], [6, "begin"], [7, "announce"], [9, "issuers"],
+  [1, "register"], [2, "begin"], [3, "confirm"], [4, "delete"], [5, "announce"], [6, "begin"], [7, "announce"], [9, "issuers"], [10, "bind-shares"],
 ]);
 /** The code of a begin that carries a record digest. */
 const BOUND_BEGIN_CODE = 6;
@@ -137,6 +139,8 @@ export function validateCommand(c: Command): void {
     case "issuers":
       validateRequestId(c.requestId);
       return validateToken(c.signedKeys, MAX_SIGNED_KEYS_BYTES, "signed key set");
+    case "bind-shares":
+      return validateRequestId(c.requestId);
     default:
       throw new InvalidArgumentError(`unknown command kind ${String((c as { kind?: unknown }).kind)}`);
   }
@@ -211,6 +215,8 @@ export function encodeCommand(c: Command): Uint8Array {
       return writeAnnouncement(w, c.node).bytes();
     case "issuers":
       return w.fixed(c.requestId).lp16(utf8(c.signedKeys)).bytes();
+    case "bind-shares":
+      return w.fixed(c.requestId).bytes();
   }
 }
 
@@ -329,6 +335,8 @@ function readBody(r: Reader, kind: CommandKind, requestId: Uint8Array | null): C
       return { kind, node: readAnnouncement(r) };
     case "issuers":
       return { kind, requestId: id, signedKeys: ascii(r.lp16(), "signed key set") };
+    case "bind-shares":
+      return { kind, requestId: id };
   }
 }
 

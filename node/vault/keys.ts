@@ -15,13 +15,15 @@
 // request-id capacity; "mreqcount" u64 request ids remembered; "mtime" u64
 // the latest leader time applied (unix ms, never decreases); "mthrottle" the
 // throttling schedule (throttle.ts); "missuers" the client-token issuer keys
-// (issuers.ts; absent: tokens are not verified on apply); "mrecords" / "mlocked" u64 counts; "mdigest" the
+// (issuers.ts; absent: tokens are not verified on apply); "mbound" u8 1: registrations
+// take bound shares only (absent: a state from before bound shares, until an
+// activation entry; proto/crypto/share-binding.ts); "mrecords" / "mlocked" u64 counts; "mdigest" the
 // LtHash (digest.ts) over every pair but itself and the u64 counters (applied, time,
 // reqcount, records, locked), which the reported digest covers by value; "mcontent"
 // (layout 2 only: an LtHash of records and nodes) is removed by the upgrade on open.
 export const PREFIX = { meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
 
-export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "issuers" | "digest" | "content";
+export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "issuers" | "bound" | "digest" | "content";
 
 export function metaKey(name: MetaName): Uint8Array {
   return withPrefix(PREFIX.meta, Buffer.from(name, "latin1"));

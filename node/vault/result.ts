@@ -6,7 +6,7 @@
 //   1 register: u32 version || u16 attempts remaining || digest (32)
 //   2 begin:    u64 attempt id || u16 attempts remaining || u32 version
 //   3 confirm:  u16 attempts remaining
-//   4 delete, 5 announce, 6 issuers: nothing
+//   4 delete, 5 announce, 6 issuers, 7 bind-shares: nothing
 //   0x81 refusal (format 2): u8 reason || lp16(message) || u8 has remaining || [u16 remaining]
 //        the code is REASON_CODE[reason]; written for every refusal
 //   0x82 refusal (format 3): the fields of format 2 || u64 not before (unix ms); written
@@ -79,6 +79,7 @@ export type VaultResult =
   | { ok: true; kind: "delete" }
   | { ok: true; kind: "announce" }
   | { ok: true; kind: "issuers" }
+  | { ok: true; kind: "bind-shares" }
   | { ok: false; code: VaultCode; reason: VaultReason; message: string; attemptsRemaining?: number; notBefore?: number };
 
 export type VaultError = Extract<VaultResult, { ok: false }>;
@@ -154,7 +155,7 @@ function refusal(code: VaultCode, reason: VaultReason, message: string, attempts
   return attemptsRemaining === undefined ? { ok: false, code, reason, message } : { ok: false, code, reason, message, attemptsRemaining };
 }
 
-const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 6, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
+const TAG = { register: 1, begin: 2, confirm: 3, delete: 4, announce: 5, issuers: 6, "bind-shares": 7, errorV1: 0x80, errorV2: 0x81, errorV3: 0x82 } as const;
 const MAX_MESSAGE_BYTES = 4096;
 
 export function encodeResult(r: VaultResult): Uint8Array {
@@ -170,6 +171,7 @@ export function encodeResult(r: VaultResult): Uint8Array {
     case "delete":
     case "announce":
     case "issuers":
+    case "bind-shares":
       return w.bytes();
   }
 }
@@ -208,6 +210,8 @@ function readResult(r: Reader): VaultResult {
       return { ok: true, kind: "announce" };
     case TAG.issuers:
       return { ok: true, kind: "issuers" };
+    case TAG["bind-shares"]:
+      return { ok: true, kind: "bind-shares" };
     case TAG.errorV2:
       return readRefusalV2(r);
     case TAG.errorV3:

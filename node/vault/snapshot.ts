@@ -53,7 +53,7 @@ function readState(clusterId: string, r: Reader, format: number, store: VaultSto
   const appliedIndex = readSafeU64(r, "applied index");
   const requestIdCapacity = r.u32();
   const clusterCa = format < 3 ? null : readCa(r);
-  const s = StoreState.create(store, { clusterId, clusterCa, requestIdCapacity, throttle: NO_THROTTLE });
+  const s = StoreState.create(store, { clusterId, clusterCa, requestIdCapacity, throttle: NO_THROTTLE, boundSharesOnly: false });
   s.setMetaU64("applied", (s.appliedIndex = appliedIndex));
   readRecords(r, s, format);
   readNodes(r, s, format);

@@ -28,7 +28,7 @@ import { VerifiedTokens } from "./token-cache.js";
 import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
 import { DigestRing } from "./digest-ring.js";
-import type { RegistrationRecord } from "../../proto/crypto/index.js";
+import { type RegistrationRecord, firstMisboundShare, firstUnboundShare } from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
 export interface RecordView {
@@ -76,6 +76,12 @@ export interface VaultOptions {
   readonly store?: VaultStore;
   /** Applied indexes whose state digest digestAt() remembers (default 65,536; in memory only). */
   readonly digestWindow?: number;
+  /**
+   * Whether a new state takes bound shares only (default true: every new
+   * cluster). False makes a state as a release before bound shares made it,
+   * for tests of such states; a store keeps its own.
+   */
+  readonly boundSharesOnly?: boolean;
 }
 
 export class VaultStateMachine {
@@ -95,7 +101,7 @@ export class VaultStateMachine {
       ? StoreState.create(store, {
         clusterId: opts.clusterId, clusterCa: opts.clusterCa?.slice() ?? null,
         requestIdCapacity: opts.requestIdCapacity ?? DEFAULT_REQUEST_ID_CAPACITY, throttle: opts.throttle ?? NO_THROTTLE,
-        issuers: opts.issuers ?? null,
+        issuers: opts.issuers ?? null, boundSharesOnly: opts.boundSharesOnly ?? true,
       })
       : StoreState.open(store, opts.clusterId);
     this.requests = new RequestTable(this.state);
@@ -240,6 +246,8 @@ export class VaultStateMachine {
         user = c.record.user;
         const outsider = c.record.shares.find((s) => !voters.includes(s.nodeId));
         if (outsider !== undefined) return invalid(`share holder ${outsider.nodeId} is not a voter of this cluster`);
+        const unbound = this.bindingRefusal(c.record);
+        if (unbound !== null) return unbound;
         t = register(id, this.state.getRecord(user), c.record, c.ownerSignature);
         break;
       }
@@ -259,9 +267,32 @@ export class VaultStateMachine {
         return this.applyAnnounce(c.node);
       case "issuers":
         return this.applyIssuerKeys(c.signedKeys);
+      case "bind-shares":
+        this.state.requireBoundShares();
+        return { ok: true, kind: "bind-shares" };
     }
     this.commit(user, t);
     return t.result;
+  }
+
+  /**
+   * A registration whose shares are not all bound to it: a bound share made
+   * for another record (copied), or, once the cluster takes bound shares
+   * only, an unbound one (proto/crypto/share-binding.ts). Null: none.
+   */
+  private bindingRefusal(record: RegistrationRecord): VaultError | null {
+    const unbound = this.state.boundSharesOnly ? firstUnboundShare(record) : null;
+    if (unbound !== null) {
+      return vaultError("INVALID_ARGUMENT", `the share of node ${unbound} is not bound to its record (wrap blob v1): this cluster registers bound shares (wrap blob v2) only; upgrade the client`);
+    }
+    const misbound = firstMisboundShare(this.state.clusterId, record);
+    if (misbound === null) return null;
+    return vaultError("BAD_SIGNATURE", `the share of node ${misbound} was made for another record: its binding signature does not verify for this one`);
+  }
+
+  /** Whether registrations take bound shares only (every new cluster; docs/threat-model.md). */
+  get boundSharesOnly(): boolean {
+    return this.state.boundSharesOnly;
   }
 
   private commit(user: string, t: Transition): void {

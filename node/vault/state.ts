@@ -33,6 +33,8 @@ const CONTENT_DIGEST_FORMAT = 2;
 export const COUNTERS = ["applied", "time", "reqcount", "records", "locked"] as const;
 export type Counter = (typeof COUNTERS)[number];
 /** The meta names the LtHash does not cover: itself and the counters. */
+/** The value of "mbound". */
+const BOUND_SHARES_ONLY = Uint8Array.of(1);
 const UNCOUNTED = new Set<string>(["digest", ...COUNTERS]);
 /** Decoded records kept for reads (bounded; a cache only, the store is the truth). */
 const RECORD_CACHE = 4096;
@@ -44,6 +46,8 @@ export interface NewState {
   readonly throttle: ThrottleSchedule;
   /** The client-token issuer keys (default none: tokens are not verified on apply). */
   readonly issuers?: IssuerPolicy | null;
+  /** Registrations must carry bound shares (wrap blob v2) only: every new cluster; false for a state converted from a legacy snapshot. */
+  readonly boundSharesOnly: boolean;
 }
 
 export class StoreState {
@@ -58,6 +62,8 @@ export class StoreState {
   readonly throttle: ThrottleSchedule;
   /** The client-token issuer keys ("missuers"); null: tokens are not verified on apply. */
   issuers: IssuerPolicy | null;
+  /** "mbound" present: registrations with an unbound share (wrap blob v1) are refused (proto/crypto/share-binding.ts). Never unset. */
+  boundSharesOnly: boolean;
   records: number;
   locked: number;
   private readonly digestSum: LtHash;
@@ -80,6 +86,7 @@ export class StoreState {
     this.throttle = decodeSchedule(this.meta("throttle"));
     const issuers = store.get(metaKey("issuers"));
     this.issuers = issuers === undefined ? null : decodeIssuerPolicy(issuers);
+    this.boundSharesOnly = store.get(metaKey("bound")) !== undefined;
     this.records = readU64(this.meta("records"));
     this.locked = readU64(this.meta("locked"));
     this.digestSum = new LtHash(this.meta("digest"));
@@ -115,6 +122,7 @@ export class StoreState {
     put("reqcap", new Uint8Array(cap));
     put("throttle", encodeSchedule(n.throttle));
     if (n.issuers !== undefined && n.issuers !== null) put("issuers", encodeIssuerPolicy(n.issuers));
+    if (n.boundSharesOnly) put("bound", BOUND_SHARES_ONLY);
     for (const name of COUNTERS) put(name, u64(0));
     store.put(metaKey("digest"), sum.state());
     return new StoreState(store);
@@ -178,6 +186,13 @@ export class StoreState {
     const bytes = encodeIssuerPolicy(p);
     this.write(metaKey("issuers"), bytes);
     this.issuers = decodeIssuerPolicy(bytes); // the canonical order, as a restart reads it
+  }
+
+  /** From now on, registrations take bound shares only (a verified activation entry); a no-op once set. */
+  requireBoundShares(): void {
+    if (this.boundSharesOnly) return;
+    this.write(metaKey("bound"), BOUND_SHARES_ONLY);
+    this.boundSharesOnly = true;
   }
 
   /** Writes the LtHash back (after each applied entry). */

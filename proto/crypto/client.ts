@@ -6,7 +6,8 @@ import { equalBytes, expectLength } from "./bytes.js";
 import { G, type Point, decodePoint, encodePoint, randomScalar } from "./group.js";
 import { BKV_V1, blind, finalize, hashToGroup, unblind } from "./oprf.js";
 import { type EvaluatedPoint, splitSecret, validateIds, validateThreshold } from "./shamir.js";
-import { wrapShare } from "./wrap.js";
+import { sealShare } from "./wrap.js";
+import { bindShares } from "./share-binding.js";
 import { BACKUP_KEY_LENGTH, decryptBackupKey, encryptBackupKey } from "./aead.js";
 import {
   DEFAULT_SCRYPT,
@@ -92,20 +93,22 @@ function buildRegistration(input: RegistrationInput, salt: Uint8Array, pwh: Uint
   const k = randomScalar();
   const shares = splitSecret(k, input.threshold, input.nodes.map((n) => n.id));
   const keys = deriveKeys(finalize(pwh, hashToGroup(pwh, BKV_V1).multiply(k)));
-  const record: RegistrationRecord = {
+  const sealed = input.nodes.map((node, i) => {
+    const share = shares[i]?.share ?? 0n;
+    return { nodeId: node.id, publicShare: encodePoint(G.multiply(share)), ...sealShare(node.agreementPublicKey, share) };
+  });
+  const publicPart: RecordPublicPart = {
     user: input.user,
     version,
     threshold: input.threshold,
     guessLimit: input.guessLimit,
-    shares: input.nodes.map((node, i) => {
-      const share = shares[i]?.share ?? 0n;
-      return { nodeId: node.id, publicShare: encodePoint(G.multiply(share)), wrappedShare: wrapShare(node.agreementPublicKey, share) };
-    }),
+    shares: sealed.map((s) => ({ nodeId: s.nodeId, publicShare: s.publicShare })),
     ciphertext: encryptBackupKey(keys.encKey, input.backupKey, input.user, version),
     resetPublicKey: keys.resetPublicKey,
     salt,
     scrypt: input.scrypt ?? DEFAULT_SCRYPT,
   };
+  const record: RegistrationRecord = { ...publicPart, shares: bindShares(input.clusterId, publicPart, sealed) };
   const digest = recordDigest(record);
   const registration: Registration = { record, digest, resetPrivateKey: keys.resetPrivateKey };
   if (input.previousResetPrivateKey === undefined) return registration;

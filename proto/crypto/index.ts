@@ -23,7 +23,19 @@ export {
   xCoordinate,
 } from "./group.js";
 export { type EvaluatedPoint, type Share, MAX_SHARES, combinePoints, combineShares, lagrangeCoefficients, splitSecret, validateIds, validateThreshold } from "./shamir.js";
-export { type ParsedWrappedShare, WRAP_BLOB_VERSION, joinWrappedShare, parseWrappedShare, sharePkcs8, unwrapShareForTest, wrapShare } from "./wrap.js";
+export {
+  type ParsedWrappedShare,
+  type SealedShare,
+  BOUND_WRAP_BLOB_VERSION,
+  WRAP_BLOB_VERSION,
+  joinBoundShare,
+  parseWrappedShare,
+  sealShare,
+  sharePkcs8,
+  unwrapShareForTest,
+  wrapShare,
+} from "./wrap.js";
+export { type BoundPart, type SealedRecordShare, bindShares, bindingMessages, firstMisboundShare, firstUnboundShare } from "./share-binding.js";
 export * from "./messages.js";
 export * from "./certificate.js";
 export { SIGNATURE_LENGTH, messageDigest, normalizeLowS, signMessage, verifyMessage } from "./ecdsa.js";

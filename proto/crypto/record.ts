@@ -2,7 +2,7 @@
 //
 // Encoding v1 (big-endian; lp16 = u16 length || bytes):
 //   "bkvR" || u8 1 || lp16(user UTF-8) || u32 version || u16 t || u8 guess_limit
-//   || u16 count || count × (u64 node id || K_i (33, compressed) || lp16(wrap blob v1))
+//   || u16 count || count × (u64 node id || K_i (33, compressed) || lp16(wrap blob v1 or v2, wrap.ts))
 //   || lp16(C) || reset_pk (33, compressed) || salt (16) || u32 N || u32 r || u32 p
 // Shares are in strictly ascending node id order; the encoder sorts them, the
 // decoder refuses any other order, so one record has exactly one encoding.
@@ -32,7 +32,7 @@ export interface PublicShare {
 }
 
 export interface RecordShare extends PublicShare {
-  /** Wrap blob v1 of k_i to the node's agreement key. */
+  /** Wrap blob of k_i to the node's agreement key: v2 (bound to this record, share-binding.ts), or v1 in older records. */
   readonly wrappedShare: Uint8Array;
 }
 
@@ -107,6 +107,15 @@ export function encodePublicPart(rec: RecordPublicPart): Uint8Array {
 
 export function publicPartDigest(rec: RecordPublicPart): Uint8Array {
   return sha256(encodePublicPart(rec));
+}
+
+/**
+ * publicPartDigest of a record whose fields were validated already (a
+ * decoded command's, or one a client just built): the curve points are not
+ * decoded again, which costs most of the digest.
+ */
+export function validatedPublicPartDigest(rec: RecordPublicPart): Uint8Array {
+  return sha256(writeRecord(PUBLIC_PART_MAGIC, rec, () => undefined));
 }
 
 function writeRecord(magic: Uint8Array, rec: RecordPublicPart, writeWrapped: (w: Writer, s: PublicShare) => void): Uint8Array {

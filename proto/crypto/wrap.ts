@@ -7,6 +7,10 @@
 // session object.
 //
 // Blob v1: 0x01 || E (65 bytes, uncompressed SEC1) || RFC5649(KEK, PKCS#8(k_i)).
+// Blob v2: 0x02 || E (65) || σ (64) || RFC5649(KEK, PKCS#8(k_i)), where σ is
+// an ECDSA signature made with the ephemeral secret e (E = e·G) that binds
+// the share to the one record it was made for (share-binding.ts). The HSM
+// reads E and the RFC 5649 ciphertext of either version alike.
 import { createCipheriv, createDecipheriv, createPrivateKey } from "node:crypto";
 import { bigIntToBytes, bytesToBigInt, concat, expectLength } from "./bytes.js";
 import {
@@ -21,7 +25,11 @@ import {
 } from "./group.js";
 import { InvalidArgumentError, InvalidEncodingError, InvalidLengthError, UnsupportedVersionError, UnwrapError } from "./errors.js";
 
+/** The unbound blob: still evaluated in records registered before a cluster took bound shares only. */
 export const WRAP_BLOB_VERSION = 1;
+/** The bound blob: what clients register. */
+export const BOUND_WRAP_BLOB_VERSION = 2;
+const BINDING_SIGNATURE_LENGTH = 64;
 /** node:crypto name of RFC 5649 AES-256 key wrap with padding. */
 const KWP_CIPHER = "id-aes256-wrap-pad";
 /** RFC 5649 alternative initial value (the default; spelled out for clarity). */
@@ -31,16 +39,30 @@ const MIN_WRAPPED = 16;
 const MAX_WRAPPED = 512;
 
 export interface ParsedWrappedShare {
-  /** Always WRAP_BLOB_VERSION for a parsed blob. */
+  /** WRAP_BLOB_VERSION or BOUND_WRAP_BLOB_VERSION. */
   readonly version: number;
   /** The client's ephemeral public key E, 65 bytes uncompressed, validated. */
   readonly ephemeralPublicKey: Uint8Array;
+  /** Blob v2: the binding signature σ (64 bytes r||s, not yet verified); v1: null. */
+  readonly bindingSignature: Uint8Array | null;
   /** The RFC 5649 ciphertext. */
   readonly wrapped: Uint8Array;
 }
 
-/** Wraps share k_i to a node's agreement public key (33 or 65 bytes SEC1). Returns blob v1. */
-export function wrapShare(agreementPublicKey: Uint8Array, share: bigint): Uint8Array {
+/**
+ * A share wrapped to one node, before it is bound to its record: the
+ * ephemeral secret e is kept only until bindShares signs with it. Secret.
+ */
+export interface SealedShare {
+  readonly ephemeralSecret: bigint;
+  /** E = e·G, 65 bytes uncompressed. */
+  readonly ephemeralPublicKey: Uint8Array;
+  /** RFC5649(KEK, PKCS#8(k_i)). */
+  readonly wrapped: Uint8Array;
+}
+
+/** Wraps share k_i to a node's agreement public key (33 or 65 bytes SEC1), keeping e for the binding. */
+export function sealShare(agreementPublicKey: Uint8Array, share: bigint): SealedShare {
   const A = decodePoint(agreementPublicKey, "agreement public key");
   const pkcs8 = sharePkcs8(share);
   const e = randomScalar();
@@ -49,33 +71,42 @@ export function wrapShare(agreementPublicKey: Uint8Array, share: bigint): Uint8A
   const wrapped = concat(cipher.update(pkcs8), cipher.final());
   kek.fill(0);
   pkcs8.fill(0);
-  return concat(Uint8Array.of(WRAP_BLOB_VERSION), encodePoint(G.multiply(e), false), wrapped);
+  return { ephemeralSecret: e, ephemeralPublicKey: encodePoint(G.multiply(e), false), wrapped };
 }
 
-/** Splits and validates a wrap blob (version, ephemeral point, wrapped length). */
+/**
+ * Blob v1 (unbound) of share k_i: what the HSM's self-test evaluates, and
+ * what records registered before bound shares hold. Clients register v2
+ * (createRegistration).
+ */
+export function wrapShare(agreementPublicKey: Uint8Array, share: bigint): Uint8Array {
+  const s = sealShare(agreementPublicKey, share);
+  return concat(Uint8Array.of(WRAP_BLOB_VERSION), s.ephemeralPublicKey, s.wrapped);
+}
+
+/** Blob v2 from a sealed share and its binding signature. */
+export function joinBoundShare(sealed: Pick<SealedShare, "ephemeralPublicKey" | "wrapped">, bindingSignature: Uint8Array): Uint8Array {
+  expectLength(bindingSignature, "binding signature", BINDING_SIGNATURE_LENGTH);
+  return concat(Uint8Array.of(BOUND_WRAP_BLOB_VERSION), sealed.ephemeralPublicKey, bindingSignature, sealed.wrapped);
+}
+
+/** Splits and validates a wrap blob (version, ephemeral point, signature length, wrapped length). */
 export function parseWrappedShare(blob: Uint8Array): ParsedWrappedShare {
   if (!(blob instanceof Uint8Array)) throw new InvalidArgumentError("a wrapped share must be a Uint8Array");
-  if (blob.length < 1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED) {
-    throw new InvalidLengthError("a wrapped share", `at least ${1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED}`, blob.length);
-  }
   const version = blob[0] ?? 0;
-  if (version !== WRAP_BLOB_VERSION) throw new UnsupportedVersionError("wrapped share", version);
+  if (version !== WRAP_BLOB_VERSION && version !== BOUND_WRAP_BLOB_VERSION) throw new UnsupportedVersionError("wrapped share", version);
+  const signatureLength = version === BOUND_WRAP_BLOB_VERSION ? BINDING_SIGNATURE_LENGTH : 0;
+  const head = 1 + UNCOMPRESSED_POINT_LENGTH + signatureLength;
+  if (blob.length < head + MIN_WRAPPED) throw new InvalidLengthError(`a wrapped share (v${version})`, `at least ${head + MIN_WRAPPED}`, blob.length);
   const ephemeralPublicKey = blob.slice(1, 1 + UNCOMPRESSED_POINT_LENGTH);
   if (ephemeralPublicKey[0] !== 0x04) throw new InvalidEncodingError("a wrapped share's ephemeral key must be uncompressed SEC1");
   decodePoint(ephemeralPublicKey, "ephemeral public key");
-  const wrapped = blob.slice(1 + UNCOMPRESSED_POINT_LENGTH);
+  const bindingSignature = signatureLength === 0 ? null : blob.slice(1 + UNCOMPRESSED_POINT_LENGTH, head);
+  const wrapped = blob.slice(head);
   if (wrapped.length % 8 !== 0 || wrapped.length > MAX_WRAPPED) {
     throw new InvalidLengthError("an RFC 5649 wrapped key", `a multiple of 8 in [${MIN_WRAPPED}, ${MAX_WRAPPED}]`, wrapped.length);
   }
-  return { version, ephemeralPublicKey, wrapped };
-}
-
-/** Rebuilds blob v1 from its parts (e.g. from the proto's WrappedShare message), validated. */
-export function joinWrappedShare(ephemeralPublicKey: Uint8Array, wrapped: Uint8Array): Uint8Array {
-  expectLength(ephemeralPublicKey, "ephemeral public key", UNCOMPRESSED_POINT_LENGTH);
-  const blob = concat(Uint8Array.of(WRAP_BLOB_VERSION), ephemeralPublicKey, wrapped);
-  parseWrappedShare(blob);
-  return blob;
+  return { version, ephemeralPublicKey, bindingSignature, wrapped };
 }
 
 /**

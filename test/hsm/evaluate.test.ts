@@ -120,12 +120,12 @@ test.serial("invalid points and the identity for B and K_i fail with INVALID_POI
 
 test.serial("wrong-length inputs and an unknown blob version fail with INVALID_INPUT", async (t) => {
   const f = fixture();
-  const v2 = Uint8Array.from(f.blob);
-  v2[0] = 2;
+  const v3 = Uint8Array.from(f.blob);
+  v3[0] = 3;
   const e1 = await rejectsWith(t, hsm.evaluate(f.blob.subarray(0, f.blob.length - 3), f.b, f.K), "INVALID_INPUT");
   t.regex(e1.message, /wrapped key/);
   await rejectsWith(t, hsm.evaluate(f.blob.subarray(0, 70), f.b, f.K), "INVALID_INPUT");
-  await rejectsWith(t, hsm.evaluate(v2, f.b, f.K), "INVALID_INPUT");
+  await rejectsWith(t, hsm.evaluate(v3, f.b, f.K), "INVALID_INPUT");
   await rejectsWith(t, hsm.evaluate(new Uint8Array(0), f.b, f.K), "INVALID_INPUT");
   const e2 = await rejectsWith(t, hsm.evaluate(f.blob, f.b.subarray(1), f.K), "INVALID_INPUT");
   t.regex(e2.message, /blinded element B/);

@@ -8,7 +8,8 @@ import {
   UnsupportedVersionError,
   UnwrapError,
   encodePoint,
-  joinWrappedShare,
+  joinBoundShare,
+  sealShare,
   parseWrappedShare,
   randomScalar,
   sharePkcs8,
@@ -37,7 +38,26 @@ test("blob v1 layout: 0x01 || 65-byte uncompressed E || RFC 5649 ciphertext", (t
   t.is(parsed.ephemeralPublicKey.length, 65);
   t.is(parsed.ephemeralPublicKey[0], 4);
   t.is(parsed.wrapped.length % 8, 0);
-  t.deepEqual(joinWrappedShare(parsed.ephemeralPublicKey, parsed.wrapped), blob);
+  t.is(parsed.bindingSignature, null);
+  t.deepEqual(blob.subarray(66), parsed.wrapped);
+});
+
+test("blob v2 layout: 0x02 || 65-byte E || 64-byte binding signature || RFC 5649 ciphertext; it unwraps like v1", (t) => {
+  const [node] = makeNodes([1]);
+  const share = randomScalar();
+  const sealed = sealShare(node!.agreementPublicKey, share);
+  const signature = new Uint8Array(64).fill(9);
+  const blob = joinBoundShare(sealed, signature);
+  const parsed = parseWrappedShare(blob);
+  t.is(blob[0], 2);
+  t.is(parsed.version, 2);
+  t.deepEqual(parsed.ephemeralPublicKey, sealed.ephemeralPublicKey);
+  t.deepEqual(parsed.bindingSignature, signature);
+  t.deepEqual(parsed.wrapped, sealed.wrapped);
+  t.deepEqual(G.multiply(sealed.ephemeralSecret).toBytes(false), sealed.ephemeralPublicKey);
+  t.is(unwrapShareForTest(blob, node!.agreementPrivateKey), share);
+  t.throws(() => parseWrappedShare(blob.subarray(0, 1 + 65 + 64 + 8)), { instanceOf: InvalidLengthError });
+  t.throws(() => joinBoundShare(sealed, new Uint8Array(63)), { instanceOf: InvalidLengthError });
 });
 
 test("the KEK is the raw ECDH secret (x-coordinate) that CKM_ECDH1_DERIVE + CKD_NULL gives", (t) => {
@@ -77,9 +97,9 @@ test("a tampered blob or the wrong agreement key fails with UnwrapError", (t) =>
 test("malformed blobs fail with specific errors", (t) => {
   const [node] = makeNodes([1]);
   const blob = wrapShare(node!.agreementPublicKey, randomScalar());
-  const v2 = blob.slice();
-  v2[0] = 2;
-  t.throws(() => parseWrappedShare(v2), { instanceOf: UnsupportedVersionError });
+  const v3 = blob.slice();
+  v3[0] = 3;
+  t.throws(() => parseWrappedShare(v3), { instanceOf: UnsupportedVersionError });
   t.throws(() => parseWrappedShare(blob.subarray(0, 80)), { instanceOf: InvalidLengthError });
   t.throws(() => parseWrappedShare(blob.subarray(0, blob.length - 3)), { instanceOf: InvalidLengthError });
   const offCurve = blob.slice();

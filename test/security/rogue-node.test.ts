@@ -155,7 +155,7 @@ async function forgeries(): Promise<Array<{ name: string; bytes: Uint8Array; req
     { name: "announcement of node 1 with the rogue's keys and certificate (node-3's)", reason: "BAD_SIGNATURE", ...cmd({ kind: "announce", node: await rogue.announceAs(1, node1.clientAddress, true) }) },
     { name: "announcement of node 1's keys not signed by node 1", reason: "BAD_SIGNATURE", ...cmd({ kind: "announce", node: { ...node1, clientAddress: "127.0.0.1:1", signature: (await rogue.announceAs(1, "127.0.0.1:1")).signature } }) },
     { name: "an entry that is not a command", reason: "INVALID_ENCODING", bytes: new Uint8Array(randomBytes(48)), requestId: null },
-    { name: "a command of an unknown kind", reason: "INVALID_ENCODING", bytes: Uint8Array.of(0x62, 0x6b, 0x76, 0x43, 1, 10, ...randomBytes(16)), requestId: null },
+    { name: "a command of an unknown kind", reason: "INVALID_ENCODING", bytes: Uint8Array.of(0x62, 0x6b, 0x76, 0x43, 1, 0xfe, ...randomBytes(16)), requestId: null },
   ];
 }
 

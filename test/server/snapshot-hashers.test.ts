@@ -13,14 +13,15 @@ import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { WorkerPairHasher, hashThreadsAlive } from "../../node/server/pair-hashers.js";
 import { SnapshotStager } from "../../node/server/store-snapshots.js";
-import { CLUSTER, Harness, hex, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, NODES, hex, registerCmd } from "../../testkit/vault.js";
+import { RegistrationCloner } from "../../testkit/clones.js";
 import { tempDir } from "../storage/helpers.js";
 
 /** A state of `records` records (~1 KiB each: enough for several batches of the worker hasher). */
 function leaderState(records: number): Harness {
   const h = new Harness();
-  const reg = register("user-0");
-  for (let i = 0; i < records; i++) h.apply(registerCmd({ ...reg, record: { ...reg.record, user: `user-${i}` } }));
+  const clones = new RegistrationCloner(CLUSTER, NODES, 2);
+  for (let i = 0; i < records; i++) h.apply(registerCmd(clones.registration(`user-${i}`)));
   return h;
 }
 

@@ -14,7 +14,8 @@ import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-
 import { SnapshotRefusedError, attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { PIN_IDLE_MS, PinnedViews, SnapshotStager, candidateOf, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
-import { CLUSTER, Harness, beginCmd, blindedPoint, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, NODES, beginCmd, blindedPoint, register, registerCmd } from "../../testkit/vault.js";
+import { RegistrationCloner } from "../../testkit/clones.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
 import { tempDir } from "../storage/helpers.js";
 
@@ -22,8 +23,8 @@ const CONF = { voters: [1, 2, 3], learners: [] };
 
 function leaderState(records: number): Harness {
   const h = new Harness();
-  const reg = register("user-0");
-  for (let i = 0; i < records; i++) h.apply(registerCmd({ ...reg, record: { ...reg.record, user: `user-${i}` } }));
+  const clones = new RegistrationCloner(CLUSTER, NODES, 2);
+  for (let i = 0; i < records; i++) h.apply(registerCmd(clones.registration(`user-${i}`)));
   return h;
 }
 

@@ -13,7 +13,8 @@ import { type VaultStateMachine, SnapshotImporter, snapshotChunks, ALL_KEYS } fr
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { openVault } from "../../node/server/vault-open.js";
-import { CLUSTER, Harness, beginCmd, hex, register, registerCmd, contentDigest } from "../../testkit/vault.js";
+import { CLUSTER, Harness, NODES, legacyHarness, beginCmd, hex, register, registerCmd, contentDigest } from "../../testkit/vault.js";
+import { RegistrationCloner } from "../../testkit/clones.js";
 import { encodeLegacySnapshot, rewriteAsLayout2 } from "../../testkit/vault-store.js";
 import { metaKey } from "../../node/vault/keys.js";
 import { tempDir } from "../storage/helpers.js";
@@ -24,10 +25,9 @@ const CONF = { voters: [1, 2, 3], learners: [] };
 
 /** A state with `n` records and a begun attempt on the first, applied to index n + 2. */
 function stateWith(n: number): Harness {
-  const h = new Harness();
-  const reg = register("user-0");
-  h.apply(registerCmd(reg));
-  for (let i = 1; i < n; i++) h.apply(registerCmd({ ...reg, record: { ...reg.record, user: `user-${i}` } }));
+  const h = legacyHarness(); // the source of legacy snapshots: their formats carry no bound-shares flag
+  const clones = new RegistrationCloner(CLUSTER, NODES, 2);
+  for (let i = 0; i < n; i++) h.apply(registerCmd(clones.registration(`user-${i}`)));
   h.apply(beginCmd("user-0"));
   return h;
 }

@@ -9,7 +9,7 @@ import { CorruptSnapshotError, type NodeAnnouncement, VaultStateMachine, decodeC
 import { metaKey, nodeKey } from "../../node/vault/keys.js";
 import { encodeNode } from "../../node/vault/values.js";
 import { editSnapshot, encodeLegacySnapshot } from "../../testkit/vault-store.js";
-import { CLUSTER, Harness, announcement, expectError, expectOk, hex, makeNode, contentDigest } from "../../testkit/vault.js";
+import { CLUSTER, Harness, legacyHarness, announcement, expectError, expectOk, hex, makeNode, contentDigest } from "../../testkit/vault.js";
 import { CLUSTER_CA, OTHER_CA, SELF_SIGNED_NODE_1, certifiedBy, certify } from "./certs.js";
 
 const n1 = makeNode(1);
@@ -118,7 +118,7 @@ test("the CA must be a CA certificate; a restored state is checked against its o
 });
 
 test("a legacy format-2 snapshot (no CA, no certificates) is converted into the same store as the state it came from", (t) => {
-  const h = new Harness();
+  const h = legacyHarness(); // legacy formats carry no bound-shares flag
   const node = announcement(n1);
   expectOk(t, announce(h, node), "announce");
   const v3 = encodeLegacySnapshot(h.sm);

@@ -112,7 +112,7 @@ class InvariantChecker {
 function targetUser(data: Uint8Array): string | undefined {
   try {
     const c = decodeCommand(data);
-    return c.kind === "register" ? c.record.user : c.kind === "announce" || c.kind === "issuers" ? undefined : c.user;
+    return c.kind === "register" ? c.record.user : c.kind === "announce" || c.kind === "issuers" || c.kind === "bind-shares" ? undefined : c.user;
   } catch {
     return undefined;
   }
