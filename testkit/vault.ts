@@ -143,13 +143,13 @@ export function expectError(t: ExecutionContext, r: VaultResult, code: VaultCode
 }
 
 /**
- * SHA-256 of the records and node announcements, in key order, by a scan:
+ * SHA-256 of the records (with their confirmed attempts) and node announcements, in key order, by a scan:
  * what a refused command must leave unchanged (the request table, the
  * applied index and the leader time move).
  */
 export function contentDigest(sm: VaultStateMachine): Uint8Array {
   const h = createHash("sha256");
-  for (const prefix of [PREFIX.node, PREFIX.record]) {
+  for (const prefix of [PREFIX.confirmation, PREFIX.node, PREFIX.record]) {
     for (const [k, v] of sm.store.scan(...tableRange(prefix))) h.update(lengthPrefixed(k)).update(lengthPrefixed(v));
   }
   return new Uint8Array(h.digest());

@@ -3,6 +3,8 @@
 // keys at the same applied index. Integers in keys are big-endian so that
 // byte order is numeric order.
 //
+//   "c" || user id (UTF-8)   u64 the attempt id the record's last confirmation confirmed
+//                            (what the owner's reset key signed; below)
 //   "m" || name              meta (below)
 //   "n" || u64 node id       node announcement
 //   "o" || u64 sequence      request id remembered at this sequence (FIFO order): the
@@ -21,7 +23,17 @@
 // LtHash (digest.ts) over every pair but itself and the u64 counters (applied, time,
 // reqcount, records, locked), which the reported digest covers by value; "mcontent"
 // (layout 2 only: an LtHash of records and nodes) is removed by the upgrade on open.
-export const PREFIX = { meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
+//
+// Confirmed attempts ("c"): written with the record by every verified
+// confirmation, removed with the record's confirmation (a registration or an
+// overwrite stores a fresh record) or with the record (a delete); so a key
+// names a record whose confirmedAt > 0. A record confirmed before this table
+// existed has none (no conversion: states and snapshots without it are
+// valid). It names the evaluation ledger's epoch (node/storage/
+// evaluation-ledger.ts): a confirmation replayed at another log index
+// confirms the same attempt. A table beside the record, not a field of its
+// value, so the record layout and its legacy conversions stay as they are.
+export const PREFIX = { confirmation: 0x63, meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
 
 export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "issuers" | "bound" | "digest" | "content";
 
@@ -31,6 +43,10 @@ export function metaKey(name: MetaName): Uint8Array {
 
 export function recordKey(user: string): Uint8Array {
   return withPrefix(PREFIX.record, Buffer.from(user, "utf8"));
+}
+
+export function confirmationKey(user: string): Uint8Array {
+  return withPrefix(PREFIX.confirmation, Buffer.from(user, "utf8"));
 }
 
 export function nodeKey(nodeId: number): Uint8Array {

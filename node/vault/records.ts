@@ -50,6 +50,12 @@ export interface StoredRecord {
 export interface Transition {
   readonly result: VaultResult;
   readonly next?: StoredRecord | null;
+  /**
+   * Set by an applied confirmation only: the attempt id it confirmed (what
+   * the owner's reset key signed; confirmedAt is where it was applied),
+   * stored beside the record (keys.ts "c").
+   */
+  readonly confirmedAttempt?: number;
 }
 
 export function remaining(s: StoredRecord): number {
@@ -142,7 +148,7 @@ export function confirm(clusterId: string, cur: StoredRecord | undefined, user: 
     return refuse("BAD_SIGNATURE", `the confirmation signature does not verify with the reset key of version ${version}`, s);
   }
   const next: StoredRecord = { ...s, attempts: 0, pending: [], confirmedAt: index };
-  return { result: { ok: true, kind: "confirm", attemptsRemaining: remaining(next) }, next };
+  return { result: { ok: true, kind: "confirm", attemptsRemaining: remaining(next) }, next, confirmedAttempt: attemptId };
 }
 
 /** Why `attemptId` is not pending on `s`: superseded by a later confirmation, or never begun (or wiped by a lock). */

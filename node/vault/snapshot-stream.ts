@@ -234,10 +234,15 @@ const COUNTER_NAMES = new Set<string>(COUNTERS);
 
 /**
  * The local checks of an imported state, on the pairs as they arrive and
- * on the totals at the end: known tables, counters of 8 bytes (the digest
- * covers their values), the counts the meta claims, the stored LtHash
- * recomputed, and a new state (applied index 0: the bootstrap's, which holds
- * only meta) empty. Values are not decoded (the file comment says why).
+ * on the totals at the end: known tables, counters and confirmed attempts of
+ * 8 bytes (the digest covers their values), the counts the meta claims, the
+ * stored LtHash recomputed, and a new state (applied index 0: the
+ * bootstrap's, which holds only meta) empty. Values are not decoded (the
+ * file comment says why); nor is a confirmed attempt looked up beside its
+ * record (its keys come before the records', so that would be a scan at the
+ * end, without event-loop turns: the attestation makes the pairs an honest
+ * node's). A state written before the confirmed-attempt table ("c",
+ * keys.ts) simply has none.
  */
 class PairChecker {
   private readonly meta = new Map<string, Uint8Array>();
@@ -260,6 +265,9 @@ class PairChecker {
       case PREFIX.node: this.nodes++; return;
       case PREFIX.request: this.requests++; return;
       case PREFIX.order: this.orders++; return;
+      case PREFIX.confirmation:
+        if (v.length !== 8) throw new CorruptSnapshotError(`a confirmed attempt of ${v.length} bytes, not a u64`);
+        return;
       default: throw new CorruptSnapshotError(`a key with the unknown prefix ${String(k[0])}`);
     }
   }

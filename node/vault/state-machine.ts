@@ -42,6 +42,12 @@ export interface RecordView {
   readonly digest: Uint8Array;
   /** Log index of the last confirmation of this version (0: none): attempts below it are superseded. */
   readonly confirmedAt: number;
+  /**
+   * The attempt id the last confirmation confirmed, as the owner signed it
+   * (0: none, or confirmed before bkv kept it): the same wherever in a log
+   * that confirmation is applied, unlike confirmedAt.
+   */
+  readonly confirmedAttempt: number;
 }
 
 export interface ApplyOutcome {
@@ -304,7 +310,7 @@ export class VaultStateMachine {
         throw new VaultInvariantError(`attempts of ${JSON.stringify(user)} would decrease without a confirmation`);
       }
     }
-    this.state.setRecord(user, prev, t.next);
+    this.state.setRecord(user, prev, t.next, t.confirmedAttempt);
   }
 
   /** A new key set for one issuer, signed by a key of its current set (rotation.ts). */
@@ -331,6 +337,7 @@ export class VaultStateMachine {
       pending: s.pending.map((p) => ({ attemptId: p.attemptId, blinded: p.blinded.slice() })),
       digest: s.digest.slice(),
       confirmedAt: s.confirmedAt,
+      confirmedAttempt: this.state.confirmedAttempt(user),
     };
   }
 

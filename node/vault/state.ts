@@ -1,5 +1,6 @@
 // The replicated state as it lives in a VaultStore (keys.ts): typed access
-// to the meta pairs, records and node announcements, with the incremental
+// to the meta pairs, records (and the attempt each one's last confirmation
+// confirmed) and node announcements, with the incremental
 // digests (digest.ts) kept in step with every write. The state machine
 // reads and writes only through this class.
 //
@@ -14,7 +15,7 @@ import { validateCaCertificate, validateClusterId } from "../../proto/crypto/ind
 import type { NodeAnnouncement } from "./commands.js";
 import { LtHash } from "./digest.js";
 import { VaultInvariantError } from "./errors.js";
-import { ALL_KEYS, type MetaName, PREFIX, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
+import { ALL_KEYS, type MetaName, PREFIX, confirmationKey, metaKey, nodeKey, readU64, recordKey, tableRange, u64 } from "./keys.js";
 import type { StoredRecord } from "./records.js";
 import { type ThrottleSchedule, decodeSchedule, encodeSchedule } from "./throttle.js";
 import { type IssuerPolicy, decodeIssuerPolicy, encodeIssuerPolicy } from "./issuers.js";
@@ -215,9 +216,14 @@ export class StoreState {
     return s;
   }
 
-  /** Stores (or, with null, removes) a record and keeps the counts. */
-  setRecord(user: string, prev: StoredRecord | undefined, next: StoredRecord | null): void {
+  /**
+   * Stores (or, with null, removes) a record and keeps the counts and its
+   * confirmed attempt: `confirmedAttempt` is given by an applied
+   * confirmation only (records.ts Transition).
+   */
+  setRecord(user: string, prev: StoredRecord | undefined, next: StoredRecord | null, confirmedAttempt?: number): void {
     this.write(recordKey(user), next === null ? null : encodeStoredRecord(next));
+    this.keepConfirmedAttempt(user, prev, next, confirmedAttempt);
     // A begin or a confirmation keeps the body `prev` was read with (views
     // of the store's own bytes), and a begin's new B is the entry reader's
     // copy (Reader.fixed): `next` is then what reading its bytes back gives.
@@ -229,6 +235,31 @@ export class StoreState {
     const locked = this.locked + (next?.locked === true ? 1 : 0) - (prev?.locked === true ? 1 : 0);
     if (records !== this.records) this.setMetaU64("records", (this.records = records));
     if (locked !== this.locked) this.setMetaU64("locked", (this.locked = locked));
+  }
+
+  /**
+   * The attempt id the record's last confirmation confirmed (keys.ts "c");
+   * 0 if it has none, or was confirmed before the table existed.
+   */
+  confirmedAttempt(user: string): number {
+    const v = this.store.get(confirmationKey(user));
+    return v === undefined ? 0 : readU64(v);
+  }
+
+  /**
+   * "c" || user follows the record's confirmation: written by a
+   * confirmation; removed when a record that had one (confirmedAt > 0) is
+   * replaced by a fresh one (a registration or an overwrite: confirmedAt 0)
+   * or deleted. Begins and locks keep it. A key exists only beside a record
+   * with confirmedAt > 0, so no other change needs a read of it.
+   */
+  private keepConfirmedAttempt(user: string, prev: StoredRecord | undefined, next: StoredRecord | null, confirmedAttempt: number | undefined): void {
+    if (confirmedAttempt !== undefined) {
+      if (next === null || next.confirmedAt === 0) throw new VaultInvariantError(`a confirmed attempt of ${JSON.stringify(user)} without a confirmed record`);
+      this.write(confirmationKey(user), u64(confirmedAttempt));
+    } else if ((prev?.confirmedAt ?? 0) > 0 && (next === null || next.confirmedAt === 0)) {
+      this.write(confirmationKey(user), null);
+    }
   }
 
   private remember(user: string, s: StoredRecord): void {

@@ -14,7 +14,7 @@ import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-
 import { SnapshotRefusedError, attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { PIN_IDLE_MS, PinnedViews, SnapshotStager, candidateOf, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
-import { CLUSTER, Harness, NODES, beginCmd, blindedPoint, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, NODES, beginCmd, blindedPoint, confirmCmd, register, registerCmd } from "../../testkit/vault.js";
 import { RegistrationCloner } from "../../testkit/clones.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
 import { tempDir } from "../storage/helpers.js";
@@ -299,4 +299,23 @@ test("the candidate the loop hands the attestation compares the staged store wit
   t.like(c, { from: 3, index: other.index, appliedIndex: other.index });
   t.is(await c.rollback?.(), 'the record of "dave" counts 0 attempts, not 1');
   t.is(await candidateOf(m, state, mine.sm.store, other.sm.store, [1, 2, 3]).rollback?.(), null, "the other way round: forward");
+});
+
+test("a state with a confirmed attempt (keys.ts \"c\") stages over lmdb from small chunks: the promoted store holds it, with the same digest", async (t) => {
+  const reg = register("erin", { guessLimit: 3 });
+  const h = leaderState(3);
+  t.true(h.apply(registerCmd(reg)).result.ok);
+  h.apply(beginCmd("erin", blindedPoint(11)));
+  const attempt = h.index;
+  t.true(h.apply(confirmCmd(reg, attempt)).result.ok);
+  t.is(h.sm.getRecord("erin")?.confirmedAttempt, attempt);
+  const r = await rig(t, h, undefined, { chunkBytes: 512 });
+  t.true(r.stager.intercept(snapMessage(h, 3)));
+  r.release();
+  await until(() => r.stepped.length > 0);
+  t.is(r.stepped.length, 1, r.warnings.join("\n"));
+  await r.files.promote(h.index);
+  const sm = new VaultStateMachine({ clusterId: CLUSTER, store: r.files.store });
+  t.deepEqual(sm.digest(), h.sm.digest());
+  t.is(sm.getRecord("erin")?.confirmedAttempt, attempt);
 });

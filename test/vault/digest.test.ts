@@ -9,14 +9,14 @@ import { createHash } from "node:crypto";
 import { LTHASH_BYTES, LtHash, pairHash } from "../../node/vault/digest.js";
 import { ALL_KEYS, PREFIX, metaKey, recordKey } from "../../node/vault/keys.js";
 import { COUNTERS } from "../../node/vault/state.js";
-import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, NODES, announcement, beginCmd, blindedPoint, confirmCmd, deleteCmd, hex, register, registerCmd } from "../../testkit/vault.js";
 import { editSnapshot, rewriteAsLayout2 } from "../../testkit/vault-store.js";
 
 const alice = register("alice", { guessLimit: 3 });
 const bob = register("bob", { guessLimit: 2 });
 const zed = register("Zed ✓", { guessLimit: 2 });
 
-/** A log touching every part of the state: records (active, pending, locked), nodes, refusals. */
+/** A log touching every part of the state: records (active, pending, confirmed, locked), nodes, refusals. */
 function log(): Command[] {
   return [
     { kind: "announce", node: announcement(NODES[2] as (typeof NODES)[number]) },
@@ -26,6 +26,8 @@ function log(): Command[] {
     registerCmd(alice),
     beginCmd("alice", blindedPoint(5)),
     beginCmd("alice", blindedPoint(6)),
+    confirmCmd(alice, 7), // the begin at index 7: alice's confirmed attempt ("c" || "alice")
+    beginCmd("alice", blindedPoint(4)),
     beginCmd("bob"),
     beginCmd("bob"),
     beginCmd("bob"), // bob is locked
@@ -201,7 +203,7 @@ test("a change to any pair, or a missing pair, changes the digest; a pair forged
       seen.set(d, `${what} ${how}`);
     }
   });
-  t.true(pairs.some(([k]) => k[0] === PREFIX.record) && pairs.some(([k]) => k[0] === PREFIX.node) && pairs.some(([k]) => k[0] === PREFIX.request));
+  t.true([PREFIX.record, PREFIX.confirmation, PREFIX.node, PREFIX.request].every((p) => pairs.some(([k]) => k[0] === p)), "every table is among the pairs changed");
   t.true(COUNTERS.every((c) => pairs.some(([k]) => latin1(k) === `m${c}`)), "the counters are among the pairs changed");
   const forge = (name: string) => {
     const store = new MemoryStore();
