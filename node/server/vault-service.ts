@@ -16,7 +16,7 @@ import {
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type Command, type RecordView, type VaultResult, encodeCommand, vaultError } from "../vault/index.js";
-import type { EvaluatedAttempt, EvaluationLedger } from "../storage/index.js";
+import { type EvaluatedAttempt, type EvaluationLedger, epochOf } from "../storage/index.js";
 import type { NodeHsm } from "../hsm/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
 import { unaryHandler } from "./handlers.js";
@@ -231,13 +231,15 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
 
 /**
  * Records the evaluation in this node's ledger (durably) before the HSM
- * releases it; refuses one past the record's guess limit in its epoch,
- * whatever the applied state says (a state that forgot counted attempts:
- * docs/threat-model.md, "Closed: a state fed to one node takes its counters back").
+ * releases it; refuses one past the record's guess limit in its epoch
+ * (epochOf: its digest and the attempt its last confirmation confirmed),
+ * whatever the applied state says (a state that forgot counted attempts, or
+ * a confirmation replayed at another index: docs/threat-model.md, "Closed: a
+ * state fed to one node takes its counters back").
  */
 export async function admitEvaluation(d: VaultServiceDeps, user: string, view: RecordView, attempt: EvaluatedAttempt): Promise<void> {
   const limit = view.record.guessLimit;
-  const epoch = { digest: view.digest, confirmedAt: view.confirmedAt };
+  const epoch = epochOf(view);
   const verdict = await Promise.resolve().then(() => d.ledger.admit(epoch, attempt, limit)).catch((err: unknown) => {
     d.log.error("the evaluation ledger cannot record an evaluation: none is released", { error: (err as Error).message });
     throw new RpcFailure(status.UNAVAILABLE, "this node cannot record the evaluation; ask the other share holders", { reason: ErrorReason.UNSPECIFIED });
@@ -245,7 +247,7 @@ export async function admitEvaluation(d: VaultServiceDeps, user: string, view: R
   if (verdict !== "spent") return;
   d.metrics.evaluationsRefused.inc({ reason: "ledger" });
   d.log.error("evaluation refused: this node already evaluated the record's guess limit of attempts since its last confirmation, though its state says attempts remain (its state was taken back: a rogue member?)", {
-    user: user.slice(0, 64), attemptId: attempt.attemptId, guessLimit: limit, attemptsRemaining: view.attemptsRemaining, confirmedAt: view.confirmedAt,
+    user: user.slice(0, 64), attemptId: attempt.attemptId, guessLimit: limit, attemptsRemaining: view.attemptsRemaining, confirmedAt: view.confirmedAt, confirmedAttempt: view.confirmedAttempt,
   });
   throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} already evaluated ${limit} attempts of this record since its last confirmation: it evaluates no more until the owner confirms a recovery`, { reason: ErrorReason.UNSPECIFIED });
 }

@@ -7,28 +7,58 @@
 // (forked histories installed as snapshots, a record absent from the
 // incoming state and registered again). Whatever state this node is given,
 // the ledger holds it to at most `guessLimit` distinct evaluations per
-// epoch: a record's registered bytes (its digest) and its last confirmation
-// (the log index of a confirmation signed with the record's reset key).
-// Not yet per user: a record's shares copied into another record, and the
-// owner's confirmation replayed at another index, open other epochs
-// (docs/threat-model.md, "Open: ...").
+// epoch: a record's registered bytes (its digest) and its last confirmation,
+// named by what the owner's reset key signed, the attempt id it confirmed
+// (epochOf below). So a genuine confirmation replayed at another log index
+// in another history lands in the epoch it opened the first time
+// (docs/threat-model.md, "Closed: a confirmation replayed at another
+// index"). Not yet per user: a record's shares copied into another record
+// open other epochs (docs/threat-model.md, "Open: ...").
 //
 // Contract: admit resolves only after its transaction is durable (fsynced),
 // and the caller releases an evaluation only after admit said so. Epochs are
 // never removed: a node that loses its ledger (a new data dir) starts again
 // from what its state says, like a new node.
 //
-// Layout: key = digest (32 bytes) ‖ confirmedAt (u64 big-endian); value =
-// the epoch's admitted attempts, each attemptId (u64 big-endian) ‖ blinded
-// element (33 bytes), in the order admitted.
+// Layout: key = digest (32 bytes) ‖ confirmation (u64 big-endian: the
+// epoch's EvaluationEpoch.confirmation); value = the epoch's admitted
+// attempts, each attemptId (u64 big-endian) ‖ blinded element (33 bytes), in
+// the order admitted. Ledgers written when the epoch was the confirmation's
+// log index keep their meaning: a record confirmed then still has that
+// epoch (epochOf).
 import { mkdir } from "node:fs/promises";
 import { type RootDatabase, open } from "lmdb";
 
 export interface EvaluationEpoch {
   /** recordDigest of the record as registered. */
   readonly digest: Uint8Array;
-  /** Log index of the record's last confirmation (0: none). */
+  /**
+   * The record's last confirmation: the attempt id it confirmed, or the log
+   * index of one applied before states kept that id; 0: none (epochOf).
+   */
+  readonly confirmation: number;
+}
+
+/** What a record's epoch is read from (node/vault's RecordView has these). */
+export interface EpochSource {
+  readonly digest: Uint8Array;
+  /** Log index of the last confirmation (0: none). */
   readonly confirmedAt: number;
+  /** The attempt id the last confirmation confirmed (0: none, or applied before states kept it). */
+  readonly confirmedAttempt: number;
+}
+
+/**
+ * The epoch a record is in: its digest and its last confirmation, named by
+ * the confirmed attempt id, which the owner signed and which is the same
+ * wherever a rogue leader commits that confirmation again; for a record
+ * confirmed before states kept that id, the confirmation's log index (its
+ * epoch before, so an upgraded node keeps counting it). The two never name
+ * the same epoch of one record: a later confirmation confirms an attempt
+ * begun after the last one, whose id is above that one's index.
+ */
+export function epochOf(r: EpochSource): EvaluationEpoch {
+  return { digest: r.digest, confirmation: r.confirmedAttempt > 0 ? r.confirmedAttempt : r.confirmedAt };
 }
 
 export interface EvaluatedAttempt {
@@ -82,12 +112,12 @@ export class EvaluationLedger {
 }
 
 function epochKey(e: EvaluationEpoch): Buffer {
-  if (e.digest.length !== DIGEST_BYTES || !Number.isSafeInteger(e.confirmedAt) || e.confirmedAt < 0) {
-    throw new RangeError("evaluation ledger: an epoch is a 32-byte digest and a confirmation index ≥ 0");
+  if (e.digest.length !== DIGEST_BYTES || !Number.isSafeInteger(e.confirmation) || e.confirmation < 0) {
+    throw new RangeError("evaluation ledger: an epoch is a 32-byte digest and a confirmation ≥ 0");
   }
   const key = Buffer.alloc(DIGEST_BYTES + 8);
   key.set(e.digest, 0);
-  key.writeBigUInt64BE(BigInt(e.confirmedAt), DIGEST_BYTES);
+  key.writeBigUInt64BE(BigInt(e.confirmation), DIGEST_BYTES);
   return key;
 }
 

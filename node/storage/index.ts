@@ -14,4 +14,4 @@ export { fsyncDir, writeFully } from "./fsutil.js";
 export type { WalStats } from "./wal.js";
 export { LmdbVaultStore, type StoreView, type VaultStoreStats } from "./vault-store.js";
 export { VaultFiles, type StagedSnapshot } from "./vault-files.js";
-export { EvaluationLedger, type EvaluationEpoch, type EvaluatedAttempt, type LedgerVerdict } from "./evaluation-ledger.js";
+export { EvaluationLedger, type EpochSource, type EvaluationEpoch, type EvaluatedAttempt, type LedgerVerdict, epochOf } from "./evaluation-ledger.js";

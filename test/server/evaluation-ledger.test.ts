@@ -6,10 +6,15 @@
 // absent: the rollback check compares nothing) and commits the same
 // registration entry again on Y: a fresh counter, L more attempts Y would
 // evaluate. Here Y's state machine goes through exactly that; Y's ledger
-// refuses the second round.
+// refuses the second round. And the owner's genuine confirmation committed
+// again at another index in another history: the epoch is named by the
+// attempt it confirmed, so Y's ledger refuses that round too (the residual:
+// a record confirmed before states kept the confirmed attempt, once).
 import test from "ava";
 import type { status } from "@grpc/grpc-js";
-import { VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
+import { MemoryStore, VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
+import { StoreState } from "../../node/vault/state.js";
+import { confirmationKey } from "../../node/vault/keys.js";
 import { EvaluationLedger } from "../../node/storage/index.js";
 import { admitEvaluation } from "../../node/server/vault-service.js";
 import { RpcFailure } from "../../node/server/errors.js";
@@ -106,27 +111,97 @@ test("a victim's shares copied into another user's record are refused on apply: 
   t.false(h.apply(beginCmd("mallory")).result.ok);
 });
 
-// A known gap (docs/threat-model.md, "Open: a genuine confirmation replayed
-// at another index"): documents it, fails once it is closed.
-test("GAP: the owner's confirmation replayed at another index in another history opens another epoch on a node that installs that history", async (t) => {
+/**
+ * The owner's genuine confirmation of `attempt` (its entry, seen in the log)
+ * committed again by a rogue leader in another history: `base`'s entries,
+ * `fillers` other entries, the confirmation, then fillers past `past`'s
+ * index; the state a node of `past`'s history is made to install.
+ */
+function replayedHistory(base: readonly Uint8Array[], confirmation: Uint8Array, fillers: number, past: Harness): Harness {
+  const X = new Harness();
+  for (const e of base) X.apply(e);
+  for (let i = 0; i < fillers; i++) X.apply(beginCmd("nobody"));
+  if (!X.apply(confirmation).result.ok) throw new Error("setup: the replayed confirmation was refused");
+  while (X.index <= past.index) X.apply(beginCmd("nobody"));
+  return X;
+}
+
+/** `X`'s state as the node installs it (the rollback check passes: a later confirmation is not compared). */
+function install(X: Harness): Harness {
+  const Y = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, X.sm.snapshot()));
+  Y.index = X.index;
+  return Y;
+}
+
+// Closed (docs/threat-model.md, "Closed: a confirmation replayed at another
+// index"): the ledger's epoch was (digest, confirmation index), so this gave
+// 2L evaluations on one node without a new confirmation.
+test("the owner's confirmation replayed at another index in another history opens no new epoch: the node that evaluated L refuses the rest", async (t) => {
   const y = await node(t, tempDir(t));
   const reg = register("victim", { guessLimit: L });
   const common = [encodeCommand(registerCmd(reg)), encodeCommand(beginCmd("victim", blindedPoint(600)))];
   const Y = new Harness();
-  const X = new Harness();
-  for (const e of common) { Y.apply(e); X.apply(e); }
+  for (const e of common) Y.apply(e);
   const attempt = Y.index;
   const confirmation = encodeCommand(confirmCmd(reg, attempt)); // the owner's genuine confirmation, seen in the log
   t.true(Y.apply(confirmation).result.ok);
   begins(Y, "victim", L, 610);
   t.deepEqual(await y.evaluateAll(Y, "victim"), ["released", "released", "released"]);
-  X.apply(beginCmd("nobody"));
-  t.true(X.apply(confirmation).result.ok, "the same confirmation, one index later");
-  while (X.index <= Y.index) X.apply(beginCmd("nobody"));
-  t.is(runToEnd(rollbackFrom(Y.sm.store, X.sm.store)), null, "a later confirmation is not compared");
-  const Y2 = new Harness(VaultStateMachine.restore({ clusterId: CLUSTER }, X.sm.snapshot()));
-  Y2.index = X.index;
-  begins(Y2, "victim", L, 620);
-  const second = await y.evaluateAll(Y2, "victim");
-  t.deepEqual(second, ["released", "released", "released"], "the ledger's epoch is (digest, confirmation index): 2L evaluations on one node without a new confirmation");
+  for (const fillers of [1, 4]) {
+    const X = replayedHistory(common, confirmation, fillers, Y);
+    t.not(X.sm.getRecord("victim")?.confirmedAt, Y.sm.getRecord("victim")?.confirmedAt, "the same confirmation at another index");
+    t.is(runToEnd(rollbackFrom(Y.sm.store, X.sm.store)), null, "a later confirmation is not compared");
+    const Y2 = install(X);
+    begins(Y2, "victim", L, 620 + fillers * 10);
+    t.is(Y2.sm.getRecord("victim")?.attemptsRemaining, 0, "the installed state authorizes L more attempts");
+    t.deepEqual(await y.evaluateAll(Y2, "victim"), [9, 9, 9], `replayed after ${fillers} filler(s): the same epoch (the confirmed attempt ${attempt}), FAILED_PRECONDITION for each`);
+  }
+  t.true((await y.metrics.registry.metrics()).includes('bkv_evaluations_refused_total{reason="ledger",node="2"} 6'));
+});
+
+test("honest use after the fix: each genuine confirmation of a later attempt opens a new epoch of L, also on a node that installed the state", async (t) => {
+  const y = await node(t, tempDir(t));
+  const reg = register("owner", { guessLimit: L });
+  const h = new Harness();
+  h.apply(registerCmd(reg));
+  for (let round = 0; round < 3; round++) {
+    begins(h, "owner", L, 700 + round * 10);
+    t.deepEqual(await y.evaluateAll(h, "owner"), ["released", "released", "released"], `round ${round}`);
+    t.true(h.apply(confirmCmd(reg, h.index)).result.ok);
+  }
+  const installed = install(h);
+  begins(installed, "owner", L, 800);
+  t.deepEqual(await y.evaluateAll(installed, "owner"), ["released", "released", "released"], "the epoch opened by the last confirmation, read from an imported state");
+});
+
+// The residual (docs/threat-model.md): a record whose last confirmation was
+// applied before states kept the confirmed attempt has the confirmation's
+// index as its epoch; that confirmation replayed afterwards is stored with
+// its attempt id: one more epoch, then no other.
+test("residual: a record confirmed before the upgrade gets one extra epoch from its replayed confirmation, and no more", async (t) => {
+  const y = await node(t, tempDir(t));
+  const reg = register("legacy", { guessLimit: L });
+  const common = [encodeCommand(registerCmd(reg)), encodeCommand(beginCmd("legacy", blindedPoint(900)))];
+  const store = new MemoryStore();
+  const Y = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store }));
+  for (const e of common) Y.apply(e);
+  const attempt = Y.index;
+  const confirmation = encodeCommand(confirmCmd(reg, attempt));
+  t.true(Y.apply(confirmation).result.ok);
+  const s = StoreState.open(store, CLUSTER); // as the release before kept it: no confirmed attempt
+  s.write(confirmationKey("legacy"), null);
+  s.flush();
+  const Yold = new Harness(new VaultStateMachine({ clusterId: CLUSTER, store }));
+  Yold.index = Y.index;
+  t.is(Yold.sm.getRecord("legacy")?.confirmedAttempt, 0);
+  begins(Yold, "legacy", L, 910);
+  t.deepEqual(await y.evaluateAll(Yold, "legacy"), ["released", "released", "released"], "the legacy epoch (its index)");
+  const released: number[] = [];
+  for (const fillers of [1, 4]) {
+    const Y2 = install(replayedHistory(common, confirmation, fillers, Yold));
+    t.is(Y2.sm.getRecord("legacy")?.confirmedAttempt, attempt);
+    begins(Y2, "legacy", L, 920 + fillers * 10);
+    released.push((await y.evaluateAll(Y2, "legacy")).filter((v) => v === "released").length);
+  }
+  t.deepEqual(released, [L, 0], "one extra epoch (the confirmed attempt's), then every replay lands in it");
 });

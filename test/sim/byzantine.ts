@@ -25,6 +25,7 @@ import {
 } from "../../node/raft/index.js";
 import { VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
 import { judge } from "../../node/server/snapshot-attest.js";
+import { epochOf } from "../../node/storage/evaluation-ledger.js";
 import { type Registration, equalBytes } from "../../proto/crypto/index.js";
 import { CLUSTER, beginCmd, blindedPoint, makeNode, register, registerCmd, runToEnd } from "../../testkit/vault.js";
 import { Prng } from "./prng.js";
@@ -171,14 +172,15 @@ export class HonestFollower {
    * Evaluate as vault-service.ts answers it: the B of a pending attempt of
    * this node's applied state, admitted by its evaluation ledger (at most
    * the record's guess limit of distinct attempts per epoch: digest and last
-   * confirmation, node/storage/evaluation-ledger.ts), else nothing.
+   * confirmation, node/storage/evaluation-ledger.ts epochOf), else nothing.
    */
   evaluate(user: string, attemptId: number): Uint8Array | undefined {
     if (this.vault.appliedIndex < attemptId) return undefined; // UNAVAILABLE: not applied yet
     const blinded = this.vault.pendingAttempt(user, attemptId)?.blinded;
     const view = this.vault.getRecord(user);
     if (blinded === undefined || view === undefined) return undefined;
-    const epoch = `${hexOf(view.digest)}:${view.confirmedAt}`;
+    const { digest, confirmation } = epochOf(view);
+    const epoch = `${hexOf(digest)}:${confirmation}`;
     const attempts = this.ledger.get(epoch) ?? new Set<string>();
     const attempt = `${attemptId}:${hexOf(blinded)}`;
     if (!attempts.has(attempt) && attempts.size >= view.record.guessLimit) return undefined; // FAILED_PRECONDITION: spent

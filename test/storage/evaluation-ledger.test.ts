@@ -1,13 +1,15 @@
 // EvaluationLedger (node/storage/evaluation-ledger.ts): at most `limit`
 // distinct attempts per record epoch, durable across a reopen; the same
-// attempt again is no new one; epochs (digest, confirmation) count apart.
+// attempt again is no new one; epochs (digest, confirmation) count apart;
+// a record's epoch is named by its confirmed attempt, else (confirmed before
+// states kept it) by its confirmation's index.
 import test from "ava";
-import { EvaluationLedger } from "../../node/storage/index.js";
+import { EvaluationLedger, epochOf } from "../../node/storage/index.js";
 import { tempDir } from "../temp.js";
 
 const digest = (b: number) => new Uint8Array(32).fill(b);
 const blinded = (b: number) => new Uint8Array(33).fill(b);
-const epoch = { digest: digest(1), confirmedAt: 0 };
+const epoch = { digest: digest(1), confirmation: 0 };
 
 test("an epoch admits `limit` distinct attempts, then no other; the same attempt again is answered 'again'", async (t) => {
   const ledger = await EvaluationLedger.open(tempDir(t));
@@ -26,8 +28,8 @@ test("epochs count apart: another digest, or another confirmation of the same re
   t.teardown(() => ledger.close());
   t.is(await ledger.admit(epoch, { attemptId: 1, blinded: blinded(1) }, 1), "admitted");
   t.is(await ledger.admit(epoch, { attemptId: 2, blinded: blinded(2) }, 1), "spent");
-  t.is(await ledger.admit({ digest: digest(1), confirmedAt: 3 }, { attemptId: 4, blinded: blinded(4) }, 1), "admitted");
-  t.is(await ledger.admit({ digest: digest(2), confirmedAt: 0 }, { attemptId: 2, blinded: blinded(2) }, 1), "admitted");
+  t.is(await ledger.admit({ digest: digest(1), confirmation: 3 }, { attemptId: 4, blinded: blinded(4) }, 1), "admitted");
+  t.is(await ledger.admit({ digest: digest(2), confirmation: 0 }, { attemptId: 2, blinded: blinded(2) }, 1), "admitted");
 });
 
 test("what was admitted is there after a reopen", async (t) => {
@@ -52,8 +54,26 @@ test("concurrent admits of one epoch never pass the limit", async (t) => {
 test("malformed epochs and attempts are refused, not stored", async (t) => {
   const ledger = await EvaluationLedger.open(tempDir(t));
   t.teardown(() => ledger.close());
-  t.throws(() => ledger.admit({ digest: new Uint8Array(31), confirmedAt: 0 }, { attemptId: 1, blinded: blinded(1) }, 1), { instanceOf: RangeError });
+  t.throws(() => ledger.admit({ digest: new Uint8Array(31), confirmation: 0 }, { attemptId: 1, blinded: blinded(1) }, 1), { instanceOf: RangeError });
   t.throws(() => ledger.admit(epoch, { attemptId: 0, blinded: blinded(1) }, 1), { instanceOf: RangeError });
   t.throws(() => ledger.admit(epoch, { attemptId: 1, blinded: new Uint8Array(32) }, 1), { instanceOf: RangeError });
   t.deepEqual(ledger.admitted(epoch), []);
+});
+
+test("epochOf: a record's confirmation is the attempt it confirmed, wherever it was applied; a record confirmed before states kept that id keeps its index; none is 0", (t) => {
+  const d = digest(7);
+  t.deepEqual(epochOf({ digest: d, confirmedAt: 0, confirmedAttempt: 0 }), { digest: d, confirmation: 0 });
+  t.deepEqual(epochOf({ digest: d, confirmedAt: 12, confirmedAttempt: 9 }), { digest: d, confirmation: 9 });
+  t.deepEqual(epochOf({ digest: d, confirmedAt: 40, confirmedAttempt: 9 }), { digest: d, confirmation: 9 }, "the same confirmation replayed at another index");
+  t.deepEqual(epochOf({ digest: d, confirmedAt: 12, confirmedAttempt: 0 }), { digest: d, confirmation: 12 }, "legacy: the epoch it had before");
+});
+
+test("a ledger written when epochs were confirmation indexes keeps counting a record confirmed then; a later confirmation opens a new epoch", async (t) => {
+  const ledger = await EvaluationLedger.open(tempDir(t));
+  t.teardown(() => ledger.close());
+  const d = digest(8);
+  const legacy = { digest: d, confirmation: 12 }; // what the ledger was given before: (digest, confirmedAt)
+  t.is(await ledger.admit(legacy, { attemptId: 13, blinded: blinded(13) }, 1), "admitted");
+  t.is(await ledger.admit(epochOf({ digest: d, confirmedAt: 12, confirmedAttempt: 0 }), { attemptId: 14, blinded: blinded(14) }, 1), "spent");
+  t.is(await ledger.admit(epochOf({ digest: d, confirmedAt: 15, confirmedAttempt: 13 }), { attemptId: 16, blinded: blinded(16) }, 1), "admitted");
 });
