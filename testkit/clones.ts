@@ -11,7 +11,9 @@ import {
   type Registration,
   type RegistrationRecord,
   type SealedRecordShare,
+  WRAP_BLOB_VERSION,
   bindingMessages,
+  concat,
   createRegistration,
   encodePoint,
   encodeScalar,
@@ -58,9 +60,15 @@ export class RegistrationCloner {
     return { ...publicPart, shares };
   }
 
-  /** A Registration of `user` (version 1, no owner signature) for the command builders. */
-  registration(user: string): Registration {
-    const record = this.record(user);
+  /** The template's record under `user` with unbound shares (wrap blob v1), as a client before bound shares made it. */
+  unboundRecord(user: string): RegistrationRecord {
+    const shares = this.sealed.map((s) => ({ nodeId: s.nodeId, publicShare: s.publicShare, wrappedShare: concat(Uint8Array.of(WRAP_BLOB_VERSION), s.ephemeralPublicKey, s.wrapped) }));
+    return { ...this.template.record, user, shares };
+  }
+
+  /** A Registration of `user` (version 1, no owner signature) for the command builders; `unbound` for a state from before bound shares. */
+  registration(user: string, shares: "bound" | "unbound" = "bound"): Registration {
+    const record = shares === "bound" ? this.record(user) : this.unboundRecord(user);
     return { record, digest: recordDigest(record), resetPrivateKey: this.template.resetPrivateKey };
   }
 }

@@ -28,7 +28,7 @@ import { VerifiedTokens } from "./token-cache.js";
 import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
 import { DigestRing } from "./digest-ring.js";
-import { type RegistrationRecord, firstMisboundShare, firstUnboundShare } from "../../proto/crypto/index.js";
+import { type RegistrationRecord, WRAP_BLOB_VERSION, firstMisboundShare, firstUnboundShare } from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
 export interface RecordView {
@@ -287,13 +287,27 @@ export class VaultStateMachine {
    * only, an unbound one (proto/crypto/share-binding.ts). Null: none.
    */
   private bindingRefusal(record: RegistrationRecord): VaultError | null {
-    const unbound = this.state.boundSharesOnly ? firstUnboundShare(record) : null;
+    if (!this.state.boundSharesOnly) return this.unboundStateRefusal(record);
+    const unbound = firstUnboundShare(record);
     if (unbound !== null) {
       return vaultError("INVALID_ARGUMENT", `the share of node ${unbound} is not bound to its record (wrap blob v1): this cluster registers bound shares (wrap blob v2) only; upgrade the client`);
     }
     const misbound = firstMisboundShare(this.state.clusterId, record);
     if (misbound === null) return null;
     return vaultError("BAD_SIGNATURE", `the share of node ${misbound} was made for another record: its binding signature does not verify for this one`);
+  }
+
+  /**
+   * A state from before bound shares takes unbound shares (v1) only, as the
+   * release before did (it refused blob v2 when decoding): members of both
+   * releases then reach the same verdict on every entry during an upgrade.
+   * Bound shares come with the activation entry, once every node runs this
+   * release (docs/operations.md, "Bound shares").
+   */
+  private unboundStateRefusal(record: RegistrationRecord): VaultError | null {
+    const bound = record.shares.find((s) => s.wrappedShare[0] !== WRAP_BLOB_VERSION);
+    if (bound === undefined) return null;
+    return vaultError("INVALID_ARGUMENT", `the share of node ${bound.nodeId} is bound (wrap blob v2), which this cluster does not take yet: an operator activates bound shares (bkv admin require-bound-shares) once every node is upgraded`);
   }
 
   /** Whether registrations take bound shares only (every new cluster; docs/threat-model.md). */

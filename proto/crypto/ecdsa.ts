@@ -20,7 +20,12 @@ export function messageDigest(message: Uint8Array): Uint8Array {
 
 /** Deterministic (RFC 6979) low-S signature of SHA-256(message). */
 export function signMessage(privateKey: bigint, message: Uint8Array): Uint8Array {
-  return p256.sign(message, encodeScalar(privateKey, "signing key"), { prehash: true, lowS: true, format: "compact" });
+  const key = encodeScalar(privateKey, "signing key");
+  try {
+    return p256.sign(message, key, { prehash: true, lowS: true, format: "compact" });
+  } finally {
+    key.fill(0);
+  }
 }
 
 /**

@@ -27,7 +27,7 @@ const CONF = { voters: [1, 2, 3], learners: [] };
 function stateWith(n: number): Harness {
   const h = legacyHarness(); // the source of legacy snapshots: their formats carry no bound-shares flag
   const clones = new RegistrationCloner(CLUSTER, NODES, 2);
-  for (let i = 0; i < n; i++) h.apply(registerCmd(clones.registration(`user-${i}`)));
+  for (let i = 0; i < n; i++) h.apply(registerCmd(clones.registration(`user-${i}`, "unbound")));
   h.apply(beginCmd("user-0"));
   return h;
 }

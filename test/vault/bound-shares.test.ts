@@ -1,7 +1,8 @@
 // Bound shares on apply (docs/threat-model.md, "Closed: a victim's shares
 // copied into another record"): a new state takes bound shares (wrap blob
-// v2) only; a state from before them takes v1 until an activation entry;
-// a bound share made for another record is refused everywhere.
+// v2) only; a state from before them takes v1 only (as its release did,
+// so both releases agree during an upgrade) until an activation entry, then
+// v2 only; a bound share made for another record is refused.
 import test from "ava";
 import { type Registration, randomScalar, wrapShare } from "../../proto/crypto/index.js";
 import { VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
@@ -26,19 +27,19 @@ test("a new state takes bound shares only: a v1 registration is refused, INVALID
   expectOk(t, h.result(registerCmd(register("alice"))), "register");
 });
 
-test("a bound share copied into another record is refused in a legacy state too (BAD_SIGNATURE)", (t) => {
-  const h = legacyState();
-  const victim = register("victim");
-  expectOk(t, h.result(registerCmd(victim)), "register");
-  const copy = { ...victim, record: { ...victim.record, user: "mallory" } };
-  expectError(t, h.result(registerCmd(copy)), "PERMISSION_DENIED", "BAD_SIGNATURE");
-  t.is(h.sm.getRecord("mallory"), undefined);
-});
-
-test("a legacy state takes v1 until the activation entry; then refuses it; the activation is idempotent and survives a snapshot", (t) => {
+test("a legacy state takes unbound shares only, as its release did: a bound registration is refused (INVALID_ARGUMENT) until the activation", (t) => {
   const h = legacyState();
   t.false(h.sm.boundSharesOnly);
   t.is(h.sm.store.get(metaKey("bound")), undefined);
+  const refused = h.result(registerCmd(register("new-sdk")));
+  expectError(t, refused, "INVALID_ARGUMENT", "INVALID_ARGUMENT");
+  t.regex(refused.ok ? "" : refused.message, /does not take yet: an operator activates bound shares \(bkv admin require-bound-shares\)/);
+  t.is(h.sm.getRecord("new-sdk"), undefined);
+  expectOk(t, h.result(registerCmd(unbound(register("old-sdk")))), "register");
+});
+
+test("after the activation: bound shares only; the flag is in the digest, idempotent, kept by a snapshot; a copy is refused (BAD_SIGNATURE)", (t) => {
+  const h = legacyState();
   expectOk(t, h.result(registerCmd(unbound(register("old")))), "register");
   const before = h.sm.digest();
   expectOk(t, h.result(bindShares()), "bind-shares");
@@ -46,6 +47,10 @@ test("a legacy state takes v1 until the activation entry; then refuses it; the a
   t.notDeepEqual(h.sm.digest(), before);
   expectOk(t, h.result(bindShares()), "bind-shares");
   expectError(t, h.result(registerCmd(unbound(register("new")))), "INVALID_ARGUMENT", "INVALID_ARGUMENT");
+  const victim = register("victim");
+  expectOk(t, h.result(registerCmd(victim)), "register");
+  expectError(t, h.result(registerCmd({ ...victim, record: { ...victim.record, user: "mallory" } })), "PERMISSION_DENIED", "BAD_SIGNATURE");
+  t.is(h.sm.getRecord("mallory"), undefined);
   t.not(h.sm.getRecord("old"), undefined, "records registered before stay, and evaluate as before");
   const restored = VaultStateMachine.restore({ clusterId: CLUSTER }, h.sm.snapshot());
   t.true(restored.boundSharesOnly);
@@ -57,6 +62,7 @@ test("the same entries give the same state on every node: a v1 registration appl
     encodeCommand(registerCmd(unbound(register("a")))),
     encodeCommand(bindShares()),
     encodeCommand(registerCmd(unbound(register("b")))),
+    encodeCommand(registerCmd(register("c"))),
   ];
   const [x, y] = [legacyState(), legacyState()];
   for (const e of entries) {
@@ -66,4 +72,5 @@ test("the same entries give the same state on every node: a v1 registration appl
   t.deepEqual(x.sm.digest(), y.sm.digest());
   t.not(x.sm.getRecord("a"), undefined);
   t.is(x.sm.getRecord("b"), undefined);
+  t.not(x.sm.getRecord("c"), undefined);
 });
