@@ -6,10 +6,13 @@
 // is held to a largest entry and to a byte rate (a token bucket per sender);
 // a proposal over either is dropped before Raft appends it, and its sender's
 // caller times out and retries, like any dropped proposal. A forwarded
-// membership change is dropped too: an honest member proposes those only as
-// leader (the admin port answers NOT_LEADER elsewhere), and the admin port
-// is where an operator's certificate is required for them (admin-auth.ts).
+// membership change is dropped too, and so is an operator's vault command
+// (issuer keys, the bound-shares activation): an honest member proposes
+// those only as leader (the admin port answers NOT_LEADER elsewhere), and
+// the admin port is where an operator's certificate is required for them
+// (admin-auth.ts).
 import { EntryType, type Message, type NodeId } from "../raft/index.js";
+import { type CommandKind, payloadKind } from "../vault/index.js";
 import type { Warn } from "./log-throttle.js";
 
 /** The default largest forwarded entry: a client request's default cap (256 KiB) and room for its envelope, times four. */
@@ -32,6 +35,9 @@ export interface ForwardGateOptions {
   readonly now?: () => number;
 }
 
+/** Vault commands only the admin port proposes, on the leader. */
+const OPERATOR_KINDS: ReadonlySet<CommandKind | null> = new Set<CommandKind>(["issuers", "bind-shares"]);
+
 interface Bucket {
   bytes: number;
   at: number;
@@ -52,6 +58,11 @@ export class ForwardGate {
   admit(m: Message): boolean {
     if (m.entries.some((e) => e.type !== EntryType.Normal)) {
       this.o.warn("a forwarded proposal dropped: it holds a membership change", `conf:${m.from}`, { from: m.from });
+      return false;
+    }
+    const operators = m.entries.find((e) => OPERATOR_KINDS.has(payloadKind(e.data)));
+    if (operators !== undefined) {
+      this.o.warn("a forwarded proposal dropped: it holds an operator's vault command", `operator:${m.from}`, { from: m.from, kind: payloadKind(operators.data) });
       return false;
     }
     const { largest, bytes } = entrySizes(m);

@@ -250,6 +250,21 @@ export function unstamp(bytes: Uint8Array): { time: number | null; payload: Uint
   return { time: time > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(time), payload: bytes.subarray(STAMP_LENGTH) };
 }
 
+/**
+ * The kind a payload (stamped or not, with a token or not) names in its
+ * header, without parsing its body; null if the header does not parse or
+ * names no kind. For screens that only route (forward-gate.ts): apply still
+ * parses and validates everything.
+ */
+export function payloadKind(bytes: Uint8Array): CommandKind | null {
+  try {
+    const { inner } = unwrapToken(unstamp(bytes).payload);
+    return CODE_KINDS.get(readHeader(new Reader(inner, "vault command"))) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Parses and validates a payload; throws a ProtocolError on any malformed or invalid input. */
 export function decodeCommand(bytes: Uint8Array): Command {
   const env = parseEnvelope(bytes);

@@ -16,6 +16,7 @@ export {
   unstamp,
   encodeCommand,
   parseEnvelope,
+  payloadKind,
   validateAnnouncement,
   validateCommand,
 } from "./commands.js";

@@ -5,6 +5,8 @@
 import test from "ava";
 import { ConfChangeType, EntryType, type Message, MessageType, encodeConfChange } from "../../node/raft/index.js";
 import { ForwardGate } from "../../node/server/forward-gate.js";
+import { encodeCommand, stampTime } from "../../node/vault/index.js";
+import { beginCmd, newRequestId } from "../../testkit/vault.js";
 
 function prop(from: number, ...sizes: number[]): Message {
   return propOf(from, sizes.map((n, i) => ({ term: 0, index: i, type: EntryType.Normal, data: new Uint8Array(n) })));
@@ -60,6 +62,17 @@ test("a forwarded membership change is dropped, alone or beside normal entries",
   t.false(g.admit(propOf(2, [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(1) }, cc])));
   t.deepEqual(warned.map((w) => w.key), ["conf:2", "conf:2"]);
   t.true(g.admit(prop(2, 1000)), "nothing was taken from the bucket");
+});
+
+test("a forwarded operator's vault command (issuer keys, the bound-shares activation) is dropped, stamped or not; a client's command passes", (t) => {
+  const { g, warned } = gate(() => 0);
+  const normal = (data: Uint8Array) => ({ term: 0, index: 0, type: EntryType.Normal, data });
+  const activation = encodeCommand({ kind: "bind-shares", requestId: newRequestId() });
+  t.false(g.admit(propOf(2, [normal(activation)])));
+  t.false(g.admit(propOf(2, [normal(encodeCommand(beginCmd("alice"))), normal(stampTime(activation, 1_000))])));
+  t.false(g.admit(propOf(2, [normal(encodeCommand({ kind: "issuers", requestId: newRequestId(), signedKeys: "a.b.c" }))])));
+  t.deepEqual(warned.map((w) => w.key), ["operator:2", "operator:2", "operator:2"]);
+  t.true(g.admit(propOf(2, [normal(stampTime(encodeCommand(beginCmd("alice")), 1_000)), normal(new Uint8Array(3))])), "a client's command and an undecodable payload pass (apply refuses the latter)");
 });
 
 test("a proposal of very many entries is judged without a call-stack overflow", (t) => {
