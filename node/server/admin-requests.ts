@@ -1,7 +1,8 @@
 // The request-id table of AdminService's mutating calls (AddLearner,
-// PromoteLearner, RemoveNode). A caller that lost a reply retries with the
-// same request_id and gets the first outcome: the same answer, or the same
-// refusal, never a second change ("already a member").
+// PromoteLearner, RemoveNode, RequireBoundShares). A caller that lost a
+// reply retries with the same request_id and gets the first outcome: the
+// same answer, or the same refusal, never a second change ("already a
+// member").
 //
 // Contract and limits (docs/operations.md, "Request ids"):
 // - the table is this node's, in memory, not replicated: a retry that reaches

@@ -3,14 +3,16 @@
 // changes are one at a time, made on the leader; a follower answers
 // UNAVAILABLE NOT_LEADER with the leader's ADMIN address (where its config
 // names it). Mutating calls honour request_id (admin-requests.ts). The peer
-// address of a new member travels in the ConfChange context.
+// address of a new member travels in the ConfChange context. Vault commands
+// an operator proposes (the issuer key set, bind-shares) get their audit line
+// from the applied log, as every command does (audit.ts).
 import { create } from "@bufbuild/protobuf";
 import { status, type handleServerStreamingCall } from "@grpc/grpc-js";
 import {
   AddLearnerResponseSchema, GetClusterStatusResponseSchema, HsmState, ListStateDigestsResponseSchema, MemberKind,
   type AdminService, PromoteLearnerResponseSchema, RemoveNodeResponseSchema, type SaveSnapshotRequest,
   type SaveSnapshotResponse, SaveSnapshotResponseSchema, TakeSnapshotResponseSchema, TransferLeadershipResponseSchema,
-  RotateIssuerKeysResponseSchema,
+  RotateIssuerKeysResponseSchema, RequireBoundSharesResponseSchema,
 } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
@@ -70,6 +72,10 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     rotateIssuerKeys: unary("RotateIssuerKeys", async (req) => {
       await rotateIssuerKeys(d, req.requestId, req.signedKeySet);
       return create(RotateIssuerKeysResponseSchema, {});
+    }),
+    requireBoundShares: unary("RequireBoundShares", async (req) => {
+      const alreadyRequired = await table.run(req.requestId, "RequireBoundShares", () => requireBoundShares(d, req.requestId));
+      return create(RequireBoundSharesResponseSchema, { alreadyRequired });
     }),
     getClusterStatus: unary("GetClusterStatus", async (req) => clusterStatus(d, req.includeStateDigest, await d.facts())),
     addLearner: unary("AddLearner", async (req) => {
@@ -170,6 +176,7 @@ function clusterStatus(d: AdminDeps, withDigest: boolean, facts: NodeFacts) {
     version: facts.version, records: BigInt(loop.vault.stats().records), storeBytes: BigInt(facts.storeBytes),
     hsmState: facts.hsm.ok ? HsmState.OK : HsmState.FAILING, hsmError: facts.hsm.error,
     serving: facts.notServing === null, notServingReason: facts.notServing ?? "",
+    boundSharesOnly: loop.vault.boundSharesOnly,
     ...digest,
   });
 }
@@ -248,4 +255,29 @@ async function rotateIssuerKeys(d: AdminDeps, requestId: Uint8Array, signedKeys:
   const r = await d.loop().propose(requestId, data);
   if (!r.ok) throw fromVaultError(r);
   d.log.info("issuer keys rotated", { issuers: d.loop().vault.issuers?.issuers.map((i) => i.iss) });
+}
+
+/**
+ * Proposes the bind-shares entry (command kind 10): once applied, every node
+ * refuses registrations with an unbound share (wrap blob v1). Leader only, so
+ * that the answer reads the state the leader applied: resolves with whether
+ * that state already required bound shares when the call arrived (the entry
+ * is proposed either way, idempotent, so the request id and the audit log
+ * record every call). Irreversible.
+ */
+async function requireBoundShares(d: AdminDeps, requestId: Uint8Array): Promise<boolean> {
+  let data: Uint8Array;
+  try {
+    data = encodeCommand({ kind: "bind-shares", requestId });
+  } catch (err) {
+    throw invalidArgument(err instanceof Error ? err.message : String(err));
+  }
+  const loop = d.loop();
+  requireLeader(loop, d);
+  const alreadyRequired = loop.vault.boundSharesOnly;
+  d.log.info("proposing bind-shares", { alreadyRequired });
+  const r = await loop.propose(requestId, data);
+  if (!r.ok) throw fromVaultError(r);
+  d.log.info("registrations take bound shares only from now on", { alreadyRequired });
+  return alreadyRequired;
 }

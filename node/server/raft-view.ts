@@ -6,7 +6,7 @@ import type { VaultResult, VaultStateMachine } from "../vault/index.js";
 
 /** The applied vault state, read-only (VaultStateMachine without apply/skip), and its verified-token cache for the client port to share. */
 export type VaultReader = Pick<VaultStateMachine,
-  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "digestAt" | "stats" | "snapshot" | "clusterCa" | "issuers" | "verifiedTokens" | "leaderTime">;
+  "appliedIndex" | "getRecord" | "pendingAttempt" | "whyNotPending" | "nodes" | "digest" | "digestAt" | "stats" | "snapshot" | "clusterCa" | "issuers" | "verifiedTokens" | "leaderTime" | "boundSharesOnly">;
 
 export interface RaftView {
   /** The leader this node knows; NONE while it knows none. */
@@ -38,7 +38,7 @@ export interface VaultLoop extends RaftView {
 
 /** The admin service's view: membership, leadership and snapshots. */
 export interface AdminLoop extends RaftView {
-  /** A vault command (the issuer key set); resolves with its outcome once applied here. */
+  /** A vault command (the issuer key set, bind-shares); resolves with its outcome once applied here. */
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
   proposeConfChange(cc: ConfChange): Promise<number>;
   transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId>;

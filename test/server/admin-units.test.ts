@@ -1,8 +1,13 @@
 // Unit tests of the admin port's small pieces: the request-id table, the
-// caller check, the health verdict, the digest ring, and a joining node's
-// phase.
+// caller check, the health verdict, the digest ring, a joining node's
+// phase, and handlers on a fake AdminLoop (membership checks,
+// RequireBoundShares).
 import test from "ava";
+import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { RequireBoundSharesResponseSchema } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { AdminRequestTable } from "../../node/server/admin-requests.js";
 import { adminCaller, methodRefusal, requestRefusal } from "../../node/server/admin-auth.js";
 import { RpcFailure } from "../../node/server/errors.js";
@@ -12,6 +17,10 @@ import { ProposalError } from "../../node/server/raft-loop.js";
 import { adminService, recentDigests } from "../../node/server/admin-service.js";
 import type { AdminLoop } from "../../node/server/raft-view.js";
 import { type ConfChange, ConfChangeType } from "../../node/raft/index.js";
+import { commandEvent } from "../../node/server/audit.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { errorDetailOf } from "../../proto/rpc.js";
+import { type Harness, legacyHarness, register, registerCmd } from "../../testkit/vault.js";
 
 const rid = (n: number) => new Uint8Array(16).fill(n);
 
@@ -77,9 +86,9 @@ test("admin methods: an operator calls every one; a node certificate GetClusterS
   const node2 = adminCaller("node-2")!;
   t.deepEqual(node2, { kind: "node", nodeId: 2n });
   const admin = "bkv.v1.AdminService";
-  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys", "AddLearner"]) t.is(methodRefusal(operator, admin, m), null, m);
+  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys", "RequireBoundShares", "AddLearner"]) t.is(methodRefusal(operator, admin, m), null, m);
   for (const m of ["GetClusterStatus", "AddLearner", "PromoteLearner"]) t.is(methodRefusal(node2, admin, m), null, m);
-  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys"]) {
+  for (const m of ["RemoveNode", "TransferLeadership", "TakeSnapshot", "SaveSnapshot", "RotateIssuerKeys", "RequireBoundShares"]) {
     t.regex(methodRefusal(node2, admin, m) ?? "", new RegExp(`${m} needs an operator certificate`), m);
   }
   t.is(methodRefusal(node2, "grpc.health.v1.Health", "Check"), null, "health only reads");
@@ -191,4 +200,86 @@ test("AddLearner: an id that was a member once (its announcement is in the state
   t.regex(await callHandler(service(f, [2]).addLearner, add(3n)), /node 3 was a member and was removed: an id is never added back/);
   t.is(f.proposed.length, 0, "before the fix, node 3's own certificate could add it back (review, stop 31)");
   t.is(await callHandler(service(f, [2]).addLearner, add(4n)), "OK", "a new id");
+});
+
+// --- RequireBoundShares on a fake AdminLoop over a real vault state (a release before bound shares made it) ---
+
+interface BindLoop {
+  readonly h: Harness;
+  /** The entries proposed, in order. */
+  readonly proposed: Uint8Array[];
+  isLeader: boolean;
+}
+
+/** The admin service over `f`: propose applies the entry to f.h's state machine at once, as a commit would. */
+function bindService(f: BindLoop) {
+  const loop = {
+    get isLeader() { return f.isLeader; },
+    leaderId: 2, role: 2, term: 3, commitIndex: 0, voters: [1, 2, 3], learners: [], lastSnapshotIndex: 0, peers: new Map<number, string>(),
+    vault: f.h.sm, matchIndex: () => 0,
+    propose: (_requestId: Uint8Array, data: Uint8Array) => { f.proposed.push(data); return Promise.resolve(f.h.result(data)); },
+  } as unknown as AdminLoop;
+  const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+  const facts = { version: "0.0.0", storeBytes: 0, hsm: { ok: true, error: "" }, notServing: null };
+  return adminService({
+    nodeId: 1, clusterId: "c", loop: () => loop, peerReachable: () => true,
+    leaderHint: () => ({ leaderId: 2, leaderAddress: "127.0.0.1:7102", self: 1 }), adminAddressOf: () => "", promoteMaxLag: 100,
+    facts: () => Promise.resolve(facts), log: quiet, record: () => undefined,
+  });
+}
+
+interface Refusal { code: number; details: string; metadata: grpc.Metadata }
+type Answer<T> = { ok: true; value: T } | { ok: false; err: Refusal };
+
+/** Calls a unary handler; resolves with its response or its error. */
+function answer<T>(h: unknown, request: object): Promise<Answer<T>> {
+  return new Promise((resolve) => {
+    const call = { request, cancelled: false, getDeadline: () => Infinity };
+    (h as (call: object, cb: (err: Refusal | null, value?: T) => void) => void)(call,
+      (err, value) => resolve(err === null ? { ok: true, value: value as T } : { ok: false, err }));
+  });
+}
+
+const bind = (requestId = new Uint8Array(randomBytes(16))) => ({ requestId });
+
+test("RequireBoundShares: the leader proposes bind-shares and the legacy state flips; a retry answers the first outcome; a later call reports already_required; GetClusterStatus follows; the audit log gets its line", async (t) => {
+  const f: BindLoop = { h: legacyHarness(), proposed: [], isLeader: true };
+  const svc = bindService(f);
+  const status = async () => ((await answer<{ boundSharesOnly: boolean }>(svc.getClusterStatus, { includeStateDigest: false })) as { value: { boundSharesOnly: boolean } }).value.boundSharesOnly;
+  t.false(await status(), "a state from before bound shares");
+  const first = bind();
+  t.deepEqual(await answer(svc.requireBoundShares, first), { ok: true, value: create(RequireBoundSharesResponseSchema, { alreadyRequired: false }) });
+  t.true(f.h.sm.boundSharesOnly);
+  t.true(await status());
+  t.is(f.proposed.length, 1);
+  const event = commandEvent(7, f.proposed[0]!, { ok: true, kind: "bind-shares" });
+  t.like(event, { kind: "bind-shares", requestId: Buffer.from(first.requestId).toString("hex"), outcome: "ok" });
+  t.like(await answer(svc.requireBoundShares, first), { ok: true, value: { alreadyRequired: false } }, "the same request id: its first outcome");
+  t.is(f.proposed.length, 1, "the retry proposes nothing");
+  t.like(await answer(svc.requireBoundShares, bind()), { ok: true, value: { alreadyRequired: true } });
+  t.is(f.proposed.length, 2, "proposed again (idempotent): the audit log records every call");
+  t.true(f.h.sm.boundSharesOnly, "irreversible");
+});
+
+test("RequireBoundShares: a follower answers UNAVAILABLE NOT_LEADER with the leader's admin address; a bad request id and a vault refusal are refused; nothing changes", async (t) => {
+  const f: BindLoop = { h: legacyHarness(), proposed: [], isLeader: false };
+  const svc = bindService(f);
+  const follower = await answer(svc.requireBoundShares, bind());
+  if (follower.ok) return t.fail("a follower accepted RequireBoundShares");
+  t.is(follower.err.code, grpc.status.UNAVAILABLE);
+  t.like(errorDetailOf(follower.err), { reason: ErrorReason.NOT_LEADER, leaderId: 2n, leaderAddress: "127.0.0.1:7102" });
+  t.regex(follower.err.details, /this node is not the leader; send admin calls to node 2 at 127\.0\.0\.1:7102/);
+  f.isLeader = true;
+  for (const requestId of [new Uint8Array(0), new Uint8Array(3)]) {
+    const bad = await answer(svc.requireBoundShares, { requestId });
+    t.like(bad, { ok: false, err: { code: grpc.status.INVALID_ARGUMENT } }, `${requestId.length} bytes`);
+  }
+  const used = new Uint8Array(randomBytes(16));
+  f.h.result(registerCmd(register("alice"), used));
+  const reused = await answer(svc.requireBoundShares, bind(used));
+  if (reused.ok) return t.fail("a request id of another vault command was accepted");
+  t.is(reused.err.code, grpc.status.INVALID_ARGUMENT);
+  t.is(errorDetailOf(reused.err)?.reason, ErrorReason.REQUEST_ID_REUSED, "the vault's refusal, through fromVaultError");
+  t.is(f.proposed.length, 1, "only the refused one reached the vault");
+  t.false(f.h.sm.boundSharesOnly);
 });
