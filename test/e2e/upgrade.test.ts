@@ -1,10 +1,11 @@
 // Upgrade from the release before the vault store (issue 12 item 7): a
 // 3-node cluster of that release (commit PREVIOUS, run from `git archive`
-// under tsx with this tree's node_modules) takes registrations and snapshots
-// (Raft snapshot format 1: the vault state inline); every node is stopped and
-// started again on this tree, which converts the state into its store on
-// first start. Every record is still recoverable with its password, every node
-// reaches the same state digest, and the nodes go on taking new records.
+// under tsx with this tree's node_modules) takes registrations of that
+// release's client and snapshots (Raft snapshot format 1: the vault state
+// inline); every node is stopped and started again on this tree, which
+// converts the state into its store on first start. Every record is still
+// recoverable with its password, every node reaches the same state digest,
+// and the nodes go on taking new records.
 import { execSync } from "node:child_process";
 import { symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -33,7 +34,10 @@ test.serial("a cluster of the release before the store upgrades in place without
   const cluster = await LocalCluster.start({ snapshotInterval: 8, nodeEntry: previousRelease(old) });
   const ids = cluster.nodes.map((n) => n.id);
   try {
-    const client = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
+    // The previous release's own client (unbound shares, blob v1; no token, it checked none): this tree's
+    // client wraps bound shares (blob v2), which that release refuses.
+    const { VaultClient: PreviousClient } = await import(join(old, "client/sdk/index.ts")) as { VaultClient: typeof VaultClient };
+    const client = new PreviousClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
     const keys = new Map<string, string>();
     for (let i = 0; i < USERS; i++) keys.set(`user-${i}`, hex(await client.register(`user-${i}`, `pw-${i}`)));
     t.true(Number((await cluster.status(await cluster.leaderId())).snapshotIndex) > 1, "the old release took snapshots");
