@@ -39,9 +39,10 @@ interface StatusRow {
 }
 
 /**
- * Every member's own view. Without a leader (an outage, when status matters
- * most) it shows what the reachable nodes say, LAG against the highest
- * commit index seen, warns on stderr and exits 5.
+ * Every member's own view, then whether the leader's state registers bound
+ * shares only. Without a leader (an outage, when status matters most) it
+ * shows what the reachable nodes say, LAG against the highest commit index
+ * seen, warns on stderr and exits 5.
  */
 export async function statusView(ctx: AdminContext): Promise<number> {
   const leaderAddress = await ctx.client.leaderNow();
@@ -53,13 +54,21 @@ export async function statusView(ctx: AdminContext): Promise<number> {
   const commit = leader?.commitIndex ?? seen.reduce((m, s) => (s.commitIndex > m ? s.commitIndex : m), 0n);
   const rows = members.map((m) => statusRow(m, ctx.client.addresses.get(Number(m.nodeId)), everyone, commit, leader !== undefined));
   const cell = (v: number | null) => (v === null ? "-" : String(v));
+  const boundSharesOnly = leader?.boundSharesOnly ?? null;
   ctx.print(table(["ID", "KIND", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "LAG", "REACHABLE", "VERSION", "RECORDS", "STORE", "HSM", "HEALTH", "ADMIN"],
     rows.map((r) => [String(r.id), r.kind, r.role, cell(r.term), cell(r.commit), cell(r.applied), cell(r.snapshot), String(r.lag), yesNo(r.reachable),
-      r.version, cell(r.records), r.storeBytes === null ? "-" : bytes(r.storeBytes), r.hsm, r.health, r.admin])),
-  { leader: leader === undefined ? null : Number(leader.nodeId), term: leader === undefined ? null : Number(leader.term), members: rows });
+      r.version, cell(r.records), r.storeBytes === null ? "-" : bytes(r.storeBytes), r.hsm, r.health, r.admin])) + registrationsLine(boundSharesOnly),
+  { leader: leader === undefined ? null : Number(leader.nodeId), term: leader === undefined ? null : Number(leader.term), boundSharesOnly, members: rows });
   if (leader !== undefined) return EXIT.OK;
   ctx.io.stderr("bkv: no leader known: each row is that node's own view (REACHABLE is unknown without a leader)\n");
   return EXIT.UNAVAILABLE;
+}
+
+/** What the leader's state takes in registrations (null: no leader, nothing printed). */
+function registrationsLine(boundSharesOnly: boolean | null): string {
+  if (boundSharesOnly === null) return "";
+  return boundSharesOnly ? "registrations: bound shares only\n"
+    : "registrations: unbound (v1) shares still accepted: once every node and client is upgraded, run `bkv admin require-bound-shares`\n";
 }
 
 function statusRow(m: MemberStatus, address: string | undefined, answers: readonly NodeAnswer[], commit: bigint, fromLeader: boolean): StatusRow {

@@ -40,7 +40,7 @@ const requestIdFlag = { "request-id": "string" } as const;
 const COMMANDS: readonly AdminCommand[] = [
   {
     name: "status", summary: "every member: role, term, indexes, lag, health, HSM", usage: "bkv admin status", positionals: [], flags: {},
-    help: "Asks the leader for the members, then each member's admin port for its own view. LAG is the leader's\ncommit index minus the member's applied index (or its match index when its admin port does not answer).",
+    help: "Asks the leader for the members, then each member's admin port for its own view. LAG is the leader's\ncommit index minus the member's applied index (or its match index when its admin port does not answer).\nThe last line says whether the leader's state registers bound shares only (bkv admin require-bound-shares).",
     run: statusView,
   },
   {
@@ -108,6 +108,17 @@ const COMMANDS: readonly AdminCommand[] = [
       });
       await ctx.client.onLeader("rotateIssuerKeys", { requestId: requestId(ctx.parsed), signedKeySet });
       ctx.print("issuer keys rotated\n", { rotated: true });
+      return EXIT.OK;
+    },
+  },
+  {
+    name: "require-bound-shares", summary: "register bound shares only from now on (after an upgrade; irreversible)",
+    usage: "bkv admin require-bound-shares [--request-id HEX]", positionals: [], flags: requestIdFlag,
+    help: "For a cluster bootstrapped by a release before bound shares: from this entry on, every node refuses a\nregistration with an unbound share (wrap blob v1), INVALID_ARGUMENT \"upgrade the client\". Upgrade every\nnode and every client first. Irreversible; a new cluster requires bound shares from its bootstrap\n(then this only reports so). `bkv admin status` shows the setting.",
+    async run(ctx) {
+      const { response } = await ctx.client.onLeader("requireBoundShares", { requestId: requestId(ctx.parsed) });
+      const was = response.alreadyRequired ? " (was already so)" : " from now on";
+      ctx.print(`registrations take bound shares only${was}\n`, { boundSharesOnly: true, alreadyRequired: response.alreadyRequired });
       return EXIT.OK;
     },
   },

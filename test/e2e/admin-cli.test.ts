@@ -20,6 +20,7 @@ import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { decodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { VaultStateMachine } from "../../node/vault/index.js";
+import { parseAuditLine } from "../../proto/audit.js";
 
 reportLogsOnFailure(test);
 
@@ -85,6 +86,7 @@ async function json<T>(...argv: string[]): Promise<T> {
 
 interface StatusJson {
   leader: number;
+  boundSharesOnly: boolean | null;
   members: Array<{ id: number; kind: string; role: string; lag: number; reachable: boolean; version: string; hsm: string; health: string; applied: number; storeBytes: number }>;
 }
 
@@ -110,7 +112,22 @@ test.serial("status: every member with its role, indexes, lag, version, store, H
   const table = await admin("status");
   t.is(table.code, 0, table.err);
   t.regex(table.out, /^ID\s+KIND\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+SNAPSHOT\s+LAG\s+REACHABLE\s+VERSION\s+RECORDS\s+STORE\s+HSM\s+HEALTH\s+ADMIN\n/);
-  t.is(table.out.trim().split("\n").length, 4);
+  t.is(table.out.trim().split("\n").length, 5);
+  t.true(s.boundSharesOnly, "a new cluster registers bound shares only from its bootstrap");
+  t.regex(table.out, /\nregistrations: bound shares only\n$/);
+});
+
+test.serial("require-bound-shares: on a new cluster it reports already required; every node applies and audits the entry with its request id", async (t) => {
+  const rid = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+  const r = await json<{ boundSharesOnly: boolean; alreadyRequired: boolean }>("require-bound-shares", "--request-id", rid);
+  t.deepEqual(r, { boundSharesOnly: true, alreadyRequired: true });
+  for (const n of cluster.nodes) {
+    const line = await waitFor(() => cluster.auditOf(n.id).trim().split("\n").map(parseAuditLine).find((l) => l.requestId === rid), `node ${n.id}'s audit line`);
+    t.like(line, { kind: "bind-shares", outcome: "ok" }, `node ${n.id}`);
+  }
+  const text = await admin("require-bound-shares");
+  t.is(text.code, 0, text.err);
+  t.is(text.out, "registrations take bound shares only (was already so)\n");
 });
 
 test.serial("members: the leader's view, the leader starred", async (t) => {
@@ -302,7 +319,7 @@ test.serial("usage: unknown subcommands, missing arguments; audit routes to the 
   t.regex(r.err, /unknown audit command "log/);
   const help = await admin("--help");
   t.is(help.code, 0);
-  for (const c of ["status", "members", "add-learner", "promote", "remove", "transfer-leader", "snapshot save", "digests", "audit"]) t.true(help.out.includes(`  ${c}`), c);
+  for (const c of ["status", "members", "add-learner", "promote", "remove", "transfer-leader", "snapshot save", "issuer-keys rotate", "require-bound-shares", "digests", "audit"]) t.true(help.out.includes(`  ${c}`), c);
 });
 
 function beginRequest(user: string) {
