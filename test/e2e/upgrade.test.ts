@@ -3,13 +3,16 @@
 // under tsx with this tree's node_modules) takes registrations of that
 // release's client and snapshots (Raft snapshot format 1: the vault state
 // inline); every node is stopped and started again on this tree, which
-// converts the state into its store on first start. Every record is still
-// recoverable with its password, every node reaches the same state digest,
-// and the nodes go on taking new records.
+// converts the state into its store on first start. The operator then
+// requires bound shares (the old state took unbound ones). Every record is
+// still recoverable with its password, every node reaches the same state
+// digest, and the nodes go on taking new records.
 import { execSync } from "node:child_process";
 import { symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
-import test from "ava";
+import { randomBytes } from "node:crypto";
+import test, { type ExecutionContext } from "ava";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { VaultClient } from "../../client/sdk/index.js";
 import { E2E_CLIENT_OPTIONS, LocalCluster, waitFor, reportLogsOnFailure } from "../../testkit/cluster.js";
 import { tempDir } from "../temp.js";
@@ -27,6 +30,21 @@ function previousRelease(dir: string): string {
   execSync(`git -C ${JSON.stringify(ROOT)} archive ${PREVIOUS} | tar -x -C ${JSON.stringify(dir)}`, { stdio: ["ignore", "ignore", "pipe"] });
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
   return join(dir, "node/server/main.ts");
+}
+
+/**
+ * The upgraded state, bootstrapped before bound shares, does not require
+ * them until an operator's RequireBoundShares; then every node reports bound
+ * shares only (docs/operations.md "Bound shares").
+ */
+async function requireBoundShares(t: ExecutionContext, cluster: LocalCluster, ids: readonly number[]): Promise<void> {
+  const bound = () => Promise.all(ids.map(async (id) => (await cluster.admin(id).getClusterStatus({})).boundSharesOnly));
+  t.deepEqual(await bound(), ids.map(() => false), "a state from before bound shares");
+  const requestId = new Uint8Array(randomBytes(16));
+  const answer = await waitFor(async () => cluster.admin(await cluster.leaderId()).requireBoundShares({ requestId })
+    .catch((err: ServiceError) => (err.code === status.UNAVAILABLE ? undefined : Promise.reject(err))), "RequireBoundShares on the leader");
+  t.false(answer.alreadyRequired);
+  await waitFor(async () => ((await bound()).every((b) => b) ? true : undefined), "every node to apply bind-shares");
 }
 
 test.serial("a cluster of the release before the store upgrades in place without losing a record", async (t) => {
@@ -51,7 +69,8 @@ test.serial("a cluster of the release before the store upgrades in place without
 
     const after = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
     try {
-      for (const [user, key] of keys) t.is(hex(await after.recover(user, `pw-${user.slice(5)}`)), key, `${user} recovers its key`);
+      await requireBoundShares(t, cluster, ids);
+      for (const [user, key] of keys) t.is(hex(await after.recover(user, `pw-${user.slice(5)}`)), key, `${user} recovers its key (unbound shares, registered before)`);
       await after.register("after-upgrade", "pw");
       const digests = await waitFor(async () => {
         const sts = await Promise.all(ids.map((id) => cluster.admin(id).getClusterStatus({ includeStateDigest: true })));
