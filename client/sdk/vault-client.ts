@@ -102,6 +102,15 @@ export interface RegisterOptions {
 }
 
 /** The outcome of a recovery, kept inside the client: it holds the reset key. */
+/** What a registration takes besides user, password and key (RegistrationInput's). */
+interface RecordParams {
+  readonly threshold: number;
+  readonly guessLimit: number;
+  readonly version?: number;
+  readonly previousResetPrivateKey?: bigint;
+  readonly unboundShares?: boolean;
+}
+
 interface Opened {
   readonly record: RecordPublicPart;
   readonly recovery: Recovery;
@@ -124,11 +133,10 @@ export class VaultClient {
     checkUser(user);
     const backupKey = opts.backupKey ?? generateKey();
     if (!(backupKey instanceof Uint8Array) || backupKey.length !== KEY_BYTES) throw new InvalidInputError(`a backup key is ${KEY_BYTES} bytes`);
-    const reg = await this.createRecord(user, password, backupKey, {
+    await this.registerRecord(user, password, backupKey, {
       threshold: opts.threshold ?? this.descriptor.threshold,
       guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT,
     });
-    await this.submit(reg);
     return backupKey;
   }
 
@@ -182,7 +190,24 @@ export class VaultClient {
 
   // --- registration ---
 
-  private async createRecord(user: string, password: string, backupKey: Uint8Array, p: { threshold: number; guessLimit: number; version?: number; previousResetPrivateKey?: bigint }): Promise<Registration> {
+  /**
+   * Builds and submits a registration with bound shares; a cluster that has
+   * not activated them yet refuses it (BOUND_SHARES_NOT_ACTIVE, nothing
+   * stored), and then it is built and submitted again with unbound shares,
+   * with a warning. A rogue node that fakes the refusal gains nothing: the
+   * cluster's state decides which shares it takes.
+   */
+  private async registerRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams): Promise<void> {
+    try {
+      await this.submit(await this.createRecord(user, password, backupKey, p));
+    } catch (err) {
+      if (!(err instanceof RpcError && err.reason === "BOUND_SHARES_NOT_ACTIVE")) throw err;
+      this.warn("UNBOUND_SHARES", `the cluster has not activated bound shares (${err.serverMessage}): registering with unbound shares`);
+      await this.submit(await this.createRecord(user, password, backupKey, { ...p, unboundShares: true }));
+    }
+  }
+
+  private async createRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams): Promise<Registration> {
     return asInputError(() => createRegistrationAsync({
       clusterId: this.descriptor.clusterId, user, password, backupKey, ...p,
       nodes: this.descriptor.nodes.map((n) => ({ id: n.nodeId, agreementPublicKey: n.agreementPublicKey })),
@@ -248,10 +273,9 @@ export class VaultClient {
   private async overwrite(user: string, password: string, opened: Opened): Promise<void> {
     const current = opened.record;
     const threshold = current.threshold <= this.descriptor.nodes.length ? current.threshold : this.descriptor.threshold;
-    const reg = await this.createRecord(user, password, opened.recovery.backupKey, {
+    await this.registerRecord(user, password, opened.recovery.backupKey, {
       threshold, guessLimit: current.guessLimit, version: current.version + 1, previousResetPrivateKey: opened.recovery.resetPrivateKey,
     });
-    await this.submit(reg);
   }
 
   /**

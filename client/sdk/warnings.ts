@@ -33,7 +33,16 @@ export type WarningCode =
    */
   | "RESHARE_STALE_DESCRIPTOR"
   /** recover: re-sharing the record to the current nodes after a membership change failed. */
-  | "RESHARE_FAILED";
+  | "RESHARE_FAILED"
+  /**
+   * register, changePassword, re-sharing: the cluster has not activated
+   * bound shares yet (a cluster from an older release, refusal
+   * BOUND_SHARES_NOT_ACTIVE), so the record was registered with unbound
+   * shares (wrap blob v1), which anyone holding the record can copy into
+   * another record until an operator activates them (docs/operations.md,
+   * "Bound shares"). Nothing was stored by the refused call.
+   */
+  | "UNBOUND_SHARES";
 
 export interface ClientWarning {
   readonly code: WarningCode;

@@ -307,7 +307,7 @@ export class VaultStateMachine {
   private unboundStateRefusal(record: RegistrationRecord): VaultError | null {
     const bound = record.shares.find((s) => s.wrappedShare[0] !== WRAP_BLOB_VERSION);
     if (bound === undefined) return null;
-    return vaultError("INVALID_ARGUMENT", `the share of node ${bound.nodeId} is bound (wrap blob v2), which this cluster does not take yet: an operator activates bound shares (bkv admin require-bound-shares) once every node is upgraded`);
+    return vaultError("BOUND_SHARES_NOT_ACTIVE", `the share of node ${bound.nodeId} is bound (wrap blob v2), which this cluster does not take yet: an operator activates bound shares (bkv admin require-bound-shares) once every node is upgraded`);
   }
 
   /** Whether registrations take bound shares only (every new cluster; docs/threat-model.md). */

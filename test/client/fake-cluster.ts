@@ -86,6 +86,8 @@ export class FakeCluster {
   private readonly outcomes = new Map<string, unknown>();
   private readonly faults = new Map<number, Fault>();
   readonly evaluationFaults = new Map<number, EvaluationFault>();
+  /** As a state from before bound shares: a registration with a bound share (wrap blob v2) is refused BOUND_SHARES_NOT_ACTIVE. */
+  unboundSharesOnly = false;
   /** When set, mutating calls on other nodes answer NOT_LEADER with this node's address. */
   leaderId: number | undefined;
   /** Replaces the digest a node serves in GetRecordInfo (a lying node). */
@@ -204,6 +206,9 @@ export class FakeCluster {
       ciphertext: r.ciphertext, resetPublicKey: r.resetPublicKey, salt: r.salt,
       scrypt: { N: r.scryptParams?.n ?? 0, r: r.scryptParams?.r ?? 0, p: r.scryptParams?.p ?? 0 },
     };
+    if (this.unboundSharesOnly && record.shares.some((s) => s.wrappedShare[0] !== 1)) {
+      throw fail(grpc.status.FAILED_PRECONDITION, "bound shares are not active in this cluster", ErrorReason.BOUND_SHARES_NOT_ACTIVE);
+    }
     const digest = recordDigest(record);
     const current = this.records.get(r.userId);
     if (current === undefined && record.version !== 1) throw fail(grpc.status.NOT_FOUND, "no record", ErrorReason.RECORD_NOT_FOUND);

@@ -46,6 +46,25 @@ test.serial("register escrows a given key and reads the digest back from t+1 nod
   });
 });
 
+test.serial("bound shares by default; a cluster that has not activated them refuses (BOUND_SHARES_NOT_ACTIVE) and the SDK registers unbound shares, with a warning", async (t) => {
+  const warnings: ClientWarning[] = [];
+  await withCluster(async (cluster, client) => {
+    const key = await client.register("bound", "pw");
+    t.true(cluster.records.get("bound")!.record.shares.every((s) => s.wrappedShare[0] === 2));
+    t.deepEqual(warnings, []);
+    cluster.unboundSharesOnly = true;
+    const legacy = await client.register("legacy", "pw");
+    t.true(cluster.records.get("legacy")!.record.shares.every((s) => s.wrappedShare[0] === 1));
+    t.deepEqual(warnings.map((w) => w.code), ["UNBOUND_SHARES"]);
+    t.is(cluster.callsOf("Register").length, 3, "one refused, then the unbound one (bound's first)");
+    t.deepEqual(await client.recover("legacy", "pw"), legacy);
+    t.deepEqual(await client.recover("bound", "pw"), key, "a bound record still recovers");
+    await client.changePassword("legacy", "pw", "pw2");
+    t.deepEqual(warnings.map((w) => w.code), ["UNBOUND_SHARES", "UNBOUND_SHARES"], "an overwrite falls back too");
+    t.deepEqual(await client.recover("legacy", "pw2"), legacy);
+  }, { ...FAST, onWarning: (w) => warnings.push(w) });
+});
+
 test.serial("a second registration of the same user is refused with RecordExistsError", async (t) => {
   await withCluster(async (_cluster, client) => {
     await client.register("carol", "pw");

@@ -27,12 +27,12 @@ test("a new state takes bound shares only: a v1 registration is refused, INVALID
   expectOk(t, h.result(registerCmd(register("alice"))), "register");
 });
 
-test("a legacy state takes unbound shares only, as its release did: a bound registration is refused (INVALID_ARGUMENT) until the activation", (t) => {
+test("a legacy state takes unbound shares only, as its release did: a bound registration is refused (BOUND_SHARES_NOT_ACTIVE) until the activation", (t) => {
   const h = legacyState();
   t.false(h.sm.boundSharesOnly);
   t.is(h.sm.store.get(metaKey("bound")), undefined);
   const refused = h.result(registerCmd(register("new-sdk")));
-  expectError(t, refused, "INVALID_ARGUMENT", "INVALID_ARGUMENT");
+  expectError(t, refused, "FAILED_PRECONDITION", "BOUND_SHARES_NOT_ACTIVE");
   t.regex(refused.ok ? "" : refused.message, /does not take yet: an operator activates bound shares \(bkv admin require-bound-shares\)/);
   t.is(h.sm.getRecord("new-sdk"), undefined);
   expectOk(t, h.result(registerCmd(unbound(register("old-sdk")))), "register");
