@@ -244,8 +244,14 @@ export async function admitEvaluation(d: VaultServiceDeps, user: string, view: R
     d.log.error("the evaluation ledger cannot record an evaluation: none is released", { error: (err as Error).message });
     throw new RpcFailure(status.UNAVAILABLE, "this node cannot record the evaluation; ask the other share holders", { reason: ErrorReason.UNSPECIFIED });
   });
-  if (verdict !== "spent") return;
+  if (verdict === "admitted" || verdict === "again") return;
   d.metrics.evaluationsRefused.inc({ reason: "ledger" });
+  if (verdict === "behind") {
+    d.log.error("evaluation refused: this node already evaluated the record after a later confirmation than its state holds (its state was taken back: a rogue member?)", {
+      user: user.slice(0, 64), attemptId: attempt.attemptId, confirmedAt: view.confirmedAt, confirmedAttempt: view.confirmedAttempt,
+    });
+    throw new RpcFailure(status.FAILED_PRECONDITION, `node ${d.nodeId} already evaluated this record after a later confirmation than its state holds: it evaluates no more in the earlier one`, { reason: ErrorReason.UNSPECIFIED });
+  }
   d.log.error("evaluation refused: this node already evaluated the record's guess limit of attempts since its last confirmation, though its state says attempts remain (its state was taken back: a rogue member?)", {
     user: user.slice(0, 64), attemptId: attempt.attemptId, guessLimit: limit, attemptsRemaining: view.attemptsRemaining, confirmedAt: view.confirmedAt, confirmedAttempt: view.confirmedAttempt,
   });

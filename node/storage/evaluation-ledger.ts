@@ -12,8 +12,12 @@
 // (epochOf below). So a genuine confirmation replayed at another log index
 // in another history lands in the epoch it opened the first time
 // (docs/threat-model.md, "Closed: a confirmation replayed at another
-// index"). Not yet per user: a record's shares copied into another record
-// open other epochs (docs/threat-model.md, "Open: ...").
+// index"). A record's epochs only move forward along one history (each
+// confirmation confirms an attempt begun after the last one): the ledger
+// refuses an evaluation in an epoch below the newest it holds for the
+// record ("behind"), so a forked history that replays an older genuine
+// confirmation does not reopen that epoch's unused evaluations. A share
+// is evaluated under one record only (bound shares, docs/threat-model.md).
 //
 // Contract: admit resolves only after its transaction is durable (fsynced),
 // and the caller releases an evaluation only after admit said so. Epochs are
@@ -66,8 +70,12 @@ export interface EvaluatedAttempt {
   readonly blinded: Uint8Array;
 }
 
-/** admitted: recorded now; again: this very attempt was admitted before; spent: the epoch holds its limit of other attempts. */
-export type LedgerVerdict = "admitted" | "again" | "spent";
+/**
+ * admitted: recorded now; again: this very attempt was admitted before;
+ * spent: the epoch holds its limit of other attempts; behind: the ledger
+ * holds a later epoch of the record (a later confirmation).
+ */
+export type LedgerVerdict = "admitted" | "again" | "spent" | "behind";
 
 const DIGEST_BYTES = 32;
 const BLINDED_BYTES = 33;
@@ -90,12 +98,23 @@ export class EvaluationLedger {
     const key = epochKey(epoch);
     const entry = attemptEntry(attempt);
     return this.db.transaction(() => {
+      if (this.newestConfirmation(epoch.digest) > epoch.confirmation) return "behind";
       const held = this.db.get(key) ?? Buffer.alloc(0);
       if (holdsEntry(held, entry)) return "again";
       if (held.length / ATTEMPT_BYTES >= limit) return "spent";
       void this.db.put(key, Buffer.concat([held, entry]));
       return "admitted";
     });
+  }
+
+  /** The confirmation of the newest epoch the ledger holds for record `digest` (0 when none): its keys sort by it. */
+  private newestConfirmation(digest: Uint8Array): number {
+    const start = Buffer.alloc(DIGEST_BYTES + 8, 0xff);
+    start.set(digest, 0);
+    for (const key of this.db.getKeys({ start, end: Buffer.from(digest), reverse: true, limit: 1 })) {
+      if (key.length === DIGEST_BYTES + 8 && key.subarray(0, DIGEST_BYTES).equals(digest)) return Number(key.readBigUInt64BE(DIGEST_BYTES));
+    }
+    return 0;
   }
 
   /** The epoch's admitted attempts, oldest first (tests and inspection). */

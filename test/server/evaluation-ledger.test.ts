@@ -8,8 +8,8 @@
 // evaluate. Here Y's state machine goes through exactly that; Y's ledger
 // refuses the second round. And the owner's genuine confirmation committed
 // again at another index in another history: the epoch is named by the
-// attempt it confirmed, so Y's ledger refuses that round too (the residual:
-// a record confirmed before states kept the confirmed attempt, once).
+// attempt it confirmed, so Y's ledger refuses that round too; and an
+// epoch behind the newest the ledger holds for the record is refused.
 import test from "ava";
 import type { status } from "@grpc/grpc-js";
 import { MemoryStore, VaultStateMachine, encodeCommand, rollbackFrom } from "../../node/vault/index.js";
@@ -178,7 +178,7 @@ test("honest use after the fix: each genuine confirmation of a later attempt ope
 // applied before states kept the confirmed attempt has the confirmation's
 // index as its epoch; that confirmation replayed afterwards is stored with
 // its attempt id: one more epoch, then no other.
-test("residual: a record confirmed before the upgrade gets one extra epoch from its replayed confirmation, and no more", async (t) => {
+test("a record confirmed before the upgrade gets no extra epoch from its replayed confirmation: the attempt it confirmed is behind the confirmation's index", async (t) => {
   const y = await node(t, tempDir(t));
   const reg = register("legacy", { guessLimit: L });
   const common = [encodeCommand(registerCmd(reg)), encodeCommand(beginCmd("legacy", blindedPoint(900)))];
@@ -203,5 +203,39 @@ test("residual: a record confirmed before the upgrade gets one extra epoch from 
     begins(Y2, "legacy", L, 920 + fillers * 10);
     released.push((await y.evaluateAll(Y2, "legacy")).filter((v) => v === "released").length);
   }
-  t.deepEqual(released, [L, 0], "one extra epoch (the confirmed attempt's), then every replay lands in it");
+  t.deepEqual(released, [0, 0], "the replay's epoch (the confirmed attempt) is behind the legacy one (the confirmation's index): refused");
+});
+
+// Found in review (stop 32): the owner's confirmation of an earlier attempt
+// a1, replayed in a fork at an index after the node's own confirmation of a
+// later a2, installs (the rollback check compares the confirmation index,
+// which is higher) and puts the record back in the epoch of a1, whose unused
+// evaluations the ledger would release. The ledger refuses an epoch behind
+// the newest it holds for the record.
+test("a state that takes a record back to an older confirmation's epoch gets no evaluations from a node that evaluated in a later one", async (t) => {
+  const y = await node(t, tempDir(t));
+  const reg = register("ann", { guessLimit: L });
+  const Y = new Harness();
+  Y.apply(registerCmd(reg));
+  Y.apply(beginCmd("ann", blindedPoint(1)));
+  const a1 = Y.index;
+  t.deepEqual(await y.evaluateAll(Y, "ann"), ["released"], "epoch 0: one evaluation, the right password");
+  t.true(Y.apply(confirmCmd(reg, a1)).result.ok);
+  Y.apply(beginCmd("ann", blindedPoint(2)));
+  const a2 = Y.index;
+  t.deepEqual(await y.evaluateAll(Y, "ann"), ["released"], "epoch a1");
+  t.true(Y.apply(confirmCmd(reg, a2)).result.ok);
+  Y.apply(beginCmd("ann", blindedPoint(3)));
+  t.deepEqual(await y.evaluateAll(Y, "ann"), ["released"], "epoch a2");
+  // The fork: the same registration and begin at a1, fillers past Y's index, then a1's confirmation replayed.
+  const F = new Harness();
+  F.apply(registerCmd(reg));
+  F.apply(beginCmd("ann", blindedPoint(1)));
+  t.is(F.index, a1);
+  while (F.index <= Y.index + 1) F.apply(beginCmd("nobody"));
+  t.true(F.apply(confirmCmd(reg, a1)).result.ok, "the owner's genuine confirmation of a1, committed again");
+  begins(F, "ann", L, 40);
+  t.is(F.sm.getRecord("ann")?.confirmedAttempt, a1, "the fork's record is back in the epoch of a1");
+  t.deepEqual(await y.evaluateAll(F, "ann"), [9, 9, 9], "behind the newest epoch (a2): FAILED_PRECONDITION, nothing released");
+  t.deepEqual(y.ledger.admitted({ digest: Y.sm.getRecord("ann")!.digest, confirmation: a1 }), [a2], "epoch a1 still holds only its one evaluation");
 });

@@ -106,6 +106,8 @@ export class HonestFollower {
   directory: Directory = new Map();
   /** The evaluations this node released: attempts per record epoch (its evaluation ledger). */
   private readonly ledger = new Map<string, Set<string>>();
+  /** The newest epoch's confirmation the ledger holds per record digest (hex). */
+  private readonly newest = new Map<string, number>();
   private voters: readonly NodeId[];
 
   constructor(readonly id: NodeId, voters: readonly NodeId[], prng: Prng, private readonly threshold = 2) {
@@ -180,6 +182,8 @@ export class HonestFollower {
     const view = this.vault.getRecord(user);
     if (blinded === undefined || view === undefined) return undefined;
     const { digest, confirmation } = epochOf(view);
+    if ((this.newest.get(hexOf(digest)) ?? 0) > confirmation) return undefined; // FAILED_PRECONDITION: behind
+    this.newest.set(hexOf(digest), confirmation);
     const epoch = `${hexOf(digest)}:${confirmation}`;
     const attempts = this.ledger.get(epoch) ?? new Set<string>();
     const attempt = `${attemptId}:${hexOf(blinded)}`;

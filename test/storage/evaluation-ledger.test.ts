@@ -32,6 +32,22 @@ test("epochs count apart: another digest, or another confirmation of the same re
   t.is(await ledger.admit({ digest: digest(2), confirmation: 0 }, { attemptId: 2, blinded: blinded(2) }, 1), "admitted");
 });
 
+test("an epoch behind the newest one of the same record is 'behind', also for an attempt admitted there before; other records are not affected", async (t) => {
+  const ledger = await EvaluationLedger.open(tempDir(t));
+  t.teardown(() => ledger.close());
+  const at = (confirmation: number, d = 1) => ({ digest: digest(d), confirmation });
+  t.is(await ledger.admit(at(0), { attemptId: 1, blinded: blinded(1) }, 3), "admitted");
+  t.is(await ledger.admit(at(4), { attemptId: 6, blinded: blinded(6) }, 3), "admitted");
+  t.is(await ledger.admit(at(0), { attemptId: 2, blinded: blinded(2) }, 3), "behind");
+  t.is(await ledger.admit(at(0), { attemptId: 1, blinded: blinded(1) }, 3), "behind", "not even again: the record moved on");
+  t.is(await ledger.admit(at(3), { attemptId: 5, blinded: blinded(5) }, 3), "behind", "an epoch between, never seen, is behind too");
+  t.is(await ledger.admit(at(4), { attemptId: 7, blinded: blinded(7) }, 3), "admitted", "the newest epoch counts on");
+  t.is(await ledger.admit(at(9), { attemptId: 10, blinded: blinded(10) }, 3), "admitted", "a later one opens");
+  t.is(await ledger.admit(at(0, 2), { attemptId: 3, blinded: blinded(3) }, 3), "admitted", "another digest (0x02…) is another record");
+  t.is(await ledger.admit(at(0, 0), { attemptId: 3, blinded: blinded(3) }, 3), "admitted", "a digest sorting just before (0x00…) too");
+  t.deepEqual(ledger.admitted(at(0)), [1]);
+});
+
 test("what was admitted is there after a reopen", async (t) => {
   const dir = tempDir(t);
   const a = await EvaluationLedger.open(dir);
