@@ -243,7 +243,11 @@ function requireLeader(loop: RaftView, d: AdminDeps): void {
   });
 }
 
-/** Proposes a signed key set (command kind 9); every node verifies it on apply (node/vault rotation.ts). */
+/**
+ * Proposes a signed key set (command kind 9); every node verifies it on
+ * apply (node/vault rotation.ts). Leader only: a leader drops an operator's
+ * vault command another member forwards (forward-gate.ts).
+ */
 async function rotateIssuerKeys(d: AdminDeps, requestId: Uint8Array, signedKeys: string): Promise<void> {
   let data: Uint8Array;
   try {
@@ -251,6 +255,7 @@ async function rotateIssuerKeys(d: AdminDeps, requestId: Uint8Array, signedKeys:
   } catch (err) {
     throw invalidArgument(err instanceof Error ? err.message : String(err));
   }
+  requireLeader(d.loop(), d);
   d.log.info("proposing a signed issuer key set");
   const r = await d.loop().propose(requestId, data);
   if (!r.ok) throw fromVaultError(r);

@@ -33,9 +33,9 @@ const CONTENT_DIGEST_FORMAT = 2;
  */
 export const COUNTERS = ["applied", "time", "reqcount", "records", "locked"] as const;
 export type Counter = (typeof COUNTERS)[number];
-/** The meta names the LtHash does not cover: itself and the counters. */
 /** The value of "mbound". */
 const BOUND_SHARES_ONLY = Uint8Array.of(1);
+/** The meta names the LtHash does not cover: itself and the counters. */
 const UNCOUNTED = new Set<string>(["digest", ...COUNTERS]);
 /** Decoded records kept for reads (bounded; a cache only, the store is the truth). */
 const RECORD_CACHE = 4096;

@@ -261,7 +261,7 @@ test("RequireBoundShares: the leader proposes bind-shares and the legacy state f
   t.true(f.h.sm.boundSharesOnly, "irreversible");
 });
 
-test("RequireBoundShares: a follower answers UNAVAILABLE NOT_LEADER with the leader's admin address; a bad request id and a vault refusal are refused; nothing changes", async (t) => {
+test("RequireBoundShares and RotateIssuerKeys: a follower answers UNAVAILABLE NOT_LEADER with the leader's admin address; a bad request id and a vault refusal are refused; nothing changes", async (t) => {
   const f: BindLoop = { h: legacyHarness(), proposed: [], isLeader: false };
   const svc = bindService(f);
   const follower = await answer(svc.requireBoundShares, bind());
@@ -269,6 +269,10 @@ test("RequireBoundShares: a follower answers UNAVAILABLE NOT_LEADER with the lea
   t.is(follower.err.code, grpc.status.UNAVAILABLE);
   t.like(errorDetailOf(follower.err), { reason: ErrorReason.NOT_LEADER, leaderId: 2n, leaderAddress: "127.0.0.1:7102" });
   t.regex(follower.err.details, /this node is not the leader; send admin calls to node 2 at 127\.0\.0\.1:7102/);
+  // Issuer-key rotation too: a leader drops an operator's vault command another member forwards (forward-gate.ts).
+  const rotation = await answer(svc.rotateIssuerKeys, { requestId: new Uint8Array(randomBytes(16)), signedKeySet: "a.b.c" });
+  t.like(rotation, { ok: false, err: { code: grpc.status.UNAVAILABLE } }, "RotateIssuerKeys on a follower");
+  t.is(f.proposed.length, 0, "a follower proposes neither");
   f.isLeader = true;
   for (const requestId of [new Uint8Array(0), new Uint8Array(3)]) {
     const bad = await answer(svc.requireBoundShares, { requestId });
