@@ -11,13 +11,12 @@ import {
   type Registration,
   type RegistrationRecord,
   type SealedRecordShare,
-  WRAP_BLOB_VERSION,
   bindingMessages,
-  concat,
   createRegistration,
   encodePoint,
   encodeScalar,
   joinBoundShare,
+  joinUnboundShare,
   normalizeLowS,
   randomScalar,
   recordDigest,
@@ -62,7 +61,7 @@ export class RegistrationCloner {
 
   /** The template's record under `user` with unbound shares (wrap blob v1), as a client before bound shares made it. */
   unboundRecord(user: string): RegistrationRecord {
-    const shares = this.sealed.map((s) => ({ nodeId: s.nodeId, publicShare: s.publicShare, wrappedShare: concat(Uint8Array.of(WRAP_BLOB_VERSION), s.ephemeralPublicKey, s.wrapped) }));
+    const shares = this.sealed.map((s) => ({ nodeId: s.nodeId, publicShare: s.publicShare, wrappedShare: joinUnboundShare(s) }));
     return { ...this.template.record, user, shares };
   }
 

@@ -2,11 +2,11 @@
 // recovery, and robust finishing of a recovery. Pure computation: the client
 // SDK does the network calls and the t+1 digest read-back.
 import { randomBytes } from "node:crypto";
-import { concat, equalBytes, expectLength } from "./bytes.js";
+import { equalBytes, expectLength } from "./bytes.js";
 import { G, type Point, decodePoint, encodePoint, randomScalar } from "./group.js";
 import { BKV_V1, blind, finalize, hashToGroup, unblind } from "./oprf.js";
 import { type EvaluatedPoint, splitSecret, validateIds, validateThreshold } from "./shamir.js";
-import { type SealedShare, WRAP_BLOB_VERSION, sealShare } from "./wrap.js";
+import { joinUnboundShare, sealShare } from "./wrap.js";
 import { bindShares } from "./share-binding.js";
 import { BACKUP_KEY_LENGTH, decryptBackupKey, encryptBackupKey } from "./aead.js";
 import {
@@ -115,7 +115,7 @@ function buildRegistration(input: RegistrationInput, salt: Uint8Array, pwh: Uint
     scrypt: input.scrypt ?? DEFAULT_SCRYPT,
   };
   const recordShares = input.unboundShares === true
-    ? sealed.map((s) => ({ nodeId: s.nodeId, publicShare: s.publicShare, wrappedShare: unboundBlob(s) }))
+    ? sealed.map((s) => ({ nodeId: s.nodeId, publicShare: s.publicShare, wrappedShare: joinUnboundShare(s) }))
     : bindShares(input.clusterId, publicPart, sealed);
   const record: RegistrationRecord = { ...publicPart, shares: recordShares };
   const digest = recordDigest(record);
@@ -123,11 +123,6 @@ function buildRegistration(input: RegistrationInput, salt: Uint8Array, pwh: Uint
   if (input.previousResetPrivateKey === undefined) return registration;
   const ref = { clusterId: input.clusterId, user: input.user, version: version - 1 };
   return { ...registration, ownerSignature: signOverwrite(input.previousResetPrivateKey, ref, digest) };
-}
-
-/** Blob v1 of a sealed share: its ephemeral key and ciphertext, no binding. */
-function unboundBlob(s: SealedShare): Uint8Array {
-  return concat(Uint8Array.of(WRAP_BLOB_VERSION), s.ephemeralPublicKey, s.wrapped);
 }
 
 /** Client-side secret state between BeginRecovery and finishRecovery. Never send or log it. */

@@ -29,6 +29,7 @@ export {
   BOUND_WRAP_BLOB_VERSION,
   WRAP_BLOB_VERSION,
   joinBoundShare,
+  joinUnboundShare,
   parseWrappedShare,
   sealShare,
   sharePkcs8,

@@ -80,8 +80,12 @@ export function sealShare(agreementPublicKey: Uint8Array, share: bigint): Sealed
  * (createRegistration).
  */
 export function wrapShare(agreementPublicKey: Uint8Array, share: bigint): Uint8Array {
-  const s = sealShare(agreementPublicKey, share);
-  return concat(Uint8Array.of(WRAP_BLOB_VERSION), s.ephemeralPublicKey, s.wrapped);
+  return joinUnboundShare(sealShare(agreementPublicKey, share));
+}
+
+/** Blob v1 from a sealed share: its ephemeral key and ciphertext, bound to nothing. */
+export function joinUnboundShare(sealed: Pick<SealedShare, "ephemeralPublicKey" | "wrapped">): Uint8Array {
+  return concat(Uint8Array.of(WRAP_BLOB_VERSION), sealed.ephemeralPublicKey, sealed.wrapped);
 }
 
 /** Blob v2 from a sealed share and its binding signature. */
