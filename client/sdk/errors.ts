@@ -354,3 +354,20 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
   if (init.reason === "RECORD_CHANGED") return new RecordChangedError(init);
   return new RpcError(init);
 }
+
+/**
+ * Whether a registration was refused because the cluster does not take
+ * bound shares yet: an upgraded node's client port says so
+ * (BOUND_SHARES_NOT_ACTIVE); a node of the release before them, which
+ * cannot read a bound share, refuses it as INVALID_ARGUMENT with its
+ * decoder's words (that release's text, which no longer changes).
+ */
+export function bindingNotTaken(err: unknown): boolean {
+  if (!(err instanceof RpcError)) return false;
+  return err.reason === "BOUND_SHARES_NOT_ACTIVE" || (err.reason === "INVALID_ARGUMENT" && err.serverMessage.includes("wrapped share has unsupported version 2"));
+}
+
+/** Whether a registration with unbound shares was refused because the cluster takes bound ones only (activated meanwhile). */
+export function unboundNotTaken(err: unknown): boolean {
+  return err instanceof RpcError && err.reason === "INVALID_ARGUMENT" && err.serverMessage.includes("registers bound shares (wrap blob v2) only");
+}

@@ -51,6 +51,8 @@ import {
   RecordMismatchError,
   RecordNotFoundError,
   RpcError,
+  bindingNotTaken,
+  unboundNotTaken,
   TransientError,
   UnavailableError,
   UnverifiedRegistrationError,
@@ -191,19 +193,25 @@ export class VaultClient {
   // --- registration ---
 
   /**
-   * Builds and submits a registration with bound shares; a cluster that has
-   * not activated them yet refuses it (BOUND_SHARES_NOT_ACTIVE, nothing
-   * stored), and then it is built and submitted again with unbound shares,
-   * with a warning. A rogue node that fakes the refusal gains nothing: the
-   * cluster's state decides which shares it takes.
+   * Builds and submits a registration with bound shares. A cluster that has
+   * not activated them refuses it (bindingNotTaken; nothing stored): it is
+   * built and submitted again with unbound shares, and a warning follows its
+   * success. One more switch back covers an activation applied between the
+   * two (the unbound one refused: unboundNotTaken). A rogue node faking
+   * either refusal gains nothing: the cluster's state decides what it takes.
    */
   private async registerRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams): Promise<void> {
-    try {
-      await this.submit(await this.createRecord(user, password, backupKey, p));
-    } catch (err) {
-      if (!(err instanceof RpcError && err.reason === "BOUND_SHARES_NOT_ACTIVE")) throw err;
-      this.warn("UNBOUND_SHARES", `the cluster has not activated bound shares (${err.serverMessage}): registering with unbound shares`);
-      await this.submit(await this.createRecord(user, password, backupKey, { ...p, unboundShares: true }));
+    let unboundShares = false;
+    for (let switches = 0; ; switches++) {
+      try {
+        await this.submit(await this.createRecord(user, password, backupKey, { ...p, unboundShares }));
+        if (unboundShares) this.warn("UNBOUND_SHARES", "the cluster has not activated bound shares: the record was registered with unbound shares");
+        return;
+      } catch (err) {
+        const refusedForm = unboundShares ? unboundNotTaken(err) : bindingNotTaken(err);
+        if (!refusedForm || switches >= 2) throw err;
+        unboundShares = !unboundShares;
+      }
     }
   }
 

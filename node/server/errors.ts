@@ -79,8 +79,6 @@ export function vaultReason(reason: VaultReason): ErrorReason {
       return ErrorReason.MEMBERSHIP;
     case "THROTTLED":
       return ErrorReason.THROTTLED;
-    case "BOUND_SHARES_NOT_ACTIVE":
-      return ErrorReason.BOUND_SHARES_NOT_ACTIVE;
     case "TOKEN_INVALID":
     case "TOKEN_SUBJECT_MISMATCH":
       // As at the client port (auth.ts): the status code (UNAUTHENTICATED, PERMISSION_DENIED) says it.

@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
 import {
-  type RegistrationRecord, validateUserId,
+  type RegistrationRecord, WRAP_BLOB_VERSION, validateUserId,
 } from "../../proto/crypto/index.js";
 import {
   BeginRecoveryResponseSchema, ConfirmRecoveryResponseSchema, DeleteResponseSchema, EvaluateResponseSchema,
@@ -47,7 +47,9 @@ export function vaultService(d: VaultServiceDeps): ImplementationOf<typeof Vault
   const unary = handlerFactory(d);
   return {
     register: unary("Register", async (req, metadata) => {
-      const r = ok(await propose(d, withToken(d, registerCommand(req), metadata)), "register");
+      const c = registerCommand(req);
+      refuseInactiveBoundShares(d, c.record);
+      const r = ok(await propose(d, withToken(d, c, metadata)), "register");
       return create(RegisterResponseSchema, { version: r.version, attemptsRemaining: r.attemptsRemaining, recordDigest: r.recordDigest });
     }),
     beginRecovery: unary("BeginRecovery", async (req, metadata) => {
@@ -167,6 +169,17 @@ function registerCommand(req: RegisterRequest): Extract<Command, { kind: "regist
     ciphertext: req.ciphertext, resetPublicKey: req.resetPublicKey, salt: req.salt, scrypt: { N: sp.n, r: sp.r, p: sp.p },
   };
   return { kind: "register", requestId: req.requestId, record, ownerSignature: req.ownerSignature };
+}
+
+/**
+ * A state from before bound shares takes unbound ones only until the
+ * activation entry; apply would refuse a bound share as that release's
+ * decoder did (INVALID_ARGUMENT). Refused here first, with its own reason,
+ * which the SDK answers by registering unbound shares; nothing is proposed.
+ */
+function refuseInactiveBoundShares(d: VaultServiceDeps, record: RegistrationRecord): void {
+  if (d.loop().vault.boundSharesOnly || record.shares.every((s) => s.wrappedShare[0] === WRAP_BLOB_VERSION)) return;
+  throw new RpcFailure(status.FAILED_PRECONDITION, "this cluster has not activated bound shares (wrap blob v2) yet: register unbound shares (v1), or ask an operator to run bkv admin require-bound-shares once every node is upgraded", { reason: ErrorReason.BOUND_SHARES_NOT_ACTIVE });
 }
 
 function safeId(v: bigint, field: string): number {

@@ -63,9 +63,7 @@ export type RefusalReason =
   /** A begin or register without a valid client token in a cluster that verifies tokens (jwt.ts): nothing counted, nothing remembered. */
   | "TOKEN_INVALID"
   /** A valid client token for another user than the entry's: nothing counted, nothing remembered. */
-  | "TOKEN_SUBJECT_MISMATCH"
-  /** A registration with bound shares (wrap blob v2) in a state that takes unbound ones only, until the activation entry. */
-  | "BOUND_SHARES_NOT_ACTIVE";
+  | "TOKEN_SUBJECT_MISMATCH";
 
 /**
  * RefusalReason, plus UNRECORDED: a format-1 refusal (stored before reasons
@@ -114,7 +112,6 @@ export const REASON_CODE: Readonly<Record<RefusalReason, VaultCode>> = {
   THROTTLED: "RESOURCE_EXHAUSTED",
   TOKEN_INVALID: "UNAUTHENTICATED",
   TOKEN_SUBJECT_MISMATCH: "PERMISSION_DENIED",
-  BOUND_SHARES_NOT_ACTIVE: "FAILED_PRECONDITION",
 };
 
 /** Stable numbering of VaultCode in format-1 encodings; never reorder (UNAUTHENTICATED came after format 1: never written in it). */
@@ -144,7 +141,6 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "THROTTLED",
   "TOKEN_INVALID",
   "TOKEN_SUBJECT_MISMATCH",
-  "BOUND_SHARES_NOT_ACTIVE",
 ];
 
 /** Every VaultReason, for exhaustive tests of its consumers. */

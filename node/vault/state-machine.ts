@@ -11,7 +11,7 @@
 //   verified overwrite or a verified delete (DESIGN §6.4); a record at its
 //   guess limit has its shares wiped on the next begin (§6.1).
 // - pendingAttempt returns B only for an attempt this state holds.
-import { type Command, type NodeAnnouncement, parseEnvelope, unstamp } from "./commands.js";
+import { type Command, type Envelope, type NodeAnnouncement, parseEnvelope, unstamp } from "./commands.js";
 import { NO_THROTTLE, type ThrottleSchedule } from "./throttle.js";
 import { DEFAULT_REQUEST_ID_CAPACITY, RequestTable, fingerprint } from "./dedupe.js";
 import { type VaultError, type VaultResult, vaultError } from "./result.js";
@@ -28,7 +28,9 @@ import { VerifiedTokens } from "./token-cache.js";
 import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
 import { DigestRing } from "./digest-ring.js";
-import { type RegistrationRecord, WRAP_BLOB_VERSION, firstMisboundShare, firstUnboundShare } from "../../proto/crypto/index.js";
+import {
+  BOUND_WRAP_BLOB_VERSION, type RegistrationRecord, UnsupportedVersionError, WRAP_BLOB_VERSION, firstMisboundShare, firstUnboundShare,
+} from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
 export interface RecordView {
@@ -214,7 +216,7 @@ export class VaultStateMachine {
   }
 
   private applyPayload(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
-    const env = parseEnvelope(data);
+    const env = this.asStateTakesIt(parseEnvelope(data));
     if (env.requestId === null) {
       if (env.command?.kind === "announce") return { requestId: null, result: this.applyAnnounce(env.command.node), command: env.command };
       return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command"), command: env.command };
@@ -287,7 +289,7 @@ export class VaultStateMachine {
    * only, an unbound one (proto/crypto/share-binding.ts). Null: none.
    */
   private bindingRefusal(record: RegistrationRecord): VaultError | null {
-    if (!this.state.boundSharesOnly) return this.unboundStateRefusal(record);
+    if (!this.state.boundSharesOnly) return null; // v1 only here (asStateTakesIt), as the release before
     const unbound = firstUnboundShare(record);
     if (unbound !== null) {
       return vaultError("INVALID_ARGUMENT", `the share of node ${unbound} is not bound to its record (wrap blob v1): this cluster registers bound shares (wrap blob v2) only; upgrade the client`);
@@ -298,16 +300,19 @@ export class VaultStateMachine {
   }
 
   /**
-   * A state from before bound shares takes unbound shares (v1) only, as the
-   * release before did (it refused blob v2 when decoding): members of both
-   * releases then reach the same verdict on every entry during an upgrade.
-   * Bound shares come with the activation entry, once every node runs this
-   * release (docs/operations.md, "Bound shares").
+   * A state from before bound shares takes what the release before took: a
+   * registration carrying a bound share (wrap blob v2) is, as that
+   * release's decoder made it, an undecodable command ("wrapped share has
+   * unsupported version 2": no token check, the same outcome remembered
+   * under its request id). Members of both releases then hold the same
+   * bytes after every entry during a rolling upgrade. Bound shares come
+   * with the activation entry (docs/operations.md, "Bound shares"); the
+   * client port refuses them before that, with BOUND_SHARES_NOT_ACTIVE.
    */
-  private unboundStateRefusal(record: RegistrationRecord): VaultError | null {
-    const bound = record.shares.find((s) => s.wrappedShare[0] !== WRAP_BLOB_VERSION);
-    if (bound === undefined) return null;
-    return vaultError("BOUND_SHARES_NOT_ACTIVE", `the share of node ${bound.nodeId} is bound (wrap blob v2), which this cluster does not take yet: an operator activates bound shares (bkv admin require-bound-shares) once every node is upgraded`);
+  private asStateTakesIt(env: Envelope): Envelope {
+    if (this.state.boundSharesOnly || env.command?.kind !== "register") return env;
+    if (env.command.record.shares.every((s) => s.wrappedShare[0] === WRAP_BLOB_VERSION)) return env;
+    return { ...env, command: null, error: new UnsupportedVersionError("wrapped share", BOUND_WRAP_BLOB_VERSION) };
   }
 
   /** Whether registrations take bound shares only (every new cluster; docs/threat-model.md). */

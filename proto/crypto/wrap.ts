@@ -97,11 +97,16 @@ export function joinBoundShare(sealed: Pick<SealedShare, "ephemeralPublicKey" | 
 /** Splits and validates a wrap blob (version, ephemeral point, signature length, wrapped length). */
 export function parseWrappedShare(blob: Uint8Array): ParsedWrappedShare {
   if (!(blob instanceof Uint8Array)) throw new InvalidArgumentError("a wrapped share must be a Uint8Array");
+  // The first two checks and their messages are the release before bound shares': a state from
+  // then refuses a bound share exactly as that release did (node/vault state-machine.ts).
+  if (blob.length < 1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED) {
+    throw new InvalidLengthError("a wrapped share", `at least ${1 + UNCOMPRESSED_POINT_LENGTH + MIN_WRAPPED}`, blob.length);
+  }
   const version = blob[0] ?? 0;
   if (version !== WRAP_BLOB_VERSION && version !== BOUND_WRAP_BLOB_VERSION) throw new UnsupportedVersionError("wrapped share", version);
   const signatureLength = version === BOUND_WRAP_BLOB_VERSION ? BINDING_SIGNATURE_LENGTH : 0;
   const head = 1 + UNCOMPRESSED_POINT_LENGTH + signatureLength;
-  if (blob.length < head + MIN_WRAPPED) throw new InvalidLengthError(`a wrapped share (v${version})`, `at least ${head + MIN_WRAPPED}`, blob.length);
+  if (blob.length < head + MIN_WRAPPED) throw new InvalidLengthError("a bound wrapped share", `at least ${head + MIN_WRAPPED}`, blob.length);
   const ephemeralPublicKey = blob.slice(1, 1 + UNCOMPRESSED_POINT_LENGTH);
   if (ephemeralPublicKey[0] !== 0x04) throw new InvalidEncodingError("a wrapped share's ephemeral key must be uncompressed SEC1");
   decodePoint(ephemeralPublicKey, "ephemeral public key");

@@ -62,6 +62,32 @@ test.serial("bound shares by default; a cluster that has not activated them refu
     await client.changePassword("legacy", "pw", "pw2");
     t.deepEqual(warnings.map((w) => w.code), ["UNBOUND_SHARES", "UNBOUND_SHARES"], "an overwrite falls back too");
     t.deepEqual(await client.recover("legacy", "pw2"), legacy);
+    // A leader of the release before bound shares cannot read one: INVALID_ARGUMENT in its decoder's words.
+    cluster.unboundSharesOnly = false;
+    let refusals = 0;
+    for (const n of cluster.descriptor().nodes) {
+      cluster.fault(n.nodeId, (method) => method === "Register" && refusals++ === 0
+        ? fail(grpc.status.INVALID_ARGUMENT, "wrapped share has unsupported version 2", ErrorReason.INVALID_ARGUMENT) : undefined);
+    }
+    await client.register("old-leader", "pw");
+    t.true(cluster.records.get("old-leader")!.record.shares.every((s) => s.wrappedShare[0] === 1));
+    t.is(warnings.length, 3);
+    // Any other INVALID_ARGUMENT is no reason to fall back.
+    refusals = 0;
+    for (const n of cluster.descriptor().nodes) {
+      cluster.fault(n.nodeId, (method) => method === "Register" && refusals++ === 0 ? fail(grpc.status.INVALID_ARGUMENT, "salt must be 16 bytes", ErrorReason.INVALID_ARGUMENT) : undefined);
+    }
+    await t.throwsAsync(client.register("bad", "pw"), { instanceOf: RpcError });
+    t.is(warnings.length, 3);
+    // The activation applied between the bound refusal and the unbound attempt: back to bound shares, once, and no warning.
+    const answers = [
+      fail(grpc.status.FAILED_PRECONDITION, "not activated", ErrorReason.BOUND_SHARES_NOT_ACTIVE),
+      fail(grpc.status.INVALID_ARGUMENT, "the share of node 1 is not bound to its record (wrap blob v1): this cluster registers bound shares (wrap blob v2) only; upgrade the client", ErrorReason.INVALID_ARGUMENT),
+    ];
+    for (const n of cluster.descriptor().nodes) cluster.fault(n.nodeId, (method) => (method === "Register" ? answers.shift() : undefined));
+    await client.register("raced", "pw");
+    t.true(cluster.records.get("raced")!.record.shares.every((s) => s.wrappedShare[0] === 2));
+    t.is(warnings.length, 3, "registered bound: no warning");
   }, { ...FAST, onWarning: (w) => warnings.push(w) });
 });
 

@@ -76,7 +76,6 @@ test("every vault reason maps to its ErrorReason (the mapping is total; the mess
     BAD_SIGNATURE: ErrorReason.BAD_SIGNATURE,
     NODE_ID_TAKEN: ErrorReason.MEMBERSHIP, // status.proto has no NODE_ID_TAKEN
     THROTTLED: ErrorReason.THROTTLED,
-    BOUND_SHARES_NOT_ACTIVE: ErrorReason.BOUND_SHARES_NOT_ACTIVE,
     TOKEN_INVALID: ErrorReason.UNSPECIFIED, // the status code says it, as at the client port
     TOKEN_SUBJECT_MISMATCH: ErrorReason.UNSPECIFIED,
     UNRECORDED: ErrorReason.UNSPECIFIED,

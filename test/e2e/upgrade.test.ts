@@ -67,11 +67,17 @@ test.serial("a cluster of the release before the store upgrades in place without
     await cluster.waitReady(90_000);
     for (const id of ids) t.regex(cluster.logOf(id), /"msg":"vault state written into the store from the Raft snapshot"/, `node ${id} converted its state`);
 
-    const after = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token });
+    const warnings: string[] = [];
+    const after = new VaultClient(await cluster.descriptor(), { ...E2E_CLIENT_OPTIONS, token: cluster.token, onWarning: (w) => warnings.push(w.code) });
     try {
+      // Before the activation this tree's client is refused at the port (BOUND_SHARES_NOT_ACTIVE) and registers unbound shares.
+      const early = await after.register("before-activation", "pw");
+      t.deepEqual(warnings, ["UNBOUND_SHARES"]);
       await requireBoundShares(t, cluster, ids);
       for (const [user, key] of keys) t.is(hex(await after.recover(user, `pw-${user.slice(5)}`)), key, `${user} recovers its key (unbound shares, registered before)`);
+      t.deepEqual(await after.recover("before-activation", "pw"), early);
       await after.register("after-upgrade", "pw");
+      t.deepEqual(warnings, ["UNBOUND_SHARES"], "bound shares once activated: no fallback");
       const digests = await waitFor(async () => {
         const sts = await Promise.all(ids.map((id) => cluster.admin(id).getClusterStatus({ includeStateDigest: true })));
         return new Set(sts.map((s) => `${s.stateDigestIndex}:${hex(s.stateDigest)}`)).size === 1 ? sts : undefined;

@@ -5,7 +5,8 @@
 // v2 only; a bound share made for another record is refused.
 import test from "ava";
 import { type Registration, randomScalar, wrapShare } from "../../proto/crypto/index.js";
-import { VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
+import { generateKeyPairSync } from "node:crypto";
+import { type IssuerPolicy, VaultStateMachine, encodeCommand, keysFromJwks, vaultError } from "../../node/vault/index.js";
 import { metaKey } from "../../node/vault/keys.js";
 import { CLUSTER, Harness, NODES, expectError, expectOk, newRequestId, register, registerCmd } from "../../testkit/vault.js";
 
@@ -14,6 +15,12 @@ function unbound(reg: Registration, user = reg.record.user): Registration {
   const shares = reg.record.shares.map((s, i) => ({ ...s, wrappedShare: wrapShare(NODES[i]!.agreementPublicKey, randomScalar()) }));
   return { ...reg, record: { ...reg.record, user, shares } };
 }
+
+/** Issuer keys, so that apply checks client tokens: the registrations here carry none. */
+const ISSUERS: IssuerPolicy = {
+  clockSkewSec: 30, maxTokenLifetimeSec: 600,
+  issuers: [{ iss: "accounts", setTime: 0, keys: keysFromJwks({ keys: [{ ...generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" }), kid: "k1" }] }) }],
+};
 
 const legacyState = () => new Harness(new VaultStateMachine({ clusterId: CLUSTER, boundSharesOnly: false }));
 const bindShares = () => ({ kind: "bind-shares" as const, requestId: newRequestId() });
@@ -27,15 +34,19 @@ test("a new state takes bound shares only: a v1 registration is refused, INVALID
   expectOk(t, h.result(registerCmd(register("alice"))), "register");
 });
 
-test("a legacy state takes unbound shares only, as its release did: a bound registration is refused (BOUND_SHARES_NOT_ACTIVE) until the activation", (t) => {
-  const h = legacyState();
+test("a legacy state takes unbound shares only: a bound registration is what the release before made of it, an undecodable command (no token check, the same outcome remembered)", (t) => {
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, boundSharesOnly: false, issuers: ISSUERS }));
   t.false(h.sm.boundSharesOnly);
   t.is(h.sm.store.get(metaKey("bound")), undefined);
-  const refused = h.result(registerCmd(register("new-sdk")));
-  expectError(t, refused, "FAILED_PRECONDITION", "BOUND_SHARES_NOT_ACTIVE");
-  t.regex(refused.ok ? "" : refused.message, /does not take yet: an operator activates bound shares \(bkv admin require-bound-shares\)/);
+  const bound = registerCmd(register("new-sdk"));
+  const out = h.apply(bound);
+  t.deepEqual(out.result, vaultError("INVALID_ARGUMENT", "wrapped share has unsupported version 2"), "the release before's decoder's words, not a token refusal");
+  t.is(out.command, null, "as undecodable: audited as invalid");
   t.is(h.sm.getRecord("new-sdk"), undefined);
-  expectOk(t, h.result(registerCmd(unbound(register("old-sdk")))), "register");
+  const again = h.apply(bound);
+  t.deepEqual(again.result, out.result, "remembered under its request id, as the release before did");
+  const legacy = legacyState();
+  expectOk(t, legacy.result(registerCmd(unbound(register("old-sdk")))), "register");
 });
 
 test("after the activation: bound shares only; the flag is in the digest, idempotent, kept by a snapshot; a copy is refused (BAD_SIGNATURE)", (t) => {

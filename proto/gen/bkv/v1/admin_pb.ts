@@ -833,7 +833,7 @@ export const AdminService: GenService<{
   /**
    * RotateIssuerKeys proposes one client-token issuer's new key set, signed
    * by a key of its current set (docs/operations.md "Rotating the replicated
-   * keys"); answered once applied on this node.
+   * keys"); leader only; answered once applied on this node.
    *
    * @generated from rpc bkv.v1.AdminService.RotateIssuerKeys
    */

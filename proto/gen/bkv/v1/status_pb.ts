@@ -249,11 +249,11 @@ export enum ErrorReason {
   RATE_LIMITED = 17,
 
   /**
-   * A registration with bound shares (wrap blob v2) in a cluster whose state
-   * takes unbound shares only, as the release before bound shares did,
-   * until an operator activates them (docs/operations.md, "Bound shares").
-   * Status FAILED_PRECONDITION; nothing was stored. The SDK registers again
-   * with unbound shares.
+   * A registration with bound shares (wrap blob v2) at the client port of a
+   * cluster whose state takes unbound shares only, as the release before
+   * bound shares did, until an operator activates them (docs/operations.md,
+   * "Bound shares"). Status FAILED_PRECONDITION; nothing was proposed. The
+   * SDK registers again with unbound shares.
    *
    * @generated from enum value: ERROR_REASON_BOUND_SHARES_NOT_ACTIVE = 18;
    */
