@@ -103,7 +103,6 @@ export interface RegisterOptions {
   readonly threshold?: number;
 }
 
-/** The outcome of a recovery, kept inside the client: it holds the reset key. */
 /** What a registration takes besides user, password and key (RegistrationInput's). */
 interface RecordParams {
   readonly threshold: number;
@@ -113,6 +112,7 @@ interface RecordParams {
   readonly unboundShares?: boolean;
 }
 
+/** The outcome of a recovery, kept inside the client: it holds the reset key. */
 interface Opened {
   readonly record: RecordPublicPart;
   readonly recovery: Recovery;
