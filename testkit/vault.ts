@@ -1,7 +1,7 @@
 // Builders of real vault commands for node/vault tests: real registrations
 // (proto/crypto createRegistration) and real signatures.
 import type { ExecutionContext } from "ava";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import {
   G,
   type Registration,
@@ -13,7 +13,10 @@ import {
   signDelete,
   signMessage,
 } from "../proto/crypto/index.js";
-import { type ApplyOutcome, type Command, type NodeAnnouncement, type VaultCode, type VaultReason, type VaultResult, VaultStateMachine, encodeCommand } from "../node/vault/index.js";
+import {
+  type ApplyOutcome, type Command, type IssuerPolicy, type NodeAnnouncement, type VaultCode, type VaultReason, type VaultResult, VaultStateMachine, encodeCommand,
+  keysFromJwks,
+} from "../node/vault/index.js";
 import { PREFIX, tableRange } from "../node/vault/keys.js";
 
 export const CLUSTER = "vault-test";
@@ -120,6 +123,12 @@ export class Harness {
   result(c: Command | Uint8Array, voters: readonly number[] = VOTERS): VaultResult {
     return this.apply(c, voters).result;
   }
+}
+
+/** Issuer keys of one fresh ES256 key, so that apply checks client tokens (the tests' registrations carry none). */
+export function issuerPolicy(): IssuerPolicy {
+  const jwk = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" });
+  return { clockSkewSec: 30, maxTokenLifetimeSec: 600, issuers: [{ iss: "accounts", setTime: 0, keys: keysFromJwks({ keys: [{ ...jwk, kid: "k1" }] }) }] };
 }
 
 /**

@@ -5,10 +5,9 @@
 // v2 only; a bound share made for another record is refused.
 import test from "ava";
 import { type Registration, randomScalar, wrapShare } from "../../proto/crypto/index.js";
-import { generateKeyPairSync } from "node:crypto";
-import { type IssuerPolicy, VaultStateMachine, encodeCommand, keysFromJwks, vaultError } from "../../node/vault/index.js";
+import { VaultStateMachine, encodeCommand, vaultError } from "../../node/vault/index.js";
 import { metaKey } from "../../node/vault/keys.js";
-import { CLUSTER, Harness, NODES, expectError, expectOk, newRequestId, register, registerCmd } from "../../testkit/vault.js";
+import { CLUSTER, Harness, NODES, issuerPolicy, expectError, expectOk, newRequestId, register, registerCmd } from "../../testkit/vault.js";
 
 /** `reg` with every share re-wrapped as an unbound blob (v1), as a client before bound shares made it. */
 function unbound(reg: Registration, user = reg.record.user): Registration {
@@ -16,11 +15,6 @@ function unbound(reg: Registration, user = reg.record.user): Registration {
   return { ...reg, record: { ...reg.record, user, shares } };
 }
 
-/** Issuer keys, so that apply checks client tokens: the registrations here carry none. */
-const ISSUERS: IssuerPolicy = {
-  clockSkewSec: 30, maxTokenLifetimeSec: 600,
-  issuers: [{ iss: "accounts", setTime: 0, keys: keysFromJwks({ keys: [{ ...generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" }), kid: "k1" }] }) }],
-};
 
 const legacyState = () => new Harness(new VaultStateMachine({ clusterId: CLUSTER, boundSharesOnly: false }));
 const bindShares = () => ({ kind: "bind-shares" as const, requestId: newRequestId() });
@@ -35,7 +29,7 @@ test("a new state takes bound shares only: a v1 registration is refused, INVALID
 });
 
 test("a legacy state takes unbound shares only: a bound registration is what the release before made of it, an undecodable command (no token check, the same outcome remembered)", (t) => {
-  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, boundSharesOnly: false, issuers: ISSUERS }));
+  const h = new Harness(new VaultStateMachine({ clusterId: CLUSTER, boundSharesOnly: false, issuers: issuerPolicy() }));
   t.false(h.sm.boundSharesOnly);
   t.is(h.sm.store.get(metaKey("bound")), undefined);
   const bound = registerCmd(register("new-sdk"));

@@ -7,13 +7,12 @@
 // check, so the digests parted until the request id left the table.
 import test from "ava";
 import { execSync } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { randomScalar, wrapShare } from "../../proto/crypto/index.js";
-import { type IssuerPolicy, VaultStateMachine, encodeCommand, keysFromJwks } from "../../node/vault/index.js";
-import { CLUSTER, NODES, VOTERS, beginCmd, confirmCmd, register, registerCmd } from "../../testkit/vault.js";
+import { type IssuerPolicy, VaultStateMachine, encodeCommand } from "../../node/vault/index.js";
+import { CLUSTER, NODES, VOTERS, beginCmd, confirmCmd, issuerPolicy, register, registerCmd } from "../../testkit/vault.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const BEFORE_BOUND_SHARES = "f8d6b0c";
@@ -31,10 +30,6 @@ const previous = (async () => {
 })();
 test.after.always(async () => rmSync((await previous).dir, { recursive: true, force: true }));
 
-const ISSUERS: IssuerPolicy = {
-  clockSkewSec: 30, maxTokenLifetimeSec: 600,
-  issuers: [{ iss: "accounts", setTime: 0, keys: keysFromJwks({ keys: [{ ...generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" }), kid: "k1" }] }) }],
-};
 
 function unbound(reg: ReturnType<typeof register>): ReturnType<typeof register> {
   return { ...reg, record: { ...reg.record, shares: reg.record.shares.map((s, i) => ({ ...s, wrappedShare: wrapShare(NODES[i]!.agreementPublicKey, randomScalar()) })) } };
@@ -76,7 +71,7 @@ test("the same digests after unbound and bound registrations, a begin and a conf
 });
 
 test("with issuer keys: a bound registration without a token is remembered alike (no token check: undecodable on both)", async (t) => {
-  const p = await pair(ISSUERS);
+  const p = await pair(issuerPolicy());
   t.true(p.same());
   const r = p.apply(encodeCommand(registerCmd(register("early"))));
   t.deepEqual(r.a, r.b);
