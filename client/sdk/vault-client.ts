@@ -28,6 +28,7 @@ import {
   type RecordPublicPart,
   type Recovery,
   type Registration,
+  type RegistrationInput,
   type RegistrationRecord,
   type ScryptParams,
   RecoveryRecordMismatchError,
@@ -103,14 +104,8 @@ export interface RegisterOptions {
   readonly threshold?: number;
 }
 
-/** What a registration takes besides user, password and key (RegistrationInput's). */
-interface RecordParams {
-  readonly threshold: number;
-  readonly guessLimit: number;
-  readonly version?: number;
-  readonly previousResetPrivateKey?: bigint;
-  readonly unboundShares?: boolean;
-}
+/** What a registration takes besides user, password and key. */
+type RecordParams = Pick<RegistrationInput, "threshold" | "guessLimit" | "version" | "previousResetPrivateKey" | "unboundShares">;
 
 /** The outcome of a recovery, kept inside the client: it holds the reset key. */
 interface Opened {
