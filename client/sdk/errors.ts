@@ -2,6 +2,7 @@
 // has its own class and a stable `code`; the CLI maps codes to exit codes.
 // Messages never carry a password, key, share or reset key.
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { BOUND_SHARES_ONLY } from "../../proto/crypto/index.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { errorDetailOf } from "../../proto/rpc.js";
 import { printable } from "./printable.js";
@@ -369,5 +370,5 @@ export function bindingNotTaken(err: unknown): boolean {
 
 /** Whether a registration with unbound shares was refused because the cluster takes bound ones only (activated meanwhile). */
 export function unboundNotTaken(err: unknown): boolean {
-  return err instanceof RpcError && err.reason === "INVALID_ARGUMENT" && err.serverMessage.includes("registers bound shares (wrap blob v2) only");
+  return err instanceof RpcError && err.reason === "INVALID_ARGUMENT" && err.serverMessage.includes(BOUND_SHARES_ONLY);
 }

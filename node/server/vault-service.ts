@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
 import {
-  type RegistrationRecord, WRAP_BLOB_VERSION, validateUserId,
+  type RegistrationRecord, holdsBoundShare, validateUserId,
 } from "../../proto/crypto/index.js";
 import {
   BeginRecoveryResponseSchema, ConfirmRecoveryResponseSchema, DeleteResponseSchema, EvaluateResponseSchema,
@@ -178,7 +178,7 @@ function registerCommand(req: RegisterRequest): Extract<Command, { kind: "regist
  * which the SDK answers by registering unbound shares; nothing is proposed.
  */
 function refuseInactiveBoundShares(d: VaultServiceDeps, record: RegistrationRecord): void {
-  if (d.loop().vault.boundSharesOnly || record.shares.every((s) => s.wrappedShare[0] === WRAP_BLOB_VERSION)) return;
+  if (d.loop().vault.boundSharesOnly || !holdsBoundShare(record)) return;
   throw new RpcFailure(status.FAILED_PRECONDITION, "this cluster has not activated bound shares (wrap blob v2) yet: register unbound shares (v1), or ask an operator to run bkv admin require-bound-shares once every node is upgraded", { reason: ErrorReason.BOUND_SHARES_NOT_ACTIVE });
 }
 

@@ -29,7 +29,7 @@ import { rotateIssuerKeys } from "./rotation.js";
 import { VaultInvariantError } from "./errors.js";
 import { DigestRing } from "./digest-ring.js";
 import {
-  BOUND_WRAP_BLOB_VERSION, type RegistrationRecord, UnsupportedVersionError, WRAP_BLOB_VERSION, firstMisboundShare, firstUnboundShare,
+  BOUND_SHARES_ONLY, BOUND_WRAP_BLOB_VERSION, type RegistrationRecord, UnsupportedVersionError, firstMisboundShare, firstUnboundShare, holdsBoundShare,
 } from "../../proto/crypto/index.js";
 
 /** A read-only view: its byte arrays may be shared with the state and must not be mutated. */
@@ -292,7 +292,7 @@ export class VaultStateMachine {
     if (!this.state.boundSharesOnly) return null; // v1 only here (asStateTakesIt), as the release before
     const unbound = firstUnboundShare(record);
     if (unbound !== null) {
-      return vaultError("INVALID_ARGUMENT", `the share of node ${unbound} is not bound to its record (wrap blob v1): this cluster registers bound shares (wrap blob v2) only; upgrade the client`);
+      return vaultError("INVALID_ARGUMENT", `the share of node ${unbound} is not bound to its record (wrap blob v1): ${BOUND_SHARES_ONLY}; upgrade the client`);
     }
     const misbound = firstMisboundShare(this.state.clusterId, record);
     if (misbound === null) return null;
@@ -311,7 +311,7 @@ export class VaultStateMachine {
    */
   private asStateTakesIt(env: Envelope): Envelope {
     if (this.state.boundSharesOnly || env.command?.kind !== "register") return env;
-    if (env.command.record.shares.every((s) => s.wrappedShare[0] === WRAP_BLOB_VERSION)) return env;
+    if (!holdsBoundShare(env.command.record)) return env;
     return { ...env, command: null, error: new UnsupportedVersionError("wrapped share", BOUND_WRAP_BLOB_VERSION) };
   }
 

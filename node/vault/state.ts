@@ -34,7 +34,7 @@ const CONTENT_DIGEST_FORMAT = 2;
 export const COUNTERS = ["applied", "time", "reqcount", "records", "locked"] as const;
 export type Counter = (typeof COUNTERS)[number];
 /** The value of "mbound". */
-const BOUND_SHARES_ONLY = Uint8Array.of(1);
+const BOUND_META_VALUE = Uint8Array.of(1);
 /** The meta names the LtHash does not cover: itself and the counters. */
 const UNCOUNTED = new Set<string>(["digest", ...COUNTERS]);
 /** Decoded records kept for reads (bounded; a cache only, the store is the truth). */
@@ -123,7 +123,7 @@ export class StoreState {
     put("reqcap", new Uint8Array(cap));
     put("throttle", encodeSchedule(n.throttle));
     if (n.issuers !== undefined && n.issuers !== null) put("issuers", encodeIssuerPolicy(n.issuers));
-    if (n.boundSharesOnly) put("bound", BOUND_SHARES_ONLY);
+    if (n.boundSharesOnly) put("bound", BOUND_META_VALUE);
     for (const name of COUNTERS) put(name, u64(0));
     store.put(metaKey("digest"), sum.state());
     return new StoreState(store);
@@ -192,7 +192,7 @@ export class StoreState {
   /** From now on, registrations take bound shares only (a verified activation entry); a no-op once set. */
   requireBoundShares(): void {
     if (this.boundSharesOnly) return;
-    this.write(metaKey("bound"), BOUND_SHARES_ONLY);
+    this.write(metaKey("bound"), BOUND_META_VALUE);
     this.boundSharesOnly = true;
   }
 

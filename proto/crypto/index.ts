@@ -36,7 +36,9 @@ export {
   unwrapShareForTest,
   wrapShare,
 } from "./wrap.js";
-export { type BoundPart, type SealedRecordShare, bindShares, bindingMessages, firstMisboundShare, firstUnboundShare } from "./share-binding.js";
+export {
+  type BoundPart, type SealedRecordShare, BOUND_SHARES_ONLY, bindShares, bindingMessages, firstMisboundShare, firstUnboundShare, holdsBoundShare,
+} from "./share-binding.js";
 export * from "./messages.js";
 export * from "./certificate.js";
 export { SIGNATURE_LENGTH, messageDigest, normalizeLowS, signMessage, verifyMessage } from "./ecdsa.js";

@@ -29,7 +29,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { Writer } from "./bytes.js";
 import { type PublicShare, type RecordPublicPart, type RecordShare, type RegistrationRecord, validatedPublicPartDigest } from "./record.js";
-import { type SealedShare, joinBoundShare, parseWrappedShare } from "./wrap.js";
+import { BOUND_WRAP_BLOB_VERSION, type SealedShare, WRAP_BLOB_VERSION, joinBoundShare, parseWrappedShare } from "./wrap.js";
 import { signMessage, verifyMessage } from "./ecdsa.js";
 
 const BINDING_MAGIC = Uint8Array.of(0x62, 0x6b, 0x76, 0x53); // "bkvS"
@@ -69,9 +69,21 @@ export function bindingMessages(clusterId: string, publicPart: RecordPublicPart,
   return parts.map((p) => bindingMessage(digest, p.nodeId));
 }
 
-/** The node id of the record's first share in an unbound blob (v1), or null. The record was validated (its blobs parse). */
+/**
+ * The words a node's refusal of an unbound share in a cluster that takes
+ * bound shares only carries (state-machine.ts), which the SDK looks for to
+ * go back to bound shares: one text for both.
+ */
+export const BOUND_SHARES_ONLY = "this cluster registers bound shares (wrap blob v2) only";
+
+/** The node id of the record's first share in an unbound blob (v1), or null. The record was validated (each blob's first byte is its version). */
 export function firstUnboundShare(record: RegistrationRecord): number | null {
-  return record.shares.find((s) => parseWrappedShare(s.wrappedShare).bindingSignature === null)?.nodeId ?? null;
+  return record.shares.find((s) => s.wrappedShare[0] === WRAP_BLOB_VERSION)?.nodeId ?? null;
+}
+
+/** Whether any share of `record` is a bound blob (v2), by its version byte alone: for records not validated yet too. */
+export function holdsBoundShare(record: RegistrationRecord): boolean {
+  return record.shares.some((s) => s.wrappedShare[0] === BOUND_WRAP_BLOB_VERSION);
 }
 
 /**
