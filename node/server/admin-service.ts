@@ -19,7 +19,7 @@ import type { ImplementationOf } from "../../proto/rpc.js";
 import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
 import { stallMessage, writeChunks } from "../transport/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
-import { encodeCommand } from "../vault/index.js";
+import { type Command, encodeCommand } from "../vault/index.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
 import { AdminRequestTable } from "./admin-requests.js";
 import { encodePeerContext } from "./membership.js";
@@ -245,44 +245,43 @@ function requireLeader(loop: RaftView, d: AdminDeps): void {
 
 /**
  * Proposes a signed key set (command kind 9); every node verifies it on
- * apply (node/vault rotation.ts). Leader only: a leader drops an operator's
- * vault command another member forwards (forward-gate.ts).
+ * apply (node/vault rotation.ts).
  */
 async function rotateIssuerKeys(d: AdminDeps, requestId: Uint8Array, signedKeys: string): Promise<void> {
-  let data: Uint8Array;
-  try {
-    data = encodeCommand({ kind: "issuers", requestId, signedKeys });
-  } catch (err) {
-    throw invalidArgument(err instanceof Error ? err.message : String(err));
-  }
-  requireLeader(d.loop(), d);
-  d.log.info("proposing a signed issuer key set");
-  const r = await d.loop().propose(requestId, data);
-  if (!r.ok) throw fromVaultError(r);
+  await proposeOperatorCommand(d, { kind: "issuers", requestId, signedKeys }, "proposing a signed issuer key set", {});
   d.log.info("issuer keys rotated", { issuers: d.loop().vault.issuers?.issuers.map((i) => i.iss) });
 }
 
 /**
  * Proposes the bind-shares entry (command kind 10): once applied, every node
- * refuses registrations with an unbound share (wrap blob v1). Leader only, so
- * that the answer reads the state the leader applied: resolves with whether
- * that state already required bound shares when the call arrived (the entry
- * is proposed either way, idempotent, so the request id and the audit log
- * record every call). Irreversible.
+ * refuses registrations with an unbound share (wrap blob v1). Resolves with
+ * whether the leader's state already required bound shares when the call
+ * arrived (the entry is proposed either way, idempotent, so the request id
+ * and the audit log record every call). Irreversible.
  */
 async function requireBoundShares(d: AdminDeps, requestId: Uint8Array): Promise<boolean> {
+  const alreadyRequired = d.loop().vault.boundSharesOnly;
+  await proposeOperatorCommand(d, { kind: "bind-shares", requestId }, "proposing bind-shares", { alreadyRequired });
+  d.log.info("registrations take bound shares only from now on", { alreadyRequired });
+  return alreadyRequired;
+}
+
+/**
+ * An operator's vault command, on the leader only: a leader drops one
+ * another member forwards (forward-gate.ts), and the answer reads the
+ * state the leader applied. Resolves once applied here; a refusal through
+ * fromVaultError, an invalid command as INVALID_ARGUMENT.
+ */
+async function proposeOperatorCommand(d: AdminDeps, c: Extract<Command, { kind: "issuers" | "bind-shares" }>, what: string, fields: Record<string, unknown>): Promise<void> {
   let data: Uint8Array;
   try {
-    data = encodeCommand({ kind: "bind-shares", requestId });
+    data = encodeCommand(c);
   } catch (err) {
     throw invalidArgument(err instanceof Error ? err.message : String(err));
   }
   const loop = d.loop();
   requireLeader(loop, d);
-  const alreadyRequired = loop.vault.boundSharesOnly;
-  d.log.info("proposing bind-shares", { alreadyRequired });
-  const r = await loop.propose(requestId, data);
+  d.log.info(what, fields);
+  const r = await loop.propose(c.requestId, data);
   if (!r.ok) throw fromVaultError(r);
-  d.log.info("registrations take bound shares only from now on", { alreadyRequired });
-  return alreadyRequired;
 }
