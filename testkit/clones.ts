@@ -14,13 +14,13 @@ import {
   bindingMessages,
   createRegistration,
   encodePoint,
-  encodeScalar,
   joinBoundShare,
   joinUnboundShare,
   normalizeLowS,
   randomScalar,
   recordDigest,
   sealShare,
+  sharePkcs8,
   splitSecret,
 } from "../proto/crypto/index.js";
 
@@ -44,7 +44,7 @@ export class RegistrationCloner {
       const k = shares[i]!.share;
       return { nodeId: n.id, publicShare: encodePoint(G.multiply(k)), ...sealShare(n.agreementPublicKey, k) };
     });
-    this.signers = this.sealed.map((s) => signingKey(s.ephemeralSecret, s.ephemeralPublicKey));
+    this.signers = this.sealed.map((s) => createPrivateKey({ key: Buffer.from(sharePkcs8(s.ephemeralSecret)), format: "der", type: "pkcs8" }));
   }
 
   /** The template's record under `user`, its shares bound to it. */
@@ -70,10 +70,4 @@ export class RegistrationCloner {
     const record = shares === "bound" ? this.record(user) : this.unboundRecord(user);
     return { record, digest: recordDigest(record), resetPrivateKey: this.template.resetPrivateKey };
   }
-}
-
-/** A node:crypto private key object of P-256 scalar `d` (public point `pub`, 65 bytes). */
-function signingKey(d: bigint, pub: Uint8Array): KeyObject {
-  const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64url");
-  return createPrivateKey({ key: { kty: "EC", crv: "P-256", d: b64(encodeScalar(d)), x: b64(pub.subarray(1, 33)), y: b64(pub.subarray(33)) }, format: "jwk" });
 }
