@@ -17,7 +17,7 @@ import {
   confChangeOf, entrySize,
 } from "../raft/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { VaultInvariantError, VaultStateMachine, type VaultResult, stampTime } from "../vault/index.js";
+import { VaultInvariantError, VaultStateMachine, type VaultResult, requestFingerprint, stampTime } from "../vault/index.js";
 import { decodeServerSnapshot } from "./snapshot-data.js";
 import { SnapshotStager, candidateOf, stageForInstall } from "./store-snapshots.js";
 import { LocalSnapshots } from "./local-snapshots.js";
@@ -66,6 +66,8 @@ const DRAIN_TURN_MS = 8;
 const COMMIT_HOLD_MS = 5;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+/** A proposal waiter's key: the request id and the fingerprint of the request it names (ApplyOutcome.fingerprint). */
+const proposalKey = (requestId: Uint8Array, print: Uint8Array): string => `${hex(requestId)}:${hex(print)}`;
 const confKey = (cc: ConfChange): string => `${cc.type}:${cc.nodeId}`;
 
 export class RaftLoop implements VaultLoop, AdminLoop {
@@ -229,12 +231,14 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   /**
    * Proposes an encoded vault command carrying `requestId` and resolves with
-   * its outcome once applied here. A follower's proposal is forwarded to the
-   * leader by Raft. Rejects with ProposalError when it cannot know the outcome.
+   * its outcome once applied here: the outcome of an entry carrying this id
+   * and this request (proposalKey), never another request committed under the
+   * same id. A follower's proposal is forwarded to the leader by Raft. Rejects
+   * with ProposalError when it cannot know the outcome.
    */
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult> {
     this.checkCanPropose();
-    const w = this.waiters.proposals.register(hex(requestId), this.proposalDeadline(),
+    const w = this.waiters.proposals.register(proposalKey(requestId, requestFingerprint(data)), this.proposalDeadline(),
       () => new ProposalError("TIMEOUT", "the request was not committed in time; retry with the same request id"));
     // Proposed with the others of this event-loop turn by the next drain (one MsgProp, one MsgApp per follower).
     this.batch.push({ data, dropped: (err) => w.fail(err) });
@@ -506,7 +510,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     if (inStore) return;
     const out = this.sm.apply(e.index, e.data, this.members.confState.voters);
     this.o.onOutcome?.({ kind: "command", index: e.index, data: e.data, result: out.result, parsed: out });
-    if (out.requestId !== null) this.waiters.proposals.resolve(hex(out.requestId), out.result);
+    if (out.requestId !== null && out.fingerprint !== null) this.waiters.proposals.resolve(proposalKey(out.requestId, out.fingerprint), out.result);
   }
 
   /**

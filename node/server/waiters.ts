@@ -119,7 +119,7 @@ export class WaiterRegistry<K, V> {
  * typed values). Proposals fail on a leader change; all fail on stop.
  */
 export class LoopWaiters {
-  /** A proposal's outcome, by hex request id. */
+  /** A proposal's outcome, by request id and request fingerprint (raft-loop.ts proposalKey). */
   readonly proposals = new WaiterRegistry<string, VaultResult>();
   /** An index applied here. */
   readonly applied = new WaiterRegistry<number, undefined>();

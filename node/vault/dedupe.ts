@@ -14,6 +14,7 @@
 // with other bytes is refused and changes nothing.
 import { sha256 } from "@noble/hashes/sha2.js";
 import { equalBytes } from "../../proto/crypto/index.js";
+import { requestBytes } from "./commands.js";
 import { PREFIX, orderKey, requestKey, tableRange, u64 } from "./keys.js";
 import { type VaultResult, decodeResult, encodeResult, vaultError } from "./result.js";
 import type { StoreState } from "./state.js";
@@ -31,6 +32,11 @@ const SEQUENCE_LENGTH = 8;
 
 export function fingerprint(payload: Uint8Array): Uint8Array {
   return sha256(payload);
+}
+
+/** The fingerprint of the request a payload carries (stamped or not, with a token or not): what apply binds its request id to. */
+export function requestFingerprint(payload: Uint8Array): Uint8Array {
+  return fingerprint(requestBytes(payload));
 }
 
 export class RequestTable {

@@ -35,7 +35,7 @@ export {
   vaultError,
 } from "./result.js";
 export { type ApplyOutcome, type RecordView, type VaultOptions, VaultStateMachine } from "./state-machine.js";
-export { DEFAULT_REQUEST_ID_CAPACITY } from "./dedupe.js";
+export { DEFAULT_REQUEST_ID_CAPACITY, requestFingerprint } from "./dedupe.js";
 export { DEFAULT_DIGEST_WINDOW, DigestRing } from "./digest-ring.js";
 export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, InlinePairHasher, type PairHasher, SnapshotImporter, snapshotChunks } from "./snapshot-stream.js";
 export { MemoryStore, type VaultStore, firstPair } from "./store.js";

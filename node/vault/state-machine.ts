@@ -55,6 +55,13 @@ export interface RecordView {
 export interface ApplyOutcome {
   /** The command's request id; null for announcements and undecodable payloads. */
   readonly requestId: Uint8Array | null;
+  /**
+   * The fingerprint the request id is bound to (null with it): a waiter for
+   * this id takes this outcome only if it proposed these bytes, since another
+   * payload may be committed under the same id (a rogue leader, or a client
+   * reusing an id), and is refused REQUEST_ID_REUSED when its own comes.
+   */
+  readonly fingerprint: Uint8Array | null;
   readonly result: VaultResult;
   /** The command as parsed from the entry (null: a no-op or an undecodable payload), for observers that describe it (the audit log). */
   readonly command: Command | null;
@@ -218,18 +225,18 @@ export class VaultStateMachine {
   private applyPayload(index: number, data: Uint8Array, voters: readonly number[]): ApplyOutcome {
     const env = this.asStateTakesIt(parseEnvelope(data));
     if (env.requestId === null) {
-      if (env.command?.kind === "announce") return { requestId: null, result: this.applyAnnounce(env.command.node), command: env.command };
-      return { requestId: null, result: invalid(env.error?.message ?? "undecodable vault command"), command: env.command };
+      if (env.command?.kind === "announce") return { requestId: null, fingerprint: null, result: this.applyAnnounce(env.command.node), command: env.command };
+      return { requestId: null, fingerprint: null, result: invalid(env.error?.message ?? "undecodable vault command"), command: env.command };
     }
     const print = fingerprint(env.request);
     const prior = this.requests.lookup(env.requestId, print);
-    if (prior !== undefined) return { requestId: env.requestId, result: prior, command: env.command };
+    if (prior !== undefined) return { requestId: env.requestId, fingerprint: print, result: prior, command: env.command };
     // Not remembered: the same request with a valid token may still come (a retry with a fresh token).
     const unauthenticated = env.command === null ? null : this.tokenRefusal(env.command);
-    if (unauthenticated !== null) return { requestId: env.requestId, result: unauthenticated, command: env.command };
+    if (unauthenticated !== null) return { requestId: env.requestId, fingerprint: print, result: unauthenticated, command: env.command };
     const result = env.command === null ? invalid(env.error?.message ?? "invalid vault command") : this.execute(index, env.command, voters);
     this.requests.remember(env.requestId, print, result, index);
-    return { requestId: env.requestId, result, command: env.command };
+    return { requestId: env.requestId, fingerprint: print, result, command: env.command };
   }
 
   /**
@@ -411,6 +418,7 @@ export class VaultStateMachine {
 
 const NO_OP: ApplyOutcome = Object.freeze({
   requestId: null,
+  fingerprint: null,
   command: null,
   result: Object.freeze(vaultError("INVALID_ARGUMENT", "empty entry (a leader's no-op): nothing to apply")),
 });
