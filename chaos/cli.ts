@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { RunAborted, runChaos, type RunOptions } from "./runner.js";
 import type { ChaosTarget } from "./target.js";
+import { quietIpServerNameWarning } from "../client/cli/warnings.js";
 
 /**
  * Walks `--flag [value]` arguments, calling `onFlag` once per flag with readers of its value: `val()` takes
@@ -141,6 +142,7 @@ export function onInterrupt(prefix: string) {
 }
 
 if (process.argv[1]?.endsWith("chaos/cli.ts")) {
+  quietIpServerNameWarning();
   main().then((code) => process.exit(code), (err) => {
     process.stderr.write(`chaos: ${err instanceof Error ? err.stack ?? err.message : String(err)}\nchaos: run aborted (no verdict)\n`);
     process.exit(2);

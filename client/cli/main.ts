@@ -20,6 +20,7 @@ import { UsageError, parseFlags } from "./args.js";
 import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
 import { EXIT } from "./exit.js";
+import { quietIpServerNameWarning } from "./warnings.js";
 
 export { EXIT } from "./exit.js";
 
@@ -161,19 +162,6 @@ function isMain(): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * grpc-js sets the TLS server name to the target's host, and Node warns
- * (DEP0123) when that host is an IP address, as on a local cluster. The
- * certificate is still checked against the IP's subjectAltName; the warning
- * is noise for CLI users, so only that one is dropped.
- */
-function quietIpServerNameWarning(): void {
-  process.removeAllListeners("warning");
-  process.on("warning", (w: Error & { code?: string }) => {
-    if (w.code !== "DEP0123") process.stderr.write(`${w.name}: ${w.message}\n`);
-  });
 }
 
 if (isMain()) {

@@ -10,6 +10,7 @@
 // run 10,000 cases quietly).
 import { parseArgs } from "node:util";
 import { LocalCluster } from "../../testkit/cluster.js";
+import { quietIpServerNameWarning } from "../../client/cli/warnings.js";
 import { checkCluster, prepareWorld, runFuzz, summaryLine, type FuzzSummary } from "./runner.js";
 
 const USAGE = `usage: npm run fuzz -- [--cases N] [--seed N] [--concurrency N] [--keep]
@@ -91,6 +92,7 @@ function merge(into: FuzzSummary, s: FuzzSummary): void {
   }
 }
 
+quietIpServerNameWarning();
 main().then((code) => process.exit(code), (err: unknown) => {
   console.error(err);
   process.exit(2);
