@@ -186,3 +186,18 @@ function num(v: bigint | undefined): number | null {
 function bytes(n: number): string {
   return n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 }
+
+/** shared-shares: the leader's scan of its state for shares held by several users' records (copies made before bound shares). */
+export async function sharedSharesView(ctx: AdminContext): Promise<number> {
+  const address = await ctx.client.leaderAddress();
+  const timeoutMs = Number(ctx.parsed.flags.get("timeout") ?? 600) * 1000;
+  const r = await ctx.client.call(address, "findSharedShares", {}, timeoutMs);
+  const rows = r.shared.map((s) => ({ node: Number(s.nodeId), publicShare: Buffer.from(s.publicShare).toString("hex"), holders: Number(s.holders), users: s.users }));
+  const where = `node ${r.nodeId} at applied index ${r.appliedIndex}, ${r.records} records`;
+  const verdict = rows.length === 0 ? `no share is held by more than one user (${where})\n`
+    : `${rows.length}${r.truncated ? "+" : ""} SHARES HELD BY SEVERAL USERS (${where}): all but the first registration of each are copies; refuse those users' client tokens (docs/operations.md, "Bound shares")\n`;
+  const text = rows.length === 0 ? verdict
+    : table(["NODE", "SHARE (K_i)", "HOLDERS", "USERS"], rows.map((x) => [String(x.node), `${x.publicShare.slice(0, 16)}…`, String(x.holders), x.users.join(",")])) + verdict;
+  ctx.print(text, { node: Number(r.nodeId), appliedIndex: Number(r.appliedIndex), records: Number(r.records), truncated: r.truncated, shared: rows });
+  return rows.length === 0 ? EXIT.OK : EXIT.INTEGRITY;
+}

@@ -11,7 +11,7 @@ import { type CommandSpec, type FlagKind, type Parsed, UsageError, intFlag, pars
 import type { CliIo } from "./io.js";
 import { EXIT } from "./exit.js";
 import { ClientError, NotAuthorizedError } from "../sdk/errors.js";
-import { type AdminContext, digestsView, membersView, saveSnapshot, statusView } from "./admin-views.js";
+import { type AdminContext, digestsView, membersView, saveSnapshot, sharedSharesView, statusView } from "./admin-views.js";
 
 interface AdminCommand extends CommandSpec {
   /** Names of the positional arguments, in order; a trailing "?" marks an optional one. */
@@ -121,6 +121,12 @@ const COMMANDS: readonly AdminCommand[] = [
       ctx.print(`registrations take bound shares only${was}\n`, { boundSharesOnly: true, alreadyRequired: response.alreadyRequired });
       return EXIT.OK;
     },
+  },
+  {
+    name: "shared-shares", summary: "find shares held by several users' records (copies made before bound shares)",
+    usage: "bkv admin shared-shares", positionals: [], flags: {},
+    help: "The leader scans its state (seconds per million records; --timeout defaults to 600 here) for any node's\nshare held by the records of two or more users. Only a cluster that took unbound shares (a release before\nbound shares, until require-bound-shares) can hold one: a copy of a victim's shares under another user,\nwhere the victim's password can be guessed. Exit 0 when there is none, 6 when there is.",
+    run: sharedSharesView,
   },
   {
     name: "digests", summary: "every node's state digest at one applied index", usage: "bkv admin digests", positionals: [], flags: {},

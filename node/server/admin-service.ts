@@ -12,14 +12,15 @@ import {
   AddLearnerResponseSchema, GetClusterStatusResponseSchema, HsmState, ListStateDigestsResponseSchema, MemberKind,
   type AdminService, PromoteLearnerResponseSchema, RemoveNodeResponseSchema, type SaveSnapshotRequest,
   type SaveSnapshotResponse, SaveSnapshotResponseSchema, TakeSnapshotResponseSchema, TransferLeadershipResponseSchema,
-  RotateIssuerKeysResponseSchema, RequireBoundSharesResponseSchema,
+  RotateIssuerKeysResponseSchema, RequireBoundSharesResponseSchema, FindSharedSharesResponseSchema, type FindSharedSharesResponse,
 } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import type { ImplementationOf } from "../../proto/rpc.js";
 import { type ConfChange, ConfChangeType, NONE } from "../raft/index.js";
 import { stallMessage, writeChunks } from "../transport/index.js";
 import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./errors.js";
-import { type Command, encodeCommand } from "../vault/index.js";
+import { type Command, type ReadableStore, type SharedSharesReport, encodeCommand, findSharedShares } from "../vault/index.js";
+import { withTurns } from "./store-snapshots.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
 import { AdminRequestTable } from "./admin-requests.js";
 import { encodePeerContext } from "./membership.js";
@@ -51,12 +52,15 @@ export interface AdminDeps {
   /** Metrics: one call's method, status name and duration. */
   readonly record: (method: string, code: string, ms: number) => void;
   readonly requests?: AdminRequestTable;
+  /** This node's vault store as it is now (it is replaced when a snapshot is installed), or null before it is open (FindSharedShares). */
+  readonly store?: () => ReadableStore | null;
 }
 
 export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService> {
   const ctx: HandlerContext = { leaderHint: d.leaderHint, log: d.log, record: d.record };
   const unary = unaryHandler(ctx);
   const table = d.requests ?? new AdminRequestTable();
+  const scans = new ScanSlot();
   const change = async (type: ConfChangeType, nodeId: bigint, peerAddress = "", force = false): Promise<bigint> => {
     const id = memberId(nodeId);
     const loop = d.loop();
@@ -106,12 +110,58 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
       return create(TakeSnapshotResponseSchema, { index: BigInt(snap.metadata.index), term: BigInt(snap.metadata.term), sizeBytes: BigInt(snap.data.length) });
     }),
     saveSnapshot: saveSnapshot(d, ctx),
+    findSharedShares: unary("FindSharedShares", async () => sharedSharesResponse(d.nodeId, await scans.run(() => scanSharedShares(d)))),
     listStateDigests: unary("ListStateDigests", async () => {
       await Promise.resolve();
       const digests = recentDigests(d.loop().vault).map((x) => ({ index: BigInt(x.index), digest: x.digest }));
       return create(ListStateDigestsResponseSchema, { nodeId: BigInt(d.nodeId), digests });
     }),
   };
+}
+
+/** Shared shares FindSharedShares lists at most. */
+export const SHARED_SHARES_LISTED = 1000;
+
+/** One FindSharedShares scan at a time on a node: each takes its event loop's turns for seconds per million records. */
+class ScanSlot {
+  private running = false;
+
+  async run<T>(scan: () => Promise<T>): Promise<T> {
+    if (this.running) throw new RpcFailure(status.RESOURCE_EXHAUSTED, "a FindSharedShares scan is already running on this node; retry once it has answered");
+    this.running = true;
+    try {
+      return await scan();
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/**
+ * Scans this node's store, giving the event loop a turn every page; each
+ * page reads the store as it is then (the scan holds no read transaction
+ * across turns, so it never pins pages or a store that a snapshot replaces).
+ */
+async function scanSharedShares(d: AdminDeps): Promise<SharedSharesReport> {
+  const current = (): ReadableStore => {
+    const store = d.store?.() ?? null;
+    if (store === null) throw new RpcFailure(status.UNAVAILABLE, "this node's vault store is not open yet");
+    return store;
+  };
+  const live: ReadableStore = { get: (key) => current().get(key), scan: (start, end) => current().scan(start, end) };
+  const t0 = performance.now();
+  const report = await withTurns(findSharedShares(live));
+  d.log.info("scanned the state for shares held by several users", {
+    appliedIndex: report.appliedIndex, records: report.records, shared: report.shared.length, seconds: +((performance.now() - t0) / 1000).toFixed(3),
+  });
+  return report;
+}
+
+function sharedSharesResponse(nodeId: number, r: SharedSharesReport): FindSharedSharesResponse {
+  return create(FindSharedSharesResponseSchema, {
+    nodeId: BigInt(nodeId), appliedIndex: BigInt(r.appliedIndex), records: BigInt(r.records), truncated: r.shared.length > SHARED_SHARES_LISTED,
+    shared: r.shared.slice(0, SHARED_SHARES_LISTED).map((s) => ({ nodeId: BigInt(s.nodeId), publicShare: s.publicShare, users: [...s.users], holders: BigInt(s.holders) })),
+  });
 }
 
 /** Indexes ListStateDigests reports: the last ones this node applied. */

@@ -331,6 +331,7 @@ export class VaultNode {
       adminAddressOf: (id) => this.cfg.nodes.find((n) => n.id === id)?.adminAddress ?? "",
       promoteMaxLag: this.cfg.promoteMaxLag, facts: () => this.facts(),
       record: (method, code, ms) => this.metrics.adminRequest(method, code, ms),
+      store: () => this.files?.store ?? null,
     }));
     this.health.serve(server, [AdminService.typeName]);
     addReflection(server, [AdminService]);

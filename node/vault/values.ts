@@ -92,6 +92,17 @@ export function recordCounters(bytes: Uint8Array): RecordCounters {
   });
 }
 
+/** The body (record encoding v1, with its shares) of a store-layout record value, read without decoding it; null for a locked record (its shares are wiped). */
+export function recordBody(bytes: Uint8Array): Uint8Array | null {
+  return corruptOnError(() => {
+    const r = new Reader(bytes, "stored record");
+    if (r.u8() === 1) return null;
+    r.u8();
+    r.fixed(r.u16() * (8 + COMPRESSED_POINT_LENGTH) + DIGEST_LENGTH + 8 + 8);
+    return r.fixed(r.u32());
+  });
+}
+
 /** One record, as the store holds it or as a legacy snapshot format (1: no confirmed at; 2, 3: no last begin). */
 export function readRecord(r: Reader, appliedIndex: number, layout: "store" | 1 | 2 | 3, points: "check" | "trusted" = "check"): StoredRecord {
   const state = r.u8();

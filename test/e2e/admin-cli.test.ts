@@ -128,6 +128,9 @@ test.serial("require-bound-shares: on a new cluster it reports already required;
   const text = await admin("require-bound-shares");
   t.is(text.code, 0, text.err);
   t.is(text.out, "registrations take bound shares only (was already so)\n");
+  const shared = await admin("shared-shares"); // a cluster of bound shares holds no copy
+  t.is(shared.code, 0, shared.err);
+  t.regex(shared.out, /^no share is held by more than one user \(node \d+ at applied index \d+, \d+ records\)\n$/);
 });
 
 test.serial("members: the leader's view, the leader starred", async (t) => {
@@ -319,7 +322,7 @@ test.serial("usage: unknown subcommands, missing arguments; audit routes to the 
   t.regex(r.err, /unknown audit command "log/);
   const help = await admin("--help");
   t.is(help.code, 0);
-  for (const c of ["status", "members", "add-learner", "promote", "remove", "transfer-leader", "snapshot save", "issuer-keys rotate", "require-bound-shares", "digests", "audit"]) t.true(help.out.includes(`  ${c}`), c);
+  for (const c of ["status", "members", "add-learner", "promote", "remove", "transfer-leader", "snapshot save", "issuer-keys rotate", "require-bound-shares", "shared-shares", "digests", "audit"]) t.true(help.out.includes(`  ${c}`), c);
 });
 
 function beginRequest(user: string) {

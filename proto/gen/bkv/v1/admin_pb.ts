@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bkv/v1/admin.proto.
  */
 export const file_bkv_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChJia3YvdjEvYWRtaW4ucHJvdG8SBmJrdi52MSI3ChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBIcChRpbmNsdWRlX3N0YXRlX2RpZ2VzdBgBIAEoCCKWAQoMTWVtYmVyU3RhdHVzEg8KB25vZGVfaWQYASABKAQSFAoMcGVlcl9hZGRyZXNzGAIgASgJEiAKBGtpbmQYAyABKA4yEi5ia3YudjEuTWVtYmVyS2luZBITCgttYXRjaF9pbmRleBgEIAEoBBIRCglyZWFjaGFibGUYBSABKAgSFQoNYWRtaW5fYWRkcmVzcxgGIAEoCSLVAwoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEhIKCmNsdXN0ZXJfaWQYASABKAkSDwoHbm9kZV9pZBgCIAEoBBIeCgRyb2xlGAMgASgOMhAuYmt2LnYxLk5vZGVSb2xlEhEKCWxlYWRlcl9pZBgEIAEoBBIMCgR0ZXJtGAUgASgEEhQKDGNvbW1pdF9pbmRleBgGIAEoBBIVCg1hcHBsaWVkX2luZGV4GAcgASgEEhYKDnNuYXBzaG90X2luZGV4GAggASgEEiUKB21lbWJlcnMYCSADKAsyFC5ia3YudjEuTWVtYmVyU3RhdHVzEhQKDHN0YXRlX2RpZ2VzdBgKIAEoDBIaChJzdGF0ZV9kaWdlc3RfaW5kZXgYCyABKAQSDwoHdmVyc2lvbhgMIAEoCRIPCgdyZWNvcmRzGA0gASgEEhMKC3N0b3JlX2J5dGVzGA4gASgEEiMKCWhzbV9zdGF0ZRgPIAEoDjIQLmJrdi52MS5Ic21TdGF0ZRIRCgloc21fZXJyb3IYECABKAkSDwoHc2VydmluZxgRIAEoCBIaChJub3Rfc2VydmluZ19yZWFzb24YEiABKAkSGQoRYm91bmRfc2hhcmVzX29ubHkYEyABKAgiTgoRQWRkTGVhcm5lclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgdub2RlX2lkGAIgASgEEhQKDHBlZXJfYWRkcmVzcxgDIAEoCSIjChJBZGRMZWFybmVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoVUHJvbW90ZUxlYXJuZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBCInChZQcm9tb3RlTGVhcm5lclJlc3BvbnNlEg0KBWluZGV4GAEgASgEIkcKEVJlbW92ZU5vZGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBBINCgVmb3JjZRgDIAEoCCIjChJSZW1vdmVOb2RlUmVzcG9uc2USDQoFaW5kZXgYASABKAQiLAoZVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIj0KGlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlEhEKCWxlYWRlcl9pZBgBIAEoBBIMCgR0ZXJtGAIgASgEIhUKE1Rha2VTbmFwc2hvdFJlcXVlc3QiRwoUVGFrZVNuYXBzaG90UmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBISCgpzaXplX2J5dGVzGAMgASgEIhUKE1NhdmVTbmFwc2hvdFJlcXVlc3QiJAoUU2F2ZVNuYXBzaG90UmVzcG9uc2USDAoEZGF0YRgBIAEoDCIZChdMaXN0U3RhdGVEaWdlc3RzUmVxdWVzdCIsCgtTdGF0ZURpZ2VzdBINCgVpbmRleBgBIAEoBBIOCgZkaWdlc3QYAiABKAwiUQoYTGlzdFN0YXRlRGlnZXN0c1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAQSJAoHZGlnZXN0cxgCIAMoCzITLmJrdi52MS5TdGF0ZURpZ2VzdCJFChdSb3RhdGVJc3N1ZXJLZXlzUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEhYKDnNpZ25lZF9rZXlfc2V0GAIgASgJIhoKGFJvdGF0ZUlzc3VlcktleXNSZXNwb25zZSIvChlSZXF1aXJlQm91bmRTaGFyZXNSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwiNgoaUmVxdWlyZUJvdW5kU2hhcmVzUmVzcG9uc2USGAoQYWxyZWFkeV9yZXF1aXJlZBgBIAEoCCpOCghIc21TdGF0ZRIZChVIU01fU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxIU01fU1RBVEVfT0sQARIVChFIU01fU1RBVEVfRkFJTElORxACKokBCghOb2RlUm9sZRIZChVOT0RFX1JPTEVfVU5TUEVDSUZJRUQQABIWChJOT0RFX1JPTEVfRk9MTE9XRVIQARIbChdOT0RFX1JPTEVfUFJFX0NBTkRJREFURRACEhcKE05PREVfUk9MRV9DQU5ESURBVEUQAxIUChBOT0RFX1JPTEVfTEVBREVSEAQqWQoKTWVtYmVyS2luZBIbChdNRU1CRVJfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FTUJFUl9LSU5EX1ZPVEVSEAESFwoTTUVNQkVSX0tJTkRfTEVBUk5FUhACMsAGCgxBZG1pblNlcnZpY2USVQoQR2V0Q2x1c3RlclN0YXR1cxIfLmJrdi52MS5HZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBogLmJrdi52MS5HZXRDbHVzdGVyU3RhdHVzUmVzcG9uc2USQwoKQWRkTGVhcm5lchIZLmJrdi52MS5BZGRMZWFybmVyUmVxdWVzdBoaLmJrdi52MS5BZGRMZWFybmVyUmVzcG9uc2USTwoOUHJvbW90ZUxlYXJuZXISHS5ia3YudjEuUHJvbW90ZUxlYXJuZXJSZXF1ZXN0Gh4uYmt2LnYxLlByb21vdGVMZWFybmVyUmVzcG9uc2USQwoKUmVtb3ZlTm9kZRIZLmJrdi52MS5SZW1vdmVOb2RlUmVxdWVzdBoaLmJrdi52MS5SZW1vdmVOb2RlUmVzcG9uc2USWwoSVHJhbnNmZXJMZWFkZXJzaGlwEiEuYmt2LnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlcXVlc3QaIi5ia3YudjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2USSQoMVGFrZVNuYXBzaG90EhsuYmt2LnYxLlRha2VTbmFwc2hvdFJlcXVlc3QaHC5ia3YudjEuVGFrZVNuYXBzaG90UmVzcG9uc2USSwoMU2F2ZVNuYXBzaG90EhsuYmt2LnYxLlNhdmVTbmFwc2hvdFJlcXVlc3QaHC5ia3YudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2UwARJVChBMaXN0U3RhdGVEaWdlc3RzEh8uYmt2LnYxLkxpc3RTdGF0ZURpZ2VzdHNSZXF1ZXN0GiAuYmt2LnYxLkxpc3RTdGF0ZURpZ2VzdHNSZXNwb25zZRJVChBSb3RhdGVJc3N1ZXJLZXlzEh8uYmt2LnYxLlJvdGF0ZUlzc3VlcktleXNSZXF1ZXN0GiAuYmt2LnYxLlJvdGF0ZUlzc3VlcktleXNSZXNwb25zZRJbChJSZXF1aXJlQm91bmRTaGFyZXMSIS5ia3YudjEuUmVxdWlyZUJvdW5kU2hhcmVzUmVxdWVzdBoiLmJrdi52MS5SZXF1aXJlQm91bmRTaGFyZXNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChJia3YvdjEvYWRtaW4ucHJvdG8SBmJrdi52MSI3ChdHZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBIcChRpbmNsdWRlX3N0YXRlX2RpZ2VzdBgBIAEoCCKWAQoMTWVtYmVyU3RhdHVzEg8KB25vZGVfaWQYASABKAQSFAoMcGVlcl9hZGRyZXNzGAIgASgJEiAKBGtpbmQYAyABKA4yEi5ia3YudjEuTWVtYmVyS2luZBITCgttYXRjaF9pbmRleBgEIAEoBBIRCglyZWFjaGFibGUYBSABKAgSFQoNYWRtaW5fYWRkcmVzcxgGIAEoCSLVAwoYR2V0Q2x1c3RlclN0YXR1c1Jlc3BvbnNlEhIKCmNsdXN0ZXJfaWQYASABKAkSDwoHbm9kZV9pZBgCIAEoBBIeCgRyb2xlGAMgASgOMhAuYmt2LnYxLk5vZGVSb2xlEhEKCWxlYWRlcl9pZBgEIAEoBBIMCgR0ZXJtGAUgASgEEhQKDGNvbW1pdF9pbmRleBgGIAEoBBIVCg1hcHBsaWVkX2luZGV4GAcgASgEEhYKDnNuYXBzaG90X2luZGV4GAggASgEEiUKB21lbWJlcnMYCSADKAsyFC5ia3YudjEuTWVtYmVyU3RhdHVzEhQKDHN0YXRlX2RpZ2VzdBgKIAEoDBIaChJzdGF0ZV9kaWdlc3RfaW5kZXgYCyABKAQSDwoHdmVyc2lvbhgMIAEoCRIPCgdyZWNvcmRzGA0gASgEEhMKC3N0b3JlX2J5dGVzGA4gASgEEiMKCWhzbV9zdGF0ZRgPIAEoDjIQLmJrdi52MS5Ic21TdGF0ZRIRCgloc21fZXJyb3IYECABKAkSDwoHc2VydmluZxgRIAEoCBIaChJub3Rfc2VydmluZ19yZWFzb24YEiABKAkSGQoRYm91bmRfc2hhcmVzX29ubHkYEyABKAgiTgoRQWRkTGVhcm5lclJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoDBIPCgdub2RlX2lkGAIgASgEEhQKDHBlZXJfYWRkcmVzcxgDIAEoCSIjChJBZGRMZWFybmVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoVUHJvbW90ZUxlYXJuZXJSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBCInChZQcm9tb3RlTGVhcm5lclJlc3BvbnNlEg0KBWluZGV4GAEgASgEIkcKEVJlbW92ZU5vZGVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDwoHbm9kZV9pZBgCIAEoBBINCgVmb3JjZRgDIAEoCCIjChJSZW1vdmVOb2RlUmVzcG9uc2USDQoFaW5kZXgYASABKAQiLAoZVHJhbnNmZXJMZWFkZXJzaGlwUmVxdWVzdBIPCgdub2RlX2lkGAEgASgEIj0KGlRyYW5zZmVyTGVhZGVyc2hpcFJlc3BvbnNlEhEKCWxlYWRlcl9pZBgBIAEoBBIMCgR0ZXJtGAIgASgEIhUKE1Rha2VTbmFwc2hvdFJlcXVlc3QiRwoUVGFrZVNuYXBzaG90UmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBISCgpzaXplX2J5dGVzGAMgASgEIhUKE1NhdmVTbmFwc2hvdFJlcXVlc3QiJAoUU2F2ZVNuYXBzaG90UmVzcG9uc2USDAoEZGF0YRgBIAEoDCIZChdMaXN0U3RhdGVEaWdlc3RzUmVxdWVzdCIsCgtTdGF0ZURpZ2VzdBINCgVpbmRleBgBIAEoBBIOCgZkaWdlc3QYAiABKAwiUQoYTGlzdFN0YXRlRGlnZXN0c1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAQSJAoHZGlnZXN0cxgCIAMoCzITLmJrdi52MS5TdGF0ZURpZ2VzdCJFChdSb3RhdGVJc3N1ZXJLZXlzUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEhYKDnNpZ25lZF9rZXlfc2V0GAIgASgJIhoKGFJvdGF0ZUlzc3VlcktleXNSZXNwb25zZSIvChlSZXF1aXJlQm91bmRTaGFyZXNSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwiNgoaUmVxdWlyZUJvdW5kU2hhcmVzUmVzcG9uc2USGAoQYWxyZWFkeV9yZXF1aXJlZBgBIAEoCCIZChdGaW5kU2hhcmVkU2hhcmVzUmVxdWVzdCJUCgtTaGFyZWRTaGFyZRIPCgdub2RlX2lkGAEgASgEEhQKDHB1YmxpY19zaGFyZRgCIAEoDBINCgV1c2VycxgDIAMoCRIPCgdob2xkZXJzGAQgASgEIosBChhGaW5kU2hhcmVkU2hhcmVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoBBIVCg1hcHBsaWVkX2luZGV4GAIgASgEEg8KB3JlY29yZHMYAyABKAQSIwoGc2hhcmVkGAQgAygLMhMuYmt2LnYxLlNoYXJlZFNoYXJlEhEKCXRydW5jYXRlZBgFIAEoCCpOCghIc21TdGF0ZRIZChVIU01fU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxIU01fU1RBVEVfT0sQARIVChFIU01fU1RBVEVfRkFJTElORxACKokBCghOb2RlUm9sZRIZChVOT0RFX1JPTEVfVU5TUEVDSUZJRUQQABIWChJOT0RFX1JPTEVfRk9MTE9XRVIQARIbChdOT0RFX1JPTEVfUFJFX0NBTkRJREFURRACEhcKE05PREVfUk9MRV9DQU5ESURBVEUQAxIUChBOT0RFX1JPTEVfTEVBREVSEAQqWQoKTWVtYmVyS2luZBIbChdNRU1CRVJfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FTUJFUl9LSU5EX1ZPVEVSEAESFwoTTUVNQkVSX0tJTkRfTEVBUk5FUhACMpcHCgxBZG1pblNlcnZpY2USVQoQR2V0Q2x1c3RlclN0YXR1cxIfLmJrdi52MS5HZXRDbHVzdGVyU3RhdHVzUmVxdWVzdBogLmJrdi52MS5HZXRDbHVzdGVyU3RhdHVzUmVzcG9uc2USQwoKQWRkTGVhcm5lchIZLmJrdi52MS5BZGRMZWFybmVyUmVxdWVzdBoaLmJrdi52MS5BZGRMZWFybmVyUmVzcG9uc2USTwoOUHJvbW90ZUxlYXJuZXISHS5ia3YudjEuUHJvbW90ZUxlYXJuZXJSZXF1ZXN0Gh4uYmt2LnYxLlByb21vdGVMZWFybmVyUmVzcG9uc2USQwoKUmVtb3ZlTm9kZRIZLmJrdi52MS5SZW1vdmVOb2RlUmVxdWVzdBoaLmJrdi52MS5SZW1vdmVOb2RlUmVzcG9uc2USWwoSVHJhbnNmZXJMZWFkZXJzaGlwEiEuYmt2LnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlcXVlc3QaIi5ia3YudjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2USSQoMVGFrZVNuYXBzaG90EhsuYmt2LnYxLlRha2VTbmFwc2hvdFJlcXVlc3QaHC5ia3YudjEuVGFrZVNuYXBzaG90UmVzcG9uc2USSwoMU2F2ZVNuYXBzaG90EhsuYmt2LnYxLlNhdmVTbmFwc2hvdFJlcXVlc3QaHC5ia3YudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2UwARJVChBMaXN0U3RhdGVEaWdlc3RzEh8uYmt2LnYxLkxpc3RTdGF0ZURpZ2VzdHNSZXF1ZXN0GiAuYmt2LnYxLkxpc3RTdGF0ZURpZ2VzdHNSZXNwb25zZRJVChBSb3RhdGVJc3N1ZXJLZXlzEh8uYmt2LnYxLlJvdGF0ZUlzc3VlcktleXNSZXF1ZXN0GiAuYmt2LnYxLlJvdGF0ZUlzc3VlcktleXNSZXNwb25zZRJbChJSZXF1aXJlQm91bmRTaGFyZXMSIS5ia3YudjEuUmVxdWlyZUJvdW5kU2hhcmVzUmVxdWVzdBoiLmJrdi52MS5SZXF1aXJlQm91bmRTaGFyZXNSZXNwb25zZRJVChBGaW5kU2hhcmVkU2hhcmVzEh8uYmt2LnYxLkZpbmRTaGFyZWRTaGFyZXNSZXF1ZXN0GiAuYmt2LnYxLkZpbmRTaGFyZWRTaGFyZXNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * GetClusterStatusRequest asks for a node's view of the cluster.
@@ -643,6 +643,107 @@ export const RequireBoundSharesResponseSchema: GenMessage<RequireBoundSharesResp
   messageDesc(file_bkv_v1_admin, 21);
 
 /**
+ * FindSharedSharesRequest has no fields: the scan covers the whole state.
+ *
+ * @generated from message bkv.v1.FindSharedSharesRequest
+ */
+export type FindSharedSharesRequest = Message<"bkv.v1.FindSharedSharesRequest"> & {
+};
+
+/**
+ * Describes the message bkv.v1.FindSharedSharesRequest.
+ * Use `create(FindSharedSharesRequestSchema)` to create a new message.
+ */
+export const FindSharedSharesRequestSchema: GenMessage<FindSharedSharesRequest> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_admin, 22);
+
+/**
+ * SharedShare is one node's share (K_i) held by the records of several users.
+ *
+ * @generated from message bkv.v1.SharedShare
+ */
+export type SharedShare = Message<"bkv.v1.SharedShare"> & {
+  /**
+   * The node whose share this is.
+   *
+   * @generated from field: uint64 node_id = 1;
+   */
+  nodeId: bigint;
+
+  /**
+   * K_i, the share's public point (SEC1 compressed, 33 bytes).
+   *
+   * @generated from field: bytes public_share = 2;
+   */
+  publicShare: Uint8Array;
+
+  /**
+   * Users whose records hold it, in key order; at most 100.
+   *
+   * @generated from field: repeated string users = 3;
+   */
+  users: string[];
+
+  /**
+   * How many users' records hold it.
+   *
+   * @generated from field: uint64 holders = 4;
+   */
+  holders: bigint;
+};
+
+/**
+ * Describes the message bkv.v1.SharedShare.
+ * Use `create(SharedShareSchema)` to create a new message.
+ */
+export const SharedShareSchema: GenMessage<SharedShare> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_admin, 23);
+
+/**
+ * FindSharedSharesResponse is the answering node's view at applied_index.
+ *
+ * @generated from message bkv.v1.FindSharedSharesResponse
+ */
+export type FindSharedSharesResponse = Message<"bkv.v1.FindSharedSharesResponse"> & {
+  /**
+   * @generated from field: uint64 node_id = 1;
+   */
+  nodeId: bigint;
+
+  /**
+   * @generated from field: uint64 applied_index = 2;
+   */
+  appliedIndex: bigint;
+
+  /**
+   * Records read (locked records hold no shares).
+   *
+   * @generated from field: uint64 records = 3;
+   */
+  records: bigint;
+
+  /**
+   * Every share held by two or more users' records; at most 1,000 (truncated
+   * says whether more were found).
+   *
+   * @generated from field: repeated bkv.v1.SharedShare shared = 4;
+   */
+  shared: SharedShare[];
+
+  /**
+   * @generated from field: bool truncated = 5;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message bkv.v1.FindSharedSharesResponse.
+ * Use `create(FindSharedSharesResponseSchema)` to create a new message.
+ */
+export const FindSharedSharesResponseSchema: GenMessage<FindSharedSharesResponse> = /*@__PURE__*/
+  messageDesc(file_bkv_v1_admin, 24);
+
+/**
  * HsmState is the outcome of a node's periodic HSM probe (a signature).
  *
  * @generated from enum bkv.v1.HsmState
@@ -854,6 +955,19 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RequireBoundSharesRequestSchema;
     output: typeof RequireBoundSharesResponseSchema;
+  },
+  /**
+   * FindSharedShares scans this node's applied state for shares held by the
+   * records of two or more users: copies of a victim's unbound shares,
+   * registered before RequireBoundShares (docs/operations.md "Bound
+   * shares"). Read-only, any node; takes seconds per million records.
+   *
+   * @generated from rpc bkv.v1.AdminService.FindSharedShares
+   */
+  findSharedShares: {
+    methodKind: "unary";
+    input: typeof FindSharedSharesRequestSchema;
+    output: typeof FindSharedSharesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bkv_v1_admin, 0);
