@@ -36,7 +36,7 @@ export type { TransportStats } from "./stats.js";
 export type { PeerState } from "./peer.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { SnapshotSource, SnapshotStream } from "./snapshot-fetch.js";
-export { stallMessage, writeChunks, type SendSpent } from "./chunk-writer.js";
+export { STALL_MS, stallMessage, writeChunks, type SendSpent } from "./chunk-writer.js";
 export type { DigestSource, PeerClockSample } from "./state-digest.js";
 
 /** Largest inbound frame accepted (a batch or one snapshot chunk). */
