@@ -197,7 +197,7 @@ async function catchUp(): Promise<void> {
   const stepped = new Promise<void>((r) => { done = r; });
   // A variable, not a literal: `attest` (the install gate of wt-attest) is not in every version's StagerContext.
   const ctx = {
-    clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, step: () => done(), attest: () => Promise.resolve(),
+    clusterId: CLUSTER, files, log: quiet, appliedIndex: () => 0, term: () => 0, step: () => done(), attest: () => Promise.resolve(),
     ...(args.hasher === "inline" ? { pairHasher: inlineImportHasher } : {}),
     fetch: async function* () {
       for (const c of snapshotChunks(CLUSTER, view.scan(...ALL_KEYS))) {

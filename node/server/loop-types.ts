@@ -6,6 +6,7 @@ import type { DiskStorage, VaultFiles } from "../storage/index.js";
 import type { ApplyOutcome, VaultResult, VaultStateMachine } from "../vault/index.js";
 import type { Logger } from "./log.js";
 import type { Candidate } from "./snapshot-attest.js";
+import type { AbortReason, DownloadLimits } from "./snapshot-download.js";
 
 /** What onOutcome sees: a vault command and its result, a membership change, or a snapshot installed. */
 export type AppliedEvent =
@@ -62,6 +63,10 @@ export interface RaftLoopOptions {
    */
   readonly maxForwardedEntryBytes?: number;
   readonly forwardedBytesPerSecond?: number;
+  /** The bounds of a snapshot download from another member (snapshot-download.ts; default DEFAULT_DOWNLOAD_LIMITS). */
+  readonly snapshotDownload?: DownloadLimits;
+  /** A snapshot download ended before its last chunk, and why (metrics). */
+  onDownloadAbandoned?(reason: AbortReason): void;
   readonly log: Logger;
   /** Called when the loop cannot go on (storage failure, broken invariant). */
   onFatal(err: unknown): void;

@@ -128,7 +128,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.stager = new SnapshotStager({
       clusterId: o.clusterId, files: o.files, log: o.log,
       fetch: (from, index, term, signal) => this.fetchFrom(from, index, term, signal),
-      appliedIndex: () => this.sm.appliedIndex,
+      appliedIndex: () => this.sm.appliedIndex, term: () => this.term,
+      ...(o.snapshotDownload === undefined ? {} : { limits: o.snapshotDownload }), abandoned: (reason) => o.onDownloadAbandoned?.(reason),
       step: (m) => this.guard(() => this.raw.step(m)),
       attest: (m, state, staged) => o.attest(candidateOf(m, state, staged, this.sm.store, this.members.withSnapshotOf(m))),
     });

@@ -20,9 +20,27 @@
 // downloaded from the sender first (as etcd's rafthttp saves the db file
 // before Raft sees the message), an inline one (format 1: the bootstrap, a
 // leader of the release before the store) is restored from the message. One
-// at a time: every MsgSnap that arrives meanwhile is dropped, and so is one
-// that is refused or is not one complete server snapshot (the leader sends
-// another while the follower does not answer).
+// at a time: a MsgSnap that arrives meanwhile is dropped unless its term is
+// newer (below, "Preemption"), and so is one that is refused or is not one
+// complete server snapshot (the leader sends another while the follower does
+// not answer). A download is bounded in time, rate, size and disk
+// (snapshot-download.ts); one past a bound is ended and its staging deleted.
+//
+// Preemption. A MsgSnap of a newer term than the download's ends the
+// download and starts its own: a new leader's snapshot is not kept waiting
+// by an old leader's transfer, stalled or slow. One of an older term than
+// Raft's own is Raft's to refuse (it ignores it). Does this let a rogue
+// member do more? The stager sees messages before Raft does, so a rogue's
+// newer term preempts without Raft learning of it. But what it gains is what
+// a member already has: any message of a higher term makes its sender the
+// follower's leader (Raft has no vote certificates: docs/threat-model.md,
+// "one compromised node"), after which Raft refuses the honest leader's
+// snapshot messages anyway; and without preemption a rogue can take the free
+// download, at the current term, each time the last one ends. Either way it
+// can deny this follower snapshot catch-up for as long as it keeps at it, a
+// denial of service; what it cannot do is hold the download past the bounds
+// with one message, or fill the disk. An honest sender never loses its place
+// to an older term, so a leader that is deposed or stalls cannot hold it.
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { ErrSnapshotTemporarilyUnavailable, type Message, MessageType, type NodeId, type Snapshot, type Storage } from "../raft/index.js";
 import type { LmdbVaultStore, StagedSnapshot, StoreView, VaultFiles } from "../storage/index.js";
@@ -32,6 +50,7 @@ import type { Candidate } from "./snapshot-attest.js";
 import { decodeServerSnapshot, encodeServerSnapshot, type ServerSnapshot, type StoreRef } from "./snapshot-data.js";
 import type { Logger } from "./log.js";
 import { type ImportHasher, WorkerPairHasher } from "./pair-hashers.js";
+import { type AbortReason, DEFAULT_DOWNLOAD_LIMITS, type DownloadLimits, DownloadAbortedError, availableBytes, boundedChunks } from "./snapshot-download.js";
 
 /** Bytes per chunk of an inline snapshot's self-contained stream. */
 const INLINE_CHUNK = 256 * 1024;
@@ -174,12 +193,20 @@ export interface StagerContext {
   fetch(from: NodeId, index: number, term: number, signal: AbortSignal): AsyncIterable<Uint8Array>;
   /** The vault's applied index (a snapshot at or below it is Raft's to refuse). */
   appliedIndex(): number;
+  /** Raft's current term (a message of an older term is Raft's to refuse). */
+  term(): number;
   /** Steps a message into Raft (the held MsgSnap, once staged). */
   step(m: Message): void;
   /** Resolves when the staged state (verified here, held in `staged`) may be installed; throws to refuse it (snapshot-attest.ts). */
   attest(m: Message, state: StoreRef, staged: VaultStore): Promise<void>;
   /** The hasher of each download's pairs (default: a WorkerPairHasher of defaultHashThreads()). */
   readonly pairHasher?: () => ImportHasher;
+  /** The bounds of one download (default: DEFAULT_DOWNLOAD_LIMITS). */
+  readonly limits?: DownloadLimits;
+  /** Bytes available on the staging store's file system (default: statfs of `files.dir`). */
+  freeBytes?(): Promise<number>;
+  /** A download ended before its last chunk, and why (a metric). Must not throw. */
+  abandoned?(reason: AbortReason): void;
 }
 
 /** Uncommitted pairs an import holds before it commits (bounds its memory to a few MB and the synchronous part of a commit). */
@@ -226,26 +253,44 @@ export function candidateOf(m: Message, state: StoreRef, staged: VaultStore, cur
   return { from: m.from, index: m.snapshot!.metadata.index, ...state, members, rollback: () => withTurns(rollbackFrom(current, staged)) };
 }
 
+/**
+ * The stager's one piece of work in progress: the download (then the
+ * attestation) of a snapshot message's state, or a staged state judged again.
+ */
+interface InProgress {
+  readonly index: number;
+  /** The term of the message it serves: a download is preempted by a message of a newer one. */
+  readonly term: number;
+  readonly abort: AbortController;
+  /** False for a judging again: it downloads nothing and ends within the attestation's own time limits. */
+  readonly preemptible: boolean;
+}
+
 export class SnapshotStager {
-  private download: { readonly index: number; readonly abort: AbortController } | null = null;
+  private download: InProgress | null = null;
   /** The staged snapshot last judged (rollback check and attestation), and this node's applied index when it was. */
   private checked: { readonly index: number; readonly term: number; readonly applied: number } | null = null;
+  private readonly limits: DownloadLimits;
+  private readonly freeBytes: () => Promise<number>;
 
-  constructor(private readonly ctx: StagerContext) {}
+  constructor(private readonly ctx: StagerContext) {
+    this.limits = ctx.limits ?? DEFAULT_DOWNLOAD_LIMITS;
+    this.freeBytes = ctx.freeBytes?.bind(ctx) ?? (() => availableBytes(ctx.files.dir));
+  }
 
   /**
    * Takes a MsgSnap: returns true when it is held or dropped here, false when
-   * Raft should step it now: at or below the applied index (Raft's to
-   * refuse), or naming the staged state, judged against this node's state as
-   * it is now. A staged state is judged again when this node applied entries
-   * since (Raft did not take the message that staged it, and a rogue leader
-   * committed entries meanwhile), and never installed under a message that
-   * names another state.
+   * Raft should step it now: at or below the applied index, or of an older
+   * term than Raft's (Raft's to refuse), or naming the staged state, judged
+   * against this node's state as it is now. A staged state is judged again
+   * when this node applied entries since (Raft did not take the message that
+   * staged it, and a rogue leader committed entries meanwhile), and never
+   * installed under a message that names another state.
    */
   intercept(m: Message): boolean {
     if (m.type !== MessageType.Snap || m.snapshot === null) return false;
     const { index, term } = m.snapshot.metadata;
-    if (index <= this.ctx.appliedIndex()) return false;
+    if (index <= this.ctx.appliedIndex() || m.term < this.ctx.term()) return false;
     const data = serverSnapshotOf(m);
     if (data === null) {
       this.ctx.log.warn("snapshot message dropped: not one complete server snapshot", { from: m.from, index, term });
@@ -253,8 +298,21 @@ export class SnapshotStager {
     }
     const staged = this.ctx.files.stagedAt(index);
     if (staged?.term === term) return !this.passStaged(m, staged, data);
-    if (this.download === null) void this.stage(m, data);
+    this.take(m, data);
     return true;
+  }
+
+  /** Stages `m` when nothing is in progress, or in place of a download of an older term (preemption: file comment); else drops it. */
+  private take(m: Message, data: ServerSnapshot): void {
+    const d = this.download;
+    if (d !== null) {
+      if (!d.preemptible || m.term <= d.term) return;
+      this.ctx.log.info("a snapshot message of a newer term preempts the download in progress", {
+        from: m.from, index: m.snapshot!.metadata.index, term: m.term, downloading: d.index, downloadTerm: d.term,
+      });
+      d.abort.abort(new DownloadAbortedError("preempted", `a snapshot message of term ${m.term} from node ${m.from} preempted it`));
+    }
+    void this.stage(m, data);
   }
 
   /** Whether `m`, naming the staged snapshot `staged`, may go to Raft now; if not, it is dropped or judged again first. */
@@ -271,66 +329,85 @@ export class SnapshotStager {
 
   /** Cancels a download in progress. */
   stop(): void {
-    this.download?.abort.abort();
+    this.download?.abort.abort(new DownloadAbortedError("stopped", "the node is stopping"));
   }
 
   private async stage(m: Message, data: ServerSnapshot): Promise<void> {
     const { index, term } = m.snapshot!.metadata;
-    const abort = new AbortController();
-    this.download = { index, abort };
+    const mine: InProgress = { index, term: m.term, abort: new AbortController(), preemptible: true };
+    const { signal } = mine.abort;
+    this.download = mine;
     const t0 = performance.now();
     this.ctx.log.info("downloading a snapshot", { from: m.from, index, term });
     try {
       let judgedAt = 0;
       const staged = await this.ctx.files.stage(index, term, async (store) => {
         const got = data.store !== undefined
-          ? checkRef(await this.importFrom(m.from, index, term, store, abort.signal), data.store)
+          ? checkRef(await this.importFrom(m.from, index, term, store, mine.abort), data.store)
           : restoreInline(this.ctx.clusterId, store, data.vault);
+        signal.throwIfAborted(); // preempted or stopped meanwhile: the staging is deleted
         this.ctx.log.info("downloaded a snapshot; attesting it", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
         judgedAt = this.ctx.appliedIndex();
         await this.ctx.attest(m, got, store);
+        signal.throwIfAborted();
         return got;
       });
       this.ctx.log.info("staged a snapshot", { from: m.from, index, seconds: +((performance.now() - t0) / 1000).toFixed(3) });
       this.checked = { index, term, applied: judgedAt };
+      if (this.download !== mine) return; // preempted as it was marked staged: the newer message's download goes on
       this.download = null;
       if (!this.passStaged(m, staged, data)) return;
       this.ctx.step(m);
     } catch (err) {
-      this.ctx.log.warn("snapshot not staged; waiting for the next snapshot message", { from: m.from, index, error: err });
-      this.download = null;
+      if (this.download === mine) this.download = null;
+      this.notStaged(m, err);
     }
+  }
+
+  /** Logs why `m`'s state was not staged (and counts a download ended early); the leader's next message tries again. */
+  private notStaged(m: Message, err: unknown): void {
+    const fields = { from: m.from, index: m.snapshot!.metadata.index, term: m.term };
+    if (!(err instanceof DownloadAbortedError)) {
+      this.ctx.log.warn("snapshot not staged; waiting for the next snapshot message", { ...fields, error: err });
+      return;
+    }
+    const msg = "snapshot not staged: its download was abandoned and the staging deleted; waiting for the next snapshot message";
+    const line = { ...fields, reason: err.reason, why: err.message };
+    if (err.reason !== "stopped") this.ctx.abandoned?.(err.reason);
+    if (err.reason === "preempted") this.ctx.log.info(msg, line);
+    else this.ctx.log.warn(msg, line);
   }
 
   /** Judges the staged state again against this node's state now (rollback check, attestation), then steps `m` if it still holds. */
   private async judgeAgain(m: Message, staged: StagedSnapshot): Promise<void> {
     const store = this.ctx.files.stagedStore(staged.index);
     if (store === undefined) return;
-    this.download = { index: staged.index, abort: new AbortController() };
+    const mine: InProgress = { index: staged.index, term: m.term, abort: new AbortController(), preemptible: false };
+    this.download = mine;
     try {
       const applied = this.ctx.appliedIndex();
       await this.ctx.attest(m, { appliedIndex: staged.appliedIndex, digest: staged.digest }, store);
       this.checked = { index: staged.index, term: staged.term, applied };
-      this.download = null;
+      if (this.download === mine) this.download = null;
       if (this.ctx.appliedIndex() === applied) this.ctx.step(m); // else the next message of the leader is judged again
     } catch (err) {
       this.ctx.log.warn("staged snapshot refused when judged again; waiting for the next snapshot message", { from: m.from, index: staged.index, error: err });
-      this.download = null;
+      if (this.download === mine) this.download = null;
     }
   }
 
-  private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, signal: AbortSignal): Promise<StoreRef> {
+  /** Downloads snapshot (index, term) from `from` into `store`, within the download bounds (snapshot-download.ts). */
+  private async importFrom(from: NodeId, index: number, term: number, store: LmdbVaultStore, abort: AbortController): Promise<StoreRef> {
     const hasher = (this.ctx.pairHasher ?? (() => new WorkerPairHasher()))();
     try {
       const importer = new SnapshotImporter(this.ctx.clusterId, loadingInto(store), hasher);
-      await this.importChunks(importer, hasher, this.ctx.fetch(from, index, term, signal), store);
+      const chunks = boundedChunks(this.ctx.fetch(from, index, term, abort.signal), { limits: this.limits, abort, freeBytes: this.freeBytes });
+      await this.importChunks(importer, hasher, chunks, store);
       return await importer.finishHashed();
     } finally {
       await hasher.close();
     }
   }
-
-  /** Parses `chunks` into `store`, with commits in flight, the hasher's backpressure, and a turn every IMPORT_TURN_MS. */
   private async importChunks(importer: SnapshotImporter, hasher: ImportHasher, chunks: AsyncIterable<Uint8Array>, store: LmdbVaultStore): Promise<void> {
     const commits: Array<Promise<void>> = [];
     const spent = new ImportSpent();

@@ -106,7 +106,7 @@ test.serial("an import aborted mid-download leaves no hash thread behind, and no
   let sent = 0;
   let hung = false;
   const stager = new SnapshotStager({
-    clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void warnings.push(line)), appliedIndex: () => 0,
+    clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void warnings.push(line)), appliedIndex: () => 0, term: () => 0,
     step: () => t.fail("an aborted import must not be stepped"), attest: () => Promise.resolve(),
     fetch: async function* (_from, _index, _term, signal) {
       for (const c of snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096)) {

@@ -3,8 +3,13 @@
 // staged, drops the ones that arrive meanwhile, and steps nothing when the
 // download is not the state the message names; pinned views follow the
 // retention and outlive it while a transfer reads them, and are released
-// when idle.
+// when idle. A download is bounded (snapshot-download.ts): an endless sender
+// is cut at the size bound, a stalled one after the idle limit, and a newer
+// term's message preempts; each leaves nothing in the staging directory and
+// lets the honest leader's snapshot in.
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import test from "ava";
 import { ErrSnapshotTemporarilyUnavailable, MemoryStorage, MessageType, type Message, message } from "../../node/raft/index.js";
 import { VaultFiles } from "../../node/storage/index.js";
@@ -14,6 +19,7 @@ import { type StoreRef, encodeServerSnapshot } from "../../node/server/snapshot-
 import { SnapshotRefusedError, attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { PIN_IDLE_MS, PinnedViews, SnapshotStager, candidateOf, stageForInstall, withPinnedSnapshots } from "../../node/server/store-snapshots.js";
+import { DEFAULT_DOWNLOAD_LIMITS, type DownloadLimits } from "../../node/server/snapshot-download.js";
 import { CLUSTER, Harness, NODES, beginCmd, blindedPoint, confirmCmd, register, registerCmd } from "../../testkit/vault.js";
 import { RegistrationCloner } from "../../testkit/clones.js";
 import { editSnapshot } from "../../testkit/vault-store.js";
@@ -28,9 +34,9 @@ function leaderState(records: number): Harness {
   return h;
 }
 
-function snapMessage(h: Harness, term: number, digest = h.sm.digest()): Message {
+function snapMessage(h: Harness, term: number, digest = h.sm.digest(), from = 1): Message {
   const data = encodeServerSnapshot({ peers: new Map([[1, "a:1"]]), store: { appliedIndex: h.index, digest } });
-  return message({ type: MessageType.Snap, from: 1, to: 2, term, snapshot: { metadata: { index: h.index, term, confState: CONF }, totalSize: data.length, offset: 0, data, done: true } });
+  return message({ type: MessageType.Snap, from, to: 2, term, snapshot: { metadata: { index: h.index, term, confState: CONF }, totalSize: data.length, offset: 0, data, done: true } });
 }
 
 interface Rig {
@@ -54,7 +60,7 @@ async function rig(t: import("ava").ExecutionContext, h: Harness, stream?: Uint8
     attest: (_m, state) => { r.attested.push(state); return Promise.resolve(); },
   };
   r.stager = new SnapshotStager({
-    clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void r.warnings.push(line)), appliedIndex: () => 0, step: (m) => void r.stepped.push(m), attest: (m, state) => r.attest(m, state),
+    clusterId: CLUSTER, files, log: jsonLogger("warn", {}, () => ({}), (line) => void r.warnings.push(line)), appliedIndex: () => 0, term: () => 0, step: (m) => void r.stepped.push(m), attest: (m, state) => r.attest(m, state),
     ...(o.pairHasher === undefined ? {} : { pairHasher: o.pairHasher }),
     fetch: async function* () {
       r.fetches++;
@@ -318,4 +324,155 @@ test("a state with a confirmed attempt (keys.ts \"c\") stages over lmdb from sma
   const sm = new VaultStateMachine({ clusterId: CLUSTER, store: r.files.store });
   t.deepEqual(sm.digest(), h.sm.digest());
   t.is(sm.getRecord("erin")?.confirmedAttempt, attempt);
+});
+
+// --- bounded downloads: senders that never end, stall, or are of an older term ---
+
+interface SenderRig {
+  stager: SnapshotStager; files: VaultFiles; stepped: Message[];
+  /** Downloads started, per sender. */
+  fetches: Map<number, number>;
+  /** The reasons of the downloads ended early (the metric's callback), and the stager's log lines (info and up). */
+  abandoned: string[]; lines: string[];
+  /** Raft's term, as the stager reads it. */
+  term: number;
+}
+
+/** A hasher on this thread: the tests below measure bounds, not hashing. */
+function inlineHasher(): ImportHasher {
+  const inline = new InlinePairHasher();
+  return { add: (k, v) => inline.add(k, v), total: () => inline.total(), ready: () => Promise.resolve(), close: () => Promise.resolve() };
+}
+
+/** A stager whose download from node `from` is `senders[from]()`, within `limits` (over the defaults). */
+async function senderRig(t: import("ava").ExecutionContext, senders: Record<number, () => AsyncIterable<Uint8Array>>, limits: Partial<DownloadLimits>): Promise<SenderRig> {
+  const files = await VaultFiles.open(join(tempDir(t), "vault"));
+  t.teardown(() => files.close());
+  const r: SenderRig = { stager: null as unknown as SnapshotStager, files, stepped: [], fetches: new Map(), abandoned: [], lines: [], term: 0 };
+  r.stager = new SnapshotStager({
+    clusterId: CLUSTER, files, log: jsonLogger("info", {}, () => ({}), (line) => void r.lines.push(line)),
+    appliedIndex: () => 0, term: () => r.term, step: (m) => void r.stepped.push(m), attest: () => Promise.resolve(),
+    pairHasher: inlineHasher, limits: { ...DEFAULT_DOWNLOAD_LIMITS, ...limits }, abandoned: (reason) => void r.abandoned.push(reason),
+    fetch: (from) => {
+      r.fetches.set(from, (r.fetches.get(from) ?? 0) + 1);
+      return senders[from]!();
+    },
+  });
+  return r;
+}
+
+/** `h`'s state as a sender streams it, in chunks of 4 KiB, after `gate` (if any) opens. */
+async function* honestSender(h: Harness, gate?: Promise<void>): AsyncGenerator<Uint8Array> {
+  await gate;
+  for (const c of snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096)) yield c;
+}
+
+/** The first `n` chunks of `h`'s state, then a wait that never ends (a sender that stalls without closing the call). */
+async function* stallingSender(h: Harness, n: number): AsyncGenerator<Uint8Array> {
+  let i = 0;
+  for (const c of snapshotChunks(CLUSTER, h.sm.store.scan(...ALL_KEYS), 4096)) {
+    if (i++ === n) break;
+    yield c;
+  }
+  await new Promise(() => {});
+}
+
+/**
+ * A sender that never ends: a valid header, then record pairs of 1 KiB in
+ * ascending key order for ever (nothing the importer can refuse before the
+ * end, which never comes), 64 KiB at a time; `sent` counts its bytes.
+ */
+async function* endlessSender(sent: { bytes: number }): AsyncGenerator<Uint8Array> {
+  const empty = Buffer.concat([...snapshotChunks(CLUSTER, [])]);
+  yield empty.subarray(0, empty.length - 4 - 8 - 32); // magic, format, cluster id
+  const value = Buffer.alloc(1024); // first byte 0: not locked
+  for (let i = 0; ; ) {
+    const parts: Buffer[] = [];
+    for (let n = 0; n < 60; n++, i++) {
+      const frame = Buffer.alloc(4 + 9 + 4);
+      frame.writeUInt32BE(9, 0);
+      frame[4] = 0x72; // a record's key
+      frame.writeBigUInt64BE(BigInt(i), 5);
+      frame.writeUInt32BE(value.length, 13);
+      parts.push(frame, value);
+    }
+    const chunk = Buffer.concat(parts);
+    sent.bytes += chunk.length;
+    yield chunk;
+    await nextTurn();
+  }
+}
+
+/** The generations in the vault directory besides CURRENT: the current store, and any staging left behind. */
+function generations(files: VaultFiles): string[] {
+  return readdirSync(files.dir).filter((n) => n !== "CURRENT");
+}
+
+test("an endless sender is cut off at snapshotDownload.maxBytes: nothing staged or left in the staging directory; the honest snapshot is staged next", async (t) => {
+  const h = leaderState(5);
+  const sent = { bytes: 0 };
+  const r = await senderRig(t, { 3: () => endlessSender(sent), 1: () => honestSender(h) }, { maxBytes: 512 * 1024 });
+  t.deepEqual(generations(r.files).length, 1);
+  t.true(r.stager.intercept(snapMessage(h, 3, undefined, 3)));
+  await until(() => r.abandoned.length > 0);
+  t.deepEqual(r.abandoned, ["size"]);
+  t.true(sent.bytes > 512 * 1024 && sent.bytes < 1024 * 1024, `the rogue sent ${sent.bytes} bytes before the download was ended`);
+  await new Promise((res) => setTimeout(res, 50));
+  t.true(sent.bytes < 1024 * 1024, "and nothing more was read from it");
+  t.deepEqual(r.stepped, []);
+  t.deepEqual(r.files.stagedIndices(), []);
+  t.is(generations(r.files).length, 1, "the staging store was deleted");
+  t.true(r.lines.some((l) => l.includes('"reason":"size"') && l.includes("snapshotDownload.maxBytes")), "the log says why");
+  const honest = snapMessage(h, 3);
+  t.true(r.stager.intercept(honest));
+  await until(() => r.stepped.length > 0);
+  t.deepEqual(r.stepped, [honest]);
+  t.is(r.files.stagedAt(h.index)?.appliedIndex, h.index);
+});
+
+test("a stalled sender is abandoned after the idle limit, its staging deleted; a later honest snapshot is staged", async (t) => {
+  const h = leaderState(30);
+  const r = await senderRig(t, { 3: () => stallingSender(h, 2), 1: () => honestSender(h) }, { idleTimeoutMs: 300 });
+  const t0 = performance.now();
+  t.true(r.stager.intercept(snapMessage(h, 3, undefined, 3)));
+  t.true(r.stager.intercept(snapMessage(h, 3)), "the honest leader's message of the same term waits: dropped");
+  t.is(r.fetches.get(1), undefined);
+  await until(() => r.abandoned.length > 0);
+  const took = performance.now() - t0;
+  t.deepEqual(r.abandoned, ["idle"]);
+  t.true(took >= 290 && took < 10_000, `abandoned after ${took.toFixed(0)} ms`);
+  t.deepEqual(r.files.stagedIndices(), []);
+  t.is(generations(r.files).length, 1, "the staging store was deleted");
+  const honest = snapMessage(h, 3);
+  t.true(r.stager.intercept(honest));
+  await until(() => r.stepped.length > 0);
+  t.deepEqual(r.stepped, [honest]);
+  t.is(r.files.stagedAt(h.index)?.appliedIndex, h.index);
+});
+
+test("a snapshot message of a newer term preempts a download in progress; one of the same or an older term does not; one older than Raft's term is Raft's", async (t) => {
+  const h = leaderState(5);
+  let open!: () => void;
+  const gate = new Promise<void>((res) => { open = res; });
+  const r = await senderRig(t, { 3: () => stallingSender(h, 1), 1: () => honestSender(h, gate) }, {});
+  r.term = 3;
+  t.true(r.stager.intercept(snapMessage(h, 3, undefined, 3)), "a sender of Raft's term stalls (the idle limit is a minute)");
+  await until(() => r.fetches.get(3) === 1);
+  t.true(r.stager.intercept(snapMessage(h, 3)));
+  t.is(r.fetches.get(1), undefined, "the same term waits");
+  const newer = snapMessage(h, 4);
+  t.true(r.stager.intercept(newer));
+  await until(() => r.abandoned.length > 0);
+  t.deepEqual(r.abandoned, ["preempted"]);
+  t.is(r.fetches.get(1), 1, "the newer term's download started at once");
+  t.true(r.stager.intercept(snapMessage(h, 3, undefined, 3)));
+  t.true(r.stager.intercept(snapMessage(h, 4, undefined, 3)));
+  t.is(r.fetches.get(3), 1, "neither an older nor the same term preempts the newer download");
+  t.false(r.stager.intercept(snapMessage(h, 2, undefined, 3)), "a term older than Raft's goes to Raft, which ignores it: nothing downloaded");
+  open();
+  await until(() => r.stepped.length > 0);
+  t.deepEqual(r.stepped, [newer]);
+  t.deepEqual(r.files.stagedIndices(), [h.index]);
+  t.is(generations(r.files).length, 2, "the current store and the staged one: the preempted staging was deleted");
+  t.true(r.lines.some((l) => l.includes("preempts the download in progress") && l.includes('"downloadTerm":3')));
 });
