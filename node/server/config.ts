@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { isAbsolute, resolve, dirname } from "node:path";
 import { DEFAULT_POOL } from "../hsm/index.js";
 import { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, validateSchedule } from "../vault/index.js";
+import { DEFAULT_DOWNLOAD_LIMITS, type DownloadLimits } from "./snapshot-download.js";
 
 export interface NodeAddress {
   readonly id: number;
@@ -50,6 +51,14 @@ export interface ServerConfig {
    * after it from being reused, so the store file grows while one is held.
    */
   readonly snapshotRetention: number;
+  /**
+   * The bounds of a snapshot download from another member (node/server/
+   * snapshot-download.ts): one that waits `idleTimeoutMs` for a chunk, gets
+   * under `minBytesPerSecond` while it waits, passes `maxBytes`, or would
+   * leave under `diskReserveBytes` available on the data dir's file system is
+   * ended and its staging deleted (docs/storage.md, "Snapshot transfer").
+   */
+  readonly snapshotDownload: DownloadLimits;
   readonly tickMs: number;
   readonly electionTick: number;
   readonly heartbeatTick: number;
@@ -138,6 +147,7 @@ const DEFAULTS = {
   logLevel: "info" as LogLevel,
   snapshotInterval: 10_000,
   snapshotRetention: 2,
+  snapshotDownload: DEFAULT_DOWNLOAD_LIMITS,
   tickMs: 100,
   electionTick: 10,
   heartbeatTick: 1,
@@ -161,11 +171,14 @@ const ENV: ReadonlyArray<readonly [string, string]> = [
   ["BKV_CLIENT_LISTEN", "clientListen"], ["BKV_PEER_LISTEN", "peerListen"], ["BKV_ADMIN_LISTEN", "adminListen"],
   ["BKV_THRESHOLD", "threshold"], ["BKV_METRICS_LISTEN", "metricsListen"], ["BKV_LOG_LEVEL", "logLevel"],
   ["BKV_SNAPSHOT_INTERVAL", "snapshotInterval"], ["BKV_SNAPSHOT_RETENTION", "snapshotRetention"], ["BKV_JOIN", "join"],
+  ["BKV_SNAPSHOT_DOWNLOAD_MAX_BYTES", "snapshotDownload.maxBytes"], ["BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES", "snapshotDownload.diskReserveBytes"],
   ["BKV_HSM_MODULE", "hsm.module"], ["BKV_HSM_TOKEN_LABEL", "hsm.tokenLabel"], ["BKV_HSM_PIN_FILE", "hsm.pinFile"],
   ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"], ["BKV_HSM_RECYCLE_AFTER", "hsm.recycleAfter"],
   ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
 ];
-const NUMERIC = new Set(["nodeId", "threshold", "snapshotInterval", "snapshotRetention", "hsm.recycleAfter"]);
+const NUMERIC = new Set([
+  "nodeId", "threshold", "snapshotInterval", "snapshotRetention", "hsm.recycleAfter", "snapshotDownload.maxBytes", "snapshotDownload.diskReserveBytes",
+]);
 
 /** Reads FILE (may be undefined: env only), applies env overrides, validates. */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -239,6 +252,7 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     tls: { ca: path(str(tls.ca, "tls.ca")), cert: path(str(tls.cert, "tls.cert")), key: path(str(tls.key, "tls.key")) },
     snapshotInterval: posInt(raw.snapshotInterval ?? DEFAULTS.snapshotInterval, "snapshotInterval"),
     snapshotRetention: posInt(raw.snapshotRetention ?? DEFAULTS.snapshotRetention, "snapshotRetention"),
+    snapshotDownload: snapshotDownload(raw.snapshotDownload ?? {}),
     tickMs: posInt(raw.tickMs ?? DEFAULTS.tickMs, "tickMs"),
     electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
     heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
@@ -303,6 +317,15 @@ function limitsConfig(v: unknown): LimitsConfig {
     maxMessageBytes: field("maxMessageBytes"), maxConcurrentStreams: field("maxConcurrentStreams"),
     maxConnections: field("maxConnections"), maxConnectionsPerAddress: field("maxConnectionsPerAddress"),
     connectsPerSecPerAddress: field("connectsPerSecPerAddress"),
+  };
+}
+
+function snapshotDownload(v: unknown): DownloadLimits {
+  const o = obj(v, "snapshotDownload");
+  const field = (k: keyof DownloadLimits, check: typeof posInt) => check(o[k] ?? DEFAULTS.snapshotDownload[k], `snapshotDownload.${k}`);
+  return {
+    idleTimeoutMs: field("idleTimeoutMs", posInt), minBytesPerSecond: field("minBytesPerSecond", nonNegInt),
+    maxBytes: field("maxBytes", posInt), diskReserveBytes: field("diskReserveBytes", nonNegInt),
   };
 }
 

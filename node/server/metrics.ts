@@ -61,6 +61,10 @@ export class Metrics {
   readonly snapshotsRefused = new Counter({
     name: "bkv_snapshots_refused_total", help: "Snapshot messages refused before install, by reason (index, rollback, disagreement, unattested)", labelNames: ["reason"], registers: [this.registry],
   });
+  readonly snapshotDownloadsAbandoned = new Counter({
+    name: "bkv_snapshot_downloads_abandoned_total", labelNames: ["reason"], registers: [this.registry],
+    help: "Snapshot downloads this node ended before their last chunk, by reason (idle, slow, size, disk: a bound of snapshotDownload passed; preempted: a newer term's snapshot message)",
+  });
   readonly evaluationsRefused = new Counter({
     name: "bkv_evaluations_refused_total", registers: [this.registry], labelNames: ["reason"],
     help: "Evaluations this node refused although its state holds the attempt, by reason (ledger: it already evaluated the record's guess limit in this epoch; its state was taken back)",

@@ -191,6 +191,7 @@ export class VaultNode {
       heartbeatTick: c.heartbeatTick, snapshotInterval: c.snapshotInterval, snapshotRetention: c.snapshotRetention, proposalTimeoutMs: c.proposalTimeoutMs,
       clusterNow: () => this.clock.now(), log: this.log, onFatal: this.onFatal,
       maxForwardedEntryBytes: Math.max(DEFAULT_MAX_FORWARDED_ENTRY_BYTES, 2 * c.limits.maxMessageBytes),
+      snapshotDownload: c.snapshotDownload, onDownloadAbandoned: (reason) => this.metrics.snapshotDownloadsAbandoned.inc({ reason }),
       attest: (candidate) => attestSnapshot({
         selfId: c.nodeId, threshold: c.threshold, log: this.log,
         ask: (id, index) => this.transport.stateDigest(id, index, ATTEST_TIMEOUT_MS),

@@ -32,6 +32,17 @@ test("a valid file gets defaults and paths relative to the file", (t) => {
   t.deepEqual(c.auth, { enabled: true, issuers: [{ issuer: "https://accounts.example", jwksFile: join(dir, "jwks.json") }], clockSkewSec: 60, maxTokenLifetimeSec: 3600 });
   t.is(c.limits.userPerSec, 5);
   t.is(c.limits.maxMessageBytes, 256 * 1024);
+  t.deepEqual(c.snapshotDownload, { idleTimeoutMs: 60_000, minBytesPerSecond: 1024 * 1024, maxBytes: 16 * 1024 ** 3, diskReserveBytes: 256 * 1024 * 1024 });
+});
+
+test("snapshotDownload: each bound from the file or its default; the size bounds from the environment too; 0 turns off the rate floor, or the reserve", (t) => {
+  const c = loadConfig(file({ ...base, snapshotDownload: { idleTimeoutMs: 5_000, minBytesPerSecond: 0 } }), { BKV_SNAPSHOT_DOWNLOAD_MAX_BYTES: "1073741824", BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES: "0" });
+  t.deepEqual(c.snapshotDownload, { idleTimeoutMs: 5_000, minBytesPerSecond: 0, maxBytes: 1024 ** 3, diskReserveBytes: 0 });
+  t.throws(() => loadConfig(file({ ...base, snapshotDownload: { idleTimeoutMs: 0 } }), {}), { instanceOf: ConfigError, message: /snapshotDownload\.idleTimeoutMs must be a positive integer/ });
+  t.throws(() => loadConfig(file({ ...base, snapshotDownload: { maxBytes: 0 } }), {}), { instanceOf: ConfigError, message: /snapshotDownload\.maxBytes must be a positive integer/ });
+  t.throws(() => loadConfig(file({ ...base, snapshotDownload: { minBytesPerSecond: -1 } }), {}), { instanceOf: ConfigError, message: /snapshotDownload\.minBytesPerSecond/ });
+  t.throws(() => loadConfig(file(base), { BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES: "lots" }), { instanceOf: ConfigError, message: /snapshotDownload\.diskReserveBytes/ });
+  t.throws(() => loadConfig(file({ ...base, snapshotDownload: 5 }), {}), { instanceOf: ConfigError, message: /snapshotDownload must be an object/ });
 });
 
 test("client authentication is on unless the file says disabled: true; no environment variable turns it off", (t) => {
