@@ -408,6 +408,8 @@ export class SnapshotStager {
       await hasher.close();
     }
   }
+
+  /** Parses `chunks` into `store`, with commits in flight, the hasher's backpressure, and a turn every IMPORT_TURN_MS. */
   private async importChunks(importer: SnapshotImporter, hasher: ImportHasher, chunks: AsyncIterable<Uint8Array>, store: LmdbVaultStore): Promise<void> {
     const commits: Array<Promise<void>> = [];
     const spent = new ImportSpent();
