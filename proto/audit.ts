@@ -25,8 +25,10 @@ export interface AuditEvent {
   readonly user?: string;
   /** The request id, hex. */
   readonly requestId?: string;
-  /** "ok", or the vault's refusal reason (e.g. "RECORD_CHANGED", "GUESS_LIMIT_REACHED"). */
+  /** "ok", the vault's refusal reason (e.g. "RECORD_CHANGED", "GUESS_LIMIT_REACHED"), or "ignored" (a membership entry that changed nothing). */
   readonly outcome?: string;
+  /** membership, outcome "ignored": why (Raft's refusal against the configuration, e.g. "node 4 is already a member", or "undecodable"). */
+  readonly reason?: string;
   readonly attemptsRemaining?: number;
   /** register: the record version written. */
   readonly version?: number;
@@ -43,7 +45,8 @@ export interface AuditLine extends AuditEvent {
   readonly hash: string;
 }
 
-const FIELDS = ["index", "kind", "user", "requestId", "outcome", "attemptsRemaining", "version", "change", "node", "from"] as const;
+// A field added later goes anywhere in this order: lines without it serialize as before, so older files still verify.
+const FIELDS = ["index", "kind", "user", "requestId", "outcome", "reason", "attemptsRemaining", "version", "change", "node", "from"] as const;
 
 /** The line (without newline) for `event` chained after `prev`, and its hash. */
 export function auditLine(event: AuditEvent, prev: string): { text: string; hash: string } {

@@ -6,7 +6,7 @@ export type { Config, Logger } from "./config.js";
 export { RawNode, ErrInvalidMessage } from "./rawnode.js";
 export type { Status, ProgressStatus } from "./rawnode.js";
 export { ProgressState } from "./progress.js";
-export { encodeConfChange, decodeConfChange, confChangeOf, ErrInvalidConfChange } from "./confchange.js";
+export { encodeConfChange, decodeConfChange, confChangeOf, applyToConfState, ErrInvalidConfChange } from "./confchange.js";
 export { bootstrapSnapshot } from "./bootstrap.js";
 export {
   ReadyDriver, planReady, writesOnlyCommit, durableState,

@@ -77,7 +77,7 @@ export class AuditLog {
   readonly record = (e: AppliedEvent): void => {
     if (e.index <= this.lastIndex) return;
     const event = e.kind === "snapshot" ? { index: e.index, kind: "segment", from: "snapshot" } as const
-      : e.kind === "membership" ? { index: e.index, kind: "membership", change: ConfChangeType[e.change.type], node: e.change.nodeId, outcome: "ok" } as const
+      : e.kind === "membership" ? membershipEvent(e)
       : commandEvent(e.index, e.data, e.result, e.parsed);
     if (event !== undefined) this.append(event);
     // The installed store already holds the snapshot: its segment line is made durable at once, not at the next commit.
@@ -188,6 +188,16 @@ function readTail(fd: number): Tail {
     }
   }
   return { complete: Math.max(0, complete), last: undefined };
+}
+
+/**
+ * The audit event of an applied membership entry: outcome "ok", or
+ * "ignored" with the reason the loop gave (then without `change` and `node`
+ * when the entry does not decode).
+ */
+export function membershipEvent(e: Extract<AppliedEvent, { kind: "membership" }>): AuditEvent {
+  const change = e.change === null ? {} : { change: ConfChangeType[e.change.type], node: e.change.nodeId };
+  return { index: e.index, kind: "membership", ...change, outcome: e.ignored === undefined ? "ok" : "ignored", reason: e.ignored };
 }
 
 /**

@@ -15,7 +15,17 @@ export type AppliedEvent =
     /** The request id and command apply parsed from `data` (absent: the observer parses `data` itself). */
     readonly parsed?: Pick<ApplyOutcome, "requestId" | "command">;
   }
-  | { readonly kind: "membership"; readonly index: number; readonly change: ConfChange }
+  | {
+    readonly kind: "membership"; readonly index: number;
+    /** null: the entry's data does not decode. */
+    readonly change: ConfChange | null;
+    /**
+     * Why the entry changed nothing (absent: it took effect): Raft's refusal
+     * against the configuration (e.g. "node 4 is already a member"), or
+     * "undecodable". Follows from the log alone, so every node says the same.
+     */
+    readonly ignored?: string;
+  }
   | { readonly kind: "snapshot"; readonly index: number };
 
 /** A proposal that could not be made or did not complete: the caller may retry with the same request id. */

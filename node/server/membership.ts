@@ -2,7 +2,7 @@
 // address, with the transport's peer set kept equal to the addresses (this
 // node excepted). Changed only by what the Ready loop applies, in log order:
 // a snapshot (reset) or a membership entry (applyConfChange).
-import { type ConfChange, ConfChangeType, type ConfState, type Message, NONE, type NodeId } from "../raft/index.js";
+import { type ConfChange, ConfChangeType, type ConfState, type Message, NONE, type NodeId, applyToConfState } from "../raft/index.js";
 import type { PeerLink } from "./loop-types.js";
 
 /** A membership entry's context: the address of the member it adds. */
@@ -49,6 +49,17 @@ export class Membership {
       this.addPeer(id, addr);
     }
     this.state = confState;
+  }
+
+  /**
+   * Why Raft ignores membership change `cc` against the current configuration
+   * (the one Raft holds: this node's copy follows it), or undefined when the
+   * change takes effect. The configuration is what the snapshot and the
+   * entries before made it, so every node gives the same answer at one index.
+   */
+  ignoredReason(cc: ConfChange): string | undefined {
+    const next = applyToConfState(this.state, cc);
+    return typeof next === "string" ? next : undefined;
   }
 
   /**

@@ -518,19 +518,23 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * A committed membership entry. One whose data does not decode changes
    * nothing, on every node alike: only a rogue leader appends one (an honest
    * leader vets proposals), and failing on it would stop every follower at
-   * each restart, since the entry is in their WALs.
+   * each restart, since the entry is in their WALs. The observer hears of it,
+   * and of a change Raft ignores, as ignored, with the reason.
    */
   private applyConfChange(e: Entry, inStore: boolean): void {
     if (!inStore) this.sm.skip(e.index);
-    const cc = confChangeOf(e);
-    if (cc === undefined) {
+    const cc = confChangeOf(e) ?? null;
+    const ignored = cc === null ? "undecodable" : this.members.ignoredReason(cc);
+    this.o.onOutcome?.({ kind: "membership", index: e.index, change: cc, ...(ignored === undefined ? {} : { ignored }) });
+    if (cc === null) {
       this.o.log.error("ignored an undecodable membership entry (only a faulty or rogue leader appends one)", { index: e.index, term: e.term, bytes: e.data.length });
       return;
     }
     this.members.applyConfChange(cc, this.raw.applyConfChange(cc));
     const { voters, learners } = this.members.confState;
-    this.o.log.info("applied membership change", { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters, learners });
-    this.o.onOutcome?.({ kind: "membership", index: e.index, change: cc });
+    const fields = { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters, learners, reason: ignored };
+    if (ignored === undefined) this.o.log.info("applied membership change", fields);
+    else this.o.log.warn("ignored a membership change (Raft refused it against the configuration)", fields);
     this.waiters.confChanges.resolve(confKey(cc), e.index);
   }
 

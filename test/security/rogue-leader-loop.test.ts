@@ -12,6 +12,9 @@ import { jsonLogger } from "../../node/server/log.js";
 import { RaftLoop } from "../../node/server/raft-loop.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { attestSnapshot } from "../../node/server/snapshot-attest.js";
+import { AuditLog } from "../../node/server/audit.js";
+import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
+import { readFileSync } from "node:fs";
 import { openVault } from "../../node/server/vault-open.js";
 import { CLUSTER, Harness, beginCmd, blindedPoint, register, registerCmd } from "../../testkit/vault.js";
 import { tempDir } from "../temp.js";
@@ -33,6 +36,8 @@ interface Options {
   /** The digest nodes 2 and 3 report when asked to vouch (default: no attestation at all). */
   vouch?: () => Uint8Array;
   refusals?: string[];
+  /** Hears each applied entry's outcome. */
+  audit?: AuditLog;
 }
 
 /** Node 1 of voters 1–3 on `dir` (bootstrapped on first use); node 3 plays the rogue leader. */
@@ -49,6 +54,7 @@ async function follower(dir: string, o: Options = {}): Promise<Follower> {
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 50, electionTick: 1000, heartbeatTick: 1, snapshotInterval: 100_000,
     snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { fatal.push(err); },
+    ...(o.audit === undefined ? {} : { onOutcome: o.audit.record, beforeStoreCommit: () => o.audit!.flush() }),
     attest: o.vouch === undefined ? async () => {} : (candidate) => attestSnapshot({
       selfId: 1, threshold: 2, log: quiet, ask: async () => o.vouch!(), refused: (r) => { o.refusals?.push(r); }, retryDelaysMs: [],
     }, candidate),
@@ -110,6 +116,45 @@ test("a committed membership change Raft takes still updates the transport", asy
   t.deepEqual(n.loop.learners, [4]);
   t.is(n.loop.peers.get(4), "127.0.0.1:4");
   t.deepEqual(n.links, ["add 4 127.0.0.1:4"]);
+});
+
+/** The rogue's MsgApp of term 5 appending membership entries `datas` from index 2 and committing them. */
+function confChangeEntries(...datas: Uint8Array[]) {
+  return message({
+    type: MessageType.App, from: 3, to: 1, term: 5, index: 1, logTerm: 1, commit: 1 + datas.length,
+    entries: datas.map((data, i) => ({ index: 2 + i, term: 5, type: EntryType.ConfChange, data })),
+  });
+}
+
+/** Node 1's audit lines once it applied `index` (its log closed). */
+async function auditLines(t: { true(v: boolean, m?: string): void }, dir: string, entries: ReturnType<typeof message>, index: number) {
+  const file = join(dir, "audit.log");
+  const audit = AuditLog.open(file, 1);
+  const n = await follower(dir, { audit });
+  n.loop.step(entries);
+  await appliedTo(n, index);
+  await n.close();
+  await audit.close();
+  t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+  return readFileSync(file, "utf8").trim().split("\n").map(parseAuditLine).filter((l) => l.kind === "membership");
+}
+
+const addLearner = (nodeId: number) => encodeConfChange({ type: ConfChangeType.AddLearner, nodeId, context: new TextEncoder().encode(`127.0.0.1:${nodeId}`) });
+
+test("audit: a membership change Raft ignores is audited as ignored with Raft's reason, one it takes as ok", async (t) => {
+  const got = await auditLines(t, tempDir(t), confChangeEntries(addLearner(2), addLearner(4)), 3);
+  t.deepEqual(got.map((l) => [l.index, l.change, l.node, l.outcome, l.reason]), [
+    [2, "AddLearner", 2, "ignored", "node 2 is already a member"], // before the fix: outcome "ok"
+    [3, "AddLearner", 4, "ok", undefined],
+  ]);
+});
+
+test("audit: an undecodable membership entry gets a line: ignored, undecodable, no change or node", async (t) => {
+  const got = await auditLines(t, tempDir(t), confChangeEntries(new Uint8Array([0xff]), addLearner(4)), 3);
+  t.deepEqual(got.map((l) => [l.index, l.change, l.node, l.outcome, l.reason]), [
+    [2, undefined, undefined, "ignored", "undecodable"], // before the fix: no line at all
+    [3, "AddLearner", 4, "ok", undefined],
+  ]);
 });
 
 const settle = () => new Promise((r) => setTimeout(r, 300));
