@@ -29,6 +29,7 @@ import { ConfChangeType } from "../raft/index.js";
 import { writeFully } from "../storage/index.js";
 import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
+import { type AuditHead, recordAuditHead } from "./audit-head.js";
 
 export class AuditLog {
   /** Lines recorded and not yet handed to a write, each with its newline. */
@@ -84,6 +85,22 @@ export class AuditLog {
     // A failure fails the next flush too (the loop then stops the node).
     if (e.kind === "snapshot") void this.flush();
   };
+
+  /** The chain's last line (null while the file holds none: a joining node before its snapshot). */
+  get head(): AuditHead | null {
+    return this.lastIndex < 0 ? null : { index: this.lastIndex, hash: this.lastHash };
+  }
+
+  /**
+   * A store commit is being sealed (the loop's beforeStoreCommit): puts the
+   * chain's head into it (audit-head.ts) and flushes; the commit is written
+   * once the flush resolved, so the head it records is durable in the file.
+   */
+  flushFor(store: { put(key: Uint8Array, value: Uint8Array): void }): Promise<void> {
+    const head = this.head;
+    if (head !== null) recordAuditHead(store, head);
+    return this.flush();
+  }
 
   /**
    * Makes every line recorded before the call durable: writes what is still

@@ -2,7 +2,7 @@
 // reports for each applied entry, and the error of a proposal that could not
 // be made or did not complete.
 import type { ConfChange, Message, NodeId } from "../raft/index.js";
-import type { DiskStorage, VaultFiles } from "../storage/index.js";
+import type { DiskStorage, LmdbVaultStore, VaultFiles } from "../storage/index.js";
 import type { ApplyOutcome, VaultResult, VaultStateMachine } from "../vault/index.js";
 import type { Logger } from "./log.js";
 import type { Candidate } from "./snapshot-attest.js";
@@ -84,8 +84,13 @@ export interface RaftLoopOptions {
   attest(c: Candidate): Promise<void>;
   /** Observer of each applied batch (metrics). */
   onApplied?(entries: number, ms: number): void;
-  /** Called as each store commit is sealed: the commit is written once its promise resolved (the audit log's fsync: never behind the store). */
-  beforeStoreCommit?(): Promise<void>;
+  /**
+   * Called as each store commit is sealed, with the store: it may put
+   * node-local pairs (node/vault/keys.ts LOCAL_PREFIX) into the sealed batch,
+   * and the commit is written once its promise resolved (the audit log's
+   * fsync: never behind the store; the audit chain's head, audit-head.ts).
+   */
+  beforeStoreCommit?(store: LmdbVaultStore): Promise<void>;
   /** Observer of each applied entry's outcome and each installed snapshot, in apply order (the audit log). */
   onOutcome?(event: AppliedEvent): void;
 }

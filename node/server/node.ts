@@ -202,7 +202,7 @@ export class VaultNode {
         this.metrics.applySeconds.observe(ms / 1000);
         if (!this.caughtUpLogged) this.logIfCaughtUp();
       },
-      beforeStoreCommit: () => audit.flush(), // the audit log is never behind the store
+      beforeStoreCommit: (store) => audit.flushFor(store), // the audit log is never behind the store, which records its head
       onOutcome: audit.record,
     });
     this.transport = new Transport({

@@ -458,13 +458,15 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * Commits what was applied since the last commit (pipelined: applying goes
    * on while it is written), after beforeStoreCommit's promise (the audit
    * log, whose lines for these entries are written, is then durable first:
-   * a restart does not apply the store's entries again).
+   * a restart does not apply the store's entries again; the audit chain's
+   * head goes into the same commit).
    */
   private commitStore(): void {
     this.uncommitted = 0;
     let c: Promise<void>;
     try {
-      c = this.o.files.store.commit(this.o.beforeStoreCommit?.());
+      const store = this.o.files.store;
+      c = store.commit(this.o.beforeStoreCommit?.(store));
     } catch (err) {
       c = Promise.reject(err); // a store that failed before refuses at once: the same fatal path
     }

@@ -41,7 +41,7 @@ export { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, InlinePa
 export { MemoryStore, type VaultStore, firstPair } from "./store.js";
 export { ROLLBACK_RECORDS_PER_STEP, recordRollback, rollbackFrom } from "./rollback.js";
 export { SHARED_SHARES_RECORDS_PER_STEP, SHARED_SHARE_USERS_LISTED, type ReadableStore, type SharedShare, type SharedSharesReport, findSharedShares } from "./shared-shares.js";
-export { ALL_KEYS } from "./keys.js";
+export { ALL_KEYS, LOCAL_PREFIX, type LocalName, localKey } from "./keys.js";
 export { DEFAULT_THROTTLE, NO_THROTTLE, type ThrottleSchedule, notBefore, validateSchedule } from "./throttle.js";
 export { announcementRefusal, verifyAnnouncement } from "./nodes.js";
 export { CorruptSnapshotError, VaultInvariantError } from "./errors.js";

@@ -35,6 +35,23 @@
 // value, so the record layout and its legacy conversions stay as they are.
 export const PREFIX = { confirmation: 0x63, meta: 0x6d, node: 0x6e, order: 0x6f, request: 0x71, record: 0x72 } as const;
 
+// Node-local pairs: keys that begin with LOCAL_PREFIX (0xff), outside ALL_KEYS
+// = [empty, 0xff). They are never replicated and never in the digest: a
+// snapshot is a scan of ALL_KEYS (snapshot-stream.ts), so is the digest's
+// one full scan (state.ts, a layout upgrade), the LtHash otherwise follows
+// StoreState's own writes, and the state machine never writes one. A store
+// installed from a snapshot starts without any. The node writes them beside
+// the state, in the same commits (node/server/audit-head.ts):
+//
+//   0xff || "audithead"      the audit log's chain head as of the commit
+export const LOCAL_PREFIX = 0xff;
+
+export type LocalName = "audithead";
+
+export function localKey(name: LocalName): Uint8Array {
+  return withPrefix(LOCAL_PREFIX, Buffer.from(name, "latin1"));
+}
+
 export type MetaName = "applied" | "cluster" | "ca" | "format" | "reqcap" | "reqcount" | "records" | "locked" | "time" | "throttle" | "issuers" | "bound" | "digest" | "content";
 
 export function metaKey(name: MetaName): Uint8Array {
@@ -66,7 +83,7 @@ export function tableRange(prefix: number): readonly [Uint8Array, Uint8Array] {
   return [Uint8Array.of(prefix), Uint8Array.of(prefix + 1)];
 }
 
-/** Every key of the store. */
+/** Every key of the replicated state (node-local pairs, LOCAL_PREFIX, are past its end). */
 export const ALL_KEYS: readonly [Uint8Array, Uint8Array] = [new Uint8Array(0), Uint8Array.of(0xff)];
 
 export function u64(n: number): Uint8Array {

@@ -1,6 +1,8 @@
 // The vault's store (docs/vault.md §4): an ordered map of byte keys to byte
 // values through which the state machine reads and writes all replicated
-// state. The state machine is its only writer.
+// state. The state machine is the only writer of its keys; the node writes
+// node-local pairs beside them, past the replicated keys (keys.ts
+// LOCAL_PREFIX).
 //
 // Contracts of every implementation:
 // - get sees every put and delete made before it (read-your-writes),

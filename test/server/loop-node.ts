@@ -31,7 +31,7 @@ export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApp
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 5, electionTick: 10, heartbeatTick: 1, snapshotInterval: 100_000,
     snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { throw err; }, attest: async () => {},
-    beforeStoreCommit: () => audit.flush(), onOutcome: (e) => { events.push(e); audit.record(e); hooks.onOutcome?.(e); },
+    beforeStoreCommit: (store) => audit.flushFor(store), onOutcome: (e) => { events.push(e); audit.record(e); hooks.onOutcome?.(e); },
     ...(hooks.onApplied === undefined ? {} : { onApplied: hooks.onApplied }),
     ...(hooks.clusterNow === undefined ? {} : { clusterNow: hooks.clusterNow }),
   });
