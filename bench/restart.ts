@@ -35,6 +35,7 @@ import { StoreState } from "../node/vault/state.js";
 import { RequestTable, fingerprint } from "../node/vault/dedupe.js";
 import { encodeResult } from "../node/vault/result.js";
 import { AuditLog } from "../node/server/audit.js";
+import { recordedAuditHead } from "../node/server/audit-head.js";
 import { RaftLoop } from "../node/server/raft-loop.js";
 import { encodeServerSnapshot } from "../node/server/snapshot-data.js";
 import { SnapshotStager } from "../node/server/store-snapshots.js";
@@ -167,11 +168,11 @@ async function restart(): Promise<void> {
   const storage = await DiskStorage.open(join(DIR, "raft"));
   const files = await VaultFiles.open(join(DIR, "vault"));
   const sm = await openVault(files, storage.snapshot(), CLUSTER, quiet);
-  const audit = AuditLog.open(join(DIR, "audit.log"), storage.snapshot().metadata.index);
+  const audit = AuditLog.open(join(DIR, "audit.log"), storage.snapshot().metadata.index, recordedAuditHead(files.store));
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 100, electionTick: 1000, heartbeatTick: 1, snapshotInterval: 10_000,
     snapshotRetention: 2, proposalTimeoutMs: 5000, log: quiet, onFatal: (err) => { console.error("fatal", err); process.exit(1); }, attest: async () => {},
-    beforeStoreCommit: () => audit.flush(), onOutcome: audit.record,
+    beforeStoreCommit: (store) => audit.flushFor(store), onOutcome: audit.record,
   });
   const link = { send: () => {}, addPeer: () => {}, removePeer: () => {}, fetchSnapshot: () => { throw new Error("no peers here"); } };
   loop.start(link, new Map());

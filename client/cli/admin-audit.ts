@@ -4,19 +4,23 @@
 // `bkv admin` dispatcher (admin.ts) calls it.
 //
 // Exit codes: 0 the chain verifies (and the events were listed); 6 it does
-// not (the line and the reason on stderr); 8 the file cannot be read; 64 usage.
+// not (the line and the reason on stderr), or it records a gap (lines the
+// node found lost at a start: each on stderr; 0 with --allow-gaps); 8 the
+// file cannot be read; 64 usage.
 import { readFile } from "node:fs/promises";
-import { type AuditLine, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
+import { type AuditGapNote, type AuditLine, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import type { CliIo } from "./io.js";
 
-export const AUDIT_USAGE = `Usage: bkv admin audit verify FILE
-       bkv admin audit --user U FILE
+export const AUDIT_USAGE = `Usage: bkv admin audit verify [--allow-gaps] FILE
+       bkv admin audit --user U [--allow-gaps] FILE
 
 verify: checks every line of a node's audit log (its <dataDir>/audit.log): canonical JSON, each
   line's hash, the chain of prev hashes from the first line, increasing Raft indexes. Prints the
   number of lines and the last index, or the first line that fails and why (exit 6).
+  A gap line (the node found, at a start, that the file had lost lines its store had recorded) is
+  named on stderr and exits 6 too; --allow-gaps still names them but exits 0 (gaps already looked into).
 --user U: verifies the file, then prints U's events (registrations, attempts, lock-outs,
-  confirmations, deletions) as their JSON lines, oldest first.
+  confirmations, deletions) as their JSON lines, oldest first (within a gap, events may be missing).
 `;
 
 const EXIT = { OK: 0, INTEGRITY: 6, IO: 8, USAGE: 64 } as const;
@@ -48,7 +52,15 @@ export async function runAdminAudit(args: readonly string[], io: CliIo): Promise
   } else {
     for (const line of userEvents(text, parsed.user)) io.stdout(`${JSON.stringify(line)}\n`);
   }
-  return EXIT.OK;
+  for (const gap of verdict.gaps) io.stderr(`bkv: ${parsed.file}: ${gapText(gap)}\n`);
+  return verdict.gaps.length > 0 && !parsed.allowGaps ? EXIT.INTEGRITY : EXIT.OK;
+}
+
+/** What a gap line says, for an operator. */
+export function gapText(g: AuditGapNote): string {
+  const held = g.afterIndex < 0 ? "the file held no line" : `the file's chain ended at index ${g.afterIndex}`;
+  const how = g.reason === "differs" ? "but held another line at that index" : "before it";
+  return `line ${g.line} records a gap: at a start, the node's store had recorded the chain's head at index ${g.expectedIndex} (hash ${g.expectedHash}); ${held}, ${how}: lines were lost (compare with another node's file)`;
 }
 
 /** The lines of a verified file that concern `user`. */
@@ -56,13 +68,15 @@ export function userEvents(text: string, user: string): AuditLine[] {
   return text.split("\n").filter((r) => r !== "").map(parseAuditLine).filter((l) => l.user === user);
 }
 
-function parseArgs(args: readonly string[]): { file: string; user?: string } | "help" | string {
-  if (args.includes("-h") || args.includes("--help")) return "help";
-  if (args[0] === "verify") return args.length === 2 ? { file: args[1] as string } : "`audit verify` takes exactly one FILE";
+function parseArgs(all: readonly string[]): { file: string; user?: string; allowGaps: boolean } | "help" | string {
+  if (all.includes("-h") || all.includes("--help")) return "help";
+  const allowGaps = all.includes("--allow-gaps");
+  const args = all.filter((a) => a !== "--allow-gaps");
+  if (args[0] === "verify") return args.length === 2 ? { file: args[1] as string, allowGaps } : "`audit verify` takes exactly one FILE";
   if (args[0] === "--user") {
     const [, user, file, ...rest] = args;
     if (user === undefined || user === "" || file === undefined || rest.length > 0) return "`audit --user U FILE` takes a user and one FILE";
-    return { file, user };
+    return { file, user, allowGaps };
   }
   return `unknown audit command ${JSON.stringify(args.join(" "))}`;
 }

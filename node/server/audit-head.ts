@@ -8,11 +8,34 @@
 //
 // Value: u8 format (1) || u64 index || hash (32 bytes).
 import { localKey } from "../vault/index.js";
+import type { Logger } from "./log.js";
 
 /** A line of the chain: its Raft index and its hash (hex). */
 export interface AuditHead {
   readonly index: number;
   readonly hash: string;
+}
+
+/** The loss AuditLog.open found: the store's head, which the file's chain did not reach. */
+export interface AuditGap {
+  /** The head the store recorded. */
+  readonly expected: AuditHead;
+  /** The file's last line at open (null: it held none). */
+  readonly found: AuditHead | null;
+  /** "behind": the file's chain ends before the expected index; "differs": it holds another line there. */
+  readonly reason: "behind" | "differs";
+}
+
+/**
+ * Says so loudly: counts it (`gaps`, the metric) and logs an error naming
+ * the expected and the found head (line indexes and hashes: nothing secret).
+ */
+export function reportAuditGap(gap: AuditGap, file: string, log: Logger, gaps: { inc(): void }): void {
+  gaps.inc();
+  log.error("the audit log lost lines: its chain does not reach the head the vault store recorded; a gap line now records it (docs/operations.md \"Audit log\")", {
+    file, reason: gap.reason, expectedIndex: gap.expected.index, expectedHash: gap.expected.hash,
+    foundIndex: gap.found?.index ?? null, foundHash: gap.found?.hash ?? null,
+  });
 }
 
 const FORMAT = 1;

@@ -17,6 +17,13 @@
 // - restart: the chain resumes from the file's last line, and an index at or
 //   below the last one written is not written again (the loop re-applies the
 //   entries after its snapshot);
+// - each store commit records the chain's head (audit-head.ts, flushFor), and
+//   is written only once the lines up to it are durable: at open, a file
+//   whose chain does not reach the head the store recorded lost lines (cut,
+//   or an old copy restored); a `gap` line naming the expected head follows
+//   what the file still holds, and the node reports the loss. A torn last
+//   line is never one: its write's flush had not resolved, so no commit
+//   recorded it;
 // - a new file starts with a `segment` line at the node's snapshot index
 //   (`from: "bootstrap"` for a new cluster's index 1), and a snapshot
 //   installed from the leader starts a new segment (`from: "snapshot"`): the
@@ -24,12 +31,12 @@
 //   snapshot holds no lines for them, and its hashes from there on differ from
 //   the nodes that applied them (the event fields stay equal).
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, write, writeSync } from "node:fs";
-import { type AuditEvent, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
+import { type AuditEvent, type AuditLine, GENESIS_HASH, auditLine, parseAuditLine } from "../../proto/audit.js";
 import { ConfChangeType } from "../raft/index.js";
 import { writeFully } from "../storage/index.js";
 import { type Command, type VaultResult, parseEnvelope, unstamp } from "../vault/index.js";
 import type { AppliedEvent } from "./raft-loop.js";
-import { type AuditHead, recordAuditHead } from "./audit-head.js";
+import { type AuditGap, type AuditHead, recordAuditHead } from "./audit-head.js";
 
 export class AuditLog {
   /** Lines recorded and not yet handed to a write, each with its newline. */
@@ -40,36 +47,39 @@ export class AuditLog {
   private unsynced = false;
   private writeScheduled = false;
 
-  private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string) {}
+  /**
+   * `gap`: the loss found at open, if any: the chain head the vault store
+   * recorded (audit-head.ts) which the file's chain did not reach; a `gap`
+   * line records it in the chain, and the node reports it (reportAuditGap).
+   */
+  private constructor(private readonly fd: number, private lastIndex: number, private lastHash: string, readonly gap: AuditGap | null) {}
 
   /**
    * Opens (or creates) the log; a new file begins a segment at `snapshotIndex` (none while it is 0: a joining node waits for its snapshot).
-   * Reads only the file's tail (the last complete line and a torn rest): a restart costs the same at any length of the log.
+   * `recorded`: the chain head the vault store's last commit recorded (none: a store from before the record, or one just installed
+   * from a snapshot): a file whose chain does not reach it lost lines (a truncated file, an old copy restored), and a `gap` line
+   * recording what was expected follows the lines it still holds, in place of a new file's segment line.
+   * Reads only the file's tail (the last complete line and a torn rest, and back to the recorded head's index): a restart costs the
+   * same at any length of the log.
    */
-  static open(file: string, snapshotIndex: number): AuditLog {
+  static open(file: string, snapshotIndex: number, recorded?: AuditHead): AuditLog {
     const fd = openSync(file, "a+", 0o640);
-    let tail: Tail;
     try {
-      tail = readTail(fd);
-      if (tail.complete < fstatSync(fd).size) ftruncateSync(fd, tail.complete);
+      return AuditLog.resume(fd, file, snapshotIndex, recorded);
     } catch (err) {
       closeSync(fd);
       throw err;
     }
-    let log: AuditLog;
-    if (tail.last === undefined) {
-      log = new AuditLog(fd, -1, GENESIS_HASH);
-      if (snapshotIndex > 0) log.append({ index: snapshotIndex, kind: "segment", from: snapshotIndex === 1 ? "bootstrap" : "snapshot" });
-    } else {
-      let line;
-      try {
-        line = parseAuditLine(tail.last);
-      } catch (err) {
-        closeSync(fd);
-        throw new Error(`${file}: the last line does not verify (${(err as Error).message}): check the file with \`bkv admin audit verify\``);
-      }
-      log = new AuditLog(fd, line.index, line.hash);
-    }
+  }
+
+  private static resume(fd: number, file: string, snapshotIndex: number, recorded: AuditHead | undefined): AuditLog {
+    const tail = readTail(fd);
+    if (tail.complete < fstatSync(fd).size) ftruncateSync(fd, tail.complete);
+    const found = tail.last === undefined ? null : headOf(file, tail.last);
+    const gap = recorded === undefined ? null : gapBefore(fd, tail.complete, found, recorded);
+    const log = new AuditLog(fd, found?.index ?? -1, found?.hash ?? GENESIS_HASH, gap);
+    if (gap !== null) log.append(gapEvent(gap));
+    else if (found === null && snapshotIndex > 0) log.append({ index: snapshotIndex, kind: "segment", from: snapshotIndex === 1 ? "bootstrap" : "snapshot" });
     log.writeOpening();
     return log;
   }
@@ -184,27 +194,87 @@ interface Tail {
   readonly last: string | undefined;
 }
 
-/** The last non-empty complete line of the file open at `fd`, read backwards from its end in blocks. */
+/** The file's last complete line (and where the complete lines end): read backwards from its end, in blocks. */
 function readTail(fd: number): Tail {
-  let buf = Buffer.alloc(0);
-  let complete = -1;
+  const complete = completeLength(fd);
+  const last = linesBackward(fd, complete).next();
+  return { complete, last: last.done === true ? undefined : last.value };
+}
+
+/** Bytes up to and including the last newline of the file open at `fd` (0: none). */
+function completeLength(fd: number): number {
   for (let start = fstatSync(fd).size; start > 0;) {
     const from = Math.max(0, start - TAIL_BLOCK);
-    const block = Buffer.alloc(start - from);
-    readSync(fd, block, 0, block.length, from);
-    buf = Buffer.concat([block, buf]);
+    const block = readBlock(fd, from, start);
+    const nl = block.lastIndexOf(0x0a);
+    if (nl >= 0) return from + nl + 1;
     start = from;
-    if (complete < 0 && buf.lastIndexOf(0x0a) >= 0) complete = start + buf.lastIndexOf(0x0a) + 1;
-    if (complete < 0) continue;
-    for (let end = complete - 1 - start; ;) {
-      const prev = end > 0 ? buf.lastIndexOf(0x0a, end - 1) : -1;
-      if (prev < 0 && start > 0) break; // the line may begin before this block
-      if (end > prev + 1) return { complete, last: buf.subarray(prev + 1, end).toString("utf8") };
-      if (prev < 0) return { complete, last: undefined };
-      end = prev;
-    }
   }
-  return { complete: Math.max(0, complete), last: undefined };
+  return 0;
+}
+
+/** The non-empty lines of the file open at `fd` before byte `end` (just after a newline, or 0), the last first: read backwards, in blocks. */
+function* linesBackward(fd: number, end: number): Generator<string> {
+  let buf = Buffer.alloc(0); // bytes [start, the end of the next line's newline + 1)
+  for (let start = end; ;) {
+    if (buf.length > 0) {
+      const prev = buf.length >= 2 ? buf.lastIndexOf(0x0a, buf.length - 2) : -1;
+      if (prev >= 0 || start === 0) { // the line's start is in buf
+        const line = buf.subarray(prev + 1, buf.length - 1);
+        buf = buf.subarray(0, prev + 1);
+        if (line.length > 0) yield line.toString("utf8");
+        continue;
+      }
+    } else if (start === 0) {
+      return;
+    }
+    const from = Math.max(0, start - TAIL_BLOCK);
+    buf = Buffer.concat([readBlock(fd, from, start), buf]);
+    start = from;
+  }
+}
+
+function readBlock(fd: number, from: number, to: number): Buffer {
+  const block = Buffer.alloc(to - from);
+  readSync(fd, block, 0, block.length, from);
+  return block;
+}
+
+/** The (index, hash) of the file's last line, which must verify. */
+function headOf(file: string, last: string): AuditHead {
+  try {
+    const line = parseAuditLine(last);
+    return { index: line.index, hash: line.hash };
+  } catch (err) {
+    throw new Error(`${file}: the last line does not verify (${(err as Error).message}): check the file with \`bkv admin audit verify\``);
+  }
+}
+
+/**
+ * The loss, if the file's chain does not reach `expected` (the head the
+ * store recorded): the file must hold a line at its index with its hash, and
+ * may go on past it (lines flushed for a store commit a crash kept from
+ * being written). Reads back from the end no further than that index.
+ */
+function gapBefore(fd: number, end: number, found: AuditHead | null, expected: AuditHead): AuditGap | null {
+  if (found === null || found.index < expected.index) return { expected, found, reason: "behind" };
+  for (const text of linesBackward(fd, end)) {
+    let line: AuditLine;
+    try {
+      line = parseAuditLine(text);
+    } catch {
+      continue; // not the line sought; `bkv admin audit verify` names it
+    }
+    if (line.index < expected.index) break;
+    if (line.index === expected.index && line.hash === expected.hash) return null;
+  }
+  return { expected, found, reason: "differs" };
+}
+
+/** The gap line: after what the file held, at the expected index or the file's last one, whichever is later. */
+function gapEvent(gap: AuditGap): AuditEvent {
+  const index = Math.max(gap.found?.index ?? -1, gap.expected.index);
+  return { index, kind: "gap", reason: gap.reason, expectedIndex: gap.expected.index, expectedHash: gap.expected.hash };
 }
 
 /**

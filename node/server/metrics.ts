@@ -73,6 +73,10 @@ export class Metrics {
     name: "bkv_clock_offset_seconds", registers: [this.registry],
     help: "The cluster's time minus this node's clock, as this node stamps entries and checks tokens (0 unless a majority of the members' clocks disagree with this node's by 2 s or more)",
   });
+  readonly auditGaps = new Counter({
+    name: "bkv_audit_gaps_total", registers: [this.registry],
+    help: "Losses of audit log lines found at this start: the file's chain did not reach the head the vault store recorded (a gap line in the file records each)",
+  });
   readonly hsmUp = new Gauge({ name: "bkv_hsm_up", help: "1 while the last periodic HSM probe succeeded", registers: [this.registry] });
   readonly hsmProbeFailures = new Counter({ name: "bkv_hsm_probe_failures_total", help: "Periodic HSM probes that failed or timed out", registers: [this.registry] });
   readonly hsmEvaluation = new Histogram({

@@ -39,6 +39,7 @@ import type { LeaderHint } from "./errors.js";
 import { ClientGate, bootstrapIssuers, legacyIssuers } from "./auth.js";
 import { Admission, clientPortOptions } from "./admission.js";
 import { AuditLog } from "./audit.js";
+import { recordedAuditHead, reportAuditGap } from "./audit-head.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 
 /** What the log and /readyz say while client authentication is off. */
@@ -184,7 +185,9 @@ export class VaultNode {
   /** The audit log, the Raft loop and the peer transport, started; resolves with the peer port's address. */
   private async startRaft(files: VaultFiles, sm: VaultStateMachine, tls: TlsMaterial): Promise<string> {
     const c = this.cfg;
-    const audit = AuditLog.open(join(c.dataDir, "audit.log"), this.storage.snapshot().metadata.index);
+    const auditFile = join(c.dataDir, "audit.log");
+    const audit = AuditLog.open(auditFile, this.storage.snapshot().metadata.index, recordedAuditHead(files.store));
+    if (audit.gap !== null) reportAuditGap(audit.gap, auditFile, this.log, this.metrics.auditGaps);
     this.audit = audit;
     this.loop = new RaftLoop({
       id: c.nodeId, clusterId: c.clusterId, storage: this.storage, files, sm, tickMs: c.tickMs, electionTick: c.electionTick,

@@ -13,6 +13,7 @@ import { RaftLoop } from "../../node/server/raft-loop.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
 import { attestSnapshot } from "../../node/server/snapshot-attest.js";
 import { AuditLog } from "../../node/server/audit.js";
+import { recordedAuditHead } from "../../node/server/audit-head.js";
 import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { readFileSync } from "node:fs";
 import { openVault } from "../../node/server/vault-open.js";
@@ -24,6 +25,7 @@ const PEERS = new Map([[1, "127.0.0.1:1"], [2, "127.0.0.1:2"], [3, "127.0.0.1:3"
 
 interface Follower {
   loop: RaftLoop;
+  audit: AuditLog | null;
   files: VaultFiles;
   fatal: unknown[];
   links: string[];
@@ -36,8 +38,8 @@ interface Options {
   /** The digest nodes 2 and 3 report when asked to vouch (default: no attestation at all). */
   vouch?: () => Uint8Array;
   refusals?: string[];
-  /** Hears each applied entry's outcome. */
-  audit?: AuditLog;
+  /** Keeps an audit log, `<dir>/audit.log`, as node.ts does (its head recorded with each store commit). */
+  audit?: boolean;
 }
 
 /** Node 1 of voters 1–3 on `dir` (bootstrapped on first use); node 3 plays the rogue leader. */
@@ -51,10 +53,11 @@ async function follower(dir: string, o: Options = {}): Promise<Follower> {
   const sm = await openVault(files, storage.snapshot(), CLUSTER, quiet);
   const fatal: unknown[] = [];
   const links: string[] = [];
+  const audit = o.audit === true ? AuditLog.open(join(dir, "audit.log"), storage.snapshot().metadata.index, recordedAuditHead(files.store)) : null;
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 50, electionTick: 1000, heartbeatTick: 1, snapshotInterval: 100_000,
     snapshotRetention: 2, proposalTimeoutMs: 30_000, log: quiet, onFatal: (err) => { fatal.push(err); },
-    ...(o.audit === undefined ? {} : { onOutcome: o.audit.record, beforeStoreCommit: () => o.audit!.flush() }),
+    ...(audit === null ? {} : { onOutcome: audit.record, beforeStoreCommit: (store) => audit.flushFor(store) }),
     attest: o.vouch === undefined ? async () => {} : (candidate) => attestSnapshot({
       selfId: 1, threshold: 2, log: quiet, ask: async () => o.vouch!(), refused: (r) => { o.refusals?.push(r); }, retryDelaysMs: [],
     }, candidate),
@@ -63,7 +66,7 @@ async function follower(dir: string, o: Options = {}): Promise<Follower> {
     send: () => {}, addPeer: (id, a) => { links.push(`add ${id} ${a}`); }, removePeer: (id) => { links.push(`remove ${id}`); },
     fetchSnapshot: o.fetch ?? (() => { throw new Error("no snapshots here"); }),
   }, new Map());
-  return { loop, files, fatal, links, close: async () => { await loop.stop(); await storage.close(); await files.close(); } };
+  return { loop, audit, files, fatal, links, close: async () => { await loop.stop(); await audit?.close(); await storage.close(); await files.close(); } };
 }
 
 /** The rogue's MsgApp of term 5 appending membership entry `data` at index 2 and committing it. */
@@ -129,12 +132,10 @@ function confChangeEntries(...datas: Uint8Array[]) {
 /** Node 1's audit lines once it applied `index` (its log closed). */
 async function auditLines(t: { true(v: boolean, m?: string): void }, dir: string, entries: ReturnType<typeof message>, index: number) {
   const file = join(dir, "audit.log");
-  const audit = AuditLog.open(file, 1);
-  const n = await follower(dir, { audit });
+  const n = await follower(dir, { audit: true });
   n.loop.step(entries);
   await appliedTo(n, index);
   await n.close();
-  await audit.close();
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
   return readFileSync(file, "utf8").trim().split("\n").map(parseAuditLine).filter((l) => l.kind === "membership");
 }
@@ -183,6 +184,46 @@ async function stageButNotInstall(t: { truthy(v: unknown, m?: string): void; is(
   t.truthy(n.files.stagedAt(10), "staged at (10, 4)");
   t.is(n.loop.vault.appliedIndex, 0, "Raft ignored the stale message: nothing installed");
 }
+
+/** The leader's MsgApp of `term` appending begins at prev+1.. (after (prev, prevTerm)) and committing them. */
+function begins(term: number, prev: number, prevTerm: number, count: number) {
+  const entries = Array.from({ length: count }, (_, i) => ({ index: prev + 1 + i, term, type: EntryType.Normal, data: encodeCommand(beginCmd("nobody")) }));
+  return message({ type: MessageType.App, from: 3, to: 1, term, index: prev, logTerm: prevTerm, commit: prev + count, entries });
+}
+
+test("audit: a snapshot installed from the leader starts a segment; no restart reports it as a gap, before or after the next commit", async (t) => {
+  const dir = tempDir(t);
+  const X = new Harness();
+  while (X.index < 10) X.apply(beginCmd("nobody"));
+  const fetch = () => (async function* () { yield X.sm.snapshot(); })();
+  const n = await follower(dir, { audit: true, fetch });
+  n.loop.step(begins(5, 1, 1, 3));
+  await appliedTo(n, 4);
+  await settle(); // a tick commits the store, which records the head at 4
+  t.is(recordedAuditHead(n.files.store)?.index, 4);
+  n.loop.step(snapshotMessage(6, { appliedIndex: 10, digest: X.sm.digest() }));
+  for (let i = 0; i < 20 && n.loop.vault.appliedIndex < 10; i++) await settle();
+  t.is(n.loop.vault.appliedIndex, 10, "installed");
+  t.is(recordedAuditHead(n.files.store), undefined, "the installed store holds no head (not the leader's, not the old store's)");
+  await n.close();
+  const a = await follower(dir, { audit: true, fetch });
+  t.is(a.audit?.gap, null, "a restart right after the install");
+  a.loop.step(begins(6, 10, 4, 2));
+  await appliedTo(a, 12);
+  await a.close();
+  const b = await follower(dir, { audit: true, fetch });
+  t.is(b.audit?.gap, null, "a restart after the new store's first commit");
+  t.deepEqual(recordedAuditHead(b.files.store)?.index, 12);
+  await b.close();
+  const file = readFileSync(join(dir, "audit.log"), "utf8");
+  t.deepEqual(file.trim().split("\n").map(parseAuditLine).map((l) => [l.index, l.kind, l.from]), [
+    [1, "segment", "bootstrap"], [2, "attempt", undefined], [3, "attempt", undefined], [4, "attempt", undefined],
+    [10, "segment", "snapshot"], [11, "attempt", undefined], [12, "attempt", undefined],
+  ]);
+  const v = verifyAuditChain(file);
+  t.deepEqual(v.ok ? v.gaps : null, []);
+  t.deepEqual([n.fatal, a.fatal, b.fatal], [[], [], []]);
+});
 
 function gated(x: Harness): { fetch: () => AsyncIterable<Uint8Array>; release: () => void } {
   let release!: () => void;

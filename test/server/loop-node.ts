@@ -6,6 +6,7 @@ import { bootstrapSnapshot } from "../../node/raft/index.js";
 import { DiskStorage, VaultFiles } from "../../node/storage/index.js";
 import { VaultStateMachine } from "../../node/vault/index.js";
 import { AuditLog } from "../../node/server/audit.js";
+import { recordedAuditHead } from "../../node/server/audit-head.js";
 import { jsonLogger } from "../../node/server/log.js";
 import { type AppliedEvent, RaftLoop, type RaftLoopOptions } from "../../node/server/raft-loop.js";
 import { encodeServerSnapshot } from "../../node/server/snapshot-data.js";
@@ -15,7 +16,7 @@ import { CLUSTER } from "../../testkit/vault.js";
 const quiet = jsonLogger("error", {}, () => ({}), () => {});
 const link = { send: () => {}, addPeer: () => {}, removePeer: () => {}, fetchSnapshot: () => { throw new Error("no peers"); } };
 
-export interface Node { loop: RaftLoop; events: AppliedEvent[]; close(): Promise<void> }
+export interface Node { loop: RaftLoop; audit: AuditLog; events: AppliedEvent[]; close(): Promise<void> }
 
 /** A single-voter node on `dir` (bootstrapped on first use); `hooks` (onApplied, onOutcome) are called besides its own; `clusterNow` is the loop's. */
 export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApplied" | "onOutcome" | "clusterNow"> = {}): Promise<Node> {
@@ -26,7 +27,7 @@ export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApp
   }
   const files = await VaultFiles.open(join(dir, "vault"));
   const sm = await openVault(files, storage.snapshot(), CLUSTER, quiet);
-  const audit = AuditLog.open(join(dir, "audit.log"), storage.snapshot().metadata.index);
+  const audit = AuditLog.open(join(dir, "audit.log"), storage.snapshot().metadata.index, recordedAuditHead(files.store));
   const events: AppliedEvent[] = [];
   const loop = new RaftLoop({
     id: 1, clusterId: CLUSTER, storage, files, sm, tickMs: 5, electionTick: 10, heartbeatTick: 1, snapshotInterval: 100_000,
@@ -38,7 +39,7 @@ export async function startNode(dir: string, hooks: Pick<RaftLoopOptions, "onApp
   loop.start(link, new Map());
   let closed = false;
   return {
-    loop, events,
+    loop, audit, events,
     close: async () => {
       if (closed) return;
       closed = true;
