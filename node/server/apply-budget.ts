@@ -5,6 +5,20 @@
 // kind (a registration checks a token and decodes points; a begin does less)
 // and with the CPU the machine gives the process, so a byte cap alone lets
 // one Ready's apply stall the loop for tens of milliseconds.
+
+/**
+ * The Raft loop's budget: as many committed entries per Ready as apply in
+ * about APPLY_MS_PER_READY, between 4 KiB and 32 KiB. Apply is synchronous:
+ * a registration of ~0.7 KiB costs ~1.5 ms of CPU, a begin of ~0.4 KiB
+ * ~0.5 ms, more on a busy machine; 32 KiB of registrations was one ~70 ms
+ * turn (bench:scale's load-phase stall). 5 ms, not 10: with the loop's 8 ms
+ * turns (raft-loop.ts DRAIN_TURN_MS), the load's per-second longest stall
+ * fell by a quarter and throughput did not fall (docs/benchmarks.md,
+ * "Shorter apply turns").
+ */
+export const APPLY_MS_PER_READY = 5;
+export const APPLY_BYTES_PER_READY = { min: 4 * 1024, max: 32 * 1024 } as const;
+
 export class ApplyBudget {
   /** Decayed sums of the apply time and bytes observed: their ratio is the recent cost per byte. */
   private ms = 0;

@@ -21,7 +21,7 @@ import { VaultInvariantError, VaultStateMachine, type VaultResult, requestFinger
 import { decodeServerSnapshot } from "./snapshot-data.js";
 import { SnapshotStager, candidateOf, stageForInstall } from "./store-snapshots.js";
 import { LocalSnapshots } from "./local-snapshots.js";
-import { ApplyBudget } from "./apply-budget.js";
+import { APPLY_BYTES_PER_READY, APPLY_MS_PER_READY, ApplyBudget } from "./apply-budget.js";
 import { CommitHold } from "./commit-hold.js";
 import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
@@ -40,18 +40,6 @@ const MAX_BATCH = 256;
  * per Ready, and a restart replays the WAL after the store's applied index.
  */
 const STORE_COMMIT_ENTRIES = 1000;
-/**
- * Committed entries applied per Ready: as many as apply in about
- * APPLY_MS_PER_READY by the recent cost per byte (ApplyBudget), between
- * 4 KiB and 32 KiB. Apply is synchronous: a registration of ~0.7 KiB costs
- * ~1.5 ms of CPU, a begin of ~0.4 KiB ~0.5 ms, more on a busy machine; 32 KiB
- * of registrations was one ~70 ms turn (bench:scale's load-phase stall).
- * 5 ms, not 10: with 8 ms turns below, the load's per-second longest stall
- * fell by a quarter and throughput did not fall (docs/benchmarks.md,
- * "Shorter apply turns").
- */
-const APPLY_MS_PER_READY = 5;
-const APPLY_BYTES_PER_READY = { min: 4 * 1024, max: 32 * 1024 };
 /**
  * drain yields to the event loop (the ports, the transport, timers) once a
  * turn ran this long. On a machine where the main thread waits for a core
