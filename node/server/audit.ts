@@ -134,7 +134,7 @@ export class AuditLog {
     }
   }
 
-  /** At open (no flush yet): the segment line of a new file, durable before open returns. */
+  /** At open (no flush yet): the segment line of a new file, or a gap line, durable before open returns. */
   private writeOpening(): void {
     if (this.pending.length === 0) return;
     writeSync(this.fd, this.pending.join(""));
@@ -254,7 +254,9 @@ function headOf(file: string, last: string): AuditHead {
  * The loss, if the file's chain does not reach `expected` (the head the
  * store recorded): the file must hold a line at its index with its hash, and
  * may go on past it (lines flushed for a store commit a crash kept from
- * being written). Reads back from the end no further than that index.
+ * being written), or hold a gap line that already records this loss (the
+ * node stopped again before a commit recorded a newer head). Reads back from
+ * the end no further than that index.
  */
 function gapBefore(fd: number, end: number, found: AuditHead | null, expected: AuditHead): AuditGap | null {
   if (found === null || found.index < expected.index) return { expected, found, reason: "behind" };
@@ -267,6 +269,7 @@ function gapBefore(fd: number, end: number, found: AuditHead | null, expected: A
     }
     if (line.index < expected.index) break;
     if (line.index === expected.index && line.hash === expected.hash) return null;
+    if (line.kind === "gap" && line.expectedIndex === expected.index && line.expectedHash === expected.hash) return null;
   }
   return { expected, found, reason: "differs" };
 }

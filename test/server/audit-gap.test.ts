@@ -80,6 +80,22 @@ test("a tail cut after a commit is found at open: a gap line names the head the 
   await again.close();
 });
 
+test("a restart before any commit recorded a newer head does not record the same gap again", async (t) => {
+  const file = tempFile(t);
+  const text = await written(file, 6);
+  const recorded = headAt(file, 6);
+  keepLines(file, text, 3);
+  await AuditLog.open(file, 1, recorded).close(); // the gap line; then the node stops before its store commits again
+  const gapped = readFileSync(file, "utf8");
+  const again = AuditLog.open(file, 1, recorded);
+  t.is(again.gap, null, "the gap line in the file records this very loss");
+  await again.close();
+  t.is(readFileSync(file, "utf8"), gapped, "no second gap line");
+  const other = AuditLog.open(file, 1, { index: 6, hash: "ab".repeat(32) });
+  t.is(other.gap?.reason, "differs", "a gap line for another head is no excuse");
+  await other.close();
+});
+
 test("a whole file lost: the new file starts with the gap line, not with a segment", async (t) => {
   const file = tempFile(t);
   await written(file, 4);
