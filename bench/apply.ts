@@ -100,7 +100,7 @@ class Node {
 
   private commit(): void {
     this.sinceCommit = 0;
-    this.commits.push(this.store.commit(this.audit.flush()));
+    this.commits.push(this.store.commit(this.audit.flushFor(this.store))); // as raft-loop.ts: the chain head goes into the commit
   }
 
   async close(): Promise<void> {
