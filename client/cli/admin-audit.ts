@@ -59,8 +59,8 @@ export async function runAdminAudit(args: readonly string[], io: CliIo): Promise
 /** What a gap line says, for an operator. */
 export function gapText(g: AuditGapNote): string {
   const held = g.afterIndex < 0 ? "the file held no line" : `the file's chain ended at index ${g.afterIndex}`;
-  const how = g.reason === "differs" ? "but held another line at that index" : "before it";
-  return `line ${g.line} records a gap: at a start, the node's store had recorded the chain's head at index ${g.expectedIndex} (hash ${g.expectedHash}); ${held}, ${how}: lines were lost (compare with another node's file)`;
+  const how = g.reason === "differs" ? ` but held another line at index ${g.expectedIndex}: lines were lost or replaced` : ", before it: lines were lost";
+  return `line ${g.line} records a gap: at a start, the node's store had recorded the chain's head at index ${g.expectedIndex} (hash ${g.expectedHash}); ${held}${how} (compare with another node's file)`;
 }
 
 /** The lines of a verified file that concern `user`. */

@@ -125,6 +125,9 @@ test("a file that holds another line at the recorded index (an other chain resto
   const got = lines(file);
   t.deepEqual(got.slice(-2).map((l) => [l.index, l.kind]), [[5, "attempt"], [5, "gap"]], "the gap line may repeat the index before it");
   t.true(verifyAuditChain(readFileSync(file, "utf8")).ok);
+  const out = io();
+  t.is(await runAdminAudit(["verify", file], out), 6);
+  t.regex(out.err, /line 6 records a gap: .*the file's chain ended at index 5 but held another line at index 4: lines were lost or replaced/);
 });
 
 test("not a gap: a file past the store's head (flushed for a commit a crash lost), a torn last line, a store that recorded nothing", async (t) => {
