@@ -309,7 +309,6 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
   }
 }
 
-/** A kind-8 payload's token and inner command; any other payload is its own inner command. A token inside is an unknown kind. */
 /**
  * The bytes a request's fingerprint covers (Envelope.request) of a payload as
  * a port proposes it or as it is committed: without the leader's stamp and
@@ -325,6 +324,7 @@ export function requestBytes(payload: Uint8Array): Uint8Array {
   }
 }
 
+/** A kind-8 payload's token and inner command; any other payload is its own inner command. A token inside is an unknown kind. */
 function unwrapToken(bytes: Uint8Array): { token?: string; inner: Uint8Array } {
   const r = new Reader(bytes, "vault command");
   if (readHeader(r) !== TOKEN_CODE) return { inner: bytes };
