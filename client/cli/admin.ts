@@ -51,33 +51,36 @@ const COMMANDS: readonly AdminCommand[] = [
   {
     name: "add-learner", summary: "add a new node as a non-voting learner", usage: "bkv admin add-learner ID PEER_ADDRESS [--request-id HEX]",
     positionals: ["ID", "PEER_ADDRESS"], flags: requestIdFlag,
-    help: "Adds node ID (new, never used) reached at PEER_ADDRESS (host:port of its peer port). Start the node with\njoin: true first. A retry with the same --request-id answers the first outcome.",
+    help: "Adds node ID (new, never used) reached at PEER_ADDRESS (host:port of its peer port). Start the node with\njoin: true first. A retry with the same --request-id answers the first outcome; when node ID is already a\nmember at PEER_ADDRESS, nothing is proposed and the command says so (exit 0).",
     async run(ctx) {
       const nodeId = nodeIdArg(ctx.args[0]);
       const { response } = await ctx.client.onLeader("addLearner", { requestId: requestId(ctx.parsed), nodeId, peerAddress: ctx.args[1] as string });
-      ctx.print(`node ${nodeId} added as a learner (configuration change at index ${response.index})\n`, { nodeId: Number(nodeId), index: Number(response.index) });
+      const done = response.alreadyInEffect ? `node ${nodeId} is already a member at ${ctx.args[1] as string}: nothing to do` : `node ${nodeId} added as a learner (configuration change at index ${response.index})`;
+      ctx.print(`${done}\n`, { nodeId: Number(nodeId), index: Number(response.index), alreadyInEffect: response.alreadyInEffect });
       return EXIT.OK;
     },
   },
   {
     name: "promote", summary: "make a caught-up learner a voter", usage: "bkv admin promote ID [--request-id HEX]", positionals: ["ID"], flags: requestIdFlag,
-    help: "Refused (FAILED_PRECONDITION) until the learner is reachable and within the leader's promoteMaxLag entries.",
+    help: "Refused (FAILED_PRECONDITION) until the learner is reachable and within the leader's promoteMaxLag entries.\nA voter already: nothing is proposed, exit 0.",
     async run(ctx) {
       const nodeId = nodeIdArg(ctx.args[0]);
       const { response } = await ctx.client.onLeader("promoteLearner", { requestId: requestId(ctx.parsed), nodeId });
-      ctx.print(`node ${nodeId} promoted to voter (index ${response.index})\n`, { nodeId: Number(nodeId), index: Number(response.index) });
+      const done = response.alreadyInEffect ? `node ${nodeId} is already a voter: nothing to do` : `node ${nodeId} promoted to voter (index ${response.index})`;
+      ctx.print(`${done}\n`, { nodeId: Number(nodeId), index: Number(response.index), alreadyInEffect: response.alreadyInEffect });
       return EXIT.OK;
     },
   },
   {
     name: "remove", summary: "remove a voter or learner (its id is never reused)", usage: "bkv admin remove ID [--force] [--request-id HEX]",
     positionals: ["ID"], flags: { ...requestIdFlag, force: "boolean" },
-    help: "Refused when the voters left would not include a reachable quorum, unless --force.",
+    help: "Refused when the voters left would not include a reachable quorum, unless --force. A node that was a member\nand is one no longer: nothing is proposed, exit 0.",
     async run(ctx) {
       const nodeId = nodeIdArg(ctx.args[0]);
       const force = ctx.parsed.flags.get("force") === true;
       const { response } = await ctx.client.onLeader("removeNode", { requestId: requestId(ctx.parsed), nodeId, force });
-      ctx.print(`node ${nodeId} removed (index ${response.index})\n`, { nodeId: Number(nodeId), index: Number(response.index) });
+      const done = response.alreadyInEffect ? `node ${nodeId} is no longer a member: nothing to do` : `node ${nodeId} removed (index ${response.index})`;
+      ctx.print(`${done}\n`, { nodeId: Number(nodeId), index: Number(response.index), alreadyInEffect: response.alreadyInEffect });
       return EXIT.OK;
     },
   },

@@ -2,7 +2,9 @@
 // mTLS (admin-auth.ts admits operator and node certificates). Membership
 // changes are one at a time, made on the leader; a follower answers
 // UNAVAILABLE NOT_LEADER with the leader's ADMIN address (where its config
-// names it). Mutating calls honour request_id (admin-requests.ts). The peer
+// names it). Mutating calls honour request_id (admin-requests.ts), and a
+// membership call whose change the configuration already holds answers
+// already_in_effect without proposing (a retry on a new leader). The peer
 // address of a new member travels in the ConfChange context. Vault commands
 // an operator proposes (the issuer key set, bind-shares) get their audit line
 // from the applied log, as every command does (audit.ts).
@@ -22,6 +24,7 @@ import { RpcFailure, fromVaultError, invalidArgument, type LeaderHint } from "./
 import { type Command, type ReadableStore, type SharedSharesReport, encodeCommand, findSharedShares } from "../vault/index.js";
 import { withTurns } from "./store-snapshots.js";
 import { type HandlerContext, failureOf, unaryHandler } from "./handlers.js";
+import { ConfChangeIgnoredError } from "./loop-types.js";
 import { AdminRequestTable } from "./admin-requests.js";
 import { encodePeerContext } from "./membership.js";
 import type { AdminLoop, RaftView, VaultReader } from "./raft-view.js";
@@ -61,16 +64,22 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
   const unary = unaryHandler(ctx);
   const table = d.requests ?? new AdminRequestTable();
   const scans = new ScanSlot();
-  const change = async (type: ConfChangeType, nodeId: bigint, peerAddress = "", force = false): Promise<bigint> => {
-    const id = memberId(nodeId);
+  const change = async (want: WantedChange, force = false): Promise<ChangeOutcome> => {
     const loop = d.loop();
     requireLeader(loop, d); // a follower's view of the membership may be stale: the leader judges
-    checkChange(loop, type, id);
-    if (type === ConfChangeType.PromoteLearner) checkCaughtUp(loop, d, id);
-    if (type === ConfChangeType.RemoveNode) checkVotersAfterRemoval(loop, d, id, force);
-    d.log.info("proposing membership change", { change: ConfChangeType[type], member: id, force });
-    const cc: ConfChange = { type, nodeId: id, context: encodePeerContext(peerAddress) };
-    return BigInt(await loop.proposeConfChange(cc));
+    if (inEffect(loop, want)) return alreadyInEffect(d, want);
+    checkChange(loop, want);
+    if (want.type === ConfChangeType.PromoteLearner) checkCaughtUp(loop, d, want.id);
+    if (want.type === ConfChangeType.RemoveNode) checkVotersAfterRemoval(loop, d, want.id, force);
+    d.log.info("proposing membership change", { change: ConfChangeType[want.type], member: want.id, force });
+    const cc: ConfChange = { type: want.type, nodeId: want.id, context: encodePeerContext(want.peerAddress ?? "") };
+    const applied = await loop.proposeConfChange(cc).catch((err: unknown) => {
+      if (err instanceof ConfChangeIgnoredError) return err;
+      throw err;
+    });
+    const now = d.loop();
+    if (!holds(now, want)) throw membership(applied instanceof ConfChangeIgnoredError ? applied.message : `the membership change applied at index ${applied} did not make what was asked: ${memberDescription(now, want.id)}`);
+    return applied instanceof ConfChangeIgnoredError ? alreadyInEffect(d, want) : { index: BigInt(applied), alreadyInEffect: false };
   };
   return {
     rotateIssuerKeys: unary("RotateIssuerKeys", async (req) => {
@@ -84,18 +93,16 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     getClusterStatus: unary("GetClusterStatus", async (req) => clusterStatus(d, req.includeStateDigest, await d.facts())),
     addLearner: unary("AddLearner", async (req) => {
       if (!/^[^\s]+:\d{1,5}$/.test(req.peerAddress)) throw invalidArgument(`peer_address must be host:port (got ${JSON.stringify(req.peerAddress)})`);
-      const index = await table.run(req.requestId, `AddLearner node ${req.nodeId} at ${req.peerAddress}`,
-        () => change(ConfChangeType.AddLearner, req.nodeId, req.peerAddress));
-      return create(AddLearnerResponseSchema, { index });
+      const want = { type: ConfChangeType.AddLearner, id: memberId(req.nodeId), peerAddress: req.peerAddress };
+      return create(AddLearnerResponseSchema, await table.run(req.requestId, `AddLearner node ${req.nodeId} at ${req.peerAddress}`, () => change(want)));
     }),
     promoteLearner: unary("PromoteLearner", async (req) => {
-      const index = await table.run(req.requestId, `PromoteLearner node ${req.nodeId}`, () => change(ConfChangeType.PromoteLearner, req.nodeId));
-      return create(PromoteLearnerResponseSchema, { index });
+      const want = { type: ConfChangeType.PromoteLearner, id: memberId(req.nodeId) };
+      return create(PromoteLearnerResponseSchema, await table.run(req.requestId, `PromoteLearner node ${req.nodeId}`, () => change(want)));
     }),
     removeNode: unary("RemoveNode", async (req) => {
-      const index = await table.run(req.requestId, `RemoveNode node ${req.nodeId}${req.force ? " (force)" : ""}`,
-        () => change(ConfChangeType.RemoveNode, req.nodeId, "", req.force));
-      return create(RemoveNodeResponseSchema, { index });
+      const want = { type: ConfChangeType.RemoveNode, id: memberId(req.nodeId) };
+      return create(RemoveNodeResponseSchema, await table.run(req.requestId, `RemoveNode node ${req.nodeId}${req.force ? " (force)" : ""}`, () => change(want, req.force)));
     }),
     transferLeadership: unary("TransferLeadership", async (req) => {
       const loop = d.loop();
@@ -240,15 +247,65 @@ function membership(message: string): RpcFailure {
   return new RpcFailure(status.FAILED_PRECONDITION, message, { reason: ErrorReason.MEMBERSHIP });
 }
 
-function checkChange(loop: RaftView, type: ConfChangeType, id: number): void {
+/** A membership change as an admin call asks it: the node, and for AddLearner its peer address. */
+interface WantedChange {
+  readonly type: ConfChangeType;
+  readonly id: number;
+  readonly peerAddress?: string;
+}
+
+/** What a membership call answers: the change's index, or 0 when the configuration already held what it asks. */
+interface ChangeOutcome {
+  readonly index: bigint;
+  readonly alreadyInEffect: boolean;
+}
+
+/**
+ * Whether the configuration already holds what `want` asks, so a retry
+ * whose first attempt committed (its reply lost, or its leader gone before
+ * the request table could answer) succeeds instead of failing "already a
+ * member". A RemoveNode is in effect only for a node that was a member (its
+ * announcement is in the state): an id never seen stays an error, as a typo
+ * would be.
+ */
+function inEffect(loop: RaftView, want: WantedChange): boolean {
+  return holds(loop, want) && (want.type !== ConfChangeType.RemoveNode || wasMember(loop, want.id));
+}
+
+/** Whether the configuration is as `want` would leave it: a member at that peer address, a voter, not a member. */
+function holds(loop: RaftView, want: WantedChange): boolean {
+  const member = loop.voters.includes(want.id) || loop.learners.includes(want.id);
+  switch (want.type) {
+    case ConfChangeType.AddLearner: return member && loop.peers.get(want.id) === want.peerAddress;
+    case ConfChangeType.PromoteLearner: return loop.voters.includes(want.id);
+    case ConfChangeType.RemoveNode: return !member;
+    default: return false;
+  }
+}
+
+function memberDescription(loop: RaftView, id: number): string {
+  const kind = loop.voters.includes(id) ? "a voter" : loop.learners.includes(id) ? "a learner" : "not a member";
+  const at = loop.peers.get(id);
+  return `node ${id} is ${kind}${at === undefined ? "" : ` at peer address ${at}`}`;
+}
+
+function alreadyInEffect(d: AdminDeps, want: WantedChange): ChangeOutcome {
+  d.log.info("membership change already in effect: nothing proposed", { change: ConfChangeType[want.type], member: want.id });
+  return { index: 0n, alreadyInEffect: true };
+}
+
+/** Refuses a change the configuration does not allow (one already in effect is answered before: inEffect). */
+function checkChange(loop: RaftView, { type, id }: WantedChange): void {
   const voter = loop.voters.includes(id);
   const learner = loop.learners.includes(id);
-  if (type === ConfChangeType.AddLearner && (voter || learner || loop.peers.has(id))) throw membership(`node ${id} is already a member`);
+  if (type === ConfChangeType.AddLearner && (voter || learner || loop.peers.has(id))) {
+    throw membership(`node ${id} is already a member, at peer address ${loop.peers.get(id) ?? "unknown"}: remove it first to move it`);
+  }
   if (type === ConfChangeType.AddLearner && wasMember(loop, id)) {
     throw membership(`node ${id} was a member and was removed: an id is never added back (a removed node's certificate must not rejoin); give the new node a new id`);
   }
   if (type === ConfChangeType.PromoteLearner && !learner) throw membership(`node ${id} is not a learner`);
-  if (type === ConfChangeType.RemoveNode && !voter && !learner) throw membership(`node ${id} is not a member`);
+  if (type === ConfChangeType.RemoveNode && !voter && !learner) throw membership(`node ${id} is not a member, and never announced itself as one`);
 }
 
 /** Whether `id` announced its keys in this state, so joined once: a node announces only once it is a member. */

@@ -36,6 +36,20 @@ export class ProposalError extends Error {
   }
 }
 
+/**
+ * A membership change committed at `index` that Raft ignored against the
+ * configuration of that index (`reason`, e.g. "node 4 is already a member"):
+ * it changed nothing. The waiter of a change keyed like it gets this instead
+ * of the index; the admin port then tells the caller whether what it asked
+ * holds anyway.
+ */
+export class ConfChangeIgnoredError extends Error {
+  override readonly name = "ConfChangeIgnoredError";
+  constructor(readonly index: number, readonly reason: string) {
+    super(`the membership change committed at index ${index} was ignored: ${reason}`);
+  }
+}
+
 export function proposalDropped(): ProposalError {
   return new ProposalError("DROPPED", "the proposal was dropped (leadership transfer, pending membership change or overload); retry");
 }

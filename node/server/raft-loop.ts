@@ -28,8 +28,8 @@ import { LoopWaiters, ReadRounds } from "./waiters.js";
 import { Membership } from "./membership.js";
 import { throttledWarn } from "./log-throttle.js";
 import { DEFAULT_FORWARDED_BYTES_PER_SECOND, DEFAULT_MAX_FORWARDED_ENTRY_BYTES, ForwardGate } from "./forward-gate.js";
-import { type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
-export { type AppliedEvent, type PeerLink, ProposalError, type RaftLoopOptions } from "./loop-types.js";
+import { ConfChangeIgnoredError, type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
+export { type AppliedEvent, ConfChangeIgnoredError, type PeerLink, ProposalError, type RaftLoopOptions } from "./loop-types.js";
 
 /** Most entries handed to Raft in one proposal (one MsgProp, and at most one MsgApp per follower when small). */
 const MAX_BATCH = 256;
@@ -279,7 +279,11 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     return stampTime(data, now);
   }
 
-  /** Proposes a membership change; resolves with its log index once applied here. */
+  /**
+   * Proposes a membership change; resolves with its log index once applied
+   * here, or rejects with ConfChangeIgnoredError when the entry of that kind
+   * and node applied here changed nothing.
+   */
   proposeConfChange(cc: ConfChange): Promise<number> {
     this.checkCanPropose();
     this.submit(() => this.raw.proposeConfChange(cc));
@@ -523,9 +527,13 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.members.applyConfChange(cc, this.raw.applyConfChange(cc));
     const { voters, learners } = this.members.confState;
     const fields = { index: e.index, change: ConfChangeType[cc.type], member: cc.nodeId, voters, learners, reason: ignored };
-    if (ignored === undefined) this.o.log.info("applied membership change", fields);
-    else this.o.log.warn("ignored a membership change (Raft refused it against the configuration)", fields);
-    this.waiters.confChanges.resolve(confKey(cc), e.index);
+    if (ignored === undefined) {
+      this.o.log.info("applied membership change", fields);
+      this.waiters.confChanges.resolve(confKey(cc), e.index);
+    } else {
+      this.o.log.warn("ignored a membership change (Raft refused it against the configuration)", fields);
+      this.waiters.confChanges.reject(confKey(cc), new ConfChangeIgnoredError(e.index, ignored));
+    }
   }
 
   private async maybeSnapshot(): Promise<void> {

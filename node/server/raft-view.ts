@@ -40,6 +40,7 @@ export interface VaultLoop extends RaftView {
 export interface AdminLoop extends RaftView {
   /** A vault command (the issuer key set, bind-shares); resolves with its outcome once applied here. */
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
+  /** Resolves with the change's index once applied here; ConfChangeIgnoredError when Raft ignored it. */
   proposeConfChange(cc: ConfChange): Promise<number>;
   transferLeadership(to: NodeId, timeoutMs: number): Promise<NodeId>;
   requestSnapshot(): Promise<Snapshot>;

@@ -162,14 +162,18 @@ test.serial("refusals: unknown nodes, and a learner promoted before it caught up
   t.regex(removed.out, /node 5 removed \(index \d+\)/);
 });
 
-test.serial("request_id: a retried add-learner answers its first outcome; another id is refused; the same id for another request is refused", async (t) => {
+test.serial("request_id: a retried add-learner answers its first outcome; another id finds it in effect; another address is refused; the same id for another request is refused", async (t) => {
   const rid = "00112233445566778899aabbccddeeff";
   const first = await json<{ index: number }>("add-learner", "6", "127.0.0.1:9", "--request-id", rid);
   const retry = await json<{ index: number }>("add-learner", "6", "127.0.0.1:9", "--request-id", rid);
   t.is(retry.index, first.index, "the retry answers the first outcome, not 'already a member'");
   const again = await admin("add-learner", "6", "127.0.0.1:9");
-  t.is(again.code, 1);
-  t.regex(again.err, /node 6 is already a member/);
+  t.is(again.code, 0, "another id (a retry that reached a new leader): the change is in effect");
+  t.regex(again.out, /^node 6 is already a member at 127\.0\.0\.1:9: nothing to do$/m);
+  t.like(await json<{ index: number; alreadyInEffect: boolean }>("add-learner", "6", "127.0.0.1:9"), { index: 0, alreadyInEffect: true });
+  const moved = await admin("add-learner", "6", "127.0.0.1:10");
+  t.is(moved.code, 1);
+  t.regex(moved.err, /FAILED_PRECONDITION: node 6 is already a member, at peer address 127\.0\.0\.1:9: remove it first to move it/);
   const reused = await admin("add-learner", "7", "127.0.0.1:9", "--request-id", rid);
   t.is(reused.code, 1);
   t.regex(reused.err, /INVALID_ARGUMENT: request_id 00112233445566778899aabbccddeeff was used for another request/);

@@ -2,7 +2,8 @@
 // a learner, catches up from the leader's snapshot, is promoted, announces
 // itself (with its mTLS certificate: the cluster CA is in the replicated state
 // since the bootstrap, so only a certified announcement puts node 4 in the
-// descriptor), holds a share of a new record, and is removed again.
+// descriptor), holds a share of a new record, and is removed again. Retries
+// of changes already made, on another leader, answer already_in_effect.
 import test from "ava";
 import { parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import { randomBytes } from "node:crypto";
@@ -34,10 +35,18 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
   t.true(snap.index > 1n && snap.sizeBytes > 0n, "TakeSnapshot snapshots the applied state");
   t.is((await cluster.status(lead)).snapshotIndex, snap.index);
   const n4 = await cluster.addNode(4);
-  await admin.addLearner({ requestId: rid(), nodeId: 4n, peerAddress: n4.peer });
+  const addId = rid();
+  t.like(await admin.addLearner({ requestId: addId, nodeId: 4n, peerAddress: n4.peer }), { alreadyInEffect: false });
   const applied = Number((await cluster.status(lead)).appliedIndex);
   await cluster.waitApplied(4, applied, 60_000);
   await admin.promoteLearner({ requestId: rid(), nodeId: 4n });
+  // Retries whose first attempt committed, sent to a new leader (its request table never saw them): done, nothing proposed.
+  const next = [1, 2, 3].find((id) => id !== lead)!;
+  t.is(Number((await admin.transferLeadership({ nodeId: BigInt(next) })).leaderId), next);
+  t.like(await cluster.admin(next).addLearner({ requestId: addId, nodeId: 4n, peerAddress: n4.peer }), { index: 0n, alreadyInEffect: true });
+  t.like(await cluster.admin(next).promoteLearner({ requestId: rid(), nodeId: 4n }), { index: 0n, alreadyInEffect: true });
+  await t.throwsAsync(cluster.admin(next).addLearner({ requestId: rid(), nodeId: 4n, peerAddress: "127.0.0.1:1" }), { message: /node 4 is already a member, at peer address/ });
+  t.is(Number((await cluster.admin(next).transferLeadership({ nodeId: BigInt(lead) })).leaderId), lead);
   const st = await cluster.status(lead);
   t.deepEqual(st.members.filter((m) => m.kind === 1).map((m) => Number(m.nodeId)).sort(), [1, 2, 3, 4]);
   const d = await waitFor(async () => {
@@ -51,7 +60,8 @@ test.serial("a node added as a learner catches up, is promoted, serves a share, 
   t.deepEqual(await client.recover("kim", "pw"), key);
   t.deepEqual(await client.recover("judy", "pw"), oldKey, "a record from before the change still recovers");
   client.close();
-  await admin.removeNode({ requestId: rid(), nodeId: 4n });
+  t.like(await admin.removeNode({ requestId: rid(), nodeId: 4n }), { alreadyInEffect: false });
+  t.like(await admin.removeNode({ requestId: rid(), nodeId: 4n }), { index: 0n, alreadyInEffect: true }, "announced once, no longer a member");
   const after = await cluster.status(lead);
   t.false(after.members.some((m) => Number(m.nodeId) === 4));
   // Audit: node 4 caught up by snapshot, so its chain starts a segment there; the others logged the membership changes.

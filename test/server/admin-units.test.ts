@@ -13,7 +13,7 @@ import { adminCaller, methodRefusal, requestRefusal } from "../../node/server/ad
 import { RpcFailure } from "../../node/server/errors.js";
 import { notServingReason } from "../../node/server/health.js";
 import { joinPhase } from "../../node/server/join.js";
-import { ProposalError } from "../../node/server/raft-loop.js";
+import { ConfChangeIgnoredError, ProposalError } from "../../node/server/raft-loop.js";
 import { adminService, recentDigests } from "../../node/server/admin-service.js";
 import type { AdminLoop } from "../../node/server/raft-view.js";
 import { type ConfChange, ConfChangeType } from "../../node/raft/index.js";
@@ -141,14 +141,29 @@ interface FakeLoop {
   commitIndex: number;
   match: Record<number, number>;
   proposed: ConfChange[];
+  /** Members' peer addresses (default none). */
+  peers?: Record<number, string>;
+  /** What proposeConfChange answers (default: the next index). */
+  commit?: (cc: ConfChange) => Promise<number>;
+}
+
+/** Applies `cc` to the fake's configuration, as a commit would; its index. */
+function commitChange(f: FakeLoop, cc: ConfChange): number {
+  const others = (ids: number[]) => ids.filter((id) => id !== cc.nodeId);
+  if (cc.type === ConfChangeType.AddLearner) f.learners = [...f.learners, cc.nodeId];
+  if (cc.type === ConfChangeType.AddLearner) f.peers = { ...f.peers, [cc.nodeId]: new TextDecoder().decode(cc.context) };
+  if (cc.type === ConfChangeType.PromoteLearner) [f.learners, f.voters] = [others(f.learners), [...f.voters, cc.nodeId]];
+  if (cc.type === ConfChangeType.RemoveNode) [f.learners, f.voters] = [others(f.learners), others(f.voters)];
+  return f.commitIndex + 1;
 }
 
 function service(f: FakeLoop, reachable: readonly number[], promoteMaxLag = 100) {
   const loop = {
-    leaderId: 1, isLeader: true, role: 2, term: 3, commitIndex: f.commitIndex, voters: f.voters, learners: f.learners,
-    lastSnapshotIndex: 0, peers: new Map<number, string>(), vault: { nodes: () => (f.announced ?? []).map((nodeId) => ({ nodeId })) },
+    leaderId: 1, isLeader: true, role: 2, term: 3, commitIndex: f.commitIndex, get voters() { return f.voters; }, get learners() { return f.learners; },
+    lastSnapshotIndex: 0, get peers() { return new Map(Object.entries(f.peers ?? {}).map(([id, a]) => [Number(id), a])); },
+    vault: { nodes: () => (f.announced ?? []).map((nodeId) => ({ nodeId })) },
     matchIndex: (id: number) => f.match[id] ?? 0,
-    proposeConfChange: (cc: ConfChange) => { f.proposed.push(cc); return Promise.resolve(f.commitIndex + 1); },
+    proposeConfChange: (cc: ConfChange) => { f.proposed.push(cc); return f.commit?.(cc) ?? Promise.resolve(commitChange(f, cc)); },
     transferLeadership: () => Promise.resolve(1), requestSnapshot: () => Promise.reject(new Error("unused")),
     snapshotStream: () => { throw new Error("unused"); },
   } as unknown as AdminLoop;
@@ -187,6 +202,7 @@ test("RemoveNode: refused when the voters left lack a reachable quorum or none w
   const f: FakeLoop = { voters: [1, 2, 3], learners: [4], commitIndex: 10, match: {}, proposed: [] };
   t.regex(await callHandler(service(f, [3]).removeNode, remove(3n)), /removing node 3 would leave voters \[1, 2\] of which 1 \(\[1\]\) are reachable, fewer than their quorum of 2/);
   t.is(await callHandler(service(f, [3]).removeNode, remove(2n)), "OK", "removing the unreachable one keeps [1, 3] reachable");
+  f.voters = [1, 2, 3];
   t.is(await callHandler(service(f, [3]).removeNode, remove(3n, true)), "OK", "forced");
   t.is(await callHandler(service(f, []).removeNode, remove(4n)), "OK", "a learner does not count for the quorum");
   t.is(f.proposed.length, 3);
@@ -200,6 +216,40 @@ test("AddLearner: an id that was a member once (its announcement is in the state
   t.regex(await callHandler(service(f, [2]).addLearner, add(3n)), /node 3 was a member and was removed: an id is never added back/);
   t.is(f.proposed.length, 0, "before the fix, node 3's own certificate could add it back (review, stop 31)");
   t.is(await callHandler(service(f, [2]).addLearner, add(4n)), "OK", "a new id");
+});
+
+test("membership calls the configuration already holds answer already_in_effect and propose nothing: a retry on a new leader", async (t) => {
+  const f: FakeLoop = { voters: [1, 2, 3], learners: [4], announced: [1, 2, 3, 4, 5], peers: { 4: "127.0.0.1:7004" }, commitIndex: 10, match: { 4: 10 }, proposed: [] };
+  const svc = service(f, [2, 3, 4]);
+  const add = (nodeId: bigint, peerAddress: string) => ({ requestId: new Uint8Array(0), nodeId, peerAddress });
+  t.like(await answer(svc.addLearner, add(4n, "127.0.0.1:7004")), { ok: true, value: { index: 0n, alreadyInEffect: true } });
+  t.like(await answer(svc.addLearner, add(4n, "127.0.0.1:7999")), { ok: false, err: { code: status.FAILED_PRECONDITION, details: "node 4 is already a member, at peer address 127.0.0.1:7004: remove it first to move it" } });
+  t.like(await answer(svc.promoteLearner, promote(2n)), { ok: true, value: { index: 0n, alreadyInEffect: true } }, "a voter already");
+  t.like(await answer(svc.removeNode, remove(5n)), { ok: true, value: { index: 0n, alreadyInEffect: true } }, "announced once, no longer a member: removed before");
+  t.like(await answer(svc.removeNode, remove(9n)), { ok: false, err: { code: status.FAILED_PRECONDITION } }, "never seen: a typo stays an error");
+  t.is(f.proposed.length, 0, "before: 'already a member' / 'not a learner' / 'not a member' for a change that had succeeded");
+  t.like(await answer(svc.promoteLearner, promote(4n)), { ok: true, value: { index: 11n, alreadyInEffect: false } }, "a change that is not in effect is proposed");
+});
+
+test("after a membership change applies, the configuration is checked: an ignored change is already_in_effect when it holds what was asked, else FAILED_PRECONDITION; so is a change of the same kind that made something else", async (t) => {
+  const f: FakeLoop = { voters: [1, 2, 3], learners: [], peers: {}, commitIndex: 10, match: {}, proposed: [] };
+  // Another change for node 4 (another caller's, or a rogue leader's) applied first at the same address, then ours was ignored.
+  f.commit = () => { f.learners = [4]; f.peers = { 4: "127.0.0.1:7004" }; return Promise.reject(new ConfChangeIgnoredError(11, "node 4 is already a member")); };
+  const add = (peerAddress: string) => ({ requestId: new Uint8Array(0), nodeId: 4n, peerAddress });
+  t.like(await answer(service(f, [2, 3]).addLearner, add("127.0.0.1:7004")), { ok: true, value: { index: 0n, alreadyInEffect: true } });
+  f.learners = [];
+  f.peers = {};
+  f.commit = () => { f.learners = [4]; f.peers = { 4: "127.0.0.1:7999" }; return Promise.reject(new ConfChangeIgnoredError(12, "node 4 is already a member")); };
+  t.like(await answer(service(f, [2, 3]).addLearner, add("127.0.0.1:7004")), {
+    ok: false, err: { code: status.FAILED_PRECONDITION, details: "the membership change committed at index 12 was ignored: node 4 is already a member" },
+  }, "before the fix, the waiter resolved with the ignored entry's index: OK for a change that never happened");
+  f.learners = [];
+  f.peers = {};
+  // A rogue leader's entry of the same kind and node, at its own address, answered the waiter.
+  f.commit = () => { f.learners = [4]; f.peers = { 4: "10.66.6.6:9999" }; return Promise.resolve(13); };
+  t.like(await answer(service(f, [2, 3]).addLearner, add("127.0.0.1:7004")), {
+    ok: false, err: { code: status.FAILED_PRECONDITION, details: "the membership change applied at index 13 did not make what was asked: node 4 is a learner at peer address 10.66.6.6:9999" },
+  }, "before the fix: OK, index 13");
 });
 
 // --- RequireBoundShares on a fake AdminLoop over a real vault state (a release before bound shares made it) ---
