@@ -17,7 +17,7 @@ import {
   confChangeOf, entrySize,
 } from "../raft/index.js";
 import type { SnapshotStream } from "../transport/index.js";
-import { VaultInvariantError, VaultStateMachine, type VaultResult, requestFingerprint, stampTime } from "../vault/index.js";
+import { VaultInvariantError, VaultStateMachine, type VaultResult, requestFingerprint } from "../vault/index.js";
 import { decodeServerSnapshot } from "./snapshot-data.js";
 import { SnapshotStager, candidateOf, stageForInstall } from "./store-snapshots.js";
 import { LocalSnapshots } from "./local-snapshots.js";
@@ -27,6 +27,7 @@ import type { AdminLoop, VaultLoop, VaultReader } from "./raft-view.js";
 import { LoopWaiters, ReadRounds } from "./waiters.js";
 import { Membership } from "./membership.js";
 import { throttledWarn } from "./log-throttle.js";
+import { LeaderStamp } from "./leader-stamp.js";
 import { DEFAULT_FORWARDED_BYTES_PER_SECOND, DEFAULT_MAX_FORWARDED_ENTRY_BYTES, ForwardGate } from "./forward-gate.js";
 import { ConfChangeIgnoredError, type PeerLink, ProposalError, type RaftLoopOptions, proposalDropped } from "./loop-types.js";
 export { type AppliedEvent, ConfChangeIgnoredError, type PeerLink, ProposalError, type RaftLoopOptions } from "./loop-types.js";
@@ -91,6 +92,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
 
   /** Bounds what other members forward to this node as leader. */
   private readonly forwarded: ForwardGate;
+  private readonly stamp: LeaderStamp;
 
   constructor(private readonly o: RaftLoopOptions) {
     this.forwarded = new ForwardGate({
@@ -98,6 +100,7 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       bytesPerSecond: o.forwardedBytesPerSecond ?? DEFAULT_FORWARDED_BYTES_PER_SECOND,
       warn: throttledWarn(o.log, 10_000),
     });
+    this.stamp = new LeaderStamp(() => (o.clusterNow ?? Date.now)());
     const snap = o.storage.snapshot();
     const data = snap.data.length > 0 ? decodeServerSnapshot(snap.data) : null;
     this.members = new Membership(o.id, snap.metadata.confState, data?.peers ?? new Map());
@@ -171,9 +174,8 @@ export class RaftLoop implements VaultLoop, AdminLoop {
       return;
     }
     if (!this.forwarded.admit(m)) return;
-    const now = this.clusterNow();
-    if (now === null) return; // dropped: the follower's proposal times out and its caller retries
-    this.guard(() => this.raw.step(stampMessage(m, now)));
+    const stamped = this.stamp.forwarded(m);
+    if (stamped !== null) this.guard(() => this.raw.step(stamped));
   }
 
   /** This node's state digest right after applied index `index`, if it remembers it (GetStateDigest). */
@@ -262,21 +264,9 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     this.submit(() => this.raw.propose(this.stamped(data)));
   }
 
-  /** The cluster's time to stamp, or null before this node first read the cluster's clock. */
-  private readonly clusterNow = (): number | null => (this.o.clusterNow ?? Date.now)();
-
-  /**
-   * A leader stamps the cluster's time on the vault entries it appends (the
-   * throttling clock); a follower's proposal is stamped by the leader it
-   * reaches. Before the cluster's clock was first read the proposal is
-   * dropped (its caller retries) rather than stamped with a clock no peer
-   * confirmed: a stamp can move the state's time forward for good.
-   */
+  /** A leader stamps its own entries (leader-stamp.ts); a follower's are stamped by the leader. */
   private stamped(data: Uint8Array): Uint8Array {
-    if (!this.isLeader) return data;
-    const now = this.clusterNow();
-    if (now === null) throw new ErrProposalDropped("the leader has not read the cluster's clock yet");
-    return stampTime(data, now);
+    return this.isLeader ? this.stamp.entry(data) : data;
   }
 
   /**
@@ -605,9 +595,3 @@ export class RaftLoop implements VaultLoop, AdminLoop {
     return moved.promise.catch(() => this.soft.lead);
   }
 }
-
-/** A forwarded proposal with the leader's time `now` stamped on each vault entry. */
-function stampMessage(m: Message, now: number): Message {
-  return { ...m, entries: m.entries.map((e) => (e.type === EntryType.Normal && e.data.length > 0 ? { ...e, data: stampTime(e.data, now) } : e)) };
-}
-
