@@ -93,6 +93,7 @@ function describe(code: HsmErrorCode): string {
     case "TOKEN_NOT_PRESENT": return "the token is not present";
     case "DEVICE_ERROR": return "the token reported a device error";
     case "WRAPPED_KEY_INVALID": return "the wrapped share does not unwrap with this node's agreement key";
+    case "SHARE_MISMATCH": return "the unwrapped share is not a P-256 scalar matching its commitment K_i";
     case "ATTRIBUTE_SENSITIVE": return "the attribute is sensitive and cannot be read";
     case "MECHANISM_INVALID": return "the module does not support the mechanism";
     case "CLOSED": return "the PKCS#11 module is not initialized";

@@ -171,9 +171,13 @@ export async function evaluateInSession(ctx: EvaluationContext, session: Handle,
     const share = await step("unwrapping the share", "WRAPPED_KEY_INVALID",
       () => calls.unwrap(session, { mechanism: ctx.wrapMechanism }, kek, input.wrapped, SHARE_TEMPLATE));
     assertP256(p11, session, share);
-    const h1 = await step("evaluating on B", undefined,
+    // B and B+G are valid points (parseEvaluationInput) and this session's token just derived the KEK, so a
+    // derive on them that fails for anything but the token (NOT_INPUT) fails for the share: SoftHSM unwraps a
+    // scalar 0 or n and refuses it here (CKR_GENERAL_ERROR). 0·G is the identity, which no K_i is: the client's
+    // bad share (FAILED_PRECONDITION at the port), not an HSM failure (UNAVAILABLE), test/hsm/evaluate.test.ts.
+    const h1 = await step("evaluating on B", "SHARE_MISMATCH",
       () => calls.derive(session, ecdh(input.B.toBytes(false)), share, X_TEMPLATE));
-    const h2 = await step("evaluating on B+G", undefined,
+    const h2 = await step("evaluating on B+G", "SHARE_MISMATCH",
       () => calls.derive(session, ecdh(input.BG.toBytes(false)), share, X_TEMPLATE));
     const x1 = readValue(p11, session, h1);
     const x2 = readValue(p11, session, h2);

@@ -2,7 +2,10 @@
 // every kind of bad input, and no session object left behind.
 import test from "ava";
 import { createCipheriv, generateKeyPairSync } from "node:crypto";
-import { G, decodePoint, verifyEvaluationSignature, xCoordinate } from "../../proto/crypto/index.js";
+import { G, decodePoint, sharePkcs8, verifyEvaluationSignature, xCoordinate } from "../../proto/crypto/index.js";
+
+/** The order n of P-256. */
+const CURVE_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 import { Hsm, HsmError, HsmWorkerPool, type HsmErrorCode, type NodeHsm } from "../../node/hsm/index.js";
 import {
   Point, countSessionObjects, createToken, randomPoint, randomScalar, wrapShare, type TestToken,
@@ -86,6 +89,38 @@ test.serial("a wrapped key on another curve fails with WRAPPED_KEY_INVALID", asy
   const blob = Buffer.concat([Buffer.from([1]), G.multiply(e).toBytes(false), c.update(p384), c.final()]);
   const err = await rejectsWith(t, hsm.evaluate(blob, f.b, f.K), "WRAPPED_KEY_INVALID");
   t.regex(err.message, /P-256/);
+});
+
+/** A v1 blob wrapping `pkcs8` as it stands (no check of the key inside) to this token's agreement key. */
+function wrapRaw(pkcs8: Uint8Array): Buffer {
+  const e = randomScalar();
+  const kek = xCoordinate(decodePoint(hsm.agreementPublicKey).multiply(e));
+  const c = createCipheriv("id-aes256-wrap-pad", kek, Buffer.from("a65959a6", "hex"));
+  return Buffer.concat([Buffer.from([1]), G.multiply(e).toBytes(false), c.update(pkcs8), c.final()]);
+}
+
+/** The PKCS#8 of share 1 with its 32-byte scalar replaced by `d` (which may be out of range: 0, n). */
+function pkcs8WithScalar(d: bigint): Uint8Array {
+  const one = Buffer.from(sharePkcs8(1n));
+  const at = one.indexOf(Buffer.from(`0420${"00".repeat(31)}01`, "hex")) + 2;
+  const out = Uint8Array.from(one);
+  out.set(Buffer.from(d.toString(16).padStart(64, "0"), "hex"), at);
+  return out;
+}
+
+// Found by test/security/raw-client.test.ts: a client registers a record
+// whose share for this node is the scalar 0 (or n); SoftHSM unwraps it, then
+// fails the derive with CKR_GENERAL_ERROR, which was reported as HSM_ERROR
+// (UNAVAILABLE, "this node's HSM failed"): a client's bad input as a fault of
+// the node, retried for ever. 0·G is the identity, never a valid K_i.
+test.serial("a wrapped P-256 key whose scalar is 0 or the group order fails with SHARE_MISMATCH, not as an HSM failure", async (t) => {
+  const f = fixture();
+  for (const d of [0n, CURVE_ORDER]) {
+    const err = await rejectsWith(t, hsm.evaluate(wrapRaw(pkcs8WithScalar(d)), f.b, f.K), "SHARE_MISMATCH");
+    t.notRegex(err.message, /HSM_ERROR/);
+  }
+  // The token still evaluates (the failure was the share's, not the token's).
+  t.deepEqual(Buffer.from(await hsm.evaluate(f.blob, f.b, f.K)), f.expected);
 });
 
 test.serial("a different valid ephemeral key fails with WRAPPED_KEY_INVALID", async (t) => {
