@@ -92,8 +92,7 @@ export function adminService(d: AdminDeps): ImplementationOf<typeof AdminService
     }),
     getClusterStatus: unary("GetClusterStatus", async (req) => clusterStatus(d, req.includeStateDigest, await d.facts())),
     addLearner: unary("AddLearner", async (req) => {
-      if (!/^[^\s]+:\d{1,5}$/.test(req.peerAddress)) throw invalidArgument(`peer_address must be host:port (got ${JSON.stringify(req.peerAddress)})`);
-      const want = { type: ConfChangeType.AddLearner, id: memberId(req.nodeId), peerAddress: req.peerAddress };
+      const want = { type: ConfChangeType.AddLearner, id: memberId(req.nodeId), peerAddress: peerAddress(req.peerAddress) };
       return create(AddLearnerResponseSchema, await table.run(req.requestId, `AddLearner node ${req.nodeId} at ${req.peerAddress}`, () => change(want)));
     }),
     promoteLearner: unary("PromoteLearner", async (req) => {
@@ -241,6 +240,18 @@ function clusterStatus(d: AdminDeps, withDigest: boolean, facts: NodeFacts) {
 function memberId(v: bigint): number {
   if (v <= 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`node_id must be a positive integer below 2^53 (got ${v})`);
   return Number(v);
+}
+
+/**
+ * A peer address every member can dial: host:port, the host without whitespace, control characters or a path
+ * (grpc-js would read "unix:/x:1" as a socket), the port 1 to 65535. Anything else would commit a learner that
+ * no member reaches (a membership change to undo by hand).
+ */
+function peerAddress(v: string): string {
+  const m = /^[^\s\p{Cc}/]+:(\d{1,5})$/u.exec(v);
+  const port = m === null ? 0 : Number(m[1]);
+  if (port < 1 || port > 65535) throw invalidArgument(`peer_address must be host:port with a port from 1 to 65535 (got ${JSON.stringify(v.slice(0, 256))})`);
+  return v;
 }
 
 function membership(message: string): RpcFailure {

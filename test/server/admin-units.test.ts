@@ -218,6 +218,23 @@ test("AddLearner: an id that was a member once (its announcement is in the state
   t.is(await callHandler(service(f, [2]).addLearner, add(4n)), "OK", "a new id");
 });
 
+// Found by test/security/raw-client.test.ts: AddLearner took "127.0.0.1:99999" (and port 0, control
+// characters in the host) and committed a learner no member can dial.
+test("AddLearner: a peer address no node can dial (port 0 or above 65535, no host, control characters, a path) is INVALID_ARGUMENT; nothing proposed", async (t) => {
+  const f: FakeLoop = { voters: [1, 2], learners: [], commitIndex: 10, match: {}, proposed: [] };
+  const add = (peerAddress: string) => ({ requestId: new Uint8Array(0), nodeId: 4n, peerAddress });
+  for (const bad of ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:0", ":7000", "host", "ev\u0000il:7000", "a\u0007b:7000", "unix:/tmp/s:7000", "h:7000\n", "h: 7000"]) {
+    const err = await answer(service(f, [2]).addLearner, add(bad));
+    t.like(err, { ok: false, err: { code: status.INVALID_ARGUMENT } }, JSON.stringify(bad));
+    if (!err.ok) t.regex(err.err.details ?? "", /^peer_address must be host:port with a port from 1 to 65535/, JSON.stringify(bad));
+  }
+  t.is(f.proposed.length, 0);
+  for (const good of ["127.0.0.1:65535", "node-4.bkv.svc:7000", "[::1]:1"]) {
+    const g: FakeLoop = { voters: [1, 2], learners: [], commitIndex: 10, match: {}, proposed: [] };
+    t.like(await answer(service(g, [2]).addLearner, add(good)), { ok: true }, good);
+  }
+});
+
 test("membership calls the configuration already holds answer already_in_effect and propose nothing: a retry on a new leader", async (t) => {
   const f: FakeLoop = { voters: [1, 2, 3], learners: [4], announced: [1, 2, 3, 4, 5], peers: { 4: "127.0.0.1:7004" }, commitIndex: 10, match: { 4: 10 }, proposed: [] };
   const svc = service(f, [2, 3, 4]);

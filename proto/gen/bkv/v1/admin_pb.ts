@@ -248,7 +248,9 @@ export type AddLearnerRequest = Message<"bkv.v1.AddLearnerRequest"> & {
   nodeId: bigint;
 
   /**
-   * The new node's peer (Raft) address, host:port.
+   * The new node's peer (Raft) address, host:port: a host without
+   * whitespace, control characters or "/", a port from 1 to 65535; anything
+   * else is INVALID_ARGUMENT and nothing is proposed.
    *
    * @generated from field: string peer_address = 3;
    */
