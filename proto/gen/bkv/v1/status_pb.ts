@@ -230,8 +230,9 @@ export enum ErrorReason {
   /**
    * BeginRecovery came before the record's throttling delay had passed:
    * too many attempts without a confirmation. No attempt was counted;
-   * `retry_after_ms` says when to come back. Not a quota: the record is not
-   * locked and the same password will work then.
+   * `retry_after_ms` says when to come back, with a new request id (this
+   * one stays refused). Not a quota: the record is not locked and the same
+   * password will work then.
    *
    * @generated from enum value: ERROR_REASON_THROTTLED = 16;
    */

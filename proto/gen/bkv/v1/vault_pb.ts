@@ -9,7 +9,12 @@
 // - `user_id` is 1 to 256 bytes of UTF-8.
 // - Requests that change state carry a 16-byte random `request_id`. A retry
 //   must reuse it: the state machine applies each request id at most once and
-//   answers a retry with the first outcome.
+//   answers a retry with the first outcome. That outcome may be a refusal
+//   (THROTTLED, RECORD_CHANGED, VERSION_MISMATCH, ...), which the same id
+//   answers for ever: a call made again after such a refusal (once the
+//   throttle's retry_after_ms has passed, or after reading the record again)
+//   is a new request with a new id. Only an UNAVAILABLE, DEADLINE_EXCEEDED or
+//   CANCELLED call, whose outcome is unknown, is retried with the same id.
 // - Errors: a canonical status code and a clear message, plus a
 //   bkv.v1.ErrorDetail in the `grpc-status-details-bin` trailer (see
 //   status.proto); errors about a record carry `attempts_remaining` there.
