@@ -319,12 +319,15 @@ export class RaftLoop implements VaultLoop, AdminLoop {
    * reads share rounds (ReadRounds): one heartbeat round serves many reads.
    */
   async readBarrier(timeoutMs: number): Promise<void> {
-    this.checkCanPropose();
     const deadline = Date.now() + timeoutMs;
-    const index = await this.readRounds.join(deadline);
-    if (!(await this.appliedBy(index, deadline))) {
-      throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
-    }
+    const index = await this.readIndex(timeoutMs);
+    if (!(await this.appliedBy(index, deadline))) throw new ProposalError("TIMEOUT", `this node has not applied the read index ${index} in time; retry`);
+  }
+
+  /** A ReadIndex round's index: every entry committed before the call is at or below it. */
+  readIndex(timeoutMs: number): Promise<number> {
+    this.checkCanPropose();
+    return this.readRounds.join(Date.now() + timeoutMs);
   }
 
   /** One ReadIndex round (readRounds: one at a time, shared by the reads that arrived before it started). */

@@ -31,6 +31,8 @@ export interface RaftView {
 export interface VaultLoop extends RaftView {
   propose(requestId: Uint8Array, data: Uint8Array): Promise<VaultResult>;
   readBarrier(timeoutMs: number): Promise<void>;
+  /** The leader's commit index as of now (one ReadIndex round); ProposalError when no leader confirms one in time. */
+  readIndex(timeoutMs: number): Promise<number>;
   waitApplied(index: number, timeoutMs: number): Promise<boolean>;
   /** Sends the followers the commit index the commit hold keeps back, now (RaftLoop.sendHeldCommits). */
   sendHeldCommits(): void;

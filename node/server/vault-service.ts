@@ -215,9 +215,7 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
   // The client asks every share holder at once: on the leader, send the
   // other nodes the commit index their Evaluate waits for, held or not.
   d.loop().sendHeldCommits();
-  if (!(await d.loop().waitApplied(attemptId, d.evaluateWaitMs))) {
-    throw new RpcFailure(status.UNAVAILABLE, `this node has not applied attempt ${attemptId} yet; retry shortly`, { reason: ErrorReason.ATTEMPT_NOT_APPLIED });
-  }
+  if (!(await d.loop().waitApplied(attemptId, d.evaluateWaitMs))) throw await notApplied(d, user, attemptId);
   const vault = d.loop().vault;
   const view = vault.getRecord(user);
   if (view === undefined) throw notFound(user);
@@ -240,6 +238,21 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
     nodeId: BigInt(d.nodeId), blindedElement: pending.blinded, evaluatedElement: evaluated, signature,
     version: pending.version, attemptsRemaining: view.attemptsRemaining,
   });
+}
+
+/**
+ * An attempt this node did not apply in time. A client learns an attempt id
+ * only once its begin committed, so an id above the leader's read index
+ * names no attempt, now or later: ATTEMPT_NOT_FOUND (a retry cannot help).
+ * Else this node is behind: UNAVAILABLE ATTEMPT_NOT_APPLIED, retry shortly
+ * or ask another share holder; also when no leader answers the read.
+ */
+async function notApplied(d: VaultServiceDeps, user: string, attemptId: number): Promise<RpcFailure> {
+  const committed = await d.loop().readIndex(d.evaluateWaitMs).catch(() => null);
+  if (committed !== null && attemptId > committed) {
+    return fromVaultError(vaultError("ATTEMPT_NOT_FOUND", `attempt ${attemptId} for ${JSON.stringify(user.slice(0, 64))} was never begun: the cluster has committed up to index ${committed} (an attempt id is its begin's index)`));
+  }
+  return new RpcFailure(status.UNAVAILABLE, `this node has not applied attempt ${attemptId} yet; retry shortly`, { reason: ErrorReason.ATTEMPT_NOT_APPLIED });
 }
 
 /**

@@ -169,6 +169,8 @@ test.serial("calls out of order and request ids reused across methods are refuse
     ["the begin's request id on a confirm", () => v.confirmRecovery({ requestId: used, userId: "carol", version: 1, attemptId: begun.attemptId, signature: signConfirm(carol.resetPrivateKey, ref, begun.attemptId) }, m), status.INVALID_ARGUMENT, /already used for a different request/],
     ["the begin's request id on a delete", () => v.delete({ requestId: used, userId: "carol", version: 1, ownerSignature: signDelete(carol.resetPrivateKey, ref) }, m), status.INVALID_ARGUMENT, /already used for a different request/],
     ["the begin's request id on another user's begin", () => v.beginRecovery({ requestId: used, userId: "dave", blindedElement: blinded() }, dave), status.INVALID_ARGUMENT, /already used for a different request/],
+    // Before: UNAVAILABLE ATTEMPT_NOT_APPLIED "retry shortly" after the wait, for ever.
+    ["evaluate of an attempt id the cluster never committed", () => v.evaluate({ userId: "carol", attemptId: begun.attemptId + 100_000n }, m), status.FAILED_PRECONDITION, /attempt \d+ for "carol" was never begun: the cluster has committed up to index \d+/],
     ["carol's attempt evaluated as dave", () => v.evaluate({ userId: "dave", attemptId: begun.attemptId }, dave), status.NOT_FOUND, /user "dave" has no record/],
     ["a confirmation signed by another record's key", () => v.confirmRecovery({ requestId: rid(), userId: "carol", version: 1, attemptId: begun.attemptId, signature: signConfirm(reg("x").resetPrivateKey, ref, begun.attemptId) }, m), status.PERMISSION_DENIED, /signature does not verify/],
   ], ["carol", "dave"]);

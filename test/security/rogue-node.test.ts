@@ -204,7 +204,8 @@ async function evaluationsWithoutAttempt(t: ExecutionContext, role: string): Pro
   const cases = [
     { name: "an index that holds no begin", attemptId: 2n, code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_SUPERSEDED },
     { name: "an attempt already confirmed", attemptId: BigInt(confirmedAttempt), code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_SUPERSEDED },
-    { name: "an index never committed", attemptId: BigInt(rogue.storage.lastIndex() + 1000), code: status.UNAVAILABLE, reason: ErrorReason.ATTEMPT_NOT_APPLIED },
+    // Above the leader's read index: no attempt, now or later (it was UNAVAILABLE ATTEMPT_NOT_APPLIED, "retry shortly").
+    { name: "an index never committed", attemptId: BigInt(rogue.storage.lastIndex() + 1000), code: status.FAILED_PRECONDITION, reason: ErrorReason.ATTEMPT_NOT_FOUND },
   ];
   for (const c of cases) {
     for (const id of HONEST) {

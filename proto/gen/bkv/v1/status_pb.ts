@@ -155,14 +155,16 @@ export enum ErrorReason {
   BAD_SIGNATURE = 5,
 
   /**
-   * No pending attempt with this id for this record.
+   * No pending attempt with this id for this record (also an Evaluate of
+   * an id above the cluster's commit index: no begin was committed there).
    *
    * @generated from enum value: ERROR_REASON_ATTEMPT_NOT_FOUND = 6;
    */
   ATTEMPT_NOT_FOUND = 6,
 
   /**
-   * This node has not applied the attempt yet; retry shortly.
+   * This node has not applied the attempt yet, which the cluster committed;
+   * retry shortly.
    *
    * @generated from enum value: ERROR_REASON_ATTEMPT_NOT_APPLIED = 7;
    */
