@@ -164,9 +164,18 @@ function isMain(): boolean {
   }
 }
 
+/**
+ * Exits with `code` once stdout and stderr are flushed. The command is done:
+ * grpc-js keeps a connection attempt open past a channel's close (a TLS
+ * handshake with a node that accepted but never answers, as a stopped one),
+ * which would keep the process alive for ever after the output.
+ */
+function exitWhenFlushed(code: number): void {
+  process.exitCode = code;
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
+
 if (isMain()) {
   quietIpServerNameWarning();
-  void run(process.argv.slice(2), processIo()).then((code) => {
-    process.exitCode = code;
-  });
+  void run(process.argv.slice(2), processIo()).then(exitWhenFlushed);
 }

@@ -2,6 +2,7 @@
 // process), against the in-process fake cluster.
 import test from "ava";
 import { execFile } from "node:child_process";
+import { type Socket, createServer } from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -296,4 +297,27 @@ test.serial("past the guess limit the CLI exits 3: the key is destroyed", async 
     t.regex(locked.err, /RESOURCE_EXHAUSTED|locked/);
     t.is(locked.out, "");
   });
+});
+
+test.serial("the CLI as a process exits once its command is done, though a node accepted a TLS connection and never answered", async (t) => {
+  const dir = tempDir(t, "bkv-cli-hung-");
+  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
+  const pem = (f: string) => readFile(join(dir, f), "utf8");
+  const cluster = await FakeCluster.start(3, 2, "test-cluster", { ca: await pem("ca.crt"), cert: await pem("node-1.crt"), key: await pem("node-1.key") });
+  const hung = cluster.nodes[2]!;
+  await cluster.stopNode(hung.id);
+  const sockets: Socket[] = [];
+  const blackhole = createServer((s) => sockets.push(s)); // accepts, never speaks: a stopped (SIGSTOP) or wedged node
+  await new Promise<void>((resolve) => blackhole.listen(Number(hung.address.split(":")[1]), "127.0.0.1", resolve));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    blackhole.close();
+    cluster.stop();
+  });
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify(descriptorToJson(cluster.descriptor())));
+  const main = join(process.cwd(), "client/cli/main.ts");
+  const r = await promisify(execFile)(process.execPath, ["--import", "tsx", main, "status", "--cluster", file, "--timeout", "2"], { timeout: 30_000 })
+    .catch((err: Error & { killed?: boolean; stdout: string }) => (err.killed ? t.fail(`still running after 30 s; printed: ${err.stdout}`) : err));
+  t.regex(r.stdout, /2\/3 nodes reachable/);
 });
