@@ -88,8 +88,13 @@ export class AdminClient {
     }
   }
 
+  /** Every admin address known: the endpoints given, then those learnt from the nodes' answers. */
+  knownAddresses(): string[] {
+    return [...new Set([...this.o.endpoints, ...this.addresses.values()])];
+  }
+
   private async findLeader(): Promise<string> {
-    const answers = await this.statuses([...new Set([...this.o.endpoints, ...this.addresses.values()])]);
+    const answers = await this.statuses(this.knownAddresses());
     const votes = new Map<number, number>();
     for (const a of answers) if ("status" in a && a.status.leaderId !== 0n) votes.set(Number(a.status.leaderId), (votes.get(Number(a.status.leaderId)) ?? 0) + 1);
     const [lead] = [...votes].sort((x, y) => y[1] - x[1])[0] ?? [];

@@ -48,8 +48,9 @@ export async function statusView(ctx: AdminContext): Promise<number> {
   const leaderAddress = await ctx.client.leaderNow();
   // A leader is known: its status, retried (following it, until --timeout) when the call fails for a moment.
   const leader = leaderAddress === undefined ? undefined : (await ctx.client.onLeader("getClusterStatus", {})).response;
-  const everyone = await ctx.client.statuses([...new Set([...ctx.client.addresses.values()])]);
+  const everyone = await ctx.client.statuses(ctx.client.knownAddresses());
   const seen = everyone.flatMap((a) => ("status" in a ? [a.status] : []));
+  if (seen.length === 0) throw new ClientError("UNAVAILABLE", `no admin port answered: ${everyone.map((a) => `${a.address}: ${"error" in a ? a.error.message : ""}`).join("; ")}`);
   const members = leader?.members ?? unionOfMembers(seen);
   const commit = leader?.commitIndex ?? seen.reduce((m, s) => (s.commitIndex > m ? s.commitIndex : m), 0n);
   const rows = members.map((m) => statusRow(m, ctx.client.addresses.get(Number(m.nodeId)), everyone, commit, leader !== undefined));

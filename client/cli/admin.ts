@@ -40,7 +40,7 @@ const requestIdFlag = { "request-id": "string" } as const;
 const COMMANDS: readonly AdminCommand[] = [
   {
     name: "status", summary: "every member: role, term, indexes, lag, health, HSM", usage: "bkv admin status", positionals: [], flags: {},
-    help: "Asks the leader for the members, then each member's admin port for its own view. LAG is the leader's\ncommit index minus the member's applied index (or its match index when its admin port does not answer).\nThe last line says whether the leader's state registers bound shares only (bkv admin require-bound-shares).",
+    help: "Asks the leader for the members, then each member's admin port for its own view. LAG is the leader's\ncommit index minus the member's applied index (or its match index when its admin port does not answer).\nThe last line says whether the leader's state registers bound shares only (bkv admin require-bound-shares).\nWithout a leader: each reachable node's own view, exit 5; no admin port answering: each address and why, exit 5.",
     run: statusView,
   },
   {

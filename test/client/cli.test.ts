@@ -129,6 +129,17 @@ test("bkv admin: without an endpoint it says what to pass; else it reads the loc
   t.true(r.err.includes(`${join(dir, "mine", "ca.crt")} does not exist`), r.err);
 });
 
+test("bkv admin status: when no admin port answers it names each address and why (exit 5), not an empty table", async (t) => {
+  const dir = tempDir(t, "bkv-cli-admin-down-");
+  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "operator"]);
+  for (const json of [false, true]) {
+    const r = await bkv(["admin", "status", "--endpoints", "127.0.0.1:1", "--certs", dir, "--timeout", "2", ...(json ? ["--json"] : [])]);
+    t.is(r.code, EXIT.UNAVAILABLE, r.err);
+    t.is(r.out, "", "no table without a single answer");
+    t.regex(r.err, /no admin port answered: 127\.0\.0\.1:1: .*ECONNREFUSED/);
+  }
+});
+
 async function withClusterFile(body: (cluster: FakeCluster, file: string, dir: string) => Promise<void>): Promise<void> {
   const cluster = await FakeCluster.start(3, 2);
   const dir = await mkdtemp(join(tmpdir(), "bkv-cli-"));
