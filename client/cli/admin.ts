@@ -11,6 +11,7 @@ import { type CommandSpec, type FlagKind, type Parsed, UsageError, intFlag, pars
 import type { CliIo } from "./io.js";
 import { EXIT } from "./exit.js";
 import { ClientError, NotAuthorizedError } from "../sdk/errors.js";
+import type { AdminClient, AdminClientOptions } from "../admin/client.js";
 import { type AdminContext, digestsView, membersView, saveSnapshot, sharedSharesView, statusView } from "./admin-views.js";
 
 interface AdminCommand extends CommandSpec {
@@ -159,7 +160,7 @@ export async function runAdmin(argv: readonly string[], io: CliIo): Promise<numb
   const timeout = intFlag(parsed, "timeout", 1, 3600);
   const given = (flag: string, variable: string) => stringFlag(parsed, flag) !== undefined || io.env[variable] !== undefined;
   const local = given("endpoints", "BKV_ADMIN_ENDPOINTS") && given("certs", "BKV_ADMIN_CERTS") ? undefined : await localAdmin(io.env);
-  const client = new AdminClient({ endpoints: endpoints(parsed, io.env, local), tls: tlsFiles(parsed, io.env, local), ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }) });
+  const client = connect(AdminClient, { endpoints: endpoints(parsed, io.env, local), tls: tlsFiles(parsed, io.env, local), ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }) });
   const json = parsed.flags.get("json") === true;
   const print = (text: string, value: unknown) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : text);
   try {
@@ -168,6 +169,15 @@ export async function runAdmin(argv: readonly string[], io: CliIo): Promise<numb
     return reportAdminError(err, io);
   } finally {
     client.close();
+  }
+}
+
+/** The admin client; TLS material that OpenSSL refuses (not PEM, a key of another certificate) is a usage error naming the flags. */
+function connect(Client: typeof AdminClient, options: AdminClientOptions): AdminClient {
+  try {
+    return new Client(options);
+  } catch (err) {
+    throw new UsageError(`the operator certificate and key (--tls-cert, --tls-key; --certs DIR) are not a PEM certificate and its matching private key: ${(err as Error).message}`);
   }
 }
 
@@ -279,7 +289,11 @@ function tlsFiles(p: Parsed, env: NodeJS.ProcessEnv, local: LocalAdmin | undefin
     const path = stringFlag(p, flag) ?? (dir === undefined ? undefined : join(dir, name));
     if (path === undefined) throw new UsageError(`no ${name}: pass --certs DIR (or set BKV_ADMIN_CERTS) or --${flag} FILE`);
     if (!existsSync(path)) throw new UsageError(`--${flag}: ${path} does not exist`);
-    return readFileSync(path);
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ClientError("IO", `--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
   };
   return { ca: file("tls-ca", "ca.crt"), cert: file("tls-cert", "operator.crt"), key: file("tls-key", "operator.key") };
 }

@@ -140,6 +140,22 @@ test("bkv admin status: when no admin port answers it names each address and why
   }
 });
 
+test("bkv admin: a TLS file that is a directory exits 8, one that is not PEM or a key that does not match the certificate exits 64, each naming the flag", async (t) => {
+  const dir = tempDir(t, "bkv-cli-admin-tls-");
+  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1", "operator"]);
+  await writeFile(join(dir, "garbage.pem"), "garbage\n");
+  const admin = (...flags: string[]) => bkv(["admin", "status", "--endpoints", "127.0.0.1:1", "--certs", dir, "--timeout", "1", ...flags]);
+  let r = await admin("--tls-cert", dir);
+  t.is(r.code, EXIT.IO, r.err);
+  t.true(r.err.includes(`--tls-cert: cannot read ${dir}: EISDIR`), r.err);
+  for (const [flag, file] of [["--tls-cert", "garbage.pem"], ["--tls-key", "garbage.pem"], ["--tls-key", "node-1.key"]] as const) {
+    r = await admin(flag, join(dir, file));
+    t.is(r.code, EXIT.USAGE, `${flag} ${file}: ${r.err}`);
+    t.regex(r.err, /^bkv: the operator certificate and key \(--tls-cert, --tls-key; --certs DIR\) are not a PEM certificate and its matching private key: /, r.err);
+    t.notRegex(r.err, /unexpected error/);
+  }
+});
+
 async function withClusterFile(body: (cluster: FakeCluster, file: string, dir: string) => Promise<void>): Promise<void> {
   const cluster = await FakeCluster.start(3, 2);
   const dir = await mkdtemp(join(tmpdir(), "bkv-cli-"));
