@@ -9,6 +9,14 @@ export class UsageError extends Error {
   }
 }
 
+/** Ctrl-C at a hidden prompt (the terminal in raw mode sends no SIGINT): exit code 130, as a shell reports SIGINT. */
+export class InterruptedError extends Error {
+  constructor() {
+    super("interrupted");
+    this.name = "InterruptedError";
+  }
+}
+
 export type FlagKind = "boolean" | "string";
 
 export interface CommandSpec {

@@ -1,6 +1,6 @@
 // Terminal I/O for `bkv`: secret lines from stdin (hidden prompts on a TTY,
 // lines from a pipe otherwise) and a progress bar on stderr.
-import { UsageError } from "./args.js";
+import { InterruptedError, UsageError } from "./args.js";
 
 /** What a command may touch; tests pass their own. */
 export interface CliIo {
@@ -50,41 +50,65 @@ export function splitSecretLines(text: string, count: number): string[] {
   return out;
 }
 
-/** Prompts on stderr and reads each line from the terminal without echo. */
-async function readHidden(prompts: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const prompt of prompts) {
-    process.stderr.write(prompt);
-    const line = await readHiddenLine();
-    process.stderr.write("\n");
-    if (line.length === 0) throw new UsageError("empty input");
-    out.push(line);
-  }
-  return out;
+/** The terminal input readHidden reads (process.stdin on a TTY; tests pass a fake). */
+export interface HiddenInput {
+  setRawMode(on: boolean): unknown;
+  resume(): unknown;
+  pause(): unknown;
+  on(event: "data", listener: (data: Buffer) => void): unknown;
+  off(event: "data", listener: (data: Buffer) => void): unknown;
 }
 
-function readHiddenLine(): Promise<string> {
-  const stdin = process.stdin;
+/**
+ * Prompts on stderr and reads one line per prompt from the terminal without
+ * echo. Lines typed ahead or pasted at once answer the next prompts; CR LF
+ * ends one line. Ctrl-C interrupts (InterruptedError); Ctrl-D on an empty
+ * line ends the input (UsageError). The terminal leaves raw mode in any case.
+ */
+export function readHidden(prompts: readonly string[], input: HiddenInput = process.stdin, show: (s: string) => unknown = (s) => process.stderr.write(s)): Promise<string[]> {
+  const lines: string[] = [];
+  let line = "";
+  let prev = "";
   return new Promise((resolve, reject) => {
-    let line = "";
     const finish = (err?: Error) => {
-      stdin.setRawMode(false);
-      stdin.pause();
-      stdin.off("data", onData);
+      input.setRawMode(false);
+      input.pause();
+      input.off("data", onData);
       if (err) reject(err);
-      else resolve(line);
+      else resolve(lines);
+    };
+    /** Takes one key; true once reading is over (finish was called). */
+    const onKey = (ch: string): boolean => {
+      const crlf = ch === "\n" && prev === "\r";
+      prev = ch;
+      if (ch === "\u0003") {
+        finish(new InterruptedError());
+        return true;
+      }
+      if (ch === "\u0004") {
+        if (line === "") finish(new UsageError("no input: end of input at the prompt"));
+        return line === "";
+      }
+      if (ch === "\r" || ch === "\n") return crlf ? false : endLine();
+      line = ch === "\u007f" || ch === "\b" ? line.slice(0, -1) : line + ch;
+      return false;
+    };
+    const endLine = (): boolean => {
+      show("\n");
+      if (line.length > 0) lines.push(line);
+      const done = line.length === 0 || lines.length === prompts.length;
+      line = "";
+      if (done) finish(lines.length === prompts.length ? undefined : new UsageError("empty input"));
+      else show(prompts[lines.length] as string);
+      return done;
     };
     const onData = (data: Buffer) => {
-      for (const ch of data.toString("utf8")) {
-        if (ch === "\r" || ch === "\n") return finish();
-        if (ch === "\u0003") return finish(new Error("interrupted"));
-        if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
-        else line += ch;
-      }
+      for (const ch of data.toString("utf8")) if (onKey(ch)) return;
     };
-    stdin.setRawMode(true);
-    stdin.resume();
-    stdin.on("data", onData);
+    show(prompts[0] ?? "");
+    input.setRawMode(true);
+    input.resume();
+    input.on("data", onData);
   });
 }
 

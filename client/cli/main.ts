@@ -11,12 +11,13 @@
 // nothing is wrong, try again); 10 throttled (too many attempts on the record
 // without a recovery: retry after the time printed); 11 rate limited (an admission limit, not the
 // guess limit: retry after the time printed); 12 not authorized (no token, an
-// invalid one, or one for another user); 64 usage (bad arguments or key format).
+// invalid one, or one for another user); 64 usage (bad arguments or key format);
+// 130 interrupted (Ctrl-C at a password prompt).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type * as SdkErrors from "../sdk/errors.js";
 import { packageVersion } from "../../proto/version.js";
-import { UsageError, parseFlags } from "./args.js";
+import { InterruptedError, UsageError, parseFlags } from "./args.js";
 import { CLUSTER_HELP, COMMANDS, type Command } from "./commands.js";
 import { type CliIo, processIo } from "./io.js";
 import { EXIT } from "./exit.js";
@@ -99,6 +100,10 @@ function findCommand(argv: readonly string[]): { command: Command; words: number
  * line passes through printable(): no control character reaches the terminal.
  */
 async function report(err: unknown, io: CliIo): Promise<number> {
+  if (err instanceof InterruptedError) {
+    io.stderr("bkv: interrupted\n");
+    return EXIT.INTERRUPTED;
+  }
   if (err instanceof UsageError) {
     io.stderr(`bkv: ${err.message}\nRun \`bkv --help\` or \`bkv COMMAND --help\`.\n`);
     return EXIT.USAGE;
@@ -145,7 +150,7 @@ Exit codes: 0 ok, 1 unexpected error, 2 wrong password, 3 record locked, 4 recor
 or already exists, 5 cluster unavailable, 6 integrity failure, 7 bad descriptor, 8 file I/O,
 9 concurrent change (superseded by a concurrent recovery, or the record changed): try again,
 10 throttled (attempts on the record spaced too closely: retry later), 11 rate limited (retry later),
-12 not authorized (token missing, invalid or for another user), 64 usage.
+12 not authorized (token missing, invalid or for another user), 64 usage, 130 interrupted (Ctrl-C).
 `;
 }
 
