@@ -49,7 +49,9 @@ async function tokenProvider(p: Parsed, io: CliIo, descriptorFile: string | unde
     return text.trim();
   }
   if (io.env.BKV_TOKEN !== undefined && io.env.BKV_TOKEN !== "") return io.env.BKV_TOKEN.trim();
-  const devKey = io.env.BKV_DEV_ISSUER_KEY ?? (descriptorFile === undefined ? undefined : join(dirname(descriptorFile), "dev-issuer.key.json"));
+  const named = io.env.BKV_DEV_ISSUER_KEY || undefined;
+  const devKey = named ?? (descriptorFile === undefined ? undefined : join(dirname(descriptorFile), "dev-issuer.key.json"));
+  if (named !== undefined && !existsSync(named)) throw new (await sdk()).ClientError("IO", `BKV_DEV_ISSUER_KEY: cannot read ${named}: ENOENT`);
   if (devKey === undefined || !existsSync(devKey)) return undefined;
   const { devTokenProvider, loadDevIssuer } = await import("./dev-issuer.js");
   return devTokenProvider(await loadDevIssuer(devKey), clusterId);

@@ -10,6 +10,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type JsonWebKey, type KeyObject, createPrivateKey, generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { ClientError } from "../sdk/errors.js";
 
 export const DEV_ISSUER = "bkv-dev-issuer";
 export const DEV_KEY_FILE = "dev-issuer.key.json";
@@ -50,9 +51,26 @@ export async function createDevIssuer(dir: string, clusterId: string): Promise<{
   return { keyFile, jwksFile };
 }
 
+/**
+ * Reads a key file that createDevIssuer wrote. One that cannot be read, or
+ * is not such a file, is a ClientError "IO" naming the file and never
+ * quoting it: JSON.parse's message quotes the text around a bad token, here
+ * a private key.
+ */
 export async function loadDevIssuer(keyFile: string): Promise<DevIssuer> {
-  const f = JSON.parse(readFileSync(keyFile, "utf8")) as KeyFile;
-  return { issuer: f.issuer, audience: f.audience, kid: f.kid, key: createPrivateKey({ key: f.privateJwk, format: "jwk" }) };
+  let text: string;
+  try {
+    text = readFileSync(keyFile, "utf8");
+  } catch (err) {
+    throw new ClientError("IO", `cannot read ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const f = JSON.parse(text) as KeyFile;
+    if (![f.issuer, f.audience, f.kid].every((v) => typeof v === "string")) throw new Error("fields");
+    return { issuer: f.issuer, audience: f.audience, kid: f.kid, key: createPrivateKey({ key: f.privateJwk, format: "jwk" }) };
+  } catch {
+    throw new ClientError("IO", `${keyFile}: not a development issuer key file ({issuer, audience, kid, alg, privateJwk} with an Ed25519 JWK, as \`npm start\` writes it)`);
+  }
 }
 
 export interface MintOptions {

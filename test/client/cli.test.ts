@@ -203,6 +203,22 @@ test.serial("register, recover, wrong password (exit 2), verify, change, delete,
   });
 });
 
+test.serial("a bad development issuer key file exits 8 naming the file, never echoing its content; a $BKV_DEV_ISSUER_KEY that does not exist is not ignored", async (t) => {
+  await withClusterFile(async (_cluster, file, dir) => {
+    const key = join(dir, "issuer.key.json");
+    for (const text of ["MHcCAQEEIPRIVATESECRET\n", '{"privateJwk":{"d":SECRETSECRET}}', '{"kty":"EC","d":"SECRETSECRET"}']) {
+      await writeFile(key, text);
+      const r = await bkv(["recover", "--user", "u", "--password-stdin", "--cluster", file], "pw\n", { BKV_DEV_ISSUER_KEY: key });
+      t.is(r.code, EXIT.IO, r.err);
+      t.true(r.err.startsWith(`bkv: ${key}: not a development issuer key file`), r.err);
+      t.false(/SECRET|MHcC/.test(r.err), `the file's content is not echoed: ${r.err}`);
+    }
+    const missing = await bkv(["status", "--cluster", file], "", { BKV_DEV_ISSUER_KEY: join(dir, "nope.json") });
+    t.is(missing.code, EXIT.IO, missing.err);
+    t.true(missing.err.includes(`BKV_DEV_ISSUER_KEY: cannot read ${join(dir, "nope.json")}: ENOENT`), missing.err);
+  });
+});
+
 test.serial("a recovery whose confirmation was settled by a concurrent one prints the key and the SDK's warning", async (t) => {
   await withClusterFile(async (cluster, file) => {
     const c = ["--cluster", file];
