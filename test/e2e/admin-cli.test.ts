@@ -58,6 +58,16 @@ async function admin(...argv: string[]): Promise<Result> {
 }
 
 /**
+ * Polls of this file run the CLI, which opens a connection to every admin
+ * port each time: 500 ms apart, so that a poll stays under the admin port's
+ * connect rate from one address (8 a second, proto/connection-gate.ts) with
+ * the cluster's own clients and a joining node beside it. At 100 ms apart a
+ * wait beside a dead node tripped the rate and the per-address cap (16), and
+ * then found no leader.
+ */
+const CLI_POLL_MS = 500;
+
+/**
  * `f`'s outcome, tried again while it fails UNAVAILABLE: every test of this
  * file connects to the admin ports from 127.0.0.1, whose connect rate (8 new
  * connections a second, proto/connection-gate.ts) a burst of them exceeds.
@@ -69,7 +79,7 @@ async function settled<T>(f: () => Promise<T>): Promise<T> {
     } catch (err) {
       return (err as grpc.ServiceError).code === grpc.status.UNAVAILABLE ? undefined : { err };
     }
-  }, "an answer other than UNAVAILABLE", 15_000);
+  }, "an answer other than UNAVAILABLE", 15_000, CLI_POLL_MS);
   if ("err" in outcome) throw outcome.err;
   return outcome.value;
 }
@@ -79,7 +89,7 @@ async function json<T>(...argv: string[]): Promise<T> {
   const r = await waitFor(async () => {
     const x = await admin(...argv, "--json");
     return x.code === 5 && x.err.includes("socket disconnected before secure TLS connection was established") ? undefined : x;
-  }, `bkv admin ${argv.join(" ")} past the connect rate`, 15_000);
+  }, `bkv admin ${argv.join(" ")} past the connect rate`, 15_000, CLI_POLL_MS);
   if (r.code !== 0) throw new Error(`bkv admin ${argv.join(" ")}: exit ${r.code}: ${r.err}`);
   return JSON.parse(r.out) as T;
 }
@@ -92,7 +102,7 @@ interface StatusJson {
 
 /** The leader's id; retried for a while: a status can fail for a moment (an election, or the admin port's connect rate after a burst of CLI runs from 127.0.0.1). */
 async function leader(): Promise<number> {
-  return waitFor(() => json<StatusJson>("status").then((s) => s.leader, () => undefined), "a leader in bkv admin status", 15_000);
+  return waitFor(() => json<StatusJson>("status").then((s) => s.leader, () => undefined), "a leader in bkv admin status", 15_000, CLI_POLL_MS);
 }
 
 test.serial("status: every member with its role, indexes, lag, version, store, HSM and health, as a table and as JSON", async (t) => {
@@ -286,21 +296,21 @@ test.serial("a dead voter: removing another voter is refused (quorum), the dead 
   const [dead, other] = [1, 2, 3].filter((id) => id !== lead) as [number, number];
   if (endpoints === cluster.node(dead).admin) endpoints = cluster.node(lead).admin;
   await cluster.kill(dead);
-  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === dead)?.reachable === false || undefined, `node ${dead} unreachable`, 30_000);
+  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === dead)?.reachable === false || undefined, `node ${dead} unreachable`, 30_000, CLI_POLL_MS);
   const refused = await admin("remove", String(other));
   t.is(refused.code, 1);
   t.regex(refused.err, new RegExp(`removing node ${other} would leave voters \\[.*\\] of which 1 \\(\\[${lead}\\]\\) are reachable, fewer than their quorum of 2`));
   t.is((await admin("remove", String(dead))).code, 0, "the dead node goes");
   const n4 = await cluster.addNode(4, { autoJoin: true });
   endpoints = `${endpoints},${n4.admin}`;
-  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === 4 && m.kind === "voter") ?? undefined, "node 4 a voter by itself", 90_000);
+  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === 4 && m.kind === "voter") ?? undefined, "node 4 a voter by itself", 90_000, CLI_POLL_MS);
   const s = await json<StatusJson>("status");
   t.deepEqual(s.members.filter((m) => m.kind === "voter").map((m) => m.id).sort(), [lead, other, 4].sort());
   t.is(s.members.find((m) => m.id === 4)?.health, "serving");
   t.regex(cluster.logOf(4), /join: added as a learner[\s\S]*join: promoted to voter/);
   // Now node 4 dies too: removing `other` is refused, and done with --force.
   await cluster.kill(4);
-  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === 4)?.reachable === false || undefined, "node 4 unreachable", 30_000);
+  await waitFor(async () => (await json<StatusJson>("status")).members.find((m) => m.id === 4)?.reachable === false || undefined, "node 4 unreachable", 30_000, CLI_POLL_MS);
   t.is((await admin("remove", String(other))).code, 1);
   const forced = await admin("remove", String(other), "--force");
   t.is(forced.code, 0, forced.err);
@@ -308,7 +318,7 @@ test.serial("a dead voter: removing another voter is refused (quorum), the dead 
   const down = await waitFor(async () => {
     const r = await admin("status");
     return r.code === 5 ? r : undefined;
-  }, "status without a leader", 30_000);
+  }, "status without a leader", 30_000, CLI_POLL_MS);
   t.regex(down.err, /no leader known: each row is that node's own view/);
   t.regex(down.out, new RegExp(`^${lead}\\s+voter\\s+(follower|pre-candidate|candidate)\\s`, "m"));
   t.regex(down.out, /^4\s+voter\s+-\s/m);
