@@ -11,8 +11,8 @@ import { readFile } from "node:fs/promises";
 import { type AuditGapNote, type AuditLine, parseAuditLine, verifyAuditChain } from "../../proto/audit.js";
 import type { CliIo } from "./io.js";
 
-export const AUDIT_USAGE = `Usage: bkv admin audit verify [--allow-gaps] FILE
-       bkv admin audit --user U [--allow-gaps] FILE
+export const AUDIT_USAGE = `Usage: bkv admin audit verify [--allow-gaps] [--json] FILE
+       bkv admin audit --user U [--allow-gaps] [--json] FILE
 
 verify: checks every line of a node's audit log (its <dataDir>/audit.log): canonical JSON, each
   line's hash, the chain of prev hashes from the first line, increasing Raft indexes. Prints the
@@ -21,6 +21,8 @@ verify: checks every line of a node's audit log (its <dataDir>/audit.log): canon
   named on stderr and exits 6 too; --allow-gaps still names them but exits 0 (gaps already looked into).
 --user U: verifies the file, then prints U's events (registrations, attempts, lock-outs,
   confirmations, deletions) as their JSON lines, oldest first (within a gap, events may be missing).
+--json: one JSON object on stdout: {file, ok, lines, lastIndex, head, gaps} (ok false: {file, ok, line,
+  reason}), with --user also {events}; the exit codes and stderr are as without it.
 `;
 
 const EXIT = { OK: 0, INTEGRITY: 6, IO: 8, USAGE: 64 } as const;
@@ -45,12 +47,17 @@ export async function runAdminAudit(args: readonly string[], io: CliIo): Promise
   const verdict = verifyAuditChain(text);
   if (!verdict.ok) {
     io.stderr(`bkv: ${parsed.file}: line ${verdict.line} does not verify: ${verdict.reason}\n`);
+    if (parsed.json) io.stdout(`${JSON.stringify({ file: parsed.file, ok: false, line: verdict.line, reason: verdict.reason }, null, 2)}\n`);
     return EXIT.INTEGRITY;
   }
-  if (parsed.user === undefined) {
+  const events = parsed.user === undefined ? undefined : userEvents(text, parsed.user);
+  if (parsed.json) {
+    const { lines, lastIndex, lastHash: head, gaps } = verdict;
+    io.stdout(`${JSON.stringify({ file: parsed.file, ok: true, lines, lastIndex, head, gaps, ...(events === undefined ? {} : { events }) }, null, 2)}\n`);
+  } else if (events === undefined) {
     io.stdout(`${parsed.file}: ${verdict.lines} lines verified, last index ${verdict.lastIndex}, head ${verdict.lastHash}\n`);
   } else {
-    for (const line of userEvents(text, parsed.user)) io.stdout(`${JSON.stringify(line)}\n`);
+    for (const line of events) io.stdout(`${JSON.stringify(line)}\n`);
   }
   for (const gap of verdict.gaps) io.stderr(`bkv: ${parsed.file}: ${gapText(gap)}\n`);
   return verdict.gaps.length > 0 && !parsed.allowGaps ? EXIT.INTEGRITY : EXIT.OK;
@@ -68,15 +75,16 @@ export function userEvents(text: string, user: string): AuditLine[] {
   return text.split("\n").filter((r) => r !== "").map(parseAuditLine).filter((l) => l.user === user);
 }
 
-function parseArgs(all: readonly string[]): { file: string; user?: string; allowGaps: boolean } | "help" | string {
+function parseArgs(all: readonly string[]): { file: string; user?: string; allowGaps: boolean; json: boolean } | "help" | string {
   if (all.includes("-h") || all.includes("--help")) return "help";
   const allowGaps = all.includes("--allow-gaps");
-  const args = all.filter((a) => a !== "--allow-gaps");
-  if (args[0] === "verify") return args.length === 2 ? { file: args[1] as string, allowGaps } : "`audit verify` takes exactly one FILE";
+  const json = all.includes("--json");
+  const args = all.filter((a) => a !== "--allow-gaps" && a !== "--json");
+  if (args[0] === "verify") return args.length === 2 ? { file: args[1] as string, allowGaps, json } : "`audit verify` takes exactly one FILE";
   if (args[0] === "--user") {
     const [, user, file, ...rest] = args;
     if (user === undefined || user === "" || file === undefined || rest.length > 0) return "`audit --user U FILE` takes a user and one FILE";
-    return { file, user, allowGaps };
+    return { file, user, allowGaps, json };
   }
   return `unknown audit command ${JSON.stringify(args.join(" "))}`;
 }

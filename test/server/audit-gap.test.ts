@@ -173,7 +173,7 @@ test("said loudly: an error line names the expected and the found head, and bkv_
   t.regex(await metrics.registry.metrics(), /^bkv_audit_gaps_total\{node="1"\} 1$/m);
 });
 
-test("`bkv admin audit verify` names each gap and exits 6; --allow-gaps names them and exits 0; --user lists the events and the gap", async (t) => {
+test("`bkv admin audit verify` names each gap and exits 6; --allow-gaps names them and exits 0; --user lists the events and the gap; --json says the same as one object", async (t) => {
   const file = tempFile(t);
   const text = await written(file, 6);
   const recorded = headAt(file, 6);
@@ -190,6 +190,12 @@ test("`bkv admin audit verify` names each gap and exits 6; --allow-gaps names th
   t.is(await runAdminAudit(["--user", "alice", file], user), 6);
   t.deepEqual(user.out.trim().split("\n").map((l) => JSON.parse(l).index), [2, 3]);
   t.regex(user.err, /line 4 records a gap/);
+  const json = io();
+  t.is(await runAdminAudit(["verify", "--json", file], json), 6, "--json: the same exit code");
+  t.like(JSON.parse(json.out), { file, ok: true, lines: 4, lastIndex: 6, gaps: [{ line: 4, expectedIndex: 6, expectedHash: recorded.hash }] });
+  const userJson = io();
+  t.is(await runAdminAudit(["--user", "alice", "--allow-gaps", "--json", file], userJson), 0);
+  t.deepEqual((JSON.parse(userJson.out) as { events: Array<{ index: number }> }).events.map((e) => e.index), [2, 3]);
   writeFileSync(file, `${text.split("\n")[0]}\n`);
   const clean = io();
   t.is(await runAdminAudit(["verify", file], clean), 0, "no gap: as before");
