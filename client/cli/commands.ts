@@ -7,6 +7,7 @@ import type { ClusterDescriptor } from "../sdk/descriptor.js";
 import type { ClusterStatus } from "../sdk/status.js";
 import type { VaultClient } from "../sdk/vault-client.js";
 import type { TokenProvider } from "../sdk/auth.js";
+import type { ClientError as ClientErrorClass } from "../sdk/errors.js";
 import { type CommandSpec, type Parsed, UsageError, intFlag, stringFlag } from "./args.js";
 import { type CliIo, progressBar } from "./io.js";
 import { EXIT } from "./exit.js";
@@ -283,7 +284,8 @@ cluster (any user's): --token-file FILE, else $BKV_TOKEN, else a development iss
     }
     // A local cluster's development issuer key lies beside the default descriptor.
     const token = await tokenProvider(p, io, descriptorPath(stringFlag(p, "cluster"), io.env));
-    const d = await fetchDescriptor(stringFlag(p, "address") as string, { ...(ca === undefined ? {} : { tlsCa: ca }), ...(token === undefined ? {} : { token }) });
+    const d = await fetchDescriptor(stringFlag(p, "address") as string, { ...(ca === undefined ? {} : { tlsCa: ca }), ...(token === undefined ? {} : { token }) })
+      .catch((err: unknown) => { throw ca === undefined ? withPlaintextHint(err, ClientError) : err; });
     const temp = `${out}.tmp-${randomBytes(6).toString("hex")}`;
     const written = writeFile(temp, `${JSON.stringify(descriptorToJson(d), null, 2)}\n`, { mode: 0o644 }).then(() => rename(temp, out));
     await written.catch((err: NodeJS.ErrnoException) => {
@@ -293,6 +295,17 @@ cluster (any user's): --token-file FILE, else $BKV_TOKEN, else a development iss
     return 0;
   },
 };
+
+/**
+ * Without --ca the fetch spoke plaintext, which a node's TLS client port
+ * answers by closing the connection ("Failed to connect"): such an
+ * UNAVAILABLE (not a refused or unknown address) says what to try.
+ */
+function withPlaintextHint(err: unknown, ClientError: typeof ClientErrorClass): unknown {
+  if (!(err instanceof ClientError) || !/UNAVAILABLE/.test(err.message) || /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT/.test(err.message)) return err;
+  err.message += " (without --ca this call spoke plaintext: if the node serves TLS, as it does unless configured without, pass --ca FILE with the cluster's CA)";
+  return err;
+}
 
 /** The fetched descriptor in lines; its strings came from a node, so each passes through `printable`. */
 function describeDescriptor(d: ClusterDescriptor, printable: (text: string) => string): string {

@@ -325,6 +325,7 @@ test.serial("cluster fetch writes a validated descriptor that the other commands
     const down = await bkv(["cluster", "fetch", "--address", cluster.nodes[0]!.address, "--out", join(dir, "x.json")]);
     t.is(down.code, EXIT.UNAVAILABLE, down.err);
     t.regex(down.err, /UNAVAILABLE/);
+    t.notRegex(down.err, /without --ca/, "a refused connection is no TLS port");
   });
 });
 
@@ -340,6 +341,19 @@ test.serial("past the guess limit the CLI exits 3: the key is destroyed", async 
     t.regex(locked.err, /RESOURCE_EXHAUSTED|locked/);
     t.is(locked.out, "");
   });
+});
+
+test.serial("cluster fetch without --ca from a node that serves TLS exits 5 and says to pass --ca (grpc-js says only 'Failed to connect')", async (t) => {
+  const dir = tempDir(t, "bkv-cli-fetch-tls-");
+  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
+  const pem = (f: string) => readFile(join(dir, f), "utf8");
+  const cluster = await FakeCluster.start(3, 2, "test-cluster", { ca: await pem("ca.crt"), cert: await pem("node-1.crt"), key: await pem("node-1.key") });
+  t.teardown(() => cluster.stop());
+  const r = await bkv(["cluster", "fetch", "--address", cluster.nodes[0]!.address, "--out", join(dir, "fetched.json")]);
+  t.is(r.code, EXIT.UNAVAILABLE, r.err);
+  t.regex(r.err, /UNAVAILABLE.*without --ca this call spoke plaintext: if the node serves TLS, .* pass --ca FILE with the cluster's CA/);
+  const ok = await bkv(["cluster", "fetch", "--address", cluster.nodes[0]!.address, "--ca", join(dir, "ca.crt"), "--out", join(dir, "fetched.json")]);
+  t.is(ok.code, 0, ok.err);
 });
 
 test.serial("the CLI as a process exits once its command is done, though a node accepted a TLS connection and never answered", async (t) => {
