@@ -31,6 +31,12 @@ export interface AdminClientOptions {
   readonly endpoints: readonly string[];
   readonly tls: AdminTls;
   readonly retry?: Partial<RetryPolicy>;
+  /**
+   * Epoch ms past which no call of this client runs and nothing is retried
+   * (a command's whole budget, `bkv admin --timeout`): each call's deadline
+   * is the nearer of its own timeout and this. Default: none.
+   */
+  readonly deadline?: number;
 }
 
 /** A node's status as its admin port answered, or why it did not. */
@@ -50,11 +56,12 @@ export class AdminClient {
     this.policy = { ...DEFAULT_RETRY, ...o.retry };
   }
 
-  /** One call to the node at `address`; a failure is an RpcError. */
+  /** One call to the node at `address`, ending by the client's deadline too; a failure is an RpcError. */
   async call<M extends AdminMethod>(address: string, method: M, request: AdminRequest<M>, timeoutMs = this.policy.callTimeoutMs): Promise<AdminResponse<M>> {
-    const fn = this.client(address)[method] as unknown as (req: AdminRequest<M>, o: { deadline: Date }) => Promise<AdminResponse<M>>;
+    const fn = this.client(address)[method] as unknown as (req: AdminRequest<M>, o: { deadline: Date | number }) => Promise<AdminResponse<M>>;
+    const deadline = Math.min(Date.now() + timeoutMs, this.o.deadline ?? Infinity);
     try {
-      return await fn(request, { deadline: new Date(Date.now() + timeoutMs) });
+      return await fn(request, { deadline: Number.isFinite(deadline) ? new Date(deadline) : Infinity });
     } catch (err) {
       throw isServiceError(err) ? rpcErrorFrom(err, AdminService.method[method].name, address) : err;
     }
@@ -62,7 +69,7 @@ export class AdminClient {
 
   /** `method` on the leader, following it and retrying transient failures with the same request until the deadline. */
   onLeader<M extends AdminMethod>(method: M, request: AdminRequest<M>): Promise<{ address: string; response: AdminResponse<M> }> {
-    return withRetries(AdminService.method[method].name, this.policy, async () => {
+    return withRetries(AdminService.method[method].name, this.retryPolicy(), async () => {
       const address = this.leader ?? await this.findLeader();
       try {
         return { address, response: await this.call(address, method, request) };
@@ -73,9 +80,15 @@ export class AdminClient {
     }, { onTransient: (err) => (err instanceof RpcError && err.reason === "NOT_LEADER" && err.leaderAddress !== undefined ? REDIRECT : undefined) });
   }
 
+  /** The retry policy of an operation starting now: its deadline no later than the client's. */
+  private retryPolicy(): RetryPolicy {
+    const left = (this.o.deadline ?? Infinity) - Date.now();
+    return left >= this.policy.deadlineMs ? this.policy : { ...this.policy, deadlineMs: Math.max(0, left) };
+  }
+
   /** The leader's admin address, from the statuses of every address known. */
   async leaderAddress(): Promise<string> {
-    return withRetries("find the leader", this.policy, () => this.findLeader());
+    return withRetries("find the leader", this.retryPolicy(), () => this.findLeader());
   }
 
   /** The leader's admin address, or undefined when no node names one now (no retry). */

@@ -191,8 +191,7 @@ function bytes(n: number): string {
 /** shared-shares: the leader's scan of its state for shares held by several users' records (copies made before bound shares). */
 export async function sharedSharesView(ctx: AdminContext): Promise<number> {
   const address = await ctx.client.leaderAddress();
-  const timeoutMs = Number(ctx.parsed.flags.get("timeout") ?? 600) * 1000;
-  const r = await ctx.client.call(address, "findSharedShares", {}, timeoutMs);
+  const r = await ctx.client.call(address, "findSharedShares", {}, Infinity); // the command's budget (--timeout, 600 s here) bounds it
   const rows = r.shared.map((s) => ({ node: Number(s.nodeId), publicShare: Buffer.from(s.publicShare).toString("hex"), holders: Number(s.holders), users: s.users }));
   const where = `node ${r.nodeId} at applied index ${r.appliedIndex}, ${r.records} records`;
   const verdict = rows.length === 0 ? `no share is held by more than one user (${where})\n`

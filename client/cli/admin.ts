@@ -17,8 +17,13 @@ import { type AdminContext, digestsView, membersView, saveSnapshot, sharedShares
 interface AdminCommand extends CommandSpec {
   /** Names of the positional arguments, in order; a trailing "?" marks an optional one. */
   readonly positionals: readonly string[];
+  /** The whole command's budget without --timeout, seconds (default DEFAULT_TIMEOUT_S). */
+  readonly defaultTimeoutS?: number;
   run(ctx: AdminContext): Promise<number>;
 }
+
+/** A command's budget without --timeout: no call runs past it, nothing is retried after it. */
+const DEFAULT_TIMEOUT_S = 30;
 
 export const ADMIN_FLAGS: Readonly<Record<string, FlagKind>> = {
   endpoints: "string", certs: "string", "tls-ca": "string", "tls-cert": "string", "tls-key": "string", json: "boolean", timeout: "string",
@@ -32,7 +37,7 @@ Connection (every subcommand):
                    Without either, the local cluster's: admin.json next to the client
                    descriptor ($BKV_CLUSTER, else data/local/cluster.json), as \`npm start\` writes it
   --tls-ca FILE, --tls-cert FILE, --tls-key FILE   override one of those files
-  --timeout SECS   give up retrying after SECS seconds (default 30)
+  --timeout SECS   the command's budget: no call runs past it, nothing is retried after it (default 30)
   --json           print JSON instead of a table
   -h, --help       this help`;
 
@@ -128,7 +133,7 @@ const COMMANDS: readonly AdminCommand[] = [
   },
   {
     name: "shared-shares", summary: "find shares held by several users' records (copies made before bound shares)",
-    usage: "bkv admin shared-shares", positionals: [], flags: {},
+    usage: "bkv admin shared-shares", positionals: [], flags: {}, defaultTimeoutS: 600,
     help: "The leader scans its state (seconds per million records; --timeout defaults to 600 here) for any node's\nshare held by the records of two or more users. Only a cluster that took unbound shares (a release before\nbound shares, until require-bound-shares) can hold one: a copy of a victim's shares under another user,\nwhere the victim's password can be guessed. Exit 0 when there is none, 6 when there is.",
     run: sharedSharesView,
   },
@@ -160,7 +165,8 @@ export async function runAdmin(argv: readonly string[], io: CliIo): Promise<numb
   const timeout = intFlag(parsed, "timeout", 1, 3600);
   const given = (flag: string, variable: string) => stringFlag(parsed, flag) !== undefined || io.env[variable] !== undefined;
   const local = given("endpoints", "BKV_ADMIN_ENDPOINTS") && given("certs", "BKV_ADMIN_CERTS") ? undefined : await localAdmin(io.env);
-  const client = connect(AdminClient, { endpoints: endpoints(parsed, io.env, local), tls: tlsFiles(parsed, io.env, local), ...(timeout === undefined ? {} : { retry: { deadlineMs: timeout * 1000 } }) });
+  const budgetMs = (timeout ?? command.defaultTimeoutS ?? DEFAULT_TIMEOUT_S) * 1000;
+  const client = connect(AdminClient, { endpoints: endpoints(parsed, io.env, local), tls: tlsFiles(parsed, io.env, local), retry: { deadlineMs: budgetMs }, deadline: Date.now() + budgetMs });
   const json = parsed.flags.get("json") === true;
   const print = (text: string, value: unknown) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : text);
   try {
