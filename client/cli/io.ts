@@ -66,50 +66,67 @@ export interface HiddenInput {
  * line ends the input (UsageError). The terminal leaves raw mode in any case.
  */
 export function readHidden(prompts: readonly string[], input: HiddenInput = process.stdin, show: (s: string) => unknown = (s) => process.stderr.write(s)): Promise<string[]> {
-  const lines: string[] = [];
-  let line = "";
-  let prev = "";
+  const keys = new HiddenLines(prompts.length);
   return new Promise((resolve, reject) => {
-    const finish = (err?: Error) => {
+    const onData = (data: Buffer) => {
+      for (const ch of data.toString("utf8")) {
+        const step = keys.take(ch);
+        if (step === "more") continue;
+        if (step !== "stopped") show("\n");
+        if (step === "line") show(prompts[keys.lines.length] as string);
+        else return finish(keys.error);
+      }
+    };
+    const finish = (err: Error | null) => {
       input.setRawMode(false);
       input.pause();
       input.off("data", onData);
-      if (err) reject(err);
-      else resolve(lines);
-    };
-    /** Takes one key; true once reading is over (finish was called). */
-    const onKey = (ch: string): boolean => {
-      const crlf = ch === "\n" && prev === "\r";
-      prev = ch;
-      if (ch === "\u0003") {
-        finish(new InterruptedError());
-        return true;
-      }
-      if (ch === "\u0004") {
-        if (line === "") finish(new UsageError("no input: end of input at the prompt"));
-        return line === "";
-      }
-      if (ch === "\r" || ch === "\n") return crlf ? false : endLine();
-      line = ch === "\u007f" || ch === "\b" ? line.slice(0, -1) : line + ch;
-      return false;
-    };
-    const endLine = (): boolean => {
-      show("\n");
-      if (line.length > 0) lines.push(line);
-      const done = line.length === 0 || lines.length === prompts.length;
-      line = "";
-      if (done) finish(lines.length === prompts.length ? undefined : new UsageError("empty input"));
-      else show(prompts[lines.length] as string);
-      return done;
-    };
-    const onData = (data: Buffer) => {
-      for (const ch of data.toString("utf8")) if (onKey(ch)) return;
+      if (err !== null) reject(err);
+      else resolve(keys.lines);
     };
     show(prompts[0] ?? "");
     input.setRawMode(true);
     input.resume();
     input.on("data", onData);
   });
+}
+
+/**
+ * The keys typed at `count` hidden prompts, one at a time: "more" (a key of
+ * the line), "line" (a line ended, more to read), "ended" (the last line
+ * ended, or an empty one: `error`) or "stopped" (Ctrl-C, Ctrl-D: `error`).
+ */
+class HiddenLines {
+  readonly lines: string[] = [];
+  /** Why reading stopped short, once it is over (null: every line was read). */
+  error: Error | null = null;
+  private line = "";
+  private prev = "";
+
+  constructor(private readonly count: number) {}
+
+  take(ch: string): "more" | "line" | "ended" | "stopped" {
+    const crlf = ch === "\n" && this.prev === "\r";
+    this.prev = ch;
+    if (ch === "\u0003") return this.stop(new InterruptedError());
+    if (ch === "\u0004") return this.line === "" ? this.stop(new UsageError("no input: end of input at the prompt")) : "more";
+    if (ch === "\r" || ch === "\n") return crlf ? "more" : this.endLine();
+    this.line = ch === "\u007f" || ch === "\b" ? this.line.slice(0, -1) : this.line + ch;
+    return "more";
+  }
+
+  private endLine(): "line" | "ended" {
+    const line = this.line;
+    this.line = "";
+    if (line === "") this.error = new UsageError("empty input");
+    else this.lines.push(line);
+    return line === "" || this.lines.length === this.count ? "ended" : "line";
+  }
+
+  private stop(err: Error): "stopped" {
+    this.error = err;
+    return "stopped";
+  }
 }
 
 /** Files above this size get a progress bar (when stderr is a terminal). */

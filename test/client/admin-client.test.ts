@@ -2,7 +2,7 @@
 // that accepts connections and never answers (a stopped process) holds each
 // call until its deadline; no call outlives the client's, and no retry
 // starts after it.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { type Socket, createServer } from "node:net";
@@ -12,7 +12,7 @@ import { AdminClient } from "../../client/admin/client.js";
 import { tempDir } from "../temp.js";
 
 /** A TCP port that accepts and never speaks, and the operator-side PEM material of a fresh CA. */
-async function blackhole(t: Parameters<Parameters<typeof test>[1]>[0]) {
+async function blackhole(t: ExecutionContext) {
   const dir = tempDir(t, "bkv-admin-client-");
   await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
   const pem = (f: string) => readFileSync(join(dir, f));
