@@ -161,6 +161,32 @@ export function invariantProblems(objects: readonly K8sObject[]): string[] {
   ];
 }
 
+/** Bytes of a Kubernetes quantity ("256Mi", "10Gi", "1G", "500M"); NaN when it is not one. */
+export function quantityBytes(q: unknown): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(q));
+  if (m === null) return NaN;
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ""] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * The pod's QoS class as the kubelet computes it (init containers included):
+ * Guaranteed when every container has cpu and memory limits and its requests
+ * (defaulting to the limits) equal them; BestEffort with no requests or limits.
+ */
+export function podQosClass(sts: K8sObject): "Guaranteed" | "Burstable" | "BestEffort" {
+  const containers = allContainers(sts);
+  const any = containers.some((c) => Object.keys(c.resources?.requests ?? {}).length + Object.keys(c.resources?.limits ?? {}).length > 0);
+  if (!any) return "BestEffort";
+  const guaranteed = containers.every((c) => ["cpu", "memory"].every((r) => {
+    const limit = c.resources?.limits?.[r];
+    const request = c.resources?.requests?.[r] ?? limit;
+    const amount = (q: unknown) => (r === "cpu" && /^\d+m$/.test(String(q)) ? Number.parseInt(String(q), 10) / 1000 : quantityBytes(q));
+    return limit !== undefined && amount(request) === amount(limit);
+  }));
+  return guaranteed ? "Guaranteed" : "Burstable";
+}
+
 export function nodeConfig(objects: readonly K8sObject[]): K8sObject | null {
   const cm = objects.find((o) => o.kind === "ConfigMap" && typeof o.data?.["config.json"] === "string");
   return cm === undefined ? null : (JSON.parse(cm.data["config.json"] as string) as K8sObject);

@@ -2,7 +2,7 @@
 // Kubernetes schemas and the bkv invariants; each invariant check is also
 // fed a crafted broken manifest and must complain.
 import test from "ava";
-import { invariantProblems, nodeConfig, parsePromQL, parseStream, pinProblems, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
+import { invariantProblems, nodeConfig, parsePromQL, parseStream, pinProblems, podQosClass, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
 
 const OVERLAYS = ["kind", "production"] as const;
 const rendered = new Map(OVERLAYS.map((name) => [name, renderOverlay(name)]));
@@ -159,6 +159,16 @@ test("invariant: the NetworkPolicy admits only vault pods to the peer port, and 
   assertComplains(t, broken((o) => { np(o).spec.policyTypes = ["Egress"]; }), /no NetworkPolicy restricts ingress/);
   // A node added later asks the leader's admin port to add it (join.ts).
   assertComplains(t, broken((o) => { np(o).spec.ingress[2].from.splice(0, 1); }), /no NetworkPolicy admits the vault pods to the admin port 7002/);
+});
+
+test("production: every container's requests equal its limits, so the vault pods are Guaranteed QoS (evicted and OOM-killed last)", (t) => {
+  t.is(podQosClass(sts(rendered.get("production") as K8sObject[])), "Guaranteed");
+  // The kubelet counts init containers too: one with requests under its limits makes the pod Burstable.
+  const prod = structuredClone(rendered.get("production") as K8sObject[]);
+  sts(prod).spec.template.spec.initContainers[0].resources.requests.memory = "64Mi";
+  t.is(podQosClass(sts(prod)), "Burstable");
+  t.is(podQosClass(sts(rendered.get("kind") as K8sObject[])), "Burstable");
+  t.is(podQosClass({ spec: { template: { spec: { containers: [{ name: "x" }] } } } }), "BestEffort");
 });
 
 test("parseStream: a malformed YAML stream is an error, not an empty list", (t) => {
