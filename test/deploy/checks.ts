@@ -15,6 +15,8 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { parser as promql } from "@prometheus-io/lezer-promql";
 import { Histogram } from "prom-client";
 import { Metrics } from "../../node/server/metrics.js";
+import { DEFAULT_DOWNLOAD_LIMITS } from "../../node/server/snapshot-download.js";
+import { DEFAULT_SEGMENT_BYTES } from "../../node/storage/wal.js";
 
 /** A rendered Kubernetes object, loosely typed: checks must survive any shape. */
 export type K8sObject = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -158,6 +160,7 @@ export function invariantProblems(objects: readonly K8sObject[]): string[] {
     ...probeProblems(sts),
     ...pdbProblems(sts, objects),
     ...networkPolicyProblems(sts, objects),
+    ...(config === null ? [] : dataVolumeProblems(sts, config)),
   ];
 }
 
@@ -167,6 +170,26 @@ export function quantityBytes(q: unknown): number {
   if (m === null) return NaN;
   const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ""] ?? 1;
   return Number(m[1]) * unit;
+}
+
+/**
+ * The data volume must be able to take a snapshot download at all: a download
+ * is ended while the file system has under snapshotDownload.diskReserveBytes
+ * available (node/server/snapshot-download.ts), and the WAL's open segment
+ * (up to DEFAULT_SEGMENT_BYTES) lies beside it. A volume no larger than both
+ * ends every download at its first check (reason `disk`): a node that fell
+ * behind the log's tail, or a new node, can never catch up.
+ */
+function dataVolumeProblems(sts: K8sObject, config: K8sObject): string[] {
+  const data = ((sts.spec?.volumeClaimTemplates ?? []) as K8sObject[]).find((t) => t.metadata?.name === "data");
+  if (data === undefined) return [];
+  const size = quantityBytes(data.spec?.resources?.requests?.storage);
+  const reserve = Number(config.snapshotDownload?.diskReserveBytes ?? DEFAULT_DOWNLOAD_LIMITS.diskReserveBytes);
+  const floor = reserve + DEFAULT_SEGMENT_BYTES;
+  if (!(size > floor)) {
+    return [`data volume ${data.spec?.resources?.requests?.storage} is not above snapshotDownload.diskReserveBytes (${reserve / 2 ** 20} MiB) + a WAL segment (${DEFAULT_SEGMENT_BYTES / 2 ** 20} MiB): every snapshot download would be ended for disk space`];
+  }
+  return [];
 }
 
 /**

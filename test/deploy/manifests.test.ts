@@ -2,7 +2,7 @@
 // Kubernetes schemas and the bkv invariants; each invariant check is also
 // fed a crafted broken manifest and must complain.
 import test from "ava";
-import { invariantProblems, nodeConfig, parsePromQL, parseStream, pinProblems, podQosClass, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
+import { invariantProblems, nodeConfig, parsePromQL, parseStream, pinProblems, podQosClass, quantityBytes, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
 
 const OVERLAYS = ["kind", "production"] as const;
 const rendered = new Map(OVERLAYS.map((name) => [name, renderOverlay(name)]));
@@ -169,6 +169,20 @@ test("production: every container's requests equal its limits, so the vault pods
   t.is(podQosClass(sts(prod)), "Burstable");
   t.is(podQosClass(sts(rendered.get("kind") as K8sObject[])), "Burstable");
   t.is(podQosClass({ spec: { template: { spec: { containers: [{ name: "x" }] } } } }), "BestEffort");
+});
+
+test("invariant: the data volume has room for a snapshot download above snapshotDownload.diskReserveBytes", (t) => {
+  const setData = (o: K8sObject[], size: string) => {
+    const data = (sts(o).spec.volumeClaimTemplates as K8sObject[]).find((v) => v.metadata.name === "data") as K8sObject;
+    data.spec.resources.requests.storage = size;
+  };
+  assertComplains(t, broken((o) => setData(o, "256Mi")), /data volume 256Mi is not above snapshotDownload\.diskReserveBytes \(256 MiB\)/);
+  assertComplains(t, broken((o) => { setData(o, "2Gi"); editConfig(o, (c) => { c.snapshotDownload = { diskReserveBytes: 2 * 1024 ** 3 }; }); }), /data volume 2Gi/);
+  t.false(invariantProblems(broken((o) => setData(o, "1Gi"))).some((p) => /data volume/.test(p)));
+  t.is(quantityBytes("256Mi"), 256 * 2 ** 20);
+  t.is(quantityBytes("50Gi"), 50 * 2 ** 30);
+  t.is(quantityBytes("1G"), 1e9);
+  t.true(Number.isNaN(quantityBytes("lots")));
 });
 
 test("parseStream: a malformed YAML stream is an error, not an empty list", (t) => {
