@@ -176,6 +176,8 @@ const ENV: ReadonlyArray<readonly [string, string]> = [
   ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"], ["BKV_HSM_RECYCLE_AFTER", "hsm.recycleAfter"],
   ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
 ];
+/** Every BKV_* variable bkv-node reads (the overrides above and the PIN itself); any other is ignored. */
+export const CONFIG_ENV_VARIABLES: readonly string[] = [...ENV.map(([name]) => name), "BKV_HSM_PIN"];
 const NUMERIC = new Set([
   "nodeId", "threshold", "snapshotInterval", "snapshotRetention", "hsm.recycleAfter", "snapshotDownload.maxBytes", "snapshotDownload.diskReserveBytes",
 ]);

@@ -4,6 +4,7 @@
 // expect the right complaint. No cluster is needed: `kubectl kustomize` only
 // renders.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Namespace } from "kubernetes-models/v1/Namespace";
@@ -15,6 +16,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { parser as promql } from "@prometheus-io/lezer-promql";
 import { Histogram } from "prom-client";
 import { Metrics } from "../../node/server/metrics.js";
+import { CONFIG_ENV_VARIABLES } from "../../node/server/config.js";
 import { DEFAULT_DOWNLOAD_LIMITS } from "../../node/server/snapshot-download.js";
 import { DEFAULT_SEGMENT_BYTES } from "../../node/storage/wal.js";
 
@@ -160,8 +162,31 @@ export function invariantProblems(objects: readonly K8sObject[]): string[] {
     ...probeProblems(sts),
     ...pdbProblems(sts, objects),
     ...networkPolicyProblems(sts, objects),
+    ...envProblems(sts),
     ...(config === null ? [] : dataVolumeProblems(sts, config)),
   ];
+}
+
+const INIT_SCRIPT = "deploy/k8s/base/init-node.sh";
+
+/**
+ * Every BKV_* variable the manifests set is one its reader reads: bkv-node's
+ * config (node/server/config.ts) for the vault container, init-node.sh for the
+ * init container. A misspelt name is silently ignored by both.
+ */
+function envProblems(sts: K8sObject): string[] {
+  const script = readFileSync(INIT_SCRIPT, "utf8");
+  const problems: string[] = [];
+  for (const c of allContainers(sts)) {
+    const isVault = c.name === VAULT_CONTAINER;
+    for (const e of (c.env ?? []) as K8sObject[]) {
+      const name = String(e.name);
+      if (!name.startsWith("BKV_")) continue;
+      const read = isVault ? CONFIG_ENV_VARIABLES.includes(name) : new RegExp(`\\$\\{${name}[:}]`).test(script);
+      if (!read) problems.push(`${c.name}: env ${name} is read by nothing (${isVault ? "node/server/config.ts" : INIT_SCRIPT} knows no such variable)`);
+    }
+  }
+  return problems;
 }
 
 /** Bytes of a Kubernetes quantity ("256Mi", "10Gi", "1G", "500M"); NaN when it is not one. */

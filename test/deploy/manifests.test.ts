@@ -185,6 +185,14 @@ test("invariant: the data volume has room for a snapshot download above snapshot
   t.true(Number.isNaN(quantityBytes("lots")));
 });
 
+test("invariant: every BKV_* variable the manifests set is one its container's reader knows", (t) => {
+  assertComplains(t, broken((o) => { vault(o).env.push({ name: "BKV_LOGLEVEL", value: "debug" }); }), /bkv-node: env BKV_LOGLEVEL is read by nothing/);
+  assertComplains(t, broken((o) => { sts(o).spec.template.spec.initContainers[0].env.push({ name: "BKV_BOOTSTRAP_VOTER", value: "3" }); }), /init-node: env BKV_BOOTSTRAP_VOTER is read by nothing/);
+  // A variable of the other container is not read by this one.
+  assertComplains(t, broken((o) => { vault(o).env.push({ name: "BKV_BOOTSTRAP_VOTERS", value: "3" }); }), /bkv-node: env BKV_BOOTSTRAP_VOTERS/);
+  t.deepEqual(invariantProblems(broken((o) => { vault(o).env.push({ name: "BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES", value: "1" }); })), []);
+});
+
 test("parseStream: a malformed YAML stream is an error, not an empty list", (t) => {
   t.throws(() => parseStream("kind: [unclosed\n"), { message: /document 0/ });
   t.is(parseStream("---\nkind: A\n---\nkind: B\n").length, 2);
