@@ -116,7 +116,7 @@ function ruleProblems(r: K8sObject): string[] {
   if (typeof r.expr !== "string") return [...problems, "expr must be a string"];
   const { error, metrics } = parsePromQL(r.expr);
   if (error !== null) problems.push(`expr does not parse at ${JSON.stringify(error)}`);
-  for (const m of metrics) if (!exportedMetrics().has(m)) problems.push(`expr names ${m}, which no bkv node exports`);
+  for (const m of metrics) if (!exportedMetrics().has(m) && !PROMETHEUS_SERIES.has(m)) problems.push(`expr names ${m}, which no bkv node exports`);
   return problems;
 }
 
@@ -132,6 +132,9 @@ export function parsePromQL(expr: string): { error: string | null; metrics: stri
   });
   return { error, metrics };
 }
+
+/** Series Prometheus writes itself for every scrape target (`up`: 1 when the last scrape succeeded). */
+const PROMETHEUS_SERIES: ReadonlySet<string> = new Set(["up"]);
 
 let exported: Set<string> | undefined;
 

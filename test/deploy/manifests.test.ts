@@ -1,6 +1,7 @@
 // deploy/k8s rendered offline (kubectl kustomize) and checked against the
 // Kubernetes schemas and the bkv invariants; each invariant check is also
 // fed a crafted broken manifest and must complain.
+import { readFileSync } from "node:fs";
 import test from "ava";
 import { invariantProblems, nodeConfig, parsePromQL, parseStream, pinProblems, podQosClass, quantityBytes, renderOverlay, schemaProblems, type K8sObject } from "./checks.js";
 
@@ -208,6 +209,23 @@ test("alerting rules: production ships the PrometheusRule (no leader, two leader
   const alerts = (rule.spec.groups as K8sObject[]).flatMap((g) => (g.rules as K8sObject[]).map((r) => r.alert as string));
   for (const a of ["BkvNoLeader", "BkvTwoLeaders", "BkvApplyLag", "BkvHsmFailing", "BkvSnapshotFailures"]) t.true(alerts.includes(a), a);
   t.false((rendered.get("kind") as K8sObject[]).some((o) => o.kind === "PrometheusRule"));
+});
+
+test("alerting rules: an outage where no node is scraped (all down, crash-looping, stuck in init) still alerts", (t) => {
+  const rules = (find(rendered.get("production") as K8sObject[], "PrometheusRule").spec.groups as K8sObject[]).flatMap((g) => g.rules as K8sObject[]);
+  const rule = (name: string) => rules.find((r) => r.alert === name) as K8sObject | undefined;
+  // A sum over no series is no series: `sum(bkv_raft_is_leader) < 1` alone is silent exactly when every node is gone.
+  t.regex(String(rule("BkvNoLeader")?.expr), /\babsent\(bkv_raft_is_leader\)/);
+  // One node down is no alert of the bkv metrics at all: its series just stop.
+  t.regex(String(rule("BkvNodeDown")?.expr), /\bup\{[^}]*service="bkv-peer"[^}]*\} == 0/);
+});
+
+test("alerting rules: docs/operations.md lists exactly the alerts the PrometheusRule defines", (t) => {
+  const rules = (find(rendered.get("production") as K8sObject[], "PrometheusRule").spec.groups as K8sObject[]).flatMap((g) => (g.rules as K8sObject[]).map((r) => r.alert as string));
+  const doc = readFileSync("docs/operations.md", "utf8");
+  const para = /Alerting rules for these are in `deploy\/k8s\/components\/prometheusrule`[\s\S]*?\n\n/.exec(doc)?.[0] ?? "";
+  const listed = [...para.matchAll(/`(Bkv[A-Za-z]+)`/g)].map((m) => m[1] as string);
+  t.deepEqual([...listed].sort(), [...rules].sort());
 });
 
 test("alerting rules: a rule that does not parse, names a metric no node exports, or lacks its severity is reported", (t) => {
