@@ -172,6 +172,17 @@ test("production: every container's requests equal its limits, so the vault pods
   t.is(podQosClass({ spec: { template: { spec: { containers: [{ name: "x" }] } } } }), "BestEffort");
 });
 
+test("base and production: the vault container's memory request covers its measured resident memory at 1M records", (t) => {
+  // docs/benchmarks.md: anonymous RSS 290–366 MiB per node at 1M records under the image's 256 MiB heap limit. A
+  // pod using more than it requested is among the first the kubelet evicts under node memory pressure.
+  const measured = 366 * 2 ** 20;
+  for (const [name, objects] of [["base", renderOverlay("../base")], ["production", rendered.get("production") as K8sObject[]]] as const) {
+    const request = quantityBytes(vault(objects).resources?.requests?.memory);
+    t.true(request >= measured, `${name}: memory request ${vault(objects).resources?.requests?.memory} < 366 MiB`);
+    t.true(quantityBytes(vault(objects).resources?.limits?.memory) >= request, name);
+  }
+});
+
 test("invariant: the data volume has room for a snapshot download above snapshotDownload.diskReserveBytes", (t) => {
   const setData = (o: K8sObject[], size: string) => {
     const data = (sts(o).spec.volumeClaimTemplates as K8sObject[]).find((v) => v.metadata.name === "data") as K8sObject;
