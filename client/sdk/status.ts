@@ -49,8 +49,9 @@ export interface ClusterStatus {
   readonly recoverable: boolean;
 }
 
-/** Probes every pinned node in parallel. Never throws for a node's failure. */
+/** Probes every pinned node in parallel. Never throws for a node's failure; ClientError CLOSED after close(). */
 export async function probeCluster(transport: Transport, d: ClusterDescriptor, timeoutMs: number, user?: string): Promise<ClusterStatus> {
+  transport.assertOpen();
   const nodes = await Promise.all(d.nodes.map((n) => probeNode(transport, d, n, timeoutMs, user)));
   return { clusterId: d.clusterId, threshold: d.threshold, nodes, recoverable: nodes.filter((n) => n.reachable).length >= d.threshold };
 }

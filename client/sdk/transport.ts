@@ -47,8 +47,13 @@ export class Transport {
     }
   }
 
-  private client(address: string): VaultUnary {
+  /** Throws ClientError CLOSED once close() was called. */
+  assertOpen(): void {
     if (this.closed) throw new ClientError("CLOSED", "the client is closed");
+  }
+
+  private client(address: string): VaultUnary {
+    this.assertOpen();
     let c = this.channels.get(address);
     if (c === undefined) {
       c = unaryClient(VaultService, address, this.credentials, {
