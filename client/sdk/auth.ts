@@ -23,18 +23,39 @@ export function requestUser(request: unknown): string | null {
   return typeof user === "string" ? user : null;
 }
 
-/** The token for a call about `user`; TokenError when the provider throws or returns no usable token. */
-export async function tokenFor(provider: TokenProvider, user: string | null): Promise<string> {
+/**
+ * The token for a call about `user`; TokenError when the provider throws,
+ * returns no usable token, or has not answered within `timeoutMs` (the
+ * call's own timeout: a provider that never answers must not hold a call
+ * past every deadline).
+ */
+export async function tokenFor(provider: TokenProvider, user: string | null, timeoutMs = Infinity): Promise<string> {
   let token: unknown;
   try {
-    token = typeof provider === "string" ? provider : await provider(user);
+    token = typeof provider === "string" ? provider : await askWithin(provider, user, timeoutMs);
   } catch (err) {
+    if (err instanceof TokenError) throw err;
     throw new TokenError(`the token provider failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   if (typeof token !== "string" || token === "" || /\s/.test(token)) {
     throw new TokenError("the token provider returned no token (not a string, empty, or with whitespace)");
   }
   return token;
+}
+
+/** The provider's answer, or a TokenError once `timeoutMs` passed without one. */
+async function askWithin(provider: (userId: string | null) => string | Promise<string>, user: string | null, timeoutMs: number): Promise<unknown> {
+  const answer = Promise.resolve().then(() => provider(user));
+  if (!Number.isFinite(timeoutMs)) return answer;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TokenError(`the token provider did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The call metadata carrying `token`. */

@@ -36,10 +36,10 @@ export class Transport {
       : grpc.credentials.createSsl(Buffer.from(options.tlsCa));
   }
 
-  /** One unary call to `address`, failing after `timeoutMs`. */
+  /** One unary call to `address`, failing after `timeoutMs` (and so does waiting for its token: TokenError). */
   async call<M extends MethodName>(address: string, method: M, request: RequestOf<M>, timeoutMs: number): Promise<ResponseOf<M>> {
     const fn = this.client(address)[method] as unknown as (req: RequestOf<M>, o: { deadline: Date; metadata?: grpc.Metadata }) => Promise<ResponseOf<M>>;
-    const metadata = this.token === undefined ? undefined : bearerMetadata(await tokenFor(this.token, requestUser(request)));
+    const metadata = this.token === undefined ? undefined : bearerMetadata(await tokenFor(this.token, requestUser(request), timeoutMs));
     try {
       return await fn(request, { deadline: new Date(Date.now() + timeoutMs), ...(metadata === undefined ? {} : { metadata }) });
     } catch (err) {

@@ -1,7 +1,7 @@
 // The SDK as an app uses it, against the in-process fake cluster: what a
-// call after close() throws.
+// call after close() throws, and a token provider that never answers.
 import test from "ava";
-import { ClientError, VaultClient, type ClientWarning, type TokenProvider } from "../../client/sdk/index.js";
+import { ClientError, TokenError, VaultClient, type ClientWarning, type TokenProvider } from "../../client/sdk/index.js";
 import { FAST, FakeCluster } from "./fake-cluster.js";
 
 /** A 3-node fake cluster (t = 2) and a FAST client with `token`, recording warnings; both closed after. */
@@ -24,5 +24,18 @@ test.serial("status() after close() is ClientError CLOSED, like every other call
     t.true(err instanceof ClientError && err.code === "CLOSED", err?.message);
     const withUser = await t.throwsAsync(client.status("alice"));
     t.true(withUser instanceof ClientError && withUser.code === "CLOSED", withUser?.message);
+  });
+});
+
+test.serial("a token provider that never answers fails the call with TokenError within the call timeout, not never", async (t) => {
+  await withTokens(() => new Promise<string>(() => {}), async (_cluster, client) => {
+    const started = Date.now();
+    const outcome = await Promise.race([
+      client.recover("alice", "pw").then(() => "resolved", (err: unknown) => err),
+      new Promise((r) => setTimeout(() => r("still pending after 8 s"), 8_000)),
+    ]);
+    t.true(outcome instanceof TokenError, String(outcome));
+    t.regex((outcome as Error).message, /did not answer within 1000 ms/);
+    t.true(Date.now() - started < 5_000);
   });
 });
