@@ -357,6 +357,16 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
 }
 
 /**
+ * Whether a failed ConfirmRecovery leaves an opened key worth returning (with
+ * a CONFIRM_UNAVAILABLE warning): the cluster stayed unavailable, one node
+ * refused it as locked (no honest node does), or the token was refused or
+ * could not be had (nothing was proposed). The attempt keeps counting.
+ */
+export function confirmNotCommitted(err: unknown): err is UnavailableError | RecordLockedError | NotAuthorizedError | TokenError {
+  return err instanceof UnavailableError || err instanceof RecordLockedError || err instanceof NotAuthorizedError || err instanceof TokenError;
+}
+
+/**
  * Whether a registration was refused because the cluster does not take
  * bound shares yet: an upgraded node's client port says so
  * (BOUND_SHARES_NOT_ACTIVE); a node of the release before them, which

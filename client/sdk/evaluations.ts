@@ -2,7 +2,8 @@
 // recovery step 2): asked of every share holder in the pinned descriptor in
 // parallel; each answer must name the node, the record version and our B,
 // and carry a valid signature by the node's pinned identity key. Anything
-// else is skipped and reported in `failures`.
+// else is skipped and reported in `failures`. refusalOf says why too few
+// evaluated when a majority of the nodes asked refused alike.
 import {
   type NodeEvaluation,
   type RecordPublicPart,
@@ -11,7 +12,10 @@ import {
 } from "../../proto/crypto/index.js";
 import type { EvaluateResponse } from "../../proto/gen/bkv/v1/vault_pb.js";
 import type { NodeEntry } from "./descriptor.js";
-import { ClientError, RecordLockedError, RpcError } from "./errors.js";
+import {
+  AttemptSupersededError, ClientError, NotAuthorizedError, RecordLockedError, RecordNotFoundError, RpcError, TokenError,
+} from "./errors.js";
+import { recordQuorum } from "./records.js";
 import { type RetryPolicy, withRetries } from "./retry.js";
 import type { Transport } from "./transport.js";
 
@@ -30,13 +34,16 @@ export interface Collection {
   readonly evaluations: NodeEvaluation[];
   /** Why a node gave no usable answer, by node id. */
   readonly failures: Map<number, string>;
-  /** The nodes' refusals (non-transient RpcErrors: locked, superseded, ...), at most one per node, in arrival order. */
-  readonly refusals: Array<RpcError | RecordLockedError>;
+  /** The nodes' refusals (non-transient RpcErrors: locked, superseded, a refused token, ...; or our token provider's failure), at most one per node, in arrival order. */
+  readonly refusals: Refusal[];
   /** Resolves once every node has answered or given up. */
   readonly settled: Promise<void>;
   /** Stops the retries still running. */
   stop(): void;
 }
+
+/** Why a node gave no evaluation, when it was an answer (or our token provider failing), not silence. */
+export type Refusal = RpcError | RecordLockedError | TokenError;
 
 export interface Wanted {
   /** Answers needed at all (t). */
@@ -58,7 +65,7 @@ export async function collectEvaluations(
   const holders = new Set(record.shares.map((s) => s.nodeId));
   const evaluations: NodeEvaluation[] = [];
   const failures = new Map<number, string>();
-  const refusals: Array<RpcError | RecordLockedError> = [];
+  const refusals: Refusal[] = [];
   for (const id of holders) if (!nodes.some((n) => n.nodeId === id)) failures.set(id, "holds a share but is not in the pinned descriptor");
   let stopped = false;
   let grace: NodeJS.Timeout | undefined;
@@ -75,7 +82,7 @@ export async function collectEvaluations(
       if (problem === undefined) evaluations.push({ nodeId: node.nodeId, point: res.evaluatedElement });
       else failures.set(node.nodeId, problem);
     } catch (err) {
-      if (err instanceof RpcError || err instanceof RecordLockedError) refusals.push(err);
+      if (err instanceof RpcError || err instanceof RecordLockedError || err instanceof TokenError) refusals.push(err);
       failures.set(node.nodeId, err instanceof Error ? err.message : String(err));
     }
     if (evaluations.length >= wanted.want) wake();
@@ -102,4 +109,31 @@ function checkAnswer(node: NodeEntry, ref: AttemptRef, res: EvaluateResponse): s
     return `malformed answer: ${err instanceof Error ? err.message : String(err)}`;
   }
   return undefined;
+}
+
+/**
+ * Why too few nodes evaluated, when enough nodes said so alike: the record
+ * is locked (by other attempts reaching the limit), the attempt was
+ * superseded by a concurrent recovery's confirmation, the record is gone,
+ * or the nodes refused our token (expired since BeginRecovery, or the token
+ * provider failed): NotAuthorizedError or TokenError, so the app fixes its
+ * token rather than the cluster.
+ * A refusal counts only when a majority of the nodes asked give it
+ * (recordQuorum): one node's word would otherwise call the key destroyed,
+ * or spend a second attempt (NEW_ATTEMPT) on a supersession nobody else
+ * saw. Undefined otherwise (the caller reports NotEnoughEvaluationsError,
+ * naming each node's failure).
+ */
+export function refusalOf(collection: Collection): ClientError | undefined {
+  const r = collection.refusals;
+  const quorum = recordQuorum(collection.asked);
+  const agreed = <E extends Refusal>(isIt: (e: Refusal) => e is E): E | undefined => {
+    const alike = r.filter(isIt);
+    return alike.length >= quorum ? alike[0] : undefined;
+  };
+  const superseded = agreed((e): e is RpcError => e instanceof RpcError && e.reason === "ATTEMPT_SUPERSEDED");
+  return agreed((e): e is RecordLockedError => e instanceof RecordLockedError)
+    ?? (superseded === undefined ? undefined : new AttemptSupersededError(superseded.serverMessage, false))
+    ?? agreed((e): e is RecordNotFoundError => e instanceof RecordNotFoundError)
+    ?? agreed((e): e is NotAuthorizedError | TokenError => e instanceof NotAuthorizedError || e instanceof TokenError);
 }

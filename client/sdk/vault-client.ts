@@ -53,13 +53,13 @@ import {
   RecordNotFoundError,
   RpcError,
   bindingNotTaken,
+  confirmNotCommitted,
   unboundNotTaken,
   TransientError,
-  UnavailableError,
   UnverifiedRegistrationError,
   WrongPasswordError,
 } from "./errors.js";
-import { type Collection, collectEvaluations } from "./evaluations.js";
+import { type Collection, collectEvaluations, refusalOf } from "./evaluations.js";
 import { gatherWithGrace } from "./gather.js";
 import { KEY_BYTES, generateKey } from "./key.js";
 import { type PublicRecord, agreeOnRecord, publicRecordFrom, recordQuorum, registerRequest } from "./records.js";
@@ -412,8 +412,8 @@ export class VaultClient {
         return attemptsRemaining;
       }
       // An honest node never refuses a confirmation as locked (a lock wipes the pending attempts: ATTEMPT_NOT_FOUND),
-      // so that answer is one node's: the key is open, the confirmation did not commit.
-      if (!(err instanceof UnavailableError) && !(err instanceof RecordLockedError)) throw err;
+      // so that answer is one node's; a refused token (or token provider) proposed nothing: the key is open either way.
+      if (!confirmNotCommitted(err)) throw err;
       this.warn("CONFIRM_UNAVAILABLE", `the recovery could not be confirmed (${err.message}); this attempt still counts`);
       return attemptsRemaining;
     }
@@ -535,29 +535,6 @@ function translate(err: unknown, collection: Collection, t: number, attemptsRema
   if (err instanceof OprfInconsistentEvaluationsError) return new InconsistentEvaluationsError(attemptsRemaining);
   if (err instanceof RecoveryRecordMismatchError) return new RecordMismatchError(err.message);
   return err;
-}
-
-/**
- * Why too few nodes evaluated, when enough nodes said so alike: the record
- * is locked (by other attempts reaching the limit), the attempt was
- * superseded by a concurrent recovery's confirmation, or the record is gone.
- * A refusal counts only when a majority of the nodes asked give it
- * (recordQuorum): one node's word would otherwise call the key destroyed,
- * or spend a second attempt (NEW_ATTEMPT) on a supersession nobody else
- * saw. Undefined otherwise (the caller reports NotEnoughEvaluationsError,
- * naming each node's failure).
- */
-function refusalOf(collection: Collection): ClientError | undefined {
-  const r = collection.refusals;
-  const quorum = recordQuorum(collection.asked);
-  const agreed = <E extends RpcError | RecordLockedError>(isIt: (e: RpcError | RecordLockedError) => e is E): E | undefined => {
-    const alike = r.filter(isIt);
-    return alike.length >= quorum ? alike[0] : undefined;
-  };
-  const superseded = agreed((e): e is RpcError => e instanceof RpcError && e.reason === "ATTEMPT_SUPERSEDED");
-  return agreed((e): e is RecordLockedError => e instanceof RecordLockedError)
-    ?? (superseded === undefined ? undefined : new AttemptSupersededError(superseded.serverMessage, false))
-    ?? agreed((e): e is RecordNotFoundError => e instanceof RecordNotFoundError);
 }
 
 function idList(ids: readonly number[]): string {

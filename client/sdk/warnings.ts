@@ -6,7 +6,8 @@ export type WarningCode =
   /**
    * recover (and every call that recovers first): the key opened, but
    * ConfirmRecovery did not succeed before the retry deadline (cluster
-   * unavailable). The attempt keeps counting unless the confirmation
+   * unavailable), or its token was refused or could not be had (nothing
+   * proposed). The attempt keeps counting unless the confirmation
    * committed unseen; the next confirmed recovery resets the counter.
    */
   | "CONFIRM_UNAVAILABLE"
