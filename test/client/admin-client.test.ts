@@ -3,25 +3,20 @@
 // call until its deadline; no call outlives the client's, and no retry
 // starts after it.
 import test, { type ExecutionContext } from "ava";
-import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { type Socket, createServer } from "node:net";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { AdminClient } from "../../client/admin/client.js";
 import { tempDir } from "../temp.js";
+import { makeFakeTls } from "./fake-cluster.js";
 
-/** A TCP port that accepts and never speaks, and the operator-side PEM material of a fresh CA. */
+/** A TCP port that accepts and never speaks, and client TLS material of a fresh CA (node 1's certificate stands in for an operator's). */
 async function blackhole(t: ExecutionContext) {
-  const dir = tempDir(t, "bkv-admin-client-");
-  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
-  const pem = (f: string) => readFileSync(join(dir, f));
+  const pem = await makeFakeTls(tempDir(t, "bkv-admin-client-"));
   const sockets: Socket[] = [];
   const server = createServer((s) => sockets.push(s));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.teardown(() => { for (const s of sockets) s.destroy(); server.close(); });
   const address = `127.0.0.1:${(server.address() as { port: number }).port}`;
-  return { address, tls: { ca: pem("ca.crt"), cert: pem("node-1.crt"), key: pem("node-1.key") } };
+  return { address, tls: { ca: Buffer.from(pem.ca), cert: Buffer.from(pem.cert), key: Buffer.from(pem.key) } };
 }
 
 test("a call ends by the client's deadline, not its own longer timeout", async (t) => {

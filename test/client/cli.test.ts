@@ -13,7 +13,7 @@ import { type CliIo, splitSecretLines } from "../../client/cli/io.js";
 import { descriptorToJson, parseKey } from "../../client/sdk/index.js";
 import * as grpc from "@grpc/grpc-js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
-import { type Fault, FakeCluster, fail } from "./fake-cluster.js";
+import { type Fault, FakeCluster, fail, makeFakeTls } from "./fake-cluster.js";
 import { tempDir } from "../temp.js";
 
 interface Result {
@@ -345,9 +345,7 @@ test.serial("past the guess limit the CLI exits 3: the key is destroyed", async 
 
 test.serial("cluster fetch without --ca from a node that serves TLS exits 5 and says to pass --ca (grpc-js says only 'Failed to connect')", async (t) => {
   const dir = tempDir(t, "bkv-cli-fetch-tls-");
-  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
-  const pem = (f: string) => readFile(join(dir, f), "utf8");
-  const cluster = await FakeCluster.start(3, 2, "test-cluster", { ca: await pem("ca.crt"), cert: await pem("node-1.crt"), key: await pem("node-1.key") });
+  const cluster = await FakeCluster.start(3, 2, "test-cluster", await makeFakeTls(dir));
   t.teardown(() => cluster.stop());
   const r = await bkv(["cluster", "fetch", "--address", cluster.nodes[0]!.address, "--out", join(dir, "fetched.json")]);
   t.is(r.code, EXIT.UNAVAILABLE, r.err);
@@ -358,9 +356,7 @@ test.serial("cluster fetch without --ca from a node that serves TLS exits 5 and 
 
 test.serial("the CLI as a process exits once its command is done, though a node accepted a TLS connection and never answered", async (t) => {
   const dir = tempDir(t, "bkv-cli-hung-");
-  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
-  const pem = (f: string) => readFile(join(dir, f), "utf8");
-  const cluster = await FakeCluster.start(3, 2, "test-cluster", { ca: await pem("ca.crt"), cert: await pem("node-1.crt"), key: await pem("node-1.key") });
+  const cluster = await FakeCluster.start(3, 2, "test-cluster", await makeFakeTls(dir));
   const hung = cluster.nodes[2]!;
   await cluster.stopNode(hung.id);
   const sockets: Socket[] = [];

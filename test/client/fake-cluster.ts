@@ -2,6 +2,10 @@
 // 127.0.0.1 serving vault.proto over ONE shared in-memory state (standing in
 // for Raft + the state machine), with real protocol crypto (pure-JS keys in
 // place of tokens). Faults are injected per node and per method.
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -73,6 +77,13 @@ export interface FakeTls {
   ca: string;
   cert: string;
   key: string;
+}
+
+/** A fresh CA and node 1's certificate in `dir`, made by deploy/certs/make-certs.sh (the operator's script). */
+export async function makeFakeTls(dir: string): Promise<FakeTls> {
+  await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
+  const read = (f: string) => readFile(join(dir, f), "utf8");
+  return { ca: await read("ca.crt"), cert: await read("node-1.crt"), key: await read("node-1.key") };
 }
 
 export type EvaluationFault = "wrong-point" | "bad-signature";

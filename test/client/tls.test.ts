@@ -1,27 +1,18 @@
 // The descriptor's tls.ca: the client speaks TLS to nodes whose certificate
 // chains to that CA (certificates from deploy/certs/make-certs.sh).
 import test from "ava";
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { UnavailableError, VaultClient } from "../../client/sdk/index.js";
-import { FakeCluster, type FakeTls, TEST_SCRYPT } from "./fake-cluster.js";
+import { FakeCluster, TEST_SCRYPT, makeFakeTls } from "./fake-cluster.js";
 
-const exec = promisify(execFile);
 const FAST = { scrypt: TEST_SCRYPT, retry: { deadlineMs: 1_500, callTimeoutMs: 1_000, baseDelayMs: 5, maxDelayMs: 50 } };
-
-async function makeCa(dir: string): Promise<FakeTls> {
-  await exec("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1"]);
-  const read = (f: string) => readFile(join(dir, f), "utf8");
-  return { ca: await read("ca.crt"), cert: await read("node-1.crt"), key: await read("node-1.key") };
-}
 
 test("register and recover over TLS; another CA or plaintext is refused", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "bkv-tls-"));
-  const tls = await makeCa(join(dir, "a"));
-  const otherCa = (await makeCa(join(dir, "b"))).ca;
+  const tls = await makeFakeTls(join(dir, "a"));
+  const otherCa = (await makeFakeTls(join(dir, "b"))).ca;
   const cluster = await FakeCluster.start(3, 2, "tls-cluster", tls);
   const good = new VaultClient(cluster.descriptor(), FAST);
   const wrongCa = new VaultClient({ ...cluster.descriptor(), tlsCa: otherCa }, FAST);
