@@ -176,8 +176,10 @@ const ENV: ReadonlyArray<readonly [string, string]> = [
   ["BKV_SOFTHSM2_CONF", "hsm.softhsmConf"], ["BKV_HSM_RECYCLE_AFTER", "hsm.recycleAfter"],
   ["BKV_TLS_CA", "tls.ca"], ["BKV_TLS_CERT", "tls.cert"], ["BKV_TLS_KEY", "tls.key"],
 ];
+/** The variable that holds the HSM PIN itself (the config names it in hsm.pinEnv); never a config value. */
+const PIN_ENV = "BKV_HSM_PIN";
 /** Every BKV_* variable bkv-node reads (the overrides above and the PIN itself); any other is ignored. */
-export const CONFIG_ENV_VARIABLES: readonly string[] = [...ENV.map(([name]) => name), "BKV_HSM_PIN"];
+export const CONFIG_ENV_VARIABLES: readonly string[] = [...ENV.map(([name]) => name), PIN_ENV];
 const NUMERIC = new Set([
   "nodeId", "threshold", "snapshotInterval", "snapshotRetention", "hsm.recycleAfter", "snapshotDownload.maxBytes", "snapshotDownload.diskReserveBytes",
 ]);
@@ -213,10 +215,10 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
     else raw[a] = { ...(raw[a] as object | undefined), [b]: value };
   }
   // BKV_HSM_PIN: the PIN itself in the environment; the config only names the variable.
-  if (env.BKV_HSM_PIN !== undefined && env.BKV_HSM_PIN_FILE === undefined) {
+  if (env[PIN_ENV] !== undefined && env.BKV_HSM_PIN_FILE === undefined) {
     const hsm = { ...(raw.hsm as object | undefined) } as Record<string, unknown>;
     delete hsm.pinFile;
-    raw.hsm = { ...hsm, pinEnv: "BKV_HSM_PIN" };
+    raw.hsm = { ...hsm, pinEnv: PIN_ENV };
   }
 }
 
