@@ -248,7 +248,9 @@ async function evaluate(d: VaultServiceDeps, user: string, attemptIdWire: bigint
  * or ask another share holder; also when no leader answers the read.
  */
 async function notApplied(d: VaultServiceDeps, user: string, attemptId: number): Promise<RpcFailure> {
-  const committed = await d.loop().readIndex(d.evaluateWaitMs).catch(() => null);
+  // An index this node already knows committed needs no round to the leader: the read index is at least it.
+  const known = d.loop().commitIndex;
+  const committed = attemptId <= known ? known : await d.loop().readIndex(d.evaluateWaitMs).catch(() => null);
   if (committed !== null && attemptId > committed) {
     return fromVaultError(vaultError("ATTEMPT_NOT_FOUND", `attempt ${attemptId} for ${JSON.stringify(user.slice(0, 64))} was never begun: the cluster has committed up to index ${committed} (an attempt id is its begin's index)`));
   }
