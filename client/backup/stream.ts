@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ClientError } from "../sdk/errors.js";
+import { ioStep } from "../sdk/io-step.js";
 import { BackupFormatError, BackupIntegrityError } from "./errors.js";
 import { DEFAULT_CHUNK_SIZE, type FileHeader, HEADER_LENGTH, TAG_LENGTH, newHeader, openChunk, openHeader, sealChunk } from "./format.js";
 
@@ -162,12 +163,4 @@ async function syncFile(path: string): Promise<void> {
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
-}
-
-async function ioStep<T>(what: string, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    throw new ClientError("IO", `${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-  }
 }

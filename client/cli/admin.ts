@@ -5,12 +5,12 @@
 // command prints a table, or JSON with --json.
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { type CommandSpec, type FlagKind, type Parsed, UsageError, intFlag, parseFlags, stringFlag } from "./args.js";
 import type { CliIo } from "./io.js";
 import { EXIT } from "./exit.js";
 import { ClientError, NotAuthorizedError } from "../sdk/errors.js";
+import { readText } from "../sdk/io-step.js";
 import type { AdminClient, AdminClientOptions } from "../admin/client.js";
 import { type AdminContext, digestsView, membersView, saveSnapshot, sharedSharesView, statusView } from "./admin-views.js";
 
@@ -112,9 +112,7 @@ const COMMANDS: readonly AdminCommand[] = [
     async run(ctx) {
       const file = stringFlag(ctx.parsed, "file");
       if (file === undefined) throw new UsageError("--file SIGNED_JWKS is required");
-      const signedKeySet = await readFile(file, "utf8").then((text) => text.trim(), (err: NodeJS.ErrnoException) => {
-        throw new ClientError("IO", `cannot read ${file}: ${err.code ?? err.message}`);
-      });
+      const signedKeySet = (await readText(file)).trim();
       await ctx.client.onLeader("rotateIssuerKeys", { requestId: requestId(ctx.parsed), signedKeySet });
       ctx.print("issuer keys rotated\n", { rotated: true });
       return EXIT.OK;

@@ -1,7 +1,7 @@
 // The `bkv` commands: specs (flags, help) and what each one does.
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, rename, stat, writeFile } from "node:fs/promises";
+import { rename, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ClusterDescriptor } from "../sdk/descriptor.js";
 import type { ClusterStatus } from "../sdk/status.js";
@@ -18,6 +18,7 @@ import { EXIT } from "./exit.js";
  */
 const sdk = () => import("../sdk/index.js");
 const backupFiles = () => import("../backup/index.js");
+const ioSteps = () => import("../sdk/io-step.js");
 
 export interface Command extends CommandSpec {
   run(p: Parsed, io: CliIo): Promise<number>;
@@ -43,11 +44,8 @@ change-password, delete, status; cluster fetch takes --token-file):
 async function tokenProvider(p: Parsed, io: CliIo, descriptorFile: string | undefined, clusterId?: string): Promise<TokenProvider | undefined> {
   const file = stringFlag(p, "token-file");
   if (file !== undefined) {
-    const { ClientError } = await sdk();
-    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
-      throw new ClientError("IO", `cannot read token file ${file}: ${err.code ?? err.message}`);
-    });
-    return text.trim();
+    const { readText } = await ioSteps();
+    return (await readText(file, `token file ${file}`)).trim();
   }
   if (io.env.BKV_TOKEN !== undefined && io.env.BKV_TOKEN !== "") return io.env.BKV_TOKEN.trim();
   const named = io.env.BKV_DEV_ISSUER_KEY || undefined;
@@ -244,11 +242,9 @@ function backup(mode: "encrypt" | "decrypt"): Command {
 Y is written under a temporary name and renamed only when complete${mode === "decrypt" ? " and fully authenticated" : ""};
 an existing Y is kept unless --force. A progress bar is drawn on a terminal for files over 8 MiB.`,
     async run(p, io) {
-      const [{ ClientError, parseKey }, { decryptFile, encryptFile }] = await Promise.all([sdk(), backupFiles()]);
+      const [{ parseKey }, { decryptFile, encryptFile }, { readText }] = await Promise.all([sdk(), backupFiles(), ioSteps()]);
       const keyFile = stringFlag(p, "key-file") as string;
-      const text = await readFile(keyFile, "utf8").catch((err: NodeJS.ErrnoException) => {
-        throw new ClientError("IO", `cannot read key file ${keyFile}: ${err.code ?? err.message}`);
-      });
+      const text = await readText(keyFile, `key file ${keyFile}`);
       const key = parseKey(text);
       const run = mode === "encrypt" ? encryptFile : decryptFile;
       const onProgress = progressBar(io, mode === "encrypt" ? "encrypting" : "decrypting");
@@ -275,9 +271,7 @@ cluster (any user's): --token-file FILE, else $BKV_TOKEN, else a development iss
   async run(p, io) {
     const { ClientError, descriptorPath, descriptorToJson, fetchDescriptor, printable } = await sdk();
     const caFile = stringFlag(p, "ca");
-    const ca = caFile === undefined ? undefined : await readFile(caFile, "utf8").catch((err: NodeJS.ErrnoException) => {
-      throw new ClientError("IO", `cannot read CA file ${caFile}: ${err.code ?? err.message}`);
-    });
+    const ca = caFile === undefined ? undefined : await (await ioSteps()).readText(caFile, `CA file ${caFile}`);
     const out = stringFlag(p, "out") as string;
     if (p.flags.get("force") !== true && (await stat(out).then(() => true, () => false))) {
       throw new ClientError("IO", `${out} exists (pass --force to replace it)`);

@@ -7,10 +7,11 @@
 //
 //   <dir>/dev-issuer.key.json   private, mode 0600: { issuer, audience, kid, alg, privateJwk }
 //   <dir>/dev-issuer.jwks.json  public: the JWKS the nodes' auth.issuers[].jwksFile names
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type JsonWebKey, type KeyObject, createPrivateKey, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { ClientError } from "../sdk/errors.js";
+import { readText } from "../sdk/io-step.js";
 
 export const DEV_ISSUER = "bkv-dev-issuer";
 export const DEV_KEY_FILE = "dev-issuer.key.json";
@@ -58,12 +59,7 @@ export async function createDevIssuer(dir: string, clusterId: string): Promise<{
  * a private key.
  */
 export async function loadDevIssuer(keyFile: string): Promise<DevIssuer> {
-  let text: string;
-  try {
-    text = readFileSync(keyFile, "utf8");
-  } catch (err) {
-    throw new ClientError("IO", `cannot read ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const text = await readText(keyFile);
   try {
     const f = JSON.parse(text) as KeyFile;
     if (![f.issuer, f.audience, f.kid].every((v) => typeof v === "string")) throw new Error("fields");

@@ -140,7 +140,7 @@ test("bkv admin status: when no admin port answers it names each address and why
   }
 });
 
-test("bkv admin: a TLS file that is a directory exits 8, one that is not PEM or a key that does not match the certificate exits 64, each naming the flag", async (t) => {
+test("bkv admin: a TLS file that is a directory (or a missing key-set file) exits 8, one that is not PEM or a key that does not match the certificate exits 64, each naming the flag", async (t) => {
   const dir = tempDir(t, "bkv-cli-admin-tls-");
   await promisify(execFile)("bash", [join(process.cwd(), "deploy/certs/make-certs.sh"), dir, "1", "operator"]);
   await writeFile(join(dir, "garbage.pem"), "garbage\n");
@@ -154,6 +154,9 @@ test("bkv admin: a TLS file that is a directory exits 8, one that is not PEM or 
     t.regex(r.err, /^bkv: the operator certificate and key \(--tls-cert, --tls-key; --certs DIR\) are not a PEM certificate and its matching private key: /, r.err);
     t.notRegex(r.err, /unexpected error/);
   }
+  r = await bkv(["admin", "issuer-keys", "rotate", "--file", join(dir, "missing"), "--endpoints", "127.0.0.1:1", "--certs", dir, "--timeout", "1"]);
+  t.is(r.code, EXIT.IO, r.err);
+  t.true(r.err.includes(`cannot read ${join(dir, "missing")}: ENOENT`), r.err);
 });
 
 async function withClusterFile(body: (cluster: FakeCluster, file: string, dir: string) => Promise<void>): Promise<void> {
@@ -268,6 +271,25 @@ test.serial("status exits 12 and says NOT AUTHORIZED when nodes refuse the token
     const json = JSON.parse((await bkv(["status", "--cluster", file, "--json"])).out) as { nodes: Array<{ nodeId: number; notAuthorized?: boolean }> };
     t.deepEqual(json.nodes.map((n) => n.notAuthorized === true), [true, true, false]);
   });
+});
+
+test("an unreadable token, key or CA file exits 8 naming the file and the errno code", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "bkv-cli-files-"));
+  try {
+    const missing = join(dir, "missing");
+    const cases: [string[], string][] = [
+      [["cluster", "fetch", "--address", "127.0.0.1:1", "--token-file", missing, "--out", join(dir, "c.json")], `cannot read token file ${missing}: ENOENT`],
+      [["backup", "encrypt", "--key-file", missing, "--in", dir, "--out", join(dir, "x")], `cannot read key file ${missing}: ENOENT`],
+      [["cluster", "fetch", "--address", "127.0.0.1:1", "--ca", dir, "--out", join(dir, "c.json")], `cannot read CA file ${dir}: EISDIR`],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await bkv(argv);
+      t.is(r.code, EXIT.IO, `${argv.join(" ")}: ${r.err}`);
+      t.true(r.err.includes(message), r.err);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("backup encrypt and decrypt through the CLI; a tampered file exits 6 and leaves nothing", async (t) => {
