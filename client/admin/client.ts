@@ -74,10 +74,21 @@ export class AdminClient {
       try {
         return { address, response: await this.call(address, method, request) };
       } catch (err) {
-        this.leader = err instanceof RpcError && err.reason === "NOT_LEADER" ? err.leaderAddress : undefined;
+        this.leader = this.leaderHint(err);
         throw err;
       }
-    }, { onTransient: (err) => (err instanceof RpcError && err.reason === "NOT_LEADER" && err.leaderAddress !== undefined ? REDIRECT : undefined) });
+    }, { onTransient: (err) => (this.leaderHint(err) !== undefined ? REDIRECT : undefined) });
+  }
+
+  /**
+   * Where a NOT_LEADER points: the address this client already reaches the
+   * leader's node id at (an endpoint given, e.g. a port-forward), else the
+   * admin address the refusing node's config names (an in-cluster name,
+   * unreachable from outside). Undefined for any other failure.
+   */
+  private leaderHint(err: unknown): string | undefined {
+    if (!(err instanceof RpcError) || err.reason !== "NOT_LEADER") return undefined;
+    return (err.leaderId === undefined ? undefined : this.addresses.get(err.leaderId)) ?? err.leaderAddress;
   }
 
   /** The retry policy of an operation starting now: its deadline no later than the client's. */

@@ -59,6 +59,8 @@ export class RpcError extends ClientError {
   readonly reason: string;
   readonly attemptsRemaining: number | undefined;
   readonly leaderAddress: string | undefined;
+  /** With NOT_LEADER: the leader's node id, when the node knows one. */
+  readonly leaderId: number | undefined;
   /** The node address the call went to. */
   readonly address: string;
   constructor(init: RpcErrorInit, code: ClientErrorCode = "RPC") {
@@ -70,6 +72,7 @@ export class RpcError extends ClientError {
     this.reason = init.reason;
     this.attemptsRemaining = init.attemptsRemaining;
     this.leaderAddress = init.leaderAddress;
+    this.leaderId = init.leaderId;
     this.address = init.address;
   }
 }
@@ -82,6 +85,7 @@ export interface RpcErrorInit {
   reason: string;
   attemptsRemaining: number | undefined;
   leaderAddress: string | undefined;
+  leaderId?: number | undefined;
   /** From ErrorDetail.retry_after_ms (THROTTLED). */
   retryAfterMs?: number | undefined;
 }
@@ -338,6 +342,7 @@ export function rpcErrorFrom(err: ServiceError, method: string, address: string)
     reason: ErrorReason[detail?.reason ?? ErrorReason.UNSPECIFIED] ?? "UNSPECIFIED",
     attemptsRemaining: detail?.attemptsRemaining,
     leaderAddress: detail?.leaderAddress ? detail.leaderAddress : undefined,
+    leaderId: detail?.leaderId ? Number(detail.leaderId) : undefined,
     retryAfterMs: detail?.retryAfterMs === undefined ? undefined : Number(detail.retryAfterMs),
   };
   if (init.reason === "THROTTLED") return new ThrottledError(init);
