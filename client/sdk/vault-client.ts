@@ -491,15 +491,16 @@ export class VaultClient {
   }
 
   /**
-   * The leader_address of a refusal from `from`, only when it is the client
-   * address of a pinned node (other than `from`). A hint anywhere else is
-   * ignored and the call rotates to the next pinned node: requests and their
-   * bearer tokens go to pinned nodes only, whatever a node answers.
+   * Where a NOT_LEADER from `from` points, among the pinned nodes only: the
+   * pinned address of the leader's node id, else its leader_address when
+   * that is a pinned node's (other than `from`). A hint anywhere else (an
+   * in-cluster name, say) is ignored and the call rotates to the next pinned
+   * node: requests and their bearer tokens go to pinned nodes only.
    */
   private pinnedLeaderHint(err: unknown, from: string): string | undefined {
-    const hint = err instanceof RpcError ? err.leaderAddress : undefined;
-    if (hint === undefined || hint === from) return undefined;
-    return this.descriptor.nodes.some((n) => n.address === hint) ? hint : undefined;
+    if (!(err instanceof RpcError) || err.reason !== "NOT_LEADER") return undefined;
+    const pinned = (address: string | undefined) => (address !== undefined && address !== from && this.descriptor.nodes.some((n) => n.address === address) ? address : undefined);
+    return pinned(this.descriptor.nodes.find((n) => n.nodeId === err.leaderId)?.address) ?? pinned(err.leaderAddress);
   }
 
   private rotate(): string {

@@ -99,8 +99,10 @@ export class FakeCluster {
   readonly evaluationFaults = new Map<number, EvaluationFault>();
   /** As a state from before bound shares: a registration with a bound share (wrap blob v2) is refused BOUND_SHARES_NOT_ACTIVE. */
   unboundSharesOnly = false;
-  /** When set, mutating calls on other nodes answer NOT_LEADER with this node's address. */
+  /** When set, mutating calls on other nodes answer NOT_LEADER with this node's id and address. */
   leaderId: number | undefined;
+  /** The leader address NOT_LEADER names (default: the leader's own): e.g. an in-cluster name the client cannot reach. */
+  leaderHint: ((leaderId: number) => string) | undefined;
   /** Replaces the digest a node serves in GetRecordInfo (a lying node). */
   readonly servedDigest = new Map<number, Uint8Array>();
   /** Rewrites a node's GetRecordInfo answer (a lying node): gets the honest answer's fields, returns the ones to serve. */
@@ -174,7 +176,7 @@ export class FakeCluster {
       if (mutating && this.leaderId !== undefined && this.leaderId !== node.id) {
         const leader = this.nodes.find((n) => n.id === this.leaderId);
         return cb(errorWithDetail(grpc.status.UNAVAILABLE, "not the leader", {
-          reason: ErrorReason.NOT_LEADER, leaderId: BigInt(this.leaderId), leaderAddress: leader?.address ?? "",
+          reason: ErrorReason.NOT_LEADER, leaderId: BigInt(this.leaderId), leaderAddress: this.leaderHint?.(this.leaderId) ?? leader?.address ?? "",
         }));
       }
       try {

@@ -141,6 +141,15 @@ test.serial("a NOT_LEADER answer with leader_address sends the retry to the lead
   });
 });
 
+test.serial("a NOT_LEADER naming an address outside the descriptor is followed by the leader's node id to its pinned address", async (t) => {
+  await withCluster(async (cluster, client) => {
+    cluster.leaderId = 3;
+    cluster.leaderHint = (id) => `bkv-${id}.bkv.svc.cluster.local:7001`;
+    await client.register("fiona", "pw");
+    t.deepEqual(cluster.callsOf("Register").map((c) => c.node), [1, 3], "straight to node 3's pinned address, no rotation through node 2");
+  });
+});
+
 test.serial("retries give up with UnavailableError after the deadline", async (t) => {
   await withCluster(async (cluster, client) => {
     for (const n of cluster.nodes) cluster.fault(n.id, (m) => (m === "Register" ? fail(grpc.status.UNAVAILABLE, "no leader", ErrorReason.NO_LEADER) : undefined));
