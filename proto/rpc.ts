@@ -151,6 +151,8 @@ function refuseUndecodable(onRefused: (req: UndecodableRequest, peer: string) =>
 /** Options of one unary call made through a UnaryClient. */
 export interface UnaryCallOptions extends CallOptions {
   metadata?: Metadata;
+  /** Cancels the call when aborted (it then fails CANCELLED); an aborted signal cancels it at once. */
+  signal?: AbortSignal;
 }
 
 /** Promise-returning unary methods of a service, keyed by localName. */
@@ -162,7 +164,8 @@ export type UnaryClient<T extends GenServiceMethods> = {
 /**
  * A typed client for the unary methods of `service` on one channel. A failed
  * call rejects with grpc-js's ServiceError (read its detail with
- * `errorDetailOf`). `channel.close()` releases the connection.
+ * `errorDetailOf`). `channel.close()` releases the connection; a call
+ * already on it runs until its deadline unless its `signal` aborts.
  */
 export function unaryClient<T extends GenServiceMethods>(
   service: GenService<T>, address: string, credentials: ChannelCredentials, options: ChannelOptions = {},
@@ -173,11 +176,18 @@ export function unaryClient<T extends GenServiceMethods>(
     if (method.methodKind !== "unary") continue;
     const path = `/${service.typeName}/${method.name}`;
     client[method.localName] = (req, o = {}) => new Promise((resolve, reject) => {
-      const { metadata = new Metadata(), ...callOptions } = o;
-      channel.makeUnaryRequest(
+      const { metadata = new Metadata(), signal, ...callOptions } = o;
+      const cancel = () => call.cancel();
+      const call = channel.makeUnaryRequest(
         path, (msg) => Buffer.from(toBinary(method.input, msg)), (buf) => fromBinary(method.output, plain(buf)),
-        create(method.input, req), metadata, callOptions, (err, value) => (err ? reject(err) : resolve(value)),
+        create(method.input, req), metadata, callOptions, (err, value) => {
+          signal?.removeEventListener("abort", cancel);
+          if (err) reject(err);
+          else resolve(value);
+        },
       );
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener("abort", cancel, { once: true });
     });
   }
   return { client: client as unknown as UnaryClient<T>, channel };

@@ -9,7 +9,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { type MessageInitShape, type MessageShape, create } from "@bufbuild/protobuf";
 import { AdminService, type GetClusterStatusResponse, type SaveSnapshotResponse, SaveSnapshotRequestSchema } from "../../proto/gen/bkv/v1/admin_pb.js";
-import { type UnaryClient, serviceDefinition, unaryClient } from "../../proto/rpc.js";
+import { type UnaryClient, serviceDefinition } from "../../proto/rpc.js";
+import { ChannelPool } from "../sdk/channels.js";
 import { NotAuthorizedError, RpcError, TransientError, isServiceError, rpcErrorFrom } from "../sdk/errors.js";
 import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, withRetries } from "../sdk/retry.js";
 
@@ -43,8 +44,7 @@ export interface AdminClientOptions {
 export type NodeAnswer = { readonly address: string; readonly status: GetClusterStatusResponse } | { readonly address: string; readonly error: Error };
 
 export class AdminClient {
-  private readonly channels = new Map<string, { client: Unary; channel: grpc.Client }>();
-  private readonly credentials: grpc.ChannelCredentials;
+  private readonly pool: ChannelPool<Methods>;
   private readonly policy: RetryPolicy;
   /** Admin address by node id, learnt from the nodes' answers. */
   readonly addresses = new Map<number, string>();
@@ -52,16 +52,16 @@ export class AdminClient {
 
   constructor(private readonly o: AdminClientOptions) {
     if (o.endpoints.length === 0) throw new TransientError("no admin endpoint given");
-    this.credentials = grpc.credentials.createSsl(o.tls.ca, o.tls.key, o.tls.cert);
+    this.pool = new ChannelPool(AdminService, grpc.credentials.createSsl(o.tls.ca, o.tls.key, o.tls.cert));
     this.policy = { ...DEFAULT_RETRY, ...o.retry };
   }
 
   /** One call to the node at `address`, ending by the client's deadline too; a failure is an RpcError. */
   async call<M extends AdminMethod>(address: string, method: M, request: AdminRequest<M>, timeoutMs = this.policy.callTimeoutMs): Promise<AdminResponse<M>> {
-    const fn = this.client(address)[method] as unknown as (req: AdminRequest<M>, o: { deadline: Date | number }) => Promise<AdminResponse<M>>;
+    const fn = this.pool.unary(address)[method] as unknown as (req: AdminRequest<M>, o: { deadline: Date | number; signal: AbortSignal }) => Promise<AdminResponse<M>>;
     const deadline = Math.min(Date.now() + timeoutMs, this.o.deadline ?? Infinity);
     try {
-      return await fn(request, { deadline: Number.isFinite(deadline) ? new Date(deadline) : Infinity });
+      return await fn(request, { deadline: Number.isFinite(deadline) ? new Date(deadline) : Infinity, signal: this.pool.signal });
     } catch (err) {
       throw isServiceError(err) ? rpcErrorFrom(err, AdminService.method[method].name, address) : err;
     }
@@ -155,33 +155,22 @@ export class AdminClient {
   /** SaveSnapshot from the node at `address`: its latest snapshot's bytes, in order. */
   async *snapshot(address: string, timeoutMs = 600_000): AsyncIterable<Uint8Array> {
     const def = serviceDefinition(AdminService).saveSnapshot;
-    const channel = this.channel(address);
+    const channel = this.pool.channel(address);
     const stream = channel.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, create(SaveSnapshotRequestSchema), { deadline: new Date(Date.now() + timeoutMs) });
+    const cancel = () => stream.cancel();
+    this.pool.signal.addEventListener("abort", cancel, { once: true });
     try {
       for await (const chunk of stream as AsyncIterable<SaveSnapshotResponse>) yield chunk.data;
     } catch (err) {
       throw isServiceError(err) ? rpcErrorFrom(err, AdminService.method.saveSnapshot.name, address) : err;
     } finally {
+      this.pool.signal.removeEventListener("abort", cancel);
       stream.cancel();
     }
   }
 
-  private client(address: string): Unary {
-    this.channel(address);
-    return (this.channels.get(address) as { client: Unary }).client;
-  }
-
-  private channel(address: string): grpc.Client {
-    let c = this.channels.get(address);
-    if (c === undefined) {
-      c = unaryClient(AdminService, address, this.credentials, { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 2000 });
-      this.channels.set(address, c);
-    }
-    return c.channel;
-  }
-
+  /** Cancels the calls in flight and ends every connection, even one still in its TLS handshake (ChannelPool.close). */
   close(): void {
-    for (const c of this.channels.values()) c.channel.close();
-    this.channels.clear();
+    this.pool.close();
   }
 }

@@ -170,10 +170,10 @@ function isMain(): boolean {
 }
 
 /**
- * Exits with `code` once stdout and stderr are flushed. The command is done:
- * grpc-js keeps a connection attempt open past a channel's close (a TLS
- * handshake with a node that accepted but never answers, as a stopped one),
- * which would keep the process alive for ever after the output.
+ * Exits with `code` once stdout and stderr are flushed. The command is done;
+ * its clients' close() ended their calls and connections (client/sdk/
+ * channels.ts), but a TCP connect that gets no answer at all stays in
+ * grpc-js until the kernel gives up, and nothing else may hold the process.
  */
 function exitWhenFlushed(code: number): void {
   process.exitCode = code;

@@ -1,18 +1,17 @@
-// gRPC channels to vault nodes, one per address, and typed unary calls
-// (proto/rpc.ts unaryClient). A failed call rejects with the typed RpcError
-// of client/sdk/errors.ts, or a ClientError for a closed client.
+// Typed unary calls to vault nodes over a ChannelPool (channels.ts): one
+// channel per address. A failed call rejects with the typed RpcError of
+// client/sdk/errors.ts, or a ClientError for a closed client.
 import * as grpc from "@grpc/grpc-js";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
-import { type UnaryClient, unaryClient } from "../../proto/rpc.js";
-import { ClientError, isServiceError, rpcErrorFrom } from "./errors.js";
+import { isServiceError, rpcErrorFrom } from "./errors.js";
+import { ChannelPool } from "./channels.js";
 import { type TokenProvider, bearerMetadata, requestUser, tokenFor } from "./auth.js";
 
 type Methods = typeof VaultService.method;
 export type MethodName = keyof Methods;
 export type RequestOf<M extends MethodName> = MessageInitShape<Methods[M]["input"]>;
 export type ResponseOf<M extends MethodName> = MessageShape<Methods[M]["output"]>;
-type VaultUnary = UnaryClient<Methods>;
 
 export interface TransportOptions {
   /** PEM CA for TLS; undefined = plaintext. */
@@ -21,27 +20,26 @@ export interface TransportOptions {
   readonly token?: TokenProvider | undefined;
 }
 
-/** A pool of channels keyed by address. close() closes them all. */
+/** A pool of channels keyed by address. close() ends every call and connection (ChannelPool.close). */
 export class Transport {
-  private readonly channels = new Map<string, { client: VaultUnary; channel: grpc.Client }>();
-  private readonly credentials: grpc.ChannelCredentials;
-  private closed = false;
-
+  private readonly pool: ChannelPool<Methods>;
   private readonly token: TokenProvider | undefined;
 
   constructor(options: TransportOptions = {}) {
     this.token = options.token;
-    this.credentials = options.tlsCa === undefined
+    const credentials = options.tlsCa === undefined
       ? grpc.credentials.createInsecure()
       : grpc.credentials.createSsl(Buffer.from(options.tlsCa));
+    this.pool = new ChannelPool(VaultService, credentials);
   }
 
   /** One unary call to `address`, failing after `timeoutMs` (and so does waiting for its token: TokenError). */
   async call<M extends MethodName>(address: string, method: M, request: RequestOf<M>, timeoutMs: number): Promise<ResponseOf<M>> {
-    const fn = this.client(address)[method] as unknown as (req: RequestOf<M>, o: { deadline: Date; metadata?: grpc.Metadata }) => Promise<ResponseOf<M>>;
+    type Options = { deadline: Date; metadata?: grpc.Metadata; signal: AbortSignal };
+    const fn = this.pool.unary(address)[method] as unknown as (req: RequestOf<M>, o: Options) => Promise<ResponseOf<M>>;
     const metadata = this.token === undefined ? undefined : bearerMetadata(await tokenFor(this.token, requestUser(request), timeoutMs));
     try {
-      return await fn(request, { deadline: new Date(Date.now() + timeoutMs), ...(metadata === undefined ? {} : { metadata }) });
+      return await fn(request, { deadline: new Date(Date.now() + timeoutMs), signal: this.pool.signal, ...(metadata === undefined ? {} : { metadata }) });
     } catch (err) {
       throw isServiceError(err) ? rpcErrorFrom(err, VaultService.method[method].name, address) : err;
     }
@@ -49,25 +47,10 @@ export class Transport {
 
   /** Throws ClientError CLOSED once close() was called. */
   assertOpen(): void {
-    if (this.closed) throw new ClientError("CLOSED", "the client is closed");
-  }
-
-  private client(address: string): VaultUnary {
-    this.assertOpen();
-    let c = this.channels.get(address);
-    if (c === undefined) {
-      c = unaryClient(VaultService, address, this.credentials, {
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 2000,
-      });
-      this.channels.set(address, c);
-    }
-    return c.client;
+    this.pool.assertOpen();
   }
 
   close(): void {
-    this.closed = true;
-    for (const c of this.channels.values()) c.channel.close();
-    this.channels.clear();
+    this.pool.close();
   }
 }

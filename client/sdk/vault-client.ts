@@ -180,7 +180,7 @@ export class VaultClient {
     return probeCluster(this.transport, this.descriptor, this.policy.callTimeoutMs, user);
   }
 
-  /** Closes every channel. Calls in flight fail with CANCELLED. */
+  /** Ends every call (in flight: CANCELLED), channel and connection of this client (channels.ts); later calls: ClientError CLOSED. */
   close(): void {
     this.transport.close();
   }
