@@ -28,6 +28,7 @@ export type ClientErrorCode =
   | "NOT_ENOUGH_EVALUATIONS"
   | "INCONSISTENT_EVALUATIONS"
   | "DESCRIPTOR"
+  | "CLUSTER_MISMATCH"
   | "INVALID_INPUT"
   | "KEY_FORMAT"
   | "CLOSED"
@@ -296,6 +297,32 @@ export class DescriptorError extends ClientError {
   constructor(field: string, problem: string) {
     super("DESCRIPTOR", `cluster descriptor: ${field}: ${problem}`);
     this.field = field;
+  }
+}
+
+/** One pinned node that announces another cluster, or other keys, than the pinned descriptor names. */
+export interface DisowningNode {
+  readonly nodeId: number;
+  readonly address: string;
+  /** What differs, e.g. `cluster id "b" (pinned: "a")`; the node's text with control characters escaped. */
+  readonly why: string;
+}
+
+/**
+ * A majority of the pinned nodes announce another cluster id or other keys
+ * for themselves than the pinned descriptor (another cluster's descriptor,
+ * or one from before the cluster was created again at the same addresses).
+ * Thrown before anything is sent that counts an attempt or stores a record.
+ */
+export class ClusterMismatchError extends ClientError {
+  readonly clusterId: string;
+  readonly nodes: readonly DisowningNode[];
+  constructor(clusterId: string, nodes: readonly DisowningNode[]) {
+    const list = nodes.map((n) => `node ${n.nodeId} (${n.address}): ${n.why}`).join("; ");
+    super("CLUSTER_MISMATCH", `the nodes are not the pinned cluster ${JSON.stringify(clusterId)}: ${list}; ` +
+      "nothing was sent that counts an attempt or stores a record: fetch the cluster's current descriptor (bkv cluster fetch) and check its keys out of band");
+    this.clusterId = clusterId;
+    this.nodes = nodes;
   }
 }
 

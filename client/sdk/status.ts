@@ -4,9 +4,9 @@
 // network), so the leader column is the last leader hint this client saw, if any.
 // Every probe is a stale read (each node's own applied state, answered even
 // without a leader): status shows what each node holds, not the cluster's answer.
-import { equalBytes } from "../../proto/crypto/index.js";
 import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
 import type { Transport } from "./transport.js";
+import { compareAnnouncement } from "./cluster-check.js";
 import { NotAuthorizedError, RecordNotFoundError } from "./errors.js";
 
 export interface NodeStatus {
@@ -63,9 +63,7 @@ async function probeNode(transport: Transport, d: ClusterDescriptor, node: NodeE
   try {
     const res = await transport.call(node.address, "getClusterDescriptor", { stale: true }, timeoutMs);
     const remote = res.descriptor;
-    const self = remote?.nodes.find((n) => n.nodeId === BigInt(node.nodeId));
-    const matches = remote !== undefined && remote.clusterId === d.clusterId && self !== undefined
-      && equalBytes(self.identityPublicKey, node.identityPublicKey) && equalBytes(self.agreementPublicKey, node.agreementPublicKey);
+    const matches = remote !== undefined && compareAnnouncement(d, node, remote).kind === "matches";
     const pinned = new Set(d.nodes.map((n) => n.nodeId));
     status = {
       ...base, reachable: true, latencyMs: Date.now() - started, descriptorMatches: matches, clusterSize: remote?.nodes.length ?? 0,

@@ -33,11 +33,15 @@ export class Transport {
     this.pool = new ChannelPool(VaultService, credentials);
   }
 
-  /** One unary call to `address`, failing after `timeoutMs` (and so does waiting for its token: TokenError). */
-  async call<M extends MethodName>(address: string, method: M, request: RequestOf<M>, timeoutMs: number): Promise<ResponseOf<M>> {
+  /**
+   * One unary call to `address`, failing after `timeoutMs` (and so does
+   * waiting for its token: TokenError). It carries the token of `tokenUser`:
+   * by default the request's user (null for none).
+   */
+  async call<M extends MethodName>(address: string, method: M, request: RequestOf<M>, timeoutMs: number, tokenUser = requestUser(request)): Promise<ResponseOf<M>> {
     type Options = { deadline: Date; metadata?: grpc.Metadata; signal: AbortSignal };
     const fn = this.pool.unary(address)[method] as unknown as (req: RequestOf<M>, o: Options) => Promise<ResponseOf<M>>;
-    const metadata = this.token === undefined ? undefined : bearerMetadata(await tokenFor(this.token, requestUser(request), timeoutMs));
+    const metadata = this.token === undefined ? undefined : bearerMetadata(await tokenFor(this.token, tokenUser, timeoutMs));
     try {
       return await fn(request, { deadline: new Date(Date.now() + timeoutMs), signal: this.pool.signal, ...(metadata === undefined ? {} : { metadata }) });
     } catch (err) {

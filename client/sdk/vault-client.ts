@@ -11,7 +11,10 @@
 //   nodes with jittered exponential backoff, and end with UnavailableError
 //   after the retry deadline;
 // - a registration is reported only after t+1 nodes serve its digest;
-// - a recovery uses only evaluations signed by the pinned identity keys;
+// - a recovery uses only evaluations signed by the pinned identity keys, and
+//   neither a recovery nor a registration sends anything that counts or
+//   stores once a majority of the pinned nodes disown the descriptor
+//   (cluster-check.ts: ClusterMismatchError);
 // - no single node decides a recovery's outcome: a record is believed locked
 //   (or newer than another node's answer) only when a majority of the pinned
 //   nodes serve it so (records.ts recordQuorum), and a refusal of
@@ -61,6 +64,7 @@ import {
 } from "./errors.js";
 import { type Collection, collectEvaluations, refusalOf } from "./evaluations.js";
 import { gatherWithGrace } from "./gather.js";
+import { checkCluster } from "./cluster-check.js";
 import { KEY_BYTES, generateKey } from "./key.js";
 import { type PublicRecord, agreeOnRecord, publicRecordFrom, recordQuorum, registerRequest } from "./records.js";
 import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, isTransient, withRetries } from "./retry.js";
@@ -133,7 +137,7 @@ export class VaultClient {
     await this.registerRecord(user, password, backupKey, {
       threshold: opts.threshold ?? this.descriptor.threshold,
       guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT,
-    });
+    }, () => this.checkCluster(user));
     return backupKey;
   }
 
@@ -185,6 +189,11 @@ export class VaultClient {
     this.transport.close();
   }
 
+  /** ClusterMismatchError unless the nodes are the pinned cluster (cluster-check.ts): before anything counts or stores. */
+  private checkCluster(user: string): Promise<void> {
+    return checkCluster(this.transport, this.descriptor, { timeoutMs: this.policy.callTimeoutMs, graceMs: this.options.readGraceMs ?? 300, user });
+  }
+
   // --- registration ---
 
   /**
@@ -194,12 +203,16 @@ export class VaultClient {
    * success. One more switch back covers an activation applied between the
    * two (the unbound one refused: unboundNotTaken). A rogue node faking
    * either refusal gains nothing: the cluster's state decides what it takes.
+   * `beforeSend` runs once, after the first record was built (its inputs
+   * valid) and before anything is sent.
    */
-  private async registerRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams): Promise<void> {
+  private async registerRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams, beforeSend?: () => Promise<void>): Promise<void> {
     let unboundShares = false;
     for (let switches = 0; ; switches++) {
       try {
-        await this.submit(await this.createRecord(user, password, backupKey, { ...p, unboundShares }));
+        const reg = await this.createRecord(user, password, backupKey, { ...p, unboundShares });
+        if (switches === 0) await beforeSend?.();
+        await this.submit(reg);
         if (unboundShares) this.warn("UNBOUND_SHARES", "the cluster has not activated bound shares: the record was registered with unbound shares");
         return;
       } catch (err) {
@@ -321,6 +334,7 @@ export class VaultClient {
    */
   private async open(user: string, password: string): Promise<Opened> {
     checkUser(user);
+    await this.checkCluster(user);
     let changed = false;
     let superseded = false;
     for (;;) {
