@@ -32,6 +32,7 @@ export type ClientErrorCode =
   | "INVALID_INPUT"
   | "KEY_FORMAT"
   | "CLOSED"
+  | "ABORTED"
   | "STOPPED"
   | "BACKUP_FORMAT"
   | "BACKUP_WRONG_KEY"

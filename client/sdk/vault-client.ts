@@ -65,6 +65,7 @@ import {
 import { type Collection, collectEvaluations, refusalOf } from "./evaluations.js";
 import { gatherWithGrace } from "./gather.js";
 import { checkCluster } from "./cluster-check.js";
+import { type AbortGate, abortable } from "./abort.js";
 import { KEY_BYTES, generateKey } from "./key.js";
 import { type PublicRecord, agreeOnRecord, publicRecordFrom, recordQuorum, registerRequest } from "./records.js";
 import { DEFAULT_RETRY, REDIRECT, type RetryPolicy, isTransient, withRetries } from "./retry.js";
@@ -106,6 +107,8 @@ export interface RegisterOptions {
   readonly guessLimit?: number;
   /** Shares needed to recover (default: the descriptor's threshold). */
   readonly threshold?: number;
+  /** Stops the call (abort.ts): no Register is sent after it aborts. */
+  readonly signal?: AbortSignal;
 }
 
 /** What a registration takes besides user, password and key. */
@@ -134,18 +137,21 @@ export class VaultClient {
     checkUser(user);
     const backupKey = opts.backupKey ?? generateKey();
     if (!(backupKey instanceof Uint8Array) || backupKey.length !== KEY_BYTES) throw new InvalidInputError(`a backup key is ${KEY_BYTES} bytes`);
-    await this.registerRecord(user, password, backupKey, {
-      threshold: opts.threshold ?? this.descriptor.threshold,
-      guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT,
-    }, () => this.checkCluster(user));
+    const params = { threshold: opts.threshold ?? this.descriptor.threshold, guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT };
+    await abortable(opts.signal, "registration", (gate) => this.registerRecord(user, password, backupKey, params, async (first) => {
+      if (first) await this.checkCluster(user);
+      gate.pass();
+    }));
     return backupKey;
   }
 
-  /** Recovers the backup key. Throws WrongPasswordError (with attempts remaining), RecordLockedError, ... */
-  async recover(user: string, password: string): Promise<Uint8Array> {
-    const opened = await this.open(user, password);
-    await this.reshareIfMembershipChanged(user, password, opened);
-    return opened.recovery.backupKey;
+  /** Recovers the backup key. Throws WrongPasswordError (with attempts remaining), RecordLockedError, AbortError (abort.ts), ... */
+  recover(user: string, password: string, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    return abortable(opts.signal, "recovery", async (gate) => {
+      const opened = await this.open(user, password, gate);
+      if (!gate.aborted) await this.reshareIfMembershipChanged(user, password, opened);
+      return opened.recovery.backupKey;
+    });
   }
 
   /** A full recovery and confirmation that does not return the key: true iff the password is right. */
@@ -203,15 +209,15 @@ export class VaultClient {
    * success. One more switch back covers an activation applied between the
    * two (the unbound one refused: unboundNotTaken). A rogue node faking
    * either refusal gains nothing: the cluster's state decides what it takes.
-   * `beforeSend` runs once, after the first record was built (its inputs
-   * valid) and before anything is sent.
+   * `beforeSend` runs before each submission, once its record was built
+   * (its inputs valid); `first` for the first one.
    */
-  private async registerRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams, beforeSend?: () => Promise<void>): Promise<void> {
+  private async registerRecord(user: string, password: string, backupKey: Uint8Array, p: RecordParams, beforeSend?: (first: boolean) => Promise<void>): Promise<void> {
     let unboundShares = false;
     for (let switches = 0; ; switches++) {
       try {
         const reg = await this.createRecord(user, password, backupKey, { ...p, unboundShares });
-        if (switches === 0) await beforeSend?.();
+        await beforeSend?.(switches === 0);
         await this.submit(reg);
         if (unboundShares) this.warn("UNBOUND_SHARES", "the cluster has not activated bound shares: the record was registered with unbound shares");
         return;
@@ -332,7 +338,7 @@ export class VaultClient {
    * counted) re-reads the record and begins once more; an attempt superseded
    * before t evaluations warns NEW_ATTEMPT and begins once more.
    */
-  private async open(user: string, password: string): Promise<Opened> {
+  private async open(user: string, password: string, gate?: AbortGate): Promise<Opened> {
     checkUser(user);
     await this.checkCluster(user);
     let changed = false;
@@ -340,7 +346,7 @@ export class VaultClient {
     for (;;) {
       const current = await this.readRecord(user);
       try {
-        return await this.openAttempt(user, password, current);
+        return await this.openAttempt(user, password, current, gate);
       } catch (err) {
         if (err instanceof RecordChangedError && !changed) {
           changed = true;
@@ -357,8 +363,9 @@ export class VaultClient {
   }
 
   /** One attempt on the record read: BeginRecovery bound to its digest, evaluations, combination, ConfirmRecovery. */
-  private async openAttempt(user: string, password: string, current: PublicRecord): Promise<Opened> {
+  private async openAttempt(user: string, password: string, current: PublicRecord, gate?: AbortGate): Promise<Opened> {
     const { blinded, state } = await asInputError(() => startRecoveryAsync(password, current.record));
+    gate?.pass();
     const begin = await this.begin(user, { requestId: newRequestId(), userId: user, blindedElement: blinded, recordDigest: current.digest });
     const ref = { clusterId: this.descriptor.clusterId, user, version: begin.version, attemptId: begin.attemptId, blinded };
     const t = current.record.threshold;

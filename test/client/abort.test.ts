@@ -1,0 +1,71 @@
+// recover() and register() with an AbortSignal (client/sdk/abort.ts): an
+// abort before BeginRecovery (Register) was sent throws AbortError and
+// nothing that counts or stores is ever sent; an abort after it throws
+// AbortError saying so, and no second attempt is begun.
+import test from "ava";
+import { AbortError } from "../../client/sdk/index.js";
+import { unavailableTimes, withCluster } from "./fake-cluster.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test.serial("an already aborted signal: AbortError, sent false, and no call at all", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const err = await t.throwsAsync(client.recover("alice", "pw", { signal: AbortSignal.abort() }), { instanceOf: AbortError });
+    t.false(err.sent);
+    t.is(err.name, "AbortError");
+    t.is(err.code, "ABORTED");
+    await t.throwsAsync(client.register("alice", "pw", { signal: AbortSignal.abort() }), { instanceOf: AbortError });
+    t.is(cluster.calls.length, 0);
+  });
+});
+
+test.serial("aborted while the record is read: AbortError at once, and no BeginRecovery is sent after", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("alice", "pw");
+    for (const n of cluster.nodes) cluster.fault(n.id, unavailableTimes("GetRecordInfo", 8));
+    const controller = new AbortController();
+    const recovery = client.recover("alice", "pw", { signal: controller.signal });
+    await sleep(20);
+    const abortedAt = Date.now();
+    controller.abort();
+    const err = await t.throwsAsync(recovery, { instanceOf: AbortError });
+    t.true(Date.now() - abortedAt < 100, "rejected at once");
+    t.false(err.sent);
+    t.regex(err.message, /before anything that counts an attempt/);
+    await sleep(1_500); // the reads under way end (the faults run out) and reach the gate
+    t.is(cluster.callsOf("BeginRecovery").length, 0);
+    t.is(cluster.records.get("alice")?.attempts, 0);
+  });
+});
+
+test.serial("aborted once BeginRecovery was sent: AbortError with sent true, one attempt counted, no second one", async (t) => {
+  await withCluster(async (cluster, client) => {
+    await client.register("alice", "right");
+    const controller = new AbortController();
+    for (const n of cluster.nodes) {
+      cluster.fault(n.id, (m) => {
+        if (m === "BeginRecovery") controller.abort();
+        return undefined;
+      });
+    }
+    const err = await t.throwsAsync(client.recover("alice", "wrong", { signal: controller.signal }), { instanceOf: AbortError });
+    t.true(err.sent);
+    t.regex(err.message, /after BeginRecovery was sent/);
+    await sleep(1_000);
+    t.is(cluster.callsOf("BeginRecovery").length, 1);
+    t.is(cluster.records.get("alice")?.attempts, 1, "the attempt begun counts (a wrong password: nothing confirms it)");
+  });
+});
+
+test.serial("register() aborted while its record is built: no Register is sent", async (t) => {
+  await withCluster(async (cluster, client) => {
+    const controller = new AbortController();
+    const registration = client.register("bob", "pw", { signal: controller.signal });
+    controller.abort();
+    const err = await t.throwsAsync(registration, { instanceOf: AbortError });
+    t.false(err.sent);
+    await sleep(500);
+    t.is(cluster.callsOf("Register").length, 0);
+    t.false(cluster.records.has("bob"));
+  });
+});
