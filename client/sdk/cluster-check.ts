@@ -18,7 +18,9 @@
 //   misconfigured, can stop a client, and an honest cluster that is not the
 //   pinned one is recognised with a minority of its nodes down;
 // - it takes one parallel round of calls, cut short readGraceMs after a
-//   majority answered (gatherWithGrace), and is never retried.
+//   majority answered (gatherWithGrace), and is never retried; a client
+//   asks until one round confirms the descriptor (ClusterCheck), then never
+//   again.
 import { equalBytes } from "../../proto/crypto/index.js";
 import type { ClusterDescriptor as RemoteDescriptor } from "../../proto/gen/bkv/v1/vault_pb.js";
 import type { ClusterDescriptor, NodeEntry } from "./descriptor.js";
@@ -48,20 +50,46 @@ export function compareAnnouncement(pinned: ClusterDescriptor, node: NodeEntry, 
 
 /**
  * Throws ClusterMismatchError when a majority of the pinned nodes disown
- * `pinned`; resolves otherwise (also when too few answer to tell). Calls
- * carry the token of `user` (GetClusterDescriptor takes any of the cluster's).
+ * `pinned`. Resolves true when a majority announce it (the descriptor is
+ * the cluster's), false when too few answered to tell. Calls carry the
+ * token of `user` (GetClusterDescriptor takes any of the cluster's).
  */
-export async function checkCluster(transport: Transport, pinned: ClusterDescriptor, o: { timeoutMs: number; graceMs: number; user: string }): Promise<void> {
+export async function checkCluster(transport: Transport, pinned: ClusterDescriptor, o: { timeoutMs: number; graceMs: number; user: string }): Promise<boolean> {
   const quorum = recordQuorum(pinned.nodes.length);
-  const { values } = await gatherWithGrace(pinned.nodes.map((node) => disowning(transport, pinned, node, o)), o.graceMs, quorum);
-  const disowned = values.filter((v): v is DisowningNode => v !== undefined);
+  const { values } = await gatherWithGrace(pinned.nodes.map((node) => announcement(transport, pinned, node, o)), o.graceMs, quorum);
+  const disowned = values.filter((v): v is DisowningNode => typeof v === "object");
   if (disowned.length >= quorum) throw new ClusterMismatchError(pinned.clusterId, disowned.sort((a, b) => a.nodeId - b.nodeId));
+  return values.filter((v) => v === "matches").length >= quorum;
 }
 
-/** What `node` says against the pinned descriptor, or undefined when it matches or is unlisted. Rejects when it does not answer. */
-async function disowning(transport: Transport, pinned: ClusterDescriptor, node: NodeEntry, o: { timeoutMs: number; user: string }): Promise<DisowningNode | undefined> {
+/**
+ * checkCluster once per client: a cluster id and a node's keys never
+ * change, so the first round in which a majority announce the pinned
+ * descriptor holds for the client's life. Concurrent calls share the round
+ * in flight; a round that could not tell, or failed, is asked again by the
+ * next call.
+ */
+export class ClusterCheck {
+  private confirmed: Promise<boolean> | undefined;
+  constructor(private readonly round: (user: string) => Promise<boolean>) {}
+
+  async run(user: string): Promise<void> {
+    const round = this.confirmed ?? this.round(user);
+    this.confirmed = round;
+    try {
+      if (!(await round) && this.confirmed === round) this.confirmed = undefined;
+    } catch (err) {
+      if (this.confirmed === round) this.confirmed = undefined;
+      throw err;
+    }
+  }
+}
+
+/** What `node` says of the pinned descriptor: "matches", a DisowningNode, or undefined when it does not list its id. Rejects when it does not answer. */
+async function announcement(transport: Transport, pinned: ClusterDescriptor, node: NodeEntry, o: { timeoutMs: number; user: string }): Promise<DisowningNode | "matches" | undefined> {
   const res = await transport.call(node.address, "getClusterDescriptor", { stale: true }, o.timeoutMs, o.user);
   if (res.descriptor === undefined) throw new Error(`node ${node.nodeId} answered no descriptor`);
   const found = compareAnnouncement(pinned, node, res.descriptor);
-  return found.kind === "differs" ? { nodeId: node.nodeId, address: node.address, why: found.why } : undefined;
+  if (found.kind === "differs") return { nodeId: node.nodeId, address: node.address, why: found.why };
+  return found.kind === "matches" ? "matches" : undefined;
 }

@@ -64,7 +64,7 @@ import {
 } from "./errors.js";
 import { type Collection, collectEvaluations, refusalOf } from "./evaluations.js";
 import { gatherWithGrace } from "./gather.js";
-import { checkCluster } from "./cluster-check.js";
+import { ClusterCheck, checkCluster } from "./cluster-check.js";
 import { type AbortGate, abortable } from "./abort.js";
 import { KEY_BYTES, generateKey } from "./key.js";
 import { type PublicRecord, agreeOnRecord, publicRecordFrom, recordQuorum, registerRequest } from "./records.js";
@@ -124,12 +124,15 @@ interface Opened {
 export class VaultClient {
   private readonly transport: Transport;
   private readonly policy: RetryPolicy;
+  /** ClusterMismatchError unless the nodes are the pinned cluster (cluster-check.ts): before anything counts or stores. */
+  private readonly clusterCheck: ClusterCheck;
   private leader: string | undefined;
   private next = 0;
 
   constructor(readonly descriptor: ClusterDescriptor, private readonly options: VaultClientOptions = {}) {
     this.transport = new Transport({ tlsCa: descriptor.tlsCa, token: options.token });
     this.policy = { ...DEFAULT_RETRY, ...options.retry };
+    this.clusterCheck = new ClusterCheck((user) => checkCluster(this.transport, descriptor, { timeoutMs: this.policy.callTimeoutMs, graceMs: options.readGraceMs ?? 300, user }));
   }
 
   /** Escrows a backup key under a password; returns the key (new unless given). */
@@ -139,7 +142,7 @@ export class VaultClient {
     if (!(backupKey instanceof Uint8Array) || backupKey.length !== KEY_BYTES) throw new InvalidInputError(`a backup key is ${KEY_BYTES} bytes`);
     const params = { threshold: opts.threshold ?? this.descriptor.threshold, guessLimit: opts.guessLimit ?? DEFAULT_GUESS_LIMIT };
     await abortable(opts.signal, "registration", (gate) => this.registerRecord(user, password, backupKey, params, async (first) => {
-      if (first) await this.checkCluster(user);
+      if (first) await this.clusterCheck.run(user);
       gate.pass();
     }));
     return backupKey;
@@ -193,11 +196,6 @@ export class VaultClient {
   /** Ends every call (in flight: CANCELLED), channel and connection of this client (channels.ts); later calls: ClientError CLOSED. */
   close(): void {
     this.transport.close();
-  }
-
-  /** ClusterMismatchError unless the nodes are the pinned cluster (cluster-check.ts): before anything counts or stores. */
-  private checkCluster(user: string): Promise<void> {
-    return checkCluster(this.transport, this.descriptor, { timeoutMs: this.policy.callTimeoutMs, graceMs: this.options.readGraceMs ?? 300, user });
   }
 
   // --- registration ---
@@ -340,7 +338,7 @@ export class VaultClient {
    */
   private async open(user: string, password: string, gate?: AbortGate): Promise<Opened> {
     checkUser(user);
-    await this.checkCluster(user);
+    await this.clusterCheck.run(user);
     let changed = false;
     let superseded = false;
     for (;;) {

@@ -4,11 +4,13 @@
 // an attempt or stores a record is sent. One node alone disowning the
 // descriptor does not stop a recovery.
 import test from "ava";
+import * as grpc from "@grpc/grpc-js";
 import { G, encodePoint, nodeDescriptorMessage, randomScalar, signMessage } from "../../proto/crypto/index.js";
 import { type ClusterDescriptor, ClusterMismatchError, VaultClient } from "../../client/sdk/index.js";
 import { EXIT, exitCodeFor } from "../../client/cli/main.js";
 import * as sdkErrors from "../../client/sdk/errors.js";
-import { FAST, FakeCluster } from "./fake-cluster.js";
+import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
+import { FAST, FakeCluster, fail } from "./fake-cluster.js";
 
 const PASSWORD = "correct horse battery";
 
@@ -93,5 +95,22 @@ test("one node alone disowning the descriptor does not stop a recovery", async (
     const key = await client.recover("alice", PASSWORD);
     t.is(key.length, 32);
     t.is(cluster.callsOf("BeginRecovery").length, 1);
+  });
+});
+
+test("a client asks the nodes once: the first round that confirms the descriptor holds for its life, and a round that could not tell is asked again", async (t) => {
+  await withWrongDescriptor((c) => c.descriptor(), async (cluster, client) => {
+    const silent = (m: string) => (m === "GetClusterDescriptor" ? fail(grpc.status.UNAVAILABLE, "down", ErrorReason.UNSPECIFIED) : undefined);
+    cluster.fault(2, silent);
+    cluster.fault(3, silent);
+    await client.recover("alice", PASSWORD);
+    const unconfirmed = cluster.callsOf("GetClusterDescriptor").length;
+    cluster.fault(2, undefined);
+    cluster.fault(3, undefined);
+    await client.recover("alice", PASSWORD);
+    const confirmed = cluster.callsOf("GetClusterDescriptor").length;
+    t.true(confirmed > unconfirmed, "a round that could not tell (one node of three announced it) is asked again");
+    await Promise.all([client.recover("alice", PASSWORD), client.recover("alice", PASSWORD), client.register("bob", PASSWORD)]);
+    t.is(cluster.callsOf("GetClusterDescriptor").length, confirmed, "no round after one confirmed the descriptor");
   });
 });
