@@ -32,6 +32,7 @@
 // epoch (epochOf).
 import { mkdir } from "node:fs/promises";
 import { type RootDatabase, open } from "lmdb";
+import { checkLmdbDataFile } from "./lmdb-file.js";
 
 export interface EvaluationEpoch {
   /** recordDigest of the record as registered. */
@@ -87,6 +88,7 @@ export class EvaluationLedger {
   /** Opens (creating if needed) the ledger in `dir`. */
   static async open(dir: string): Promise<EvaluationLedger> {
     await mkdir(dir, { recursive: true });
+    checkLmdbDataFile(dir, "evaluation ledger");
     // As the vault store: each commit fsynced, and a failed one reported to its caller (vault-store.ts).
     return new EvaluationLedger(open<Buffer, Buffer>({
       path: dir, keyEncoding: "binary", encoding: "binary", compression: false, overlappingSync: false, eventTurnBatching: false, noMemInit: false,

@@ -26,6 +26,7 @@ import { mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { open, type RootDatabase, type Transaction } from "lmdb";
 import { StorageFailedError } from "./errors.js";
+import { checkLmdbDataFile } from "./lmdb-file.js";
 
 /** A read of the store fixed at one commit. */
 export interface StoreView {
@@ -84,6 +85,7 @@ export class LmdbVaultStore {
   /** Opens (creating if needed) the store in `dir`. */
   static async open(dir: string): Promise<LmdbVaultStore> {
     await mkdir(dir, { recursive: true });
+    checkLmdbDataFile(dir, "vault store");
     // eventTurnBatching off: each batch() is its own transaction, and lmdb keeps no promise of its own for it
     // (with it on, lmdb's internal promise for the event turn's transaction rejected unhandled when the commit
     // failed, and Node exited before the failure was reported).
