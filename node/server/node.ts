@@ -41,6 +41,7 @@ import { Admission, clientPortOptions } from "./admission.js";
 import { AuditLog } from "./audit.js";
 import { recordedAuditHead, reportAuditGap } from "./audit-head.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 
 /** What the log and /readyz say while client authentication is off. */
 export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): any caller may act for any user; for local tests only";
@@ -109,6 +110,8 @@ export class VaultNode {
   private heardPeer = false;
   private caughtUpLogged = false;
   private joiner: Joiner | null = null;
+  /** Held from the start of start() until stop() ends: one process per data dir (data-dir-lock.ts). */
+  private dataDirLock: DataDirLock | null = null;
   /** Lines an unauthenticated caller can cause: each written at most once per CALLER_WARN_WINDOW_MS (the metrics count every one). */
   private readonly callerWarn: Warn;
 
@@ -130,6 +133,7 @@ export class VaultNode {
 
   async start(): Promise<NodeAddresses> {
     const c = this.cfg;
+    this.dataDirLock = await lockDataDir(c.dataDir); // before anything reads or writes the data dir
     this.checkOpenFilesLimit();
     // The HSM's worker threads start while the stores open (each takes a second or more at a restart).
     const hsm = this.openHsm().then((h) => {
@@ -490,6 +494,7 @@ export class VaultNode {
     await this.ledger?.close();
     this.http?.close();
     await this.hsm?.close();
+    await this.dataDirLock?.release();
     this.log.info("node stopped", { applied: this.loop?.vault.appliedIndex });
   }
 }

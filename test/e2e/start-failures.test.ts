@@ -1,0 +1,46 @@
+// How a node refuses to start, as an operator meets it: the process exits
+// 1 with a line that names the cause and what to do, before it harms its
+// data dir or serves a state it cannot use.
+// - A second process on a running node's data dir (a second `npm start`, a
+//   pod started twice on one volume) stops before it reads the dir: it
+//   would take the WAL record being written for a torn tail and truncate it.
+import { spawn } from "node:child_process";
+import { join, resolve } from "node:path";
+import test from "ava";
+import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
+import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
+
+reportLogsOnFailure(test);
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+/** Runs bkv-node on `configFile` until it exits (or `ms` pass: then SIGTERM); its exit code and output. */
+function runNode(configFile: string, ms = 60_000): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(process.execPath, [...NODE_V8_FLAGS, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", configFile], {
+    cwd: ROOT, env: nodeEnv(1), stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout.on("data", (d: Buffer) => { out += d.toString(); });
+  proc.stderr.on("data", (d: Buffer) => { out += d.toString(); });
+  const timer = setTimeout(() => proc.kill("SIGTERM"), ms);
+  return new Promise((done) => proc.once("exit", (code) => {
+    clearTimeout(timer);
+    done({ code, out });
+  }));
+}
+
+test.serial("a second process on a running node's data dir exits 1 naming the holder's pid, before it reads the dir; the node serves on", async (t) => {
+  t.timeout(180_000);
+  const cluster = await LocalCluster.start({ size: 1 });
+  try {
+    const holder = cluster.node(1).proc?.pid;
+    const second = await runNode(cluster.node(1).configFile);
+    t.is(second.code, 1);
+    t.regex(second.out, new RegExp(`"msg":"start failed".*the data dir .*data-1 is in use by another bkv-node process \\(pid ${holder}\\)`));
+    t.notRegex(second.out, /"msg":"raft log opened"/, "it never opened the WAL");
+    t.false(cluster.exited(1));
+    t.is(Number((await cluster.status(1)).leaderId), 1, "the running node still leads");
+  } finally {
+    await cluster.close();
+  }
+});
