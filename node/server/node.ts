@@ -42,6 +42,7 @@ import { AuditLog } from "./audit.js";
 import { recordedAuditHead, reportAuditGap } from "./audit-head.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
+import { tokenKeysMismatch } from "./token-keys.js";
 
 /** What the log and /readyz say while client authentication is off. */
 export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): any caller may act for any user; for local tests only";
@@ -151,11 +152,14 @@ export class VaultNode {
     const tls = this.tls();
     // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
     const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
-    this.hsm = await hsm.catch(async (err: unknown) => {
+    const stopRaft = async (err: unknown): Promise<never> => {
       await this.loop.stop();
       await this.transport.stop();
       throw err;
-    });
+    };
+    this.hsm = await hsm.catch(stopRaft);
+    const foreignToken = tokenKeysMismatch(this.loop.vault.nodes(), c.nodeId, this.hsm, c.hsm.tokenLabel);
+    if (foreignToken !== undefined) await this.hsm.close().then(() => stopRaft(foreignToken));
     this.metrics.watchHsm(this.hsm);
     this.hsmProbe = new HsmProbe({
       intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),

@@ -4,7 +4,10 @@
 // - A second process on a running node's data dir (a second `npm start`, a
 //   pod started twice on one volume) stops before it reads the dir: it
 //   would take the WAL record being written for a torn tail and truncate it.
-import { spawn } from "node:child_process";
+// - A token without this node's keys (re-initialized, or another node's)
+//   is refused: the node could evaluate none of its shares.
+import { execFileSync, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
@@ -40,6 +43,24 @@ test.serial("a second process on a running node's data dir exits 1 naming the ho
     t.notRegex(second.out, /"msg":"raft log opened"/, "it never opened the WAL");
     t.false(cluster.exited(1));
     t.is(Number((await cluster.status(1)).leaderId), 1, "the running node still leads");
+  } finally {
+    await cluster.close();
+  }
+});
+
+test.serial("a node whose token was re-initialized (other keys than it announced) exits 1 and says it is not this node's token", async (t) => {
+  t.timeout(180_000);
+  const cluster = await LocalCluster.start({ size: 1 });
+  try {
+    await cluster.stop(1);
+    const hsmDir = join(cluster.dir, "hsm-1");
+    rmSync(hsmDir, { recursive: true, force: true });
+    execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, "bkv-e2e-1"], { stdio: "ignore" });
+    const run = await runNode(cluster.node(1).configFile);
+    t.is(run.code, 1);
+    t.regex(run.out, /"msg":"start failed".*"name":"TokenKeysMismatchError".*the HSM token 'bkv-e2e-1' holds other keys than node 1 announced/);
+    t.notRegex(run.out, /"msg":"node started"/);
+    t.false(run.out.includes(cluster.pin(1)), "no PIN in the output");
   } finally {
     await cluster.close();
   }
