@@ -210,7 +210,7 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
     const v = env[name];
     if (v === undefined || v === "") continue;
     const [a, b] = path.split(".") as [string, string | undefined];
-    const value: unknown = NUMERIC.has(path) ? Number(v) : path === "join" ? v === "1" || v === "true" : v;
+    const value: unknown = NUMERIC.has(path) ? envInteger(name, v) : path === "join" ? v === "1" || v === "true" : v;
     if (b === undefined) raw[a] = value;
     else raw[a] = { ...(raw[a] as object | undefined), [b]: value };
   }
@@ -222,22 +222,30 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   }
 }
 
+/** A numeric variable's value; a ConfigError naming the variable when it is not an integer. */
+function envInteger(name: string, v: string): number {
+  if (!/^-?\d+$/.test(v.trim())) throw new ConfigError(name, `must be an integer (got ${JSON.stringify(v)})`);
+  return Number(v);
+}
+
 export function validate(raw: Record<string, unknown>, baseDir: string): ServerConfig {
   const path = (v: string) => (isAbsolute(v) ? v : resolve(baseDir, v));
+  knownKeys(raw, TOP_LEVEL_KEYS, "");
   const nodeId = posInt(raw.nodeId, "nodeId");
   const nodes = nodeList(raw.nodes);
   if (!nodes.some((n) => n.id === nodeId)) throw new ConfigError("nodes", `must list this node (id ${nodeId})`);
   const threshold = posInt(raw.threshold ?? Math.floor(nodes.length / 2) + 1, "threshold");
   if (threshold > nodes.length) throw new ConfigError("threshold", `must be at most the number of nodes (${nodes.length})`);
-  const hsm = obj(raw.hsm, "hsm");
+  const hsm = knownKeys(obj(raw.hsm, "hsm"), HSM_KEYS, "hsm");
   if ((hsm.pinFile === undefined) === (hsm.pinEnv === undefined)) {
     throw new ConfigError("hsm", "needs exactly one of pinFile (BKV_HSM_PIN_FILE) and the BKV_HSM_PIN environment variable");
   }
-  const tls = obj(raw.tls, "tls");
+  const tls = knownKeys(obj(raw.tls, "tls"), ["ca", "cert", "key"], "tls");
   const logLevel = (raw.logLevel ?? DEFAULTS.logLevel) as LogLevel;
   if (!LEVELS.includes(logLevel)) throw new ConfigError("logLevel", `must be one of ${LEVELS.join(", ")}`);
+  const raft = raftTiming(raw);
   return {
-    nodeId, threshold, nodes, logLevel,
+    nodeId, threshold, nodes, logLevel, ...raft,
     clusterId: str(raw.clusterId, "clusterId"),
     dataDir: path(str(raw.dataDir, "dataDir")),
     clientListen: hostPort(raw.clientListen, "clientListen"),
@@ -257,9 +265,6 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
     snapshotInterval: posInt(raw.snapshotInterval ?? DEFAULTS.snapshotInterval, "snapshotInterval"),
     snapshotRetention: posInt(raw.snapshotRetention ?? DEFAULTS.snapshotRetention, "snapshotRetention"),
     snapshotDownload: snapshotDownload(raw.snapshotDownload ?? {}),
-    tickMs: posInt(raw.tickMs ?? DEFAULTS.tickMs, "tickMs"),
-    electionTick: posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick"),
-    heartbeatTick: posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick"),
     proposalTimeoutMs: posInt(raw.proposalTimeoutMs ?? DEFAULTS.proposalTimeoutMs, "proposalTimeoutMs"),
     evaluateWaitMs: posInt(raw.evaluateWaitMs ?? DEFAULTS.evaluateWaitMs, "evaluateWaitMs"),
     join: bool(raw.join ?? false, "join"),
@@ -272,10 +277,18 @@ export function validate(raw: Record<string, unknown>, baseDir: string): ServerC
   };
 }
 
+/** tickMs, electionTick and heartbeatTick; Raft needs the election timeout longer than the heartbeat. */
+function raftTiming(raw: Record<string, unknown>): { tickMs: number; electionTick: number; heartbeatTick: number } {
+  const electionTick = posInt(raw.electionTick ?? DEFAULTS.electionTick, "electionTick");
+  const heartbeatTick = posInt(raw.heartbeatTick ?? DEFAULTS.heartbeatTick, "heartbeatTick");
+  if (electionTick <= heartbeatTick) throw new ConfigError("electionTick", `must be greater than heartbeatTick (${heartbeatTick}; got ${electionTick})`);
+  return { tickMs: posInt(raw.tickMs ?? DEFAULTS.tickMs, "tickMs"), electionTick, heartbeatTick };
+}
+
 function throttleSchedule(v: unknown): ThrottleSchedule {
   if (v === "default") return DEFAULT_THROTTLE;
   if (v === "none") return NO_THROTTLE;
-  const o = obj(v, "throttle");
+  const o = knownKeys(obj(v, "throttle"), ["free", "delaysSeconds"], "throttle");
   const delays = o.delaysSeconds;
   if (!Array.isArray(delays) || !delays.every((d) => typeof d === "number")) throw new ConfigError("throttle.delaysSeconds", "must be an array of seconds");
   const s = { free: typeof o.free === "number" ? o.free : -1, delaysMs: delays.map((d: number) => d * 1000) };
@@ -292,7 +305,7 @@ function authConfig(v: unknown, path: (p: string) => string): AuthConfig {
   if (v === undefined) {
     throw new ConfigError("auth", "is required: { issuers: [{ issuer, jwksFile }] } (client authentication), or { disabled: true } for local tests only");
   }
-  const a = obj(v, "auth");
+  const a = knownKeys(obj(v, "auth"), ["disabled", "issuers", "clockSkewSec", "maxTokenLifetimeSec"], "auth");
   if (a.disabled !== undefined && bool(a.disabled, "auth.disabled")) {
     if (a.issuers !== undefined) throw new ConfigError("auth", "sets both disabled: true and issuers");
     return { enabled: false };
@@ -300,7 +313,7 @@ function authConfig(v: unknown, path: (p: string) => string): AuthConfig {
   if (!Array.isArray(a.issuers) || a.issuers.length === 0) throw new ConfigError("auth.issuers", "must be a non-empty array of { issuer, jwksFile }");
   const seen = new Set<string>();
   const issuers = a.issuers.map((x, i) => {
-    const o = obj(x, `auth.issuers[${i}]`);
+    const o = knownKeys(obj(x, `auth.issuers[${i}]`), ["issuer", "jwksFile"], `auth.issuers[${i}]`);
     const issuer = str(o.issuer, `auth.issuers[${i}].issuer`);
     if (seen.has(issuer)) throw new ConfigError(`auth.issuers[${i}].issuer`, `duplicates issuer ${JSON.stringify(issuer)}`);
     seen.add(issuer);
@@ -314,7 +327,7 @@ function authConfig(v: unknown, path: (p: string) => string): AuthConfig {
 }
 
 function limitsConfig(v: unknown): LimitsConfig {
-  const o = obj(v, "limits");
+  const o = knownKeys(obj(v, "limits"), Object.keys(DEFAULTS.limits), "limits");
   const field = (k: keyof LimitsConfig) => posInt(o[k] ?? DEFAULTS.limits[k], `limits.${k}`);
   return {
     userPerSec: field("userPerSec"), userBurst: field("userBurst"), addressPerSec: field("addressPerSec"), addressBurst: field("addressBurst"),
@@ -325,7 +338,7 @@ function limitsConfig(v: unknown): LimitsConfig {
 }
 
 function snapshotDownload(v: unknown): DownloadLimits {
-  const o = obj(v, "snapshotDownload");
+  const o = knownKeys(obj(v, "snapshotDownload"), Object.keys(DEFAULTS.snapshotDownload), "snapshotDownload");
   const field = (k: keyof DownloadLimits, check: typeof posInt) => check(o[k] ?? DEFAULTS.snapshotDownload[k], `snapshotDownload.${k}`);
   return {
     idleTimeoutMs: field("idleTimeoutMs", posInt), minBytesPerSecond: field("minBytesPerSecond", nonNegInt),
@@ -337,13 +350,48 @@ function nodeList(v: unknown): NodeAddress[] {
   if (!Array.isArray(v) || v.length === 0) throw new ConfigError("nodes", "must be a non-empty array of {id, clientAddress, peerAddress}");
   const seen = new Set<number>();
   return v.map((n, i) => {
-    const o = obj(n, `nodes[${i}]`);
+    const o = knownKeys(obj(n, `nodes[${i}]`), ["id", "clientAddress", "peerAddress", "adminAddress"], `nodes[${i}]`);
     const id = posInt(o.id, `nodes[${i}].id`);
     if (seen.has(id)) throw new ConfigError(`nodes[${i}].id`, `duplicates node id ${id}`);
     seen.add(id);
     const admin = o.adminAddress === undefined ? {} : { adminAddress: hostPort(o.adminAddress, `nodes[${i}].adminAddress`) };
     return { id, clientAddress: hostPort(o.clientAddress, `nodes[${i}].clientAddress`), peerAddress: hostPort(o.peerAddress, `nodes[${i}].peerAddress`), ...admin };
   });
+}
+
+const TOP_LEVEL_KEYS = [
+  "nodeId", "clusterId", "dataDir", "clientListen", "peerListen", "adminListen", "metricsListen", "threshold", "hsm", "tls", "nodes",
+  "logLevel", "snapshotInterval", "snapshotRetention", "snapshotDownload", "tickMs", "electionTick", "heartbeatTick", "proposalTimeoutMs",
+  "evaluateWaitMs", "join", "throttle", "promoteMaxLag", "maxApplyLag", "hsmProbeIntervalMs", "auth", "limits",
+];
+const HSM_KEYS = ["module", "tokenLabel", "pinFile", "pinEnv", "softhsmConf", "wrapMechanism", "recycleAfter"];
+
+/**
+ * `o` itself; a ConfigError naming the first key that is not one of `known`
+ * (a misspelt setting would otherwise be ignored, and its default used).
+ */
+function knownKeys(o: Record<string, unknown>, known: readonly string[], at: string): Record<string, unknown> {
+  const unknown = Object.keys(o).find((k) => !known.includes(k));
+  if (unknown === undefined) return o;
+  const near = known.find((k) => isNear(k.toLowerCase(), unknown.toLowerCase()));
+  const hint = near === undefined ? `known here: ${known.join(", ")}` : `did you mean ${near}?`;
+  throw new ConfigError(at === "" ? unknown : `${at}.${unknown}`, `is not a setting (${hint})`);
+}
+
+/** Whether `b` looks like a misspelling of `a`: two edits or fewer, or one a prefix of the other. */
+function isNear(a: string, b: string): boolean {
+  return a.startsWith(b) || b.startsWith(a) || editDistance(a, b) <= 2;
+}
+
+/** Levenshtein distance (the keys are short). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 function bool(v: unknown, field: string): boolean {

@@ -41,7 +41,7 @@ test("snapshotDownload: each bound from the file or its default; the size bounds
   t.throws(() => loadConfig(file({ ...base, snapshotDownload: { idleTimeoutMs: 0 } }), {}), { instanceOf: ConfigError, message: /snapshotDownload\.idleTimeoutMs must be a positive integer/ });
   t.throws(() => loadConfig(file({ ...base, snapshotDownload: { maxBytes: 0 } }), {}), { instanceOf: ConfigError, message: /snapshotDownload\.maxBytes must be a positive integer/ });
   t.throws(() => loadConfig(file({ ...base, snapshotDownload: { minBytesPerSecond: -1 } }), {}), { instanceOf: ConfigError, message: /snapshotDownload\.minBytesPerSecond/ });
-  t.throws(() => loadConfig(file(base), { BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES: "lots" }), { instanceOf: ConfigError, message: /snapshotDownload\.diskReserveBytes/ });
+  t.throws(() => loadConfig(file(base), { BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES: "lots" }), { instanceOf: ConfigError, message: /BKV_SNAPSHOT_DOWNLOAD_DISK_RESERVE_BYTES must be an integer/ });
   t.throws(() => loadConfig(file({ ...base, snapshotDownload: 5 }), {}), { instanceOf: ConfigError, message: /snapshotDownload must be an object/ });
 });
 
@@ -104,4 +104,35 @@ test("validation errors name the field", (t) => {
 test("a PIN given in the environment is absent from every validation error", (t) => {
   const err = t.throws(() => loadConfig(file({ ...base, clusterId: "" }), { BKV_HSM_PIN: "s3cret-pin" }), { instanceOf: ConfigError });
   t.false(err?.message.includes("s3cret-pin"));
+});
+
+test("a key that is not a setting is refused with its path, at every level, never with its value", (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...base, snapshotIntervall: 500 }, /^config: snapshotIntervall is not a setting \(did you mean snapshotInterval\?\)$/],
+    [{ ...base, hsm: { ...base.hsm, pin: "s3cret-pin" } }, /^config: hsm\.pin is not a setting/],
+    [{ ...base, tls: { ...base.tls, chain: "x" } }, /^config: tls\.chain is not a setting/],
+    [{ ...base, limits: { userPerSecond: 5 } }, /^config: limits\.userPerSecond is not a setting \(did you mean userPerSec\?\)/],
+    [{ ...base, snapshotDownload: { maxbytes: 5 } }, /^config: snapshotDownload\.maxbytes is not a setting \(did you mean maxBytes\?\)/],
+    [{ ...base, nodes: [{ ...base.nodes[0], adminAdress: "127.0.0.1:7301" }, ...base.nodes.slice(1)] }, /^config: nodes\[0\]\.adminAdress is not a setting \(did you mean adminAddress\?\)/],
+    [{ ...base, auth: { ...base.auth, clockSkew: 5 } }, /^config: auth\.clockSkew is not a setting/],
+    [{ ...base, auth: { issuers: [{ ...base.auth.issuers[0], jwks: "x" }] } }, /^config: auth\.issuers\[0\]\.jwks is not a setting/],
+    [{ ...base, throttle: { free: 1, delaysSeconds: [1], delays: [1] } }, /^config: throttle\.delays is not a setting/],
+  ];
+  for (const [cfg, re] of cases) {
+    const err = t.throws(() => loadConfig(file(cfg), {}), { instanceOf: ConfigError });
+    t.regex(err?.message ?? "", re);
+    t.false(err?.message.includes("s3cret-pin"));
+  }
+});
+
+test("a numeric variable that is not a number is refused naming the variable and its value", (t) => {
+  t.throws(() => loadConfig(file(base), { BKV_NODE_ID: "one" }), { instanceOf: ConfigError, message: 'config: BKV_NODE_ID must be an integer (got "one")' });
+  t.throws(() => loadConfig(file(base), { BKV_SNAPSHOT_INTERVAL: "10k" }), { instanceOf: ConfigError, message: /^config: BKV_SNAPSHOT_INTERVAL must be an integer/ });
+  t.is(loadConfig(file(base), { BKV_SNAPSHOT_INTERVAL: "500" }).snapshotInterval, 500);
+});
+
+test("an election timeout not longer than the heartbeat is a config error, not a Raft panic at start", (t) => {
+  t.throws(() => loadConfig(file({ ...base, heartbeatTick: 20 }), {}), { instanceOf: ConfigError, message: "config: electionTick must be greater than heartbeatTick (20; got 10)" });
+  t.throws(() => loadConfig(file({ ...base, electionTick: 3, heartbeatTick: 3 }), {}), { instanceOf: ConfigError, message: /electionTick must be greater than heartbeatTick/ });
+  t.is(loadConfig(file({ ...base, electionTick: 3, heartbeatTick: 2 }), {}).electionTick, 3);
 });
