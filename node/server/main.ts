@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     await vaultNode.start();
   } catch (err) {
     log.error("start failed", { error: err });
-    process.exit(1);
+    process.exit(err instanceof ConfigError ? 2 : 1); // a setting found wrong only at start (a TLS file, auth) is a config error too
   }
 }
 

@@ -14,7 +14,7 @@ import { packageVersion } from "../../proto/version.js";
 import { type ServerHooks, serviceDefinition, strictServer, type UndecodableRequest } from "../../proto/rpc.js";
 import { MessageType, NONE, bootstrapSnapshot, type Message } from "../raft/index.js";
 import { DiskStorage, EvaluationLedger, VaultFiles, fsyncDir } from "../storage/index.js";
-import { PEER_PORT_CONNECTIONS, Transport, loadTls, type ConnectionEvents, type TlsMaterial } from "../transport/index.js";
+import { PEER_PORT_CONNECTIONS, Transport, type ConnectionEvents, type TlsMaterial } from "../transport/index.js";
 import { HsmWorkerPool } from "../hsm/index.js";
 import { VaultStateMachine, announcementRefusal, encodeCommand, type NodeAnnouncement } from "../vault/index.js";
 import { ConfigError, type ServerConfig } from "./config.js";
@@ -43,6 +43,7 @@ import { recordedAuditHead, reportAuditGap } from "./audit-head.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { tokenKeysMismatch } from "./token-keys.js";
+import { loadNodeTls } from "./tls-files.js";
 
 /** What the log and /readyz say while client authentication is off. */
 export const AUTH_OFF_NOTICE = "client authentication is OFF (auth.disabled): any caller may act for any user; for local tests only";
@@ -147,9 +148,9 @@ export class VaultNode {
       await hsm.then((h) => h.close(), () => undefined);
       throw err;
     };
+    const tls = await Promise.resolve().then(() => this.tls()).catch(closeHsm);
     const { files, sm } = await this.openStores().catch(closeHsm);
     if (!c.auth.enabled && sm.issuers !== null) await closeHsm(authOffInAuthenticatedCluster());
-    const tls = this.tls();
     // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
     const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
     const stopRaft = async (err: unknown): Promise<never> => {
@@ -297,8 +298,7 @@ export class VaultNode {
   }
 
   private tls(): TlsMaterial {
-    const t = this.cfg.tls;
-    return loadTls({ caFile: t.ca, certFile: t.cert, keyFile: t.key });
+    return loadNodeTls(this.cfg.tls);
   }
 
   /** Every undecodable request (client, admin or peer port) is logged and counted; it ended with INVALID_ARGUMENT. */
