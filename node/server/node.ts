@@ -149,7 +149,7 @@ export class VaultNode {
       throw err;
     };
     const tls = await Promise.resolve().then(() => this.tls()).catch(closeHsm);
-    const { files, sm } = await this.openStores().catch(closeHsm);
+    const { files, sm } = await this.openStores(hsm).catch(closeHsm);
     if (!c.auth.enabled && sm.issuers !== null) await closeHsm(authOffInAuthenticatedCluster());
     // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
     const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
@@ -251,15 +251,15 @@ export class VaultNode {
     }, { recycleAfter: h.recycleAfter });
   }
 
-  /** The Raft storage (bootstrapped when new) and the vault store, opened at its applied index. */
-  private async openStores(): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
+  /** The Raft storage (bootstrapped when new, once `hsm` opened) and the vault store, opened at its applied index. */
+  private async openStores(hsm: Promise<unknown>): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
     const c = this.cfg;
     const t0 = performance.now();
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     const snapshot = this.storage.snapshot().metadata.index;
     const ms = Math.round(performance.now() - t0);
     this.log.info("raft log opened", { snapshot, entries: this.storage.lastIndex() - snapshot, lastIndex: this.storage.lastIndex(), ms });
-    await this.bootstrapIfEmpty();
+    await this.bootstrapIfEmpty(hsm);
     const files = await VaultFiles.open(join(c.dataDir, "vault"));
     this.files = files;
     this.ledger = await EvaluationLedger.open(join(c.dataDir, "evaluations"));
@@ -280,8 +280,12 @@ export class VaultNode {
     this.log.info("applied the commit index", { applied: this.loop.vault.appliedIndex, commit: commitIndex, leader: leaderId });
   }
 
-  /** A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state inline). */
-  private async bootstrapIfEmpty(): Promise<void> {
+  /**
+   * A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state
+   * inline), written once `hsm` opened: a first start that fails on its token leaves none behind, whose voters
+   * and bootstrap-only settings (throttle, auth) a corrected config could no longer change.
+   */
+  private async bootstrapIfEmpty(hsm: Promise<unknown>): Promise<void> {
     if (this.storage.lastIndex() > 0 || this.storage.snapshot().metadata.index > 0) return;
     if (this.cfg.join) {
       this.log.info("joining a running cluster: waiting for the leader's snapshot");
@@ -293,6 +297,7 @@ export class VaultNode {
     const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
     const issuers = bootstrapIssuers(this.cfg.auth);
     const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle, ...(issuers === undefined ? {} : { issuers }) }).snapshot();
+    await hsm;
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
   }

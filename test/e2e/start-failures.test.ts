@@ -6,8 +6,11 @@
 //   would take the WAL record being written for a torn tail and truncate it.
 // - A token without this node's keys (re-initialized, or another node's)
 //   is refused: the node could evaluate none of its shares.
+// - A TLS file that is wrong is named (exit 2) before the data dir is read;
+//   a first start that fails on its token writes no bootstrap snapshot, so
+//   the corrected start bootstraps from the corrected config.
 import { execFileSync, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
@@ -17,13 +20,16 @@ reportLogsOnFailure(test);
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
-/** Runs bkv-node on `configFile` until it exits (or `ms` pass: then SIGTERM); its exit code and output. */
-function runNode(configFile: string, ms = 60_000): Promise<{ code: number | null; out: string }> {
+/** Runs bkv-node on `configFile` until it exits (SIGTERM once its output matches `until`, or `ms` pass); its exit code and output. */
+function runNode(configFile: string, { ms = 60_000, until = /$^/ } = {}): Promise<{ code: number | null; out: string }> {
   const proc = spawn(process.execPath, [...NODE_V8_FLAGS, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", configFile], {
     cwd: ROOT, env: nodeEnv(1), stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  proc.stdout.on("data", (d: Buffer) => { out += d.toString(); });
+  proc.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+    if (until.test(out)) proc.kill("SIGTERM");
+  });
   proc.stderr.on("data", (d: Buffer) => { out += d.toString(); });
   const timer = setTimeout(() => proc.kill("SIGTERM"), ms);
   return new Promise((done) => proc.once("exit", (code) => {
@@ -61,6 +67,40 @@ test.serial("a node whose token was re-initialized (other keys than it announced
     t.regex(run.out, /"msg":"start failed".*"name":"TokenKeysMismatchError".*the HSM token 'bkv-e2e-1' holds other keys than node 1 announced/);
     t.notRegex(run.out, /"msg":"node started"/);
     t.false(run.out.includes(cluster.pin(1)), "no PIN in the output");
+  } finally {
+    await cluster.close();
+  }
+});
+
+test.serial("a bad TLS file exits 2 naming it before the stores open; a first start failing on its token leaves no bootstrap behind", async (t) => {
+  t.timeout(180_000);
+  const cluster = await LocalCluster.start({ size: 1 });
+  try {
+    await cluster.stop(1);
+    const { configFile } = cluster.node(1);
+    const cert = join(cluster.certsDir, "node-1.crt");
+    copyFileSync(cert, `${cert}.good`);
+    writeFileSync(cert, "not a certificate\n");
+    const tls = await runNode(configFile);
+    t.is(tls.code, 2);
+    t.regex(tls.out, /"msg":"start failed".*config: tls\.cert file .*node-1\.crt holds no PEM certificate/);
+    t.notRegex(tls.out, /"msg":"raft log opened"/);
+    copyFileSync(`${cert}.good`, cert);
+
+    const dataDir = join(cluster.dir, "data-1");
+    rmSync(dataDir, { recursive: true });
+    const pinFile = join(cluster.dir, "hsm-1", "pin");
+    const pin = cluster.pin(1);
+    writeFileSync(pinFile, "wrong-pin-4711\n");
+    const first = await runNode(configFile);
+    t.is(first.code, 1);
+    t.regex(first.out, /"msg":"start failed".*CKR_PIN_INCORRECT/);
+    t.deepEqual(readdirSync(join(dataDir, "raft", "snap")), [], "no bootstrap snapshot from the failed first start");
+    t.false(first.out.includes(pin) || first.out.includes("wrong-pin-4711"), "no PIN in the output");
+    writeFileSync(pinFile, `${pin}\n`);
+    const second = await runNode(configFile, { until: /"msg":"node started"/ });
+    t.is(second.code, 0);
+    t.regex(second.out, /"msg":"bootstrapped a new member"/);
   } finally {
     await cluster.close();
   }
