@@ -42,6 +42,7 @@ import { AuditLog } from "./audit.js";
 import { recordedAuditHead, reportAuditGap } from "./audit-head.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
+import { checkDataDirIdentity, recordDataDirIdentity } from "./data-dir-identity.js";
 import { tokenKeysMismatch } from "./token-keys.js";
 import { loadNodeTls } from "./tls-files.js";
 
@@ -136,6 +137,8 @@ export class VaultNode {
   async start(): Promise<NodeAddresses> {
     const c = this.cfg;
     this.dataDirLock = await lockDataDir(c.dataDir); // before anything reads or writes the data dir
+    const identity = { clusterId: c.clusterId, nodeId: c.nodeId };
+    await checkDataDirIdentity(c.dataDir, identity);
     this.checkOpenFilesLimit();
     // The HSM's worker threads start while the stores open (each takes a second or more at a restart).
     const hsm = this.openHsm().then((h) => {
@@ -187,6 +190,7 @@ export class VaultNode {
     }
     if (c.join) this.startJoining(tls);
     this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
+    await recordDataDirIdentity(c.dataDir, identity);
     this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
     return { client, peer, admin };
   }

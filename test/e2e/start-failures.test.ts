@@ -6,11 +6,13 @@
 //   would take the WAL record being written for a torn tail and truncate it.
 // - A token without this node's keys (re-initialized, or another node's)
 //   is refused: the node could evaluate none of its shares.
+// - A data dir opened as another node id (a wrong BKV_NODE_ID, swapped
+//   volumes) is refused (exit 2): that node would vote with the other's log.
 // - A TLS file that is wrong is named (exit 2) before the data dir is read;
 //   a first start that fails on its token writes no bootstrap snapshot, so
 //   the corrected start bootstraps from the corrected config.
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
@@ -101,6 +103,23 @@ test.serial("a bad TLS file exits 2 naming it before the stores open; a first st
     const second = await runNode(configFile, { until: /"msg":"node started"/ });
     t.is(second.code, 0);
     t.regex(second.out, /"msg":"bootstrapped a new member"/);
+  } finally {
+    await cluster.close();
+  }
+});
+
+test.serial("a data dir opened as another node id exits 2 naming both ids, before the stores open", async (t) => {
+  t.timeout(180_000);
+  const cluster = await LocalCluster.start({ size: 1 });
+  try {
+    await cluster.stop(1);
+    const { configFile } = cluster.node(1);
+    const config = JSON.parse(readFileSync(configFile, "utf8")) as { nodeId: number; nodes: Array<{ id: number }> };
+    writeFileSync(configFile, JSON.stringify({ ...config, nodeId: 2, nodes: config.nodes.map((n) => ({ ...n, id: 2 })) }));
+    const run = await runNode(configFile);
+    t.is(run.code, 2);
+    t.regex(run.out, /"msg":"start failed".*config: dataDir .*data-1 holds the data of node 1 of cluster \\"e2e-cluster\\", not of node 2/);
+    t.notRegex(run.out, /"msg":"raft log opened"/);
   } finally {
     await cluster.close();
   }
