@@ -26,6 +26,26 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 umask 077
 
+# A previous `npm start` still running (or its nodes left behind by a killed script) holds the ports:
+# say so before anything here is rewritten, naming its node processes when they are this directory's.
+ports=()
+for id in "${ids[@]}"; do ports+=($((base + id)) $((base + 100 + id)) $((base + 200 + id)) $((base + 300 + id))); done
+busy=$(node -e '
+  const net = require("node:net");
+  const inUse = (p) => new Promise((r) => { const s = net.createServer(); s.once("error", (e) => r(e.code === "EADDRINUSE")); s.listen(p, "127.0.0.1", () => s.close(() => r(false))); });
+  (async () => { const b = []; for (const p of process.argv.slice(1)) if (await inUse(Number(p))) b.push(p); console.log(b.join(" ")); })();
+' "${ports[@]}")
+if [ -n "$busy" ]; then
+  echo "npm start: port(s) $busy on 127.0.0.1 already in use (ports $base+N, +100, +200, +300 for nodes 1-3)." >&2
+  running=$(pgrep -f -- "--config $dir/node-[0-9]+\.json" 2>/dev/null | xargs || true)
+  if [ -n "$running" ]; then
+    echo "  bkv-node processes of $dir still run (pids: $running): stop the other 'npm start' (Ctrl-C in its terminal), or: kill $running" >&2
+  else
+    echo "  stop whatever holds them, or pick other ports: BKV_LOCAL_PORT_BASE=8100 npm start" >&2
+  fi
+  exit 1
+fi
+
 # The nodes' certificates, and an operator's for `bkv admin` (which finds it through admin.json, below).
 bash deploy/certs/make-certs.sh "$dir/certs" "${ids[@]}" operator >/dev/null
 # The development token issuer: dev-issuer.key.json (private, 0600) for the

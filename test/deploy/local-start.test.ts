@@ -7,8 +7,8 @@
 // no password reached a file. The ports are below the ephemeral range, so no
 // other test's freePort() takes them.
 import test from "ava";
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { run } from "../../client/cli/main.js";
@@ -118,4 +118,21 @@ test("npm start: a 3-node cluster the CLI and `bkv admin` use with no flags, sto
   t.regex(output, /stopped\. Data kept in /);
   for (const n of [1, 2, 3]) t.regex(readFileSync(join(dir, `node-${n}.log`), "utf8"), /"msg":"node stopped"/);
   for (const file of filesUnder(dir)) t.false(readFileSync(file).includes(PASSWORD), `${file} holds the password`);
+});
+
+test("npm start while a previous cluster's node still holds a port exits 1 at once, naming the port and the process, and writes nothing", async (t) => {
+  const dir = join(tempDir(t, "bkv-local-start-"), "local");
+  mkdirSync(dir, { recursive: true });
+  const base = await portBase();
+  // A left-behind node: its command line names this directory's config, and it holds node 1's client port.
+  const holder = spawn(process.execPath, ["-e", `require("node:net").createServer().listen(${base + 1}, "127.0.0.1", () => console.log("listening"))`, "--", "--config", join(dir, "node-1.json")], { stdio: ["ignore", "pipe", "ignore"] });
+  t.teardown(() => holder.kill("SIGKILL"));
+  await new Promise((resolve) => holder.stdout.once("data", resolve));
+  const run = spawnSync("bash", ["deploy/local/start.sh"], {
+    encoding: "utf8", timeout: 120_000, env: { ...process.env, BKV_LOCAL_DIR: dir, BKV_LOCAL_PORT_BASE: String(base) },
+  });
+  t.is(run.status, 1, run.stderr);
+  t.regex(run.stderr, new RegExp(`npm start: port\\(s\\) ${base + 1} on 127\\.0\\.0\\.1 already in use`));
+  t.regex(run.stderr, new RegExp(`bkv-node processes of ${dir} still run \\(pids: ${holder.pid}\\).*kill ${holder.pid}`));
+  t.deepEqual(readdirSync(dir), [], "nothing written: no certificates, tokens or configs");
 });
