@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
 import { VaultNode } from "./node.js";
 import { signalStop } from "./signal-stop.js";
+import { startFailureAction } from "./start-failure.js";
 
 const USAGE = `Usage: bkv-node --config FILE
 
@@ -77,7 +78,8 @@ async function main(): Promise<void> {
   try {
     await vaultNode.start();
   } catch (err) {
-    log.error("start failed", { error: err });
+    const action = startFailureAction(err, cfg);
+    log.error("start failed", { error: err, ...(action === undefined ? {} : { action }) });
     process.exit(err instanceof ConfigError ? 2 : 1); // a setting found wrong only at start (a TLS file, auth) is a config error too
   }
 }
