@@ -6,7 +6,7 @@
 // the same causes.
 import type { ServerConfig } from "./config.js";
 
-type Listens = Pick<ServerConfig, "clientListen" | "peerListen" | "adminListen" | "metricsListen">;
+type Listens = Pick<ServerConfig, "clientListen" | "peerListen" | "adminListen" | "metricsListen" | "dataDir">;
 
 const LISTEN_SETTINGS = ["clientListen", "peerListen", "adminListen", "metricsListen"] as const;
 
@@ -46,6 +46,14 @@ function listenAction(err: Error & { code?: string }, cfg: Listens): string | un
   return undefined;
 }
 
+/** A file system refusal under the data dir (or of the dir itself). */
+function dataDirAccessAction(err: Error & { code?: string; path?: string }, dataDir: string): string | undefined {
+  if (!["EACCES", "EPERM", "EROFS"].includes(err.code ?? "") || typeof err.path !== "string") return undefined;
+  if (!(err.path === dataDir || err.path.startsWith(`${dataDir}/`) || dataDir.startsWith(`${err.path}/`))) return undefined;
+  const uid = typeof process.getuid === "function" ? ` (uid ${process.getuid()})` : "";
+  return `the data dir ${dataDir} must be writable by this process${uid}: give it to the node's user (chown -R), or on Kubernetes set the pod's fsGroup; a read-only volume cannot hold it`;
+}
+
 /** The action for a start that failed with `err`; undefined when the error's message says it or there is none to give. */
 export function startFailureAction(err: unknown, cfg: Listens): string | undefined {
   if (!(err instanceof Error)) return undefined;
@@ -54,5 +62,5 @@ export function startFailureAction(err: unknown, cfg: Listens): string | undefin
   if (e.name === "StorageFailedError") return WRITE_FAILED_ACTION;
   if (/^(StorageError|WalCorruptError|WalInconsistentError|SnapshotCorruptError)$/.test(e.name)) return DATA_DIR_ACTION;
   if (e.name === "VaultInvariantError" && /belongs to cluster/.test(e.message)) return "check clusterId (BKV_CLUSTER_ID) and dataDir (BKV_DATA_DIR): this data dir is another cluster's";
-  return listenAction(e, cfg);
+  return dataDirAccessAction(e, cfg.dataDir) ?? listenAction(e, cfg);
 }

@@ -6,7 +6,7 @@ import { HsmError } from "../../node/hsm/index.js";
 import { StorageError, StorageFailedError, WalCorruptError } from "../../node/storage/index.js";
 import { ConfigError } from "../../node/server/config.js";
 
-const cfg = { clientListen: "127.0.0.1:7101", peerListen: "0.0.0.0:7201", adminListen: "127.0.0.1:7301", metricsListen: "" };
+const cfg = { clientListen: "127.0.0.1:7101", peerListen: "0.0.0.0:7201", adminListen: "127.0.0.1:7301", metricsListen: "", dataDir: "/var/lib/bkv" };
 const listenError = (code: string, address: string) => Object.assign(new Error(`listen ${code}: address already in use ${address}`), { code });
 
 test("a port in use names the setting that holds it", (t) => {
@@ -28,4 +28,11 @@ test("a damaged data dir says to keep it and rebuild the node; a failed write sa
   t.regex(startFailureAction(new StorageFailedError("ENOSPC"), cfg) ?? "", /free space/);
   t.is(startFailureAction(new ConfigError("tls.key", "x"), cfg), undefined);
   t.is(startFailureAction("a string", cfg), undefined);
+});
+
+test("a data dir this process may not write says whose it must be", (t) => {
+  const denied = (path: string, code = "EACCES") => Object.assign(new Error(`${code}: permission denied, open '${path}'`), { code, path });
+  t.regex(startFailureAction(denied("/var/lib/bkv/raft/wal/0000000000000000-0000000000000001.wal"), cfg) ?? "", /^the data dir \/var\/lib\/bkv must be writable by this process .*chown -R.*fsGroup/);
+  t.regex(startFailureAction(denied("/var/lib", "EROFS"), cfg) ?? "", /must be writable/, "its parent, when the dir is created");
+  t.is(startFailureAction(denied("/etc/bkv/ca.crt"), cfg), undefined, "a file elsewhere: the message says which");
 });
