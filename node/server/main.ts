@@ -5,7 +5,7 @@
 // drain, flush, HSM close), within a deadline (signal-stop.ts).
 import { statfsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./config.js";
+import { CONFIG_ENV_VARIABLES, ConfigError, loadConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
 import { VaultNode } from "./node.js";
 import { signalStop } from "./signal-stop.js";
@@ -18,13 +18,17 @@ variable, which overrides the file (docs/operations.md lists them). The HSM PIN
 comes from a file (hsm.pinFile / BKV_HSM_PIN_FILE) or BKV_HSM_PIN, never a flag.
 `;
 
-/** The --config value, or exits with usage (64) on bad arguments, 0 on --help. */
+/** The --config value, or exits with usage (64) on bad arguments or none at all (no --config, no BKV_* variable), 0 on --help. */
 function parseCommandLine(): string | undefined {
   try {
     const { values } = parseArgs({ options: { config: { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true });
     if (values.help === true) {
       process.stdout.write(USAGE);
       process.exit(0);
+    }
+    if (values.config === undefined && !CONFIG_ENV_VARIABLES.some((name) => process.env[name] !== undefined)) {
+      process.stderr.write(`bkv-node: no configuration: --config FILE is required (or BKV_* variables for every required setting)\n\n${USAGE}`);
+      process.exit(64);
     }
     return values.config;
   } catch (err) {

@@ -2,7 +2,8 @@
 // the field, and the PIN never in an error.
 import test from "ava";
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "../../node/server/config.js";
 import { fileTempDir } from "../temp.js";
 
@@ -135,4 +136,12 @@ test("an election timeout not longer than the heartbeat is a config error, not a
   t.throws(() => loadConfig(file({ ...base, heartbeatTick: 20 }), {}), { instanceOf: ConfigError, message: "config: electionTick must be greater than heartbeatTick (20; got 10)" });
   t.throws(() => loadConfig(file({ ...base, electionTick: 3, heartbeatTick: 3 }), {}), { instanceOf: ConfigError, message: /electionTick must be greater than heartbeatTick/ });
   t.is(loadConfig(file({ ...base, electionTick: 3, heartbeatTick: 2 }), {}).electionTick, 3);
+});
+
+test("bkv-node with neither --config nor a BKV_* variable exits 64 saying so, with the usage", (t) => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("BKV_")));
+  const run = spawnSync(process.execPath, ["--import", "tsx", "node/server/main.ts"], { cwd: resolve(import.meta.dirname, "../.."), env, encoding: "utf8", timeout: 60_000 });
+  t.is(run.status, 64, run.stderr);
+  t.regex(run.stderr, /^bkv-node: no configuration: --config FILE is required/m);
+  t.regex(run.stderr, /Usage: bkv-node --config FILE/);
 });
