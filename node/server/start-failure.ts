@@ -46,10 +46,12 @@ function listenAction(err: Error & { code?: string }, cfg: Listens): string | un
   return undefined;
 }
 
-/** A file system refusal under the data dir (or of the dir itself). */
+/** A file system refusal under the data dir (or of the dir itself, or its parents). */
 function dataDirAccessAction(err: Error & { code?: string; path?: string }, dataDir: string): string | undefined {
-  if (!["EACCES", "EPERM", "EROFS"].includes(err.code ?? "") || typeof err.path !== "string") return undefined;
-  if (!(err.path === dataDir || err.path.startsWith(`${dataDir}/`) || dataDir.startsWith(`${err.path}/`))) return undefined;
+  const path = err.path;
+  if (typeof path !== "string" || !(path === dataDir || path.startsWith(`${dataDir}/`) || dataDir.startsWith(`${path}/`))) return undefined;
+  if (err.code === "EEXIST" || err.code === "ENOTDIR") return `${path} is a file where the data dir ${dataDir} needs a directory: point dataDir at a directory`;
+  if (!["EACCES", "EPERM", "EROFS"].includes(err.code ?? "")) return undefined;
   const uid = typeof process.getuid === "function" ? ` (uid ${process.getuid()})` : "";
   return `the data dir ${dataDir} must be writable by this process${uid}: give it to the node's user (chown -R), or on Kubernetes set the pod's fsGroup; a read-only volume cannot hold it`;
 }

@@ -30,9 +30,10 @@ test("a damaged data dir says to keep it and rebuild the node; a failed write sa
   t.is(startFailureAction("a string", cfg), undefined);
 });
 
-test("a data dir this process may not write says whose it must be", (t) => {
+test("a data dir this process may not write says whose it must be; a file in its place says so", (t) => {
   const denied = (path: string, code = "EACCES") => Object.assign(new Error(`${code}: permission denied, open '${path}'`), { code, path });
   t.regex(startFailureAction(denied("/var/lib/bkv/raft/wal/0000000000000000-0000000000000001.wal"), cfg) ?? "", /^the data dir \/var\/lib\/bkv must be writable by this process .*chown -R.*fsGroup/);
   t.regex(startFailureAction(denied("/var/lib", "EROFS"), cfg) ?? "", /must be writable/, "its parent, when the dir is created");
   t.is(startFailureAction(denied("/etc/bkv/ca.crt"), cfg), undefined, "a file elsewhere: the message says which");
+  t.regex(startFailureAction(denied("/var/lib/bkv", "EEXIST"), cfg) ?? "", /^\/var\/lib\/bkv is a file where the data dir \/var\/lib\/bkv needs a directory/);
 });
