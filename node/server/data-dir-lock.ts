@@ -1,12 +1,13 @@
 // One bkv-node process per data dir. A second process on the same dir (a
-// second `npm start`, a pod started twice on one volume) would read the WAL
+// second `npm start`, a second container on one pod's volume) would read the WAL
 // while the first writes it, take a record being written for a torn tail
 // and truncate it, and commit to the same stores. The lock is a listening
 // Unix socket in Linux's abstract namespace, named after the data dir's real
 // path: binding it is atomic, the kernel releases it when the process ends
 // however it ends (no stale lock file after a crash, no PID reuse to guess
 // about), and the holder answers a connection with its pid for the message.
-// Elsewhere than Linux (no abstract namespace) nothing is locked.
+// The namespace is the network namespace's: two hosts, or two pods, sharing
+// one volume are not seen. Elsewhere than Linux nothing is locked.
 import { createHash } from "node:crypto";
 import { mkdirSync, realpathSync } from "node:fs";
 import { type Server, connect, createServer } from "node:net";

@@ -32,7 +32,7 @@ test("each mistake names the setting and the file", (t) => {
     [files({ ca: join(dir, "garbage.pem") }), /^config: tls\.ca file .*garbage\.pem holds no PEM certificate$/],
     [files({ key: join(dir, "garbage.pem") }), /^config: tls\.key file .*garbage\.pem holds no PEM private key$/],
     [files({ key: join(dir, "a/node-2.key") }), /^config: tls\.key file .*node-2\.key is not the key of the certificate in .*a\/node-1\.crt \(tls\.cert\)$/],
-    [files({ cert: join(dir, "b/node-1.crt"), key: join(dir, "b/node-1.key") }), /^config: tls\.cert certificate .*b\/node-1\.crt is not signed by the cluster CA in .*a\/ca\.crt \(tls\.ca\)$/],
+    [files({ cert: join(dir, "b/node-1.crt"), key: join(dir, "b/node-1.key") }), /^config: tls\.cert certificate .*b\/node-1\.crt is not signed by a CA in .*a\/ca\.crt \(tls\.ca\)$/],
   ];
   const key = readFileSync(join(dir, "a/node-1.key"), "utf8");
   for (const [f, re] of cases) {
@@ -40,6 +40,13 @@ test("each mistake names the setting and the file", (t) => {
     t.regex(err?.message ?? "", re);
     t.false(err?.message.includes(key.split("\n")[1]!), "never the key's contents");
   }
+});
+
+test("a CA bundle (old and new CA, as during a CA rotation) takes a certificate from either of its CAs", (t) => {
+  const bundle = join(dir, "bundle.crt");
+  writeFileSync(bundle, Buffer.concat([readFileSync(join(dir, "a/ca.crt")), readFileSync(join(dir, "b/ca.crt"))]));
+  t.notThrows(() => loadNodeTls(files({ ca: bundle, cert: join(dir, "b/node-1.crt"), key: join(dir, "b/node-1.key") })));
+  t.notThrows(() => loadNodeTls(files({ ca: bundle })));
 });
 
 test("a certificate outside its validity period is refused with the date", (t) => {
