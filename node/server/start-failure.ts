@@ -20,8 +20,9 @@ const HSM_ACTIONS: Readonly<Record<string, string>> = {
   KEY_INVALID: "the token's node keys are unusable (docs/hsm.md, \"Errors\"): restore this node's token from its backup",
 };
 
-const DATA_DIR_ACTION = "the data dir cannot be used as it is: keep it for analysis (move it aside), then rebuild this node from the cluster with an "
-  + "empty data dir and join: true, or with no other member left restore it from a backup (docs/operations.md, \"A node that does not start\"); never edit or truncate its files by hand";
+const DATA_DIR_ACTION = "the data dir cannot be used as it is: keep it for analysis (move it aside), then replace this node: bkv admin remove ID, and a new "
+  + "node under a new id with an empty data dir and join: true (a voter that lost its Raft state must not vote again under its old id); with no other "
+  + "member left, restore it from a backup (docs/operations.md, \"A node that does not start\"); never edit or truncate its files by hand";
 
 const WRITE_FAILED_ACTION = "a write to the data dir failed (the error says how; a full disk?): free space or repair the disk, then start the node again: it resumes from what it made durable";
 

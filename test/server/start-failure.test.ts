@@ -22,8 +22,8 @@ test("HSM failures say which setting to check; a wrong PIN warns against a resta
   t.regex(startFailureAction(new HsmError("MODULE_LOAD_FAILED", "cannot load"), cfg) ?? "", /hsm\.module/);
 });
 
-test("a damaged data dir says to keep it and rebuild the node; a failed write says to free space; errors that say it get none", (t) => {
-  t.regex(startFailureAction(new WalCorruptError("/d/raft/wal/x.wal", 10, "CRC32C mismatch"), cfg) ?? "", /keep it for analysis .*rebuild this node from the cluster/);
+test("a damaged data dir says to keep it and replace the node under a new id; a failed write says to free space; errors that say it get none", (t) => {
+  t.regex(startFailureAction(new WalCorruptError("/d/raft/wal/x.wal", 10, "CRC32C mismatch"), cfg) ?? "", /keep it for analysis .*replace this node: bkv admin remove ID, and a new node under a new id/);
   t.regex(startFailureAction(new StorageError("x"), cfg) ?? "", /never edit or truncate its files by hand/);
   t.regex(startFailureAction(new StorageFailedError("ENOSPC"), cfg) ?? "", /free space/);
   t.is(startFailureAction(new ConfigError("tls.key", "x"), cfg), undefined);
