@@ -1,36 +1,12 @@
 // npm run chaos -- --nodes 3|5 --duration SECONDS --seed S [--clients N] [--users N] [--guess-limit N] [--keep]
-// Ends with `faults: F, violations: V`; exit 1 when V > 0, 2 on a usage or setup error, or when interrupted
-// (SIGINT/SIGTERM: the workload is stopped and the node processes the run started are killed).
+// Ends with `faults: F, violations: V`. Exit codes (CHAOS_EXIT): 0 no violation, 1 V > 0, 2 the run could not
+// be made (setup error, crash), 64 usage, 128 + the signal's number when interrupted (SIGINT/SIGTERM: the
+// workload is stopped and the node processes the run started are killed).
 import { randomBytes } from "node:crypto";
+import { CHAOS_EXIT, seedArg, UsageError, walkArgs } from "./args.js";
 import { RunAborted, runChaos, type RunOptions } from "./runner.js";
 import type { ChaosTarget } from "./target.js";
 import { quietIpServerNameWarning } from "../client/cli/warnings.js";
-
-/**
- * Walks `--flag [value]` arguments, calling `onFlag` once per flag with readers of its value: `val()` takes
- * the next argument (throws "`flag` needs a value" when there is none or it is itself a `--flag`: a
- * forgotten value must not swallow the next flag), `int(lo, hi)` takes it as an integer in lo..hi.
- */
-export function walkArgs(
-  argv: readonly string[],
-  onFlag: (flag: string, val: () => string, int: (lo: number, hi: number) => number) => void,
-): void {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith("--")) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const int = (lo: number, hi: number): number => {
-      const v = val();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${a} must be an integer in ${lo}..${hi}, got ${JSON.stringify(v)}`);
-      return n;
-    };
-    onFlag(a, val, int);
-  }
-}
 
 export const USAGE = `usage: npm run chaos -- --nodes 3|5 --duration SECONDS --seed S [--clients N] [--users N] [--guess-limit N] [--keep]
   --nodes        cluster size, 3 or 5 (default 3)
@@ -53,14 +29,14 @@ export function parseArgs(argv: readonly string[]): RunOptions | null {
   const o: RunOptions = { nodes: 3, durationS: 60, seed: randomBytes(4).toString("hex") };
   walkArgs(argv, (a, val, int) => {
     switch (a) {
-      case "--nodes": o.nodes = int(3, 5); if (o.nodes === 4) throw new Error("--nodes must be 3 or 5"); break;
+      case "--nodes": o.nodes = int(3, 5); if (o.nodes === 4) throw new UsageError("--nodes must be 3 or 5"); break;
       case "--duration": o.durationS = int(5, 86_400); break;
-      case "--seed": o.seed = val(); if (!/^[\w.-]{1,64}$/.test(o.seed)) throw new Error("--seed must be 1-64 letters, digits, . _ -"); break;
+      case "--seed": o.seed = seedArg(val()); break;
       case "--clients": o.clients = int(1, 32); break;
       case "--users": o.users = int(1, 100); break;
       case "--guess-limit": o.guessLimit = int(1, 255); break;
       case "--keep": o.keep = true; break;
-      default: throw new Error(`unknown argument ${a}`);
+      default: throw new UsageError(a.startsWith("-") ? `unknown flag ${a}` : `unexpected argument ${JSON.stringify(a)} (every value follows its --flag)`);
     }
   });
   return o;
@@ -76,8 +52,9 @@ async function main(): Promise<number> {
     }
     opts = parsed;
   } catch (err) {
-    process.stderr.write(`chaos: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`chaos: ${err.message}\n${USAGE}\n`);
+    return CHAOS_EXIT.USAGE;
   }
   process.stderr.write(`chaos: seed ${opts.seed} (replay: ${replayCommand(opts)})\n`);
   const interrupt = onInterrupt("chaos");

@@ -5,7 +5,8 @@
 // pods, certificates, Chaos Mesh: the message says what to run) or when interrupted.
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { onInterrupt, walkArgs } from "../cli.js";
+import { CHAOS_EXIT, seedArg, UsageError, walkArgs } from "../args.js";
+import { onInterrupt } from "../cli.js";
 import { prepareOutDir, RunAborted, runAgainst } from "../runner.js";
 import { DOC, Kubectl, KubectlError } from "./kubectl.js";
 import { K8sTarget } from "./target.js";
@@ -23,22 +24,22 @@ export interface K8sRunOptions {
 }
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const USAGE = "usage: npm run chaos:k8s -- --namespace NS --duration SECONDS --seed S [--context C] [--chaos-mesh] [--certs DIR]";
+const USAGE = "usage: npm run chaos:k8s -- --namespace NS --duration SECONDS --seed S [--context C] [--chaos-mesh] [--certs DIR] [--clients N] [--users N] [--guess-limit N]";
 
 export function parseK8sArgs(argv: readonly string[]): K8sRunOptions {
   const o: K8sRunOptions = { namespace: "bkv", chaosMesh: false, certsDir: "data/k8s-certs", durationS: 60, seed: randomBytes(4).toString("hex") };
   walkArgs(argv, (a, val, int) => {
     switch (a) {
-      case "--namespace": o.namespace = val(); if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(o.namespace)) throw new Error("--namespace must be a Kubernetes namespace name"); break;
+      case "--namespace": o.namespace = val(); if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(o.namespace)) throw new UsageError("--namespace must be a Kubernetes namespace name"); break;
       case "--context": o.context = val(); break;
       case "--chaos-mesh": o.chaosMesh = true; break;
       case "--certs": o.certsDir = val(); break;
       case "--duration": o.durationS = int(5, 86_400); break;
-      case "--seed": o.seed = val(); if (!/^[\w.-]{1,64}$/.test(o.seed)) throw new Error("--seed must be 1-64 letters, digits, . _ -"); break;
+      case "--seed": o.seed = seedArg(val()); break;
       case "--clients": o.clients = int(1, 32); break;
       case "--users": o.users = int(1, 100); break;
       case "--guess-limit": o.guessLimit = int(1, 255); break;
-      default: throw new Error(`unknown argument ${a}`);
+      default: throw new UsageError(`unknown argument ${a}`);
     }
   });
   return o;
@@ -54,8 +55,9 @@ async function main(): Promise<number> {
   try {
     opts = parseK8sArgs(process.argv.slice(2));
   } catch (err) {
-    process.stderr.write(`chaos:k8s: ${(err as Error).message}\n${USAGE}\n`);
-    return 2;
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`chaos:k8s: ${err.message}\n${USAGE}\n`);
+    return CHAOS_EXIT.USAGE;
   }
   const ctx = opts.context ? ` --context ${opts.context}` : "";
   process.stderr.write(`chaos:k8s: seed ${opts.seed} (replay: npm run chaos:k8s -- --namespace ${opts.namespace}${ctx} --duration ${opts.durationS} --seed ${opts.seed}${opts.chaosMesh ? " --chaos-mesh" : ""})\n`);

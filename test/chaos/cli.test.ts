@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
+import { CHAOS_EXIT, UsageError } from "../../chaos/args.js";
 import { parseArgs, replayCommand, USAGE } from "../../chaos/cli.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -32,8 +33,41 @@ test("cli arguments: bad input is a clear error", (t) => {
   t.throws(() => parseArgs(["--duration"]), { message: /needs a value/ });
   t.throws(() => parseArgs(["--seed", "--keep"]), { message: /--seed needs a value/ });
   t.throws(() => parseArgs(["--seed", "../x"]), { message: /--seed must be/ });
-  t.throws(() => parseArgs(["--frobnicate"]), { message: /unknown argument --frobnicate/ });
+  t.throws(() => parseArgs(["--frobnicate"]), { message: /unknown flag --frobnicate/ });
+  t.throws(() => parseArgs(["60"]), { message: /unexpected argument "60"/ });
 });
+
+test("cli arguments: numbers are plain decimal integers (1e1, 0x10, 5.0 and ' 5' started runs)", (t) => {
+  for (const v of ["1e1", "0x10", "5.0", " 5", "10 ", "+10", "0b101", "1_0"]) t.throws(() => parseArgs(["--users", v]), { instanceOf: UsageError, message: /--users must be an integer in 1..100/ }, v);
+  t.is(parseArgs(["--users", "010"])?.users, 10);
+});
+
+test("cli arguments: --flag=value is --flag value; a switch given a value is an error", (t) => {
+  t.like(parseArgs(["--nodes=5", "--seed=a.b", "--keep"]), { nodes: 5, seed: "a.b", keep: true });
+  t.throws(() => parseArgs(["--keep=no"]), { message: /--keep takes no value/ });
+  t.throws(() => parseArgs(["--seed="]), { message: /--seed needs a value/ });
+});
+
+test("cli arguments: a seed of dots is refused: chaos/out/.. is chaos/ itself, which the run would have emptied", (t) => {
+  for (const v of [".", "..", "..."]) t.throws(() => parseArgs(["--seed", v]), { instanceOf: UsageError, message: /--seed must be/ }, v);
+  t.is(parseArgs(["--seed", "a..b"])?.seed, "a..b");
+});
+
+test("cli: a usage error exits 64 with the message and the usage on stderr, no stack and no run", async (t) => {
+  const r = await runCli(["--nodes", "3", "--users", "1e1"]);
+  t.is(r.code, CHAOS_EXIT.USAGE);
+  t.regex(r.stderr, /^chaos: --users must be an integer in 1\.\.100, got "1e1"\nusage: npm run chaos/);
+  t.notRegex(r.stderr, /\bat \S+:\d+|starting \d nodes/);
+});
+
+/** Runs chaos/cli.ts to its end (argument errors never start a cluster). */
+async function runCli(argv: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "chaos/cli.ts", ...argv], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+  const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+  return { code, stderr };
+}
 
 /** Pids of processes whose command line contains `needle` (Linux /proc). */
 function pidsWith(needle: string): number[] {

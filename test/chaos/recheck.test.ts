@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import type { HistoryEvent } from "../../chaos/history.js";
-import { recheck } from "../../chaos/recheck.js";
+import { CHAOS_EXIT } from "../../chaos/args.js";
+import { recheck, recheckMain } from "../../chaos/recheck.js";
 import { tempDir } from "../temp.js";
 import { H } from "./history-builder.js";
 
@@ -43,4 +44,53 @@ test("recheck of a run made before run.json: the seed is the directory's name, t
   t.true(r.summary.startsWith("chaos run seed=old-seed nodes=1 duration=0s"), r.summary.split("\n")[0]);
   t.is(r.violations, 0, "two attempts are within the default limit of 10");
   t.is(r.summary.split("\n").at(-1), "faults: 0, violations: 0");
+});
+
+/** recheckMain's exit code and output. */
+function cli(argv: string[]): { code: number; out: string; err: string } {
+  let out = "";
+  let err = "";
+  const code = recheckMain(argv, (s) => (out += s), (s) => (err += s));
+  return { code, out, err };
+}
+
+test("recheck cli: no directory, two, or a flag is a usage error (64)", (t) => {
+  for (const argv of [[], ["a", "b"], ["--frob"]]) {
+    const r = cli(argv);
+    t.is(r.code, CHAOS_EXIT.USAGE, argv.join(" "));
+    t.regex(r.err, /usage: npm run chaos:recheck -- DIR/);
+  }
+  t.is(cli(["--help"]).code, CHAOS_EXIT.OK);
+});
+
+test("recheck cli: a missing directory or file is one clear line and exit 2, not a stack trace with exit 1 (a violation's code)", (t) => {
+  const none = cli(["/nonexistent/chaos-run"]);
+  t.is(none.code, CHAOS_EXIT.NO_RUN);
+  t.is(none.err, "chaos:recheck: /nonexistent/chaos-run: no such directory (a run's directory is chaos/out/<seed>)\nchaos:recheck: nothing checked (no verdict)\n");
+  const dir = runDir(t, "nohist", twoWrongGuesses());
+  rmSync(join(dir, "history.jsonl"));
+  t.regex(cli([dir]).err, /history\.jsonl: missing\n/);
+});
+
+test("recheck cli: a truncated or corrupt history, final state or run.json names the file and the line, exit 2", (t) => {
+  const dir = runDir(t, "cut", twoWrongGuesses(), { seed: "cut", nodes: 1, durationS: 5, workload: { clients: 1, users: 1, guessLimit: 5 } });
+  const hist = join(dir, "history.jsonl");
+  const text = readFileSync(hist, "utf8");
+  writeFileSync(hist, text.slice(0, text.indexOf("\n") + 20));
+  let r = cli([dir]);
+  t.is(r.code, CHAOS_EXIT.NO_RUN);
+  t.regex(r.err, /history\.jsonl: history line 2: not JSON \(truncated or corrupt\?\)/);
+  t.notRegex(r.err, /\bat \S+:\d+/, "no stack trace");
+  writeFileSync(hist, text.replace('"type":"fail"', '"type":"fial"'));
+  t.regex(cli([dir]).err, /history line \d+: unknown type "fial"/);
+  writeFileSync(hist, text);
+  writeFileSync(join(dir, "final-state.json"), '{"nodes": [');
+  r = cli([dir]);
+  t.is(r.code, CHAOS_EXIT.NO_RUN);
+  t.regex(r.err, /final-state\.json: not JSON \(truncated or corrupt\?\)/);
+  writeFileSync(join(dir, "final-state.json"), "[]");
+  t.regex(cli([dir]).err, /final-state\.json: not a final state/);
+  writeFileSync(join(dir, "final-state.json"), JSON.stringify({ nodes: [], records: {} }));
+  writeFileSync(join(dir, "run.json"), "{");
+  t.regex(cli([dir]).err, /run\.json: not JSON/);
 });
