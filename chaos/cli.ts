@@ -4,8 +4,11 @@
 // workload is stopped and the node processes the run started are killed).
 import { randomBytes } from "node:crypto";
 import { CHAOS_EXIT, seedArg, UsageError, walkArgs } from "./args.js";
-import { RunAborted, runChaos, type RunOptions } from "./runner.js";
+import { join } from "node:path";
+import { removeClusterState, RunAborted, runChaos, runOutDir, type RunOptions } from "./runner.js";
 import type { ChaosTarget } from "./target.js";
+import { ClusterStartError } from "./cluster.js";
+import { FORCED_EXIT_MS, ignoreBrokenPipes, INTERRUPT_SIGNALS, InterruptState, interruptExitCode, type LastResort, runLastResort } from "./interrupt.js";
 import { quietIpServerNameWarning } from "../client/cli/warnings.js";
 
 export const USAGE = `usage: npm run chaos -- --nodes 3|5 --duration SECONDS --seed S [--clients N] [--users N] [--guess-limit N] [--keep]
@@ -58,15 +61,20 @@ async function main(): Promise<number> {
   }
   process.stderr.write(`chaos: seed ${opts.seed} (replay: ${replayCommand(opts)})\n`);
   const interrupt = onInterrupt("chaos");
+  if (opts.keep !== true) interrupt.setCleanup(() => removeClusterState(join(runOutDir(opts.seed), "cluster")));
   try {
     const r = await runChaos({ ...opts, signal: interrupt.signal, onTarget: interrupt.setTarget });
     process.stdout.write(`${r.summary}\n`);
     process.stderr.write(`report: ${r.outDir}/report.html\n`);
-    return r.violations > 0 ? 1 : 0;
+    return r.violations > 0 ? CHAOS_EXIT.VIOLATIONS : CHAOS_EXIT.OK;
   } catch (err) {
     if (err instanceof RunAborted) {
       process.stderr.write(`${interrupt.prefix}: ${interrupt.reason()}: workload stopped and the node processes it started killed; run aborted, no verdict\n`);
-      return 2;
+      return interrupt.exitCode();
+    }
+    if (err instanceof ClusterStartError) {
+      process.stderr.write(`chaos: the cluster did not start: ${err.message}\nchaos: every process it started was stopped; run aborted, no verdict\n`);
+      return CHAOS_EXIT.NO_RUN;
     }
     throw err;
   } finally {
@@ -74,52 +82,60 @@ async function main(): Promise<number> {
   }
 }
 
-/** How long the cleanup after SIGINT/SIGTERM may take before the processes are killed outright. */
-const FORCED_EXIT_MS = 20_000;
-
 /**
- * SIGINT/SIGTERM handling shared by the chaos CLIs: the first signal aborts the run (the runner stops the
- * workload and closes its target, which stops every process it started); a second signal, or a cleanup
- * longer than FORCED_EXIT_MS, SIGKILLs the target's processes synchronously and exits 2.
+ * SIGINT/SIGTERM/SIGHUP handling shared by the chaos CLIs: the first signal aborts the run (the runner
+ * stops the workload and closes its target, which stops every process it started); the same signal
+ * relayed within REPEAT_GRACE_MS is ignored; a later signal, or a cleanup longer than FORCED_EXIT_MS,
+ * SIGKILLs the target's processes synchronously, runs the cleanup and exits 128 + the first signal's
+ * number. Until dispose(), the process's exit (a crash included) also kills the target's processes.
  */
 export function onInterrupt(prefix: string) {
   const ac = new AbortController();
-  let target: Pick<ChaosTarget, "killAllSync"> | undefined;
-  let received: NodeJS.Signals | undefined;
+  const last: LastResort = {};
   let timer: NodeJS.Timeout | undefined;
-  const force = (why: string): never => {
-    const n = target?.killAllSync() ?? 0;
-    process.stderr.write(`${prefix}: ${why}: killed ${n} process(es) outright; run aborted, no verdict\n`);
-    process.exit(2);
+  const log = (line: string): void => void process.stderr.write(`${prefix}: ${line}\n`);
+  const force = (why: string, first: NodeJS.Signals): never => {
+    const n = runLastResort(last);
+    log(`${why}: killed ${n} process(es) outright; run aborted, no verdict`);
+    process.exit(interruptExitCode(first));
   };
-  const handler = (sig: NodeJS.Signals): void => {
-    if (received !== undefined) force(`second ${sig}`);
-    received = sig;
-    process.stderr.write(`${prefix}: ${sig} received: stopping the workload and the processes this run started\n`);
-    ac.abort(sig);
-    timer = setTimeout(() => force(`cleanup after ${sig} took more than ${FORCED_EXIT_MS / 1000} s`), FORCED_EXIT_MS);
-    timer.unref();
-  };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
+  const state = new InterruptState({
+    log,
+    force,
+    abort: (sig) => {
+      ac.abort(sig);
+      timer = setTimeout(() => force(`cleanup after ${sig} took more than ${FORCED_EXIT_MS / 1000} s`, sig), FORCED_EXIT_MS);
+      timer.unref();
+    },
+  });
+  const handler = (sig: NodeJS.Signals): void => state.handle(sig);
+  const onExit = (): void => void runLastResort(last);
+  for (const sig of INTERRUPT_SIGNALS) process.on(sig, handler);
+  process.on("exit", onExit);
   return {
     signal: ac.signal,
     prefix,
     /** What a forced exit kills (the target, or whatever starts its processes). */
     setTarget: (t: Pick<ChaosTarget, "killAllSync">): void => {
-      target = t;
+      last.target = t;
     },
-    reason: (): string => `interrupted by ${received ?? "an abort"}`,
+    /** What a forced exit removes (synchronously). */
+    setCleanup: (f: () => void): void => {
+      last.cleanupSync = f;
+    },
+    reason: (): string => `interrupted by ${state.received ?? "an abort"}`,
+    exitCode: (): number => interruptExitCode(state.received ?? "SIGINT"),
     dispose: (): void => {
       if (timer !== undefined) clearTimeout(timer);
-      process.off("SIGINT", handler);
-      process.off("SIGTERM", handler);
+      for (const sig of INTERRUPT_SIGNALS) process.off(sig, handler);
+      process.off("exit", onExit);
     },
   };
 }
 
 if (process.argv[1]?.endsWith("chaos/cli.ts")) {
   quietIpServerNameWarning();
+  ignoreBrokenPipes();
   main().then((code) => process.exit(code), (err) => {
     process.stderr.write(`chaos: ${err instanceof Error ? err.stack ?? err.message : String(err)}\nchaos: run aborted (no verdict)\n`);
     process.exit(2);

@@ -13,7 +13,7 @@ import { LinkProxy } from "./proxy.js";
 import { applyPartition, healAll, linkKey, type LinkKey } from "./partitions.js";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
 import { NODE_V8_FLAGS, UNREACHED_LIMITS, nodeEnv } from "./node-env.js";
-import { adminChannel, freePort, nodeStatus, readRecordVia, vaultChannel, waitFor } from "./net.js";
+import { adminChannel, freePort, nodeStatus, readRecordVia, sleep, vaultChannel, waitFor } from "./net.js";
 import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./target.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -29,9 +29,23 @@ export interface ChaosNode {
   paused: boolean;
 }
 
+/** The cluster did not come up: a node process ended, or no leader was elected in time. The message says which and where the logs are. */
+export class ClusterStartError extends Error {
+  override readonly name = "ClusterStartError";
+}
+
+/** The last `n` lines of `text`, indented. */
+function tail(text: string, n: number): string {
+  return text.trimEnd().split("\n").slice(-n).map((l) => `  ${l}`).join("\n");
+}
+
 export interface ChaosClusterOptions {
   size: number;
   dir: string;
+  /** How long the first election may take (default 60 s). */
+  startTimeoutMs?: number | undefined;
+  /** Ends the wait for the first election early (start then fails). */
+  signal?: AbortSignal | undefined;
   snapshotInterval?: number;
   clusterId?: string;
 }
@@ -53,21 +67,65 @@ export class ChaosCluster {
     return this.nodes.map((n) => n.id);
   }
 
-  static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+  /**
+   * Starts the cluster and waits for a leader. `onCreated` gets the cluster before any process starts (a
+   * forced exit must be able to kill them). On failure everything started is stopped before the error
+   * (a ClusterStartError when a node exited or no leader came) is thrown.
+   */
+  static async start(opts: ChaosClusterOptions, onCreated?: (c: ChaosCluster) => void): Promise<ChaosCluster> {
     const c = new ChaosCluster(opts);
+    onCreated?.(c);
+    try {
+      await c.launch();
+      return c;
+    } catch (err) {
+      await c.close();
+      throw err;
+    }
+  }
+
+  /** Certificates, the issuer, ports, proxies, configs and tokens; then the node processes, until a leader is known. */
+  private async launch(): Promise<void> {
+    const opts = this.opts;
     mkdirSync(opts.dir, { recursive: true });
     const ids = Array.from({ length: opts.size }, (_, i) => i + 1);
     execFileSync("bash", [join(ROOT, "deploy/certs/make-certs.sh"), join(opts.dir, "certs"), ...ids.map(String)], { stdio: "ignore" });
-    c.token = devTokenProvider(await loadDevIssuer((await createDevIssuer(opts.dir, c.clusterId)).keyFile));
+    this.token = devTokenProvider(await loadDevIssuer((await createDevIssuer(opts.dir, this.clusterId)).keyFile));
     for (const id of ids) {
       const [cp, pp, ap] = await Promise.all([freePort(), freePort(), freePort()]);
-      c.nodes.push({ id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(opts.dir, `node-${id}.json`), logFile: join(opts.dir, `node-${id}.log`), proc: null, paused: false });
+      this.nodes.push({ id, client: `127.0.0.1:${cp}`, peer: `127.0.0.1:${pp}`, admin: `127.0.0.1:${ap}`, configFile: join(opts.dir, `node-${id}.json`), logFile: join(opts.dir, `node-${id}.log`), proc: null, paused: false });
     }
-    await c.startProxies();
-    for (const n of c.nodes) c.writeConfig(n);
-    for (const n of c.nodes) c.spawn(n);
-    await c.waitReady(60_000);
-    return c;
+    await this.startProxies();
+    for (const n of this.nodes) this.writeConfig(n);
+    for (const n of this.nodes) this.spawn(n);
+    await this.waitStarted(opts.startTimeoutMs ?? 60_000);
+  }
+
+  /** waitReady for a fresh cluster, failing at once when a node process ends and with each node's view when no leader comes. */
+  private async waitStarted(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      if (this.opts.signal?.aborted) throw new ClusterStartError("aborted while the cluster started");
+      this.throwIfANodeExited();
+      try {
+        if ((await this.readyOnce()) !== undefined) return;
+      } catch (err) {
+        last = err;
+      }
+      await sleep(200);
+    }
+    this.throwIfANodeExited();
+    throw new ClusterStartError(`no leader known to all ${this.nodes.length} nodes within ${timeoutMs / 1000} s${last === undefined ? "" : ` (last answer: ${String(last)})`}; the nodes' logs: ${join(this.opts.dir, "node-N.log")}`);
+  }
+
+  private throwIfANodeExited(): void {
+    for (const n of this.nodes) {
+      const p = n.proc;
+      if (p === null || (p.exitCode === null && p.signalCode === null)) continue;
+      const how = p.exitCode !== null ? `with code ${p.exitCode}` : `on ${p.signalCode}`;
+      throw new ClusterStartError(`node ${n.id} exited ${how} while the cluster started; the end of ${n.logFile}:\n${tail(this.logOf(n.id), 8)}`);
+    }
   }
 
   private async startProxies(): Promise<void> {
@@ -155,20 +213,23 @@ export class ChaosCluster {
 
   /** Waits for one leader known by every running node and every node announced in the descriptor. */
   async waitReady(timeoutMs: number): Promise<number> {
-    return waitFor(async () => {
-      const running = this.nodes.filter((n) => n.proc !== null);
-      const sts = await Promise.all(running.map((n) => this.status(n.id)));
-      const leaders = new Set(sts.map((s) => Number(s.leaderId)));
-      const [lead] = leaders;
-      if (leaders.size !== 1 || lead === undefined || lead === 0) return undefined;
-      const v = this.vault(lead);
-      try {
-        const d = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 2000) });
-        return d.descriptor?.nodes.length === this.nodes.length ? lead : undefined;
-      } finally {
-        v.close();
-      }
-    }, "a leader and all nodes announced", timeoutMs);
+    return waitFor(() => this.readyOnce(), "a leader and all nodes announced", timeoutMs);
+  }
+
+  /** The leader when every running node knows it and it announces every node; undefined (or a thrown error) otherwise. */
+  private async readyOnce(): Promise<number | undefined> {
+    const running = this.nodes.filter((n) => n.proc !== null);
+    const sts = await Promise.all(running.map((n) => this.status(n.id)));
+    const leaders = new Set(sts.map((s) => Number(s.leaderId)));
+    const [lead] = leaders;
+    if (leaders.size !== 1 || lead === undefined || lead === 0) return undefined;
+    const v = this.vault(lead);
+    try {
+      const d = await v.client.getClusterDescriptor({}, { deadline: new Date(Date.now() + 2000) });
+      return d.descriptor?.nodes.length === this.nodes.length ? lead : undefined;
+    } finally {
+      v.close();
+    }
   }
 
   async descriptor(): Promise<ClusterDescriptor> {

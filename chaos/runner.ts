@@ -3,7 +3,7 @@
 // processes with proxied peer links (chaos/cluster.ts LocalTarget, `runChaos`)
 // or pods of a Kubernetes cluster (chaos/k8s/target.ts). Same workload, same
 // checkers, same report, same last line `faults: F, violations: V`.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor, type TokenProvider } from "../client/sdk/index.js";
 import { ChaosCluster, LocalTarget } from "./cluster.js";
@@ -30,7 +30,9 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Aborting stops the workload and the nemesis; the run then rejects with RunAborted after closing the target. */
   signal?: AbortSignal;
-  /** Called as soon as the target exists (the CLI keeps it for a forced exit). */
+  /** How long the cluster's first election may take (default 60 s). */
+  startTimeoutMs?: number;
+  /** Called as soon as the target exists, before its processes start (the CLI keeps it for a forced exit). */
   onTarget?: (t: ChaosTarget) => void;
 }
 
@@ -54,26 +56,38 @@ const ROOT = resolve(import.meta.dirname, "..");
 /** A local run: starts `o.nodes` node processes, runs against them, stops them. */
 export async function runChaos(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const outDir = o.outDir ?? join(ROOT, "chaos/out", o.seed);
+  const outDir = o.outDir ?? runOutDir(o.seed);
   prepareOutDir(outDir);
   const clusterDir = join(outDir, "cluster");
   log(`starting ${o.nodes} nodes in ${clusterDir}`);
   throwIfAborted(o.signal);
-  const cluster = await ChaosCluster.start({ size: o.nodes, dir: clusterDir });
+  const cluster = await ChaosCluster.start({ size: o.nodes, dir: clusterDir, startTimeoutMs: o.startTimeoutMs, signal: o.signal }, (c) => o.onTarget?.(new LocalTarget(c))).catch((err: unknown) => {
+    if (!o.keep) removeClusterState(clusterDir);
+    throwIfAborted(o.signal);
+    throw err;
+  });
   const target = new LocalTarget(cluster);
   try {
-    o.onTarget?.(target);
     return await runAgainst(target, { ...o, outDir, log });
   } finally {
     await target.close();
-    if (!o.keep) {
-      for (const id of cluster.ids) {
-        rmSync(join(clusterDir, `data-${id}`), { recursive: true, force: true });
-        rmSync(join(clusterDir, `hsm-${id}`), { recursive: true, force: true });
-      }
-      rmSync(join(clusterDir, "certs"), { recursive: true, force: true });
-    }
+    if (!o.keep) removeClusterState(clusterDir);
   }
+}
+
+/** Where a local run with this seed writes (chaos/out/<seed>). */
+export function runOutDir(seed: string): string {
+  return join(ROOT, "chaos/out", seed);
+}
+
+/**
+ * Removes what a run without --keep must not leave in its cluster dir: the nodes' data dirs and SoftHSM
+ * tokens, the certificates and the development issuer's private key. Keeps the configs and logs.
+ */
+export function removeClusterState(clusterDir: string): void {
+  if (!existsSync(clusterDir)) return;
+  for (const f of readdirSync(clusterDir))
+    if (/^(data|hsm)-\d+$|^certs$|^dev-issuer\.key\.json$/.test(f)) rmSync(join(clusterDir, f), { recursive: true, force: true });
 }
 
 /** Empties (or creates) a run's output directory. */

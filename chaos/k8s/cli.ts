@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { CHAOS_EXIT, seedArg, UsageError, walkArgs } from "../args.js";
 import { onInterrupt } from "../cli.js";
+import { ignoreBrokenPipes } from "../interrupt.js";
 import { prepareOutDir, RunAborted, runAgainst } from "../runner.js";
 import { DOC, Kubectl, KubectlError } from "./kubectl.js";
 import { K8sTarget } from "./target.js";
@@ -80,11 +81,11 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof RunAborted) {
       process.stderr.write(`chaos:k8s: ${interrupt.reason()}: workload stopped, port-forwards and log followers stopped, this run's NetworkChaos objects deleted; run aborted, no verdict\n`);
-      return 2;
+      return interrupt.exitCode();
     }
     if (err instanceof KubectlError) {
       process.stderr.write(`chaos:k8s: ${err.message}\nchaos:k8s: setup failed (no run); see ${DOC}\n`);
-      return 2;
+      return CHAOS_EXIT.NO_RUN;
     }
     throw err;
   } finally {
@@ -94,6 +95,7 @@ async function main(): Promise<number> {
 }
 
 if (process.argv[1]?.endsWith("k8s/cli.ts")) {
+  ignoreBrokenPipes();
   main().then((code) => process.exit(code), (err) => {
     process.stderr.write(`chaos:k8s: ${err instanceof Error ? err.stack ?? err.message : String(err)}\nchaos:k8s: run aborted (no verdict)\n`);
     process.exit(2);

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
@@ -83,29 +83,93 @@ function pidsWith(needle: string): number[] {
   return out;
 }
 
-test("SIGTERM stops the workload, kills the node processes the run started, and exits 2 with a clear line", async (t) => {
+/** Waits until `stderr()` holds `marker`; throws when `child` ends first or after `ms`. */
+async function waitForLine(child: ChildProcess, stderr: () => string, marker: string, ms = 240_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!stderr().includes(marker)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no "${marker}" line: ${stderr()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts `args` (a chaos command) in its own process group, as a shell starts a foreground job. */
+function startRun(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(args[0]!, args.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+  let stderr = "";
+  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const ended = new Promise<string>((r) => child.once("exit", (code, sig) => r(sig ?? String(code))));
+  return { child, exited, ended, stderr: () => stderr };
+}
+
+/** Kills whatever a test's run left (its process group, its nodes) and removes its output. */
+function cleanUp(child: ChildProcess, outDir: string): void {
+  try {
+    process.kill(-child.pid!, "SIGKILL");
+  } catch {
+    // the group is gone
+  }
+  for (const pid of pidsWith(`${outDir}/cluster/node-`)) process.kill(pid, "SIGKILL");
+  rmSync(outDir, { recursive: true, force: true });
+}
+
+/** The entries of the run's cluster dir that a run without --keep must remove (data dirs, tokens, certificates, the issuer's key). */
+function secretsLeft(outDir: string): string[] {
+  return readdirSync(join(outDir, "cluster")).filter((f) => /^(data|hsm)-|^certs$|key/.test(f));
+}
+
+test("SIGTERM stops the workload, kills the node processes the run started, and exits 143 (128 + 15) with a clear line", async (t) => {
   const seed = `cli-sigterm-${process.pid}`;
   const outDir = join(ROOT, "chaos/out", seed);
-  const child = spawn(process.execPath, ["--import", "tsx", "chaos/cli.ts", "--nodes", "3", "--duration", "120", "--seed", seed], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const run = startRun([process.execPath, "--import", "tsx", "chaos/cli.ts", "--nodes", "3", "--duration", "120", "--seed", seed]);
   try {
-    const deadline = Date.now() + 240_000;
-    while (!stderr.includes("workload and nemesis")) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the run did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForLine(run.child, run.stderr, "workload and nemesis");
     const nodeMarker = `${outDir}/cluster/node-`;
     t.true(pidsWith(nodeMarker).length > 0, "node processes are running");
-    child.kill("SIGTERM");
-    t.is(await exited, 2);
-    t.regex(stderr, /SIGTERM received: stopping the workload/);
-    t.regex(stderr, /interrupted by SIGTERM: workload stopped and the node processes it started killed; run aborted, no verdict/);
+    run.child.kill("SIGTERM");
+    t.is(await run.exited, 143);
+    t.regex(run.stderr(), /SIGTERM received: stopping the workload/);
+    t.regex(run.stderr(), /interrupted by SIGTERM: workload stopped and the node processes it started killed; run aborted, no verdict/);
     t.deepEqual(pidsWith(nodeMarker), [], "no node process outlives the run");
+    t.deepEqual(secretsLeft(outDir), []);
   } finally {
-    child.kill("SIGKILL");
-    for (const pid of pidsWith(`${outDir}/cluster/node-`)) process.kill(pid, "SIGKILL");
-    rmSync(outDir, { recursive: true, force: true });
+    cleanUp(run.child, outDir);
+  }
+});
+
+test("Ctrl-C on `npm run chaos` (SIGINT to the whole process group, relayed again by npm and tsx) is one interrupt: a clean stop, exit 130", async (t) => {
+  const seed = `cli-ctrlc-${process.pid}`;
+  const outDir = join(ROOT, "chaos/out", seed);
+  const run = startRun(["npm", "run", "-s", "chaos", "--", "--nodes", "3", "--duration", "120", "--seed", seed]);
+  try {
+    await waitForLine(run.child, run.stderr, "workload and nemesis");
+    process.kill(-run.child.pid!, "SIGINT");
+    t.regex(await run.ended, /^(130|SIGINT)$/, "npm passes the harness's 130 on by ending on SIGINT itself");
+    t.notRegex(run.stderr(), /second SIGINT|killed \d+ process\(es\) outright/, "the relayed copies did not force an unclean exit");
+    t.regex(run.stderr(), /interrupted by SIGINT: workload stopped/);
+    t.deepEqual(pidsWith(`${outDir}/cluster/node-`), [], "no node process outlives the run");
+    t.deepEqual(secretsLeft(outDir), [], "data dirs, SoftHSM tokens, certificates and the issuer key are removed");
+  } finally {
+    cleanUp(run.child, outDir);
+  }
+});
+
+test("a node that cannot start fails the run at once with its exit and log, exit 2; nothing is left running", async (t) => {
+  const seed = `cli-nostart-${process.pid}`;
+  const outDir = join(ROOT, "chaos/out", seed);
+  const env = { ...process.env, BKV_E2E_NODE_ENV_2: "NODE_OPTIONS=--require=/nonexistent/bkv-chaos-test.cjs" };
+  const run = startRun([process.execPath, "--import", "tsx", "chaos/cli.ts", "--nodes", "3", "--duration", "30", "--seed", seed], env);
+  try {
+    const started = Date.now();
+    t.is(await run.exited, CHAOS_EXIT.NO_RUN);
+    t.true(Date.now() - started < 45_000, "not the 60 s election timeout");
+    t.regex(run.stderr(), /chaos: the cluster did not start: node 2 exited with code 1 while the cluster started; the end of \S+node-2\.log:\n[^]*MODULE_NOT_FOUND/);
+    t.regex(run.stderr(), /every process it started was stopped; run aborted, no verdict/);
+    t.notRegex(run.stderr(), /\n\s+at \S+ \(\/work/, "no stack trace of the harness");
+    t.deepEqual(pidsWith(`${outDir}/cluster/node-`), []);
+    t.deepEqual(secretsLeft(outDir), []);
+  } finally {
+    cleanUp(run.child, outDir);
   }
 });
