@@ -63,15 +63,12 @@ async function main(): Promise<number> {
   const interrupt = onInterrupt("chaos");
   if (opts.keep !== true) interrupt.setCleanup(() => removeClusterState(join(runOutDir(opts.seed), "cluster")));
   try {
-    const r = await runChaos({ ...opts, signal: interrupt.signal, onTarget: interrupt.setTarget });
+    const r = await runChaos({ ...opts, replay: replayCommand(opts), signal: interrupt.signal, onTarget: interrupt.setTarget });
     process.stdout.write(`${r.summary}\n`);
     process.stderr.write(`report: ${r.outDir}/report.html\n`);
     return r.violations > 0 ? CHAOS_EXIT.VIOLATIONS : CHAOS_EXIT.OK;
   } catch (err) {
-    if (err instanceof RunAborted) {
-      process.stderr.write(`${interrupt.prefix}: ${interrupt.reason()}: workload stopped and the node processes it started killed; run aborted, no verdict\n`);
-      return interrupt.exitCode();
-    }
+    if (err instanceof RunAborted) return reportAbort(err, "chaos", `${interrupt.reason()}: workload stopped and the node processes it started killed`, interrupt.exitCode());
     if (err instanceof ClusterStartError) {
       process.stderr.write(`chaos: the cluster did not start: ${err.message}\nchaos: every process it started was stopped; run aborted, no verdict\n`);
       return CHAOS_EXIT.NO_RUN;
@@ -80,6 +77,18 @@ async function main(): Promise<number> {
   } finally {
     interrupt.dispose();
   }
+}
+
+/**
+ * Prints what an aborted run leaves: its partial summary (the history-only checkers) when it has one.
+ * Returns the exit code: VIOLATIONS when the partial check found any, else `interruptedCode`.
+ */
+export function reportAbort(err: RunAborted, prefix: string, what: string, interruptedCode: number): number {
+  const p = err.partial;
+  if (p !== undefined) process.stdout.write(`${p.summary}\n`);
+  const verdict = p === undefined ? "no verdict" : p.violations > 0 ? "violations found before the interruption" : "no violation in the history so far, no full verdict";
+  process.stderr.write(`${prefix}: ${what}; run aborted, ${verdict}${p === undefined ? "" : `; partial report: ${p.outDir}/report.html`}\n`);
+  return p !== undefined && p.violations > 0 ? CHAOS_EXIT.VIOLATIONS : interruptedCode;
 }
 
 /**

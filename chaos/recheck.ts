@@ -3,14 +3,14 @@
 // Prints the summary (ending `faults: F, violations: V`), rewrites summary.txt and report.html. Exit codes
 // (CHAOS_EXIT): 0, 1 when V > 0, 2 when the run's files cannot be read (missing, truncated, corrupt: one line
 // naming the file and what is wrong), 64 usage.
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { checkAll } from "./checkers/index.js";
+import { checkAll, checkHistoryOnly } from "./checkers/index.js";
 import { leadersByTerm } from "./checkers/leaders.js";
 import type { FinalState } from "./checkers/types.js";
 import { CHAOS_EXIT } from "./args.js";
 import { HistoryFormatError, readHistory } from "./history.js";
-import { type WorkloadShape, faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
+import { type WorkloadShape, faultCount, violationCount, writeReport } from "./report.js";
 
 /** A run's file that is missing, unreadable or not what runner.ts writes; the message names the file. */
 export class RunFilesError extends Error {
@@ -20,23 +20,28 @@ export class RunFilesError extends Error {
 export function recheck(dir: string): { summary: string; faults: number; violations: number } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RunFilesError(`${dir}: no such directory (a run's directory is chaos/out/<seed>)`);
   const events = readRunFile(dir, "history.jsonl", readHistory);
-  const final = readRunFile(dir, "final-state.json", readFinalState);
-  const logs = new Map<number, string>();
-  const cdir = join(dir, "cluster");
-  if (existsSync(cdir))
-    for (const f of readdirSync(cdir)) {
-      const m = /^node-(\d+)\.log$/.exec(f);
-      if (m) logs.set(Number(m[1]), readFileSync(join(cdir, f), "utf8"));
-    }
   const run = readRun(dir);
-  const results = checkAll({ events, final, logs, guessLimit: run?.workload.guessLimit });
+  const logs = readNodeLogs(join(dir, "cluster"));
+  const guessLimit = run?.workload.guessLimit;
+  // A run interrupted before healing has no final state: the history-only checkers judge it, as when it stopped.
+  const final = run?.interrupted === undefined ? readRunFile(dir, "final-state.json", readFinalState) : undefined;
+  const results = final === undefined ? checkHistoryOnly({ events, logs, guessLimit }) : checkAll({ events, final, logs, guessLimit });
   const seed = run?.seed ?? dir.split("/").filter(Boolean).at(-1) ?? "?";
   const durationS = run?.durationS ?? Math.round(Math.max(0, ...events.map((e) => e.time)) / 1000);
-  const s = { seed, nodes: final.nodes.length, durationS, workload: run?.workload, events, results, leaders: leadersByTerm(logs) };
-  const summary = terminalSummary(s);
-  writeFileSync(join(dir, "summary.txt"), summary + "\n");
-  writeFileSync(join(dir, "report.html"), htmlReport(s));
+  const nodes = final?.nodes.length ?? run?.nodes ?? logs.size;
+  const summary = writeReport(dir, { seed, nodes, durationS, workload: run?.workload, events, results, leaders: leadersByTerm(logs), replay: run?.replay, outDir: dir, interrupted: run?.interrupted });
   return { summary, faults: faultCount(events), violations: violationCount(results) };
+}
+
+/** node-N.log of a run's cluster dir, by node id (none when the dir is absent). */
+function readNodeLogs(cdir: string): Map<number, string> {
+  const logs = new Map<number, string>();
+  if (!existsSync(cdir)) return logs;
+  for (const f of readdirSync(cdir)) {
+    const m = /^node-(\d+)\.log$/.exec(f);
+    if (m) logs.set(Number(m[1]), readFileSync(join(cdir, f), "utf8"));
+  }
+  return logs;
 }
 
 /** `read(dir/name)`, with any failure (absent, unreadable, truncated, corrupt) as a RunFilesError naming the file. */
@@ -57,7 +62,8 @@ function readFinalState(path: string): FinalState {
   return f as FinalState;
 }
 
-type RunJson = { seed: string; durationS: number; workload: WorkloadShape };
+/** run.json as runner.ts writes it (replay and interrupted since 2026-12-07). */
+type RunJson = { seed: string; nodes?: number; durationS: number; workload: WorkloadShape; replay?: string; interrupted?: string };
 
 /** The run's options as runner.ts wrote them (run.json); undefined for a run made before it did. */
 function readRun(dir: string): RunJson | undefined {

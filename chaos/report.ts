@@ -1,9 +1,12 @@
 // The run report: a terminal summary and a self-contained HTML page (inline
 // CSS and SVG, no network) with a timeline of operations per client, the
 // faults, and leaders by term.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { HistoryEvent, NemesisEvent, Operation } from "./history.js";
 import { pairOperations } from "./history.js";
 import type { CheckResult } from "./checkers/types.js";
+import { FINAL_STATE_CHECKERS } from "./checkers/index.js";
 
 /** What a run's workload was (runner.ts; run.json holds it with the seed, size and duration). */
 export interface WorkloadShape {
@@ -22,7 +25,17 @@ export interface RunSummary {
   results: readonly CheckResult[];
   /** term → leader node ids (more than one is a violation). */
   leaders: ReadonlyMap<number, readonly number[]>;
+  /** The command that runs the same faults under the same workload again. */
+  replay?: string | undefined;
+  /** The run's directory (history, schedule, report, node logs). */
+  outDir?: string | undefined;
+  /** Set when the run was interrupted before healing ("by SIGINT after 23.4 s"): the final-state checkers did not run. */
+  interrupted?: string | undefined;
 }
+
+/** How many violations and notes of each checker the terminal summary prints (report.html has them all). */
+const SHOWN_VIOLATIONS = 5;
+const SHOWN_NOTES = 3;
 
 export function faultCount(events: readonly HistoryEvent[]): number {
   return events.filter((e): e is NemesisEvent => e.type === "nemesis" && (e.phase === "start" || e.fault === "reset-links")).length;
@@ -40,13 +53,22 @@ export function terminalSummary(s: RunSummary): string {
     `chaos run seed=${s.seed} nodes=${s.nodes} duration=${s.durationS}s${s.workload === undefined ? "" : ` clients=${s.workload.clients} users=${s.workload.users} guess-limit=${s.workload.guessLimit}`}`,
     `operations: ${ops.length} (ok ${by("ok")}, fail ${by("fail")}, unknown ${by("info")}); terms with a leader: ${s.leaders.size}`,
   ];
-  for (const r of s.results) {
-    lines.push(`  ${r.valid ? "ok  " : "FAIL"} ${r.checker}${r.violations.length ? ` (${r.violations.length} violation(s))` : ""}`);
-    for (const v of r.violations.slice(0, 5)) lines.push(`       - ${v.description.slice(0, 400)}`);
-    for (const n of r.notes.slice(0, 3)) lines.push(`       · ${n}`);
-  }
+  if (s.interrupted !== undefined) lines.push(`INTERRUPTED ${s.interrupted}: the cluster was not healed, so ${FINAL_STATE_CHECKERS.join(" and ")} were not checked; the other checkers judged the history so far (an operation without a completion counts as of unknown outcome)`);
+  for (const r of s.results) lines.push(...checkerLines(r));
+  if (s.replay !== undefined) lines.push(`replay: ${s.replay}`);
+  if (s.outDir !== undefined) lines.push(`evidence: ${s.outDir}/ (report.html, history.jsonl, schedule.json, cluster/node-N.log)`);
   lines.push(`faults: ${faultCount(s.events)}, violations: ${violationCount(s.results)}`);
   return lines.join("\n");
+}
+
+/** One checker's verdict, its first violations and notes, and how many more report.html holds. */
+function checkerLines(r: CheckResult): string[] {
+  const lines = [`  ${r.valid ? "ok  " : "FAIL"} ${r.checker}${r.violations.length ? ` (${r.violations.length} violation(s))` : ""}`];
+  for (const v of r.violations.slice(0, SHOWN_VIOLATIONS)) lines.push(`       - ${v.description.slice(0, 400)}`);
+  if (r.violations.length > SHOWN_VIOLATIONS) lines.push(`       - ... and ${r.violations.length - SHOWN_VIOLATIONS} more violation(s): report.html lists them all`);
+  for (const n of r.notes.slice(0, SHOWN_NOTES)) lines.push(`       · ${n}`);
+  if (r.notes.length > SHOWN_NOTES) lines.push(`       · ... and ${r.notes.length - SHOWN_NOTES} more note(s) in report.html`);
+  return lines;
 }
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -110,6 +132,8 @@ export function htmlReport(s: RunSummary): string {
 <body>
 <h1>${esc(title)}</h1>
 <p class="summary">${s.nodes} nodes, ${s.durationS} s${s.workload === undefined ? "" : `; ${s.workload.clients} clients, ${s.workload.users} users, guess limit ${s.workload.guessLimit}`}. <b>faults: ${faultCount(s.events)}, violations: ${violationCount(s.results)}</b></p>
+${s.interrupted === undefined ? "" : `<p class="violation"><b>Interrupted ${esc(s.interrupted)}</b>: the cluster was not healed, so ${FINAL_STATE_CHECKERS.join(" and ")} were not checked.</p>`}
+${s.replay === undefined ? "" : `<p>Replay: <code>${esc(s.replay)}</code></p>`}
 <h2>Checkers</h2>
 ${resultsList(s.results)}
 <h2>Timeline</h2>
@@ -119,4 +143,12 @@ ${timelineSvg(s)}
 ${leadersTable(s.leaders)}
 </body></html>
 `;
+}
+
+/** summary.txt and report.html; returns the terminal summary. */
+export function writeReport(outDir: string, s: RunSummary): string {
+  const summary = terminalSummary(s);
+  writeFileSync(join(outDir, "report.html"), htmlReport(s));
+  writeFileSync(join(outDir, "summary.txt"), summary + "\n");
+  return summary;
 }

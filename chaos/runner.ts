@@ -8,13 +8,13 @@ import { join, resolve } from "node:path";
 import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor, type TokenProvider } from "../client/sdk/index.js";
 import { ChaosCluster, LocalTarget } from "./cluster.js";
 import { sleep, waitFor } from "./net.js";
-import { checkAll } from "./checkers/index.js";
+import { checkAll, checkHistoryOnly } from "./checkers/index.js";
 import type { FinalRecord, FinalState } from "./checkers/types.js";
 import { leadersByTerm } from "./checkers/leaders.js";
 import { HistoryWriter } from "./history.js";
 import { generateSchedule, runSchedule, type NemesisExecutor, type RecoveryPhase } from "./nemesis.js";
 import type { ChaosTarget } from "./target.js";
-import { type WorkloadShape, faultCount, htmlReport, terminalSummary, violationCount } from "./report.js";
+import { type WorkloadShape, faultCount, violationCount, writeReport } from "./report.js";
 import { clientOptions, hex, Workload } from "./workload.js";
 
 export interface RunOptions {
@@ -32,6 +32,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** How long the cluster's first election may take (default 60 s). */
   startTimeoutMs?: number;
+  /** The command that replays this run (printed in the summary and kept in run.json). */
+  replay?: string;
   /** Called as soon as the target exists, before its processes start (the CLI keeps it for a forced exit). */
   onTarget?: (t: ChaosTarget) => void;
 }
@@ -43,8 +45,10 @@ export interface RunResult {
   summary: string;
 }
 
-/** The run was aborted (signal); no verdict. */
+/** The run was aborted (signal) before healing; no full verdict. */
 export class RunAborted extends Error {
+  /** The partial report written on the abort (the history-only checkers), when the workload had started. */
+  partial: RunResult | undefined;
   constructor(readonly reason: string) {
     super(`run aborted (${reason}): no verdict`);
     this.name = "RunAborted";
@@ -133,21 +137,59 @@ export type TargetRunOptions = Omit<RunOptions, "nodes"> & { outDir: string; log
  * The caller closes the target. On abort: the workload is stopped and RunAborted is thrown.
  */
 export async function runAgainst(target: ChaosTarget, o: TargetRunOptions): Promise<RunResult> {
-  const state: { workload?: Workload; history?: HistoryWriter } = {};
+  const state: RunState = {};
   const body = runBody(target, o, state);
   body.catch(() => {}); // after an abort the body may still fail against the closed target: nobody waits for it.
   try {
     return await Promise.race([body, abortion(o.signal)]);
+  } catch (err) {
+    if (err instanceof RunAborted && state.history !== undefined) {
+      state.workload?.stop();
+      state.history.close();
+      err.partial = await writeInterruptedReport(target, o, state.history, err.reason);
+    }
+    throw err;
   } finally {
     state.workload?.stop();
     state.history?.close();
   }
 }
 
-async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { workload?: Workload; history?: HistoryWriter }): Promise<RunResult> {
+/** What an abort finds of a run in progress. */
+interface RunState {
+  workload?: Workload;
+  history?: HistoryWriter;
+}
+
+/** The workload's shape from the options, defaults filled in. */
+function workloadShape(o: TargetRunOptions): WorkloadShape {
+  return { clients: o.clients ?? 4, users: o.users ?? 6, guessLimit: o.guessLimit ?? 5 };
+}
+
+/** run.json: what recheck needs to judge the run again (and, once interrupted, that it was). */
+function writeRunJson(o: TargetRunOptions, nodes: number, interrupted?: string): void {
+  const run = { seed: o.seed, nodes, durationS: o.durationS, workload: workloadShape(o), ...(o.replay === undefined ? {} : { replay: o.replay }), ...(interrupted === undefined ? {} : { interrupted }) };
+  writeFileSync(join(o.outDir, "run.json"), `${JSON.stringify(run)}\n`);
+}
+
+/**
+ * The report of a run aborted before healing: the history as written so far, judged by the checkers
+ * that need no final state; run.json says it was interrupted (recheck then does the same).
+ */
+async function writeInterruptedReport(target: ChaosTarget, o: TargetRunOptions, history: HistoryWriter, reason: string): Promise<RunResult> {
+  const events = [...history.events];
+  const interrupted = `by ${reason} after ${(history.now() / 1000).toFixed(1)} s`;
+  const logs = await target.logs().catch(() => new Map<number, string>());
+  const results = checkHistoryOnly({ events, logs, guessLimit: workloadShape(o).guessLimit });
+  writeRunJson(o, target.ids.length, interrupted);
+  const summary = writeReport(o.outDir, { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: workloadShape(o), events, results, leaders: leadersByTerm(logs), replay: o.replay, outDir: o.outDir, interrupted });
+  return { faults: faultCount(events), violations: violationCount(results), outDir: o.outDir, summary };
+}
+
+async function runBody(target: ChaosTarget, o: TargetRunOptions, state: RunState): Promise<RunResult> {
   const { outDir, log, signal } = o;
-  const guessLimit = o.guessLimit ?? 5;
-  const shape: WorkloadShape = { clients: o.clients ?? 4, users: o.users ?? 6, guessLimit };
+  const shape = workloadShape(o);
+  const guessLimit = shape.guessLimit;
   const descriptor = await target.descriptor();
   // Time 0 of the history (and of the schedule) is the start of the workload.
   const history = (state.history = new HistoryWriter(join(outDir, "history.jsonl")));
@@ -159,7 +201,7 @@ async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { worklo
     onRecoveryStart: (user) => recoveryStarts.emit(user),
   }));
   const executor = makeExecutor(target, recoveryStarts, signal);
-  writeFileSync(join(outDir, "run.json"), `${JSON.stringify({ seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: shape })}\n`);
+  writeRunJson(o, target.ids.length);
   const schedule = generateSchedule({ seed: o.seed, nodes: target.ids, durationMs: o.durationS * 1000, kinds: target.faultKinds });
   writeFileSync(join(outDir, "schedule.json"), JSON.stringify(schedule, null, 1));
   log(`workload and nemesis for ${o.durationS} s against ${target.name} (${schedule.length} faults scheduled; kinds: ${target.faultKinds.join(", ")})`);
@@ -178,11 +220,8 @@ async function runBody(target: ChaosTarget, o: TargetRunOptions, state: { worklo
   history.close();
   const logs = await target.logs();
   const results = checkAll({ events: history.events, final, logs, guessLimit });
-  const summaryIn = { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: shape, events: history.events, results, leaders: leadersByTerm(logs) };
-  const summary = terminalSummary(summaryIn);
-  writeFileSync(join(outDir, "report.html"), htmlReport(summaryIn));
-  writeFileSync(join(outDir, "summary.txt"), summary + "\n");
   writeFileSync(join(outDir, "final-state.json"), JSON.stringify(final, null, 1));
+  const summary = writeReport(outDir, { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: shape, events: history.events, results, leaders: leadersByTerm(logs), replay: o.replay, outDir });
   return { faults: faultCount(history.events), violations: violationCount(results), outDir, summary };
 }
 

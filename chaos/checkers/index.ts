@@ -32,3 +32,21 @@ export function checkAll(i: CheckAllInput): CheckResult[] {
     checkDigests(i.final),
   ];
 }
+
+/** The checkers that need the state after healing; a run interrupted before it has none. */
+export const FINAL_STATE_CHECKERS: readonly string[] = ["durability", "digests"];
+
+/**
+ * The checkers that judge the history (and logs) alone, for a run interrupted before healing: every
+ * operation without a completion counts as of unknown outcome, so what they report is a violation in
+ * any continuation of the run.
+ */
+export function checkHistoryOnly(i: Omit<CheckAllInput, "final">): CheckResult[] {
+  return [
+    checkGuessBound(i.events, i.guessLimit),
+    checkNoRelease(i.events),
+    checkRightPassword(i.events),
+    checkCounters(i.events, i.counters),
+    checkLeaders(i.events, i.logs, i.leaderLog),
+  ];
+}

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { CHAOS_EXIT, seedArg, UsageError, walkArgs } from "../args.js";
-import { onInterrupt } from "../cli.js";
+import { onInterrupt, reportAbort } from "../cli.js";
 import { ignoreBrokenPipes } from "../interrupt.js";
 import { prepareOutDir, RunAborted, runAgainst } from "../runner.js";
 import { DOC, Kubectl, KubectlError } from "./kubectl.js";
@@ -61,7 +61,8 @@ async function main(): Promise<number> {
     return CHAOS_EXIT.USAGE;
   }
   const ctx = opts.context ? ` --context ${opts.context}` : "";
-  process.stderr.write(`chaos:k8s: seed ${opts.seed} (replay: npm run chaos:k8s -- --namespace ${opts.namespace}${ctx} --duration ${opts.durationS} --seed ${opts.seed}${opts.chaosMesh ? " --chaos-mesh" : ""})\n`);
+  const replay = `npm run chaos:k8s -- --namespace ${opts.namespace}${ctx} --duration ${opts.durationS} --seed ${opts.seed}${opts.chaosMesh ? " --chaos-mesh" : ""}`;
+  process.stderr.write(`chaos:k8s: seed ${opts.seed} (replay: ${replay})\n`);
   const outDir = join(ROOT, "chaos/out", `k8s-${opts.seed}`);
   prepareOutDir(outDir);
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
@@ -74,15 +75,12 @@ async function main(): Promise<number> {
       namespace: opts.namespace, context: opts.context, certsDir: resolve(opts.certsDir), chaosMesh: opts.chaosMesh,
       logDir: join(outDir, "cluster"), runId: runIdOf(opts.seed), log, kubectl,
     });
-    const r = await runAgainst(target, { ...opts, outDir, log, signal: interrupt.signal });
+    const r = await runAgainst(target, { ...opts, outDir, log, replay, signal: interrupt.signal });
     process.stdout.write(`${r.summary}\n`);
     process.stderr.write(`report: ${r.outDir}/report.html\n`);
     return r.violations > 0 ? 1 : 0;
   } catch (err) {
-    if (err instanceof RunAborted) {
-      process.stderr.write(`chaos:k8s: ${interrupt.reason()}: workload stopped, port-forwards and log followers stopped, this run's NetworkChaos objects deleted; run aborted, no verdict\n`);
-      return interrupt.exitCode();
-    }
+    if (err instanceof RunAborted) return reportAbort(err, "chaos:k8s", `${interrupt.reason()}: workload stopped, port-forwards and log followers stopped, this run's NetworkChaos objects deleted`, interrupt.exitCode());
     if (err instanceof KubectlError) {
       process.stderr.write(`chaos:k8s: ${err.message}\nchaos:k8s: setup failed (no run); see ${DOC}\n`);
       return CHAOS_EXIT.NO_RUN;

@@ -130,9 +130,15 @@ test("SIGTERM stops the workload, kills the node processes the run started, and 
     run.child.kill("SIGTERM");
     t.is(await run.exited, 143);
     t.regex(run.stderr(), /SIGTERM received: stopping the workload/);
-    t.regex(run.stderr(), /interrupted by SIGTERM: workload stopped and the node processes it started killed; run aborted, no verdict/);
+    t.regex(run.stderr(), /interrupted by SIGTERM: workload stopped and the node processes it started killed; run aborted, no violation in the history so far, no full verdict; partial report: \S+\/report\.html/);
     t.deepEqual(pidsWith(nodeMarker), [], "no node process outlives the run");
     t.deepEqual(secretsLeft(outDir), []);
+    const summary = readFileSync(join(outDir, "summary.txt"), "utf8");
+    t.regex(summary, /^INTERRUPTED by SIGTERM after \d+\.\d s: the cluster was not healed/m);
+    t.regex(summary, /replay: npm run chaos -- --nodes 3 --duration 120 --seed cli-sigterm-\d+\n/);
+    t.regex(summary, /faults: \d+, violations: 0\n$/);
+    t.regex((JSON.parse(readFileSync(join(outDir, "run.json"), "utf8")) as { interrupted: string }).interrupted, /^by SIGTERM after /, "recheck knows it was interrupted");
+    t.regex(readFileSync(join(outDir, "report.html"), "utf8"), /Interrupted by SIGTERM after/);
   } finally {
     cleanUp(run.child, outDir);
   }

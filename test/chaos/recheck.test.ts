@@ -94,3 +94,24 @@ test("recheck cli: a truncated or corrupt history, final state or run.json names
   writeFileSync(join(dir, "run.json"), "{");
   t.regex(cli([dir]).err, /run\.json: not JSON/);
 });
+
+test("recheck of an interrupted run (run.json says so, no final state): the history-only checkers, and the summary says it", (t) => {
+  const run = { seed: "cut", nodes: 3, durationS: 60, workload: { clients: 1, users: 1, guessLimit: 1 }, replay: "npm run chaos -- --nodes 3 --duration 60 --seed cut --guess-limit 1", interrupted: "by SIGINT after 4.2 s" };
+  const dir = runDir(t, "cut", twoWrongGuesses(), run);
+  rmSync(join(dir, "final-state.json"));
+  const r = cli([dir]);
+  t.is(r.code, CHAOS_EXIT.VIOLATIONS, "a violation before the interruption is one");
+  t.regex(r.out, /INTERRUPTED by SIGINT after 4\.2 s: /);
+  t.regex(r.out, /FAIL guess-bound/);
+  t.notRegex(r.out, /^ +(ok  |FAIL) (durability|digests)/m, "the final-state checkers did not run");
+  t.regex(r.out, /replay: npm run chaos -- --nodes 3 --duration 60 --seed cut --guess-limit 1\n/);
+  t.regex(r.out, new RegExp(`evidence: ${dir}/ `));
+});
+
+test("recheck of a run without a final state that was not interrupted (a crash) names the missing file", (t) => {
+  const dir = runDir(t, "crash", twoWrongGuesses(), { seed: "crash", nodes: 1, durationS: 5, workload: { clients: 1, users: 1, guessLimit: 5 } });
+  rmSync(join(dir, "final-state.json"));
+  const r = cli([dir]);
+  t.is(r.code, CHAOS_EXIT.NO_RUN);
+  t.regex(r.err, /final-state\.json: missing\n/);
+});

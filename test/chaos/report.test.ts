@@ -43,3 +43,26 @@ test("checkAll runs the right-password checker and the summary names it", (t) =>
   t.regex(out, /FAIL right-password \(1 violation\(s\)\)/);
   t.deepEqual(results.find((r) => r.checker === "right-password")?.violations.map((v) => v.ops), [[0, 1]]);
 });
+
+test("the summary says how to replay the run and where its evidence is, just above the last line", (t) => {
+  const lines = terminalSummary({ ...crafted(), replay: "npm run chaos -- --nodes 3 --duration 1 --seed 42", outDir: "/x/chaos/out/42" }).split("\n");
+  t.is(lines.at(-3), "replay: npm run chaos -- --nodes 3 --duration 1 --seed 42");
+  t.is(lines.at(-2), "evidence: /x/chaos/out/42/ (report.html, history.jsonl, schedule.json, cluster/node-N.log)");
+  t.is(lines.at(-1), "faults: 1, violations: 1");
+  t.regex(htmlReport({ ...crafted(), replay: "npm run chaos -- --seed 42" }), /Replay: <code>npm run chaos -- --seed 42<\/code>/);
+});
+
+test("a checker with more violations than the summary prints says how many more report.html holds", (t) => {
+  const violations = Array.from({ length: 8 }, (_, i) => ({ checker: "counters", description: `v${i}` }));
+  const out = terminalSummary({ ...crafted(), results: [{ checker: "counters", valid: false, violations, notes: ["a", "b", "c", "d"] }] });
+  t.regex(out, /- v4\n {7}- \.\.\. and 3 more violation\(s\): report\.html lists them all\n/);
+  t.false(out.includes("v5"));
+  t.regex(out, /· \.\.\. and 1 more note\(s\) in report\.html/);
+  t.is(out.split("\n").at(-1), "faults: 1, violations: 8", "the count is of all of them");
+});
+
+test("an interrupted run's summary says so, and which checkers did not run", (t) => {
+  const out = terminalSummary({ ...crafted(), interrupted: "by SIGINT after 12.5 s" });
+  t.regex(out.split("\n")[2]!, /^INTERRUPTED by SIGINT after 12\.5 s: the cluster was not healed, so durability and digests were not checked/);
+  t.regex(htmlReport({ ...crafted(), interrupted: "by SIGTERM after 3.0 s" }), /<b>Interrupted by SIGTERM after 3\.0 s<\/b>/);
+});
