@@ -15,6 +15,7 @@ import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
 import { NODE_V8_FLAGS, UNREACHED_LIMITS, nodeEnv } from "./node-env.js";
 import { adminChannel, freePort, nodeStatus, readRecordVia, sleep, vaultChannel, waitFor } from "./net.js";
 import type { ChaosTarget, NodeRecord, NodeStatus, TargetFaults } from "./target.js";
+import type { UnexpectedExit } from "./checkers/types.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -32,6 +33,11 @@ export interface ChaosNode {
 /** The cluster did not come up: a node process ended, or no leader was elected in time. The message says which and where the logs are. */
 export class ClusterStartError extends Error {
   override readonly name = "ClusterStartError";
+}
+
+/** Whether the node's current process runs (started and not ended). */
+function isRunning(n: ChaosNode): boolean {
+  return n.proc !== null && n.proc.exitCode === null && n.proc.signalCode === null;
 }
 
 /** The last `n` lines of `text`, indented. */
@@ -55,6 +61,8 @@ export class ChaosCluster {
   readonly proxies = new Map<LinkKey, LinkProxy>();
   readonly clusterId: string;
   private readonly channels: Array<{ close(): void }> = [];
+  /** Node processes that ended without the harness stopping them (a crash, the OOM killer, another process's signal). */
+  readonly unexpectedExits: UnexpectedExit[] = [];
   private closed = false;
   /** Tokens of the cluster's development issuer (client authentication is on), one per call for its user. */
   token!: TokenProvider;
@@ -166,9 +174,14 @@ export class ChaosCluster {
   private spawn(n: ChaosNode): void {
     if (this.closed) return; // a nemesis step still running after close() must not start a node again
     const fd = openSync(n.logFile, "a");
-    n.proc = spawn(process.execPath, [...NODE_V8_FLAGS, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], { cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id) });
+    const proc = spawn(process.execPath, [...NODE_V8_FLAGS, "--import", "tsx", join(ROOT, "node/server/main.ts"), "--config", n.configFile], { cwd: ROOT, stdio: ["ignore", fd, fd], env: nodeEnv(n.id) });
+    n.proc = proc;
     n.paused = false;
     closeSync(fd);
+    // The harness forgets a process (n.proc = null) before it stops it: an exit of a process still current is not the harness's doing.
+    proc.once("exit", (code, sig) => {
+      if (n.proc === proc && !this.closed) this.unexpectedExits.push({ node: n.id, how: code !== null ? `exited with code ${code}` : `ended on ${sig}`, at: new Date().toISOString(), log: n.logFile });
+    });
   }
 
   node(id: number): ChaosNode {
@@ -206,7 +219,7 @@ export class ChaosCluster {
 
   /** The node that reports itself leader, if any running node does. */
   async leader(): Promise<number | undefined> {
-    const sts = await Promise.all(this.nodes.filter((n) => n.proc !== null && !n.paused).map((n) => this.status(n.id).catch(() => undefined)));
+    const sts = await Promise.all(this.nodes.filter((n) => isRunning(n) && !n.paused).map((n) => this.status(n.id).catch(() => undefined)));
     const self = sts.find((s) => s !== undefined && s.leaderId === s.nodeId);
     return self === undefined ? undefined : Number(self.nodeId);
   }
@@ -218,7 +231,7 @@ export class ChaosCluster {
 
   /** The leader when every running node knows it and it announces every node; undefined (or a thrown error) otherwise. */
   private async readyOnce(): Promise<number | undefined> {
-    const running = this.nodes.filter((n) => n.proc !== null);
+    const running = this.nodes.filter(isRunning);
     const sts = await Promise.all(running.map((n) => this.status(n.id)));
     const leaders = new Set(sts.map((s) => Number(s.leaderId)));
     const [lead] = leaders;
@@ -248,9 +261,10 @@ export class ChaosCluster {
     await this.signal(id, "SIGKILL");
   }
 
+  /** Starts the node again unless its process runs (one that ended by itself is started again too). */
   restart(id: number): void {
     const n = this.node(id);
-    if (n.proc !== null) return;
+    if (isRunning(n)) return;
     this.spawn(n);
   }
 
@@ -390,6 +404,10 @@ export class LocalTarget implements ChaosTarget {
 
   killAllSync(): number {
     return this.cluster.killAllSync();
+  }
+
+  unexpectedExits(): UnexpectedExit[] {
+    return [...this.cluster.unexpectedExits];
   }
 }
 

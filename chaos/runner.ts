@@ -290,7 +290,8 @@ async function collectFinalState(target: ChaosTarget, workload: Workload, histor
   const records = await readFinalRecords(target, lead, users);
   const nodes = await collectDigests(target);
   for (const n of nodes) history.append({ type: "node-state", node: n.node, appliedIndex: n.appliedIndex, digest: n.digest, time: history.now() });
-  return { nodes, records, finalRecoveries };
+  const exits = target.unexpectedExits?.();
+  return { nodes, records, finalRecoveries, ...(exits === undefined ? {} : { unexpectedExits: exits }) };
 }
 
 /**

@@ -2,7 +2,7 @@
 // processes with proxied peer links (chaos/cluster.ts LocalTarget) or pods of
 // a Kubernetes cluster (chaos/k8s/target.ts).
 import type { ClusterDescriptor, TokenProvider } from "../client/sdk/index.js";
-import type { FinalRecord } from "./checkers/types.js";
+import type { FinalRecord, UnexpectedExit } from "./checkers/types.js";
 import type { FaultKind, NemesisExecutor } from "./nemesis.js";
 
 /** One node's view of a record (GetRecordInfo on that node). */
@@ -51,4 +51,6 @@ export interface ChaosTarget {
   close(): Promise<void>;
   /** Last resort on a forced exit: kills every child process synchronously. Returns how many it signalled. */
   killAllSync(): number;
+  /** Node processes that ended without the harness or the nemesis stopping them, when the target can tell. */
+  unexpectedExits?(): UnexpectedExit[];
 }

@@ -5,12 +5,13 @@ import { checkDigests } from "./digests.js";
 import { checkDurability } from "./durability.js";
 import { checkGuessBound } from "./guess-bound.js";
 import { checkLeaders, type LeaderLogOptions } from "./leaders.js";
+import { checkNodeExits } from "./node-exits.js";
 import { checkNoRelease } from "./no-release.js";
 import { checkRightPassword } from "./right-password.js";
 import type { CheckResult, FinalState } from "./types.js";
 
 export type { CheckResult, FinalState, FinalRecord, Violation } from "./types.js";
-export { checkCounters, checkDigests, checkDurability, checkGuessBound, checkLeaders, checkNoRelease, checkRightPassword };
+export { checkCounters, checkDigests, checkDurability, checkGuessBound, checkLeaders, checkNodeExits, checkNoRelease, checkRightPassword };
 
 export interface CheckAllInput {
   events: readonly HistoryEvent[];
@@ -30,11 +31,12 @@ export function checkAll(i: CheckAllInput): CheckResult[] {
     checkCounters(i.events, i.counters),
     checkLeaders(i.events, i.logs, i.leaderLog),
     checkDigests(i.final),
+    checkNodeExits(i.final),
   ];
 }
 
 /** The checkers that need the state after healing; a run interrupted before it has none. */
-export const FINAL_STATE_CHECKERS: readonly string[] = ["durability", "digests"];
+export const FINAL_STATE_CHECKERS: readonly string[] = ["durability", "digests", "node-exits"];
 
 /**
  * The checkers that judge the history (and logs) alone, for a run interrupted before healing: every

@@ -36,6 +36,19 @@ export interface FinalState {
    * "inconclusive": none opened but not every possible password could be tried without risking the lock.
    */
   finalRecoveries?: Readonly<Record<string, "ok" | "wrong-password" | "locked" | "not-found" | "unavailable" | "inconclusive">>;
+  /** Node processes that ended by themselves during the run (absent: the target cannot tell, or a run before 2026-12-07). */
+  unexpectedExits?: readonly UnexpectedExit[];
+}
+
+/** A node process that ended without the harness stopping it. */
+export interface UnexpectedExit {
+  node: number;
+  /** "exited with code 1", "ended on SIGKILL". */
+  how: string;
+  /** Wall-clock time (ISO 8601). */
+  at: string;
+  /** The node's log file. */
+  log: string;
 }
 
 export function result(checker: string, violations: Violation[], notes: string[] = []): CheckResult {

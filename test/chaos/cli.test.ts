@@ -179,3 +179,22 @@ test("a node that cannot start fails the run at once with its exit and log, exit
     cleanUp(run.child, outDir);
   }
 });
+
+test("a node process that ends without the nemesis is restarted, and the run reports it as a violation (exit 1) with its log", async (t) => {
+  const seed = `cli-crash-${process.pid}`;
+  const outDir = join(ROOT, "chaos/out", seed);
+  const run = startRun([process.execPath, "--import", "tsx", "chaos/cli.ts", "--nodes", "3", "--duration", "10", "--seed", seed]);
+  try {
+    await waitForLine(run.child, run.stderr, "workload and nemesis");
+    const [pid] = pidsWith(`${outDir}/cluster/node-2.json`);
+    t.truthy(pid, "node 2 runs");
+    process.kill(pid!, "SIGKILL"); // as the OOM killer would
+    t.is(await run.exited, CHAOS_EXIT.VIOLATIONS, run.stderr());
+    const summary = readFileSync(join(outDir, "summary.txt"), "utf8");
+    t.regex(summary, /FAIL node-exits \(1 violation\(s\)\)\n\s+- node 2 ended on SIGKILL at \S+ without the harness stopping it \(a crash, the OOM killer or another process's signal\): see \S+node-2\.log/);
+    t.regex(summary, /ok {3}digests/, "node 2 was started again and caught up");
+    t.deepEqual(pidsWith(`${outDir}/cluster/node-`), []);
+  } finally {
+    cleanUp(run.child, outDir);
+  }
+});
