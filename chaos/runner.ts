@@ -3,7 +3,7 @@
 // processes with proxied peer links (chaos/cluster.ts LocalTarget, `runChaos`)
 // or pods of a Kubernetes cluster (chaos/k8s/target.ts). Same workload, same
 // checkers, same report, same last line `faults: F, violations: V`.
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor, type TokenProvider } from "../client/sdk/index.js";
 import { ChaosCluster, LocalTarget } from "./cluster.js";
@@ -61,7 +61,8 @@ const ROOT = resolve(import.meta.dirname, "..");
 export async function runChaos(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const outDir = o.outDir ?? runOutDir(o.seed);
-  prepareOutDir(outDir);
+  const kept = prepareOutDir(outDir);
+  if (kept !== undefined) log(`the previous run in ${outDir} is kept as ${kept}`);
   const clusterDir = join(outDir, "cluster");
   log(`starting ${o.nodes} nodes in ${clusterDir}`);
   throwIfAborted(o.signal);
@@ -94,10 +95,19 @@ export function removeClusterState(clusterDir: string): void {
     if (/^(data|hsm)-\d+$|^certs$|^dev-issuer\.key\.json$/.test(f)) rmSync(join(clusterDir, f), { recursive: true, force: true });
 }
 
-/** Empties (or creates) a run's output directory. */
-export function prepareOutDir(outDir: string): void {
+/**
+ * Creates a run's output directory, empty. A previous run's directory there (a replay of the same seed) is
+ * kept, renamed `<dir>.<its time>` (returned), so that a replay never destroys the evidence it replays.
+ */
+export function prepareOutDir(outDir: string): string | undefined {
+  let kept: string | undefined;
+  if (existsSync(outDir) && readdirSync(outDir).length > 0) {
+    kept = `${outDir}.${statSync(outDir).mtime.toISOString().replace(/[:.]/g, "-")}`;
+    renameSync(outDir, kept);
+  }
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
+  return kept;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

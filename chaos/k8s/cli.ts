@@ -64,8 +64,9 @@ async function main(): Promise<number> {
   const replay = `npm run chaos:k8s -- --namespace ${opts.namespace}${ctx} --duration ${opts.durationS} --seed ${opts.seed}${opts.chaosMesh ? " --chaos-mesh" : ""}`;
   process.stderr.write(`chaos:k8s: seed ${opts.seed} (replay: ${replay})\n`);
   const outDir = join(ROOT, "chaos/out", `k8s-${opts.seed}`);
-  prepareOutDir(outDir);
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  const kept = prepareOutDir(outDir);
+  if (kept !== undefined) log(`the previous run in ${outDir} is kept as ${kept}`);
   const interrupt = onInterrupt("chaos:k8s");
   const kubectl = new Kubectl({ namespace: opts.namespace, context: opts.context });
   interrupt.setTarget(kubectl); // a forced exit kills every kubectl child, also while connecting
