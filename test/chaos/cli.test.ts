@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { CHAOS_EXIT, UsageError } from "../../chaos/args.js";
@@ -194,6 +194,24 @@ test("a node process that ends without the nemesis is restarted, and the run rep
     t.regex(summary, /FAIL node-exits \(1 violation\(s\)\)\n\s+- node 2 ended on SIGKILL at \S+ without the harness stopping it \(a crash, the OOM killer or another process's signal\): see \S+node-2\.log/);
     t.regex(summary, /ok {3}digests/, "node 2 was started again and caught up");
     t.deepEqual(pidsWith(`${outDir}/cluster/node-`), []);
+  } finally {
+    cleanUp(run.child, outDir);
+  }
+});
+
+test("a closed stderr pipe (`npm run chaos 2>&1 | head -3`) does not crash the run and orphan its nodes", async (t) => {
+  const seed = `cli-epipe-${process.pid}`;
+  const outDir = join(ROOT, "chaos/out", seed);
+  const run = startRun([process.execPath, "--import", "tsx", "chaos/cli.ts", "--nodes", "3", "--duration", "5", "--seed", seed]);
+  let stdout = "";
+  run.child.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
+  try {
+    await waitForLine(run.child, run.stderr, "starting 3 nodes");
+    run.child.stderr!.destroy();
+    t.true([CHAOS_EXIT.OK, CHAOS_EXIT.VIOLATIONS].includes((await run.exited) as 0 | 1));
+    t.regex(stdout, /\nfaults: \d+, violations: \d+\n$/, "the run ended with its verdict");
+    t.true(existsSync(join(outDir, "summary.txt")));
+    t.deepEqual(pidsWith(`${outDir}/cluster/node-`), [], "no node process outlives the run");
   } finally {
     cleanUp(run.child, outDir);
   }
