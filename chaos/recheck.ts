@@ -5,7 +5,7 @@
 // naming the file and what is wrong), 64 usage.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { checkAll, checkHistoryOnly } from "./checkers/index.js";
+import { checkAll, checkHistoryOnly, checkRecovered } from "./checkers/index.js";
 import { leadersByTerm } from "./checkers/leaders.js";
 import type { FinalState } from "./checkers/types.js";
 import { CHAOS_EXIT } from "./args.js";
@@ -26,6 +26,7 @@ export function recheck(dir: string): { summary: string; faults: number; violati
   // A run interrupted before healing has no final state: the history-only checkers judge it, as when it stopped.
   const final = run?.interrupted === undefined ? readRunFile(dir, "final-state.json", readFinalState) : undefined;
   const results = final === undefined ? checkHistoryOnly({ events, logs, guessLimit }) : checkAll({ events, final, logs, guessLimit });
+  if (run?.notRecovered !== undefined) results.push(checkRecovered(run.notRecovered));
   const seed = run?.seed ?? dir.split("/").filter(Boolean).at(-1) ?? "?";
   const durationS = run?.durationS ?? Math.round(Math.max(0, ...events.map((e) => e.time)) / 1000);
   const nodes = final?.nodes.length ?? run?.nodes ?? logs.size;
@@ -63,7 +64,7 @@ function readFinalState(path: string): FinalState {
 }
 
 /** run.json as runner.ts writes it (replay and interrupted since 2026-12-07). */
-type RunJson = { seed: string; nodes?: number; durationS: number; workload: WorkloadShape; replay?: string; interrupted?: string };
+type RunJson = { seed: string; nodes?: number; durationS: number; workload: WorkloadShape; replay?: string; interrupted?: string; notRecovered?: string };
 
 /** The run's options as runner.ts wrote them (run.json); undefined for a run made before it did. */
 function readRun(dir: string): RunJson | undefined {

@@ -56,7 +56,7 @@ export function terminalSummary(s: RunSummary): string {
     `chaos run seed=${s.seed} nodes=${s.nodes} duration=${s.durationS}s${s.workload === undefined ? "" : ` clients=${s.workload.clients} users=${s.workload.users} guess-limit=${s.workload.guessLimit}`}`,
     `operations: ${ops.length} (ok ${by("ok")}, fail ${by("fail")}, unknown ${by("info")}); terms with a leader: ${s.leaders.size}`,
   ];
-  if (s.interrupted !== undefined) lines.push(`INTERRUPTED ${s.interrupted}: the cluster was not healed, so ${NOT_CHECKED_WHEN_INTERRUPTED} were not checked; the other checkers judged the history so far (an operation without a completion counts as of unknown outcome)`);
+  if (s.interrupted !== undefined) lines.push(`INTERRUPTED ${s.interrupted}: no final state, so ${NOT_CHECKED_WHEN_INTERRUPTED} were not checked; the other checkers judged the history so far (an operation without a completion counts as of unknown outcome)`);
   for (const r of s.results) lines.push(...checkerLines(r));
   if (s.replay !== undefined) lines.push(`replay: ${s.replay}`);
   if (s.outDir !== undefined) lines.push(`evidence: ${s.outDir}/ (report.html, history.jsonl, schedule.json, cluster/node-N.log)`);
@@ -135,7 +135,7 @@ export function htmlReport(s: RunSummary): string {
 <body>
 <h1>${esc(title)}</h1>
 <p class="summary">${s.nodes} nodes, ${s.durationS} s${s.workload === undefined ? "" : `; ${s.workload.clients} clients, ${s.workload.users} users, guess limit ${s.workload.guessLimit}`}. <b>faults: ${faultCount(s.events)}, violations: ${violationCount(s.results)}</b></p>
-${s.interrupted === undefined ? "" : `<p class="violation"><b>Interrupted ${esc(s.interrupted)}</b>: the cluster was not healed, so ${NOT_CHECKED_WHEN_INTERRUPTED} were not checked.</p>`}
+${s.interrupted === undefined ? "" : `<p class="violation"><b>Interrupted ${esc(s.interrupted)}</b>: no final state, so ${NOT_CHECKED_WHEN_INTERRUPTED} were not checked.</p>`}
 ${s.replay === undefined ? "" : `<p>Replay: <code>${esc(s.replay)}</code></p>`}
 <h2>Checkers</h2>
 ${resultsList(s.results)}

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { VaultClient, WrongPasswordError, RecordLockedError, RecordNotFoundError, type ClusterDescriptor, type TokenProvider } from "../client/sdk/index.js";
 import { ChaosCluster, LocalTarget } from "./cluster.js";
 import { sleep, waitFor } from "./net.js";
-import { checkAll, checkHistoryOnly } from "./checkers/index.js";
+import { checkAll, checkHistoryOnly, checkRecovered } from "./checkers/index.js";
 import type { FinalRecord, FinalState } from "./checkers/types.js";
 import { leadersByTerm } from "./checkers/leaders.js";
 import { HistoryWriter } from "./history.js";
@@ -32,6 +32,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** How long the cluster's first election may take (default 60 s). */
   startTimeoutMs?: number;
+  /** How long the cluster may take to be ready again after healing (default 60 s); longer is a violation. */
+  recoverTimeoutMs?: number;
   /** The command that replays this run (printed in the summary and kept in run.json). */
   replay?: string;
   /** Called as soon as the target exists, before its processes start (the CLI keeps it for a forced exit). */
@@ -43,6 +45,11 @@ export interface RunResult {
   violations: number;
   outDir: string;
   summary: string;
+}
+
+/** After healing, the cluster did not become ready (or its final state could not be read): a liveness violation. */
+export class NotRecovered extends Error {
+  override readonly name = "NotRecovered";
 }
 
 /** The run was aborted (signal) before healing; no full verdict. */
@@ -156,7 +163,11 @@ export async function runAgainst(target: ChaosTarget, o: TargetRunOptions): Prom
     if (err instanceof RunAborted && state.history !== undefined) {
       state.workload?.stop();
       state.history.close();
-      err.partial = await writeInterruptedReport(target, o, state.history, err.reason);
+      err.partial = await writeIncompleteReport(target, o, state.history, `by ${err.reason} after ${(state.history.now() / 1000).toFixed(1)} s`);
+    }
+    if (err instanceof NotRecovered && state.history !== undefined) {
+      const why = `the cluster did not recover after healing: ${err.message}`;
+      return writeIncompleteReport(target, o, state.history, `after ${(state.history.now() / 1000).toFixed(1)} s`, why);
     }
     throw err;
   } finally {
@@ -177,21 +188,21 @@ function workloadShape(o: TargetRunOptions): WorkloadShape {
 }
 
 /** run.json: what recheck needs to judge the run again (and, once interrupted, that it was). */
-function writeRunJson(o: TargetRunOptions, nodes: number, interrupted?: string): void {
-  const run = { seed: o.seed, nodes, durationS: o.durationS, workload: workloadShape(o), ...(o.replay === undefined ? {} : { replay: o.replay }), ...(interrupted === undefined ? {} : { interrupted }) };
+function writeRunJson(o: TargetRunOptions, nodes: number, ending: { interrupted?: string; notRecovered?: string | undefined } = {}): void {
+  const run = { seed: o.seed, nodes, durationS: o.durationS, workload: workloadShape(o), ...(o.replay === undefined ? {} : { replay: o.replay }), ...ending };
   writeFileSync(join(o.outDir, "run.json"), `${JSON.stringify(run)}\n`);
 }
 
 /**
- * The report of a run aborted before healing: the history as written so far, judged by the checkers
- * that need no final state; run.json says it was interrupted (recheck then does the same).
+ * The report of a run that ended without a final state (interrupted, or `notRecovered`: a cluster that did
+ * not recover after healing, a violation): the history as written so far, judged by the checkers that need
+ * no final state; run.json says why (`interrupted`, `notRecovered`), and recheck judges it the same way.
  */
-async function writeInterruptedReport(target: ChaosTarget, o: TargetRunOptions, history: HistoryWriter, reason: string): Promise<RunResult> {
+async function writeIncompleteReport(target: ChaosTarget, o: TargetRunOptions, history: HistoryWriter, interrupted: string, notRecovered?: string): Promise<RunResult> {
   const events = [...history.events];
-  const interrupted = `by ${reason} after ${(history.now() / 1000).toFixed(1)} s`;
   const logs = await target.logs().catch(() => new Map<number, string>());
-  const results = checkHistoryOnly({ events, logs, guessLimit: workloadShape(o).guessLimit });
-  writeRunJson(o, target.ids.length, interrupted);
+  const results = [...checkHistoryOnly({ events, logs, guessLimit: workloadShape(o).guessLimit }), ...(notRecovered === undefined ? [] : [checkRecovered(notRecovered)])];
+  writeRunJson(o, target.ids.length, { interrupted, notRecovered });
   const summary = writeReport(o.outDir, { seed: o.seed, nodes: target.ids.length, durationS: o.durationS, workload: workloadShape(o), events, results, leaders: leadersByTerm(logs), replay: o.replay, outDir: o.outDir, interrupted });
   return { faults: faultCount(events), violations: violationCount(results), outDir: o.outDir, summary };
 }
@@ -226,7 +237,9 @@ async function runBody(target: ChaosTarget, o: TargetRunOptions, state: RunState
   const note = target.progressNote?.();
   log(`healing and collecting the final state${note ? ` (${note})` : ""}`);
   await target.restoreAll();
-  const final = await collectFinalState(target, workload, history, workload.users);
+  const final = await collectFinalState(target, workload, history, workload.users, o.recoverTimeoutMs ?? 60_000).catch((err: unknown) => {
+    throw new NotRecovered(err instanceof Error ? err.message : String(err));
+  });
   history.close();
   const logs = await target.logs();
   const results = checkAll({ events: history.events, final, logs, guessLimit });
@@ -290,8 +303,8 @@ async function readFinalRecords(target: ChaosTarget, lead: number, users: readon
   return records;
 }
 
-async function collectFinalState(target: ChaosTarget, workload: Workload, history: HistoryWriter, users: string[]): Promise<FinalState> {
-  await target.waitReady(60_000);
+async function collectFinalState(target: ChaosTarget, workload: Workload, history: HistoryWriter, users: string[], recoverTimeoutMs: number): Promise<FinalState> {
+  await target.waitReady(recoverTimeoutMs);
   await waitConverged(target);
   const lead = await target.waitReady(30_000);
   const first = await readFinalRecords(target, lead, users);

@@ -8,7 +8,7 @@ import { checkLeaders, type LeaderLogOptions } from "./leaders.js";
 import { checkNodeExits } from "./node-exits.js";
 import { checkNoRelease } from "./no-release.js";
 import { checkRightPassword } from "./right-password.js";
-import type { CheckResult, FinalState } from "./types.js";
+import { result, type CheckResult, type FinalState } from "./types.js";
 
 export type { CheckResult, FinalState, FinalRecord, Violation } from "./types.js";
 export { checkCounters, checkDigests, checkDurability, checkGuessBound, checkLeaders, checkNodeExits, checkNoRelease, checkRightPassword };
@@ -33,6 +33,11 @@ export function checkAll(i: CheckAllInput): CheckResult[] {
     checkDigests(i.final),
     checkNodeExits(i.final),
   ];
+}
+
+/** Liveness after healing: `failure` says how the cluster failed to become ready again (a violation). */
+export function checkRecovered(failure: string): CheckResult {
+  return result("recovery", [{ checker: "recovery", description: failure }]);
 }
 
 /** The checkers that need the state after healing; a run interrupted before it has none. */

@@ -63,6 +63,6 @@ test("a checker with more violations than the summary prints says how many more 
 
 test("an interrupted run's summary says so, and which checkers did not run", (t) => {
   const out = terminalSummary({ ...crafted(), interrupted: "by SIGINT after 12.5 s" });
-  t.regex(out.split("\n")[2]!, /^INTERRUPTED by SIGINT after 12\.5 s: the cluster was not healed, so durability, digests and node-exits were not checked/);
+  t.regex(out.split("\n")[2]!, /^INTERRUPTED by SIGINT after 12\.5 s: no final state, so durability, digests and node-exits were not checked/);
   t.regex(htmlReport({ ...crafted(), interrupted: "by SIGTERM after 3.0 s" }), /<b>Interrupted by SIGTERM after 3\.0 s<\/b>/);
 });
