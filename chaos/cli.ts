@@ -15,10 +15,13 @@ export const USAGE = `usage: npm run chaos -- --nodes 3|5 --duration SECONDS --s
   --nodes        cluster size, 3 or 5 (default 3)
   --duration     seconds of faults and workload, 5..86400 (default 60)
   --seed         1-64 letters, digits, . _ - (default: random); the same seed, size and duration replay the same faults
-  --clients      concurrent workload clients, 1..32
-  --users        users the workload registers and recovers, 1..100
-  --guess-limit  each user's guess limit, 1..255
-  --keep         keep the cluster's data dirs and logs in chaos/out/<seed>`;
+  --clients      concurrent workload clients, 1..32 (default 4)
+  --users        users the workload registers and recovers, 1..100 (default 6)
+  --guess-limit  each user's guess limit, 1..255 (default 5)
+  --keep         also keep the nodes' data dirs, SoftHSM tokens and certificates (configs and logs are always kept)
+Writes chaos/out/<seed>/ (summary.txt, report.html, history.jsonl, cluster/node-N.log); the last line is
+'faults: F, violations: V'. Exit: 0 no violation, 1 violations, 2 no run (setup error, crash), 64 usage,
+128 + signal when interrupted (130 for Ctrl-C). Recheck a run: npm run chaos:recheck -- chaos/out/<seed>`;
 
 /** The command that runs `o` again: the same faults (seed, size, duration) under the same workload. */
 export function replayCommand(o: RunOptions): string {
