@@ -48,6 +48,12 @@ export interface HsmStats {
 export class Hsm {
   readonly agreementPublicKey: Uint8Array;
   readonly identityPublicKey: Uint8Array;
+  /**
+   * True when this open generated both key pairs (the token held none: the
+   * node's first start on it); false when it found them, i.e. the token
+   * already served this node before.
+   */
+  readonly keysGenerated: boolean;
   readonly stats: HsmStats = { evaluations: 0, signatures: 0, destroyFailures: 0 };
   /** @internal exposed for tests and tools that inspect the token. */
   readonly token: Token;
@@ -63,6 +69,7 @@ export class Hsm {
     this.keys = keys;
     this.agreementPublicKey = keys.agreement.publicKey;
     this.identityPublicKey = keys.identity.publicKey;
+    this.keysGenerated = keys.agreement.generated && keys.identity.generated;
     this.calls = strategy === "async" ? asyncCalls(token.p11) : syncCalls(token.p11);
   }
 

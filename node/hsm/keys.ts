@@ -23,6 +23,8 @@ export interface NodeKeyPair {
   privateKey: Handle;
   /** 65-byte uncompressed SEC1 public key. */
   publicKey: Uint8Array;
+  /** True when this call generated the pair (the token held neither half); false when it found it. */
+  generated: boolean;
 }
 
 const LABEL: Record<KeyRole, string> = { agreement: "bkv-agreement", identity: "bkv-identity" };
@@ -112,7 +114,7 @@ export function findOrGenerateKeyPair(p11: PKCS11, session: Handle, role: KeyRol
         `the token holds ${privs.length} private and ${pubs.length} public ${role} keys (expected one each)`);
     }
     checkPrivateKeyAttributes(p11, session, priv, role);
-    return { role, privateKey: priv, publicKey: readEcPoint(p11, session, pub) };
+    return { role, privateKey: priv, publicKey: readEcPoint(p11, session, pub), generated: false };
   } catch (err) {
     throw toHsmError(err, `loading the ${role} key`);
   }
@@ -121,7 +123,7 @@ export function findOrGenerateKeyPair(p11: PKCS11, session: Handle, role: KeyRol
 function generateKeyPair(p11: PKCS11, session: Handle, role: KeyRole): NodeKeyPair {
   const kp = p11.C_GenerateKeyPair(session, { mechanism: P.CKM_EC_KEY_PAIR_GEN },
     publicKeyTemplate(role), privateKeyTemplate(role));
-  return { role, privateKey: kp.privateKey, publicKey: readEcPoint(p11, session, kp.publicKey) };
+  return { role, privateKey: kp.privateKey, publicKey: readEcPoint(p11, session, kp.publicKey), generated: true };
 }
 
 const REQUIRED_TRUE = [P.CKA_PRIVATE, P.CKA_SENSITIVE, P.CKA_ALWAYS_SENSITIVE, P.CKA_NEVER_EXTRACTABLE];

@@ -32,7 +32,8 @@ export type WorkerRequest =
   | { id: number; op: "memory" }
   | { id: number; op: "close" };
 
-type Keys = { agreement: Uint8Array; identity: Uint8Array };
+/** The token's public keys, and whether this worker's open generated them (Hsm.keysGenerated). */
+type Keys = { agreement: Uint8Array; identity: Uint8Array; generated: boolean };
 
 export type WorkerReply =
   | { id: number; loaded: true }
@@ -179,7 +180,9 @@ async function spawnWorkers(init: WorkerInit, threads: number): Promise<HsmWorke
 
 /**
  * Opens the token in spawned workers: the first initializes the module and
- * bootstraps the keys, then the others join. On a failure every one is stopped.
+ * bootstraps the keys, then the others join. Resolves with the first's
+ * answer: only its open may have generated the keys. On a failure every one
+ * is stopped.
  */
 async function openWorkers(workers: readonly HsmWorker[]): Promise<Keys> {
   const [first, ...rest] = workers;
@@ -235,6 +238,12 @@ export class HsmWorkerPool {
     private readonly options: Required<PoolOptions>,
     readonly agreementPublicKey: Uint8Array,
     readonly identityPublicKey: Uint8Array,
+    /**
+     * True when the pool's open generated the node keys (the token held none:
+     * the node's first start on it); false when it found them. Fixed at open:
+     * a module restart finds the keys and does not change it.
+     */
+    readonly keysGenerated: boolean,
   ) {
     this.stats = { operations: 0, recycles: 0, lastRestartMs: 0, restartAt: restartInterval(options.recycleAfter, options.random) };
   }
@@ -247,7 +256,7 @@ export class HsmWorkerPool {
     const init: WorkerInit = { config: { ...config, sessions: 1 }, sessionKeyCopies: o.sessionKeyCopies };
     const workers = await spawnWorkers(init, o.threads);
     const keys = await openWorkers(workers);
-    return new HsmWorkerPool(workers, init, o, keys.agreement, keys.identity);
+    return new HsmWorkerPool(workers, init, o, keys.agreement, keys.identity, keys.generated);
   }
 
   evaluate(blob: Uint8Array, blinded: Uint8Array, commitment: Uint8Array): Promise<Uint8Array> {

@@ -40,7 +40,7 @@ function warmUp(): void {
 
 async function open(id: number): Promise<WorkerReply> {
   hsm ??= await Hsm.open(init.config, { strategy: "sync", sessionKeyCopies: init.sessionKeyCopies });
-  return { id, ready: { agreement: hsm.agreementPublicKey, identity: hsm.identityPublicKey } };
+  return { id, ready: { agreement: hsm.agreementPublicKey, identity: hsm.identityPublicKey, generated: hsm.keysGenerated } };
 }
 
 async function handle(req: WorkerRequest): Promise<WorkerReply> {

@@ -46,6 +46,7 @@ test.serial("first open creates both key pairs; a second open finds the same key
   t.is(agreement[0], 0x04);
   t.false(agreement.equals(identity));
   t.is(await countTokenKeys(first), 4);
+  t.true(first.keysGenerated);
   first.close();
 
   const second = await Hsm.open(token.config);
@@ -53,6 +54,7 @@ test.serial("first open creates both key pairs; a second open finds the same key
     t.deepEqual(Buffer.from(second.agreementPublicKey), agreement);
     t.deepEqual(Buffer.from(second.identityPublicKey), identity);
     t.is(await countTokenKeys(second), 4, "no new key objects on the second start");
+    t.false(second.keysGenerated, "the second open found them");
   } finally {
     second.close();
   }

@@ -26,6 +26,7 @@ function job(agreement: Uint8Array) {
 test.serial("the module is restarted after recycleAfter operations; the old threads serve while the new ones load; calls during a switch wait", async (t) => {
   const pool = await HsmWorkerPool.open(token.config, { threads: 2, recycleAfter: 40 });
   try {
+    t.true(pool.keysGenerated, "the first open of a new token generated its keys");
     const one = async () => {
       const j = job(pool.agreementPublicKey);
       t.deepEqual(Buffer.from(await pool.evaluate(j.blob, j.b, j.K)), j.expected);
@@ -44,6 +45,7 @@ test.serial("the module is restarted after recycleAfter operations; the old thre
     // Bursts of 40 at once: a switch waits for the calls in flight; those that arrive during it wait for it.
     for (let burst = 0; pool.stats.recycles < 3 && burst < 200; burst++) await Promise.all(Array.from({ length: 40 }, one));
     t.is(pool.stats.recycles, 3);
+    t.true(pool.keysGenerated, "module restarts, which find the keys, do not change it");
     await pool.sign(new Uint8Array(32));
     const mem = await pool.memory();
     t.true(mem.heapUsed > 0 && mem.heapTotal >= mem.heapUsed, "the worker threads' isolates are measured");
@@ -52,6 +54,7 @@ test.serial("the module is restarted after recycleAfter operations; the old thre
   }
   const again = await HsmWorkerPool.open(token.config, { threads: 1 });
   t.deepEqual(Buffer.from(again.agreementPublicKey).length, 65, "the token opens again after the pool closed");
+  t.false(again.keysGenerated, "a later open finds the keys");
   await again.close();
 });
 
