@@ -44,6 +44,7 @@ import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { checkDataDirIdentity, recordDataDirIdentity } from "./data-dir-identity.js";
 import { tokenKeysMismatch } from "./token-keys.js";
+import { refuseLostRaftState } from "./lost-state.js";
 import { loadNodeTls } from "./tls-files.js";
 
 /** What the log and /readyz say while client authentication is off. */
@@ -256,7 +257,7 @@ export class VaultNode {
   }
 
   /** The Raft storage (bootstrapped when new, once `hsm` opened) and the vault store, opened at its applied index. */
-  private async openStores(hsm: Promise<unknown>): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
+  private async openStores(hsm: Promise<HsmWorkerPool>): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
     const c = this.cfg;
     const t0 = performance.now();
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
@@ -287,9 +288,10 @@ export class VaultNode {
   /**
    * A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state
    * inline), written once `hsm` opened: a first start that fails on its token leaves none behind, whose voters
-   * and bootstrap-only settings (throttle, auth) a corrected config could no longer change.
+   * and bootstrap-only settings (throttle, auth) a corrected config could no longer change. A token whose keys
+   * existed before this start served this voter already: its Raft state is lost, and it is refused (lost-state.ts).
    */
-  private async bootstrapIfEmpty(hsm: Promise<unknown>): Promise<void> {
+  private async bootstrapIfEmpty(hsm: Promise<HsmWorkerPool>): Promise<void> {
     if (this.storage.lastIndex() > 0 || this.storage.snapshot().metadata.index > 0) return;
     if (this.cfg.join) {
       this.log.info("joining a running cluster: waiting for the leader's snapshot");
@@ -301,7 +303,7 @@ export class VaultNode {
     const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
     const issuers = bootstrapIssuers(this.cfg.auth);
     const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle, ...(issuers === undefined ? {} : { issuers }) }).snapshot();
-    await hsm;
+    refuseLostRaftState(await hsm, { nodeId: this.cfg.nodeId, tokenLabel: this.cfg.hsm.tokenLabel, dataDir: this.cfg.dataDir });
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });
   }

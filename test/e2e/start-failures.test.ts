@@ -8,11 +8,14 @@
 //   is refused: the node could evaluate none of its shares.
 // - A data dir opened as another node id (a wrong BKV_NODE_ID, swapped
 //   volumes) is refused (exit 2): that node would vote with the other's log.
+// - An initial voter whose data dir was wiped, on the token that already
+//   served it, is refused before it bootstraps again: a voter that lost its
+//   Raft state must not vote again under its old id.
 // - A TLS file that is wrong is named (exit 2) before the data dir is read;
 //   a first start that fails on its token writes no bootstrap snapshot, so
 //   the corrected start bootstraps from the corrected config.
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
@@ -74,6 +77,32 @@ test.serial("a node whose token was re-initialized (other keys than it announced
   }
 });
 
+test.serial("a voter whose data dir was wiped, on the token that served it, exits 1 before it bootstraps; its data dir restored, it starts", async (t) => {
+  t.timeout(180_000);
+  const cluster = await LocalCluster.start({ size: 1 });
+  try {
+    await cluster.stop(1);
+    const dataDir = join(cluster.dir, "data-1");
+    cpSync(dataDir, `${dataDir}.backup`, { recursive: true });
+    rmSync(dataDir, { recursive: true });
+    const run = await runNode(cluster.node(1).configFile);
+    t.is(run.code, 1);
+    t.regex(run.out, /"msg":"start failed".*"name":"LostRaftStateError".*the HSM token 'bkv-e2e-1' already served node 1 .*holds no Raft state.*bkv admin remove 1/);
+    t.notRegex(run.out, /"msg":"(bootstrapped a new member|node started)"/);
+    t.deepEqual(readdirSync(join(dataDir, "raft", "snap")), [], "no bootstrap snapshot");
+    for (const entry of ["identity.json", "vault", "evaluations", "audit.log"]) t.false(existsSync(join(dataDir, entry)), `no ${entry}`);
+    t.false(run.out.includes(cluster.pin(1)), "no PIN in the output");
+
+    rmSync(dataDir, { recursive: true });
+    cpSync(`${dataDir}.backup`, dataDir, { recursive: true });
+    const restored = await runNode(cluster.node(1).configFile, { until: /"msg":"node started"/ });
+    t.is(restored.code, 0);
+    t.notRegex(restored.out, /"msg":"bootstrapped a new member"/, "it resumed from its restored Raft state");
+  } finally {
+    await cluster.close();
+  }
+});
+
 test.serial("a bad TLS file exits 2 naming it before the stores open; a first start failing on its token leaves no bootstrap behind", async (t) => {
   t.timeout(180_000);
   const cluster = await LocalCluster.start({ size: 1 });
@@ -89,9 +118,13 @@ test.serial("a bad TLS file exits 2 naming it before the stores open; a first st
     t.notRegex(tls.out, /"msg":"raft log opened"/);
     copyFileSync(`${cert}.good`, cert);
 
+    // A new node's first start: an empty data dir and a new token (a used token with an empty data dir is refused, above).
     const dataDir = join(cluster.dir, "data-1");
     rmSync(dataDir, { recursive: true });
-    const pinFile = join(cluster.dir, "hsm-1", "pin");
+    const hsmDir = join(cluster.dir, "hsm-1");
+    rmSync(hsmDir, { recursive: true });
+    execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, "bkv-e2e-1"], { stdio: "ignore" });
+    const pinFile = join(hsmDir, "pin");
     const pin = cluster.pin(1);
     writeFileSync(pinFile, "wrong-pin-4711\n");
     const first = await runNode(configFile);
