@@ -248,13 +248,24 @@ export class HsmWorkerPool {
     this.stats = { operations: 0, recycles: 0, lastRestartMs: 0, restartAt: restartInterval(options.recycleAfter, options.random) };
   }
 
-  static async open(config: HsmConfig, options: PoolOptions = {}): Promise<HsmWorkerPool> {
+  /**
+   * Starts the threads and opens the token in them. The token is opened (and
+   * the node keys generated at the token's first use) only once `openAfter`
+   * resolves; the threads load their code meanwhile. When it rejects, the
+   * threads are stopped and open rejects with its reason, the token untouched.
+   */
+  static async open(config: HsmConfig, options: PoolOptions = {}, openAfter: Promise<unknown> = Promise.resolve()): Promise<HsmWorkerPool> {
     const o = { ...DEFAULT_POOL, ...options };
     if (!Number.isInteger(o.threads) || o.threads < 1) throw new HsmError("CONFIG_INVALID", "threads must be >= 1");
     if (!Number.isInteger(o.recycleAfter) || o.recycleAfter < 0) throw new HsmError("CONFIG_INVALID", "recycleAfter must be >= 0");
     if (config.softhsmConf !== undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
     const init: WorkerInit = { config: { ...config, sessions: 1 }, sessionKeyCopies: o.sessionKeyCopies };
+    openAfter.catch(() => undefined); // a rejection while the threads load is handled below, not an unhandled one
     const workers = await spawnWorkers(init, o.threads);
+    await openAfter.catch(async (err: unknown) => {
+      await stopWorkers(workers);
+      throw err;
+    });
     const keys = await openWorkers(workers);
     return new HsmWorkerPool(workers, init, o, keys.agreement, keys.identity, keys.generated);
   }

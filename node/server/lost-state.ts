@@ -43,3 +43,26 @@ export function refuseLostRaftState(token: TokenHistory, facts: LostStateFacts):
     + `(docs/operations.md, "A node that does not start")`,
   );
 }
+
+/**
+ * When a start opens its token. The HSM's threads load their code at once;
+ * the token is opened once `open()` is called: at a restart as soon as the
+ * Raft storage holds state, on a new data dir only when the bootstrap
+ * snapshot is ready to be written. So a first start that fails before (a bad
+ * TLS or JWKS file, an unwritable data dir) leaves the token without keys,
+ * and its next start is not taken for a voter that lost its state. After
+ * `abort(err)` (the start failed first) the token is never opened.
+ */
+export interface TokenGate {
+  readonly opened: Promise<void>;
+  open(): void;
+  abort(err: unknown): void;
+}
+
+export function tokenGate(): TokenGate {
+  let open!: () => void;
+  let abort!: (err: unknown) => void;
+  const opened = new Promise<void>((resolve, reject) => { open = resolve; abort = reject; });
+  opened.catch(() => undefined); // an abort after the token opened has nobody waiting for it
+  return { opened, open, abort };
+}

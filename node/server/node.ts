@@ -44,7 +44,7 @@ import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { checkDataDirIdentity, recordDataDirIdentity } from "./data-dir-identity.js";
 import { tokenKeysMismatch } from "./token-keys.js";
-import { refuseLostRaftState } from "./lost-state.js";
+import { type TokenGate, refuseLostRaftState, tokenGate } from "./lost-state.js";
 import { loadNodeTls } from "./tls-files.js";
 
 /** What the log and /readyz say while client authentication is off. */
@@ -141,19 +141,21 @@ export class VaultNode {
     const identity = { clusterId: c.clusterId, nodeId: c.nodeId };
     await checkDataDirIdentity(c.dataDir, identity);
     this.checkOpenFilesLimit();
-    // The HSM's worker threads start while the stores open (each takes a second or more at a restart).
-    const hsm = this.openHsm().then((h) => {
+    // The HSM's worker threads start while the stores open (each takes a second or more at a restart); the token opens through `gate`.
+    const gate = tokenGate();
+    const hsm = this.openHsm(gate.opened).then((h) => {
       this.log.info("hsm opened", { token: c.hsm.tokenLabel });
       return h;
     });
     // Awaited below, after the stores and Raft: a token that fails sooner must not be an unhandled rejection meanwhile.
     hsm.catch(() => undefined);
     const closeHsm = async (err: unknown): Promise<never> => {
+      gate.abort(err);
       await hsm.then((h) => h.close(), () => undefined);
       throw err;
     };
     const tls = await Promise.resolve().then(() => this.tls()).catch(closeHsm);
-    const { files, sm } = await this.openStores(hsm).catch(closeHsm);
+    const { files, sm } = await this.openStores(hsm, gate).catch(closeHsm);
     if (!c.auth.enabled && sm.issuers !== null) await closeHsm(authOffInAuthenticatedCluster());
     // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
     const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
@@ -246,25 +248,25 @@ export class VaultNode {
     return peer;
   }
 
-  private openHsm(): Promise<HsmWorkerPool> {
+  private openHsm(openAfter: Promise<void>): Promise<HsmWorkerPool> {
     const h = this.cfg.hsm;
     return HsmWorkerPool.open({
       modulePath: h.module, tokenLabel: h.tokenLabel,
       ...(h.pinFile !== undefined ? { pinFile: h.pinFile } : { pinEnv: h.pinEnv as string }),
       ...(h.softhsmConf !== undefined ? { softhsmConf: h.softhsmConf } : {}),
       ...(h.wrapMechanism !== undefined ? { wrapMechanism: h.wrapMechanism } : {}),
-    }, { recycleAfter: h.recycleAfter });
+    }, { recycleAfter: h.recycleAfter }, openAfter);
   }
 
   /** The Raft storage (bootstrapped when new, once `hsm` opened) and the vault store, opened at its applied index. */
-  private async openStores(hsm: Promise<HsmWorkerPool>): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
+  private async openStores(hsm: Promise<HsmWorkerPool>, gate: TokenGate): Promise<{ files: VaultFiles; sm: VaultStateMachine }> {
     const c = this.cfg;
     const t0 = performance.now();
     this.storage = await DiskStorage.open(join(c.dataDir, "raft"), { logger: { warn: (m) => this.log.warn(m) } });
     const snapshot = this.storage.snapshot().metadata.index;
     const ms = Math.round(performance.now() - t0);
     this.log.info("raft log opened", { snapshot, entries: this.storage.lastIndex() - snapshot, lastIndex: this.storage.lastIndex(), ms });
-    await this.bootstrapIfEmpty(hsm);
+    await this.bootstrapIfEmpty(hsm, gate);
     const files = await VaultFiles.open(join(c.dataDir, "vault"));
     this.files = files;
     this.ledger = await EvaluationLedger.open(join(c.dataDir, "evaluations"));
@@ -288,13 +290,14 @@ export class VaultNode {
   /**
    * A new data dir: every initial voter starts from the same bootstrap snapshot (format 1: the tiny new state
    * inline), written once `hsm` opened: a first start that fails on its token leaves none behind, whose voters
-   * and bootstrap-only settings (throttle, auth) a corrected config could no longer change. A token whose keys
-   * existed before this start served this voter already: its Raft state is lost, and it is refused (lost-state.ts).
+   * and bootstrap-only settings (throttle, auth) a corrected config could no longer change. The token opens (`gate`) only
+   * once the snapshot is ready: one whose keys existed before served this voter already, whose Raft state is lost (lost-state.ts).
    */
-  private async bootstrapIfEmpty(hsm: Promise<HsmWorkerPool>): Promise<void> {
-    if (this.storage.lastIndex() > 0 || this.storage.snapshot().metadata.index > 0) return;
-    if (this.cfg.join) {
-      this.log.info("joining a running cluster: waiting for the leader's snapshot");
+  private async bootstrapIfEmpty(hsm: Promise<HsmWorkerPool>, gate: TokenGate): Promise<void> {
+    const empty = this.storage.lastIndex() === 0 && this.storage.snapshot().metadata.index === 0;
+    if (!empty || this.cfg.join) {
+      gate.open();
+      if (empty) this.log.info("joining a running cluster: waiting for the leader's snapshot");
       return;
     }
     const peers = new Map(this.cfg.nodes.map((n) => [n.id, n.peerAddress]));
@@ -303,6 +306,7 @@ export class VaultNode {
     const clusterCa = certificateDer(readFileSync(this.cfg.tls.ca), `the CA file ${this.cfg.tls.ca}`);
     const issuers = bootstrapIssuers(this.cfg.auth);
     const vault = new VaultStateMachine({ clusterId: this.cfg.clusterId, clusterCa, throttle: this.cfg.throttle, ...(issuers === undefined ? {} : { issuers }) }).snapshot();
+    gate.open();
     refuseLostRaftState(await hsm, { nodeId: this.cfg.nodeId, tokenLabel: this.cfg.hsm.tokenLabel, dataDir: this.cfg.dataDir });
     await this.storage.saveSnapshot(bootstrapSnapshot(this.cfg.nodes.map((n) => n.id), encodeServerSnapshot({ peers, vault })));
     this.log.info("bootstrapped a new member", { voters: this.cfg.nodes.map((n) => n.id) });

@@ -12,10 +12,11 @@
 //   served it, is refused before it bootstraps again: a voter that lost its
 //   Raft state must not vote again under its old id.
 // - A TLS file that is wrong is named (exit 2) before the data dir is read;
-//   a first start that fails on its token writes no bootstrap snapshot, so
+//   a first start that fails on its token writes no bootstrap snapshot, and
+//   one that fails before its bootstrap leaves its token without keys, so
 //   the corrected start bootstraps from the corrected config.
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
@@ -103,7 +104,7 @@ test.serial("a voter whose data dir was wiped, on the token that served it, exit
   }
 });
 
-test.serial("a bad TLS file exits 2 naming it before the stores open; a first start failing on its token leaves no bootstrap behind", async (t) => {
+test.serial("a bad TLS file exits 2 naming it before the stores open; a first start failing on its token or its config leaves no bootstrap and no keys behind", async (t) => {
   t.timeout(180_000);
   const cluster = await LocalCluster.start({ size: 1 });
   try {
@@ -124,6 +125,14 @@ test.serial("a bad TLS file exits 2 naming it before the stores open; a first st
     const hsmDir = join(cluster.dir, "hsm-1");
     rmSync(hsmDir, { recursive: true });
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, "bkv-e2e-1"], { stdio: "ignore" });
+    // A first start that fails after the stores opened, on the bootstrap's JWKS file: the token is not opened yet,
+    // so it holds no keys, and the corrected start is not taken for a voter that lost its Raft state.
+    renameSync(cluster.jwksFile, `${cluster.jwksFile}.aside`);
+    const jwks = await runNode(configFile);
+    t.is(jwks.code, 1);
+    t.regex(jwks.out, /"msg":"start failed".*ENOENT.*dev-issuer\.jwks\.json/);
+    t.notRegex(jwks.out, /"msg":"hsm opened"/, "the token was not opened");
+    renameSync(`${cluster.jwksFile}.aside`, cluster.jwksFile);
     const pinFile = join(hsmDir, "pin");
     const pin = cluster.pin(1);
     writeFileSync(pinFile, "wrong-pin-4711\n");

@@ -147,6 +147,20 @@ test.serial("a module that cannot restart (the token's files are gone) fails cal
   }
 });
 
+test.serial("a pool whose openAfter rejects stops its threads and never opens the token: a later open generates the keys", async (t) => {
+  const fresh = createToken("pool-gate");
+  t.teardown(() => fresh.remove());
+  const refused = new Error("the start failed before its bootstrap");
+  const err = await t.throwsAsync(HsmWorkerPool.open(fresh.config, { threads: 2 }, Promise.reject(refused)));
+  t.is(err, refused, "open rejects with the gate's reason");
+  const pool = await HsmWorkerPool.open(fresh.config, { threads: 1 }, Promise.resolve());
+  try {
+    t.true(pool.keysGenerated, "the refused open left the token without keys");
+  } finally {
+    await pool.close();
+  }
+});
+
 test("a worker thread that ends before its code loads fails its start with a typed error, not a hang", async (t) => {
   const exits = new Worker("process.exit(3)", { eval: true });
   const e1 = await t.throwsAsync(whenLoaded(exits), { instanceOf: HsmError });
