@@ -255,12 +255,12 @@ export class HsmWorkerPool {
    * threads are stopped and open rejects with its reason, the token untouched.
    */
   static async open(config: HsmConfig, options: PoolOptions = {}, openAfter: Promise<unknown> = Promise.resolve()): Promise<HsmWorkerPool> {
+    openAfter.catch(() => undefined); // a rejection before it is awaited below is not an unhandled one
     const o = { ...DEFAULT_POOL, ...options };
     if (!Number.isInteger(o.threads) || o.threads < 1) throw new HsmError("CONFIG_INVALID", "threads must be >= 1");
     if (!Number.isInteger(o.recycleAfter) || o.recycleAfter < 0) throw new HsmError("CONFIG_INVALID", "recycleAfter must be >= 0");
     if (config.softhsmConf !== undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
     const init: WorkerInit = { config: { ...config, sessions: 1 }, sessionKeyCopies: o.sessionKeyCopies };
-    openAfter.catch(() => undefined); // a rejection while the threads load is handled below, not an unhandled one
     const workers = await spawnWorkers(init, o.threads);
     await openAfter.catch(async (err: unknown) => {
       await stopWorkers(workers);
