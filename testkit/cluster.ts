@@ -12,7 +12,8 @@ import { join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
 import { VaultService } from "../proto/gen/bkv/v1/vault_pb.js";
-import { unaryClient } from "../proto/rpc.js";
+import { errorDetailOf, unaryClient } from "../proto/rpc.js";
+import { ErrorReason } from "../proto/gen/bkv/v1/status_pb.js";
 import { freePort } from "../chaos/net.js";
 import { NODE_V8_FLAGS, UNREACHED_LIMITS, nodeEnv } from "../chaos/node-env.js";
 import type { TestFn } from "ava";
@@ -330,6 +331,23 @@ export class LocalCluster {
       }
       return undefined;
     }, "a leader", timeoutMs);
+  }
+
+  /**
+   * `call` on the admin port of the node leading now; a NOT_LEADER or
+   * NO_LEADER (an election under load meanwhile) sends it to the next
+   * leader, until `timeoutMs`.
+   */
+  async onLeader<T>(call: (admin: ReturnType<LocalCluster["admin"]>) => Promise<T>, timeoutMs = 30_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await call(this.admin(await this.leaderId(timeoutMs)));
+      } catch (err) {
+        const reason = errorDetailOf(err as grpc.ServiceError)?.reason;
+        if (Date.now() > end || (reason !== ErrorReason.NOT_LEADER && reason !== ErrorReason.NO_LEADER)) throw err;
+      }
+    }
   }
 
   async status(id: number) {

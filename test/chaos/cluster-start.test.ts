@@ -9,7 +9,8 @@ import { tempDir } from "../temp.js";
 
 const HANG = resolve(import.meta.dirname, "fixtures/hang-forever.cjs");
 
-test("a cluster that never elects a leader fails the run after the start timeout, clearly, and stops its processes", async (t) => {
+// Serial: the first test hangs every node it starts through process-wide environment variables.
+test.serial("a cluster that never elects a leader fails the run after the start timeout, clearly, and stops its processes", async (t) => {
   for (const id of [1, 2, 3]) process.env[`BKV_E2E_NODE_ENV_${id}`] = `NODE_OPTIONS=--require=${HANG}`;
   t.teardown(() => {
     for (const id of [1, 2, 3]) delete process.env[`BKV_E2E_NODE_ENV_${id}`];
@@ -25,7 +26,7 @@ test("a cluster that never elects a leader fails the run after the start timeout
   t.deepEqual(readdirSync(join(outDir, "cluster")).filter((f) => /^(data|hsm)-|^certs$|key/.test(f)), [], "no data dir, token or key left");
 });
 
-test("a cluster that does not recover after healing is a violation with a report, not a crash without a verdict", async (t) => {
+test.serial("a cluster that does not recover after healing is a violation with a report, not a crash without a verdict", async (t) => {
   const outDir = join(tempDir(t, "bkv-chaos-norecover-"), "run");
   let target: ChaosTarget | undefined;
   const stopNodes = (line: string): void => {

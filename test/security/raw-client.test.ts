@@ -69,16 +69,22 @@ async function failure(p: Promise<unknown>): Promise<Failure> {
 
 /** Every node's applied index and state digest. */
 async function digests(): Promise<string[]> {
+  await appliedEverywhere();
   return Promise.all(cluster.nodes.map(async (n) => {
     const s = await cluster.admin(n.id).getClusterStatus({ includeStateDigest: true });
     return `${s.stateDigestIndex}:${Buffer.from(s.stateDigest).toString("hex")}`;
   }));
 }
 
-/** Every node's view of `users`' records, once each applied what the leader had (stale reads: each node's own state). */
-async function records(users: readonly string[]): Promise<string[]> {
+/** Waits until every node applied what the leader had applied (a follower may be an entry behind a moment). */
+async function appliedEverywhere(): Promise<void> {
   const applied = Number((await cluster.status(await cluster.leaderId())).appliedIndex);
   for (const n of cluster.nodes) await cluster.waitApplied(n.id, applied);
+}
+
+/** Every node's view of `users`' records, once each applied what the leader had (stale reads: each node's own state). */
+async function records(users: readonly string[]): Promise<string[]> {
+  await appliedEverywhere();
   return Promise.all(cluster.nodes.flatMap((n) => users.map(async (u) => {
     const r = await raw(n.id).getRecordInfo({ userId: u, stale: true }, await auth(u)).catch((err: ServiceError) => err.details);
     return typeof r === "string" ? `${u}: ${r}` : `${u}: v${r.version} left ${r.attemptsRemaining} locked ${r.locked} ${Buffer.from(r.recordDigest).toString("hex")}`;
