@@ -44,6 +44,18 @@ function runNode(configFile: string, { ms = 60_000, until = /$^/ } = {}): Promis
   }));
 }
 
+/** A 1-node cluster whose node is stopped for `body`; closed after. */
+async function withStoppedNode(t: import("ava").ExecutionContext, body: (cluster: LocalCluster) => Promise<void>): Promise<void> {
+  t.timeout(180_000);
+  const cluster = await LocalCluster.start({ size: 1 });
+  try {
+    await cluster.stop(1);
+    await body(cluster);
+  } finally {
+    await cluster.close();
+  }
+}
+
 test.serial("a second process on a running node's data dir exits 1 naming the holder's pid, before it reads the dir; the node serves on", async (t) => {
   t.timeout(180_000);
   const cluster = await LocalCluster.start({ size: 1 });
@@ -61,10 +73,7 @@ test.serial("a second process on a running node's data dir exits 1 naming the ho
 });
 
 test.serial("a node whose token was re-initialized (other keys than it announced) exits 1 and says it is not this node's token", async (t) => {
-  t.timeout(180_000);
-  const cluster = await LocalCluster.start({ size: 1 });
-  try {
-    await cluster.stop(1);
+  await withStoppedNode(t, async (cluster) => {
     const hsmDir = join(cluster.dir, "hsm-1");
     rmSync(hsmDir, { recursive: true, force: true });
     execFileSync("bash", [join(ROOT, "deploy/softhsm/init-token.sh"), hsmDir, "bkv-e2e-1"], { stdio: "ignore" });
@@ -73,16 +82,11 @@ test.serial("a node whose token was re-initialized (other keys than it announced
     t.regex(run.out, /"msg":"start failed".*"name":"TokenKeysMismatchError".*the HSM token 'bkv-e2e-1' holds other keys than node 1 announced/);
     t.notRegex(run.out, /"msg":"node started"/);
     t.false(run.out.includes(cluster.pin(1)), "no PIN in the output");
-  } finally {
-    await cluster.close();
-  }
+  });
 });
 
 test.serial("a voter whose data dir was wiped, on the token that served it, exits 1 before it bootstraps; its data dir restored, it starts", async (t) => {
-  t.timeout(180_000);
-  const cluster = await LocalCluster.start({ size: 1 });
-  try {
-    await cluster.stop(1);
+  await withStoppedNode(t, async (cluster) => {
     const dataDir = join(cluster.dir, "data-1");
     cpSync(dataDir, `${dataDir}.backup`, { recursive: true });
     rmSync(dataDir, { recursive: true });
@@ -99,16 +103,11 @@ test.serial("a voter whose data dir was wiped, on the token that served it, exit
     const restored = await runNode(cluster.node(1).configFile, { until: /"msg":"node started"/ });
     t.is(restored.code, 0);
     t.notRegex(restored.out, /"msg":"bootstrapped a new member"/, "it resumed from its restored Raft state");
-  } finally {
-    await cluster.close();
-  }
+  });
 });
 
 test.serial("a bad TLS file exits 2 naming it before the stores open; a first start failing on its token or its config leaves no bootstrap and no keys behind", async (t) => {
-  t.timeout(180_000);
-  const cluster = await LocalCluster.start({ size: 1 });
-  try {
-    await cluster.stop(1);
+  await withStoppedNode(t, async (cluster) => {
     const { configFile } = cluster.node(1);
     const cert = join(cluster.certsDir, "node-1.crt");
     copyFileSync(cert, `${cert}.good`);
@@ -145,16 +144,11 @@ test.serial("a bad TLS file exits 2 naming it before the stores open; a first st
     const second = await runNode(configFile, { until: /"msg":"node started"/ });
     t.is(second.code, 0);
     t.regex(second.out, /"msg":"bootstrapped a new member"/);
-  } finally {
-    await cluster.close();
-  }
+  });
 });
 
 test.serial("a data dir opened as another node id exits 2 naming both ids, before the stores open", async (t) => {
-  t.timeout(180_000);
-  const cluster = await LocalCluster.start({ size: 1 });
-  try {
-    await cluster.stop(1);
+  await withStoppedNode(t, async (cluster) => {
     const { configFile } = cluster.node(1);
     const config = JSON.parse(readFileSync(configFile, "utf8")) as { nodeId: number; nodes: Array<{ id: number }> };
     writeFileSync(configFile, JSON.stringify({ ...config, nodeId: 2, nodes: config.nodes.map((n) => ({ ...n, id: 2 })) }));
@@ -162,7 +156,5 @@ test.serial("a data dir opened as another node id exits 2 naming both ids, befor
     t.is(run.code, 2);
     t.regex(run.out, /"msg":"start failed".*config: dataDir .*data-1 holds the data of node 1 of cluster \\"e2e-cluster\\", not of node 2/);
     t.notRegex(run.out, /"msg":"raft log opened"/);
-  } finally {
-    await cluster.close();
-  }
+  });
 });
