@@ -9,6 +9,8 @@
 // Raft state, on a token whose keys already existed, does not start.
 // A joining node is not refused: it holds no vote until the cluster adds
 // it, and one that stopped during its first catch-up restarts empty.
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 
 /** Thrown at start, before the bootstrap snapshot is written and before Raft starts. */
 export class LostRaftStateError extends Error {
@@ -46,9 +48,9 @@ export function refuseLostRaftState(token: TokenHistory, facts: LostStateFacts):
 
 /**
  * When a start opens its token. The HSM's threads load their code at once;
- * the token is opened once `open()` is called: at a restart as soon as the
- * Raft storage holds state, on a new data dir only when the bootstrap
- * snapshot is ready to be written. So a first start that fails before (a bad
+ * the token is opened once `open()` is called: at once at a restart (the
+ * Raft storage holds a file: holdsRaftFiles), beside the stores; on a data
+ * dir without one only when the bootstrap snapshot is ready to be written. So a first start that fails before (a bad
  * TLS or JWKS file, an unwritable data dir) leaves the token without keys,
  * and its next start is not taken for a voter that lost its state. After
  * `abort(err)` (the start failed first) the token is never opened.
@@ -65,4 +67,22 @@ export function tokenGate(): TokenGate {
   const opened = new Promise<void>((resolve, reject) => { open = resolve; abort = reject; });
   opened.catch(() => undefined); // an abort after the token opened has nobody waiting for it
   return { opened, open, abort };
+}
+
+/**
+ * Whether the Raft storage under `raftDir` holds a file (a WAL segment or a
+ * snapshot): a restart, whose token may open at once, beside the stores. Only
+ * a dir without one can be new or wiped, whose token waits for the bootstrap
+ * (TokenGate). A file that holds no state yet (a first start that failed
+ * after creating it) opens the token early too: the refusal still reads
+ * keysGenerated, which says whether the keys existed before this start.
+ */
+export function holdsRaftFiles(raftDir: string): boolean {
+  return ["wal", "snap"].some((sub) => {
+    try {
+      return readdirSync(join(raftDir, sub)).length > 0;
+    } catch {
+      return false;
+    }
+  });
 }

@@ -44,7 +44,7 @@ import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { checkDataDirIdentity, recordDataDirIdentity } from "./data-dir-identity.js";
 import { tokenKeysMismatch } from "./token-keys.js";
-import { type TokenGate, refuseLostRaftState, tokenGate } from "./lost-state.js";
+import { type TokenGate, holdsRaftFiles, refuseLostRaftState, tokenGate } from "./lost-state.js";
 import { loadNodeTls } from "./tls-files.js";
 
 /** What the log and /readyz say while client authentication is off. */
@@ -143,6 +143,7 @@ export class VaultNode {
     this.checkOpenFilesLimit();
     // The HSM's worker threads start while the stores open (each takes a second or more at a restart); the token opens through `gate`.
     const gate = tokenGate();
+    if (holdsRaftFiles(join(c.dataDir, "raft"))) gate.open(); // a restart: the token opens beside the stores
     const hsm = this.openHsm(gate.opened).then((h) => {
       this.log.info("hsm opened", { token: c.hsm.tokenLabel });
       return h;
