@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import type { Server as HttpServer } from "node:http";
 import * as grpc from "@grpc/grpc-js";
-import { certificateDer, decodePoint, encodePoint, nodeCertificateMessage, nodeDescriptorMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
+import { certificateDer, nodeCertificateMessage, nodeDescriptorMessage, signWithCertificateKey } from "../../proto/crypto/index.js";
 import { VaultService } from "../../proto/gen/bkv/v1/vault_pb.js";
 import { AdminService } from "../../proto/gen/bkv/v1/admin_pb.js";
 import { packageVersion } from "../../proto/version.js";
@@ -43,7 +43,7 @@ import { recordedAuditHead, reportAuditGap } from "./audit-head.js";
 import { CLOCK_PROBE_MS, ClusterClock } from "./cluster-clock.js";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.js";
 import { checkDataDirIdentity, recordDataDirIdentity } from "./data-dir-identity.js";
-import { tokenKeysMismatch } from "./token-keys.js";
+import { tokenKeysMismatch, uncompressed } from "./token-keys.js";
 import { type TokenGate, holdsRaftFiles, refuseLostRaftState, tokenGate } from "./lost-state.js";
 import { loadNodeTls } from "./tls-files.js";
 
@@ -479,7 +479,6 @@ export class VaultNode {
   }
 
   private async announcement(clientAddress: string): Promise<NodeAnnouncement> {
-    const uncompressed = (k: Uint8Array) => encodePoint(decodePoint(k), false);
     const agreementPublicKey = uncompressed(this.hsm.agreementPublicKey);
     const identityPublicKey = uncompressed(this.hsm.identityPublicKey);
     const fields = { clusterId: this.cfg.clusterId, nodeId: this.cfg.nodeId, address: clientAddress, agreementPublicKey, identityPublicKey };

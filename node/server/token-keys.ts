@@ -18,7 +18,8 @@ export class TokenKeysMismatchError extends Error {
   override readonly name = "TokenKeysMismatchError";
 }
 
-const uncompressed = (k: Uint8Array): Uint8Array => encodePoint(decodePoint(k), false);
+/** `k` (a SEC1 point, compressed or not) uncompressed: the 65 bytes announcements carry. */
+export const uncompressed = (k: Uint8Array): Uint8Array => encodePoint(decodePoint(k), false);
 
 /**
  * The refusal when the state's announcement of `nodeId` names other keys
