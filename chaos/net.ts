@@ -3,7 +3,7 @@
 // of the nodes' answers into the target's view (chaos/target.ts).
 import { type TokenProvider, bearerInterceptor } from "../client/sdk/index.js";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { type Server, createServer } from "node:net";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { AdminService } from "../proto/gen/bkv/v1/admin_pb.js";
@@ -15,19 +15,60 @@ const FREE_PORT_LOW = 20_000;
 const FREE_PORT_HIGH = 32_000;
 
 /**
- * A port free on 127.0.0.1 now, chosen at random below the kernel's ephemeral
- * range (32768-60999 here). A port the kernel hands out (bind to 0, an
- * outgoing connection) is soon handed to another process again, and a node
- * restarted on its old port found it taken by another test's cluster (test
- * files run in parallel); random ports of a range the kernel never hands out
- * rarely meet.
+ * A port free on 127.0.0.1 now and reserved for this process (reservePort),
+ * chosen at random below the kernel's ephemeral range (32768-60999 here). A
+ * port the kernel hands out (bind to 0, an outgoing connection) is soon handed
+ * to another process again, and a node restarted on its old port found it
+ * taken by another test's cluster (test files run in parallel); random ports
+ * of a range the kernel never hands out rarely meet, and the reservation
+ * keeps two processes from choosing the same one while neither has bound it.
  */
 export async function freePort(): Promise<number> {
   for (let tries = 0; ; tries++) {
     const port = FREE_PORT_LOW + Math.floor(Math.random() * (FREE_PORT_HIGH - FREE_PORT_LOW));
-    if (await canListen(port)) return port;
+    if (await reservePort(port)) {
+      if (await canListen(port)) return port;
+      await releasePort(port);
+    }
     if (tries >= 100) throw new Error(`no free port found in ${FREE_PORT_LOW}-${FREE_PORT_HIGH} after 100 tries`);
   }
+}
+
+const reserved = new Map<number, Server>();
+
+/**
+ * Reserves `port` for this process until it ends or releases it: false when
+ * another process, or this one, holds it already. A port chosen by one test
+ * process stays unbound until its node starts, seconds later under load; in
+ * that window another process's freePort found it free too, and one node
+ * failed with EADDRINUSE (a CI run lost a chaos test so). The reservation is
+ * a listening socket in Linux's abstract namespace named after the port:
+ * every process on the machine sees it, and the kernel drops it when the
+ * process ends, however it ends. It reserves among the processes that ask,
+ * not against other programs. Elsewhere than Linux: always true.
+ */
+export async function reservePort(port: number): Promise<boolean> {
+  if (process.platform !== "linux") return true;
+  if (reserved.has(port)) return false;
+  const server = createServer();
+  const ok = await new Promise<boolean>((res) => {
+    server.once("error", () => res(false));
+    server.listen({ path: `\0bkv-test-port-${port}` }, () => res(true));
+  });
+  if (!ok) {
+    server.close();
+    return false;
+  }
+  server.unref();
+  reserved.set(port, server);
+  return true;
+}
+
+/** Ends this process's reservation of `port` (a no-op if it holds none). */
+export function releasePort(port: number): Promise<void> {
+  const server = reserved.get(port);
+  reserved.delete(port);
+  return new Promise((res) => (server === undefined ? res() : server.close(() => res())));
 }
 
 function canListen(port: number): Promise<boolean> {

@@ -4,8 +4,8 @@
 // descriptor the script wrote, `bkv admin status` works with no flag (the
 // script's admin.json and operator certificate), Ctrl-C (SIGINT to the
 // process group, as a terminal sends it) stops every node and exits 0, and
-// no password reached a file. The ports are below the ephemeral range, so no
-// other test's freePort() takes them.
+// no password reached a file. The ports are below the ephemeral range, and
+// reserved (reservePort) so that no other test's freePort() takes them.
 import test from "ava";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { run } from "../../client/cli/main.js";
 import type { CliIo } from "../../client/cli/io.js";
 import { tempDir } from "../temp.js";
+import { releasePort, reservePort } from "../../chaos/net.js";
 
 const PASSWORD = "local-start correct horse 7f3a";
 
@@ -26,12 +27,14 @@ function free(port: number): Promise<boolean> {
   });
 }
 
-/** A port base whose 12 ports (base + N, +100, +200, +300 for N = 1..3) are free, in 20000..29999. */
+/** A port base whose 12 ports (base + N, +100, +200, +300 for N = 1..3) are free and reserved for this process, in 20000..29999. */
 async function portBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const base = 20000 + 100 * Math.floor(Math.random() * 96);
     const ports = [1, 2, 3].flatMap((n) => [base + n, base + 100 + n, base + 200 + n, base + 300 + n]);
-    if ((await Promise.all(ports.map(free))).every(Boolean)) return base;
+    const held = await Promise.all(ports.map(reservePort));
+    if (held.every(Boolean) && (await Promise.all(ports.map(free))).every(Boolean)) return base;
+    await Promise.all(ports.filter((_, k) => held[k]).map(releasePort));
   }
   throw new Error("no free port base in 20000..29999");
 }
