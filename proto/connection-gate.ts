@@ -130,21 +130,32 @@ export interface ConnectionGateOptions extends PortCaps {
   readonly onAcceptError?: (err: Error) => void;
 }
 
-/** A TCP listener in front of a grpc-js Server: counts connections and hands the admitted ones to grpc-js. */
+/**
+ * A TCP listener in front of a grpc-js Server: counts connections and hands
+ * the admitted ones to grpc-js. It may listen before it serves (a node binds
+ * its ports before it starts Raft, so a port in use fails the start before
+ * the node takes part in elections): until serve(), every connection is
+ * closed at accept, as a port not yet open would refuse it.
+ */
 export class ConnectionGate {
   private readonly counts: ConnectionCounts;
   private readonly rate: ConnectRate;
   private readonly listener: net.Server;
-  private readonly injector: grpc.ConnectionInjector;
+  private injector: grpc.ConnectionInjector | null = null;
 
-  constructor(server: grpc.Server, credentials: grpc.ServerCredentials, private readonly o: ConnectionGateOptions) {
+  constructor(private readonly o: ConnectionGateOptions) {
     this.counts = new ConnectionCounts(o.maxConnections, o.maxConnectionsPerAddress);
     this.rate = new ConnectRate(o.connectsPerSecPerAddress, o.maxConnectionsPerAddress);
-    this.injector = server.createConnectionInjector(withHandshakeTimeout(credentials, o.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS));
     // noDelay as Node's own HTTP/2 servers set it (grpc-js's bound ports): a response is not held back for the previous one's ACK.
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     // An accept error is emitted as 'error' on the listener: without a listener of its own it would end the process.
     this.listener.on("error", (err) => { if (this.listener.listening) o.onAcceptError?.(err); });
+  }
+
+  /** From now on admitted connections go to `server`, with `credentials` (TLS or insecure). Once only. */
+  serve(server: grpc.Server, credentials: grpc.ServerCredentials): void {
+    if (this.injector !== null) throw new Error("ConnectionGate.serve called twice");
+    this.injector = server.createConnectionInjector(withHandshakeTimeout(credentials, this.o.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS));
   }
 
   get open(): number {
@@ -174,11 +185,11 @@ export class ConnectionGate {
   }
 
   private accept(socket: net.Socket): void {
+    if (this.injector === null) return closeAtAccept(socket);
     const address = sourceAddress(socket);
     const refused = this.rate.take(address) ? this.counts.admit(address) : "rate";
     if (refused !== null) {
-      socket.on("error", () => { /* a refused connection's errors are of no interest */ });
-      socket.destroy();
+      closeAtAccept(socket);
       this.o.onRefused(refused, address);
       return;
     }
@@ -189,6 +200,11 @@ export class ConnectionGate {
     this.o.onCount?.(this.counts.total);
     this.injector.injectConnection(socket);
   }
+}
+
+function closeAtAccept(socket: net.Socket): void {
+  socket.on("error", () => { /* a refused connection's errors are of no interest */ });
+  socket.destroy();
 }
 
 /**

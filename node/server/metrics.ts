@@ -216,24 +216,37 @@ function readProcStatus(): string {
   }
 }
 
+export interface MetricsPortOptions {
+  readonly metrics: Metrics;
+  /** Null while the node's gRPC health is SERVING, else why not. */
+  readonly notReady: () => string | null;
+  /** Whether the node's start ended: until then every path answers 503 "starting". */
+  readonly started: () => boolean;
+  /** When not empty, a further line of /readyz's body whatever its status (e.g. client authentication off). */
+  readonly notice: string;
+}
+
 /**
  * Serves /metrics, /healthz (process alive) and /readyz: 200 while
- * `notReady()` is null (the node's gRPC health is SERVING), else 503 with
- * the reason; `notice`, when not empty, is a further line of /readyz's body
- * whatever its status (e.g. client authentication off).
+ * `notReady()` is null, else 503 with the reason. The port is bound at the
+ * very start of a node's start: until the start ends, every path answers
+ * 503 "starting" (a start that hangs fails a startup probe, as a port not
+ * yet open did).
  */
-export function serveMetrics(listen: string, metrics: Metrics, notReady: () => string | null, notice = ""): Promise<Server> {
+export function serveMetrics(listen: string, o: MetricsPortOptions): Promise<Server> {
   const server = createServer((req, res) => {
-    if (req.url === "/metrics") {
-      metrics.registry.metrics().then(
-        (body) => { res.writeHead(200, { "content-type": metrics.registry.contentType }); res.end(body); },
+    if (!o.started()) {
+      res.writeHead(503); res.end("starting\n");
+    } else if (req.url === "/metrics") {
+      o.metrics.registry.metrics().then(
+        (body) => { res.writeHead(200, { "content-type": o.metrics.registry.contentType }); res.end(body); },
         () => { res.writeHead(500); res.end("metrics failed\n"); },
       );
     } else if (req.url === "/healthz") {
       res.writeHead(200); res.end("ok\n");
     } else if (req.url === "/readyz") {
-      const why = notReady();
-      res.writeHead(why === null ? 200 : 503); res.end(`${why === null ? "ready" : `not ready: ${why}`}\n${notice === "" ? "" : `warning: ${notice}\n`}`);
+      const why = o.notReady();
+      res.writeHead(why === null ? 200 : 503); res.end(`${why === null ? "ready" : `not ready: ${why}`}\n${o.notice === "" ? "" : `warning: ${o.notice}\n`}`);
     } else {
       res.writeHead(404); res.end("not found\n");
     }

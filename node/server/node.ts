@@ -112,6 +112,8 @@ export class VaultNode {
   private clockTimer: NodeJS.Timeout | null = null;
   /** Marks of a start's timeline (docs/operations.md "Restart timeline"), each logged once. */
   private heardPeer = false;
+  /** start() ended: the metrics port answers 503 until then. */
+  private startEnded = false;
   private caughtUpLogged = false;
   private joiner: Joiner | null = null;
   /** Held from the start of start() until stop() ends: one process per data dir (data-dir-lock.ts). */
@@ -141,14 +143,67 @@ export class VaultNode {
     const identity = { clusterId: c.clusterId, nodeId: c.nodeId };
     await checkDataDirIdentity(c.dataDir, identity);
     this.checkOpenFilesLimit();
-    // The HSM's worker threads start while the stores open (each takes a second or more at a restart); the token opens through `gate`.
+    const { client, admin } = await this.bindPorts().catch((err: unknown) => this.closePorts(err));
+    const { tls, peer } = await this.openTokenAndRaft().catch((err: unknown) => this.closePorts(err));
+    this.serveClients(tls);
+    this.serveAdmin(tls);
+    if (c.join) this.startJoining(tls);
+    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
+    await recordDataDirIdentity(c.dataDir, identity);
+    this.startEnded = true;
+    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
+    return { client, peer, admin };
+  }
+
+  /**
+   * The client, admin and metrics ports, bound before anything is opened: a
+   * port in use fails the start before the node takes part in Raft (in a
+   * restart loop, it would take part in every election it lived through).
+   * The gates close every connection until serveClients and serveAdmin;
+   * the metrics port answers 503 until the start ended.
+   */
+  private async bindPorts(): Promise<{ client: string; admin: string }> {
+    const c = this.cfg;
+    const { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress } = c.limits;
+    const caps = { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress };
+    this.clientGate = new ConnectionGate({ ...caps, ...this.connectionEvents("client", caps) });
+    this.adminGate = new ConnectionGate({ ...ADMIN_PORT_CONNECTIONS, ...this.connectionEvents("admin", ADMIN_PORT_CONNECTIONS) });
+    const client = await this.clientGate.listen(c.clientListen);
+    const admin = await this.adminGate.listen(c.adminListen);
+    if (c.metricsListen !== "") {
+      this.http = await serveMetrics(c.metricsListen, {
+        metrics: this.metrics, notReady: () => notServingReason(this.healthFacts()), started: () => this.startEnded,
+        notice: c.auth.enabled ? "" : AUTH_OFF_NOTICE,
+      });
+    }
+    return { client, admin };
+  }
+
+  /** Closes the ports bindPorts bound (a start that failed), and rethrows `err`. */
+  private closePorts(err: unknown): never {
+    this.clientGate?.close();
+    this.adminGate?.close();
+    this.http?.close();
+    throw err;
+  }
+
+  /**
+   * The stores, the token, then Raft: a node takes part in Raft only with
+   * its token open and found to be its own (a wrong PIN or a foreign token
+   * never votes). The HSM's worker threads start while the stores open
+   * (each takes a second or more at a restart); the token opens through
+   * `gate`, at once at a restart, after the bootstrap snapshot in a new
+   * data dir (lost-state.ts). Resolves with the node's TLS material and its peer port's address.
+   */
+  private async openTokenAndRaft(): Promise<{ tls: TlsMaterial; peer: string }> {
+    const c = this.cfg;
     const gate = tokenGate();
-    if (holdsRaftFiles(join(c.dataDir, "raft"))) gate.open(); // a restart: the token opens beside the stores
+    if (holdsRaftFiles(join(c.dataDir, "raft"))) gate.open();
     const hsm = this.openHsm(gate.opened).then((h) => {
       this.log.info("hsm opened", { token: c.hsm.tokenLabel });
       return h;
     });
-    // Awaited below, after the stores and Raft: a token that fails sooner must not be an unhandled rejection meanwhile.
+    // Awaited after the stores: a token that fails sooner must not be an unhandled rejection meanwhile.
     hsm.catch(() => undefined);
     const closeHsm = async (err: unknown): Promise<never> => {
       gate.abort(err);
@@ -158,45 +213,22 @@ export class VaultNode {
     const tls = await Promise.resolve().then(() => this.tls()).catch(closeHsm);
     const { files, sm } = await this.openStores(hsm, gate).catch(closeHsm);
     if (!c.auth.enabled && sm.issuers !== null) await closeHsm(authOffInAuthenticatedCluster());
-    // Raft needs no HSM: the node catches up while the token opens; the client port opens once it is open.
+    this.hsm = await hsm;
+    const foreignToken = tokenKeysMismatch(sm.nodes(), c.nodeId, this.hsm, c.hsm.tokenLabel);
+    if (foreignToken !== undefined) await closeHsm(foreignToken);
     const peer = await this.startRaft(files, sm, tls).catch(closeHsm);
-    const stopRaft = async (err: unknown): Promise<never> => {
-      await this.loop.stop();
-      await this.transport.stop();
-      throw err;
-    };
-    this.hsm = await hsm.catch(stopRaft);
-    const foreignToken = tokenKeysMismatch(this.loop.vault.nodes(), c.nodeId, this.hsm, c.hsm.tokenLabel);
-    if (foreignToken !== undefined) await this.hsm.close().then(() => stopRaft(foreignToken));
+    this.startHsmProbe();
+    return { tls, peer };
+  }
+
+  private startHsmProbe(): void {
     this.metrics.watchHsm(this.hsm);
     this.hsmProbe = new HsmProbe({
-      intervalMs: c.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
+      intervalMs: this.cfg.hsmProbeIntervalMs, probe: () => this.hsm.sign(randomBytes(32)),
       onResult: (ok) => this.onHsmProbe(ok),
     });
     this.metrics.hsmProbed(true);
     this.hsmProbe.start();
-    // The port follows the replicated keys as applied. A state without any (a cluster bootstrapped before the keys
-    // entered the state, upgraded in place) is verified at the port against the config's JWKS files, as that
-    // release did, and not on apply (docs/operations.md "Client authentication"); a node holding no state yet
-    // (a joiner) admits nobody.
-    const legacyKeys = legacyIssuers(c.auth, (err) => this.log.error("the state holds no issuer keys, and the config's JWKS files cannot be read: no client is admitted", { error: err.message }));
-    this.gate = new ClientGate({
-      clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
-      issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys()),
-      verified: () => this.loop.vault.verifiedTokens,
-      now: () => this.clock.now() ?? Date.now(),
-    });
-    if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
-    const client = await this.serveClients(tls);
-    const admin = await this.serveAdmin(tls);
-    if (c.metricsListen !== "") {
-      this.http = await serveMetrics(c.metricsListen, this.metrics, () => notServingReason(this.healthFacts()), c.auth.enabled ? "" : AUTH_OFF_NOTICE);
-    }
-    if (c.join) this.startJoining(tls);
-    this.announceTimer = setInterval(() => { void this.maybeAnnounce(); }, 500);
-    await recordDataDirIdentity(c.dataDir, identity);
-    this.log.info("node started", { client, peer, admin, metrics: c.metricsListen, applied: this.loop.vault.appliedIndex, clientAuthentication: c.auth.enabled });
-    return { client, peer, admin };
   }
 
   /** The audit log, the Raft loop and the peer transport, started; resolves with the peer port's address. */
@@ -334,23 +366,37 @@ export class VaultNode {
     };
   }
 
-  private async serveClients(tls: TlsMaterial): Promise<string> {
-    const server = strictServer(this.portHooks("client"), clientPortOptions(this.cfg.limits));
+  /**
+   * The client port's services, behind the gate bindPorts bound. The port
+   * follows the replicated issuer keys as applied. A state without any (a
+   * cluster bootstrapped before the keys entered the state, upgraded in
+   * place) is verified at the port against the config's JWKS files, as that
+   * release did, and not on apply (docs/operations.md "Client
+   * authentication"); a node holding no state yet (a joiner) admits nobody.
+   */
+  private serveClients(tls: TlsMaterial): void {
+    const c = this.cfg;
+    const legacyKeys = legacyIssuers(c.auth, (err) => this.log.error("the state holds no issuer keys, and the config's JWKS files cannot be read: no client is admitted", { error: err.message }));
+    this.gate = new ClientGate({
+      clusterId: c.clusterId, authenticating: c.auth.enabled, admission: new Admission(c.limits),
+      issuers: () => (this.loop.vault.appliedIndex === 0 ? null : this.loop.vault.issuers ?? legacyKeys()),
+      verified: () => this.loop.vault.verifiedTokens,
+      now: () => this.clock.now() ?? Date.now(),
+    });
+    if (!c.auth.enabled) this.log.warn(AUTH_OFF_NOTICE);
+    const server = strictServer(this.portHooks("client"), clientPortOptions(c.limits));
     server.addService(serviceDefinition(VaultService), vaultService({
-      nodeId: this.cfg.nodeId, clusterId: this.cfg.clusterId, threshold: this.cfg.threshold, loop: () => this.loop,
-      hsm: this.hsm, ledger: this.ledger, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: this.cfg.evaluateWaitMs, gate: this.gate,
+      nodeId: c.nodeId, clusterId: c.clusterId, threshold: c.threshold, loop: () => this.loop,
+      hsm: this.hsm, ledger: this.ledger, log: this.log, metrics: this.metrics, leaderHint: this.leaderHint, evaluateWaitMs: c.evaluateWaitMs, gate: this.gate,
     }));
     this.health.serve(server, [VaultService.typeName]);
     this.clientServer = server;
     // Client port: server-authenticated TLS with the cluster certificate; clients need no certificate.
-    const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false);
-    const { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress } = this.cfg.limits;
-    const caps = { maxConnections, maxConnectionsPerAddress, connectsPerSecPerAddress };
-    this.clientGate = new ConnectionGate(server, credentials, { ...caps, ...this.connectionEvents("client", caps) });
-    return this.clientGate.listen(this.cfg.clientListen);
+    this.clientGate!.serve(server, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], false));
   }
 
-  private async serveAdmin(tls: TlsMaterial): Promise<string> {
+  /** The admin port's services, behind the gate bindPorts bound. */
+  private serveAdmin(tls: TlsMaterial): void {
     const refusedCaller = (cn: string, peer: string) => this.log.warn("admin caller refused", { cn, peer });
     const server = strictServer(this.portHooks("admin"), { interceptors: [adminAuth(refusedCaller)] });
     server.addService(serviceDefinition(AdminService), adminService({
@@ -365,9 +411,7 @@ export class VaultNode {
     addReflection(server, [AdminService]);
     this.adminServer = server;
     // Admin port: mutual TLS, callers need a certificate from the cluster CA (an operator's or a node's: admin-auth.ts).
-    const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
-    this.adminGate = new ConnectionGate(server, credentials, { ...ADMIN_PORT_CONNECTIONS, ...this.connectionEvents("admin", ADMIN_PORT_CONNECTIONS) });
-    return this.adminGate.listen(this.cfg.adminListen);
+    this.adminGate!.serve(server, grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true));
   }
 
   /** Warns once when the open-file limit is below what the ports' connection caps and the node's own files may hold. */

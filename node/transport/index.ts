@@ -141,7 +141,8 @@ export class Transport {
       getStateDigest: (call: grpc.ServerUnaryCall<GetStateDigestRequest, GetStateDigestResponse>, cb: grpc.sendUnaryData<GetStateDigestResponse>) =>
         serveDigest(call, cb, this.opts.digestSource, inbound),
     });
-    const gate = new ConnectionGate(server, serverCredentials(this.opts.tls), { ...PEER_PORT_CONNECTIONS, ...this.connectionEvents() });
+    const gate = new ConnectionGate({ ...PEER_PORT_CONNECTIONS, ...this.connectionEvents() });
+    gate.serve(server, serverCredentials(this.opts.tls));
     this.boundAddress = await gate.listen(this.opts.listenAddress);
     this.server = server;
     this.gate = gate;

@@ -15,8 +15,13 @@
 //   a first start that fails on its token writes no bootstrap snapshot, and
 //   one that fails before its bootstrap leaves its token without keys, so
 //   the corrected start bootstraps from the corrected config.
+// - A restart whose port is in use, or whose PIN is wrong, exits before it
+//   takes part in Raft: in a restart loop it would vote in every election
+//   it lived through.
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import test from "ava";
 import { NODE_V8_FLAGS, nodeEnv } from "../../chaos/node-env.js";
@@ -157,4 +162,50 @@ test.serial("a data dir opened as another node id exits 2 naming both ids, befor
     t.regex(run.out, /"msg":"start failed".*config: dataDir .*data-1 holds the data of node 1 of cluster \\"e2e-cluster\\", not of node 2/);
     t.notRegex(run.out, /"msg":"raft log opened"/);
   });
+});
+
+/** A digest of every file under `dir` (its relative paths and contents). */
+function filesDigest(dir: string): string {
+  const h = createHash("sha256");
+  for (const f of (readdirSync(dir, { recursive: true }) as string[]).sort()) {
+    const path = join(dir, f);
+    try {
+      h.update(f).update(readFileSync(path));
+    } catch { /* a directory */ }
+  }
+  return h.digest("hex");
+}
+
+test.serial("a restart whose admin port is in use, or whose PIN is wrong, exits 1 before it takes part in Raft; corrected, it starts", async (t) => {
+  t.timeout(240_000);
+  const cluster = await LocalCluster.start({ size: 3 });
+  try {
+    await cluster.stop(1);
+    const { configFile, admin } = cluster.node(1);
+    const raftDir = join(cluster.dir, "data-1", "raft");
+    const before = filesDigest(raftDir);
+    const squatter = createServer();
+    const [host, port] = admin.split(":") as [string, string];
+    await new Promise<void>((r) => squatter.listen(Number(port), host, r));
+    const busy = await runNode(configFile).finally(() => squatter.close());
+    t.is(busy.code, 1);
+    t.regex(busy.out, /"msg":"start failed".*EADDRINUSE.*"action":"adminListen \(127\.0\.0\.1:\d+\) is in use by another process/);
+    t.notRegex(busy.out, /"msg":"(raft log opened|hsm opened)"/, "the ports are bound before the stores and the token open");
+
+    const pinFile = join(cluster.dir, "hsm-1", "pin");
+    const pin = cluster.pin(1); // read from pinFile
+    writeFileSync(pinFile, "wrong-pin-4711\n");
+    const wrongPin = await runNode(configFile);
+    t.is(wrongPin.code, 1);
+    t.regex(wrongPin.out, /"msg":"start failed".*CKR_PIN_INCORRECT/);
+    t.notRegex(wrongPin.out, /"msg":"first message from a peer"/, "no Raft message reached the node: its peer port was never opened");
+    t.is(filesDigest(raftDir), before, "its Raft state is as it was: no vote, no entry");
+    t.false(wrongPin.out.includes(pin) || wrongPin.out.includes("wrong-pin-4711"), "no PIN in the output");
+
+    writeFileSync(pinFile, `${pin}\n`);
+    const fixed = await runNode(configFile, { until: /"msg":"node started"/ });
+    t.is(fixed.code, 0, fixed.out.slice(-3000));
+  } finally {
+    await cluster.close();
+  }
 });

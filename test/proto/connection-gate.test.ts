@@ -73,21 +73,23 @@ test("connect rate: buckets refilled to full are dropped, so memory follows the 
 });
 
 /** A grpc-js server whose every VaultService method answers NOT_FOUND, behind a gate of `max` connections. */
-async function gated(max: number, { perAddress = 100, perSec = 1000, credentials = grpc.ServerCredentials.createInsecure(), handshakeTimeoutMs = undefined as number | undefined } = {}) {
+async function gated(max: number, { perAddress = 100, perSec = 1000, credentials = grpc.ServerCredentials.createInsecure(), handshakeTimeoutMs = undefined as number | undefined, serving = true } = {}) {
   const refused: ConnectionRefusal[] = [];
   const counts: number[] = [];
   const acceptErrors: Error[] = [];
   const server = strictServer({ undecodable: () => undefined });
   const notFound = (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.NOT_FOUND, details: "none" });
   server.addService(serviceDefinition(VaultService), everyMethod(notFound));
-  const gate = new ConnectionGate(server, credentials, {
+  const gate = new ConnectionGate({
     handshakeTimeoutMs, maxConnections: max, maxConnectionsPerAddress: perAddress, connectsPerSecPerAddress: perSec, onRefused: (r) => refused.push(r), onCount: (n) => counts.push(n),
     onAcceptError: (e) => acceptErrors.push(e),
   });
   const address = await gate.listen("127.0.0.1:0");
+  const serve = () => gate.serve(server, credentials);
+  if (serving) serve();
   const close = () => { gate.close(); server.forceShutdown(); };
   const cut = address.lastIndexOf(":");
-  return { gate, address, host: address.slice(0, cut), port: Number(address.slice(cut + 1)), refused, counts, acceptErrors, close };
+  return { gate, address, host: address.slice(0, cut), port: Number(address.slice(cut + 1)), refused, counts, acceptErrors, close, serve };
 }
 
 /** Polls `done` every 10 ms until it holds or `ms` passed (the caller asserts what it waited for). */
@@ -116,6 +118,18 @@ test("a gate of two connections serves two channels, closes a third at accept, a
   t.is(g.gate.open, 1, "a closed connection is uncounted");
   t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "and a new one is served");
   t.is(g.counts.at(-1), 2);
+});
+
+test("a gate that listens before it serves closes every connection at accept, counting and refusing nothing, then serves", async (t) => {
+  const g = await gated(2, { serving: false });
+  const channels: Array<{ close(): void }> = [];
+  t.teardown(() => { for (const c of channels) c.close(); g.close(); });
+  t.is(await callOn(g.address, channels), grpc.status.UNAVAILABLE, "the port is bound, and answers as a port not yet open");
+  t.is(g.gate.open, 0);
+  t.deepEqual([g.refused, g.counts], [[], []], "no refusal counted: a node that is starting refuses no caller");
+  g.serve();
+  t.is(await callOn(g.address, channels), grpc.status.NOT_FOUND, "served once serve() was called");
+  t.throws(() => g.serve(), { message: /serve called twice/ });
 });
 
 test("a refused connection is closed before any byte is read: no TLS, no HTTP/2", async (t) => {

@@ -2,9 +2,11 @@
 // the store's mapped file pages (page cache) are told apart from what the
 // node holds itself (issue 12), and what the anonymous part holds: array
 // buffers, the Raft log kept in memory, the HSM worker threads' isolates.
+// Also the metrics port, which answers 503 "starting" until the start ended.
 import test from "ava";
 import { EntryType, MemoryStorage } from "../../node/raft/index.js";
-import { Metrics, logInMemory, procStatusKib } from "../../node/server/metrics.js";
+import { Metrics, logInMemory, procStatusKib, serveMetrics } from "../../node/server/metrics.js";
+import type { AddressInfo } from "node:net";
 import { newStats } from "../../node/transport/stats.js";
 
 function valueOf(text: string, name: string): number {
@@ -69,4 +71,24 @@ test("the peer transport's counters are exported as counters that follow the tra
   stats.messagesSent = 25;
   text = await metrics.registry.metrics();
   t.is(valueOf(text, "bkv_peer_messages_sent_total"), 25, "a second scrape shows the total, not the difference");
+});
+
+test("the metrics port answers 503 \"starting\" on every path until the start ended, then /healthz, /readyz and /metrics", async (t) => {
+  let started = false;
+  let notReady: string | null = "no leader";
+  const server = await serveMetrics("127.0.0.1:0", { metrics: new Metrics(() => null, { node: "1" }), notReady: () => notReady, started: () => started, notice: "" });
+  t.teardown(() => server.close());
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const get = async (path: string) => {
+    const res = await fetch(`${base}${path}`);
+    return `${res.status} ${(await res.text()).split("\n")[0]}`;
+  };
+  for (const path of ["/healthz", "/readyz", "/metrics", "/nope"]) t.is(await get(path), "503 starting", path);
+  started = true;
+  t.is(await get("/healthz"), "200 ok");
+  t.is(await get("/readyz"), "503 not ready: no leader");
+  notReady = null;
+  t.is(await get("/readyz"), "200 ready");
+  t.regex(await get("/metrics"), /^200 /);
+  t.is(await get("/nope"), "404 not found");
 });
