@@ -100,15 +100,19 @@ export interface VaultClientOptions {
   readonly onWarning?: (warning: ClientWarning) => void;
 }
 
-export interface RegisterOptions {
+/** Options of every SDK call that counts an attempt or changes a record. */
+export interface CallOptions {
+  /** Stops the call (abort.ts): nothing that counts, stores or changes is sent after it aborts. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RegisterOptions extends CallOptions {
   /** The 32-byte key to escrow; a new random one when absent. */
   readonly backupKey?: Uint8Array;
   /** Attempts allowed between two confirmed recoveries, 1-255 (default 10). */
   readonly guessLimit?: number;
   /** Shares needed to recover (default: the descriptor's threshold). */
   readonly threshold?: number;
-  /** Stops the call (abort.ts): no Register is sent after it aborts. */
-  readonly signal?: AbortSignal;
 }
 
 /** What a registration takes besides user, password and key. */
@@ -149,7 +153,7 @@ export class VaultClient {
   }
 
   /** Recovers the backup key. Throws WrongPasswordError (with attempts remaining), RecordLockedError, AbortError (abort.ts), ... */
-  recover(user: string, password: string, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  recover(user: string, password: string, opts: CallOptions = {}): Promise<Uint8Array> {
     return abortable(opts.signal, "recovery", async (gate) => {
       const opened = await this.open(user, password, gate);
       if (!gate.aborted) await this.reshareIfMembershipChanged(user, password, opened);
@@ -158,33 +162,40 @@ export class VaultClient {
   }
 
   /** A full recovery and confirmation that does not return the key: true iff the password is right. */
-  async verifyPassword(user: string, password: string): Promise<boolean> {
-    return (await this.checkPassword(user, password)).ok;
+  async verifyPassword(user: string, password: string, opts: CallOptions = {}): Promise<boolean> {
+    return (await this.checkPassword(user, password, opts)).ok;
   }
 
   /** verifyPassword with the attempts remaining after it (the limit again when confirmed). */
-  async checkPassword(user: string, password: string): Promise<{ ok: boolean; attemptsRemaining: number }> {
-    try {
-      const opened = await this.open(user, password);
-      return { ok: true, attemptsRemaining: opened.attemptsRemaining };
-    } catch (err) {
-      if (err instanceof WrongPasswordError) return { ok: false, attemptsRemaining: err.attemptsRemaining };
-      throw err;
-    }
+  checkPassword(user: string, password: string, opts: CallOptions = {}): Promise<{ ok: boolean; attemptsRemaining: number }> {
+    return abortable(opts.signal, "password check", async (gate) => {
+      try {
+        const opened = await this.open(user, password, gate);
+        return { ok: true, attemptsRemaining: opened.attemptsRemaining };
+      } catch (err) {
+        if (err instanceof WrongPasswordError) return { ok: false, attemptsRemaining: err.attemptsRemaining };
+        throw err;
+      }
+    });
   }
 
   /** Re-registers the same key under a new password (an overwrite signed by the current reset key). */
-  async changePassword(user: string, oldPassword: string, newPassword: string): Promise<void> {
-    const opened = await this.open(user, oldPassword);
-    await this.overwrite(user, newPassword, opened);
+  changePassword(user: string, oldPassword: string, newPassword: string, opts: CallOptions = {}): Promise<void> {
+    return abortable(opts.signal, "password change", async (gate) => {
+      const opened = await this.open(user, oldPassword, gate);
+      await this.overwrite(user, newPassword, opened, () => gate.passChange());
+    });
   }
 
   /** Deletes the record (recovering first, to learn the reset key that signs the deletion). */
-  async delete(user: string, password: string): Promise<void> {
-    const opened = await this.open(user, password);
-    const ref = { clusterId: this.descriptor.clusterId, user, version: opened.record.version };
-    const ownerSignature = signDelete(opened.recovery.resetPrivateKey, ref);
-    await this.mutate("delete", { requestId: newRequestId(), userId: user, version: ref.version, ownerSignature });
+  delete(user: string, password: string, opts: CallOptions = {}): Promise<void> {
+    return abortable(opts.signal, "deletion", async (gate) => {
+      const opened = await this.open(user, password, gate);
+      const ref = { clusterId: this.descriptor.clusterId, user, version: opened.record.version };
+      const ownerSignature = signDelete(opened.recovery.resetPrivateKey, ref);
+      gate.passChange();
+      await this.mutate("delete", { requestId: newRequestId(), userId: user, version: ref.version, ownerSignature });
+    });
   }
 
   /** Per-node reachability and descriptor agreement; with a user, each node's view of the record. */
@@ -290,12 +301,13 @@ export class VaultClient {
     throw new RecordMismatchError(`node ${node.nodeId} serves version ${info.version} with another digest than the record sent`);
   }
 
-  private async overwrite(user: string, password: string, opened: Opened): Promise<void> {
+  /** The record again, under `password` and the current nodes; `beforeSend` runs before each submission (abort.ts passChange). */
+  private async overwrite(user: string, password: string, opened: Opened, beforeSend?: () => void): Promise<void> {
     const current = opened.record;
     const threshold = current.threshold <= this.descriptor.nodes.length ? current.threshold : this.descriptor.threshold;
     await this.registerRecord(user, password, opened.recovery.backupKey, {
       threshold, guessLimit: current.guessLimit, version: current.version + 1, previousResetPrivateKey: opened.recovery.resetPrivateKey,
-    });
+    }, beforeSend === undefined ? undefined : () => Promise.resolve(beforeSend()));
   }
 
   /**
