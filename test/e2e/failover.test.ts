@@ -137,9 +137,10 @@ test.serial("a leader sends one snapshot to a follower that cannot install it ye
   t.is((await cluster.vault(victim).getRecordInfo({ userId: "jill" })).attemptsRemaining, 255 - 30);
 });
 
-// The token opens while the stores and Raft start (node.ts): a token that does not open fails the start after
-// Raft ran, and the node must still end as before the change: `start failed`, exit 1, no client port, no PIN in
-// its log; the others serve on. A failure before the await was once an unhandled rejection (a crash, no line).
+// The token opens while the stores open (node.ts), and Raft starts only once it did: a token that does not open
+// fails the start before Raft runs (test/e2e/start-failures.test.ts), and the node must end so: `start failed`,
+// exit 1, no client port, no PIN in its log; the others serve on. A failure before the await was once an unhandled
+// rejection (a crash, no line).
 test.serial("a restarted node whose token does not open (wrong PIN) exits 1 with `start failed`, logs no PIN, and the others serve on", async (t) => {
   t.timeout(180_000);
   for (const n of cluster.nodes) if (n.proc === null) cluster.restart(n.id);
