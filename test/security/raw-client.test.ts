@@ -33,8 +33,41 @@ test.after.always(async () => { await cluster?.close(); });
 
 const rid = () => new Uint8Array(randomBytes(16));
 const blinded = () => encodePoint(G.multiply(randomScalar()));
-/** A VaultService client with no SDK interceptor: the token is whatever metadata each call carries. */
-const raw = (id: number) => cluster.vault(id, null);
+/**
+ * A VaultService client with no SDK interceptor: the token is whatever
+ * metadata each call carries. A call refused UNAVAILABLE NO_LEADER is sent
+ * again (electionsWaited).
+ */
+const raw = (id: number) => electionsWaited(cluster.vault(id, null));
+
+/** How long a call refused NO_LEADER is sent again: longer than any election under load. */
+const NO_LEADER_RETRY_MS = 30_000;
+
+/**
+ * `client` with each call sent again, every 100 ms for up to
+ * NO_LEADER_RETRY_MS, while a node refuses it UNAVAILABLE NO_LEADER (an
+ * election, refused before anything is proposed), as any client must: under
+ * load the leader stepped down during a case (no quorum heard within an
+ * election timeout) and the case read that refusal instead of its own answer.
+ * Any other answer, refusal or deadline is the call's.
+ */
+function electionsWaited<C extends object>(client: C): C {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(client)) {
+    wrapped[name] = async (...args: unknown[]) => {
+      const end = Date.now() + NO_LEADER_RETRY_MS;
+      for (;;) {
+        try {
+          return await (f as (...a: unknown[]) => Promise<unknown>)(...args);
+        } catch (err) {
+          if (Date.now() > end || errorDetailOf(err as ServiceError)?.reason !== ErrorReason.NO_LEADER) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    };
+  }
+  return wrapped as C;
+}
 
 async function tokenFor(user: string, o: { now?: number; ttlSec?: number } = {}): Promise<string> {
   const t = await mintToken(cluster.issuer, { subject: user, ...o });
