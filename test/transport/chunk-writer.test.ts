@@ -27,6 +27,11 @@ class FakeCall extends EventEmitter {
   }
 }
 
+/** Resolves once `cond()` holds, checked every millisecond. */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 1));
+}
+
 const asCall = (c: FakeCall) => c as unknown as grpc.ServerWritableStream<unknown, Uint8Array>;
 
 /** A source of `n` one-byte chunks that counts what it served and whether its cleanup ran. */
@@ -57,8 +62,12 @@ test("a receiver that keeps up gets every chunk in order; a full window waits fo
 test("a caller that cancels while the writer waits for 'drain' ends the writing at once and closes the source", async (t) => {
   const call = new FakeCall((n) => n < 4);
   const src = source(100);
-  const writing = writeChunks(asCall(call), src.chunks, (d) => d, 60_000);
-  setTimeout(() => call.cancel(), 50);
+  let settled = false;
+  const writing = writeChunks(asCall(call), src.chunks, (d) => d, 60_000).finally(() => { settled = true; });
+  // Cancelled once the writer waits for 'drain': a 50 ms timer came first on a
+  // loaded machine (the writer yields a turn between chunks), after 3 writes.
+  await until(() => settled || call.listenerCount("drain") > 0);
+  call.cancel();
   const spent = await writing;
   t.is(spent.outcome, "cancelled");
   t.is(call.written.length, 4, "nothing is written after the window filled");
