@@ -45,10 +45,19 @@ function tail(text: string, n: number): string {
   return text.trimEnd().split("\n").slice(-n).map((l) => `  ${l}`).join("\n");
 }
 
+/**
+ * How long a new cluster may take to elect a leader known to every node by
+ * default: the 90 s that testkit's LocalCluster gives e2e clusters. 60 s was
+ * too short on a loaded machine: under tsx a node's imports alone took 24 s on
+ * a CI run, and a chaos test's cluster, started beside the chaos CLI tests'
+ * clusters, still refused connections on one port after 60 s.
+ */
+export const START_TIMEOUT_MS = 90_000;
+
 export interface ChaosClusterOptions {
   size: number;
   dir: string;
-  /** How long the first election may take (default 60 s). */
+  /** How long the first election may take (default START_TIMEOUT_MS). */
   startTimeoutMs?: number | undefined;
   /** Ends the wait for the first election early (start then fails). */
   signal?: AbortSignal | undefined;
@@ -106,7 +115,7 @@ export class ChaosCluster {
     await this.startProxies();
     for (const n of this.nodes) this.writeConfig(n);
     for (const n of this.nodes) this.spawn(n);
-    await this.waitStarted(opts.startTimeoutMs ?? 60_000);
+    await this.waitStarted(opts.startTimeoutMs ?? START_TIMEOUT_MS);
   }
 
   /** waitReady for a fresh cluster, failing at once when a node process ends and with each node's view when no leader comes. */

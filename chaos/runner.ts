@@ -30,7 +30,7 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Aborting stops the workload and the nemesis; the run then rejects with RunAborted after closing the target. */
   signal?: AbortSignal;
-  /** How long the cluster's first election may take (default 60 s). */
+  /** How long the cluster's first election may take (default chaos/cluster.ts START_TIMEOUT_MS, 90 s). */
   startTimeoutMs?: number;
   /** How long the cluster may take to be ready again after healing (default 60 s); longer is a violation. */
   recoverTimeoutMs?: number;
