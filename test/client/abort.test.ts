@@ -31,7 +31,7 @@ test.serial("aborted while the record is read: AbortError at once, and no BeginR
     const abortedAt = Date.now();
     controller.abort();
     const err = await t.throwsAsync(recovery, { instanceOf: AbortError });
-    t.true(Date.now() - abortedAt < 100, "rejected at once");
+    t.true(Date.now() - abortedAt < 500, "rejected at once, not after the reads (about 1.5 s of faults)");
     t.false(err.sent);
     t.regex(err.message, /before anything that counts an attempt/);
     await sleep(1_500); // the reads under way end (the faults run out) and reach the gate
