@@ -91,6 +91,24 @@ export function builtNodeEntry(): string {
  */
 const RECONNECT_FAST = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 250 } as const;
 
+/**
+ * `f()`, called again while it is refused with one of `reasons` (an election
+ * under way: NOT_LEADER, NO_LEADER), `pauseMs` apart, until `timeoutMs`
+ * passed; any other answer or refusal is f's.
+ */
+export async function whileElecting<T>(f: () => Promise<T>, reasons: readonly ErrorReason[], timeoutMs: number, pauseMs = 0): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await f();
+    } catch (err) {
+      const reason = errorDetailOf(err as grpc.ServiceError)?.reason;
+      if (Date.now() > end || reason === undefined || !reasons.includes(reason)) throw err;
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+}
+
 export class LocalCluster {
   readonly dir: string;
   readonly clusterId: string;
@@ -338,16 +356,8 @@ export class LocalCluster {
    * NO_LEADER (an election under load meanwhile) sends it to the next
    * leader, until `timeoutMs`.
    */
-  async onLeader<T>(call: (admin: ReturnType<LocalCluster["admin"]>) => Promise<T>, timeoutMs = 30_000): Promise<T> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        return await call(this.admin(await this.leaderId(timeoutMs)));
-      } catch (err) {
-        const reason = errorDetailOf(err as grpc.ServiceError)?.reason;
-        if (Date.now() > end || (reason !== ErrorReason.NOT_LEADER && reason !== ErrorReason.NO_LEADER)) throw err;
-      }
-    }
+  onLeader<T>(call: (admin: ReturnType<LocalCluster["admin"]>) => Promise<T>, timeoutMs = 30_000): Promise<T> {
+    return whileElecting(async () => call(this.admin(await this.leaderId(timeoutMs))), [ErrorReason.NOT_LEADER, ErrorReason.NO_LEADER], timeoutMs);
   }
 
   async status(id: number) {

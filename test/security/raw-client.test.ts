@@ -16,7 +16,7 @@ import { errorDetailOf } from "../../proto/rpc.js";
 import { ErrorReason } from "../../proto/gen/bkv/v1/status_pb.js";
 import { registerRequest } from "../../client/sdk/records.js";
 import { mintToken } from "../../client/cli/dev-issuer.js";
-import { LocalCluster, reportLogsOnFailure } from "../../testkit/cluster.js";
+import { LocalCluster, reportLogsOnFailure, whileElecting } from "../../testkit/cluster.js";
 
 reportLogsOnFailure(test);
 
@@ -54,17 +54,7 @@ const NO_LEADER_RETRY_MS = 30_000;
 function electionsWaited<C extends object>(client: C): C {
   const wrapped: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(client)) {
-    wrapped[name] = async (...args: unknown[]) => {
-      const end = Date.now() + NO_LEADER_RETRY_MS;
-      for (;;) {
-        try {
-          return await (f as (...a: unknown[]) => Promise<unknown>)(...args);
-        } catch (err) {
-          if (Date.now() > end || errorDetailOf(err as ServiceError)?.reason !== ErrorReason.NO_LEADER) throw err;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    };
+    wrapped[name] = (...args: unknown[]) => whileElecting(() => (f as (...a: unknown[]) => Promise<unknown>)(...args), [ErrorReason.NO_LEADER], NO_LEADER_RETRY_MS, 100);
   }
   return wrapped as C;
 }
