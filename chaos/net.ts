@@ -71,7 +71,8 @@ export function releasePort(port: number): Promise<void> {
   return new Promise((res) => (server === undefined ? res() : server.close(() => res())));
 }
 
-function canListen(port: number): Promise<boolean> {
+/** Whether 127.0.0.1:`port` can be bound now. */
+export function canListen(port: number): Promise<boolean> {
   return new Promise((res) => {
     const s = createServer();
     s.once("error", () => res(false));

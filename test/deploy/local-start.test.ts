@@ -9,23 +9,13 @@
 import test from "ava";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { run } from "../../client/cli/main.js";
 import type { CliIo } from "../../client/cli/io.js";
 import { tempDir } from "../temp.js";
-import { releasePort, reservePort } from "../../chaos/net.js";
+import { canListen, releasePort, reservePort } from "../../chaos/net.js";
 
 const PASSWORD = "local-start correct horse 7f3a";
-
-/** Whether 127.0.0.1:port can be bound now. */
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
 
 /** A port base whose 12 ports (base + N, +100, +200, +300 for N = 1..3) are free and reserved for this process, in 20000..29999. */
 async function portBase(): Promise<number> {
@@ -33,7 +23,7 @@ async function portBase(): Promise<number> {
     const base = 20000 + 100 * Math.floor(Math.random() * 96);
     const ports = [1, 2, 3].flatMap((n) => [base + n, base + 100 + n, base + 200 + n, base + 300 + n]);
     const held = await Promise.all(ports.map(reservePort));
-    if (held.every(Boolean) && (await Promise.all(ports.map(free))).every(Boolean)) return base;
+    if (held.every(Boolean) && (await Promise.all(ports.map(canListen))).every(Boolean)) return base;
     await Promise.all(ports.filter((_, k) => held[k]).map(releasePort));
   }
   throw new Error("no free port base in 20000..29999");
